@@ -1,0 +1,138 @@
+"""The ``workbench`` command. Each command parses flags and calls one runner function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from . import __version__
+from .config import load_settings
+from .errors import WorkbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Solana MEV research and replay workbench: one numba engine over captures or a NIC.")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(e: Exception, code: int = 2):
+    err_console.print(f"[bold red]error:[/] {e}")
+    raise typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=False)
+
+
+def _fmt_int(n) -> str:
+    return f"{int(n):,}"
+
+
+def print_summary(result) -> None:
+    """The replay summary as rich tables."""
+    t = Table(title=f"replay of {result.capture}", title_justify="left", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("packets", _fmt_int(result.packets))
+    t.add_row("transactions decoded", _fmt_int(result.transactions))
+    t.add_row("capture span", f"{(result.last_ts_ns - result.first_ts_ns) / 1e9:.3f} s"
+              if result.packets else "-")
+    t.add_row("wall time", f"{result.wall_s:.3f} s")
+    t.add_row("packets/s (end to end)", _fmt_int(result.packets_per_s))
+    t.add_row("packets/s (engine only)", _fmt_int(result.engine_packets_per_s))
+    for k in ("p50", "p99", "p99.9"):
+        t.add_row(f"processing ns/packet {k}", _fmt_int(result.packet_ns.get(k, -1)))
+    console.print(t)
+    s = Table(title="packets by status", title_justify="left")
+    s.add_column("status")
+    s.add_column("packets", justify="right")
+    s.add_column("share", justify="right")
+    for name, c in sorted(result.by_status.items(), key=lambda kv: -kv[1]):
+        s.add_row(name, _fmt_int(c), f"{100 * c / max(1, result.packets):.2f}%")
+    console.print(s)
+    if result.by_program:
+        p = Table(title="transactions by program (top 10)", title_justify="left")
+        p.add_column("program")
+        p.add_column("transactions", justify="right")
+        for name, c in list(result.by_program.items())[:10]:
+            p.add_row(name, _fmt_int(c))
+        console.print(p)
+    if result.store:
+        console.print(f"store: {result.store}")
+    console.print(f"outputs: {result.out_dir}  (tx_features.parquet, packet_status.parquet, summary.json)")
+    if result.capture_error:
+        err_console.print(f"[bold yellow]capture damaged:[/] {result.capture_error}\n"
+                          f"  every packet before the damage was processed ({_fmt_int(result.packets)} packets).")
+
+
+@app.command()
+def replay(
+    capture: Path = typer.Argument(..., help="pcap or pcapng capture of Solana UDP traffic"),
+    out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="folder for Parquet outputs and summary.json"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file"),
+    batch_frames: Optional[int] = typer.Option(None, help="frames per batch"),
+    transaction_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as transactions, e.g. 8003-8009"),
+    shred_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as shreds"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+):
+    """Replay a capture through the engine as fast as the machine allows."""
+    from .runner import replay as run_replay
+    try:
+        settings = load_settings(config, batch_frames=batch_frames, transaction_ports=transaction_ports,
+                                 shred_ports=shred_ports)
+        if quiet or not settings.progress:
+            result = run_replay(capture, out, settings)
+        else:
+            with _progress() as prog:
+                task = prog.add_task("replay", total=capture.stat().st_size if capture.exists() else None)
+                result = run_replay(capture, out, settings,
+                                    progress=lambda done, total: prog.update(task, completed=done, total=total))
+    except WorkbenchError as e:
+        _fail(e)
+    print_summary(result)
+    if result.capture_error:
+        raise typer.Exit(3)
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., "--out", "-o", help="capture to write (.pcap or .pcapng)"),
+    seconds: float = typer.Option(10.0, help="seconds of traffic"),
+    tps: float = typer.Option(5000.0, help="mean packets per second (Poisson arrivals)"),
+    seed: int = typer.Option(7, help="random seed: the same seed writes the same bytes"),
+    sign: bool = typer.Option(False, "--sign", help="sign every transaction with ed25519 (slower)"),
+    bad_rate: float = typer.Option(0.02, help="fraction of bad packets (truncated, garbage, ...)"),
+    txn_port: int = typer.Option(8003, help="UDP destination port of the transactions"),
+):
+    """Write a realistic, deterministic synthetic capture and its ground truth."""
+    from .synth.generate import generate_capture
+    try:
+        with _progress() as prog:
+            task = prog.add_task("generate", total=None)
+            res = generate_capture(out, seconds=seconds, tps=tps, seed=seed, sign=sign, bad_rate=bad_rate,
+                                   txn_port=txn_port,
+                                   progress=lambda done, total: prog.update(task, completed=done, total=total))
+    except (WorkbenchError, ValueError) as e:
+        _fail(e)
+    console.print(res)
+
+
+@app.command()
+def version():
+    """Print the workbench version."""
+    console.print(__version__)
+
+
+def main():  # pragma: no cover
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

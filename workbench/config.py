@@ -1,0 +1,138 @@
+"""One settings object for the whole workbench.
+
+Precedence, lowest first: the defaults below < a TOML file (``--config FILE`` or
+``WORKBENCH_CONFIG``) < ``WORKBENCH_<FIELD>`` environment variables < command-line flags.
+Limits from the Solana protocol are module constants (spec names); tunables are fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+# --- protocol limits (constants, not tunables) ------------------------------------------
+PACKET_DATA_SIZE = 1232          # bytes: largest transaction the validator accepts (IPv6 MTU 1280 - 48)
+SIGNATURE_SZ = 64                # bytes: ed25519 signature
+PUBKEY_SZ = 32                   # bytes: ed25519 public key / account address
+BLOCKHASH_SZ = 32                # bytes: recent blockhash
+MAX_TX_ACCOUNTS = 256            # accounts a v0 message may reference, static + loaded
+DEFAULT_CU_PER_INSTRUCTION = 200_000   # compute units granted per instruction when no limit is set
+MAX_CU_LIMIT = 1_400_000               # compute units: largest limit a transaction may request
+MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
+
+# UDP ports that never carry Solana traffic in practice: DNS, DHCP, NTP, NetBIOS, SNMP,
+# HTTPS/QUIC, syslog, SSDP, mDNS. Packets to them count as `not_solana`.
+DEFAULT_IGNORE_PORTS = (53, 67, 68, 123, 137, 138, 161, 162, 443, 514, 1900, 5353)
+
+# --- test tolerances ----------------------------------------------------------------------
+HIST_RELATIVE_ERROR = 1.0 / 128  # metrics/hist.py: worst relative error of a recorded value
+
+
+def _parse_ports(value) -> tuple[int, ...]:
+    """Ports from a list of ints or a string like "8001,8003-8009"."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        items = [s for s in str(value).replace(" ", "").split(",") if s]
+    ports: list[int] = []
+    for item in items:
+        lo, _, hi = item.partition("-")
+        try:
+            a, b = int(lo), int(hi or lo)
+        except ValueError:
+            raise ConfigError(f"port list: {item!r} is not a port or a range like 8003-8009") from None
+        if not (0 <= a <= b <= 65535):
+            raise ConfigError(f"port list: {item!r} is outside 0-65535")
+        ports.extend(range(a, b + 1))
+    return tuple(ports)
+
+
+@dataclass
+class Settings:
+    """Every tunable of the workbench. Field comments give meaning, unit and range."""
+
+    data_dir: str = "data"                 # folder for the embedded store, runs and spool
+    db: str = ""                           # ClickHouse DSN; "" means chdb:///<data_dir>/clickhouse
+    batch_frames: int = 16384              # frames per FrameBatch, [1, 2**22)
+    key_capacity: int = 1 << 16            # pubkey interning table slots (power of two)
+    transaction_ports: tuple[int, ...] = ()  # UDP ports decoded as transactions only
+    shred_ports: tuple[int, ...] = ()      # UDP ports decoded as shreds only
+    ignore_ports: tuple[int, ...] = DEFAULT_IGNORE_PORTS  # UDP ports that are never Solana
+    progress: bool = True                  # rich progress bar on the terminal
+
+    _PORT_FIELDS = ("transaction_ports", "shred_ports", "ignore_ports")
+
+    def validate(self) -> "Settings":
+        if not (1 <= self.batch_frames < 2**22):
+            raise ConfigError(f"batch_frames={self.batch_frames}: must be in [1, 4194304)")
+        if self.key_capacity < 64 or self.key_capacity & (self.key_capacity - 1):
+            raise ConfigError(f"key_capacity={self.key_capacity}: must be a power of two >= 64")
+        clash = set(self.transaction_ports) & set(self.shred_ports)
+        if clash:
+            raise ConfigError(f"ports {sorted(clash)[:5]} are in both transaction_ports and shred_ports")
+        return self
+
+    @property
+    def db_dsn(self) -> str:
+        if self.db:
+            return self.db
+        return f"chdb://{Path(self.data_dir).resolve() / 'clickhouse'}"
+
+    def updated(self, **changes) -> "Settings":
+        """A copy with the given fields changed (None values are ignored: unset flags)."""
+        known = {f.name: f for f in dataclasses.fields(self)}
+        clean = {}
+        for k, v in changes.items():
+            if v is None:
+                continue
+            if k not in known:
+                raise ConfigError(f"unknown setting {k!r}; known: {', '.join(sorted(known))}")
+            clean[k] = _coerce(k, known[k], v)
+        return dataclasses.replace(self, **clean).validate()
+
+
+def _coerce(name: str, f: dataclasses.Field, value):
+    if name in Settings._PORT_FIELDS:
+        return _parse_ports(value)
+    default = f.default
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name}={value!r}: expected {type(default).__name__}") from None
+
+
+def load_settings(config_file: str | os.PathLike | None = None, **flags) -> Settings:
+    """Defaults < TOML file < WORKBENCH_* environment < flags (None flags are unset)."""
+    s = Settings()
+    path = config_file or os.environ.get("WORKBENCH_CONFIG")
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {p}: {e}") from None
+        s = s.updated(**data.get("workbench", data))
+    env = {}
+    for f in dataclasses.fields(Settings):
+        v = os.environ.get(f"WORKBENCH_{f.name.upper()}")
+        if v is not None:
+            env[f.name] = v
+    s = s.updated(**env)
+    return s.updated(**flags)

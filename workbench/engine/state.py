@@ -1,0 +1,85 @@
+"""EngineState: everything the engine remembers between batches, as numpy arrays.
+
+A NamedTuple of arrays, so numba takes it as one argument and every field can be
+snapshotted (``save``) and restored (``load``): a replay can stop and resume with the
+same results, and two replays of one capture are identical.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from ..metrics.hist import new_histograms
+from ..wire.keys import new_key_table
+from ..wire.status import STATUS_SLOTS
+
+# histograms kept by the engine (rows of hist_counts / hist_stats)
+HIST_PACKET_NS = 0      # wall ns per packet, walk + decode + features (one clock read per packet)
+HIST_BATCH_NS = 1       # wall ns per process_batch call
+HIST_NAMES = ("packet_processing_ns", "batch_processing_ns")
+N_HIST = len(HIST_NAMES)
+
+# counters (rows of ``counters``)
+C_PACKETS = 0           # frames seen
+C_BYTES = 1             # captured bytes seen
+C_TRANSACTIONS = 2      # transactions decoded (first sight)
+C_SHREDS = 3            # shreds seen
+C_DEDUP_RESETS = 4      # times the duplicate filter was cleared
+C_TS_FIRST = 5          # event time of the first packet (ns), -1 none
+C_TS_LAST = 6           # event time of the last packet (ns), -1 none
+COUNTER_NAMES = ("packets", "bytes", "transactions", "shreds", "dedup_resets", "ts_first_ns", "ts_last_ns")
+N_COUNTERS = len(COUNTER_NAMES)
+
+# what a UDP destination port carries (port_kind)
+PORT_AUTO = 0           # decode as a transaction; if that fails and it looks like a shred, a shred
+PORT_TXN = 1
+PORT_SHRED = 2
+PORT_IGNORE = 3         # never Solana: status not_solana
+
+
+class EngineState(NamedTuple):
+    keys: np.ndarray            # uint8[K, 32] interned pubkeys (wire/keys.py)
+    key_slots: np.ndarray       # int32[2K] hash slots -> key id, -1 empty
+    key_meta: np.ndarray        # int64[2] ids given, inserts refused
+    prog_tx_counts: np.ndarray  # int64[K] transactions invoking each key id as a program
+    status_counts: np.ndarray   # int64[STATUS_SLOTS] packets by status (index code - STATUS_MIN)
+    counters: np.ndarray        # int64[N_COUNTERS]
+    hist_counts: np.ndarray     # int64[N_HIST, N_BUCKETS]
+    hist_stats: np.ndarray      # int64[N_HIST, 4]
+    dedup: np.ndarray           # uint64[D] first 8 bytes of seen first signatures, 0 empty
+    dedup_meta: np.ndarray      # int64[1] entries in dedup
+    port_kind: np.ndarray       # int8[65536] PORT_* per UDP destination port
+
+
+def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transaction_ports=(), shred_ports=(),
+              ignore_ports=()) -> EngineState:
+    if dedup_slots & (dedup_slots - 1):
+        raise ValueError(f"dedup_slots={dedup_slots}: must be a power of two")
+    keys, slots, meta = new_key_table(key_capacity)
+    hc, hs = new_histograms(N_HIST)
+    counters = np.zeros(N_COUNTERS, np.int64)
+    counters[C_TS_FIRST] = counters[C_TS_LAST] = -1
+    port_kind = np.full(65536, PORT_AUTO, np.int8)
+    port_kind[list(ignore_ports)] = PORT_IGNORE
+    port_kind[list(transaction_ports)] = PORT_TXN
+    port_kind[list(shred_ports)] = PORT_SHRED
+    return EngineState(keys, slots, meta, np.zeros(key_capacity, np.int64), np.zeros(STATUS_SLOTS, np.int64),
+                       counters, hc, hs, np.zeros(dedup_slots, np.uint64), np.zeros(1, np.int64), port_kind)
+
+
+def state_from_settings(settings) -> EngineState:
+    return new_state(settings.key_capacity, transaction_ports=settings.transaction_ports,
+                     shred_ports=settings.shred_ports, ignore_ports=settings.ignore_ports)
+
+
+def save(state: EngineState, path) -> None:
+    """Snapshot every array to one .npz file."""
+    np.savez(Path(path), **state._asdict())
+
+
+def load(path) -> EngineState:
+    with np.load(Path(path)) as z:
+        return EngineState(**{k: z[k].copy() for k in EngineState._fields})

@@ -1,0 +1,65 @@
+"""Engine rows -> Arrow tables, once per batch (the Python edge of the engine).
+
+Columns follow the feature table (features.py), plus ``signature`` (base58, encoded by
+a jitted loop) and ``programs`` (list<string> of base58 program ids, built from offsets
+with no Python object per row).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..wire.base58 import encode_strings
+from ..wire.keys import key_to_base58
+from ..wire.txn import SIGNATURE_SZ
+from .features import FEATURE_NAMES
+
+# Columns of tx_features.parquet, in order; `version` becomes a string ('legacy' or '0').
+TX_COLUMNS = ("packet_index", "ts_ns", "slot", "signature", "version") + tuple(
+    n for n in FEATURE_NAMES if n not in ("packet_index", "ts_ns", "slot", "version")) + ("programs",)
+
+
+class KeyNames:
+    """Base58 names of interned key ids, cached (ids never change within a run)."""
+
+    def __init__(self, keys: np.ndarray):
+        self.keys = keys
+        self._names: list[str] = []
+
+    def names(self, upto: int) -> list[str]:
+        while len(self._names) < upto:
+            self._names.append(key_to_base58(self.keys, len(self._names)))
+        return self._names
+
+
+def tx_table(buf: np.ndarray, tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Table:
+    """One Arrow table from ``tx`` rows (TX_DTYPE) and their program-id rows."""
+    n = tx.shape[0]
+    cols = {}
+    for name in TX_COLUMNS:
+        if name == "signature":
+            cols[name] = encode_strings(buf, tx["_sig_off"], SIGNATURE_SZ)
+        elif name == "version":
+            v = tx["version"]
+            cols[name] = pa.array(np.where(v < 0, "legacy", v.astype(str)), pa.string())
+        elif name == "programs":
+            counts = tx["num_programs"].astype(np.int32)
+            offsets = np.zeros(n + 1, np.int32)
+            np.cumsum(counts, out=offsets[1:])
+            first = tx["_prog_first"]
+            # program rows are contiguous per tx and in tx order, so gather them in one go
+            idx = (np.repeat(first - offsets[:-1], counts) + np.arange(offsets[-1], dtype=np.int32)) if n else \
+                np.zeros(0, np.int32)
+            ids = prog_ids[idx] if idx.size else np.zeros(0, np.int32)
+            top = int(ids.max()) + 1 if ids.size else 0
+            names = pa.array(key_names.names(top), pa.string()) if top else pa.array([], pa.string())
+            cols[name] = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(ids)))
+        else:
+            cols[name] = pa.array(np.ascontiguousarray(tx[name]))
+    return pa.table(cols)
+
+
+def empty_tx_table(key_names: KeyNames) -> pa.Table:
+    from .features import TX_DTYPE
+    return tx_table(np.zeros(1, np.uint8), np.zeros(0, TX_DTYPE), np.zeros(0, np.int32), key_names)

@@ -1,0 +1,1 @@
+"""Measurements usable from nopython code: a monotonic clock and HDR-style histograms."""

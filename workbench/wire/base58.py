@@ -1,0 +1,87 @@
+"""Base58 (Bitcoin alphabet, as Solana uses) encoding of fixed-width byte strings, in numba.
+
+The number is held as big-endian 32-bit limbs and divided by 58**5 per pass (a constant
+division the compiler turns into a multiply), five digits at a time: ~20 passes of 16
+limbs for a 64-byte signature instead of 64 * 88 byte steps. Used once per batch to turn
+signatures and keys into Arrow strings without a Python object per row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+ALPHABET = np.frombuffer(b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", np.uint8).copy()
+B58_5 = 58 ** 5               # 656_356_768 < 2**32
+MAX_IN_SZ = 64                # bytes: the widest value encoded (a signature)
+MAX_OUT_SZ = 88               # characters of a 64-byte value, at most
+
+
+@njit(cache=True, nogil=True)
+def encode_into(src, off, n, out, o, limbs, digits):
+    """Base58 of ``src[off:off+n]`` written at ``out[o:]``; returns the characters written.
+
+    ``limbs`` (uint64[>= (n+3)//4]) and ``digits`` (uint8[>= 2*n]) are scratch space.
+    """
+    z = 0
+    while z < n and src[off + z] == 0:
+        z += 1
+    # load big-endian limbs, most significant first; a partial first limb if n % 4
+    nl = (n + 3) // 4
+    first = n - (nl - 1) * 4
+    p = off
+    for i in range(nl):
+        w = 4 if i > 0 else first
+        v = np.uint64(0)
+        for _ in range(w):
+            v = (v << np.uint64(8)) | np.uint64(src[p])
+            p += 1
+        limbs[i] = v
+    nd = 0
+    lo = 0
+    while lo < nl:
+        rem = np.uint64(0)
+        for i in range(lo, nl):
+            cur = (rem << np.uint64(32)) | limbs[i]
+            limbs[i] = cur // np.uint64(B58_5)
+            rem = cur - limbs[i] * np.uint64(B58_5)
+        for _ in range(5):
+            digits[nd] = rem % np.uint64(58)
+            rem //= np.uint64(58)
+            nd += 1
+        while lo < nl and limbs[lo] == 0:
+            lo += 1
+    while nd > 0 and digits[nd - 1] == 0:
+        nd -= 1
+    for i in range(z):
+        out[o + i] = ALPHABET[0]
+    for i in range(nd):
+        out[o + z + i] = ALPHABET[digits[nd - 1 - i]]
+    return z + nd
+
+
+@njit(cache=True, nogil=True)
+def encode_column(src, offs, n, data, offsets):
+    """Base58 of ``src[offs[i]:offs[i]+n]`` for every i, as an Arrow string column.
+
+    ``data`` (uint8[len(offs) * (2n)]) receives the characters, ``offsets`` (int32[len+1])
+    the Arrow offsets. Returns the bytes of ``data`` used.
+    """
+    limbs = np.empty((n + 3) // 4, np.uint64)
+    digits = np.empty(2 * n + 8, np.uint8)
+    o = 0
+    offsets[0] = 0
+    for i in range(offs.shape[0]):
+        o += encode_into(src, offs[i], n, data, o, limbs, digits)
+        offsets[i + 1] = o
+    return o
+
+
+def encode_strings(src: np.ndarray, offs: np.ndarray, n: int):
+    """A ``pyarrow.StringArray`` with the base58 of each ``n``-byte value at ``offs``."""
+    import pyarrow as pa
+    offs = np.asarray(offs, np.int64)
+    data = np.empty(max(1, offs.shape[0] * (2 * n)), np.uint8)
+    offsets = np.empty(offs.shape[0] + 1, np.int32)
+    used = encode_column(src, offs, n, data, offsets)
+    return pa.StringArray.from_buffers(offs.shape[0], pa.py_buffer(offsets), pa.py_buffer(data[:used]))
