@@ -129,7 +129,9 @@ def replay(capture, out_dir, settings: Settings | None = None,
                 t = time.perf_counter()
                 nxt, n_tx, n_prog = process_batch(batch, state, bout, start)
                 engine_s += time.perf_counter() - t
-                table = tx_table(batch.buf, bout.tx[:n_tx], bout.prog_ids, names)
+                if nxt == start:            # cannot happen with new_batch_out's sizes; never spin
+                    raise RuntimeError(f"process_batch made no progress at frame {batch.first_index + start}")
+                table = tx_table(bout.tx[:n_tx], bout.prog_ids, names)
                 stab = status_table(bout.pkt_status[start:nxt], batch.first_index + start, batch.ts_ns[start:nxt])
                 if tx_writer is None:
                     tx_writer = pq.ParquetWriter(tx_path, table.schema, compression="zstd")
@@ -143,7 +145,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
                 progress(reader.bytes_read, total)
     finally:
         if tx_writer is None:
-            empty = tx_table(np.zeros(1, np.uint8), bout.tx[:0], bout.prog_ids, names)
+            empty = tx_table(bout.tx[:0], bout.prog_ids, names)
             tx_writer = pq.ParquetWriter(tx_path, empty.schema, compression="zstd")
             st_writer = pq.ParquetWriter(st_path, status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)).schema,
                                          compression="zstd")

@@ -59,10 +59,11 @@ TX_FEATURES = (
 )
 #: internal columns: offsets into the batch buffer and into the program-id rows
 TX_INTERNAL = (
-    ("_sig_off", np.int64, "offset of the first signature in the batch buffer"),
+    ("_sig", (np.uint8, 64), "the first signature, copied (rows outlive the packet buffer)"),
     ("_prog_first", np.int32, "first row of this transaction in the program-id rows"),
 )
-TX_DTYPE = np.dtype([(n, t) for n, t, _ in TX_FEATURES + TX_INTERNAL], align=True)
+TX_DTYPE = np.dtype([(n, t) if not isinstance(t, tuple) else (n, t[0], t[1]) for n, t, _ in TX_FEATURES + TX_INTERNAL],
+                    align=True)
 FEATURE_NAMES = tuple(n for n, _, _ in TX_FEATURES)
 
 CB_DUPLICATE = 1
@@ -101,7 +102,9 @@ def fill_features(buf, txn, instrs, keys, key_slots, key_meta, row, prog_ids, p0
     row.num_instructions = txn.instr_cnt
     row.num_lookup_tables = txn.lut_cnt
     row.num_loaded_accounts = txn.loaded_writable_cnt + txn.loaded_readonly_cnt
-    row._sig_off = txn.sig_off
+    sig = row._sig
+    for j in range(64):
+        sig[j] = buf[txn.sig_off + j]
     row._prog_first = p0
     cu_limit = np.int64(0)
     cu_price = np.int64(0)

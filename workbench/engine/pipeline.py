@@ -35,7 +35,7 @@ class BatchOut(NamedTuple):
 
     pkt_status: np.ndarray  # int16[F] status of each frame of the batch (wire/status.py)
     tx: np.ndarray          # TX_DTYPE[T] one row per decoded transaction
-    prog_ids: np.ndarray    # int32[T * PROG_ROWS_PER_TX] program key ids, rows of tx[i]._prog_first...
+    prog_ids: np.ndarray    # int32[T * PROG_ROWS_PER_TX + 64] program key ids from tx[i]._prog_first on
     txn: np.ndarray         # TXN_DTYPE[1] scratch: the transaction being decoded
     instrs: np.ndarray      # INSTR_DTYPE[1232] scratch: its instructions
     luts: np.ndarray        # LUT_DTYPE[40] scratch: its lookup tables
@@ -43,7 +43,7 @@ class BatchOut(NamedTuple):
 
 def new_batch_out(frames: int) -> BatchOut:
     return BatchOut(np.zeros(frames, np.int16), np.zeros(frames, TX_DTYPE),
-                    np.zeros(frames * PROG_ROWS_PER_TX, np.int32), np.zeros(1, TXN_DTYPE),
+                    np.zeros(frames * PROG_ROWS_PER_TX + PROGRAMS_PER_TX_MAX, np.int32), np.zeros(1, TXN_DTYPE),
                     np.zeros(PACKET_DATA_SIZE, INSTR_DTYPE), np.zeros(PACKET_DATA_SIZE // 32 + 1, LUT_DTYPE))
 
 

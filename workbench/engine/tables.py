@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..wire.base58 import encode_strings
+from ..wire.base58 import encode_column
 from ..wire.keys import key_to_base58
 from ..wire.txn import SIGNATURE_SZ
 from .features import FEATURE_NAMES
@@ -18,6 +18,15 @@ from .features import FEATURE_NAMES
 # Columns of tx_features.parquet, in order; `version` becomes a string ('legacy' or '0').
 TX_COLUMNS = ("packet_index", "ts_ns", "slot", "signature", "version") + tuple(
     n for n in FEATURE_NAMES if n not in ("packet_index", "ts_ns", "slot", "version")) + ("programs",)
+
+
+def encode_strings(src: np.ndarray, offs: np.ndarray, n: int) -> pa.StringArray:
+    """A ``pyarrow.StringArray`` with the base58 of each ``n``-byte value at ``offs``."""
+    offs = np.asarray(offs, np.int64)
+    data = np.empty(max(1, offs.shape[0] * (2 * n)), np.uint8)
+    offsets = np.empty(offs.shape[0] + 1, np.int32)
+    used = encode_column(src, offs, n, data, offsets)
+    return pa.StringArray.from_buffers(offs.shape[0], pa.py_buffer(offsets), pa.py_buffer(data[:used]))
 
 
 class KeyNames:
@@ -33,13 +42,14 @@ class KeyNames:
         return self._names
 
 
-def tx_table(buf: np.ndarray, tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Table:
+def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Table:
     """One Arrow table from ``tx`` rows (TX_DTYPE) and their program-id rows."""
     n = tx.shape[0]
     cols = {}
     for name in TX_COLUMNS:
         if name == "signature":
-            cols[name] = encode_strings(buf, tx["_sig_off"], SIGNATURE_SZ)
+            sigs = np.ascontiguousarray(tx["_sig"]).reshape(-1)
+            cols[name] = encode_strings(sigs, np.arange(n, dtype=np.int64) * SIGNATURE_SZ, SIGNATURE_SZ)
         elif name == "version":
             v = tx["version"]
             cols[name] = pa.array(np.where(v < 0, "legacy", v.astype(str)), pa.string())
@@ -62,4 +72,4 @@ def tx_table(buf: np.ndarray, tx: np.ndarray, prog_ids: np.ndarray, key_names: K
 
 def empty_tx_table(key_names: KeyNames) -> pa.Table:
     from .features import TX_DTYPE
-    return tx_table(np.zeros(1, np.uint8), np.zeros(0, TX_DTYPE), np.zeros(0, np.int32), key_names)
+    return tx_table(np.zeros(0, TX_DTYPE), np.zeros(0, np.int32), key_names)

@@ -76,12 +76,3 @@ def encode_column(src, offs, n, data, offsets):
         offsets[i + 1] = o
     return o
 
-
-def encode_strings(src: np.ndarray, offs: np.ndarray, n: int):
-    """A ``pyarrow.StringArray`` with the base58 of each ``n``-byte value at ``offs``."""
-    import pyarrow as pa
-    offs = np.asarray(offs, np.int64)
-    data = np.empty(max(1, offs.shape[0] * (2 * n)), np.uint8)
-    offsets = np.empty(offs.shape[0] + 1, np.int32)
-    used = encode_column(src, offs, n, data, offsets)
-    return pa.StringArray.from_buffers(offs.shape[0], pa.py_buffer(offsets), pa.py_buffer(data[:used]))

@@ -114,14 +114,29 @@ def short_vec_len(buf, p, end):
 
 @njit(cache=True, nogil=True)
 def decode_txn(buf, off, end, txns, t, instrs, i0, luts, l0):
-    """Decode ``buf[off:end]`` into ``txns[t]``, ``instrs[i0:]`` and ``luts[l0:]``.
+    """Decode the transaction that is exactly ``buf[off:end]`` (a UDP payload).
 
-    Returns ``end`` on success or a negative status. Never reads outside [off, end).
+    Fills ``txns[t]``, ``instrs[i0:]`` and ``luts[l0:]``. Returns ``end`` on success or a
+    negative status. Never reads outside [off, end).
     """
+    return _decode(buf, off, end, True, txns, t, instrs, i0, luts, l0)
+
+
+@njit(cache=True, nogil=True)
+def decode_txn_prefix(buf, off, limit, txns, t, instrs, i0, luts, l0):
+    """Decode the transaction that STARTS at ``off`` in ``buf[off:limit]`` (entries hold
+    transactions back to back with no length prefix). Returns its end offset or a negative
+    status; bytes after the transaction are left for the caller.
+    """
+    return _decode(buf, off, limit, False, txns, t, instrs, i0, luts, l0)
+
+
+@njit(cache=True, nogil=True)
+def _decode(buf, off, end, exact, txns, t, instrs, i0, luts, l0):
     sz = end - off
     if sz <= 0:
-        return ERR_EMPTY
-    if sz > PACKET_DATA_SIZE:
+        return ERR_EMPTY if exact else ERR_TRUNCATED
+    if exact and sz > PACKET_DATA_SIZE:
         return ERR_TOO_LONG
     p = off
     sig_cnt, p = short_vec_len(buf, p, end)
@@ -228,8 +243,14 @@ def decode_txn(buf, off, end, txns, t, instrs, i0, luts, l0):
             lr.readonly_off = r_off
             loaded_w += nw
             loaded_r += nr
-    if p != end:
-        return ERR_TRAILING_BYTES
+    if exact:
+        if p != end:
+            return ERR_TRAILING_BYTES
+    else:
+        if p - off > PACKET_DATA_SIZE:
+            return ERR_TOO_LONG
+        end = p
+        sz = p - off
     # --- sanitize (after the whole layout is known) ---
     if sig_cnt != n_req:
         return ERR_SIGNATURE_COUNT

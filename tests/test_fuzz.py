@@ -1,0 +1,121 @@
+"""Property tests (hypothesis): random, truncated and bit-flipped input never crashes a kernel,
+never reads outside its bounds, and always yields a status.
+
+``make test`` runs the whole suite with NUMBA_BOUNDSCHECK=1, so an out-of-bounds read in a
+kernel raises IndexError here. Buffers are sliced to exactly ``end`` so that reading past
+``end`` is out of bounds too.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import fixture_txn_files, fixtures_dir
+from reference.txn_ref import decode as ref_decode
+from txn_helpers import kernel_decode
+from workbench.capture import open_capture
+from workbench.capture.frames import batch_from_frames
+from workbench.engine.pipeline import new_batch_out, process_batch
+from workbench.engine.state import new_state
+from workbench.errors import CaptureError
+from workbench.wire.net import udp_payload
+from workbench.wire.shred import shred_kind
+from workbench.wire.status import STATUS_NAMES
+
+pytestmark = pytest.mark.fuzz
+FUZZ = settings(max_examples=int(os.environ.get("WORKBENCH_FUZZ_EXAMPLES", "400")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_boundscheck_is_on_in_make_test():
+    """`make test` sets NUMBA_BOUNDSCHECK=1: an out-of-bounds read in a kernel raises here."""
+    from numba import config, njit
+    if not config.BOUNDSCHECK:
+        pytest.skip("run through `make test` (NUMBA_BOUNDSCHECK=1) for out-of-bounds detection")
+
+    @njit
+    def oob(a):
+        return a[5]
+    with pytest.raises(IndexError):
+        oob(np.zeros(2, np.uint8))
+
+
+def _fixture_payloads():
+    d = fixtures_dir()
+    return [f.read_bytes() for f in fixture_txn_files(d)] if d else [b"\x01" + b"\x00" * 200]
+
+
+PAYLOADS = _fixture_payloads()
+
+
+@FUZZ
+@given(st.binary(min_size=0, max_size=1300))
+def test_random_bytes_decode_like_the_twin(b):
+    assert kernel_decode(b)[0] == ref_decode(b)[0]
+
+
+@FUZZ
+@given(st.integers(0, len(PAYLOADS) - 1), st.lists(st.tuples(st.integers(0, 1300), st.integers(0, 7)), max_size=6),
+       st.integers(0, 1300))
+def test_bit_flipped_and_cut_fixtures(k, flips, cut):
+    b = bytearray(PAYLOADS[k])
+    for pos, bit in flips:
+        if pos < len(b):
+            b[pos] ^= 1 << bit
+    b = bytes(b[: max(cut, 0)] if cut < len(b) else b)
+    kd, rd = kernel_decode(b), ref_decode(b)
+    assert kd[0] == rd[0] and kd[1] == rd[1]
+
+
+@FUZZ
+@given(st.binary(max_size=200), st.sampled_from([0, 1, 12, 101, 113, 228, 229, 276, 999]))
+def test_random_frames_walk_safely(frame, linktype):
+    buf = np.frombuffer(frame, np.uint8) if frame else np.zeros(0, np.uint8)
+    st_, poff, psz, _, _ = udp_payload(buf, 0, len(frame), linktype)
+    assert st_ in STATUS_NAMES or st_ == 0
+    if st_ == 0:
+        assert 0 <= poff and poff + psz <= len(frame)
+    assert shred_kind(buf, 0, len(frame)) in (0, 1, 2)
+
+
+@FUZZ
+@given(st.lists(st.binary(max_size=300), min_size=1, max_size=20), st.sampled_from([1, 101, 113, 276]))
+def test_engine_on_garbage_batches(frames, linktype):
+    state, out = new_state(key_capacity=1 << 10, dedup_slots=1 << 6), new_batch_out(len(frames))
+    batch = batch_from_frames(frames, linktype=linktype)
+    nxt, n_tx, _ = process_batch(batch, state, out, 0)
+    assert nxt == len(frames) and state.status_counts.sum() == len(frames)
+    assert all(int(s) in STATUS_NAMES for s in out.pkt_status[: len(frames)])
+
+
+def _pcap_header(order="<"):
+    return struct.pack(order + "IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+
+
+def _pcapng_header():
+    def block(bt, body):
+        return struct.pack("<II", bt, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    return block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)) + \
+        block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HH", 0, 0))
+
+
+@FUZZ
+@given(st.sampled_from(["pcap", "pcapng"]), st.binary(max_size=600))
+def test_random_capture_bodies_never_crash(fmt, body):
+    head = _pcap_header() if fmt == "pcap" else _pcapng_header()
+    with tempfile.NamedTemporaryFile(suffix="." + fmt) as f:
+        f.write(head + body)
+        f.flush()
+        size = len(head) + len(body)
+        try:
+            for b in open_capture(f.name, batch_frames=4):
+                assert ((b.off >= 0) & (b.off + b.caplen <= size)).all()
+        except CaptureError as e:
+            assert e.offset is None or 0 <= e.offset <= size

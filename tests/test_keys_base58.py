@@ -1,0 +1,55 @@
+"""wire/keys.py (interning) and wire/base58.py against dict and the base58 package."""
+
+from __future__ import annotations
+
+import base58
+import numpy as np
+
+from workbench.engine.tables import encode_strings
+from workbench.wire.keys import (JITO_TIP_ACCOUNTS, KNOWN_PROGRAMS, TIP_ID_FIRST, intern, key_to_base58, lookup,
+                                 new_key_table)
+
+
+def test_known_ids_are_fixed():
+    keys, slots, meta = new_key_table(64)
+    for i, (_, addr) in enumerate(KNOWN_PROGRAMS):
+        assert key_to_base58(keys, i) == addr
+    for j, addr in enumerate(JITO_TIP_ACCOUNTS):
+        raw = np.frombuffer(base58.b58decode(addr), np.uint8)
+        assert lookup(keys, slots, raw, 0) == TIP_ID_FIRST + j
+
+
+def test_interning_matches_a_dict_and_refuses_when_full():
+    keys, slots, meta = new_key_table(1024)
+    base = int(meta[0])
+    rng = np.random.default_rng(11)
+    pool = rng.integers(0, 256, (1500, 32), dtype=np.uint8)
+    pool[5, :8] = 0                         # colliding prefixes still differ
+    pool[6, :8] = 0
+    twin: dict[bytes, int] = {}
+    refused = 0
+    for k in rng.integers(0, 1500, 6000):
+        buf = pool[k]
+        got = intern(keys, slots, meta, buf, 0)
+        kb = buf.tobytes()
+        if kb in twin:
+            assert got == twin[kb]
+        elif len(twin) + base < 1024:
+            twin[kb] = len(twin) + base
+            assert got == twin[kb]
+        else:
+            assert got == -1
+            refused += 1
+    assert meta[1] == refused
+    for kb, kid in twin.items():
+        assert lookup(keys, slots, np.frombuffer(kb, np.uint8), 0) == kid
+
+
+def test_base58_matches_reference_on_edges_and_random():
+    rng = np.random.default_rng(2)
+    for n in (32, 64):
+        vals = [bytes(n), b"\x00" * (n - 1) + b"\x01", b"\xff" * n, b"\x00\x00" + b"\xff" * (n - 2)]
+        vals += [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for _ in range(500)]
+        buf = np.frombuffer(b"".join(vals), np.uint8)
+        got = encode_strings(buf, np.arange(len(vals)) * n, n).to_pylist()
+        assert got == [base58.b58encode(v).decode() for v in vals]
