@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from . import __version__
@@ -26,8 +26,9 @@ def _fail(e: Exception, code: int = 2):
     raise typer.Exit(code)
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+def _progress(unit_bytes: bool = True) -> Progress:
+    counts = (DownloadColumn(), TransferSpeedColumn()) if unit_bytes else (MofNCompleteColumn(), TextColumn("packets"))
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), *counts,
                     TimeRemainingColumn(), console=err_console, transient=False)
 
 
@@ -80,19 +81,21 @@ def replay(
     batch_frames: Optional[int] = typer.Option(None, help="frames per batch"),
     transaction_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as transactions, e.g. 8003-8009"),
     shred_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as shreds"),
+    speed: Optional[float] = typer.Option(None, help="pace by capture timestamps: 1.0 = as captured; "
+                                                      "unset = as fast as the machine allows"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
-    """Replay a capture through the engine as fast as the machine allows."""
+    """Replay a capture through the engine, as fast as possible or paced like the wire."""
     from .runner import replay as run_replay
     try:
         settings = load_settings(config, batch_frames=batch_frames, transaction_ports=transaction_ports,
                                  shred_ports=shred_ports)
         if quiet or not settings.progress:
-            result = run_replay(capture, out, settings)
+            result = run_replay(capture, out, settings, speed=speed)
         else:
             with _progress() as prog:
                 task = prog.add_task("replay", total=capture.stat().st_size if capture.exists() else None)
-                result = run_replay(capture, out, settings,
+                result = run_replay(capture, out, settings, speed=speed,
                                     progress=lambda done, total: prog.update(task, completed=done, total=total))
     except WorkbenchError as e:
         _fail(e)
@@ -114,7 +117,7 @@ def generate(
     """Write a realistic, deterministic synthetic capture and its ground truth."""
     from .synth.generate import generate_capture
     try:
-        with _progress() as prog:
+        with _progress(unit_bytes=False) as prog:
             task = prog.add_task("generate", total=None)
             res = generate_capture(out, seconds=seconds, tps=tps, seed=seed, sign=sign, bad_rate=bad_rate,
                                    txn_port=txn_port,

@@ -19,7 +19,7 @@ from numba import njit
 from ..binary import put_u32, u16, u32
 from ..errors import CaptureError, CaptureTruncated
 from .frames import TS_MISSING, FrameBatch, empty_columns
-from .pcap import open_memmap
+from .pcap import PageReleaser, open_memmap
 
 BT_SHB = 0x0A0D0D0A        # Section Header Block (palindromic: same in both byte orders)
 BT_IDB = 0x00000001        # Interface Description Block
@@ -235,7 +235,9 @@ class PcapngReader:
         pos = 0
         index = 0
         self._st[:] = 0
+        pages = PageReleaser(self.buf)
         while True:
+            pages.release_before(pos)          # the consumer is done with every earlier batch
             off, caplen, wirelen, ts_ns, linktype = empty_columns(self.batch_frames)
             n, pos, status = _scan_pcapng(self.buf, pos, self._st, self._ifaces, off, caplen, wirelen,
                                           ts_ns, linktype, self.batch_frames)

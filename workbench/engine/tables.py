@@ -13,7 +13,8 @@ import pyarrow as pa
 from ..wire.base58 import encode_column
 from ..wire.keys import key_to_base58
 from ..wire.txn import SIGNATURE_SZ
-from .features import FEATURE_NAMES
+from ..wire.status import STATUS_NAMES
+from .features import FEATURE_NAMES, TX_DTYPE
 
 # Columns of tx_features.parquet, in order; `version` becomes a string ('legacy' or '0').
 TX_COLUMNS = ("packet_index", "ts_ns", "slot", "signature", "version") + tuple(
@@ -71,5 +72,21 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
 
 
 def empty_tx_table(key_names: KeyNames) -> pa.Table:
-    from .features import TX_DTYPE
     return tx_table(np.zeros(0, TX_DTYPE), np.zeros(0, np.int32), key_names)
+
+
+_STATUS_CODES = sorted(STATUS_NAMES)
+_STATUS_DICT = pa.array([STATUS_NAMES[c] for c in _STATUS_CODES], pa.string())
+_STATUS_INDEX = np.zeros(256, np.int8)          # code (low byte of the int16) -> dictionary index
+for _i, _c in enumerate(_STATUS_CODES):
+    _STATUS_INDEX[_c & 0xFF] = _i
+
+
+def status_table(status: np.ndarray, first_index: int, ts_ns: np.ndarray) -> pa.Table:
+    """One row per packet: index, event time and status (dictionary-encoded names)."""
+    idx = _STATUS_INDEX[status.astype(np.int64) & 0xFF]
+    return pa.table({
+        "packet_index": pa.array(np.arange(first_index, first_index + status.shape[0], dtype=np.int64)),
+        "ts_ns": pa.array(np.asarray(ts_ns, np.int64)),
+        "status": pa.DictionaryArray.from_arrays(pa.array(idx), _STATUS_DICT),
+    })

@@ -1,0 +1,51 @@
+"""Shared helpers for the benchmark scripts: a cached synthetic capture, medians, a table.
+
+Machines here are shared and noisy, so every figure is the median of several repetitions
+and every script prints the ratio to a named peer measured in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+BENCH_DIR = Path(os.environ.get("WORKBENCH_BENCH_DIR", REPO / "runs" / "bench"))
+
+
+def bench_capture(packets: int, seed: int = 11, suffix: str = "pcap", bad_rate: float = 0.02) -> Path:
+    """A synthetic capture of about ``packets`` packets, generated once and cached."""
+    from workbench.synth.generate import generate_capture
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / f"bench-{packets}-s{seed}.{suffix}"
+    if not path.exists():
+        tps = 50_000.0
+        t = time.perf_counter()
+        generate_capture(path, seconds=packets / tps, tps=tps, seed=seed, bad_rate=bad_rate)
+        print(f"# generated {path.name} in {time.perf_counter() - t:.1f} s", flush=True)
+    return path
+
+
+def median_time(fn, repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)
+
+
+def table(title: str, rows: list[tuple], headers: tuple) -> None:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    print(f"\n## {title}")
+    print("  ".join(str(h).ljust(w) for h, w in zip(headers, widths)))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    sys.stdout.flush()

@@ -1,0 +1,15 @@
+"""Synthetic captures with ground truth: real Solana wire transactions (built by solders) in
+Ethernet/IPv4/UDP frames, plus the bad packets a decoder must reject.
+
+``generate_capture`` (generate.py) is the entry point; traffic.py builds and varies the
+transactions, frame.py frames them and makes the bad packets. Layering: synth sits beside
+the data flow; it writes captures through ``capture/`` and names statuses from
+``wire/status.py``, and nothing in the flow imports it.
+"""
+
+from .frame import BAD_KIND_SHARES, KIND_EXPECTED, KIND_NAMES
+from .generate import GenerateResult, generate_capture, truth_path_for, truth_schema
+from .traffic import JITO_TIP_ACCOUNTS, SHAPE_NAMES, SHAPES
+
+__all__ = ["generate_capture", "GenerateResult", "truth_path_for", "truth_schema", "KIND_NAMES", "KIND_EXPECTED",
+           "BAD_KIND_SHARES", "SHAPES", "SHAPE_NAMES", "JITO_TIP_ACCOUNTS"]
