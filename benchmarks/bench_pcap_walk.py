@@ -13,13 +13,16 @@ import numpy as np
 from numba import njit
 
 from common import bench_capture, median_time, table
+from workbench.binary import prefetch_upto
+from workbench.wire.net import udp_payload
 
 
 @njit(cache=True, nogil=True)
 def _walk(buf, off, caplen, linktype):
-    from workbench.wire.net import udp_payload
     total = 0
+    pf = 0
     for i in range(off.shape[0]):
+        pf = prefetch_upto(buf, max(pf, off[i]), off[i])
         st, poff, psz, sport, dport = udp_payload(buf, off[i], caplen[i], linktype[i])
         if st == 0:
             total += psz
@@ -29,7 +32,7 @@ def _walk(buf, off, caplen, linktype):
 def ours(path):
     from workbench.capture import open_capture
     total = n = 0
-    for b in open_capture(path, batch_frames=65536):
+    for b in open_capture(path, batch_frames=16384):
         total += _walk(b.buf, b.off, b.caplen, b.linktype)
         n += b.n
     return n, total
@@ -43,8 +46,7 @@ def with_dpkt(path, limit=None):
             n += 1
             eth = dpkt.ethernet.Ethernet(buf)
             ip = eth.data
-            if isinstance(ip, dpkt.ip.IP) and not (ip.off & (dpkt.ip.IP_MF | dpkt.ip.IP_OFFMASK)) \
-                    and isinstance(ip.data, dpkt.udp.UDP):
+            if isinstance(ip, dpkt.ip.IP) and not ip.mf and not ip.offset and isinstance(ip.data, dpkt.udp.UDP):
                 total += len(ip.data.data)
             if limit and n >= limit:
                 break
@@ -52,13 +54,13 @@ def with_dpkt(path, limit=None):
 
 
 def with_scapy(path, limit):
-    from scapy.layers.inet import UDP
+    from scapy.layers.inet import IP, UDP
     from scapy.utils import PcapReader
     total = n = 0
     with PcapReader(str(path)) as r:
         for pkt in r:
             n += 1
-            if UDP in pkt:
+            if IP in pkt and not pkt[IP].flags.MF and pkt[IP].frag == 0 and UDP in pkt:
                 total += len(pkt[UDP].payload)
             if n >= limit:
                 break

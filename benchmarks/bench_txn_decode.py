@@ -11,12 +11,12 @@ import argparse
 import numpy as np
 from numba import njit
 
-from common import REPO, bench_capture, median_time, table
+from common import bench_capture, median_time, table
+from workbench.wire.txn import decode_txn
 
 
 @njit(cache=True, nogil=True)
 def _decode_all(buf, offs, ends, txns, instrs, luts):
-    from workbench.wire.txn import decode_txn
     ok = 0
     for i in range(offs.shape[0]):
         if decode_txn(buf, offs[i], ends[i], txns, 0, instrs, 0, luts, 0) >= 0:

@@ -7,7 +7,50 @@ big-endian for the formats (pcap, pcapng) whose byte order is the writer's.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+PREFETCH_AHEAD = 16384   # bytes: how far ahead of the walk the sequential prefetch runs
+CACHE_LINE = 64          # bytes
+
+
+@intrinsic
+def prefetch(typingctx, arr, idx):
+    """``llvm.prefetch`` (read, high locality) of the cache line holding ``arr[idx]``.
+
+    A walk over variable-length records reads one header every few cache lines, which
+    the hardware prefetcher does not recognise as a stream: every header is a DRAM miss
+    (measured here: ~140 ns per pcap record). Prefetching every line ahead of the walk
+    turns it into a sequential stream (~11 ns per record). No bounds check: callers
+    keep ``idx`` inside the array (a prefetch never faults, but stay honest).
+    """
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False,
+                                       boundscheck=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def prefetch_upto(buf, pf, pos):
+    """Prefetch lines from ``pf`` up to ``pos + PREFETCH_AHEAD``; returns the new ``pf``."""
+    lim = min(pos + PREFETCH_AHEAD, buf.shape[0])
+    while pf < lim:
+        prefetch(buf, pf)
+        pf += CACHE_LINE
+    return pf
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -63,6 +63,7 @@ class Settings:
     transaction_ports: tuple[int, ...] = ()  # UDP ports decoded as transactions only
     shred_ports: tuple[int, ...] = ()      # UDP ports decoded as shreds only
     ignore_ports: tuple[int, ...] = DEFAULT_IGNORE_PORTS  # UDP ports that are never Solana
+    latency_sample_every: int = 16         # time 1 packet in N (power of two; 1 = every packet)
     progress: bool = True                  # rich progress bar on the terminal
 
     _PORT_FIELDS = ("transaction_ports", "shred_ports", "ignore_ports")
@@ -72,6 +73,9 @@ class Settings:
             raise ConfigError(f"batch_frames={self.batch_frames}: must be in [1, 4194304)")
         if self.key_capacity < 64 or self.key_capacity & (self.key_capacity - 1):
             raise ConfigError(f"key_capacity={self.key_capacity}: must be a power of two >= 64")
+        n = self.latency_sample_every
+        if n < 1 or n & (n - 1):
+            raise ConfigError(f"latency_sample_every={n}: must be a power of two >= 1")
         clash = set(self.transaction_ports) & set(self.shred_ports)
         if clash:
             raise ConfigError(f"ports {sorted(clash)[:5]} are in both transaction_ports and shred_ports")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from ..binary import put_u32, u32
+from ..binary import prefetch_upto, put_u32, u32
 from ..errors import CaptureError, CaptureTruncated
 from .frames import FrameBatch, empty_columns
 
@@ -47,7 +47,9 @@ def _scan_pcap(buf, pos, swap, frac_ns, hdr_sz, off, caplen, wirelen, ts_ns, max
     """Index up to ``max_n`` records from ``pos``. Returns (n, next_pos, status)."""
     end = buf.shape[0]
     n = 0
+    pf = pos
     while n < max_n:
+        pf = prefetch_upto(buf, pf, pos)
         if pos == end:
             return n, pos, SCAN_END
         if end - pos < hdr_sz:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from ..binary import put_u32, u16, u32
+from ..binary import prefetch_upto, put_u32, u16, u32
 from ..errors import CaptureError, CaptureTruncated
 from .frames import TS_MISSING, FrameBatch, empty_columns
 from .pcap import PageReleaser, open_memmap
@@ -132,7 +132,9 @@ def _scan_pcapng(buf, pos, st, ifaces, off, caplen, wirelen, ts_ns, linktype, ma
     """
     end = buf.shape[0]
     n = 0
+    pf = pos
     while n < max_n:
+        pf = prefetch_upto(buf, pf, pos)
         if pos == end:
             return n, pos, SCAN_END
         if end - pos < BLOCK_MIN_SZ:

@@ -88,7 +88,7 @@ def _fee(price, limit):
     return q * limit + (r * limit + MICRO_LAMPORTS - 1) // MICRO_LAMPORTS
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def fill_features(buf, txn, instrs, keys, key_slots, key_meta, row, prog_ids, p0, prog_tx_counts):
     """Fill feature ``row`` for decoded ``txn``; write its program ids at ``prog_ids[p0:]``.
 

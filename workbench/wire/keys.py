@@ -87,7 +87,7 @@ def _same(keys, kid, buf, off):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def lookup(keys, slots, buf, off):
     """Id of the key at ``buf[off:off+32]``, or -1 if it was never interned."""
     mask = slots.shape[0] - 1
@@ -101,7 +101,7 @@ def lookup(keys, slots, buf, off):
         s = (s + 1) & mask
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def intern(keys, slots, meta, buf, off):
     """Id of the key at ``buf[off:off+32]``, giving it the next id if new; -1 if full."""
     mask = slots.shape[0] - 1

@@ -121,7 +121,7 @@ def _ip(buf, p, end, version_hint):
     return ERR_BAD_IP_HEADER, 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def udp_payload(buf, off, caplen, linktype):
     """Walk one frame. Returns (status, payload_off, payload_sz, src_port, dst_port)."""
     end = off + caplen

@@ -131,7 +131,7 @@ def decode_txn_prefix(buf, off, limit, txns, t, instrs, i0, luts, l0):
     return _decode(buf, off, limit, False, txns, t, instrs, i0, luts, l0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _decode(buf, off, end, exact, txns, t, instrs, i0, luts, l0):
     sz = end - off
     if sz <= 0:
