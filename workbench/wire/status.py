@@ -10,7 +10,7 @@ from __future__ import annotations
 # --- accepted -------------------------------------------------------------------------------
 TXN = 0                  # a transaction decoded and passed sanitize
 SHRED = 1                # a shred whose headers decoded
-DUPLICATE = 2            # a transaction decoded whose first signature was seen already (dropped)
+DUPLICATE = 2            # a transaction (first signature) or data shred (slot, index) seen already (dropped)
 
 # --- transaction rejects (wire/txn.py), after the validator's sanitize ------------------------
 ERR_TRUNCATED = -1            # the transaction ends before a field it declares
@@ -35,8 +35,16 @@ ERR_UNKNOWN_LINKTYPE = -24    # link type the walker does not know
 ERR_BAD_IP_HEADER = -25       # IHL < 5, version mismatch, lengths that contradict each other
 ERR_NOT_SOLANA = -26          # UDP to a port configured as never Solana (DNS, NTP, ...)
 
-# --- shred rejects (wire/shred.py) -----------------------------------------------------------
+# --- shred and entry-batch rejects (wire/shred.py, wire/entries.py, engine/deshred.py) ----------
 ERR_BAD_SHRED = -30           # shred port, but no known variant or a size that contradicts it
+ERR_BAD_SHRED_VARIANT = -31   # variant byte is no known shred kind, or its merkle proof leaves no room for data
+ERR_BAD_SHRED_SIZE = -32      # packet size wrong for the variant, or data header size outside [88, 88 + capacity]
+ERR_BAD_SHRED_INDEX = -33     # index >= 32768, or a data shred's fec_set_index > index
+ERR_BAD_SHRED_SLOT = -34      # slot >= 2**63, parent_offset > slot, or parent_offset 0 in a slot > 0
+ERR_BAD_SHRED_FLAGS = -35     # data flags: SLOT_COMPLETE without DATA_COMPLETE
+ERR_BAD_CODE_HEADER = -36     # code header: no data or code shreds, > 256 code shreds, position >= code count
+ERR_SHRED_DROPPED = -37       # a valid data shred reassembly could not keep (index past capacity, slot too old)
+ERR_BAD_ENTRY_COUNT = -38     # entry batch: an entry or transaction count the bytes left cannot hold
 
 STATUS_NAMES = {
     TXN: "transaction",
@@ -62,9 +70,17 @@ STATUS_NAMES = {
     ERR_BAD_IP_HEADER: "bad_ip_header",
     ERR_NOT_SOLANA: "not_solana",
     ERR_BAD_SHRED: "bad_shred",
+    ERR_BAD_SHRED_VARIANT: "bad_shred_variant",
+    ERR_BAD_SHRED_SIZE: "bad_shred_size",
+    ERR_BAD_SHRED_INDEX: "bad_shred_index",
+    ERR_BAD_SHRED_SLOT: "bad_shred_slot",
+    ERR_BAD_SHRED_FLAGS: "bad_shred_flags",
+    ERR_BAD_CODE_HEADER: "bad_code_header",
+    ERR_SHRED_DROPPED: "shred_dropped",
+    ERR_BAD_ENTRY_COUNT: "bad_entry_count",
 }
 
-STATUS_MIN = -32              # codes live in [STATUS_MIN, STATUS_MAX): counters index code - STATUS_MIN
+STATUS_MIN = -40              # codes live in [STATUS_MIN, STATUS_MAX): counters index code - STATUS_MIN
 STATUS_MAX = 8
 STATUS_SLOTS = STATUS_MAX - STATUS_MIN
 
