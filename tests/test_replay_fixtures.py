@@ -54,10 +54,22 @@ def test_real_transactions_replay_like_solders(fixtures, tmp_path):
         assert row["slot"] == -1 and row["ts_ns"] % 1_000_000_000 == 0
 
 
-def test_firedancer_shred_capture_counts_shreds(fixtures, tmp_path):
+def test_firedancer_shred_capture_replays_to_its_transactions(fixtures, tmp_path):
+    """512 shreds on a random UDP port -> one entry batch -> the 1280 transactions of demo-shreds.bin."""
+    from solders.transaction import VersionedTransaction
+    from workbench.wire.entries import parse_batch
     cap = fixtures / "firedancer/src/disco/shred/fixtures/demo-shreds.pcap"
     res = replay(cap, tmp_path / "out")
     assert res.packets == 512 and res.by_status == {"shred": 512}
+    assert res.shreds["data_shreds"] == 256 and res.shreds["entries"] == 64 and res.transactions == 1280
+    rows = pq.read_table(tmp_path / "out/tx_features.parquet").to_pylist()
+    raw = (fixtures / "firedancer/src/disco/shred/fixtures/demo-shreds.bin").read_bytes()
+    status, entries, txs, _stop = parse_batch(raw)
+    want = [VersionedTransaction.from_bytes(raw[t["off"]:t["end"]]) for t in txs]
+    assert [r["signature"] for r in rows] == [str(t.signatures[0]) for t in want]
+    assert [r["entry_index"] for r in rows] == [int(t["entry"]) for t in txs]
+    assert {r["slot"] for r in rows} == {0} and {r["origin"] for r in rows} == {1}
+    assert all(r["origin_ts_ns"] <= r["ts_ns"] for r in rows)
 
 
 def test_replay_is_deterministic(fixtures, tmp_path):

@@ -63,6 +63,8 @@ class Settings:
     transaction_ports: tuple[int, ...] = ()  # UDP ports decoded as transactions only
     shred_ports: tuple[int, ...] = ()      # UDP ports decoded as shreds only
     ignore_ports: tuple[int, ...] = DEFAULT_IGNORE_PORTS  # UDP ports that are never Solana
+    shred_slots: int = 4                   # slots reassembled from shreds at once, [1, 127]
+    shreds_per_slot: int = 8192            # data shred indexes kept per slot, [1, 32768]
     latency_sample_every: int = 16         # time 1 packet in N (power of two; 1 = every packet)
     progress: bool = True                  # rich progress bar on the terminal
 

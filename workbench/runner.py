@@ -20,11 +20,13 @@ import numpy as np
 import pyarrow as pa
 
 from .capture import open_capture
+from .capture.frames import FrameBatch, empty_columns
 from .capture.pace import Pacer
+from .engine.deshred import counters_dict
 from .config import Settings
 from .engine.pipeline import new_batch_out, process_batch
 from .engine.state import (C_PACKETS, C_TS_FIRST, C_TS_LAST, COUNTER_NAMES, HIST_NAMES, HIST_PACKET_NS,
-                           EngineState, state_from_settings)
+                           EngineState, deshred_from_settings, state_from_settings)
 from .engine.tables import KeyNames, empty_tx_table, status_table
 from .sinks import ParquetSink, SinkThread
 from .errors import CaptureError
@@ -48,6 +50,7 @@ class ReplayResult:
     packet_ns: dict[str, int]
     first_ts_ns: int
     last_ts_ns: int
+    shreds: dict = field(default_factory=dict)
     capture_error: str | None = None
     pace_max_lag_ns: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
@@ -76,10 +79,18 @@ def program_counts(state: EngineState, top: int | None = None) -> dict[str, int]
             for i in ids}
 
 
+EMPTY_BATCH = FrameBatch(np.zeros(1, np.uint8), *empty_columns(0), 0)
+
+
+def shred_summary(ds) -> dict[str, int]:
+    """Counters of the shred reassembly that are not zero."""
+    return {k: v for k, v in counters_dict(ds).items() if v}
+
+
 def replay(capture, out_dir, settings: Settings | None = None,
            progress: Callable[[int, int], None] | None = None,
            sink: Callable[[str, pa.Table], None] | None = None,
-           state: EngineState | None = None, speed: float | None = None) -> ReplayResult:
+           state: EngineState | None = None, speed: float | None = None, ds=None) -> ReplayResult:
     """Replay ``capture``; write Parquet under ``out_dir``.
 
     ``speed`` None runs as fast as the machine allows; 1.0 releases frames as they were
@@ -93,6 +104,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = state if state is not None else state_from_settings(settings)
+    ds = ds if ds is not None else deshred_from_settings(settings)
     bout = new_batch_out(settings.batch_frames)
     names = KeyNames(state.keys)
     run_id = str(uuid.uuid4())
@@ -122,15 +134,19 @@ def replay(capture, out_dir, settings: Settings | None = None,
                                               wirelen=batch.wirelen[:end], ts_ns=batch.ts_ns[:end],
                                               linktype=batch.linktype[:end])
                 t = time.perf_counter()
-                nxt, n_tx, n_prog = process_batch(part, state, bout, start)
+                nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start)
                 engine_s += time.perf_counter() - t
-                if nxt == start:            # cannot happen with new_batch_out's sizes; never spin
+                if nxt == start and n_tx == 0:   # cannot happen with new_batch_out's sizes; never spin
                     raise RuntimeError(f"process_batch made no progress at frame {batch.first_index + start}")
                 sinks.put(bout.tx[:n_tx], bout.prog_ids[:n_prog], bout.pkt_status[start:nxt],
                           batch.first_index + start, batch.ts_ns[start:nxt])
                 start = nxt
             if progress is not None:
                 progress(reader.bytes_read, total)
+        queued = 1
+        while queued:                           # transactions of the last completed batches
+            _, n_tx, n_prog, queued = process_batch(EMPTY_BATCH, state, ds, bout, 0)
+            sinks.put(bout.tx[:n_tx], bout.prog_ids[:n_prog], bout.pkt_status[:0], 0, EMPTY_BATCH.ts_ns)
     finally:
         sinks.close()
         parquet.close(empty_tx_table(names), status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)))
@@ -145,7 +161,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
         engine_packets_per_s=packets / engine_s if engine_s else 0.0,
         packet_ns={**hist.percentiles((50, 99, 99.9)), "max": hist.max, "mean": round(float(hist.mean), 1) if hist.count else -1},
         first_ts_ns=int(state.counters[C_TS_FIRST]), last_ts_ns=int(state.counters[C_TS_LAST]),
-        capture_error=capture_error, pace_max_lag_ns=pacer.max_lag_ns if pacer else None,
+        shreds=shred_summary(ds), capture_error=capture_error, pace_max_lag_ns=pacer.max_lag_ns if pacer else None,
         outputs={**{k: str(v) for k, v in parquet.paths.items()}, "summary": str(out / "summary.json")},
     )
     (out / "summary.json").write_text(result.to_json())

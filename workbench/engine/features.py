@@ -39,8 +39,12 @@ PUBKEY_SZ = 32
 #: name, dtype, meaning (unit, range) -- the documented feature table
 TX_FEATURES = (
     ("packet_index", np.int64, "index of the packet in its capture, 0-based"),
-    ("ts_ns", np.int64, "event time: capture / kernel timestamp, ns since the Unix epoch"),
+    ("ts_ns", np.int64, "event time it was seen: the packet's (for shreds, the completing shred's) "
+                        "capture timestamp, ns since the Unix epoch"),
     ("slot", np.int64, "slot of the transaction; -1 unknown (UDP transactions carry none)"),
+    ("origin", np.int8, "0: a UDP transaction packet; 1: an entry reassembled from shreds"),
+    ("origin_ts_ns", np.int64, "shreds: event time of the first shred of its entry batch (ns); -1 for UDP"),
+    ("entry_index", np.int32, "shreds: entry of its batch, [0, entries); -1 for UDP"),
     ("size", np.int32, "transaction payload, bytes, [1, 1232]"),
     ("version", np.int8, "message version: -1 legacy, 0 v0"),
     ("num_signatures", np.int32, "signatures, [1, 127]"),
@@ -66,6 +70,8 @@ TX_DTYPE = np.dtype([(n, t) if not isinstance(t, tuple) else (n, t[0], t[1]) for
                     align=True)
 FEATURE_NAMES = tuple(n for n, _, _ in TX_FEATURES)
 
+ORIGIN_UDP = 0
+ORIGIN_SHRED = 1
 CB_DUPLICATE = 1
 CB_DEPRECATED = 2
 CB_SHORT_DATA = 4

@@ -1,7 +1,9 @@
 """``process_batch``: the engine's one jitted call per FrameBatch.
 
 Per frame: link/IP/UDP walk (wire/net.py) -> payload kind by destination port
-(transaction, shred, auto, ignore) -> transaction decode and sanitize (wire/txn.py) ->
+(transaction, shred, auto, ignore) -> a shred goes to the reassembly (deshred.py), and
+the transactions of every entry batch it completes come out as rows like UDP ones ->
+transaction decode and sanitize (wire/txn.py) ->
 duplicate filter on the first signature -> features (features.py) -> one wall-clock
 read, recorded in the per-packet histogram. Output goes into preallocated rows
 (``BatchOut``); no Python object is made per packet. If the output rows fill up, the
@@ -20,14 +22,15 @@ from ..binary import prefetch_upto, u64le
 from ..metrics.clock import monotonic_ns
 from ..metrics.hist import record
 from ..wire.net import udp_payload
-from ..wire.shred import KIND_NONE, check_shred, shred_kind
+from ..wire.shred import KIND_NONE, shred_kind
 from ..wire.status import DUPLICATE, ERR_NOT_SOLANA, SHRED, STATUS_MIN, TXN
 from ..wire.txn import INSTR_DTYPE, LUT_DTYPE, PACKET_DATA_SIZE, TXN_DTYPE, decode_txn
-from .features import PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
-from .state import (C_BYTES, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_BATCH_NS,
+from .deshred import READY_DTYPE, add_data_shred, drain_ready
+from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
+from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_BATCH_NS,
                     HIST_PACKET_NS, P_SAMPLE_MASK, PORT_AUTO, PORT_IGNORE, PORT_SHRED)
 
-PROG_ROWS_PER_TX = 8     # program-id rows reserved per transaction row (refilled when short)
+DRAIN_CHUNK = 256        # shred transactions moved from the deshred queue per drain call
 
 
 class BatchOut(NamedTuple):
@@ -35,15 +38,18 @@ class BatchOut(NamedTuple):
 
     pkt_status: np.ndarray  # int16[F] status of each frame of the batch (wire/status.py)
     tx: np.ndarray          # TX_DTYPE[T] one row per decoded transaction
-    prog_ids: np.ndarray    # int32[T * PROG_ROWS_PER_TX + 64] program key ids from tx[i]._prog_first on
+    prog_ids: np.ndarray    # int32[T * 64] program key ids, from tx[i]._prog_first on (room for the worst case)
+    ready: np.ndarray       # READY_DTYPE[256] scratch: shred transactions being drained
     txn: np.ndarray         # TXN_DTYPE[1] scratch: the transaction being decoded
     instrs: np.ndarray      # INSTR_DTYPE[1232] scratch: its instructions
     luts: np.ndarray        # LUT_DTYPE[40] scratch: its lookup tables
 
 
 def new_batch_out(frames: int) -> BatchOut:
+    """Rows for one call over up to ``frames`` frames (and as many shred transactions)."""
     return BatchOut(np.zeros(frames, np.int16), np.zeros(frames, TX_DTYPE),
-                    np.zeros(frames * PROG_ROWS_PER_TX + PROGRAMS_PER_TX_MAX, np.int32), np.zeros(1, TXN_DTYPE),
+                    np.zeros(frames * PROGRAMS_PER_TX_MAX, np.int32), np.zeros(DRAIN_CHUNK, READY_DTYPE),
+                    np.zeros(1, TXN_DTYPE),
                     np.zeros(PACKET_DATA_SIZE, INSTR_DTYPE), np.zeros(PACKET_DATA_SIZE // 32 + 1, LUT_DTYPE))
 
 
@@ -74,25 +80,66 @@ def _seen_before(dedup, dedup_meta, buf, sig_off):
         s = (s + 1) & mask
 
 
-@njit(cache=True, nogil=True)
-def process_batch(batch, state, out, start):
-    """Process frames ``[start, batch.n)``. Returns (next_frame, n_tx, n_prog_ids).
+@njit(cache=True, nogil=True, inline="always")
+def _emit(buf, txn, state, out, n_tx, n_prog, packet_index, ts, slot, origin, origin_ts, entry):
+    """Write the feature row of decoded ``txn``; returns the new (n_tx, n_prog)."""
+    row = out.tx[n_tx]
+    row.packet_index = packet_index
+    row.ts_ns = ts
+    row.slot = slot
+    row.origin = origin
+    row.origin_ts_ns = origin_ts
+    row.entry_index = entry
+    n_prog += fill_features(buf, txn, out.instrs, state.keys, state.key_slots, state.key_meta,
+                            row, out.prog_ids, n_prog, state.prog_tx_counts)
+    state.counters[C_TRANSACTIONS] += 1
+    return n_tx + 1, n_prog
 
-    ``next_frame < batch.n`` means the output rows filled up: hand them on and call again.
+
+@njit(cache=True, nogil=True)
+def _drain_shred_txns(state, ds, out, n_tx, n_prog):
+    """Move transactions of completed entry batches into feature rows while there is room.
+
+    Returns (n_tx, n_prog, still_queued).
+    """
+    txn = out.txn[0]
+    left = 1
+    while left > 0:
+        room = min(out.tx.shape[0] - n_tx, out.ready.shape[0])
+        if room <= 0:
+            break
+        k, left = drain_ready(ds, out.ready, 0, room)
+        for j in range(k):
+            r = out.ready[j]
+            st = decode_txn(ds.slab, r.off, r.end, out.txn, 0, out.instrs, 0, out.luts, 0)
+            if st < 0:
+                state.counters[C_SHRED_TX_REJECTED] += 1
+                continue
+            n_tx, n_prog = _emit(ds.slab, txn, state, out, n_tx, n_prog, r.packet_index, r.ts_done_ns, r.slot,
+                                 ORIGIN_SHRED, r.ts_first_ns, r.entry)
+        if k == 0:
+            break
+    return n_tx, n_prog, left
+
+
+@njit(cache=True, nogil=True)
+def process_batch(batch, state, ds, out, start):
+    """Process frames ``[start, batch.n)``. Returns (next_frame, n_tx, n_prog_ids, shred_txns_queued).
+
+    ``next_frame < batch.n`` (or transactions still queued) means the output rows filled
+    up: hand them on and call again. An empty batch only drains queued shred transactions.
     """
     buf = batch.buf
     n = batch.off.shape[0]
     t_batch = monotonic_ns()
     sample_mask = state.params[P_SAMPLE_MASK]
-    n_tx = 0
-    n_prog = 0
     tx_cap = out.tx.shape[0]
-    prog_cap = out.prog_ids.shape[0]
     txn = out.txn[0]
+    n_tx, n_prog, queued = _drain_shred_txns(state, ds, out, 0, 0)
     i = start
     pf = batch.off[start] if start < n else 0
-    while i < n:
-        if n_tx >= tx_cap or n_prog + PROGRAMS_PER_TX_MAX > prog_cap:
+    while i < n and queued == 0:
+        if n_tx >= tx_cap:
             break
         off = batch.off[i]
         pf = prefetch_upto(buf, max(pf, off), off)     # stream the frames ahead into cache
@@ -107,37 +154,35 @@ def process_batch(batch, state, out, start):
             state.counters[C_TS_FIRST] = ts
         state.counters[C_TS_LAST] = ts
         st, poff, psz, sport, dport = udp_payload(buf, off, cl, batch.linktype[i])
+        shred = False
         if st == 0:
             kind = state.port_kind[dport]
             if kind == PORT_IGNORE:
                 st = ERR_NOT_SOLANA
             elif kind == PORT_SHRED:
-                st = check_shred(buf, poff, psz)
+                shred = True
             else:
                 r = decode_txn(buf, poff, poff + psz, out.txn, 0, out.instrs, 0, out.luts, 0)
                 if r < 0:
                     if kind == PORT_AUTO and shred_kind(buf, poff, psz) != KIND_NONE:
-                        st = check_shred(buf, poff, psz)
+                        shred = True
                     else:
                         st = r
                 elif _seen_before(state.dedup, state.dedup_meta, buf, txn.sig_off):
                     st = DUPLICATE
                 else:
                     st = TXN
-                    row = out.tx[n_tx]
-                    row.packet_index = batch.first_index + i
-                    row.ts_ns = ts
-                    row.slot = -1
-                    n_prog += fill_features(buf, txn, out.instrs, state.keys, state.key_slots, state.key_meta,
-                                            row, out.prog_ids, n_prog, state.prog_tx_counts)
-                    n_tx += 1
-                    state.counters[C_TRANSACTIONS] += 1
-            if st == SHRED:
-                state.counters[C_SHREDS] += 1
+                    n_tx, n_prog = _emit(buf, txn, state, out, n_tx, n_prog, batch.first_index + i, ts, -1,
+                                         ORIGIN_UDP, -1, -1)
+            if shred:
+                st = add_data_shred(ds, buf, poff, psz, ts, batch.first_index + i)
+                if st == SHRED or st == DUPLICATE:
+                    state.counters[C_SHREDS] += 1
+                n_tx, n_prog, queued = _drain_shred_txns(state, ds, out, n_tx, n_prog)
         out.pkt_status[i] = st
         state.status_counts[st - STATUS_MIN] += 1
         if timed:
             record(state.hist_counts, state.hist_stats, HIST_PACKET_NS, monotonic_ns() - t0)
         i += 1
     record(state.hist_counts, state.hist_stats, HIST_BATCH_NS, monotonic_ns() - t_batch)
-    return i, n_tx, n_prog
+    return i, n_tx, n_prog, queued

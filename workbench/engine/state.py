@@ -30,7 +30,9 @@ C_SHREDS = 3            # shreds seen
 C_DEDUP_RESETS = 4      # times the duplicate filter was cleared
 C_TS_FIRST = 5          # event time of the first packet (ns), -1 none
 C_TS_LAST = 6           # event time of the last packet (ns), -1 none
-COUNTER_NAMES = ("packets", "bytes", "transactions", "shreds", "dedup_resets", "ts_first_ns", "ts_last_ns")
+C_SHRED_TX_REJECTED = 7  # transactions of reassembled entries that failed decode / sanitize
+COUNTER_NAMES = ("packets", "bytes", "transactions", "shreds", "dedup_resets", "ts_first_ns", "ts_last_ns",
+                 "shred_transactions_rejected")
 N_COUNTERS = len(COUNTER_NAMES)
 
 # engine parameters (rows of ``params``)
@@ -90,11 +92,25 @@ def state_from_settings(settings) -> EngineState:
                      sample_every=settings.latency_sample_every)
 
 
-def save(state: EngineState, path) -> None:
-    """Snapshot every array to one .npz file."""
-    np.savez(Path(path), **state._asdict())
+def deshred_from_settings(settings):
+    from .deshred import new_deshred_state
+    return new_deshred_state(n_slots=settings.shred_slots, shreds_per_slot=settings.shreds_per_slot)
 
 
-def load(path) -> EngineState:
+def save(state: EngineState, path, ds=None) -> None:
+    """Snapshot every array (engine state, and the shred reassembly if given) to one .npz."""
+    arrays = dict(state._asdict())
+    if ds is not None:
+        arrays.update({f"deshred__{k}": v for k, v in ds._asdict().items()})
+    np.savez(Path(path), **arrays)
+
+
+def load(path):
+    """(EngineState, DeshredState or None) from a snapshot written by ``save``."""
+    from .deshred import DeshredState
     with np.load(Path(path)) as z:
-        return EngineState(**{k: z[k].copy() for k in EngineState._fields})
+        state = EngineState(**{k: z[k].copy() for k in EngineState._fields})
+        ds = None
+        if f"deshred__{DeshredState._fields[0]}" in z.files:
+            ds = DeshredState(**{k: z[f"deshred__{k}"].copy() for k in DeshredState._fields})
+    return state, ds
