@@ -24,10 +24,11 @@ sys.path.insert(0, {repo!r})
 from workbench.capture import open_capture
 from workbench.engine.pipeline import new_batch_out, process_batch
 from workbench.engine.state import new_state
+from workbench.engine.deshred import new_deshred_state
 from workbench.engine.tables import KeyNames, tx_table
 b = next(iter(open_capture({cap!r})))
-st, out = new_state(), new_batch_out(b.n)
-nxt, n_tx, _ = process_batch(b, st, out, 0)
+st, ds, out = new_state(), new_deshred_state(), new_batch_out(b.n)
+nxt, n_tx, _, _ = process_batch(b, st, ds, out, 0)
 tx_table(out.tx[:n_tx], out.prog_ids, KeyNames(st.keys))
 print(time.perf_counter() - t0)
 """

@@ -22,6 +22,7 @@ from reference.txn_ref import decode as ref_decode
 from txn_helpers import kernel_decode
 from workbench.capture import open_capture
 from workbench.capture.frames import batch_from_frames
+from workbench.engine.deshred import new_deshred_state
 from workbench.engine.pipeline import new_batch_out, process_batch
 from workbench.engine.state import new_state
 from workbench.errors import CaptureError
@@ -89,8 +90,9 @@ def test_random_frames_walk_safely(frame, linktype):
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=20), st.sampled_from([1, 101, 113, 276]))
 def test_engine_on_garbage_batches(frames, linktype):
     state, out = new_state(key_capacity=1 << 10, dedup_slots=1 << 6), new_batch_out(len(frames))
+    ds = new_deshred_state(n_slots=2, shreds_per_slot=64, queue_rows=64)
     batch = batch_from_frames(frames, linktype=linktype)
-    nxt, n_tx, _ = process_batch(batch, state, out, 0)
+    nxt, n_tx, _, _ = process_batch(batch, state, ds, out, 0)
     assert nxt == len(frames) and state.status_counts.sum() == len(frames)
     assert all(int(s) in STATUS_NAMES for s in out.pkt_status[: len(frames)])
 

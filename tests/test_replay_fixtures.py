@@ -64,7 +64,7 @@ def test_firedancer_shred_capture_replays_to_its_transactions(fixtures, tmp_path
     assert res.shreds["data_shreds"] == 256 and res.shreds["entries"] == 64 and res.transactions == 1280
     rows = pq.read_table(tmp_path / "out/tx_features.parquet").to_pylist()
     raw = (fixtures / "firedancer/src/disco/shred/fixtures/demo-shreds.bin").read_bytes()
-    status, entries, txs, _stop = parse_batch(raw)
+    status, _stop, entries, txs = parse_batch(raw)
     want = [VersionedTransaction.from_bytes(raw[t["off"]:t["end"]]) for t in txs]
     assert [r["signature"] for r in rows] == [str(t.signatures[0]) for t in want]
     assert [r["entry_index"] for r in rows] == [int(t["entry"]) for t in txs]

@@ -8,11 +8,13 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from . import __version__
 from .config import load_settings
+from .cli_db import db_app
 from .errors import WorkbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -22,7 +24,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(e: Exception, code: int = 2):
-    err_console.print(f"[bold red]error:[/] {e}")
+    err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -38,7 +40,8 @@ def _fmt_int(n) -> str:
 
 def print_summary(result) -> None:
     """The replay summary as rich tables."""
-    t = Table(title=f"replay of {result.capture}", title_justify="left", show_header=False)
+    console.print(f"[bold]replay of {result.capture}[/]")
+    t = Table(show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value", justify="right")
     t.add_row("packets", _fmt_int(result.packets))
@@ -65,12 +68,25 @@ def print_summary(result) -> None:
         for name, c in list(result.by_program.items())[:10]:
             p.add_row(name, _fmt_int(c))
         console.print(p)
+    if result.shreds:
+        sh = Table(title="shreds", title_justify="left", show_header=False)
+        sh.add_column("what")
+        sh.add_column("count", justify="right")
+        for k, v in result.shreds.items():
+            sh.add_row(k.replace("_", " "), _fmt_int(v))
+        console.print(sh)
     if result.store:
-        console.print(f"store: {result.store}")
+        st = result.store
+        line = (f"store {st.get('dsn', '')}: run {result.run_id}, {_fmt_int(st.get('rows_inserted', 0))} rows inserted")
+        if st.get("rows_spooled"):
+            line += (f", [bold yellow]{_fmt_int(st['rows_spooled'])} rows spooled[/] (store unreachable: "
+                     f"`workbench db flush-spool` re-inserts them)")
+        console.print(line, soft_wrap=True, highlight=False)
     console.print(f"outputs: {result.out_dir}  (tx_features.parquet, packet_status.parquet, summary.json)")
     if result.capture_error:
-        err_console.print(f"[bold yellow]capture damaged:[/] {result.capture_error}\n"
-                          f"  every packet before the damage was processed ({_fmt_int(result.packets)} packets).")
+        err_console.print(f"[bold yellow]capture damaged:[/] {escape(result.capture_error)}\n"
+                          f"  every packet before the damage was processed ({_fmt_int(result.packets)} packets).",
+                          soft_wrap=True, highlight=False)
 
 
 @app.command()
@@ -83,19 +99,23 @@ def replay(
     shred_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as shreds"),
     speed: Optional[float] = typer.Option(None, help="pace by capture timestamps: 1.0 = as captured; "
                                                       "unset = as fast as the machine allows"),
+    db: Optional[str] = typer.Option(None, "--db", help="ClickHouse DSN (default: embedded chdb:///<data_dir>/clickhouse, "
+                                                        "or WORKBENCH_DB); http(s)://user:pw@host:8123/db for a server"),
+    no_db: bool = typer.Option(False, "--no-db", help="Parquet outputs only, no ClickHouse"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
     """Replay a capture through the engine, as fast as possible or paced like the wire."""
     from .runner import replay as run_replay
     try:
         settings = load_settings(config, batch_frames=batch_frames, transaction_ports=transaction_ports,
-                                 shred_ports=shred_ports)
+                                 shred_ports=shred_ports, db=db)
+        dsn = None if no_db else settings.db_dsn
         if quiet or not settings.progress:
-            result = run_replay(capture, out, settings, speed=speed)
+            result = run_replay(capture, out, settings, speed=speed, db=dsn)
         else:
             with _progress() as prog:
                 task = prog.add_task("replay", total=capture.stat().st_size if capture.exists() else None)
-                result = run_replay(capture, out, settings, speed=speed,
+                result = run_replay(capture, out, settings, speed=speed, db=dsn,
                                     progress=lambda done, total: prog.update(task, completed=done, total=total))
     except WorkbenchError as e:
         _fail(e)
@@ -125,6 +145,9 @@ def generate(
     except (WorkbenchError, ValueError) as e:
         _fail(e)
     console.print(res)
+
+
+app.add_typer(db_app, name="db", help="Query and manage the ClickHouse store (embedded chDB or a server).")
 
 
 @app.command()

@@ -90,12 +90,15 @@ def shred_summary(ds) -> dict[str, int]:
 def replay(capture, out_dir, settings: Settings | None = None,
            progress: Callable[[int, int], None] | None = None,
            sink: Callable[[str, pa.Table], None] | None = None,
-           state: EngineState | None = None, speed: float | None = None, ds=None) -> ReplayResult:
+           state: EngineState | None = None, speed: float | None = None, ds=None,
+           db: str | None = None) -> ReplayResult:
     """Replay ``capture``; write Parquet under ``out_dir``.
 
     ``speed`` None runs as fast as the machine allows; 1.0 releases frames as they were
     captured (event-time pacing), 2.0 twice as fast. ``sink(table_name, arrow_table)``
-    receives every table too (the ClickHouse writer).
+    receives every table too. ``db`` (a DSN) also writes the run to ClickHouse: its
+    ``runs`` row, every ``tx_features`` batch and the latency histograms; a store that
+    cannot be reached gets the rows spooled to disk, never dropped.
     """
     settings = (settings or Settings()).validate()
     capture = Path(capture)
@@ -109,7 +112,11 @@ def replay(capture, out_dir, settings: Settings | None = None,
     names = KeyNames(state.keys)
     run_id = str(uuid.uuid4())
     parquet = ParquetSink(out, names)
-    sinks = SinkThread(names, [parquet.write] + ([sink] if sink is not None else []))
+    writer = _open_store(db, settings, run_id, capture) if db else None
+    consumers = [parquet.write] + ([sink] if sink is not None else [])
+    if writer is not None:
+        consumers.append(lambda name, table: writer.put(name, table) if name in STORE_TABLES else None)
+    sinks = SinkThread(names, consumers)
     pacer = Pacer(speed) if speed else None
     capture_error = None
     engine_s = 0.0
@@ -147,6 +154,12 @@ def replay(capture, out_dir, settings: Settings | None = None,
         while queued:                           # transactions of the last completed batches
             _, n_tx, n_prog, queued = process_batch(EMPTY_BATCH, state, ds, bout, 0)
             sinks.put(bout.tx[:n_tx], bout.prog_ids[:n_prog], bout.pkt_status[:0], 0, EMPTY_BATCH.ts_ns)
+    except BaseException:
+        if writer is not None:
+            writer.record_run_end({"packets": int(state.counters[C_PACKETS])}, status="failed")
+            writer.close()
+            writer = None
+        raise
     finally:
         sinks.close()
         parquet.close(empty_tx_table(names), status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)))
@@ -164,5 +177,46 @@ def replay(capture, out_dir, settings: Settings | None = None,
         shreds=shred_summary(ds), capture_error=capture_error, pace_max_lag_ns=pacer.max_lag_ns if pacer else None,
         outputs={**{k: str(v) for k, v in parquet.paths.items()}, "summary": str(out / "summary.json")},
     )
+    if writer is not None:
+        writer.put("latency_hist", latency_table(run_id, state))
+        writer.record_run_end({"packets": result.packets, "transactions": result.transactions,
+                               **{f"status_{k}": v for k, v in result.by_status.items()},
+                               **{f"shreds_{k}": v for k, v in result.shreds.items()}},
+                              status="done" if capture_error is None else "capture_damaged")
+        stats = writer.close()
+        result.store = {"dsn": str(writer.dsn.redacted()) if hasattr(writer, "dsn") else "", **stats.as_dict()}
     (out / "summary.json").write_text(result.to_json())
     return result
+
+
+STORE_TABLES = ("tx_features",)       # engine tables the store keeps (packet_status stays in Parquet)
+
+
+def _open_store(dsn: str, settings: Settings, run_id: str, capture: Path):
+    """A started StoreWriter with the run's first ``runs`` row written."""
+    from .store import StoreWriter, default_spool_dir
+    writer = StoreWriter(dsn, default_spool_dir(settings.data_dir), run_id=run_id).start()
+    writer.record_run_start(run_id, source="replay", capture_path=str(capture.resolve()),
+                            capture_sha256=file_sha256(capture), config=asdict(settings))
+    return writer
+
+
+def latency_table(run_id: str, state: EngineState) -> pa.Table:
+    """One latency_hist row per engine histogram: the whole run as one interval."""
+    rows = {k: [] for k in ("run_id", "interval_start_ns", "interval_end_ns", "hist_name", "bucket_lower",
+                            "bucket_count", "count", "p50", "p99", "p999", "min", "max")}
+    for h, name in enumerate(HIST_NAMES):
+        hist = Histogram(state.hist_counts, state.hist_stats, h, name)
+        lows, _highs, counts = hist.buckets()
+        rows["run_id"].append(run_id)
+        rows["interval_start_ns"].append(int(state.counters[C_TS_FIRST]))
+        rows["interval_end_ns"].append(int(state.counters[C_TS_LAST]))
+        rows["hist_name"].append(name)
+        rows["bucket_lower"].append([int(x) for x in lows])
+        rows["bucket_count"].append([int(x) for x in counts])
+        rows["count"].append(hist.count)
+        for q, col in ((50, "p50"), (99, "p99"), (99.9, "p999")):
+            rows[col].append(max(0, hist.percentile(q)))
+        rows["min"].append(max(0, hist.min))
+        rows["max"].append(max(0, hist.max))
+    return pa.table(rows)

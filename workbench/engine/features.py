@@ -38,7 +38,8 @@ PUBKEY_SZ = 32
 
 #: name, dtype, meaning (unit, range) -- the documented feature table
 TX_FEATURES = (
-    ("packet_index", np.int64, "index of the packet in its capture, 0-based"),
+    ("tx_index", np.int64, "index of the transaction row in its run, 0-based (unique per run)"),
+    ("packet_index", np.int64, "index of the packet in its capture, 0-based (for shreds: the completing one)"),
     ("ts_ns", np.int64, "event time it was seen: the packet's (for shreds, the completing shred's) "
                         "capture timestamp, ns since the Unix epoch"),
     ("slot", np.int64, "slot of the transaction; -1 unknown (UDP transactions carry none)"),

@@ -84,6 +84,7 @@ def _seen_before(dedup, dedup_meta, buf, sig_off):
 def _emit(buf, txn, state, out, n_tx, n_prog, packet_index, ts, slot, origin, origin_ts, entry):
     """Write the feature row of decoded ``txn``; returns the new (n_tx, n_prog)."""
     row = out.tx[n_tx]
+    row.tx_index = state.counters[C_TRANSACTIONS]
     row.packet_index = packet_index
     row.ts_ns = ts
     row.slot = slot

@@ -17,8 +17,8 @@ from ..wire.status import STATUS_NAMES
 from .features import FEATURE_NAMES, TX_DTYPE
 
 # Columns of tx_features.parquet, in order; `version` becomes a string ('legacy' or '0').
-TX_COLUMNS = ("packet_index", "ts_ns", "slot", "signature", "version") + tuple(
-    n for n in FEATURE_NAMES if n not in ("packet_index", "ts_ns", "slot", "version")) + ("programs",)
+TX_COLUMNS = ("tx_index", "packet_index", "ts_ns", "slot", "signature", "version") + tuple(
+    n for n in FEATURE_NAMES if n not in ("tx_index", "packet_index", "ts_ns", "slot", "version")) + ("programs",)
 
 
 def encode_strings(src: np.ndarray, offs: np.ndarray, n: int) -> pa.StringArray:

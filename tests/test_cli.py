@@ -1,0 +1,86 @@
+"""The `workbench` command as a user runs it: summaries, outputs and clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from conftest import CAPTURES
+from workbench.cli import app
+
+runner = CliRunner()
+
+
+def test_replay_prints_summary_and_writes_outputs(tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["replay", str(CAPTURES / "small.pcap"), "--out", str(out), "--quiet", "--no-db"])
+    assert r.exit_code == 0, r.output
+    for word in ("packets", "transactions decoded", "packets by status", "processing ns/packet p99",
+                 "transactions by program"):
+        assert word in r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["packets"] == 998 and summary["by_status"]["transaction"] == summary["transactions"]
+    cols = pq.read_schema(out / "tx_features.parquet").names
+    for c in ("packet_index", "ts_ns", "signature", "version", "num_signatures", "num_account_keys",
+              "num_instructions", "num_lookup_tables", "compute_unit_limit", "compute_unit_price",
+              "jito_tip_lamports", "programs"):
+        assert c in cols
+
+
+def test_truncated_capture_is_processed_up_to_the_damage(tmp_path):
+    cap = tmp_path / "cut.pcap"
+    data = (CAPTURES / "small.pcap").read_bytes()
+    cap.write_bytes(data[: len(data) // 2 + 7])
+    r = runner.invoke(app, ["replay", str(cap), "--out", str(tmp_path / "o"), "--quiet", "--no-db"])
+    assert r.exit_code == 3
+    assert "capture damaged" in r.output and str(cap) in r.output and "+0x" in r.output
+    summary = json.loads((tmp_path / "o/summary.json").read_text())
+    assert 400 < summary["packets"] < 998 and summary["capture_error"]
+    assert pq.read_metadata(tmp_path / "o/tx_features.parquet").num_rows == summary["transactions"]
+
+
+@pytest.mark.parametrize("content,msg", [(None, "no such file"), (b"just text\n", "not a pcap or pcapng"),
+                                         (b"", "not a pcap or pcapng")])
+def test_bad_captures_get_clear_errors(tmp_path, content, msg):
+    cap = tmp_path / "x.pcap"
+    if content is not None:
+        cap.write_bytes(content)
+    r = runner.invoke(app, ["replay", str(cap), "--out", str(tmp_path / "o"), "--quiet", "--no-db"])
+    assert r.exit_code == 2 and msg in r.output and str(cap) in r.output
+    assert "Traceback" not in r.output
+
+
+def test_bad_settings_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_BATCH_FRAMES", "zero")
+    r = runner.invoke(app, ["replay", str(CAPTURES / "small.pcap"), "--out", str(tmp_path), "--no-db"])
+    assert r.exit_code == 2 and "batch_frames" in r.output
+    monkeypatch.delenv("WORKBENCH_BATCH_FRAMES")
+    conf = tmp_path / "c.toml"
+    conf.write_text("[workbench]\ntransaction_ports = '8003-8001x'\n")
+    r = runner.invoke(app, ["replay", str(CAPTURES / "small.pcap"), "--config", str(conf), "--no-db"])
+    assert r.exit_code == 2 and "8003-8001x" in r.output
+
+
+def test_generate_then_replay_round_trip(tmp_path):
+    cap = tmp_path / "g.pcapng"
+    r = runner.invoke(app, ["generate", "--out", str(cap), "--seconds", "0.5", "--tps", "2000", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    assert cap.exists() and cap.with_name(cap.name + ".truth.parquet").exists()
+    r = runner.invoke(app, ["replay", str(cap), "--out", str(tmp_path / "o"), "--quiet", "--no-db"])
+    assert r.exit_code == 0, r.output
+    truth = pq.read_table(cap.with_name(cap.name + ".truth.parquet")).column("expected_status").to_pylist()
+    summary = json.loads((tmp_path / "o/summary.json").read_text())
+    assert summary["by_status"]["transaction"] == truth.count("transaction")
+
+
+def test_batch_size_does_not_change_outputs(tmp_path):
+    for bf in ("7", "4096"):
+        r = runner.invoke(app, ["replay", str(CAPTURES / "demo.pcapng"), "--out", str(tmp_path / bf), "--quiet",
+                                "--no-db", "--batch-frames", bf])
+        assert r.exit_code == 0, r.output
+    for f in ("tx_features.parquet", "packet_status.parquet"):
+        assert (tmp_path / "7" / f).read_bytes() == (tmp_path / "4096" / f).read_bytes()

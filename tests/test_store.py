@@ -1,0 +1,640 @@
+"""The ClickHouse store on embedded chDB: schema, migrations, Arrow round trips, the writer,
+the spool (fault: a closed port), consistency under concurrent reads, clear errors, the CLI.
+
+chDB hosts one engine per process: each test opens its own directory and closes every
+client before it ends (the fixtures do), so tests can run in any order.
+"""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import socket
+import threading
+import time
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from workbench.store import StoreError, StoreUnavailable, StoreWriter, connect, parse_dsn
+from workbench.store import schema as S
+from workbench.store.clickhouse import Store, conform
+from workbench.store.spool import Spool, flush_spool, missing_rows
+
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+PROGRAMS = ["11111111111111111111111111111111", "ComputeBudget111111111111111111111111111111",
+            "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4", "675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8",
+            "whirLbMiicVdio4qvUfM5KAg6Ct8VwpYzGff3uctyCc"]
+T0_NS = 1_767_225_600_000_000_000          # 2026-01-01T00:00:00Z
+
+
+def b58_strings(rng, n, length=88):
+    idx = rng.integers(0, len(B58), (n, length))
+    alphabet = np.frombuffer(B58.encode(), np.uint8)
+    raw = alphabet[idx]
+    return pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(0, (n + 1) * length, length, dtype=np.int32)),
+                                       pa.py_buffer(raw.tobytes()))
+
+
+def make_tx_features(n, seed=0, start=0, t0_ns=T0_NS):
+    """A tx_features batch as the engine hands it over (the brief's Arrow schema)."""
+    rng = np.random.default_rng(seed)
+    idx = np.arange(start, start + n, dtype=np.int64)
+    counts = rng.integers(0, 4, n).astype(np.int32)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    progs = pa.array(PROGRAMS).take(pa.array(rng.integers(0, len(PROGRAMS), int(offsets[-1]))))
+    return pa.table({
+        "tx_index": idx,
+        "packet_index": idx,
+        "ts_ns": t0_ns + idx * 1_000 + rng.integers(0, 1_000, n),
+        "slot": np.where(rng.random(n) < 0.3, -1, 390_000_000 + idx // 400),
+        "signature": b58_strings(rng, n),
+        "version": pa.array(np.where(rng.random(n) < 0.5, "legacy", "0").tolist(), pa.string()),
+        "size": rng.integers(100, 1233, n).astype(np.int32),
+        "num_signatures": rng.integers(1, 3, n).astype(np.int32),
+        "num_account_keys": rng.integers(1, 64, n).astype(np.int32),
+        "num_instructions": rng.integers(0, 12, n).astype(np.int32),
+        "num_lookup_tables": rng.integers(0, 3, n).astype(np.int32),
+        "compute_unit_limit": rng.integers(0, 1_400_001, n),
+        "compute_unit_price": rng.integers(0, 10**9, n),
+        "priority_fee_lamports": rng.integers(0, 10**7, n),
+        "jito_tip_lamports": np.where(rng.random(n) < 0.1, rng.integers(1000, 10**6, n), 0),
+        "program_mask": rng.integers(0, 2**40, n),
+        "programs": pa.ListArray.from_arrays(pa.array(offsets), progs),
+    })
+
+
+def make_opportunities(n, seed=0, t0_ns=T0_NS):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    ids[:, 6] = (ids[:, 6] & 0x0F) | 0x40           # RFC 4122 version 4
+    ids[:, 8] = (ids[:, 8] & 0x3F) | 0x80
+    counts = rng.integers(1, 4, n).astype(np.int32)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.table({
+        "timestamp": pa.array(t0_ns + np.sort(rng.integers(0, 3_600 * 10**9, n)), pa.timestamp("ns")),
+        "opportunity_id": pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(ids.tobytes())]),
+        "type": pa.array(np.array(S.OPPORTUNITY_TYPES)[rng.integers(0, 3, n)].tolist()),
+        "profit_estimate": rng.gamma(2.0, 0.05, n),
+        "pools": pa.ListArray.from_arrays(pa.array(offsets), pa.array(PROGRAMS).take(
+            pa.array(rng.integers(0, len(PROGRAMS), int(offsets[-1]))))),
+        "slot": 390_000_000 + rng.integers(0, 10_000, n),
+        "victim_signature": b58_strings(rng, n),
+        "score": rng.random(n),
+        "expected_profit_lamports": rng.integers(0, 10**9, n),
+        "tip_lamports": rng.integers(0, 10**6, n),
+        "detect_latency_ns": rng.integers(1_000, 10**6, n),
+        "source": pa.array(["replay"] * n),
+    })
+
+
+def make_latency_hist(n, run_id="r", t0_ns=T0_NS):
+    rng = np.random.default_rng(n)
+    lows = [sorted(rng.integers(0, 10**6, 5).tolist()) for _ in range(n)]
+    return pa.table({
+        "run_id": [run_id] * n,
+        "interval_start_ns": T0_NS + np.arange(n, dtype=np.int64) * 10**9,
+        "interval_end_ns": T0_NS + (np.arange(n, dtype=np.int64) + 1) * 10**9,
+        "hist_name": ["packet_processing_ns"] * n,
+        "bucket_lower": pa.array(lows, pa.list_(pa.uint64())),
+        "bucket_count": pa.array([rng.integers(1, 100, 5).tolist() for _ in range(n)], pa.list_(pa.uint64())),
+        "count": pa.array(rng.integers(1, 500, n), pa.uint64()),
+        "p50": pa.array(rng.integers(100, 200, n), pa.uint64()),
+        "p99": pa.array(rng.integers(200, 900, n), pa.uint64()),
+        "p999": pa.array(rng.integers(900, 2000, n), pa.uint64()),
+        "min": pa.array(rng.integers(1, 100, n), pa.uint64()),
+        "max": pa.array(rng.integers(2000, 10**6, n), pa.uint64()),
+    })
+
+
+def closed_port() -> int:
+    """A loopback port that was bound, then closed: connecting to it is refused."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def dsn(tmp_path):
+    return f"chdb://{tmp_path / 'clickhouse'}"
+
+
+@pytest.fixture
+def store(dsn):
+    s = connect(dsn)
+    yield s
+    s.close()
+
+
+def _rows(store: Store, table: str, where: str = "", params=None) -> int:
+    return store.count(table, where, params)
+
+
+# --- DSN -------------------------------------------------------------------------------------
+def test_parse_dsn_forms():
+    d = parse_dsn("chdb:///var/lib/wb/clickhouse")
+    assert (d.scheme, d.path, d.database) == ("chdb", "/var/lib/wb/clickhouse", "default")
+    assert parse_dsn("chdb:///x/y?database=mev").database == "mev"
+    assert parse_dsn("chdb://memory").path is None
+    d = parse_dsn("http://alice:s%40cret@ch.example:8123/mev?connect_timeout=5")
+    assert (d.host, d.port, d.user, d.password, d.database) == ("ch.example", 8123, "alice", "s@cret", "mev")
+    assert d.options == {"connect_timeout": 5}
+    assert "s@cret" not in d.redacted() and "***" in d.redacted()
+    assert parse_dsn("http://ch").port == 8123 and parse_dsn("https://ch").port == 8443
+    assert parse_dsn("http://ch").database == "default"
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("", "empty"),
+    ("postgres://h/db", "unknown scheme"),
+    ("clickhouse://h:9000/db", "HTTP"),
+    ("chdb://data/clickhouse", "absolute path"),
+    ("chdb:relative", "absolute path"),
+    ("http:///db", "no host"),
+    ("http://h:99999/db", "port"),
+    ("http://h:8123/a/b", "one database"),
+    ("http://h:8123/bad-name", "identifier"),
+    ("http://h:8123/db?colour=red", "unknown option"),
+])
+def test_parse_dsn_errors_say_what_to_do(bad, words):
+    with pytest.raises(StoreError) as e:
+        parse_dsn(bad)
+    msg = str(e.value)
+    assert words in msg and "DSN forms" in msg
+
+
+def test_bad_dsn_hides_password():
+    with pytest.raises(StoreError) as e:
+        parse_dsn("ftp://bob:hunter2@h/db")
+    assert "hunter2" not in str(e.value)
+
+
+# --- schema ------------------------------------------------------------------------------------
+def test_seed_table_kept_verbatim():
+    sql = S.render_seed(S.Target())[0]
+    assert sql == S.SEED_DDL.rstrip(";").replace("CREATE TABLE mev_opportunities",
+                                                  "CREATE TABLE IF NOT EXISTS default.mev_opportunities")
+
+
+def test_fresh_store_has_the_seed_table_and_the_engine_columns(store):
+    assert store.schema_version() == (S.SCHEMA_VERSION, "")
+    cols = store.query_rows("SELECT name, type, compression_codec FROM system.columns "
+                            "WHERE database = currentDatabase() AND table = 'mev_opportunities' ORDER BY position")
+    assert [c[0] for c in cols] == [c.name for c in S.OPPORTUNITIES.columns]
+    assert cols[:5] == [("timestamp", "DateTime64(9)", "CODEC(DoubleDelta, ZSTD(3))"),
+                        ("opportunity_id", "UUID", ""),
+                        ("type", "Enum8('arbitrage' = 1, 'sandwich' = 2, 'liquidation' = 3)", ""),
+                        ("profit_estimate", "Float64", "CODEC(Gorilla(8), ZSTD(3))"),   # 8: the Float64 width
+                        ("pools", "Array(String)", "")]
+    (pk, sk, ddl), = store.query_rows("SELECT partition_key, sorting_key, create_table_query FROM system.tables "
+                                      "WHERE database = currentDatabase() AND name = 'mev_opportunities'")
+    assert (pk, sk) == ("toYYYYMMDD(timestamp)", "type, timestamp")
+    assert "index_granularity = 8192" in ddl and "ENGINE = MergeTree" in ddl
+    idx = store.query_rows("SELECT name, type, expr, granularity FROM system.data_skipping_indices "
+                           "WHERE database = currentDatabase() AND table = 'mev_opportunities' ORDER BY name")
+    assert idx == [("idx_profit", "minmax", "profit_estimate", 4), ("idx_timestamp", "minmax", "timestamp", 1)]
+    for t in ("tx_features", "latency_hist", "runs", "schema_version"):
+        assert store.exists(t)
+
+
+def test_schema_is_idempotent(dsn):
+    with connect(dsn) as s:
+        assert s.ensure_schema() == []
+        assert s.query_rows("SELECT count() FROM schema_version")[0][0] == S.SCHEMA_VERSION
+    with connect(dsn) as s:                 # reopening applies nothing either
+        assert s.query_rows("SELECT count() FROM schema_version")[0][0] == S.SCHEMA_VERSION
+
+
+def test_seed_store_is_migrated(dsn):
+    """A store made by the seed's DDL alone is brought to the current version, rows kept."""
+    with connect(dsn, ensure_schema=False) as s:
+        s.command(S.SEED_DDL.rstrip(";"))
+        s.command("INSERT INTO mev_opportunities VALUES "
+                  "('2026-01-01 00:00:00.123456789', generateUUIDv4(), 'sandwich', 1.5, ['p1', 'p2'])")
+        assert s.schema_version() == (0, "")
+    with connect(dsn) as s:
+        assert s.schema_version()[0] == S.SCHEMA_VERSION
+        row = s.query_rows("SELECT type, profit_estimate, pools, run_id, slot, detect_latency_ns, source "
+                           "FROM mev_opportunities")
+        assert row == [("sandwich", 1.5, ["p1", "p2"], "", -1, -1, "unknown")]
+        versions = s.query_rows("SELECT version FROM schema_version ORDER BY version")
+        assert versions == [(1,), (2,)]
+
+
+def test_newer_store_is_refused_with_advice(dsn):
+    with connect(dsn) as s:
+        s.command("INSERT INTO schema_version (version, code_version, description) VALUES (99, '9.9', 'future')")
+    with pytest.raises(StoreError) as e:
+        connect(dsn)
+    msg = str(e.value)
+    assert "schema version 99" in msg and f"up to {S.SCHEMA_VERSION}" in msg and "Upgrade" in msg
+    with connect(dsn, ensure_schema=False) as s:     # reading is still allowed
+        assert s.schema_version()[0] == 99
+
+
+def test_cluster_ddl_uses_replicated_and_distributed():
+    ddl = "\n".join(S.render_ddl(S.Target("mev", "prod")))
+    assert "CREATE TABLE IF NOT EXISTS mev.tx_features_local ON CLUSTER prod" in ddl
+    assert "ENGINE = ReplicatedMergeTree()" in ddl and "ENGINE = ReplicatedReplacingMergeTree(updated_at)" in ddl
+    assert "Distributed(prod, mev, mev_opportunities_local, cityHash64(opportunity_id))" in ddl
+    assert "replicated_deduplication_window" in ddl and "non_replicated" not in ddl
+    single = "\n".join(S.render_ddl(S.Target()))
+    assert " ON CLUSTER " not in single and "Distributed(" not in single and "Replicated" not in single
+
+
+# --- Arrow round trips ---------------------------------------------------------------------------
+TX_COLS = [c for c in make_tx_features(1).column_names]
+
+
+def test_tx_features_round_trip_equals_parquet(dsn, tmp_path):
+    batches = [make_tx_features(5_000, seed=i, start=i * 5_000) for i in range(4)]
+    pq.write_table(pa.concat_tables(batches), tmp_path / "tx_features.parquet")
+    with StoreWriter(dsn, tmp_path / "spool", queue_batches=2) as w:
+        run_id = w.record_run_start(capture_path="cap.pcap", config={"batch_frames": 5000})
+        for b in batches:
+            w.put("tx_features", b)
+        w.record_run_end({"transactions": 20_000})
+    assert w.stats.rows_inserted == 20_002 and w.stats.rows_spooled == 0
+    parquet = pq.read_table(tmp_path / "tx_features.parquet")
+    with connect(dsn) as s:
+        got = s.query_arrow(f"SELECT {', '.join(TX_COLS)} FROM tx_features WHERE run_id = {{r:String}} "
+                            "ORDER BY packet_index", {"r": run_id})
+        assert got.num_rows == parquet.num_rows
+        for c in TX_COLS:
+            assert got.column(c).to_pylist() == parquet.column(c).to_pylist(), c
+        # the extra engine columns took their defaults
+        assert s.query_rows("SELECT countIf(num_programs != length(programs)), max(cb_flags) FROM tx_features") \
+            == [(0, 0)]
+
+
+def test_opportunities_round_trip(store, tmp_path):
+    opp = make_opportunities(3_000, seed=7)
+    store.insert_batch("mev_opportunities", opp, "t1", run_id="run-a")
+    got = store.query_arrow("SELECT toUnixTimestamp64Nano(timestamp) AS ts, UUIDStringToNum(toString(opportunity_id)) "
+                            "AS id, toString(type) AS type, profit_estimate, pools, run_id, slot, victim_signature, "
+                            "score, expected_profit_lamports, tip_lamports, detect_latency_ns, toString(source) AS "
+                            "source FROM mev_opportunities ORDER BY ts, id")
+    exp = opp.sort_by([("timestamp", "ascending"), ("opportunity_id", "ascending")])
+    assert got.column("ts").to_pylist() == exp.column("timestamp").cast(pa.int64()).to_pylist()
+    assert got.column("id").to_pylist() == exp.column("opportunity_id").to_pylist()
+    for c in ("type", "profit_estimate", "pools", "slot", "victim_signature", "score", "expected_profit_lamports",
+              "tip_lamports", "detect_latency_ns", "source"):
+        assert got.column(c).to_pylist() == exp.column(c).to_pylist(), c
+    assert set(got.column("run_id").to_pylist()) == {"run-a"}
+
+
+def test_uuid_text_enum_codes_and_int_times_are_accepted(store):
+    ids = [uuid.uuid4() for _ in range(3)]
+    t = pa.table({"timestamp_ns": pa.array([T0_NS, T0_NS + 1, T0_NS + 2]),
+                  "opportunity_id": [str(u) for u in ids],
+                  "type": pa.array([1, 2, 3], pa.int8()),
+                  "profit_estimate": [0.1, 0.2, 0.3],
+                  "pools": pa.array([["a"], [], ["b", "c"]])})
+    store.insert_batch("mev_opportunities", t, "x")
+    rows = store.query_rows("SELECT toUnixTimestamp64Nano(timestamp), opportunity_id, type, pools, slot "
+                            "FROM mev_opportunities ORDER BY timestamp")
+    assert rows == [(T0_NS, ids[0], "arbitrage", ["a"], -1), (T0_NS + 1, ids[1], "sandwich", [], -1),
+                    (T0_NS + 2, ids[2], "liquidation", ["b", "c"], -1)]
+
+
+def test_latency_hist_and_runs(dsn, tmp_path):
+    with StoreWriter(dsn, tmp_path / "spool") as w:
+        rid = w.record_run_start(capture_path="/caps/a.pcap", capture_sha256="ab" * 32, market="m1",
+                                 config={"x": 1}, started_ns=T0_NS)
+        w.put("latency_hist", make_latency_hist(10).drop_columns(["run_id"]))
+        w.put("tx_features", make_tx_features(100))
+        w.record_run_end({"packets": 123, "transactions": 100}, ended_ns=T0_NS + 5 * 10**9)
+    hist = make_latency_hist(10)
+    with connect(dsn) as s:
+        got = s.query_arrow("SELECT * EXCEPT run_id, interval_start_ns, interval_end_ns FROM latency_hist "
+                            "ORDER BY interval_start")
+        for c in ("hist_name", "bucket_lower", "bucket_count", "count", "p50", "p99", "p999", "min", "max"):
+            assert got.column(c).to_pylist() == hist.column(c).to_pylist(), c
+        assert got.column("interval_start_ns").to_pylist() == hist.column("interval_start_ns").to_pylist()
+        runs = s.runs().to_pylist()
+        assert len(runs) == 1
+        r = runs[0]
+        assert (r["run_id"], r["status"], r["capture"], r["duration_s"]) == (rid, "done", "/caps/a.pcap", 5.0)
+        assert dict(r["counts"]) == {"packets": 123, "transactions": 100}
+        assert (r["tx_features_rows"], r["latency_hist_rows"], r["opportunity_rows"]) == (100, 10, 0)
+
+
+@pytest.mark.parametrize("mutate, words", [
+    (lambda t: t.drop_columns(["signature"]), "missing column(s) ['signature']"),
+    (lambda t: t.append_column("colour", pa.array(["red"] * t.num_rows)), "not in the table"),
+    (lambda t: t.set_column(t.schema.get_field_index("slot"), "slot", pa.array([None] * t.num_rows, pa.int64())),
+     "null"),
+    (lambda t: t.set_column(t.schema.get_field_index("version"), "version", pa.array([[1]] * t.num_rows)), "version"),
+    (lambda t: t.set_column(t.schema.get_field_index("slot"), "slot", pa.array(["x"] * t.num_rows)), "slot"),
+])
+def test_conform_names_the_column(mutate, words):
+    with pytest.raises(StoreError) as e:
+        conform("tx_features", mutate(make_tx_features(3)), run_id="r")
+    assert words in str(e.value)
+
+
+def test_conform_rejects_unknown_enum_label_and_table():
+    opp = make_opportunities(3).set_column(2, "type", pa.array(["arbitrage", "frontrun", "arbitrage"]))
+    with pytest.raises(StoreError, match="frontrun"):
+        conform("mev_opportunities", opp)
+    with pytest.raises(StoreError, match="no table"):
+        conform("mempool", opp)
+
+
+# --- deduplication -------------------------------------------------------------------------------
+def test_chdb_honours_the_insert_deduplication_token(store):
+    """chDB (embedded MergeTree) drops a block whose token it has seen: the window is on."""
+    b = conform("tx_features", make_tx_features(1_000), run_id="r")
+    store.insert_arrow("tx_features", b, "tok-1")
+    store.insert_arrow("tx_features", b, "tok-1")
+    assert _rows(store, "tx_features") == 1_000
+    store.insert_arrow("tx_features", b, "tok-2")           # another token: it is another batch
+    assert _rows(store, "tx_features") == 2_000
+    o = conform("mev_opportunities", make_opportunities(500))
+    store.insert_arrow("mev_opportunities", o, "o-1")
+    store.insert_arrow("mev_opportunities", o, "o-1")
+    assert _rows(store, "mev_opportunities") == 500
+
+
+def test_missing_rows_is_exact(store):
+    b = conform("tx_features", make_tx_features(2_000), run_id="r")
+    store.insert_arrow("tx_features", b.slice(0, 700), "half")
+    todo = missing_rows(store, "tx_features", b)
+    assert todo.column("tx_index").to_pylist() == list(range(700, 2_000))
+    o = conform("mev_opportunities", make_opportunities(1_000))
+    store.insert_arrow("mev_opportunities", o.take(list(range(0, 1_000, 2))), "evens")
+    assert missing_rows(store, "mev_opportunities", o).column("opportunity_id").to_pylist() == \
+        o.take(list(range(1, 1_000, 2))).column("opportunity_id").to_pylist()
+
+
+# --- fault: the server is down -----------------------------------------------------------------------
+def test_closed_port_spools_everything_then_flush_into_chdb_once(dsn, tmp_path):
+    spool = tmp_path / "spool"
+    down = f"http://default:pw@127.0.0.1:{closed_port()}/mev"
+    with StoreWriter(down, spool, queue_batches=2, retry_interval_s=60) as w:
+        rid = w.record_run_start(capture_path="cap.pcap")
+        for i in range(5):
+            w.put("tx_features", make_tx_features(2_000, seed=i, start=i * 2_000))
+        w.put("mev_opportunities", make_opportunities(1_500))
+        w.record_run_end({"transactions": 10_000})
+    st = w.stats
+    assert st.rows_inserted == 0
+    assert st.rows_spooled == 10_000 + 1_500 + 2
+    assert 3 <= st.batches_spooled <= 8          # queued batches of one table may be coalesced
+    assert "cannot reach ClickHouse" in st.last_error and "Connection refused" in st.last_error
+    sp = Spool(spool)
+    files = len(sp.pending())
+    assert files == st.batches_spooled and sp.pending_rows() == st.rows_spooled
+    backup = tmp_path / "spool-copy"
+    shutil.copytree(spool, backup)
+
+    fs = flush_spool(dsn, spool)
+    assert (fs.files, fs.rows_inserted, fs.rows_skipped, fs.files_left, fs.errors) == (files, 11_502, 0, 0, [])
+    with connect(dsn) as s:
+        counts = (_rows(s, "tx_features", "run_id = {r:String}", {"r": rid}), _rows(s, "mev_opportunities"),
+                  s.query_rows("SELECT count() FROM runs FINAL")[0][0])
+    assert counts == (10_000, 1_500, 1)
+
+    assert flush_spool(dsn, spool).files == 0                 # a second flush: nothing left to add
+    shutil.rmtree(spool)
+    shutil.copytree(backup, spool)                            # the same files again (a crash before unlink)
+    fs = flush_spool(dsn, spool)
+    assert (fs.files, fs.rows_inserted, fs.rows_skipped) == (files, 0, 11_502)
+    with connect(dsn) as s:
+        assert (_rows(s, "tx_features"), _rows(s, "mev_opportunities")) == (10_000, 1_500)
+        assert s.query_rows("SELECT count(), any(status) FROM runs FINAL") == [(1, "done")]
+
+
+def test_writer_flushes_an_old_spool_on_start(dsn, tmp_path):
+    spool = tmp_path / "spool"
+    with StoreWriter(f"http://127.0.0.1:{closed_port()}", spool, run_id="early") as w:
+        w.put("tx_features", make_tx_features(1_000), "batch-0")
+    assert w.stats.rows_spooled == 1_000
+    with StoreWriter(dsn, spool, run_id="later") as w2:
+        w2.put("tx_features", make_tx_features(10, start=5_000))
+    assert (w2.stats.rows_flushed, w2.stats.rows_inserted, w2.stats.spool_files_left) == (1_000, 10, 0)
+    with connect(dsn) as s:
+        assert _rows(s, "tx_features") == 1_010
+
+
+def test_writer_recovers_when_the_store_comes_back(dsn, tmp_path, monkeypatch):
+    """Inserts fail for a while (as if the server went away), then work: nothing lost, nothing doubled."""
+    real = Store.insert_arrow
+    fails = {"n": 3}
+
+    def flaky(self, table, data, token=None):
+        if table == "tx_features" and fails["n"] > 0:
+            fails["n"] -= 1
+            raise StoreUnavailable("cannot reach ClickHouse (test)")
+        return real(self, table, data, token)
+
+    monkeypatch.setattr(Store, "insert_arrow", flaky)
+    with StoreWriter(dsn, tmp_path / "spool", retry_interval_s=0.0, run_id="r", coalesce_rows=500) as w:
+        for i in range(6):
+            w.put("tx_features", make_tx_features(500, seed=i, start=i * 500))
+    st = w.stats
+    assert st.rows_spooled >= 1_500 and st.rows_flushed == st.rows_spooled and st.spool_files_left == 0
+    assert st.rows_inserted + st.rows_spooled == 3_000
+    with connect(dsn) as s:
+        assert _rows(s, "tx_features") == 3_000
+        assert s.query_rows("SELECT uniqExact(packet_index) FROM tx_features")[0][0] == 3_000
+
+
+def test_put_blocks_when_the_queue_is_full(dsn, tmp_path, monkeypatch):
+    real = Store.insert_arrow
+    seen = []
+
+    def slow(self, table, data, token=None):
+        time.sleep(0.05)
+        return real(self, table, data, token)
+
+    monkeypatch.setattr(Store, "insert_arrow", slow)
+    with StoreWriter(dsn, tmp_path / "spool", queue_batches=2, run_id="r", coalesce_rows=100) as w:
+        for i in range(8):
+            w.put("tx_features", make_tx_features(100, seed=i, start=i * 100))
+            seen.append(w._q.qsize())
+    assert max(seen) <= 2                        # never more than queue_batches waiting
+    assert w.stats.put_wait_s > 0.1              # the producer was held back
+    assert w.stats.rows_inserted == 800
+
+
+def test_queued_batches_are_coalesced(dsn, tmp_path, monkeypatch):
+    real = Store.insert_arrow
+    calls = []
+
+    def slow(self, table, data, token=None):
+        calls.append((table, data.num_rows, token))
+        time.sleep(0.05)
+        return real(self, table, data, token)
+
+    monkeypatch.setattr(Store, "insert_arrow", slow)
+    with StoreWriter(dsn, tmp_path / "spool", queue_batches=16, run_id="r", coalesce_rows=2_500) as w:
+        for i in range(20):
+            w.put("tx_features", make_tx_features(200, seed=i, start=i * 200))
+    tx = [c for c in calls if c[0] == "tx_features"]
+    assert len(tx) < 20 and all(n <= 2_500 for _, n, _ in tx)
+    assert sum(n for _, n, _ in tx) == 4_000 == w.stats.rows_inserted
+    assert any(".." in tok for _, _, tok in tx)            # a coalesced insert names its first..last batch
+    with connect(dsn) as s:
+        assert s.query_rows("SELECT count(), uniqExact(packet_index), min(packet_index), max(packet_index) "
+                            "FROM tx_features") == [(4_000, 4_000, 0, 3_999)]
+
+
+def test_writer_api_misuse():
+    w = StoreWriter("chdb://memory", "/tmp/unused-spool")
+    with pytest.raises(StoreError, match="start"):
+        w.put("tx_features", make_tx_features(1))
+    with pytest.raises(StoreError, match="record_run_start"):
+        w.record_run_end()
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+def test_reader_sees_consistent_counts_while_the_writer_inserts(dsn, tmp_path):
+    batch, n_batches = 1_000, 30
+    seen, stop = [], threading.Event()
+    with connect(dsn) as reader:
+        def poll():
+            while not stop.is_set():
+                seen.append(_rows(reader, "tx_features"))
+
+        t = threading.Thread(target=poll)
+        t.start()
+        try:
+            with StoreWriter(dsn, tmp_path / "spool", queue_batches=4, run_id="r", coalesce_rows=batch) as w:
+                for i in range(n_batches):
+                    w.put("tx_features", make_tx_features(batch, seed=i, start=i * batch))
+        finally:
+            stop.set()
+            t.join()
+        final = _rows(reader, "tx_features")
+    assert final == batch * n_batches
+    assert len(set(seen)) > 2, "the reader never saw the store between batches"
+    assert all(c % batch == 0 for c in seen), "a reader saw part of a batch"
+    assert seen == sorted(seen), "a count went backwards"
+
+
+# --- clear errors -------------------------------------------------------------------------------
+class _RefusingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers like a ClickHouse server that does not know the user/password."""
+
+    def _refuse(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        body = (b"Code: 516. DB::Exception: alice: Authentication failed: password is incorrect, or there is no "
+                b"user with such name. (AUTHENTICATION_FAILED) (version 25.8.1.1)\n")
+        self.send_response(516)
+        self.send_header("X-ClickHouse-Exception-Code", "516")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, *a):
+        pass
+
+
+def test_refused_credentials_say_so(tmp_path):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RefusingHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        dsn = f"http://alice:wrong@127.0.0.1:{srv.server_address[1]}/mev"
+        with pytest.raises(StoreError) as e:
+            connect(dsn)
+        msg = str(e.value)
+        assert "refused the credentials of user 'alice'" in msg and "password" in msg and "wrong" not in msg
+        assert not isinstance(e.value, StoreUnavailable)
+        with pytest.raises(StoreError, match="refused the credentials"):   # the writer does not spool it away
+            StoreWriter(dsn, tmp_path / "spool").start()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_unreachable_server_says_so():
+    with pytest.raises(StoreUnavailable) as e:
+        connect(f"http://127.0.0.1:{closed_port()}/db", connect_timeout=1)
+    assert "cannot reach ClickHouse" in str(e.value) and "flush-spool" in str(e.value)
+
+
+def test_second_embedded_path_in_one_process_says_so(dsn, tmp_path):
+    with connect(dsn):
+        with pytest.raises(StoreError, match="one directory per process"):
+            connect(f"chdb://{tmp_path / 'other'}")
+
+
+def test_store_held_by_another_process_says_so(dsn):
+    import subprocess
+    import sys
+    with connect(dsn):
+        code = ("from workbench.store import connect, StoreError\n"
+                f"try:\n    connect({dsn!r})\nexcept StoreError as e:\n    print(e)\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "open in another process" in out, out
+
+
+def test_store_layer_imports_nothing_above_it():
+    """store/ and cli_db receive Arrow tables: they import only the base modules and the store."""
+    import ast
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1] / "workbench"
+    allowed = {"workbench", "workbench.errors", "workbench.config", "workbench.store"}
+    for f in sorted((root / "store").glob("*.py")) + [root / "cli_db.py"]:
+        package = "workbench.store" if f.parent.name == "store" else "workbench"
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                mod = base + ("." + node.module if node.module else "")
+            elif isinstance(node, (ast.ImportFrom, ast.Import)):
+                mods = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                mod = next((m for m in mods if m.startswith("workbench")), None)
+            else:
+                continue
+            if mod and mod.startswith("workbench"):
+                top = ".".join(mod.split(".")[:2])
+                assert top in allowed, f"{f.name} imports {mod}: above the store layer"
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+def test_cli_db_commands(dsn, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+    from workbench import cli_db
+    from workbench.cli_db import db_app
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(cli_db.console, "width", 200)
+    runner = CliRunner()
+    with StoreWriter(dsn, tmp_path / "data" / "spool") as w:
+        w.record_run_start(capture_path="/caps/demo.pcap")
+        w.put("mev_opportunities", make_opportunities(50))
+        w.record_run_end({"packets": 7})
+    r = runner.invoke(db_app, ["query", "SELECT type, count() AS n FROM mev_opportunities GROUP BY type ORDER BY type",
+                               "--db", dsn])
+    assert r.exit_code == 0, r.output
+    assert "arbitrage" in r.output and "rows" in r.output
+    r = runner.invoke(db_app, ["query", "SELECT count() AS n FROM mev_opportunities", "--db", dsn, "-f", "csv"])
+    assert r.exit_code == 0 and r.stdout.splitlines() == ['"n"', "50"]
+    out = tmp_path / "o.parquet"
+    r = runner.invoke(db_app, ["query", "SELECT * FROM mev_opportunities", "--db", dsn, "-f", "parquet", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    t = pq.read_table(out)
+    assert t.num_rows == 50 and t.schema.field("type").type == pa.string()
+    r = runner.invoke(db_app, ["runs", "--db", dsn])
+    assert r.exit_code == 0 and "demo.pcap" in r.output and "done" in r.output
+    r = runner.invoke(db_app, ["schema"])
+    assert r.exit_code == 0 and "CREATE TABLE IF NOT EXISTS default.mev_opportunities" in r.output
+    r = runner.invoke(db_app, ["schema", "--cluster", "prod"])
+    assert "ReplicatedMergeTree()" in r.output and "Distributed(prod" in r.output
+    r = runner.invoke(db_app, ["schema", "--apply", "--db", dsn])
+    assert r.exit_code == 0 and "already at version" in r.output
+    r = runner.invoke(db_app, ["flush-spool", "--db", dsn])
+    assert r.exit_code == 0 and "empty" in r.output
+    r = runner.invoke(db_app, ["query", "SELECT 1", "--db", "mysql://x"])
+    assert r.exit_code == 2 and "bad store DSN" in r.output

@@ -1,0 +1,256 @@
+"""Disk spool for batches the store refused: one Arrow IPC file per batch, flushed later.
+
+A batch whose insert failed (server down, network error, any store error) is written here,
+never dropped, and re-inserted by ``workbench db flush-spool`` or by the next writer that
+starts with this spool directory. Files are named ``<spooled_ns>-<pid>-<seq>.<table>.arrow``
+so that a directory listing is the order they failed in; a file appears atomically
+(written as ``.tmp``, fsynced, renamed). The schema metadata carries the table, the insert's
+deduplication token and the error that sent it here.
+
+Re-inserting never doubles rows, whatever happened to the failed insert (not sent, or sent
+and committed but the answer lost): before inserting a file, ``missing_rows`` looks up the
+batch's key columns (``schema.TableSpec.key``) in the store and keeps only the rows that are
+not there. The full batch goes in with its original token (the server's deduplication window
+catches a concurrent flusher); a partial remainder goes in with a token derived from it.
+A file being flushed is flocked: two flushers never send the same file at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import schema as S
+from .clickhouse import Store, StoreError, StoreUnavailable, connect
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".arrow"
+BAD_SUFFIX = ".bad"             # unreadable files are renamed to this and left for a human
+_META_TABLE = b"workbench.table"
+_META_TOKEN = b"workbench.dedup_token"
+_META_TIME = b"workbench.spooled_ns"
+_META_ERROR = b"workbench.error"
+_META_ROWS = b"workbench.rows"
+_IN_LIST_MAX = 1000             # distinct strings a key lookup lists with IN (...)
+_seq = itertools.count()
+
+
+@dataclass
+class FlushStats:
+    files: int = 0              # files inserted (or found already stored) and removed
+    rows_inserted: int = 0      # rows that were missing from the store and went in
+    rows_skipped: int = 0       # rows already in the store (the failed insert had landed)
+    files_left: int = 0         # files still in the spool after this flush
+    unavailable: bool = False   # stopped because the store could not be reached
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SpoolFile:
+    path: Path
+    table: str
+    dedup_token: str
+    spooled_ns: int
+    error: str
+    data: pa.Table
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def read_spool_file(path: str | os.PathLike) -> SpoolFile:
+    with pa.memory_map(str(path), "r") as src:
+        data = pa.ipc.open_file(src).read_all()
+    meta = data.schema.metadata or {}
+    if _META_TABLE not in meta:
+        raise StoreError(f"{path}: not a workbench spool file (no {_META_TABLE.decode()} metadata)")
+    return SpoolFile(Path(path), meta[_META_TABLE].decode(), meta.get(_META_TOKEN, b"").decode(),
+                     int(meta.get(_META_TIME, b"0")), meta.get(_META_ERROR, b"").decode(),
+                     data.replace_schema_metadata(None))
+
+
+def missing_rows(store: Store, table: str, data: pa.Table) -> pa.Table:
+    """The rows of ``data`` whose key is not yet in ``store.table``: exact, by key lookup."""
+    spec = S.TABLES[table]
+    if data.num_rows == 0 or not spec.key:
+        return data
+    where, select = [], []
+    for name in dict.fromkeys(spec.key + spec.narrow):
+        col, arr = spec.column(name), data.column(name)
+        t = arr.type
+        if col.kind == S.TIME:
+            ns = pc.cast(arr, pa.int64()) if not pa.types.is_timestamp(t) else arr.cast(pa.int64())
+            lo, hi = pc.min_max(ns).values()
+            where.append(f"{name} BETWEEN fromUnixTimestamp64Nano(toInt64({lo.as_py()})) "
+                         f"AND fromUnixTimestamp64Nano(toInt64({hi.as_py()}))")
+        elif pa.types.is_integer(t):
+            lo, hi = pc.min_max(arr).values()
+            where.append(f"{name} BETWEEN {lo.as_py()} AND {hi.as_py()}")
+        elif pa.types.is_string(t) and col.kind == S.PLAIN:
+            values = pc.unique(arr)
+            if len(values) <= _IN_LIST_MAX:
+                where.append(f"{name} IN (" + ", ".join(_quote(v) for v in values.to_pylist()) + ")")
+    for name in spec.key:
+        col, t = spec.column(name), data.column(name).type
+        if col.kind == S.UUID_:
+            expr = f"UUIDStringToNum(toString({name}))" if pa.types.is_fixed_size_binary(t) else f"toString({name})"
+        elif col.kind == S.TIME:
+            expr = f"toUnixTimestamp64Nano({name})"
+        elif pa.types.is_string(t):
+            expr = f"toString({name})"
+        else:
+            expr = name
+        select.append(f"{expr} AS __key_{name}")     # a fresh alias: ClickHouse aliases shadow columns in WHERE
+    sql = f"SELECT {', '.join(select)} FROM {store.table(table)}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    if spec.version:        # ReplacingMergeTree: merges keep only the newest version of a key
+        sql = (f"SELECT {', '.join(select)}, max(toUnixTimestamp64Nano({spec.version})) AS __version "
+               f"FROM {store.table(table)}" + (" WHERE " + " AND ".join(where) if where else "")
+               + f" GROUP BY {', '.join('__key_' + k for k in spec.key)}")
+        have = store.query_arrow(sql).rename_columns(list(spec.key) + ["__version"])
+    else:
+        have = store.query_arrow(sql).rename_columns(list(spec.key))
+    if have.num_rows == 0:
+        return data
+    mine = {}
+    for name in spec.key:
+        col, arr = spec.column(name), data.column(name)
+        if col.kind == S.TIME:
+            arr = arr.cast(pa.int64())
+        elif col.kind == S.UUID_ and not pa.types.is_fixed_size_binary(arr.type):
+            arr = pc.utf8_lower(arr)
+        mine[name] = arr
+        have_col = have.column(name)
+        if have_col.type != arr.type:
+            have = have.set_column(have.schema.get_field_index(name), name, have_col.cast(arr.type))
+    mine["__row"] = pa.array(np.arange(data.num_rows, dtype=np.int64))
+    left = pa.table(mine)
+    if spec.version:        # keep a row unless the store has its key at the same or a newer version
+        j = left.join(have, keys=list(spec.key), join_type="left outer")
+        mine_v = pc.take(data.column(spec.version).cast(pa.int64()), j.column("__row"))
+        stored = pc.fill_null(pc.greater_equal(j.column("__version"), mine_v), False)
+        keep = pc.filter(j.column("__row"), pc.invert(stored))
+    else:
+        keep = left.join(have, keys=list(spec.key), join_type="left anti").column("__row")
+    return data.take(pc.take(keep, pc.sort_indices(keep)))      # in the batch's order
+
+
+class Spool:
+    """A directory of spooled batches."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+
+    def write(self, table: str, data: pa.Table, dedup_token: str, error: str = "") -> Path:
+        """Spool one (conformed) batch; durable when this returns."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        now = time.time_ns()
+        name = f"{now:020d}-{os.getpid()}-{next(_seq):06d}.{table}{SUFFIX}"
+        meta = {_META_TABLE: table.encode(), _META_TOKEN: dedup_token.encode(),
+                _META_TIME: str(now).encode(), _META_ERROR: error[:2000].encode(),
+                _META_ROWS: str(data.num_rows).encode()}
+        data = data.replace_schema_metadata(meta)
+        tmp = self.dir / f".{name}.tmp"
+        opts = pa.ipc.IpcWriteOptions(compression="zstd")
+        with open(tmp, "wb") as f:
+            with pa.ipc.new_file(f, data.schema, options=opts) as w:
+                w.write_table(data)
+            f.flush()
+            os.fsync(f.fileno())
+        final = self.dir / name
+        os.replace(tmp, final)
+        return final
+
+    def pending(self) -> list[Path]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.iterdir() if p.name.endswith(SUFFIX) and not p.name.startswith("."))
+
+    def pending_rows(self) -> int:
+        """Rows waiting in the spool (read from each file's metadata)."""
+        n = 0
+        for p in self.pending():
+            try:
+                with pa.memory_map(str(p), "r") as src:
+                    n += int((pa.ipc.open_file(src).schema.metadata or {}).get(_META_ROWS, b"0"))
+            except (OSError, pa.ArrowInvalid, ValueError):
+                continue
+        return n
+
+    def flush(self, store: Store) -> FlushStats:
+        """Insert every spooled batch that is not in the store yet; remove the files that made it.
+
+        Stops at the first StoreUnavailable (the server went away again: the rest stays);
+        other errors are reported in ``errors`` and that file stays for a later flush.
+        """
+        stats = FlushStats()
+        for path in self.pending():
+            try:
+                f = open(path, "rb")
+            except FileNotFoundError:
+                continue                    # another flusher took it
+            with f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue                # being flushed right now by someone else
+                try:
+                    if os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
+                        continue
+                except FileNotFoundError:
+                    continue
+                try:
+                    item = read_spool_file(path)
+                except (OSError, pa.ArrowInvalid, StoreError) as e:
+                    bad = path.with_name(path.name + BAD_SUFFIX)
+                    os.replace(path, bad)
+                    stats.errors.append(f"{path.name}: unreadable ({e}); moved to {bad.name}")
+                    continue
+                try:
+                    todo = missing_rows(store, item.table, item.data)
+                    token = item.dedup_token
+                    if 0 < todo.num_rows < item.data.num_rows:
+                        token = f"{token}/remaining:{todo.num_rows}"
+                    store.insert_arrow(item.table, todo, token or None)
+                except StoreUnavailable as e:
+                    stats.errors.append(f"{path.name}: {e}")
+                    stats.unavailable = True
+                    break
+                except StoreError as e:
+                    stats.errors.append(f"{path.name}: {e}")
+                    continue
+                stats.rows_inserted += todo.num_rows
+                stats.rows_skipped += item.data.num_rows - todo.num_rows
+                stats.files += 1
+                os.unlink(path)
+        stats.files_left = len(self.pending())
+        if stats.files or stats.errors:
+            log.info("spool %s: %d files flushed (%d rows in, %d already stored), %d left",
+                     self.dir, stats.files, stats.rows_inserted, stats.rows_skipped, stats.files_left)
+        return stats
+
+
+def default_spool_dir(data_dir: str | os.PathLike = "data") -> Path:
+    """``<data_dir>/spool``: where the CLI and the runner keep failed batches."""
+    return Path(data_dir).resolve() / "spool"
+
+
+def flush_spool(dsn, spool_dir: str | os.PathLike) -> FlushStats:
+    """Connect to ``dsn`` (creating or migrating its schema) and flush ``spool_dir`` into it."""
+    store = connect(dsn)
+    try:
+        return Spool(spool_dir).flush(store)
+    finally:
+        store.close()
