@@ -49,6 +49,8 @@ def print_summary(result) -> None:
     t.add_row("capture span", f"{(result.last_ts_ns - result.first_ts_ns) / 1e9:.3f} s"
               if result.packets else "-")
     t.add_row("wall time", f"{result.wall_s:.3f} s")
+    t.add_row("engine warm-up", f"{result.warmup_s:.2f} s" + (" (numba compiled; cached for next runs)"
+                                                               if result.warmup_s > 5 else " (numba cache)"))
     t.add_row("packets/s (end to end)", _fmt_int(result.packets_per_s))
     t.add_row("packets/s (engine only)", _fmt_int(result.engine_packets_per_s))
     for k in ("p50", "p99", "p99.9"):
