@@ -60,6 +60,69 @@ def encode_into(src, off, n, out, o, limbs, digits):
     return z + nd
 
 
+SIG_LIMBS = 16                # 64 bytes as big-endian u32 limbs
+SIG_INTER = 18                # base 58**5 digits of a 512-bit number (58**90 > 2**512)
+
+
+def _limb_table(limbs: int, inter: int) -> np.ndarray:
+    """Row i: 2**(32*(limbs-1-i)) written in base 58**5, most significant digit first."""
+    t = np.zeros((limbs, inter), np.uint64)
+    for i in range(limbs):
+        v = 1 << (32 * (limbs - 1 - i))
+        for j in range(inter - 1, -1, -1):
+            v, t[i, j] = divmod(v, B58_5)
+        assert v == 0
+    return t
+
+
+SIG_TABLE = _limb_table(SIG_LIMBS, SIG_INTER)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _carry(inter):
+    for j in range(SIG_INTER - 1, 0, -1):
+        inter[j - 1] += inter[j] // np.uint64(B58_5)
+        inter[j] = inter[j] % np.uint64(B58_5)
+
+
+@njit(cache=True, nogil=True)
+def encode64_into(src, off, out, o, inter, digits):
+    """Base58 of the 64 bytes at ``src[off:]`` (a signature) written at ``out[o:]``.
+
+    Firedancer's method (fd_base58): the number is a sum of u32 limbs times powers of
+    2**32, each power tabulated in base 58**5; multiply-adds into 18 u64 accumulators,
+    with a carry pass after each 8 limbs (8 * (2**32) * (58**5) < 2**64), then 5 base-58
+    digits per accumulator. No long division: ~4x faster than ``encode_into``.
+    """
+    for j in range(SIG_INTER):
+        inter[j] = 0
+    for half in range(2):
+        for i in range(half * 8, half * 8 + 8):
+            p = off + 4 * i
+            limb = (np.uint64(src[p]) << np.uint64(24)) | (np.uint64(src[p + 1]) << np.uint64(16)) | \
+                (np.uint64(src[p + 2]) << np.uint64(8)) | np.uint64(src[p + 3])
+            for j in range(SIG_INTER):
+                inter[j] += limb * SIG_TABLE[i, j]
+        _carry(inter)
+    for j in range(SIG_INTER):
+        v = inter[j]
+        for k in range(4, -1, -1):
+            digits[5 * j + k] = v % np.uint64(58)
+            v //= np.uint64(58)
+    z = 0
+    while z < 64 and src[off + z] == 0:
+        z += 1
+    first = 0
+    nd = 5 * SIG_INTER
+    while first < nd and digits[first] == 0:
+        first += 1
+    for i in range(z):
+        out[o + i] = ALPHABET[0]
+    for i in range(first, nd):
+        out[o + z + i - first] = ALPHABET[digits[i]]
+    return z + nd - first
+
+
 @njit(cache=True, nogil=True)
 def encode_column(src, offs, n, data, offsets):
     """Base58 of ``src[offs[i]:offs[i]+n]`` for every i, as an Arrow string column.
@@ -68,11 +131,15 @@ def encode_column(src, offs, n, data, offsets):
     the Arrow offsets. Returns the bytes of ``data`` used.
     """
     limbs = np.empty((n + 3) // 4, np.uint64)
-    digits = np.empty(2 * n + 8, np.uint8)
+    digits = np.empty(max(2 * n + 8, 5 * SIG_INTER), np.uint8)
+    inter = np.empty(SIG_INTER, np.uint64)
     o = 0
     offsets[0] = 0
     for i in range(offs.shape[0]):
-        o += encode_into(src, offs[i], n, data, o, limbs, digits)
+        if n == 64:
+            o += encode64_into(src, offs[i], data, o, inter, digits)
+        else:
+            o += encode_into(src, offs[i], n, data, o, limbs, digits)
         offsets[i + 1] = o
     return o
 
