@@ -145,7 +145,6 @@ class _Gen:
         self.txn_port = int(txn_port)
         self.sign = sign
         self._signed_seen: set[bytes] = set()     # first signatures of signed transactions so far
-        self.alphabet = np.frombuffer(T.B58_ALPHABET, np.uint8)
         self.max_sig_b = int(self.tmpl.nsig.max()) * 64
         import pyarrow as pa
         self._kind_names = pa.array(list(F.KIND_NAMES), pa.string())

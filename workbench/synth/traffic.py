@@ -65,6 +65,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from ..wire.base58 import encode_column
+
 from ..config import PACKET_DATA_SIZE, SIGNATURE_SZ
 
 # --- program ids and well-known accounts (base58) ---------------------------------------------
@@ -132,7 +134,6 @@ TOO_LONG_SZ = (1240, 1460)     # bytes: oversized template sizes (<= 1472 so one
 N_POOLS = 16                   # Raydium pools; pools 2k and 2k+1 trade the same pair (arbitrage twins)
 CU_PRICE_MAX = 100_000_000     # micro-lamports per CU: the top of the priority-fee tail (0.03 SOL at 300k CU)
 ZIPF_ALPHA = 0.9               # template popularity within a shape ~ 1 / rank**alpha
-B58_ALPHABET = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 @dataclass(frozen=True)
@@ -256,71 +257,23 @@ def _stage_txns(tmpl_buf, tmpl_off, tmpl_sz, tmpl_nsig, fld_start, fld_cnt, fld_
     return pos
 
 
-@njit(cache=True, nogil=True)
-def _b58_encode(src, start, n, alphabet, limbs, digits, out, out_pos):
-    """Base58 (Bitcoin alphabet) of ``src[start:start+n]`` (n a multiple of 4) into ``out`` at
-    ``out_pos``; returns the characters written. Divides by 58**5 over 32-bit limbs."""
-    nl = n // 4
-    for k in range(nl):
-        b = start + 4 * k
-        limbs[k] = (np.int64(src[b]) << 24) | (np.int64(src[b + 1]) << 16) | (np.int64(src[b + 2]) << 8) \
-            | np.int64(src[b + 3])
-    zeros = 0
-    while zeros < n and src[start + zeros] == 0:
-        zeros += 1
-    nd = 0
-    first = 0
-    while first < nl and limbs[first] == 0:
-        first += 1
-    while first < nl:
-        rem = np.int64(0)
-        for k in range(first, nl):
-            cur = (rem << 32) | limbs[k]
-            limbs[k] = cur // 656_356_768          # 58**5
-            rem = cur % 656_356_768
-        for _ in range(5):
-            digits[nd] = rem % 58
-            rem //= 58
-            nd += 1
-        while first < nl and limbs[first] == 0:
-            first += 1
-    while nd > 0 and digits[nd - 1] == 0:
-        nd -= 1
-    p = out_pos
-    for _ in range(zeros):
-        out[p] = alphabet[0]
-        p += 1
-    for d in range(nd - 1, -1, -1):
-        out[p] = alphabet[digits[d]]
-        p += 1
-    return p - out_pos
-
-
-@njit(cache=True, nogil=True)
-def _b58_column(buf, off, n, alphabet, data, offsets):
-    """Arrow string column of base58(buf[off[i]:off[i]+n]); rows with off[i] < 0 are "".
-    ``offsets`` (int32, len rows + 1) and ``data`` are filled; returns the data bytes used."""
-    limbs = np.empty(n // 4, np.int64)
-    digits = np.empty(2 * n + 8, np.int64)
-    p = 0
-    offsets[0] = 0
-    for i in range(off.shape[0]):
-        if off[i] >= 0:
-            p += _b58_encode(buf, off[i], n, alphabet, limbs, digits, data, p)
-        offsets[i + 1] = p
-    return p
-
-
 def b58_column(buf: np.ndarray, off: np.ndarray, n: int = SIGNATURE_SZ):
-    """A pyarrow string array: base58 of the ``n``-byte field at each ``off`` ("" where off < 0)."""
+    """A pyarrow string array: base58 of the ``n``-byte field at each ``off`` ("" where off < 0).
+
+    The encoding is the workbench's own (wire/base58.py, tested against the base58 package).
+    """
     import pyarrow as pa
 
     off = np.asarray(off, np.int64)
-    if n % 4:
-        raise ValueError(f"b58_column: field size {n} must be a multiple of 4 bytes")
-    data = np.empty(off.shape[0] * (2 * n) + 1, np.uint8)
-    offsets = np.empty(off.shape[0] + 1, np.int32)
-    used = _b58_column(np.asarray(buf, np.uint8), off, n, np.frombuffer(B58_ALPHABET, np.uint8), data, offsets)
+    good = off >= 0
+    k = int(good.sum())
+    data = np.empty(max(1, k * (2 * n)), np.uint8)
+    sub = np.empty(k + 1, np.int32)
+    used = encode_column(np.asarray(buf, np.uint8), off[good], n, data, sub)
+    lens = np.zeros(off.shape[0], np.int32)
+    lens[good] = np.diff(sub)
+    offsets = np.zeros(off.shape[0] + 1, np.int32)
+    np.cumsum(lens, out=offsets[1:])
     return pa.StringArray.from_buffers(off.shape[0], pa.py_buffer(offsets), pa.py_buffer(data[:used].copy()))
 
 
