@@ -84,3 +84,18 @@ def test_batch_size_does_not_change_outputs(tmp_path):
         assert r.exit_code == 0, r.output
     for f in ("tx_features.parquet", "packet_status.parquet"):
         assert (tmp_path / "7" / f).read_bytes() == (tmp_path / "4096" / f).read_bytes()
+
+
+def test_inspect_names_file_frame_and_offset():
+    import pyarrow.parquet as pq
+    truth = pq.read_table(CAPTURES / "demo.pcapng.truth.parquet").to_pylist()
+    bad = next(t for t in truth if t["expected_status"] == "truncated")
+    good = next(t for t in truth if t["expected_status"] == "transaction")
+    r = runner.invoke(app, ["inspect", str(CAPTURES / "demo.pcapng"), str(bad["packet_index"])])
+    assert r.exit_code == 0, r.output
+    assert f"frame {bad['packet_index']} +0x" in r.output and "truncated" in r.output
+    r = runner.invoke(app, ["inspect", str(CAPTURES / "demo.pcapng"), str(good["packet_index"])])
+    assert r.exit_code == 0 and "transaction" in r.output and "WireError" not in r.output
+    assert "instruction 0" in r.output
+    r = runner.invoke(app, ["inspect", str(CAPTURES / "demo.pcapng"), "999999"])
+    assert r.exit_code == 2 and "the capture has 3996 frames" in r.output

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "workbench"
 
 # rank of each layer; a module may import only its own rank or lower ones
 RANK = {"errors": 0, "binary": 0, "config": 0, "capture": 1, "wire": 2, "metrics": 2, "engine": 3,
-        "synth": 3, "model": 4, "store": 5, "api": 6, "sinks": 6, "runner": 7, "cli": 8, "cli_db": 8}
-# wire/ is numpy + numba; base58 (the package) only names the preregistered keys at start-up
-WIRE_ALLOWED = {"numpy", "numba", "base58", "__future__"}
+        "synth": 3, "model": 4, "store": 5, "api": 6, "sinks": 6, "runner": 7, "inspect": 7, "cli": 8, "cli_db": 8}
+# wire/ is numpy + numba (and the standard library); base58 (the package) only names the
+# preregistered keys at start-up
+WIRE_ALLOWED = {"numpy", "numba", "base58"} | set(sys.stdlib_module_names)
 
 
 def _layer(mod: Path) -> str:

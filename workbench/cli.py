@@ -149,6 +149,35 @@ def generate(
     console.print(res)
 
 
+@app.command()
+def inspect(
+    capture: Path = typer.Argument(..., help="pcap or pcapng capture"),
+    frame: int = typer.Argument(..., help="frame index, from 0 (packet_index in the outputs)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file (ports)"),
+):
+    """Show one frame: where it is in the file, its UDP ports, and what the engine makes of it."""
+    from .inspect import inspect_frame
+    try:
+        rep = inspect_frame(capture, frame, load_settings(config))
+    except WorkbenchError as e:
+        _fail(e)
+    t = Table(title=f"{capture} frame {frame}", title_justify="left", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    for k in ("file_offset", "ts_ns", "caplen", "wirelen", "linktype", "src_port", "dst_port", "payload_offset",
+              "payload_sz", "status"):
+        t.add_row(k, str(getattr(rep, k)))
+    for k, v in {**rep.transaction, **rep.shred}.items():
+        if k != "instructions":
+            t.add_row(k, str(v))
+    for j, ins in enumerate(rep.transaction.get("instructions", [])):
+        t.add_row(f"instruction {j}", ", ".join(f"{k}={v}" for k, v in ins.items()))
+    console.print(t)
+    err = rep.error()
+    if err is not None:
+        err_console.print(f"[bold yellow]WireError:[/] {escape(str(err))}", soft_wrap=True, highlight=False)
+
+
 app.add_typer(db_app, name="db", help="Query and manage the ClickHouse store (embedded chDB or a server).")
 
 
