@@ -178,6 +178,139 @@ def inspect(
         err_console.print(f"[bold yellow]WireError:[/] {escape(str(err))}", soft_wrap=True, highlight=False)
 
 
+def _fmt_ns(v) -> str:
+    v = int(v)
+    if v < 0:
+        return "-"
+    return f"{v / 1000:,.1f} us" if v >= 1000 else f"{v} ns"
+
+
+@app.command()
+def send(
+    capture: Path = typer.Argument(..., help="pcap or pcapng capture of Ethernet frames"),
+    iface: str = typer.Option(..., "--iface", "-i", help="interface to send out of (AF_PACKET, needs root)"),
+    speed: Optional[float] = typer.Option(None, help="keep the capture's gaps, divided by this (1.0 = as captured)"),
+    pps: Optional[float] = typer.Option(None, help="a fixed rate, packets per second"),
+    topspeed: bool = typer.Option(False, "--topspeed", help="as fast as the interface takes them"),
+    loop: int = typer.Option(1, help="send the capture this many times"),
+    limit: Optional[int] = typer.Option(None, help="stop after this many packets (loops included)"),
+    cpu: Optional[int] = typer.Option(None, help="pin the sender to this CPU"),
+    json_out: bool = typer.Option(False, "--json", help="print the result as JSON"),
+):
+    """Put a capture on the wire like tcpreplay, paced from one start instant (no drift)."""
+    import json as _json
+    from .runner import send as run_send
+    try:
+        res = run_send(capture, iface, speed=speed, pps=pps, topspeed=topspeed, loop=loop, limit=limit, cpu=cpu)
+    except WorkbenchError as e:
+        _fail(e)
+    if json_out:
+        console.print_json(_json.dumps(res.to_dict()))
+        return
+    t = Table(show_header=False, title=f"sent {res.capture} out of {res.iface} ({res.mode}, {res.loops} loop(s))",
+              title_justify="left")
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("packets sent", _fmt_int(res.packets))
+    t.add_row("bytes sent", _fmt_int(res.bytes))
+    t.add_row("refused by the kernel", _fmt_int(res.send_errors))
+    t.add_row("wall time", f"{res.wall_s:.3f} s")
+    t.add_row("achieved packets/s", _fmt_int(res.pps))
+    t.add_row("target packets/s", _fmt_int(res.target_pps) if res.target_pps else "-")
+    for k, v in res.pace_error_ns.items():
+        t.add_row(f"pacing error {k}", _fmt_ns(v))
+    t.add_row("sendmmsg calls", _fmt_int(res.syscalls))
+    console.print(t)
+
+
+def _live_view(st) -> Table:
+    t = Table(title=f"live  {st.elapsed_s:,.1f} s", title_justify="left", show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("packets/s", _fmt_int(st.packets_per_s))
+    t.add_row("packets", _fmt_int(st.packets))
+    t.add_row("drops (kernel)", f"[bold red]{_fmt_int(st.drops)}[/]" if st.drops else "0")
+    if st.freezes:
+        t.add_row("queue freezes", f"[bold red]{_fmt_int(st.freezes)}[/]")
+    for k in ("p50", "p99", "p99.9"):
+        t.add_row(f"latency {k} (kernel -> scored)", _fmt_ns(st.latency_ns.get(k, -1)))
+    t.add_row("transactions/s", _fmt_int(st.transactions_per_s))
+    t.add_row("opportunities/s", "-" if st.opportunities_per_s is None else _fmt_int(st.opportunities_per_s))
+    return t
+
+
+def print_live_summary(r) -> None:
+    console.print(f"[bold]live capture on {r.iface or 'udp'} ({r.source}), stopped by {r.stop_reason}[/]")
+    t = Table(show_header=False)
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("packets", _fmt_int(r.packets))
+    t.add_row("transactions decoded", _fmt_int(r.transactions))
+    t.add_row("drops (kernel)", _fmt_int(r.drops))
+    t.add_row("wall time", f"{r.wall_s:.3f} s")
+    t.add_row("engine warm-up", f"{r.warmup_s:.2f} s")
+    t.add_row("packets/s", _fmt_int(r.packets_per_s))
+    for k in ("p50", "p99", "p99.9", "max"):
+        t.add_row(f"latency {k} (kernel -> scored)", _fmt_ns(r.latency_ns.get(k, -1)))
+    for k in ("p50", "p99", "p99.9"):
+        t.add_row(f"processing ns/packet {k}", _fmt_int(r.packet_ns.get(k, -1)))
+    console.print(t)
+    s = Table(title="packets by status", title_justify="left")
+    s.add_column("status")
+    s.add_column("packets", justify="right")
+    for name, c in sorted(r.by_status.items(), key=lambda kv: -kv[1]):
+        s.add_row(name, _fmt_int(c))
+    console.print(s)
+    for note in r.host:
+        console.print(f"host: {escape(note)}", highlight=False, soft_wrap=True)
+    if r.recorded:
+        console.print(f"recorded {_fmt_int(r.recorded['frames'])} frames to {r.recorded['path']}")
+    console.print(f"outputs: {r.out_dir}  (tx_features.parquet, packet_status.parquet, summary.json)")
+
+
+@app.command()
+def live(
+    iface: Optional[str] = typer.Option(None, "--iface", "-i", help="interface to capture on (afpacket source)"),
+    ports: Optional[str] = typer.Option(None, help="UDP ports to capture, e.g. 8001,8003-8009 (afpacket: a BPF "
+                                                   "filter, none = every frame; udp: the ports to bind)"),
+    source: str = typer.Option("afpacket", help="afpacket (TPACKET_V3 ring, root) or udp (plain sockets)"),
+    out: Path = typer.Option(Path("runs/live"), "--out", "-o", help="folder for Parquet outputs and summary.json"),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file"),
+    cpu: Optional[int] = typer.Option(None, help="pin the engine thread to this CPU (others stay off it)"),
+    rt: bool = typer.Option(False, "--rt", help="ask for SCHED_FIFO (reported if the host refuses)"),
+    hugepages: bool = typer.Option(False, "--hugepages", help="back the buffers with huge pages where the host allows"),
+    record: Optional[Path] = typer.Option(None, "--record", help="also write every frame seen to this pcapng"),
+    duration: Optional[float] = typer.Option(None, help="stop after this many seconds (else on Ctrl-C / SIGTERM)"),
+    split: bool = typer.Option(False, "--split",
+                               help="capture in a second pinned process, through a shared-memory ring"),
+    capture_cpu: Optional[int] = typer.Option(None, help="--split: CPU of the capture process (default: the next one)"),
+    transaction_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as transactions"),
+    shred_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as shreds"),
+    db: Optional[str] = typer.Option(None, "--db", help="ClickHouse DSN (default: the embedded store)"),
+    no_db: bool = typer.Option(False, "--no-db", help="Parquet outputs only, no ClickHouse"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view"),
+):
+    """Capture live traffic and run the engine on it: a live view, then the replay outputs."""
+    from .config import _parse_ports
+    from .runner import live as run_live
+    try:
+        settings = load_settings(config, transaction_ports=transaction_ports, shred_ports=shred_ports, db=db)
+        port_list = _parse_ports(ports) if ports else None
+        dsn = None if no_db else settings.db_dsn
+        ready = lambda msg: err_console.print(f"[bold]{escape(msg)}[/]  (Ctrl-C stops)", highlight=False)  # noqa: E731
+        kw = dict(source=source, ports=port_list, cpu=cpu, rt=rt, hugepages=hugepages, record=record,
+                  duration=duration, split=split, capture_cpu=capture_cpu, db=dsn, on_ready=ready)
+        if quiet or not settings.progress or not console.is_terminal:
+            result = run_live(iface, out, settings, **kw)
+        else:
+            from rich.live import Live
+            with Live(console=console, refresh_per_second=4, transient=True) as view:
+                result = run_live(iface, out, settings, on_status=lambda st: view.update(_live_view(st)), **kw)
+    except WorkbenchError as e:
+        _fail(e)
+    print_live_summary(result)
+
+
 app.add_typer(db_app, name="db", help="Query and manage the ClickHouse store (embedded chDB or a server).")
 
 

@@ -67,6 +67,31 @@ class Settings:
     shreds_per_slot: int = 8192            # data shred indexes kept per slot, [1, 32768]
     latency_sample_every: int = 16         # time 1 packet in N (power of two; 1 = every packet)
     progress: bool = True                  # rich progress bar on the terminal
+    # --- live mode (workbench live / send; capture/afpacket.py, capture/udp.py, engine/live.py) ---
+    afpacket_block_size: int = 1 << 18     # bytes per TPACKET_V3 ring block, a power of two >= page size
+    afpacket_block_count: int = 128        # blocks in the ring, [2, 65536): ring = size * count bytes
+    afpacket_retire_ms: int = 10           # ms before the kernel hands over a block that is not full, [1, 60000];
+                                           # with afpacket_peek it bounds only when a block is given back, not
+                                           # latency; without, it is the worst wait of a packet. A retired block
+                                           # holds what arrived in it, so count * retire_ms is the least buffering
+                                           # the ring gives at any rate.
+    afpacket_peek: bool = True             # read frames of the block the kernel is still filling (x86-64 only)
+    afpacket_promisc: bool = False         # put the interface in promiscuous mode
+    fanout_group: int = 0                  # PACKET_FANOUT group id, [1, 65535]; 0 = no fanout
+    fanout_mode: str = "hash"              # fanout by flow hash ("hash"), round robin ("lb") or CPU ("cpu")
+    udp_bind_addr: str = "0.0.0.0"         # IPv4 address the UDP source binds its ports on
+    udp_rcvbuf: int = 32 << 20             # bytes of SO_RCVBUF per UDP socket (SO_RCVBUFFORCE as root)
+    udp_batch: int = 256                   # datagrams per recvmmsg call, [1, 1024]
+    udp_slot_bytes: int = 2048             # bytes per datagram slot (28 of them for the IPv4/UDP header)
+    live_batch_frames: int = 1024          # frames per poll of a live source, [1, 65536)
+    live_stage_rows: int = 1 << 16         # packets (and transaction rows) per Stage; two Stages alternate between
+                                           # the engine thread and the sinks; >= 4 * live_batch_frames
+    live_slice_ms: int = 50                # the nopython loop returns to Python at least this often (ms)
+    live_idle_spin_us: int = 2000          # us without packets before the loop starts sleeping
+    live_idle_sleep_us: int = 50           # us slept per empty poll once idle; 0 = spin (lowest latency, burns the CPU)
+    live_fifo_priority: int = 50           # SCHED_FIFO priority with --rt, [1, 99]
+    split_ring_slots: int = 1 << 16        # --split: slots of the capture -> engine ring (power of two)
+    split_slot_bytes: int = 2048           # --split: bytes per slot (32 of them for the slot header)
 
     _PORT_FIELDS = ("transaction_ports", "shred_ports", "ignore_ports")
 
@@ -78,6 +103,19 @@ class Settings:
         n = self.latency_sample_every
         if n < 1 or n & (n - 1):
             raise ConfigError(f"latency_sample_every={n}: must be a power of two >= 1")
+        if not 1 <= self.live_batch_frames < 65536:
+            raise ConfigError(f"live_batch_frames={self.live_batch_frames}: must be in [1, 65536)")
+        if self.live_stage_rows < 4 * self.live_batch_frames:
+            raise ConfigError(f"live_stage_rows={self.live_stage_rows}: must be >= 4 * live_batch_frames "
+                              f"({4 * self.live_batch_frames})")
+        if self.live_slice_ms < 1:
+            raise ConfigError(f"live_slice_ms={self.live_slice_ms}: must be >= 1")
+        if not 0 <= self.fanout_group <= 65535:
+            raise ConfigError(f"fanout_group={self.fanout_group}: must be in [0, 65535] (0 = no fanout)")
+        if not 1 <= self.live_fifo_priority <= 99:
+            raise ConfigError(f"live_fifo_priority={self.live_fifo_priority}: must be in [1, 99]")
+        if self.split_ring_slots < 2 or self.split_ring_slots & (self.split_ring_slots - 1):
+            raise ConfigError(f"split_ring_slots={self.split_ring_slots}: must be a power of two >= 2")
         clash = set(self.transaction_ports) & set(self.shred_ports)
         if clash:
             raise ConfigError(f"ports {sorted(clash)[:5]} are in both transaction_ports and shred_ports")

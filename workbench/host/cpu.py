@@ -1,0 +1,105 @@
+"""CPU placement and scheduling of the live engine thread.
+
+``pin_thread`` wraps ``os.sched_setaffinity`` (Linux: pid 0 is the CALLING THREAD, and
+threads started later inherit its mask, so pin the engine thread, then give the helper
+threads the other CPUs). ``request_fifo`` asks for ``SCHED_FIFO``: a busy-polling
+SCHED_FIFO thread owns its CPU, except for the share the kernel's RT throttling
+(``/proc/sys/kernel/sched_rt_runtime_us`` per ``sched_rt_period_us``; since Linux 6.12
+the "fair server", which lends it to ordinary tasks that are runnable there) keeps for
+others: up to 50 ms a second by default. Isolate the engine's CPU to keep them away.
+``set_timer_slack_ns`` shortens the thread's timer slack (default 50 us), which every
+sleep adds to its wake-up: a paced sender needs it near zero.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from dataclasses import dataclass
+
+PR_SET_TIMERSLACK = 29           # <linux/prctl.h>
+FIFO_PRIORITY_DEFAULT = 50       # SCHED_FIFO priority, [1, 99]; above kernel threads' default 50 is 51+
+RT_RUNTIME_PATH = "/proc/sys/kernel/sched_rt_runtime_us"
+RT_PERIOD_PATH = "/proc/sys/kernel/sched_rt_period_us"
+
+
+@dataclass
+class Grant:
+    """What the host granted for one request, in words for the summary."""
+
+    asked: str
+    granted: bool
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.asked}: {'yes' if self.granted else 'REFUSED'} ({self.detail})"
+
+
+def allowed_cpus() -> set[int]:
+    return set(os.sched_getaffinity(0))
+
+
+def pin_thread(cpu: int, tid: int = 0) -> Grant:
+    """Pin thread ``tid`` (0: the calling thread) to ``cpu``."""
+    allowed = allowed_cpus() if tid == 0 else set(os.sched_getaffinity(tid))
+    ncpu = os.cpu_count() or 1
+    if not 0 <= cpu < ncpu:
+        return Grant(f"pin to CPU {cpu}", False, f"this host has CPUs 0-{ncpu - 1}")
+    try:
+        os.sched_setaffinity(tid, {cpu})
+    except OSError as e:
+        return Grant(f"pin to CPU {cpu}", False, f"sched_setaffinity: {e.strerror} (allowed: {sorted(allowed)})")
+    return Grant(f"pin to CPU {cpu}", True, f"was {sorted(allowed)}")
+
+
+def pin_other_cpus(cpu: int, tid: int) -> Grant:
+    """Keep thread ``tid`` off ``cpu`` (sink threads beside a pinned engine thread)."""
+    others = set(range(os.cpu_count() or 1)) - {cpu}
+    if not others:
+        return Grant(f"keep thread {tid} off CPU {cpu}", False, "only one CPU")
+    try:
+        os.sched_setaffinity(tid, others)
+    except OSError as e:
+        return Grant(f"keep thread {tid} off CPU {cpu}", False, e.strerror or str(e))
+    return Grant(f"keep thread {tid} off CPU {cpu}", True, f"on {sorted(others)}")
+
+
+def rt_throttle() -> str:
+    try:
+        runtime = int(open(RT_RUNTIME_PATH).read())
+        period = int(open(RT_PERIOD_PATH).read())
+    except OSError:
+        return "RT throttling unknown"
+    if runtime < 0:
+        return "RT throttling off"
+    return (f"RT throttling leaves {100 * (period - runtime) / period:.0f}% of each CPU to other tasks "
+            f"(sched_rt_runtime_us; on 6.12+ kernels the fair server gives it to runnable ordinary tasks)")
+
+
+def request_fifo(priority: int = FIFO_PRIORITY_DEFAULT) -> Grant:
+    """Ask for ``SCHED_FIFO`` at ``priority`` for the calling thread."""
+    asked = f"SCHED_FIFO priority {priority}"
+    if not hasattr(os, "SCHED_FIFO"):
+        return Grant(asked, False, "this platform has no SCHED_FIFO")
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError:
+        return Grant(asked, False, "the host refused (EPERM): run as root, grant CAP_SYS_NICE, or raise "
+                                   "RLIMIT_RTPRIO (ulimit -r); in a container also allow RT scheduling")
+    except OSError as e:
+        why = "no RT bandwidth for this cgroup (cpu.rt_runtime_us)" if e.errno == errno.EINVAL else e.strerror
+        return Grant(asked, False, f"the host refused: {why}")
+    return Grant(asked, True, rt_throttle())
+
+
+def set_timer_slack_ns(ns: int = 1) -> Grant:
+    """``prctl(PR_SET_TIMERSLACK, ns)`` for the calling thread."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        r = libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(ns), 0, 0, 0)
+    except (OSError, AttributeError) as e:
+        return Grant(f"timer slack {ns} ns", False, str(e))
+    if r != 0:
+        return Grant(f"timer slack {ns} ns", False, os.strerror(ctypes.get_errno()))
+    return Grant(f"timer slack {ns} ns", True, "prctl")
