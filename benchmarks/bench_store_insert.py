@@ -91,6 +91,7 @@ def tx_features(n, seed=0):
     rng = np.random.default_rng(seed)
     idx = np.arange(n, dtype=np.int64)
     return pa.table({
+        "tx_index": idx,
         "packet_index": idx,
         "ts_ns": time.time_ns() - 3_600 * 10**9 + idx * 1_000,
         "slot": 390_000_000 + idx // 4_000,
