@@ -44,13 +44,19 @@ def prefetch(typingctx, arr, idx):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def prefetch_upto(buf, pf, pos):
-    """Prefetch lines from ``pf`` up to ``pos + PREFETCH_AHEAD``; returns the new ``pf``."""
-    lim = min(pos + PREFETCH_AHEAD, buf.shape[0])
+def prefetch_range(buf, pf, pos, end):
+    """Prefetch lines from ``pf`` up to ``min(pos + PREFETCH_AHEAD, end)``; returns the new ``pf``."""
+    lim = min(pos + PREFETCH_AHEAD, end)
     while pf < lim:
         prefetch(buf, pf)
         pf += CACHE_LINE
     return pf
+
+
+@njit(cache=True, nogil=True, inline="always")
+def prefetch_upto(buf, pf, pos):
+    """Prefetch lines from ``pf`` up to ``pos + PREFETCH_AHEAD`` (within ``buf``); returns the new ``pf``."""
+    return prefetch_range(buf, pf, pos, buf.shape[0])
 
 
 @njit(cache=True, nogil=True, inline="always")

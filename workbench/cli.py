@@ -38,12 +38,31 @@ def _fmt_int(n) -> str:
     return f"{int(n):,}"
 
 
-def print_summary(result) -> None:
-    """The replay summary as rich tables."""
-    console.print(f"[bold]replay of {result.capture}[/]")
+def _kv_table() -> Table:
+    """A two-column what/value table without a header (the summaries)."""
     t = Table(show_header=False)
     t.add_column("what", style="bold")
     t.add_column("value", justify="right")
+    return t
+
+
+def _status_table(by_status: dict[str, int], packets: int | None = None) -> Table:
+    """Packets by status, commonest first; with ``packets``, a share column too."""
+    s = Table(title="packets by status", title_justify="left")
+    s.add_column("status")
+    s.add_column("packets", justify="right")
+    if packets is not None:
+        s.add_column("share", justify="right")
+    for name, c in sorted(by_status.items(), key=lambda kv: -kv[1]):
+        share = () if packets is None else (f"{100 * c / max(1, packets):.2f}%",)
+        s.add_row(name, _fmt_int(c), *share)
+    return s
+
+
+def print_summary(result) -> None:
+    """The replay summary as rich tables."""
+    console.print(f"[bold]replay of {result.capture}[/]")
+    t = _kv_table()
     t.add_row("packets", _fmt_int(result.packets))
     t.add_row("transactions decoded", _fmt_int(result.transactions))
     t.add_row("capture span", f"{(result.last_ts_ns - result.first_ts_ns) / 1e9:.3f} s"
@@ -56,13 +75,7 @@ def print_summary(result) -> None:
     for k in ("p50", "p99", "p99.9"):
         t.add_row(f"processing ns/packet {k}", _fmt_int(result.packet_ns.get(k, -1)))
     console.print(t)
-    s = Table(title="packets by status", title_justify="left")
-    s.add_column("status")
-    s.add_column("packets", justify="right")
-    s.add_column("share", justify="right")
-    for name, c in sorted(result.by_status.items(), key=lambda kv: -kv[1]):
-        s.add_row(name, _fmt_int(c), f"{100 * c / max(1, result.packets):.2f}%")
-    console.print(s)
+    console.print(_status_table(result.by_status, result.packets))
     if result.by_program:
         p = Table(title="transactions by program (top 10)", title_justify="left")
         p.add_column("program")
@@ -241,9 +254,7 @@ def _live_view(st) -> Table:
 
 def print_live_summary(r) -> None:
     console.print(f"[bold]live capture on {r.iface or 'udp'} ({r.source}), stopped by {r.stop_reason}[/]")
-    t = Table(show_header=False)
-    t.add_column("what", style="bold")
-    t.add_column("value", justify="right")
+    t = _kv_table()
     t.add_row("packets", _fmt_int(r.packets))
     t.add_row("transactions decoded", _fmt_int(r.transactions))
     t.add_row("drops (kernel)", _fmt_int(r.drops))
@@ -255,12 +266,7 @@ def print_live_summary(r) -> None:
     for k in ("p50", "p99", "p99.9"):
         t.add_row(f"processing ns/packet {k}", _fmt_int(r.packet_ns.get(k, -1)))
     console.print(t)
-    s = Table(title="packets by status", title_justify="left")
-    s.add_column("status")
-    s.add_column("packets", justify="right")
-    for name, c in sorted(r.by_status.items(), key=lambda kv: -kv[1]):
-        s.add_row(name, _fmt_int(c))
-    console.print(s)
+    console.print(_status_table(r.by_status))
     for note in r.host:
         console.print(f"host: {escape(note)}", highlight=False, soft_wrap=True)
     if r.recorded:

@@ -38,26 +38,24 @@ from .metrics.hist import Histogram
 from .wire.keys import PROGRAM_NAMES, N_KNOWN_PROGRAMS, key_to_base58
 from .wire.status import counts_by_name
 
-@dataclass
-class ReplayResult:
+@dataclass(kw_only=True)
+class RunResult:
+    """What every run reports, replay or live (summary.json, the CLI summary)."""
+
     run_id: str
-    capture: str
     out_dir: str
     packets: int
     transactions: int
     by_status: dict[str, int]
     by_program: dict[str, int]
     wall_s: float
-    engine_s: float
     warmup_s: float
     packets_per_s: float
     engine_packets_per_s: float
-    packet_ns: dict[str, int]
+    packet_ns: dict                  # engine processing per packet (1 in latency_sample_every)
     first_ts_ns: int
     last_ts_ns: int
     shreds: dict = field(default_factory=dict)
-    capture_error: str | None = None
-    pace_max_lag_ns: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     store: dict | None = None
 
@@ -65,7 +63,15 @@ class ReplayResult:
         return json.dumps(asdict(self), indent=2)
 
 
-def file_sha256(path, limit: int | None = None) -> str:
+@dataclass(kw_only=True)
+class ReplayResult(RunResult):
+    capture: str
+    engine_s: float
+    capture_error: str | None = None
+    pace_max_lag_ns: int | None = None
+
+
+def file_sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -338,36 +344,19 @@ class LiveStatus:
     by_status: dict
 
 
-@dataclass
-class LiveResult:
-    run_id: str
+@dataclass(kw_only=True)
+class LiveResult(RunResult):
+    """engine_packets_per_s: packets / seconds the engine thread was busy with them (its capacity)."""
+
     source: str                      # "afpacket", "udp" (", split": capture in its own process)
     iface: str
-    out_dir: str
-    packets: int
-    transactions: int
-    by_status: dict[str, int]
-    by_program: dict[str, int]
-    wall_s: float
-    warmup_s: float
-    packets_per_s: float
-    engine_packets_per_s: float      # packets / seconds the engine thread was busy with them (its capacity)
     drops: int                       # frames the kernel dropped before the engine saw them
     kernel: dict                     # the source's kernel counters (afpacket: packets, drops, freezes)
     latency_ns: dict                 # kernel timestamp -> scored, every packet: p50, p99, p99.9, max, mean, count
-    packet_ns: dict                  # engine processing per packet (1 in latency_sample_every), as in replay
-    first_ts_ns: int
-    last_ts_ns: int
     stop_reason: str
     host: list[str] = field(default_factory=list)
     source_counters: dict = field(default_factory=dict)
-    shreds: dict = field(default_factory=dict)
     recorded: dict | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-    store: dict | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
 
 
 def _hist_summary(h: Histogram) -> dict:

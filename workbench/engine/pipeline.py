@@ -18,14 +18,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ..binary import prefetch_upto, u64le
+from ..binary import prefetch_range, u64le
 from ..metrics.clock import monotonic_ns
 from ..metrics.hist import record
 from ..wire.net import udp_payload
 from ..wire.shred import KIND_NONE, shred_kind
 from ..wire.status import DUPLICATE, ERR_NOT_SOLANA, SHRED, STATUS_MIN, TXN
 from ..wire.txn import INSTR_DTYPE, LUT_DTYPE, PACKET_DATA_SIZE, TXN_DTYPE, decode_txn
-from .deshred import READY_DTYPE, add_data_shred, drain_ready
+from .deshred import M_Q_HEAD, M_Q_TAIL, READY_DTYPE, add_data_shred, drain_ready
 from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
 from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_BATCH_NS,
                     HIST_PACKET_NS, P_SAMPLE_MASK, PORT_AUTO, PORT_IGNORE, PORT_SHRED)
@@ -97,6 +97,13 @@ def _emit(buf, txn, state, out, n_tx, n_prog, packet_index, ts, slot, origin, or
     return n_tx + 1, n_prog
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _has_queued(ds):
+    """True if completed entry batches left transactions to drain (skips a call that
+    passes the whole reassembly state when there is nothing to do)."""
+    return ds.meta[M_Q_HEAD] < ds.meta[M_Q_TAIL]
+
+
 @njit(cache=True, nogil=True)
 def _drain_shred_txns(state, ds, out, n_tx, n_prog):
     """Move transactions of completed entry batches into feature rows while there is room.
@@ -136,14 +143,19 @@ def process_batch(batch, state, ds, out, start):
     sample_mask = state.params[P_SAMPLE_MASK]
     tx_cap = out.tx.shape[0]
     txn = out.txn[0]
-    n_tx, n_prog, queued = _drain_shred_txns(state, ds, out, 0, 0)
+    n_tx, n_prog, queued = 0, 0, 0
+    if _has_queued(ds):
+        n_tx, n_prog, queued = _drain_shred_txns(state, ds, out, 0, 0)
     i = start
     pf = batch.off[start] if start < n else 0
+    # prefetch no further than the batch's last frame (a live ring block is much smaller
+    # than the buffer it sits in)
+    pf_end = batch.off[n - 1] + batch.caplen[n - 1] if n > 0 else 0
     while i < n and queued == 0:
         if n_tx >= tx_cap:
             break
         off = batch.off[i]
-        pf = prefetch_upto(buf, max(pf, off), off)     # stream the frames ahead into cache
+        pf = prefetch_range(buf, max(pf, off), off, pf_end)   # stream the frames ahead into cache
         timed = ((batch.first_index + i) & sample_mask) == 0
         if timed:
             t0 = monotonic_ns()
@@ -179,7 +191,8 @@ def process_batch(batch, state, ds, out, start):
                 st = add_data_shred(ds, buf, poff, psz, ts, batch.first_index + i)
                 if st == SHRED or st == DUPLICATE:
                     state.counters[C_SHREDS] += 1
-                n_tx, n_prog, queued = _drain_shred_txns(state, ds, out, n_tx, n_prog)
+                if _has_queued(ds):
+                    n_tx, n_prog, queued = _drain_shred_txns(state, ds, out, n_tx, n_prog)
         out.pkt_status[i] = st
         state.status_counts[st - STATUS_MIN] += 1
         if timed:
