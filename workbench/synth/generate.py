@@ -86,6 +86,9 @@ class GenerateResult:
     transactions: int                   # frames whose expected status is "transaction"
     elapsed_s: float                    # wall time of the whole call (templates, kernels, files)
     counts: dict = field(default_factory=dict)   # frames by kind name (every kind, zeros included)
+    market: Path | None = None          # with market=True: the snapshot folder, <capture>.market/
+    opportunities_truth: Path | None = None   # and <capture>.opportunities.truth.parquet
+    opportunities: dict = field(default_factory=dict)   # truth rows by type (primary ones under "injected")
 
     @property
     def packets_per_s(self) -> float:
@@ -129,10 +132,17 @@ class _Gen:
     """The per-capture state the chunks share."""
 
     def __init__(self, seed: int, seconds: float, tps: float, bad_rate: float, start_ns: int, txn_port: int,
-                 sign: bool):
+                 sign: bool, market: bool = False, opportunities: float = 0.0, tip_lamports: int = 10_000):
         root = np.random.default_rng(seed)
         world_rng, time_rng, slot_rng, self.rng = root.spawn(4)
-        self.tmpl = T.build_templates(world_rng)
+        spec = None
+        if market:
+            from . import market as M
+            self.mkt_rng = root.spawn(1)[0]         # the market's own stream: the four above stay as they were
+            spec = M.build_market(self.mkt_rng)
+            self.tmpl = T.build_templates(world_rng, market=spec)
+        else:
+            self.tmpl = T.build_templates(world_rng)
         self.cl_ip, self.cl_mac, self.cl_port, self.cl_ttl = F.clients(world_rng)
         dur_ns = max(1, int(round(seconds * 1e9)))
         self.n = int(time_rng.poisson(tps * seconds))
@@ -144,6 +154,10 @@ class _Gen:
         self.start_ns = int(start_ns)
         self.txn_port = int(txn_port)
         self.sign = sign
+        self.market = None
+        if market:
+            self.market = M.MarketSim(spec, self.tmpl, self.ts, self.kinds, self.start_ns, seconds, self.mkt_rng,
+                                      float(opportunities), int(tip_lamports))
         self._signed_seen: set[bytes] = set()     # first signatures of signed transactions so far
         self.max_sig_b = int(self.tmpl.nsig.max()) * 64
         import pyarrow as pa
@@ -179,6 +193,9 @@ class _Gen:
         tidx[need] = rng.choice(tm.count, size=int(need.sum()), p=tm.good_prob)
         long_ = k == F.KIND_TOO_LONG
         tidx[long_] = tm.too_long[rng.integers(0, tm.too_long.shape[0], int(long_.sum()))]
+        if self.market is not None:                 # injected and closing swaps: the schedule's templates
+            rt = self.market.role_tmpl[a:b]
+            tidx[rt >= 0] = rt[rt >= 0]
 
         # stage the transactions
         sig_rand = np.frombuffer(rng.bytes(m * self.max_sig_b), np.uint8).reshape(m, self.max_sig_b)
@@ -210,8 +227,12 @@ class _Gen:
             stage[pos:pos + len(p)] = np.frombuffer(p, np.uint8)
             stage_off[i], stage_sz[i] = pos, len(p)
             pos += len(p)
+        if self.market is not None:                 # swaps consistent with the market (before signing)
+            self.market.walk(a, k, tidx, stage, stage_off, self.mkt_rng.random((m, 2)))
         if self.sign:
             T.sign_staged(tm, stage, stage_off, tidx)
+        if self.market is not None:
+            self.market.sign_rows(a, stage, stage_off, ts)
         truth_t = tidx.copy()
         for arr in (stage_off, stage_sz, cu_limit, cu_price, tip, truth_t):
             arr[dup] = arr[dup_src]
@@ -296,7 +317,8 @@ class _Gen:
 
 def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int = 7, sign: bool = False,
                      bad_rate: float = 0.02, start_ns: int = DEFAULT_START_NS, txn_port: int = 8003,
-                     progress=None) -> GenerateResult:
+                     progress=None, market: bool = False, opportunities: float | None = None,
+                     tip_lamports: int = 10_000) -> GenerateResult:
     """Write a synthetic capture ``out`` (.pcap or .pcapng) and ``<out>.truth.parquet``.
 
     Parameters
@@ -310,6 +332,13 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
     start_ns : timestamp of the capture start, ns since the Unix epoch.
     txn_port : the validator's UDP transaction port.
     progress : optional ``callable(done, total)`` called after each chunk.
+    market : build a market (synth/market.py): swaps consistent with its pools, the snapshot
+        written to ``<out>.market/``, injected opportunities and their truth in
+        ``<out>.opportunities.truth.parquet``.
+    opportunities : with ``market``, injected opportunities per second (default
+        ``market.DEFAULT_OPPORTUNITIES_PER_S``; 0 = none: a quiet capture).
+    tip_lamports : with ``market``, the tip the truth's profits are counted after (the engine's
+        ``Settings.tip_lamports``).
 
     Returns a ``GenerateResult``. Raises ``ConfigError`` naming the bad argument.
     """
@@ -320,8 +349,18 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
     t0 = time.perf_counter()
     out = Path(out)
     _check(out, seconds, tps, bad_rate, start_ns, txn_port)
+    if opportunities is not None and not market:
+        raise ConfigError("generate: opportunities needs market=True (--market)")
+    if opportunities is None:
+        from .market import DEFAULT_OPPORTUNITIES_PER_S
+        opportunities = DEFAULT_OPPORTUNITIES_PER_S
+    if not (math.isfinite(opportunities) and opportunities >= 0):
+        raise ConfigError(f"generate: opportunities={opportunities!r}: must be a finite rate per second >= 0")
+    if not (0 <= int(tip_lamports) < 2**62):
+        raise ConfigError(f"generate: tip_lamports={tip_lamports!r}: must be >= 0")
     truth = truth_path_for(out)
-    g = _Gen(int(seed), float(seconds), float(tps), float(bad_rate), int(start_ns), int(txn_port), bool(sign))
+    g = _Gen(int(seed), float(seconds), float(tps), float(bad_rate), int(start_ns), int(txn_port), bool(sign),
+             bool(market), float(opportunities), int(tip_lamports))
     counts = np.zeros(len(F.KIND_NAMES), np.int64)
     writer = open_writer(out, linktype=1)
     try:
@@ -340,4 +379,21 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
         progress(0, 0)
     by_kind = {name: int(c) for name, c in zip(F.KIND_NAMES, counts)}
     good = by_kind["transaction"] + by_kind["vlan_transaction"]
-    return GenerateResult(out, truth, g.n, good, time.perf_counter() - t0, by_kind)
+    res = GenerateResult(out, truth, g.n, good, 0.0, by_kind)
+    if g.market is not None:
+        from .market import market_path, opportunities_truth_path
+        import shutil
+        table = g.market.truth_table()
+        res.opportunities_truth = opportunities_truth_path(out)
+        pq.write_table(table, res.opportunities_truth, compression="zstd")
+        res.market = market_path(out)
+        if res.market.exists():
+            shutil.rmtree(res.market)
+        g.market.write_snapshot(res.market)
+        kinds = table.column("type").to_pylist()
+        prim = table.column("primary").to_pylist()
+        res.opportunities = {t: kinds.count(t) for t in ("sandwich", "arbitrage", "liquidation")}
+        res.opportunities["injected"] = sum(prim)
+        res.opportunities["scheduled"] = len(g.market.injections)
+    res.elapsed_s = time.perf_counter() - t0
+    return res

@@ -287,6 +287,8 @@ class _Fields:
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
         self.items: list[tuple[bytes, int, float, float]] = []
+        self.swaps: list[tuple] = []        # Raydium swaps: (sentinel, base_out, pool, coin_to_pc, src, dst, owner, wrap)
+        self.wrap: bytes | None = None      # sentinel of the wrap transfer the next swap pays from (market mode)
 
     def _add(self, width: int, gen: int, p0: float, p1: float) -> bytes:
         b = self.rng.bytes(width)
@@ -324,6 +326,23 @@ class Template:
     num_instructions: int
     num_lookup_tables: int
     programs: list                      # base58 program ids invoked, unique, first appearance
+    swaps: list = field(default_factory=list)   # SwapMeta of its Raydium swaps, instruction order
+
+
+@dataclass
+class SwapMeta:
+    """Where a template's Raydium swap sits, for the market walk (synth/market.py) to rewrite it."""
+
+    data_off: int           # payload offset of the instruction data (tag; the two u64 follow at +1, +9)
+    base_out: bool          # SwapBaseOut (max_amount_in, amount_out) else SwapBaseIn (amount_in, minimum_amount_out)
+    pool: int               # index in TemplateSet.pools
+    coin_to_pc: bool        # the coin (token a) goes in
+    wrap_off: int           # payload offset of the wrap transfer's lamports paying the swap, -1 none
+    src: str                # user source token account (base58)
+    dst: str                # user destination token account
+    owner: str              # the signer owning them
+    src_mint: str
+    dst_mint: str
 
 
 @dataclass
@@ -352,6 +371,9 @@ class TemplateSet:
     too_long: np.ndarray       # int64: indices of oversized templates
     fields_max: int            # most fields in one template
     pools: list = field(default_factory=list)
+    swaps: list = field(default_factory=list)    # [T] lists of SwapMeta
+    tables: list = field(default_factory=list)   # every AddressLookupTableAccount the templates may use
+    searcher: object = None                      # market mode: int64[pool, coin_to_pc, j] searcher templates
 
     @property
     def count(self) -> int:
@@ -399,7 +421,7 @@ class Wallet:
 class _World:
     """The fixed cast of a seed: pools, lookup tables, program keys."""
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, market=None):
         from solders.address_lookup_table_account import AddressLookupTableAccount
         from solders.pubkey import Pubkey
 
@@ -416,9 +438,15 @@ class _World:
         self.wsol = P(MINT_WSOL)
         self.usdc = P(MINT_USDC)
         self.tips = [P(s) for s in JITO_TIP_ACCOUNTS]
+        self.market = market
         self.pools: list[Pool] = []
-        for k in range(N_POOLS):
-            if k % 2 == 0:
+        self.tables: list = []
+        self.n_pools = N_POOLS if market is None else len(market.pools)
+        for k in range(self.n_pools):
+            if market is not None:      # the market's pools: twins 2k, 2k+1 first (N_POOLS), then single pools
+                spec = market.pools[k]
+                coin, pc, price = P(spec.coin), P(spec.pc), spec.price
+            elif k % 2 == 0:
                 coin = self.key()
                 pc = self.wsol if rng.random() < 0.7 else self.usdc
                 price = float(np.exp(rng.uniform(np.log(1e-4), np.log(1e2))))
@@ -428,9 +456,11 @@ class _World:
             keys = [self.key() for _ in range(12)]
             table = AddressLookupTableAccount(self.key(), keys + [self.authority, self.openbook, coin, pc])
             self.pools.append(Pool(*keys, coin_mint=coin, pc_mint=pc, price=price, table=table))
+            self.tables.append(table)
         common = [self.token, self.system, self.ata, self.openbook, self.authority, self.wsol, self.usdc,
                   P(SYSVAR_RENT)] + [self.key() for _ in range(24)]
         self.common_table = AddressLookupTableAccount(self.key(), common)
+        self.tables.append(self.common_table)
 
     def key(self):
         from solders.pubkey import Pubkey
@@ -449,7 +479,9 @@ class _World:
 
     def table(self, keys):
         from solders.address_lookup_table_account import AddressLookupTableAccount
-        return AddressLookupTableAccount(self.key(), list(keys))
+        t = AddressLookupTableAccount(self.key(), list(keys))
+        self.tables.append(t)
+        return t
 
 
 # --- instruction helpers ----------------------------------------------------------------------
@@ -518,6 +550,10 @@ def _raydium_swap(w: _World, f: _Fields, pool: Pool, user_src, user_dst, owner, 
         amount_in = f.u64(GEN_SCALED, 1.0, 0.0) if chained else f.u64(GEN_AMOUNT, *amount)
         min_out = f.u64(GEN_SCALED, rate, -slip)
         data = bytes([RAYDIUM_SWAP_BASE_IN]) + amount_in.to_bytes(8, "little") + min_out.to_bytes(8, "little")
+    src_mint, dst_mint = (pool.coin_mint, pool.pc_mint) if coin_to_pc else (pool.pc_mint, pool.coin_mint)
+    f.swaps.append((data[:9], base_out, w.pools.index(pool), coin_to_pc, str(user_src), str(user_dst), str(owner),
+                    f.wrap, str(src_mint), str(dst_mint)))
+    f.wrap = None
     metas = [
         (w.token, False, False),              # 0 SPL Token program
         (pool.amm, False, True),              # 1 amm
@@ -612,7 +648,7 @@ def _shape_token_transfer(w, f):
 
 
 def _pool(w) -> int:
-    return int(w.rng.integers(N_POOLS))
+    return int(w.rng.integers(w.n_pools))
 
 
 def _slip(w) -> float:
@@ -641,6 +677,7 @@ def _shape_raydium_wallet(w, f):
             chained = True
         else:
             ixs.append(_transfer(f, me, src_ata, amount[0], amount[1] * 1.1))
+        f.wrap = f.items[-1][0]
         ixs.append(_ix(w.token, bytes([TOKEN_SYNC_NATIVE]), [(src_ata, False, True)]))
     elif w.rng.random() < 0.6:
         ixs.append(_ata_create(w, me, me, dst_mint)[1])
@@ -659,6 +696,10 @@ def _shape_raydium_wallet(w, f):
 
 
 def _bot_table(w, owner):
+    if w.market is not None:
+        # market mode: the bot's table holds other accounts of its own, never the token accounts its
+        # swaps pay from (a source loaded from a table cannot tell the engine the swap's direction)
+        return w.table([w.key() for _ in range(10)])
     keys = [w.ata_of(owner, m) for m in {bytes(p.coin_mint): p.coin_mint for p in w.pools}.values()]
     keys += [w.ata_of(owner, w.wsol), w.ata_of(owner, w.usdc)] + [w.key() for _ in range(8)]
     return w.table(keys)
@@ -771,8 +812,15 @@ def _compile(w: _World, f: _Fields, shape: int, payer, extra_signers, ixs, table
         p = str(keys[ix.program_id_index])
         if p not in programs:
             programs.append(p)
+    swaps = []
+    for head, base_out, pool, coin_to_pc, src, dst, owner, wrap, src_mint, dst_mint in f.swaps:
+        at = payload.find(head)
+        if at < 0 or payload.find(head, at + 1) >= 0:
+            raise RuntimeError("synth: a swap's data is missing or not unique in its template")
+        wrap_off = -1 if wrap is None else payload.find(wrap)
+        swaps.append(SwapMeta(at, base_out, pool, coin_to_pc, wrap_off, src, dst, owner, src_mint, dst_mint))
     return Template(payload, f.locate(payload), signers, shape, version, n_sig, len(keys), len(msg.instructions),
-                    n_tables, programs)
+                    n_tables, programs, swaps)
 
 
 def _zipf(n: int, alpha: float) -> np.ndarray:
@@ -780,13 +828,37 @@ def _zipf(n: int, alpha: float) -> np.ndarray:
     return w / w.sum()
 
 
+def _shape_searcher_swap(w, f, pool_idx: int, coin_to_pc: bool):
+    """A searcher's single exact-in swap on a given pool and direction (market mode: the
+    injected victims, dislocations, oracle moves and competitors' back-runs; never drawn for
+    the baseline). Compute budget and a Jito tip always; v0 with the pool's table."""
+    payer = w.wallet()
+    me = payer.pubkey()
+    pool = w.pools[pool_idx]
+    src_mint, dst_mint = (pool.coin_mint, pool.pc_mint) if coin_to_pc else (pool.pc_mint, pool.coin_mint)
+    ixs = _budget(w, f, 1.0, 1.0, (60_000, 300_000), (100_000, 10_000_000))
+    ixs.append(_raydium_swap(w, f, pool, w.ata_of(me, src_mint), w.ata_of(me, dst_mint), me, False, coin_to_pc,
+                             (1e6, 1e9), 0.01))
+    ixs.append(_tip(w, f, me))
+    tables = [pool.table] if w.rng.random() < 0.5 else [w.common_table, pool.table]
+    return payer, [], ixs, tables, (1, 20)
+
+
+SEARCHER_TEMPLATES = 3          # market mode: searcher-swap templates per pool and direction
+
+
 def build_templates(rng: np.random.Generator, per_shape: int = TEMPLATES_PER_SHAPE,
-                    too_long: int = TOO_LONG_TEMPLATES) -> TemplateSet:
+                    too_long: int = TOO_LONG_TEMPLATES, market=None) -> TemplateSet:
     """Compile ``per_shape`` templates of every shape in ``SHAPES`` and ``too_long`` oversized
-    ones, all from ``rng`` (the same generator state gives the same templates, keys and pools)."""
+    ones, all from ``rng`` (the same generator state gives the same templates, keys and pools).
+
+    With ``market`` (a synth.market.MarketSpec) the pools are the market's, and
+    ``SEARCHER_TEMPLATES`` single-swap searcher templates per pool and direction follow
+    (probability 0: only the market walk places them; ``TemplateSet.searcher[pool, coin_to_pc]``
+    lists them)."""
     if per_shape < 1:
         raise ValueError(f"build_templates: per_shape={per_shape}: must be >= 1")
-    w = _World(rng)
+    w = _World(rng, market)
     tmpls: list[Template] = []
     prob: list[float] = []
     for s, (shape, build) in enumerate(zip(SHAPES, _BUILDERS)):
@@ -820,7 +892,20 @@ def build_templates(rng: np.random.Generator, per_shape: int = TEMPLATES_PER_SHA
         assert PACKET_DATA_SIZE < len(t.payload) <= 1472, len(t.payload)
         tmpls.append(t)
         prob.append(0.0)
-    return _pack(tmpls, np.asarray(prob), w)
+    searcher = None
+    if market is not None:
+        searcher = np.zeros((w.n_pools, 2, SEARCHER_TEMPLATES), np.int64)
+        for p in range(w.n_pools):
+            for d in (0, 1):
+                for j in range(SEARCHER_TEMPLATES):
+                    f = _Fields(rng)
+                    payer, extra, ixs, tables, lag = _shape_searcher_swap(w, f, p, bool(d))
+                    searcher[p, d, j] = len(tmpls)
+                    tmpls.append(_compile(w, f, 4, payer, extra, ixs, tables, lag))   # shape: raydium_bot
+                    prob.append(0.0)
+    ts = _pack(tmpls, np.asarray(prob), w)
+    ts.searcher = searcher
+    return ts
 
 
 def _pack(tmpls: list[Template], prob: np.ndarray, w: _World) -> TemplateSet:
@@ -845,7 +930,7 @@ def _pack(tmpls: list[Template], prob: np.ndarray, w: _World) -> TemplateSet:
         num_lookup_tables=np.array([t.num_lookup_tables for t in tmpls], np.int64),
         programs=[t.programs for t in tmpls], signers=[t.signers for t in tmpls],
         good_prob=prob, good=np.flatnonzero(shape != SHAPE_TOO_LONG), too_long=np.flatnonzero(shape == SHAPE_TOO_LONG),
-        fields_max=int(cnt.max()), pools=w.pools)
+        fields_max=int(cnt.max()), pools=w.pools, swaps=[t.swaps for t in tmpls], tables=list(w.tables))
 
 
 def sign_staged(ts: TemplateSet, stage: np.ndarray, stage_off: np.ndarray, tmpl_idx: np.ndarray) -> None:
