@@ -148,6 +148,12 @@ def generate(
     sign: bool = typer.Option(False, "--sign", help="sign every transaction with ed25519 (slower)"),
     bad_rate: float = typer.Option(0.02, help="fraction of bad packets (truncated, garbage, ...)"),
     txn_port: int = typer.Option(8003, help="UDP destination port of the transactions"),
+    market: bool = typer.Option(False, "--market", help="build a market: swaps consistent with its pools, the "
+                                                        "snapshot in <out>.market/, injected opportunities and "
+                                                        "<out>.opportunities.truth.parquet"),
+    opportunities: Optional[float] = typer.Option(None, help="--market: injected opportunities per second "
+                                                             "(default 5; 0 = a quiet capture)"),
+    tip_lamports: int = typer.Option(10_000, help="--market: the tip truth profits are counted after"),
 ):
     """Write a realistic, deterministic synthetic capture and its ground truth."""
     from .synth.generate import generate_capture
@@ -155,7 +161,8 @@ def generate(
         with _progress(unit_bytes=False) as prog:
             task = prog.add_task("generate", total=None)
             res = generate_capture(out, seconds=seconds, tps=tps, seed=seed, sign=sign, bad_rate=bad_rate,
-                                   txn_port=txn_port,
+                                   txn_port=txn_port, market=market, opportunities=opportunities,
+                                   tip_lamports=tip_lamports,
                                    progress=lambda done, total: prog.update(task, completed=done, total=total))
     except (WorkbenchError, ValueError) as e:
         _fail(e)
