@@ -1,0 +1,295 @@
+"""Live view of the engine: rates, latency histograms, scores, profit, and the opportunity table.
+
+    panel serve panel_apps/live.py --args --capture captures/demo.pcapng --speed 1.0
+    panel serve panel_apps/live.py --args --capture CAP --market MKT [--model MODEL] [--loop N]
+    panel serve panel_apps/live.py --args --udp-ports 8003            # live, plain UDP sockets
+    panel serve panel_apps/live.py --args --iface eth1                # live, AF_PACKET (root)
+    panel serve panel_apps/live.py --args --store chdb:///abs/data/clickhouse   # watch a store
+    panel serve panel_apps/live.py --args --run runs/x                # a finished run
+
+One engine run per server, on a background thread (``_common.Feed``); every page reads it
+from a periodic callback. Tables use remote pagination: the browser gets one page, so the
+page stays responsive with 100k rows and more.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import panel as pn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
+
+ARGS = C.parse_args(sys.argv[1:], "live.py")
+SOURCE = (f"replay of `{ARGS.capture}`" + (f" at {ARGS.speed}x" if ARGS.speed else " (as fast as possible)")
+          if ARGS.capture else f"live on `{ARGS.iface}`" if ARGS.iface else
+          f"live on UDP ports {ARGS.udp_ports}" if ARGS.udp_ports else f"store `{ARGS.store}`" if ARGS.store
+          else f"run `{ARGS.run}`" if ARGS.run else "nothing")
+USAGE = """Give the app a source:
+
+```
+panel serve panel_apps/live.py --args --capture captures/demo.pcapng --speed 1.0 [--market DIR] [--model FILE]
+panel serve panel_apps/live.py --args --udp-ports 8003       # or --iface eth1 (root)
+panel serve panel_apps/live.py --args --store chdb:///abs/path/data/clickhouse
+panel serve panel_apps/live.py --args --run runs/x
+```"""
+
+
+def message_page(title: str, messages: list[str], kind: str = "danger"):
+    return pn.Column(pn.pane.Markdown(f"# Solana MEV workbench: live\n\n{title}"),
+                     *[pn.pane.Alert(m, alert_type=kind, css_classes=["wb-message"]) for m in messages],
+                     pn.pane.Markdown(USAGE))
+
+
+class LivePage:
+    def __init__(self, feed: C.Feed):
+        self.feed = feed
+        self.pos = {"opportunities": 0, "tx_features": 0}
+        self.opp_df = C.opp_frame(pa_empty())
+        self.tx_df = C.tx_frame(pa_empty())
+        self.profit_sum: dict[str, float] = {}
+        self.t0_ns: int | None = None
+        self.status = pn.pane.Markdown("starting", css_classes=["wb-status"])
+        self.progress = pn.indicators.Progress(value=0, max=1000, width=240, bar_color="info")
+        self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["wb-message"])
+        num = dict(font_size="28pt", title_size="11pt", format="{value:,.0f}")
+        self.n_pkt = pn.indicators.Number(name="packets/s", value=0, **num)
+        self.n_tx = pn.indicators.Number(name="transactions/s", value=0, **num)
+        self.n_opp = pn.indicators.Number(name="opportunities/s", value=0, **num)
+        self.n_drop = pn.indicators.Number(name="drops", value=0, **num)
+        self.totals = pn.pane.Markdown("", css_classes=["wb-totals"])
+        self.hists: dict[str, C.HistPlot] = {}
+        self.plots = pn.GridBox(ncols=3)
+        self.detect_plot = C.HistPlot("detect_ns", "opportunity detection (detect_ns)")
+        self._make_score_plot()
+        self._make_profit_plot()
+        self._make_tables()
+        self.cb = None
+        for fig in (self.detect_plot.figure, self.score_fig, self.profit_fig):
+            self.plots.append(fixed(fig))
+        self.plots.append(self.score_note)
+
+    # -- widgets -----------------------------------------------------------------------
+    def _make_score_plot(self):
+        from bokeh.models import ColumnDataSource
+        from bokeh.plotting import figure
+        self.score_src = ColumnDataSource({"left": [], "right": [], "top": []}, name="hist_score")
+        f = figure(title="model score", height=C.PLOT_H, width=C.PLOT_W, x_range=(0, 1), tools="hover,reset",
+                   tooltips=[("score", "@left{0.00}-@right{0.00}"), ("count", "@top")])
+        f.quad(left="left", right="right", top="top", bottom=0, source=self.score_src, fill_color="#6a4c93",
+               alpha=0.8)
+        f.xaxis.axis_label = "score"
+        self.score_note = pn.pane.Markdown("", css_classes=["wb-score-note"])
+        self.score_fig = f
+
+    def _make_profit_plot(self):
+        from bokeh.models import ColumnDataSource
+        from bokeh.plotting import figure
+        f = figure(title="cumulative expected profit by type (SOL)", height=C.PLOT_H, width=C.PLOT_W,
+                   tools="pan,wheel_zoom,reset,hover")
+        self.profit_src = {}
+        for typ, color in zip(C.OPP_TYPES, ("#1d3557", "#e63946", "#2a9d8f")):
+            src = ColumnDataSource({"t": [], "sol": []}, name=f"profit_{typ}")
+            f.line("t", "sol", source=src, color=color, legend_label=typ, line_width=2)
+            self.profit_src[typ] = src
+        f.xaxis.axis_label = "event time since the first packet (s)"
+        f.legend.location = "top_left"
+        self.profit_fig = f
+
+    def _make_tables(self):
+        self.type_sel = pn.widgets.Select(name="type", options=["all", *C.OPP_TYPES], value="all", width=150)
+        self.score_rng = pn.widgets.RangeSlider(name="score (full range keeps unscored rows)", start=0.0, end=1.0,
+                                                value=(0.0, 1.0), step=0.01, width=240)
+        self.min_profit = pn.widgets.FloatInput(name="min expected profit (SOL)", value=None, step=0.001,
+                                                width=180, placeholder="any")
+        self.opp_table = pn.widgets.Tabulator(C.browser_safe(self.opp_df), pagination="remote", page_size=C.TABLE_PAGE_SIZE,
+                                              show_index=False, disabled=True, height=520, layout="fit_data_table",
+                                              hidden_columns=self._hidden(self.opp_df, C.OPP_SHOWN),
+                                              css_classes=["wb-opp-table"], sortable=True)
+        self.opp_table.add_filter(pn.bind(filter_opps, type_=self.type_sel, score=self.score_rng,
+                                          min_profit=self.min_profit))
+        self.opp_count = pn.pane.Markdown("", css_classes=["wb-opp-count"])
+        self.prog_sel = pn.widgets.Select(name="program", options=["all"], value="all", width=220)
+        self.min_fee = pn.widgets.IntInput(name="min priority fee (lamports)", value=0, start=0, width=180)
+        self.tx_table = pn.widgets.Tabulator(C.browser_safe(self.tx_df), pagination="remote", page_size=C.TABLE_PAGE_SIZE,
+                                             show_index=False, disabled=True, height=520, layout="fit_data_table",
+                                             hidden_columns=self._hidden(self.tx_df, C.TX_SHOWN),
+                                             css_classes=["wb-tx-table"])
+        self.tx_table.add_filter(pn.bind(filter_txs, program=self.prog_sel, min_fee=self.min_fee))
+        self.tx_count = pn.pane.Markdown("", css_classes=["wb-tx-count"])
+        for w in (self.type_sel, self.score_rng, self.min_profit):
+            w.param.watch(lambda *_: self._counts(), "value")
+        for w in (self.prog_sel, self.min_fee):
+            w.param.watch(lambda *_: self._counts(), "value")
+        self.opp_note = pn.pane.Alert("", alert_type="info", visible=False, css_classes=["wb-opp-note"])
+
+    @staticmethod
+    def _hidden(df: pd.DataFrame, shown) -> list[str]:
+        return [c for c in df.columns if c not in shown]
+
+    def layout(self):
+        tables = pn.Tabs(
+            ("Opportunities", pn.Column(pn.Row(self.type_sel, self.score_rng, self.min_profit), self.opp_count,
+                                        self.opp_note, self.opp_table)),
+            ("Transactions", pn.Column(pn.Row(self.prog_sel, self.min_fee), self.tx_count, self.tx_table)),
+            dynamic=False)
+        return pn.Column(
+            pn.pane.Markdown(f"# Solana MEV workbench: live\n\nSource: {SOURCE}"),
+            pn.Row(self.status, self.progress),
+            self.alert,
+            pn.Row(self.n_pkt, self.n_tx, self.n_opp, self.n_drop),
+            self.totals,
+            self.plots,
+            tables,
+        )
+
+    # -- updates -----------------------------------------------------------------------
+    def start(self):
+        self.tick()
+        self.cb = pn.state.add_periodic_callback(self.tick, period=C.UPDATE_MS)
+
+    def tick(self):
+        f = self.feed
+        self.status.object = f"**{f.phase}**" + (f" — {f.error}" if f.error else "")
+        self.progress.value = int(1000 * f.progress) if f.mode == "replay" else (-1 if f.running else 1000)
+        if f.error:
+            self.alert.object, self.alert.visible = f.error, True
+        r = f.update_rates()
+        self.n_pkt.value, self.n_tx.value, self.n_opp.value, self.n_drop.value = (
+            r.packets_per_s, r.transactions_per_s, r.opportunities_per_s, r.drops)
+        self.totals.object = (f"totals: **{r.packets:,}** packets, **{r.transactions:,}** transactions, "
+                              f"**{r.opportunities:,}** opportunities")
+        self._stream_tables()
+        self._hists()
+        self._counts()
+        if not f.running and self.cb is not None and f.mode != "store":
+            # the run is over and everything is in: one last look, then stop polling
+            tabs, _ = f.tables("opportunities", self.pos["opportunities"])
+            txs, _ = f.tables("tx_features", self.pos["tx_features"])
+            if not tabs and not txs:
+                self.cb.stop()
+                self.cb = None
+
+    def _new_rows(self, name: str):
+        tabs, self.pos[name] = self.feed.tables(name, self.pos[name])
+        if not tabs:
+            return None
+        import pyarrow as pa
+        return pa.concat_tables(tabs, promote_options="permissive") if len(tabs) > 1 else tabs[0]
+
+    def _stream_tables(self):
+        t = self._new_rows("tx_features")
+        if t is not None:
+            df = C.tx_frame(t)
+            if self.t0_ns is None and len(df):
+                self.t0_ns = int(df["ts_ns"].iloc[0])
+            self.tx_df = df if self.tx_df.empty else pd.concat([self.tx_df, df], ignore_index=True)
+            progs = {p for s in df["programs"] for p in s.split(", ") if p}
+            known = set(self.prog_sel.options.values()) if isinstance(self.prog_sel.options, dict) else set()
+            if progs - known:
+                opts = {C.program_label(p): p for p in progs | (known - {"all"})}
+                self.prog_sel.options = {"all": "all", **dict(sorted(opts.items()))}
+            self._stream(self.tx_table, df)
+        t = self._new_rows("opportunities")
+        if t is not None:
+            df = C.opp_frame(t)
+            if self.t0_ns is None and len(df):
+                self.t0_ns = int(df["ts_ns"].iloc[0])
+            self.opp_df = df if self.opp_df.empty else pd.concat([self.opp_df, df], ignore_index=True)
+            self._stream(self.opp_table, df)
+            for typ, (ts, cum) in C.profit_lines(df, self.t0_ns or 0).items():
+                if typ in self.profit_src:
+                    base = self.profit_sum.get(typ, 0.0)
+                    self.profit_src[typ].stream({"t": ts, "sol": cum + base})
+                    self.profit_sum[typ] = base + float(cum[-1])
+            scores = self.opp_df["score"].to_numpy(dtype=float)
+            self.score_src.data = C.score_hist_data(scores)
+            self.score_note.object = ("" if np.isfinite(scores).any() else
+                                      "No scores: the run has no model (`--model FILE` from `workbench compile`).")
+            h = C.detect_hist(self.opp_df)
+            self.detect_plot.update_from(h)
+        if self.opp_df.empty:
+            f = self.feed
+            msg = ("No opportunities yet." if f.running else
+                   "This run found no opportunities." + ("" if f.market or f.mode != "replay" else
+                                                         " Detection needs a market snapshot: pass `--market DIR`."))
+            self.opp_note.object, self.opp_note.visible = msg, True
+        else:
+            self.opp_note.visible = False
+
+    def _stream(self, table, df):
+        df = C.browser_safe(df)
+        if table.value is None or table.value.empty:
+            table.hidden_columns = self._hidden(df, C.OPP_SHOWN if table is self.opp_table else C.TX_SHOWN)
+            table.value = df
+        else:
+            table.stream(df, follow=False)
+
+    def _hists(self):
+        for name, (data, marks) in self.feed.hist_views().items():
+            if name not in self.hists:
+                self.hists[name] = C.HistPlot(name, name.replace("_", " "))
+                self.plots.insert(len(self.hists) - 1, fixed(self.hists[name].figure))
+            self.hists[name].update(data, marks)
+
+    def _counts(self):
+        n_opp = len(filter_opps(self.opp_df, self.type_sel.value, self.score_rng.value, self.min_profit.value))
+        self.opp_count.object = f"**{n_opp:,}** of {len(self.opp_df):,} opportunities match"
+        n_tx = len(filter_txs(self.tx_df, self.prog_sel.value, self.min_fee.value))
+        self.tx_count.object = f"**{n_tx:,}** of {len(self.tx_df):,} transactions match"
+
+
+def fixed(fig):
+    return pn.pane.Bokeh(fig, sizing_mode="fixed", width=C.PLOT_W, height=C.PLOT_H)
+
+
+def pa_empty():
+    import pyarrow as pa
+    return pa.table({})
+
+
+def filter_opps(df: pd.DataFrame, type_: str, score, min_profit) -> pd.DataFrame:
+    if df.empty:
+        return df
+    m = np.ones(len(df), bool)
+    if type_ and type_ != "all" and "type" in df:
+        m &= (df["type"] == type_).to_numpy()
+    lo, hi = score
+    if (lo, hi) != (0.0, 1.0) and "score" in df:
+        s = df["score"].to_numpy(dtype=float)
+        m &= (s >= lo) & (s <= hi)
+    if min_profit is not None and "expected_profit_sol" in df:
+        m &= (df["expected_profit_sol"].to_numpy(dtype=float) >= float(min_profit))
+    return df[m]
+
+
+def filter_txs(df: pd.DataFrame, program: str, min_fee) -> pd.DataFrame:
+    if df.empty:
+        return df
+    m = np.ones(len(df), bool)
+    if program and program != "all" and "programs" in df:
+        m &= df["programs"].str.contains(program, regex=False).to_numpy()
+    if min_fee:
+        m &= (df["priority_fee_lamports"].to_numpy() >= int(min_fee))
+    return df[m]
+
+
+def build():
+    feed, problems = C.feed_from_args(ARGS, key=f"live:{sys.argv[1:]}")
+    if problems:
+        return message_page("The app cannot start its source:", problems)
+    if feed is None:
+        return message_page("No source given.", ["Nothing to show: pass a capture, an interface, a store or a run."],
+                            kind="warning")
+    page = LivePage(feed)
+    pn.state.onload(page.start)
+    return page.layout()
+
+
+build().servable(title="workbench live")

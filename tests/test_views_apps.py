@@ -1,0 +1,201 @@
+"""The Panel apps, served on loopback and driven by Playwright in Debian's headless chromium.
+
+Each test starts ``panel serve`` on a free port (the environment passed through, so the
+engine loads from the suite's numba cache), opens the page, waits for data (every wait
+bounded), checks what a person would look at and saves a screenshot under ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+APPS = REPO / "panel_apps"
+CAPTURE = REPO / "captures" / "demo.pcapng"
+CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
+SERVE_TIMEOUT_S = 90          # panel serve answering HTTP
+DATA_TIMEOUT_S = 180          # first data on the page (a cold numba cache compiles the engine: ~30 s)
+UI_TIMEOUT_S = 20             # a filter or a click showing its effect
+
+pytestmark = pytest.mark.slow
+
+
+def _chromium() -> str:
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    msg = f"Debian's chromium is not at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served(app: str, *args: str, log: Path):
+    """``panel serve panel_apps/<app>.py --args ARGS`` on a free loopback port; yields the URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "panel", "serve", str(APPS / f"{app}.py"), "--port", str(port), "--address",
+           "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"]
+    if args:
+        cmd += ["--args", *args]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+        url = f"http://127.0.0.1:{port}/{app}"
+        try:
+            deadline = time.monotonic() + SERVE_TIMEOUT_S
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError(f"panel serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"panel serve did not answer in {SERVE_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = _chromium()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1500})
+    pg = ctx.new_page()
+    pg.set_default_timeout(UI_TIMEOUT_S * 1000)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.errors = errors
+    yield pg
+    ctx.close()
+
+
+def wait_for(pred, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def text(pg, sel: str) -> str:
+    """Text of a Panel pane (its content lives in the element's shadow root)."""
+    loc = pg.locator(sel)
+    if not loc.count():
+        return ""
+    return loc.first.evaluate("""el => {
+        const parts = [el.textContent || ''];
+        if (el.shadowRoot) for (const c of el.shadowRoot.children)
+            if (c.tagName !== 'STYLE' && c.tagName !== 'LINK') parts.push(c.textContent || '');
+        return parts.join(' '); }""")
+
+
+def match_count(pg, sel: str) -> tuple[int, int]:
+    """(matching, total) from the '**N** of M ... match' line of a table."""
+    m = re.search(r"([\d,]+)\s+of\s+([\d,]+)", text(pg, sel))
+    return (int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))) if m else (-1, -1)
+
+
+def bokeh_source(pg, name: str) -> dict | None:
+    """Columns of the Bokeh ColumnDataSource called ``name`` as the browser holds them."""
+    return pg.evaluate("""(name) => {
+        for (const d of (window.Bokeh && window.Bokeh.documents) || []) {
+            const m = d.get_model_by_name(name);
+            if (m) { const o = {}; const e = m.data instanceof Map ? m.data.entries() : Object.entries(m.data);
+                     for (const [k, v] of e) o[k] = Array.from(v); return o; }
+        }
+        return null; }""", name)
+
+
+def no_traceback(log: Path) -> None:
+    body = log.read_text()
+    assert "Traceback" not in body, f"the server printed a traceback:\n{body[-4000:]}"
+
+
+def test_live_replay_streams_into_table_and_histograms(page, tmp_path):
+    log = tmp_path / "serve.log"
+    with served("live", "--capture", str(CAPTURE), "--out", str(tmp_path / "run"), log=log) as url:
+        page.goto(url)
+        page.locator(".wb-status").wait_for(timeout=UI_TIMEOUT_S * 1000)
+        # data: the transaction table fills and the engine's histograms have non-empty bins
+        wait_for(lambda: match_count(page, ".wb-tx-count")[1] >= 3900, DATA_TIMEOUT_S, "transactions in the table")
+        wait_for(lambda: "done" in text(page, ".wb-status"), DATA_TIMEOUT_S, "the replay to finish")
+        hist = wait_for(lambda: bokeh_source(page, "hist_packet_processing_ns"), UI_TIMEOUT_S, "histogram data")
+        assert len(hist["top"]) > 0 and sum(hist["top"]) > 0
+        batch = bokeh_source(page, "hist_batch_processing_ns")
+        assert batch and sum(batch["top"]) > 0
+        page.locator(".bk-tab", has_text="Transactions").first.click()
+        rows = page.locator(".wb-tx-table .tabulator-row")
+        wait_for(lambda: rows.count() > 0, UI_TIMEOUT_S, "rows in the transaction table")
+        total = match_count(page, ".wb-tx-count")[1]
+        assert total == 3922                      # every transaction of demo.pcapng (captures/PROVENANCE.md)
+        # a filter changes the row count, and the rows shown obey it
+        page.locator(".wb-tx-table").scroll_into_view_if_needed()
+        select = page.locator("select").nth(1)    # type (opportunities tab), then program
+        select.select_option("raydium_amm_v4")
+        wait_for(lambda: 0 < match_count(page, ".wb-tx-count")[0] < total, UI_TIMEOUT_S, "the program filter")
+        n = match_count(page, ".wb-tx-count")[0]
+        assert n == 1604                          # raydium_amm_v4 transactions of demo.pcapng (summary)
+        wait_for(lambda: all("675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8" in c.text_content()
+                             for c in page.locator('.wb-tx-table .tabulator-cell[tabulator-field="programs"]')
+                             .all()[:10]) and rows.count() > 0, UI_TIMEOUT_S, "filtered rows")
+        page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
+        assert (tmp_path / "live.png").stat().st_size > 10_000
+        assert not page.errors, page.errors
+    no_traceback(log)
+
+
+@pytest.mark.parametrize("kind, args, expect", [
+    ("capture", ["--capture", "/nonexistent/x.pcapng"], "Capture not found"),
+    ("market", ["--capture", str(CAPTURE), "--market", "/nonexistent/market"], "Market snapshot not found"),
+    ("model", ["--capture", str(CAPTURE), "--model", "/nonexistent/model.json"], "Model not found"),
+    ("store", ["--store", "chdb:///nonexistent/clickhouse"], "Store not found"),
+    ("run", ["--run", "/nonexistent/run"], "Run directory not found"),
+])
+def test_live_missing_input_shows_message(page, tmp_path, kind, args, expect):
+    log = tmp_path / "serve.log"
+    with served("live", *args, log=log) as url:
+        page.goto(url)
+        msg = page.locator(".wb-message")
+        msg.first.wait_for(timeout=UI_TIMEOUT_S * 1000)
+        body = " ".join(text(page, ".wb-message") for _ in range(1)) + " ".join(
+            m.evaluate("el => el.shadowRoot ? el.shadowRoot.textContent : ''") for m in msg.all())
+        assert expect in body, body
+        page.screenshot(path=str(tmp_path / f"missing-{kind}.png"))
+    no_traceback(log)
