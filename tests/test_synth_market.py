@@ -130,7 +130,7 @@ def test_truth_rows_are_self_consistent(busy):
     for r in truth:
         i = r["packet_index"]
         assert packets["kind"][i] in ("transaction", "vlan_transaction")
-        assert packets["signature"][i] == r["signature"] and packets["ts_ns"][i] == r["ts_ns"]
+        assert packets["signature"][i] == r["trigger_signature"] and packets["ts_ns"][i] == r["ts_ns"]
         assert r["expected_profit_sol"] * 1e9 >= M.MIN_PROFIT_LAMPORTS - tip or r["type"] == "liquidation"
         if r["type"] in ("sandwich", "arbitrage"):
             assert r["profit_quote"] == r["amount_out"] - r["amount_in"] > 0

@@ -149,7 +149,7 @@ def opp_truth_schema():
     type                   string   'sandwich' | 'arbitrage' | 'liquidation'
     packet_index           int64    the trigger packet (the victim; the swap after which it exists)
     ts_ns                  int64    its capture timestamp
-    signature              string   base58 first signature of the trigger transaction
+    trigger_signature      string   base58 first signature of the trigger transaction
     pools                  list<string>  pool addresses in trade order (sandwich, liquidation: one)
     profit_mint            string   mint profit_quote counts in
     profit_quote           int64    gross profit in profit_mint base units, before the tip
@@ -164,8 +164,9 @@ def opp_truth_schema():
     """
     import pyarrow as pa
     return pa.schema([
-        ("type", pa.string()), ("packet_index", pa.int64()), ("ts_ns", pa.int64()), ("signature", pa.string()),
-        ("pools", pa.list_(pa.string())), ("profit_mint", pa.string()), ("profit_quote", pa.int64()),
+        ("type", pa.string()), ("packet_index", pa.int64()), ("ts_ns", pa.int64()),
+        ("trigger_signature", pa.string()), ("pools", pa.list_(pa.string())), ("profit_mint", pa.string()),
+        ("profit_quote", pa.int64()),
         ("amount_in", pa.uint64()), ("amount_out", pa.uint64()), ("expected_profit_sol", pa.float64()),
         ("position_id", pa.int64()), ("primary", pa.bool_()), ("injection", pa.int32()),
         ("taken_by_competitor", pa.bool_()), ("competitor_packet_index", pa.int64()),
@@ -968,9 +969,9 @@ class MarketSim:
         """Fill the signature and time of the truth rows of chunk packets [a, a + len(ts))."""
         for r in self.rows:
             i = r["packet_index"] - a
-            if "signature" not in r and 0 <= i < ts.shape[0]:
+            if "trigger_signature" not in r and 0 <= i < ts.shape[0]:
                 o = int(stage_off[i])
-                r["signature"] = base58.b58encode(stage[o + 1:o + 65].tobytes()).decode()
+                r["trigger_signature"] = base58.b58encode(stage[o + 1:o + 65].tobytes()).decode()
                 r["ts_ns"] = int(ts[i])
 
     # --- outputs ----------------------------------------------------------------------------
