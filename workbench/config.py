@@ -67,6 +67,10 @@ class Settings:
     shreds_per_slot: int = 8192            # data shred indexes kept per slot, [1, 32768]
     latency_sample_every: int = 16         # time 1 packet in N (power of two; 1 = every packet)
     progress: bool = True                  # rich progress bar on the terminal
+    # --- market and opportunities (engine/market.py, engine/detect.py) ---
+    market: str = ""                       # market snapshot folder ("" = none: swaps and opportunities are off)
+    tip_lamports: int = 10_000             # Jito tip an opportunity must pay; its profit must exceed it, [0, 2**62)
+    model: str = ""                        # model folder (workbench compile) scoring every opportunity ("" = none)
     # --- live mode (workbench live / send; capture/afpacket.py, capture/udp.py, engine/live.py) ---
     afpacket_block_size: int = 1 << 18     # bytes per TPACKET_V3 ring block, a power of two >= page size
     afpacket_block_count: int = 128        # blocks in the ring, [2, 65536): ring = size * count bytes
@@ -96,6 +100,8 @@ class Settings:
     _PORT_FIELDS = ("transaction_ports", "shred_ports", "ignore_ports")
 
     def validate(self) -> "Settings":
+        if not (0 <= self.tip_lamports < 2**62):
+            raise ConfigError(f"tip_lamports={self.tip_lamports}: must be in [0, 2**62)")
         if not (1 <= self.batch_frames < 2**22):
             raise ConfigError(f"batch_frames={self.batch_frames}: must be in [1, 4194304)")
         if self.key_capacity < 64 or self.key_capacity & (self.key_capacity - 1):

@@ -28,9 +28,13 @@ from .capture.pace import Pacer
 from .engine.deshred import counters_dict
 from .config import Settings
 from .engine.pipeline import new_batch_out, process_batch
-from .engine.state import (C_PACKETS, C_TS_FIRST, C_TS_LAST, COUNTER_NAMES, HIST_NAMES, HIST_PACKET_NS,
+from .engine.pipeline import N_OPPS, N_SWAPS
+from .engine.state import (C_PACKETS, C_TS_FIRST, C_TS_LAST, COUNTER_NAMES, HIST_DETECT_NS, HIST_NAMES, HIST_PACKET_NS,
                            EngineState, deshred_from_settings, state_from_settings)
-from .engine.tables import KeyNames, empty_tx_table, status_table, tx_table
+from .engine.detect import DETECT_COUNTER_NAMES
+from .engine.market import M_POOLS
+from .engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
+                            store_opportunities, tx_table)
 from .sinks import ParquetSink, SinkThread
 from .engine.live import drain_queued, live_afpacket, live_spsc, live_udp
 from .errors import CaptureError, ConfigError
@@ -56,6 +60,9 @@ class RunResult:
     first_ts_ns: int
     last_ts_ns: int
     shreds: dict = field(default_factory=dict)
+    market: dict = field(default_factory=dict)          # swap and detection counters (engine/detect.py); {} without
+    opportunities: dict = field(default_factory=dict)   # count, by_type, expected_profit_sol, top ten
+    detect_ns: dict = field(default_factory=dict)       # detection cost per opportunity: p50, p99, p99.9, max
     outputs: dict[str, str] = field(default_factory=dict)
     store: dict | None = None
 
@@ -133,6 +140,8 @@ class EngineRun:
         self.ds = ds if ds is not None else deshred_from_settings(settings)
         self.bout = new_batch_out(batch_frames or settings.batch_frames)
         self.names = KeyNames(self.state.keys)
+        self.market_names = MarketNames(self.names, self.state.market)
+        self.market_on = int(self.state.market.meta[M_POOLS]) > 0
         self.run_id = str(uuid.uuid4())
         self.parquet = ParquetSink(self.out, self.names)
         self.writer = (_open_store(db, settings, self.run_id, source=source, capture_path=capture_path,
@@ -140,8 +149,18 @@ class EngineRun:
         consumers = [self.parquet.write] + ([sink] if sink is not None else [])
         if self.writer is not None:
             writer = self.writer
-            consumers.append(lambda name, table: writer.put(name, table) if name in STORE_TABLES else None)
-        self.sinks = SinkThread(self.names, consumers, depth=sink_depth)
+            def to_store(name, table, writer=writer, source=source):
+                if name == "tx_features":
+                    writer.put(name, table)
+                elif name == "opportunities":
+                    writer.put("mev_opportunities", store_opportunities(table, source))
+            consumers.append(to_store)
+        # opportunity ids are seeded by the capture's sha256 (the store's, or computed at the first one)
+        capture_id = (lambda: capture_sha256) if capture_sha256 else (
+            (lambda: file_sha256(capture_path)) if capture_path and Path(capture_path).is_file() else
+            (lambda: self.run_id))
+        self.sinks = SinkThread(self.names, consumers, depth=sink_depth, market_names=self.market_names,
+                                capture_id=capture_id)
         self.engine_s = 0.0
         self._closed = False
 
@@ -166,7 +185,8 @@ class EngineRun:
             if nxt == start and n_tx == 0:   # cannot happen with new_batch_out's sizes; never spin
                 raise RuntimeError(f"process_batch made no progress at frame {batch.first_index + start}")
             sinks.put(bout.tx[:n_tx], bout.prog_ids[:n_prog], bout.pkt_status[start:nxt],
-                      batch.first_index + start, batch.ts_ns[start:nxt])
+                      batch.first_index + start, batch.ts_ns[start:nxt], bout.swaps[:bout.counts[N_SWAPS]],
+                      bout.opps[:bout.counts[N_OPPS]])
             start = nxt
 
     def put_rows(self, tx: np.ndarray, prog_ids: np.ndarray, status: np.ndarray, first_index: int,
@@ -180,8 +200,9 @@ class EngineRun:
         while queued:
             drain = empty_batch(buf)
             _, n_tx, n_prog, queued = process_batch(drain, self.state, self.ds, self.bout, 0)
-            self.sinks.put(self.bout.tx[:n_tx], self.bout.prog_ids[:n_prog], self.bout.pkt_status[:0], 0,
-                           drain.ts_ns)
+            b = self.bout
+            self.sinks.put(b.tx[:n_tx], b.prog_ids[:n_prog], b.pkt_status[:0], 0, drain.ts_ns,
+                           b.swaps[:b.counts[N_SWAPS]], b.opps[:b.counts[N_OPPS]])
 
     def fail(self) -> None:
         """The run failed: the store gets a final 'failed' runs row."""
@@ -198,13 +219,23 @@ class EngineRun:
         try:
             self.sinks.close()
         finally:
-            self.parquet.close(empty_tx_table(self.names),
-                               status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)))
+            self.parquet.close({"tx_features": empty_tx_table(self.names),
+                                "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)),
+                                "swaps": empty_swap_table(self.market_names),
+                                "opportunities": empty_opp_table(self.market_names)})
 
     def packet_ns(self) -> dict:
         hist = Histogram(self.state.hist_counts, self.state.hist_stats, HIST_PACKET_NS, HIST_NAMES[HIST_PACKET_NS])
         return {**hist.percentiles((50, 99, 99.9)), "max": hist.max,
                 "mean": round(float(hist.mean), 1) if hist.count else -1}
+
+    def market_summary(self) -> tuple[dict, dict, dict]:
+        """(market counters, opportunity summary, detection cost) for the result; empty without a market."""
+        if not self.market_on:
+            return {}, {}, {}
+        counters = {k: int(v) for k, v in zip(DETECT_COUNTER_NAMES, self.state.dcount)}
+        hist = Histogram(self.state.hist_counts, self.state.hist_stats, HIST_DETECT_NS, HIST_NAMES[HIST_DETECT_NS])
+        return counters, self.sinks.opps.as_dict(), _hist_summary(hist)
 
     def outputs(self) -> dict[str, str]:
         return {**{k: str(v) for k, v in self.parquet.paths.items()}, "summary": str(self.out / "summary.json")}
@@ -278,6 +309,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
         shreds=shred_summary(run.ds), capture_error=capture_error, pace_max_lag_ns=pacer.max_lag_ns if pacer else None,
         outputs=run.outputs(),
     )
+    result.market, result.opportunities, result.detect_ns = run.market_summary()
     run.finish(result, {"packets": result.packets, "transactions": result.transactions,
                         **{f"status_{k}": v for k, v in result.by_status.items()},
                         **{f"shreds_{k}": v for k, v in result.shreds.items()}},
@@ -285,7 +317,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
     return result
 
 
-STORE_TABLES = ("tx_features",)       # engine tables the store keeps (packet_status stays in Parquet)
+STORE_TABLES = ("tx_features", "opportunities")   # engine tables the store keeps (packet_status, swaps: Parquet)
 
 
 def _open_store(dsn: str, settings: Settings, run_id: str, *, source: str, capture_path: str,

@@ -96,8 +96,9 @@ def _fee(price, limit):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def fill_features(buf, txn, instrs, keys, key_slots, key_meta, row, prog_ids, p0, prog_tx_counts):
-    """Fill feature ``row`` for decoded ``txn``; write its program ids at ``prog_ids[p0:]``.
+def fill_features(buf, txn, instrs, keys, key_slots, key_meta, row, prog_ids, p0, prog_tx_counts, ins_pid):
+    """Fill feature ``row`` for decoded ``txn``; write its program ids at ``prog_ids[p0:]``
+    and the key id of each instruction's program at ``ins_pid[txn.instr_first + k]``.
 
     Returns the number of program ids written. ``prog_tx_counts[id]`` counts transactions
     per program (once per transaction).
@@ -127,6 +128,7 @@ def fill_features(buf, txn, instrs, keys, key_slots, key_meta, row, prog_ids, p0
     for k in range(txn.instr_cnt):
         ins = instrs[txn.instr_first + k]
         pid = intern(keys, key_slots, key_meta, buf, txn.acct_off + PUBKEY_SZ * np.int64(ins.program_idx))
+        ins_pid[txn.instr_first + k] = pid
         if pid >= 0:
             if pid < 63:
                 mask |= np.int64(1) << pid

@@ -24,13 +24,34 @@ from ..metrics.hist import record
 from ..wire.net import udp_payload
 from ..wire.shred import KIND_NONE, shred_kind
 from ..wire.status import DUPLICATE, ERR_NOT_SOLANA, SHRED, STATUS_MIN, TXN
+from ..wire.programs import EVENT_DTYPE, ID_ORCA_WHIRLPOOL, ID_RAYDIUM_AMM_V4, ID_RAYDIUM_CPMM
 from ..wire.txn import INSTR_DTYPE, LUT_DTYPE, PACKET_DATA_SIZE, TXN_DTYPE, decode_txn
 from .deshred import M_Q_HEAD, M_Q_TAIL, READY_DTYPE, add_data_shred, drain_ready
+from .detect import D_OPPS, OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx
 from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
-from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_BATCH_NS,
-                    HIST_PACKET_NS, P_SAMPLE_MASK, PORT_AUTO, PORT_IGNORE, PORT_SHRED)
+from .market import M_POOLS
+from .opps import N_MODEL_FEATURES, OPP_DTYPE, SWAP_DTYPE
+from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST,
+                    HIST_BATCH_NS, HIST_DETECT_NS, HIST_PACKET_NS, P_SAMPLE_MASK, P_TIP_LAMPORTS, PORT_AUTO,
+                    PORT_IGNORE, PORT_SHRED, PORT_TXN)
 
-DRAIN_CHUNK = 256        # shred transactions moved from the deshred queue per drain call
+DRAIN_CHUNK = 256        # shred transactions moved from the deshred queue per drain
+DEX_MASK = np.int64((1 << ID_RAYDIUM_AMM_V4) | (1 << ID_RAYDIUM_CPMM) | (1 << ID_ORCA_WHIRLPOOL))
+
+# out.counts: rows written by the last call, and the drained shred transactions carried
+# from one call to the next (rows out.ready[R_POS:R_N] are still to be decoded)
+N_SWAPS, N_OPPS, R_POS, R_N = range(4)
+
+
+class MarketScratch(NamedTuple):
+    """Scratch of detect.market_tx for one transaction."""
+    events: np.ndarray      # EVENT_DTYPE[SWAPS_PER_TX_MAX]
+    sw_pool: np.ndarray     # int64[SWAPS_PER_TX_MAX] pool row of each event (-1 none, -2 unresolved)
+    sw_dir: np.ndarray      # int64[SWAPS_PER_TX_MAX] 1 token a in, 0 token b in, -1 unknown
+    undo: np.ndarray        # uint64[SWAPS_PER_TX_MAX, 5] pool, reserves, Whirlpool price before each swap
+    route: np.ndarray       # int64[3] three-pool cycle being sized
+    sides: np.ndarray       # int64[3] its input sides
+    fx: np.ndarray          # float64[N_MODEL_FEATURES] features of the opportunities of the current swap
 
 
 class BatchOut(NamedTuple):
@@ -39,18 +60,29 @@ class BatchOut(NamedTuple):
     pkt_status: np.ndarray  # int16[F] status of each frame of the batch (wire/status.py)
     tx: np.ndarray          # TX_DTYPE[T] one row per decoded transaction
     prog_ids: np.ndarray    # int32[T * 64] program key ids, from tx[i]._prog_first on (room for the worst case)
-    ready: np.ndarray       # READY_DTYPE[256] scratch: shred transactions being drained
+    ready: np.ndarray       # READY_DTYPE[256] shred transactions drained from the reassembly, to decode
     txn: np.ndarray         # TXN_DTYPE[1] scratch: the transaction being decoded
     instrs: np.ndarray      # INSTR_DTYPE[1232] scratch: its instructions
     luts: np.ndarray        # LUT_DTYPE[40] scratch: its lookup tables
+    ins_pid: np.ndarray     # int32[1232] scratch: key id of each instruction's program
+    swaps: np.ndarray       # SWAP_DTYPE[F + SWAPS_PER_TX_MAX] swaps on snapshot pools
+    opps: np.ndarray        # OPP_DTYPE[F + OPPS_PER_TX_MAX] opportunities
+    counts: np.ndarray      # int64[4] N_SWAPS, N_OPPS of the last call; R_POS, R_N carried between calls
+    ctx: np.ndarray         # int64[6] scratch: the transaction's time, packet, row, slot (detect.market_tx)
+    mscratch: MarketScratch
 
 
 def new_batch_out(frames: int) -> BatchOut:
     """Rows for one call over up to ``frames`` frames (and as many shred transactions)."""
+    ms = MarketScratch(np.zeros(SWAPS_PER_TX_MAX, EVENT_DTYPE), np.zeros(SWAPS_PER_TX_MAX, np.int64),
+                       np.zeros(SWAPS_PER_TX_MAX, np.int64), np.zeros((SWAPS_PER_TX_MAX, 5), np.uint64),
+                       np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(N_MODEL_FEATURES, np.float64))
     return BatchOut(np.zeros(frames, np.int16), np.zeros(frames, TX_DTYPE),
                     np.zeros(frames * PROGRAMS_PER_TX_MAX, np.int32), np.zeros(DRAIN_CHUNK, READY_DTYPE),
                     np.zeros(1, TXN_DTYPE),
-                    np.zeros(PACKET_DATA_SIZE, INSTR_DTYPE), np.zeros(PACKET_DATA_SIZE // 32 + 1, LUT_DTYPE))
+                    np.zeros(PACKET_DATA_SIZE, INSTR_DTYPE), np.zeros(PACKET_DATA_SIZE // 32 + 1, LUT_DTYPE),
+                    np.zeros(PACKET_DATA_SIZE, np.int32), np.zeros(frames + SWAPS_PER_TX_MAX, SWAP_DTYPE),
+                    np.zeros(frames + OPPS_PER_TX_MAX, OPP_DTYPE), np.zeros(4, np.int64), np.zeros(6, np.int64), ms)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -81,122 +113,142 @@ def _seen_before(dedup, dedup_meta, buf, sig_off):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _emit(buf, txn, state, out, n_tx, n_prog, packet_index, ts, slot, origin, origin_ts, entry):
-    """Write the feature row of decoded ``txn``; returns the new (n_tx, n_prog)."""
-    row = out.tx[n_tx]
-    row.tx_index = state.counters[C_TRANSACTIONS]
-    row.packet_index = packet_index
-    row.ts_ns = ts
-    row.slot = slot
-    row.origin = origin
-    row.origin_ts_ns = origin_ts
-    row.entry_index = entry
-    n_prog += fill_features(buf, txn, out.instrs, state.keys, state.key_slots, state.key_meta,
-                            row, out.prog_ids, n_prog, state.prog_tx_counts)
-    state.counters[C_TRANSACTIONS] += 1
-    return n_tx + 1, n_prog
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _has_queued(ds):
-    """True if completed entry batches left transactions to drain (skips a call that
-    passes the whole reassembly state when there is nothing to do)."""
+    """True if completed entry batches left transactions to drain."""
     return ds.meta[M_Q_HEAD] < ds.meta[M_Q_TAIL]
 
 
 @njit(cache=True, nogil=True)
-def _drain_shred_txns(state, ds, out, n_tx, n_prog):
-    """Move transactions of completed entry batches into feature rows while there is room.
-
-    Returns (n_tx, n_prog, still_queued).
-    """
-    txn = out.txn[0]
-    left = 1
-    while left > 0:
-        room = min(out.tx.shape[0] - n_tx, out.ready.shape[0])
-        if room <= 0:
-            break
-        k, left = drain_ready(ds, out.ready, 0, room)
-        for j in range(k):
-            r = out.ready[j]
-            st = decode_txn(ds.slab, r.off, r.end, out.txn, 0, out.instrs, 0, out.luts, 0)
-            if st < 0:
-                state.counters[C_SHRED_TX_REJECTED] += 1
-                continue
-            n_tx, n_prog = _emit(ds.slab, txn, state, out, n_tx, n_prog, r.packet_index, r.ts_done_ns, r.slot,
-                                 ORIGIN_SHRED, r.ts_first_ns, r.entry)
-        if k == 0:
-            break
-    return n_tx, n_prog, left
-
-
-@njit(cache=True, nogil=True)
 def process_batch(batch, state, ds, out, start):
-    """Process frames ``[start, batch.n)``. Returns (next_frame, n_tx, n_prog_ids, shred_txns_queued).
+    """Process frames ``[start, batch.n)``. Returns (next_frame, n_tx, n_prog_ids, shred_txns_queued);
+    the swap and opportunity rows written are ``out.counts[N_SWAPS]`` and ``out.counts[N_OPPS]``.
 
     ``next_frame < batch.n`` (or transactions still queued) means the output rows filled
     up: hand them on and call again. An empty batch only drains queued shred transactions.
+
+    One loop takes the next transaction from wherever it comes: first the shred
+    transactions already drained, then the reassembly's queue, then the next frame. So
+    decode, features and the market run from ONE place in the code (one specialisation to
+    compile, whether the bytes are the capture's or the reassembly slab's).
     """
     buf = batch.buf
+    slab = ds.slab
     n = batch.off.shape[0]
     t_batch = monotonic_ns()
     sample_mask = state.params[P_SAMPLE_MASK]
+    tip = state.params[P_TIP_LAMPORTS]
+    mk = state.market
+    market_on = mk.meta[M_POOLS] > 0
     tx_cap = out.tx.shape[0]
+    sw_cap = out.swaps.shape[0] - SWAPS_PER_TX_MAX
+    opp_cap = out.opps.shape[0] - OPPS_PER_TX_MAX
     txn = out.txn[0]
-    n_tx, n_prog, queued = 0, 0, 0
-    if _has_queued(ds):
-        n_tx, n_prog, queued = _drain_shred_txns(state, ds, out, 0, 0)
+    counts = out.counts
+    ctx = out.ctx
+    n_tx, n_prog, n_sw, n_opp = 0, 0, 0, 0
     i = start
     pf = batch.off[start] if start < n else 0
     # prefetch no further than the batch's last frame (a live ring block is much smaller
     # than the buffer it sits in)
     pf_end = batch.off[n - 1] + batch.caplen[n - 1] if n > 0 else 0
-    while i < n and queued == 0:
-        if n_tx >= tx_cap:
-            break
-        off = batch.off[i]
-        pf = prefetch_range(buf, max(pf, off), off, pf_end)   # stream the frames ahead into cache
-        timed = ((batch.first_index + i) & sample_mask) == 0
-        if timed:
-            t0 = monotonic_ns()
-        cl = np.int64(batch.caplen[i])
-        ts = batch.ts_ns[i]
-        state.counters[C_PACKETS] += 1
-        state.counters[C_BYTES] += cl
-        if state.counters[C_TS_FIRST] < 0:
-            state.counters[C_TS_FIRST] = ts
-        state.counters[C_TS_LAST] = ts
-        st, poff, psz, sport, dport = udp_payload(buf, off, cl, batch.linktype[i])
-        shred = False
-        if st == 0:
-            kind = state.port_kind[dport]
-            if kind == PORT_IGNORE:
+    while n_tx < tx_cap and n_sw <= sw_cap and n_opp <= opp_cap:
+        # --- where the next transaction comes from ---------------------------------------
+        timed = False
+        frame = False
+        st = 0
+        t0 = 0
+        if counts[R_POS] < counts[R_N]:                  # a drained shred transaction
+            r = out.ready[counts[R_POS]]
+            counts[R_POS] += 1
+            tb = slab
+            toff, tend = r.off, r.end
+            pidx, ts, slot, origin, ots, entry = r.packet_index, r.ts_done_ns, r.slot, ORIGIN_SHRED, r.ts_first_ns, \
+                np.int64(r.entry)
+            kind = PORT_TXN
+        elif _has_queued(ds):                            # completed entry batches: drain a chunk
+            k, _ = drain_ready(ds, out.ready, 0, min(tx_cap - n_tx, out.ready.shape[0]))
+            counts[R_POS] = 0
+            counts[R_N] = k
+            continue
+        elif i < n:                                      # the next frame
+            frame = True
+            off = batch.off[i]
+            pf = prefetch_range(buf, max(pf, off), off, pf_end)   # stream the frames ahead into cache
+            timed = ((batch.first_index + i) & sample_mask) == 0
+            if timed:
+                t0 = monotonic_ns()
+            cl = np.int64(batch.caplen[i])
+            ts = batch.ts_ns[i]
+            state.counters[C_PACKETS] += 1
+            state.counters[C_BYTES] += cl
+            if state.counters[C_TS_FIRST] < 0:
+                state.counters[C_TS_FIRST] = ts
+            state.counters[C_TS_LAST] = ts
+            st, poff, psz, sport, dport = udp_payload(buf, off, cl, batch.linktype[i])
+            tb = buf
+            toff, tend = poff, poff + psz
+            pidx, slot, origin, ots, entry = batch.first_index + i, np.int64(-1), ORIGIN_UDP, np.int64(-1), \
+                np.int64(-1)
+            kind = state.port_kind[dport] if st == 0 else PORT_IGNORE
+            if st == 0 and kind == PORT_IGNORE:
                 st = ERR_NOT_SOLANA
-            elif kind == PORT_SHRED:
-                shred = True
-            else:
-                r = decode_txn(buf, poff, poff + psz, out.txn, 0, out.instrs, 0, out.luts, 0)
-                if r < 0:
-                    if kind == PORT_AUTO and shred_kind(buf, poff, psz) != KIND_NONE:
-                        shred = True
-                    else:
-                        st = r
-                elif _seen_before(state.dedup, state.dedup_meta, buf, txn.sig_off):
-                    st = DUPLICATE
+        else:
+            break
+        # --- decode, features, market: the one place ---------------------------------------
+        shred = frame and st == 0 and kind == PORT_SHRED
+        if (not frame) or (st == 0 and kind != PORT_SHRED):
+            r_st = decode_txn(tb, toff, tend, out.txn, 0, out.instrs, 0, out.luts, 0)
+            if r_st < 0:
+                if not frame:
+                    state.counters[C_SHRED_TX_REJECTED] += 1
+                elif kind == PORT_AUTO and shred_kind(buf, toff, tend - toff) != KIND_NONE:
+                    shred = True
                 else:
+                    st = r_st
+            elif frame and _seen_before(state.dedup, state.dedup_meta, tb, txn.sig_off):
+                st = DUPLICATE
+            else:
+                if frame:
                     st = TXN
-                    n_tx, n_prog = _emit(buf, txn, state, out, n_tx, n_prog, batch.first_index + i, ts, -1,
-                                         ORIGIN_UDP, -1, -1)
-            if shred:
-                st = add_data_shred(ds, buf, poff, psz, ts, batch.first_index + i)
-                if st == SHRED or st == DUPLICATE:
-                    state.counters[C_SHREDS] += 1
-                if _has_queued(ds):
-                    n_tx, n_prog, queued = _drain_shred_txns(state, ds, out, n_tx, n_prog)
+                row = out.tx[n_tx]
+                row.tx_index = state.counters[C_TRANSACTIONS]
+                row.packet_index = pidx
+                row.ts_ns = ts
+                row.slot = slot
+                row.origin = origin
+                row.origin_ts_ns = ots
+                row.entry_index = entry
+                n_prog += fill_features(tb, txn, out.instrs, state.keys, state.key_slots, state.key_meta, row,
+                                        out.prog_ids, n_prog, state.prog_tx_counts, out.ins_pid)
+                state.counters[C_TRANSACTIONS] += 1
+                if market_on and (row.program_mask & DEX_MASK) != 0:
+                    ctx[0] = ts
+                    ctx[1] = pidx
+                    ctx[2] = row.tx_index
+                    ctx[3] = slot
+                    ctx[5] = 0
+                    o0 = n_opp
+                    n_sw, n_opp = market_tx(tb, txn, out.instrs, out.luts, out.ins_pid, row, state.keys,
+                                            state.key_slots, mk, out.mscratch, out.swaps, n_sw, out.opps, n_opp,
+                                            tip, state.dcount, state.ev_rejects, ctx)
+                    for j in range(o0, n_opp):
+                        out.opps[j]._sig[:] = row._sig
+                        record(state.hist_counts, state.hist_stats, HIST_DETECT_NS, out.opps[j].detect_ns)
+                    state.dcount[D_OPPS] += n_opp - o0
+                n_tx += 1
+        if not frame:
+            continue
+        if shred:
+            st = add_data_shred(ds, buf, toff, tend - toff, ts, pidx)
+            if st == SHRED or st == DUPLICATE:
+                state.counters[C_SHREDS] += 1
         out.pkt_status[i] = st
         state.status_counts[st - STATUS_MIN] += 1
         if timed:
             record(state.hist_counts, state.hist_stats, HIST_PACKET_NS, monotonic_ns() - t0)
         i += 1
+    counts[N_SWAPS] = n_sw
+    counts[N_OPPS] = n_opp
+    queued = 1 if (counts[R_POS] < counts[R_N] or _has_queued(ds)) else 0
     record(state.hist_counts, state.hist_stats, HIST_BATCH_NS, monotonic_ns() - t_batch)
     return i, n_tx, n_prog, queued

@@ -14,12 +14,17 @@ import numpy as np
 
 from ..metrics.hist import new_histograms
 from ..wire.keys import new_key_table
+from ..wire.programs import EV_REJECT_SLOTS
 from ..wire.status import STATUS_SLOTS
+from .detect import N_DETECT_COUNTERS
+from .market import Market, empty_market, load_market
 
 # histograms kept by the engine (rows of hist_counts / hist_stats)
 HIST_PACKET_NS = 0      # wall ns of one packet, walk + decode + features, for 1 packet in P_SAMPLE_EVERY
 HIST_BATCH_NS = 1       # wall ns per process_batch call
-HIST_NAMES = ("packet_processing_ns", "batch_processing_ns")
+HIST_DETECT_NS = 2      # wall ns from the start of a swap's detection to each opportunity it yields
+HIST_SCORE_NS = 3       # wall ns of one model score (when a model is loaded)
+HIST_NAMES = ("packet_processing_ns", "batch_processing_ns", "opportunity_detection_ns", "ml_inference_ns")
 N_HIST = len(HIST_NAMES)
 
 # counters (rows of ``counters``)
@@ -37,7 +42,9 @@ N_COUNTERS = len(COUNTER_NAMES)
 
 # engine parameters (rows of ``params``)
 P_SAMPLE_MASK = 0       # time packets whose index & mask == 0: mask = sample_every - 1
-N_PARAMS = 1
+P_TIP_LAMPORTS = 1      # Jito tip an opportunity must pay (its profit must exceed it), lamports
+N_PARAMS = 2
+DEFAULT_TIP_LAMPORTS = 10_000
 # Reading the clock serialises the CPU (rdtscp): on every packet it stops the next
 # packet's memory loads from overlapping this one's, and costs far more than its 20 ns
 # (measured here: 431 -> 757 ns per packet). Timing 1 packet in 16 gives the same
@@ -64,17 +71,26 @@ class EngineState(NamedTuple):
     dedup_meta: np.ndarray      # int64[1] entries in dedup
     port_kind: np.ndarray       # int8[65536] PORT_* per UDP destination port
     params: np.ndarray          # int64[N_PARAMS] engine parameters (P_*)
+    dcount: np.ndarray          # int64[N_DETECT_COUNTERS] market and detection counters (detect.py)
+    ev_rejects: np.ndarray      # int64[EV_REJECT_SLOTS] instructions rejected by the program decoders
+    market: Market              # pools, tokens, positions (market.py); empty without a snapshot
 
 
 def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transaction_ports=(), shred_ports=(),
-              ignore_ports=(), sample_every: int = DEFAULT_SAMPLE_EVERY) -> EngineState:
+              ignore_ports=(), sample_every: int = DEFAULT_SAMPLE_EVERY, market=None,
+              tip_lamports: int = DEFAULT_TIP_LAMPORTS) -> EngineState:
+    """A fresh state; ``market`` is a snapshot folder (engine/market.py) or None."""
     if dedup_slots & (dedup_slots - 1):
         raise ValueError(f"dedup_slots={dedup_slots}: must be a power of two")
     if sample_every < 1 or sample_every & (sample_every - 1):
         raise ValueError(f"sample_every={sample_every}: must be a power of two >= 1")
     params = np.zeros(N_PARAMS, np.int64)
     params[P_SAMPLE_MASK] = sample_every - 1
+    if tip_lamports < 0:
+        raise ValueError(f"tip_lamports={tip_lamports}: must be >= 0")
+    params[P_TIP_LAMPORTS] = tip_lamports
     keys, slots, meta = new_key_table(key_capacity)
+    mk = load_market(market, keys, slots, meta) if market else empty_market(key_capacity)
     hc, hs = new_histograms(N_HIST)
     counters = np.zeros(N_COUNTERS, np.int64)
     counters[C_TS_FIRST] = counters[C_TS_LAST] = -1
@@ -83,13 +99,15 @@ def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transacti
     port_kind[list(transaction_ports)] = PORT_TXN
     port_kind[list(shred_ports)] = PORT_SHRED
     return EngineState(keys, slots, meta, np.zeros(key_capacity, np.int64), np.zeros(STATUS_SLOTS, np.int64),
-                       counters, hc, hs, np.zeros(dedup_slots, np.uint64), np.zeros(1, np.int64), port_kind, params)
+                       counters, hc, hs, np.zeros(dedup_slots, np.uint64), np.zeros(1, np.int64), port_kind, params,
+                       np.zeros(N_DETECT_COUNTERS, np.int64), np.zeros(EV_REJECT_SLOTS, np.int64), mk)
 
 
 def state_from_settings(settings) -> EngineState:
     return new_state(settings.key_capacity, transaction_ports=settings.transaction_ports,
                      shred_ports=settings.shred_ports, ignore_ports=settings.ignore_ports,
-                     sample_every=settings.latency_sample_every)
+                     sample_every=settings.latency_sample_every, market=settings.market or None,
+                     tip_lamports=settings.tip_lamports)
 
 
 def deshred_from_settings(settings):
@@ -99,7 +117,8 @@ def deshred_from_settings(settings):
 
 def save(state: EngineState, path, ds=None) -> None:
     """Snapshot every array (engine state, and the shred reassembly if given) to one .npz."""
-    arrays = dict(state._asdict())
+    arrays = {k: v for k, v in state._asdict().items() if k != "market"}
+    arrays.update({f"market__{k}": v for k, v in state.market._asdict().items()})
     if ds is not None:
         arrays.update({f"deshred__{k}": v for k, v in ds._asdict().items()})
     np.savez(Path(path), **arrays)
@@ -109,7 +128,8 @@ def load(path):
     """(EngineState, DeshredState or None) from a snapshot written by ``save``."""
     from .deshred import DeshredState
     with np.load(Path(path)) as z:
-        state = EngineState(**{k: z[k].copy() for k in EngineState._fields})
+        market = Market(**{k: z[f"market__{k}"].copy() for k in Market._fields})
+        state = EngineState(**{k: z[k].copy() for k in EngineState._fields if k != "market"}, market=market)
         ds = None
         if f"deshred__{DeshredState._fields[0]}" in z.files:
             ds = DeshredState(**{k: z[f"deshred__{k}"].copy() for k in DeshredState._fields})

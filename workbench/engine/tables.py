@@ -7,6 +7,8 @@ with no Python object per row).
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pyarrow as pa
 
@@ -15,6 +17,9 @@ from ..wire.keys import key_to_base58
 from ..wire.txn import SIGNATURE_SZ
 from ..wire.status import STATUS_NAMES
 from .features import FEATURE_NAMES, TX_DTYPE
+from .market import PROGRAM_NAMES
+from .opps import (MODEL_FEATURES, N_MODEL_FEATURES, OPP_DTYPE, OPP_SANDWICH, OPP_TYPE_NAMES, POOLS_PER_OPP,
+                   SWAP_DTYPE, SWAP_STATUS_NAMES)
 
 # Columns of tx_features.parquet, in order; `version` becomes a string ('legacy' or '0').
 TX_COLUMNS = ("tx_index", "packet_index", "ts_ns", "slot", "signature", "version") + tuple(
@@ -90,3 +95,95 @@ def status_table(status: np.ndarray, first_index: int, ts_ns: np.ndarray) -> pa.
         "ts_ns": pa.array(np.asarray(ts_ns, np.int64)),
         "status": pa.DictionaryArray.from_arrays(pa.array(idx), _STATUS_DICT),
     })
+
+
+# ============================================================================================
+# swaps.parquet and opportunities.parquet (engine/opps.py rows)
+# ============================================================================================
+
+_SWAP_STATUS_DICT = pa.array(list(SWAP_STATUS_NAMES), pa.string())
+_PROGRAM_DICT = pa.array([PROGRAM_NAMES.get(k, "") for k in range(max(PROGRAM_NAMES) + 1)], pa.string())
+OPP_NAMESPACE = uuid.UUID("6f1c2d8e-5a4b-4c3d-9e2f-1a0b9c8d7e6f")   # uuid5 namespace of opportunity ids
+
+
+class MarketNames:
+    """Base58 names of a market's pools and tokens, and its position ids."""
+
+    def __init__(self, key_names: KeyNames, market):
+        self.market = market
+        kids = np.concatenate([market.pool_kid, market.token_kid]).astype(np.int64)
+        names = key_names.names(int(kids.max()) + 1) if kids.size else []
+        self.pools = pa.array([names[k] for k in market.pool_kid], pa.string())
+        self.tokens = pa.array([names[k] for k in market.token_kid], pa.string())
+
+
+def swap_table(sw: np.ndarray, mn: MarketNames) -> pa.Table:
+    """swaps.parquet rows (SWAP_DTYPE)."""
+    cols = {c: pa.array(np.ascontiguousarray(sw[c])) for c in ("ts_ns", "packet_index", "tx_index", "slot")}
+    cols["instr_index"] = pa.array(np.ascontiguousarray(sw["instr_index"]))
+    cols["pool"] = mn.pools.take(pa.array(sw["pool_row"].astype(np.int32)))
+    cols["pool_row"] = pa.array(np.ascontiguousarray(sw["pool_row"]))
+    cols["program"] = _PROGRAM_DICT.take(pa.array(sw["program"].astype(np.int32)))
+    for c in ("a_to_b", "exact_in", "amount_in", "amount_out", "limit", "reserve_a", "reserve_b"):
+        cols[c] = pa.array(np.ascontiguousarray(sw[c]))
+    cols["status"] = _SWAP_STATUS_DICT.take(pa.array(sw["status"].astype(np.int32)))
+    return pa.table(cols)
+
+
+def opportunity_ids(capture_id: str, opps: np.ndarray) -> list[str]:
+    """Deterministic UUIDs: uuid5 of capture id, packet, transaction row, kind and rank in the transaction."""
+    return [str(uuid.uuid5(OPP_NAMESPACE, f"{capture_id}:{p}:{t}:{k}:{s}"))
+            for p, t, k, s in zip(opps["packet_index"].tolist(), opps["tx_index"].tolist(),
+                                  opps["kind"].tolist(), opps["seq"].tolist())]
+
+
+def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
+    """opportunities.parquet rows (OPP_DTYPE)."""
+    n = opps.shape[0]
+    cols = {"ts_ns": pa.array(np.ascontiguousarray(opps["ts_ns"])),
+            "opportunity_id": pa.array(opportunity_ids(capture_id, opps), pa.string()),
+            "type": pa.array([OPP_TYPE_NAMES[k] for k in opps["kind"].tolist()], pa.string())}
+    for c in ("packet_index", "tx_index", "slot"):
+        cols[c] = pa.array(np.ascontiguousarray(opps[c]))
+    counts = opps["n_pools"].astype(np.int32)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    rows = opps["pools"][np.arange(POOLS_PER_OPP)[None, :] < counts[:, None]] if n else np.zeros(0, np.int32)
+    cols["pools"] = pa.ListArray.from_arrays(pa.array(offsets), mn.pools.take(pa.array(rows.astype(np.int32))))
+    sigs = encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
+                          SIGNATURE_SZ) if n else pa.array([], pa.string())
+    cols["victim_signature"] = pa.array(np.where(opps["kind"] == OPP_SANDWICH,
+                                                 np.asarray(sigs.to_pylist(), dtype=object), ""), pa.string())
+    cols["trigger_signature"] = sigs
+    cols["profit_mint"] = mn.tokens.take(pa.array(opps["profit_token"].astype(np.int32)))
+    for c in ("amount_in", "amount_out", "profit_quote", "tip_lamports", "expected_profit_lamports",
+              "expected_profit_sol"):
+        cols[c] = pa.array(np.ascontiguousarray(opps[c]))
+    pos = opps["position_row"]
+    cols["position_id"] = pa.array(np.where(pos >= 0, mn.market.pos_id[np.maximum(pos, 0)] if mn.market.pos_id.size
+                                            else -1, -1).astype(np.int64))
+    cols["detect_ns"] = pa.array(np.ascontiguousarray(opps["detect_ns"]))
+    cols["score"] = pa.array(np.ascontiguousarray(opps["score"]))
+    feats = np.ascontiguousarray(opps["features"]).reshape(n, N_MODEL_FEATURES)
+    for j, name in enumerate(MODEL_FEATURES):
+        cols[name] = pa.array(np.ascontiguousarray(feats[:, j]))
+    return pa.table(cols)
+
+
+def store_opportunities(t: pa.Table, source: str) -> pa.Table:
+    """opportunities.parquet rows in the shape of the store's mev_opportunities table."""
+    n = t.num_rows
+    return pa.table({
+        "timestamp_ns": t.column("ts_ns"), "opportunity_id": t.column("opportunity_id"), "type": t.column("type"),
+        "profit_estimate": t.column("expected_profit_sol"), "pools": t.column("pools"), "slot": t.column("slot"),
+        "victim_signature": t.column("victim_signature"), "score": t.column("score"),
+        "expected_profit_lamports": t.column("expected_profit_lamports"), "tip_lamports": t.column("tip_lamports"),
+        "detect_latency_ns": t.column("detect_ns"), "source": pa.repeat(pa.scalar(source, pa.string()), n)})
+
+
+def empty_swap_table(mn: MarketNames) -> pa.Table:
+    return swap_table(np.zeros(0, SWAP_DTYPE), mn)
+
+
+def empty_opp_table(mn: MarketNames) -> pa.Table:
+    return opp_table(np.zeros(0, OPP_DTYPE), mn, "")

@@ -1,0 +1,72 @@
+"""Detection on vs off: the cost of pool tracking and the three detectors on a replay.
+
+One >= 1M-packet market capture (synth: `generate_capture(..., market=True)`, cached under
+runs/bench/), replayed with its market snapshot (swaps applied, detectors on) and without
+(no market: the engine skips the market path), several times each, interleaved. Prints
+engine packets/s of both, the ratio, and the extra engine ns per detected opportunity and
+per applied swap. Goal (issue #3): detection costs at most 30 % of throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+from common import BENCH_DIR, table
+
+
+def market_capture(packets: int, seed: int = 21):
+    from workbench.synth.generate import generate_capture
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / f"market-{packets}-s{seed}.pcap"
+    if not path.exists():
+        tps = 50_000.0
+        t = time.perf_counter()
+        generate_capture(path, seconds=packets / tps, tps=tps, seed=seed, market=True)
+        print(f"# generated {path.name} in {time.perf_counter() - t:.1f} s", flush=True)
+    return path
+
+
+def main():
+    from workbench.config import Settings
+    from workbench.runner import replay
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    cap = market_capture(a.packets)
+    mk = str(cap) + ".market"
+    on, off = [], []
+    for k in range(a.repeat + 1):                  # the first pair warms caches and is dropped
+        for market, runs in ((mk, on), ("", off)):
+            with tempfile.TemporaryDirectory() as d:
+                r = replay(cap, d, Settings(progress=False, market=market))
+            if k:
+                runs.append(r)
+    pps_on = statistics.median(r.engine_packets_per_s for r in on)
+    pps_off = statistics.median(r.engine_packets_per_s for r in off)
+    r = on[-1]
+    n = r.packets
+    opps = r.opportunities["count"]
+    swaps = r.market["swaps_applied"]
+    extra_s = n / pps_on - n / pps_off
+    cost = 1 - pps_on / pps_off
+    table(f"replay of {n:,} packets ({cap.name}), engine only, median of {a.repeat}",
+          [("detection off (no market)", f"{pps_off:,.0f}", "1.00", "-"),
+           ("detection on", f"{pps_on:,.0f}", f"{pps_on / pps_off:.2f}", f"{cost * 100:.1f} %")],
+          ("run", "packets/s", "ratio", "throughput cost"))
+    table("what the extra time bought",
+          [("swaps applied", f"{swaps:,}", f"{extra_s * 1e9 / max(swaps, 1):,.0f} ns/swap"),
+           ("opportunities", f"{opps:,}", f"{extra_s * 1e9 / max(opps, 1):,.0f} ns/opportunity"),
+           ("exact sizings", f"{r.market['exact_sizings']:,}", "-"),
+           ("detection p50 / p99 (wall, per opportunity)",
+            f"{r.detect_ns.get('p50', -1):,} / {r.detect_ns.get('p99', -1):,} ns", "-")],
+          ("what", "count", "extra engine time"))
+    print(f"\ngoal: detection costs <= 30 % of throughput: {'met' if cost <= 0.30 else 'MISSED'} "
+          f"({cost * 100:.1f} %)")
+
+
+if __name__ == "__main__":
+    main()
