@@ -12,7 +12,7 @@ from conftest import CAPTURES
 from txn_helpers import kernel_decode, solders_fields
 from workbench.runner import replay
 
-BUNDLED = sorted(p for p in CAPTURES.glob("*.pcap*") if not p.name.endswith(".parquet"))
+BUNDLED = sorted(p for p in CAPTURES.glob("*.pcap*") if p.is_file() and p.suffix in (".pcap", ".pcapng"))
 TRUTH_COLS = ("signature", "version", "size", "num_signatures", "num_account_keys", "num_instructions",
               "num_lookup_tables", "compute_unit_limit", "compute_unit_price", "jito_tip_lamports", "programs")
 
