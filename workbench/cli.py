@@ -15,6 +15,7 @@ from rich.table import Table
 from . import __version__
 from .config import load_settings
 from .cli_db import db_app
+from .cli_model import register as register_model_commands
 from .errors import WorkbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -325,6 +326,7 @@ def live(
 
 
 app.add_typer(db_app, name="db", help="Query and manage the ClickHouse store (embedded chDB or a server).")
+register_model_commands(app)   # train, compile (cli_model.py)
 
 
 @app.command()

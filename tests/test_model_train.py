@@ -1,0 +1,122 @@
+"""model/train.py: the time split leaks nothing, metrics equal their definitions, the model folder is complete."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from workbench.engine.score import ModelError, engine_features
+from workbench.model.labels import LabelConfig, read_labels
+from workbench.model.synthetic import TS0_NS, synthetic_run
+from workbench.model.train import (TrainConfig, calibration_table, log_loss, roc_auc, time_split, train_frame,
+                                   train_runs)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_time_split_has_no_leakage(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 3000))
+    ts = rng.integers(0, max(2, n // 3), n)          # many ties
+    if len(np.unique(ts)) < 2:
+        ts[0] = ts.max() + 1
+    tr, va, cut = time_split(ts, 0.7)
+    assert tr.any() and va.any()
+    assert ts[tr].max() < ts[va].min() == cut
+    assert not (tr & va).any() and (tr | va).all()
+    # a timestamp never straddles the cut
+    assert set(ts[tr]).isdisjoint(set(ts[va]))
+    # the cut is where 70 % of the rows lie before it (up to ties at the cut)
+    k = int(round(0.7 * n))
+    assert np.sum(ts < cut) <= max(k, 1)
+
+
+def test_time_split_refuses_a_single_timestamp():
+    with pytest.raises(ModelError, match="same timestamp"):
+        time_split(np.full(10, 5), 0.7)
+
+
+def test_roc_auc_is_the_pairwise_probability():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.normal(size=200) + y, 1)        # ties on purpose
+    s[:5] = np.nan
+    s_eff = np.where(np.isnan(s), -np.inf, s)
+    pos, neg = s_eff[y == 1], s_eff[y == 0]
+    brute = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(pos, neg)])
+    assert abs(roc_auc(y, s) - brute) < 1e-12
+    assert np.isnan(roc_auc(np.ones(5), np.arange(5)))
+
+
+def test_log_loss_and_calibration():
+    y = np.array([0, 1, 1, 0])
+    p = np.array([0.1, 0.8, 0.6, 0.3])
+    assert abs(log_loss(y, p) - (-(np.log(0.9) + np.log(0.8) + np.log(0.6) + np.log(0.7)) / 4)) < 1e-12
+    rows = calibration_table(np.r_[np.zeros(50), np.ones(50)], np.linspace(0, 1, 100), bins=10)
+    assert [r["rows"] for r in rows] == [10] * 10
+    assert rows[0]["observed_rate"] == 0.0 and rows[-1]["observed_rate"] == 1.0
+    assert all(a["p_max"] <= b["p_min"] for a, b in zip(rows, rows[1:]))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    runs = [synthetic_run(root / "run1", seconds=30, seed=1),
+            synthetic_run(root / "run2", seconds=30, seed=2, ts0_ns=TS0_NS + 30 * 10**9)]
+    cfg = TrainConfig(n_estimators=40, max_depth=4, seed=1)
+    res = train_runs(runs, root / "model", LabelConfig(), cfg)
+    return root, res
+
+
+def test_train_writes_a_complete_model_folder(trained):
+    root, res = trained
+    d = root / "model"
+    for f in ("model.json", "schema.json", "metrics.json", "validation.npz", "labels.parquet"):
+        assert (d / f).is_file(), f
+    schema = json.loads((d / "schema.json").read_text())
+    assert [f["name"] for f in schema["features"]] == list(engine_features())
+    assert {f["dtype"] for f in schema["features"]} == {"float64"}
+    m = json.loads((d / "metrics.json").read_text())
+    for k in ("auc", "log_loss", "baseline_auc", "calibration", "importance_gain", "label_config", "cut_ns"):
+        assert k in m
+    assert list(m["importance_gain"]) and set(m["importance_gain"]) == set(engine_features())
+    assert m["label_config"]["latency"]["submission"]["value_ns"] == 2e6
+
+
+def test_validation_is_after_training_and_matches_the_files(trained):
+    root, res = trained
+    d = root / "model"
+    df, cfg = read_labels(d / "labels.parquet")
+    assert cfg == LabelConfig()
+    tr, va = df[df.split == "train"], df[df.split == "validation"]
+    assert tr.ts_ns.max() < va.ts_ns.min() == res.cut_ns
+    assert len(tr) == res.rows["train"] and len(va) == res.rows["validation"]
+    z = np.load(d / "validation.npz")
+    assert len(z["X"]) == len(va) and (z["ts_ns"] >= res.cut_ns).all()
+    np.testing.assert_array_equal(z["y"], va.sort_values("ts_ns", kind="stable").won.to_numpy())
+
+
+def test_model_beats_the_profit_only_baseline(trained):
+    _, res = trained
+    assert 0.6 < res.auc <= 1.0
+    assert res.auc > res.baseline_auc + 0.1 and res.beats_baseline
+    assert 0 < res.log_loss < np.log(2)               # better than a coin
+
+
+def test_one_class_labels_fail_clearly(tmp_path):
+    run = synthetic_run(tmp_path / "run", seconds=5, seed=3)
+    from workbench.model.labels import label_run
+    df = label_run(run)
+    df["won"] = 0
+    with pytest.raises(ModelError, match="training period has only lost rows"):
+        train_frame(df, tmp_path / "m", LabelConfig(), TrainConfig(n_estimators=2))
+
+
+def test_missing_feature_column_fails_clearly(tmp_path):
+    run = synthetic_run(tmp_path / "run", seconds=5, seed=4)
+    from workbench.model.labels import label_run
+    df = label_run(run).drop(columns=["f_pool_swaps_100ms"])
+    with pytest.raises(ModelError, match=r"feature columns \['f_pool_swaps_100ms'\] missing"):
+        train_frame(df, tmp_path / "m", LabelConfig(), TrainConfig(n_estimators=2))

@@ -1,0 +1,257 @@
+"""engine/score.py: the numba tree evaluator against a slow, obvious twin, and its loader's errors.
+
+The twin walks each tree node by node in Python with xgboost's rule (float32 compare,
+NaN goes the default way). Trees are random, unbalanced (shallow leaves exercise the
+perfect layout's padding), and rows hit the awkward values: NaN, +-inf, exactly a
+threshold, a float64 just below a threshold that rounds onto it in float32.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+
+import numba
+import numpy as np
+import pytest
+
+from workbench.engine.score import (POST_IDENTITY, POST_SIGMOID, SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION,
+                                    ModelError, TreeModel, empty_tree_model, engine_features, load_tree_model,
+                                    score_row, score_row_buf, score_rows, tree_model_from_arrays)
+
+N_FEATURES = 13
+
+
+# ---------------------------------------------------------------------------------------------
+# random trees in trees.npz form, and the twin
+# ---------------------------------------------------------------------------------------------
+
+def random_trees(rng, n_trees, max_depth, n_features=N_FEATURES, leaf_p=0.25):
+    feat, thr, dl, left, right, val, roots = [], [], [], [], [], [], []
+
+    def grow(depth):
+        k = len(feat)
+        feat.append(-1), thr.append(0.0), dl.append(0), left.append(-1), right.append(-1), val.append(0.0)
+        if depth == max_depth or (depth > 0 and rng.random() < leaf_p):
+            val[k] = float(np.float32(rng.normal(0, 0.3)))
+            return k
+        feat[k] = int(rng.integers(0, n_features))
+        thr[k] = float(np.float32(rng.normal(0, 1)))
+        dl[k] = int(rng.integers(0, 2))
+        lk = grow(depth + 1)
+        rk = grow(depth + 1)
+        left[k], right[k] = lk, rk
+        return k
+
+    for _ in range(n_trees):
+        roots.append(grow(0))
+    return {
+        "node_feature": np.asarray(feat, np.int32), "node_threshold": np.asarray(thr, np.float32),
+        "node_default_left": np.asarray(dl, np.int8), "node_left": np.asarray(left, np.int32),
+        "node_right": np.asarray(right, np.int32), "node_leaf_value": np.asarray(val, np.float64),
+        "tree_root": np.asarray(roots, np.int32), "format_version": np.int64(TREES_FORMAT_VERSION),
+        "n_features": np.int64(n_features), "base_score": np.float64(-0.25), "sigmoid_alpha": np.float64(1.0),
+        "postprocess": np.int64(POST_SIGMOID),
+    }
+
+
+def twin_margin(arrs, x):
+    m = float(arrs["base_score"])
+    for r in arrs["tree_root"]:
+        k = int(r)
+        while arrs["node_feature"][k] >= 0:
+            with np.errstate(over="ignore"):
+                v = np.float32(x[arrs["node_feature"][k]])
+            if math.isnan(v):
+                left = bool(arrs["node_default_left"][k])
+            else:
+                left = bool(v < arrs["node_threshold"][k])
+            k = int(arrs["node_left"][k] if left else arrs["node_right"][k])
+        m += float(arrs["node_leaf_value"][k])
+    return m
+
+
+def twin_score(arrs, x):
+    m = twin_margin(arrs, x)
+    if int(arrs["postprocess"]) == POST_SIGMOID:
+        return 1.0 / (1.0 + math.exp(-float(arrs["sigmoid_alpha"]) * m))
+    return m
+
+
+def awkward_rows(rng, arrs, n):
+    """Rows mixing normal values, NaN, +-inf, thresholds and their float64 neighbours."""
+    X = rng.normal(0, 1, (n, N_FEATURES))
+    thr = arrs["node_threshold"][arrs["node_feature"] >= 0].astype(np.float64)
+    pick = rng.random(X.shape)
+    ths = rng.choice(thr, X.shape)
+    X = np.where(pick < 0.15, ths, X)                                           # exactly a threshold
+    below = np.nextafter(ths, -np.inf)                                          # rounds up onto it in float32
+    X = np.where((pick >= 0.15) & (pick < 0.25), below, X)
+    X = np.where((pick >= 0.25) & (pick < 0.35), np.nan, X)
+    X = np.where((pick >= 0.35) & (pick < 0.37), np.inf, X)
+    X = np.where((pick >= 0.37) & (pick < 0.39), -np.inf, X)
+    X = np.where((pick >= 0.39) & (pick < 0.40), 1e300, X)                      # overflows float32 to inf
+    X[0] = np.nan                                                               # everything missing
+    return X
+
+
+@pytest.mark.parametrize("seed,n_trees,depth", [(1, 1, 3), (2, 7, 4), (3, 8, 6), (4, 29, 6), (5, 40, 1), (6, 17, 9)])
+def test_score_row_matches_twin_both_layouts(seed, n_trees, depth):
+    rng = np.random.default_rng(seed)
+    arrs = random_trees(rng, n_trees, depth)
+    X = awkward_rows(rng, arrs, 300)
+    want = np.array([twin_score(arrs, x) for x in X])
+    for layout in ("perfect", "pointer"):
+        m = tree_model_from_arrays(arrs, layout=layout)
+        assert (m.depth >= 0) == (layout == "perfect")
+        got = np.array([score_row(m, x) for x in X])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=layout)
+        out = score_rows(m, X, np.empty(len(X)))
+        np.testing.assert_array_equal(out, got)
+        xx = np.empty(2 * m.n_features, np.float32)
+        assert score_row_buf(m, X[1], xx) == got[1]
+
+
+def test_float32_rounding_decides_the_branch():
+    """x just below a threshold in float64 rounds ONTO it in float32: not < threshold, so right."""
+    t = np.float32(0.1)
+    arrs = {
+        "node_feature": np.array([0, -1, -1], np.int32), "node_threshold": np.array([t, 0, 0], np.float32),
+        "node_default_left": np.array([1, 0, 0], np.int8), "node_left": np.array([1, -1, -1], np.int32),
+        "node_right": np.array([2, -1, -1], np.int32), "node_leaf_value": np.array([0, -1.0, 1.0]),
+        "tree_root": np.array([0], np.int32), "format_version": np.int64(TREES_FORMAT_VERSION),
+        "n_features": np.int64(1), "base_score": np.float64(0.0), "sigmoid_alpha": np.float64(1.0),
+        "postprocess": np.int64(POST_IDENTITY),
+    }
+    x_below = np.nextafter(np.float64(t), -np.inf)
+    assert x_below < np.float64(t) and np.float32(x_below) == t
+    for layout in ("perfect", "pointer"):
+        m = tree_model_from_arrays(arrs, layout=layout)
+        assert score_row(m, np.array([x_below])) == 1.0          # right, as xgboost
+        assert score_row(m, np.array([np.float64(np.nextafter(t, np.float32(-1)))])) == -1.0
+        assert score_row(m, np.array([np.nan])) == -1.0          # default left
+        assert score_row(m, np.array([np.inf])) == 1.0
+        assert score_row(m, np.array([-np.inf])) == -1.0
+
+
+def test_empty_model_scores_nan_with_the_same_numba_type(tmp_path):
+    e = empty_tree_model(N_FEATURES)
+    assert math.isnan(score_row(e, np.zeros(N_FEATURES)))
+    arrs = random_trees(np.random.default_rng(0), 3, 4)
+    m = tree_model_from_arrays(arrs)
+    assert numba.typeof(e) == numba.typeof(m)
+    assert numba.typeof(m) == numba.typeof(tree_model_from_arrays(arrs, layout="pointer"))
+    # one compiled specialisation serves both
+    before = len(score_row.signatures)
+    score_row(m, np.zeros(N_FEATURES))
+    score_row(e, np.zeros(N_FEATURES))
+    assert len(score_row.signatures) - before <= 1
+
+
+def test_single_leaf_trees():
+    """Trees of depth 0 (a lone leaf) give depth-0 perfect layout: margin = base + leaves."""
+    arrs = {
+        "node_feature": np.array([-1, -1], np.int32), "node_threshold": np.zeros(2, np.float32),
+        "node_default_left": np.zeros(2, np.int8), "node_left": np.full(2, -1, np.int32),
+        "node_right": np.full(2, -1, np.int32), "node_leaf_value": np.array([0.5, -0.125]),
+        "tree_root": np.array([0, 1], np.int32), "format_version": np.int64(TREES_FORMAT_VERSION),
+        "n_features": np.int64(2), "base_score": np.float64(1.0), "sigmoid_alpha": np.float64(1.0),
+        "postprocess": np.int64(POST_IDENTITY),
+    }
+    m = tree_model_from_arrays(arrs)
+    assert m.depth == 0
+    assert score_row(m, np.array([np.nan, 3.0])) == 1.375
+
+
+# ---------------------------------------------------------------------------------------------
+# loading: schema check and damaged files
+# ---------------------------------------------------------------------------------------------
+
+def write_model(d, arrs, features):
+    d.mkdir(parents=True, exist_ok=True)
+    np.savez(d / TREES_FILE, **arrs)
+    (d / SCHEMA_FILE).write_text(json.dumps({"features": [{"name": f, "dtype": "float64"} for f in features]}))
+    return d
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    arrs = random_trees(np.random.default_rng(9), 12, 5)
+    return write_model(tmp_path / "m", arrs, engine_features())
+
+
+def test_load_tree_model_round_trip(model_dir):
+    m = load_tree_model(model_dir)
+    assert isinstance(m, TreeModel) and m.n_trees == 12 and m.n_features == len(engine_features())
+    arrs = dict(np.load(model_dir / TREES_FILE))
+    x = np.linspace(-1, 1, m.n_features)
+    assert abs(score_row(m, x) - twin_score(arrs, x)) < 1e-12
+
+
+def test_schema_mismatch_names_first_differing_feature(model_dir):
+    feats = list(engine_features())
+    feats[3], feats[4] = feats[4], feats[3]
+    (model_dir / SCHEMA_FILE).write_text(json.dumps({"features": [{"name": f, "dtype": "float64"} for f in feats]}))
+    with pytest.raises(ModelError) as e:
+        load_tree_model(model_dir)
+    msg = str(e.value)
+    assert "position 3" in msg and repr(engine_features()[3]) in msg and repr(feats[3]) in msg
+    assert str(model_dir / SCHEMA_FILE) in msg
+
+
+def test_schema_shorter_than_engine(model_dir):
+    feats = list(engine_features())[:-1]
+    (model_dir / SCHEMA_FILE).write_text(json.dumps({"features": [{"name": f, "dtype": "float64"} for f in feats]}))
+    with pytest.raises(ModelError, match=f"position {len(feats)}.*{engine_features()[-1]}.*model has fewer"):
+        load_tree_model(model_dir)
+
+
+@pytest.mark.parametrize("damage,match", [
+    (lambda d: (d / TREES_FILE).write_bytes(b"not a zip at all"), "not a readable .npz"),
+    (lambda d: (d / TREES_FILE).write_bytes((d / TREES_FILE).read_bytes()[:200]), "not a readable .npz"),
+    (lambda d: (d / TREES_FILE).unlink(), "missing: run `workbench compile`"),
+    (lambda d: (d / SCHEMA_FILE).write_text("{not json"), "not valid JSON"),
+    (lambda d: (d / SCHEMA_FILE).write_text('{"names": []}'), "no feature list"),
+    (lambda d: (d / SCHEMA_FILE).unlink(), "missing: the model folder has no feature schema"),
+])
+def test_damaged_files_fail_naming_the_file(model_dir, damage, match):
+    damage(model_dir)
+    with pytest.raises(ModelError, match=match) as e:
+        load_tree_model(model_dir)
+    assert str(model_dir) in str(e.value)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda a: a.pop("node_left"), "'node_left' missing"),
+    (lambda a: a.update(node_threshold=a["node_threshold"].astype(np.float64)), "'node_threshold': float64"),
+    (lambda a: a.update(node_feature=np.where(a["node_feature"] >= 0, 99, -1).astype(np.int32)),
+     "split feature 99 outside"),
+    (lambda a: a.update(node_right=np.where(a["node_feature"] >= 0, 10**6, -1).astype(np.int32)),
+     "child or root index outside"),
+    (lambda a: a.update(format_version=np.int64(TREES_FORMAT_VERSION + 1)), "format_version"),
+    (lambda a: a.update(node_leaf_value=a["node_leaf_value"] + 1e-12), "not a float32"),
+    (lambda a: a.update(node_left=np.where(a["node_feature"] >= 0, 0, -1).astype(np.int32)),
+     "reached twice"),
+])
+def test_corrupted_arrays_fail_clearly(model_dir, edit, match):
+    arrs = dict(np.load(model_dir / TREES_FILE))
+    edit(arrs)
+    np.savez(model_dir / TREES_FILE, **arrs)
+    with pytest.raises(ModelError, match=match) as e:
+        load_tree_model(model_dir)
+    assert str(model_dir / TREES_FILE) in str(e.value)
+
+
+def test_not_a_folder(tmp_path):
+    with pytest.raises(ModelError, match="not a model folder"):
+        load_tree_model(tmp_path / "nope")
+
+
+def test_npz_members_are_checked_not_pickled(model_dir):
+    """An object array (pickle) in the npz is refused, not executed."""
+    with zipfile.ZipFile(model_dir / TREES_FILE, "a") as z:
+        z.writestr("evil.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+                   + b" " * 53 + b"\n" + b"\x80\x04N.")
+    with pytest.raises(ModelError, match="not a readable .npz"):
+        load_tree_model(model_dir)

@@ -1,0 +1,150 @@
+"""``workbench train`` and ``workbench compile`` (issue #4): thin faces over model/train.py and model/compile.py.
+
+``register(app)`` adds both commands to the main ``workbench`` Typer app (cli.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import WorkbenchError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(e: Exception, code: int = 2):
+    err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def train(
+    runs: List[Path] = typer.Argument(..., help="run folders written by `workbench replay --market` "
+                                                "(opportunities.parquet + swaps.parquet)"),
+    out: Path = typer.Option(..., "--out", "-o", help="model folder to write, e.g. models/NAME"),
+    latency: Optional[str] = typer.Option(None, help="latency model, e.g. 'feed=0,decision=50us,"
+                                                     "submission=lognormal:2ms:0.5,seed=7' (default: constant "
+                                                     "feed 0, decision 50us, submission 2ms)"),
+    fee_lamports: int = typer.Option(5000, help="base + priority fee per transaction of ours, lamports"),
+    rule: str = typer.Option("race", help="label rule: race (first later pool transaction beats us) or state "
+                                          "(profit recomputed on the pools at landing; needs --market)"),
+    market: Optional[Path] = typer.Option(None, help="market snapshot folder of the replay (recomputes the "
+                                                     "profit of late arbitrages)"),
+    trees: int = typer.Option(200, help="boosting rounds"),
+    depth: int = typer.Option(6, help="max tree depth"),
+    eta: float = typer.Option(0.1, help="learning rate"),
+    train_fraction: float = typer.Option(0.7, help="earliest share of rows (by ts_ns) that trains"),
+    seed: int = typer.Option(0, help="xgboost seed"),
+):
+    """Label the runs' opportunities under a latency model and train an XGBoost classifier (split by time)."""
+    from .model.labels import LabelConfig, LatencyModel
+    from .model.train import TrainConfig, train_runs
+    try:
+        lc = LabelConfig(LatencyModel.parse(latency), fee_lamports, rule)
+        tc = TrainConfig(n_estimators=trees, max_depth=depth, learning_rate=eta, train_fraction=train_fraction,
+                         seed=seed)
+        res = train_runs(runs, out, lc, tc, market)
+    except (WorkbenchError, ValueError) as e:
+        _fail(e)
+    print_train(res)
+
+
+def print_train(res) -> None:
+    t = Table(show_header=False, title=f"model {res.model_dir}", title_justify="left")
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    r = res.rows
+    t.add_row("rows train / validation", f"{r['train']:,} / {r['validation']:,}")
+    t.add_row("won train / validation", f"{r['train_won']:,} / {r['validation_won']:,}")
+    t.add_row("validation AUC", f"{res.auc:.4f}")
+    t.add_row("profit-only baseline AUC", f"{res.baseline_auc:.4f}")
+    t.add_row("beats the baseline", "yes" if res.beats_baseline else "[bold red]no[/]")
+    t.add_row("validation log loss", f"{res.log_loss:.4f}")
+    t.add_row("training time", f"{res.train_s:.1f} s")
+    console.print(t)
+    c = Table(title="calibration (validation deciles)", title_justify="left")
+    for h in ("bin", "rows", "predicted", "observed"):
+        c.add_column(h, justify="right")
+    for row in res.calibration:
+        c.add_row(str(row["bin"]), f"{row['rows']:,}", f"{row['mean_predicted']:.3f}", f"{row['observed_rate']:.3f}")
+    console.print(c)
+    g = Table(title="feature importance (total gain)", title_justify="left")
+    g.add_column("feature")
+    g.add_column("gain", justify="right")
+    total = sum(res.importance_gain.values()) or 1.0
+    for name, v in res.importance_gain.items():
+        g.add_row(name, f"{100 * v / total:.1f}%")
+    console.print(g)
+    console.print(f"wrote {res.model_dir}: model.json schema.json metrics.json validation.npz labels.parquet")
+
+
+def compile(  # noqa: A001 - the command's name
+    model_dir: Path = typer.Argument(..., help="model folder written by `workbench train`"),
+    nthread: Optional[int] = typer.Option(None, help="compiler processes (default: all cores)"),
+    parallel_comp: Optional[int] = typer.Option(None, help="translation units the trees are split into "
+                                                           "(default 4 per core)"),
+    quantize: bool = typer.Option(False, help="TL2cgen quantize=1 (thresholds as integer bins); off by "
+                                              "default: TL2cgen 1.0.0 rounds that table to 8 digits"),
+    native: bool = typer.Option(True, help="gcc -march=native"),
+):
+    """Treelite import, TL2cgen native library, the engine's tree arrays, and the 4-way parity check."""
+    from .model.compile import ParityError, compile_model
+    try:
+        res = compile_model(model_dir, nthread=nthread, parallel_comp=parallel_comp, quantize=quantize,
+                            options=("-march=native",) if native else ())
+    except ParityError as e:
+        _print_parity_file(model_dir)
+        _fail(e, 4)
+    except (WorkbenchError, ValueError) as e:
+        _fail(e)
+    print_compile(res)
+
+
+def _print_parity_file(model_dir: Path) -> None:
+    import json
+    try:
+        doc = json.loads((model_dir / "compile.json").read_text())
+    except (OSError, ValueError):
+        return
+    par = doc["parity"]
+    _parity_table(par["max_abs_diff"], par["probe_max_abs_diff"], par["tol"], par["rows"], par["probe_rows"])
+
+
+def _parity_table(diffs: dict, probe_diffs: dict, tol: float, rows: int, probe_rows: int) -> None:
+    p = Table(title=f"parity: max abs probability difference (must be < {tol:g})", title_justify="left")
+    p.add_column("scorers")
+    p.add_column(f"{rows:,} validation rows", justify="right")
+    p.add_column(f"{probe_rows:,} threshold probes", justify="right")
+    p.add_column("ok", justify="center")
+    for k, v in diffs.items():
+        pv = probe_diffs.get(k, 0.0)
+        p.add_row(k, f"{v:.3g}", f"{pv:.3g}", "yes" if max(v, pv) < tol else "[bold red]NO[/]")
+    console.print(p)
+
+
+def print_compile(res) -> None:
+    t = Table(show_header=False, title=f"compiled {res.model_dir}", title_justify="left")
+    t.add_column("what", style="bold")
+    t.add_column("value", justify="right")
+    t.add_row("trees / nodes / depth", f"{res.n_trees} / {res.n_nodes:,} / {res.max_depth}")
+    t.add_row("library", res.lib)
+    t.add_row("tree arrays (engine)", res.trees)
+    t.add_row("tl2cgen params", ", ".join(f"{k}={v}" for k, v in res.params.items()))
+    t.add_row("gcc options", "-O3 " + " ".join(res.options))
+    t.add_row("compile time", f"{res.compile_s:.1f} s")
+    t.add_row(".so called directly", res.parity.native_direct)
+    console.print(t)
+    p = res.parity
+    _parity_table(p.max_abs_diff, p.probe_max_abs_diff, p.tol, p.rows, p.probe_rows)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``compile`` to the ``workbench`` command."""
+    app.command("train")(train)
+    app.command("compile")(compile)

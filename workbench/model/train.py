@@ -1,0 +1,206 @@
+"""``workbench train RUN_DIR... --out models/NAME``: an XGBoost classifier of "would we have won".
+
+Rows are the labelled opportunities of the runs (``model/labels.py``); features are the
+engine's ``MODEL_FEATURES`` columns in that order (float64, NaN = unknown, xgboost's
+missing). The split is by time: the earliest ``train_fraction`` of the rows by ``ts_ns``
+train, the rest validate, and every validation row is strictly later than every training
+row (rows sharing the cut timestamp all go to validation; the split asserts it).
+
+Reported on the validation period: ROC AUC, log loss, a calibration table (deciles of the
+predicted probability: mean prediction vs observed win rate), feature importance (total
+gain), and the AUC of the profit-only baseline (``f_expected_profit_sol`` as the score) on
+the same rows.
+
+``models/NAME/`` receives: ``model.json`` (the booster, xgboost JSON), ``schema.json``
+(feature names, order, dtypes), ``metrics.json``, ``validation.npz`` (the validation rows,
+for ``workbench compile``'s parity check) and ``labels.parquet`` (every labelled row, its
+split, with the label config in the metadata).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..engine.score import SCHEMA_FILE, ModelError, engine_features
+from .compile import VALIDATION_FILE, XGB_FILE
+from .labels import LabelConfig, label_run, write_labels
+
+METRICS_FILE = "metrics.json"
+LABELS_FILE = "labels.parquet"
+PROFIT_FEATURE = "f_expected_profit_sol"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    n_estimators: int = 200
+    max_depth: int = 6
+    learning_rate: float = 0.1
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 1.0
+    train_fraction: float = 0.7
+    seed: int = 0
+    nthread: int = 0                 # 0 = all cores
+
+    def xgb_params(self) -> dict:
+        return {"objective": "binary:logistic", "eval_metric": ["auc", "logloss"], "tree_method": "hist",
+                "max_depth": self.max_depth, "eta": self.learning_rate, "subsample": self.subsample,
+                "colsample_bytree": self.colsample_bytree, "min_child_weight": self.min_child_weight,
+                "seed": self.seed, "nthread": self.nthread or os.cpu_count() or 1}
+
+
+# ============================================================================================
+# metrics (plain numpy: the definitions are short and the tests compare them to brute force)
+# ============================================================================================
+
+def roc_auc(y, score) -> float:
+    """Probability that a random positive scores above a random negative (ties count half).
+    NaN scores rank lowest. NaN when one class is absent."""
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(score, np.float64)
+    s = np.where(np.isnan(s), -np.inf, s)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    r = pd.Series(s).rank(method="average").to_numpy()   # average ranks of ties
+    return float((r[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def log_loss(y, p, eps: float = 1e-15) -> float:
+    y = np.asarray(y, np.float64)
+    p = np.clip(np.asarray(p, np.float64), eps, 1 - eps)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def calibration_table(y, p, bins: int = 10) -> list[dict]:
+    """Rows sorted by prediction, cut into ``bins`` equal-count groups: mean prediction vs win rate."""
+    y = np.asarray(y, np.float64)
+    p = np.asarray(p, np.float64)
+    order = np.argsort(p, kind="stable")
+    rows = []
+    for b, ix in enumerate(np.array_split(order, bins)):
+        if len(ix) == 0:
+            continue
+        rows.append({"bin": b, "rows": int(len(ix)), "p_min": float(p[ix].min()), "p_max": float(p[ix].max()),
+                     "mean_predicted": float(p[ix].mean()), "observed_rate": float(y[ix].mean())})
+    return rows
+
+
+def time_split(ts_ns, train_fraction: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """(train mask, validation mask, cut_ns): train = ts < cut_ns, validation = ts >= cut_ns."""
+    ts = np.asarray(ts_ns, np.int64)
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction={train_fraction}: must be in (0, 1)")
+    if len(ts) < 2:
+        raise ModelError("<rows>", f"{len(ts)} labelled rows: too few to split by time")
+    k = min(len(ts) - 1, max(1, int(round(train_fraction * len(ts)))))
+    cut = int(np.sort(ts, kind="stable")[k])
+    train, val = ts < cut, ts >= cut
+    if not train.any() or not val.any():
+        raise ModelError("<rows>", f"every row has the same timestamp {cut}: cannot split by time")
+    assert ts[train].max() < ts[val].min(), "time split leaks: a training row is not before every validation row"
+    assert not np.any(train & val) and np.all(train | val)
+    return train, val, cut
+
+
+# ============================================================================================
+# training
+# ============================================================================================
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    features: list
+    rows: dict
+    cut_ns: int
+    auc: float
+    log_loss: float
+    baseline_auc: float
+    beats_baseline: bool
+    calibration: list
+    importance_gain: dict
+    label_config: dict
+    train_config: dict
+    train_s: float
+    versions: dict = field(default_factory=dict)
+
+
+def feature_matrix(df: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
+    missing = [f for f in features if f not in df.columns]
+    if missing:
+        raise ModelError("<labelled rows>", f"feature columns {missing} missing: the runs predate these "
+                                            f"features; replay the captures again")
+    return np.ascontiguousarray(df[list(features)].to_numpy(np.float64))
+
+
+def train_frame(df: pd.DataFrame, out_dir, label_config: LabelConfig, config: TrainConfig = TrainConfig(),
+                features: tuple[str, ...] | None = None) -> TrainResult:
+    """Train on labelled rows (``won`` column) and write the model folder."""
+    import xgboost as xgb
+    features = tuple(features) if features is not None else engine_features()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df = df.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+    X = feature_matrix(df, features)
+    y = df["won"].to_numpy(np.int8)
+    ts = df["ts_ns"].to_numpy(np.int64)
+    tr, va, cut = time_split(ts, config.train_fraction)
+    for name, m in (("training", tr), ("validation", va)):
+        if len(np.unique(y[m])) < 2:
+            raise ModelError(out, f"the {name} period has only {'won' if y[m].all() else 'lost'} rows "
+                                  f"({int(m.sum())} rows): the labels cannot train a classifier; "
+                                  "check the latency model or add runs")
+    t0 = time.perf_counter()
+    dtrain = xgb.DMatrix(X[tr], label=y[tr], feature_names=list(features), missing=np.nan)
+    dval = xgb.DMatrix(X[va], label=y[va], feature_names=list(features), missing=np.nan)
+    booster = xgb.train(config.xgb_params(), dtrain, num_boost_round=config.n_estimators, verbose_eval=False)
+    train_s = time.perf_counter() - t0
+    p = booster.predict(dval)
+    gain = booster.get_score(importance_type="total_gain")
+    importance = {f: float(gain.get(f, 0.0)) for f in features}
+    importance = dict(sorted(importance.items(), key=lambda kv: -kv[1]))
+    auc = roc_auc(y[va], p)
+    base = roc_auc(y[va], X[va, features.index(PROFIT_FEATURE)]) if PROFIT_FEATURE in features else float("nan")
+    import treelite
+    import tl2cgen
+    res = TrainResult(
+        model_dir=str(out), features=list(features),
+        rows={"train": int(tr.sum()), "validation": int(va.sum()), "train_won": int(y[tr].sum()),
+              "validation_won": int(y[va].sum()), "runs": sorted(df["run_dir"].unique().tolist())
+              if "run_dir" in df else []},
+        cut_ns=cut, auc=auc, log_loss=log_loss(y[va], p), baseline_auc=base,
+        beats_baseline=bool(auc > base) if not np.isnan(base) else False,
+        calibration=calibration_table(y[va], p), importance_gain=importance,
+        label_config=label_config.to_dict(), train_config=asdict(config), train_s=train_s,
+        versions={"xgboost": xgb.__version__, "treelite": treelite.__version__, "tl2cgen": tl2cgen.__version__},
+    )
+    booster.save_model(str(out / XGB_FILE))
+    (out / SCHEMA_FILE).write_text(json.dumps({
+        "schema_version": SCHEMA_VERSION,
+        "features": [{"name": f, "dtype": "float64"} for f in features],
+        "missing": "NaN", "label": "won", "objective": "binary:logistic"}, indent=2) + "\n")
+    np.savez(out / VALIDATION_FILE, X=X[va], y=y[va], ts_ns=ts[va])
+    labelled = df.assign(split=np.where(tr, "train", "validation"))
+    write_labels(labelled, out / LABELS_FILE, label_config)
+    (out / METRICS_FILE).write_text(json.dumps(asdict(res), indent=2) + "\n")
+    return res
+
+
+def train_runs(run_dirs, out_dir, label_config: LabelConfig = LabelConfig(), config: TrainConfig = TrainConfig(),
+               market_dir=None) -> TrainResult:
+    """Label every run folder, then ``train_frame``."""
+    if not run_dirs:
+        raise ModelError("<runs>", "no run folder given")
+    frames = [label_run(d, label_config, market_dir) for d in run_dirs]
+    df = pd.concat(frames, ignore_index=True)
+    if len(df) == 0:
+        raise ModelError(run_dirs[0], "no opportunities in these runs: nothing to train on")
+    return train_frame(df, out_dir, label_config, config)
