@@ -66,7 +66,7 @@ def naive_peer(iface: str, out: str, cpu: int) -> None:
     settings = Settings()
     state, ds, bout = state_from_settings(settings), deshred_from_settings(settings), new_batch_out(1)
     warm = batch_from_frames([bytes(60)], ts_ns=[0])
-    process_batch(warm, state, ds, bout, 0)                       # compile / load before capturing
+    process_batch(warm, state, ds, bout, 0, None, None)                       # compile / load before capturing
     state, ds = state_from_settings(settings), deshred_from_settings(settings)
     from workbench.host.memory import prefault
     prefault(state, ds, bout)                                     # as live mode does: no first-touch faults
@@ -96,7 +96,7 @@ def naive_peer(iface: str, out: str, cpu: int) -> None:
                 sec, nsec = struct.unpack("qq", cdata[:16])
                 ts = sec * 1_000_000_000 + nsec
         batch = batch_from_frames([data], ts_ns=[ts], first_index=n)
-        process_batch(batch, state, ds, bout, 0)
+        process_batch(batch, state, ds, bout, 0, None, None)
         lat.record(time.time_ns() - ts)
         busy += time.perf_counter_ns() - t_got
         n += 1

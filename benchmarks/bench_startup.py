@@ -28,7 +28,7 @@ from workbench.engine.deshred import new_deshred_state
 from workbench.engine.tables import KeyNames, tx_table
 b = next(iter(open_capture({cap!r})))
 st, ds, out = new_state(), new_deshred_state(), new_batch_out(b.n)
-nxt, n_tx, _, _ = process_batch(b, st, ds, out, 0)
+nxt, n_tx, _, _ = process_batch(b, st, ds, out, 0, None, None)
 tx_table(out.tx[:n_tx], out.prog_ids, KeyNames(st.keys))
 print(time.perf_counter() - t0)
 """

@@ -92,7 +92,7 @@ def test_engine_on_garbage_batches(frames, linktype):
     state, out = new_state(key_capacity=1 << 10, dedup_slots=1 << 6), new_batch_out(len(frames))
     ds = new_deshred_state(n_slots=2, shreds_per_slot=64, queue_rows=64)
     batch = batch_from_frames(frames, linktype=linktype)
-    nxt, n_tx, _, _ = process_batch(batch, state, ds, out, 0)
+    nxt, n_tx, _, _ = process_batch(batch, state, ds, out, 0, None, None)
     assert nxt == len(frames) and state.status_counts.sum() == len(frames)
     assert all(int(s) in STATUS_NAMES for s in out.pkt_status[: len(frames)])
 

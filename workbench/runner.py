@@ -28,11 +28,12 @@ from .capture.pace import Pacer
 from .engine.deshred import counters_dict
 from .config import Settings
 from .engine.pipeline import new_batch_out, process_batch
+from .engine.precompile import engine_cached, parallel_warm_up
 from .engine.pipeline import N_OPPS, N_SWAPS
-from .engine.state import (C_PACKETS, C_TS_FIRST, C_TS_LAST, COUNTER_NAMES, HIST_DETECT_NS, HIST_NAMES, HIST_PACKET_NS,
+from .engine.state import (market_of, model_of, C_PACKETS, C_TS_FIRST, C_TS_LAST, COUNTER_NAMES, HIST_DETECT_NS, HIST_NAMES, HIST_PACKET_NS,
+                           HIST_SCORE_NS,
                            EngineState, deshred_from_settings, state_from_settings)
 from .engine.detect import DETECT_COUNTER_NAMES
-from .engine.market import M_POOLS
 from .engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
                             store_opportunities, tx_table)
 from .sinks import ParquetSink, SinkThread
@@ -63,6 +64,7 @@ class RunResult:
     market: dict = field(default_factory=dict)          # swap and detection counters (engine/detect.py); {} without
     opportunities: dict = field(default_factory=dict)   # count, by_type, expected_profit_sol, top ten
     detect_ns: dict = field(default_factory=dict)       # detection cost per opportunity: p50, p99, p99.9, max
+    ml_inference_ns: dict = field(default_factory=dict)  # model score per opportunity (with --model): p50, p99, ...
     outputs: dict[str, str] = field(default_factory=dict)
     store: dict | None = None
 
@@ -104,11 +106,13 @@ def empty_batch(buf: np.ndarray) -> FrameBatch:
     return FrameBatch(buf, *empty_columns(0), 0)
 
 
-def warm_up(buf: np.ndarray, state: EngineState, ds, bout) -> float:
+def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=None, market_folder: str = "") -> float:
     """Compile (first run) or load from the numba cache every kernel the run will call,
     with the run's own array types, before the clock of the run starts. Returns seconds."""
     t = time.perf_counter()
-    process_batch(empty_batch(buf), state, ds, bout, 0)
+    if not engine_cached() and os.cpu_count() and os.cpu_count() > 1:
+        parallel_warm_up(not buf.flags.writeable, state, ds, bout, market_folder, market)
+    process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
     tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))
     return time.perf_counter() - t
 
@@ -132,7 +136,7 @@ class EngineRun:
     def __init__(self, out_dir, settings: Settings, *, state: EngineState | None = None, ds=None,
                  sink: Callable[[str, pa.Table], None] | None = None, db: str | None = None,
                  source: str = "replay", capture_path: str = "", capture_sha256: str = "",
-                 batch_frames: int | None = None, sink_depth: int = 4):
+                 batch_frames: int | None = None, sink_depth: int = 4, market=None):
         self.settings = settings
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -140,8 +144,10 @@ class EngineRun:
         self.ds = ds if ds is not None else deshred_from_settings(settings)
         self.bout = new_batch_out(batch_frames or settings.batch_frames)
         self.names = KeyNames(self.state.keys)
-        self.market_names = MarketNames(self.names, self.state.market)
-        self.market_on = int(self.state.market.meta[M_POOLS]) > 0
+        self.market = market if market is not None else market_of(settings.market, self.state)
+        self.model = model_of(settings.model)
+        self.market_on = self.market is not None
+        self.market_names = MarketNames(self.names, self.market) if self.market is not None else None
         self.run_id = str(uuid.uuid4())
         self.parquet = ParquetSink(self.out, self.names)
         self.writer = (_open_store(db, settings, self.run_id, source=source, capture_path=capture_path,
@@ -165,7 +171,7 @@ class EngineRun:
         self._closed = False
 
     def warm_up(self, buf: np.ndarray) -> float:
-        return warm_up(buf, self.state, self.ds, self.bout)
+        return warm_up(buf, self.state, self.ds, self.bout, self.market, self.model, self.settings.market)
 
     def feed(self, batch: FrameBatch, pacer: Pacer | None = None) -> None:
         """Process every frame of ``batch`` (released as ``pacer`` says) and hand the rows on."""
@@ -180,7 +186,7 @@ class EngineRun:
                                           wirelen=batch.wirelen[:end], ts_ns=batch.ts_ns[:end],
                                           linktype=batch.linktype[:end])
             t = time.perf_counter()
-            nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start)
+            nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start, self.market, self.model)
             self.engine_s += time.perf_counter() - t
             if nxt == start and n_tx == 0:   # cannot happen with new_batch_out's sizes; never spin
                 raise RuntimeError(f"process_batch made no progress at frame {batch.first_index + start}")
@@ -199,7 +205,7 @@ class EngineRun:
         queued = 1
         while queued:
             drain = empty_batch(buf)
-            _, n_tx, n_prog, queued = process_batch(drain, self.state, self.ds, self.bout, 0)
+            _, n_tx, n_prog, queued = process_batch(drain, self.state, self.ds, self.bout, 0, self.market, self.model)
             b = self.bout
             self.sinks.put(b.tx[:n_tx], b.prog_ids[:n_prog], b.pkt_status[:0], 0, drain.ts_ns,
                            b.swaps[:b.counts[N_SWAPS]], b.opps[:b.counts[N_OPPS]])
@@ -221,21 +227,25 @@ class EngineRun:
         finally:
             self.parquet.close({"tx_features": empty_tx_table(self.names),
                                 "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)),
-                                "swaps": empty_swap_table(self.market_names),
-                                "opportunities": empty_opp_table(self.market_names)})
+                                **({"swaps": empty_swap_table(self.market_names),
+                "opportunities": empty_opp_table(self.market_names)} if self.market_names is not None else {})})
 
     def packet_ns(self) -> dict:
         hist = Histogram(self.state.hist_counts, self.state.hist_stats, HIST_PACKET_NS, HIST_NAMES[HIST_PACKET_NS])
         return {**hist.percentiles((50, 99, 99.9)), "max": hist.max,
                 "mean": round(float(hist.mean), 1) if hist.count else -1}
 
-    def market_summary(self) -> tuple[dict, dict, dict]:
-        """(market counters, opportunity summary, detection cost) for the result; empty without a market."""
+    def market_summary(self) -> tuple[dict, dict, dict, dict]:
+        """(market counters, opportunity summary, detection cost, model cost) for the result; empty without a
+        market (and the last without a model)."""
         if not self.market_on:
-            return {}, {}, {}
+            return {}, {}, {}, {}
         counters = {k: int(v) for k, v in zip(DETECT_COUNTER_NAMES, self.state.dcount)}
-        hist = Histogram(self.state.hist_counts, self.state.hist_stats, HIST_DETECT_NS, HIST_NAMES[HIST_DETECT_NS])
-        return counters, self.sinks.opps.as_dict(), _hist_summary(hist)
+        st = self.state
+        det = _hist_summary(Histogram(st.hist_counts, st.hist_stats, HIST_DETECT_NS, HIST_NAMES[HIST_DETECT_NS]))
+        ml = (_hist_summary(Histogram(st.hist_counts, st.hist_stats, HIST_SCORE_NS, HIST_NAMES[HIST_SCORE_NS]))
+              if self.model is not None else {})
+        return counters, self.sinks.opps.as_dict(), det, ml
 
     def outputs(self) -> dict[str, str]:
         return {**{k: str(v) for k, v in self.parquet.paths.items()}, "summary": str(self.out / "summary.json")}
@@ -309,7 +319,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
         shreds=shred_summary(run.ds), capture_error=capture_error, pace_max_lag_ns=pacer.max_lag_ns if pacer else None,
         outputs=run.outputs(),
     )
-    result.market, result.opportunities, result.detect_ns = run.market_summary()
+    result.market, result.opportunities, result.detect_ns, result.ml_inference_ns = run.market_summary()
     run.finish(result, {"packets": result.packets, "transactions": result.transactions,
                         **{f"status_{k}": v for k, v in result.by_status.items()},
                         **{f"shreds_{k}": v for k, v in result.shreds.items()}},

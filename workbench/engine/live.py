@@ -270,7 +270,7 @@ def _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, st, lat_counts, lat
             return False
         if st.status.shape[0] - c[K_NPKT] < n - start:
             return False
-        nxt, n_tx, n_prog, queued = process_batch(batch, state, ds, out, start)
+        nxt, n_tx, n_prog, queued = process_batch(batch, state, ds, out, start, None, None)
         now = realtime_ns()
         record_age(lat_counts, lat_stats, LAT_RUN, ts, start, nxt, now)
         record_age(lat_counts, lat_stats, LAT_WINDOW, ts, start, nxt, now)

@@ -31,8 +31,9 @@ from .detect import D_OPPS, OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx
 from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
 from .market import M_POOLS
 from .opps import N_MODEL_FEATURES, OPP_DTYPE, SWAP_DTYPE
+from .score import score_row_buf
 from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST,
-                    HIST_BATCH_NS, HIST_DETECT_NS, HIST_PACKET_NS, P_SAMPLE_MASK, P_TIP_LAMPORTS, PORT_AUTO,
+                    HIST_BATCH_NS, HIST_DETECT_NS, HIST_PACKET_NS, HIST_SCORE_NS, P_SAMPLE_MASK, P_TIP_LAMPORTS, PORT_AUTO,
                     PORT_IGNORE, PORT_SHRED, PORT_TXN)
 
 DRAIN_CHUNK = 256        # shred transactions moved from the deshred queue per drain
@@ -52,6 +53,7 @@ class MarketScratch(NamedTuple):
     route: np.ndarray       # int64[3] three-pool cycle being sized
     sides: np.ndarray       # int64[3] its input sides
     fx: np.ndarray          # float64[N_MODEL_FEATURES] features of the opportunities of the current swap
+    xx: np.ndarray          # float32[2 * N_MODEL_FEATURES] scratch of the scorer (score.py expand_row)
 
 
 class BatchOut(NamedTuple):
@@ -76,7 +78,8 @@ def new_batch_out(frames: int) -> BatchOut:
     """Rows for one call over up to ``frames`` frames (and as many shred transactions)."""
     ms = MarketScratch(np.zeros(SWAPS_PER_TX_MAX, EVENT_DTYPE), np.zeros(SWAPS_PER_TX_MAX, np.int64),
                        np.zeros(SWAPS_PER_TX_MAX, np.int64), np.zeros((SWAPS_PER_TX_MAX, 5), np.uint64),
-                       np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(N_MODEL_FEATURES, np.float64))
+                       np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(N_MODEL_FEATURES, np.float64),
+                       np.zeros(2 * N_MODEL_FEATURES, np.float32))
     return BatchOut(np.zeros(frames, np.int16), np.zeros(frames, TX_DTYPE),
                     np.zeros(frames * PROGRAMS_PER_TX_MAX, np.int32), np.zeros(DRAIN_CHUNK, READY_DTYPE),
                     np.zeros(1, TXN_DTYPE),
@@ -119,9 +122,13 @@ def _has_queued(ds):
 
 
 @njit(cache=True, nogil=True)
-def process_batch(batch, state, ds, out, start):
+def process_batch(batch, state, ds, out, start, mk, model):
     """Process frames ``[start, batch.n)``. Returns (next_frame, n_tx, n_prog_ids, shred_txns_queued);
     the swap and opportunity rows written are ``out.counts[N_SWAPS]`` and ``out.counts[N_OPPS]``.
+
+    ``mk`` is the market (engine/market.py) or None, ``model`` the scorer (engine/score.py) or
+    None: numba prunes the branches of an argument that is None, so a replay without a market
+    never compiles the market code (half of the engine's compile time).
 
     ``next_frame < batch.n`` (or transactions still queued) means the output rows filled
     up: hand them on and call again. An empty batch only drains queued shred transactions.
@@ -137,8 +144,6 @@ def process_batch(batch, state, ds, out, start):
     t_batch = monotonic_ns()
     sample_mask = state.params[P_SAMPLE_MASK]
     tip = state.params[P_TIP_LAMPORTS]
-    mk = state.market
-    market_on = mk.meta[M_POOLS] > 0
     tx_cap = out.tx.shape[0]
     sw_cap = out.swaps.shape[0] - SWAPS_PER_TX_MAX
     opp_cap = out.opps.shape[0] - OPPS_PER_TX_MAX
@@ -221,7 +226,7 @@ def process_batch(batch, state, ds, out, start):
                 n_prog += fill_features(tb, txn, out.instrs, state.keys, state.key_slots, state.key_meta, row,
                                         out.prog_ids, n_prog, state.prog_tx_counts, out.ins_pid)
                 state.counters[C_TRANSACTIONS] += 1
-                if market_on and (row.program_mask & DEX_MASK) != 0:
+                if mk is not None and (row.program_mask & DEX_MASK) != 0 and mk.meta[M_POOLS] > 0:
                     ctx[0] = ts
                     ctx[1] = pidx
                     ctx[2] = row.tx_index
@@ -232,8 +237,13 @@ def process_batch(batch, state, ds, out, start):
                                             state.key_slots, mk, out.mscratch, out.swaps, n_sw, out.opps, n_opp,
                                             tip, state.dcount, state.ev_rejects, ctx)
                     for j in range(o0, n_opp):
-                        out.opps[j]._sig[:] = row._sig
-                        record(state.hist_counts, state.hist_stats, HIST_DETECT_NS, out.opps[j].detect_ns)
+                        o = out.opps[j]
+                        o._sig[:] = row._sig
+                        record(state.hist_counts, state.hist_stats, HIST_DETECT_NS, o.detect_ns)
+                        if model is not None:
+                            t_s = monotonic_ns()
+                            o.score = score_row_buf(model, o.features, out.mscratch.xx)
+                            record(state.hist_counts, state.hist_stats, HIST_SCORE_NS, monotonic_ns() - t_s)
                     state.dcount[D_OPPS] += n_opp - o0
                 n_tx += 1
         if not frame:

@@ -17,7 +17,8 @@ from ..wire.keys import new_key_table
 from ..wire.programs import EV_REJECT_SLOTS
 from ..wire.status import STATUS_SLOTS
 from .detect import N_DETECT_COUNTERS
-from .market import Market, empty_market, load_market
+from .market import Market, load_market
+from .score import TreeModel, load_tree_model
 
 # histograms kept by the engine (rows of hist_counts / hist_stats)
 HIST_PACKET_NS = 0      # wall ns of one packet, walk + decode + features, for 1 packet in P_SAMPLE_EVERY
@@ -73,13 +74,13 @@ class EngineState(NamedTuple):
     params: np.ndarray          # int64[N_PARAMS] engine parameters (P_*)
     dcount: np.ndarray          # int64[N_DETECT_COUNTERS] market and detection counters (detect.py)
     ev_rejects: np.ndarray      # int64[EV_REJECT_SLOTS] instructions rejected by the program decoders
-    market: Market              # pools, tokens, positions (market.py); empty without a snapshot
 
 
 def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transaction_ports=(), shred_ports=(),
-              ignore_ports=(), sample_every: int = DEFAULT_SAMPLE_EVERY, market=None,
+              ignore_ports=(), sample_every: int = DEFAULT_SAMPLE_EVERY,
               tip_lamports: int = DEFAULT_TIP_LAMPORTS) -> EngineState:
-    """A fresh state; ``market`` is a snapshot folder (engine/market.py) or None."""
+    """A fresh state. The market (``market_of``) and the model (``model_of``) are separate
+    arguments of process_batch: absent, they are None and their code is not even compiled."""
     if dedup_slots & (dedup_slots - 1):
         raise ValueError(f"dedup_slots={dedup_slots}: must be a power of two")
     if sample_every < 1 or sample_every & (sample_every - 1):
@@ -90,7 +91,6 @@ def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transacti
         raise ValueError(f"tip_lamports={tip_lamports}: must be >= 0")
     params[P_TIP_LAMPORTS] = tip_lamports
     keys, slots, meta = new_key_table(key_capacity)
-    mk = load_market(market, keys, slots, meta) if market else empty_market(key_capacity)
     hc, hs = new_histograms(N_HIST)
     counters = np.zeros(N_COUNTERS, np.int64)
     counters[C_TS_FIRST] = counters[C_TS_LAST] = -1
@@ -100,14 +100,23 @@ def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transacti
     port_kind[list(shred_ports)] = PORT_SHRED
     return EngineState(keys, slots, meta, np.zeros(key_capacity, np.int64), np.zeros(STATUS_SLOTS, np.int64),
                        counters, hc, hs, np.zeros(dedup_slots, np.uint64), np.zeros(1, np.int64), port_kind, params,
-                       np.zeros(N_DETECT_COUNTERS, np.int64), np.zeros(EV_REJECT_SLOTS, np.int64), mk)
+                       np.zeros(N_DETECT_COUNTERS, np.int64), np.zeros(EV_REJECT_SLOTS, np.int64))
 
 
 def state_from_settings(settings) -> EngineState:
     return new_state(settings.key_capacity, transaction_ports=settings.transaction_ports,
                      shred_ports=settings.shred_ports, ignore_ports=settings.ignore_ports,
-                     sample_every=settings.latency_sample_every, market=settings.market or None,
-                     tip_lamports=settings.tip_lamports)
+                     sample_every=settings.latency_sample_every, tip_lamports=settings.tip_lamports)
+
+
+def market_of(folder, state: EngineState) -> Market | None:
+    """The snapshot in ``folder`` (its addresses interned in ``state``'s key table), or None."""
+    return load_market(folder, state.keys, state.key_slots, state.key_meta) if folder else None
+
+
+def model_of(folder) -> TreeModel | None:
+    """The compiled model in ``folder`` checked against the engine's features, or None."""
+    return load_tree_model(folder) if folder else None
 
 
 def deshred_from_settings(settings):
@@ -115,22 +124,25 @@ def deshred_from_settings(settings):
     return new_deshred_state(n_slots=settings.shred_slots, shreds_per_slot=settings.shreds_per_slot)
 
 
-def save(state: EngineState, path, ds=None) -> None:
-    """Snapshot every array (engine state, and the shred reassembly if given) to one .npz."""
-    arrays = {k: v for k, v in state._asdict().items() if k != "market"}
-    arrays.update({f"market__{k}": v for k, v in state.market._asdict().items()})
+def save(state: EngineState, path, ds=None, market: Market | None = None) -> None:
+    """Snapshot every array (engine state, the shred reassembly and the market's pool state
+    if given) to one .npz. The model is configuration, not state: it is given again."""
+    arrays = dict(state._asdict())
+    if market is not None:
+        arrays.update({f"market__{k}": v for k, v in market._asdict().items()})
     if ds is not None:
         arrays.update({f"deshred__{k}": v for k, v in ds._asdict().items()})
     np.savez(Path(path), **arrays)
 
 
 def load(path):
-    """(EngineState, DeshredState or None) from a snapshot written by ``save``."""
+    """(EngineState, DeshredState or None, Market or None) from a snapshot written by ``save``."""
     from .deshred import DeshredState
     with np.load(Path(path)) as z:
-        market = Market(**{k: z[f"market__{k}"].copy() for k in Market._fields})
-        state = EngineState(**{k: z[k].copy() for k in EngineState._fields if k != "market"}, market=market)
+        market = (Market(**{k: z[f"market__{k}"].copy() for k in Market._fields})
+                  if f"market__{Market._fields[0]}" in z.files else None)
+        state = EngineState(**{k: z[k].copy() for k in EngineState._fields})
         ds = None
         if f"deshred__{DeshredState._fields[0]}" in z.files:
             ds = DeshredState(**{k: z[f"deshred__{k}"].copy() for k in DeshredState._fields})
-    return state, ds
+    return state, ds, market
