@@ -29,8 +29,10 @@ state (``engine.amm.raydium_v4_amount_out/_in``): its size is a value in SOL, lo
 in [``VALUE_MIN``, ``VALUE_MAX``] lamports, capped at ``SIZE_CAP`` of the input reserve
 (so no baseline swap is a profitable sandwich victim) and so that the pool's price stays
 within ``BAND`` (log) of its reference (so twins and cycles stay inside the round-trip fees:
-no arbitrage); a swap that cannot move the way it is drawn without leaving the band fails
-its limit (min out above the output; the engine fails its transaction). Limits are tight:
+no arbitrage); a swap pushing the price away from its reference shrinks with the square of
+the room left in the band (prices mean-revert), and one that cannot move the way it is drawn
+without leaving the band fails its limit (min out above the output; the engine fails its
+transaction). Limits are tight:
 0.1-0.5 % from the exact amount. Two-swap arb-bot transactions demand a profit and fail.
 A swap on a pool locked by an open injected opportunity fails too. The state update is the
 programs': the whole amount in enters the input reserve, the output leaves the other.
@@ -608,6 +610,12 @@ def _walk(i0, i1, kinds, tidx, role, stage, stage_off, u, sw_first, sw_cnt, sw_p
             y = res[p, 1 - i_in]
             value = np.exp(np.log(vmin) + u[i, 0] * (np.log(vmax) - np.log(vmin)))
             want = value / tok_price[pool_tok[p, i_in]]
+            # mean reversion: a swap pushing the price further from its reference shrinks with
+            # the square of the room left in the band
+            dev = np.log(np.float64(res[p, 1]) / np.float64(res[p, 0]) / ref[p])
+            if (i_in == 0 and dev < 0.0) or (i_in == 1 and dev > 0.0):
+                room = 1.0 - abs(dev) / band
+                want *= room * room if room > 0.0 else 0.0
             cap = _cap_in(res, ref, p, i_in, band, size_cap)
             fail = lock[p] != 0 or cap < min_cap
             amt = want if fail or want < cap else cap
