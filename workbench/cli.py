@@ -91,6 +91,8 @@ def print_summary(result) -> None:
         for k, v in result.shreds.items():
             sh.add_row(k.replace("_", " "), _fmt_int(v))
         console.print(sh)
+    if result.market:
+        _print_opportunities(result)
     if result.store:
         st = result.store
         line = (f"store {st.get('dsn', '')}: run {result.run_id}, {_fmt_int(st.get('rows_inserted', 0))} rows inserted")
@@ -98,11 +100,43 @@ def print_summary(result) -> None:
             line += (f", [bold yellow]{_fmt_int(st['rows_spooled'])} rows spooled[/] (store unreachable: "
                      f"`workbench db flush-spool` re-inserts them)")
         console.print(line, soft_wrap=True, highlight=False)
-    console.print(f"outputs: {result.out_dir}  (tx_features.parquet, packet_status.parquet, summary.json)")
+    files = "tx_features, packet_status" + (", swaps, opportunities" if result.market else "")
+    console.print(f"outputs: {result.out_dir}  ({files} .parquet, summary.json)")
     if result.capture_error:
         err_console.print(f"[bold yellow]capture damaged:[/] {escape(result.capture_error)}\n"
                           f"  every packet before the damage was processed ({_fmt_int(result.packets)} packets).",
                           soft_wrap=True, highlight=False)
+
+
+def _print_opportunities(result) -> None:
+    m, o = result.market, result.opportunities
+    t = _kv_table()
+    t.add_row("swaps on snapshot pools", _fmt_int(m.get("swaps", 0)))
+    t.add_row("  applied", _fmt_int(m.get("swaps_applied", 0)))
+    t.add_row("  transactions failed (limit)", _fmt_int(m.get("swap_transactions_failed", 0)))
+    t.add_row("swaps on pools not in the snapshot", _fmt_int(m.get("swaps_unknown_pool", 0)))
+    t.add_row("swaps with an unresolved lookup table", _fmt_int(m.get("swaps_pool_unresolved", 0)))
+    t.add_row("opportunities", _fmt_int(o.get("count", 0)))
+    for k, v in o.get("by_type", {}).items():
+        t.add_row(f"  {k}", f"{_fmt_int(v)}  ({o['expected_profit_sol_by_type'][k]:,.4f} SOL)")
+    t.add_row("expected profit, total", f"{o.get('expected_profit_sol', 0.0):,.4f} SOL")
+    if result.detect_ns.get("count"):
+        d = result.detect_ns
+        t.add_row("detection ns/opportunity p50 / p99", f"{_fmt_int(d['p50'])} / {_fmt_int(d['p99'])}")
+    if result.ml_inference_ns.get("count"):
+        d = result.ml_inference_ns
+        t.add_row("ml_inference_ns p50 / p99 / p99.9",
+                  f"{_fmt_int(d['p50'])} / {_fmt_int(d['p99'])} / {_fmt_int(d['p99.9'])}")
+    console.print(t)
+    if o.get("top"):
+        top = Table(title="top opportunities by expected profit", title_justify="left")
+        for c in ("type", "packet", "pools", "amount in", "profit (SOL)"):
+            top.add_column(c, justify="right" if c in ("packet", "amount in", "profit (SOL)") else "left")
+        for r in o["top"]:
+            pools = " > ".join(p[:6] + "…" for p in r["pools"])
+            top.add_row(r["type"], _fmt_int(r["packet_index"]), pools, _fmt_int(r["amount_in"]),
+                        f"{r['expected_profit_sol']:,.4f}")
+        console.print(top)
 
 
 @app.command()
@@ -118,13 +152,19 @@ def replay(
     db: Optional[str] = typer.Option(None, "--db", help="ClickHouse DSN (default: embedded chdb:///<data_dir>/clickhouse, "
                                                         "or WORKBENCH_DB); http(s)://user:pw@host:8123/db for a server"),
     no_db: bool = typer.Option(False, "--no-db", help="Parquet outputs only, no ClickHouse"),
+    market: Optional[Path] = typer.Option(None, "--market", help="market snapshot folder (pools, lookup tables, "
+                                                                 "token accounts, positions): swaps and opportunities"),
+    tip_lamports: Optional[int] = typer.Option(None, "--tip-lamports", help="Jito tip an opportunity must beat"),
+    model: Optional[Path] = typer.Option(None, "--model", help="compiled model folder (workbench train + compile): "
+                                                               "scores every opportunity inside the engine"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
     """Replay a capture through the engine, as fast as possible or paced like the wire."""
     from .runner import replay as run_replay
     try:
         settings = load_settings(config, batch_frames=batch_frames, transaction_ports=transaction_ports,
-                                 shred_ports=shred_ports, db=db)
+                                 shred_ports=shred_ports, db=db, market=str(market) if market else None,
+                                 tip_lamports=tip_lamports, model=str(model) if model else None)
         dsn = None if no_db else settings.db_dsn
         if quiet or not settings.progress:
             result = run_replay(capture, out, settings, speed=speed, db=dsn)
