@@ -123,6 +123,20 @@ def test_truth_equals_an_independent_replay_of_the_bytes(busy):
     assert sum(r["primary"] for r in truth) == busy.opportunities["injected"] >= 20
 
 
+def test_baseline_limits_are_tight(busy):
+    _, stats = M.replay_truth(busy.capture)
+    victims = {r["packet_index"] for r in pq.read_table(busy.opportunities_truth).to_pylist()
+               if r["type"] == "sandwich"}
+    slack = stats["slack"]
+    assert len(slack) > 300
+    for i, s in slack.items():
+        if i in victims:
+            assert M.VICTIM_SLIP[0] * 0.99 <= s <= M.VICTIM_SLIP[1] * 1.01, (i, s)
+        else:                              # baseline 0.1-0.5 %, injected and closing swaps exact
+            assert 0.0 <= s <= M.SLIP_MAX * 1.01, (i, s)
+    assert sum(s == 0.0 for s in slack.values()) >= busy.opportunities["injected"]
+
+
 def test_truth_rows_are_self_consistent(busy):
     truth = pq.read_table(busy.opportunities_truth).to_pylist()
     packets = pq.read_table(busy.truth).to_pydict()

@@ -11,6 +11,13 @@ One call writes two files:
   status the decoder must report (a name of ``wire.status.STATUS_NAMES``, "" for random
   garbage) and, for transactions and duplicates, what the transaction holds.
 
+With ``market=True`` (synth/market.py) the seed also builds a market: the swaps are
+rewritten on its exact pool state in capture order (tight limits, no opportunity in the
+baseline), opportunities are injected at ``opportunities`` per second with competitors'
+back-runs, and two more outputs appear beside the capture: ``<capture>.market/`` (the engine's
+market snapshot, state at the capture start) and ``<capture>.opportunities.truth.parquet``.
+The market draws from a fifth stream of the seed, so the other four are as without it.
+
 Everything comes from ``numpy.random.default_rng(seed)``: the same arguments give
 byte-identical files. The seed's "world" (pools, lookup tables, wallets, validators,
 clients) is drawn from its own stream, so every capture of a seed shares it whatever

@@ -1050,7 +1050,9 @@ def replay_truth(capture, tip: int = DEFAULT_TIP_LAMPORTS):
     tables and token accounts from ``<capture>.market/``, good packets from the packet truth,
     duplicates dropped by first signature. Returns (rows, stats): rows are dicts (type,
     packet_index, pools as addresses, profit_mint, profit_quote, amount_in, amount_out,
-    position_id), stats counts applied / failed transactions and swaps.
+    position_id), stats counts applied / failed transactions and swaps, and ``slack`` maps the
+    packet of every applied one-swap transaction to its limit's slack (1 - min out / out, or
+    max in / in - 1).
     """
     import pyarrow.parquet as pq
     from solders.transaction import VersionedTransaction
@@ -1080,7 +1082,8 @@ def replay_truth(capture, tip: int = DEFAULT_TIP_LAMPORTS):
     good = {"transaction", "vlan_transaction"}
     seen = set()
     rows = []
-    stats = dict(transactions=0, swap_transactions=0, applied=0, failed=0, swaps=0)
+    slack = {}
+    stats = dict(transactions=0, swap_transactions=0, applied=0, failed=0, swaps=0, slack=slack)
     reader = open_capture(capture)
     for batch in reader:
         for j in range(batch.off.shape[0]):
@@ -1128,6 +1131,11 @@ def replay_truth(capture, tip: int = DEFAULT_TIP_LAMPORTS):
                 continue
             stats["swap_transactions"] += 1
             stats["swaps"] += len(swaps)
+            if len(swaps) == 1:                 # the limit's slack on the state it met
+                p, d, e, amount, limit = swaps[0]
+                ok, a_in, a_out = det.result(p, d, e, amount, limit)
+                if ok:
+                    slack[gi] = 1.0 - limit / a_out if e else limit / a_in - 1.0
             applied, found = det.transaction(swaps)
             stats["applied" if applied else "failed"] += 1
             for _, o in found:

@@ -51,6 +51,15 @@ amount and the pool's price with 0.5-10 % slippage. Jito tips are 1,000-1,000,00
 lamports to one of the 8 real tip accounts. The recent blockhash is a per-slot hash
 (400 ms slots) 1-60 slots old; votes use 1-4 slots old and root = slot - 32..34.
 
+Market mode (``build_templates(..., market=spec)``, synth/market.py): the pools are the
+market's (twins first, then single pools; every shape draws from all of them, arb bots from
+the twins), every template records where its Raydium swaps sit (``SwapMeta``: data offset,
+pool, direction, user accounts and mints, the wrap transfer paying it) so the market walk can
+rewrite amounts and limits, bots' own lookup tables never hold the token accounts their swaps
+pay from (the engine reads a Raydium v4 swap's direction from its source account), and
+``SEARCHER_TEMPLATES`` single-swap searcher templates per pool and direction (shape
+raydium_bot, probability 0) carry the injected and closing swaps.
+
 Oversized transactions (the ``too_long`` bad kind) come from their own family: a
 well-formed legacy transaction whose Memo makes it 1,240-1,460 bytes.
 
