@@ -37,7 +37,7 @@ def random_trees(rng, n_trees, max_depth, n_features=N_FEATURES, leaf_p=0.25):
             val[k] = float(np.float32(rng.normal(0, 0.3)))
             return k
         feat[k] = int(rng.integers(0, n_features))
-        thr[k] = float(np.float32(rng.normal(0, 1)))
+        thr[k] = float(np.float32(rng.choice([rng.normal(0, 1), 0.0, -0.0, 1e-45, -1e-45, 3e38])))
         dl[k] = int(rng.integers(0, 2))
         lk = grow(depth + 1)
         rk = grow(depth + 1)
@@ -92,6 +92,8 @@ def awkward_rows(rng, arrs, n):
     X = np.where((pick >= 0.35) & (pick < 0.37), np.inf, X)
     X = np.where((pick >= 0.37) & (pick < 0.39), -np.inf, X)
     X = np.where((pick >= 0.39) & (pick < 0.40), 1e300, X)                      # overflows float32 to inf
+    X = np.where((pick >= 0.40) & (pick < 0.42), -0.0, X)                       # -0 == +0 for a compare
+    X = np.where((pick >= 0.42) & (pick < 0.43), 1e-45, X)                      # a float32 subnormal
     X[0] = np.nan                                                               # everything missing
     return X
 
@@ -109,7 +111,7 @@ def test_score_row_matches_twin_both_layouts(seed, n_trees, depth):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=layout)
         out = score_rows(m, X, np.empty(len(X)))
         np.testing.assert_array_equal(out, got)
-        xx = np.empty(2 * m.n_features, np.float32)
+        xx = np.empty(2 * m.n_features, np.int32)
         assert score_row_buf(m, X[1], xx) == got[1]
 
 

@@ -12,9 +12,11 @@ Semantics (what xgboost's ``predict`` and TL2cgen's generated C compute)
   float32 thresholds (Treelite's ``comparison_op`` is ``"<"`` for every xgboost split;
   other operators are refused by model/compile.py).
 * NaN is missing and goes the node's default direction. Instead of a NaN test per node,
-  the row is expanded once (``expand_row``) into two float32 slots per feature, the value
-  or +inf in slot 2f (default right) and the value or -inf in slot 2f+1 (default left);
-  a node compares slot ``2 * feature + default_left``.
+  the row is expanded once (``expand_row``) into two slots per feature, the value or
+  "above everything" in slot 2f (default right) and the value or "below everything" in
+  slot 2f+1 (default left); a node compares slot ``2 * feature + default_left``.
+* The compare is on int32 order keys of the float32 values (``f32_key``), and a node is
+  one int64 word (threshold key, slot): one load and one integer compare per level.
 * margin = base_score + one leaf per tree; with the sigmoid postprocessor probability =
   1 / (1 + exp(-sigmoid_alpha * margin)). Leaves (float32 in xgboost) are summed in
   float64, so this evaluator is the most exact of the three; the float32 sums of xgboost
@@ -27,8 +29,9 @@ Two layouts of the same trees (one ``TreeModel`` type either way)
   order (a shallow leaf becomes a dummy split whose subtrees all hold its value). A tree
   is then exactly ``depth`` branch-free steps, and eight trees are walked at once, so the
   CPU overlaps eight independent chains of dependent loads and never mispredicts.
-  Measured on the 2-core EPYC dev box, 200 trees of depth 6: ~0.9 us per row; a branchy
-  walk of the same trees ~6.5 us, TL2cgen's C (nested ifs) ~5 us called from numba.
+  Measured on the 2-core EPYC dev box (benchmarks/bench_score.py), 200 trees of depth 6:
+  ~0.8 us per row; a branchy walk of the same trees ~6.5 us, TL2cgen's C (nested ifs)
+  ~4 us called from numba on varied rows.
 * pointer (``depth == -1``): Treelite's nodes with explicit children, for deep trees whose
   padding would not fit in cache.
 
@@ -85,19 +88,21 @@ class ModelError(WorkbenchError):
 class TreeModel(NamedTuple):
     """A tree ensemble as flat arrays (all C-contiguous, writable; the numba type never varies).
 
-    A split node compares slot ``s = 2 * feature + default_left`` of the row's expanded form
-    ``xx`` (``expand_row``): ``xx[2f] = xx[2f + 1] = float32(x[f])``, except that a missing
-    (NaN) ``x[f]`` becomes ``+inf`` in ``xx[2f]`` and ``-inf`` in ``xx[2f + 1]``. Then
-    ``go left <=> xx[s] < threshold`` is xgboost's rule, missing values included (thresholds
-    are finite), with one compare and no NaN branch per node.
+    Compares are on int32 ORDER KEYS of float32 values (``f32_key``: the bits, with the
+    magnitude bits flipped for negatives, -0 made +0), which order exactly as the floats do.
+    A split node is one int64 word ``(key(threshold) << 16) | slot`` with slot
+    ``s = 2 * feature + default_left`` into the row's expanded key form ``xx``
+    (``expand_row``): ``xx[2f] = xx[2f + 1] = key(float32(x[f]))``, except that a missing
+    (NaN) ``x[f]`` gives INT32_MAX in ``xx[2f]`` and INT32_MIN in ``xx[2f + 1]``. Then
+    ``go right <=> xx[s] >= key(threshold)`` is xgboost's rule, missing values included
+    (thresholds are finite), with one load, one integer compare and no NaN branch per node.
 
     perfect layout (``depth >= 0``): tree t's ``2**depth - 1`` split nodes are at
     ``[t * (2**depth - 1), ...)`` in heap order (node h >= 1 at offset h - 1, children 2h
     and 2h + 1), its ``2**depth`` leaves at ``[t * 2**depth, ...)``. pointer layout
-    (``depth == -1``): Treelite's nodes, ``slot == -1`` at a leaf, explicit children.
+    (``depth == -1``): Treelite's nodes with explicit children, ``left == -1`` at a leaf.
     """
-    slot: np.ndarray           # int16: 2 * split feature + default_left, in [0, 2 * n_features); -1 at a leaf
-    threshold: np.ndarray      # float32: go left when xx[slot] < threshold (finite)
+    node: np.ndarray           # int64: (key(threshold) << 16) | (2 * feature + default_left); 0 at a leaf
     left: np.ndarray           # int32: left child, a global node index (pointer layout; empty when perfect)
     right: np.ndarray          # int32: right child (pointer layout; empty when perfect)
     leaf_value: np.ndarray     # float32 (xgboost's leaves are float32; summed in float64): per leaf slot
@@ -105,71 +110,95 @@ class TreeModel(NamedTuple):
     tree_root: np.ndarray      # int32[n_trees]: root node of each tree (pointer layout; perfect: t * (2**d - 1))
     depth: int                 # perfect layout depth >= 0; -1 = pointer layout
     n_trees: int
-    n_features: int            # length of the row ``x`` score_row reads
+    n_features: int            # length of the row ``x`` score_row reads, <= MAX_FEATURES
     base_score: float          # margin added once (Treelite base_scores[0]); NaN in the empty model
     sigmoid_alpha: float       # slope of the sigmoid postprocessor
     postprocess: int           # POST_IDENTITY | POST_SIGMOID
 
 
-def _model(slot, threshold, left, right, leaf_value, tree_root, depth, n_features,
+MAX_FEATURES = (1 << 15) - 1    # a slot (2 * feature + 1) fits the node word's low 16 bits
+_SLOT_MASK = 0xFFFF
+
+
+def f32_key(a) -> np.ndarray:
+    """int32 order keys of float32 values (no NaN): key(a) < key(b) <=> a < b; -0 and +0 equal."""
+    a = np.asarray(a, np.float32) + np.float32(0.0)          # -0 -> +0
+    b = a.view(np.int32).astype(np.int64)
+    return (b ^ ((b >> 31) & 0x7FFFFFFF)).astype(np.int32)
+
+
+def pack_nodes(feature, default_left, threshold) -> np.ndarray:
+    """Node words ``(key(threshold) << 16) | (2 * feature + default_left)``; 0 where feature < 0."""
+    feature = np.asarray(feature, np.int64)
+    slot = 2 * feature + np.asarray(default_left, np.int64)
+    thr = np.where(feature >= 0, np.asarray(threshold, np.float32), np.float32(0))
+    w = (f32_key(thr).astype(np.int64) << 16) | slot
+    return np.where(feature >= 0, w, 0).astype(np.int64)
+
+
+def _model(node, left, right, leaf_value, tree_root, depth, n_features,
            base_score, sigmoid_alpha, postprocess) -> TreeModel:
     c = np.ascontiguousarray
-    return TreeModel(c(slot, dtype=np.int16).copy(), c(threshold, dtype=np.float32).copy(),
-                     c(left, dtype=np.int32).copy(), c(right, dtype=np.int32).copy(),
-                     c(leaf_value, dtype=np.float32).copy(), c(tree_root, dtype=np.int32).copy(),
-                     int(depth), int(len(tree_root)), int(n_features),
+    return TreeModel(c(node, dtype=np.int64).copy(), c(left, dtype=np.int32).copy(),
+                     c(right, dtype=np.int32).copy(), c(leaf_value, dtype=np.float32).copy(),
+                     c(tree_root, dtype=np.int32).copy(), int(depth), int(len(tree_root)), int(n_features),
                      float(base_score), float(sigmoid_alpha), int(postprocess))
 
 
 def empty_tree_model(n_features: int) -> TreeModel:
     """A model with zero trees: ``score_row`` returns NaN (no model), with the loaded models' numba type."""
     z32 = np.zeros(0, np.int32)
-    return _model(np.zeros(0, np.int16), np.zeros(0, np.float32), z32, z32, np.zeros(0, np.float32),
-                  z32, 0, n_features, np.nan, 1.0, POST_IDENTITY)
+    return _model(np.zeros(0, np.int64), z32, z32, np.zeros(0, np.float32), z32, 0, n_features,
+                  np.nan, 1.0, POST_IDENTITY)
 
 
 # ============================================================================================
 # the evaluator
 # ============================================================================================
 
-_U0 = np.uint64(0)
 _U1 = np.uint64(1)
 _U8 = np.uint64(8)
-_INF32 = np.float32(np.inf)
+_KEY_MAX = np.int32(2**31 - 1)   # NaN in a default-right slot: not below any threshold key
+_KEY_MIN = np.int32(-2**31)      # NaN in a default-left slot: below every threshold key
+_MAGNITUDE = np.int32(0x7FFFFFFF)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def expand_row(x, xx, n_features):
-    """xx[2f] = xx[2f+1] = float32(x[f]); a NaN becomes +inf (default right) / -inf (default left)."""
+    """xx (int32[2 * n_features]) = order keys of float32(x), NaN as INT32_MAX / INT32_MIN."""
+    xf = xx.view(np.float32)
     for f in range(n_features):
         v = np.float32(x[f])
         if v != v:
-            xx[2 * f] = _INF32
-            xx[2 * f + 1] = -_INF32
+            xx[2 * f] = _KEY_MAX
+            xx[2 * f + 1] = _KEY_MIN
         else:
-            xx[2 * f] = v
-            xx[2 * f + 1] = v
+            xf[2 * f] = v + np.float32(0.0)          # -0 -> +0, then the bits in place
+            b = xx[2 * f]
+            k = b ^ ((b >> 31) & _MAGNITUDE)
+            xx[2 * f] = k
+            xx[2 * f + 1] = k
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _right(xx, slot, thr, k):
-    """1 (uint64) when node k sends the row right."""
-    return np.uint64(not (xx[slot[k]] < thr[k]))
+def _right(xx, node, k):
+    """1 (uint64) when node k sends the row right: xx[slot] >= key(threshold)."""
+    w = node[k]
+    return np.uint64(xx[w & _SLOT_MASK] >= (w >> 16))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _margin_perfect(model, xx):
     """Sum of one leaf per tree, perfect layout. Eight trees walk at once: eight independent
     dependency chains the CPU overlaps (a tree alone is ``depth`` dependent loads)."""
-    slot = model.slot
-    thr = model.threshold
+    node = model.node
     val = model.leaf_value
     d = model.depth
     ns = np.uint64((1 << d) - 1)          # split nodes per tree
     nl = ns + _U1                         # leaves per tree
     n_trees = np.uint64(model.n_trees)
     acc = 0.0
-    t = _U0
+    t = np.uint64(0)
     # uint64 index arithmetic throughout: no negative-index fix-up per access; b = t*ns - 1
     # wraps at t = 0 and b + h (h >= 1) wraps back (modular arithmetic)
     while t + _U8 <= n_trees:
@@ -183,59 +212,58 @@ def _margin_perfect(model, xx):
         b7 = b6 + ns
         h0 = h1 = h2 = h3 = h4 = h5 = h6 = h7 = _U1
         for _ in range(d):
-            h0 = h0 + h0 + _right(xx, slot, thr, b0 + h0)
-            h1 = h1 + h1 + _right(xx, slot, thr, b1 + h1)
-            h2 = h2 + h2 + _right(xx, slot, thr, b2 + h2)
-            h3 = h3 + h3 + _right(xx, slot, thr, b3 + h3)
-            h4 = h4 + h4 + _right(xx, slot, thr, b4 + h4)
-            h5 = h5 + h5 + _right(xx, slot, thr, b5 + h5)
-            h6 = h6 + h6 + _right(xx, slot, thr, b6 + h6)
-            h7 = h7 + h7 + _right(xx, slot, thr, b7 + h7)
+            h0 = h0 + h0 + _right(xx, node, b0 + h0)
+            h1 = h1 + h1 + _right(xx, node, b1 + h1)
+            h2 = h2 + h2 + _right(xx, node, b2 + h2)
+            h3 = h3 + h3 + _right(xx, node, b3 + h3)
+            h4 = h4 + h4 + _right(xx, node, b4 + h4)
+            h5 = h5 + h5 + _right(xx, node, b5 + h5)
+            h6 = h6 + h6 + _right(xx, node, b6 + h6)
+            h7 = h7 + h7 + _right(xx, node, b7 + h7)
         lb = t * nl - nl                  # leaf h of tree t is at t*nl + h - nl, h in [nl, 2nl)
-        acc += (np.float64(val[lb + h0]) + np.float64(val[lb + nl + h1]) + np.float64(val[lb + 2 * nl + h2])
-                + np.float64(val[lb + 3 * nl + h3]))
-        acc += (np.float64(val[lb + 4 * nl + h4]) + np.float64(val[lb + 5 * nl + h5])
-                + np.float64(val[lb + 6 * nl + h6]) + np.float64(val[lb + 7 * nl + h7]))
+        acc += (np.float64(val[lb + h0]) + np.float64(val[lb + nl + h1])
+                + np.float64(val[lb + np.uint64(2) * nl + h2]) + np.float64(val[lb + np.uint64(3) * nl + h3]))
+        acc += (np.float64(val[lb + np.uint64(4) * nl + h4]) + np.float64(val[lb + np.uint64(5) * nl + h5])
+                + np.float64(val[lb + np.uint64(6) * nl + h6]) + np.float64(val[lb + np.uint64(7) * nl + h7]))
         t += _U8
     while t < n_trees:
         b = t * ns - _U1
         h = _U1
         for _ in range(d):
-            h = h + h + _right(xx, slot, thr, b + h)
+            h = h + h + _right(xx, node, b + h)
         acc += np.float64(val[t * nl - nl + h])
         t += _U1
     return acc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _margin_pointer(model, xx):
     """Sum of one leaf per tree, pointer layout (deep trees)."""
-    slot = model.slot
-    thr = model.threshold
+    node = model.node
     acc = 0.0
     for t in range(model.n_trees):
         k = np.int64(model.tree_root[t])
-        while slot[k] >= 0:
-            if xx[slot[k]] < thr[k]:
-                k = model.left[k]
-            else:
+        while model.left[k] >= 0:
+            if _right(xx, node, k):
                 k = model.right[k]
+            else:
+                k = model.left[k]
         acc += np.float64(model.leaf_value[k])
     return acc
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def score_margin_buf(model, x, xx):
-    """Raw margin of row ``x`` (float64[n_features], NaN = missing); ``xx``: float32[2 * n_features] scratch."""
+    """Raw margin of row ``x`` (float64[n_features], NaN = missing); ``xx``: int32[2 * n_features] scratch."""
     expand_row(x, xx, model.n_features)
     if model.depth >= 0:
         return model.base_score + _margin_perfect(model, xx)
     return model.base_score + _margin_pointer(model, xx)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def score_row_buf(model, x, xx):
-    """``score_row`` with a caller-owned scratch ``xx = np.empty(2 * model.n_features, np.float32)``
+    """``score_row`` with a caller-owned scratch ``xx = np.empty(2 * model.n_features, np.int32)``
     (no allocation; one scratch per thread)."""
     m = score_margin_buf(model, x, xx)
     if model.postprocess == POST_SIGMOID:
@@ -246,15 +274,15 @@ def score_row_buf(model, x, xx):
 @njit(cache=True, nogil=True)
 def score_row(model, x):
     """Probability (sigmoid models) or margin of one float64 feature row (NaN = missing);
-    NaN for the empty model. Allocates a 2 * n_features float32 scratch (~20 ns)."""
-    xx = np.empty(2 * model.n_features, np.float32)
+    NaN for the empty model. Allocates a 2 * n_features int32 scratch (~20 ns)."""
+    xx = np.empty(2 * model.n_features, np.int32)
     return score_row_buf(model, x, xx)
 
 
 @njit(cache=True, nogil=True)
 def score_rows(model, X, out):
     """``out[i] = score_row(model, X[i])`` for each row of the float64 matrix ``X``; returns ``out``."""
-    xx = np.empty(2 * model.n_features, np.float32)
+    xx = np.empty(2 * model.n_features, np.int32)
     for i in range(X.shape[0]):
         out[i] = score_row_buf(model, X[i], xx)
     return out
@@ -335,13 +363,15 @@ def read_trees(path) -> dict:
         i = int(np.flatnonzero(bad)[0]) if np.any(bad) else -1
         raise ModelError(path, f"node {i}: child or root index outside [0, {n})" if i >= 0
                          else f"a tree_root outside [0, {n})")
-    if not np.all(np.isfinite(arrs["node_leaf_value"])) or not np.all(np.isfinite(arrs["node_threshold"][split])):
-        raise ModelError(path, "a leaf value or threshold is not finite")
+    if not np.all(left[~split] == -1):
+        raise ModelError(path, "a leaf has a child (node_left must be -1 at leaves)")
     lv = arrs["node_leaf_value"]
+    if not np.all(np.isfinite(lv)) or not np.all(np.isfinite(arrs["node_threshold"][split])):
+        raise ModelError(path, "a leaf value or threshold is not finite")
     if not np.array_equal(lv.astype(np.float32).astype(np.float64), lv):
         raise ModelError(path, "a leaf value is not a float32 (xgboost's leaves are): not an xgboost model")
-    if 2 * nf > np.iinfo(np.int16).max:
-        raise ModelError(path, f"n_features {nf}: the engine scores at most {np.iinfo(np.int16).max // 2}")
+    if nf > MAX_FEATURES:
+        raise ModelError(path, f"n_features {nf}: the engine scores at most {MAX_FEATURES}")
     pp = int(arrs["postprocess"])
     if pp not in POSTPROCESSORS.values():
         raise ModelError(path, f"postprocess {pp} unknown (known: {POSTPROCESSORS})")
@@ -375,7 +405,8 @@ def _perfect(arrs, depth: int):
     roots = arrs["tree_root"]
     n_split, n_leaf = (1 << depth) - 1, 1 << depth
     T = len(roots)
-    ps = np.ones(T * n_split, np.int16)     # dummy splits: slot 1 (any), threshold 0, same leaf both ways
+    pf = np.zeros(T * n_split, np.int32)     # dummy splits: feature 0 at threshold 0, same leaf both ways
+    pd = np.zeros(T * n_split, np.int8)
     pt = np.zeros(T * n_split, np.float32)
     pv = np.zeros(T * n_leaf, np.float32)
     for t in range(T):
@@ -390,10 +421,10 @@ def _perfect(arrs, depth: int):
                 stack.append((k, 2 * h + 1))
                 continue
             g = t * n_split + h - 1
-            ps[g], pt[g] = 2 * feat[k] + dl[k], thr[k]
+            pf[g], pd[g], pt[g] = feat[k], dl[k], thr[k]
             stack.append((int(left[k]), 2 * h))
             stack.append((int(right[k]), 2 * h + 1))
-    return ps, pt, pv
+    return pack_nodes(pf, pd, pt), pv
 
 
 def tree_model_from_arrays(arrs: dict, path="<arrays>", layout: str = "auto") -> TreeModel:
@@ -406,13 +437,12 @@ def tree_model_from_arrays(arrs: dict, path="<arrays>", layout: str = "auto") ->
                   sigmoid_alpha=float(arrs["sigmoid_alpha"]), postprocess=int(arrs["postprocess"]))
     z = np.zeros(0, np.int32)
     if perfect:
-        ps, pt, pv = _perfect(arrs, depth)
+        words, pv = _perfect(arrs, depth)
         roots = np.arange(len(arrs["tree_root"]), dtype=np.int32) * ((1 << depth) - 1)
-        return _model(ps, pt, z, z, pv, roots, depth, **common)
-    feat = arrs["node_feature"]
-    slot = np.where(feat >= 0, 2 * feat + arrs["node_default_left"], -1)
-    return _model(slot, arrs["node_threshold"], arrs["node_left"], arrs["node_right"], arrs["node_leaf_value"],
-                  arrs["tree_root"], -1, **common)
+        return _model(words, z, z, pv, roots, depth, **common)
+    words = pack_nodes(arrs["node_feature"], arrs["node_default_left"], arrs["node_threshold"])
+    return _model(words, arrs["node_left"], arrs["node_right"], arrs["node_leaf_value"], arrs["tree_root"], -1,
+                  **common)
 
 
 def load_tree_model(model_dir, features: tuple[str, ...] | None = None, layout: str = "auto") -> TreeModel:
