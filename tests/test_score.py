@@ -113,6 +113,8 @@ def test_score_row_matches_twin_both_layouts(seed, n_trees, depth):
         np.testing.assert_array_equal(out, got)
         xx = np.empty(2 * m.n_features, np.int32)
         assert score_row_buf(m, X[1], xx) == got[1]
+        xf = np.empty(2 * m.n_features, np.float32)          # a float32 scratch works the same
+        assert [score_row_buf(m, x, xf) for x in X[:50]] == got[:50].tolist()
 
 
 def test_float32_rounding_decides_the_branch():

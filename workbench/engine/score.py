@@ -165,19 +165,22 @@ _MAGNITUDE = np.int32(0x7FFFFFFF)
 
 @njit(cache=True, nogil=True, inline="always")
 def expand_row(x, xx, n_features):
-    """xx (int32[2 * n_features]) = order keys of float32(x), NaN as INT32_MAX / INT32_MIN."""
+    """xx (any 4-byte dtype, 2 * n_features items; written as int32) = order keys of float32(x),
+    a NaN as INT32_MAX (slot 2f) / INT32_MIN (slot 2f+1). Returns the int32 view."""
+    xi = xx.view(np.int32)
     xf = xx.view(np.float32)
     for f in range(n_features):
         v = np.float32(x[f])
         if v != v:
-            xx[2 * f] = _KEY_MAX
-            xx[2 * f + 1] = _KEY_MIN
+            xi[2 * f] = _KEY_MAX
+            xi[2 * f + 1] = _KEY_MIN
         else:
             xf[2 * f] = v + np.float32(0.0)          # -0 -> +0, then the bits in place
-            b = xx[2 * f]
+            b = xi[2 * f]
             k = b ^ ((b >> 31) & _MAGNITUDE)
-            xx[2 * f] = k
-            xx[2 * f + 1] = k
+            xi[2 * f] = k
+            xi[2 * f + 1] = k
+    return xi
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -254,17 +257,18 @@ def _margin_pointer(model, xx):
 
 @njit(cache=True, nogil=True, inline="always")
 def score_margin_buf(model, x, xx):
-    """Raw margin of row ``x`` (float64[n_features], NaN = missing); ``xx``: int32[2 * n_features] scratch."""
-    expand_row(x, xx, model.n_features)
+    """Raw margin of row ``x`` (float64[n_features], NaN = missing); ``xx``: a scratch of
+    2 * n_features 4-byte items (int32 or float32: it is used through an int32 view)."""
+    xi = expand_row(x, xx, model.n_features)
     if model.depth >= 0:
-        return model.base_score + _margin_perfect(model, xx)
-    return model.base_score + _margin_pointer(model, xx)
+        return model.base_score + _margin_perfect(model, xi)
+    return model.base_score + _margin_pointer(model, xi)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def score_row_buf(model, x, xx):
     """``score_row`` with a caller-owned scratch ``xx = np.empty(2 * model.n_features, np.int32)``
-    (no allocation; one scratch per thread)."""
+    (float32 works too: it is used through an int32 view); no allocation; one scratch per thread."""
     m = score_margin_buf(model, x, xx)
     if model.postprocess == POST_SIGMOID:
         return 1.0 / (1.0 + np.exp(-model.sigmoid_alpha * m))
