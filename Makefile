@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/workbench replay captures/demo.pcapng --out runs/demo
+	$(BIN)/workbench replay captures/market.pcapng --market captures/market.pcapng.market --out runs/demo
 
 test: setup
 	$(TEST_ENV) $(BIN)/python -m pytest

@@ -43,10 +43,54 @@ class Case:
         self.n += 1
         return Keypair.from_seed(self.n.to_bytes(32, "little")).pubkey()
 
-    def pool(self, name: str, a: str, b: str, ra: int, rb: int):
+    def pool(self, name: str, a: str, b: str, ra: int, rb: int, program: str = "raydium_amm_v4",
+             fee=FEE, wp=("", "", "", "")):
+        """A pool; ``wp`` = (sqrt_price_x64, liquidity, lower, upper) for an Orca Whirlpool."""
         self.pools[name] = dict(address=self.key(), a=a, b=b, ra=ra, rb=rb, coin_vault=self.key(),
-                                pc_vault=self.key(), extra=[self.key() for _ in range(10)])
+                                pc_vault=self.key(), extra=[self.key() for _ in range(10)], program=program,
+                                fee=fee, wp=[str(x) for x in wp])
         return self.pools[name]
+
+    def _send(self, ix):
+        bh = Hash(len(self.payloads).to_bytes(4, "little") + bytes(28))
+        msg = Message.new_with_blockhash([ix], self.trader.pubkey(), bh)
+        self.payloads.append(bytes(VersionedTransaction(msg, [self.trader])))
+        return len(self.payloads) - 1
+
+    def cpmm_swap(self, pool: str, src_mint: str, amount: int, limit: int, exact_in: bool = True):
+        """Raydium CPMM swap_base_input / swap_base_output (13 accounts, input vault at 6)."""
+        import hashlib
+        p = self.pools[pool]
+        dst_mint = p["b"] if src_mint == p["a"] else p["a"]
+        vin, vout = (p["coin_vault"], p["pc_vault"]) if src_mint == p["a"] else (p["pc_vault"], p["coin_vault"])
+        e = p["extra"]
+        tp = Pubkey.from_string(PROGRAMS["spl_token"])
+        metas = [AccountMeta(self.trader.pubkey(), True, False), AccountMeta(e[0], False, False),
+                 AccountMeta(e[1], False, False), AccountMeta(p["address"], False, True),
+                 AccountMeta(self.accounts[src_mint], False, True), AccountMeta(self.accounts[dst_mint], False, True),
+                 AccountMeta(vin, False, True), AccountMeta(vout, False, True), AccountMeta(tp, False, False),
+                 AccountMeta(tp, False, False), AccountMeta(self.mints[src_mint], False, False),
+                 AccountMeta(self.mints[dst_mint], False, False), AccountMeta(e[2], False, True)]
+        name = "swap_base_input" if exact_in else "swap_base_output"
+        a, b = (amount, limit) if exact_in else (limit, amount)
+        data = hashlib.sha256(f"global:{name}".encode()).digest()[:8] + a.to_bytes(8, "little") + \
+            b.to_bytes(8, "little")
+        return self._send(Instruction(Pubkey.from_string(PROGRAMS["raydium_cpmm"]), data, metas))
+
+    def wp_swap(self, pool: str, a_to_b: bool, amount: int, threshold: int, limit: int = 0, is_input: bool = True):
+        """Orca Whirlpool swap (11 accounts, a_to_b in the data)."""
+        import hashlib
+        p = self.pools[pool]
+        e = p["extra"]
+        me = self.trader.pubkey()
+        metas = [AccountMeta(Pubkey.from_string(PROGRAMS["spl_token"]), False, False), AccountMeta(me, True, False),
+                 AccountMeta(p["address"], False, True), AccountMeta(self.accounts[p["a"]], False, True),
+                 AccountMeta(p["coin_vault"], False, True), AccountMeta(self.accounts[p["b"]], False, True),
+                 AccountMeta(p["pc_vault"], False, True), AccountMeta(e[0], False, True),
+                 AccountMeta(e[1], False, True), AccountMeta(e[2], False, True), AccountMeta(e[3], False, True)]
+        data = hashlib.sha256(b"global:swap").digest()[:8] + amount.to_bytes(8, "little") + \
+            threshold.to_bytes(8, "little") + limit.to_bytes(16, "little") + bytes([int(is_input), int(a_to_b)])
+        return self._send(Instruction(Pubkey.from_string(PROGRAMS["orca_whirlpool"]), data, metas))
 
     def swap(self, pool: str, src_mint: str, amount: int, limit: int, exact_in: bool = True, blockhash_n: int = 0):
         p = self.pools[pool]
@@ -93,13 +137,14 @@ class Case:
                   "symbol": list(self.mints)}
         names = list(self.pools)
         P = [self.pools[n] for n in names]
-        pools = {"address": [s(p["address"]) for p in P], "program": ["raydium_amm_v4"] * len(P),
+        pools = {"address": [s(p["address"]) for p in P], "program": [p["program"] for p in P],
                  "mint_a": [s(self.mints[p["a"]]) for p in P], "mint_b": [s(self.mints[p["b"]]) for p in P],
                  "vault_a": [s(p["coin_vault"]) for p in P], "vault_b": [s(p["pc_vault"]) for p in P],
                  "reserve_a": [p["ra"] for p in P], "reserve_b": [p["rb"] for p in P],
-                 "fee_num": [FEE[0]] * len(P), "fee_den": [FEE[1]] * len(P),
-                 "sqrt_price_x64": [""] * len(P), "liquidity": [""] * len(P), "sqrt_price_lower_x64": [""] * len(P),
-                 "sqrt_price_upper_x64": [""] * len(P), "tick_spacing": [0] * len(P)}
+                 "fee_num": [p["fee"][0] for p in P], "fee_den": [p["fee"][1] for p in P],
+                 "sqrt_price_x64": [p["wp"][0] for p in P], "liquidity": [p["wp"][1] for p in P],
+                 "sqrt_price_lower_x64": [p["wp"][2] for p in P], "sqrt_price_upper_x64": [p["wp"][3] for p in P],
+                 "tick_spacing": [64 if p["program"] == "orca_whirlpool" else 0 for p in P]}
         accts = {"address": [s(a) for a in self.accounts.values()], "mint": [s(self.mints[m]) for m in self.accounts],
                  "owner": [s(self.trader.pubkey())] * len(self.accounts)}
         pos = {"position_id": [x[0] for x in self.positions], "owner": [s(self.trader.pubkey())] * len(self.positions),

@@ -215,6 +215,30 @@ def test_direction_unresolved_is_counted(tmp_path):
     assert int(sw["reserve_a"][0]) == 10_000 * SOL
 
 
+def test_cpmm_and_whirlpool_swaps_move_their_pools_exactly(tmp_path):
+    from reference.amm_ref import cpmm_amount_out, tick_sqrt_price, wp_swap_within_tick
+    c = Case(10)
+    twins(c)
+    c.pool("cp", "WSOL", "USDC", 5_000 * SOL, 750_000 * USD, program="raydium_cpmm", fee=(2500, 1_000_000))
+    sp, liq = tick_sqrt_price(-20_000), 10**13
+    lower, upper = tick_sqrt_price(-20_064), tick_sqrt_price(-19_936)
+    c.pool("wp", "WSOL", "USDC", 1_000 * SOL, 150_000 * USD, program="orca_whirlpool", fee=(3000, 1_000_000),
+           wp=(sp, liq, lower, upper))
+    c.cpmm_swap("cp", "USDC", 1_000 * USD, 1)                # direction from the input vault
+    c.wp_swap("wp", True, 10**9, 1)                          # a_to_b within the range
+    c.wp_swap("wp", True, 10**15, 1)                         # reaches the range's end: flagged
+    r, sw, op, _ = run(c, tmp_path)
+    assert list(sw["program"]) == ["raydium_cpmm", "orca_whirlpool", "orca_whirlpool"]
+    o, _ = cpmm_amount_out(1_000 * USD, 750_000 * USD, 5_000 * SOL, 2500)
+    assert (int(sw["a_to_b"][0]), int(sw["amount_out"][0])) == (0, o)
+    assert (int(sw["reserve_a"][0]), int(sw["reserve_b"][0])) == (5_000 * SOL - o, 751_000 * USD)
+    a_in, a_out, fee, nxt, flags = wp_swap_within_tick(10**9, 3000, liq, sp, 0, lower, True, True)
+    assert flags == 0 and sw["status"][1] == "applied"
+    assert (int(sw["amount_in"][1]), int(sw["amount_out"][1])) == (a_in + fee, a_out)
+    a_in2, a_out2, fee2, nxt2, flags2 = wp_swap_within_tick(10**15, 3000, liq, nxt, 0, lower, True, True)
+    assert flags2 & 1 and sw["status"][2] == "crosses_tick" and int(sw["amount_out"][2]) == a_out2
+
+
 def test_replays_are_byte_identical(tmp_path):
     c = Case(8)
     twins(c)
