@@ -158,6 +158,7 @@ def empty_tree_model(n_features: int) -> TreeModel:
 
 _U1 = np.uint64(1)
 _U8 = np.uint64(8)
+_U_SLOT_MASK = np.uint64(_SLOT_MASK)
 _KEY_MAX = np.int32(2**31 - 1)   # NaN in a default-right slot: not below any threshold key
 _KEY_MIN = np.int32(-2**31)      # NaN in a default-left slot: below every threshold key
 _MAGNITUDE = np.int32(0x7FFFFFFF)
@@ -187,7 +188,7 @@ def expand_row(x, xx, n_features):
 def _right(xx, node, k):
     """1 (uint64) when node k sends the row right: xx[slot] >= key(threshold)."""
     w = node[k]
-    return np.uint64(xx[w & _SLOT_MASK] >= (w >> 16))
+    return np.uint64(xx[np.uint64(w) & _U_SLOT_MASK] >= (w >> 16))   # unsigned index: no wraparound fix-up
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -239,7 +240,7 @@ def _margin_perfect(model, xx):
     return acc
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _margin_pointer(model, xx):
     """Sum of one leaf per tree, pointer layout (deep trees)."""
     node = model.node
