@@ -50,6 +50,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import WorkbenchError
+from .opps import MODEL_FEATURES
 
 TREES_FILE = "trees.npz"        # models/NAME/trees.npz: the flattened node arrays (model/compile.py)
 SCHEMA_FILE = "schema.json"     # models/NAME/schema.json: feature names, order, dtypes (model/train.py)
@@ -60,20 +61,8 @@ POST_IDENTITY = 0               # margin as is
 POST_SIGMOID = 1                # 1 / (1 + exp(-alpha * margin)) (xgboost binary:logistic)
 POSTPROCESSORS = {"identity": POST_IDENTITY, "sigmoid": POST_SIGMOID}
 
-# The contract's feature names, used only until engine/opps.py (the lead's) is importable.
-_CONTRACT_FEATURES = (
-    "f_expected_profit_sol", "f_pool_depth_sol", "f_victim_slippage", "f_victim_priority_fee_lamports",
-    "f_victim_tip_lamports", "f_pool_swaps_10ms", "f_pool_swaps_100ms", "f_pool_swaps_1000ms",
-    "f_ms_since_slot_start", "f_tx_size", "f_num_instructions", "f_program_count", "f_type",
-)
-
-
 def engine_features() -> tuple[str, ...]:
     """The engine's ordered model feature names (``engine.opps.MODEL_FEATURES``)."""
-    try:
-        from .opps import MODEL_FEATURES
-    except ImportError:
-        return _CONTRACT_FEATURES
     return tuple(MODEL_FEATURES)
 
 
