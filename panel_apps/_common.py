@@ -124,9 +124,10 @@ def missing_store(dsn: str) -> str | None:
 
 
 def replay_options() -> set[str]:
-    """Keyword arguments this engine's ``runner.replay`` accepts (market, model, ... as they land)."""
-    from workbench import runner
-    return set(inspect.signature(runner.replay).parameters)
+    """What this engine's replay can take (``market``, ``model`` as Settings fields, as they land)."""
+    import dataclasses
+    from workbench.config import Settings
+    return {f.name for f in dataclasses.fields(Settings)}
 
 
 def engine_problem(market: str | None, model: str | None) -> str | None:
@@ -134,15 +135,21 @@ def engine_problem(market: str | None, model: str | None) -> str | None:
     opts = replay_options()
     for kind, val in (("market", market), ("model", model)):
         if val and kind not in opts:
-            return (f"This engine's replay takes no {kind} yet (`workbench.runner.replay` has no `{kind}` "
-                    f"argument); run without `--{kind}`.")
+            return (f"This engine takes no {kind} yet (`workbench.config.Settings` has no `{kind}`); "
+                    f"run without `--{kind}`.")
     return None
 
 
+ERROR_CHARS_MAX = 600           # of an exception's message on a page (the server log has all of it)
+
+
 def short_error(e: BaseException) -> str:
-    """One line for the page: the exception's own message (the workbench's errors name the fix)."""
+    """A few lines for the page: the exception's own message (the workbench's errors name the fix)."""
     msg = str(e).strip() or type(e).__name__
-    return f"{type(e).__name__}: {msg}" if not msg.startswith(type(e).__name__) else msg
+    msg = f"{type(e).__name__}: {msg}" if not msg.startswith(type(e).__name__) else msg
+    if len(msg) > ERROR_CHARS_MAX:
+        msg = msg[:ERROR_CHARS_MAX].rstrip() + " ... (the rest is in the server's log)"
+    return msg
 
 
 # --- tables as the pages show them ----------------------------------------------------------
@@ -201,6 +208,32 @@ def program_label(address: str) -> str:
 
 
 _PROGRAM_NAMES: dict | None = None
+
+
+def filter_opps(df: pd.DataFrame, type_: str, score, min_profit) -> pd.DataFrame:
+    if df.empty:
+        return df
+    m = np.ones(len(df), bool)
+    if type_ and type_ != "all" and "type" in df:
+        m &= (df["type"] == type_).to_numpy()
+    lo, hi = score
+    if (lo, hi) != (0.0, 1.0) and "score" in df:
+        s = df["score"].to_numpy(dtype=float)
+        m &= (s >= lo) & (s <= hi)
+    if min_profit is not None and "expected_profit_sol" in df:
+        m &= (df["expected_profit_sol"].to_numpy(dtype=float) >= float(min_profit))
+    return df[m]
+
+
+def filter_txs(df: pd.DataFrame, program: str, min_fee) -> pd.DataFrame:
+    if df.empty:
+        return df
+    m = np.ones(len(df), bool)
+    if program and program != "all" and "programs" in df:
+        m &= df["programs"].str.contains(program, regex=False).to_numpy()
+    if min_fee:
+        m &= (df["priority_fee_lamports"].to_numpy() >= int(min_fee))
+    return df[m]
 
 
 def read_parquet_or_none(path: Path) -> pa.Table | None:
@@ -319,18 +352,17 @@ class Feed:
         from workbench.config import Settings
         s = Settings()
         s.progress = False
+        opts = replay_options()
+        if self.market and "market" in opts:
+            s.market = self.market
+        if self.model and "model" in opts:
+            s.model = self.model
         return s.validate()
 
     def _replay(self) -> None:
         from workbench import runner
         from workbench.engine.state import state_from_settings
         settings = self._settings()
-        opts = replay_options()
-        kw = {}
-        if self.market and "market" in opts:
-            kw["market"] = self.market
-        if self.model and "model" in opts:
-            kw["model"] = self.model
         out = Path(self.out_dir)
         total = max(1, Path(self.capture).stat().st_size)
         for lap in range(max(1, self.loop)):
@@ -348,7 +380,7 @@ class Feed:
 
             self.result = runner.replay(self.capture, out / f"lap{lap}" if self.loop > 1 else out, settings,
                                         progress=progress, sink=self.sink, state=self.state, speed=self.speed,
-                                        db=self.db, **kw)
+                                        db=self.db)
         self.progress = 1.0
         self._load_after(out if self.loop == 1 else out / f"lap{self.loop - 1}")
 
@@ -559,7 +591,7 @@ class StoreWatch:
     def tx_features(self, run_id: str, after_index: int, limit: int = 200_000) -> pa.Table:
         t = self.store.table("tx_features")
         return self.query_arrow(
-            f"SELECT * EXCEPT (run_id, ts), ts_ns, version FROM {t} WHERE run_id = {{run:String}} "
+            f"SELECT * EXCEPT (run_id, ts), ts_ns FROM {t} WHERE run_id = {{run:String}} "
             f"AND tx_index > {{after:Int64}} ORDER BY tx_index LIMIT {int(limit)}",
             {"run": run_id, "after": after_index})
 
@@ -591,6 +623,12 @@ class StoreWatch:
 
 
 # --- plots ------------------------------------------------------------------------------------
+def engine_hist_names() -> tuple[str, ...]:
+    """The engine's histograms (workbench/engine/state.py HIST_NAMES)."""
+    from workbench.engine.state import HIST_NAMES
+    return tuple(HIST_NAMES)
+
+
 def bucket_highs(lows: np.ndarray) -> np.ndarray:
     """Highest value of each HDR bucket given its lowest (the engine's bucket layout)."""
     from workbench.metrics.hist import bucket_high, bucket_of
@@ -663,16 +701,6 @@ class HistPlot:
     def update_from(self, hist) -> None:
         if hist.count:
             self.update(hist_data(hist), hist.percentiles((50, 99, 99.9)))
-
-
-def detect_hist(df: pd.DataFrame):
-    """The engine's HDR histogram of opportunities' detection time (``detect_ns``)."""
-    from workbench.metrics.hist import Histogram
-    h = Histogram(name="detect_ns")
-    if "detect_ns" in df and len(df):
-        v = df["detect_ns"].to_numpy()
-        h.record_many(v[v >= 0])
-    return h
 
 
 def score_hist_data(scores: np.ndarray) -> dict:

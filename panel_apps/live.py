@@ -66,12 +66,16 @@ class LivePage:
         self.totals = pn.pane.Markdown("", css_classes=["wb-totals"])
         self.hists: dict[str, C.HistPlot] = {}
         self.plots = pn.GridBox(ncols=3)
-        self.detect_plot = C.HistPlot("detect_ns", "opportunity detection (detect_ns)")
         self._make_score_plot()
         self._make_profit_plot()
         self._make_tables()
         self.cb = None
-        for fig in (self.detect_plot.figure, self.score_fig, self.profit_fig):
+        # one plot per engine histogram from the start: panes added while data streams make the
+        # browser chase models it does not know yet
+        for name in C.engine_hist_names():
+            self.hists[name] = C.HistPlot(name, name.replace("_", " "))
+            self.plots.append(fixed(self.hists[name].figure))
+        for fig in (self.score_fig, self.profit_fig):
             self.plots.append(fixed(fig))
         self.plots.append(self.score_note)
 
@@ -112,7 +116,7 @@ class LivePage:
                                               show_index=False, disabled=True, height=520, layout="fit_data_table",
                                               hidden_columns=self._hidden(self.opp_df, C.OPP_SHOWN),
                                               css_classes=["wb-opp-table"], sortable=True)
-        self.opp_table.add_filter(pn.bind(filter_opps, type_=self.type_sel, score=self.score_rng,
+        self.opp_table.add_filter(pn.bind(C.filter_opps, type_=self.type_sel, score=self.score_rng,
                                           min_profit=self.min_profit))
         self.opp_count = pn.pane.Markdown("", css_classes=["wb-opp-count"])
         self.prog_sel = pn.widgets.Select(name="program", options=["all"], value="all", width=220)
@@ -121,7 +125,7 @@ class LivePage:
                                              show_index=False, disabled=True, height=520, layout="fit_data_table",
                                              hidden_columns=self._hidden(self.tx_df, C.TX_SHOWN),
                                              css_classes=["wb-tx-table"])
-        self.tx_table.add_filter(pn.bind(filter_txs, program=self.prog_sel, min_fee=self.min_fee))
+        self.tx_table.add_filter(pn.bind(C.filter_txs, program=self.prog_sel, min_fee=self.min_fee))
         self.tx_count = pn.pane.Markdown("", css_classes=["wb-tx-count"])
         for w in (self.type_sel, self.score_rng, self.min_profit):
             w.param.watch(lambda *_: self._counts(), "value")
@@ -155,8 +159,16 @@ class LivePage:
         self.cb = pn.state.add_periodic_callback(self.tick, period=C.UPDATE_MS)
 
     def tick(self):
+        try:
+            self._tick()
+        except Exception as e:          # a page shows what went wrong; the server log has the traceback
+            import traceback
+            traceback.print_exc()
+            self.alert.object, self.alert.visible = f"The page could not update: {C.short_error(e)}", True
+
+    def _tick(self):
         f = self.feed
-        self.status.object = f"**{f.phase}**" + (f" — {f.error}" if f.error else "")
+        self.status.object = f"**{f.phase}**"
         self.progress.value = int(1000 * f.progress) if f.mode == "replay" else (-1 if f.running else 1000)
         if f.error:
             self.alert.object, self.alert.visible = f.error, True
@@ -212,8 +224,6 @@ class LivePage:
             self.score_src.data = C.score_hist_data(scores)
             self.score_note.object = ("" if np.isfinite(scores).any() else
                                       "No scores: the run has no model (`--model FILE` from `workbench compile`).")
-            h = C.detect_hist(self.opp_df)
-            self.detect_plot.update_from(h)
         if self.opp_df.empty:
             f = self.feed
             msg = ("No opportunities yet." if f.running else
@@ -226,8 +236,8 @@ class LivePage:
     def _stream(self, table, df):
         df = C.browser_safe(df)
         if table.value is None or table.value.empty:
-            table.hidden_columns = self._hidden(df, C.OPP_SHOWN if table is self.opp_table else C.TX_SHOWN)
-            table.value = df
+            table.param.update(value=df, hidden_columns=self._hidden(
+                df, C.OPP_SHOWN if table is self.opp_table else C.TX_SHOWN))
         else:
             table.stream(df, follow=False)
 
@@ -239,9 +249,9 @@ class LivePage:
             self.hists[name].update(data, marks)
 
     def _counts(self):
-        n_opp = len(filter_opps(self.opp_df, self.type_sel.value, self.score_rng.value, self.min_profit.value))
+        n_opp = len(C.filter_opps(self.opp_df, self.type_sel.value, self.score_rng.value, self.min_profit.value))
         self.opp_count.object = f"**{n_opp:,}** of {len(self.opp_df):,} opportunities match"
-        n_tx = len(filter_txs(self.tx_df, self.prog_sel.value, self.min_fee.value))
+        n_tx = len(C.filter_txs(self.tx_df, self.prog_sel.value, self.min_fee.value))
         self.tx_count.object = f"**{n_tx:,}** of {len(self.tx_df):,} transactions match"
 
 
@@ -252,32 +262,6 @@ def fixed(fig):
 def pa_empty():
     import pyarrow as pa
     return pa.table({})
-
-
-def filter_opps(df: pd.DataFrame, type_: str, score, min_profit) -> pd.DataFrame:
-    if df.empty:
-        return df
-    m = np.ones(len(df), bool)
-    if type_ and type_ != "all" and "type" in df:
-        m &= (df["type"] == type_).to_numpy()
-    lo, hi = score
-    if (lo, hi) != (0.0, 1.0) and "score" in df:
-        s = df["score"].to_numpy(dtype=float)
-        m &= (s >= lo) & (s <= hi)
-    if min_profit is not None and "expected_profit_sol" in df:
-        m &= (df["expected_profit_sol"].to_numpy(dtype=float) >= float(min_profit))
-    return df[m]
-
-
-def filter_txs(df: pd.DataFrame, program: str, min_fee) -> pd.DataFrame:
-    if df.empty:
-        return df
-    m = np.ones(len(df), bool)
-    if program and program != "all" and "programs" in df:
-        m &= df["programs"].str.contains(program, regex=False).to_numpy()
-    if min_fee:
-        m &= (df["priority_fee_lamports"].to_numpy() >= int(min_fee))
-    return df[m]
 
 
 def build():

@@ -23,6 +23,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 APPS = REPO / "panel_apps"
 CAPTURE = REPO / "captures" / "demo.pcapng"
+MARKET_CAPTURE = REPO / "captures" / "market.pcapng"
+MARKET = REPO / "captures" / "market.pcapng.market"
 CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
 SERVE_TIMEOUT_S = 90          # panel serve answering HTTP
 DATA_TIMEOUT_S = 180          # first data on the page (a cold numba cache compiles the engine: ~30 s)
@@ -75,7 +77,7 @@ def served(app: str, *args: str, log: Path):
         finally:
             proc.terminate()
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=15)
@@ -148,7 +150,34 @@ def no_traceback(log: Path) -> None:
     assert "Traceback" not in body, f"the server printed a traceback:\n{body[-4000:]}"
 
 
-def test_live_replay_streams_into_table_and_histograms(page, tmp_path):
+def workbench(*args: str, timeout: float = 600) -> None:
+    """The ``workbench`` CLI in a subprocess (the suite's environment: numba cache, bounds checking)."""
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", *args], cwd=REPO, env=dict(os.environ),
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"workbench {' '.join(args)} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def market_run(tmp_path_factory):
+    """The market capture replayed with its snapshot, a model trained and compiled on it: (run dir, model dir)."""
+    d = tmp_path_factory.mktemp("market")
+    workbench("replay", str(MARKET_CAPTURE), "--market", str(MARKET), "--out", str(d / "run"), "--no-db", "-q")
+    workbench("train", str(d / "run"), "--out", str(d / "model"), "--trees", "30", "--depth", "4",
+              "--market", str(MARKET))
+    workbench("compile", str(d / "model"))
+    return d / "run", d / "model"
+
+
+def opportunities_of(run: Path):
+    import pyarrow.parquet as pq
+    return pq.read_table(run / "opportunities.parquet").to_pandas()
+
+
+def cells(pg, table: str, field: str, n: int = 10) -> list[str]:
+    return [c.text_content() for c in pg.locator(f'{table} .tabulator-cell[tabulator-field="{field}"]').all()[:n]]
+
+
+def test_live_replay_demo_transactions(page, tmp_path):
     log = tmp_path / "serve.log"
     with served("live", "--capture", str(CAPTURE), "--out", str(tmp_path / "run"), log=log) as url:
         page.goto(url)
@@ -198,4 +227,105 @@ def test_live_missing_input_shows_message(page, tmp_path, kind, args, expect):
             m.evaluate("el => el.shadowRoot ? el.shadowRoot.textContent : ''") for m in msg.all())
         assert expect in body, body
         page.screenshot(path=str(tmp_path / f"missing-{kind}.png"))
+    no_traceback(log)
+
+
+def test_live_market_with_model_streams_opportunities(page, tmp_path, market_run):
+    run, model = market_run
+    want = opportunities_of(run)
+    assert len(want) > 0
+    log = tmp_path / "serve.log"
+    with served("live", "--capture", str(MARKET_CAPTURE), "--market", str(MARKET), "--model", str(model),
+                "--speed", "4", "--out", str(tmp_path / "run"), log=log) as url:
+        page.goto(url)
+        wait_for(lambda: match_count(page, ".wb-opp-count")[1] > 0, DATA_TIMEOUT_S, "opportunities streaming in")
+        wait_for(lambda: "done" in text(page, ".wb-status"), DATA_TIMEOUT_S, "the replay to finish")
+        wait_for(lambda: match_count(page, ".wb-opp-count")[1] == len(want), UI_TIMEOUT_S, "every opportunity")
+        rows = page.locator(".wb-opp-table .tabulator-row")
+        wait_for(lambda: rows.count() > 0, UI_TIMEOUT_S, "rows in the opportunity table")
+        for name in ("hist_packet_processing_ns", "hist_opportunity_detection_ns", "hist_ml_inference_ns",
+                     "hist_score"):
+            src = wait_for(lambda: bokeh_source(page, name), UI_TIMEOUT_S, f"{name} in the page")
+            assert sum(src["top"]) > 0, name
+        scored = opportunities_of(tmp_path / "run")              # this run's, with the model's scores
+        assert len(scored) == len(want) and scored["score"].notna().all()
+        assert sum(bokeh_source(page, "hist_score")["top"]) == len(scored)
+        profit = [bokeh_source(page, f"profit_{t}") for t in want["type"].unique()]
+        assert all(p and len(p["sol"]) > 0 for p in profit)
+        # the type filter: the count is the run's, and the rows shown are of that type
+        page.locator(".wb-opp-table").scroll_into_view_if_needed()
+        page.locator("select").first.select_option("sandwich")
+        n_sandwich = int((want["type"] == "sandwich").sum())
+        wait_for(lambda: match_count(page, ".wb-opp-count")[0] == n_sandwich, UI_TIMEOUT_S, "the type filter")
+        assert 0 < n_sandwich < len(want)
+        wait_for(lambda: set(cells(page, ".wb-opp-table", "type")) == {"sandwich"}, UI_TIMEOUT_S, "sandwich rows")
+        page.screenshot(path=str(tmp_path / "live-market.png"), full_page=True)
+        assert not page.errors, page.errors
+    no_traceback(log)
+
+
+def test_live_watches_a_store(page, tmp_path, market_run):
+    run, _model = market_run
+    want = opportunities_of(run)
+    store = f"chdb://{tmp_path / 'store'}"
+    workbench("replay", str(MARKET_CAPTURE), "--market", str(MARKET), "--out", str(tmp_path / "run"), "--db", store,
+              "-q")
+    log = tmp_path / "serve.log"
+    with served("live", "--store", store, log=log) as url:
+        page.goto(url)
+        wait_for(lambda: match_count(page, ".wb-opp-count")[1] == len(want), DATA_TIMEOUT_S, "the store's opportunities")
+        assert match_count(page, ".wb-tx-count")[1] > 0
+        src = wait_for(lambda: bokeh_source(page, "hist_packet_processing_ns"), UI_TIMEOUT_S, "the store's histogram")
+        assert sum(src["top"]) > 0
+        assert "watching run" in text(page, ".wb-status")
+        page.locator("select").first.select_option("arbitrage")
+        n = int((want["type"] == "arbitrage").sum())
+        wait_for(lambda: match_count(page, ".wb-opp-count")[0] == n, UI_TIMEOUT_S, "the type filter")
+        page.screenshot(path=str(tmp_path / "live-store.png"), full_page=True)
+    no_traceback(log)
+
+
+def test_explorer_replays_and_explains_an_opportunity(page, tmp_path, market_run):
+    _run, model = market_run
+    log = tmp_path / "serve.log"
+    with served("explorer", "--capture", str(MARKET_CAPTURE), "--market", str(MARKET), "--model", str(model),
+                "--out", str(tmp_path / "runs"), log=log) as url:
+        page.goto(url)
+        page.locator(".wb-run button").click()
+        wait_for(lambda: text(page, ".wb-status").strip().startswith("done"), DATA_TIMEOUT_S, "the replay")
+        total = match_count(page, ".wb-opp-count")[1]
+        assert total > 0
+        hist = bokeh_source(page, "hist_packet_processing_ns")
+        assert hist and sum(hist["top"]) > 0
+        rows = page.locator(".wb-opp-table .tabulator-row")
+        wait_for(lambda: rows.count() > 0, UI_TIMEOUT_S, "opportunity rows")
+        page.locator("select").nth(3).select_option("sandwich")       # capture, market, model, then type
+        wait_for(lambda: 0 < match_count(page, ".wb-opp-count")[0] < total, UI_TIMEOUT_S, "the type filter")
+        wait_for(lambda: set(cells(page, ".wb-opp-table", "type")) == {"sandwich"}, UI_TIMEOUT_S, "sandwich rows")
+        rows.first.click()
+        scapy = page.locator(".wb-scapy")
+        wait_for(lambda: scapy.count() > 0 and "Solana transaction" in text(page, ".wb-scapy"), UI_TIMEOUT_S,
+                 "the trigger packet dissected")
+        assert "status    = ok" in text(page, ".wb-scapy")
+        wait_for(lambda: page.locator(".wb-pool-table .tabulator-row").count() > 0, UI_TIMEOUT_S, "pool states")
+        wait_for(lambda: page.locator('.wb-feature-table .tabulator-cell[tabulator-field="contribution"]').count() > 0,
+                 UI_TIMEOUT_S, "feature contributions")
+        wait_for(lambda: page.locator(".wb-instr-table .tabulator-row").count() > 0, UI_TIMEOUT_S, "instructions")
+        page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+        assert not page.errors, page.errors
+    no_traceback(log)
+
+
+def test_explorer_missing_inputs_show_messages(page, tmp_path):
+    log = tmp_path / "serve.log"
+    with served("explorer", "--capture", "/nonexistent/x.pcap", "--market", "/nonexistent/m", "--model",
+                "/nonexistent/model", log=log) as url:
+        page.goto(url)
+        page.locator(".wb-message").first.wait_for(timeout=UI_TIMEOUT_S * 1000)
+        body = " ".join(m.evaluate("el => el.shadowRoot ? el.shadowRoot.textContent : ''")
+                        for m in page.locator(".wb-message").all())
+        for expect in ("Capture not found", "Market snapshot not found", "Model not found"):
+            assert expect in body, body
+        assert page.locator(".wb-run button").is_disabled()
+        page.screenshot(path=str(tmp_path / "explorer-missing.png"))
     no_traceback(log)
