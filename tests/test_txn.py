@@ -81,7 +81,11 @@ def test_features_of_known_fixtures(fixtures):
         assert decode_txn(b, 0, b.shape[0], txns, 0, instrs, 0, luts, 0) == b.shape[0]
         keys, slots, meta = new_key_table(1 << 10)
         rows, progs = np.zeros(1, TX_DTYPE), np.zeros(64, np.int32)
-        n = fill_features(b, txns[0], instrs, keys, slots, meta, rows[0], progs, 0, np.zeros(1 << 10, np.int64))
+        ins_pid = np.zeros(1232, np.int32)
+        n = fill_features(b, txns[0], instrs, keys, slots, meta, rows[0], progs, 0, np.zeros(1 << 10, np.int64),
+                          ins_pid)
+        k = int(txns[0]["instr_cnt"])
+        assert set(ins_pid[:k].tolist()) == set(progs[:n].tolist())     # each instruction's program, interned
         return rows[0], list(progs[:n])
 
     from workbench.wire.txn import LUT_DTYPE as LUT

@@ -342,13 +342,16 @@ def live(
     shred_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as shreds"),
     db: Optional[str] = typer.Option(None, "--db", help="ClickHouse DSN (default: the embedded store)"),
     no_db: bool = typer.Option(False, "--no-db", help="Parquet outputs only, no ClickHouse"),
+    market: Optional[Path] = typer.Option(None, "--market", help="market snapshot folder: swaps and opportunities"),
+    model: Optional[Path] = typer.Option(None, "--model", help="compiled model folder: scores every opportunity"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view"),
 ):
     """Capture live traffic and run the engine on it: a live view, then the replay outputs."""
     from .config import _parse_ports
     from .runner import live as run_live
     try:
-        settings = load_settings(config, transaction_ports=transaction_ports, shred_ports=shred_ports, db=db)
+        settings = load_settings(config, transaction_ports=transaction_ports, shred_ports=shred_ports, db=db,
+                                 market=str(market) if market else None, model=str(model) if model else None)
         port_list = _parse_ports(ports) if ports else None
         dsn = None if no_db else settings.db_dsn
         ready = lambda msg: err_console.print(f"[bold]{escape(msg)}[/]  (Ctrl-C stops)", highlight=False)  # noqa: E731

@@ -70,6 +70,7 @@ class Settings:
     # --- market and opportunities (engine/market.py, engine/detect.py) ---
     market: str = ""                       # market snapshot folder ("" = none: swaps and opportunities are off)
     tip_lamports: int = 10_000             # Jito tip an opportunity must pay; its profit must exceed it, [0, 2**62)
+    detect: bool = True                    # run the detectors (False: track pools and write swaps only)
     model: str = ""                        # model folder (workbench compile) scoring every opportunity ("" = none)
     # --- live mode (workbench live / send; capture/afpacket.py, capture/udp.py, engine/live.py) ---
     afpacket_block_size: int = 1 << 18     # bytes per TPACKET_V3 ring block, a power of two >= page size

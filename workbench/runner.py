@@ -33,7 +33,7 @@ from .engine.pipeline import N_OPPS, N_SWAPS
 from .engine.state import (market_of, model_of, C_PACKETS, C_TS_FIRST, C_TS_LAST, COUNTER_NAMES, HIST_DETECT_NS, HIST_NAMES, HIST_PACKET_NS,
                            HIST_SCORE_NS,
                            EngineState, deshred_from_settings, state_from_settings)
-from .engine.detect import DETECT_COUNTER_NAMES
+from .engine.detect import D_OPPS, DETECT_COUNTER_NAMES
 from .engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
                             store_opportunities, tx_table)
 from .sinks import ParquetSink, SinkThread
@@ -196,9 +196,9 @@ class EngineRun:
             start = nxt
 
     def put_rows(self, tx: np.ndarray, prog_ids: np.ndarray, status: np.ndarray, first_index: int,
-                 ts_ns: np.ndarray) -> None:
+                 ts_ns: np.ndarray, swaps: np.ndarray | None = None, opps: np.ndarray | None = None) -> None:
         """Rows made elsewhere (the live loop's Stage): copied, then built and written by the sink thread."""
-        self.sinks.put(tx, prog_ids, status, first_index, ts_ns)
+        self.sinks.put(tx, prog_ids, status, first_index, ts_ns, swaps, opps)
 
     def drain(self, buf: np.ndarray) -> None:
         """Transactions of the last completed entry batches, still queued in the reassembly."""
@@ -342,11 +342,13 @@ def _open_store(dsn: str, settings: Settings, run_id: str, *, source: str, captu
 
 def latency_table(run_id: str, state: EngineState, extra=()) -> pa.Table:
     """One latency_hist row per engine histogram (then per ``(name, Histogram)`` of ``extra``):
-    the whole run as one interval."""
+    the whole run as one interval. Detection and inference histograms only when they ran."""
     rows = {k: [] for k in ("run_id", "interval_start_ns", "interval_end_ns", "hist_name", "bucket_lower",
                             "bucket_count", "count", "p50", "p99", "p999", "min", "max")}
     hists = [(name, Histogram(state.hist_counts, state.hist_stats, h, name)) for h, name in enumerate(HIST_NAMES)]
     for name, hist in hists + list(extra):
+        if not hist.count and name not in (HIST_NAMES[0], HIST_NAMES[1]):
+            continue              # detection / inference histograms of a run without a market / model
         lows, _highs, counts = hist.buckets()
         rows["run_id"].append(run_id)
         rows["interval_start_ns"].append(int(state.counters[C_TS_FIRST]))
@@ -382,7 +384,7 @@ class LiveStatus:
     drops: int                       # frames the kernel dropped (ring / socket buffer full), whole run
     freezes: int                     # AF_PACKET queue freezes, whole run
     latency_ns: dict                 # kernel timestamp -> scored since the previous status: p50, p99, p99.9
-    opportunities_per_s: float | None   # None: the engine has no opportunity detector yet
+    opportunities_per_s: float | None   # None: no market snapshot given (no detection)
     by_status: dict
 
 
@@ -414,11 +416,11 @@ class _LiveSource:
     max_batch_bytes: int
     linktype: int
 
-    def loop(self, state, ds, out, st0, st1, lat_counts, lat_stats, ex, params) -> int:
+    def loop(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params) -> int:
         raise NotImplementedError
 
-    def drain(self, state, ds, out, st0, st1, lat_counts, lat_stats, ex, params) -> bool:
-        return drain_queued(self.buf, *self.cols, state, ds, out, st0, st1, lat_counts, lat_stats, ex, params)
+    def drain(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params) -> bool:
+        return drain_queued(self.buf, *self.cols, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
 
     def kernel(self) -> dict:
         return {}
@@ -444,10 +446,10 @@ class _AfPacketLive(_LiveSource):
         self.max_batch_bytes, self.linktype = self.src.max_batch_bytes, self.src.linktype
         self._kernel = {"packets": 0, "drops": 0, "freezes": 0}
 
-    def loop(self, state, ds, out, st0, st1, lat_counts, lat_stats, ex, params):
+    def loop(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
         s = self.src
         return live_afpacket(s.ring, s.cursor, s.block_size, s.block_nr, s.linktype, s.peek, *s.cols,
-                             state, ds, out, st0, st1, lat_counts, lat_stats, ex, params)
+                             state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
 
     def kernel(self):
         st = self.src.stats()
@@ -472,10 +474,10 @@ class _UdpLive(_LiveSource):
         self.buf, self.cols = self.src.slots, self.src.cols
         self.max_batch_bytes, self.linktype = self.src.max_batch_bytes, self.src.linktype
 
-    def loop(self, state, ds, out, st0, st1, lat_counts, lat_stats, ex, params):
+    def loop(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
         s = self.src
         return live_udp(s.fds, s.port_of_fd, s.ctl, s.drops_by_socket, s.msgs, s.names, s.ctrl, s.slots,
-                        s.slot_bytes, *s.cols, state, ds, out, st0, st1, lat_counts, lat_stats, ex, params)
+                        s.slot_bytes, *s.cols, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
 
     def kernel(self):
         return {"drops": self.src.drops(), "rcvbuf_bytes": self.src.rcvbuf}
@@ -534,8 +536,8 @@ class _SplitLive(_LiveSource):
             self.close()
             raise CaptureError(iface or "udp", "the capture process did not start (see its stderr)")
 
-    def loop(self, state, ds, out, st0, st1, lat_counts, lat_stats, ex, params):
-        return live_spsc(self.rctl, self.data, self.local, *self.cols, self.index, state, ds, out, st0, st1,
+    def loop(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
+        return live_spsc(self.rctl, self.data, self.local, *self.cols, self.index, state, ds, out, mk, model, st0, st1,
                          lat_counts, lat_stats, ex, params)
 
     def request_stop(self):
@@ -631,8 +633,8 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
     allows; ``record`` writes every frame seen to a pcapng file. Writes the same outputs
     as ``replay`` (Parquet, optional ClickHouse via ``db``, summary.json).
     """
-    from .engine.live import (E_ACTIVE, E_BUSY_NS, E_FULL0, E_RETURN, E_STOP, K_FIRST, K_NPKT, K_NPROG, K_NTX,
-                              K_REC_N, LAT_RUN, R_CLOSED, new_ex, new_latency, new_params, new_stage, reset_rows,
+    from .engine.live import (E_ACTIVE, E_BUSY_NS, E_FULL0, E_RETURN, E_STOP, K_FIRST, K_NOPP, K_NPKT, K_NPROG,
+                              K_NSW, K_NTX, K_REC_N, LAT_RUN, R_CLOSED, new_ex, new_latency, new_params, new_stage, reset_rows,
                               stage_bytes)
     from .host import alloc_buffer, huge_backed_bytes, request_fifo, set_timer_slack_ns
     from .host.memory import prefault
@@ -688,7 +690,7 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
         if record:
             from .capture.pcapng import PcapngWriter
             recorder = PcapngWriter(record, linktype=src.linktype)
-        engine_args = (run.state, run.ds, run.bout, st0, st1, lat_counts, lat_stats, ex, params)
+        engine_args = (run.state, run.ds, run.bout, run.market, run.model, st0, st1, lat_counts, lat_stats, ex, params)
         # warm up: compile (or load) the loop with this run's types before capture counts,
         # and fault in every page the loop will write (first-touch faults are milliseconds)
         t = time.perf_counter()
@@ -710,8 +712,10 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
             st = stages[k]
             c = st.ctl
             ntx, nprog, npkt, nrec = int(c[K_NTX]), int(c[K_NPROG]), int(c[K_NPKT]), int(c[K_REC_N])
+            nsw, nopp = int(c[K_NSW]), int(c[K_NOPP])
             if ntx or npkt:
-                run.put_rows(st.tx[:ntx], st.prog_ids[:nprog], st.status[:npkt], int(c[K_FIRST]), st.ts[:npkt])
+                run.put_rows(st.tx[:ntx], st.prog_ids[:nprog], st.status[:npkt], int(c[K_FIRST]), st.ts[:npkt],
+                             st.swaps[:nsw], st.opps[:nopp])
             if recorder is not None and nrec:
                 recorder.write_many(st.rec_buf, st.rec_off[:nrec], st.rec_len[:nrec], st.rec_ts[:nrec],
                                     st.rec_wirelen[:nrec])
@@ -754,7 +758,7 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
         if on_ready is not None:
             on_ready(f"capturing on {iface or 'udp ports ' + ','.join(map(str, ports))} ({src.kind})")
         end_at = t0 + duration if duration else None
-        last = (t0, 0, 0)
+        last = (t0, 0, 0, 0)
         next_status = t0 + status_every_s
         reason = None
         stop_sent_at = None
@@ -819,6 +823,7 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
         recorded={"path": str(record), "frames": recorder.frames_written} if recorder is not None else None,
         outputs=run.outputs(),
     )
+    result.market, result.opportunities, result.detect_ns, result.ml_inference_ns = run.market_summary()
     run.finish(result, {"packets": result.packets, "transactions": result.transactions, "drops": result.drops,
                         **{f"status_{k}": v for k, v in result.by_status.items()},
                         **{f"shreds_{k}": v for k, v in result.shreds.items()}},
@@ -857,16 +862,18 @@ def _emit_status(on_status, run, lat_counts, lat_stats, src, t0, last, ex):
     state = run.state
     packets = int(state.counters[C_PACKETS])
     txs = int(state.counters[COUNTER_NAMES.index("transactions")])
-    t_last, p_last, x_last = last
+    t_last, p_last, x_last, o_last = last
+    opps = int(state.dcount[D_OPPS])
     dt = max(1e-9, now - t_last)
     win = Histogram(lat_counts.copy(), lat_stats.copy(), LAT_WINDOW, KERNEL_TO_SCORED)
     kernel = src.kernel()
     on_status(LiveStatus(elapsed_s=now - t0, packets=packets, packets_per_s=(packets - p_last) / dt, transactions=txs,
                          transactions_per_s=(txs - x_last) / dt, drops=int(kernel.get("drops", 0)),
                          freezes=int(kernel.get("freezes", 0)), latency_ns=win.percentiles((50, 99, 99.9)),
-                         opportunities_per_s=None, by_status=counts_by_name(state.status_counts)))
+                         opportunities_per_s=(opps - o_last) / dt if run.market_on else None,
+                         by_status=counts_by_name(state.status_counts)))
     ex[E_WINDOW_RESET] = 1                   # the engine thread zeroes the window (it owns the histogram)
-    return now, packets, txs
+    return now, packets, txs, opps
 
 
 def send(capture, iface: str, *, speed: float | None = None, pps: float | None = None, topspeed: bool = False,

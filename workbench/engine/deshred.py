@@ -309,7 +309,7 @@ def _complete(ds, r, lo, hi, ts_ns, packet_index):
         ds.meta[M_Q_TAIL] = tail + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def add_data_shred(ds, buf, off, sz, ts_ns, packet_index):
     """Add the shred ``buf[off:off+sz]`` (a UDP payload) to the reassembly.
 
@@ -423,7 +423,7 @@ def add_shreds(ds, buf, off, sz, ts_ns, first_index, status):
         status[i] = add_data_shred(ds, buf, off[i], sz[i], ts_ns[i], first_index + i)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def drain_ready(ds, dst, d0, n_max):
     """Hand out up to ``n_max`` queued transactions into ``dst[d0:]`` (READY_DTYPE rows).
 

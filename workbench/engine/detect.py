@@ -28,7 +28,13 @@ swap of it is applied (a first pass applies them with an undo log; a second pass
 when every swap passed, applies them again with the detectors; a transaction with one
 swap skips the first pass).
 
-Cost. Every candidate is first sized in float64 (closed forms, or a float bisection for
+Cost. numba reference-counts every array an argument carries on each call (two atomic
+operations per array); a call passing the Market (29 arrays) and the scratch cost ~5 us
+per swap that way. So market_tx and its per-swap helpers are inlined into process_batch
+(which runs without NRT: ``_nrt=False``, nothing in it allocates), and only the exact
+sizings, the decoders and the row writer stay calls. Measured on a 1M-packet market
+capture (benchmarks/bench_detect.py): 9x slower with the calls, ~1.5x inlined.
+Every candidate is first sized in float64 (closed forms, or a float bisection for
 the sandwich) and dropped when its float profit is below the tip by more than the float
 error can explain (``FLOAT_MARGIN``); only candidates that may pass pay for the exact
 integer sizing. So quiet traffic costs a few float operations per swap.
@@ -46,7 +52,7 @@ from numba import njit
 
 from ..metrics.clock import monotonic_ns
 from ..wire.keys import lookup
-from ..wire.programs import ACCT_IN_LUT, KIND_SWAP, decode_events, resolve_lut_account
+from ..wire.programs import ACCT_IN_LUT, KIND_SWAP, decode_swaps, resolve_lut_account
 from .amm import (AMM_OK, CEIL_PLAIN, CEIL_RAYDIUM, U0, U1, UMAX, WP_INCOMPLETE, cp_amount_in, cp_amount_out,
                   optimal_two_pool_arb_in, wp_swap_within_tick)
 from .market import (M_SLOT, M_SLOT_TS, M_USDC, M_WSOL, N_WP, PK_RAYDIUM_V4, PK_WHIRLPOOL, SWAP_HISTORY, WP_LIQ_H,
@@ -57,7 +63,9 @@ from .opps import (F_DEPTH, F_NINS, F_NPROG, F_PRIO, F_PROFIT, F_S10, F_S100, F_
 
 SWAPS_PER_TX_MAX = 64        # swap events handled per transaction (events scratch size)
 OPPS_PER_TX_MAX = 512        # opportunity rows one transaction may add (room the caller keeps free)
-FLOAT_MARGIN = 1e-6          # relative slack on float profit estimates before the exact sizing
+FLOAT_MARGIN = 1e-9          # relative slack (of the input) on float profit estimates before the exact sizing:
+                             # float64 sizing is good to ~1e-15 of the input; the exact integers differ from
+                             # the real-valued profit by a few base units (the 8-unit term)
 LIQ_CLOSE_FACTOR = 0.5       # share of the debt one liquidation repays
 ARB_POLISH3 = 4              # three-pool cycles: integer inputs tried each side of floor(d*)
 MS = 1_000_000
@@ -70,12 +78,14 @@ D_APPLIED = 3
 D_FAILED_TX = 4           # transactions whose swaps failed (none applied)
 D_OPPS = 5
 D_OPP_ROWS_FULL = 6       # opportunities not written for lack of rows (never with the caller's room)
-D_EXACT_SIZINGS = 7       # candidates that passed the float filter
+D_EXACT_SANDWICH = 7      # sandwich candidates that passed the float filter (sized exactly)
 D_UNPRICED = 8            # candidates skipped because a token has no SOL price
 D_EVENT_REJECTS = 9       # instructions of a known program whose data did not fit its layout
+D_EXACT_ARB2 = 10         # two-pool arbitrage candidates sized exactly
+D_EXACT_ARB3 = 11         # three-pool cycles sized exactly
 DETECT_COUNTER_NAMES = ("swaps", "swaps_unknown_pool", "swaps_pool_unresolved", "swaps_applied",
-                        "swap_transactions_failed", "opportunities", "opportunity_rows_full", "exact_sizings",
-                        "unpriced_candidates", "event_rejects")
+                        "swap_transactions_failed", "opportunities", "opportunity_rows_full", "exact_sandwich",
+                        "unpriced_candidates", "event_rejects", "exact_arb2", "exact_arb3")
 N_DETECT_COUNTERS = len(DETECT_COUNTER_NAMES)
 
 
@@ -84,8 +94,8 @@ N_DETECT_COUNTERS = len(DETECT_COUNTER_NAMES)
 # ============================================================================================
 
 @njit(cache=True, nogil=True, inline="always")
-def price_sol(mk, t):
-    """Lamports per base unit of token row ``t`` from its oracle pool (NaN: no price)."""
+def oracle_price(mk, t):
+    """Lamports per base unit of token row ``t`` from its oracle pool's reserves (NaN: none)."""
     if t < 0:
         return np.nan
     if t == mk.meta[M_WSOL]:
@@ -99,13 +109,25 @@ def price_sol(mk, t):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def price_sol(mk, t):
+    """The same, cached in ``token_price`` (refreshed whenever an oracle pool moves)."""
+    return mk.token_price[t] if t >= 0 else np.nan
+
+
+@njit(cache=True, nogil=True)
+def init_prices(mk):
+    for t in range(mk.token_price.shape[0]):
+        mk.token_price[t] = oracle_price(mk, t)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _fee_kind(mk, p):
     return CEIL_RAYDIUM if mk.pool_kind[p] == PK_RAYDIUM_V4 else CEIL_PLAIN
 
 
 @njit(cache=True, nogil=True, inline="always")
 def _gamma(mk, p):
-    return 1.0 - np.float64(mk.pool_fee[p, 0]) / np.float64(mk.pool_fee[p, 1])
+    return mk.pool_gamma[p]
 
 
 @njit(cache=True, nogil=True)
@@ -124,7 +146,7 @@ def _in(mk, p, amount_out, r_in, r_out):
     return a if st == AMM_OK else U0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _swap_result(mk, p, a_to_b, exact_in, amount, limit, lim_h, lim_l):
     """What the program would do: (status, amount_in, amount_out, new price hi, lo) on the
     current state, without changing it. For Whirlpool amount_in includes the fee."""
@@ -167,7 +189,7 @@ def _swap_result(mk, p, a_to_b, exact_in, amount, limit, lim_h, lim_l):
     return SW_APPLIED, a, amount, U0, U0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _apply(mk, p, a_to_b, a_in, a_out, nh, nl):
     i = 0 if a_to_b else 1
     mk.pool_res[p, i] += a_in
@@ -176,30 +198,42 @@ def _apply(mk, p, a_to_b, a_in, a_out, nh, nl):
     if mk.pool_kind[p] == PK_WHIRLPOOL:
         mk.pool_wp[p, WP_PRICE_H] = nh
         mk.pool_wp[p, WP_PRICE_L] = nl
+    for k in range(2):
+        t = mk.pool_mint[p, k]
+        if mk.token_oracle[t] == p:
+            mk.token_price[t] = oracle_price(mk, t)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _recent(mk, p, t, window):
-    """Applied swaps on pool p with event time in (t - window, t]."""
+@njit(cache=True, nogil=True)
+def _recent(mk, p, t):
+    """Applied swaps on pool p with event time in [t - w, t) for w = 10, 100, 1000 ms (one
+    backward pass over its ring of the last SWAP_HISTORY; the trigger's own time excluded)."""
     n = mk.pool_nswaps[p]
-    c = 0
+    c10 = 0
+    c100 = 0
+    c1000 = 0
     j = n - 1
     lo = max(np.int64(0), n - SWAP_HISTORY)
     while j >= lo:
         s = mk.pool_swaps[p, j & (SWAP_HISTORY - 1)]
-        if s <= t - window:
-            break
-        if s <= t:
-            c += 1
         j -= 1
-    return c
+        if s >= t:
+            continue
+        if s < t - 1000 * MS:
+            break
+        c1000 += 1
+        if s >= t - 100 * MS:
+            c100 += 1
+            if s >= t - 10 * MS:
+                c10 += 1
+    return np.float64(c10), np.float64(c100), np.float64(c1000)
 
 
 # ============================================================================================
 # opportunity rows
 # ============================================================================================
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _emit(opps, n, kind, p0, p1, p2, npools, token, amount_in, amount_out, profit, price, tip, pos_row,
           ctx, fx, mk):
     """Write one opportunity row (if there is room). Returns the new count."""
@@ -230,6 +264,7 @@ def _emit(opps, n, kind, p0, p1, p2, npools, token, amount_in, amount_out, profi
         o.features[j] = fx[j]
     o.features[F_PROFIT] = eps / 1e9
     o.features[F_TYPE] = kind
+    o.features[F_S10], o.features[F_S100], o.features[F_S1000] = _recent(mk, p0, ctx[0])
     pa, pb = mk.pool_mint[p0, 0], mk.pool_mint[p0, 1]
     o.features[F_DEPTH] = (np.float64(mk.pool_res[p0, 0]) * price_sol(mk, pa) +
                            np.float64(mk.pool_res[p0, 1]) * price_sol(mk, pb)) / 1e9
@@ -262,18 +297,6 @@ def _victim_ok(mk, p, i, x, y, f, exact_in, amount, limit):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _victim_ok_float(g, x, y, f, exact_in, amount, limit):
-    of = g * f * y / (x + g * f)
-    x1 = x + f
-    y1 = y - of
-    if exact_in == 1:
-        return g * amount * y1 / (x1 + g * amount) >= limit
-    if amount >= y1:
-        return False
-    return x1 * amount / (g * (y1 - amount)) <= limit
-
-
-@njit(cache=True, nogil=True)
 def _sandwich(mk, p, a_to_b, exact_in, amount, limit, tip, opps, n, ctx, fx):
     """Detect a sandwich of the swap about to be applied on constant-product pool p."""
     i = 0 if a_to_b else 1
@@ -284,7 +307,7 @@ def _sandwich(mk, p, a_to_b, exact_in, amount, limit, tip, opps, n, ctx, fx):
     pin = price_sol(mk, t_in)
     pout = price_sol(mk, t_out)
     if not (pin > 0.0) or not (pout > 0.0):
-        return n, 1
+        return n, -1                       # a token without a SOL price: counted, not sized
     g = _gamma(mk, p)
     xf = np.float64(x)
     yf = np.float64(y)
@@ -304,19 +327,26 @@ def _sandwich(mk, p, a_to_b, exact_in, amount, limit, tip, opps, n, ctx, fx):
         fx[F_SLIPPAGE] = lf / expect - 1.0 if expect > 0 else 0.0
     if slack_value * 2.0 < tipf:
         return n, 0
-    # float bisection for the largest front-run, then the float profit
-    lo = 0.0
-    hi = xf
-    if _victim_ok_float(g, xf, yf, hi, exact_in, af, lf):
-        lo = hi
+    # the largest front-run in closed form (continuous constant product, fee on the input):
+    # exact in  (victim v, min out m):  (x + g f)(x + f + g v) = g v y x / m
+    # exact out (victim w, max in M):   g w f^2 + (w x (1 + g) + M g^2 w) f + w x^2 - M g x (y - w) = 0
+    # both a f^2 + b f + c = 0 with c < 0 when the victim has slack; f = -2c / (b + sqrt(b^2 - 4ac))
+    if exact_in == 1:
+        qa = g
+        qb = xf * (1.0 + g) + g * g * af
+        qc = xf * (xf + g * af) - g * af * yf * xf / max(lf, 1.0)
     else:
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            if _victim_ok_float(g, xf, yf, mid, exact_in, af, lf):
-                lo = mid
-            else:
-                hi = mid
+        qa = g * af
+        qb = af * xf * (1.0 + g) + lf * g * g * af
+        qc = af * xf * xf - lf * g * xf * (yf - af)
+    if not (qc < 0.0):
+        return n, 0
+    lo = -2.0 * qc / (qb + np.sqrt(qb * qb - 4.0 * qa * qc))
+    if lo > xf:                            # no real bound (a limit of ~0): the front-run is capped at the reserve
+        lo = xf
     f = lo
+    if f < 1.0:                            # the victim has no room for any front-run
+        return n, 0
     of = g * f * yf / (xf + g * f)
     x1 = xf + f
     y1 = yf - of
@@ -330,7 +360,8 @@ def _sandwich(mk, p, a_to_b, exact_in, amount, limit, tip, opps, n, ctx, fx):
     y2 = y1 - ov
     back = g * of * x2 / (y2 + g * of)
     est = (back - f) * pin
-    if est < tipf * (1.0 - FLOAT_MARGIN) - 8.0 * pin - FLOAT_MARGIN * f * pin:
+    # a real-valued loss cannot round into a profit worth the tip (the integers differ by a few units)
+    if est <= 0.0 or est < tipf * (1.0 - FLOAT_MARGIN) - 8.0 * pin - FLOAT_MARGIN * f * pin:
         return n, 0
     # exact: the largest integer front-run the victim survives, by bracketing around f
     fi = np.uint64(f) if f >= 1.0 else U1
@@ -397,7 +428,7 @@ def _side(mk, p, t):
     return 0 if mk.pool_mint[p, 0] == t else 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _arb_two(mk, p, q, tip, opps, n, ctx, fx):
     """Best two-pool arbitrage between p and q (same pair), either order. Returns (n, sized)."""
     wsol = mk.meta[M_WSOL]
@@ -467,7 +498,7 @@ def _route_out(mk, route, sides, amount):
     return a
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _arb_three(mk, c, tip, opps, n, ctx, fx, route, sides):
     """Best direction of three-pool cycle ``mk.cycles[c]`` from its start token. Returns (n, sized)."""
     start = mk.cycles[c, 3]
@@ -552,13 +583,15 @@ def _health(mk, j):
 
 @njit(cache=True, nogil=True)
 def init_health(mk):
-    """Mark the positions below health 1 at load (they are not emitted until they recover)."""
+    """Prices from the oracle pools, then mark the positions below health 1 at load (they are
+    not emitted until they recover)."""
+    init_prices(mk)
     for j in range(mk.pos_id.shape[0]):
         h = _health(mk, j)
         mk.pos_healthy[j] = 0 if h < 1.0 else 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _liquidations(mk, p, tip, opps, n, ctx, fx):
     tipf = np.float64(tip)
     for k in range(2):
@@ -599,7 +632,7 @@ def _liquidations(mk, p, tip, opps, n, ctx, fx):
 # one transaction
 # ============================================================================================
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _resolve(buf, ev, keys, key_slots, mk):
     """Pool row of a swap event: >= 0, -1 not in the snapshot, -2 its lookup table is unknown."""
     if ev.pool_off >= 0:
@@ -625,7 +658,7 @@ def _mint_at(buf, off, keys, key_slots, mk):
     return mk.mint_of_key[kid] if kid >= 0 else -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _direction(buf, ev, p, keys, key_slots, mk):
     """1 token a in, 0 token b in, -1 unknown."""
     if ev.a_to_b >= 0:
@@ -640,7 +673,7 @@ def _direction(buf, ev, p, keys, key_slots, mk):
     return np.int64(-1)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _swap_row(swaps, ns, ev, p, d, status, a_in, a_out, mk, ctx):
     if ns >= swaps.shape[0]:
         return ns
@@ -663,17 +696,18 @@ def _swap_row(swaps, ns, ev, p, d, status, a_in, a_out, mk, ctx):
     return ns + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swaps, ns, opps, no, tip,
-              dcount, ev_rejects, ctx):
+              dcount, ev_rejects, ctx, detect):
     """Decode the swaps of one transaction, apply them, run the detectors.
 
     ``sc`` is the scratch (BatchOut fields: events, pools, dirs, undo, route, sides, fx);
     ``ctx`` int64[6]: ts_ns, packet_index, tx_index, slot, detection start (wall ns), seq.
+    ``detect`` 0 tracks the pools without running the detectors (the benchmark's "off").
     Returns the new (ns, no).
     """
     events, pools, dirs, undo, fx = sc.events, sc.sw_pool, sc.sw_dir, sc.undo, sc.fx
-    ne = decode_events(buf, txn, instrs, luts, ins_pid, events, 0, ev_rejects)
+    ne = decode_swaps(buf, txn, instrs, luts, ins_pid, events, 0, ev_rejects)
     if ne <= 0:
         return ns, no
     # resolve pools and directions
@@ -777,17 +811,17 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
         if d < 0:
             ns = _swap_row(swaps, ns, ev, p, d, SW_DIRECTION_UNRESOLVED, ev.amount_in, ev.amount_out, mk, ctx)
             continue
-        ctx[4] = monotonic_ns()
-        fx[F_S10] = _recent(mk, p, ts, 10 * MS)
-        fx[F_S100] = _recent(mk, p, ts, 100 * MS)
-        fx[F_S1000] = _recent(mk, p, ts, 1000 * MS)
+        ctx[4] = monotonic_ns()            # detection cost: from here to each row (apply included)
         fx[F_SLIPPAGE] = 0.0
         amount = ev.amount_in if ev.exact_in == 1 else ev.amount_out
         limit = ev.amount_out if ev.exact_in == 1 else ev.amount_in
-        cp = mk.pool_kind[p] != PK_WHIRLPOOL
+        cp = mk.pool_kind[p] != PK_WHIRLPOOL and detect != 0
         if cp and no + OPPS_PER_TX_MAX // 2 <= opps.shape[0]:
             no, sized = _sandwich(mk, p, d, ev.exact_in, amount, limit, tip, opps, no, ctx, fx)
-            dcount[D_EXACT_SIZINGS] += sized
+            if sized < 0:
+                dcount[D_UNPRICED] += 1
+            else:
+                dcount[D_EXACT_SANDWICH] += sized
         st, a_in, a_out, nh, nl = _swap_result(mk, p, d, ev.exact_in, amount, limit, ev.sqrt_price_limit_hi,
                                                ev.sqrt_price_limit_lo)
         _apply(mk, p, d, a_in, a_out, nh, nl)
@@ -798,20 +832,19 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
         if not cp:
             continue
         fx[F_SLIPPAGE] = 0.0
-        ctx[4] = monotonic_ns()
         for r in range(mk.sib_first[p], mk.sib_first[p + 1]):
             if no >= opps.shape[0]:
                 dcount[D_OPP_ROWS_FULL] += 1
                 break
             no, sized = _arb_two(mk, p, mk.sibs[r], tip, opps, no, ctx, fx)
-            dcount[D_EXACT_SIZINGS] += sized
+            dcount[D_EXACT_ARB2] += sized
         for c in range(mk.cyc_first[p], mk.cyc_first[p + 1]):
             if no >= opps.shape[0]:
                 dcount[D_OPP_ROWS_FULL] += 1
                 break
             no, sized = _arb_three(mk, c, tip, opps, no, ctx, fx, sc.route, sc.sides)
-            dcount[D_EXACT_SIZINGS] += sized
-        if mk.pos_id.shape[0] > 0:
+            dcount[D_EXACT_ARB3] += sized
+        if mk.pos_id.shape[0] > 0 and detect != 0:
             n2 = _liquidations(mk, p, tip, opps, no, ctx, fx)
             if n2 < 0:
                 dcount[D_OPP_ROWS_FULL] += 1

@@ -39,7 +39,9 @@ from ..capture.udp import recv_batch
 from ..metrics.clock import monotonic_ns, realtime_ns, record_age
 from ..metrics.hist import new_histograms
 from .features import PROGRAMS_PER_TX_MAX, TX_DTYPE
-from .pipeline import process_batch
+from .detect import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX
+from .opps import OPP_DTYPE, SWAP_DTYPE
+from .pipeline import N_OPPS, N_SWAPS, process_batch
 from .ring import (W_SRC_FRAMES, ring_closed_and_empty, ring_peek, ring_push_frames, ring_release,
                    stop_requested)
 
@@ -50,7 +52,9 @@ K_NPKT = 2          # staged packet-status rows
 K_FIRST = 3         # packet index of staged status row 0
 K_REC_N = 4         # staged recorded frames
 K_REC_BYTES = 5     # bytes of them in rec_buf
-N_K = 6
+K_NSW = 6           # staged swap rows (with a market)
+K_NOPP = 7          # staged opportunity rows
+N_K = 8
 
 # ex words: the loop's own state and its mailbox with Python (int64[N_E])
 E_STOP = 0          # Python -> loop: 1 finish what is ready and return, 2 return at once
@@ -108,6 +112,8 @@ class Stage(NamedTuple):
     rec_len: np.ndarray     # int32[P] its captured length
     rec_wirelen: np.ndarray  # int32[P] its length on the wire
     rec_ts: np.ndarray      # int64[P] its timestamp
+    swaps: np.ndarray       # SWAP_DTYPE[W] swaps on snapshot pools (engine/opps.py)
+    opps: np.ndarray        # OPP_DTYPE[O] opportunities
     ctl: np.ndarray         # int64[N_K] row counts (K_*)
 
 
@@ -117,6 +123,11 @@ PROG_IDS_PER_ROW = 8    # program-id rows a Stage holds per transaction row on a
 
 def _prog_rows(tx_rows: int, call_rows: int) -> int:
     return tx_rows * PROG_IDS_PER_ROW + call_rows * PROGRAMS_PER_TX_MAX
+
+
+def _market_rows(tx_rows: int, call_rows: int) -> tuple[int, int]:
+    """Swap and opportunity rows of a Stage: its share, plus one call's worst case (BatchOut)."""
+    return tx_rows + call_rows + SWAPS_PER_TX_MAX, tx_rows // 8 + call_rows + OPPS_PER_TX_MAX
 
 
 def new_stage(tx_rows: int, packets: int, record_bytes: int = 0, buf: np.ndarray | None = None,
@@ -130,6 +141,8 @@ def new_stage(tx_rows: int, packets: int, record_bytes: int = 0, buf: np.ndarray
     sizes = [(TX_DTYPE, tx_rows), (np.int32, _prog_rows(tx_rows, call_rows)), (np.int16, packets),
              (np.int64, packets), (np.uint8, rec), (np.int64, packets), (np.int32, packets),
              (np.int32, packets), (np.int64, packets)]
+    n_sw, n_opp = _market_rows(tx_rows, call_rows)
+    sizes += [(SWAP_DTYPE, n_sw), (OPP_DTYPE, n_opp)]
     arrays = []
     pos = 0
     for dt, n in sizes:
@@ -146,8 +159,10 @@ def new_stage(tx_rows: int, packets: int, record_bytes: int = 0, buf: np.ndarray
 
 def stage_bytes(tx_rows: int, packets: int, record_bytes: int = 0, call_rows: int = 1024) -> int:
     """Bytes ``new_stage`` uses from ``buf`` (alignment included)."""
+    n_sw, n_opp = _market_rows(tx_rows, call_rows)
     return (TX_DTYPE.itemsize * tx_rows + 4 * _prog_rows(tx_rows, call_rows) + 2 * packets + 8 * packets
-            + max(1, record_bytes) + 8 * packets + 4 * packets + 4 * packets + 8 * packets + 10 * 64)
+            + max(1, record_bytes) + 8 * packets + 4 * packets + 4 * packets + 8 * packets
+            + SWAP_DTYPE.itemsize * n_sw + OPP_DTYPE.itemsize * n_opp + 12 * 64)
 
 
 def new_params(slice_ns: int, max_n: int, idle_spin_ns: int, idle_sleep_us: int, record: bool,
@@ -176,6 +191,8 @@ def reset_rows(stage):
     c[K_FIRST] = 0
     c[K_REC_N] = 0
     c[K_REC_BYTES] = 0
+    c[K_NSW] = 0
+    c[K_NOPP] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -257,7 +274,7 @@ def _begin(ex, n):
 
 
 @njit(cache=True, nogil=True)
-def _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, st, lat_counts, lat_stats, ex):
+def _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st, lat_counts, lat_stats, ex):
     """Process the pending batch as far as Stage ``st`` has room. True when it is done."""
     c = st.ctl
     n = ex[E_PEND_N]
@@ -270,7 +287,9 @@ def _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, st, lat_counts, lat
             return False
         if st.status.shape[0] - c[K_NPKT] < n - start:
             return False
-        nxt, n_tx, n_prog, queued = process_batch(batch, state, ds, out, start, None, None)
+        if st.swaps.shape[0] - c[K_NSW] < out.swaps.shape[0] or st.opps.shape[0] - c[K_NOPP] < out.opps.shape[0]:
+            return False
+        nxt, n_tx, n_prog, queued = process_batch(batch, state, ds, out, start, mk, model)
         now = realtime_ns()
         record_age(lat_counts, lat_stats, LAT_RUN, ts, start, nxt, now)
         record_age(lat_counts, lat_stats, LAT_WINDOW, ts, start, nxt, now)
@@ -283,6 +302,14 @@ def _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, st, lat_counts, lat
             st.prog_ids[p0 + j] = out.prog_ids[j]
         c[K_NTX] = m + n_tx
         c[K_NPROG] = p0 + n_prog
+        w = c[K_NSW]
+        for j in range(out.counts[N_SWAPS]):
+            st.swaps[w + j] = out.swaps[j]
+        c[K_NSW] = w + out.counts[N_SWAPS]
+        w = c[K_NOPP]
+        for j in range(out.counts[N_OPPS]):
+            st.opps[w + j] = out.opps[j]
+        c[K_NOPP] = w + out.counts[N_OPPS]
         q = c[K_NPKT]
         if q == 0:
             c[K_FIRST] = ex[E_PEND_FIRST] + start
@@ -325,12 +352,12 @@ def _stop_due(ex, stop):
 
 
 @njit(cache=True, nogil=True)
-def _step_pending(buf, off, caplen, wirelen, ts, lt, state, ds, out, st0, st1, lat_counts, lat_stats, ex, params):
+def _step_pending(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
     """Work on the pending batch, handing Stages over as they fill. True when it is done;
     False when both Stages are full (the caller retries) or an abort was asked."""
     while True:
         st = _active(st0, st1, ex)
-        if _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, st, lat_counts, lat_stats, ex):
+        if _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st, lat_counts, lat_stats, ex):
             return True
         if not _flip(st0, st1, ex, params, True):
             return False
@@ -348,7 +375,7 @@ def _ready_to_poll(st0, st1, ex, params):
 
 @njit(cache=True, nogil=True)
 def live_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, caplen, wirelen, ts, lt,
-                  state, ds, out, st0, st1, lat_counts, lat_stats, ex, params):
+                  state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
     """The live loop over an AF_PACKET TPACKET_V3 ring (capture/afpacket.py)."""
     ex[E_IDLE_SINCE] = monotonic_ns()
     max_n = min(params[P_MAX_N], off.shape[0])
@@ -358,7 +385,7 @@ def live_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, caple
             return R_STOPPED
         _housekeeping(lat_counts, lat_stats, ex)
         if ex[E_PEND_N] > 0 or ex[E_QUEUED] != 0:
-            if not _step_pending(ring, off, caplen, wirelen, ts, lt, state, ds, out, st0, st1, lat_counts,
+            if not _step_pending(ring, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st0, st1, lat_counts,
                                  lat_stats, ex, params):
                 continue                                      # both Stages full: wait for Python
             release_block(ring, cursor, block_size, block_nr)  # no-op unless the block is done
@@ -385,7 +412,7 @@ def live_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, caple
 
 @njit(cache=True, nogil=True)
 def live_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, caplen, wirelen, ts, lt,
-             state, ds, out, st0, st1, lat_counts, lat_stats, ex, params):
+             state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
     """The live loop over UDP sockets (capture/udp.py)."""
     ex[E_IDLE_SINCE] = monotonic_ns()
     max_n = min(params[P_MAX_N], off.shape[0])
@@ -395,7 +422,7 @@ def live_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, ca
             return R_STOPPED
         _housekeeping(lat_counts, lat_stats, ex)
         if ex[E_PEND_N] > 0 or ex[E_QUEUED] != 0:
-            if not _step_pending(slots, off, caplen, wirelen, ts, lt, state, ds, out, st0, st1, lat_counts,
+            if not _step_pending(slots, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st0, st1, lat_counts,
                                  lat_stats, ex, params):
                 continue
             ex[E_BUSY_NS] += monotonic_ns() - ex[E_BUSY_SINCE]
@@ -418,7 +445,7 @@ def live_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, ca
 
 
 @njit(cache=True, nogil=True)
-def live_spsc(rctl, data, local, off, caplen, wirelen, ts, lt, index, state, ds, out, st0, st1, lat_counts,
+def live_spsc(rctl, data, local, off, caplen, wirelen, ts, lt, index, state, ds, out, mk, model, st0, st1, lat_counts,
               lat_stats, ex, params):
     """The live loop over the SPSC ring a capture process fills (engine/ring.py, ``--split``).
 
@@ -432,7 +459,7 @@ def live_spsc(rctl, data, local, off, caplen, wirelen, ts, lt, index, state, ds,
         _housekeeping(lat_counts, lat_stats, ex)
         if ex[E_PEND_N] > 0 or ex[E_QUEUED] != 0:
             n = ex[E_PEND_N]
-            if not _step_pending(data, off, caplen, wirelen, ts, lt, state, ds, out, st0, st1, lat_counts,
+            if not _step_pending(data, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st0, st1, lat_counts,
                                  lat_stats, ex, params):
                 continue
             ring_release(rctl, local, n)
@@ -453,14 +480,14 @@ def live_spsc(rctl, data, local, off, caplen, wirelen, ts, lt, index, state, ds,
 
 
 @njit(cache=True, nogil=True)
-def drain_queued(buf, off, caplen, wirelen, ts, lt, state, ds, out, st0, st1, lat_counts, lat_stats, ex, params):
+def drain_queued(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
     """After the loop returned: process what is pending and drain queued shred transactions.
     True when done (else Python frees a Stage and calls again)."""
     if ex[E_PEND_N] == 0:
         ex[E_PEND_START] = 0
         ex[E_PEND_FIRST] = ex[E_NEXT_INDEX]
         ex[E_QUEUED] = 1                    # one empty call tells whether anything is queued
-    return _step_pending(buf, off, caplen, wirelen, ts, lt, state, ds, out, st0, st1, lat_counts, lat_stats,
+    return _step_pending(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats,
                          ex, params)
 
 

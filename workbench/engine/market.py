@@ -88,6 +88,7 @@ class Market(NamedTuple):
     pool_mint: np.ndarray       # int32[P, 2] token rows of mint a, mint b
     pool_res: np.ndarray        # uint64[P, 2] reserves a, b (base units; updated by every applied swap)
     pool_fee: np.ndarray        # uint64[P, 2] fee numerator, denominator
+    pool_gamma: np.ndarray      # float64[P] 1 - fee (the float sizing's fee factor)
     pool_wp: np.ndarray         # uint64[P, N_WP] Whirlpool sqrt price, liquidity, current range bounds
     pool_swaps: np.ndarray      # int64[P, SWAP_HISTORY] event times of the last applied swaps (ring)
     pool_nswaps: np.ndarray     # int64[P] applied swaps (ring head)
@@ -97,6 +98,7 @@ class Market(NamedTuple):
     cyc_first: np.ndarray       # int32[P + 1] CSR: three-pool cycles through each pool
     cycles: np.ndarray          # int32[C, 4] pool rows (trigger first) and the start token row
     token_oracle: np.ndarray    # int32[T] oracle pool row, -1 none
+    token_price: np.ndarray     # float64[T] lamports per base unit from the oracle pool (NaN none), kept current
     token_decimals: np.ndarray  # int16[T]
     token_kid: np.ndarray       # int32[T] key id of the mint
     pool_of_key: np.ndarray     # int32[K] key id -> pool row, -1
@@ -409,9 +411,10 @@ def _arrays(key_capacity, token_list, pool_list, tables, mint_of, pos_list, _unu
         tok_pos += [i for i in range(N) if pos_mint[i, 0] == t or pos_mint[i, 1] == t]
         tok_pos_first[t + 1] = len(tok_pos)
     meta = np.array([wsol, usdc, P, T, -1, -1], np.int64)
-    m = Market(pool_kind, pool_mint, pool_res, pool_fee, pool_wp, np.zeros((P, SWAP_HISTORY), np.int64),
+    gamma = 1.0 - pool_fee[:, 0].astype(np.float64) / np.maximum(pool_fee[:, 1], 1).astype(np.float64)
+    m = Market(pool_kind, pool_mint, pool_res, pool_fee, gamma, pool_wp, np.zeros((P, SWAP_HISTORY), np.int64),
                np.zeros(P, np.int64), pool_kid, sib_first, np.array(sibs, np.int32), cyc_first, cycles_arr,
-               token_oracle, token_decimals, token_kid, pool_of_key, mint_of_key, tbl_keys, tbl_first, tbl_cnt,
+               token_oracle, np.full(T, np.nan), token_decimals, token_kid, pool_of_key, mint_of_key, tbl_keys, tbl_first, tbl_cnt,
                np.array(tbl_kid, np.int32), pos_id, pos_mint, pos_amount, pos_param, np.ones(N, np.int8),
                np.array(tok_pos_first, np.int32), np.array(tok_pos, np.int32), meta)
     from .detect import init_health

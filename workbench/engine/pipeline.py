@@ -33,7 +33,7 @@ from .market import M_POOLS
 from .opps import N_MODEL_FEATURES, OPP_DTYPE, SWAP_DTYPE
 from .score import score_row_buf
 from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST,
-                    HIST_BATCH_NS, HIST_DETECT_NS, HIST_PACKET_NS, HIST_SCORE_NS, P_SAMPLE_MASK, P_TIP_LAMPORTS, PORT_AUTO,
+                    HIST_BATCH_NS, HIST_DETECT_NS, HIST_PACKET_NS, HIST_SCORE_NS, P_DETECT, P_SAMPLE_MASK, P_TIP_LAMPORTS, PORT_AUTO,
                     PORT_IGNORE, PORT_SHRED, PORT_TXN)
 
 DRAIN_CHUNK = 256        # shred transactions moved from the deshred queue per drain
@@ -121,7 +121,7 @@ def _has_queued(ds):
     return ds.meta[M_Q_HEAD] < ds.meta[M_Q_TAIL]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def process_batch(batch, state, ds, out, start, mk, model):
     """Process frames ``[start, batch.n)``. Returns (next_frame, n_tx, n_prog_ids, shred_txns_queued);
     the swap and opportunity rows written are ``out.counts[N_SWAPS]`` and ``out.counts[N_OPPS]``.
@@ -235,10 +235,11 @@ def process_batch(batch, state, ds, out, start, mk, model):
                     o0 = n_opp
                     n_sw, n_opp = market_tx(tb, txn, out.instrs, out.luts, out.ins_pid, row, state.keys,
                                             state.key_slots, mk, out.mscratch, out.swaps, n_sw, out.opps, n_opp,
-                                            tip, state.dcount, state.ev_rejects, ctx)
+                                            tip, state.dcount, state.ev_rejects, ctx, state.params[P_DETECT])
                     for j in range(o0, n_opp):
                         o = out.opps[j]
-                        o._sig[:] = row._sig
+                        for b in range(64):              # (a loop: a slice copy would need NRT)
+                            o._sig[b] = row._sig[b]
                         record(state.hist_counts, state.hist_stats, HIST_DETECT_NS, o.detect_ns)
                         if model is not None:
                             t_s = monotonic_ns()

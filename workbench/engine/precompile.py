@@ -53,7 +53,7 @@ def compile_market(state, out, mk, buf_readonly: bool) -> None:
     txn["instr_cnt"] = 0
     market_tx(buf, txn, out.instrs, out.luts, out.ins_pid, out.tx[0], state.keys, state.key_slots, mk,
               out.mscratch, out.swaps, np.int64(0), out.opps, np.int64(0), np.int64(0), state.dcount,
-              state.ev_rejects, out.ctx)
+              state.ev_rejects, out.ctx, np.int64(1))
 
 
 _CHILD = """

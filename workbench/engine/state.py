@@ -44,7 +44,8 @@ N_COUNTERS = len(COUNTER_NAMES)
 # engine parameters (rows of ``params``)
 P_SAMPLE_MASK = 0       # time packets whose index & mask == 0: mask = sample_every - 1
 P_TIP_LAMPORTS = 1      # Jito tip an opportunity must pay (its profit must exceed it), lamports
-N_PARAMS = 2
+P_DETECT = 2            # 1: run the detectors on every swap; 0: track the pools only
+N_PARAMS = 3
 DEFAULT_TIP_LAMPORTS = 10_000
 # Reading the clock serialises the CPU (rdtscp): on every packet it stops the next
 # packet's memory loads from overlapping this one's, and costs far more than its 20 ns
@@ -78,7 +79,7 @@ class EngineState(NamedTuple):
 
 def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transaction_ports=(), shred_ports=(),
               ignore_ports=(), sample_every: int = DEFAULT_SAMPLE_EVERY,
-              tip_lamports: int = DEFAULT_TIP_LAMPORTS) -> EngineState:
+              tip_lamports: int = DEFAULT_TIP_LAMPORTS, detect: bool = True) -> EngineState:
     """A fresh state. The market (``market_of``) and the model (``model_of``) are separate
     arguments of process_batch: absent, they are None and their code is not even compiled."""
     if dedup_slots & (dedup_slots - 1):
@@ -90,6 +91,7 @@ def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transacti
     if tip_lamports < 0:
         raise ValueError(f"tip_lamports={tip_lamports}: must be >= 0")
     params[P_TIP_LAMPORTS] = tip_lamports
+    params[P_DETECT] = int(bool(detect))
     keys, slots, meta = new_key_table(key_capacity)
     hc, hs = new_histograms(N_HIST)
     counters = np.zeros(N_COUNTERS, np.int64)
@@ -106,7 +108,8 @@ def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transacti
 def state_from_settings(settings) -> EngineState:
     return new_state(settings.key_capacity, transaction_ports=settings.transaction_ports,
                      shred_ports=settings.shred_ports, ignore_ports=settings.ignore_ports,
-                     sample_every=settings.latency_sample_every, tip_lamports=settings.tip_lamports)
+                     sample_every=settings.latency_sample_every, tip_lamports=settings.tip_lamports,
+                     detect=settings.detect)
 
 
 def market_of(folder, state: EngineState) -> Market | None:

@@ -369,7 +369,7 @@ def _is_tip_key(buf, off):
 # decoders: each returns the number of events written at events[e] (0 or 1) or an EV_* code
 # ============================================================================================
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _decode_raydium_v4(buf, txn, luts, ins, k, pid, events, e):
     dsz = ins.data_sz
     if dsz < 1:
@@ -425,7 +425,7 @@ def _decode_raydium_v4(buf, txn, luts, ins, k, pid, events, e):
     return 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _decode_raydium_cpmm(buf, txn, luts, ins, k, pid, events, e):
     dsz = ins.data_sz
     if dsz < ANCHOR_DISC_SZ:
@@ -464,7 +464,7 @@ def _decode_raydium_cpmm(buf, txn, luts, ins, k, pid, events, e):
     return 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _decode_whirlpool(buf, txn, luts, ins, k, pid, events, e):
     dsz = ins.data_sz
     if dsz < ANCHOR_DISC_SZ:
@@ -545,7 +545,7 @@ def _decode_whirlpool(buf, txn, luts, ins, k, pid, events, e):
     return 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _decode_system(buf, txn, luts, ins, k, pid, events, e):
     dsz = ins.data_sz
     if dsz < 4:
@@ -579,7 +579,7 @@ def _decode_system(buf, txn, luts, ins, k, pid, events, e):
     return 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _decode_token(buf, txn, luts, ins, k, pid, events, e):
     dsz = ins.data_sz
     if dsz < 1:
@@ -625,7 +625,7 @@ def _decode_token(buf, txn, luts, ins, k, pid, events, e):
 # the registry: one dispatch over the program id of every instruction
 # ============================================================================================
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def decode_events(buf, txn, instrs, luts, program_ids, events, e0, rejects):
     """Decode every top-level instruction of ``txn`` into ``events[e0:]``.
 
@@ -653,6 +653,32 @@ def decode_events(buf, txn, instrs, luts, program_ids, events, e0, rejects):
             r = _decode_token(buf, txn, luts, ins, k, pid, events, e)
         else:
             r = 0
+        if r == EV_OUTPUT_FULL:
+            rejects[-EV_OUTPUT_FULL] += 1
+            return EV_OUTPUT_FULL
+        if r < 0:
+            rejects[-r] += 1
+        else:
+            e += r
+    return e - e0
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def decode_swaps(buf, txn, instrs, luts, program_ids, events, e0, rejects):
+    """``decode_events`` for the DEX programs only (what pool tracking needs): transfers and
+    tips are skipped without being decoded. Same returns."""
+    e = e0
+    for k in range(txn.instr_cnt):
+        pid = program_ids[txn.instr_first + k]
+        if pid != ID_RAYDIUM_AMM_V4 and pid != ID_RAYDIUM_CPMM and pid != ID_ORCA_WHIRLPOOL:
+            continue
+        ins = instrs[txn.instr_first + k]
+        if pid == ID_RAYDIUM_AMM_V4:
+            r = _decode_raydium_v4(buf, txn, luts, ins, k, pid, events, e)
+        elif pid == ID_RAYDIUM_CPMM:
+            r = _decode_raydium_cpmm(buf, txn, luts, ins, k, pid, events, e)
+        else:
+            r = _decode_whirlpool(buf, txn, luts, ins, k, pid, events, e)
         if r == EV_OUTPUT_FULL:
             rejects[-EV_OUTPUT_FULL] += 1
             return EV_OUTPUT_FULL

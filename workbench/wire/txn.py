@@ -112,7 +112,7 @@ def short_vec_len(buf, p, end):
     return (b0 & 0x7F) | ((b1 & 0x7F) << 7) | (b2 << 14), p + 3
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def decode_txn(buf, off, end, txns, t, instrs, i0, luts, l0):
     """Decode the transaction that is exactly ``buf[off:end]`` (a UDP payload).
 
@@ -122,7 +122,7 @@ def decode_txn(buf, off, end, txns, t, instrs, i0, luts, l0):
     return _decode(buf, off, end, True, txns, t, instrs, i0, luts, l0)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def decode_txn_prefix(buf, off, limit, txns, t, instrs, i0, luts, l0):
     """Decode the transaction that STARTS at ``off`` in ``buf[off:limit]`` (entries hold
     transactions back to back with no length prefix). Returns its end offset or a negative
