@@ -31,9 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 CAPTURES = REPO / "captures"
 CAPTURE_SUFFIXES = (".pcap", ".pcapng")
 TABLE_PAGE_SIZE = 50            # rows per Tabulator page (remote pagination: only the page is sent)
+RESTREAM_PERIOD_S = 0.1         # --rate: rows are handed on in slices this far apart
 STORE_POLL_S = 1.0              # store watch: seconds between polls
 UPDATE_MS = 500                 # period of the pages' callbacks
 PLOT_W, PLOT_H = 440, 260           # px of each plot
+PROFIT_POINTS_PER_UPDATE = 20   # points per type a page update adds to the profit lines
+PROFIT_POINTS_MAX = 5_000       # points per profit line kept in the browser (older ones roll off)
 SCORE_BINS = 20                 # bins of the score histogram over [0, 1]
 OPP_TYPES = ("arbitrage", "sandwich", "liquidation")
 LAMPORTS_PER_SOL = 1_000_000_000
@@ -64,7 +67,13 @@ def parse_args(argv: list[str], prog: str) -> argparse.Namespace:
     p.add_argument("--model", help="model file written by `workbench compile`")
     p.add_argument("--out", help="run directory to write (default: a fresh one under runs/views/)")
     p.add_argument("--db", help="also write the run to this ClickHouse DSN")
-    p.add_argument("--duration", type=float, default=None, help="live mode: stop after this many seconds")
+    p.add_argument("--duration", type=float, default=None,
+                   help="live mode, or --run with --rate: stop after this many seconds")
+    p.add_argument("--rate", type=float, default=None,
+                   help="with --run: stream the run's opportunities into the page at this many rows/s, "
+                        "looping (try the page under load; benchmarks/bench_views.py)")
+    p.add_argument("--pagination", choices=("remote", "local"), default="remote",
+                   help="tables: remote (the browser gets one page) or local (every row is sent to the browser)")
     return p.parse_args(argv)
 
 
@@ -275,6 +284,7 @@ class Feed:
     udp_ports: str | None = None
     duration: float | None = None
     run_dir: str | None = None
+    rate: float | None = None                # 'run' mode: re-stream its opportunities at this many rows/s
     phase: str = "starting"
     error: str | None = None
     result: object = None
@@ -397,6 +407,12 @@ class Feed:
 
     def _load_run(self, run: Path) -> None:
         self.phase = "reading the run"
+        if self.rate:
+            opps = read_parquet_or_none(run / "opportunities.parquet")
+            if opps is None or opps.num_rows == 0:
+                raise FileNotFoundError(f"{run} holds no opportunities to stream: replay it with --market first")
+            self._restream(opps)
+            return
         for name in ("tx_features", "opportunities", "swaps"):
             t = read_parquet_or_none(run / f"{name}.parquet")
             if t is not None:
@@ -405,6 +421,32 @@ class Feed:
         if s.exists():
             self.summary = json.loads(s.read_text())
         self.progress = 1.0
+
+    def _restream(self, opps: pa.Table) -> None:
+        """Hand ``opps`` to the pages at ``rate`` rows/s in RESTREAM_PERIOD_S slices, looping (each lap's
+        event times shifted past the previous lap), until stopped or ``duration`` has passed."""
+        n, rate = opps.num_rows, float(self.rate)
+        ts = opps.column("ts_ns").to_numpy()
+        span = int(ts.max() - ts.min()) + 1
+        per = max(1, int(rate * RESTREAM_PERIOD_S))
+        t0, sent, i, lap = time.monotonic(), 0, 0, 0
+        self.phase = f"streaming the run's opportunities at {rate:,.0f} rows/s"
+        while not self._stop.is_set():
+            if self.duration is not None and time.monotonic() - t0 >= self.duration:
+                break
+            idx = (np.arange(i, i + per) % n)
+            laps = lap + (np.arange(i, i + per) // n)
+            chunk = opps.take(pa.array(idx))
+            chunk = chunk.set_column(chunk.schema.get_field_index("ts_ns"), "ts_ns",
+                                     pa.array(ts[idx] + laps * span, pa.int64()))
+            self.sink("opportunities", chunk)
+            i += per
+            lap, i = lap + i // n, i % n
+            sent += per
+            delay = t0 + sent / rate - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+        self.phase = "done streaming"
 
     def _watch_store(self) -> None:
         """Poll the store every STORE_POLL_S: the newest run's new rows and its histograms."""
@@ -549,7 +591,7 @@ def feed_from_args(args: argparse.Namespace, key: str) -> tuple["Feed | None", l
         feed = Feed("live", iface=args.iface, udp_ports=args.udp_ports, out_dir=out, duration=args.duration,
                     db=args.db)
     elif args.run:
-        feed = Feed("run", run_dir=args.run)
+        feed = Feed("run", run_dir=args.run, rate=args.rate, duration=args.duration)
     elif args.store:
         feed = Feed("store", db=args.store)
     else:
@@ -718,6 +760,14 @@ def profit_lines(df: pd.DataFrame, t0_ns: int) -> dict:
         g = g.sort_values("ts_ns")
         out[str(typ)] = ((g["ts_ns"].to_numpy() - t0_ns) / 1e9, g["expected_profit_sol"].cumsum().to_numpy())
     return out
+
+
+def thin(n: int, most: int = 0) -> np.ndarray:
+    """Indexes of at most ``most`` (PROFIT_POINTS_PER_UPDATE) of ``n`` points, evenly spread, the last kept."""
+    most = most or PROFIT_POINTS_PER_UPDATE
+    if n <= most:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
 
 
 def isfinite_or(v, default):

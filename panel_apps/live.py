@@ -31,6 +31,7 @@ SOURCE = (f"replay of `{ARGS.capture}`" + (f" at {ARGS.speed}x" if ARGS.speed el
           if ARGS.capture else f"live on `{ARGS.iface}`" if ARGS.iface else
           f"live on UDP ports {ARGS.udp_ports}" if ARGS.udp_ports else f"store `{ARGS.store}`" if ARGS.store
           else f"run `{ARGS.run}`" if ARGS.run else "nothing")
+PAGINATION = None if ARGS.pagination == "local" else "remote"
 USAGE = """Give the app a source:
 
 ```
@@ -72,9 +73,11 @@ class LivePage:
         self.cb = None
         # one plot per engine histogram from the start: panes added while data streams make the
         # browser chase models it does not know yet
+        self.hist_panes = {}
         for name in C.engine_hist_names():
             self.hists[name] = C.HistPlot(name, name.replace("_", " "))
-            self.plots.append(fixed(self.hists[name].figure))
+            self.hist_panes[name] = fixed(self.hists[name].figure, visible=False)   # shown once it has data
+            self.plots.append(self.hist_panes[name])
         for fig in (self.score_fig, self.profit_fig):
             self.plots.append(fixed(fig))
         self.plots.append(self.score_note)
@@ -112,7 +115,8 @@ class LivePage:
                                                 value=(0.0, 1.0), step=0.01, width=240)
         self.min_profit = pn.widgets.FloatInput(name="min expected profit (SOL)", value=None, step=0.001,
                                                 width=180, placeholder="any")
-        self.opp_table = pn.widgets.Tabulator(C.browser_safe(self.opp_df), pagination="remote", page_size=C.TABLE_PAGE_SIZE,
+        self.opp_table = pn.widgets.Tabulator(C.browser_safe(self.opp_df), pagination=PAGINATION,
+                                              page_size=C.TABLE_PAGE_SIZE,
                                               show_index=False, disabled=True, height=520, layout="fit_data_table",
                                               hidden_columns=self._hidden(self.opp_df, C.OPP_SHOWN),
                                               css_classes=["wb-opp-table"], sortable=True)
@@ -121,7 +125,8 @@ class LivePage:
         self.opp_count = pn.pane.Markdown("", css_classes=["wb-opp-count"])
         self.prog_sel = pn.widgets.Select(name="program", options=["all"], value="all", width=220)
         self.min_fee = pn.widgets.IntInput(name="min priority fee (lamports)", value=0, start=0, width=180)
-        self.tx_table = pn.widgets.Tabulator(C.browser_safe(self.tx_df), pagination="remote", page_size=C.TABLE_PAGE_SIZE,
+        self.tx_table = pn.widgets.Tabulator(C.browser_safe(self.tx_df), pagination=PAGINATION,
+                                             page_size=C.TABLE_PAGE_SIZE,
                                              show_index=False, disabled=True, height=520, layout="fit_data_table",
                                              hidden_columns=self._hidden(self.tx_df, C.TX_SHOWN),
                                              css_classes=["wb-tx-table"])
@@ -218,7 +223,9 @@ class LivePage:
             for typ, (ts, cum) in C.profit_lines(df, self.t0_ns or 0).items():
                 if typ in self.profit_src:
                     base = self.profit_sum.get(typ, 0.0)
-                    self.profit_src[typ].stream({"t": ts, "sol": cum + base})
+                    keep = C.thin(len(ts))            # a line's shape needs few points; the browser thanks us
+                    self.profit_src[typ].stream({"t": ts[keep], "sol": cum[keep] + base},
+                                                rollover=C.PROFIT_POINTS_MAX)
                     self.profit_sum[typ] = base + float(cum[-1])
             scores = self.opp_df["score"].to_numpy(dtype=float)
             self.score_src.data = C.score_hist_data(scores)
@@ -245,8 +252,11 @@ class LivePage:
         for name, (data, marks) in self.feed.hist_views().items():
             if name not in self.hists:
                 self.hists[name] = C.HistPlot(name, name.replace("_", " "))
-                self.plots.insert(len(self.hists) - 1, fixed(self.hists[name].figure))
+                self.hist_panes[name] = fixed(self.hists[name].figure)
+                self.plots.insert(len(self.hists) - 1, self.hist_panes[name])
             self.hists[name].update(data, marks)
+            if not self.hist_panes[name].visible:
+                self.hist_panes[name].visible = True
 
     def _counts(self):
         n_opp = len(C.filter_opps(self.opp_df, self.type_sel.value, self.score_rng.value, self.min_profit.value))
@@ -255,8 +265,8 @@ class LivePage:
         self.tx_count.object = f"**{n_tx:,}** of {len(self.tx_df):,} transactions match"
 
 
-def fixed(fig):
-    return pn.pane.Bokeh(fig, sizing_mode="fixed", width=C.PLOT_W, height=C.PLOT_H)
+def fixed(fig, **kw):
+    return pn.pane.Bokeh(fig, sizing_mode="fixed", width=C.PLOT_W, height=C.PLOT_H, **kw)
 
 
 def pa_empty():

@@ -329,3 +329,38 @@ def test_explorer_missing_inputs_show_messages(page, tmp_path):
         assert page.locator(".wb-run button").is_disabled()
         page.screenshot(path=str(tmp_path / "explorer-missing.png"))
     no_traceback(log)
+
+
+def test_live_udp_source_streams_what_arrives(page, tmp_path):
+    """Live mode on a plain UDP socket (no privilege): the page shows the transactions sent to it."""
+    from workbench.capture import open_capture
+    from workbench.wire.net import udp_payload
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    payloads = []
+    for b in open_capture(CAPTURE):
+        for i in range(b.n):
+            st, poff, psz, _sp, dport = udp_payload(b.buf, b.off[i], b.caplen[i], b.linktype[i])
+            if st == 0 and dport == 8003:
+                payloads.append(bytes(b.buf[poff:poff + psz]))
+    payloads = payloads[:500]
+    log = tmp_path / "serve.log"
+    with served("live", "--udp-ports", str(port), "--out", str(tmp_path / "run"), log=log) as url:
+        page.goto(url)
+        wait_for(lambda: text(page, ".wb-status").strip() == "live", DATA_TIMEOUT_S, "the live loop running")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            for k, p in enumerate(payloads):
+                tx.sendto(p, ("127.0.0.1", port))
+                if k % 50 == 49:
+                    time.sleep(0.01)
+        # the demo capture's first 500 datagrams to port 8003 hold this many decodable transactions
+        from workbench.wire.txn import decode_one
+        want = len({p[1:65] for p in payloads if decode_one(p)[0] == 0})
+        wait_for(lambda: match_count(page, ".wb-tx-count")[1] == want, UI_TIMEOUT_S, f"{want} transactions")
+        assert want > 400
+        page.locator(".bk-tab", has_text="Transactions").first.click()
+        wait_for(lambda: page.locator(".wb-tx-table .tabulator-row").count() > 0, UI_TIMEOUT_S, "rows")
+        page.screenshot(path=str(tmp_path / "live-udp.png"), full_page=True)
+        assert not page.errors, page.errors
+    no_traceback(log)
