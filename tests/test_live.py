@@ -397,3 +397,29 @@ def test_send_reports_rate_and_pacing_error(veth):
     assert res["pps"] == pytest.approx(20_000, rel=0.2)
     assert set(res["pace_error_ns"]) == {"p50", "p99", "p99.9", "max"}
     assert res["pace_error_ns"]["p50"] < 1_000_000
+
+
+MARKET_CAPTURE = CAPTURE.parent / "market.pcapng"
+OPP_STABLE = ("type", "packet_index", "tx_index", "pools", "victim_signature", "trigger_signature", "profit_mint",
+              "amount_in", "amount_out", "profit_quote", "expected_profit_lamports", "position_id")
+SWAP_STABLE = ("packet_index", "tx_index", "pool", "a_to_b", "amount_in", "amount_out", "reserve_a", "reserve_b",
+               "status")
+
+
+def test_live_with_a_market_finds_the_opportunities_replay_finds(veth, tmp_path):
+    """The market path runs live too: same swaps, same opportunities (event-time columns aside)."""
+    market = str(MARKET_CAPTURE) + ".market"
+    live = Live(veth, tmp_path / "live", "--iface", veth.rx, "--market", market)
+    try:
+        res = send(veth.tx, MARKET_CAPTURE, PPS, 1)
+        summary = live.stop(signal.SIGINT)
+    finally:
+        live.kill()
+    assert summary["drops"] == 0 and summary["packets"] == res["packets"]
+    ref = replay(MARKET_CAPTURE, tmp_path / "replay", Settings(market=market))
+    assert ref.opportunities["count"] > 50
+    assert summary["opportunities"]["by_type"] == ref.opportunities["by_type"]
+    for name, cols in (("opportunities", OPP_STABLE), ("swaps", SWAP_STABLE)):
+        a = pq.read_table(tmp_path / "live" / f"{name}.parquet").select(list(cols))
+        b = pq.read_table(tmp_path / "replay" / f"{name}.parquet").select(list(cols))
+        assert a.equals(b), name
