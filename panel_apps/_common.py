@@ -11,10 +11,8 @@ waits for the engine and the engine never waits for a page.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import math
-import os
 import threading
 import time
 import traceback
@@ -314,6 +312,8 @@ class Feed:
             self._rows[name] = self._rows.get(name, 0) + table.num_rows
             if self.first_data_at is None and name in ("tx_features", "opportunities"):
                 self.first_data_at = time.monotonic()
+                if self.phase.startswith("compiling"):
+                    self.phase = "replaying"
 
     def tables(self, name: str, start: int = 0) -> tuple[list[pa.Table], int]:
         """Tables of ``name`` from list position ``start``; and the next position."""
@@ -768,11 +768,3 @@ def thin(n: int, most: int = 0) -> np.ndarray:
     if n <= most:
         return np.arange(n)
     return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
-
-
-def isfinite_or(v, default):
-    return v if isinstance(v, (int, float)) and math.isfinite(v) else default
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0", "false")

@@ -76,7 +76,8 @@ class LivePage:
         self.hist_panes = {}
         for name in C.engine_hist_names():
             self.hists[name] = C.HistPlot(name, name.replace("_", " "))
-            self.hist_panes[name] = fixed(self.hists[name].figure, visible=False)   # shown once it has data
+            self.hists[name].figure.visible = False         # shown once it has data
+            self.hist_panes[name] = fixed(self.hists[name].figure)
             self.plots.append(self.hist_panes[name])
         for fig in (self.score_fig, self.profit_fig):
             self.plots.append(fixed(fig))
@@ -182,6 +183,10 @@ class LivePage:
             r.packets_per_s, r.transactions_per_s, r.opportunities_per_s, r.drops)
         self.totals.object = (f"totals: **{r.packets:,}** packets, **{r.transactions:,}** transactions, "
                               f"**{r.opportunities:,}** opportunities")
+        st = f.live_status
+        if st is not None and st.latency_ns:          # live: kernel timestamp -> scored, since the last status
+            lat = " · ".join(f"{k} {C.fmt_ns(v)}" for k, v in st.latency_ns.items() if v is not None and v >= 0)
+            self.totals.object += f"; kernel → scored latency: {lat}" if lat else ""
         self._stream_tables()
         self._hists()
         self._counts()
@@ -255,8 +260,8 @@ class LivePage:
                 self.hist_panes[name] = fixed(self.hists[name].figure)
                 self.plots.insert(len(self.hists) - 1, self.hist_panes[name])
             self.hists[name].update(data, marks)
-            if not self.hist_panes[name].visible:
-                self.hist_panes[name].visible = True
+            if not self.hists[name].figure.visible:
+                self.hists[name].figure.visible = True
 
     def _counts(self):
         n_opp = len(C.filter_opps(self.opp_df, self.type_sel.value, self.score_rng.value, self.min_profit.value))
