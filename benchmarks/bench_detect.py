@@ -14,21 +14,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 
-from common import BENCH_DIR, table
-
-
-def market_capture(packets: int, seed: int = 21):
-    from workbench.synth.generate import generate_capture
-    BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    path = BENCH_DIR / f"market-{packets}-s{seed}.pcap"
-    if not path.exists():
-        tps = 50_000.0
-        t = time.perf_counter()
-        generate_capture(path, seconds=packets / tps, tps=tps, seed=seed, market=True)
-        print(f"# generated {path.name} in {time.perf_counter() - t:.1f} s", flush=True)
-    return path
+from common import bench_capture, table
 
 
 def main():
@@ -38,7 +25,7 @@ def main():
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args()
-    cap = market_capture(a.packets)
+    cap = bench_capture(a.packets, seed=21, market=True)
     mk = str(cap) + ".market"
     on, off, none = [], [], []
     for k in range(a.repeat + 1):                  # the first round warms caches and is dropped

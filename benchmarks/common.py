@@ -17,15 +17,18 @@ sys.path.insert(0, str(REPO))
 BENCH_DIR = Path(os.environ.get("WORKBENCH_BENCH_DIR", REPO / "runs" / "bench"))
 
 
-def bench_capture(packets: int, seed: int = 11, suffix: str = "pcap", bad_rate: float = 0.02) -> Path:
-    """A synthetic capture of about ``packets`` packets, generated once and cached."""
+def bench_capture(packets: int, seed: int = 11, suffix: str = "pcap", bad_rate: float = 0.02,
+                  market: bool = False) -> Path:
+    """A synthetic capture of about ``packets`` packets, generated once and cached
+    (``market``: with its snapshot in ``<capture>.market/`` and injected opportunities)."""
     from workbench.synth.generate import generate_capture
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    path = BENCH_DIR / f"bench-{packets}-s{seed}.{suffix}"
+    path = BENCH_DIR / f"{'market' if market else 'bench'}-{packets}-s{seed}.{suffix}"
     if not path.exists():
         tps = 50_000.0
         t = time.perf_counter()
-        generate_capture(path, seconds=packets / tps, tps=tps, seed=seed, bad_rate=bad_rate)
+        kw = dict(market=True) if market else dict(bad_rate=bad_rate)
+        generate_capture(path, seconds=packets / tps, tps=tps, seed=seed, **kw)
         print(f"# generated {path.name} in {time.perf_counter() - t:.1f} s", flush=True)
     return path
 

@@ -674,6 +674,14 @@ def _direction(buf, ev, p, keys, key_slots, mk):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _amount_limit(ev):
+    """(amount, limit) of a swap event: exact in (amount in, min out) or exact out (amount out, max in)."""
+    if ev.exact_in == 1:
+        return ev.amount_in, ev.amount_out
+    return ev.amount_out, ev.amount_in
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _swap_row(swaps, ns, ev, p, d, status, a_in, a_out, mk, ctx):
     if ns >= swaps.shape[0]:
         return ns
@@ -733,24 +741,24 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
             if pools[e] >= 0:
                 ns = _swap_row(swaps, ns, events[e], pools[e], -1, SW_DIRECTION_UNRESOLVED, U0, U0, mk, ctx)
         return ns, no
-    # first pass (several swaps): do they all pass their limits? apply with an undo log
+    # first pass: do they all pass their limits? (several swaps: applied with an undo log, so
+    # each sees the one before it, then rolled back)
     failed = -1
     fail_status = SW_APPLIED
-    if m > 1:
-        k = 0
-        for e in range(ne):
-            p = pools[e]
-            if p < 0 or dirs[e] < 0:
-                continue
-            ev = events[e]
-            amount = ev.amount_in if ev.exact_in == 1 else ev.amount_out
-            limit = ev.amount_out if ev.exact_in == 1 else ev.amount_in
-            st, a_in, a_out, nh, nl = _swap_result(mk, p, dirs[e], ev.exact_in, amount, limit,
-                                                   ev.sqrt_price_limit_hi, ev.sqrt_price_limit_lo)
-            if st == SW_SLIPPAGE or st == SW_AMM_ERROR:
-                failed = e
-                fail_status = st
-                break
+    k = 0
+    for e in range(ne):
+        p = pools[e]
+        if p < 0 or dirs[e] < 0:
+            continue
+        ev = events[e]
+        amount, limit = _amount_limit(ev)
+        st, a_in, a_out, nh, nl = _swap_result(mk, p, dirs[e], ev.exact_in, amount, limit,
+                                               ev.sqrt_price_limit_hi, ev.sqrt_price_limit_lo)
+        if st == SW_SLIPPAGE or st == SW_AMM_ERROR:
+            failed = e
+            fail_status = st
+            break
+        if m > 1:
             undo[k, 0] = np.uint64(p)
             undo[k, 1] = mk.pool_res[p, 0]
             undo[k, 2] = mk.pool_res[p, 1]
@@ -758,25 +766,12 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
             undo[k, 4] = mk.pool_wp[p, WP_PRICE_L]
             k += 1
             _apply(mk, p, dirs[e], a_in, a_out, nh, nl)
-        for j in range(k - 1, -1, -1):
-            p = np.int64(undo[j, 0])
-            mk.pool_res[p, 0] = undo[j, 1]
-            mk.pool_res[p, 1] = undo[j, 2]
-            mk.pool_wp[p, WP_PRICE_H] = undo[j, 3]
-            mk.pool_wp[p, WP_PRICE_L] = undo[j, 4]
-    else:
-        for e in range(ne):
-            p = pools[e]
-            if p < 0 or dirs[e] < 0:
-                continue
-            ev = events[e]
-            amount = ev.amount_in if ev.exact_in == 1 else ev.amount_out
-            limit = ev.amount_out if ev.exact_in == 1 else ev.amount_in
-            st, a_in, a_out, nh, nl = _swap_result(mk, p, dirs[e], ev.exact_in, amount, limit,
-                                                   ev.sqrt_price_limit_hi, ev.sqrt_price_limit_lo)
-            if st == SW_SLIPPAGE or st == SW_AMM_ERROR:
-                failed = e
-                fail_status = st
+    for j in range(k - 1, -1, -1):
+        p = np.int64(undo[j, 0])
+        mk.pool_res[p, 0] = undo[j, 1]
+        mk.pool_res[p, 1] = undo[j, 2]
+        mk.pool_wp[p, WP_PRICE_H] = undo[j, 3]
+        mk.pool_wp[p, WP_PRICE_L] = undo[j, 4]
     if failed >= 0:
         dcount[D_FAILED_TX] += 1
         for e in range(ne):
@@ -813,8 +808,7 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
             continue
         ctx[4] = monotonic_ns()            # detection cost: from here to each row (apply included)
         fx[F_SLIPPAGE] = 0.0
-        amount = ev.amount_in if ev.exact_in == 1 else ev.amount_out
-        limit = ev.amount_out if ev.exact_in == 1 else ev.amount_in
+        amount, limit = _amount_limit(ev)
         cp = mk.pool_kind[p] != PK_WHIRLPOOL and detect != 0
         if cp and no + OPPS_PER_TX_MAX // 2 <= opps.shape[0]:
             no, sized = _sandwich(mk, p, d, ev.exact_in, amount, limit, tip, opps, no, ctx, fx)

@@ -625,28 +625,21 @@ def _decode_token(buf, txn, luts, ins, k, pid, events, e):
 # the registry: one dispatch over the program id of every instruction
 # ============================================================================================
 
-@njit(cache=True, nogil=True, _nrt=False)
-def decode_events(buf, txn, instrs, luts, program_ids, events, e0, rejects):
-    """Decode every top-level instruction of ``txn`` into ``events[e0:]``.
-
-    ``instrs`` / ``luts`` are the rows decode_txn filled (``txn.instr_first`` /
-    ``txn.lut_first`` index them); ``program_ids[txn.instr_first + k]`` is the interned key
-    id of instruction k's program (``program_ids_of`` fills it), -1 unknown.
-    ``rejects`` (int64[EV_REJECT_SLOTS]) counts rejected instructions at ``-code``.
-    Returns the number of events written, or EV_OUTPUT_FULL when ``events`` had no room
-    for all of them (rows from ``e0`` may be partly written: flush, then call again).
-    Events come in instruction order (capture order within the transaction).
-    """
+@njit(cache=True, nogil=True, inline="always")
+def _decode_all(buf, txn, instrs, luts, program_ids, events, e0, rejects, swaps_only):
+    """The registry's dispatch over every top-level instruction (``swaps_only``: DEX programs)."""
     e = e0
     for k in range(txn.instr_cnt):
-        ins = instrs[txn.instr_first + k]
         pid = program_ids[txn.instr_first + k]
+        ins = instrs[txn.instr_first + k]
         if pid == ID_RAYDIUM_AMM_V4:
             r = _decode_raydium_v4(buf, txn, luts, ins, k, pid, events, e)
         elif pid == ID_RAYDIUM_CPMM:
             r = _decode_raydium_cpmm(buf, txn, luts, ins, k, pid, events, e)
         elif pid == ID_ORCA_WHIRLPOOL:
             r = _decode_whirlpool(buf, txn, luts, ins, k, pid, events, e)
+        elif swaps_only:
+            r = 0
         elif pid == ID_SYSTEM:
             r = _decode_system(buf, txn, luts, ins, k, pid, events, e)
         elif pid == ID_SPL_TOKEN or pid == ID_TOKEN_2022:
@@ -664,29 +657,25 @@ def decode_events(buf, txn, instrs, luts, program_ids, events, e0, rejects):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
+def decode_events(buf, txn, instrs, luts, program_ids, events, e0, rejects):
+    """Decode every top-level instruction of ``txn`` into ``events[e0:]``.
+
+    ``instrs`` / ``luts`` are the rows decode_txn filled (``txn.instr_first`` /
+    ``txn.lut_first`` index them); ``program_ids[txn.instr_first + k]`` is the interned key
+    id of instruction k's program (``program_ids_of`` fills it), -1 unknown.
+    ``rejects`` (int64[EV_REJECT_SLOTS]) counts rejected instructions at ``-code``.
+    Returns the number of events written, or EV_OUTPUT_FULL when ``events`` had no room
+    for all of them (rows from ``e0`` may be partly written: flush, then call again).
+    Events come in instruction order (capture order within the transaction).
+    """
+    return _decode_all(buf, txn, instrs, luts, program_ids, events, e0, rejects, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def decode_swaps(buf, txn, instrs, luts, program_ids, events, e0, rejects):
     """``decode_events`` for the DEX programs only (what pool tracking needs): transfers and
     tips are skipped without being decoded. Same returns."""
-    e = e0
-    for k in range(txn.instr_cnt):
-        pid = program_ids[txn.instr_first + k]
-        if pid != ID_RAYDIUM_AMM_V4 and pid != ID_RAYDIUM_CPMM and pid != ID_ORCA_WHIRLPOOL:
-            continue
-        ins = instrs[txn.instr_first + k]
-        if pid == ID_RAYDIUM_AMM_V4:
-            r = _decode_raydium_v4(buf, txn, luts, ins, k, pid, events, e)
-        elif pid == ID_RAYDIUM_CPMM:
-            r = _decode_raydium_cpmm(buf, txn, luts, ins, k, pid, events, e)
-        else:
-            r = _decode_whirlpool(buf, txn, luts, ins, k, pid, events, e)
-        if r == EV_OUTPUT_FULL:
-            rejects[-EV_OUTPUT_FULL] += 1
-            return EV_OUTPUT_FULL
-        if r < 0:
-            rejects[-r] += 1
-        else:
-            e += r
-    return e - e0
+    return _decode_all(buf, txn, instrs, luts, program_ids, events, e0, rejects, True)
 
 
 @njit(cache=True, nogil=True)
