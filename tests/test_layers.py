@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parent.parent / "workbench"
 
 # rank of each layer; a module may import only its own rank or lower ones
 RANK = {"errors": 0, "binary": 0, "config": 0, "capture": 1, "wire": 2, "metrics": 2, "engine": 3,
-        "synth": 3, "model": 4, "store": 5, "api": 6, "host": 6, "sinks": 6, "runner": 7, "inspect": 7, "dissect": 7, "cli": 8, "cli_db": 8}
+        "synth": 3, "model": 4, "store": 5, "api": 6, "host": 6, "sinks": 6, "runner": 7, "inspect": 7, "dissect": 7, "cli": 8, "cli_db": 8, "cli_model": 8}
 # wire/ is numpy + numba (and the standard library); base58 (the package) only names the
 # preregistered keys at start-up
 WIRE_ALLOWED = {"numpy", "numba", "base58"} | set(sys.stdlib_module_names)
@@ -52,3 +52,8 @@ def test_no_upward_imports():
             if target in RANK and me in RANK and RANK[target] > RANK[me]:
                 bad.append(f"{path.relative_to(PKG)} ({me}) imports {mod} ({target})")
     assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+def test_every_module_has_a_rank():
+    missing = sorted({_layer(p) for p in PKG.rglob("*.py")} - set(RANK))
+    assert not missing, f"give these a layer rank in RANK: {missing}"
