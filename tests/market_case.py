@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import base58
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -209,7 +208,7 @@ def test_direction_unresolved_is_counted(tmp_path):
     c.payloads = []
     c.swap("s1", "WSOL", SOL, 1)
     cap, _ = c.write(tmp_path / "b")                        # capture with unknown accounts, old snapshot
-    r = replay(cap, tmp_path / "run", Settings(progress=False, market=str(mk)))
+    replay(cap, tmp_path / "run", Settings(progress=False, market=str(mk)))
     sw = pq.read_table(tmp_path / "run" / "swaps.parquet").to_pandas()
     assert list(sw["status"]) == ["direction_unresolved"]
     assert int(sw["reserve_a"][0]) == 10_000 * SOL

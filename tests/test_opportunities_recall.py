@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
 from workbench.config import Settings
 from workbench.runner import replay

@@ -156,6 +156,7 @@ class EngineRun:
         if self.writer is not None:
             writer = self.writer
             def to_store(name, table, writer=writer, source=source):
+                # the store keeps tx_features and opportunities (packet_status and swaps stay in Parquet)
                 if name == "tx_features":
                     writer.put(name, table)
                 elif name == "opportunities":
@@ -325,9 +326,6 @@ def replay(capture, out_dir, settings: Settings | None = None,
                         **{f"shreds_{k}": v for k, v in result.shreds.items()}},
                status="done" if capture_error is None else "capture_damaged")
     return result
-
-
-STORE_TABLES = ("tx_features", "opportunities")   # engine tables the store keeps (packet_status, swaps: Parquet)
 
 
 def _open_store(dsn: str, settings: Settings, run_id: str, *, source: str, capture_path: str,

@@ -55,7 +55,7 @@ from ..wire.keys import lookup
 from ..wire.programs import ACCT_IN_LUT, KIND_SWAP, decode_swaps, resolve_lut_account
 from .amm import (AMM_OK, CEIL_PLAIN, CEIL_RAYDIUM, U0, U1, UMAX, WP_INCOMPLETE, cp_amount_in, cp_amount_out,
                   optimal_two_pool_arb_in, wp_swap_within_tick)
-from .market import (M_SLOT, M_SLOT_TS, M_USDC, M_WSOL, N_WP, PK_RAYDIUM_V4, PK_WHIRLPOOL, SWAP_HISTORY, WP_LIQ_H,
+from .market import (M_SLOT, M_SLOT_TS, M_USDC, M_WSOL, PK_RAYDIUM_V4, PK_WHIRLPOOL, SWAP_HISTORY, WP_LIQ_H,
                      WP_LIQ_L, WP_LOWER_H, WP_LOWER_L, WP_PRICE_H, WP_PRICE_L, WP_UPPER_H, WP_UPPER_L)
 from .opps import (F_DEPTH, F_NINS, F_NPROG, F_PRIO, F_PROFIT, F_S10, F_S100, F_S1000, F_SIZE, F_SLIPPAGE, F_SLOT_MS,
                    F_TIP, F_TYPE, OPP_ARBITRAGE, OPP_LIQUIDATION, OPP_SANDWICH, SW_AMM_ERROR, SW_APPLIED,
@@ -66,7 +66,7 @@ OPPS_PER_TX_MAX = 512        # opportunity rows one transaction may add (room th
 FLOAT_MARGIN = 1e-9          # relative slack (of the input) on float profit estimates before the exact sizing:
                              # float64 sizing is good to ~1e-15 of the input; the exact integers differ from
                              # the real-valued profit by a few base units (the 8-unit term)
-LIQ_CLOSE_FACTOR = 0.5       # share of the debt one liquidation repays
+LIQ_CLOSE_DIVISOR = 2        # one liquidation repays debt // this (a close factor of 1/2)
 ARB_POLISH3 = 4              # three-pool cycles: integer inputs tried each side of floor(d*)
 MS = 1_000_000
 
@@ -118,6 +118,14 @@ def price_sol(mk, t):
 def init_prices(mk):
     for t in range(mk.token_price.shape[0]):
         mk.token_price[t] = oracle_price(mk, t)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _below_tip(est, tipf, unit_price, size):
+    """The float profit ``est`` (lamports) cannot beat the tip even allowing for float error
+    (FLOAT_MARGIN of the input ``size``) and the exact integers' few base units (8 of them,
+    at ``unit_price`` lamports each): the candidate is not worth its exact sizing."""
+    return est < tipf * (1.0 - FLOAT_MARGIN) - 8.0 * unit_price - FLOAT_MARGIN * size * unit_price
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -361,7 +369,7 @@ def _sandwich(mk, p, a_to_b, exact_in, amount, limit, tip, opps, n, ctx, fx):
     back = g * of * x2 / (y2 + g * of)
     est = (back - f) * pin
     # a real-valued loss cannot round into a profit worth the tip (the integers differ by a few units)
-    if est <= 0.0 or est < tipf * (1.0 - FLOAT_MARGIN) - 8.0 * pin - FLOAT_MARGIN * f * pin:
+    if est <= 0.0 or _below_tip(est, tipf, pin, f):
         return n, 0
     # exact: the largest integer front-run the victim survives, by bracketing around f
     fi = np.uint64(f) if f >= 1.0 else U1
@@ -463,7 +471,7 @@ def _arb_two(mk, p, q, tip, opps, n, ctx, fx):
         F = ga * (yb + gb * ya)
         d = (np.sqrt(K * E) - E) / F
         est = (K * d / (E + F * d) - d) * px
-        if est < tipf * (1.0 - FLOAT_MARGIN) - 8.0 * px - FLOAT_MARGIN * d * px:
+        if _below_tip(est, tipf, px, d):
             continue
         sized = 1
         fk = _fee_kind(mk, u)
@@ -547,7 +555,7 @@ def _arb_three(mk, c, tip, opps, n, ctx, fx, route, sides):
             continue
         d = (np.sqrt(K * E) - E) / F
         est = (K * d / (E + F * d) - d) * px
-        if est < tipf * (1.0 - FLOAT_MARGIN) - 8.0 * px - FLOAT_MARGIN * d * px:
+        if _below_tip(est, tipf, px, d):
             continue
         sized = 1
         base = np.uint64(d) if d >= 1.0 else U1
@@ -611,7 +619,7 @@ def _liquidations(mk, p, tip, opps, n, ctx, fx):
             mk.pos_healthy[j] = 0
             pc = price_sol(mk, mk.pos_mint[j, 0])
             pd = price_sol(mk, mk.pos_mint[j, 1])
-            repay = mk.pos_amount[j, 1] // np.uint64(2)
+            repay = mk.pos_amount[j, 1] // np.uint64(LIQ_CLOSE_DIVISOR)
             value = np.float64(repay) * pd * (1.0 + mk.pos_param[j, 1])
             cap = np.float64(mk.pos_amount[j, 0]) * pc
             if value > cap:
