@@ -545,8 +545,10 @@ class Feed:
         if self.state is not None:
             from workbench.engine.state import HIST_NAMES
             from workbench.metrics.hist import Histogram
+            # one snapshot per tick: the engine thread keeps recording into the live arrays
+            counts, stats = self.state.hist_counts.copy(), self.state.hist_stats.copy()
             for h, name in enumerate(HIST_NAMES):
-                hist = Histogram(self.state.hist_counts, self.state.hist_stats, h, name)
+                hist = Histogram(counts, stats, h, name)
                 if hist.count:
                     out[name] = (hist_data(hist), hist.percentiles((50, 99, 99.9)))
         for name, (lows, counts, p50, p99, p999) in (self.store_hists or {}).items():

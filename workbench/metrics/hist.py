@@ -169,11 +169,13 @@ class Histogram:
         return {f"p{q:g}": self.percentile(q) for q in qs}
 
     def buckets(self):
-        """(low, high, count) arrays of the non-empty buckets."""
-        idx = np.nonzero(self.counts[self.h])[0]
+        """(low, high, count) arrays of the non-empty buckets. The row is copied first: a
+        running engine may be recording into it from another thread."""
+        row = self.counts[self.h].copy()
+        idx = np.nonzero(row)[0]
         lows = np.array([bucket_low(i) for i in idx], np.int64)
         highs = np.array([bucket_high(i) for i in idx], np.int64)
-        return lows, highs, self.counts[self.h, idx].copy()
+        return lows, highs, row[idx]
 
 
 @njit(cache=True, nogil=True)
