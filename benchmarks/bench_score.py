@@ -27,7 +27,8 @@ import numpy as np
 from numba import njit
 
 from common import BENCH_DIR, table
-from workbench.engine.score import load_tree_model, score_row, score_row_buf, score_rows
+from workbench.engine.score import (LAYOUT_LANES, LAYOUT_PERFECT, load_tree_model, score_row, score_row_buf,
+                                    score_rows, scratch_items)
 
 
 def median_both(fn, repeat: int, per: int = 1) -> tuple[float, float]:
@@ -63,7 +64,7 @@ def bench_model(trees: int, depth: int):
 @njit(cache=True, nogil=True)
 def _one_row_repeat(model, x, n):
     """``n`` scores of the same row, as the engine calls it (scratch allocated once)."""
-    xx = np.empty(2 * model.n_features, np.int32)
+    xx = np.empty(scratch_items(model.n_features), np.int32)
     s = 0.0
     for _ in range(n):
         s += score_row_buf(model, x, xx)
@@ -72,7 +73,7 @@ def _one_row_repeat(model, x, n):
 
 @njit(cache=True, nogil=True)
 def _one_row_repeat_alloc(model, x, n):
-    """The same through ``score_row`` (allocates its 2 * n_features int32 scratch per call)."""
+    """The same through ``score_row`` (allocates its int32 scratch per call)."""
     s = 0.0
     for _ in range(n):
         s += score_row(model, x)
@@ -137,7 +138,9 @@ def main():
     booster.set_param({"nthread": 1})
     predictor = tl2cgen.Predictor(str(d / "predictor.so"), nthread=1)
     native = NativePredictor(d / "predictor.so")
-    model = load_tree_model(d)
+    model = load_tree_model(d)                            # 'auto': the lane layout where the CPU has VBMI
+    perfect = load_tree_model(d, layout="perfect")        # the scalar layout (hosts without AVX-512 VBMI)
+    layout = "lanes (AVX-512 VBMI)" if model.layout == LAYOUT_LANES else "perfect"
     nf = model.n_features
     e32 = np.zeros(nf, np.float32)
     ei = e32.view(np.int32)
@@ -149,7 +152,8 @@ def main():
     ref = booster.inplace_predict(X)
     for name, p in (("tl2cgen", predictor.predict(tl2cgen_dmatrix(X)).reshape(-1)),
                     ("so/numba", so_rows(X, e32, ei, res, np.empty(len(X)))),
-                    ("score_row", score_rows(model, X, np.empty(len(X))))):
+                    ("score_row", score_rows(model, X, np.empty(len(X)))),
+                    ("score_row perfect", score_rows(perfect, X, np.empty(len(X))))):
         assert np.max(np.abs(p - ref)) < 1e-6, name
 
     reps = 2000                                           # calls per timing of the nopython loops
@@ -165,14 +169,19 @@ def main():
            for k, fn in py_calls.items()}
     one[".so predict from nopython"] = median_both(lambda: so_repeat(x, e32, ei, res, reps), a.repeat, reps)
     one["engine score_row, own scratch"] = median_both(lambda: _one_row_repeat_alloc(model, x, reps), a.repeat, reps)
+    if model.layout != LAYOUT_PERFECT:
+        one["engine score_row, perfect layout"] = median_both(lambda: _one_row_repeat(perfect, x, reps), a.repeat,
+                                                              reps)
     one["engine score_row (nopython)"] = median_both(lambda: _one_row_repeat(model, x, reps), a.repeat, reps)
     batch = {
         "xgboost inplace_predict": median_both(lambda: booster.inplace_predict(X), a.repeat, n),
         "TL2cgen Predictor.predict(DMatrix)": median_both(lambda: predictor.predict(tl2cgen_dmatrix(X)), a.repeat, n),
         ".so predict via ctypes (Python)": median_both(lambda: native.predict(X), a.repeat, n),
         ".so predict from nopython": median_both(lambda: so_rows(X, e32, ei, res, out), a.repeat, n),
-        "engine score_row (nopython)": median_both(lambda: score_rows(model, X, out), a.repeat, n),
     }
+    if model.layout != LAYOUT_PERFECT:
+        batch["engine score_row, perfect layout"] = median_both(lambda: score_rows(perfect, X, out), a.repeat, n)
+    batch["engine score_row (nopython)"] = median_both(lambda: score_rows(model, X, out), a.repeat, n)
     eng1, engb = one["engine score_row (nopython)"], batch["engine score_row (nopython)"]
     hdr = ("scorer", "ns/row wall", "ns/row cpu", "vs engine (cpu)")
     table(f"one row, {meta['n_trees']} trees x depth {meta['max_depth']} ({meta['n_nodes']:,} nodes), "
@@ -181,7 +190,8 @@ def main():
     table(f"batch of {n} rows ({n_nan} NaN features), median of {a.repeat}",
           [(k, f"{w:,.0f}", f"{c:,.0f}", f"{c / engb[1]:.1f}x") for k, (w, c) in batch.items()], hdr)
     tl1 = one["TL2cgen Predictor.predict(DMatrix)"]
-    print(f"\nin-engine one row: {eng1[1]:,.0f} ns cpu ({eng1[0]:,.0f} wall) (goal <= 1000 ns); "
+    print(f"\nengine layout: {layout}")
+    print(f"in-engine one row: {eng1[1]:,.0f} ns cpu ({eng1[0]:,.0f} wall) (goal <= 1000 ns); "
           f"batch: {engb[1]:,.0f} ns/row cpu ({engb[0]:,.0f} wall)")
     print(f"TL2cgen Predictor one row / engine one row: {tl1[1] / eng1[1]:.0f}x cpu, {tl1[0] / eng1[0]:.0f}x wall "
           f"(goal >= 50x)")

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from workbench.cli import app
-from workbench.engine.score import ModelError, TREES_FILE, engine_features, load_tree_model, score_row
+from workbench.engine.score import LANES_DEPTH, LAYOUT_LANES, ModelError, TREES_FILE, engine_features, load_tree_model, score_row
 from workbench.model.compile import (PARITY_TOL, NativePredictor, ParityError, compile_model, parity_check,
                                      trees_from_treelite, load_treelite)
 from workbench.model.labels import LabelConfig
@@ -58,7 +58,10 @@ def test_compile_writes_library_and_arrays_and_agrees(compiled):
     d, res = compiled
     assert (d / "predictor.so").is_file() and (d / TREES_FILE).is_file() and (d / "compile.json").is_file()
     assert res.parity.ok and res.parity.rows == len(np.load(d / "validation.npz")["X"]) > 100
-    assert len(res.parity.max_abs_diff) == 6
+    # every pair of xgboost, TL2cgen's Predictor, the .so, the engine's layout (and the scalar
+    # perfect layout beside it where the engine takes the lane layout)
+    n = 5 if load_tree_model(res.model_dir).layout == LAYOUT_LANES else 4
+    assert len(res.parity.max_abs_diff) == n * (n - 1) // 2
     assert max(res.parity.max_abs_diff.values()) < PARITY_TOL
     assert res.params["quantize"] == 0 and res.params["parallel_comp"] >= 1 and "-march=native" in res.options
     n_split = int((np.load(d / TREES_FILE)["node_feature"] >= 0).sum())
@@ -76,7 +79,9 @@ def test_parity_on_awkward_rows(compiled):
 def test_engine_loads_the_compiled_model(compiled):
     d, _ = compiled
     m = load_tree_model(d)
-    assert m.n_trees == 30 and m.depth == 5 and m.n_features == len(engine_features())
+    assert m.n_trees == 30 and m.n_features == len(engine_features())
+    assert m.depth == (LANES_DEPTH if m.layout == LAYOUT_LANES else 5)      # the lane layout pads to 6 levels
+    assert load_tree_model(d, layout="perfect").depth == 5
     import xgboost as xgb
     X = np.load(d / "validation.npz")["X"][:50]
     want = xgb.Booster(model_file=str(d / "model.json")).inplace_predict(X)

@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+from pathlib import Path
 
 import numba
 import numpy as np
 import pytest
 
-from workbench.engine.score import (POST_IDENTITY, POST_SIGMOID, SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION,
-                                    ModelError, TreeModel, empty_tree_model, engine_features, load_tree_model,
-                                    score_row, score_row_buf, score_rows, tree_model_from_arrays)
+from workbench.engine.lanes import HAVE_VBMI
+from workbench.engine.score import (LAYOUT_LANES, LAYOUT_PERFECT, LAYOUTS, POST_IDENTITY, POST_SIGMOID, SCHEMA_FILE,
+                                    TREES_FILE, TREES_FORMAT_VERSION, ModelError, TreeModel, empty_tree_model,
+                                    engine_features, load_tree_model, score_row, score_row_buf, score_rows,
+                                    scratch_items, tree_model_from_arrays)
 
 N_FEATURES = 13
 
@@ -98,22 +101,29 @@ def awkward_rows(rng, arrs, n):
     return X
 
 
-@pytest.mark.parametrize("seed,n_trees,depth", [(1, 1, 3), (2, 7, 4), (3, 8, 6), (4, 29, 6), (5, 40, 1), (6, 17, 9)])
-def test_score_row_matches_twin_both_layouts(seed, n_trees, depth):
+@pytest.mark.parametrize("seed,n_trees,depth", [(1, 1, 3), (2, 7, 4), (3, 8, 6), (4, 29, 6), (5, 40, 1), (6, 17, 9),
+                                                (7, 130, 6), (8, 64, 5)])
+def test_score_row_matches_twin_every_layout(seed, n_trees, depth):
+    """Each layout (lanes: 64-tree groups, a partial last group; trees shallower than 6 padded)
+    scores every awkward row as the twin does."""
     rng = np.random.default_rng(seed)
     arrs = random_trees(rng, n_trees, depth)
     X = awkward_rows(rng, arrs, 300)
     want = np.array([twin_score(arrs, x) for x in X])
-    for layout in ("perfect", "pointer"):
+    layouts = ("perfect", "pointer", "lanes") if depth <= 6 else ("perfect", "pointer")
+    if depth > 6:
+        with pytest.raises(ModelError, match="depth 9"):
+            tree_model_from_arrays(arrs, layout="lanes")
+    for layout in layouts:
         m = tree_model_from_arrays(arrs, layout=layout)
-        assert (m.depth >= 0) == (layout == "perfect")
+        assert m.layout == LAYOUTS[layout] and (m.depth >= 0) == (layout != "pointer")
         got = np.array([score_row(m, x) for x in X])
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-12, err_msg=layout)
         out = score_rows(m, X, np.empty(len(X)))
         np.testing.assert_array_equal(out, got)
-        xx = np.empty(2 * m.n_features, np.int32)
+        xx = np.empty(scratch_items(m.n_features), np.int32)
         assert score_row_buf(m, X[1], xx) == got[1]
-        xf = np.empty(2 * m.n_features, np.float32)          # a float32 scratch works the same
+        xf = np.empty(scratch_items(m.n_features), np.float32)          # a float32 scratch works the same
         assert [score_row_buf(m, x, xf) for x in X[:50]] == got[:50].tolist()
 
 
@@ -130,7 +140,7 @@ def test_float32_rounding_decides_the_branch():
     }
     x_below = np.nextafter(np.float64(t), -np.inf)
     assert x_below < np.float64(t) and np.float32(x_below) == t
-    for layout in ("perfect", "pointer"):
+    for layout in ("perfect", "pointer", "lanes"):
         m = tree_model_from_arrays(arrs, layout=layout)
         assert score_row(m, np.array([x_below])) == 1.0          # right, as xgboost
         assert score_row(m, np.array([np.float64(np.nextafter(t, np.float32(-1)))])) == -1.0
@@ -163,9 +173,61 @@ def test_single_leaf_trees():
         "n_features": np.int64(2), "base_score": np.float64(1.0), "sigmoid_alpha": np.float64(1.0),
         "postprocess": np.int64(POST_IDENTITY),
     }
-    m = tree_model_from_arrays(arrs)
+    m = tree_model_from_arrays(arrs, layout="perfect")
     assert m.depth == 0
     assert score_row(m, np.array([np.nan, 3.0])) == 1.375
+    assert score_row(tree_model_from_arrays(arrs, layout="lanes"), np.array([np.nan, 3.0])) == 1.375
+
+
+def test_lanes_refuse_a_short_scratch():
+    m = tree_model_from_arrays(random_trees(np.random.default_rng(2), 5, 3), layout="lanes")
+    with pytest.raises(ValueError, match="scratch smaller"):
+        score_row_buf(m, np.zeros(N_FEATURES), np.empty(2 * N_FEATURES, np.int32))
+
+
+def test_auto_layout_takes_lanes_only_where_they_fit():
+    """'auto' picks the lane layout on a VBMI host when the trees fit it; a feature with more
+    than 255 distinct thresholds (xgboost's exact method can make those) keeps the perfect layout,
+    and asking for lanes names the feature."""
+    rng = np.random.default_rng(11)
+    arrs = random_trees(rng, 40, 6)
+    assert tree_model_from_arrays(arrs).layout == (LAYOUT_LANES if HAVE_VBMI else LAYOUT_PERFECT)
+    many = random_trees(rng, 200, 6, leaf_p=0.0)
+    split = np.flatnonzero(many["node_feature"] >= 0)
+    many["node_feature"][split] = 3
+    many["node_threshold"][split] = np.arange(len(split), dtype=np.float32)
+    assert tree_model_from_arrays(many).layout == LAYOUT_PERFECT
+    with pytest.raises(ModelError, match="feature 3 has 12600 distinct thresholds"):
+        tree_model_from_arrays(many, layout="lanes")
+    X = awkward_rows(rng, many, 50)
+    np.testing.assert_allclose(score_rows(tree_model_from_arrays(many), X, np.empty(len(X))),
+                               [twin_score(many, x) for x in X], rtol=0, atol=1e-12)
+
+
+def test_lanes_portable_lookup_without_vbmi(tmp_path):
+    """On a target without AVX-512 VBMI (numba pinned to x86-64-v3 here) the lane kernel is
+    built from portable IR and still scores exactly as the twin."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, numpy as np\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_score import random_trees, awkward_rows, twin_score\n"
+        "from workbench.engine.lanes import HAVE_VBMI\n"
+        "from workbench.engine.score import tree_model_from_arrays, score_rows\n"
+        "assert not HAVE_VBMI\n"
+        "rng = np.random.default_rng(3)\n"
+        "arrs = random_trees(rng, 70, 6)\n"
+        "X = awkward_rows(rng, arrs, 200)\n"
+        "got = score_rows(tree_model_from_arrays(arrs, layout='lanes'), X, np.empty(len(X)))\n"
+        "want = np.array([twin_score(arrs, x) for x in X])\n"
+        "assert np.max(np.abs(got - want)) < 1e-12, np.max(np.abs(got - want))\n"
+        "print('ok')\n")
+    env = {**__import__("os").environ, "NUMBA_CPU_NAME": "x86-64-v3", "NUMBA_CPU_FEATURES": "",
+           "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                       env=env, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from .detect import D_OPPS, OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx
 from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
 from .market import M_POOLS
 from .opps import N_MODEL_FEATURES, OPP_DTYPE, SWAP_DTYPE
-from .score import score_row_buf
+from .score import score_row_buf, scratch_items
 from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST,
                     HIST_BATCH_NS, HIST_DETECT_NS, HIST_PACKET_NS, HIST_SCORE_NS, P_DETECT, P_SAMPLE_MASK, P_TIP_LAMPORTS, PORT_AUTO,
                     PORT_IGNORE, PORT_SHRED, PORT_TXN)
@@ -53,7 +53,7 @@ class MarketScratch(NamedTuple):
     route: np.ndarray       # int64[3] three-pool cycle being sized
     sides: np.ndarray       # int64[3] its input sides
     fx: np.ndarray          # float64[N_MODEL_FEATURES] features of the opportunities of the current swap
-    xx: np.ndarray          # float32[2 * N_MODEL_FEATURES] scratch of the scorer (score.py expand_row)
+    xx: np.ndarray          # float32[scratch_items(N_MODEL_FEATURES)] scratch of the scorer (score.py)
 
 
 class BatchOut(NamedTuple):
@@ -79,7 +79,7 @@ def new_batch_out(frames: int) -> BatchOut:
     ms = MarketScratch(np.zeros(SWAPS_PER_TX_MAX, EVENT_DTYPE), np.zeros(SWAPS_PER_TX_MAX, np.int64),
                        np.zeros(SWAPS_PER_TX_MAX, np.int64), np.zeros((SWAPS_PER_TX_MAX, 5), np.uint64),
                        np.zeros(3, np.int64), np.zeros(3, np.int64), np.zeros(N_MODEL_FEATURES, np.float64),
-                       np.zeros(2 * N_MODEL_FEATURES, np.float32))
+                       np.zeros(scratch_items(N_MODEL_FEATURES), np.float32))
     return BatchOut(np.zeros(frames, np.int16), np.zeros(frames, TX_DTYPE),
                     np.zeros(frames * PROGRAMS_PER_TX_MAX, np.int32), np.zeros(DRAIN_CHUNK, READY_DTYPE),
                     np.zeros(1, TXN_DTYPE),

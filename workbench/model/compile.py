@@ -35,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.score import (POSTPROCESSORS, SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION, ModelError,
-                            engine_features, load_tree_model, read_schema, read_trees, score_rows)
+from ..engine.score import (LAYOUT_LANES, POSTPROCESSORS, SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION, ModelError,
+                            engine_features, load_tree_model, read_schema, read_trees, score_rows,
+                            tree_model_from_arrays)
 
 XGB_FILE = "model.json"          # the booster, xgboost JSON (model/train.py)
 VALIDATION_FILE = "validation.npz"  # X float64[n, n_features], y int8[n], ts_ns int64[n] (model/train.py)
@@ -280,7 +281,11 @@ def _score_all(model_dir: Path, X: np.ndarray, tree_model) -> dict:
         p_tl = np.asarray(predictor.predict(tl2cgen_dmatrix(X)), np.float64).reshape(-1)
         p_so = NativePredictor(lib).predict(X)
     p_nb = score_rows(tree_model, X, np.empty(len(X), np.float64))
-    return {"xgboost": p_xgb, "tl2cgen_predictor": p_tl, "native_so": p_so, "numba_score_row": p_nb}
+    out = {"xgboost": p_xgb, "tl2cgen_predictor": p_tl, "native_so": p_so, "numba_score_row": p_nb}
+    if tree_model.layout == LAYOUT_LANES:       # the engine uses the lane layout here; check the scalar one too
+        scalar = tree_model_from_arrays(read_trees(model_dir / TREES_FILE), model_dir / TREES_FILE, "perfect")
+        out["numba_perfect_layout"] = score_rows(scalar, X, np.empty(len(X), np.float64))
+    return out
 
 
 def _pairwise_max(scores: dict) -> dict:
