@@ -101,7 +101,9 @@ def test_validation_is_after_training_and_matches_the_files(trained):
 def test_model_beats_the_profit_only_baseline(trained):
     _, res = trained
     assert 0.6 < res.auc <= 1.0
-    assert res.auc > res.baseline_auc + 0.1 and res.beats_baseline
+    # the baseline is a booster on profit alone (it learns that big prizes draw rivals); the
+    # model must add what only the other features tell (sandwich or not, the victim's fee)
+    assert res.auc > res.baseline_auc + 0.03 and res.auc > res.profit_score_auc + 0.1 and res.beats_baseline
     assert 0 < res.log_loss < np.log(2)               # better than a coin
 
 

@@ -195,6 +195,9 @@ def generate(
     opportunities: Optional[float] = typer.Option(None, help="--market: injected opportunities per second "
                                                              "(default 5; 0 = a quiet capture)"),
     tip_lamports: int = typer.Option(10_000, help="--market: the tip truth profits are counted after"),
+    competition: str = typer.Option("flat", help="--market: rivals close opportunities independently of them "
+                                                 "('flat') or faster and likelier for attractive ones ('prize': "
+                                                 "training data whose labels depend on more than profit)"),
 ):
     """Write a realistic, deterministic synthetic capture and its ground truth."""
     from .synth.generate import generate_capture
@@ -203,7 +206,7 @@ def generate(
             task = prog.add_task("generate", total=None)
             res = generate_capture(out, seconds=seconds, tps=tps, seed=seed, sign=sign, bad_rate=bad_rate,
                                    txn_port=txn_port, market=market, opportunities=opportunities,
-                                   tip_lamports=tip_lamports,
+                                   tip_lamports=tip_lamports, competition=competition,
                                    progress=lambda done, total: prog.update(task, completed=done, total=total))
     except (WorkbenchError, ValueError) as e:
         _fail(e)

@@ -63,7 +63,8 @@ def print_train(res) -> None:
     t.add_row("rows train / validation", f"{r['train']:,} / {r['validation']:,}")
     t.add_row("won train / validation", f"{r['train_won']:,} / {r['validation_won']:,}")
     t.add_row("validation AUC", f"{res.auc:.4f}")
-    t.add_row("profit-only baseline AUC", f"{res.baseline_auc:.4f}")
+    t.add_row("profit-only baseline AUC", f"{res.baseline_auc:.4f} (a booster on profit alone; "
+                                          f"profit as the score: {res.profit_score_auc:.4f})")
     t.add_row("beats the baseline", "yes" if res.beats_baseline else "[bold red]no[/]")
     t.add_row("validation log loss", f"{res.log_loss:.4f}")
     t.add_row("training time", f"{res.train_s:.1f} s")

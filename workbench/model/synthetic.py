@@ -68,11 +68,13 @@ def synthetic_run(out_dir, *, seconds: float = 60.0, n_pools: int = 16, median_r
     prio = np.where(rng.random(n) < 0.15, np.nan, rng.lognormal(np.log(20_000), 1.5, n))
     vtip = np.where(rng.random(n) < 0.6, 0.0, rng.lognormal(np.log(50_000), 1.0, n))
     slot_ms = np.where(rng.random(n) < 0.3, np.nan, rng.uniform(0, 400, n))
-    # rivals: chance and speed rise with the prize and the victim's priority fee
+    # rivals: chance rises with the prize and for sandwiches (every bot runs them); speed rises
+    # with the prize and, more, with the victim's priority fee (a high-fee victim lands early in
+    # the block, and the bots that watch fees race for it)
     z = np.log(profit_sol / 2e-4)
-    p_rival = 1.0 / (1.0 + np.exp(-(0.2 + 1.2 * z)))
+    p_rival = 1.0 / (1.0 + np.exp(-(0.2 + 0.7 * z + 1.0 * (typ == 1))))
     rival = rng.random(n) < p_rival
-    speed = np.exp(0.6 * z + 0.2 * np.log1p(np.nan_to_num(prio, nan=0.0) / 20_000))
+    speed = np.exp(0.3 * z + 0.9 * np.log1p(np.nan_to_num(prio, nan=0.0) / 20_000))
     delay = (rng.lognormal(np.log(3e6), 0.6, n) / speed).astype(np.int64) + 1
     rv_ts = bg_ts[trig][rival] + delay[rival]
     rv_pool = bg_pool[trig][rival]

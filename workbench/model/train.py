@@ -8,8 +8,11 @@ row (rows sharing the cut timestamp all go to validation; the split asserts it).
 
 Reported on the validation period: ROC AUC, log loss, a calibration table (deciles of the
 predicted probability: mean prediction vs observed win rate), feature importance (total
-gain), and the AUC of the profit-only baseline (``f_expected_profit_sol`` as the score) on
-the same rows.
+gain), and two profit-only baselines on the same rows: the expected profit itself as the
+score (``profit_score_auc``), and the profit-only MODEL (``baseline_auc``: a booster with
+the same parameters trained on ``f_expected_profit_sol`` alone, so any monotone or bumpy
+relation of profit to winning counts for the baseline, not only "more profit wins"). The
+model beats the baseline when its AUC exceeds both.
 
 ``models/NAME/`` receives: ``model.json`` (the booster, xgboost JSON), ``schema.json``
 (feature names, order, dtypes), ``metrics.json``, ``validation.npz`` (the validation rows,
@@ -123,14 +126,15 @@ class TrainResult:
     cut_ns: int
     auc: float
     log_loss: float
-    baseline_auc: float
-    beats_baseline: bool
+    baseline_auc: float             # the profit-only model's validation AUC
+    beats_baseline: bool            # auc above baseline_auc and profit_score_auc
     calibration: list
     importance_gain: dict
     label_config: dict
     train_config: dict
     train_s: float
     versions: dict = field(default_factory=dict)
+    profit_score_auc: float = float("nan")   # f_expected_profit_sol itself as the score
 
 
 def feature_matrix(df: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
@@ -168,7 +172,13 @@ def train_frame(df: pd.DataFrame, out_dir, label_config: LabelConfig, config: Tr
     importance = {f: float(gain.get(f, 0.0)) for f in features}
     importance = dict(sorted(importance.items(), key=lambda kv: -kv[1]))
     auc = roc_auc(y[va], p)
-    base = roc_auc(y[va], X[va, features.index(PROFIT_FEATURE)]) if PROFIT_FEATURE in features else float("nan")
+    base = score_base = float("nan")
+    if PROFIT_FEATURE in features:
+        k = features.index(PROFIT_FEATURE)
+        score_base = roc_auc(y[va], X[va, k])
+        one = xgb.train(config.xgb_params(), xgb.DMatrix(X[tr][:, [k]], label=y[tr], missing=np.nan),
+                        num_boost_round=config.n_estimators, verbose_eval=False)
+        base = roc_auc(y[va], one.predict(xgb.DMatrix(X[va][:, [k]], missing=np.nan)))
     import treelite
     import tl2cgen
     res = TrainResult(
@@ -176,8 +186,8 @@ def train_frame(df: pd.DataFrame, out_dir, label_config: LabelConfig, config: Tr
         rows={"train": int(tr.sum()), "validation": int(va.sum()), "train_won": int(y[tr].sum()),
               "validation_won": int(y[va].sum()), "runs": sorted(df["run_dir"].unique().tolist())
               if "run_dir" in df else []},
-        cut_ns=cut, auc=auc, log_loss=log_loss(y[va], p), baseline_auc=base,
-        beats_baseline=bool(auc > base) if not np.isnan(base) else False,
+        cut_ns=cut, auc=auc, log_loss=log_loss(y[va], p), baseline_auc=base, profit_score_auc=score_base,
+        beats_baseline=bool(auc > base and auc > score_base) if not np.isnan(base) else False,
         calibration=calibration_table(y[va], p), importance_gain=importance,
         label_config=label_config.to_dict(), train_config=asdict(config), train_s=train_s,
         versions={"xgboost": xgb.__version__, "treelite": treelite.__version__, "tl2cgen": tl2cgen.__version__},

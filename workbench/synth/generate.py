@@ -139,7 +139,8 @@ class _Gen:
     """The per-capture state the chunks share."""
 
     def __init__(self, seed: int, seconds: float, tps: float, bad_rate: float, start_ns: int, txn_port: int,
-                 sign: bool, market: bool = False, opportunities: float = 0.0, tip_lamports: int = 10_000):
+                 sign: bool, market: bool = False, opportunities: float = 0.0, tip_lamports: int = 10_000,
+                 competition: str = "flat"):
         root = np.random.default_rng(seed)
         world_rng, time_rng, slot_rng, self.rng = root.spawn(4)
         spec = None
@@ -164,7 +165,7 @@ class _Gen:
         self.market = None
         if market:
             self.market = M.MarketSim(spec, self.tmpl, self.ts, self.kinds, self.start_ns, seconds, self.mkt_rng,
-                                      float(opportunities), int(tip_lamports))
+                                      float(opportunities), int(tip_lamports), competition)
         self._signed_seen: set[bytes] = set()     # first signatures of signed transactions so far
         self.max_sig_b = int(self.tmpl.nsig.max()) * 64
         import pyarrow as pa
@@ -325,7 +326,7 @@ class _Gen:
 def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int = 7, sign: bool = False,
                      bad_rate: float = 0.02, start_ns: int = DEFAULT_START_NS, txn_port: int = 8003,
                      progress=None, market: bool = False, opportunities: float | None = None,
-                     tip_lamports: int = 10_000) -> GenerateResult:
+                     tip_lamports: int = 10_000, competition: str = "flat") -> GenerateResult:
     """Write a synthetic capture ``out`` (.pcap or .pcapng) and ``<out>.truth.parquet``.
 
     Parameters
@@ -346,6 +347,9 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
         ``market.DEFAULT_OPPORTUNITIES_PER_S``; 0 = none: a quiet capture).
     tip_lamports : with ``market``, the tip the truth's profits are counted after (the engine's
         ``Settings.tip_lamports``).
+    competition : with ``market``, how rivals close injected opportunities: ``"flat"``
+        (independent of the opportunity) or ``"prize"`` (faster and likelier for attractive
+        ones: training data whose labels depend on more than profit); see synth/market.py.
 
     Returns a ``GenerateResult``. Raises ``ConfigError`` naming the bad argument.
     """
@@ -365,9 +369,13 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
         raise ConfigError(f"generate: opportunities={opportunities!r}: must be a finite rate per second >= 0")
     if not (0 <= int(tip_lamports) < 2**62):
         raise ConfigError(f"generate: tip_lamports={tip_lamports!r}: must be >= 0")
+    if competition not in ("flat", "prize"):
+        raise ConfigError(f"generate: competition={competition!r}: 'flat' or 'prize'")
+    if competition != "flat" and not market:
+        raise ConfigError("generate: competition needs market=True (--market)")
     truth = truth_path_for(out)
     g = _Gen(int(seed), float(seconds), float(tps), float(bad_rate), int(start_ns), int(txn_port), bool(sign),
-             bool(market), float(opportunities), int(tip_lamports))
+             bool(market), float(opportunities), int(tip_lamports), competition)
     counts = np.zeros(len(F.KIND_NAMES), np.int64)
     writer = open_writer(out, linktype=1)
     try:

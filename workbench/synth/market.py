@@ -52,6 +52,16 @@ swap on the same pool restores the reference price: a competitor's back-run 1-50
 with probability ``TAKEN_SHARE`` (``taken_by_competitor``), else organic flow 100-400 ms
 later. Closing and injected swaps carry exact limits (no slack: no sandwich).
 
+Competition (``competition``): ``"flat"`` (the default, the bundled captures) draws the
+competitor independently of the opportunity, as above. ``"prize"`` makes rivals follow the
+prize the way searchers do: an opportunity's attractiveness A in [0, 1] is the victim's
+slippage for a sandwich (a loose victim is worth every bot's while) and the size of the
+dislocation for an arbitrage; a competitor comes with probability ``PRIZE_TAKEN`` (0.15 at
+A = 0 to 0.95 at A = 1) and its delay is log-uniform from 1 ms to 50 ms x 0.03**A (1.5 ms
+at A = 1: faster than any bundle). Labels (model/labels.py) then depend on features the
+engine measures beyond profit, which is what a model must learn (``workbench train``'s
+profit-only baseline cannot). Both modes draw the same random numbers in the same order.
+
 Ground truth (``<capture>.opportunities.truth.parquet``, ``OPP_TRUTH_SCHEMA``) is computed
 by this module's own Python-integer twin of the contract's rules (``Detector``: sandwich by
 bisection over exact amounts, arbitrage by ternary search on exact integer profit plus a
@@ -124,6 +134,9 @@ TYPE_SHARES = (("sandwich", 0.4), ("arbitrage", 0.4), ("liquidation", 0.2))
 TAKEN_SHARE = 0.5             # share of sandwiches / arbitrages a competitor closes within 1-50 ms
 COMPETITOR_MS = (1.0, 50.0)   # log-uniform delay of a competitor's back-run
 ORGANIC_MS = (100.0, 400.0)   # uniform delay of the organic closing swap when no competitor came
+COMPETITION = ("flat", "prize")
+PRIZE_TAKEN = (0.15, 0.95)    # "prize": competitor probability at attractiveness 0 and 1
+PRIZE_FAST = 0.03             # "prize": the competitor delay's upper bound is COMPETITOR_MS[1] * PRIZE_FAST**A
 VICTIM_FRAC = (0.004, 0.015)  # victim input, share of the input reserve
 VICTIM_SLIP = (0.03, 0.10)    # victim min out below the exact output
 DISLOCATION = (0.012, 0.04)   # price move of a dislocation
@@ -718,13 +731,33 @@ class Injection:
     lst: int = -1             # liquidation: token row of the collateral
 
 
+def competitor(competition: str, typ: str, u_taken: float, u_delay: float, slip: float, gap: float):
+    """(taken by a competitor, closing delay in ms) of one injection from two uniform draws.
+    ``u_delay`` maps exactly as ``rng.uniform`` would (low + (high - low) * u)."""
+    if competition == "flat":
+        taken, hi = u_taken < TAKEN_SHARE, COMPETITOR_MS[1]
+    else:
+        lo_hi = VICTIM_SLIP if typ == "sandwich" else DISLOCATION
+        a = (slip if typ == "sandwich" else gap) - lo_hi[0]
+        a = min(1.0, max(0.0, a / (lo_hi[1] - lo_hi[0])))
+        taken = u_taken < PRIZE_TAKEN[0] + (PRIZE_TAKEN[1] - PRIZE_TAKEN[0]) * a
+        hi = COMPETITOR_MS[1] * PRIZE_FAST ** a
+    if taken:
+        lo, top = math.log(COMPETITOR_MS[0]), math.log(hi)
+        return True, math.exp(lo + (top - lo) * u_delay)
+    return False, ORGANIC_MS[0] + (ORGANIC_MS[1] - ORGANIC_MS[0]) * u_delay
+
+
 class MarketSim:
     """The per-capture market state: the numba walk's arrays, the Python truth detector,
     the injection schedule and the truth rows."""
 
     def __init__(self, spec: MarketSpec, tmpl, ts: np.ndarray, kinds: np.ndarray, start_ns: int, seconds: float,
-                 rng: np.random.Generator, rate: float, tip: int = DEFAULT_TIP_LAMPORTS):
-        self.spec, self.tmpl, self.tip = spec, tmpl, int(tip)
+                 rng: np.random.Generator, rate: float, tip: int = DEFAULT_TIP_LAMPORTS,
+                 competition: str = "flat"):
+        if competition not in COMPETITION:
+            raise ValueError(f"competition={competition!r}: one of {COMPETITION}")
+        self.spec, self.tmpl, self.tip, self.competition = spec, tmpl, int(tip), competition
         P = len(spec.pools)
         self.P = P
         tok = {m: i for i, m in enumerate(spec.mints)}
@@ -808,13 +841,12 @@ class MarketSim:
                 break
             typ = names[int(rng.choice(len(names), p=shares / shares.sum()))]
             d = bool(rng.random() < 0.5)
-            taken = bool(rng.random() < TAKEN_SHARE)
-            delay_ms = (math.exp(rng.uniform(math.log(COMPETITOR_MS[0]), math.log(COMPETITOR_MS[1]))) if taken
-                        else float(rng.uniform(*ORGANIC_MS)))
+            u_taken, u_delay = float(rng.random()), float(rng.random())
             pick = int(rng.integers(1 << 30))
             frac = float(rng.uniform(*VICTIM_FRAC))
             slip = float(rng.uniform(*VICTIM_SLIP))
             gap = float(rng.uniform(*DISLOCATION))
+            taken, delay_ms = competitor(self.competition, typ, u_taken, u_delay, slip, gap)
             j_t = [int(rng.integers(self.tmpl.searcher.shape[2])) for _ in range(2)]
             trig = next_free(int(np.searchsorted(ts, start_ns + int(t_s * 1e9))))
             if trig < 0:
