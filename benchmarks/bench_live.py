@@ -40,7 +40,7 @@ CAPTURE_PACKETS = 300_000
 LATENCY_RATES = (10_000, 50_000, 100_000)
 LATENCY_SECONDS = 0.5       # traffic per latency run: under the 0.95 s of RT runtime the kernel allows per
                             # second, so SCHED_FIFO throttling (a 50 ms stall) stays out of the latency figures
-LADDER = (25_000, 50_000, 100_000, 200_000, 400_000)
+LADDER = (25_000, 50_000, 75_000, 100_000, 150_000, 200_000, 300_000, 400_000, 600_000, 800_000)
 LADDER_SECONDS = 1.0        # traffic per rung: long enough that a receiver falling behind overflows its buffer
 BACKLOG_PACKETS = 30_000    # frames queued while a receiver is paused: fits our 32 MiB ring and the peer's buffer
 KEPT_UP_P99_NS = 50_000_000  # p99 latency above 50 ms: the receiver is not keeping up (its backlog grows)
@@ -236,6 +236,9 @@ def main() -> None:
     results: dict[str, dict[int, dict]] = {"ours": {}, "naive": {}}
     top: dict[str, dict] = {}
     try:
+        # the sender alone, nobody capturing on the far end: the most this machine can offer a receiver
+        bare = int(send(v, capture, None, cap_n, cap_n)["pps"])
+        print(f"# the sender alone (no receiver): {bare:,} packets/s", flush=True)
         for peer in ("ours", "naive"):
             for rate in LATENCY_RATES:
                 res = step(v, peer, capture, cap_n, rate, int(rate * LATENCY_SECONDS), f"lat-{rate}")
@@ -283,7 +286,8 @@ def main() -> None:
           rows, ("packets/s", "ours drops", "ours p50", "ours p99", "ours p99.9", "naive drops", "naive p50",
                  "naive p99", "naive p99.9", "p99 naive/ours"))
     ours_top = max(top["ours"].get("topspeed") or 0, top["ours"]["held"] or 0)
-    sender_note = f"; the sender's ceiling here: {sender_max:,} packets/s"
+    sender_note = (f"; the sender's ceiling here: {sender_max:,} packets/s into a capturing receiver, "
+                   f"{bare:,} with nobody capturing")
     naive_top = top["naive"]["held"] or 0
     note = (" (the sender's ceiling: no drops at the fastest this machine sends)"
             if top["ours"].get("topspeed") or (top["ours"]["held"] == LADDER[-1]) else "")
@@ -307,7 +311,8 @@ def main() -> None:
     print("host: " + "; ".join(results["ours"][50_000]["host"]))
     (BENCH_DIR / "live" / "results.json").write_text(json.dumps({"results": {p: {str(k): v for k, v in r.items()}
                                                                              for p, r in results.items()},
-                                                                 "top": top, "sender_max_pps": sender_max}, indent=1))
+                                                                 "top": top, "sender_max_pps": sender_max,
+                                                                 "sender_bare_pps": bare}, indent=1))
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ class Live:
             pytest.fail("workbench live did not stop within the timeout")
         self._t.join(5)
         assert self.proc.returncode == 0, f"rc={self.proc.returncode}\n{out}\n{''.join(self.err)}"
+        self.output = out                                 # the printed summary
         return json.loads((self.out / "summary.json").read_text())
 
     def kill(self):
@@ -419,6 +420,7 @@ def test_live_with_a_market_finds_the_opportunities_replay_finds(veth, tmp_path)
     ref = replay(MARKET_CAPTURE, tmp_path / "replay", Settings(market=market))
     assert ref.opportunities["count"] > 50
     assert summary["opportunities"]["by_type"] == ref.opportunities["by_type"]
+    assert "top opportunities by expected profit" in live.output
     for name, cols in (("opportunities", OPP_STABLE), ("swaps", SWAP_STABLE)):
         a = pq.read_table(tmp_path / "live" / f"{name}.parquet").select(list(cols))
         b = pq.read_table(tmp_path / "replay" / f"{name}.parquet").select(list(cols))

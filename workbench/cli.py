@@ -318,11 +318,14 @@ def print_live_summary(r) -> None:
         t.add_row(f"processing ns/packet {k}", _fmt_int(r.packet_ns.get(k, -1)))
     console.print(t)
     console.print(_status_table(r.by_status))
+    if r.market:
+        _print_opportunities(r)
     for note in r.host:
         console.print(f"host: {escape(note)}", highlight=False, soft_wrap=True)
     if r.recorded:
         console.print(f"recorded {_fmt_int(r.recorded['frames'])} frames to {r.recorded['path']}")
-    console.print(f"outputs: {r.out_dir}  (tx_features.parquet, packet_status.parquet, summary.json)")
+    files = "tx_features, packet_status" + (", swaps, opportunities" if r.market else "")
+    console.print(f"outputs: {r.out_dir}  ({files} .parquet, summary.json)")
 
 
 @app.command()
