@@ -425,3 +425,23 @@ def test_live_with_a_market_finds_the_opportunities_replay_finds(veth, tmp_path)
         a = pq.read_table(tmp_path / "live" / f"{name}.parquet").select(list(cols))
         b = pq.read_table(tmp_path / "replay" / f"{name}.parquet").select(list(cols))
         assert a.equals(b), name
+
+
+def test_no_parquet_rt_run_counts_everything_and_paces_under_rt_throttling(veth, tmp_path):
+    """--no-parquet: no row files, the summary still counts every packet. --rt on a host that
+    throttles RT tasks: the loop paces its own short sleeps (and says so) instead of being
+    stopped for 50 ms each second."""
+    live = Live(veth, tmp_path / "live", "--iface", veth.rx, "--no-parquet", "--rt", "--cpu", "1")
+    try:
+        res = send(veth.tx, CAPTURE, PPS, 3)
+        summary = live.stop(signal.SIGINT)
+    finally:
+        live.kill()
+    assert summary["packets"] == res["packets"] == 3 * 3996 and summary["drops"] == 0
+    assert not list((tmp_path / "live").glob("*.parquet"))
+    assert sum(summary["by_status"].values()) == summary["packets"]
+    notes = " ".join(summary["host"])
+    if "SCHED_FIFO priority 50: yes" in notes:
+        throttled = "RT throttling leaves" in notes
+        assert ("RT pacing: an empty poll sleeps" in notes) == throttled
+        assert throttled or "RT pacing off" in notes

@@ -325,7 +325,8 @@ def print_live_summary(r) -> None:
     if r.recorded:
         console.print(f"recorded {_fmt_int(r.recorded['frames'])} frames to {r.recorded['path']}")
     files = "tx_features, packet_status" + (", swaps, opportunities" if r.market else "")
-    console.print(f"outputs: {r.out_dir}  ({files} .parquet, summary.json)")
+    parquet = any(str(k) != "summary" for k in (r.outputs or {}))
+    console.print(f"outputs: {r.out_dir}  ({files + ' .parquet, ' if parquet else ''}summary.json)")
 
 
 @app.command()
@@ -348,6 +349,8 @@ def live(
     shred_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as shreds"),
     db: Optional[str] = typer.Option(None, "--db", help="ClickHouse DSN (default: the embedded store)"),
     no_db: bool = typer.Option(False, "--no-db", help="Parquet outputs only, no ClickHouse"),
+    no_parquet: bool = typer.Option(False, "--no-parquet", help="no Parquet row files (rows still go to the store "
+                                                                "unless --no-db; summary.json stays)"),
     market: Optional[Path] = typer.Option(None, "--market", help="market snapshot folder: swaps and opportunities"),
     model: Optional[Path] = typer.Option(None, "--model", help="compiled model folder: scores every opportunity"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view"),
@@ -362,7 +365,8 @@ def live(
         dsn = None if no_db else settings.db_dsn
         ready = lambda msg: err_console.print(f"[bold]{escape(msg)}[/]  (Ctrl-C stops)", highlight=False)  # noqa: E731
         kw = dict(source=source, ports=port_list, cpu=cpu, rt=rt, hugepages=hugepages, record=record,
-                  duration=duration, split=split, capture_cpu=capture_cpu, db=dsn, on_ready=ready)
+                  duration=duration, split=split, capture_cpu=capture_cpu, db=dsn, on_ready=ready,
+                  parquet=not no_parquet)
         if quiet or not settings.progress or not console.is_terminal:
             result = run_live(iface, out, settings, **kw)
         else:

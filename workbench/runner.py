@@ -136,7 +136,7 @@ class EngineRun:
     def __init__(self, out_dir, settings: Settings, *, state: EngineState | None = None, ds=None,
                  sink: Callable[[str, pa.Table], None] | None = None, db: str | None = None,
                  source: str = "replay", capture_path: str = "", capture_sha256: str = "",
-                 batch_frames: int | None = None, sink_depth: int = 4, market=None):
+                 batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True):
         self.settings = settings
         self.out = Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -149,10 +149,11 @@ class EngineRun:
         self.market_on = self.market is not None
         self.market_names = MarketNames(self.names, self.market) if self.market is not None else None
         self.run_id = str(uuid.uuid4())
-        self.parquet = ParquetSink(self.out, self.names)
+        # parquet=False (live --no-parquet): no row files; rows still reach the store and ``sink``
+        self.parquet = ParquetSink(self.out, self.names) if parquet else None
         self.writer = (_open_store(db, settings, self.run_id, source=source, capture_path=capture_path,
                                    capture_sha256=capture_sha256) if db else None)
-        consumers = [self.parquet.write] + ([sink] if sink is not None else [])
+        consumers = ([self.parquet.write] if self.parquet is not None else []) + ([sink] if sink is not None else [])
         if self.writer is not None:
             writer = self.writer
             def to_store(name, table, writer=writer, source=source):
@@ -226,10 +227,12 @@ class EngineRun:
         try:
             self.sinks.close()
         finally:
-            self.parquet.close({"tx_features": empty_tx_table(self.names),
-                                "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)),
-                                **({"swaps": empty_swap_table(self.market_names),
-                "opportunities": empty_opp_table(self.market_names)} if self.market_names is not None else {})})
+            if self.parquet is not None:
+                market = ({"swaps": empty_swap_table(self.market_names),
+                           "opportunities": empty_opp_table(self.market_names)} if self.market_names is not None else {})
+                self.parquet.close({"tx_features": empty_tx_table(self.names),
+                                    "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)),
+                                    **market})
 
     def packet_ns(self) -> dict:
         hist = Histogram(self.state.hist_counts, self.state.hist_stats, HIST_PACKET_NS, HIST_NAMES[HIST_PACKET_NS])
@@ -249,7 +252,8 @@ class EngineRun:
         return counters, self.sinks.opps.as_dict(), det, ml
 
     def outputs(self) -> dict[str, str]:
-        return {**{k: str(v) for k, v in self.parquet.paths.items()}, "summary": str(self.out / "summary.json")}
+        files = self.parquet.paths.items() if self.parquet is not None else ()
+        return {**{k: str(v) for k, v in files}, "summary": str(self.out / "summary.json")}
 
     def finish(self, result, counts: dict[str, int], status: str, extra_hists=()) -> None:
         """Store: latency histograms (the engine's, then ``extra_hists``: (name, Histogram)),
@@ -597,7 +601,10 @@ def _split_capture_main(path, nbytes, kind, iface, ports, settings_dict, cpu, rt
                           src.slots, src.slot_bytes, *src.cols, rctl, data, local, params, deadline)
         step(0)                                            # compile / load before saying ready
         if rt:
-            notes.append("capture process: " + str(request_fifo(settings.live_fifo_priority)))
+            g = request_fifo(settings.live_fifo_priority)
+            notes.append("capture process: " + str(g))
+            if g.granted:
+                notes.append("capture process: " + _rt_pacing(params))
         conn.send({"host": notes})
         rctl[W_READY] = 1
         while not stop_requested(rctl):
@@ -616,12 +623,24 @@ def _split_capture_main(path, nbytes, kind, iface, ports, settings_dict, cpu, rt
         conn.close()
 
 
+def _rt_pacing(params) -> str:
+    """Set the live loop's RT pacing (engine/live.py P_RT_PACE_NS) for this host; say what it is."""
+    from .engine.live import P_RT_PACE_NS, P_RT_SLEEP_US
+    from .host.cpu import rt_pace_ns, rt_share
+    sleep_us = int(params[P_RT_SLEEP_US])
+    params[P_RT_PACE_NS] = pace = rt_pace_ns(sleep_us, rt_share())
+    if pace == 0:
+        return "RT pacing off (no RT throttling: the loop may spin without end)"
+    return (f"RT pacing: an empty poll sleeps {sleep_us} us after {pace / 1000:.0f} us of running, so "
+            "RT throttling never stops the loop (it would for 50 ms every second)")
+
+
 def live(iface: str | None, out_dir, settings: Settings | None = None, *, source: str = "afpacket",
          ports=None, cpu: int | None = None, rt: bool = False, hugepages: bool = False, record=None,
          duration: float | None = None, split: bool = False, capture_cpu: int | None = None,
          db: str | None = None, sink: Callable[[str, pa.Table], None] | None = None,
          on_status: Callable[[LiveStatus], None] | None = None, on_ready: Callable[[str], None] | None = None,
-         stop: threading.Event | None = None, status_every_s: float = 0.25) -> LiveResult:
+         stop: threading.Event | None = None, status_every_s: float = 0.25, parquet: bool = True) -> LiveResult:
     """Capture from ``iface`` (AF_PACKET) or UDP ``ports`` and run the engine until stopped.
 
     Stops after ``duration`` seconds, when ``stop`` is set, or on SIGINT / SIGTERM (when
@@ -629,7 +648,10 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
     ``cpu`` (other threads are kept off it); ``rt`` asks for SCHED_FIFO; ``hugepages``
     backs the staging buffers (and the ``split`` ring) with huge pages where the host
     allows; ``record`` writes every frame seen to a pcapng file. Writes the same outputs
-    as ``replay`` (Parquet, optional ClickHouse via ``db``, summary.json).
+    as ``replay`` (Parquet, optional ClickHouse via ``db``, summary.json); ``parquet=False``
+    leaves the row files out (rows still go to ``db`` and ``sink``; summary.json and the
+    opportunity summary stay), for a capture box that streams to the store, or to measure
+    the engine alone.
     """
     from .engine.live import (E_ACTIVE, E_BUSY_NS, E_FULL0, E_RETURN, E_STOP, K_FIRST, K_NOPP, K_NPKT, K_NPROG,
                               K_NSW, K_NTX, K_REC_N, LAT_RUN, R_CLOSED, new_ex, new_latency, new_params, new_stage, reset_rows,
@@ -684,7 +706,7 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
                             src.max_batch_bytes)
         where = record if record else f"{src.kind}://{iface or ','.join(map(str, ports))}"
         run = EngineRun(out_dir, settings, sink=sink, db=db, source="live", capture_path=str(where),
-                        batch_frames=settings.live_batch_frames, sink_depth=LIVE_SINK_DEPTH)
+                        batch_frames=settings.live_batch_frames, sink_depth=LIVE_SINK_DEPTH, parquet=parquet)
         if record:
             from .capture.pcapng import PcapngWriter
             recorder = PcapngWriter(record, linktype=src.linktype)
@@ -735,7 +757,10 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
                     notes.append("engine thread: " + str(pin_thread(cpu)))
                 notes.append("engine thread: " + str(set_timer_slack_ns(1)))
                 if rt:
-                    notes.append("engine thread: " + str(request_fifo(settings.live_fifo_priority)))
+                    g = request_fifo(settings.live_fifo_priority)
+                    notes.append("engine thread: " + str(g))
+                    if g.granted:
+                        notes.append("engine thread: " + _rt_pacing(params))
                 engine_ready.set()
                 ex[E_RETURN] = src.loop(*engine_args)
             except BaseException as e:  # noqa: BLE001 - re-raised in the calling thread

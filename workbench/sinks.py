@@ -156,8 +156,13 @@ class SinkThread:
 
     def put(self, tx: np.ndarray, prog_ids: np.ndarray, status: np.ndarray, first_index: int, ts_ns: np.ndarray,
             swaps: np.ndarray | None = None, opps: np.ndarray | None = None):
-        """Hand over COPIES of one call's rows (the engine reuses its buffers)."""
+        """Hand over COPIES of one call's rows (the engine reuses its buffers). With no consumer
+        only the opportunities travel (the run's opportunity summary needs them)."""
         self._raise()
+        if not self.consumers:
+            if opps is not None and opps.shape[0]:
+                self.q.put((None, None, None, first_index, None, None, opps.copy()))
+            return
         self.q.put((tx.copy(), prog_ids.copy(), status.copy(), first_index, ts_ns.copy(),
                     None if swaps is None or not swaps.shape[0] else swaps.copy(),
                     None if opps is None or not opps.shape[0] else opps.copy()))
@@ -176,8 +181,8 @@ class SinkThread:
                 continue                      # drain without work after a failure
             try:
                 tx, prog_ids, status, first, ts, swaps, opps = item
-                tables = [("tx_features", tx_table(tx, prog_ids, self.names)),
-                          ("packet_status", status_table(status, first, ts))]
+                tables = ([("tx_features", tx_table(tx, prog_ids, self.names)),
+                           ("packet_status", status_table(status, first, ts))] if tx is not None else [])
                 if swaps is not None and self.market_names is not None:
                     tables.append(("swaps", swap_table(swaps, self.market_names)))
                 if opps is not None and self.market_names is not None:

@@ -78,7 +78,8 @@ E_IDLE_SINCE = 17   # monotonic ns of the last frame seen (idle detection)
 E_STOP_SEEN_NS = 18  # monotonic ns the loop first saw E_STOP 1 (0: not yet)
 E_BUSY_NS = 19      # ns the loop spent on frames: from a poll that returned some to their release
 E_BUSY_SINCE = 20   # monotonic ns the pending batch was polled
-N_E = 21
+E_AWAKE_SINCE = 21  # monotonic ns the loop last woke from a sleep (RT pacing)
+N_E = 22
 STOP_GRACE_NS = 200_000_000   # after E_STOP 1, keep taking frames the source has ready for at most this long
 
 # params words (int64, set once by the runner)
@@ -88,7 +89,12 @@ P_IDLE_SPIN_NS = 2  # spin this long without frames before sleeping
 P_IDLE_SLEEP_US = 3  # sleep per empty poll once idle (0: never sleep)
 P_RECORD = 4        # 1: copy every frame for the recording
 P_MAX_BATCH_BYTES = 5  # most frame bytes one poll can return (recording room)
-N_P = 6
+P_RT_PACE_NS = 6    # SCHED_FIFO under RT throttling: an empty poll sleeps once the loop has run this long
+                    # without a sleep (host/cpu.py rt_pace_ns); 0: never (no throttling, or not RT)
+P_RT_SLEEP_US = 7   # the pacing sleep (us)
+N_P = 8
+RT_PACE_SLEEP_US = 20   # the pacing sleep the runner sets: short (a frame arriving during it waits for it),
+                        # and often enough (~6 % of the time) that the RT share is never used up
 
 # latency histograms (rows of lat_counts / lat_stats)
 LAT_RUN = 0         # kernel timestamp -> scored, whole run
@@ -166,10 +172,11 @@ def stage_bytes(tx_rows: int, packets: int, record_bytes: int = 0, call_rows: in
 
 
 def new_params(slice_ns: int, max_n: int, idle_spin_ns: int, idle_sleep_us: int, record: bool,
-               max_batch_bytes: int) -> np.ndarray:
+               max_batch_bytes: int, rt_pace_ns: int = 0) -> np.ndarray:
     p = np.zeros(N_P, np.int64)
     p[P_SLICE_NS], p[P_MAX_N], p[P_IDLE_SPIN_NS] = slice_ns, max_n, idle_spin_ns
     p[P_IDLE_SLEEP_US], p[P_RECORD], p[P_MAX_BATCH_BYTES] = idle_sleep_us, int(record), max_batch_bytes
+    p[P_RT_PACE_NS], p[P_RT_SLEEP_US] = rt_pace_ns, RT_PACE_SLEEP_US
     return p
 
 
@@ -324,12 +331,26 @@ def _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st, lat_
     return True
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _idle_sleep_us(now, idle_since, awake_since, params):
+    """us an empty poll sleeps (0: poll again at once): the RT pacing sleep once the loop has
+    run P_RT_PACE_NS without one (a sleep of ours, at a moment of our choosing, instead of
+    the kernel's 50 ms throttle), or the idle sleep after P_IDLE_SPIN_NS without frames."""
+    if params[P_RT_PACE_NS] > 0 and now - awake_since > params[P_RT_PACE_NS]:
+        return params[P_RT_SLEEP_US]
+    if params[P_IDLE_SLEEP_US] > 0 and now - idle_since > params[P_IDLE_SPIN_NS]:
+        return params[P_IDLE_SLEEP_US]
+    return 0
+
+
 @njit(cache=True, nogil=True)
 def _idle(ex, params):
     ex[E_EMPTY_POLLS] += 1
-    if params[P_IDLE_SLEEP_US] > 0 and monotonic_ns() - ex[E_IDLE_SINCE] > params[P_IDLE_SPIN_NS]:
-        sys_usleep(params[P_IDLE_SLEEP_US])
+    us = _idle_sleep_us(monotonic_ns(), ex[E_IDLE_SINCE], ex[E_AWAKE_SINCE], params)
+    if us > 0:
+        sys_usleep(us)
         ex[E_SLEEPS] += 1
+        ex[E_AWAKE_SINCE] = monotonic_ns()
 
 
 @njit(cache=True, nogil=True)
@@ -377,7 +398,7 @@ def _ready_to_poll(st0, st1, ex, params):
 def live_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, caplen, wirelen, ts, lt,
                   state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
     """The live loop over an AF_PACKET TPACKET_V3 ring (capture/afpacket.py)."""
-    ex[E_IDLE_SINCE] = monotonic_ns()
+    ex[E_IDLE_SINCE] = ex[E_AWAKE_SINCE] = monotonic_ns()
     max_n = min(params[P_MAX_N], off.shape[0])
     while True:
         stop = load_acquire_i64(ex, E_STOP)
@@ -414,7 +435,7 @@ def live_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, caple
 def live_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, caplen, wirelen, ts, lt,
              state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
     """The live loop over UDP sockets (capture/udp.py)."""
-    ex[E_IDLE_SINCE] = monotonic_ns()
+    ex[E_IDLE_SINCE] = ex[E_AWAKE_SINCE] = monotonic_ns()
     max_n = min(params[P_MAX_N], off.shape[0])
     while True:
         stop = load_acquire_i64(ex, E_STOP)
@@ -451,7 +472,7 @@ def live_spsc(rctl, data, local, off, caplen, wirelen, ts, lt, index, state, ds,
 
     ``E_STOP`` 1 is honoured when the producer has closed the ring (the runner asks it to
     stop first), so every frame it captured is processed."""
-    ex[E_IDLE_SINCE] = monotonic_ns()
+    ex[E_IDLE_SINCE] = ex[E_AWAKE_SINCE] = monotonic_ns()
     max_n = min(params[P_MAX_N], off.shape[0])
     while True:
         if load_acquire_i64(ex, E_STOP) == 2:
@@ -506,9 +527,13 @@ def _push_all(rctl, data, local, buf, off, caplen, wirelen, ts, lt, first_index,
 
 
 @njit(cache=True, nogil=True)
-def _producer_idle(idle_since, params):
-    if params[P_IDLE_SLEEP_US] > 0 and monotonic_ns() - idle_since > params[P_IDLE_SPIN_NS]:
-        sys_usleep(params[P_IDLE_SLEEP_US])
+def _producer_idle(idle_since, awake_since, params):
+    """The capture process's empty poll: sleeps as ``_idle``; returns the new ``awake_since``."""
+    us = _idle_sleep_us(monotonic_ns(), idle_since, awake_since, params)
+    if us > 0:
+        sys_usleep(us)
+        return monotonic_ns()
+    return awake_since
 
 
 @njit(cache=True, nogil=True)
@@ -516,7 +541,7 @@ def split_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, capl
                    rctl, data, local, params, deadline_ns):
     """Copy frames from an AF_PACKET ring into the SPSC ring until the deadline or a stop request."""
     max_n = min(params[P_MAX_N], off.shape[0])
-    idle_since = monotonic_ns()
+    idle_since = awake_since = monotonic_ns()
     while monotonic_ns() < deadline_ns and not stop_requested(rctl):
         n = scan_ring(ring, cursor, block_size, block_nr, linktype, peek, off, caplen, wirelen, ts, lt, 0, max_n)
         if n > 0:
@@ -524,7 +549,7 @@ def split_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, capl
             if not _push_all(rctl, data, local, ring, off, caplen, wirelen, ts, lt, rctl[W_SRC_FRAMES], n):
                 return
         elif cursor[CUR_RETIRED] == 0:
-            _producer_idle(idle_since, params)
+            awake_since = _producer_idle(idle_since, awake_since, params)
         release_block(ring, cursor, block_size, block_nr)
 
 
@@ -533,7 +558,7 @@ def split_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, c
               rctl, data, local, params, deadline_ns):
     """Copy datagrams (as frames) from UDP sockets into the SPSC ring until the deadline or a stop request."""
     max_n = min(params[P_MAX_N], off.shape[0])
-    idle_since = monotonic_ns()
+    idle_since = awake_since = monotonic_ns()
     while monotonic_ns() < deadline_ns and not stop_requested(rctl):
         n = recv_batch(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, caplen, wirelen, ts, lt,
                        0, max_n)
@@ -542,4 +567,4 @@ def split_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, c
             if not _push_all(rctl, data, local, slots, off, caplen, wirelen, ts, lt, rctl[W_SRC_FRAMES], n):
                 return
         else:
-            _producer_idle(idle_since, params)
+            awake_since = _producer_idle(idle_since, awake_since, params)

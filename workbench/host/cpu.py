@@ -77,6 +77,30 @@ def rt_throttle() -> str:
             f"(sched_rt_runtime_us; on 6.12+ kernels the fair server gives it to runnable ordinary tasks)")
 
 
+def rt_share() -> float | None:
+    """Share of each period RT tasks may run before the kernel throttles them (0.95 by
+    default); None when throttling is off or unknown."""
+    try:
+        runtime = int(open(RT_RUNTIME_PATH).read())
+        period = int(open(RT_PERIOD_PATH).read())
+    except (OSError, ValueError):
+        return None
+    return runtime / period if 0 <= runtime < period else None
+
+
+def rt_pace_ns(sleep_us: int, share: float | None, margin: float = 0.7) -> int:
+    """Longest run (ns) a SCHED_FIFO busy-poller may spin between sleeps of ``sleep_us`` so
+    that it never uses up its RT share (``rt_share``): throttling would then stop it for the
+    rest of the period (50 ms a second by default), every second. ``share``: ``rt_share()``;
+    None (nothing throttles): 0, no pacing.
+    ``margin`` < 1 leaves room for sleeps that end early and work done between polls."""
+    if share is None or share >= 1.0:
+        return 0
+    if share <= 0.0:
+        return 1                                  # no RT budget at all: sleep on every empty poll
+    return max(1, round(margin * sleep_us * 1000 * share / (1.0 - share)))
+
+
 def request_fifo(priority: int = FIFO_PRIORITY_DEFAULT) -> Grant:
     """Ask for ``SCHED_FIFO`` at ``priority`` for the calling thread."""
     asked = f"SCHED_FIFO priority {priority}"
