@@ -28,7 +28,7 @@ from numba import njit
 
 from common import BENCH_DIR, table
 from workbench.engine.score import (LAYOUT_LANES, LAYOUT_PERFECT, load_tree_model, score_row, score_row_buf,
-                                    score_rows, scratch_items)
+                                    score_rows, score_rows_buf, scratch_items)
 
 
 def median_both(fn, repeat: int, per: int = 1) -> tuple[float, float]:
@@ -61,10 +61,10 @@ def bench_model(trees: int, depth: int):
     return d
 
 
-@njit(cache=True, nogil=True)
-def _one_row_repeat(model, x, n):
-    """``n`` scores of the same row, as the engine calls it (scratch allocated once)."""
-    xx = np.empty(scratch_items(model.n_features), np.int32)
+@njit(cache=True, nogil=True, _nrt=False)
+def _one_row_repeat(model, x, xx, n):
+    """``n`` scores of the same row, as the engine calls it: ``score_row_buf`` inlined into a
+    function compiled without NRT (as ``process_batch`` is), with a scratch allocated once."""
     s = 0.0
     for _ in range(n):
         s += score_row_buf(model, x, xx)
@@ -147,6 +147,7 @@ def main():
     res = np.zeros(1, np.float32)
     so_rows, so_repeat = native_callers((d / "predictor.so").resolve())
     out = np.empty(len(X))
+    xx = np.empty(scratch_items(model.n_features), np.int32)
 
     # the four agree on these rows (the compile step checked the whole validation set)
     ref = booster.inplace_predict(X)
@@ -170,9 +171,9 @@ def main():
     one[".so predict from nopython"] = median_both(lambda: so_repeat(x, e32, ei, res, reps), a.repeat, reps)
     one["engine score_row, own scratch"] = median_both(lambda: _one_row_repeat_alloc(model, x, reps), a.repeat, reps)
     if model.layout != LAYOUT_PERFECT:
-        one["engine score_row, perfect layout"] = median_both(lambda: _one_row_repeat(perfect, x, reps), a.repeat,
-                                                              reps)
-    one["engine score_row (nopython)"] = median_both(lambda: _one_row_repeat(model, x, reps), a.repeat, reps)
+        one["engine score_row, perfect layout"] = median_both(lambda: _one_row_repeat(perfect, x, xx, reps),
+                                                              a.repeat, reps)
+    one["engine score_row (nopython)"] = median_both(lambda: _one_row_repeat(model, x, xx, reps), a.repeat, reps)
     batch = {
         "xgboost inplace_predict": median_both(lambda: booster.inplace_predict(X), a.repeat, n),
         "TL2cgen Predictor.predict(DMatrix)": median_both(lambda: predictor.predict(tl2cgen_dmatrix(X)), a.repeat, n),
@@ -180,8 +181,9 @@ def main():
         ".so predict from nopython": median_both(lambda: so_rows(X, e32, ei, res, out), a.repeat, n),
     }
     if model.layout != LAYOUT_PERFECT:
-        batch["engine score_row, perfect layout"] = median_both(lambda: score_rows(perfect, X, out), a.repeat, n)
-    batch["engine score_row (nopython)"] = median_both(lambda: score_rows(model, X, out), a.repeat, n)
+        batch["engine score_row, perfect layout"] = median_both(lambda: score_rows_buf(perfect, X, out, xx),
+                                                                a.repeat, n)
+    batch["engine score_row (nopython)"] = median_both(lambda: score_rows_buf(model, X, out, xx), a.repeat, n)
     eng1, engb = one["engine score_row (nopython)"], batch["engine score_row (nopython)"]
     hdr = ("scorer", "ns/row wall", "ns/row cpu", "vs engine (cpu)")
     table(f"one row, {meta['n_trees']} trees x depth {meta['max_depth']} ({meta['n_nodes']:,} nodes), "
