@@ -321,3 +321,23 @@ def test_npz_members_are_checked_not_pickled(model_dir):
                    + b" " * 53 + b"\n" + b"\x80\x04N.")
     with pytest.raises(ModelError, match="not a readable .npz"):
         load_tree_model(model_dir)
+
+
+def test_prefetch_model_touches_nothing_it_should_not():
+    """prefetch_model (called by process_batch before the detectors) compiles for every layout
+    and the empty model, changes no score and reads no byte outside the arrays (prefetches only)."""
+    from workbench.engine.score import prefetch_model
+
+    @numba.njit(_nrt=False)
+    def prefetch_then_score(m, x, xx):
+        prefetch_model(m)
+        return score_row_buf(m, x, xx)
+
+    rng = np.random.default_rng(21)
+    arrs = random_trees(rng, 70, 6)
+    x = awkward_rows(rng, arrs, 3)[2]
+    xx = np.empty(scratch_items(N_FEATURES), np.int32)
+    for layout in ("lanes", "perfect", "pointer"):
+        m = tree_model_from_arrays(arrs, layout=layout)
+        assert prefetch_then_score(m, x, xx) == score_row(m, x)
+    assert math.isnan(prefetch_then_score(empty_tree_model(N_FEATURES), x, xx))

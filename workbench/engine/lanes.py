@@ -160,3 +160,27 @@ def lane_group_depth6(xb, slot, key, base, out_off):
     b5 = _mux(b0, q1, q0)
 
     lane_leaf_index(xb, out_off, b0, b1, b2, b3, b4, b5)
+
+
+@intrinsic
+def prefetch_byte(typingctx, arr, off):
+    """``prefetcht1`` (toward L2) of the line holding byte ``off`` of ``arr``'s data: no load, no wait."""
+    if not isinstance(arr, types.Array):
+        return None
+    sig = types.void(arr, types.intp)
+
+    def codegen(context, builder, sig, args):
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        p = builder.gep(builder.bitcast(a.data, _I8.as_pointer()), [args[1]])
+        fn = builder.module.declare_intrinsic("llvm.prefetch.p0", fnty=ir.FunctionType(
+            ir.VoidType(), [p.type, _I32, _I32, _I32]))
+        builder.call(fn, [p, ir.Constant(_I32, 0), ir.Constant(_I32, 2), ir.Constant(_I32, 1)])   # read, L2, data
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def prefetch_lines(arr):
+    """Prefetch every 64-byte line of ``arr`` (C-contiguous) toward L2."""
+    for off in range(0, arr.size * arr.itemsize, 64):
+        prefetch_byte(arr, off)

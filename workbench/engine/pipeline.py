@@ -31,7 +31,7 @@ from .detect import D_OPPS, OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx
 from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
 from .market import M_POOLS
 from .opps import N_MODEL_FEATURES, OPP_DTYPE, SWAP_DTYPE
-from .score import score_row_buf, scratch_items
+from .score import prefetch_model, score_row_buf, scratch_items
 from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST,
                     HIST_BATCH_NS, HIST_DETECT_NS, HIST_PACKET_NS, HIST_SCORE_NS, P_DETECT, P_SAMPLE_MASK, P_TIP_LAMPORTS, PORT_AUTO,
                     PORT_IGNORE, PORT_SHRED, PORT_TXN)
@@ -233,6 +233,8 @@ def process_batch(batch, state, ds, out, start, mk, model):
                     ctx[3] = slot
                     ctx[5] = 0
                     o0 = n_opp
+                    if model is not None:             # the trees toward L2 while the detectors work
+                        prefetch_model(model)
                     n_sw, n_opp = market_tx(tb, txn, out.instrs, out.luts, out.ins_pid, row, state.keys,
                                             state.key_slots, mk, out.mscratch, out.swaps, n_sw, out.opps, n_opp,
                                             tip, state.dcount, state.ev_rejects, ctx, state.params[P_DETECT])
