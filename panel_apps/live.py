@@ -174,8 +174,12 @@ class LivePage:
 
     def _tick(self):
         f = self.feed
+        # running is read BEFORE the phase: once the engine thread is gone its phase is final, so
+        # the tick that stops polling (below) shows it (read the other way round, a run ending
+        # between the two reads left the page on "replaying" for good)
+        running = f.running
         self.status.object = f"**{f.phase}**"
-        self.progress.value = int(1000 * f.progress) if f.mode == "replay" else (-1 if f.running else 1000)
+        self.progress.value = int(1000 * f.progress) if f.mode == "replay" else (-1 if running else 1000)
         if f.error:
             self.alert.object, self.alert.visible = f.error, True
         r = f.update_rates()
@@ -190,7 +194,7 @@ class LivePage:
         self._stream_tables()
         self._hists()
         self._counts()
-        if not f.running and self.cb is not None and f.mode != "store":
+        if not running and self.cb is not None and f.mode != "store":
             # the run is over and everything is in: one last look, then stop polling
             tabs, _ = f.tables("opportunities", self.pos["opportunities"])
             txs, _ = f.tables("tx_features", self.pos["tx_features"])
