@@ -491,8 +491,10 @@ class Feed:
         if self.udp_ports:
             from workbench.config import _parse_ports
             kw.update(source="udp", ports=_parse_ports(self.udp_ports))
+        from workbench.engine.state import state_from_settings
+        self.state = state_from_settings(settings)       # the page reads its histograms while the run goes on
         self.result = runner.live(self.iface, self.out_dir, settings, sink=self.sink, on_status=on_status,
-                                  stop=self._stop, duration=self.duration, db=self.db, **kw)
+                                  stop=self._stop, duration=self.duration, db=self.db, state=self.state, **kw)
         self._load_after(Path(self.out_dir))
 
     # -- what the pages show ------------------------------------------------------------

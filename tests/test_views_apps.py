@@ -362,6 +362,10 @@ def test_live_udp_source_streams_what_arrives(page, tmp_path):
         want = len({p[1:65] for p in payloads if decode_one(p)[0] == 0})
         wait_for(lambda: match_count(page, ".wb-tx-count")[1] == want, UI_TIMEOUT_S, f"{want} transactions")
         assert want > 400
+        # the engine's own histograms, read from the live run's state while it runs
+        hist = wait_for(lambda: (lambda s: s if s and sum(s["top"]) > 0 else None)(
+            bokeh_source(page, "hist_packet_processing_ns")), UI_TIMEOUT_S, "the live packet histogram")
+        assert 0 < sum(hist["top"]) <= len(payloads)          # the engine times a sample of the packets
         page.locator(".bk-tab", has_text="Transactions").first.click()
         wait_for(lambda: page.locator(".wb-tx-table .tabulator-row").count() > 0, UI_TIMEOUT_S, "rows")
         page.screenshot(path=str(tmp_path / "live-udp.png"), full_page=True)

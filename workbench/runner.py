@@ -640,7 +640,8 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
          duration: float | None = None, split: bool = False, capture_cpu: int | None = None,
          db: str | None = None, sink: Callable[[str, pa.Table], None] | None = None,
          on_status: Callable[[LiveStatus], None] | None = None, on_ready: Callable[[str], None] | None = None,
-         stop: threading.Event | None = None, status_every_s: float = 0.25, parquet: bool = True) -> LiveResult:
+         stop: threading.Event | None = None, status_every_s: float = 0.25, parquet: bool = True,
+         state: EngineState | None = None) -> LiveResult:
     """Capture from ``iface`` (AF_PACKET) or UDP ``ports`` and run the engine until stopped.
 
     Stops after ``duration`` seconds, when ``stop`` is set, or on SIGINT / SIGTERM (when
@@ -651,7 +652,8 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
     as ``replay`` (Parquet, optional ClickHouse via ``db``, summary.json); ``parquet=False``
     leaves the row files out (rows still go to ``db`` and ``sink``; summary.json and the
     opportunity summary stay), for a capture box that streams to the store, or to measure
-    the engine alone.
+    the engine alone. ``state``: the engine state to run on (a view reading its histograms
+    while the run goes on); a fresh one by default.
     """
     from .engine.live import (E_ACTIVE, E_BUSY_NS, E_FULL0, E_RETURN, E_STOP, K_FIRST, K_NOPP, K_NPKT, K_NPROG,
                               K_NSW, K_NTX, K_REC_N, LAT_RUN, R_CLOSED, new_ex, new_latency, new_params, new_stage, reset_rows,
@@ -705,7 +707,7 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
                             settings.live_idle_spin_us * 1000, settings.live_idle_sleep_us, bool(record),
                             src.max_batch_bytes)
         where = record if record else f"{src.kind}://{iface or ','.join(map(str, ports))}"
-        run = EngineRun(out_dir, settings, sink=sink, db=db, source="live", capture_path=str(where),
+        run = EngineRun(out_dir, settings, state=state, sink=sink, db=db, source="live", capture_path=str(where),
                         batch_frames=settings.live_batch_frames, sink_depth=LIVE_SINK_DEPTH, parquet=parquet)
         if record:
             from .capture.pcapng import PcapngWriter
