@@ -37,8 +37,8 @@ Two layouts of the same trees (one ``TreeModel`` type either way)
 * lanes (``layout == LAYOUT_LANES``, chosen where the CPU has AVX-512 VBMI, the trees have
   at most 6 levels and no feature has more than 255 distinct thresholds, which xgboost's
   ``hist`` method guarantees with its default 256 bins): the row becomes one byte per
-  feature slot, its RANK among that feature's sorted thresholds (8 branch-free compares
-  per feature), and a node's test becomes ``rank[slot] >= key`` on bytes. Sixty-four
+  feature slot, its RANK among that feature's sorted thresholds (a count of the thresholds
+  below it, 16 compares at a time), and a node's test becomes ``rank[slot] >= key`` on bytes. Sixty-four
   trees are padded to depth 6 and stored position-major, one byte per tree, so one node
   position of 64 trees is evaluated by one ``vpermb`` table lookup and one byte compare
   (engine/lanes.py); the six path bits per tree come from mux trees over those masks. No

@@ -17,6 +17,7 @@ import ctypes
 import errno
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 PR_SET_TIMERSLACK = 29           # <linux/prctl.h>
 FIFO_PRIORITY_DEFAULT = 50       # SCHED_FIFO priority, [1, 99]; above kernel threads' default 50 is 51+
@@ -65,12 +66,19 @@ def pin_other_cpus(cpu: int, tid: int) -> Grant:
     return Grant(f"keep thread {tid} off CPU {cpu}", True, f"on {sorted(others)}")
 
 
-def rt_throttle() -> str:
+def _rt_limits() -> tuple[int, int] | None:
+    """(sched_rt_runtime_us, sched_rt_period_us), or None when unreadable."""
     try:
-        runtime = int(open(RT_RUNTIME_PATH).read())
-        period = int(open(RT_PERIOD_PATH).read())
-    except OSError:
+        return int(Path(RT_RUNTIME_PATH).read_text()), int(Path(RT_PERIOD_PATH).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def rt_throttle() -> str:
+    limits = _rt_limits()
+    if limits is None:
         return "RT throttling unknown"
+    runtime, period = limits
     if runtime < 0:
         return "RT throttling off"
     return (f"RT throttling leaves {100 * (period - runtime) / period:.0f}% of each CPU to other tasks "
@@ -80,11 +88,10 @@ def rt_throttle() -> str:
 def rt_share() -> float | None:
     """Share of each period RT tasks may run before the kernel throttles them (0.95 by
     default); None when throttling is off or unknown."""
-    try:
-        runtime = int(open(RT_RUNTIME_PATH).read())
-        period = int(open(RT_PERIOD_PATH).read())
-    except (OSError, ValueError):
+    limits = _rt_limits()
+    if limits is None:
         return None
+    runtime, period = limits
     return runtime / period if 0 <= runtime < period else None
 
 
