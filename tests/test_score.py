@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from workbench.engine.lanes import HAVE_VBMI
-from workbench.engine.score import (LAYOUT_LANES, LAYOUT_PERFECT, LAYOUTS, POST_IDENTITY, POST_SIGMOID, SCHEMA_FILE,
+from workbench.engine.score import (LAYOUT_LANES, LAYOUT_PERFECT, LAYOUTS, PACKED_TAIL_MAX, POST_IDENTITY, POST_SIGMOID, SCHEMA_FILE,
                                     TREES_FILE, TREES_FORMAT_VERSION, ModelError, TreeModel, empty_tree_model,
-                                    engine_features, load_tree_model, score_row, score_row_buf, score_rows,
-                                    scratch_items, tree_model_from_arrays)
+                                    engine_features, lane_groups, load_tree_model, score_row, score_row_buf,
+                                    score_rows, scratch_items, tree_model_from_arrays)
 
 N_FEATURES = 13
 
@@ -102,10 +102,11 @@ def awkward_rows(rng, arrs, n):
 
 
 @pytest.mark.parametrize("seed,n_trees,depth", [(1, 1, 3), (2, 7, 4), (3, 8, 6), (4, 29, 6), (5, 40, 1), (6, 17, 9),
-                                                (7, 130, 6), (8, 64, 5)])
+                                                (7, 130, 6), (8, 64, 5), (9, 80, 6), (10, 81, 6), (11, 203, 6)])
 def test_score_row_matches_twin_every_layout(seed, n_trees, depth):
-    """Each layout (lanes: 64-tree groups, a partial last group; trees shallower than 6 padded)
-    scores every awkward row as the twin does."""
+    """Each layout scores every awkward row as the twin does. Lanes: full 64-tree groups, a
+    partial last group (29, 40, 81 trees), packed 8-tree groups after the full ones (1, 7, 8,
+    130, 80 = 64 + two packed, 203 = 192 + a partial packed), trees shallower than 6 padded."""
     rng = np.random.default_rng(seed)
     arrs = random_trees(rng, n_trees, depth)
     X = awkward_rows(rng, arrs, 300)
@@ -177,6 +178,39 @@ def test_single_leaf_trees():
     assert m.depth == 0
     assert score_row(m, np.array([np.nan, 3.0])) == 1.375
     assert score_row(tree_model_from_arrays(arrs, layout="lanes"), np.array([np.nan, 3.0])) == 1.375
+
+
+def test_lane_groups_pack_a_short_tail():
+    """Past the last full 64-tree group, up to PACKED_TAIL_MAX trees go in packed groups of 8
+    (8 node masks each instead of 63); a longer tail takes one more full group."""
+    assert lane_groups(0) == (0, 0)
+    assert lane_groups(1) == (0, 1)
+    assert lane_groups(PACKED_TAIL_MAX) == (0, PACKED_TAIL_MAX // 8)
+    assert lane_groups(PACKED_TAIL_MAX + 1) == (1, 0)
+    assert lane_groups(64) == (1, 0)
+    assert lane_groups(200) == (3, 1)
+    assert lane_groups(128 + PACKED_TAIL_MAX + 1) == (3, 0)
+
+
+def test_lane_ranks_at_the_full_table():
+    """A feature with 255 distinct thresholds (the most the lane layout ranks, one byte) scores as
+    the twin at every threshold, just below each, and at +-inf: the rank count's block tops and
+    its never-counted last entry hold at the top of the table."""
+    rng = np.random.default_rng(12)
+    arrs = random_trees(rng, 70, 6, leaf_p=0.0)
+    split = np.flatnonzero(arrs["node_feature"] >= 0)
+    cuts = np.sort(rng.normal(0, 1, 255).astype(np.float32))
+    arrs["node_feature"][arrs["node_feature"] == 2] = 3
+    arrs["node_feature"][split[: 4 * 255]] = 2
+    arrs["node_threshold"][split[: 4 * 255]] = np.tile(cuts, 4)
+    feat2 = arrs["node_threshold"][arrs["node_feature"] == 2]
+    assert len(np.unique(feat2)) == 255
+    m = tree_model_from_arrays(arrs, layout="lanes")
+    vals = np.concatenate([cuts, np.nextafter(cuts, -np.inf), [np.inf, -np.inf, np.nan, 0.0]]).astype(np.float64)
+    X = awkward_rows(rng, arrs, len(vals))
+    X[:, 2] = vals
+    np.testing.assert_allclose(score_rows(m, X, np.empty(len(X))), [twin_score(arrs, x) for x in X],
+                               rtol=0, atol=1e-12)
 
 
 def test_lanes_refuse_a_short_scratch():

@@ -37,15 +37,17 @@ Two layouts of the same trees (one ``TreeModel`` type either way)
 * lanes (``layout == LAYOUT_LANES``, chosen where the CPU has AVX-512 VBMI, the trees have
   at most 6 levels and no feature has more than 255 distinct thresholds, which xgboost's
   ``hist`` method guarantees with its default 256 bins): the row becomes one byte per
-  feature slot, its RANK among that feature's sorted thresholds (a count of the thresholds
-  below it, 16 compares at a time), and a node's test becomes ``rank[slot] >= key`` on bytes. Sixty-four
-  trees are padded to depth 6 and stored position-major, one byte per tree, so one node
-  position of 64 trees is evaluated by one ``vpermb`` table lookup and one byte compare
-  (engine/lanes.py); the six path bits per tree come from mux trees over those masks. No
-  dependent load, no branch: 200 trees of depth 6 in ~0.37 us a row (~0.06 us of it the
-  ranks, each feature's thresholds counted 16 at a time; ~0.07 us per group of 64 trees:
-  0.03 the 63 node masks, 0.01 the muxes, 0.03 the 64 leaf loads) instead of ~0.85 us for
-  the perfect layout (benchmarks/bench_score.py, same machine).
+  feature slot, its RANK among that feature's sorted thresholds (two 16-wide counts: which
+  block of 16, then within it), and a node's test becomes ``rank[slot] >= key`` on bytes.
+  Sixty-four trees are padded to depth 6 and stored position-major, one byte per tree, so one
+  node position of 64 trees is evaluated by one ``vpermb`` table lookup and one byte compare
+  (engine/lanes.py); the six path bits per tree come from mux trees over those masks. A short
+  tail of trees past the last full group (at most PACKED_TAIL_MAX) is packed 8 trees to a
+  group, 8 node positions per vector: 8 masks instead of 63. Groups are software-pipelined
+  (one group's leaves summed while the next one's masks run). No dependent load, no
+  branch: 200 trees of depth 6 (3 full groups and one packed) in ~0.23 us a row
+  (~0.013 us the ranks; ~0.03 us per full group's 63 masks and muxes, ~0.025 us its 64 leaf
+  loads) instead of ~0.88 us for the perfect layout (benchmarks/bench_score.py, same machine).
 
 ``empty_tree_model(n)`` has no trees, identity postprocessor and a NaN base score: it scores
 NaN, which is the contract's "score NaN without a model", with the same numba type.
@@ -62,7 +64,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import WorkbenchError
-from .lanes import HAVE_VBMI, LANES, lane_group_depth6, prefetch_lines
+from .lanes import HAVE_VBMI, LANES, PACK, count_le16, lane_group8_depth6, lane_group_depth6, prefetch_lines
 from .opps import MODEL_FEATURES
 
 TREES_FILE = "trees.npz"        # models/NAME/trees.npz: the flattened node arrays (model/compile.py)
@@ -75,9 +77,11 @@ LAYOUT_POINTER = 1              # explicit children (deep trees)
 LAYOUT_LANES = 2                # 64 trees per byte-lane group, ranks instead of floats (AVX-512 VBMI)
 LAYOUTS = {"perfect": LAYOUT_PERFECT, "pointer": LAYOUT_POINTER, "lanes": LAYOUT_LANES}
 LANES_DEPTH = 6                 # the lane layout pads every tree to exactly this depth
-CUTS = 256                      # rank table per feature: <= 255 sorted thresholds, then +inf
-CUT_STEP = 16                   # a feature's count runs over its thresholds rounded up to this (one AVX-512 compare)
-SCRATCH_MIN_ITEMS = 32          # 4-byte items: 64 bytes of ranks + 64 bytes of leaf indexes (lanes)
+PACKED_TAIL_MAX = 16            # trees past the last full 64-lane group, at most this many: packed groups of 8
+CUTS = 256                      # sorted thresholds per feature: <= 255, then +inf, NaN in the last entry
+CUT_BLOCK = 16                  # one 16-wide float compare (engine/lanes.py count_le16)
+CUT_ROW = CUT_BLOCK + CUTS      # a feature's rank table: the 16 block tops (entry 16i+15), then the CUTS entries
+SCRATCH_MIN_ITEMS = 48          # 4-byte items: 64 bytes of ranks + two 64-byte slots of leaf indexes (lanes)
 
 POST_IDENTITY = 0               # margin as is
 POST_SIGMOID = 1                # 1 / (1 + exp(-alpha * margin)) (xgboost binary:logistic)
@@ -127,12 +131,13 @@ class TreeModel(NamedTuple):
     sigmoid_alpha: float       # slope of the sigmoid postprocessor
     postprocess: int           # POST_IDENTITY | POST_SIGMOID
     layout: int                # LAYOUT_PERFECT | LAYOUT_POINTER | LAYOUT_LANES
-    lane_slot: np.ndarray      # uint8[groups * 63 * 64] (lanes): position p of tree g*64+j at (g*63 + p-1)*64 + j
+    lane_slot: np.ndarray      # uint8 (lanes): full groups (``lane_groups``), position p of tree g*64+j at
+                               # (g*63 + p-1)*64 + j; then packed groups of 8, position p (0 unused) of tree
+                               # F*64 + q*8 + j at F*63*64 + q*512 + p*8 + j (F full groups)
     lane_key: np.ndarray       # uint8, same shape: rank key of the threshold (go right <=> rank >= key)
-    lane_leaf: np.ndarray      # float32[groups * 64 * 64]: leaf h of tree g*64+j at (g*64 + j)*64 + h
-    cuts: np.ndarray           # float32[n_features * CUTS]: each feature's sorted distinct thresholds, +inf after
-    cut_len: np.ndarray        # int32[n_features]: entries of its row worth counting (its thresholds, rounded up to
-                               # CUT_STEP: the +inf padding counts for nothing)
+    lane_leaf: np.ndarray      # float32[(F*64 + packed*8) * 64]: leaf h of tree t at t*64 + h
+    cuts: np.ndarray           # float32[n_features * CUT_ROW] (lanes): per feature the top of each block of 16
+                               # thresholds, then its sorted distinct thresholds, +inf after, NaN last
 
 
 MAX_FEATURES = (1 << 15) - 1    # a slot (2 * feature + 1) fits the node word's low 16 bits
@@ -156,7 +161,7 @@ def pack_nodes(feature, default_left, threshold) -> np.ndarray:
 
 
 def _model(node, left, right, leaf_value, tree_root, depth, n_features, base_score, sigmoid_alpha, postprocess,
-           layout=None, lane_slot=(), lane_key=(), lane_leaf=(), cuts=(), cut_len=()) -> TreeModel:
+           layout=None, lane_slot=(), lane_key=(), lane_leaf=(), cuts=()) -> TreeModel:
     c = np.ascontiguousarray
     if layout is None:
         layout = LAYOUT_POINTER if depth < 0 else LAYOUT_PERFECT
@@ -165,8 +170,7 @@ def _model(node, left, right, leaf_value, tree_root, depth, n_features, base_sco
                      c(tree_root, dtype=np.int32).copy(), int(depth), int(len(tree_root)), int(n_features),
                      float(base_score), float(sigmoid_alpha), int(postprocess), int(layout),
                      c(lane_slot, dtype=np.uint8).copy(), c(lane_key, dtype=np.uint8).copy(),
-                     c(lane_leaf, dtype=np.float32).copy(), c(cuts, dtype=np.float32).copy(),
-                     c(cut_len, dtype=np.int32).copy())
+                     c(lane_leaf, dtype=np.float32).copy(), c(cuts, dtype=np.float32).copy())
 
 
 @njit(cache=True, nogil=True)
@@ -288,50 +292,85 @@ def _margin_pointer(model, xx):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def rank_row(x, cuts, cut_len, xb, n_features):
-    """xb[2f] = xb[2f+1] = number of feature f's thresholds <= float32(x[f]): its sorted table
-    is counted over ``cut_len[f]`` entries (16 float compares per instruction with AVX-512; a
-    count, not a search: no dependent loads, no branch). A NaN gives 255 in slot 2f (default right:
-    not below any key) and 0 in slot 2f+1 (default left: below every key, keys are >= 1)."""
+def rank_row(x, cuts, xb, n_features):
+    """xb[2f] = xb[2f+1] = number of feature f's thresholds <= float32(x[f]), in two 16-wide
+    counts: the block tops say how many whole blocks of 16 lie at or below the value (b; the
+    last top is NaN, so b <= 15), then block b is counted. Two compares, two popcounts and one
+    dependent load per feature, and the features are independent chains. The +inf padding
+    counts only for x = +inf (a rank above every key, as it should be); the NaN last entry
+    never counts, so a rank fits a byte. A NaN x gives 255 in slot 2f (default right: not
+    below any key) and 0 in slot 2f+1 (default left: below every key, keys are >= 1)."""
     for f in range(n_features):
         v = np.float32(x[f])
         if v != v:
             xb[2 * f] = 255
             xb[2 * f + 1] = 0
         else:
-            t = f * CUTS
-            n = 0
-            for k in range(cut_len[f]):             # its thresholds (then +inf padding: x = +inf counts
-                n += cuts[t + k] <= v               # it, still a rank above every key)
+            t = f * CUT_ROW
+            b = count_le16(cuts, t, v)
+            n = CUT_BLOCK * b + count_le16(cuts, t + CUT_BLOCK + CUT_BLOCK * b, v)
             xb[2 * f] = n
             xb[2 * f + 1] = n
 
 
+@njit(cache=True, nogil=True)
+def lane_groups(n_trees):
+    """(full 64-lane groups, packed 8-tree groups) of the lane layout for ``n_trees`` trees: full
+    groups, then the rest in packed groups where it is at most PACKED_TAIL_MAX trees (a
+    packed group costs 8 node masks, a full group 63), else one more full group."""
+    full, rest = n_trees // LANES, n_trees % LANES
+    if rest > PACKED_TAIL_MAX:
+        return full + 1, 0
+    return full, (rest + PACK - 1) // PACK
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _leaf_sum(val, xb, off, t0, n):
+    """Sum of the leaves of trees t0..t0+n-1 (tree t's leaf h at ``t * 64 + h``), their leaf
+    indexes at ``xb[off + j]``, on four accumulators."""
+    nl = 1 << LANES_DEPTH
+    lb = t0 * nl
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= n:
+        a0 += np.float64(val[lb + j * nl + xb[off + j]])
+        a1 += np.float64(val[lb + (j + 1) * nl + xb[off + j + 1]])
+        a2 += np.float64(val[lb + (j + 2) * nl + xb[off + j + 2]])
+        a3 += np.float64(val[lb + (j + 3) * nl + xb[off + j + 3]])
+        j += 4
+    while j < n:
+        a0 += np.float64(val[lb + j * nl + xb[off + j]])
+        j += 1
+    return (a0 + a1) + (a2 + a3)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _margin_lanes(model, xb):
-    """Sum of one leaf per tree, lane layout: 64 trees per group (engine/lanes.py), then the
-    64 leaves of the group summed on four accumulators (tail lanes beyond n_trees skipped)."""
+    """Sum of one leaf per tree, lane layout: full groups of 64 trees, then packed groups of 8
+    (engine/lanes.py). Software-pipelined: group k's leaf indexes go to one of two scratch
+    slots while group k-1's leaves are summed from the other, so the leaf loads enter the
+    CPU's window with their indexes already known instead of waiting at the end of each
+    group's mask chain (measured: 174 vs 207 ns for 3 groups)."""
     slot, key, val = model.lane_slot, model.lane_key, model.lane_leaf
-    n_groups = (model.n_trees + LANES - 1) // LANES
-    ns = (1 << LANES_DEPTH) - 1
-    nl = ns + 1
+    n_trees = model.n_trees
+    full, packed = lane_groups(n_trees)
+    step = ((1 << LANES_DEPTH) - 1) * LANES          # bytes of one full group's node positions
+    groups = full + packed
     acc = 0.0
-    for g in range(n_groups):
-        lane_group_depth6(xb, slot, key, g * ns * LANES, LANES)
-        lb = g * LANES * nl
-        n = min(LANES, model.n_trees - g * LANES)
-        a0 = a1 = a2 = a3 = 0.0
-        j = 0
-        while j + 4 <= n:
-            a0 += np.float64(val[lb + j * nl + xb[LANES + j]])
-            a1 += np.float64(val[lb + (j + 1) * nl + xb[LANES + j + 1]])
-            a2 += np.float64(val[lb + (j + 2) * nl + xb[LANES + j + 2]])
-            a3 += np.float64(val[lb + (j + 3) * nl + xb[LANES + j + 3]])
-            j += 4
-        while j < n:
-            a0 += np.float64(val[lb + j * nl + xb[LANES + j]])
-            j += 1
-        acc += (a0 + a1) + (a2 + a3)
+    for k in range(groups + 1):
+        if k < full:
+            lane_group_depth6(xb, slot, key, k * step, LANES + LANES * (k & 1))
+        elif k < groups:
+            lane_group8_depth6(xb, slot, key, full * step + (k - full) * PACK * LANES, LANES + LANES * (k & 1))
+        if k > 0:
+            g = k - 1
+            off = LANES + LANES * (g & 1)
+            t0 = g * LANES if g < full else full * LANES + (g - full) * PACK
+            n = min(LANES if g < full else PACK, n_trees - t0)
+            if n == LANES:                           # a constant count: the loop unrolls (measured ~30 ns a row)
+                acc += _leaf_sum(val, xb, off, t0, LANES)
+            else:
+                acc += _leaf_sum(val, xb, off, t0, n)
     return acc
 
 
@@ -342,9 +381,9 @@ def _margin_lanes_row(model, x, xx):
     callee counts references to them (measured: 690 ns a row with calls, 420 inlined; 360-380
     inlined into a function compiled without NRT, as ``process_batch`` is)."""
     xb = xx.view(np.uint8)
-    if xb.shape[0] < 2 * LANES:            # the lane kernel reads 64 and writes 64 bytes of it, unchecked
+    if xb.shape[0] < 3 * LANES:            # ranks, then two 64-byte leaf index slots: unchecked in the kernels
         raise ValueError("score_row_buf: scratch smaller than scratch_items(n_features) 4-byte items")
-    rank_row(x, model.cuts, model.cut_len, xb, model.n_features)
+    rank_row(x, model.cuts, xb, model.n_features)
     return _margin_lanes(model, xb)
 
 
@@ -571,11 +610,10 @@ def lanes_fit(arrs, depth: int) -> str | None:
 
 
 def _lanes(arrs):
-    """(lane_slot, lane_key, lane_leaf, cuts, cut_len) of the lane layout (see TreeModel)."""
+    """(lane_slot, lane_key, lane_leaf, cuts) of the lane layout (see TreeModel)."""
     pf, pd, pt, real, pv = _perfect(arrs, LANES_DEPTH)
     nf, T = int(arrs["n_features"]), len(arrs["tree_root"])
     ns, nl = (1 << LANES_DEPTH) - 1, 1 << LANES_DEPTH
-    G = (T + LANES - 1) // LANES
     cuts = np.full((nf, CUTS), np.inf, np.float32)
     key = np.zeros(T * ns, np.uint8)                 # padding positions: key 0, always right (same leaf)
     for f in range(nf):
@@ -583,16 +621,29 @@ def _lanes(arrs):
         u = np.unique(pt[sel] + np.float32(0))       # -0 and +0 are one threshold
         cuts[f, :len(u)] = u
         key[sel] = np.searchsorted(u, pt[sel] + np.float32(0)) + 1     # go right <=> rank(x) >= index + 1
-    slot = np.where(real, 2 * pf + pd, 0).astype(np.uint8)
-    lane_slot = np.zeros((G, ns, LANES), np.uint8)
-    lane_key = np.zeros((G, ns, LANES), np.uint8)
-    lane_leaf = np.zeros((G, LANES, nl), np.float32)
-    t = np.arange(T)
-    lane_slot[t // LANES, :, t % LANES] = slot.reshape(T, ns)
-    lane_key[t // LANES, :, t % LANES] = key.reshape(T, ns)
-    lane_leaf[t // LANES, t % LANES, :] = pv.reshape(T, nl)
-    cut_len = np.minimum(-(-np.isfinite(cuts).sum(axis=1) // CUT_STEP) * CUT_STEP, CUTS - 1).astype(np.int32)
-    return lane_slot.reshape(-1), lane_key.reshape(-1), lane_leaf.reshape(-1), cuts.reshape(-1), cut_len
+    slot = np.where(real, 2 * pf + pd, 0).astype(np.uint8).reshape(T, ns)
+    key = key.reshape(T, ns)
+    full, packed = lane_groups(T)
+    # full groups: position p (1..63) of tree g*64 + j at byte (g*63 + p-1)*64 + j
+    n_full = min(T, full * LANES)
+    t = np.arange(n_full)
+    full_slot = np.zeros((full, ns, LANES), np.uint8)
+    full_key = np.zeros((full, ns, LANES), np.uint8)
+    full_slot[t // LANES, :, t % LANES] = slot[:n_full]
+    full_key[t // LANES, :, t % LANES] = key[:n_full]
+    # packed groups: position p (0..63, 0 unused) of tree full*64 + q*8 + j at byte q*512 + p*8 + j
+    t = np.arange(T - n_full)
+    pk_slot = np.zeros((packed, nl, PACK), np.uint8)
+    pk_key = np.zeros((packed, nl, PACK), np.uint8)
+    pk_slot[t // PACK, 1:, t % PACK] = slot[n_full:]
+    pk_key[t // PACK, 1:, t % PACK] = key[n_full:]
+    lane_slot = np.concatenate([full_slot.reshape(-1), pk_slot.reshape(-1)])
+    lane_key = np.concatenate([full_key.reshape(-1), pk_key.reshape(-1)])
+    lane_leaf = np.zeros((full * LANES + packed * PACK, nl), np.float32)     # tree t's leaf h at t*64 + h
+    lane_leaf[:T] = pv.reshape(T, nl)
+    cuts[:, CUTS - 1] = np.nan                       # never counted: a rank is at most 255 (lanes_fit)
+    table = np.concatenate([cuts[:, CUT_BLOCK - 1::CUT_BLOCK], cuts], axis=1)     # block tops, then the thresholds
+    return lane_slot.reshape(-1), lane_key.reshape(-1), lane_leaf.reshape(-1), table.reshape(-1)
 
 
 def tree_model_from_arrays(arrs: dict, path="<arrays>", layout: str = "auto") -> TreeModel:
@@ -611,11 +662,10 @@ def tree_model_from_arrays(arrs: dict, path="<arrays>", layout: str = "auto") ->
     if layout == "lanes" and unfit:
         raise ModelError(path, f"no lane layout for {unfit}")
     if layout == "lanes" or (layout == "auto" and HAVE_VBMI and unfit is None):
-        slot, key, leaf, cuts, cut_len = _lanes(arrs)
+        slot, key, leaf, cuts = _lanes(arrs)
         trees = np.arange(len(arrs["tree_root"]), dtype=np.int32)       # tree t: group t // 64, lane t % 64
         return _model(np.zeros(0, np.int64), z, z, np.zeros(0, np.float32), trees, LANES_DEPTH, **common,
-                      layout=LAYOUT_LANES, lane_slot=slot, lane_key=key, lane_leaf=leaf, cuts=cuts,
-                      cut_len=cut_len)
+                      layout=LAYOUT_LANES, lane_slot=slot, lane_key=key, lane_leaf=leaf, cuts=cuts)
     perfect = layout == "perfect" or (layout == "auto" and depth <= PERFECT_DEPTH_MAX)
     if perfect:
         pf, pd, pt, _, pv = _perfect(arrs, depth)
