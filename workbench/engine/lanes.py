@@ -143,9 +143,10 @@ def lane_group_depth6(xb, slot, key, base, out_off):
     ``base + (p - 1) * 64``), 64 lanes each; ``xb[:64]`` is the row's rank table. Every node
     outcome is one ``lane_mask``; the bit b_l (level l's direction, per lane) selects among
     that level's 2**l outcomes with a mux tree on the earlier bits, b0 (known first) first and
-    b_{l-1} last, so each level waits on the one before it for a single mux (reducing by
-    b_{l-1} first chained l muxes per level: measured slower). 63 masks and 57 muxes per 64
-    trees, straight-line code: no branch, no dependent load, every mask independent.
+    b_{l-1} last, so each level waits on the one before it for a single mux, not l of them
+    (on this box the full group timed the same either way: its loads set the pace). 63
+    masks and 57 muxes per 64 trees, straight-line code: no branch, no dependent load, every
+    mask independent.
     """
     def at(p):
         return lane_mask(xb, slot, key, base + (p - 1) * LANES)
