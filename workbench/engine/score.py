@@ -64,7 +64,8 @@ import numpy as np
 from numba import njit
 
 from ..errors import WorkbenchError
-from .lanes import HAVE_VBMI, LANES, PACK, count_le16, lane_group8_depth6, lane_group_depth6, prefetch_lines
+from .lanes import (HAVE_VBMI, LANES, LANES_DEPTH, NODE, PACK, count_le16, lane_group8_depth6, lane_group_depth6,  # noqa: F401
+                    prefetch_lines)
 from .opps import MODEL_FEATURES
 
 TREES_FILE = "trees.npz"        # models/NAME/trees.npz: the flattened node arrays (model/compile.py)
@@ -76,7 +77,6 @@ LAYOUT_PERFECT = 0              # TreeModel.layout: complete trees in heap order
 LAYOUT_POINTER = 1              # explicit children (deep trees)
 LAYOUT_LANES = 2                # 64 trees per byte-lane group, ranks instead of floats (AVX-512 VBMI)
 LAYOUTS = {"perfect": LAYOUT_PERFECT, "pointer": LAYOUT_POINTER, "lanes": LAYOUT_LANES}
-LANES_DEPTH = 6                 # the lane layout pads every tree to exactly this depth
 PACKED_TAIL_MAX = 16            # trees past the last full 64-lane group, at most this many: packed groups of 8
 CUTS = 256                      # sorted thresholds per feature: <= 255, then +inf, NaN in the last entry
 CUT_BLOCK = 16                  # one 16-wide float compare (engine/lanes.py count_le16)
@@ -131,10 +131,11 @@ class TreeModel(NamedTuple):
     sigmoid_alpha: float       # slope of the sigmoid postprocessor
     postprocess: int           # POST_IDENTITY | POST_SIGMOID
     layout: int                # LAYOUT_PERFECT | LAYOUT_POINTER | LAYOUT_LANES
-    lane_slot: np.ndarray      # uint8 (lanes): full groups (``lane_groups``), position p of tree g*64+j at
-                               # (g*63 + p-1)*64 + j; then packed groups of 8, position p (0 unused) of tree
-                               # F*64 + q*8 + j at F*63*64 + q*512 + p*8 + j (F full groups)
-    lane_key: np.ndarray       # uint8, same shape: rank key of the threshold (go right <=> rank >= key)
+    lane_node: np.ndarray      # uint8 (lanes): 128-byte records, one per node position of a group: 64 slots
+                               # (feature slot 2f + default_left per lane), then 64 rank keys (go right <=>
+                               # rank >= key). Full groups (``lane_groups``): position p of tree g*64+j in
+                               # record g*63 + p-1, lane j; then packed groups of 8: position p (0 unused)
+                               # of tree F*64 + q*8 + j in record F*63 + q*8 + p//8, lane (p%8)*8 + j
     lane_leaf: np.ndarray      # float32[(F*64 + packed*8) * 64]: leaf h of tree t at t*64 + h
     cuts: np.ndarray           # float32[n_features * CUT_ROW] (lanes): per feature the top of each block of 16
                                # thresholds, then its sorted distinct thresholds, +inf after, NaN last
@@ -161,7 +162,7 @@ def pack_nodes(feature, default_left, threshold) -> np.ndarray:
 
 
 def _model(node, left, right, leaf_value, tree_root, depth, n_features, base_score, sigmoid_alpha, postprocess,
-           layout=None, lane_slot=(), lane_key=(), lane_leaf=(), cuts=()) -> TreeModel:
+           layout=None, lane_node=(), lane_leaf=(), cuts=()) -> TreeModel:
     c = np.ascontiguousarray
     if layout is None:
         layout = LAYOUT_POINTER if depth < 0 else LAYOUT_PERFECT
@@ -169,7 +170,7 @@ def _model(node, left, right, leaf_value, tree_root, depth, n_features, base_sco
                      c(right, dtype=np.int32).copy(), c(leaf_value, dtype=np.float32).copy(),
                      c(tree_root, dtype=np.int32).copy(), int(depth), int(len(tree_root)), int(n_features),
                      float(base_score), float(sigmoid_alpha), int(postprocess), int(layout),
-                     c(lane_slot, dtype=np.uint8).copy(), c(lane_key, dtype=np.uint8).copy(),
+                     c(lane_node, dtype=np.uint8).copy(),
                      c(lane_leaf, dtype=np.float32).copy(), c(cuts, dtype=np.float32).copy())
 
 
@@ -351,17 +352,17 @@ def _margin_lanes(model, xb):
     slots while group k-1's leaves are summed from the other, so the leaf loads enter the
     CPU's window with their indexes already known instead of waiting at the end of each
     group's mask chain (measured: 174 vs 207 ns for 3 groups)."""
-    slot, key, val = model.lane_slot, model.lane_key, model.lane_leaf
+    nodes, val = model.lane_node, model.lane_leaf
     n_trees = model.n_trees
     full, packed = lane_groups(n_trees)
-    step = ((1 << LANES_DEPTH) - 1) * LANES          # bytes of one full group's node positions
+    step = ((1 << LANES_DEPTH) - 1) * NODE           # bytes of one full group's node positions
     groups = full + packed
     acc = 0.0
     for k in range(groups + 1):
         if k < full:
-            lane_group_depth6(xb, slot, key, k * step, LANES + LANES * (k & 1))
+            lane_group_depth6(xb, nodes, k * step, LANES + LANES * (k & 1))
         elif k < groups:
-            lane_group8_depth6(xb, slot, key, full * step + (k - full) * PACK * LANES, LANES + LANES * (k & 1))
+            lane_group8_depth6(xb, nodes, full * step + (k - full) * PACK * NODE, LANES + LANES * (k & 1))
         if k > 0:
             g = k - 1
             off = LANES + LANES * (g & 1)
@@ -409,8 +410,7 @@ def prefetch_model(model):
     ~0.4 us from L1/L2)."""
     if model.layout == LAYOUT_LANES:
         prefetch_lines(model.cuts)
-        prefetch_lines(model.lane_slot)
-        prefetch_lines(model.lane_key)
+        prefetch_lines(model.lane_node)
         prefetch_lines(model.lane_leaf)
     else:
         prefetch_lines(model.node)
@@ -610,7 +610,7 @@ def lanes_fit(arrs, depth: int) -> str | None:
 
 
 def _lanes(arrs):
-    """(lane_slot, lane_key, lane_leaf, cuts) of the lane layout (see TreeModel)."""
+    """(lane_node, lane_leaf, cuts) of the lane layout (see TreeModel)."""
     pf, pd, pt, real, pv = _perfect(arrs, LANES_DEPTH)
     nf, T = int(arrs["n_features"]), len(arrs["tree_root"])
     ns, nl = (1 << LANES_DEPTH) - 1, 1 << LANES_DEPTH
@@ -624,26 +624,24 @@ def _lanes(arrs):
     slot = np.where(real, 2 * pf + pd, 0).astype(np.uint8).reshape(T, ns)
     key = key.reshape(T, ns)
     full, packed = lane_groups(T)
-    # full groups: position p (1..63) of tree g*64 + j at byte (g*63 + p-1)*64 + j
+    # full groups: position p (1..63) of tree g*64 + j in record g*63 + p-1, lane j
     n_full = min(T, full * LANES)
     t = np.arange(n_full)
-    full_slot = np.zeros((full, ns, LANES), np.uint8)
-    full_key = np.zeros((full, ns, LANES), np.uint8)
-    full_slot[t // LANES, :, t % LANES] = slot[:n_full]
-    full_key[t // LANES, :, t % LANES] = key[:n_full]
-    # packed groups: position p (0..63, 0 unused) of tree full*64 + q*8 + j at byte q*512 + p*8 + j
+    full_rec = np.zeros((full, ns, 2, LANES), np.uint8)
+    full_rec[t // LANES, :, 0, t % LANES] = slot[:n_full]
+    full_rec[t // LANES, :, 1, t % LANES] = key[:n_full]
+    # packed groups: position p (0..63, 0 unused) of tree full*64 + q*8 + j in record q*8 + p//8, lane (p%8)*8 + j
     t = np.arange(T - n_full)
-    pk_slot = np.zeros((packed, nl, PACK), np.uint8)
-    pk_key = np.zeros((packed, nl, PACK), np.uint8)
-    pk_slot[t // PACK, 1:, t % PACK] = slot[n_full:]
-    pk_key[t // PACK, 1:, t % PACK] = key[n_full:]
-    lane_slot = np.concatenate([full_slot.reshape(-1), pk_slot.reshape(-1)])
-    lane_key = np.concatenate([full_key.reshape(-1), pk_key.reshape(-1)])
+    pk = np.zeros((packed, 2, nl, PACK), np.uint8)
+    pk[t // PACK, 0, 1:, t % PACK] = slot[n_full:]
+    pk[t // PACK, 1, 1:, t % PACK] = key[n_full:]
+    pk_rec = pk.reshape(packed, 2, PACK, PACK * PACK).transpose(0, 2, 1, 3)     # (group, record, slots|keys, lane)
+    lane_node = np.concatenate([full_rec.reshape(-1), pk_rec.reshape(-1)])
     lane_leaf = np.zeros((full * LANES + packed * PACK, nl), np.float32)     # tree t's leaf h at t*64 + h
     lane_leaf[:T] = pv.reshape(T, nl)
     cuts[:, CUTS - 1] = np.nan                       # never counted: a rank is at most 255 (lanes_fit)
     table = np.concatenate([cuts[:, CUT_BLOCK - 1::CUT_BLOCK], cuts], axis=1)     # block tops, then the thresholds
-    return lane_slot.reshape(-1), lane_key.reshape(-1), lane_leaf.reshape(-1), table.reshape(-1)
+    return lane_node, lane_leaf.reshape(-1), table.reshape(-1)
 
 
 def tree_model_from_arrays(arrs: dict, path="<arrays>", layout: str = "auto") -> TreeModel:
@@ -662,10 +660,10 @@ def tree_model_from_arrays(arrs: dict, path="<arrays>", layout: str = "auto") ->
     if layout == "lanes" and unfit:
         raise ModelError(path, f"no lane layout for {unfit}")
     if layout == "lanes" or (layout == "auto" and HAVE_VBMI and unfit is None):
-        slot, key, leaf, cuts = _lanes(arrs)
+        node, leaf, cuts = _lanes(arrs)
         trees = np.arange(len(arrs["tree_root"]), dtype=np.int32)       # tree t: group t // 64, lane t % 64
         return _model(np.zeros(0, np.int64), z, z, np.zeros(0, np.float32), trees, LANES_DEPTH, **common,
-                      layout=LAYOUT_LANES, lane_slot=slot, lane_key=key, lane_leaf=leaf, cuts=cuts)
+                      layout=LAYOUT_LANES, lane_node=node, lane_leaf=leaf, cuts=cuts)
     perfect = layout == "perfect" or (layout == "auto" and depth <= PERFECT_DEPTH_MAX)
     if perfect:
         pf, pd, pt, _, pv = _perfect(arrs, depth)
