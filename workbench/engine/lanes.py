@@ -4,9 +4,9 @@ numba intrinsics (LLVM IR written here, inlined into the jitted caller):
 
 * ``lane_group_depth6(xb, nodes, base, out_off)``: the leaves of one group of 64
   depth-6 trees, the whole group as one block of vector IR (see its docstring).
-* ``lane_group8_depth6`` (numba, over ``lane_mask``): the same for a packed group of 8 trees.
+* ``lane_group8_depth6`` (numba, over ``lane_mask`` and ``lane_leaf_index``): the same for a
+  packed group of 8 trees.
 * ``count_le16(arr, off, v)``: how many of 16 float32 are <= v (the rank counts).
-
 * ``lane_mask(tab, nodes, off) -> uint64``: bit j is ``tab[nodes[off + j]] >= nodes[off + 64 + j]``
   (unsigned bytes, j < 64). ``tab`` holds the row's 64 bytes (the rank of each feature
   slot, see engine/score.py); ``nodes[off:off + 128]`` is one node position of 64 trees,

@@ -374,7 +374,7 @@ def _margin_lanes(model, xb):
 @njit(cache=True, nogil=True, inline="always")
 def _margin_lanes_row(model, x, xx):
     """Ranks of row ``x`` into the scratch, then ``_margin_lanes``. Inlined, as everything under
-    ``score_row_buf``: a real call passes the TreeModel's 16 arrays, and where NRT is on the
+    ``score_row_buf``: a real call passes the TreeModel's eight arrays, and where NRT is on the
     callee counts references to them (measured: 690 ns a row with calls, 420 inlined; 360-380
     inlined into a function compiled without NRT, as ``process_batch`` is)."""
     xb = xx.view(np.uint8)
@@ -652,12 +652,13 @@ def tree_model_from_arrays(arrs: dict, path="<arrays>", layout: str = "auto") ->
     common = dict(n_features=int(arrs["n_features"]), base_score=float(arrs["base_score"]),
                   sigmoid_alpha=float(arrs["sigmoid_alpha"]), postprocess=int(arrs["postprocess"]))
     z = np.zeros(0, np.int32)
-    unfit = lanes_fit(arrs, depth)
+    wants_lanes = layout == "lanes" or (layout == "auto" and HAVE_VBMI)
+    unfit = lanes_fit(arrs, depth) if wants_lanes else None        # per-feature threshold counts: only if asked
     if layout == "lanes" and unfit:
         raise ModelError(path, f"no lane layout for {unfit}")
-    if layout == "lanes" or (layout == "auto" and HAVE_VBMI and unfit is None):
+    if wants_lanes and unfit is None:
         node, leaf, cuts = _lanes(arrs)
-        trees = np.arange(len(arrs["tree_root"]), dtype=np.int32)       # tree t: group t // 64, lane t % 64
+        trees = np.arange(len(arrs["tree_root"]), dtype=np.int32)       # tree t's leaves at lane_leaf[t * 64:]
         return _model(np.zeros(0, np.int64), z, z, np.zeros(0, np.float32), trees, LANES_DEPTH, **common,
                       layout=LAYOUT_LANES, lane_node=node, lane_leaf=leaf, cuts=cuts)
     perfect = layout == "perfect" or (layout == "auto" and depth <= PERFECT_DEPTH_MAX)

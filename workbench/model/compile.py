@@ -264,8 +264,9 @@ def threshold_probes(arrs: dict, base_row: np.ndarray) -> np.ndarray:
     return np.asarray(rows, np.float64)
 
 
-def _score_all(model_dir: Path, X: np.ndarray, tree_model) -> dict:
-    """The four scorers on ``X``. The library is loaded from a fresh copy: dlopen() of a path
+def _score_all(model_dir: Path, X: np.ndarray, tree_model, scalar=None) -> dict:
+    """The four scorers on ``X`` (and ``scalar``, the perfect layout beside the engine's lane
+    layout, when given). The library is loaded from a fresh copy: dlopen() of a path
     already loaded in this process returns the OLD library even when the file was rebuilt,
     which would check a stale .so after a second compile in the same process (a notebook)."""
     import shutil
@@ -282,8 +283,7 @@ def _score_all(model_dir: Path, X: np.ndarray, tree_model) -> dict:
         p_so = NativePredictor(lib).predict(X)
     p_nb = score_rows(tree_model, X, np.empty(len(X), np.float64))
     out = {"xgboost": p_xgb, "tl2cgen_predictor": p_tl, "native_so": p_so, "numba_score_row": p_nb}
-    if tree_model.layout == LAYOUT_LANES:       # the engine uses the lane layout here; check the scalar one too
-        scalar = tree_model_from_arrays(read_trees(model_dir / TREES_FILE), model_dir / TREES_FILE, "perfect")
+    if scalar is not None:
         out["numba_perfect_layout"] = score_rows(scalar, X, np.empty(len(X), np.float64))
     return out
 
@@ -303,13 +303,16 @@ def parity_check(model_dir, X: np.ndarray, tol: float = PARITY_TOL, tree_model=N
     d = Path(model_dir)
     X = np.ascontiguousarray(X, np.float64)
     tm = tree_model if tree_model is not None else load_tree_model(d)
-    diffs = _pairwise_max(_score_all(d, X, tm))
+    arrs = read_trees(d / TREES_FILE)
+    # the engine takes the lane layout here: check the scalar layout (hosts without VBMI) too
+    scalar = tree_model_from_arrays(arrs, d / TREES_FILE, "perfect") if tm.layout == LAYOUT_LANES else None
+    diffs = _pairwise_max(_score_all(d, X, tm, scalar))
     pdiffs, n_probe = {}, 0
     if probes:
         base = np.nanmedian(X, axis=0) if len(X) else np.zeros(tm.n_features)
         base = np.where(np.isnan(base), 0.0, base)
-        P = threshold_probes(read_trees(d / TREES_FILE), base)
-        pdiffs, n_probe = _pairwise_max(_score_all(d, P, tm)), len(P)
+        P = threshold_probes(arrs, base)
+        pdiffs, n_probe = _pairwise_max(_score_all(d, P, tm, scalar)), len(P)
     ok = all(v < tol for v in (*diffs.values(), *pdiffs.values()))
     return Parity(int(len(X)), diffs, n_probe, pdiffs, tol, ok,
                   "ctypes: predict(union Entry*, int pred_margin, float*)")
