@@ -52,6 +52,10 @@ JITO_TIP_ACCOUNTS = (
     "DttWaMuVvTiduZRnguLF7jNxTgiMBZ1hyAumKUiL2KRL",
     "3AVi9Tg9Uo68tJfuvoKvqKNWKkC5wPdSSdeBnizKZ6jT",
 )
+# the mints the market layer prices everything through (wrapped SOL, USDC)
+MINT_WSOL = "So11111111111111111111111111111111111111112"
+MINT_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+
 N_KNOWN_PROGRAMS = len(KNOWN_PROGRAMS)          # ids [0, N_KNOWN_PROGRAMS) are programs
 TIP_ID_FIRST = N_KNOWN_PROGRAMS                 # ids [TIP_ID_FIRST, TIP_ID_END) are tip accounts
 TIP_ID_END = TIP_ID_FIRST + len(JITO_TIP_ACCOUNTS)
@@ -63,6 +67,11 @@ PROGRAM_NAMES = tuple(name for name, _ in KNOWN_PROGRAMS)
 ID_SYSTEM = _KNOWN_IDS["system"]
 ID_COMPUTE_BUDGET = _KNOWN_IDS["compute_budget"]
 ID_VOTE = _KNOWN_IDS["vote"]
+
+
+def program_address(name: str) -> str:
+    """The base58 address of a known program, by its name in KNOWN_PROGRAMS."""
+    return KNOWN_PROGRAMS[known_id(name)][1]
 
 
 def known_id(name: str) -> int:
