@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from workbench.cli import app
-from workbench.engine.score import LANES_DEPTH, LAYOUT_LANES, ModelError, TREES_FILE, engine_features, load_tree_model, score_row
+from workbench.engine.score import LANES_DEPTH, LAYOUT_LANES, TREES_FILE, engine_features, load_tree_model, score_row
+from workbench.errors import ModelError
 from workbench.model.compile import (PARITY_TOL, NativePredictor, ParityError, compile_model, parity_check,
                                      trees_from_treelite, load_treelite)
 from workbench.model.labels import LabelConfig

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from workbench.engine.amm import RAYDIUM_V4_FEE_DEN, RAYDIUM_V4_FEE_NUM, optimal_two_pool_arb_in
-from workbench.engine.score import ModelError
+from workbench.errors import ModelError
 from workbench.model.labels import (LABELS_META_KEY, Dist, LabelConfig, LatencyModel, label_opportunities,
                                     label_run, parse_duration_ns, read_labels, write_labels)
 

@@ -47,3 +47,15 @@ class WireError(WorkbenchError):
     def __init__(self, path, frame: int, offset: int, reason: str):
         self.path, self.frame, self.offset, self.reason = str(path), frame, offset, reason
         super().__init__(f"{path} frame {frame} +0x{offset:x}: {reason}")
+
+
+class MarketError(WorkbenchError):
+    """A market snapshot file or row is missing or inconsistent; the message names file, row and column."""
+
+
+class ModelError(WorkbenchError):
+    """A model folder cannot be used: a file is missing, damaged or does not match the engine."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")

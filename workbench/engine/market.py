@@ -46,7 +46,7 @@ from typing import NamedTuple
 import base58
 import numpy as np
 
-from ..errors import WorkbenchError
+from ..errors import MarketError
 from ..wire.keys import PUBKEY_SZ, intern
 
 MINT_WSOL = "So11111111111111111111111111111111111111112"
@@ -76,10 +76,6 @@ SNAPSHOT_FILES = {
     "positions": ("position_id", "owner", "collateral_mint", "collateral_amount", "debt_mint", "debt_amount",
                   "liquidation_threshold", "liquidation_bonus"),
 }
-
-
-class MarketError(WorkbenchError):
-    """A market snapshot file or row is missing or inconsistent; the message names file, row and column."""
 
 
 class Market(NamedTuple):

@@ -63,7 +63,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ..errors import WorkbenchError
+from ..errors import ModelError
 from .lanes import (HAVE_VBMI, LANES, LANES_DEPTH, NODE, PACK, count_le16, lane_group8_depth6, lane_group_depth6,  # noqa: F401
                     prefetch_lines)
 from .opps import MODEL_FEATURES
@@ -90,14 +90,6 @@ POSTPROCESSORS = {"identity": POST_IDENTITY, "sigmoid": POST_SIGMOID}
 def engine_features() -> tuple[str, ...]:
     """The engine's ordered model feature names (``engine.opps.MODEL_FEATURES``)."""
     return tuple(MODEL_FEATURES)
-
-
-class ModelError(WorkbenchError):
-    """A model folder cannot be used: a file is missing, damaged or does not match the engine."""
-
-    def __init__(self, path, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
 
 
 class TreeModel(NamedTuple):

@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.score import (LAYOUT_LANES, POSTPROCESSORS, SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION, ModelError,
+from ..errors import ModelError
+from ..engine.score import (LAYOUT_LANES, POSTPROCESSORS, SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION,
                             engine_features, load_tree_model, read_schema, read_trees, score_rows,
                             tree_model_from_arrays)
 

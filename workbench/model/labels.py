@@ -45,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engine.amm import AMM_OK, CEIL_PLAIN, CEIL_RAYDIUM, cp_amount_out
-from ..engine.score import ModelError
+from ..errors import ModelError
 
 OPPORTUNITIES_FILE = "opportunities.parquet"
 SWAPS_FILE = "swaps.parquet"
