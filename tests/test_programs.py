@@ -1,4 +1,4 @@
-"""wire/programs.py: instruction decoders against real fixtures, solders-built transactions
+"""wire/programs/: instruction decoders against real fixtures, solders-built transactions
 for every registered decoder, and the Python twin (tests/reference/programs_ref.py)."""
 
 from __future__ import annotations
@@ -15,8 +15,19 @@ from hypothesis import strategies as st
 
 from conftest import fixture_txn_files
 from reference.programs_ref import ACCOUNT_FIELDS, disc, expected_events
-from workbench.wire import programs as P
-from workbench.wire.keys import KNOWN_PROGRAMS, PROGRAM_NAMES, known_id
+from workbench.wire.keys import JITO_TIP_ACCOUNTS, KNOWN_PROGRAMS, PROGRAM_NAMES, known_id
+from workbench.wire.programs import orca_whirlpool, raydium_cpmm
+from workbench.wire.programs.account_resolution import resolve_events
+from workbench.wire.programs.anchor import anchor_discriminator
+from workbench.wire.programs.dispatch import DECODERS, decode_events, program_ids_of
+from workbench.wire.programs.events import (ACCT_IN_LUT, ACCT_NONE, EV_OUTPUT_FULL, EV_REJECT_SLOTS, EVENT_DTYPE,
+                                            F_ACCT_IN_LUT, F_POOL_IN_LUT, F_POOL_RESOLVED, F_POOL_UNRESOLVED,
+                                            F_RAY_NO_TARGET_ORDERS, F_TIP_DEST_UNRESOLVED, F_TRAILING_DATA,
+                                            IX_CPMM_SWAP_BASE_INPUT, IX_NAMES, IX_RAY_SWAP_BASE_IN, IX_SYSTEM_TRANSFER,
+                                            IX_TOKEN_TRANSFER_CHECKED, IX_WP_SWAP, KIND_SWAP, KIND_TIP, KIND_TRANSFER)
+from workbench.wire.programs.one_transaction import events_of
+from workbench.wire.programs.orca_whirlpool import ID_ORCA_WHIRLPOOL
+from workbench.wire.programs.raydium_amm_v4 import ID_RAYDIUM_AMM_V4
 from workbench.wire.txn import INSTR_DTYPE, LUT_DTYPE, TXN_DTYPE, decode_txn
 
 ADDR = dict(KNOWN_PROGRAMS)
@@ -25,7 +36,7 @@ ADDR = dict(KNOWN_PROGRAMS)
 # --- kernel rows -> the twin's shape ------------------------------------------------------------
 
 def kernel_events(payload: bytes):
-    status, evs, rejects = P.events_of(payload)
+    status, evs, rejects = events_of(payload)
     assert status == 0
     out = []
     for e in evs:
@@ -36,7 +47,7 @@ def kernel_events(payload: bytes):
                  flags=int(e["flags"]), pool_idx=int(e["pool_idx"]), pool_lut=None)
         for f in ACCOUNT_FIELDS:
             off = int(e[f + "_off"])
-            d[f] = None if off == P.ACCT_NONE else "lut" if off == P.ACCT_IN_LUT else payload[off:off + 32]
+            d[f] = None if off == ACCT_NONE else "lut" if off == ACCT_IN_LUT else payload[off:off + 32]
         if e["pool_lut_key_off"] >= 0:
             k = int(e["pool_lut_key_off"])
             d["pool_lut"] = (payload[k:k + 32], int(e["pool_lut_index"]))
@@ -115,7 +126,7 @@ def raydium_swap(w, tag, a, b, n_accts=18, extra=b""):
     ix = w.ix("raydium_amm_v4", bytes([tag]) + u64(a) + u64(b) + extra, metas)
     expect = dict(pool=k["pool"], vault_a=k["coin_vault"], vault_b=k["pc_vault"], src=k["src"], dst=k["dst"],
                   authority=me, amount_in=a, amount_out=b, exact_in=int(tag in (9, 16)), a_to_b=-1,
-                  ix={9: 1, 11: 2, 16: 3, 17: 4}[tag], kind=P.KIND_SWAP)
+                  ix={9: 1, 11: 2, 16: 3, 17: 4}[tag], kind=KIND_SWAP)
     return ix, expect, k
 
 
@@ -129,7 +140,7 @@ def cpmm_swap(w, exact_in, a, b):
     data = disc("swap_base_input" if exact_in else "swap_base_output") + u64(a) + u64(b)
     expect = dict(pool=k["pool"], vault_in=k["vin"], vault_out=k["vout"], mint_in=k["min"], mint_out=k["mout"],
                   src=k["src"], dst=k["dst"], authority=me, amount_in=a, amount_out=b, exact_in=int(exact_in),
-                  ix=5 if exact_in else 6, kind=P.KIND_SWAP)
+                  ix=5 if exact_in else 6, kind=KIND_SWAP)
     return w.ix("raydium_cpmm", data, metas), expect, k
 
 
@@ -153,7 +164,7 @@ def whirlpool_swap(w, v2, is_input, a_to_b, amount, threshold, limit):
     expect = dict(pool=k["pool"], vault_a=k["va"], vault_b=k["vb"], vault_in=k["v" + i], vault_out=k["v" + o],
                   src=k["o" + i], dst=k["o" + o], authority=me, exact_in=int(is_input), a_to_b=int(a_to_b),
                   amount_in=amount if is_input else threshold, amount_out=threshold if is_input else amount,
-                  sqrt_price_limit=limit, ix=8 if v2 else 7, kind=P.KIND_SWAP)
+                  sqrt_price_limit=limit, ix=8 if v2 else 7, kind=KIND_SWAP)
     if v2:
         expect.update(mint_in=k["m" + i], mint_out=k["m" + o])
     return w.ix("orca_whirlpool", data, metas), expect, k
@@ -178,11 +189,11 @@ def token_transfer(w, program, checked, amount, decimals=6):
         metas = [(k["src"], False, True), (k["dst"], False, True), (me, True, False)]
         expect = dict(ix=10)
     expect.update(src=k["src"], dst=k["dst"], authority=me, amount_in=amount, amount_out=amount,
-                  kind=P.KIND_TRANSFER)
+                  kind=KIND_TRANSFER)
     return w.ix(program, data, metas), expect, k
 
 
-TIP0 = "96gYZGLnJYVFmbjzopPSU6QiEV5fGqZNyN9nmNhvrZU5"
+TIP0 = JITO_TIP_ACCOUNTS[0]
 
 
 def _cases(w):
@@ -224,20 +235,24 @@ def _semantic(ev, expect, tag):
 # --- tests ------------------------------------------------------------------------------------
 
 def test_anchor_discriminators_are_sha256_of_their_names():
-    for const, name in P.ANCHOR_NAMES.items():
-        want = int.from_bytes(hashlib.sha256(f"global:{name}".encode()).digest()[:8], "little")
-        assert int(getattr(P, const)) == want == int(P.anchor_discriminator(name)), const
+    compared = {raydium_cpmm: {raydium_cpmm.DISC_CPMM_SWAP_BASE_INPUT, raydium_cpmm.DISC_CPMM_SWAP_BASE_OUTPUT},
+                orca_whirlpool: {orca_whirlpool.DISC_WP_SWAP, orca_whirlpool.DISC_WP_SWAP_V2}}
+    for mod, consts in compared.items():          # the constants the kernels compare, each with its name
+        assert set(mod.ANCHOR_DISCRIMINATORS.values()) == consts, mod.__name__
+        for name, got in mod.ANCHOR_DISCRIMINATORS.items():
+            want = int.from_bytes(hashlib.sha256(f"global:{name}".encode()).digest()[:8], "little")
+            assert int(got) == want == int(anchor_discriminator(name)), name
 
 
 def test_registry_lists_known_programs_and_every_kind_has_a_solders_case():
-    for d in P.DECODERS:
+    for d in DECODERS:
         assert d.program in PROGRAM_NAMES
-    assert P.ID_RAYDIUM_AMM_V4 == known_id("raydium_amm_v4") and P.ID_ORCA_WHIRLPOOL == known_id("orca_whirlpool")
+    assert ID_RAYDIUM_AMM_V4 == known_id("raydium_amm_v4") and ID_ORCA_WHIRLPOOL == known_id("orca_whirlpool")
     w = World()
     covered = {e["ix"] for _, _, e, _ in _cases(w)}
-    registered = {ix for d in P.DECODERS for ix in d.ix}
-    assert registered == set(P.IX_NAMES) and registered <= covered
-    assert P.EVENT_DTYPE.isalignedstruct
+    registered = {ix for d in DECODERS for ix in d.ix}
+    assert registered == set(IX_NAMES) and registered <= covered
+    assert EVENT_DTYPE.isalignedstruct
 
 
 @pytest.mark.parametrize("version", ["legacy", "v0"])
@@ -249,16 +264,16 @@ def test_every_decoder_on_solders_built_transactions(version):
         evs = check_twin(b)
         assert len(evs) == 1, name
         ev = evs[0]
-        assert ev["instr_index"] == 1 and ev["flags"] & P.F_POOL_IN_LUT == 0
+        assert ev["instr_index"] == 1 and ev["flags"] & F_POOL_IN_LUT == 0
         _semantic(ev, expect, name)
         if name == "jito_tip":
-            assert ev["kind"] == P.KIND_TIP
+            assert ev["kind"] == KIND_TIP
         if name == "system_transfer":
-            assert ev["kind"] == P.KIND_TRANSFER
+            assert ev["kind"] == KIND_TRANSFER
         if name.endswith("_17"):
-            assert ev["flags"] & P.F_RAY_NO_TARGET_ORDERS
+            assert ev["flags"] & F_RAY_NO_TARGET_ORDERS
         if name == "ray_trailing":
-            assert ev["flags"] & P.F_TRAILING_DATA
+            assert ev["flags"] & F_TRAILING_DATA
 
 
 def test_accounts_in_lookup_tables_are_flagged_and_the_pool_resolved_through_the_snapshot():
@@ -281,14 +296,14 @@ def test_accounts_in_lookup_tables_are_flagged_and_the_pool_resolved_through_the
         assert len(b) <= 1232
         evs = check_twin(b)
         assert len(evs) == len(ixs[lo:lo + per])
-        status, rows, _ = P.events_of(b)
+        status, rows, _ = events_of(b)
         for ev, row, (name, expect, table) in zip(evs, rows, expects[lo:lo + per]):
-            assert ev["pool"] == "lut" and ev["flags"] & P.F_POOL_IN_LUT, name
+            assert ev["pool"] == "lut" and ev["flags"] & F_POOL_IN_LUT, name
             tkey, idx = ev["pool_lut"]
             assert tkey == bytes(table.key) and bytes(table.addresses[idx]) == bytes(expect["pool"]), name
             assert ev["pool_idx"] >= 0
-            assert ev["src"] == "lut" and ev["flags"] & P.F_ACCT_IN_LUT
-            assert row["pool_off"] == P.ACCT_IN_LUT
+            assert ev["src"] == "lut" and ev["flags"] & F_ACCT_IN_LUT
+            assert row["pool_off"] == ACCT_IN_LUT
         # snapshot: every table but the first of this transaction, one of them cut short
         snap = tables[lo + 1:lo + per]
         tbl_keys = np.array([np.frombuffer(bytes(t.key), np.uint8) for t in snap], np.uint8).reshape(-1, 32)
@@ -300,15 +315,15 @@ def test_accounts_in_lookup_tables_are_flagged_and_the_pool_resolved_through_the
                          np.uint8).reshape(-1, 32)
         buf = np.frombuffer(b, np.uint8)
         rows = rows.copy()
-        missed = P.resolve_events(buf, rows, 0, rows.shape[0], tbl_keys, first, cnt)
+        missed = resolve_events(buf, rows, 0, rows.shape[0], tbl_keys, first, cnt)
         expect_missed = 1 + (1 if len(snap) > 1 else 0)
         assert missed == expect_missed
         for j, row in enumerate(rows):
-            if row["flags"] & P.F_POOL_RESOLVED:
+            if row["flags"] & F_POOL_RESOLVED:
                 assert addrs[row["pool_lut_row"]].tobytes() == bytes(expects[lo + j][1]["pool"])
             else:
-                assert row["flags"] & P.F_POOL_UNRESOLVED and row["pool_lut_row"] == -1
-        assert int(np.count_nonzero(rows["flags"] & P.F_POOL_UNRESOLVED)) == expect_missed
+                assert row["flags"] & F_POOL_UNRESOLVED and row["pool_lut_row"] == -1
+        assert int(np.count_nonzero(rows["flags"] & F_POOL_UNRESOLVED)) == expect_missed
 
 
 def test_tip_to_a_lookup_table_destination_is_flagged_not_guessed():
@@ -318,8 +333,8 @@ def test_tip_to_a_lookup_table_destination_is_flagged_not_guessed():
     other = w.key()
     b = w.tx([system_transfer(w, tip, 10)[0], system_transfer(w, other, 20)[0]], [w.table([w.key(), tip, other])])
     evs = check_twin(b)
-    assert [e["kind"] for e in evs] == [P.KIND_TRANSFER, P.KIND_TRANSFER]
-    assert all(e["dst"] == "lut" and e["flags"] & P.F_TIP_DEST_UNRESOLVED for e in evs)
+    assert [e["kind"] for e in evs] == [KIND_TRANSFER, KIND_TRANSFER]
+    assert all(e["dst"] == "lut" and e["flags"] & F_TIP_DEST_UNRESOLVED for e in evs)
 
 
 def test_txn5_raydium_swaps_decode_to_their_instruction_data(fixtures):
@@ -335,7 +350,7 @@ def test_txn5_raydium_swaps_decode_to_their_instruction_data(fixtures):
     for ev, (k, ci) in zip(evs, swaps):
         data, accts = bytes(ci.data), list(bytes(ci.accounts))
         assert data[0] == 9 and len(accts) == 18
-        assert ev["ix"] == P.IX_RAY_SWAP_BASE_IN and ev["exact_in"] == 1 and ev["instr_index"] == k
+        assert ev["ix"] == IX_RAY_SWAP_BASE_IN and ev["exact_in"] == 1 and ev["instr_index"] == k
         assert ev["amount_in"] == int.from_bytes(data[1:9], "little")
         assert ev["amount_out"] == int.from_bytes(data[9:17], "little")
         assert ev["pool"] == keys[accts[1]] and ev["pool_idx"] == accts[1]
@@ -361,7 +376,7 @@ def test_every_real_fixture_agrees_with_the_twin(fixtures):
         if name == "transaction5.bin":                       # invalid on purpose (wire/txn.py rejects it)
             continue
         for ev in check_twin(b):
-            kinds[P.IX_NAMES[ev["ix"]]] = kinds.get(P.IX_NAMES[ev["ix"]], 0) + 1
+            kinds[IX_NAMES[ev["ix"]]] = kinds.get(IX_NAMES[ev["ix"]], 0) + 1
     assert kinds.get("raydium_amm_v4.swap_base_in") == 12
     assert kinds.get("system.transfer", 0) + kinds.get("token.transfer", 0) >= 2, kinds
 
@@ -431,7 +446,7 @@ def test_firedancer_shreds_transfers_decode_to_their_lamports(fixtures):
             evs = check_twin(b)
             m = VersionedTransaction.from_bytes(b).message
             ci = m.instructions[0]
-            assert len(evs) == 1 and evs[0]["ix"] == P.IX_SYSTEM_TRANSFER
+            assert len(evs) == 1 and evs[0]["ix"] == IX_SYSTEM_TRANSFER
             assert evs[0]["amount_in"] == int.from_bytes(bytes(ci.data)[4:12], "little")
             assert evs[0]["dst"] == bytes(m.account_keys[bytes(ci.accounts)[1]])
             total += evs[0]["amount_in"]
@@ -458,9 +473,9 @@ def test_rejects_are_counted_by_reason():
     short_tok = w.ix("spl_token", bytes([12]) + u64(5), [(w.key(), False, True)] * 3 + [(me, True, False)])
     b1 = w.tx([ray, short_ray, bad_count, not_a_swap, short_cpmm, few_cpmm])
     b2 = w.tx([bad_bool, short_sys, one_acct_sys, sys_assign, short_tok, wp])
-    assert [e["ix"] for e in check_twin(b1)] == [P.IX_RAY_SWAP_BASE_IN]
-    assert [e["ix"] for e in check_twin(b2)] == [P.IX_WP_SWAP]
-    rej1, rej2 = P.events_of(b1)[2], P.events_of(b2)[2]
+    assert [e["ix"] for e in check_twin(b1)] == [IX_RAY_SWAP_BASE_IN]
+    assert [e["ix"] for e in check_twin(b2)] == [IX_WP_SWAP]
+    rej1, rej2 = events_of(b1)[2], events_of(b2)[2]
     assert rej1 == {"short_data": 2, "bad_account_count": 2}
     assert rej2 == {"short_data": 2, "bad_account_count": 1, "bad_data": 1}
 
@@ -490,23 +505,23 @@ def test_decode_events_over_shared_tables_and_a_full_output():
     from workbench.wire.keys import new_key_table
     keys_t, slots, _ = new_key_table(1 << 10)
     pids = np.full(instrs.shape[0], -7, np.int32)
-    events = np.zeros(8, P.EVENT_DTYPE)
-    rejects = np.zeros(P.EV_REJECT_SLOTS, np.int64)
+    events = np.zeros(8, EVENT_DTYPE)
+    rejects = np.zeros(EV_REJECT_SLOTS, np.int64)
     e = 0
     for t in range(2):
-        P.program_ids_of(buf, txns[t], instrs, keys_t, slots, pids)
-        e += P.decode_events(buf, txns[t], instrs, luts, pids, events, e, rejects)
+        program_ids_of(buf, txns[t], instrs, keys_t, slots, pids)
+        e += decode_events(buf, txns[t], instrs, luts, pids, events, e, rejects)
     assert e == 4 and not rejects.any()
-    assert list(events["ix"][:4]) == [P.IX_RAY_SWAP_BASE_IN, P.IX_SYSTEM_TRANSFER, P.IX_TOKEN_TRANSFER_CHECKED,
-                                      P.IX_CPMM_SWAP_BASE_INPUT]
+    assert list(events["ix"][:4]) == [IX_RAY_SWAP_BASE_IN, IX_SYSTEM_TRANSFER, IX_TOKEN_TRANSFER_CHECKED,
+                                      IX_CPMM_SWAP_BASE_INPUT]
     assert list(events["amount_in"][:4]) == [3, 7, 5, 8]
-    assert events[3]["flags"] & P.F_POOL_IN_LUT
+    assert events[3]["flags"] & F_POOL_IN_LUT
     k = int(events[3]["pool_lut_key_off"])
     assert len(a) <= k < len(a) + len(b)                       # offsets index the shared buffer
     # no room: EV_OUTPUT_FULL, counted
-    small = np.zeros(1, P.EVENT_DTYPE)
-    assert P.decode_events(buf, txns[0], instrs, luts, pids, small, 0, rejects) == P.EV_OUTPUT_FULL
-    assert rejects[-P.EV_OUTPUT_FULL] == 1
+    small = np.zeros(1, EVENT_DTYPE)
+    assert decode_events(buf, txns[0], instrs, luts, pids, small, 0, rejects) == EV_OUTPUT_FULL
+    assert rejects[-EV_OUTPUT_FULL] == 1
 
 
 _PROGS = ["raydium_amm_v4", "raydium_cpmm", "orca_whirlpool", "system", "spl_token", "token_2022"]

@@ -1,4 +1,4 @@
-"""Slow, obvious twin of wire/programs.py: the same instruction layouts read from solders'
+"""Slow, obvious twin of wire/programs/: the same instruction layouts read from solders'
 parse of a transaction, in plain Python.
 
 ``expected_events(payload)`` returns one dict per event, in the shape of
@@ -13,6 +13,9 @@ import hashlib
 
 import base58
 
+# The program ids and the Jito tip accounts are written out here on purpose, copied from the
+# programs' docs and Jito's, not imported from wire/keys.py: a twin that shared the kernels'
+# constants would agree with them even when a constant is wrong.
 PROGRAMS = {
     "11111111111111111111111111111111": "system",
     "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA": "spl_token",
