@@ -1,4 +1,4 @@
-"""engine/score.py: the numba tree evaluator against a slow, obvious twin, and its loader's errors.
+"""engine/score/: the numba tree evaluator against a slow, obvious twin, and its loader's errors.
 
 The twin walks each tree node by node in Python with xgboost's rule (float32 compare,
 NaN goes the default way). Trees are random, unbalanced (shallow leaves exercise the
@@ -17,11 +17,14 @@ import numba
 import numpy as np
 import pytest
 
-from workbench.engine.lanes import HAVE_VBMI
-from workbench.engine.score import (LAYOUT_LANES, LAYOUT_PERFECT, LAYOUTS, PACKED_TAIL_MAX, POST_IDENTITY, POST_SIGMOID, SCHEMA_FILE,
-                                    TREES_FILE, TREES_FORMAT_VERSION, ModelError, TreeModel, empty_tree_model,
-                                    engine_features, lane_groups, load_tree_model, score_row, score_row_buf,
-                                    score_rows, scratch_items, tree_model_from_arrays)
+from workbench.engine.score.kernels import prefetch_model, score_row, score_row_buf, score_rows
+from workbench.engine.score.lanes import HAVE_VBMI
+from workbench.engine.score.layouts import tree_model_from_arrays
+from workbench.engine.score.model_folder import (SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION, engine_features,
+                                                 load_tree_model)
+from workbench.engine.score.tree_model import (LAYOUT_LANES, LAYOUT_PERFECT, LAYOUTS, PACKED_TAIL_MAX, POST_IDENTITY,
+                                               POST_SIGMOID, TreeModel, empty_tree_model, lane_groups, scratch_items)
+from workbench.errors import ModelError
 
 N_FEATURES = 13
 
@@ -247,8 +250,9 @@ def test_lanes_portable_lookup_without_vbmi(tmp_path):
         "import sys, numpy as np\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_score import random_trees, awkward_rows, twin_score\n"
-        "from workbench.engine.lanes import HAVE_VBMI\n"
-        "from workbench.engine.score import tree_model_from_arrays, score_rows\n"
+        "from workbench.engine.score.lanes import HAVE_VBMI\n"
+        "from workbench.engine.score.kernels import score_rows\n"
+        "from workbench.engine.score.layouts import tree_model_from_arrays\n"
         "assert not HAVE_VBMI\n"
         "rng = np.random.default_rng(3)\n"
         "arrs = random_trees(rng, 70, 6)\n"
@@ -360,8 +364,6 @@ def test_npz_members_are_checked_not_pickled(model_dir):
 def test_prefetch_model_touches_nothing_it_should_not():
     """prefetch_model (called by process_batch before the detectors) compiles for every layout
     and the empty model, changes no score and reads no byte outside the arrays (prefetches only)."""
-    from workbench.engine.score import prefetch_model
-
     @numba.njit(_nrt=False)
     def prefetch_then_score(m, x, xx):
         prefetch_model(m)
