@@ -18,8 +18,8 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
-from workbench.engine.market import MINT_USDC, MINT_WSOL, write_snapshot
-from workbench.wire.keys import KNOWN_PROGRAMS
+from workbench.engine.market.snapshot import write_snapshot
+from workbench.wire.keys import KNOWN_PROGRAMS, MINT_USDC, MINT_WSOL
 
 PROGRAMS = dict(KNOWN_PROGRAMS)
 FEE = (25, 10_000)

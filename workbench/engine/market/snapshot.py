@@ -25,45 +25,22 @@ unknown program, a mint missing from tokens.parquet, a zero fee denominator, a f
 a u128 that does not parse, duplicate pool addresses, a threshold out of range) raises
 ``MarketError`` naming the file, the row and the column.
 
-In the engine the snapshot is the ``Market`` tuple of arrays below. Every address is
-interned in the engine's key table (wire/keys.py), so a packet's account resolves to a
-pool row or a token account's mint by one hash lookup: ``pool_of_key[key id]`` and
-``mint_of_key[key id]`` (pool vaults count as token accounts of their mint, which is how
-CPMM swaps tell their direction). Pools are numbered in file order, tokens in
-tokens.parquet order.
-
-Prices in SOL (the oracle): a token's oracle pool is its constant-product pool with WSOL
-holding the most WSOL at load; the price is reserve_wsol / reserve_token in lamports per
-base unit (float64), read from the live reserves whenever it is needed, so it follows the
-swaps. WSOL's price is 1; a token without such a pool has no price (NaN).
+In the engine the snapshot is the ``Market`` tuple of arrays (layout.py); token prices in
+SOL and the health of positions are set at load from the oracle pools (prices.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import base58
 import numpy as np
 
-from ..errors import MarketError
-from ..wire.keys import PUBKEY_SZ, intern
+from ...errors import MarketError
+from ...wire.keys import MINT_USDC, MINT_WSOL, PUBKEY_SZ, intern
+from .layout import N_WP, PK_RAYDIUM_V4, PK_WHIRLPOOL, PROGRAMS, SWAP_HISTORY, Market
+from .prices import init_health
 
-MINT_WSOL = "So11111111111111111111111111111111111111112"
-MINT_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
-
-# pool programs (pool_kind)
-PK_RAYDIUM_V4 = 1
-PK_CPMM = 2
-PK_WHIRLPOOL = 3
-PROGRAMS = {"raydium_amm_v4": PK_RAYDIUM_V4, "raydium_cpmm": PK_CPMM, "orca_whirlpool": PK_WHIRLPOOL}
-PROGRAM_NAMES = {v: k for k, v in PROGRAMS.items()}
-
-# Whirlpool words of pool_wp (u128 as hi, lo)
-WP_PRICE_H, WP_PRICE_L, WP_LIQ_H, WP_LIQ_L, WP_LOWER_H, WP_LOWER_L, WP_UPPER_H, WP_UPPER_L = range(8)
-N_WP = 8
-
-SWAP_HISTORY = 256          # applied-swap times kept per pool (the 10/100/1000 ms window counts saturate there)
 CYCLES_PER_POOL_MAX = 64    # three-pool cycles indexed per pool (the ones through the deepest pools first)
 
 SNAPSHOT_FILES = {
@@ -76,47 +53,6 @@ SNAPSHOT_FILES = {
     "positions": ("position_id", "owner", "collateral_mint", "collateral_amount", "debt_mint", "debt_amount",
                   "liquidation_threshold", "liquidation_bonus"),
 }
-
-
-class Market(NamedTuple):
-    """The snapshot as arrays (pool rows P, tokens T, positions N, cycles C, key capacity K)."""
-    pool_kind: np.ndarray       # int8[P] PK_*
-    pool_mint: np.ndarray       # int32[P, 2] token rows of mint a, mint b
-    pool_res: np.ndarray        # uint64[P, 2] reserves a, b (base units; updated by every applied swap)
-    pool_fee: np.ndarray        # uint64[P, 2] fee numerator, denominator
-    pool_gamma: np.ndarray      # float64[P] 1 - fee (the float sizing's fee factor)
-    pool_wp: np.ndarray         # uint64[P, N_WP] Whirlpool sqrt price, liquidity, current range bounds
-    pool_swaps: np.ndarray      # int64[P, SWAP_HISTORY] event times of the last applied swaps (ring)
-    pool_nswaps: np.ndarray     # int64[P] applied swaps (ring head)
-    pool_kid: np.ndarray        # int32[P] key id of the pool address
-    sib_first: np.ndarray       # int32[P + 1] CSR: constant-product pools of the same pair, sibs[first[p]:first[p+1]]
-    sibs: np.ndarray            # int32[S]
-    cyc_first: np.ndarray       # int32[P + 1] CSR: three-pool cycles through each pool
-    cycles: np.ndarray          # int32[C, 4] pool rows (trigger first) and the start token row
-    token_oracle: np.ndarray    # int32[T] oracle pool row, -1 none
-    token_price: np.ndarray     # float64[T] lamports per base unit from the oracle pool (NaN none), kept current
-    token_decimals: np.ndarray  # int16[T]
-    token_kid: np.ndarray       # int32[T] key id of the mint
-    pool_of_key: np.ndarray     # int32[K] key id -> pool row, -1
-    mint_of_key: np.ndarray     # int32[K] key id -> token row of a token account / vault, -1
-    tbl_keys: np.ndarray        # uint8[L, 32] lookup table addresses (wire/programs.py resolve_lut_account)
-    tbl_first: np.ndarray       # int64[L] first row in tbl_kid
-    tbl_cnt: np.ndarray         # int32[L] addresses in the table
-    tbl_kid: np.ndarray         # int32[A] key id of each table address
-    pos_id: np.ndarray          # int64[N]
-    pos_mint: np.ndarray        # int32[N, 2] collateral, debt token rows
-    pos_amount: np.ndarray      # uint64[N, 2] collateral, debt amounts
-    pos_param: np.ndarray       # float64[N, 2] liquidation threshold, bonus
-    pos_healthy: np.ndarray     # int8[N] 1 while health >= 1 (a drop below emits once), 0 below
-    tok_pos_first: np.ndarray   # int32[T + 1] CSR: positions holding each token (either side)
-    tok_pos: np.ndarray         # int32[M]
-    meta: np.ndarray            # int64[N_META]: M_* below
-
-
-# meta: WSOL and USDC token rows (-1 absent), pool and token counts, the latest slot seen
-# and the event time of its first transaction (f_ms_since_slot_start)
-M_WSOL, M_USDC, M_POOLS, M_TOKENS, M_SLOT, M_SLOT_TS = range(6)
-N_META = 6
 
 
 # ============================================================================================
@@ -175,11 +111,6 @@ def _read(folder: Path, name: str, required: bool):
 # ============================================================================================
 # load
 # ============================================================================================
-
-def empty_market(key_capacity: int) -> Market:
-    """A market with nothing in it (replay without --market): one numba type either way."""
-    return _arrays(key_capacity, [], [], [], {}, [], [], None, None)
-
 
 def load_market(folder, keys, key_slots, key_meta) -> Market:
     """Read and validate a snapshot folder; intern its addresses in the engine's key table."""
@@ -302,10 +233,13 @@ def load_market(folder, keys, key_slots, key_meta) -> Market:
 
     wsol = token_rows.get(base58.b58decode(MINT_WSOL), -1)
     usdc = token_rows.get(base58.b58decode(MINT_USDC), -1)
-    return _arrays(key_capacity, token_list, pool_list, tables, dict(account_mints), pos_list, [], wsol, usdc)
+    return _build_market(key_capacity, token_list, pool_list, tables, dict(account_mints), pos_list, wsol, usdc)
 
 
-def _arrays(key_capacity, token_list, pool_list, tables, mint_of, pos_list, _unused, wsol, usdc) -> Market:
+def _build_market(key_capacity, token_list, pool_list, tables, mint_of, pos_list, wsol, usdc) -> Market:
+    """The Market arrays of the validated rows, with their indexes: the oracle pool of each token,
+    the constant-product pools of each pair, the three-pool cycles through each pool, the positions
+    holding each token; prices and position health set from the oracle pools."""
     P, T, N = len(pool_list), len(token_list), len(pos_list)
     pool_kind = np.zeros(P, np.int8)
     pool_mint = np.zeros((P, 2), np.int32)
@@ -331,8 +265,6 @@ def _arrays(key_capacity, token_list, pool_list, tables, mint_of, pos_list, _unu
     token_decimals = np.array([d for _, d in token_list], np.int16)
 
     cp = [p for p in range(P) if pool_kind[p] != PK_WHIRLPOOL]
-    wsol = -1 if wsol is None else wsol
-    usdc = -1 if usdc is None else usdc
     token_oracle = np.full(T, -1, np.int32)
     if wsol >= 0:
         best = {}
@@ -413,7 +345,6 @@ def _arrays(key_capacity, token_list, pool_list, tables, mint_of, pos_list, _unu
                token_oracle, np.full(T, np.nan), token_decimals, token_kid, pool_of_key, mint_of_key, tbl_keys, tbl_first, tbl_cnt,
                np.array(tbl_kid, np.int32), pos_id, pos_mint, pos_amount, pos_param, np.ones(N, np.int8),
                np.array(tok_pos_first, np.int32), np.array(tok_pos, np.int32), meta)
-    from .detect import init_health
     init_health(m)
     return m
 
