@@ -1,5 +1,6 @@
-"""engine/amm.py against Python-integer twins (tests/reference/amm_ref.py), the programs'
-own unit-test vectors, and a brute-force search for the arbitrage sizing."""
+"""The exact AMM maths (engine/market/: wide.py, constant_product.py, whirlpool.py) against
+Python-integer twins (tests/reference/amm_ref.py), the programs' own unit-test vectors, and a
+brute-force search for the arbitrage sizing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 
 from reference import amm_ref as R
-from workbench.engine import amm as A
+from workbench.engine.market import amm_status as S
+from workbench.engine.market import constant_product as CP
+from workbench.engine.market import whirlpool as WP
+from workbench.engine.market import wide as W
 
 U = np.uint64
 M64 = (1 << 64) - 1
@@ -22,7 +26,7 @@ def _u(*xs):
 
 
 def _name(code):
-    return A.AMM_STATUS_NAMES[int(code)]
+    return S.AMM_STATUS_NAMES[int(code)]
 
 
 def _ref(fn, *args):
@@ -33,7 +37,7 @@ def _ref(fn, *args):
 
 
 def _split(x):
-    return A.split128(x)
+    return W.split128(x)
 
 
 def _edge_u64(rng):
@@ -62,20 +66,20 @@ def test_mul64_divlu_divmod128_exact():
     rng = random.Random(SEED)
     for _ in range(4000):
         a, b = rng.getrandbits(64), rng.getrandbits(64)
-        h, l = A.mul64(U(a), U(b))
-        assert A.join128(h, l) == a * b
+        h, l = W.mul64(U(a), U(b))
+        assert W.join128(h, l) == a * b
         u, v = _rand_bits(rng, 128), _rand_bits(rng, 128) or 1
-        qh, ql, rh, rl = A.divmod128(*_split(u), *_split(v))
-        assert (A.join128(qh, ql), A.join128(rh, rl)) == divmod(u, v), (u, v)
+        qh, ql, rh, rl = W.divmod128(*_split(u), *_split(v))
+        assert (W.join128(qh, ql), W.join128(rh, rl)) == divmod(u, v), (u, v)
         v64 = rng.getrandbits(rng.randint(1, 64)) or 1
         u1 = rng.randrange(v64)
         u0 = rng.getrandbits(64)
-        q, r = A.divlu(U(u1), U(u0), U(v64))
+        q, r = W.divlu(U(u1), U(u0), U(v64))
         assert (int(q), int(r)) == divmod((u1 << 64) | u0, v64)
     for u in (0, 1, M64, (1 << 128) - 1, 1 << 64, 1 << 127):
         for v in (1, 2, M64, 1 << 64, (1 << 128) - 1, (1 << 64) + 1, 3):
-            qh, ql, rh, rl = A.divmod128(*_split(u), *_split(v))
-            assert (A.join128(qh, ql), A.join128(rh, rl)) == divmod(u, v), (u, v)
+            qh, ql, rh, rl = W.divmod128(*_split(u), *_split(v))
+            assert (W.join128(qh, ql), W.join128(rh, rl)) == divmod(u, v), (u, v)
 
 
 def test_ceil_div_kinds_match_raydium_and_plain():
@@ -84,8 +88,8 @@ def test_ceil_div_kinds_match_raydium_and_plain():
              ((1 << 128) - 1, (1 << 128) - 1), ((1 << 127) - 1, (1 << 128) - 1), (1 << 127, (1 << 128) - 1)]
     cases += [(_rand_bits(rng, 128), _rand_bits(rng, 128) or 1) for _ in range(3000)]
     for n, d in cases:
-        for kind, ref in ((A.CEIL_PLAIN, R.ceil_div_plain), (A.CEIL_RAYDIUM, R.ceil_div_raydium)):
-            qh, ql, ovf = A.ceil_div128(*_split(n), *_split(d), kind)
+        for kind, ref in ((W.CEIL_PLAIN, R.ceil_div_plain), (W.CEIL_RAYDIUM, R.ceil_div_raydium)):
+            qh, ql, ovf = W.ceil_div128(*_split(n), *_split(d), kind)
             try:
                 want = ref(n, d)
             except R.AmmFail:
@@ -94,7 +98,7 @@ def test_ceil_div_kinds_match_raydium_and_plain():
             if want > (1 << 128) - 1:
                 assert ovf
             else:
-                assert not ovf and A.join128(qh, ql) == want, (n, d, kind)
+                assert not ovf and W.join128(qh, ql) == want, (n, d, kind)
 
 
 def test_u256_mul_and_division_exact():
@@ -108,15 +112,15 @@ def test_u256_mul_and_division_exact():
 
     for _ in range(1500):
         a, b = _rand_bits(rng, 128), _rand_bits(rng, 128)
-        assert val(A.mul128(*_split(a), *_split(b))) == a * b
+        assert val(W.mul128(*_split(a), *_split(b))) == a * b
         n, d = _rand_bits(rng, 256) | (rng.getrandbits(200) if rng.random() < 0.5 else 0), _rand_bits(rng, 256) or 1
-        out = A.divmod256(*limbs(n), *limbs(d))
+        out = W.divmod256(*limbs(n), *limbs(d))
         assert (val(out[:4]), val(out[4:])) == divmod(n, d), (n, d)
-        s = val(A.add256(*limbs(n), *limbs(d))[:4])
+        s = val(W.add256(*limbs(n), *limbs(d))[:4])
         assert s == (n + d) % (1 << 256)
-        assert val(A.sub256(*limbs(n), *limbs(d))[:4]) == (n - d) % (1 << 256)
+        assert val(W.sub256(*limbs(n), *limbs(d))[:4]) == (n - d) % (1 << 256)
     top = (1 << 256) - 1
-    out = A.divmod256(*limbs(top), *limbs(top - 1))
+    out = W.divmod256(*limbs(top), *limbs(top - 1))
     assert (val(out[:4]), val(out[4:])) == divmod(top, top - 1)
 
 
@@ -144,14 +148,14 @@ def _cp_cases(rng, n):
     return out
 
 
-@pytest.mark.parametrize("kind", [A.CEIL_RAYDIUM, A.CEIL_PLAIN])
+@pytest.mark.parametrize("kind", [W.CEIL_RAYDIUM, W.CEIL_PLAIN])
 def test_raydium_v4_amounts_match_python_integers(kind):
     rng = random.Random(SEED + 10 + kind)
     for amt, rin, rout in _cp_cases(rng, 2500):
         num, den = rng.choice([(25, 10_000), (0, 10_000), (30, 10_000), (1, 1), (9_999, 10_000), (3, 0)])
-        got = A.cp_amount_out(*_u(amt, rin, rout, num, den), kind)
+        got = CP.cp_amount_out(*_u(amt, rin, rout, num, den), kind)
         _check(got, _ref(R.raydium_v4_amount_out, amt, rin, rout, num, den, kind), ("out", amt, rin, rout, num, den))
-        got = A.cp_amount_in(*_u(amt, rin, rout, num, den), kind, kind)
+        got = CP.cp_amount_in(*_u(amt, rin, rout, num, den), kind, kind)
         ref = _ref(R.raydium_v4_amount_in, amt, rin, rout, num, den, kind)
         if ref[0] == "ok":
             ref = ("ok", (ref[1][0], ref[1][0] - ref[1][1]))      # kernel returns (amount_in, before_fee)
@@ -161,22 +165,22 @@ def test_raydium_v4_amounts_match_python_integers(kind):
 def test_raydium_v4_wrappers_and_fee_rounding():
     # 25 / 10000 with Raydium's ceil: a fee of 0 below 200 units, 1 from 200 to 400, then ceil
     for amt, fee in ((1, 0), (199, 0), (200, 1), (399, 1), (400, 1), (401, 2), (10_000, 25), (10_001, 26)):
-        st, out, f = A.raydium_v4_amount_out(*_u(amt, 1_000, 10**12, 25, 10_000))
-        assert int(st) == A.AMM_OK and int(f) == fee, (amt, f)
-    st, out, f = A.cp_amount_out(*_u(199, 10**12, 10**12, 25, 10_000), A.CEIL_PLAIN)
+        st, out, f = CP.raydium_v4_amount_out(*_u(amt, 1_000, 10**12, 25, 10_000))
+        assert int(st) == S.AMM_OK and int(f) == fee, (amt, f)
+    st, out, f = CP.cp_amount_out(*_u(199, 10**12, 10**12, 25, 10_000), W.CEIL_PLAIN)
     assert int(f) == 1                           # the plain ceiling charges 1
-    st, a_in, fee = A.raydium_v4_amount_in(*_u(10**6, 10**9, 5 * 10**9, 25, 10_000))
+    st, a_in, fee = CP.raydium_v4_amount_in(*_u(10**6, 10**9, 5 * 10**9, 25, 10_000))
     want = R.raydium_v4_amount_in(10**6, 10**9, 5 * 10**9)
-    assert (int(st), int(a_in), int(fee)) == (A.AMM_OK, *want)
+    assert (int(st), int(a_in), int(fee)) == (S.AMM_OK, *want)
 
 
 def test_cpmm_amounts_match_python_integers():
     rng = random.Random(SEED + 20)
     for amt, rin, rout in _cp_cases(rng, 2500):
         rate = rng.choice([2500, 0, 10_000, 40_000, 999_999, 1_000_000])
-        _check(A.cpmm_amount_out(*_u(amt, rin, rout, rate)), _ref(R.cpmm_amount_out, amt, rin, rout, rate),
+        _check(CP.cpmm_amount_out(*_u(amt, rin, rout, rate)), _ref(R.cpmm_amount_out, amt, rin, rout, rate),
                ("out", amt, rin, rout, rate))
-        _check(A.cpmm_amount_in(*_u(amt, rin, rout, rate)), _ref(R.cpmm_amount_in, amt, rin, rout, rate),
+        _check(CP.cpmm_amount_in(*_u(amt, rin, rout, rate)), _ref(R.cpmm_amount_in, amt, rin, rout, rate),
                ("in", amt, rin, rout, rate))
 
 
@@ -187,8 +191,8 @@ def test_cpmm_program_rounding_vectors():
                (10, 20_000 - 10, 30_000, 15), (100, 60_000, 30_000, 49), (99, 60_000, 30_000, 49),
                (98, 60_000, 30_000, 48)]
     for amt, rin, rout, want in vectors:
-        st, out, fee = A.cpmm_amount_out(*_u(amt, rin, rout, 0))
-        assert (int(st), int(out), int(fee)) == (A.AMM_OK, want, 0)
+        st, out, fee = CP.cpmm_amount_out(*_u(amt, rin, rout, 0))
+        assert (int(st), int(out), int(fee)) == (S.AMM_OK, want, 0)
 
 
 def test_exact_out_inverts_exact_in():
@@ -197,13 +201,13 @@ def test_exact_out_inverts_exact_in():
     for _ in range(400):
         rin, rout = rng.randint(10**6, 10**15), rng.randint(10**6, 10**15)
         want = rng.randint(1, rout // 3)
-        st, a_in, _ = A.cpmm_amount_in(*_u(want, rin, rout, 2500))
-        assert int(st) == A.AMM_OK
-        st, got, _ = A.cpmm_amount_out(*_u(int(a_in), rin, rout, 2500))
+        st, a_in, _ = CP.cpmm_amount_in(*_u(want, rin, rout, 2500))
+        assert int(st) == S.AMM_OK
+        st, got, _ = CP.cpmm_amount_out(*_u(int(a_in), rin, rout, 2500))
         assert int(got) >= want - 1              # CPMM's pre-fee ceiling can fall 1 short
         if int(a_in) > 1:
-            st, less, _ = A.cpmm_amount_out(*_u(int(a_in) - 1, rin, rout, 2500))
-            assert int(st) != A.AMM_OK or int(less) <= want
+            st, less, _ = CP.cpmm_amount_out(*_u(int(a_in) - 1, rin, rout, 2500))
+            assert int(st) != S.AMM_OK or int(less) <= want
 
 
 def test_price_impact_within_its_bound():
@@ -211,13 +215,13 @@ def test_price_impact_within_its_bound():
     for _ in range(2000):
         rin, rout = rng.getrandbits(rng.randint(1, 64)) or 1, rng.getrandbits(rng.randint(1, 64)) or 1
         amt = rng.getrandbits(rng.randint(1, 64)) or 1
-        st, out, _ = A.raydium_v4_amount_out(*_u(amt, rin, rout, 25, 10_000))
+        st, out, _ = CP.raydium_v4_amount_out(*_u(amt, rin, rout, 25, 10_000))
         out = int(out)
-        got = float(A.price_impact(*_u(amt, out, rin, rout)))
+        got = float(CP.price_impact(*_u(amt, out, rin, rout)))
         ratio = Fraction(out * rin, amt * rout)
         bound = 2.0**-53 * (7 * float(ratio) + abs(float(1 - ratio))) * (1 + 1e-6) + 2.0**-1074
         assert abs(Fraction(got) - (1 - ratio)) <= Fraction(bound), (amt, rin, rout)
-        if st == A.AMM_OK and amt >= 400:
+        if st == S.AMM_OK and amt >= 400:
             assert got >= 0.0025 - 1e-12                         # the fee alone
 
 
@@ -227,7 +231,7 @@ def _cp_out_vec(a, rin, rout, num, den, kind):
     """cp_amount_out over an int64 array (exact for the small reserves used here)."""
     p = a * num
     q, r = np.divmod(p, den)
-    if kind == A.CEIL_RAYDIUM:
+    if kind == W.CEIL_RAYDIUM:
         fee = np.where(q == 0, (2 * p >= den).astype(np.int64), q + (r > 0))
     else:
         fee = q + (r > 0)
@@ -239,7 +243,7 @@ def _cp_out_vec(a, rin, rout, num, den, kind):
 ARB_PROFIT_TOL = 2     # base units of X: see optimal_two_pool_arb_in's docstring
 
 
-@pytest.mark.parametrize("kind", [A.CEIL_RAYDIUM, A.CEIL_PLAIN])
+@pytest.mark.parametrize("kind", [W.CEIL_RAYDIUM, W.CEIL_PLAIN])
 def test_optimal_two_pool_arb_matches_brute_force(kind):
     """The closed-form optimum, polished, is within the documented slack (2 + ceil(x_b / y_b)
     base units) of the best profit over EVERY input 1..3 x_a (brute force on exact integer
@@ -256,7 +260,7 @@ def test_optimal_two_pool_arb_matches_brute_force(kind):
         x_b = max(1, int(x_a * y_b / y_a * skew))
         fa = rng.choice([(25, 10_000), (30, 10_000), (2500, 1_000_000), (0, 10_000)])
         fb = rng.choice([(25, 10_000), (100, 10_000), (0, 1)])
-        a_in, mid, back = (int(v) for v in A.optimal_two_pool_arb_in(*_u(x_a, y_a, *fa, y_b, x_b, *fb), kind))
+        a_in, mid, back = (int(v) for v in CP.optimal_two_pool_arb_in(*_u(x_a, y_a, *fa, y_b, x_b, *fb), kind))
         d = np.arange(1, 3 * x_a + 1, dtype=np.int64)
         m = _cp_out_vec(d, x_a, y_a, fa[0], fa[1], kind)
         b = _cp_out_vec(m, y_b, x_b, fb[0], fb[1], kind)
@@ -278,19 +282,19 @@ def test_min_amount_in_for_out_is_the_least_input():
     for _ in range(60):
         rin, rout = rng.randint(1_000, 200_000), rng.randint(1_000, 200_000)
         num, den = rng.choice([(25, 10_000), (2500, 1_000_000), (0, 1)])
-        kind = rng.choice([A.CEIL_RAYDIUM, A.CEIL_PLAIN])
+        kind = rng.choice([W.CEIL_RAYDIUM, W.CEIL_PLAIN])
         d = np.arange(0, 4 * rin + 1, dtype=np.int64)
         outs = _cp_out_vec(d, rin, rout, num, den, kind)
         for want in [1, 2, rng.randint(1, rout // 2), rng.randint(1, rout - 1), int(outs.max()), rout]:
-            st, got = A.min_amount_in_for_out(*_u(want, rin, rout, num, den), kind)
+            st, got = CP.min_amount_in_for_out(*_u(want, rin, rout, num, den), kind)
             idx = np.nonzero(outs >= want)[0]
             if want >= rout:
-                assert int(st) != A.AMM_OK
+                assert int(st) != S.AMM_OK
             elif idx.size:
-                assert (int(st), int(got)) == (A.AMM_OK, int(idx[0])), (want, rin, rout, num, den, kind)
+                assert (int(st), int(got)) == (S.AMM_OK, int(idx[0])), (want, rin, rout, num, den, kind)
             else:                                   # beyond the brute-forced range: check the ends
                 got = int(got)
-                assert int(st) == A.AMM_OK and got > 4 * rin
+                assert int(st) == S.AMM_OK and got > 4 * rin
                 assert R.cp_out_generic(got, rin, rout, num, den, kind) >= want
                 assert R.cp_out_generic(got - 1, rin, rout, num, den, kind) < want
 
@@ -307,7 +311,7 @@ def test_optimal_two_pool_arb_large_reserves_is_a_local_maximum():
         y_b = int(y_a * rng.uniform(0.01, 10))
         x_b = int(x_a * y_b / y_a * rng.uniform(1.006, 1.2))
         args = _u(x_a, y_a, 25, 10_000, y_b, x_b, 25, 10_000)
-        a_in, mid, back = (int(v) for v in A.optimal_two_pool_arb_in(*args, A.CEIL_RAYDIUM))
+        a_in, mid, back = (int(v) for v in CP.optimal_two_pool_arb_in(*args, W.CEIL_RAYDIUM))
         assert a_in > 0 and back > a_in
         ours = back - a_in
         slack = 2 + -(-x_b // y_b)
@@ -321,8 +325,8 @@ def test_optimal_two_pool_arb_large_reserves_is_a_local_maximum():
 
 
 def test_no_arbitrage_returns_zero():
-    assert tuple(int(v) for v in A.optimal_two_pool_arb_in(*_u(10**9, 10**9, 25, 10_000, 10**9, 10**9, 25, 10_000),
-                                                           A.CEIL_RAYDIUM)) == (0, 0, 0)
+    assert tuple(int(v) for v in CP.optimal_two_pool_arb_in(*_u(10**9, 10**9, 25, 10_000, 10**9, 10**9, 25, 10_000),
+                                                           W.CEIL_RAYDIUM)) == (0, 0, 0)
 
 
 # --- Whirlpool ----------------------------------------------------------------------------------
@@ -332,15 +336,15 @@ def test_whirlpool_program_vectors():
     p4, p2 = _split(4 << 64), _split(2 << 64)
     l4 = _split(4)
     for ru in (True, False):
-        assert [int(x) for x in A.wp_amount_delta_a(*p4, *p2, *l4, ru)] == [A.AMM_OK, 1]
-        assert [int(x) for x in A.wp_amount_delta_b(*p4, *p2, *l4, ru)] == [A.AMM_OK, 8]
-        assert [int(x) for x in A.wp_amount_delta_a(*p4, *p4, *l4, ru)] == [A.AMM_OK, 0]
-        assert [int(x) for x in A.wp_amount_delta_b(*p4, *p4, *l4, ru)] == [A.AMM_OK, 0]
+        assert [int(x) for x in WP.wp_amount_delta_a(*p4, *p2, *l4, ru)] == [S.AMM_OK, 1]
+        assert [int(x) for x in WP.wp_amount_delta_b(*p4, *p2, *l4, ru)] == [S.AMM_OK, 8]
+        assert [int(x) for x in WP.wp_amount_delta_a(*p4, *p4, *l4, ru)] == [S.AMM_OK, 0]
+        assert [int(x) for x in WP.wp_amount_delta_b(*p4, *p4, *l4, ru)] == [S.AMM_OK, 0]
     p1 = _split(1 << 64)
-    assert int(A.wp_amount_delta_a(*p1, *p2, *_split((1 << 128) - 1), True)[0]) != A.AMM_OK
-    assert int(A.wp_amount_delta_a(*p1, *p2, *_split(M64 << 2), True)[0]) != A.AMM_OK
-    assert int(A.wp_amount_delta_a(*p1, *p2, *_split(M64 << 1), True)[0]) == A.AMM_OK
-    assert int(A.wp_amount_delta_a(*p1, *p2, *_split(M64), True)[0]) == A.AMM_OK
+    assert int(WP.wp_amount_delta_a(*p1, *p2, *_split((1 << 128) - 1), True)[0]) != S.AMM_OK
+    assert int(WP.wp_amount_delta_a(*p1, *p2, *_split(M64 << 2), True)[0]) != S.AMM_OK
+    assert int(WP.wp_amount_delta_a(*p1, *p2, *_split(M64 << 1), True)[0]) == S.AMM_OK
+    assert int(WP.wp_amount_delta_a(*p1, *p2, *_split(M64), True)[0]) == S.AMM_OK
 
 
 def _wp_status(fn, *args):
@@ -371,17 +375,17 @@ def test_whirlpool_price_and_delta_functions_match_python_integers():
         p0, p1, liq = _rand_price(rng), _rand_price(rng), _rand_liq(rng)
         amt = _rand_u64(rng)
         ru = rng.random() < 0.5
-        for kfn, rfn in ((A.wp_amount_delta_a, R.wp_amount_delta_a), (A.wp_amount_delta_b, R.wp_amount_delta_b)):
+        for kfn, rfn in ((WP.wp_amount_delta_a, R.wp_amount_delta_a), (WP.wp_amount_delta_b, R.wp_amount_delta_b)):
             got = kfn(*_split(p0), *_split(p1), *_split(liq), ru)
             _check(got, (lambda s: (s[0], (s[1],) if s[0] == "ok" else None))(_wp_status(rfn, p0, p1, liq, ru)),
                    (kfn.__name__, p0, p1, liq, ru))
-        for kfn, rfn in ((A.wp_next_sqrt_price_from_a_round_up, R.wp_next_from_a_round_up),
-                         (A.wp_next_sqrt_price_from_b_round_down, R.wp_next_from_b_round_down)):
+        for kfn, rfn in ((WP.wp_next_sqrt_price_from_a_round_up, R.wp_next_from_a_round_up),
+                         (WP.wp_next_sqrt_price_from_b_round_down, R.wp_next_from_b_round_down)):
             st, h, l = kfn(*_split(p0), *_split(liq), U(amt), ru)
             rs, rv = _wp_status(rfn, p0, liq, amt, ru)
             assert _name(st) == rs, (kfn.__name__, p0, liq, amt, ru, _name(st), rs)
             if rs == "ok":
-                assert A.join128(h, l) == rv
+                assert W.join128(h, l) == rv
 
 
 def test_whirlpool_next_price_properties_from_the_program():
@@ -391,17 +395,17 @@ def test_whirlpool_next_price_properties_from_the_program():
         sp = rng.randint(R.WP_MIN_SQRT_PRICE_X64, R.WP_MAX_SQRT_PRICE_X64)
         liq = rng.getrandbits(rng.randint(1, 100)) or 1
         amt = rng.getrandbits(rng.randint(1, 64))
-        st, h, l = A.wp_next_sqrt_price_from_b_round_down(*_split(sp), *_split(liq), U(amt), True)
-        if int(st) == A.AMM_OK:
-            p3 = A.join128(h, l)
+        st, h, l = WP.wp_next_sqrt_price_from_b_round_down(*_split(sp), *_split(liq), U(amt), True)
+        if int(st) == S.AMM_OK:
+            p3 = W.join128(h, l)
             assert p3 >= sp
-            st2, d = A.wp_amount_delta_b(*_split(sp), *_split(p3), *_split(liq), True)
-            if int(st2) == A.AMM_OK:
+            st2, d = WP.wp_amount_delta_b(*_split(sp), *_split(p3), *_split(liq), True)
+            if int(st2) == S.AMM_OK:
                 assert amt >= int(d)
-        st, h, l = A.wp_next_sqrt_price_from_a_round_up(*_split(sp), *_split(liq), U(amt), True)
-        if int(st) == A.AMM_OK:
-            st2, d = A.wp_amount_delta_a(*_split(sp), *_split(A.join128(h, l)), *_split(liq), True)
-            assert int(st2) == A.AMM_OK and amt >= int(d)
+        st, h, l = WP.wp_next_sqrt_price_from_a_round_up(*_split(sp), *_split(liq), U(amt), True)
+        if int(st) == S.AMM_OK:
+            st2, d = WP.wp_amount_delta_a(*_split(sp), *_split(W.join128(h, l)), *_split(liq), True)
+            assert int(st2) == S.AMM_OK and amt >= int(d)
 
 
 def test_whirlpool_compute_swap_matches_python_integers():
@@ -412,12 +416,12 @@ def test_whirlpool_compute_swap_matches_python_integers():
         is_input = rng.random() < 0.5
         a_to_b = sp >= tgt
         fee = rng.choice([0, 1, 100, 300, 3000, 10_000, 60_000, 999_999, 1_000_000])
-        got = A.wp_compute_swap(U(amt), U(fee), *_split(liq), *_split(sp), *_split(tgt), is_input, a_to_b)
+        got = WP.wp_compute_swap(U(amt), U(fee), *_split(liq), *_split(sp), *_split(tgt), is_input, a_to_b)
         rs, rv = _wp_status(R.wp_compute_swap, amt, fee, liq, sp, tgt, is_input, a_to_b)
         assert _name(got[0]) == rs, (amt, fee, liq, sp, tgt, is_input, a_to_b, _name(got[0]), rs)
         if rs == "ok":
             a_in, a_out, nxt, f = rv
-            assert (int(got[1]), int(got[2]), A.join128(got[3], got[4]), int(got[5])) == (a_in, a_out, nxt, f)
+            assert (int(got[1]), int(got[2]), W.join128(got[3], got[4]), int(got[5])) == (a_in, a_out, nxt, f)
 
 
 def test_whirlpool_within_tick_matches_python_integers_and_flags_crossings():
@@ -438,21 +442,21 @@ def test_whirlpool_within_tick_matches_python_integers_and_flags_crossings():
         amt = rng.getrandbits(rng.randint(1, 64)) or 1
         is_input = rng.random() < 0.5
         fee = rng.choice([100, 300, 500, 3000, 10_000, 65_535])
-        got = A.wp_swap_within_tick(U(amt), U(fee), *_split(liq), *_split(sp), *_split(limit), *_split(tick),
+        got = WP.wp_swap_within_tick(U(amt), U(fee), *_split(liq), *_split(sp), *_split(limit), *_split(tick),
                                     is_input, a_to_b)
         rs, rv = _wp_status(R.wp_swap_within_tick, amt, fee, liq, sp, limit, tick, is_input, a_to_b)
         assert _name(got[0]) == rs, (amt, fee, liq, sp, limit, tick, is_input, a_to_b, _name(got[0]), rs)
         if rs != "ok":
             continue
         a_in, a_out, f, nxt, flags = rv
-        assert (int(got[1]), int(got[2]), int(got[3]), A.join128(got[4], got[5]), int(got[6])) == rv
-        if flags & A.WP_CROSSES_TICK:
+        assert (int(got[1]), int(got[2]), int(got[3]), W.join128(got[4], got[5]), int(got[6])) == rv
+        if flags & WP.WP_CROSSES_TICK:
             seen["cross"] += 1
             assert nxt == tick
-        if flags & A.WP_INCOMPLETE:
+        if flags & WP.WP_INCOMPLETE:
             seen["incomplete"] += 1
             assert nxt != sp or a_in == 0
-        if flags & A.WP_AT_LIMIT:
+        if flags & WP.WP_AT_LIMIT:
             seen["limit"] += 1
         if flags == 0:
             seen["inside"] += 1
@@ -467,7 +471,7 @@ def test_whirlpool_within_tick_validates_like_the_program():
     liq = 10**12
 
     def run(amount, limit, tick, a_to_b):
-        return _name(A.wp_swap_within_tick(U(amount), U(3000), *_split(liq), *_split(sp), *_split(limit),
+        return _name(WP.wp_swap_within_tick(U(amount), U(3000), *_split(liq), *_split(sp), *_split(limit),
                                            *_split(tick), True, a_to_b)[0])
 
     assert run(0, 0, tick_lo, True) == "zero_amount"
@@ -476,23 +480,23 @@ def test_whirlpool_within_tick_validates_like_the_program():
     assert run(10, 1, tick_lo, True) == "price_out_of_bounds"
     assert run(10, 0, tick_lo, True) == "ok"
     # a 1-unit swap stays inside the tick; a huge one crosses it and is incomplete
-    st, a_in, a_out, fee, h, l, flags = A.wp_swap_within_tick(U(1), U(3000), *_split(liq), *_split(sp), U(0), U(0),
+    st, a_in, a_out, fee, h, l, flags = WP.wp_swap_within_tick(U(1), U(3000), *_split(liq), *_split(sp), U(0), U(0),
                                                               *_split(tick_lo), True, True)
     assert int(flags) == 0 and int(a_in) + int(fee) == 1
-    st, a_in, a_out, fee, h, l, flags = A.wp_swap_within_tick(U(M64), U(3000), *_split(liq), *_split(sp), U(0), U(0),
+    st, a_in, a_out, fee, h, l, flags = WP.wp_swap_within_tick(U(M64), U(3000), *_split(liq), *_split(sp), U(0), U(0),
                                                               *_split(tick_lo), True, True)
-    assert int(flags) == A.WP_CROSSES_TICK | A.WP_INCOMPLETE and A.join128(h, l) == tick_lo
+    assert int(flags) == WP.WP_CROSSES_TICK | WP.WP_INCOMPLETE and W.join128(h, l) == tick_lo
 
 
 def test_whirlpool_full_range_exact_in_takes_the_exceeds_max_path():
     """A full-range pool: the token-a delta to the minimum price exceeds u64 (ExceedsMax),
     which the program reads as "not a max swap" rather than an error."""
     sp, liq = R.tick_sqrt_price(0), 1 << 100
-    st, d = A.wp_amount_delta_a(*_split(sp), *_split(R.WP_MIN_SQRT_PRICE_X64), *_split(liq), True)
+    st, d = WP.wp_amount_delta_a(*_split(sp), *_split(R.WP_MIN_SQRT_PRICE_X64), *_split(liq), True)
     assert _name(st) == "exceeds_u64"
-    got = A.wp_swap_within_tick(U(10**9), U(3000), *_split(liq), *_split(sp), U(0), U(0),
+    got = WP.wp_swap_within_tick(U(10**9), U(3000), *_split(liq), *_split(sp), U(0), U(0),
                                 *_split(R.WP_MIN_SQRT_PRICE_X64), True, True)
     want = R.wp_swap_within_tick(10**9, 3000, liq, sp, 0, R.WP_MIN_SQRT_PRICE_X64, True, True)
-    assert int(got[0]) == A.AMM_OK
-    assert (int(got[1]), int(got[2]), int(got[3]), A.join128(got[4], got[5]), int(got[6])) == want
+    assert int(got[0]) == S.AMM_OK
+    assert (int(got[1]), int(got[2]), int(got[3]), W.join128(got[4], got[5]), int(got[6])) == want
     assert want[4] == 0 and want[0] + want[2] == 10**9

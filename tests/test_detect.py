@@ -15,7 +15,7 @@ import pytest
 from market_case import FEE, Case
 from reference.amm_ref import AmmFail, raydium_v4_amount_out
 from workbench.config import Settings
-from workbench.engine.market import load_market, write_snapshot
+from workbench.engine.market.snapshot import load_market, write_snapshot
 from workbench.errors import MarketError
 from workbench.runner import replay
 from workbench.wire.keys import new_key_table

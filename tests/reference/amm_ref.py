@@ -1,4 +1,5 @@
-"""Slow, obvious twins of engine/amm.py in Python integers (arbitrary precision).
+"""Slow, obvious twins of the exact AMM maths (engine/market/: wide.py, constant_product.py,
+whirlpool.py) in Python integers (arbitrary precision).
 
 Each function is a line-by-line transcription of the program source it names (Rust
 ``u128`` / ``U128`` / ``U256`` become Python ints; a Rust overflow, ``checked_*`` None or
@@ -271,7 +272,7 @@ def wp_compute_swap(amount_remaining, fee_rate, liq, sp, target, is_input, a_to_
 
 
 def wp_swap_within_tick(amount, fee_rate, liq, sp, limit, tick, is_input, a_to_b):
-    """(amount_in, amount_out, fee, next_price, flags) as engine/amm.py wp_swap_within_tick."""
+    """(amount_in, amount_out, fee, next_price, flags) as engine/market/whirlpool.py wp_swap_within_tick."""
     if amount == 0:
         raise AmmFail("zero_amount")
     if limit == 0:

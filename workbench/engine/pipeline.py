@@ -27,9 +27,10 @@ from ..wire.status import DUPLICATE, ERR_NOT_SOLANA, SHRED, STATUS_MIN, TXN
 from ..wire.programs import EVENT_DTYPE, ID_ORCA_WHIRLPOOL, ID_RAYDIUM_AMM_V4, ID_RAYDIUM_CPMM
 from ..wire.txn import INSTR_DTYPE, LUT_DTYPE, PACKET_DATA_SIZE, TXN_DTYPE, decode_txn
 from .deshred import M_Q_HEAD, M_Q_TAIL, READY_DTYPE, add_data_shred, drain_ready
-from .detect import D_OPPS, OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx
 from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
-from .market import M_POOLS
+from .market.counters import D_OPPS
+from .market.layout import M_POOLS
+from .market.transaction import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx
 from .opps import N_MODEL_FEATURES, OPP_DTYPE, SWAP_DTYPE
 from .score import prefetch_model, score_row_buf, scratch_items
 from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST,
@@ -45,7 +46,7 @@ N_SWAPS, N_OPPS, R_POS, R_N = range(4)
 
 
 class MarketScratch(NamedTuple):
-    """Scratch of detect.market_tx for one transaction."""
+    """Scratch of market_tx (engine/market/transaction.py) for one transaction."""
     events: np.ndarray      # EVENT_DTYPE[SWAPS_PER_TX_MAX]
     sw_pool: np.ndarray     # int64[SWAPS_PER_TX_MAX] pool row of each event (-1 none, -2 unresolved)
     sw_dir: np.ndarray      # int64[SWAPS_PER_TX_MAX] 1 token a in, 0 token b in, -1 unknown
@@ -70,7 +71,7 @@ class BatchOut(NamedTuple):
     swaps: np.ndarray       # SWAP_DTYPE[F + SWAPS_PER_TX_MAX] swaps on snapshot pools
     opps: np.ndarray        # OPP_DTYPE[F + OPPS_PER_TX_MAX] opportunities
     counts: np.ndarray      # int64[4] N_SWAPS, N_OPPS of the last call; R_POS, R_N carried between calls
-    ctx: np.ndarray         # int64[6] scratch: the transaction's time, packet, row, slot (detect.market_tx)
+    ctx: np.ndarray         # int64[6] scratch: the transaction's time, packet, row, slot (market_tx)
     mscratch: MarketScratch
 
 
@@ -126,9 +127,9 @@ def process_batch(batch, state, ds, out, start, mk, model):
     """Process frames ``[start, batch.n)``. Returns (next_frame, n_tx, n_prog_ids, shred_txns_queued);
     the swap and opportunity rows written are ``out.counts[N_SWAPS]`` and ``out.counts[N_OPPS]``.
 
-    ``mk`` is the market (engine/market.py) or None, ``model`` the scorer (engine/score.py) or
+    ``mk`` is the market (engine/market/) or None, ``model`` the scorer (engine/score.py) or
     None: numba prunes the branches of an argument that is None, so a replay without a market
-    never compiles the market code (half of the engine's compile time).
+    never compiles the market code (much of the engine's compile time).
 
     ``next_frame < batch.n`` (or transactions still queued) means the output rows filled
     up: hand them on and call again. An empty batch only drains queued shred transactions.
