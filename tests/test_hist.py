@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.config import HIST_RELATIVE_ERROR
 from workbench.metrics.clock import monotonic_ns
-from workbench.metrics.hist import N_BUCKETS, Histogram, bucket_high, bucket_low, bucket_of
+from workbench.metrics.hist import N_BUCKETS, RELATIVE_ERROR, Histogram, bucket_high, bucket_low, bucket_of
 
 
 def test_buckets_tile_the_int64_range():
@@ -16,7 +15,7 @@ def test_buckets_tile_the_int64_range():
         lo, hi = bucket_low(i), bucket_high(i)
         assert lo == prev_high + 1 and hi >= lo
         assert bucket_of(lo) == i and bucket_of(hi) == i
-        assert (hi - lo) <= max(0, lo * HIST_RELATIVE_ERROR)
+        assert (hi - lo) <= max(0, lo * RELATIVE_ERROR)
         prev_high = hi
     assert prev_high == np.iinfo(np.int64).max
 
@@ -30,7 +29,7 @@ def test_percentiles_within_bucket_precision(seed, q):
     h.record_many(v)
     exact = int(np.percentile(v, q, method="inverted_cdf"))
     got = h.percentile(q)
-    assert exact <= got <= exact + max(1, int(exact * HIST_RELATIVE_ERROR)) + 1
+    assert exact <= got <= exact + max(1, int(exact * RELATIVE_ERROR)) + 1
     assert h.count == v.size and h.min == v.min() and h.max == v.max()
 
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from solders.transaction import VersionedTransaction
 
-from workbench.config import PACKET_DATA_SIZE
+from workbench.wire.txn import PACKET_DATA_SIZE
 from workbench.errors import ConfigError
 from workbench.synth import BAD_KIND_SHARES, KIND_EXPECTED, KIND_NAMES, generate_capture, truth_schema
 from workbench.synth import frame as F

@@ -356,12 +356,12 @@ def live(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view"),
 ):
     """Capture live traffic and run the engine on it: a live view, then the replay outputs."""
-    from .config import _parse_ports
+    from .config import parse_ports
     from .runner import live as run_live
     try:
         settings = load_settings(config, transaction_ports=transaction_ports, shred_ports=shred_ports, db=db,
                                  market=str(market) if market else None, model=str(model) if model else None)
-        port_list = _parse_ports(ports) if ports else None
+        port_list = parse_ports(ports) if ports else None
         dsn = None if no_db else settings.db_dsn
         ready = lambda msg: err_console.print(f"[bold]{escape(msg)}[/]  (Ctrl-C stops)", highlight=False)  # noqa: E731
         kw = dict(source=source, ports=port_list, cpu=cpu, rt=rt, hugepages=hugepages, record=record,

@@ -2,7 +2,8 @@
 
 Precedence, lowest first: the defaults below < a TOML file (``--config FILE`` or
 ``WORKBENCH_CONFIG``) < ``WORKBENCH_<FIELD>`` environment variables < command-line flags.
-Limits from the Solana protocol are module constants (spec names); tunables are fields.
+Tunables are fields; limits of the Solana protocol are not settings and live with the code
+that decodes them (``wire/txn.py``, ``wire/keys.py``, ``engine/features.py``).
 """
 
 from __future__ import annotations
@@ -15,25 +16,12 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-# --- protocol limits (constants, not tunables) ------------------------------------------
-PACKET_DATA_SIZE = 1232          # bytes: largest transaction the validator accepts (IPv6 MTU 1280 - 48)
-SIGNATURE_SZ = 64                # bytes: ed25519 signature
-PUBKEY_SZ = 32                   # bytes: ed25519 public key / account address
-BLOCKHASH_SZ = 32                # bytes: recent blockhash
-MAX_TX_ACCOUNTS = 256            # accounts a v0 message may reference, static + loaded
-DEFAULT_CU_PER_INSTRUCTION = 200_000   # compute units granted per instruction when no limit is set
-MAX_CU_LIMIT = 1_400_000               # compute units: largest limit a transaction may request
-MICRO_LAMPORTS_PER_LAMPORT = 1_000_000
-
 # UDP ports that never carry Solana traffic in practice: DNS, DHCP, NTP, NetBIOS, SNMP,
 # HTTPS/QUIC, syslog, SSDP, mDNS. Packets to them count as `not_solana`.
 DEFAULT_IGNORE_PORTS = (53, 67, 68, 123, 137, 138, 161, 162, 443, 514, 1900, 5353)
 
-# --- test tolerances ----------------------------------------------------------------------
-HIST_RELATIVE_ERROR = 1.0 / 128  # metrics/hist.py: worst relative error of a recorded value
 
-
-def _parse_ports(value) -> tuple[int, ...]:
+def parse_ports(value) -> tuple[int, ...]:
     """Ports from a list of ints or a string like "8001,8003-8009"."""
     if isinstance(value, (list, tuple)):
         items = [str(v) for v in value]
@@ -50,6 +38,10 @@ def _parse_ports(value) -> tuple[int, ...]:
             raise ConfigError(f"port list: {item!r} is outside 0-65535")
         ports.extend(range(a, b + 1))
     return tuple(ports)
+
+
+# SHIM(issue 14): re-exports for importers not yet moved; removed at integration
+_parse_ports = parse_ports      # panel_apps/_common.py imports the old private name
 
 
 @dataclass
@@ -149,7 +141,7 @@ class Settings:
 
 def _coerce(name: str, f: dataclasses.Field, value):
     if name in Settings._PORT_FIELDS:
-        return _parse_ports(value)
+        return parse_ports(value)
     default = f.default
     try:
         if isinstance(default, bool):

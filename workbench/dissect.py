@@ -38,18 +38,15 @@ from scapy.layers.inet import UDP
 from scapy.packet import Packet, Raw, bind_layers
 
 from .config import Settings
-from .wire.keys import KNOWN_PROGRAMS
+from .wire.keys import KNOWN_PROGRAMS, PUBKEY_SZ
 from .wire.shred import (COMMON_HDR_SZ, DATA_HDR_SZ, FLAG_DATA_COMPLETE, FLAG_REF_TICK_MASK, FLAG_SLOT_COMPLETE,
                          KIND_CODE, KIND_DATA, KIND_NONE, decode_shred_one, shred_kind)
 from .wire.status import status_name
-from .wire.txn import decode_one
+from .wire.txn import BLOCKHASH_SZ, SIGNATURE_SZ, VERSION_PREFIX, decode_one
 
 # Port a validator's TPU listens on when started with agave's default dynamic port range
 # (8000-10000); the bundled captures send to it. Used only when no port is configured.
 DEFAULT_TRANSACTION_PORTS = (8003,)
-SIGNATURE_SZ = 64                   # bytes: ed25519 signature
-PUBKEY_SZ = 32                      # bytes: account address / blockhash
-VERSION_PREFIX = 0x80               # message's first byte: high bit set = versioned (low 7 bits: version)
 PROGRAM_NAME = {addr: name for name, addr in KNOWN_PROGRAMS}
 
 
@@ -229,7 +226,7 @@ class SolanaTx(Packet):
         ShortVecField("num_account_keys", None, count_of="account_keys"),
         FieldListField("account_keys", [], Base58Field("", b"\0" * PUBKEY_SZ, PUBKEY_SZ),
                        count_from=lambda p: p.num_account_keys),
-        Base58Field("recent_blockhash", b"\0" * PUBKEY_SZ, PUBKEY_SZ),
+        Base58Field("recent_blockhash", b"\0" * BLOCKHASH_SZ, BLOCKHASH_SZ),
         ShortVecField("num_instructions", None, count_of="instructions"),
         PacketListField("instructions", [], SolanaInstruction, count_from=lambda p: p.num_instructions),
         # v0 only: address table lookups

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..binary import u32le, u64le
-from ..wire.keys import ID_COMPUTE_BUDGET, ID_SYSTEM, TIP_ID_END, TIP_ID_FIRST, intern, lookup
+from ..wire.keys import ID_COMPUTE_BUDGET, ID_SYSTEM, PUBKEY_SZ, TIP_ID_END, TIP_ID_FIRST, intern, lookup
 
 DEFAULT_CU_PER_INSTRUCTION = 200_000   # CUs granted per instruction when no limit is set
 MAX_CU_LIMIT = 1_400_000               # CUs: largest limit a transaction can have
@@ -34,7 +34,6 @@ CB_REQUEST_UNITS_DEPRECATED = 0
 SYSTEM_TRANSFER = 2                    # System program instruction tag (u32 LE)
 SYSTEM_TRANSFER_DATA_SZ = 12           # bytes: u32 tag + u64 lamports
 PROGRAMS_PER_TX_MAX = 64               # unique programs listed per transaction (more are counted)
-PUBKEY_SZ = 32
 
 #: name, dtype, meaning (unit, range) -- the documented feature table
 TX_FEATURES = (

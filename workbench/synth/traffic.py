@@ -76,7 +76,7 @@ from numba import njit
 
 from ..wire.base58 import encode_column
 
-from ..config import PACKET_DATA_SIZE, SIGNATURE_SZ
+from ..wire.txn import PACKET_DATA_SIZE, SIGNATURE_SZ
 
 # --- program ids and well-known accounts (base58) ---------------------------------------------
 PROGRAM_SYSTEM = "11111111111111111111111111111111"

@@ -19,7 +19,7 @@ from numba import njit
 
 from ..binary import u64le
 
-PUBKEY_SZ = 32
+PUBKEY_SZ = 32           # bytes: ed25519 public key / account address
 META_COUNT = 0          # ids given so far
 META_REFUSED = 1        # inserts refused because the table was full
 META_COLS = 2

@@ -34,14 +34,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .keys import PUBKEY_SZ
 from .status import (ERR_BAD_HEADER, ERR_BAD_SHORT_VEC, ERR_EMPTY, ERR_EMPTY_LOOKUP, ERR_INDEX_OUT_OF_RANGE,
                      ERR_OUTPUT_FULL, ERR_SIGNATURE_COUNT, ERR_TOO_LONG, ERR_TOO_MANY_ACCOUNTS,
                      ERR_TRAILING_BYTES, ERR_TRUNCATED, ERR_UNSUPPORTED_VERSION)
 
-PACKET_DATA_SIZE = 1232      # bytes: largest transaction payload
-SIGNATURE_SZ = 64            # bytes
-PUBKEY_SZ = 32               # bytes
-BLOCKHASH_SZ = 32            # bytes
+PACKET_DATA_SIZE = 1232      # bytes: largest transaction payload (IPv6 minimum MTU 1280 - 48 of headers)
+SIGNATURE_SZ = 64            # bytes: ed25519 signature
+BLOCKHASH_SZ = 32            # bytes: recent blockhash
 HEADER_SZ = 3                # bytes: the message header
 VERSION_PREFIX = 0x80        # top bit of the first message byte marks a versioned message
 ACCT_TOTAL_MAX = 256         # inclusive: static + loaded accounts
