@@ -44,18 +44,15 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from ..binary import u16le, u32le
 from ..errors import CaptureError, ConfigError
-from .frames import LINKTYPE_ETHERNET, LINKTYPE_RAW, FrameBatch
-from .kernel import load_acquire_u32, store_release_u32
+from .frames import ETHERTYPE_VLAN, LINKTYPE_ETHERNET, LINKTYPE_RAW, VLAN_TAG_SZ, FrameBatch
+from .kernel import SO_ATTACH_FILTER, SOL_SOCKET, load_acquire_u32, store_release_u32
 
-# --- <linux/if_ether.h>, <linux/socket.h>, <asm-generic/socket.h> -----------------------------
+# --- <linux/if_ether.h>, <linux/socket.h> ---------------------------------------------------------
 ETH_P_ALL = 0x0003                # every protocol
-ETH_P_8021Q = 0x8100              # 802.1Q VLAN tag
 AF_PACKET = 17                    # address family: sockaddr_ll.sll_family
-SOL_SOCKET = 1
 SOL_PACKET = 263
-SO_ATTACH_FILTER = 26             # attach a classic BPF program (struct sock_fprog)
-SO_RCVBUF = 8
 
 # --- <linux/if_packet.h>: socket options (level SOL_PACKET) ----------------------------------
 PACKET_ADD_MEMBERSHIP = 1         # struct packet_mreq: PACKET_MR_PROMISC puts the NIC in promiscuous mode
@@ -118,7 +115,6 @@ SLL_HATYPE = H3_SZ + 8            # u16 sll_hatype: ARPHRD_* of the device
 SLL_PKTTYPE = H3_SZ + 10          # u8 sll_pkttype: PACKET_HOST / BROADCAST / ... / OUTGOING
 SLL_END = H3_SZ + 20              # end of sockaddr_ll: the frame's own headroom starts here
 PACKET_OUTGOING = 4               # sll_pkttype of a frame this host sent
-VLAN_TAG_SZ = 4                   # bytes: TPID + TCI
 ETH_ADDRS_SZ = 12                 # bytes: destination + source MAC
 
 # --- <linux/if_arp.h>: device types -> link types --------------------------------------------
@@ -150,32 +146,21 @@ PEEK_SUPPORTED = platform.machine() in ("x86_64", "AMD64")   # the completion ru
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _u16le(b, i):
-    return np.int64(b[i]) | (np.int64(b[i + 1]) << 8)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _u32le(b, i):
-    return (np.int64(b[i]) | (np.int64(b[i + 1]) << 8) | (np.int64(b[i + 2]) << 16)
-            | (np.int64(b[i + 3]) << 24))
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _take_frame(ring, fp, linktype, off, caplen, wirelen, ts_ns, lt, k, cursor):
     """Fill column ``k`` from the frame header at ring offset ``fp``. Returns 1 if taken."""
     if ring[fp + SLL_PKTTYPE] == PACKET_OUTGOING:
         cursor[CUR_OUTGOING] += 1
         return 0
-    mac = fp + _u16le(ring, fp + H3_MAC)
-    snap = _u32le(ring, fp + H3_SNAPLEN)
-    wl = _u32le(ring, fp + H3_LEN)
-    status = _u32le(ring, fp + H3_STATUS)
+    mac = fp + u16le(ring, fp + H3_MAC)
+    snap = u32le(ring, fp + H3_SNAPLEN)
+    wl = u32le(ring, fp + H3_LEN)
+    status = u32le(ring, fp + H3_STATUS)
     if (status & TP_STATUS_VLAN_VALID) != 0 and linktype == LINKTYPE_ETHERNET and snap >= ETH_ADDRS_SZ \
             and mac - VLAN_TAG_SZ >= fp + SLL_END:
-        tci = _u32le(ring, fp + H3_VLAN_TCI)
-        tpid = _u16le(ring, fp + H3_VLAN_TPID) if (status & TP_STATUS_VLAN_TPID_VALID) != 0 else ETH_P_8021Q
+        tci = u32le(ring, fp + H3_VLAN_TCI)
+        tpid = u16le(ring, fp + H3_VLAN_TPID) if (status & TP_STATUS_VLAN_TPID_VALID) != 0 else ETHERTYPE_VLAN
         if tpid == 0:
-            tpid = ETH_P_8021Q
+            tpid = ETHERTYPE_VLAN
         for j in range(ETH_ADDRS_SZ):                     # MACs 4 bytes down, into the headroom
             ring[mac - VLAN_TAG_SZ + j] = ring[mac + j]
         mac -= VLAN_TAG_SZ
@@ -189,7 +174,7 @@ def _take_frame(ring, fp, linktype, off, caplen, wirelen, ts_ns, lt, k, cursor):
     off[k] = mac
     caplen[k] = snap
     wirelen[k] = wl if wl >= snap else snap
-    ts_ns[k] = _u32le(ring, fp + H3_SEC) * 1_000_000_000 + _u32le(ring, fp + H3_NSEC)
+    ts_ns[k] = u32le(ring, fp + H3_SEC) * 1_000_000_000 + u32le(ring, fp + H3_NSEC)
     lt[k] = linktype
     return 1
 
@@ -215,10 +200,10 @@ def scan_ring(ring, cursor, block_size, block_nr, linktype, peek, off, caplen, w
     done = cursor[CUR_DONE]
     pos = cursor[CUR_POS]
     if done == 0:
-        pos = _u32le(ring, base + BD_OFFSET_TO_FIRST_PKT) if retired else BLOCK_FIRST_PKT
+        pos = u32le(ring, base + BD_OFFSET_TO_FIRST_PKT) if retired else BLOCK_FIRST_PKT
         if pos < BD_SZ or pos >= block_size:
             pos = BLOCK_FIRST_PKT
-    num = _u32le(ring, base + BD_NUM_PKTS)
+    num = u32le(ring, base + BD_NUM_PKTS)
     k = k0
     while k < k0 + max_n and done < num:
         fp = base + pos
@@ -232,7 +217,7 @@ def scan_ring(ring, cursor, block_size, block_nr, linktype, peek, off, caplen, w
             if not retired:
                 cursor[CUR_PEEKED] += 1
         done += 1
-        nxt = _u32le(ring, fp + H3_NEXT_OFFSET)
+        nxt = u32le(ring, fp + H3_NEXT_OFFSET)
         if nxt == 0:                                       # the last frame of a closed block
             done = max(done, num) if retired else done
             break
@@ -240,7 +225,7 @@ def scan_ring(ring, cursor, block_size, block_nr, linktype, peek, off, caplen, w
     cursor[CUR_DONE] = done
     cursor[CUR_POS] = pos
     cursor[CUR_FRAMES] += k - k0
-    if retired and done >= _u32le(ring, base + BD_NUM_PKTS):
+    if retired and done >= u32le(ring, base + BD_NUM_PKTS):
         cursor[CUR_RETIRED] = 1
         if (status & TP_STATUS_BLK_TMO) != 0:
             cursor[CUR_BLOCKS_TMO] += 1
@@ -258,8 +243,8 @@ def release_block(ring, cursor, block_size, block_nr):
     if cursor[CUR_RETIRED] == 0:
         return 0
     base = cursor[CUR_BLOCK] * block_size
-    first = _u32le(ring, base + BD_OFFSET_TO_FIRST_PKT)
-    used = _u32le(ring, base + BD_BLK_LEN)
+    first = u32le(ring, base + BD_OFFSET_TO_FIRST_PKT)
+    used = u32le(ring, base + BD_BLK_LEN)
     if first < BD_SZ:
         first = BD_SZ
     if used > block_size:

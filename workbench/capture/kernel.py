@@ -27,6 +27,15 @@ from numba.extending import intrinsic
 MSG_DONTWAIT = 0x40          # <sys/socket.h>: do not block (this call only)
 MSG_TRUNC = 0x20             # <sys/socket.h>: recv* returns the datagram's real length
 
+# <asm-generic/socket.h>: socket options of level SOL_SOCKET the capture sockets set
+SOL_SOCKET = 1
+SO_RCVBUF = 8
+SO_ATTACH_FILTER = 26        # attach a classic BPF program (struct sock_fprog)
+SO_SNDBUFFORCE = 32          # as SO_SNDBUF, past net.core.wmem_max (CAP_NET_ADMIN)
+SO_RCVBUFFORCE = 33          # as SO_RCVBUF, past net.core.rmem_max (CAP_NET_ADMIN)
+SO_TIMESTAMPNS = 35          # SCM_TIMESTAMPNS control message: struct timespec (CLOCK_REALTIME)
+SO_RXQ_OVFL = 40             # control message: u32 datagrams this socket dropped so far
+
 _i8p = ir.IntType(8).as_pointer()
 _i32 = ir.IntType(32)
 _i64 = ir.IntType(64)

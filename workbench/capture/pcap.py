@@ -28,7 +28,8 @@ MODIFIED_EXTRA_SZ = 8          # bytes: ifindex u32, protocol u16, pkt_type u8, 
 CAPLEN_MAX = 1 << 24           # bytes: an incl_len above this is corruption, not a frame
 RELEASE_STEP = 32 << 20        # bytes: release consumed pages of the mapping in steps this large
 
-# scan status: why _scan_pcap stopped
+# scan status: why _scan_pcap stopped. SCAN_MORE and SCAN_END are what every file
+# reader's scan returns (pcapng.py too); the negative codes are each format's own.
 SCAN_MORE = 0                  # max_n frames read, more may follow
 SCAN_END = 1                   # clean end of file
 SCAN_TRUNC_HEADER = -1         # the file ends inside a record header

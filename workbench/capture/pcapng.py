@@ -19,7 +19,7 @@ from numba import njit
 from ..binary import prefetch_upto, put_u32, u16, u32
 from ..errors import CaptureError, CaptureTruncated
 from .frames import TS_MISSING, FrameBatch, empty_columns
-from .pcap import PageReleaser, open_memmap
+from .pcap import SCAN_END, SCAN_MORE, PageReleaser, open_memmap
 
 BT_SHB = 0x0A0D0D0A        # Section Header Block (palindromic: same in both byte orders)
 BT_IDB = 0x00000001        # Interface Description Block
@@ -40,8 +40,7 @@ IF_COLS = 5
 ST_SWAP, ST_NIF, ST_SEEN_SHB = 0, 1, 2
 ST_COLS = 3
 
-SCAN_MORE = 0
-SCAN_END = 1
+# scan status beyond pcap.py's SCAN_MORE / SCAN_END: why _scan_pcapng stopped
 SCAN_TRUNC_HEADER = -1     # file ends inside a block header
 SCAN_TRUNC_BLOCK = -2      # file ends inside a block body
 SCAN_BAD_LENGTH = -3       # block length < 12 or not a multiple of 4

@@ -34,6 +34,7 @@ import numpy as np
 from ..errors import CaptureError, ConfigError
 from .afpacket import ARPHRD_ETHER, ARPHRD_LOOPBACK, PACKET_QDISC_BYPASS, SOL_PACKET, if_hatype, if_index
 from .frames import LINKTYPE_ETHERNET, TS_MISSING
+from .kernel import SO_SNDBUFFORCE
 from .open import open_capture
 from .pace import Pacer
 
@@ -41,7 +42,6 @@ SENDMMSG_MAX = 1024               # UIO_MAXIOV: messages one sendmmsg call takes
 SPIN_BELOW_NS = 200_000           # waits shorter than this spin instead of sleeping
 SLEEP_EARLY_NS = 60_000           # wake this much before the release time, then spin
 SNDBUF_BYTES = 8 << 20            # socket send buffer (SO_SNDBUFFORCE as root)
-SO_SNDBUFFORCE = 32
 RETRY_SLEEP_S = 20e-6             # pause after ENOBUFS / EAGAIN (the device queue is full)
 MAX_RETRIES = 100_000             # ENOBUFS retries before giving up on a frame
 

@@ -26,15 +26,11 @@ import numpy as np
 from numba import njit
 
 from ..errors import CaptureError, ConfigError
-from .frames import LINKTYPE_RAW, FrameBatch
-from .kernel import MSG_DONTWAIT, MSG_TRUNC, sys_recvmmsg
+from .frames import IPV4_HDR_MIN, LINKTYPE_RAW, UDP_HDR_SZ, FrameBatch
+from .kernel import (MSG_DONTWAIT, MSG_TRUNC, SO_RCVBUF, SO_RCVBUFFORCE, SO_RXQ_OVFL, SO_TIMESTAMPNS, SOL_SOCKET,
+                     sys_recvmmsg)
 
-# --- <asm-generic/socket.h>, <linux/in.h> -------------------------------------------------------
-SOL_SOCKET = 1
-SO_RCVBUF = 8
-SO_RCVBUFFORCE = 33               # as SO_RCVBUF, past net.core.rmem_max (CAP_NET_ADMIN)
-SO_TIMESTAMPNS = 35               # SCM_TIMESTAMPNS control message: struct timespec (CLOCK_REALTIME)
-SO_RXQ_OVFL = 40                  # control message: u32 datagrams this socket dropped so far
+# --- <linux/in.h> ---------------------------------------------------------------------------------
 IPPROTO_IP = 0
 IP_PKTINFO = 8                    # control message: struct in_pktinfo {int ifindex; in_addr spec_dst, addr}
 
@@ -44,9 +40,7 @@ M_NAME, M_NAMELEN, M_IOV, M_IOVLEN, M_CONTROL, M_CONTROLLEN, M_FLAGS, M_LEN = 0,
 NAME_SZ = 16                      # struct sockaddr_in: family u16, port be16, addr 4, zero 8
 CTRL_SZ = 128                     # control bytes per datagram: three messages of <= 32 bytes
 CMSG_HDR_SZ = 16                  # struct cmsghdr: size_t len, int level, int type
-IPV4_HDR_SZ = 20
-UDP_HDR_SZ = 8
-HDR_SZ = IPV4_HDR_SZ + UDP_HDR_SZ  # bytes written in front of each payload
+HDR_SZ = IPV4_HDR_MIN + UDP_HDR_SZ  # bytes written in front of each payload
 MSG_CTRUNC = 0x08                 # msg_flags: control data did not fit
 DEFAULT_TTL = 64
 MAX_SOCKETS = 64                  # ports one source may bind

@@ -16,28 +16,19 @@ import numpy as np
 from numba import njit
 
 from ..binary import u16be, u32le
+from ..capture.frames import (DLT_RAW_BSD_A, DLT_RAW_BSD_B, ETHERTYPE_VLAN, IPV4_HDR_MIN, LINKTYPE_ETHERNET,
+                              LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL,
+                              LINKTYPE_RAW, UDP_HDR_SZ, VLAN_TAG_SZ)
 from .status import (ERR_BAD_IP_HEADER, ERR_IP_FRAGMENT, ERR_NET_TRUNCATED, ERR_NOT_IP, ERR_NOT_UDP,
                      ERR_UNKNOWN_LINKTYPE)
 
-LINKTYPE_NULL = 0          # BSD loopback, 4-byte address family in the writer's byte order
-LINKTYPE_ETHERNET = 1
-LINKTYPE_RAW = 101         # raw IP (also 12/14 on some BSDs' DLT_RAW, and 228 / 229 below)
-LINKTYPE_LINUX_SLL = 113
-LINKTYPE_IPV4 = 228        # raw IPv4 only
-LINKTYPE_IPV6 = 229        # raw IPv6 only
-LINKTYPE_LINUX_SLL2 = 276
-DLT_RAW_BSD_A = 12
-DLT_RAW_BSD_B = 14
-
 ETH_HDR_SZ = 14            # bytes: dst MAC, src MAC, ethertype
-VLAN_TAG_SZ = 4            # bytes: TCI + inner ethertype
 VLAN_DEPTH_MAX = 4         # stacked tags followed before giving up
 SLL_HDR_SZ = 16            # bytes
 SLL2_HDR_SZ = 20           # bytes
 NULL_HDR_SZ = 4            # bytes
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
-ETHERTYPE_VLAN = 0x8100    # 802.1Q customer tag
 ETHERTYPE_QINQ = 0x88A8    # 802.1ad service tag
 ETHERTYPE_QINQ_OLD = 0x9100
 ETHERTYPE_MIN = 0x0600     # below this the field is an 802.3 length, not a type
@@ -46,7 +37,6 @@ AF_INET6_BSD = 24          # NULL link: IPv6 as NetBSD/OpenBSD write it
 AF_INET6_FREEBSD = 28
 AF_INET6_DARWIN = 30
 
-IPV4_HDR_MIN = 20          # bytes
 IPV4_MF = 0x2000           # more-fragments flag
 IPV4_FRAG_OFF_MASK = 0x1FFF
 IPV6_HDR_SZ = 40           # bytes
@@ -58,7 +48,6 @@ IPPROTO_FRAGMENT = 44
 IPPROTO_AH = 51
 IPPROTO_DSTOPTS = 60
 IPPROTO_MH = 135           # mobility header: (len + 1) * 8 like the others
-UDP_HDR_SZ = 8
 
 
 @njit(cache=True, nogil=True)
