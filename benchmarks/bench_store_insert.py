@@ -35,18 +35,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workbench.store import StoreWriter, connect  # noqa: E402
 from workbench.store.schema import OPPORTUNITY_TYPES  # noqa: E402
+from workbench.wire.base58 import ALPHABET as B58  # noqa: E402
+from workbench.wire.keys import program_address  # noqa: E402
 
 GOALS = {"mev_opportunities": 2_000_000, "tx_features": 1_000_000}   # rows/s, our path
 QUERY_GOAL_MS = 50.0
 TOP_QUERY = ("SELECT timestamp, opportunity_id, type, profit_estimate, pools FROM mev_opportunities "
              "WHERE timestamp >= now64(9) - INTERVAL 1 HOUR ORDER BY profit_estimate DESC LIMIT 100")
-B58 = np.frombuffer(b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz", np.uint8)
 POOLS = pa.array(["58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2", "7XawhbbxtsRcQA8KTkHT9f9nc6d69UwqCDh6U5EEbEmX",
                   "HJPjoWUrhoZzkNfRpHuieeFk9WcZWjwy6PBjZ81ngndJ", "Czfq3xZZDmsdGdUyrNLtRhGc47cXcZtLG4crryfu44zE",
                   "2QdhepnKRTLjjSqPL1PtKNwqrUkoLee5Gqs8bvZhRdMv", "8sLbNZoA1cfnvMJLPfp98ZLAnFSYCFApfJKMbiXNLwxj"])
-PROGRAMS = pa.array(["ComputeBudget111111111111111111111111111111", "11111111111111111111111111111111",
-                     "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4", "675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8",
-                     "whirLbMiicVdio4qvUfM5KAg6Ct8VwpYzGff3uctyCc", "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"])
+PROGRAMS = pa.array([program_address(name) for name in ("compute_budget", "system", "jupiter_v6", "raydium_amm_v4",
+                                                         "orca_whirlpool", "spl_token")])
 
 
 def b58(rng, n, length):

@@ -16,6 +16,7 @@ from workbench.capture import open_capture
 from workbench.config import Settings
 from workbench.dissect import (DEFAULT_TRANSACTION_PORTS, SolanaInstruction, SolanaShred, SolanaTx, bind_ports,
                                decode_short_vec, dissect_frame, encode_short_vec, read_frame, show_frame)
+from workbench.wire.keys import program_address
 from workbench.wire.net import udp_payload
 from workbench.wire.shred import decode_shred_one
 from workbench.wire.txn import decode_one
@@ -81,7 +82,7 @@ def test_every_truncation_is_judged_by_the_engine(fixtures):
 
 
 def test_built_transaction_is_what_solders_reads():
-    keys = [bytes([i + 1]) * 32 for i in range(3)] + [base58.b58decode("11111111111111111111111111111111")]
+    keys = [bytes([i + 1]) * 32 for i in range(3)] + [base58.b58decode(program_address("system"))]
     p = SolanaTx(signatures=[b"\x07" * 64], num_required_signatures=1, num_readonly_unsigned=1, account_keys=keys,
                  recent_blockhash=b"\x09" * 32,
                  instructions=[SolanaInstruction(program_id_index=3, accounts=[0, 1],

@@ -20,10 +20,10 @@ from workbench.engine.amm import RAYDIUM_V4_FEE_DEN, RAYDIUM_V4_FEE_NUM, optimal
 from workbench.errors import ModelError
 from workbench.model.labels import (LABELS_META_KEY, Dist, LabelConfig, LatencyModel, label_opportunities,
                                     label_run, parse_duration_ns, read_labels, write_labels)
+from workbench.wire.keys import MINT_WSOL as WSOL
 
 MS = 1_000_000
 T0 = 1_000_000_000_000
-WSOL = "So11111111111111111111111111111111111111112"
 TOKEN = "Tok1111111111111111111111111111111111111111"
 P, Q, R = "PoolP111111111111111111111111111111111111111", "PoolQ1111111111111111111111111111111111111", "PoolR111"
 CONST_2MS = LabelConfig(LatencyModel(Dist("constant", 0), Dist("constant", 0), Dist("constant", 2 * MS)))

@@ -26,6 +26,7 @@ from workbench.capture import open_capture
 from workbench.engine.deshred import (COUNTER_NAMES, READY_DTYPE, add_data_shred, add_shreds, counters_dict,
                                       drain_ready, logged_batches, new_deshred_state)
 from workbench.wire.entries import ENTRY_DTYPE, ENTRY_TX_DTYPE, new_entry_scratch, parse_batch, parse_entries
+from workbench.wire.keys import program_address
 from workbench.wire.net import udp_payload
 from workbench.wire.shred import SHRED_DTYPE, check_shred, decode_shred, decode_shred_one, shred_kind
 from workbench.wire.status import STATUS_NAMES, counts_by_name, status_name
@@ -35,7 +36,7 @@ DEMO = "firedancer/src/disco/shred/fixtures"
 SIG_FEC = "sig/v2/tests/replay/fixtures/slot-410010000/fecset-000000"
 TESTNET = "sig/v1/data/test-data/blocks/testnet-{}/shreds.json.gz"
 LOCALNET = "firedancer/src/ballet/shred/fixtures"
-VOTE_PROGRAM = "Vote111111111111111111111111111111111111111"
+VOTE_PROGRAM = program_address("vote")
 SEED = 20240611
 
 

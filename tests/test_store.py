@@ -23,18 +23,17 @@ from workbench.store import StoreError, StoreUnavailable, StoreWriter, connect, 
 from workbench.store import schema as S
 from workbench.store.clickhouse import Store, conform
 from workbench.store.spool import Spool, flush_spool, missing_rows
+from workbench.wire.base58 import ALPHABET
+from workbench.wire.keys import program_address
 
-B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-PROGRAMS = ["11111111111111111111111111111111", "ComputeBudget111111111111111111111111111111",
-            "JUP6LkbZbjS1jKKwapdHNy74zcZ3tLUZoi5QNyVTaV4", "675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8",
-            "whirLbMiicVdio4qvUfM5KAg6Ct8VwpYzGff3uctyCc"]
+PROGRAMS = [program_address(name) for name in ("system", "compute_budget", "jupiter_v6", "raydium_amm_v4",
+                                               "orca_whirlpool")]
 T0_NS = 1_767_225_600_000_000_000          # 2026-01-01T00:00:00Z
 
 
 def b58_strings(rng, n, length=88):
-    idx = rng.integers(0, len(B58), (n, length))
-    alphabet = np.frombuffer(B58.encode(), np.uint8)
-    raw = alphabet[idx]
+    idx = rng.integers(0, len(ALPHABET), (n, length))
+    raw = ALPHABET[idx]
     return pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(0, (n + 1) * length, length, dtype=np.int32)),
                                        pa.py_buffer(raw.tobytes()))
 
