@@ -180,7 +180,7 @@ def _leaf_sum(val, xb, off, t0, n):
 @njit(cache=True, nogil=True, inline="always")
 def _margin_lanes(model, xb):
     """Sum of one leaf per tree, lane layout: full groups of 64 trees, then packed groups of 8
-    (engine/lanes.py). Software-pipelined: group k's leaf indexes go to one of two scratch
+    (lanes.py). Software-pipelined: group k's leaf indexes go to one of two scratch
     slots while group k-1's leaves are summed from the other, so the leaf loads enter the
     CPU's window with their indexes already known instead of waiting at the end of each
     group's mask chain (``benchmarks/bench_score.py --ab`` times this order against groups

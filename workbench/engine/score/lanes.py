@@ -9,12 +9,13 @@ numba intrinsics (LLVM IR written here, inlined into the jitted caller):
 * ``count_le16(arr, off, v)``: how many of 16 float32 are <= v (the rank counts).
 * ``lane_mask(tab, nodes, off) -> uint64``: bit j is ``tab[nodes[off + j]] >= nodes[off + 64 + j]``
   (unsigned bytes, j < 64). ``tab`` holds the row's 64 bytes (the rank of each feature
-  slot, see engine/score.py); ``nodes[off:off + 128]`` is one node position of 64 trees,
+  slot, see ``kernels.py`` ``rank_row``); ``nodes[off:off + 128]`` is one node position of 64 trees,
   their 64 slots then their 64 keys (one stream of 128-byte records). On a
   host with AVX-512 VBMI this is one ``vpermb`` (a 64-way table lookup inside a register),
   one ``vpcmpub`` and a mask move: no gather, no branch. Elsewhere the same IR is built
-  from per-lane extracts (correct and portable, ~20x slower; engine/score.py only picks
-  the lane layout where ``HAVE_VBMI``).
+  from per-lane extracts: correct and portable, but many times slower, so ``layouts.py``
+  only picks the lane layout by itself where ``HAVE_VBMI`` (``benchmarks/bench_score.py
+  --portable`` prints both, beside the perfect layout).
 * ``lane_leaf_index(buf, off, b0, ..., b5)``: writes 64 bytes at ``buf[off:]``, byte j the
   6-bit number whose bits (b0 the highest) are bit j of the six masks: the leaf each of 64
   depth-6 trees reached. Portable IR (``vpmovm2b``-style mask expansion on AVX-512).
@@ -168,8 +169,8 @@ def lane_group_depth6(typingctx, xb, nodes, base, out_off):
     waits on the one before it for a single mux. The six bits then make the leaf index
     (63 minus the left-bits number: the right-bits number), stored as 64 bytes. 63 lookups
     and 57 muxes per 64 trees, no branch, no dependent load, no mask moved to a scalar
-    register (measured against the same tree of ``lane_mask`` + scalar muxes: 175 vs 188 ns
-    for 3 groups).
+    register (``benchmarks/bench_score.py --ab`` times it against the same tree of
+    ``lane_mask`` + scalar muxes).
     """
     if not all(isinstance(a, types.Array) and a.dtype == types.uint8 for a in (xb, nodes)):
         return None
