@@ -9,23 +9,21 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURES = REPO / "captures"
+# the real Solana data, copied into the repository with its provenance and licences
+# (tests/fixtures/SOURCES.md), so that a clone alone runs every test
+FIXTURES = REPO / "tests" / "fixtures"
 
 
-def fixtures_dir() -> Path | None:
-    """``WORKBENCH_FIXTURES`` or ``../shared/fixtures`` beside the repository, if present."""
+def fixtures_dir() -> Path:
+    """``WORKBENCH_FIXTURES`` (a folder with the same layout) if set, else ``tests/fixtures``."""
     env = os.environ.get("WORKBENCH_FIXTURES")
-    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "fixtures"]:
-        if cand.is_dir():
-            return cand
-    return None
+    return Path(env) if env else FIXTURES
 
 
 @pytest.fixture(scope="session")
 def fixtures() -> Path:
     d = fixtures_dir()
-    if d is None:
-        pytest.skip("real Solana fixtures not found: set WORKBENCH_FIXTURES or place ../shared/fixtures "
-                    "(CI always has it)")
+    assert d.is_dir(), f"WORKBENCH_FIXTURES={d} is not a folder"
     return d
 
 

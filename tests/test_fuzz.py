@@ -49,8 +49,7 @@ def test_boundscheck_is_on_in_make_test():
 
 
 def _fixture_payloads():
-    d = fixtures_dir()
-    return [f.read_bytes() for f in fixture_txn_files(d)] if d else [b"\x01" + b"\x00" * 200]
+    return [f.read_bytes() for f in fixture_txn_files(fixtures_dir())]
 
 
 PAYLOADS = _fixture_payloads()

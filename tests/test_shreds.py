@@ -1,4 +1,4 @@
-"""Shreds -> entry batches -> entries -> transactions, on the REAL fixtures (../shared/fixtures).
+"""Shreds -> entry batches -> entries -> transactions, on the REAL fixtures (tests/fixtures).
 
 - Firedancer's demo-shreds.pcap deshreds to bytes identical to demo-shreds.bin, in file
   order and shuffled with duplicates; every transaction reads the same in solders.
