@@ -7,11 +7,11 @@ One call writes two files:
   10.x.x.x, Poisson arrivals at ``tps`` packets per second over ``seconds``, int64 ns
   timestamps from ``start_ns``; a fraction ``bad_rate`` of the packets are bad (kinds and
   shares in ``frame.BAD_KIND_SHARES``), and 3 % of the good transactions ride in 802.1Q frames;
-* ``<capture>.truth.parquet``: one row per packet (``TRUTH_SCHEMA``), with the kind, the
+* ``<capture>.truth.parquet``: one row per packet (``outputs.truth_schema``), with the kind, the
   status the decoder must report (a name of ``wire.status.STATUS_NAMES``, "" for random
   garbage) and, for transactions and duplicates, what the transaction holds.
 
-With ``market=True`` (synth/market.py) the seed also builds a market: the swaps are
+With ``market=True`` (synth/market/) the seed also builds a market: the swaps are
 rewritten on its exact pool state in capture order (tight limits, no opportunity in the
 baseline), opportunities are injected at ``opportunities`` per second with competitors'
 back-runs, and two more outputs appear beside the capture: ``<capture>.market/`` (the engine's
@@ -32,57 +32,31 @@ packet (``sign=True`` adds one ed25519 signature per signer per transaction).
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..capture.open import open_writer
 from ..config import DEFAULT_IGNORE_PORTS
 from ..errors import ConfigError
 from . import frame as F
 from . import traffic as T
+from .market.simulation import DEFAULT_OPPORTUNITIES_PER_S, MarketSim
+from .market.snapshot import write_market_snapshot
+from .market.spec import build_market
+from .outputs import b58_column, market_path, opportunities_truth_path, truth_path_for, truth_schema
 
 CHUNK_PACKETS = 1 << 15         # packets per chunk (bounds memory; fixed, so output does not depend on it)
 DEFAULT_START_NS = 1_750_000_000_000_000_000   # 2025-06-15T15:06:40Z
-TRUTH_SUFFIX = ".truth.parquet"
 
 _TX_KINDS = (F.KIND_TRANSACTION, F.KIND_VLAN_TRANSACTION, F.KIND_DUPLICATE)
 _SIDE_KINDS = (F.KIND_GARBAGE, F.KIND_NON_SOLANA, F.KIND_NOT_UDP)
 _GOOD_TEMPLATE_KINDS = (F.KIND_TRANSACTION, F.KIND_VLAN_TRANSACTION, F.KIND_TRUNCATED, F.KIND_TRAILING,
                         F.KIND_IP_FRAGMENT)
 TRAILING_MAX = 16               # bytes appended to a `trailing` transaction, [1, 16]
-
-
-def truth_schema():
-    """The ground-truth Parquet schema; field comments in the table below.
-
-    packet_index      int64   0-based frame index in the capture
-    ts_ns             int64   capture timestamp (ns since the Unix epoch)
-    kind              string  frame.KIND_NAMES
-    expected_status   string  wire.status name the decoder must produce; "" = any reject
-    signature         string  base58 first signature (transaction, vlan_transaction, duplicate), else ""
-    version           string  "legacy" | "0" ("" when not a transaction)
-    size              int32   bytes of UDP payload (the transaction's size); 0 for not_udp, ip_fragment
-    num_signatures    int32   signatures (0 when not a transaction; so are the counts below)
-    num_account_keys  int32   static account keys
-    num_instructions  int32   top-level instructions
-    num_lookup_tables int32   address table lookups (v0)
-    compute_unit_limit int64  SetComputeUnitLimit units, 0 if unset
-    compute_unit_price int64  SetComputeUnitPrice micro-lamports per CU, 0 if unset
-    jito_tip_lamports int64   sum of System transfers to the 8 Jito tip accounts
-    programs          list<string>  base58 program ids invoked, unique, first appearance first
-    shape             string  traffic.SHAPE_NAMES: the generator's archetype ("" if none)
-    """
-    import pyarrow as pa
-    return pa.schema([
-        ("packet_index", pa.int64()), ("ts_ns", pa.int64()), ("kind", pa.string()),
-        ("expected_status", pa.string()), ("signature", pa.string()), ("version", pa.string()),
-        ("size", pa.int32()), ("num_signatures", pa.int32()), ("num_account_keys", pa.int32()),
-        ("num_instructions", pa.int32()), ("num_lookup_tables", pa.int32()), ("compute_unit_limit", pa.int64()),
-        ("compute_unit_price", pa.int64()), ("jito_tip_lamports", pa.int64()), ("programs", pa.list_(pa.string())),
-        ("shape", pa.string()),
-    ])
 
 
 @dataclass
@@ -100,11 +74,6 @@ class GenerateResult:
     @property
     def packets_per_s(self) -> float:
         return self.packets / self.elapsed_s if self.elapsed_s > 0 else float("inf")
-
-
-def truth_path_for(capture) -> Path:
-    p = Path(capture)
-    return p.with_name(p.name + TRUTH_SUFFIX)
 
 
 def _check(out: Path, seconds, tps, bad_rate, start_ns, txn_port) -> None:
@@ -145,9 +114,8 @@ class _Gen:
         world_rng, time_rng, slot_rng, self.rng = root.spawn(4)
         spec = None
         if market:
-            from . import market as M
             self.mkt_rng = root.spawn(1)[0]         # the market's own stream: the four above stay as they were
-            spec = M.build_market(self.mkt_rng)
+            spec = build_market(self.mkt_rng)
             self.tmpl = T.build_templates(world_rng, market=spec)
         else:
             self.tmpl = T.build_templates(world_rng)
@@ -164,8 +132,8 @@ class _Gen:
         self.sign = sign
         self.market = None
         if market:
-            self.market = M.MarketSim(spec, self.tmpl, self.ts, self.kinds, self.start_ns, seconds, self.mkt_rng,
-                                      float(opportunities), int(tip_lamports), competition)
+            self.market = MarketSim(spec, self.tmpl, self.ts, self.kinds, self.start_ns, seconds, self.mkt_rng,
+                                    float(opportunities), int(tip_lamports), competition)
         self._signed_seen: set[bytes] = set()     # first signatures of signed transactions so far
         self.max_sig_b = int(self.tmpl.nsig.max()) * 64
         import pyarrow as pa
@@ -307,7 +275,7 @@ class _Gen:
             pa.array(ts),
             self._kind_names.take(pa.array(k)),
             self._expected.take(pa.array(k)),
-            T.b58_column(stage, np.where(is_tx, stage_off + 1, -1)),
+            b58_column(stage, np.where(is_tx, stage_off + 1, -1)),
             self._versions.take(pa.array(np.where(has, tm.version[ttc], len(T.VERSION_NAMES)))),
             pa.array(size),
             pa.array(per_template(tm.nsig)),
@@ -340,22 +308,20 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
     start_ns : timestamp of the capture start, ns since the Unix epoch.
     txn_port : the validator's UDP transaction port.
     progress : optional ``callable(done, total)`` called after each chunk.
-    market : build a market (synth/market.py): swaps consistent with its pools, the snapshot
+    market : build a market (synth/market/): swaps consistent with its pools, the snapshot
         written to ``<out>.market/``, injected opportunities and their truth in
         ``<out>.opportunities.truth.parquet``.
     opportunities : with ``market``, injected opportunities per second (default
-        ``market.DEFAULT_OPPORTUNITIES_PER_S``; 0 = none: a quiet capture).
+        ``market.simulation.DEFAULT_OPPORTUNITIES_PER_S``; 0 = none: a quiet capture).
     tip_lamports : with ``market``, the tip the truth's profits are counted after (the engine's
         ``Settings.tip_lamports``).
     competition : with ``market``, how rivals close injected opportunities: ``"flat"``
         (independent of the opportunity) or ``"prize"`` (faster and likelier for attractive
-        ones: training data whose labels depend on more than profit); see synth/market.py.
+        ones: training data whose labels depend on more than profit); see synth/market/simulation.py.
 
     Returns a ``GenerateResult``. Raises ``ConfigError`` naming the bad argument.
     """
     import pyarrow.parquet as pq
-
-    from ..capture.open import open_writer
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -363,7 +329,6 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
     if opportunities is not None and not market:
         raise ConfigError("generate: opportunities needs market=True (--market)")
     if opportunities is None:
-        from .market import DEFAULT_OPPORTUNITIES_PER_S
         opportunities = DEFAULT_OPPORTUNITIES_PER_S
     if not (math.isfinite(opportunities) and opportunities >= 0):
         raise ConfigError(f"generate: opportunities={opportunities!r}: must be a finite rate per second >= 0")
@@ -396,15 +361,13 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
     good = by_kind["transaction"] + by_kind["vlan_transaction"]
     res = GenerateResult(out, truth, g.n, good, 0.0, by_kind)
     if g.market is not None:
-        from .market import market_path, opportunities_truth_path
-        import shutil
         table = g.market.truth_table()
         res.opportunities_truth = opportunities_truth_path(out)
         pq.write_table(table, res.opportunities_truth, compression="zstd")
         res.market = market_path(out)
         if res.market.exists():
             shutil.rmtree(res.market)
-        g.market.write_snapshot(res.market)
+        write_market_snapshot(g.market.spec, g.market.tmpl, res.market)
         kinds = table.column("type").to_pylist()
         prim = table.column("primary").to_pylist()
         res.opportunities = {t: kinds.count(t) for t in ("sandwich", "arbitrage", "liquidation")}
