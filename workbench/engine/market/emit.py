@@ -1,8 +1,8 @@
 """An opportunity's way out: the tip filter every candidate passes, and the row writer.
 
 An opportunity is emitted when its profit in SOL exceeds the tip (``P_TIP_LAMPORTS``).
-Every candidate is first sized in float64 (closed forms, or a float bisection for the
-sandwich) and dropped when its float profit is below the tip by more than the float
+Every candidate is first sized in float64 (closed forms on the continuous constant
+product) and dropped when its float profit is below the tip by more than the float
 error can explain (``FLOAT_MARGIN``, ``_below_tip``); only candidates that may pass pay
 for the exact integer sizing, so quiet traffic costs a few float operations per swap.
 ``_emit`` writes one ``OPP_DTYPE`` row (engine/opps.py) with the model's features.
