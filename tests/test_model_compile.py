@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from workbench.cli import app
 from workbench.engine.score import LANES_DEPTH, LAYOUT_LANES, TREES_FILE, engine_features, load_tree_model, score_row
-from workbench.errors import ModelError
-from workbench.model.compile import (PARITY_TOL, NativePredictor, ParityError, compile_model, parity_check,
-                                     trees_from_treelite, load_treelite)
+from workbench.errors import ModelError, ParityError
+from workbench.model.compile import (PARITY_TOL, NativePredictor, compile_model, parity_check, trees_from_treelite,
+                                     load_treelite)
 from workbench.model.labels import LabelConfig
 from workbench.model.synthetic import TS0_NS, synthetic_run
 from workbench.model.train import TrainConfig, train_runs

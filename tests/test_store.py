@@ -21,7 +21,8 @@ import pytest
 
 from workbench.store import StoreError, StoreUnavailable, StoreWriter, connect, parse_dsn
 from workbench.store import schema as S
-from workbench.store.clickhouse import Store, conform
+from workbench.store.clickhouse import Store
+from workbench.store.columns import conform
 from workbench.store.spool import Spool, flush_spool, missing_rows
 from workbench.wire.base58 import ALPHABET
 from workbench.wire.keys import program_address

@@ -16,7 +16,7 @@ import pytest
 from test_store import closed_port, make_opportunities, make_tx_features
 from workbench.store import StoreError, StoreWriter, connect, parse_dsn
 from workbench.store import schema as S
-from workbench.store.clickhouse import conform
+from workbench.store.columns import conform
 from workbench.store.spool import Spool
 
 URL = os.environ.get("WORKBENCH_TEST_CLICKHOUSE_URL", "")

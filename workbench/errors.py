@@ -59,3 +59,15 @@ class ModelError(WorkbenchError):
     def __init__(self, path, reason: str):
         self.path, self.reason = str(path), reason
         super().__init__(f"{path}: {reason}")
+
+
+class ParityError(ModelError):
+    """Two scorers of a compiled model disagree by more than the tolerance on the validation set."""
+
+
+class StoreError(WorkbenchError):
+    """The store cannot do what was asked; the message says what is wrong and what to do."""
+
+
+class StoreUnavailable(StoreError):
+    """The server cannot be reached now (down, network, overload): worth spooling and retrying."""

@@ -170,17 +170,6 @@ def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     return pa.table(cols)
 
 
-def store_opportunities(t: pa.Table, source: str) -> pa.Table:
-    """opportunities.parquet rows in the shape of the store's mev_opportunities table."""
-    n = t.num_rows
-    return pa.table({
-        "timestamp_ns": t.column("ts_ns"), "opportunity_id": t.column("opportunity_id"), "type": t.column("type"),
-        "profit_estimate": t.column("expected_profit_sol"), "pools": t.column("pools"), "slot": t.column("slot"),
-        "victim_signature": t.column("victim_signature"), "score": t.column("score"),
-        "expected_profit_lamports": t.column("expected_profit_lamports"), "tip_lamports": t.column("tip_lamports"),
-        "detect_latency_ns": t.column("detect_ns"), "source": pa.repeat(pa.scalar(source, pa.string()), n)})
-
-
 def empty_swap_table(mn: MarketNames) -> pa.Table:
     return swap_table(np.zeros(0, SWAP_DTYPE), mn)
 

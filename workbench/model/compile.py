@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, ParityError
 from ..engine.score import (LAYOUT_LANES, POSTPROCESSORS, SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION,
                             engine_features, load_tree_model, read_schema, read_trees, score_rows,
                             tree_model_from_arrays)
@@ -46,10 +46,6 @@ LIB_FILE = "predictor.so"        # the TL2cgen library
 COMPILE_FILE = "compile.json"    # what was compiled, how, and the parity figures
 PARITY_TOL = 1e-6                # max abs probability difference allowed between any two scorers
 MISSING_ENTRY = -1               # TL2cgen's union Entry ``missing`` value of an absent feature
-
-
-class ParityError(ModelError):
-    """Two scorers disagree by more than PARITY_TOL on the validation set."""
 
 
 # ============================================================================================

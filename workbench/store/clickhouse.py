@@ -1,14 +1,6 @@
 """One ClickHouse client for both stores: embedded chDB and a server, via clickhouse-connect.
 
-DSN forms (``--db``, ``WORKBENCH_DB``, the config's ``db``; default
-``chdb:///<data_dir>/clickhouse``):
-
-* ``chdb:///abs/dir``                    embedded, persistent, created on first use
-* ``chdb:///abs/dir?database=name``      ... in another database than ``default``
-* ``chdb://memory``                      embedded, in memory (tests)
-* ``http://user:password@host:8123/db``  a server (``https://...:8443`` for TLS); the database
-  is created if missing. Query options: connect_timeout, send_receive_timeout, compress,
-  verify, ca_cert, client_name, query_retries.
+The DSN forms are in dsn.py; the Arrow shape of a batch (``conform``) in columns.py.
 
 chDB hosts one engine per process: every client of a process must use the same directory,
 and one directory serves one process (``Store`` says so when another process holds it).
@@ -28,130 +20,23 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlparse
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .. import __version__
-from ..errors import WorkbenchError
+from ..errors import StoreError, StoreUnavailable
 from . import schema as S
+from .columns import conform
+from .dsn import Dsn, parse_dsn
 
 log = logging.getLogger(__name__)
 
-_HTTP_OPTIONS = {"connect_timeout": int, "send_receive_timeout": int, "compress": str, "verify": str,
-                 "ca_cert": str, "client_name": str, "query_retries": int}
 _AUTH_CODES = {192, 193, 194, 516}           # UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
 _UNAVAILABLE_CODES = {159, 164, 202, 209, 210, 241, 242, 252, 319, 425, 999}  # timeouts, overload, read-only, keeper
 _UNAVAILABLE_TEXT = re.compile(r"connection refused|max retries exceeded|timed out|timeout|"
                                r"name or service not known|failed to establish|connection reset|"
                                r"remote end closed|broken pipe|temporary failure in name resolution|"
                                r"network is unreachable|no route to host|connection aborted", re.I)
-DSN_HELP = ("DSN forms: chdb:///abs/dir (embedded, default chdb:///<data_dir>/clickhouse), "
-            "http://user:password@host:8123/database, https://user:password@host:8443/database")
-
-
-class StoreError(WorkbenchError):
-    """The store cannot do what was asked; the message says what is wrong and what to do."""
-
-
-class StoreUnavailable(StoreError):
-    """The server cannot be reached now (down, network, overload): worth spooling and retrying."""
-
-
-# --- DSN ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Dsn:
-    text: str                       # as given (may hold a password: print ``redacted()``)
-    scheme: str                     # "chdb" | "http" | "https"
-    path: str | None = None         # chdb directory; None = in memory
-    host: str = ""
-    port: int = 0
-    user: str = ""
-    password: str = field(default="", repr=False)
-    database: str = "default"
-    options: dict = field(default_factory=dict)
-
-    @property
-    def embedded(self) -> bool:
-        return self.scheme == "chdb"
-
-    def redacted(self) -> str:
-        if self.embedded:
-            return f"chdb://{self.path}" if self.path else "chdb://memory"
-        auth = f"{self.user}:***@" if self.password else (f"{self.user}@" if self.user else "")
-        return f"{self.scheme}://{auth}{self.host}:{self.port}/{self.database}"
-
-    def __str__(self) -> str:
-        return self.redacted()
-
-
-def _bad_dsn(text: str, why: str) -> StoreError:
-    shown = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", text)
-    return StoreError(f"bad store DSN {shown!r}: {why}. {DSN_HELP}")
-
-
-def parse_dsn(text: str) -> Dsn:
-    """Check a DSN and split it; raise StoreError naming the mistake and the right form."""
-    if not isinstance(text, str) or not text.strip():
-        raise _bad_dsn(str(text), "it is empty")
-    text = text.strip()
-    u = urlparse(text)
-    scheme = u.scheme.lower()
-    if scheme in ("clickhouse", "tcp", "native"):
-        raise _bad_dsn(text, "the native TCP protocol (port 9000) is not spoken here; "
-                             "clickhouse-connect uses HTTP: http://host:8123/database")
-    if scheme not in ("chdb", "http", "https"):
-        raise _bad_dsn(text, f"unknown scheme {u.scheme!r}" if u.scheme else "no scheme")
-    query = {k: v[-1] for k, v in parse_qs(u.query).items()}
-    if scheme == "chdb":
-        database = query.pop("database", "default")
-        if query:
-            raise _bad_dsn(text, f"unknown chdb option(s) {sorted(query)}; only ?database=NAME")
-        if u.netloc in ("memory", ":memory:") and u.path in ("", "/"):
-            path = None
-        elif u.netloc:
-            raise _bad_dsn(text, f"{u.netloc + u.path!r} is not an absolute path; write chdb:///abs/dir "
-                                 "(three slashes) or chdb://memory")
-        elif not u.path.startswith("/"):
-            raise _bad_dsn(text, "the chdb directory must be an absolute path: chdb:///abs/dir")
-        else:
-            path = os.path.normpath(unquote(u.path))
-        try:
-            S.check_identifier(database, "database")
-        except ValueError as e:
-            raise _bad_dsn(text, str(e)) from None
-        return Dsn(text, "chdb", path=path, database=database)
-    if not u.hostname:
-        raise _bad_dsn(text, "no host; write http://user:password@host:8123/database")
-    try:
-        port = u.port or (8443 if scheme == "https" else 8123)
-    except ValueError:
-        raise _bad_dsn(text, "the port is not a number in 1-65535") from None
-    parts = [p for p in u.path.split("/") if p]
-    if len(parts) > 1:
-        raise _bad_dsn(text, f"the path {u.path!r} must be one database name")
-    database = unquote(parts[0]) if parts else query.pop("database", "default")
-    try:
-        S.check_identifier(database, "database")
-    except ValueError as e:
-        raise _bad_dsn(text, str(e)) from None
-    options = {}
-    for k, v in query.items():
-        if k not in _HTTP_OPTIONS:
-            raise _bad_dsn(text, f"unknown option {k!r}; known: {', '.join(sorted(_HTTP_OPTIONS))}")
-        try:
-            options[k] = _HTTP_OPTIONS[k](v)
-        except ValueError:
-            raise _bad_dsn(text, f"option {k}={v!r} is not a {_HTTP_OPTIONS[k].__name__}") from None
-    return Dsn(text, scheme, host=u.hostname, port=port, user=unquote(u.username or ""),
-               password=unquote(u.password or ""), database=database, options=options)
-
-
-def default_dsn(data_dir: str | os.PathLike = "data") -> str:
-    return f"chdb://{Path(data_dir).resolve() / 'clickhouse'}"
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -221,102 +106,6 @@ def _short(msg: str, n: int = 400) -> str:
         msg = m.group(0)
     msg = re.sub(r"\s*\(version [^)]*(\([^)]*\))?[^)]*\)\s*$", "", msg)
     return msg if len(msg) <= n else msg[: n - 3] + "..."
-
-
-# --- Arrow conformance ---------------------------------------------------------------------
-_ENUM_RE = re.compile(r"'([^']*)'\s*=\s*(-?\d+)")
-
-
-def _enum_labels(ch_type: str) -> tuple[list[str], list[int]]:
-    pairs = _ENUM_RE.findall(ch_type)
-    return [p[0] for p in pairs], [int(p[1]) for p in pairs]
-
-
-def _convert(col: S.Column, arr, src: str, table: str):
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    if arr.null_count:
-        raise StoreError(f"{table}.{src}: {arr.null_count} null values; the store keeps no NULLs, "
-                         "use the column's sentinel (-1, 0 or '') instead")
-    t = arr.type
-    if isinstance(t, pa.DictionaryType):
-        arr = arr.dictionary_decode()
-        t = arr.type
-    try:
-        if col.kind == S.TIME:
-            if pa.types.is_integer(t):
-                return pc.cast(pc.cast(arr, pa.int64()), col.arrow)
-            if pa.types.is_timestamp(t):
-                if t.unit == "ns":
-                    return arr.view(col.arrow) if t != col.arrow else arr
-                return pc.cast(pc.cast(arr, pa.timestamp("ns", tz=t.tz)).view(pa.int64()), col.arrow)
-        elif col.kind == S.UUID_:
-            if isinstance(t, pa.ExtensionType):
-                arr, t = arr.storage, arr.storage.type
-            if pa.types.is_fixed_size_binary(t) and t.byte_width == 16:
-                return arr
-            if pa.types.is_string(t) or pa.types.is_large_string(t):
-                return pc.cast(arr, pa.string())            # ClickHouse parses the text form
-        elif col.kind == S.ENUM:
-            labels, codes = _enum_labels(col.ch_type)
-            if pa.types.is_string(t) or pa.types.is_large_string(t):
-                idx = pc.index_in(arr, value_set=pa.array(labels, t))
-                if idx.null_count:
-                    bad = pc.filter(arr, pc.is_null(idx)).unique().to_pylist()[:5]
-                    raise StoreError(f"{table}.{src}: unknown label(s) {bad}; known: {labels}")
-                return pc.take(pa.array(codes, pa.int8()), idx)
-            if pa.types.is_integer(t):
-                out = pc.cast(arr, pa.int8())
-                if len(out) and not pc.all(pc.is_in(out, value_set=pa.array(codes, pa.int8()))).as_py():
-                    raise StoreError(f"{table}.{src}: codes outside {dict(zip(codes, labels))}")
-                return out
-        else:
-            return arr if t == col.arrow else pc.cast(arr, col.arrow)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-        raise StoreError(f"{table}.{src}: cannot convert {t} to {col.arrow} for {col.ch_type}: {e}") from None
-    raise StoreError(f"{table}.{src}: type {t} does not fit {col.name} {col.ch_type} (send {col.arrow})")
-
-
-def conform(table_name: str, data: pa.Table, run_id: str | None = None) -> pa.Table:
-    """Check and convert an engine batch into the store's Arrow shape (columns in table order).
-
-    Accepts ``<name>_ns`` int64 for a DateTime64 ``<name>``, UUIDs as 16 bytes or text, enum
-    labels or codes, dictionary-encoded columns. ``run_id`` fills a missing ``run_id`` column;
-    columns with a DEFAULT may be missing. Extra columns and NULLs are errors (never dropped
-    silently). Raises StoreError naming the column and the fix.
-    """
-    spec = S.TABLES.get(table_name)
-    if spec is None:
-        raise StoreError(f"no table {table_name!r} in the store; tables: {', '.join(S.TABLES)}")
-    names = set(data.column_names)
-    n = data.num_rows
-    arrays, fields, used, missing = [], [], set(), []
-    for col in spec.columns:
-        src = col.name if col.name in names else (
-            col.name + "_ns" if col.kind == S.TIME and col.name + "_ns" in names else None)
-        if src is None:
-            if col.name == "run_id" and run_id is not None:
-                arr = pa.repeat(pa.scalar(run_id, pa.string()), n)
-            elif col.default is not None:
-                continue
-            else:
-                missing.append(col.name)
-                continue
-        else:
-            used.add(src)
-            arr = _convert(col, data.column(src), src, table_name)
-        arrays.append(arr)
-        fields.append(pa.field(col.name, arr.type, nullable=False))
-    if missing:
-        hint = " (pass run_id to the writer, or record_run_start first)" if "run_id" in missing else ""
-        raise StoreError(f"{table_name}: missing column(s) {missing}{hint}; the batch has {sorted(names)}. Expected: "
-                         + ", ".join(f"{c.name} {c.arrow}" for c in spec.columns if c.default is None))
-    extra = names - used
-    if extra:
-        raise StoreError(f"{table_name}: column(s) {sorted(extra)} are not in the table "
-                         f"(columns: {[c.name for c in spec.columns]}); add them to store/schema.py "
-                         "with a migration, or drop them before writing")
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 # --- the store ----------------------------------------------------------------------------

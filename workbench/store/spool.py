@@ -29,8 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import StoreError, StoreUnavailable
 from . import schema as S
-from .clickhouse import Store, StoreError, StoreUnavailable, connect
+from .clickhouse import Store, connect
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@
     w.record_run_end(counts={...})
     stats = w.close()                                 # drain, join, WriterStats
 
-``put`` checks and converts the batch in the caller's thread (``clickhouse.conform``: a
+``put`` checks and converts the batch in the caller's thread (``columns.conform``: a
 wrong column raises at once, where it was made) and blocks while ``queue_batches`` batches
 wait: backpressure, never unbounded memory. The thread inserts each batch with a
 deduplication token; the batches of a table are gathered into one insert (up to
@@ -39,7 +39,10 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from .. import __version__
-from .clickhouse import Dsn, Store, StoreError, StoreUnavailable, conform, connect, parse_dsn
+from ..errors import StoreError, StoreUnavailable
+from .clickhouse import Store, connect
+from .columns import conform
+from .dsn import Dsn, parse_dsn
 from .spool import Spool
 
 log = logging.getLogger(__name__)
