@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parent.parent / "workbench"
 
 # rank of each layer; a module may import only its own rank or lower ones
 RANK = {"errors": 0, "binary": 0, "config": 0, "capture": 1, "wire": 2, "metrics": 2, "engine": 3,
-        "synth": 3, "model": 4, "store": 5, "api": 6, "host": 6, "sinks": 6, "runner": 7, "inspect": 7, "dissect": 7, "cli": 8, "cli_db": 8, "cli_model": 8}
+        "synth": 3, "model": 4, "store": 5, "api": 6, "host": 6, "sinks": 6, "runner": 7, "frame_report": 7, "dissect": 7, "cli": 8, "cli_db": 8, "cli_model": 8}
 # wire/ is numpy + numba (and the standard library); base58 (the package) only names the
 # preregistered keys at start-up
 WIRE_ALLOWED = {"numpy", "numba", "base58"} | set(sys.stdlib_module_names)

@@ -220,7 +220,7 @@ def inspect(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file (ports)"),
 ):
     """Show one frame: where it is in the file, its UDP ports, and what the engine makes of it."""
-    from .inspect import inspect_frame
+    from .frame_report import inspect_frame
     try:
         rep = inspect_frame(capture, frame, load_settings(config))
     except WorkbenchError as e:

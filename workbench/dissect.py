@@ -424,7 +424,7 @@ def dissect_frame(frame: bytes, linktype: int = 1, settings: Settings | None = N
 
 def show_frame(capture, index: int, settings: Settings | None = None) -> str:
     """``pkt.show()`` text of frame ``index`` of a capture (the explorer and notebooks use it)."""
-    from .inspect import find_frame
+    from .frame_report import find_frame
     batch, i = find_frame(capture, index)
     off, cl = int(batch.off[i]), int(batch.caplen[i])
     pkt = dissect_frame(bytes(batch.buf[off:off + cl]), int(batch.linktype[i]), settings)
@@ -433,7 +433,7 @@ def show_frame(capture, index: int, settings: Settings | None = None) -> str:
 
 def read_frame(capture, index: int, settings: Settings | None = None) -> Packet:
     """Frame ``index`` of a capture as a dissected scapy packet."""
-    from .inspect import find_frame
+    from .frame_report import find_frame
     batch, i = find_frame(capture, index)
     off, cl = int(batch.off[i]), int(batch.caplen[i])
     return dissect_frame(bytes(batch.buf[off:off + cl]), int(batch.linktype[i]), settings)

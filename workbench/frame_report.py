@@ -1,4 +1,4 @@
-"""Look at one frame of a capture: its layers, what the engine makes of it, and why.
+"""The report on one frame of a capture (``workbench inspect``): its layers, what the engine makes of it, and why.
 
 The Python face of the kernels' status codes (STYLE rule 5): a rejected frame becomes a
 ``WireError`` naming the file, the frame and the byte offset of its UDP payload in the
