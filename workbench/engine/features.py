@@ -2,7 +2,7 @@
 
 ``TX_FEATURES`` below is the table: (name, dtype, meaning with unit and range). The
 record dtype ``TX_DTYPE`` is built from it (plus internal columns prefixed ``_``), the
-Parquet and ClickHouse columns follow it, and ``FEATURE_DOCS`` renders it for the README.
+Parquet and ClickHouse columns follow it, and ``feature_docs()`` renders it for the README.
 Missing values are documented sentinels (0 or -1), never NaN.
 
 Compute budget (agave ``compute_budget_instruction_details``): tag 2
