@@ -17,12 +17,18 @@ from workbench.wire.txn import PACKET_DATA_SIZE
 from workbench.errors import ConfigError
 from workbench.synth import BAD_KIND_SHARES, KIND_EXPECTED, KIND_NAMES, generate_capture, truth_schema
 from workbench.synth import frame as F
-from workbench.synth import traffic as T
+from workbench.synth.outputs import b58_column
+from workbench.synth.traffic.protocol import (PROGRAM_COMPUTE_BUDGET, PROGRAM_SYSTEM, PROGRAM_TOKEN, RAYDIUM_AMM_AUTHORITY,
+                                              RAYDIUM_SWAP_BASE_IN, RAYDIUM_SWAP_BASE_OUT)
+from workbench.synth.traffic.shapes import SHAPE_NAMES, SHAPES
+from workbench.synth.traffic.templates import GOOD_TXN_SZ_MAX
+from workbench.wire.keys import JITO_TIP_ACCOUNTS, program_address
 from workbench.wire.status import STATUS_NAMES
 
-COMPUTE_BUDGET = T.PROGRAM_COMPUTE_BUDGET
-SYSTEM = T.PROGRAM_SYSTEM
-TIPS = set(T.JITO_TIP_ACCOUNTS)
+COMPUTE_BUDGET = PROGRAM_COMPUTE_BUDGET
+RAYDIUM_AMM_V4 = program_address("raydium_amm_v4")
+SYSTEM = PROGRAM_SYSTEM
+TIPS = set(JITO_TIP_ACCOUNTS)
 TX_KINDS = ("transaction", "vlan_transaction", "duplicate")
 
 
@@ -107,12 +113,12 @@ def test_b58_kernel_matches_base58():
     buf = np.frombuffer(b"".join(rows), np.uint8)
     off = np.arange(len(rows), dtype=np.int64) * 64
     off[5] = -1
-    got = T.b58_column(buf, off).to_pylist()
+    got = b58_column(buf, off).to_pylist()
     want = [base58.b58encode(r).decode() for r in rows]
     want[5] = ""
     assert got == want
     keys = np.frombuffer(rng.bytes(32 * 50), np.uint8)
-    got32 = T.b58_column(keys, np.arange(50, dtype=np.int64) * 32, 32).to_pylist()
+    got32 = b58_column(keys, np.arange(50, dtype=np.int64) * 32, 32).to_pylist()
     assert got32 == [base58.b58encode(keys[32 * i:32 * i + 32].tobytes()).decode() for i in range(50)]
 
 
@@ -196,7 +202,7 @@ def test_transactions_round_trip_through_solders(mixed):
             assert r["signature"] == "" and r["num_signatures"] == 0 and r["programs"] == []
             continue
         raw = bytes(dpkt.ethernet.Ethernet(buf).data.data.data)
-        assert len(raw) == r["size"] <= T.GOOD_TXN_SZ_MAX < PACKET_DATA_SIZE
+        assert len(raw) == r["size"] <= GOOD_TXN_SZ_MAX < PACKET_DATA_SIZE
         tx = VersionedTransaction.from_bytes(raw)
         assert bytes(tx) == raw                                  # nothing trailing, nothing missing
         tx.sanitize()
@@ -223,7 +229,7 @@ def test_transactions_round_trip_through_solders(mixed):
             seen[r["signature"]] = raw
         shapes.add(r["shape"])
         n_v0_tables.add(r["num_lookup_tables"])
-    assert shapes == set(T.SHAPE_NAMES[:-1])
+    assert shapes == set(SHAPE_NAMES[:-1])
     assert n_v0_tables == {0, 1, 2, 3}
 
 
@@ -231,22 +237,22 @@ def test_raydium_swaps_have_the_real_layout(mixed):
     _, truth, frames = mixed
     n = 0
     for r, (_, buf) in zip(truth, frames):
-        if T.PROGRAM_RAYDIUM_AMM_V4 not in r["programs"]:
+        if RAYDIUM_AMM_V4 not in r["programs"]:
             continue
         tx = VersionedTransaction.from_bytes(bytes(dpkt.ethernet.Ethernet(buf).data.data.data))
         msg = tx.message
         keys = [str(k) for k in msg.account_keys]
         for ix in msg.instructions:
-            if keys[ix.program_id_index] != T.PROGRAM_RAYDIUM_AMM_V4:
+            if keys[ix.program_id_index] != RAYDIUM_AMM_V4:
                 continue
             data, accts = bytes(ix.data), bytes(ix.accounts)
-            assert len(data) == 17 and data[0] in (T.RAYDIUM_SWAP_BASE_IN, T.RAYDIUM_SWAP_BASE_OUT)
+            assert len(data) == 17 and data[0] in (RAYDIUM_SWAP_BASE_IN, RAYDIUM_SWAP_BASE_OUT)
             assert len(accts) == 18
             assert accts[17] < msg.header.num_required_signatures         # user owner signs
             if accts[0] < len(keys):                                      # static (not loaded): check by name
-                assert keys[accts[0]] == T.PROGRAM_TOKEN
+                assert keys[accts[0]] == PROGRAM_TOKEN
             if accts[2] < len(keys):
-                assert keys[accts[2]] == T.RAYDIUM_AMM_AUTHORITY
+                assert keys[accts[2]] == RAYDIUM_AMM_AUTHORITY
             n += 1
     assert n > 100
 
@@ -296,7 +302,7 @@ def test_bad_packets_at_about_bad_rate(mixed):
 def test_shape_mix_follows_the_documented_shares(mixed):
     _, truth, _ = mixed
     good = [r["shape"] for r in truth if r["kind"] in ("transaction", "vlan_transaction")]
-    for shape in T.SHAPES:
+    for shape in SHAPES:
         want = shape.share * len(good)
         assert abs(good.count(shape.name) - want) < 5 * np.sqrt(want), shape
 

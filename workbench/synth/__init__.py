@@ -16,7 +16,7 @@ from .frame import BAD_KIND_SHARES, KIND_EXPECTED, KIND_NAMES
 from .generate import GenerateResult, generate_capture
 from .market.replay import replay_truth
 from .outputs import market_path, opp_truth_schema, opportunities_truth_path, truth_path_for, truth_schema
-from .traffic import SHAPE_NAMES, SHAPES
+from .traffic.shapes import SHAPE_NAMES, SHAPES
 
 __all__ = ["generate_capture", "GenerateResult", "truth_path_for", "truth_schema", "KIND_NAMES", "KIND_EXPECTED",
            "BAD_KIND_SHARES", "SHAPES", "SHAPE_NAMES", "market_path", "opportunities_truth_path",

@@ -24,7 +24,7 @@ clients) is drawn from its own stream, so every capture of a seed shares it what
 ``seconds`` and ``tps`` are.
 
 Packets are made in chunks of ``CHUNK_PACKETS``: numpy draws the per-packet choices,
-``traffic._stage_txns`` writes the transactions, ``frame._frame_packets`` the frames, a
+``traffic.staging._stage_txns`` writes the transactions, ``frame._frame_packets`` the frames, a
 jitted packer writes them to the file and pyarrow the truth rows: no Python object per
 packet (``sign=True`` adds one ed25519 signature per signer per transaction).
 """
@@ -43,11 +43,14 @@ from ..capture.open import open_writer
 from ..config import DEFAULT_IGNORE_PORTS
 from ..errors import ConfigError
 from . import frame as F
-from . import traffic as T
 from .market.simulation import DEFAULT_OPPORTUNITIES_PER_S, MarketSim
 from .market.snapshot import write_market_snapshot
 from .market.spec import build_market
 from .outputs import b58_column, market_path, opportunities_truth_path, truth_path_for, truth_schema
+from .traffic.fields import HASH_ROWS, SLOT_HISTORY, SLOT_NS
+from .traffic.shapes import SHAPE_NAMES
+from .traffic.staging import _stage_txns, sign_staged
+from .traffic.templates import VERSION_NAMES, build_templates
 
 CHUNK_PACKETS = 1 << 15         # packets per chunk (bounds memory; fixed, so output does not depend on it)
 DEFAULT_START_NS = 1_750_000_000_000_000_000   # 2025-06-15T15:06:40Z
@@ -116,17 +119,17 @@ class _Gen:
         if market:
             self.mkt_rng = root.spawn(1)[0]         # the market's own stream: the four above stay as they were
             spec = build_market(self.mkt_rng)
-            self.tmpl = T.build_templates(world_rng, market=spec)
+            self.tmpl = build_templates(world_rng, market=spec)
         else:
-            self.tmpl = T.build_templates(world_rng)
+            self.tmpl = build_templates(world_rng)
         self.cl_ip, self.cl_mac, self.cl_port, self.cl_ttl = F.clients(world_rng)
         dur_ns = max(1, int(round(seconds * 1e9)))
         self.n = int(time_rng.poisson(tps * seconds))
         self.ts = int(start_ns) + np.sort(time_rng.integers(0, dur_ns, self.n))
         self.kinds = _draw_kinds(time_rng, self.n, bad_rate)
-        n_slots = T.SLOT_HISTORY + dur_ns // T.SLOT_NS + 2
-        self.slot_hash = np.frombuffer(slot_rng.bytes(T.HASH_ROWS * n_slots * 32), np.uint8).reshape(
-            T.HASH_ROWS, n_slots, 32)
+        n_slots = SLOT_HISTORY + dur_ns // SLOT_NS + 2
+        self.slot_hash = np.frombuffer(slot_rng.bytes(HASH_ROWS * n_slots * 32), np.uint8).reshape(
+            HASH_ROWS, n_slots, 32)
         self.start_ns = int(start_ns)
         self.txn_port = int(txn_port)
         self.sign = sign
@@ -139,8 +142,8 @@ class _Gen:
         import pyarrow as pa
         self._kind_names = pa.array(list(F.KIND_NAMES), pa.string())
         self._expected = pa.array(list(F.KIND_EXPECTED), pa.string())
-        self._versions = pa.array(list(T.VERSION_NAMES) + [""], pa.string())
-        self._shapes = pa.array(list(T.SHAPE_NAMES) + [""], pa.string())
+        self._versions = pa.array(list(VERSION_NAMES) + [""], pa.string())
+        self._shapes = pa.array(list(SHAPE_NAMES) + [""], pa.string())
         self._programs = pa.array(self.tmpl.programs + [[]], pa.list_(pa.string()))
 
     def chunk(self, a: int, b: int):
@@ -196,9 +199,9 @@ class _Gen:
         cu_limit = np.zeros(m, np.int64)
         cu_price = np.zeros(m, np.int64)
         tip = np.zeros(m, np.int64)
-        pos = T._stage_txns(tm.buf, tm.off, tm.sz, tm.nsig, tm.fld_start, tm.fld_cnt, tm.fld_off, tm.fld_gen,
-                            tm.fld_p0, tm.fld_p1, tidx, ts, self.start_ns, sig_rand, u, self.slot_hash, stage,
-                            stage_off, stage_sz, cu_limit, cu_price, tip)
+        pos = _stage_txns(tm.buf, tm.off, tm.sz, tm.nsig, tm.fld_start, tm.fld_cnt, tm.fld_off, tm.fld_gen,
+                          tm.fld_p0, tm.fld_p1, tidx, ts, self.start_ns, sig_rand, u, self.slot_hash, stage,
+                          stage_off, stage_sz, cu_limit, cu_price, tip)
         for i, p in zip(side, payloads):
             stage[pos:pos + len(p)] = np.frombuffer(p, np.uint8)
             stage_off[i], stage_sz[i] = pos, len(p)
@@ -206,7 +209,7 @@ class _Gen:
         if self.market is not None:                 # swaps consistent with the market (before signing)
             self.market.walk(a, k, tidx, stage, stage_off, self.mkt_rng.random((m, 2)))
         if self.sign:
-            T.sign_staged(tm, stage, stage_off, tidx)
+            sign_staged(tm, stage, stage_off, tidx)
         if self.market is not None:
             self.market.sign_rows(a, stage, stage_off, ts)
         truth_t = tidx.copy()
@@ -276,7 +279,7 @@ class _Gen:
             self._kind_names.take(pa.array(k)),
             self._expected.take(pa.array(k)),
             b58_column(stage, np.where(is_tx, stage_off + 1, -1)),
-            self._versions.take(pa.array(np.where(has, tm.version[ttc], len(T.VERSION_NAMES)))),
+            self._versions.take(pa.array(np.where(has, tm.version[ttc], len(VERSION_NAMES)))),
             pa.array(size),
             pa.array(per_template(tm.nsig)),
             pa.array(per_template(tm.num_account_keys)),
@@ -286,7 +289,7 @@ class _Gen:
             pa.array(np.where(is_tx, cu_price, 0)),
             pa.array(np.where(is_tx, tip, 0)),
             self._programs.take(pa.array(np.where(has, tt, tm.count))),
-            self._shapes.take(pa.array(np.where(has, tm.shape[ttc], len(T.SHAPE_NAMES)))),
+            self._shapes.take(pa.array(np.where(has, tm.shape[ttc], len(SHAPE_NAMES)))),
         ], schema=truth_schema())
         return out, out_off, out_sz, ts, table, k
 

@@ -4,7 +4,7 @@ depth, lending positions.
 Tokens: WSOL and USDC (the real mints, ``wire.keys``) and ten others with familiar symbols
 and decimals but synthetic mints (``TOKENS``). Pools (``POOLS``; fee 25/10000, Raydium AMM v4):
 
-* pools 0-15 are the generator's twins (``traffic.templates.N_POOLS``): eight pairs of two
+* pools 0-15 are the generator's twins (``traffic.world.N_POOLS``): eight pairs of two
   pools of the same pair. WSOL/USDC, JUP/WSOL and JUP/USDC twins form three-pool cycles
   (JUP -> WSOL -> USDC -> JUP); BONK, WIF, RAY, PYTH (with WSOL) and JTO (with USDC) twins
   are in no cycle: price dislocations are injected there;
