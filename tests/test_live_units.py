@@ -369,8 +369,8 @@ def test_shared_buffer_is_seen_by_an_attacher_and_removed_by_its_creator():
 
 
 def test_rt_pace_keeps_a_spinning_loop_inside_its_rt_share():
-    from workbench.engine.live import (P_IDLE_SLEEP_US, P_IDLE_SPIN_NS, P_RT_PACE_NS, P_RT_SLEEP_US,
-                                       _idle_sleep_us, new_params)
+    from workbench.capture.poll import (P_IDLE_SLEEP_US, P_IDLE_SPIN_NS, P_RT_PACE_NS, P_RT_SLEEP_US,
+                                        idle_sleep_us, new_params)
     from workbench.host.cpu import rt_pace_ns
     assert rt_pace_ns(20, share=None) == 0 and rt_pace_ns(20, share=1.0) == 0       # no throttling: no pacing
     pace = rt_pace_ns(20, share=0.95)
@@ -379,8 +379,8 @@ def test_rt_pace_keeps_a_spinning_loop_inside_its_rt_share():
     p = new_params(0, 64, 2_000_000, 50, False, 0, rt_pace_ns=pace)
     assert p[P_RT_SLEEP_US] > 0
     now = 10**12
-    assert _idle_sleep_us(now, now - 1_000, now - pace - 1, p) == p[P_RT_SLEEP_US]   # ran too long: pace
-    assert _idle_sleep_us(now, now - 1_000, now - 1_000, p) == 0                     # busy, recently slept: spin
-    assert _idle_sleep_us(now, now - p[P_IDLE_SPIN_NS] - 1, now - 1_000, p) == p[P_IDLE_SLEEP_US]   # idle
+    assert idle_sleep_us(now, now - 1_000, now - pace - 1, p) == p[P_RT_SLEEP_US]   # ran too long: pace
+    assert idle_sleep_us(now, now - 1_000, now - 1_000, p) == 0                     # busy, recently slept: spin
+    assert idle_sleep_us(now, now - p[P_IDLE_SPIN_NS] - 1, now - 1_000, p) == p[P_IDLE_SLEEP_US]   # idle
     p[P_RT_PACE_NS] = 0
-    assert _idle_sleep_us(now, now - 1_000, now - 10**9, p) == 0                     # pacing off: spin
+    assert idle_sleep_us(now, now - 1_000, now - 10**9, p) == 0                     # pacing off: spin

@@ -1,4 +1,4 @@
-"""The SPSC ring (engine/ring.py): order, wrap-around, full / empty, truncation, and 10M
+"""The SPSC ring (capture/ring.py): order, wrap-around, full / empty, truncation, and 10M
 messages between two processes arriving complete and in order."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from numba import njit
 
-from workbench.engine.ring import (S_INDEX, SLOT_HDR_SZ, W_CLOSED, W_HEAD, W_TAIL, close_producer, init_ring,
-                                   new_local, request_stop, ring_available, ring_bytes, ring_closed_and_empty,
-                                   ring_peek, ring_push_bytes, ring_push_frames, ring_release, ring_views,
-                                   stop_requested)
+from workbench.capture.ring import (S_INDEX, SLOT_HDR_SZ, W_CLOSED, W_HEAD, W_TAIL, close_producer, init_ring,
+                                    new_local, request_stop, ring_available, ring_bytes, ring_closed_and_empty,
+                                    ring_peek, ring_push_bytes, ring_push_frames, ring_release, ring_views,
+                                    stop_requested)
 from workbench.host import SharedBuffer
 from workbench.metrics.clock import monotonic_ns
 

@@ -1,9 +1,9 @@
 """The live hot loop: source -> ``process_batch`` -> staged rows, in one nopython call.
 
 Replay hands ``process_batch`` a batch at a time from Python. Live mode cannot: a Python
-round trip per poll costs tens of microseconds and, worse, needs the GIL, which the sink
-thread holds while it builds Arrow tables. So the engine runs on a thread of its own,
-inside ONE ``@njit(nogil=True)`` call for the whole run, and never needs the GIL:
+round trip per poll is slow and, worse, needs the GIL, which the sink thread holds while
+it builds Arrow tables. So the engine runs on a thread of its own, inside ONE
+``@njit(nogil=True)`` call for the whole run, and never needs the GIL:
 
     poll the source (AF_PACKET ring / UDP recvmmsg / SPSC ring) -> FrameBatch viewing it
     -> optionally copy its frames for the recording
@@ -11,23 +11,23 @@ inside ONE ``@njit(nogil=True)`` call for the whole run, and never needs the GIL
        every frame (``realtime_ns() - ts_ns``, metrics/clock.py) into ``lat_*``
     -> copy the rows into the active Stage -> give the frames back to the source
 
-Rows go out through two Stages (double buffering). The loop fills the active one; when it
-is nearly full, or has held rows for ``P_SLICE_NS``, the loop hands it over
-(``ex[E_FULL0 + k] = 1``, store-release) and switches to the other, if Python has freed it
-(``ex[E_FULL0 + k] = 0``); if not, it waits (backpressure, counted). A Python thread
-takes full Stages to the sinks (the SinkThread, Parquet, ClickHouse, the recording). A
-batch cut short by a full Stage stays pending in ``ex`` and resumes in the next Stage, so
-nothing is lost or processed twice, and packet indexes run on across blocks and Stages.
+Rows go out through two Stages (double buffering, engine/live_mailbox.py). The loop fills
+the active one; when it is nearly full, or has held rows for ``P_SLICE_NS``, the loop
+hands it over (``ex[E_FULL0 + k] = 1``, store-release) and switches to the other, if
+Python has freed it (``ex[E_FULL0 + k] = 0``); if not, it waits (backpressure, counted).
+A Python thread takes full Stages to the sinks (the SinkThread, Parquet, ClickHouse, the
+recording). A batch cut short by a full Stage stays pending in ``ex`` and resumes in the
+next Stage, so nothing is lost or processed twice, and packet indexes run on across
+blocks and Stages.
 
-Python talks to the loop through ``ex`` only: ``E_STOP`` (1: finish what the source has
-ready, then return; 2: return at once), ``E_WINDOW_RESET`` (zero the view's latency
-window). When no frame arrives the loop spins for ``P_IDLE_SPIN_NS``, then sleeps
-``P_IDLE_SLEEP_US`` per empty poll (0: spin forever, the lowest latency on a pinned CPU).
+Python talks to the loop through ``ex`` only (engine/live_mailbox.py): ``E_STOP`` (1:
+finish what the source has ready, then return; 2: return at once), ``E_WINDOW_RESET``
+(zero the view's latency window). When no frame arrives the loop spins for
+``P_IDLE_SPIN_NS``, then sleeps ``P_IDLE_SLEEP_US`` per empty poll (0: spin forever, the
+lowest latency on a pinned CPU); the parameters and that rule are capture/poll.py's.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -35,171 +35,18 @@ from numba import njit
 from ..capture.afpacket import CUR_RETIRED, release_block, scan_ring
 from ..capture.frames import FrameBatch
 from ..capture.kernel import load_acquire_i64, store_release_i64, sys_usleep
+from ..capture.poll import P_MAX_BATCH_BYTES, P_MAX_N, P_RECORD, P_SLICE_NS, idle_sleep_us
+from ..capture.ring import ring_closed_and_empty, ring_peek, ring_release
 from ..capture.udp import recv_batch
 from ..metrics.clock import monotonic_ns, realtime_ns, record_age
-from ..metrics.hist import new_histograms
-from .features import PROGRAMS_PER_TX_MAX, TX_DTYPE
-from .detect import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX
-from .opps import OPP_DTYPE, SWAP_DTYPE
+from .live_mailbox import (E_ACTIVE, E_AWAKE_SINCE, E_BUSY_NS, E_BUSY_SINCE, E_EMPTY_POLLS, E_FLIP_NS, E_FLIPS,
+                           E_FULL0, E_IDLE_SINCE, E_NEXT_INDEX, E_PEND_FIRST, E_PEND_N, E_PEND_START, E_POLLS,
+                           E_QUEUED, E_SLEEPS, E_STOP, E_STOP_SEEN_NS, E_WAITS, E_WINDOW_RESET, K_FIRST, K_NOPP,
+                           K_NPKT, K_NPROG, K_NSW, K_NTX, K_REC_BYTES, K_REC_N, LAT_RUN, LAT_WINDOW, R_CLOSED,
+                           R_STOPPED)
 from .pipeline import N_OPPS, N_SWAPS, process_batch
-from .ring import (W_SRC_FRAMES, ring_closed_and_empty, ring_peek, ring_push_frames, ring_release,
-                   stop_requested)
 
-# Stage.ctl words (one Stage's rows)
-K_NTX = 0           # staged transaction rows
-K_NPROG = 1         # staged program-id rows
-K_NPKT = 2          # staged packet-status rows
-K_FIRST = 3         # packet index of staged status row 0
-K_REC_N = 4         # staged recorded frames
-K_REC_BYTES = 5     # bytes of them in rec_buf
-K_NSW = 6           # staged swap rows (with a market)
-K_NOPP = 7          # staged opportunity rows
-N_K = 8
-
-# ex words: the loop's own state and its mailbox with Python (int64[N_E])
-E_STOP = 0          # Python -> loop: 1 finish what is ready and return, 2 return at once
-E_ACTIVE = 1        # loop: the Stage it fills (0 / 1)
-E_FULL0 = 2         # loop -> Python: Stage 0 holds rows to hand on (1); Python -> loop: free again (0)
-E_FULL1 = 3         # the same for Stage 1
-E_NEXT_INDEX = 4    # packet index the next polled frame gets (a running count of frames seen)
-E_PEND_N = 5        # frames of the batch being processed (0: none pending)
-E_PEND_START = 6    # its next frame to process
-E_PEND_FIRST = 7    # its packet index of frame 0
-E_QUEUED = 8        # shred transactions still queued in the reassembly
-E_FLIP_NS = 9       # monotonic ns of the last hand-over
-E_WINDOW_RESET = 10  # Python -> loop: zero the latency window, then the loop sets 0
-E_POLLS = 11        # polls that returned frames
-E_EMPTY_POLLS = 12  # polls that returned none
-E_SLEEPS = 13       # idle sleeps
-E_FLIPS = 14        # Stages handed over
-E_WAITS = 15        # polls skipped because both Stages were full (Python behind)
-E_RETURN = 16       # why the loop returned (R_*)
-E_IDLE_SINCE = 17   # monotonic ns of the last frame seen (idle detection)
-E_STOP_SEEN_NS = 18  # monotonic ns the loop first saw E_STOP 1 (0: not yet)
-E_BUSY_NS = 19      # ns the loop spent on frames: from a poll that returned some to their release
-E_BUSY_SINCE = 20   # monotonic ns the pending batch was polled
-E_AWAKE_SINCE = 21  # monotonic ns the loop last woke from a sleep (RT pacing)
-N_E = 22
 STOP_GRACE_NS = 200_000_000   # after E_STOP 1, keep taking frames the source has ready for at most this long
-
-# params words (int64, set once by the runner)
-P_SLICE_NS = 0      # hand a Stage with rows over at least this often (ns)
-P_MAX_N = 1         # frames per poll
-P_IDLE_SPIN_NS = 2  # spin this long without frames before sleeping
-P_IDLE_SLEEP_US = 3  # sleep per empty poll once idle (0: never sleep)
-P_RECORD = 4        # 1: copy every frame for the recording
-P_MAX_BATCH_BYTES = 5  # most frame bytes one poll can return (recording room)
-P_RT_PACE_NS = 6    # SCHED_FIFO under RT throttling: an empty poll sleeps once the loop has run this long
-                    # without a sleep (host/cpu.py rt_pace_ns); 0: never (no throttling, or not RT)
-P_RT_SLEEP_US = 7   # the pacing sleep (us)
-N_P = 8
-RT_PACE_SLEEP_US = 20   # the pacing sleep the runner sets: short (a frame arriving during it waits for it),
-                        # and often enough (~6 % of the time) that the RT share is never used up
-
-# latency histograms (rows of lat_counts / lat_stats)
-LAT_RUN = 0         # kernel timestamp -> scored, whole run
-LAT_WINDOW = 1      # the same since the view last read it
-N_LAT = 2
-
-# loop return codes
-R_STOPPED = 0       # E_STOP asked and honoured
-R_CLOSED = 2        # the source closed (SPSC producer finished) and everything is processed
-
-
-class Stage(NamedTuple):
-    """Rows the live loop accumulates before Python hands them to the sinks."""
-
-    tx: np.ndarray          # TX_DTYPE[S] transaction rows (``_prog_first`` indexes prog_ids below)
-    prog_ids: np.ndarray    # int32[S * 64] program key ids
-    status: np.ndarray      # int16[P] status of each packet, packet index ctl[K_FIRST] + i
-    ts: np.ndarray          # int64[P] its kernel timestamp (ns since the epoch)
-    rec_buf: np.ndarray     # uint8[R] copies of the frames to record (R = 1 when not recording)
-    rec_off: np.ndarray     # int64[P] each recorded frame's offset in rec_buf
-    rec_len: np.ndarray     # int32[P] its captured length
-    rec_wirelen: np.ndarray  # int32[P] its length on the wire
-    rec_ts: np.ndarray      # int64[P] its timestamp
-    swaps: np.ndarray       # SWAP_DTYPE[W] swaps on snapshot pools (engine/opps.py)
-    opps: np.ndarray        # OPP_DTYPE[O] opportunities
-    ctl: np.ndarray         # int64[N_K] row counts (K_*)
-
-
-PROG_IDS_PER_ROW = 8    # program-id rows a Stage holds per transaction row on average (a Stage that runs
-                        # out of them is handed over early); plus one call's worst case on top
-
-
-def _prog_rows(tx_rows: int, call_rows: int) -> int:
-    return tx_rows * PROG_IDS_PER_ROW + call_rows * PROGRAMS_PER_TX_MAX
-
-
-def _market_rows(tx_rows: int, call_rows: int) -> tuple[int, int]:
-    """Swap and opportunity rows of a Stage: its share, plus one call's worst case (BatchOut)."""
-    return tx_rows + call_rows + SWAPS_PER_TX_MAX, tx_rows // 8 + call_rows + OPPS_PER_TX_MAX
-
-
-def new_stage(tx_rows: int, packets: int, record_bytes: int = 0, buf: np.ndarray | None = None,
-              call_rows: int = 1024) -> Stage:
-    """A Stage for ``tx_rows`` transactions and ``packets`` packets; ``record_bytes`` > 0 to record.
-    ``call_rows``: transaction rows one process_batch call may make (BatchOut's size).
-
-    ``buf`` (uint8, e.g. huge-page backed, host/memory.py) backs the arrays if given.
-    """
-    rec = max(1, int(record_bytes))
-    sizes = [(TX_DTYPE, tx_rows), (np.int32, _prog_rows(tx_rows, call_rows)), (np.int16, packets),
-             (np.int64, packets), (np.uint8, rec), (np.int64, packets), (np.int32, packets),
-             (np.int32, packets), (np.int64, packets)]
-    n_sw, n_opp = _market_rows(tx_rows, call_rows)
-    sizes += [(SWAP_DTYPE, n_sw), (OPP_DTYPE, n_opp)]
-    arrays = []
-    pos = 0
-    for dt, n in sizes:
-        dt = np.dtype(dt)
-        nbytes = dt.itemsize * n
-        pos = (pos + 63) // 64 * 64
-        if buf is not None and pos + nbytes <= buf.shape[0]:
-            arrays.append(buf[pos:pos + nbytes].view(dt))
-            pos += nbytes
-        else:
-            arrays.append(np.zeros(n, dt))
-    return Stage(*arrays, np.zeros(N_K, np.int64))
-
-
-def stage_bytes(tx_rows: int, packets: int, record_bytes: int = 0, call_rows: int = 1024) -> int:
-    """Bytes ``new_stage`` uses from ``buf`` (alignment included)."""
-    n_sw, n_opp = _market_rows(tx_rows, call_rows)
-    return (TX_DTYPE.itemsize * tx_rows + 4 * _prog_rows(tx_rows, call_rows) + 2 * packets + 8 * packets
-            + max(1, record_bytes) + 8 * packets + 4 * packets + 4 * packets + 8 * packets
-            + SWAP_DTYPE.itemsize * n_sw + OPP_DTYPE.itemsize * n_opp + 12 * 64)
-
-
-def new_params(slice_ns: int, max_n: int, idle_spin_ns: int, idle_sleep_us: int, record: bool,
-               max_batch_bytes: int, rt_pace_ns: int = 0) -> np.ndarray:
-    p = np.zeros(N_P, np.int64)
-    p[P_SLICE_NS], p[P_MAX_N], p[P_IDLE_SPIN_NS] = slice_ns, max_n, idle_spin_ns
-    p[P_IDLE_SLEEP_US], p[P_RECORD], p[P_MAX_BATCH_BYTES] = idle_sleep_us, int(record), max_batch_bytes
-    p[P_RT_PACE_NS], p[P_RT_SLEEP_US] = rt_pace_ns, RT_PACE_SLEEP_US
-    return p
-
-
-def new_ex() -> np.ndarray:
-    return np.zeros(N_E, np.int64)
-
-
-def new_latency():
-    return new_histograms(N_LAT)
-
-
-@njit(cache=True, nogil=True)
-def reset_rows(stage):
-    """Python, after handing a Stage's rows on: empty it (then it frees it in ``ex``)."""
-    c = stage.ctl
-    c[K_NTX] = 0
-    c[K_NPROG] = 0
-    c[K_NPKT] = 0
-    c[K_FIRST] = 0
-    c[K_REC_N] = 0
-    c[K_REC_BYTES] = 0
-    c[K_NSW] = 0
-    c[K_NOPP] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -331,22 +178,11 @@ def _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st, lat_
     return True
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _idle_sleep_us(now, idle_since, awake_since, params):
-    """us an empty poll sleeps (0: poll again at once): the RT pacing sleep once the loop has
-    run P_RT_PACE_NS without one (a sleep of ours, at a moment of our choosing, instead of
-    the kernel's 50 ms throttle), or the idle sleep after P_IDLE_SPIN_NS without frames."""
-    if params[P_RT_PACE_NS] > 0 and now - awake_since > params[P_RT_PACE_NS]:
-        return params[P_RT_SLEEP_US]
-    if params[P_IDLE_SLEEP_US] > 0 and now - idle_since > params[P_IDLE_SPIN_NS]:
-        return params[P_IDLE_SLEEP_US]
-    return 0
-
 
 @njit(cache=True, nogil=True)
 def _idle(ex, params):
     ex[E_EMPTY_POLLS] += 1
-    us = _idle_sleep_us(monotonic_ns(), ex[E_IDLE_SINCE], ex[E_AWAKE_SINCE], params)
+    us = idle_sleep_us(monotonic_ns(), ex[E_IDLE_SINCE], ex[E_AWAKE_SINCE], params)
     if us > 0:
         sys_usleep(us)
         ex[E_SLEEPS] += 1
@@ -468,7 +304,7 @@ def live_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, ca
 @njit(cache=True, nogil=True)
 def live_spsc(rctl, data, local, off, caplen, wirelen, ts, lt, index, state, ds, out, mk, model, st0, st1, lat_counts,
               lat_stats, ex, params):
-    """The live loop over the SPSC ring a capture process fills (engine/ring.py, ``--split``).
+    """The live loop over the SPSC ring a capture process fills (capture/ring.py, ``--split``).
 
     ``E_STOP`` 1 is honoured when the producer has closed the ring (the runner asks it to
     stop first), so every frame it captured is processed."""
@@ -510,61 +346,3 @@ def drain_queued(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, s
         ex[E_QUEUED] = 1                    # one empty call tells whether anything is queued
     return _step_pending(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats,
                          ex, params)
-
-
-# --- the capture process of ``--split``: source -> SPSC ring -----------------------------------
-@njit(cache=True, nogil=True)
-def _push_all(rctl, data, local, buf, off, caplen, wirelen, ts, lt, first_index, n):
-    """Push frames [0, n) into the SPSC ring, spinning while it is full. False if asked to stop."""
-    i = 0
-    while i < n:
-        k = ring_push_frames(rctl, data, local, buf, off, caplen, wirelen, ts, lt, first_index, i, n)
-        i += k
-        if k == 0 and stop_requested(rctl):
-            return False
-    rctl[W_SRC_FRAMES] += n
-    return True
-
-
-@njit(cache=True, nogil=True)
-def _producer_idle(idle_since, awake_since, params):
-    """The capture process's empty poll: sleeps as ``_idle``; returns the new ``awake_since``."""
-    us = _idle_sleep_us(monotonic_ns(), idle_since, awake_since, params)
-    if us > 0:
-        sys_usleep(us)
-        return monotonic_ns()
-    return awake_since
-
-
-@njit(cache=True, nogil=True)
-def split_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, caplen, wirelen, ts, lt,
-                   rctl, data, local, params, deadline_ns):
-    """Copy frames from an AF_PACKET ring into the SPSC ring until the deadline or a stop request."""
-    max_n = min(params[P_MAX_N], off.shape[0])
-    idle_since = awake_since = monotonic_ns()
-    while monotonic_ns() < deadline_ns and not stop_requested(rctl):
-        n = scan_ring(ring, cursor, block_size, block_nr, linktype, peek, off, caplen, wirelen, ts, lt, 0, max_n)
-        if n > 0:
-            idle_since = monotonic_ns()
-            if not _push_all(rctl, data, local, ring, off, caplen, wirelen, ts, lt, rctl[W_SRC_FRAMES], n):
-                return
-        elif cursor[CUR_RETIRED] == 0:
-            awake_since = _producer_idle(idle_since, awake_since, params)
-        release_block(ring, cursor, block_size, block_nr)
-
-
-@njit(cache=True, nogil=True)
-def split_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, caplen, wirelen, ts, lt,
-              rctl, data, local, params, deadline_ns):
-    """Copy datagrams (as frames) from UDP sockets into the SPSC ring until the deadline or a stop request."""
-    max_n = min(params[P_MAX_N], off.shape[0])
-    idle_since = awake_since = monotonic_ns()
-    while monotonic_ns() < deadline_ns and not stop_requested(rctl):
-        n = recv_batch(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, caplen, wirelen, ts, lt,
-                       0, max_n)
-        if n > 0:
-            idle_since = monotonic_ns()
-            if not _push_all(rctl, data, local, slots, off, caplen, wirelen, ts, lt, rctl[W_SRC_FRAMES], n):
-                return
-        else:
-            awake_since = _producer_idle(idle_since, awake_since, params)

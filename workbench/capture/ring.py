@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..capture.kernel import load_acquire_i64, store_release_i64
+from .kernel import load_acquire_i64, store_release_i64
 
 MAGIC = 0x31474E4952425754        # b"TWBRING1" little-endian: a buffer laid out as below
 HDR_SZ = 384                      # bytes of the control block before slot 0
@@ -265,3 +265,32 @@ def request_stop(ctl):
 @njit(cache=True, nogil=True)
 def stop_requested(ctl):
     return load_acquire_i64(ctl, W_STOP) != 0
+
+
+# --- the producer's status words, from Python ----------------------------------------------------
+READY_WAITING, READY_OK, READY_FAILED = 0, 1, -1   # W_READY: not yet / source open and loop loaded / failed
+
+
+def producer_ready(ctl) -> int:
+    """W_READY as the consumer reads it: READY_WAITING, READY_OK or READY_FAILED."""
+    return int(ctl[W_READY])
+
+
+def set_producer_ready(ctl, ready: int) -> None:
+    """Producer: say whether its source opened (READY_OK) or not (READY_FAILED)."""
+    ctl[W_READY] = ready
+
+
+def publish_source_stats(ctl, packets: int | None = None, drops: int = 0, freezes: int | None = None) -> None:
+    """Producer: its source's kernel counters, for the consumer to report (None: the source has none)."""
+    if packets is not None:
+        ctl[W_SRC_PACKETS] = packets
+    ctl[W_SRC_DROPS] = drops
+    if freezes is not None:
+        ctl[W_SRC_FREEZES] = freezes
+
+
+def source_stats(ctl) -> dict:
+    """Consumer: the producer's source counters and its own (frames into the ring, full-ring waits)."""
+    return {"packets": int(ctl[W_SRC_PACKETS]), "drops": int(ctl[W_SRC_DROPS]), "freezes": int(ctl[W_SRC_FREEZES]),
+            "frames_into_ring": int(ctl[W_SRC_FRAMES]), "ring_full_waits": int(ctl[W_FULL_WAITS])}
