@@ -10,9 +10,10 @@ compiles the other half, waits for the child, then compiles ``process_batch`` it
 which finds every leaf in the cache. On a warm cache the child is not started.
 
 The split: without a market the child takes the transaction decoder and this process the
-reassembly (add_data_shred: entries parsing and the prefix decoder), about 8 s and 6 s
-here; with a market the child takes the market's leaves (compiling detect.market_tx caches
-every kernel it calls; process_batch inlines its body) and this process both of the others.
+reassembly (add_data_shred: entries parsing and the prefix decoder), two halves of about
+the same compile time; with a market the child takes the market's leaves (compiling
+detect.market_tx caches every kernel it calls; process_batch inlines its body) and this
+process both of the others. The child is ``python -m workbench.engine.precompile_child``.
 """
 
 from __future__ import annotations
@@ -57,21 +58,6 @@ def compile_market(state, out, mk, buf_readonly: bool) -> None:
               state.ev_rejects, out.ctx, np.int64(1))
 
 
-_CHILD = """
-import sys
-from workbench.config import Settings
-from workbench.engine.state import state_from_settings, deshred_from_settings, market_of
-from workbench.engine.pipeline import new_batch_out
-from workbench.engine import precompile as P
-settings = Settings(market={market!r})
-state = state_from_settings(settings)
-if {market!r}:
-    P.compile_market(state, new_batch_out(1), market_of({market!r}, state), {readonly!r})
-else:
-    P.compile_decoder(new_batch_out(1), {readonly!r})
-"""
-
-
 def engine_cached() -> bool:
     """True when numba's cache already holds a process_batch (a warm start: no child)."""
     from pathlib import Path
@@ -82,8 +68,10 @@ def engine_cached() -> bool:
 def parallel_warm_up(buf_readonly: bool, state, ds, out, market_folder: str, mk) -> float:
     """Compile the leaves in two processes (see the module doc). Returns seconds spent."""
     t = time.perf_counter()
-    code = _CHILD.format(market=market_folder or "", readonly=buf_readonly)
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = [sys.executable, "-m", "workbench.engine.precompile_child", f"--market={market_folder or ''}"]
+    if buf_readonly:
+        args.append("--readonly")
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         compile_shreds(ds)
         if market_folder:

@@ -48,9 +48,9 @@ P_DETECT = 2            # 1: run the detectors on every swap; 0: track the pools
 N_PARAMS = 3
 DEFAULT_TIP_LAMPORTS = 10_000
 # Reading the clock serialises the CPU (rdtscp): on every packet it stops the next
-# packet's memory loads from overlapping this one's, and costs far more than its 20 ns
-# (measured here: 431 -> 757 ns per packet). Timing 1 packet in 16 gives the same
-# distribution from an unbiased sample at ~1/16 of that cost.
+# packet's memory loads from overlapping this one's, which costs far more than the read
+# itself. Timing 1 packet in 16 gives the same distribution from an unbiased sample at a
+# sixteenth of that cost.
 DEFAULT_SAMPLE_EVERY = 16
 
 # what a UDP destination port carries (port_kind)
@@ -105,13 +105,6 @@ def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transacti
                        np.zeros(N_DETECT_COUNTERS, np.int64), np.zeros(EV_REJECT_SLOTS, np.int64))
 
 
-def state_from_settings(settings) -> EngineState:
-    return new_state(settings.key_capacity, transaction_ports=settings.transaction_ports,
-                     shred_ports=settings.shred_ports, ignore_ports=settings.ignore_ports,
-                     sample_every=settings.latency_sample_every, tip_lamports=settings.tip_lamports,
-                     detect=settings.detect)
-
-
 def market_of(folder, state: EngineState) -> Market | None:
     """The snapshot in ``folder`` (its addresses interned in ``state``'s key table), or None."""
     return load_market(folder, state.keys, state.key_slots, state.key_meta) if folder else None
@@ -120,11 +113,6 @@ def market_of(folder, state: EngineState) -> Market | None:
 def model_of(folder) -> TreeModel | None:
     """The compiled model in ``folder`` checked against the engine's features, or None."""
     return load_tree_model(folder) if folder else None
-
-
-def deshred_from_settings(settings):
-    from .deshred import new_deshred_state
-    return new_deshred_state(n_slots=settings.shred_slots, shreds_per_slot=settings.shreds_per_slot)
 
 
 def save(state: EngineState, path, ds=None, market: Market | None = None) -> None:
