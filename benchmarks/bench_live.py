@@ -62,15 +62,15 @@ def naive_peer(iface: str, out: str, cpu: int) -> None:
     from workbench.capture.frames import batch_from_frames
     from workbench.config import Settings
     from workbench.engine.pipeline import new_batch_out, process_batch
-    from workbench.engine.state import deshred_from_settings, state_from_settings
     from workbench.host import pin_thread, request_fifo
     from workbench.metrics.hist import Histogram
+    from workbench.runner import deshred_state, engine_state
     Histogram().record(1)                                          # compile / load before capturing
     settings = Settings()
-    state, ds, bout = state_from_settings(settings), deshred_from_settings(settings), new_batch_out(1)
+    state, ds, bout = engine_state(settings), deshred_state(settings), new_batch_out(1)
     warm = batch_from_frames([bytes(60)], ts_ns=[0])
     process_batch(warm, state, ds, bout, 0, None, None)                       # compile / load before capturing
-    state, ds = state_from_settings(settings), deshred_from_settings(settings)
+    state, ds = engine_state(settings), deshred_state(settings)
     from workbench.host.memory import prefault
     prefault(state, ds, bout)                                     # as live mode does: no first-touch faults
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))

@@ -1,0 +1,241 @@
+"""One run of the engine and its sinks: what replay and live mode share.
+
+The engine state, the reusable output rows and the sinks (Parquet, the optional
+ClickHouse store, an optional extra ``sink`` callable) behind one SinkThread; the
+warm-up that compiles or loads every kernel before a run's clock starts; the store's
+first and last ``runs`` rows and its latency histograms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+
+from ..capture.frames import FrameBatch, empty_columns
+from ..capture.pace import Pacer
+from ..config import Settings
+from ..engine.detect import DETECT_COUNTER_NAMES
+from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
+from ..engine.precompile import engine_cached, parallel_warm_up
+from ..engine.state import (C_PACKETS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES, HIST_PACKET_NS,
+                            HIST_SCORE_NS, EngineState)
+from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
+                             tx_table)
+from ..store.columns import mev_opportunities_table
+from ..metrics.hist import Histogram
+from ..sinks import ParquetSink, SinkThread
+from .from_settings import deshred_state, engine_state, market_for, model_for
+from .results import hist_summary
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def empty_batch(buf: np.ndarray) -> FrameBatch:
+    """A batch of no frames over ``buf``: drains queued shred transactions. It views the
+    source's own buffer so that numba sees the same types (a read-only memmap is not the
+    same array type as a writable array, and each type is compiled apart)."""
+    return FrameBatch(buf, *empty_columns(0), 0)
+
+
+def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=None, market_folder: str = "") -> float:
+    """Compile (first run) or load from the numba cache every kernel the run will call,
+    with the run's own array types, before the clock of the run starts. Returns seconds."""
+    t = time.perf_counter()
+    if not engine_cached() and os.cpu_count() and os.cpu_count() > 1:
+        parallel_warm_up(not buf.flags.writeable, state, ds, bout, market_folder, market)
+    process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
+    tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))
+    return time.perf_counter() - t
+
+
+class EngineRun:
+    """One run of the engine and its sinks: what replay and live mode share.
+
+    Holds the engine state, the reusable output rows, and the sinks (Parquet, the
+    optional ClickHouse store, an optional extra ``sink`` callable) behind one SinkThread.
+    ``feed`` is the replay loop over one FrameBatch (optionally paced); live mode runs its
+    loop in nopython code and hands its staged rows to ``put_rows``. ``drain`` moves the
+    shred transactions still queued at the end; ``finish`` writes the latency histograms,
+    the final ``runs`` row and ``summary.json``.
+    """
+
+    def __init__(self, out_dir, settings: Settings, *, state: EngineState | None = None, ds=None,
+                 sink: Callable[[str, pa.Table], None] | None = None, db: str | None = None,
+                 source: str = "replay", capture_path: str = "", capture_sha256: str = "",
+                 batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True):
+        self.settings = settings
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state = state if state is not None else engine_state(settings)
+        self.ds = ds if ds is not None else deshred_state(settings)
+        self.bout = new_batch_out(batch_frames or settings.batch_frames)
+        self.names = KeyNames(self.state.keys)
+        self.market = market if market is not None else market_for(settings, self.state)
+        self.model = model_for(settings)
+        self.market_on = self.market is not None
+        self.market_names = MarketNames(self.names, self.market) if self.market is not None else None
+        self.run_id = str(uuid.uuid4())
+        # parquet=False (live --no-parquet): no row files; rows still reach the store and ``sink``
+        self.parquet = ParquetSink(self.out, self.names) if parquet else None
+        self.writer = (open_store(db, settings, self.run_id, source=source, capture_path=capture_path,
+                                  capture_sha256=capture_sha256) if db else None)
+        consumers = ([self.parquet.write] if self.parquet is not None else []) + ([sink] if sink is not None else [])
+        if self.writer is not None:
+            writer = self.writer
+            def to_store(name, table, writer=writer, source=source):
+                # the store keeps tx_features and opportunities (packet_status and swaps stay in Parquet)
+                if name == "tx_features":
+                    writer.put(name, table)
+                elif name == "opportunities":
+                    writer.put("mev_opportunities", mev_opportunities_table(table, source))
+            consumers.append(to_store)
+        # opportunity ids are seeded by the capture's sha256 (the store's, or computed at the first one)
+        capture_id = (lambda: capture_sha256) if capture_sha256 else (
+            (lambda: file_sha256(capture_path)) if capture_path and Path(capture_path).is_file() else
+            (lambda: self.run_id))
+        self.sinks = SinkThread(self.names, consumers, depth=sink_depth, market_names=self.market_names,
+                                capture_id=capture_id)
+        self.engine_s = 0.0
+        self._closed = False
+
+    def warm_up(self, buf: np.ndarray) -> float:
+        return warm_up(buf, self.state, self.ds, self.bout, self.market, self.model, self.settings.market)
+
+    def feed(self, batch: FrameBatch, pacer: Pacer | None = None) -> None:
+        """Process every frame of ``batch`` (released as ``pacer`` says) and hand the rows on."""
+        state, ds, bout, sinks = self.state, self.ds, self.bout, self.sinks
+        start = 0
+        while start < batch.n:
+            part = batch
+            if pacer is not None:
+                end = pacer.wait_due(batch.ts_ns, start)
+                if end < batch.n:
+                    part = batch._replace(off=batch.off[:end], caplen=batch.caplen[:end],
+                                          wirelen=batch.wirelen[:end], ts_ns=batch.ts_ns[:end],
+                                          linktype=batch.linktype[:end])
+            t = time.perf_counter()
+            nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start, self.market, self.model)
+            self.engine_s += time.perf_counter() - t
+            if nxt == start and n_tx == 0:   # cannot happen with new_batch_out's sizes; never spin
+                raise RuntimeError(f"process_batch made no progress at frame {batch.first_index + start}")
+            sinks.put(bout.tx[:n_tx], bout.prog_ids[:n_prog], bout.pkt_status[start:nxt],
+                      batch.first_index + start, batch.ts_ns[start:nxt], bout.swaps[:bout.counts[N_SWAPS]],
+                      bout.opps[:bout.counts[N_OPPS]])
+            start = nxt
+
+    def put_rows(self, tx: np.ndarray, prog_ids: np.ndarray, status: np.ndarray, first_index: int,
+                 ts_ns: np.ndarray, swaps: np.ndarray | None = None, opps: np.ndarray | None = None) -> None:
+        """Rows made elsewhere (the live loop's Stage): copied, then built and written by the sink thread."""
+        self.sinks.put(tx, prog_ids, status, first_index, ts_ns, swaps, opps)
+
+    def drain(self, buf: np.ndarray) -> None:
+        """Transactions of the last completed entry batches, still queued in the reassembly."""
+        queued = 1
+        while queued:
+            drain = empty_batch(buf)
+            _, n_tx, n_prog, queued = process_batch(drain, self.state, self.ds, self.bout, 0, self.market, self.model)
+            b = self.bout
+            self.sinks.put(b.tx[:n_tx], b.prog_ids[:n_prog], b.pkt_status[:0], 0, drain.ts_ns,
+                           b.swaps[:b.counts[N_SWAPS]], b.opps[:b.counts[N_OPPS]])
+
+    def fail(self) -> None:
+        """The run failed: the store gets a final 'failed' runs row."""
+        if self.writer is not None:
+            self.writer.record_run_end({"packets": int(self.state.counters[C_PACKETS])}, status="failed")
+            self.writer.close()
+            self.writer = None
+
+    def close_sinks(self) -> None:
+        """Every row handed on is written (Parquet files closed)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.sinks.close()
+        finally:
+            if self.parquet is not None:
+                market = ({"swaps": empty_swap_table(self.market_names),
+                           "opportunities": empty_opp_table(self.market_names)} if self.market_names is not None else {})
+                self.parquet.close({"tx_features": empty_tx_table(self.names),
+                                    "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)),
+                                    **market})
+
+    def packet_ns(self) -> dict:
+        hist = Histogram(self.state.hist_counts, self.state.hist_stats, HIST_PACKET_NS, HIST_NAMES[HIST_PACKET_NS])
+        return {**hist.percentiles((50, 99, 99.9)), "max": hist.max,
+                "mean": round(float(hist.mean), 1) if hist.count else -1}
+
+    def market_summary(self) -> tuple[dict, dict, dict, dict]:
+        """(market counters, opportunity summary, detection cost, model cost) for the result; empty without a
+        market (and the last without a model)."""
+        if not self.market_on:
+            return {}, {}, {}, {}
+        counters = {k: int(v) for k, v in zip(DETECT_COUNTER_NAMES, self.state.dcount)}
+        st = self.state
+        det = hist_summary(Histogram(st.hist_counts, st.hist_stats, HIST_DETECT_NS, HIST_NAMES[HIST_DETECT_NS]))
+        ml = (hist_summary(Histogram(st.hist_counts, st.hist_stats, HIST_SCORE_NS, HIST_NAMES[HIST_SCORE_NS]))
+              if self.model is not None else {})
+        return counters, self.sinks.opps.as_dict(), det, ml
+
+    def outputs(self) -> dict[str, str]:
+        files = self.parquet.paths.items() if self.parquet is not None else ()
+        return {**{k: str(v) for k, v in files}, "summary": str(self.out / "summary.json")}
+
+    def finish(self, result, counts: dict[str, int], status: str, extra_hists=()) -> None:
+        """Store: latency histograms (the engine's, then ``extra_hists``: (name, Histogram)),
+        the final runs row; then ``summary.json`` (with the store's figures)."""
+        if self.writer is not None:
+            self.writer.put("latency_hist", latency_table(self.run_id, self.state, extra_hists))
+            self.writer.record_run_end(counts, status=status)
+            stats = self.writer.close()
+            result.store = {"dsn": str(self.writer.dsn.redacted()) if hasattr(self.writer, "dsn") else "",
+                            **stats.as_dict()}
+        (self.out / "summary.json").write_text(result.to_json())
+
+
+def open_store(dsn: str, settings: Settings, run_id: str, *, source: str, capture_path: str,
+               capture_sha256: str):
+    """A started StoreWriter with the run's first ``runs`` row written."""
+    from ..store import StoreWriter, default_spool_dir
+    writer = StoreWriter(dsn, default_spool_dir(settings.data_dir), run_id=run_id).start()
+    writer.record_run_start(run_id, source=source, capture_path=capture_path,
+                            capture_sha256=capture_sha256, config=asdict(settings))
+    return writer
+
+
+def latency_table(run_id: str, state: EngineState, extra=()) -> pa.Table:
+    """One latency_hist row per engine histogram (then per ``(name, Histogram)`` of ``extra``):
+    the whole run as one interval. Detection and inference histograms only when they ran."""
+    rows = {k: [] for k in ("run_id", "interval_start_ns", "interval_end_ns", "hist_name", "bucket_lower",
+                            "bucket_count", "count", "p50", "p99", "p999", "min", "max")}
+    hists = [(name, Histogram(state.hist_counts, state.hist_stats, h, name)) for h, name in enumerate(HIST_NAMES)]
+    for name, hist in hists + list(extra):
+        if not hist.count and name not in (HIST_NAMES[0], HIST_NAMES[1]):
+            continue              # detection / inference histograms of a run without a market / model
+        lows, _highs, counts = hist.buckets()
+        rows["run_id"].append(run_id)
+        rows["interval_start_ns"].append(int(state.counters[C_TS_FIRST]))
+        rows["interval_end_ns"].append(int(state.counters[C_TS_LAST]))
+        rows["hist_name"].append(name)
+        rows["bucket_lower"].append([int(x) for x in lows])
+        rows["bucket_count"].append([int(x) for x in counts])
+        rows["count"].append(hist.count)
+        for q, col in ((50, "p50"), (99, "p99"), (99.9, "p999")):
+            rows[col].append(max(0, hist.percentile(q)))
+        rows["min"].append(max(0, hist.min))
+        rows["max"].append(max(0, hist.max))
+    return pa.table(rows)

@@ -1,0 +1,89 @@
+"""Replay: the engine over a capture file, as fast as the machine allows or paced like the wire.
+
+Batches from the memory-mapped reader go through ``process_batch``; rows become Arrow
+tables once per batch and go to Parquet (and to the ClickHouse store, when one is given).
+A damaged capture is processed up to the damage, and the error is kept in the result and
+summary.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+
+from ..capture import open_capture
+from ..capture.pace import Pacer
+from ..config import Settings
+from ..engine.state import C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, EngineState
+from ..errors import CaptureError
+from ..wire.status import counts_by_name
+from .engine_run import EngineRun, file_sha256
+from .results import ReplayResult, program_counts, shred_summary
+
+
+def replay(capture, out_dir, settings: Settings | None = None,
+           progress: Callable[[int, int], None] | None = None,
+           sink: Callable[[str, pa.Table], None] | None = None,
+           state: EngineState | None = None, speed: float | None = None, ds=None,
+           db: str | None = None) -> ReplayResult:
+    """Replay ``capture``; write Parquet under ``out_dir``.
+
+    ``speed`` None runs as fast as the machine allows; 1.0 releases frames as they were
+    captured (event-time pacing), 2.0 twice as fast. ``sink(table_name, arrow_table)``
+    receives every table too. ``db`` (a DSN) also writes the run to ClickHouse: its
+    ``runs`` row, every ``tx_features`` batch and the latency histograms; a store that
+    cannot be reached gets the rows spooled to disk, never dropped.
+    """
+    settings = (settings or Settings()).validate()
+    capture = Path(capture)
+    reader = open_capture(capture, settings.batch_frames)
+    total = capture.stat().st_size
+    run = EngineRun(out_dir, settings, state=state, ds=ds, sink=sink, db=db, source="replay",
+                    capture_path=str(capture.resolve()), capture_sha256=file_sha256(capture) if db else "")
+    pacer = Pacer(speed) if speed else None
+    capture_error = None
+    warmup_s = run.warm_up(reader.buf)
+    t0 = time.perf_counter()
+    try:
+        batches = iter(reader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except CaptureError as e:          # damaged file: everything before it is kept
+                capture_error = str(e)
+                break
+            run.feed(batch, pacer)
+            if progress is not None:
+                progress(reader.bytes_read, total)
+        run.drain(reader.buf)
+    except BaseException:
+        run.fail()
+        raise
+    finally:
+        run.close_sinks()
+    wall = time.perf_counter() - t0
+    state = run.state
+    packets = int(state.counters[C_PACKETS])
+    engine_s = run.engine_s
+    result = ReplayResult(
+        run_id=run.run_id, capture=str(capture), out_dir=str(run.out), packets=packets,
+        transactions=int(state.counters[C_TRANSACTIONS]),
+        by_status=counts_by_name(state.status_counts), by_program=program_counts(state),
+        wall_s=wall, engine_s=engine_s, warmup_s=warmup_s, packets_per_s=packets / wall if wall else 0.0,
+        engine_packets_per_s=packets / engine_s if engine_s else 0.0,
+        packet_ns=run.packet_ns(),
+        first_ts_ns=int(state.counters[C_TS_FIRST]), last_ts_ns=int(state.counters[C_TS_LAST]),
+        shreds=shred_summary(run.ds), capture_error=capture_error, pace_max_lag_ns=pacer.max_lag_ns if pacer else None,
+        outputs=run.outputs(),
+    )
+    result.market, result.opportunities, result.detect_ns, result.ml_inference_ns = run.market_summary()
+    run.finish(result, {"packets": result.packets, "transactions": result.transactions,
+                        **{f"status_{k}": v for k, v in result.by_status.items()},
+                        **{f"shreds_{k}": v for k, v in result.shreds.items()}},
+               status="done" if capture_error is None else "capture_damaged")
+    return result
