@@ -4,8 +4,8 @@
     panel serve panel_apps/explorer.py --args --capture captures/market.pcapng --market captures/market.pcapng.market
     panel serve panel_apps/explorer.py --args --run runs/x          # open a finished run
 
-The replay runs on a background thread (``_common.Feed``) with a progress bar; when it is
-done the run's Parquet files fill the tables. Selecting an opportunity (or a transaction)
+The replay runs on a background thread (``workbench.runner.BackgroundRun``) with a progress
+bar; when it is done the run's Parquet files fill the tables. Selecting an opportunity (or a transaction)
 shows its transaction decoded by the workbench (instructions, accounts, amounts), its
 packet as scapy dissects it (``workbench.dissect``), the pool state before and after its
 swaps (``swaps.parquet``), its features and, with a model, each feature's contribution to
@@ -69,7 +69,7 @@ class Explorer:
         self.status = pn.pane.Markdown("Choose a capture (and a market for opportunities), then **Replay**.",
                                        css_classes=["wb-status"])
         self.alert = pn.Column()
-        self.feed: C.Feed | None = None
+        self.feed: C.BackgroundRun | None = None
         self.cb = None
         self.run_dir: Path | None = None
         self.swaps: pd.DataFrame | None = None
@@ -156,14 +156,14 @@ class Explorer:
             return
         base = Path(ARGS.out) if ARGS.out else C.REPO / "runs" / "views"
         out = base / f"explorer-{time.strftime('%Y%m%d-%H%M%S')}-{id(self) % 10000}"
-        self.feed = C.Feed("replay", capture=_abs(self.capture.value), out_dir=str(out),
-                           market=_abs(self.market.value), model=_abs(self.model.value)).start()
+        self.feed = C.BackgroundRun("replay", capture=_abs(self.capture.value), out_dir=str(out),
+                                    market=_abs(self.market.value), model=_abs(self.model.value)).start()
         self.run_dir = out
         self.run_btn.disabled = True
         self._watch()
 
     def open_run(self, run_dir: str):
-        self.feed = C.Feed("run", run_dir=run_dir).start()
+        self.feed = C.BackgroundRun("run", run_dir=run_dir).start()
         self.run_dir = Path(run_dir)
         self._watch()
 
@@ -216,7 +216,7 @@ class Explorer:
 
     def _hists(self):
         """The engine's HDR histograms (packet, batch, detection, model inference), as they fill."""
-        for name, (data, marks) in self.feed.hist_views().items():
+        for name, (data, marks) in C.hist_views(self.feed).items():
             if name not in self.hists:
                 self.hists[name] = C.HistPlot(name, name.replace("_", " "))
                 self.hist_row.append(pn.pane.Bokeh(self.hists[name].figure, sizing_mode="fixed",

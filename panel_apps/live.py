@@ -7,9 +7,9 @@
     panel serve panel_apps/live.py --args --store chdb:///abs/data/clickhouse   # watch a store
     panel serve panel_apps/live.py --args --run runs/x                # a finished run
 
-One engine run per server, on a background thread (``_common.Feed``); every page reads it
-from a periodic callback. Tables use remote pagination: the browser gets one page, so the
-page stays responsive with 100k rows and more.
+One engine run per server, on a background thread (``workbench.runner.BackgroundRun``); every
+page reads it from a periodic callback. Tables use remote pagination: the browser gets one
+page, so the page stays responsive with many rows.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def message_page(title: str, messages: list[str], kind: str = "danger"):
 
 
 class LivePage:
-    def __init__(self, feed: C.Feed):
+    def __init__(self, feed: C.BackgroundRun):
         self.feed = feed
         self.pos = {"opportunities": 0, "tx_features": 0}
         self.opp_df = C.opp_frame(pa_empty())
@@ -258,7 +258,7 @@ class LivePage:
             table.stream(df, follow=False)
 
     def _hists(self):
-        for name, (data, marks) in self.feed.hist_views().items():
+        for name, (data, marks) in C.hist_views(self.feed).items():
             if name not in self.hists:
                 self.hists[name] = C.HistPlot(name, name.replace("_", " "))
                 self.hist_panes[name] = fixed(self.hists[name].figure)
@@ -284,7 +284,7 @@ def pa_empty():
 
 
 def build():
-    feed, problems = C.feed_from_args(ARGS, key=f"live:{sys.argv[1:]}")
+    feed, problems = C.run_from_args(ARGS, key=f"live:{sys.argv[1:]}")
     if problems:
         return message_page("The app cannot start its source:", problems)
     if feed is None:
