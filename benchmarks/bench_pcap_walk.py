@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 from numba import njit
 
 from common import bench_capture, median_time, table

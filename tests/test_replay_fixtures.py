@@ -3,7 +3,6 @@ tx_features rows that agree with solders; the Firedancer shred capture is counte
 
 from __future__ import annotations
 
-import base58
 import numpy as np
 import pyarrow.parquet as pq
 from scapy.layers.inet import IP, UDP

@@ -8,7 +8,6 @@ order tells us to swap. Timestamps stay integer nanoseconds end to end (no float
 from __future__ import annotations
 
 import mmap
-import os
 import struct
 from pathlib import Path
 
@@ -233,7 +232,3 @@ class PcapWriter:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def file_size(path) -> int:
-    return os.stat(path).st_size

@@ -41,7 +41,6 @@ NAME_SZ = 16                      # struct sockaddr_in: family u16, port be16, a
 CTRL_SZ = 128                     # control bytes per datagram: three messages of <= 32 bytes
 CMSG_HDR_SZ = 16                  # struct cmsghdr: size_t len, int level, int type
 HDR_SZ = IPV4_HDR_MIN + UDP_HDR_SZ  # bytes written in front of each payload
-MSG_CTRUNC = 0x08                 # msg_flags: control data did not fit
 DEFAULT_TTL = 64
 MAX_SOCKETS = 64                  # ports one source may bind
 

@@ -374,46 +374,6 @@ def add_data_shred(ds, buf, off, sz, ts_ns, packet_index):
         if _batch_ready(shred_st, shred_flags, r, lo2, hi2):
             _complete(ds, r, lo2, hi2, ts_ns, packet_index)
     return SHRED
-    per = ds.shred_st.shape[1]
-    idx = np.int64(h.index)
-    if idx >= per:
-        ds.counters[D_DROPPED] += 1
-        return ERR_SHRED_DROPPED
-    r = _slot_row(ds.slot_id, ds.slot_gen, ds.shred_st, ds.counters, ds.meta, h.slot)
-    if r < 0:
-        ds.counters[D_DROPPED] += 1
-        return ERR_SHRED_DROPPED
-    if ds.shred_st[r, idx] != ST_ABSENT:
-        ds.counters[D_DUPLICATES] += 1
-        return DUPLICATE
-    n = np.int64(h.data_sz)
-    dst = np.int64(r) * per * SLAB_STRIDE + idx * SLAB_STRIDE
-    src = h.data_off
-    for j in range(n):
-        ds.slab[dst + j] = buf[src + j]
-    flags = h.flags
-    ds.shred_st[r, idx] = ST_PRESENT
-    ds.shred_flags[r, idx] = flags
-    ds.shred_sz[r, idx] = n
-    ds.shred_ts[r, idx] = ts_ns
-    ds.counters[D_DATA_SHREDS] += 1
-    done = (flags & FLAG_DATA_COMPLETE) != 0
-    lo = idx
-    hi = idx
-    if idx > 0 and ds.shred_st[r, idx - 1] != ST_ABSENT and not (ds.shred_flags[r, idx - 1] & FLAG_DATA_COMPLETE):
-        lo = np.int64(ds.run_lo[r, idx - 1])
-    if not done and idx + 1 < per and ds.shred_st[r, idx + 1] != ST_ABSENT:
-        hi = np.int64(ds.run_hi[r, idx + 1])
-    ds.run_hi[r, lo] = hi
-    ds.run_lo[r, hi] = lo
-    if _batch_ready(ds.shred_st, ds.shred_flags, r, lo, hi):
-        _complete(ds, r, lo, hi, ts_ns, packet_index)
-    if done and idx + 1 < per and ds.shred_st[r, idx + 1] == ST_PRESENT:
-        lo2 = idx + 1                          # this shred starts the batch after it
-        hi2 = np.int64(ds.run_hi[r, lo2])
-        if _batch_ready(ds.shred_st, ds.shred_flags, r, lo2, hi2):
-            _complete(ds, r, lo2, hi2, ts_ns, packet_index)
-    return SHRED
 
 
 @njit(cache=True, nogil=True)

@@ -1,6 +1,6 @@
 """Nanosecond clocks callable from nopython code.
 
-``monotonic_ns()`` calls libc's ``clock_gettime(CLOCK_MONOTONIC)`` (a vDSO call, ~20 ns)
+``monotonic_ns()`` calls libc's ``clock_gettime(CLOCK_MONOTONIC)`` (a vDSO call: no system call)
 by symbol name through a numba intrinsic, so functions that use it stay disk-cacheable
 (no ctypes address is baked into the compiled code). Event time is the packet
 timestamp; this clock only measures processing cost ("wall time").
@@ -13,8 +13,6 @@ shows as outliers in that histogram, never as a crash (negative ages count as 0)
 """
 
 from __future__ import annotations
-
-import time
 
 from llvmlite import ir
 from numba import njit, types
@@ -86,7 +84,3 @@ def record_age(counts, stats, h, ts_ns, lo, hi, now_ns):
             record(counts, stats, h, now_ns - t)
             k += 1
     return k
-
-
-def python_monotonic_ns() -> int:
-    return time.monotonic_ns()

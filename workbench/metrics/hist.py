@@ -23,7 +23,6 @@ N_BUCKETS = (63 - SUB_BITS) * HALF + SUB     # the last bucket ends at 2**63 - 1
 RELATIVE_ERROR = 1.0 / HALF      # worst relative error of a recorded value (a bucket's width / its low end)
 ST_COUNT, ST_MIN, ST_MAX, ST_SUM = 0, 1, 2, 3
 STATS_COLS = 4
-INT64_MAX = np.iinfo(np.int64).max
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -1,8 +1,8 @@
 """The ClickHouse schema of the workbench store, as data: tables, columns, migrations.
 
 One source for three consumers: the DDL (``render_migration`` / ``render_ddl``, printed by
-``workbench db schema``), the Arrow shape the writer sends (``TableSpec.arrow_schema``,
-``conform``), and the spool's duplicate check (``TableSpec.key``).
+``workbench db schema``), the Arrow shape the writer sends (``Column.arrow``, applied by
+``columns.conform``), and the spool's duplicate check (``TableSpec.key``).
 
 Decisions
 ---------
@@ -57,7 +57,6 @@ ORDER BY (type, timestamp)
 SETTINGS index_granularity = 8192;"""
 
 OPPORTUNITY_TYPES = ("arbitrage", "sandwich", "liquidation")   # Enum8 codes 1, 2, 3
-SOURCES = ("replay", "live")                                   # Enum8 codes 1, 2 (0 = unknown)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -109,10 +108,6 @@ class TableSpec:
             if c.name == name:
                 return c
         raise KeyError(name)
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, c.arrow, nullable=False) for c in self.columns])
 
 
 def _ts() -> pa.DataType:

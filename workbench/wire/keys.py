@@ -66,7 +66,6 @@ PROGRAM_NAMES = tuple(name for name, _ in KNOWN_PROGRAMS)
 
 ID_SYSTEM = _KNOWN_IDS["system"]
 ID_COMPUTE_BUDGET = _KNOWN_IDS["compute_budget"]
-ID_VOTE = _KNOWN_IDS["vote"]
 
 
 def program_address(name: str) -> str:

@@ -31,7 +31,6 @@ ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
 ETHERTYPE_QINQ = 0x88A8    # 802.1ad service tag
 ETHERTYPE_QINQ_OLD = 0x9100
-ETHERTYPE_MIN = 0x0600     # below this the field is an 802.3 length, not a type
 AF_INET = 2                # NULL link: IPv4
 AF_INET6_BSD = 24          # NULL link: IPv6 as NetBSD/OpenBSD write it
 AF_INET6_FREEBSD = 28

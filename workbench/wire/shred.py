@@ -123,16 +123,6 @@ def shred_kind(buf, off, sz):
 
 
 @njit(cache=True, nogil=True)
-def shred_slot(buf, off):
-    return np.int64(u64le(buf, off + 65))
-
-
-@njit(cache=True, nogil=True)
-def shred_index(buf, off):
-    return u32le(buf, off + 73)
-
-
-@njit(cache=True, nogil=True)
 def check_shred(buf, off, sz):
     """SHRED if the payload is a shred, else ERR_BAD_SHRED."""
     return SHRED if shred_kind(buf, off, sz) != KIND_NONE else ERR_BAD_SHRED

@@ -2,7 +2,7 @@
 
 Kernels never raise: a decoder returns the next offset (>= 0) or one of the negative
 codes below, and the engine stores one code per packet. ``STATUS_NAMES`` maps a code to
-the name used in summaries, Parquet and ClickHouse; ``status_code(name)`` goes back.
+the name used in summaries, Parquet and ClickHouse.
 """
 
 from __future__ import annotations
@@ -83,17 +83,6 @@ STATUS_NAMES = {
 STATUS_MIN = -40              # codes live in [STATUS_MIN, STATUS_MAX): counters index code - STATUS_MIN
 STATUS_MAX = 8
 STATUS_SLOTS = STATUS_MAX - STATUS_MIN
-
-_BY_NAME = {v: k for k, v in STATUS_NAMES.items()}
-
-
-def status_code(name: str) -> int:
-    """The code of a status name (KeyError names the known ones)."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise KeyError(f"unknown status {name!r}; known: {', '.join(sorted(_BY_NAME))}") from None
-
 
 def status_name(code: int) -> str:
     return STATUS_NAMES.get(int(code), f"code_{int(code)}")
