@@ -21,9 +21,9 @@ def prefetch(typingctx, arr, idx):
     """``llvm.prefetch`` (read, high locality) of the cache line holding ``arr[idx]``.
 
     A walk over variable-length records reads one header every few cache lines, which
-    the hardware prefetcher does not recognise as a stream: every header is a DRAM miss
-    (measured here: ~140 ns per pcap record). Prefetching every line ahead of the walk
-    turns it into a sequential stream (~11 ns per record). No bounds check: callers
+    the hardware prefetcher does not recognise as a stream: every header is a DRAM miss.
+    Prefetching every line ahead of the walk turns it into a sequential stream
+    (benchmarks/bench_pcap_walk.py measures the walk). No bounds check: callers
     keep ``idx`` inside the array (a prefetch never faults, but stay honest).
     """
     sig = types.void(arr, idx)

@@ -193,9 +193,10 @@ class Store:
         """chDB: write the Arrow IPC file once and let the engine read it with ``file()``.
 
         ``Client.insert_arrow`` on chDB serialises to memory, copies that to a temporary
-        file and runs ``INSERT ... FROM INFILE`` (single-threaded parse): about half the speed
-        of this path (benchmarks/bench_store_insert.py). The ``file()`` structure names the
-        target types, so values convert exactly as the Arrow input format converts them.
+        file and runs ``INSERT ... FROM INFILE`` (single-threaded parse): one copy more and
+        no parallel parse (benchmarks/bench_store_insert.py compares the two). The ``file()``
+        structure names the target types, so values convert exactly as the Arrow input
+        format converts them.
         """
         spec = S.TABLES.get(table) or (S.VERSION_SPEC if table == S.VERSION_TABLE else None)
         types = {c.name: c.ch_type for c in spec.columns} if spec else {}

@@ -91,8 +91,8 @@ class StoreWriter:
     flush_spool_on_start : re-insert what the spool holds before the first batch
     coalesce_rows, linger_s : the thread gathers the batches of each table and inserts them
         together once they hold ``coalesce_rows`` rows or the first has waited ``linger_s``
-        seconds (each insert makes a part: ~10 ms in the engine plus merges later, so small
-        engine batches would otherwise cap the rate). Memory stays bounded: ``queue_batches``
+        seconds (each insert makes a part: a fixed cost in the engine plus merges later, so
+        small engine batches would otherwise cap the rate). Memory stays bounded: ``queue_batches``
         batches queued plus under ``coalesce_rows`` rows gathered per table.
     """
 
