@@ -11,7 +11,7 @@ signatures, readonly signed, readonly unsigned), account keys (compact-u16 count
 each), recent blockhash (32), instructions (program index u8, account indexes, data), and
 for v0 the address table lookups. Keys, signatures and the blockhash print in base58;
 each instruction names its program when the workbench knows it (``wire/keys.py``), and
-what the engine's DEX/transfer decoders make of it (``wire/programs.py``).
+what the engine's DEX/transfer decoders make of it (``wire/programs/``).
 
 The scapy fields parse the bytes; then the ENGINE's decoder (``wire/txn.py decode_one``,
 the validator's sanitize rules) judges the transaction, and its verdict is the ``status``
@@ -251,7 +251,8 @@ class SolanaTx(Packet):
         self.status = "ok" if code == 0 else status_name(code)
         if code != 0:
             return
-        from .wire.programs import IX_NAMES, events_of
+        from .wire.programs.events import IX_NAMES
+        from .wire.programs.one_transaction import events_of
         for ins in self.instructions:
             keys = _keys_of(ins)
             if ins.program_id_index < len(keys) and _short(keys[ins.program_id_index]) == "compute_budget":

@@ -24,6 +24,7 @@ from numba import njit
 
 from ..binary import u32le, u64le
 from ..wire.keys import ID_COMPUTE_BUDGET, ID_SYSTEM, PUBKEY_SZ, TIP_ID_END, TIP_ID_FIRST, intern, lookup
+from ..wire.programs.system import SYSTEM_TRANSFER, SYSTEM_TRANSFER_DATA_SZ
 
 DEFAULT_CU_PER_INSTRUCTION = 200_000   # CUs granted per instruction when no limit is set
 MAX_CU_LIMIT = 1_400_000               # CUs: largest limit a transaction can have
@@ -31,8 +32,6 @@ MICRO_LAMPORTS = 1_000_000             # micro-lamports per lamport
 CB_SET_CU_LIMIT = 2                    # ComputeBudget instruction tags
 CB_SET_CU_PRICE = 3
 CB_REQUEST_UNITS_DEPRECATED = 0
-SYSTEM_TRANSFER = 2                    # System program instruction tag (u32 LE)
-SYSTEM_TRANSFER_DATA_SZ = 12           # bytes: u32 tag + u64 lamports
 PROGRAMS_PER_TX_MAX = 64               # unique programs listed per transaction (more are counted)
 
 #: name, dtype, meaning (unit, range) -- the documented feature table
