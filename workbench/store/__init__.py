@@ -15,14 +15,14 @@ Layering: the store receives pyarrow Tables; it imports nothing of engine/, runn
 from ..errors import StoreError, StoreUnavailable
 from .clickhouse import Store, connect
 from .columns import conform, mev_opportunities_table
-from .dsn import Dsn, default_dsn, parse_dsn
+from .dsn import Dsn, parse_dsn
 from .schema import SCHEMA_VERSION, TABLES, Target, render_ddl
 from .spool import FlushStats, Spool, default_spool_dir, flush_spool
 from .writer import StoreWriter, WriterStats, new_run_id
 
 __all__ = [
     "StoreError", "StoreUnavailable", "Store", "connect", "conform", "mev_opportunities_table",
-    "Dsn", "default_dsn", "parse_dsn",
+    "Dsn", "parse_dsn",
     "SCHEMA_VERSION", "TABLES", "Target", "render_ddl",
     "FlushStats", "Spool", "default_spool_dir", "flush_spool",
     "StoreWriter", "WriterStats", "new_run_id",

@@ -1,6 +1,7 @@
 """Store DSNs: the forms the workbench accepts, checked and split into a ``Dsn``.
 
-Forms (``--db``, ``WORKBENCH_DB``, the config's ``db``; default ``chdb:///<data_dir>/clickhouse``):
+Forms (``--db``, ``WORKBENCH_DB``, the config's ``db``; default ``chdb:///<data_dir>/clickhouse``,
+``Settings.db_dsn``):
 
 * ``chdb:///abs/dir``                    embedded, persistent, created on first use
 * ``chdb:///abs/dir?database=name``      ... in another database than ``default``
@@ -17,7 +18,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from ..errors import StoreError
@@ -115,7 +115,3 @@ def parse_dsn(text: str) -> Dsn:
             raise _bad_dsn(text, f"option {k}={v!r} is not a {_HTTP_OPTIONS[k].__name__}") from None
     return Dsn(text, scheme, host=u.hostname, port=port, user=unquote(u.username or ""),
                password=unquote(u.password or ""), database=database, options=options)
-
-
-def default_dsn(data_dir: str | os.PathLike = "data") -> str:
-    return f"chdb://{Path(data_dir).resolve() / 'clickhouse'}"
