@@ -40,10 +40,6 @@ def parse_ports(value) -> tuple[int, ...]:
     return tuple(ports)
 
 
-# SHIM(issue 14): re-exports for importers not yet moved; removed at integration
-_parse_ports = parse_ports      # panel_apps/_common.py imports the old private name
-
-
 @dataclass
 class Settings:
     """Every tunable of the workbench. Field comments give meaning, unit and range."""
