@@ -77,7 +77,7 @@ def bench_model(trees: int, depth: int):
     """A compiled model folder of ``trees`` x ``depth``, trained once on synthetic runs and cached."""
     from workbench.model.compile import compile_model
     from workbench.model.labels import LabelConfig
-    from workbench.model.synthetic import TS0_NS, synthetic_run
+    from workbench.synth.run_folder import TS0_NS, synthetic_run
     from workbench.model.train import TrainConfig, train_runs
     d = BENCH_DIR / f"score-model-{trees}x{depth}"
     if (d / "compile.json").is_file() and (d / "predictor.so").is_file():

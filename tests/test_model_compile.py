@@ -20,8 +20,8 @@ from workbench.errors import ModelError, ParityError
 from workbench.model.compile import (PARITY_TOL, NativePredictor, compile_model, parity_check, trees_from_treelite,
                                      load_treelite)
 from workbench.model.labels import LabelConfig
-from workbench.model.synthetic import TS0_NS, synthetic_run
 from workbench.model.train import TrainConfig, train_runs
+from workbench.synth.run_folder import TS0_NS, synthetic_run
 
 
 @pytest.fixture(scope="module")

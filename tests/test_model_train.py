@@ -11,9 +11,9 @@ import pytest
 from workbench.engine.score import engine_features
 from workbench.errors import ModelError
 from workbench.model.labels import LabelConfig, read_labels
-from workbench.model.synthetic import TS0_NS, synthetic_run
 from workbench.model.train import (TrainConfig, calibration_table, log_loss, roc_auc, time_split, train_frame,
                                    train_runs)
+from workbench.synth.run_folder import TS0_NS, synthetic_run
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -16,7 +16,8 @@ the label is NOT a formula of the features but the outcome of the label rule
   pool in the 10/100/1000 ms before the trigger, the trigger's fees, size, instructions...
 
 So a busy pool (high swap counts) and a big prize (fast rivals) both lower the chance of
-winning, and a profit-only score is a weak baseline the model should beat.
+winning, and a profit-only score is a weak baseline the model should beat. It lives in synth/
+(synthetic data) rather than model/ (offline training), which only reads such folders.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-WSOL = "So11111111111111111111111111111111111111112"
+from ..wire.keys import MINT_WSOL
+
 TS0_NS = 1_750_000_000_000_000_000          # 2025-06-15, an arbitrary epoch for the synthetic clock
 _TYPES = np.array(["arbitrage", "sandwich", "liquidation"])
 
@@ -128,7 +130,7 @@ def synthetic_run(out_dir, *, seconds: float = 60.0, n_pools: int = 16, median_r
         "type": _TYPES[typ], "packet_index": t_tx, "tx_index": t_tx, "slot": np.full(n, -1, np.int64),
         "pools": pools,
         "victim_signature": np.where(typ == 1, [f"victim{i}" for i in range(n)], ""),
-        "trigger_signature": [f"trigger{i}" for i in range(n)], "profit_mint": WSOL,
+        "trigger_signature": [f"trigger{i}" for i in range(n)], "profit_mint": MINT_WSOL,
         "amount_in": rng.integers(10**6, 10**10, n, dtype=np.uint64), "amount_out": np.zeros(n, np.uint64),
         "profit_quote": exp_lamports + tip_lamports, "tip_lamports": np.full(n, tip_lamports, np.int64),
         "expected_profit_lamports": exp_lamports, "expected_profit_sol": exp_lamports / 1e9,
