@@ -46,6 +46,7 @@ from . import frame as F
 from .market.simulation import DEFAULT_OPPORTUNITIES_PER_S, MarketSim
 from .market.snapshot import write_market_snapshot
 from .market.spec import build_market
+from .market.truth_rules import DEFAULT_TIP_LAMPORTS
 from .outputs import b58_column, market_path, opportunities_truth_path, truth_path_for, truth_schema
 from .traffic.fields import HASH_ROWS, SLOT_HISTORY, SLOT_NS
 from .traffic.shapes import SHAPE_NAMES
@@ -111,8 +112,8 @@ class _Gen:
     """The per-capture state the chunks share."""
 
     def __init__(self, seed: int, seconds: float, tps: float, bad_rate: float, start_ns: int, txn_port: int,
-                 sign: bool, market: bool = False, opportunities: float = 0.0, tip_lamports: int = 10_000,
-                 competition: str = "flat"):
+                 sign: bool, market: bool = False, opportunities: float = 0.0,
+                 tip_lamports: int = DEFAULT_TIP_LAMPORTS, competition: str = "flat"):
         root = np.random.default_rng(seed)
         world_rng, time_rng, slot_rng, self.rng = root.spawn(4)
         spec = None
@@ -297,7 +298,7 @@ class _Gen:
 def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int = 7, sign: bool = False,
                      bad_rate: float = 0.02, start_ns: int = DEFAULT_START_NS, txn_port: int = 8003,
                      progress=None, market: bool = False, opportunities: float | None = None,
-                     tip_lamports: int = 10_000, competition: str = "flat") -> GenerateResult:
+                     tip_lamports: int = DEFAULT_TIP_LAMPORTS, competition: str = "flat") -> GenerateResult:
     """Write a synthetic capture ``out`` (.pcap or .pcapng) and ``<out>.truth.parquet``.
 
     Parameters
