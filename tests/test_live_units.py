@@ -20,12 +20,13 @@ import pytest
 from conftest import CAPTURES
 from workbench.capture import open_capture
 from workbench.capture.afpacket import (AF_PACKET, BD_BLK_LEN, BD_BLOCK_STATUS, BD_NUM_PKTS,
-                                        BLOCK_FIRST_PKT, BPF_JEQ_K, BPF_JGE_K, BPF_JGT_K, BPF_JSET_K, BPF_LD_B_ABS,
-                                        BPF_LD_H_ABS, BPF_LD_H_IND, BPF_LDX_B_MSH, BPF_RET_K, CUR_BLOCK, CUR_COLS,
+                                        BLOCK_FIRST_PKT, CUR_BLOCK, CUR_COLS,
                                         CUR_OUTGOING, CUR_PEEKED, CUR_POS, CUR_RETIRED, CUR_VLAN, H3_MAC,
                                         H3_NEXT_OFFSET, H3_SEC, H3_SNAPLEN, H3_STATUS, H3_VLAN_TCI,
                                         PACKET_OUTGOING, SLL_FAMILY, SLL_HATYPE, SLL_PKTTYPE, TP_STATUS_USER,
-                                        TP_STATUS_VLAN_VALID, release_block, scan_ring, udp_port_filter)
+                                        TP_STATUS_VLAN_VALID, release_block, scan_ring)
+from workbench.capture.bpf import (BPF_JEQ_K, BPF_JGE_K, BPF_JGT_K, BPF_JSET_K, BPF_LD_B_ABS, BPF_LD_H_ABS,
+                                   BPF_LD_H_IND, BPF_LDX_B_MSH, BPF_RET_K, udp_port_filter)
 from workbench.capture.pcap import PcapWriter
 from workbench.capture.sender import send_capture
 from workbench.capture.udp import HDR_SZ, UdpSource
