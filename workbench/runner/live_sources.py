@@ -21,8 +21,8 @@ from ..config import Settings
 from ..engine.live import drain_queued, live_afpacket, live_spsc, live_udp
 from ..errors import CaptureError
 from ..host import SharedBuffer
-from . import split_child
 from .from_settings import afpacket_source, udp_source
+from .split_child import main as capture_process_main
 
 SPLIT_READY_TIMEOUT_S = 300.0         # the capture process may compile its loop on a cold numba cache
 SPLIT_CLOSE_TIMEOUT_S = 10.0          # after a stop request, wait this long for the capture process to close
@@ -126,7 +126,7 @@ class SplitLive(LiveSource):
         self.linktype = LINKTYPE_RAW if kind == "udp" else LINKTYPE_ETHERNET
         ctx = mp.get_context("spawn")
         self.conn, child_conn = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=split_child.main, name="workbench-capture", daemon=True,
+        self.proc = ctx.Process(target=capture_process_main, name="workbench-capture", daemon=True,
                                 args=(self.shm.path, nbytes, kind, iface, tuple(ports), asdict(settings), capture_cpu,
                                       rt, child_conn))
         self.proc.start()
