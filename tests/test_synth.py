@@ -18,8 +18,8 @@ from workbench.errors import ConfigError
 from workbench.synth import BAD_KIND_SHARES, KIND_EXPECTED, KIND_NAMES, generate_capture, truth_schema
 from workbench.synth import frame as F
 from workbench.synth.outputs import b58_column
-from workbench.synth.traffic.protocol import (PROGRAM_COMPUTE_BUDGET, PROGRAM_SYSTEM, PROGRAM_TOKEN, RAYDIUM_AMM_AUTHORITY,
-                                              RAYDIUM_SWAP_BASE_IN, RAYDIUM_SWAP_BASE_OUT)
+from workbench.synth.traffic.protocol import PROGRAM_COMPUTE_BUDGET, PROGRAM_SYSTEM, PROGRAM_TOKEN, RAYDIUM_AMM_AUTHORITY
+from workbench.wire.programs.raydium_amm_v4 import RAY_SWAP_BASE_IN, RAY_SWAP_BASE_OUT
 from workbench.synth.traffic.shapes import SHAPE_NAMES, SHAPES
 from workbench.synth.traffic.templates import GOOD_TXN_SZ_MAX
 from workbench.wire.keys import JITO_TIP_ACCOUNTS, program_address
@@ -246,7 +246,7 @@ def test_raydium_swaps_have_the_real_layout(mixed):
             if keys[ix.program_id_index] != RAYDIUM_AMM_V4:
                 continue
             data, accts = bytes(ix.data), bytes(ix.accounts)
-            assert len(data) == 17 and data[0] in (RAYDIUM_SWAP_BASE_IN, RAYDIUM_SWAP_BASE_OUT)
+            assert len(data) == 17 and data[0] in (RAY_SWAP_BASE_IN, RAY_SWAP_BASE_OUT)
             assert len(accts) == 18
             assert accts[17] < msg.header.num_required_signatures         # user owner signs
             if accts[0] < len(keys):                                      # static (not loaded): check by name

@@ -24,6 +24,8 @@ import struct
 import numpy as np
 from numba import njit
 
+from ..capture.frames import ETHERTYPE_VLAN, IPV4_HDR_MIN, UDP_HDR_SZ, VLAN_TAG_SZ
+from ..wire.net import ETH_HDR_SZ, ETHERTYPE_IPV4, IPPROTO_UDP, IPV4_MF
 from ..wire.status import (DUPLICATE, ERR_IP_FRAGMENT, ERR_NOT_SOLANA, ERR_NOT_UDP, ERR_TOO_LONG,
                            ERR_TRAILING_BYTES, ERR_TRUNCATED, STATUS_NAMES, TXN)
 
@@ -60,20 +62,12 @@ DUPLICATE_LOOKBACK = 64     # a duplicate re-sends one of the last 64 good trans
 FIRST_FRAGMENT_SHARE = 0.7  # ip_fragment: first fragments (offset 0, UDP header); the rest are middle ones
 
 # --- header layout ---------------------------------------------------------------------------
-ETH_HDR_SZ = 14             # bytes: dst MAC, src MAC, EtherType
-VLAN_TAG_SZ = 4             # bytes: TPID 0x8100, TCI (PCP 3 bits, DEI 1, VID 12)
-IPV4_HDR_SZ = 20            # bytes: no options (IHL 5)
-UDP_HDR_SZ = 8              # bytes: sport, dport, length, checksum
 TCP_HDR_SZ = 20             # bytes: no options (data offset 5)
 TCP_CSUM_OFF = 16           # byte offset of the checksum in the TCP header
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_VLAN = 0x8100
 IPPROTO_TCP = 6
-IPPROTO_UDP = 17
 IP_FLAG_DF = 0x4000         # don't fragment
-IP_FLAG_MF = 0x2000         # more fragments
 ETH_MTU = 1500              # bytes of IP packet per Ethernet frame
-UDP_PAYLOAD_MAX = ETH_MTU - IPV4_HDR_SZ - UDP_HDR_SZ   # 1472 bytes
+UDP_PAYLOAD_MAX = ETH_MTU - IPV4_HDR_MIN - UDP_HDR_SZ   # the largest datagram payload one frame carries
 VLAN_ID = 100               # VID of the tagged frames
 
 # --- addresses -------------------------------------------------------------------------------
@@ -160,7 +154,7 @@ def _frame_packets(kind, src, pay_off, pay_sz, emit_sz, extra, extra_sz, frag_lo
         _put_be16(out, pos, ETHERTYPE_IPV4)
         pos += 2
         ip = pos
-        l4 = ip + IPV4_HDR_SZ
+        l4 = ip + IPV4_HDR_MIN
         o = pay_off[i]
         flags = IP_FLAG_DF
         proto = IPPROTO_UDP
@@ -197,11 +191,11 @@ def _frame_packets(kind, src, pay_off, pay_sz, emit_sz, extra, extra_sz, frag_lo
                     for j in range(hi - lo):
                         out[l4 + j] = out[l4 + lo + j]
                 ip_payload = hi - lo
-                flags = IP_FLAG_MF | (lo // 8)
+                flags = IPV4_MF | (lo // 8)
         # --- IPv4 ---
         out[ip] = 0x45
         out[ip + 1] = 0
-        _put_be16(out, ip + 2, IPV4_HDR_SZ + ip_payload)
+        _put_be16(out, ip + 2, IPV4_HDR_MIN + ip_payload)
         _put_be16(out, ip + 4, ip_id[i])
         _put_be16(out, ip + 6, flags)
         out[ip + 8] = ttl[i]
@@ -210,7 +204,7 @@ def _frame_packets(kind, src, pay_off, pay_sz, emit_sz, extra, extra_sz, frag_lo
         out[ip + 11] = 0
         _put_be32(out, ip + 12, src_ip[i])
         _put_be32(out, ip + 16, dst_ip[i])
-        _put_be16(out, ip + 10, _fold(_sum16(out, ip, IPV4_HDR_SZ, np.int64(0))))
+        _put_be16(out, ip + 10, _fold(_sum16(out, ip, IPV4_HDR_MIN, np.int64(0))))
         pos = l4 + ip_payload
         out_off[i] = start
         out_sz[i] = pos - start
@@ -219,7 +213,7 @@ def _frame_packets(kind, src, pay_off, pay_sz, emit_sz, extra, extra_sz, frag_lo
 
 def frame_capacity(kind: np.ndarray, pay_sz: np.ndarray, extra_sz: np.ndarray) -> int:
     """Bytes ``out`` needs for ``_frame_packets`` (each packet's full datagram plus headers)."""
-    per = ETH_HDR_SZ + VLAN_TAG_SZ + IPV4_HDR_SZ + UDP_HDR_SZ
+    per = ETH_HDR_SZ + VLAN_TAG_SZ + IPV4_HDR_MIN + UDP_HDR_SZ
     return int(pay_sz.sum() + extra_sz.sum()) + per * kind.shape[0] + 64
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...wire.programs.raydium_amm_v4 import RAY_SWAP_BASE_IN, RAY_SWAP_BASE_OUT
+from ...wire.programs.spl_token import TOKEN_TRANSFER
 from .fields import (GEN_AMOUNT, GEN_BLOCK_ID, GEN_CU_LIMIT, GEN_CU_PRICE, GEN_SCALED, GEN_TIP, GEN_VOTE_HASH,
                      GEN_VOTE_ROOT, GEN_VOTE_TS, Fields)
-from .protocol import (ATA_CREATE_IDEMPOTENT, RAYDIUM_SWAP_BASE_IN, RAYDIUM_SWAP_BASE_OUT, TOKEN_TRANSFER,
-                       VOTE_LOCKOUTS, VOTE_TOWER_SYNC)
+from .protocol import ATA_CREATE_IDEMPOTENT, VOTE_LOCKOUTS, VOTE_TOWER_SYNC
 from .world import Pool, World
 
 CU_PRICE_MAX = 100_000_000     # micro-lamports per CU: the top of the priority-fee tail (0.03 SOL at 300k CU)
@@ -76,11 +77,11 @@ def raydium_swap(w: World, f: Fields, pool: Pool, user_src, user_dst, owner, bas
     if base_out:
         amount_out = f.u64(GEN_AMOUNT, amount[0] * rate, amount[1] * rate)
         max_in = f.u64(GEN_SCALED, 1.0 / rate, slip)
-        data = bytes([RAYDIUM_SWAP_BASE_OUT]) + max_in.to_bytes(8, "little") + amount_out.to_bytes(8, "little")
+        data = bytes([RAY_SWAP_BASE_OUT]) + max_in.to_bytes(8, "little") + amount_out.to_bytes(8, "little")
     else:
         amount_in = f.u64(GEN_SCALED, 1.0, 0.0) if chained else f.u64(GEN_AMOUNT, *amount)
         min_out = f.u64(GEN_SCALED, rate, -slip)
-        data = bytes([RAYDIUM_SWAP_BASE_IN]) + amount_in.to_bytes(8, "little") + min_out.to_bytes(8, "little")
+        data = bytes([RAY_SWAP_BASE_IN]) + amount_in.to_bytes(8, "little") + min_out.to_bytes(8, "little")
     src_mint, dst_mint = (pool.coin_mint, pool.pc_mint) if coin_to_pc else (pool.pc_mint, pool.coin_mint)
     f.swaps.append((data[:9], base_out, w.pools.index(pool), coin_to_pc, str(user_src), str(user_dst), str(owner),
                     f.wrap, str(src_mint), str(dst_mint)))
