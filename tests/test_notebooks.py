@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-CELL_TIMEOUT_S = 600          # a cold numba cache compiles the engine in the first replay cell (~30 s here)
+CELL_TIMEOUT_S = 600          # a cold numba cache compiles the engine in the first replay cell
 KERNEL_START_S = 120         # a kernel starting while the engine compiles elsewhere on 2 cores
 
 pytestmark = pytest.mark.slow

@@ -158,9 +158,9 @@ class SharedBuffer:
 def prefault(*arrays) -> int:
     """Touch (read, then write back) one byte per page of every array; returns bytes touched.
 
-    A page's first write costs a page fault (a few us; a transparent huge page, which
-    numpy asks for on large arrays, costs its 2 MiB of zeroing and maybe a compaction,
-    which is milliseconds). Live mode pays that at start-up, not on the first packets.
+    A page's first write costs a page fault (and a transparent huge page, which numpy asks
+    for on large arrays, its 2 MiB of zeroing and maybe a compaction). Live mode pays that
+    at start-up, not on the first packets.
     NamedTuples of arrays (EngineState, BatchOut, ...) are walked field by field.
     """
     total = 0
