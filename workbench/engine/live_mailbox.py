@@ -18,8 +18,8 @@ import numpy as np
 from numba import njit
 
 from ..metrics.hist import new_histograms
-from .detect import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX
 from .features import PROGRAMS_PER_TX_MAX, TX_DTYPE
+from .market.transaction import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX
 from .opps import OPP_DTYPE, SWAP_DTYPE
 
 # Stage.ctl words (one Stage's rows)

@@ -12,8 +12,9 @@ which finds every leaf in the cache. On a warm cache the child is not started.
 The split: without a market the child takes the transaction decoder and this process the
 reassembly (add_data_shred: entries parsing and the prefix decoder), two halves of about
 the same compile time; with a market the child takes the market's leaves (compiling
-detect.market_tx caches every kernel it calls; process_batch inlines its body) and this
-process both of the others. The child is ``python -m workbench.engine.precompile_child``.
+market/transaction.py's market_tx caches every kernel it calls; process_batch inlines its
+body) and this process both of the others. The child is
+``python -m workbench.engine.precompile_child``.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def compile_decoder(out, buf_readonly: bool) -> None:
 
 
 def compile_market(state, out, mk, buf_readonly: bool) -> None:
-    """detect.market_tx with process_batch's argument types, on an empty transaction."""
-    from .detect import market_tx
+    """market.transaction.market_tx with process_batch's argument types, on an empty transaction."""
+    from .market.transaction import market_tx
     buf = _readonly(64) if buf_readonly else np.zeros(64, np.uint8)
     txn = out.txn[0]
     txn["instr_cnt"] = 0

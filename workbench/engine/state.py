@@ -14,11 +14,13 @@ import numpy as np
 
 from ..metrics.hist import new_histograms
 from ..wire.keys import new_key_table
-from ..wire.programs import EV_REJECT_SLOTS
+from ..wire.programs.events import EV_REJECT_SLOTS
 from ..wire.status import STATUS_SLOTS
-from .detect import N_DETECT_COUNTERS
-from .market import Market, load_market
-from .score import TreeModel, load_tree_model
+from .market.counters import N_DETECT_COUNTERS
+from .market.layout import Market
+from .market.snapshot import load_market
+from .score.model_folder import load_tree_model
+from .score.tree_model import TreeModel
 
 # histograms kept by the engine (rows of hist_counts / hist_stats)
 HIST_PACKET_NS = 0      # wall ns of one packet, walk + decode + features, for 1 packet in P_SAMPLE_EVERY

@@ -22,7 +22,7 @@ import pyarrow as pa
 from ..capture.frames import FrameBatch, empty_columns
 from ..capture.pace import Pacer
 from ..config import Settings
-from ..engine.detect import DETECT_COUNTER_NAMES
+from ..engine.market.counters import DETECT_COUNTER_NAMES
 from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
 from ..engine.precompile import engine_cached, parallel_warm_up
 from ..engine.state import (C_PACKETS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES, HIST_PACKET_NS,

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ..capture.pcapng import PcapngWriter, _pack_epb
 from ..config import Settings
-from ..engine.detect import D_OPPS
+from ..engine.market.counters import D_OPPS
 from ..engine.live_mailbox import (LAT_RUN, LAT_WINDOW, Stage, active_stage, busy_ns, clear_stop, free_stage,
                                    full_stages, loop_counters, new_ex, new_latency, new_stage, request_abort,
                                    request_stop, reset_latency_window, reset_mailbox, set_returned, source_closed,
