@@ -33,7 +33,7 @@ RANK = {
     "dissect": 8, "frame_report": 8, "explain": 8, "inspect": 8,   # the Python faces
     "runner": 8,
     "api": 9,
-    "cli": 10, "cli_db": 10, "cli_model": 10,
+    "cli": 10,
     "panel_apps": 11, "benchmarks": 11,                 # scripts: nothing in workbench imports them
 }
 # pairs the ranks alone would allow but the design forbids: the engine takes arrays and plain

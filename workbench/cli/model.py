@@ -9,19 +9,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from .errors import WorkbenchError
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(e: Exception, code: int = 2):
-    err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code)
+from ..errors import WorkbenchError
+from .output import console, fail as _fail
 
 
 def train(
@@ -43,8 +34,8 @@ def train(
     seed: int = typer.Option(0, help="xgboost seed"),
 ):
     """Label the runs' opportunities under a latency model and train an XGBoost classifier (split by time)."""
-    from .model.labels import LabelConfig, LatencyModel
-    from .model.train import TrainConfig, train_runs
+    from ..model.labels import LabelConfig, LatencyModel
+    from ..model.train import TrainConfig, train_runs
     try:
         lc = LabelConfig(LatencyModel.parse(latency), fee_lamports, rule)
         tc = TrainConfig(n_estimators=trees, max_depth=depth, learning_rate=eta, train_fraction=train_fraction,
@@ -95,7 +86,8 @@ def compile(  # noqa: A001 - the command's name
     native: bool = typer.Option(True, help="gcc -march=native"),
 ):
     """Treelite import, TL2cgen native library, the engine's tree arrays, and the 4-way parity check."""
-    from .model.compile import ParityError, compile_model
+    from ..model.compile import compile_model
+    from ..errors import ParityError
     try:
         res = compile_model(model_dir, nthread=nthread, parallel_comp=parallel_comp, quantize=quantize,
                             options=("-march=native",) if native else ())

@@ -12,24 +12,17 @@ from typing import Optional
 
 import pyarrow as pa
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .config import Settings, load_settings
-from .errors import WorkbenchError
+from ..config import Settings, load_settings
+from ..errors import WorkbenchError
+from .output import console, err_console, fail as _fail
 
 db_app = typer.Typer(add_completion=False, no_args_is_help=True,
                      help="The ClickHouse store: query it, list runs, print or apply the schema, flush the spool.")
-console = Console()
-err_console = Console(stderr=True)
 
 DB_OPTION = typer.Option(None, "--db", help="store DSN: chdb:///dir or http://user:password@host:8123/database "
                                             "(default: WORKBENCH_DB, the config's db, or <data_dir>/clickhouse)")
-
-
-def _fail(e: Exception, code: int = 2):
-    err_console.print(f"[bold red]error:[/] {e}")
-    raise typer.Exit(code)
 
 
 def _settings(ctx: typer.Context | None = None) -> Settings:
@@ -47,7 +40,7 @@ def _dsn(ctx: typer.Context, db: str | None) -> str:
 
 def spool_dir(settings: Settings) -> Path:
     """Where failed inserts wait: ``<data_dir>/spool``."""
-    from .store import default_spool_dir
+    from ..store import default_spool_dir
     return default_spool_dir(settings.data_dir)
 
 
@@ -108,7 +101,7 @@ def query(
     db: Optional[str] = DB_OPTION,
 ):
     """Run SQL against the store and print the result (CSV and Parquet are written by ClickHouse)."""
-    from .store import connect
+    from ..store import connect
     fmt = fmt.lower()
     if fmt not in ("table", "csv", "parquet"):
         _fail(WorkbenchError(f"--format {fmt!r}: choose table, csv or parquet"))
@@ -143,7 +136,7 @@ def runs(
     db: Optional[str] = DB_OPTION,
 ):
     """List the runs, newest first, with their counts and the rows stored for each."""
-    from .store import connect
+    from ..store import connect
     try:
         with connect(_dsn(ctx, db)) as store:
             tbl = store.runs(limit)
@@ -177,7 +170,7 @@ def schema(
     db: Optional[str] = DB_OPTION,
 ):
     """Print the store's DDL (idempotent, versioned), or apply it with --apply."""
-    from .store import SCHEMA_VERSION, StoreError, Target, connect, parse_dsn, render_ddl
+    from ..store import SCHEMA_VERSION, StoreError, Target, connect, parse_dsn, render_ddl
     try:
         dsn = parse_dsn(_dsn(ctx, db))
         if not apply:
@@ -209,7 +202,7 @@ def flush_spool_cmd(
     db: Optional[str] = DB_OPTION,
 ):
     """Insert the batches that failed earlier (kept in the spool); rows already stored are skipped."""
-    from .store import Spool, connect
+    from ..store import Spool, connect
     settings = _settings(ctx)
     sp = Spool(spool or spool_dir(settings))
     pending = sp.pending()

@@ -7,26 +7,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from . import __version__
-from .config import load_settings
-from .cli_db import db_app
-from .cli_model import register as register_model_commands
-from .errors import WorkbenchError
+from .. import __version__
+from ..config import load_settings
+from .db import db_app
+from .model import register as register_model_commands
+from ..errors import WorkbenchError
+from .output import console, err_console, fail as _fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Solana MEV research and replay workbench: one numba engine over captures or a NIC.")
-console = Console()
-err_console = Console(stderr=True)
-
-
-def _fail(e: Exception, code: int = 2):
-    err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code)
 
 
 def _progress(unit_bytes: bool = True) -> Progress:
@@ -160,7 +153,7 @@ def replay(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
     """Replay a capture through the engine, as fast as possible or paced like the wire."""
-    from .runner import replay as run_replay
+    from ..runner import replay as run_replay
     try:
         settings = load_settings(config, batch_frames=batch_frames, transaction_ports=transaction_ports,
                                  shred_ports=shred_ports, db=db, market=str(market) if market else None,
@@ -200,7 +193,7 @@ def generate(
                                                  "training data whose labels depend on more than profit)"),
 ):
     """Write a realistic, deterministic synthetic capture and its ground truth."""
-    from .synth.generate import generate_capture
+    from ..synth.generate import generate_capture
     try:
         with _progress(unit_bytes=False) as prog:
             task = prog.add_task("generate", total=None)
@@ -220,7 +213,7 @@ def inspect(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file (ports)"),
 ):
     """Show one frame: where it is in the file, its UDP ports, and what the engine makes of it."""
-    from .frame_report import inspect_frame
+    from ..frame_report import inspect_frame
     try:
         rep = inspect_frame(capture, frame, load_settings(config))
     except WorkbenchError as e:
@@ -263,7 +256,7 @@ def send(
 ):
     """Put a capture on the wire like tcpreplay, paced from one start instant (no drift)."""
     import json as _json
-    from .runner import send as run_send
+    from ..runner import send as run_send
     try:
         res = run_send(capture, iface, speed=speed, pps=pps, topspeed=topspeed, loop=loop, limit=limit, cpu=cpu)
     except WorkbenchError as e:
@@ -356,8 +349,8 @@ def live(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view"),
 ):
     """Capture live traffic and run the engine on it: a live view, then the replay outputs."""
-    from .config import parse_ports
-    from .runner import live as run_live
+    from ..config import parse_ports
+    from ..runner import live as run_live
     try:
         settings = load_settings(config, transaction_ports=transaction_ports, shred_ports=shred_ports, db=db,
                                  market=str(market) if market else None, model=str(model) if model else None)
@@ -379,7 +372,7 @@ def live(
 
 
 app.add_typer(db_app, name="db", help="Query and manage the ClickHouse store (embedded chDB or a server).")
-register_model_commands(app)   # train, compile (cli_model.py)
+register_model_commands(app)   # train, compile (cli/model.py)
 
 
 @app.command()
@@ -391,6 +384,3 @@ def version():
 def main():  # pragma: no cover
     sys.exit(app())
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
