@@ -19,7 +19,7 @@ from workbench.engine.score.kernels import (_leaf_sum, _margin_lanes_row, prefet
 from workbench.engine.score.lanes import (LANES, LANES_DEPTH, NODE, PACK, lane_group8_depth6, lane_group_depth6,
                                           lane_leaf_index, lane_mask)
 from workbench.engine.score.tree_model import LAYOUT_LANES, lane_groups
-from workbench.metrics.clock import monotonic_ns
+from workbench.capture.clock import monotonic_ns
 
 
 @njit(cache=True, nogil=True, _nrt=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.metrics.clock import monotonic_ns
+from workbench.capture.clock import monotonic_ns
 from workbench.metrics.hist import N_BUCKETS, RELATIVE_ERROR, Histogram, bucket_high, bucket_low, bucket_of
 
 

@@ -32,9 +32,10 @@ from workbench.capture.sender import send_capture
 from workbench.capture.udp import HDR_SZ, UdpSource
 from workbench.config import Settings
 from workbench.errors import ConfigError
-from workbench.host import SharedBuffer, alloc_buffer, pin_thread, request_fifo
+from workbench.host import SharedBuffer, alloc_buffer, pin_thread
 from workbench.host.memory import prefault
-from workbench.metrics.clock import realtime_ns, record_age
+from workbench.capture.clock import realtime_ns
+from workbench.metrics.clock import record_age
 from workbench.metrics.hist import new_histograms
 from workbench.runner import live, replay
 from workbench.wire.net import udp_payload

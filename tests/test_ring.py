@@ -15,7 +15,7 @@ from workbench.capture.ring import (S_INDEX, SLOT_HDR_SZ, W_CLOSED, W_HEAD, W_TA
                                     ring_peek, ring_push_bytes, ring_push_frames, ring_release, ring_views,
                                     stop_requested)
 from workbench.host import SharedBuffer
-from workbench.metrics.clock import monotonic_ns
+from workbench.capture.clock import monotonic_ns
 
 N_MESSAGES = 10_000_000
 SLOTS = 1 << 12

@@ -4,7 +4,7 @@ Live sources run their hot loop inside one ``@njit(nogil=True)`` call, so the lo
 to reach the kernel and order its memory accesses without Python:
 
 - ``sys_recvmmsg``, ``sys_usleep``: libc functions called by symbol name through numba
-  intrinsics (as ``metrics/clock.py`` calls ``clock_gettime``), so every function that
+  intrinsics (as ``capture/clock.py`` calls ``clock_gettime``), so every function that
   uses them stays disk-cacheable: no ctypes address is baked into compiled code.
 - ``load_acquire_*`` / ``store_release_*``: LLVM atomic loads and stores with acquire and
   release ordering. On x86-64 (TSO: loads are not reordered with loads, stores not with

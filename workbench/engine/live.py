@@ -8,7 +8,7 @@ it builds Arrow tables. So the engine runs on a thread of its own, inside ONE
     poll the source (AF_PACKET ring / UDP recvmmsg / SPSC ring) -> FrameBatch viewing it
     -> optionally copy its frames for the recording
     -> process_batch (the same engine as replay) -> kernel-timestamp-to-scored latency of
-       every frame (``realtime_ns() - ts_ns``, metrics/clock.py) into ``lat_*``
+       every frame (``realtime_ns() - ts_ns``, capture/clock.py, metrics/clock.py record_age) into ``lat_*``
     -> copy the rows into the active Stage -> give the frames back to the source
 
 Rows go out through two Stages (double buffering, engine/live_mailbox.py). The loop fills
@@ -38,7 +38,8 @@ from ..capture.kernel import load_acquire_i64, store_release_i64, sys_usleep
 from ..capture.poll import P_MAX_BATCH_BYTES, P_MAX_N, P_RECORD, P_SLICE_NS, idle_sleep_us
 from ..capture.ring import ring_closed_and_empty, ring_peek, ring_release
 from ..capture.udp import recv_batch
-from ..metrics.clock import monotonic_ns, realtime_ns, record_age
+from ..capture.clock import monotonic_ns, realtime_ns
+from ..metrics.clock import record_age
 from .live_mailbox import (E_ACTIVE, E_AWAKE_SINCE, E_BUSY_NS, E_BUSY_SINCE, E_EMPTY_POLLS, E_FLIP_NS, E_FLIPS,
                            E_FULL0, E_IDLE_SINCE, E_NEXT_INDEX, E_PEND_FIRST, E_PEND_N, E_PEND_START, E_POLLS,
                            E_QUEUED, E_SLEEPS, E_STOP, E_STOP_SEEN_NS, E_WAITS, E_WINDOW_RESET, K_FIRST, K_NOPP,

@@ -19,12 +19,15 @@ import numpy as np
 from numba import njit
 
 from ..binary import prefetch_range, u64le
-from ..metrics.clock import monotonic_ns
+from ..capture.clock import monotonic_ns
 from ..metrics.hist import record
 from ..wire.net import udp_payload
 from ..wire.shred import KIND_NONE, shred_kind
 from ..wire.status import DUPLICATE, ERR_NOT_SOLANA, SHRED, STATUS_MIN, TXN
-from ..wire.programs import EVENT_DTYPE, ID_ORCA_WHIRLPOOL, ID_RAYDIUM_AMM_V4, ID_RAYDIUM_CPMM
+from ..wire.programs.events import EVENT_DTYPE
+from ..wire.programs.orca_whirlpool import ID_ORCA_WHIRLPOOL
+from ..wire.programs.raydium_amm_v4 import ID_RAYDIUM_AMM_V4
+from ..wire.programs.raydium_cpmm import ID_RAYDIUM_CPMM
 from ..wire.txn import INSTR_DTYPE, LUT_DTYPE, PACKET_DATA_SIZE, TXN_DTYPE, decode_txn
 from .deshred import M_Q_HEAD, M_Q_TAIL, READY_DTYPE, add_data_shred, drain_ready
 from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
@@ -32,7 +35,8 @@ from .market.counters import D_OPPS
 from .market.layout import M_POOLS
 from .market.transaction import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx
 from .opps import N_MODEL_FEATURES, OPP_DTYPE, SWAP_DTYPE
-from .score import prefetch_model, score_row_buf, scratch_items
+from .score.kernels import prefetch_model, score_row_buf
+from .score.tree_model import scratch_items
 from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST,
                     HIST_BATCH_NS, HIST_DETECT_NS, HIST_PACKET_NS, HIST_SCORE_NS, P_DETECT, P_SAMPLE_MASK, P_TIP_LAMPORTS, PORT_AUTO,
                     PORT_IGNORE, PORT_SHRED, PORT_TXN)
@@ -127,7 +131,7 @@ def process_batch(batch, state, ds, out, start, mk, model):
     """Process frames ``[start, batch.n)``. Returns (next_frame, n_tx, n_prog_ids, shred_txns_queued);
     the swap and opportunity rows written are ``out.counts[N_SWAPS]`` and ``out.counts[N_OPPS]``.
 
-    ``mk`` is the market (engine/market/) or None, ``model`` the scorer (engine/score.py) or
+    ``mk`` is the market (engine/market/) or None, ``model`` the scorer (engine/score/) or
     None: numba prunes the branches of an argument that is None, so a replay without a market
     never compiles the market code (much of the engine's compile time).
 

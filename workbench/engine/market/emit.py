@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ...metrics.clock import monotonic_ns
+from ...capture.clock import monotonic_ns
 from ..opps import F_DEPTH, F_PROFIT, F_S10, F_S100, F_S1000, F_SLIPPAGE, F_TYPE, OPP_SANDWICH
 from .pools import _recent
 from .prices import price_sol

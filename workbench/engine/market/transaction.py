@@ -2,7 +2,7 @@
 
 ``market_tx`` runs for every decoded transaction that invokes a DEX program while a
 market snapshot is loaded (snapshot.py). It reads the transaction's normalised events
-(wire/programs.py), resolves each swap's pool and its direction (pools.py), applies the
+(wire/programs/), resolves each swap's pool and its direction (pools.py), applies the
 swaps to the pool table in capture order, and runs the detectors: sandwich before a
 swap on a constant-product pool is applied, two- and three-pool arbitrage and
 liquidation after it (sandwich.py, arbitrage.py, liquidation.py).
@@ -27,8 +27,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ...metrics.clock import monotonic_ns
-from ...wire.programs import KIND_SWAP, decode_swaps
+from ...capture.clock import monotonic_ns
+from ...wire.programs.dispatch import decode_swaps
+from ...wire.programs.events import KIND_SWAP
 from ..opps import (F_NINS, F_NPROG, F_PRIO, F_SIZE, F_SLIPPAGE, F_SLOT_MS, F_TIP, SW_AMM_ERROR, SW_APPLIED,
                     SW_DIRECTION_UNRESOLVED, SW_REVERTED, SW_SLIPPAGE)
 from .arbitrage import _arb_three, _arb_two
