@@ -35,6 +35,8 @@ import uuid
 from pathlib import Path
 
 from common import BENCH_DIR, REPO, bench_capture, table
+from workbench.capture.afpacket import ETH_P_ALL, PACKET_STATISTICS, SOL_PACKET
+from workbench.capture.kernel import SO_RCVBUFFORCE, SO_TIMESTAMPNS
 
 CAPTURE_PACKETS = 300_000
 LATENCY_RATES = (10_000, 50_000, 100_000)
@@ -47,11 +49,6 @@ KEPT_UP_P99_NS = 10_000_000  # p99 latency above 10 ms in a 2 s rung: the receiv
                              # builds up in its buffer: given longer, it overflows)
 READY_TIMEOUT_S = 600
 SETTLE_S = 0.5
-SO_TIMESTAMPNS = 35
-SO_RCVBUFFORCE = 33
-SOL_PACKET = 263
-PACKET_STATISTICS = 6
-ETH_P_ALL = 3
 OURS = ("ours", "ours-np")   # workbench live with its Parquet outputs, and with --no-parquet (engine and summary
                              # only, as the naive peer, which writes nothing)
 

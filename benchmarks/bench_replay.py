@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 from common import BENCH_DIR, REPO, bench_capture, median_time, table
 
-KNOWN = None
 
 
 def peer_pipeline(path, limit):
@@ -80,7 +77,6 @@ def replay_in_child(cap) -> dict:
 
 def big_capture(base, factor: int):
     """``base`` repeated ``factor`` times with shifted timestamps (a bigger file, same content)."""
-    import numpy as np
     from workbench.capture import open_capture
     from workbench.capture.pcap import PcapWriter
     path = BENCH_DIR / f"{base.stem}-x{factor}.pcap"

@@ -28,7 +28,7 @@ from workbench.engine.deshred import new_deshred_state
 from workbench.engine.tables import KeyNames, tx_table
 from workbench.runner import warm_up
 b = next(iter(open_capture({cap!r})))
-st, ds, out = new_state(), new_deshred_state(), new_batch_out(b.n)
+st, ds, out = new_state(tip_lamports=0), new_deshred_state(), new_batch_out(b.n)
 mk = market_of({market!r}, st)
 warm_up(b.buf, st, ds, out, mk, None, {market!r})     # what `workbench replay` does first
 nxt, n_tx, _, _ = process_batch(b, st, ds, out, 0, mk, None)

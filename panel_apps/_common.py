@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from workbench.runner import BackgroundRun, replay_options, short_error  # noqa: F401  (short_error: for the pages)
+from workbench.store.schema import OPPORTUNITY_TYPES  # noqa: F401  (the pages read it as C.OPPORTUNITY_TYPES)
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURES = REPO / "captures"
@@ -29,7 +30,6 @@ PLOT_W, PLOT_H = 440, 260           # px of each plot
 PROFIT_POINTS_PER_UPDATE = 20   # points per type a page update adds to the profit lines
 PROFIT_POINTS_MAX = 5_000       # points per profit line kept in the browser (older ones roll off)
 SCORE_BINS = 20                 # bins of the score histogram over [0, 1]
-OPP_TYPES = ("arbitrage", "sandwich", "liquidation")
 LAMPORTS_PER_SOL = 1_000_000_000
 
 # columns of the opportunity table, in order (others stay in the DataFrame, hidden)
@@ -271,11 +271,6 @@ def hist_columns(lows: np.ndarray, highs: np.ndarray, counts: np.ndarray) -> dic
     return {"left": lows.astype(float), "right": (highs + 1).astype(float), "top": counts.astype(float)}
 
 
-def hist_data(hist) -> dict:
-    """Bokeh source columns of a workbench Histogram (non-empty buckets)."""
-    return hist_columns(*hist.buckets())
-
-
 def hist_views(run: BackgroundRun) -> dict:
     """{name: (bokeh columns, {'p50','p99','p99.9'} ns)} of the run's histograms."""
     return {name: (hist_columns(lows, highs, counts), marks)
@@ -338,10 +333,6 @@ class HistPlot:
                 self.labels[q].text = f"{q} {fmt_ns(v)}"
         shown = [f"{q} {fmt_ns(marks[q])}" for q, _c in self.MARKS if (marks.get(q) or -1) > 0]
         self.figure.title.text = self.title + ("   (" + " · ".join(shown) + ")" if shown else "")
-
-    def update_from(self, hist) -> None:
-        if hist.count:
-            self.update(hist_data(hist), hist.percentiles((50, 99, 99.9)))
 
 
 def score_hist_data(scores: np.ndarray) -> dict:

@@ -77,7 +77,7 @@ class Explorer:
         self.opp_df = C.opp_frame(_empty())
         self.tx_df = C.tx_frame(_empty())
         # tables
-        self.type_sel = pn.widgets.Select(name="type", options=["all", *C.OPP_TYPES], value="all", width=160)
+        self.type_sel = pn.widgets.Select(name="type", options=["all", *C.OPPORTUNITY_TYPES], value="all", width=160)
         self.min_profit = pn.widgets.FloatInput(name="min expected profit (SOL)", value=None, width=180,
                                                 placeholder="any")
         self.opp_table = pn.widgets.Tabulator(C.browser_safe(self.opp_df), pagination="remote",

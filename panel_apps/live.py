@@ -102,7 +102,7 @@ class LivePage:
         f = figure(title="cumulative expected profit by type (SOL)", height=C.PLOT_H, width=C.PLOT_W,
                    tools="pan,wheel_zoom,reset,hover")
         self.profit_src = {}
-        for typ, color in zip(C.OPP_TYPES, ("#1d3557", "#e63946", "#2a9d8f")):
+        for typ, color in zip(C.OPPORTUNITY_TYPES, ("#1d3557", "#e63946", "#2a9d8f")):
             src = ColumnDataSource({"t": [], "sol": []}, name=f"profit_{typ}")
             f.line("t", "sol", source=src, color=color, legend_label=typ, line_width=2)
             self.profit_src[typ] = src
@@ -111,7 +111,7 @@ class LivePage:
         self.profit_fig = f
 
     def _make_tables(self):
-        self.type_sel = pn.widgets.Select(name="type", options=["all", *C.OPP_TYPES], value="all", width=150)
+        self.type_sel = pn.widgets.Select(name="type", options=["all", *C.OPPORTUNITY_TYPES], value="all", width=150)
         self.score_rng = pn.widgets.RangeSlider(name="score (full range keeps unscored rows)", start=0.0, end=1.0,
                                                 value=(0.0, 1.0), step=0.01, width=240)
         self.min_profit = pn.widgets.FloatInput(name="min expected profit (SOL)", value=None, step=0.001,

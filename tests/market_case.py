@@ -91,7 +91,7 @@ class Case:
             threshold.to_bytes(8, "little") + limit.to_bytes(16, "little") + bytes([int(is_input), int(a_to_b)])
         return self._send(Instruction(Pubkey.from_string(PROGRAMS["orca_whirlpool"]), data, metas))
 
-    def swap(self, pool: str, src_mint: str, amount: int, limit: int, exact_in: bool = True, blockhash_n: int = 0):
+    def swap(self, pool: str, src_mint: str, amount: int, limit: int, exact_in: bool = True):
         p = self.pools[pool]
         dst_mint = p["b"] if src_mint == p["a"] else p["a"]
         e = p["extra"]

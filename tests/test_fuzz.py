@@ -88,7 +88,7 @@ def test_random_frames_walk_safely(frame, linktype):
 @FUZZ
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=20), st.sampled_from([1, 101, 113, 276]))
 def test_engine_on_garbage_batches(frames, linktype):
-    state, out = new_state(key_capacity=1 << 10, dedup_slots=1 << 6), new_batch_out(len(frames))
+    state, out = new_state(key_capacity=1 << 10, dedup_slots=1 << 6, tip_lamports=0), new_batch_out(len(frames))
     ds = new_deshred_state(n_slots=2, shreds_per_slot=64, queue_rows=64)
     batch = batch_from_frames(frames, linktype=linktype)
     nxt, n_tx, _, _ = process_batch(batch, state, ds, out, 0, None, None)

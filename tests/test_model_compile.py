@@ -15,7 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from workbench.cli import app
-from workbench.engine.score import LANES_DEPTH, LAYOUT_LANES, TREES_FILE, engine_features, load_tree_model, score_row
+from workbench.engine.score.kernels import score_row
+from workbench.engine.score.lanes import LANES_DEPTH
+from workbench.engine.score.model_folder import TREES_FILE, engine_features, load_tree_model
+from workbench.engine.score.tree_model import LAYOUT_LANES
 from workbench.errors import ModelError, ParityError
 from workbench.model.compile import (PARITY_TOL, NativePredictor, compile_model, parity_check, trees_from_treelite,
                                      load_treelite)
@@ -99,7 +102,7 @@ def test_tampered_tree_arrays_break_parity(compiled, tmp_path):
     arrs = trees_from_treelite(load_treelite(d))
     leaf = np.flatnonzero(arrs["node_feature"] < 0)[0]
     arrs["node_leaf_value"][leaf] += 0.25
-    from workbench.engine.score import tree_model_from_arrays
+    from workbench.engine.score.layouts import tree_model_from_arrays
     p = parity_check(d, np.load(d / "validation.npz")["X"], tree_model=tree_model_from_arrays(arrs))
     assert not p.ok
     assert p.max_abs_diff["xgboost vs numba_score_row"] > 1e-3

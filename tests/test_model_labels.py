@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workbench.engine.amm import RAYDIUM_V4_FEE_DEN, RAYDIUM_V4_FEE_NUM, optimal_two_pool_arb_in
+from workbench.engine.market.constant_product import RAYDIUM_V4_FEE_DEN, RAYDIUM_V4_FEE_NUM, optimal_two_pool_arb_in
 from workbench.errors import ModelError
 from workbench.model.labels import (LABELS_META_KEY, Dist, LabelConfig, LatencyModel, label_opportunities,
                                     label_run, parse_duration_ns, read_labels, write_labels)
@@ -162,7 +162,7 @@ def test_late_arbitrage_closed_by_the_competitor():
         r = one([o], swaps, config=LabelConfig(CONST_2MS.latency, rule=rule), market=market()).iloc[0]
         assert r.profit_at_land_lamports < 0 and r.won == 0
     # recomputed by hand: same input through the new reserves
-    from workbench.engine.amm import raydium_v4_amount_out
+    from workbench.engine.market.constant_product import raydium_v4_amount_out
     u = np.uint64
     _, mid, _ = raydium_v4_amount_out(u(o["amount_in"]), u(p_after[0]), u(p_after[1]), u(FEE_NUM), u(FEE_DEN))
     _, back, _ = raydium_v4_amount_out(u(mid), u(q_after[0]), u(q_after[1]), u(FEE_NUM), u(FEE_DEN))

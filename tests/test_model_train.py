@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from workbench.engine.score import engine_features
+from workbench.engine.score.model_folder import engine_features
 from workbench.errors import ModelError
 from workbench.model.labels import LabelConfig, read_labels
 from workbench.model.train import (TrainConfig, calibration_table, log_loss, roc_auc, time_split, train_frame,

@@ -1,6 +1,6 @@
 """The engine finds the opportunities the generator injected (captures/market*.pcapng).
 
-The generator (synth/market.py) computes its ground truth with its own Python-integer
+The generator (synth/market/) computes its ground truth with its own Python-integer
 model of the same rules; here every truth row must have an engine row of the same type,
 trigger packet and pools (in trade order), with the profit within 0.1 %.
 """

@@ -14,15 +14,17 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from workbench.engine.amm import raydium_v4_amount_in, raydium_v4_amount_out
-from workbench.engine.market import M_POOLS, M_TOKENS, load_market
+from workbench.engine.market.constant_product import raydium_v4_amount_in, raydium_v4_amount_out
+from workbench.engine.market.layout import M_POOLS, M_TOKENS
+from workbench.engine.market.snapshot import load_market
 from workbench.errors import ConfigError
 from workbench.synth import generate_capture
 from workbench.synth.market.baseline_walk import SLIP_MAX
 from workbench.synth.market.replay import replay_truth
 from workbench.synth.market.simulation import COMPETITOR_MS, MIN_PROFIT_LAMPORTS, VICTIM_SLIP
 from workbench.synth.market.spec import POOLS, POS_PER_LST, POS_SOL_USDC, TOKENS
-from workbench.synth.market.truth_rules import DEFAULT_TIP_LAMPORTS, Detector, ray_in, ray_out
+from workbench.config import DEFAULT_TIP_LAMPORTS
+from workbench.synth.market.truth_rules import Detector, ray_in, ray_out
 from workbench.synth.outputs import market_path, opportunities_truth_path
 from workbench.wire.keys import MINT_WSOL, new_key_table
 

@@ -18,6 +18,7 @@ from .errors import ConfigError
 
 # UDP ports that never carry Solana traffic in practice: DNS, DHCP, NTP, NetBIOS, SNMP,
 # HTTPS/QUIC, syslog, SSDP, mDNS. Packets to them count as `not_solana`.
+DEFAULT_TIP_LAMPORTS = 10_000     # the Jito tip an opportunity must beat unless told otherwise (generate, replay, live)
 DEFAULT_IGNORE_PORTS = (53, 67, 68, 123, 137, 138, 161, 162, 443, 514, 1900, 5353)
 
 
@@ -55,9 +56,9 @@ class Settings:
     shreds_per_slot: int = 8192            # data shred indexes kept per slot, [1, 32768]
     latency_sample_every: int = 16         # time 1 packet in N (power of two; 1 = every packet)
     progress: bool = True                  # rich progress bar on the terminal
-    # --- market and opportunities (engine/market.py, engine/detect.py) ---
+    # --- market and opportunities (engine/market/) ---
     market: str = ""                       # market snapshot folder ("" = none: swaps and opportunities are off)
-    tip_lamports: int = 10_000             # Jito tip an opportunity must pay; its profit must exceed it, [0, 2**62)
+    tip_lamports: int = DEFAULT_TIP_LAMPORTS            # Jito tip an opportunity must pay; its profit must exceed it, [0, 2**62)
     detect: bool = True                    # run the detectors (False: track pools and write swaps only)
     model: str = ""                        # model folder (workbench compile) scoring every opportunity ("" = none)
     # --- live mode (workbench live / send; capture/afpacket.py, capture/udp.py, engine/live.py) ---

@@ -23,7 +23,7 @@ def main(argv=None) -> None:
     ap.add_argument("--market", default="", help="market snapshot folder ('' = none)")
     ap.add_argument("--readonly", action="store_true", help="the frame buffer is read-only")
     a = ap.parse_args(argv)
-    state = new_state()
+    state = new_state(tip_lamports=0)   # argument types are what compiling needs, not values
     if a.market:
         precompile.compile_market(state, new_batch_out(1), market_of(a.market, state), a.readonly)
     else:

@@ -48,7 +48,6 @@ P_SAMPLE_MASK = 0       # time packets whose index & mask == 0: mask = sample_ev
 P_TIP_LAMPORTS = 1      # Jito tip an opportunity must pay (its profit must exceed it), lamports
 P_DETECT = 2            # 1: run the detectors on every swap; 0: track the pools only
 N_PARAMS = 3
-DEFAULT_TIP_LAMPORTS = 10_000
 # Reading the clock serialises the CPU (rdtscp): on every packet it stops the next
 # packet's memory loads from overlapping this one's, which costs far more than the read
 # itself. Timing 1 packet in 16 gives the same distribution from an unbiased sample at a
@@ -81,9 +80,11 @@ class EngineState(NamedTuple):
 
 def new_state(key_capacity: int = 1 << 16, dedup_slots: int = 1 << 20, transaction_ports=(), shred_ports=(),
               ignore_ports=(), sample_every: int = DEFAULT_SAMPLE_EVERY,
-              tip_lamports: int = DEFAULT_TIP_LAMPORTS, detect: bool = True) -> EngineState:
+              *, tip_lamports: int, detect: bool = True) -> EngineState:
     """A fresh state. The market (``market_of``) and the model (``model_of``) are separate
-    arguments of process_batch: absent, they are None and their code is not even compiled."""
+    arguments of process_batch: absent, they are None and their code is not even compiled.
+    ``tip_lamports`` (the tip an opportunity must beat) has no default here: it is a setting,
+    and its default lives with the others in config.py."""
     if dedup_slots & (dedup_slots - 1):
         raise ValueError(f"dedup_slots={dedup_slots}: must be a power of two")
     if sample_every < 1 or sample_every & (sample_every - 1):

@@ -17,7 +17,7 @@ from ..wire.keys import key_to_base58
 from ..wire.txn import SIGNATURE_SZ
 from ..wire.status import STATUS_NAMES
 from .features import FEATURE_NAMES, TX_DTYPE
-from .market import PROGRAM_NAMES
+from .market.layout import PROGRAM_NAMES
 from .opps import (MODEL_FEATURES, N_MODEL_FEATURES, OPP_DTYPE, OPP_SANDWICH, OPP_TYPE_NAMES, POOLS_PER_OPP,
                    SWAP_DTYPE, SWAP_STATUS_NAMES)
 

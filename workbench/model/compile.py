@@ -7,7 +7,7 @@ Steps (issue #4 part 4):
    ``quantize`` off, see ``default_params``), compiled with gcc ``-O3`` (TL2cgen's default)
    and ``-march=native`` into ``models/NAME/predictor.so``.
 3. The Treelite model's trees (``Model.dump_as_json()``) flattened into
-   ``models/NAME/trees.npz``: the arrays ``engine/score.py`` scores from inside the engine.
+   ``models/NAME/trees.npz``: the arrays ``engine/score/`` scores from inside the engine.
 4. Parity on the validation set the training saved (``validation.npz``) and on threshold
    probes (a row per distinct split threshold, the input exactly on it): xgboost's
    ``inplace_predict``, TL2cgen's ``Predictor``, the .so's ``predict`` called directly
@@ -36,9 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError, ParityError
-from ..engine.score import (LAYOUT_LANES, POSTPROCESSORS, SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION,
-                            engine_features, load_tree_model, read_schema, read_trees, score_rows,
-                            tree_model_from_arrays)
+from ..engine.score.kernels import score_rows
+from ..engine.score.layouts import tree_model_from_arrays
+from ..engine.score.model_folder import (SCHEMA_FILE, TREES_FILE, TREES_FORMAT_VERSION, engine_features, load_tree_model,
+                                         read_schema, read_trees)
+from ..engine.score.tree_model import LAYOUT_LANES, POSTPROCESSORS
 
 XGB_FILE = "model.json"          # the booster, xgboost JSON (model/train.py)
 VALIDATION_FILE = "validation.npz"  # X float64[n, n_features], y int8[n], ts_ns int64[n] (model/train.py)

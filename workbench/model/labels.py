@@ -16,7 +16,7 @@ or a normal / lognormal distribution with a seed). The label rule (CONTRACT.md):
 * **profit at landing**: when we land first, the pools at landing are in the detection
   state, so the profit is the engine's ``expected_profit_lamports``. When a competitor
   lands first, the profit of the same trade (same input) is recomputed with the exact
-  AMM maths (``engine/amm.py``) on the pools' state at ``land_ns``: the snapshot reserves
+  AMM maths (``engine/market/constant_product.py``) on the pools' state at ``land_ns``: the snapshot reserves
   (``--market``) updated by every applied swap seen up to ``land_ns`` (``reserve_a`` /
   ``reserve_b`` after each ``swaps.parquet`` row). This needs the market snapshot (mints,
   fees) and constant-product pools; otherwise it is NaN.
@@ -44,7 +44,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..engine.amm import AMM_OK, CEIL_PLAIN, CEIL_RAYDIUM, cp_amount_out
+from ..engine.market.amm_status import AMM_OK
+from ..engine.market.constant_product import cp_amount_out
+from ..engine.market.wide import CEIL_PLAIN, CEIL_RAYDIUM
 from ..errors import ModelError
 
 OPPORTUNITIES_FILE = "opportunities.parquet"

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..engine.score import SCHEMA_FILE, engine_features
+from ..engine.score.model_folder import SCHEMA_FILE, engine_features
 from ..errors import ModelError
 from .compile import VALIDATION_FILE, XGB_FILE
 from .labels import LabelConfig, label_run, write_labels

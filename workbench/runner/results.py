@@ -32,7 +32,7 @@ class RunResult:
     first_ts_ns: int
     last_ts_ns: int
     shreds: dict = field(default_factory=dict)
-    market: dict = field(default_factory=dict)          # swap and detection counters (engine/detect.py); {} without
+    market: dict = field(default_factory=dict)          # swap and detection counters (engine/market/counters.py); {} without
     opportunities: dict = field(default_factory=dict)   # count, by_type, expected_profit_sol, top ten
     detect_ns: dict = field(default_factory=dict)       # detection cost per opportunity: p50, p99, p99.9, max
     ml_inference_ns: dict = field(default_factory=dict)  # model score per opportunity (with --model): p50, p99, ...

@@ -56,7 +56,11 @@ PARTITION BY toYYYYMMDD(timestamp)
 ORDER BY (type, timestamp)
 SETTINGS index_granularity = 8192;"""
 
-OPPORTUNITY_TYPES = ("arbitrage", "sandwich", "liquidation")   # Enum8 codes 1, 2, 3
+# mev_opportunities.type as the seed's table declares it, and its labels in code order (the
+# engine writes the same codes: engine/opps.py OPP_*, checked by tests/test_store.py)
+TYPE_ENUM = re.search(r"\btype (Enum8\([^)]*\))", SEED_DDL).group(1)
+OPPORTUNITY_TYPES = tuple(label for label, _code in
+                          sorted(re.findall(r"'(\w+)' = (\d+)", TYPE_ENUM), key=lambda lc: int(lc[1])))
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -121,7 +125,7 @@ SEED_COLUMNS = (
     Column("timestamp", "DateTime64(9)", pa.timestamp("ns"), TIME, "DoubleDelta, ZSTD(3)",
            comment=""),
     Column("opportunity_id", "UUID", pa.binary(16), UUID_),
-    Column("type", "Enum8('arbitrage' = 1, 'sandwich' = 2, 'liquidation' = 3)", pa.int8(), ENUM),
+    Column("type", TYPE_ENUM, pa.int8(), ENUM),
     Column("profit_estimate", "Float64", pa.float64(), codec="Gorilla, ZSTD(3)"),
     Column("pools", "Array(String)", pa.list_(pa.string())),
 )

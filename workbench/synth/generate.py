@@ -40,13 +40,12 @@ from pathlib import Path
 import numpy as np
 
 from ..capture.open import open_writer
-from ..config import DEFAULT_IGNORE_PORTS
+from ..config import DEFAULT_IGNORE_PORTS, DEFAULT_TIP_LAMPORTS
 from ..errors import ConfigError
 from . import frame as F
 from .market.simulation import DEFAULT_OPPORTUNITIES_PER_S, MarketSim
 from .market.snapshot import write_market_snapshot
 from .market.spec import build_market
-from .market.truth_rules import DEFAULT_TIP_LAMPORTS
 from .outputs import b58_column, market_path, opportunities_truth_path, truth_path_for, truth_schema
 from .traffic.fields import HASH_ROWS, SLOT_HISTORY, SLOT_NS
 from .traffic.shapes import SHAPE_NAMES

@@ -1,4 +1,3 @@
-# SHIM(issue 14): re-exports for importers not yet moved; removed at integration
 """The market domain of the engine: pool state and opportunity detection, inside the jitted loop.
 
 A market snapshot (a folder of Parquet files) loads into the ``Market`` tuple of arrays;
@@ -27,14 +26,3 @@ constant_product.py, whirlpool.py). Profits in SOL are float64 (price = reserve 
 the oracle pool). Whirlpools are tracked within the current tick range; the detectors
 consider constant-product pools only.
 """
-
-# the names of the former module engine/market.py (before the package), for its importers
-from .layout import (M_POOLS, M_SLOT, M_SLOT_TS, M_TOKENS, M_USDC, M_WSOL, N_META, N_WP, PK_CPMM, PK_RAYDIUM_V4,
-                     PK_WHIRLPOOL, PROGRAM_NAMES, PROGRAMS, SWAP_HISTORY, WP_LIQ_H, WP_LIQ_L, WP_LOWER_H, WP_LOWER_L,
-                     WP_PRICE_H, WP_PRICE_L, WP_UPPER_H, WP_UPPER_L, Market)
-from .snapshot import CYCLES_PER_POOL_MAX, SNAPSHOT_FILES, load_market, pool_addresses, write_snapshot
-
-__all__ = ["CYCLES_PER_POOL_MAX", "M_POOLS", "M_SLOT", "M_SLOT_TS", "M_TOKENS", "M_USDC", "M_WSOL", "Market", "N_META",
-           "N_WP", "PK_CPMM", "PK_RAYDIUM_V4", "PK_WHIRLPOOL", "PROGRAMS", "PROGRAM_NAMES", "SNAPSHOT_FILES",
-           "SWAP_HISTORY", "WP_LIQ_H", "WP_LIQ_L", "WP_LOWER_H", "WP_LOWER_L", "WP_PRICE_H", "WP_PRICE_L",
-           "WP_UPPER_H", "WP_UPPER_L", "load_market", "pool_addresses", "write_snapshot"]

@@ -50,7 +50,7 @@ class Market(NamedTuple):
     token_kid: np.ndarray       # int32[T] key id of the mint
     pool_of_key: np.ndarray     # int32[K] key id -> pool row, -1
     mint_of_key: np.ndarray     # int32[K] key id -> token row of a token account / vault, -1
-    tbl_keys: np.ndarray        # uint8[L, 32] lookup table addresses (wire/programs.py resolve_lut_account)
+    tbl_keys: np.ndarray        # uint8[L, 32] lookup table addresses (wire/programs/account_resolution.py resolve_lut_account)
     tbl_first: np.ndarray       # int64[L] first row in tbl_kid
     tbl_cnt: np.ndarray         # int32[L] addresses in the table
     tbl_kid: np.ndarray         # int32[A] key id of each table address

@@ -1,6 +1,6 @@
 """Pool state, per swap: which pool, which direction, what the program would do, applying it.
 
-A swap event (wire/programs.py) names its pool by a static account or through a lookup
+A swap event (wire/programs/) names its pool by a static account or through a lookup
 table of the snapshot (``_resolve``); its direction is the instruction's when it carries
 one (Whirlpool), else the mint of a source/destination account, vault or mint account
 (``_direction``). ``_swap_result`` runs the program's exact maths (constant_product.py,
@@ -17,7 +17,8 @@ import numpy as np
 from numba import njit
 
 from ...wire.keys import lookup
-from ...wire.programs import ACCT_IN_LUT, resolve_lut_account
+from ...wire.programs.account_resolution import resolve_lut_account
+from ...wire.programs.events import ACCT_IN_LUT
 from ..opps import SW_AMM_ERROR, SW_APPLIED, SW_CROSSES_TICK, SW_SLIPPAGE
 from .amm_status import AMM_OK
 from .constant_product import cp_amount_in, cp_amount_out

@@ -10,7 +10,7 @@ One module per job:
 * simulation.py: ``MarketSim``, one capture's market: the injection schedule and the
   competition, the injected and closing swaps, the truth rows;
 * truth_rules.py: the contract's detection rules on Python integers (``Detector``), the
-  truth's own twin, never engine/detect.py;
+  truth's own twin, never the engine's detectors (engine/market/);
 * snapshot.py: the engine's market snapshot of the capture (``write_market_snapshot``);
 * replay.py: ``replay_truth``, the twin run again on a written capture's bytes (tests).
 

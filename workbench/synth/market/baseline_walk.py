@@ -3,7 +3,7 @@ rewritten on the exact pool state so that the baseline holds no opportunity.
 
 Only good, non-duplicate transaction packets count (the engine rejects the others and
 drops duplicates by first signature). Every Raydium swap is rewritten on the exact pool
-state (``engine.amm.raydium_v4_amount_out/_in``): its size is a value in SOL, log-uniform
+state (``engine.market.constant_product.raydium_v4_amount_out/_in``): its size is a value in SOL, log-uniform
 in [``VALUE_MIN``, ``VALUE_MAX``] lamports, capped at ``SIZE_CAP`` of the input reserve
 (so no baseline swap is a profitable sandwich victim) and so that the pool's price stays
 within ``BAND`` (log) of its reference (so twins and cycles stay inside the round-trip fees:
@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ...engine.amm import AMM_OK, raydium_v4_amount_in, raydium_v4_amount_out
+from ...engine.market.amm_status import AMM_OK
+from ...engine.market.constant_product import raydium_v4_amount_in, raydium_v4_amount_out
 from .. import frame as F
 
 BAND = 0.002                  # |ln(price / reference)| kept below this by baseline swaps

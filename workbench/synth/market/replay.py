@@ -12,7 +12,8 @@ from pathlib import Path
 from ...capture.open import open_capture
 from ...wire.keys import MINT_USDC, MINT_WSOL, program_address
 from ..outputs import market_path, truth_path_for
-from .truth_rules import DEFAULT_TIP_LAMPORTS, Detector
+from ...config import DEFAULT_TIP_LAMPORTS
+from .truth_rules import Detector
 
 
 def replay_truth(capture, tip: int = DEFAULT_TIP_LAMPORTS):

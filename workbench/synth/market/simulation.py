@@ -43,7 +43,8 @@ from ..outputs import opp_truth_schema
 from .baseline_walk import (ARB_DEMAND, BAND, MIN_CAP, ROLE_CLOSER, ROLE_TRIGGER, SIZE_CAP, SLIP_MAX, SLIP_MIN,
                             VALUE_MAX, VALUE_MIN, _put_u64, _walk)
 from .spec import FEE_DEN, FEE_NUM, LAMPORTS, LIQ_TARGET_HEALTH, LST, POS_PER_LST, SOL_USD, MarketSpec
-from .truth_rules import DEFAULT_TIP_LAMPORTS, Detector, ray_out
+from ...config import DEFAULT_TIP_LAMPORTS
+from .truth_rules import Detector, ray_out
 
 DEFAULT_OPPORTUNITIES_PER_S = 5.0
 TYPE_SHARES = (("sandwich", 0.4), ("arbitrage", 0.4), ("liquidation", 0.2))

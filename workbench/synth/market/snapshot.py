@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...engine.market import write_snapshot
+from ...engine.market.snapshot import write_snapshot
 from .spec import FEE_DEN, FEE_NUM, MarketSpec
 
 

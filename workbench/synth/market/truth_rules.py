@@ -1,5 +1,5 @@
 """The contract's detection rules on Python integers: the truth's own twin, independent of
-the engine's detectors (engine/detect.py), so that a test comparing the two compares two
+the engine's detectors (engine/market/), so that a test comparing the two compares two
 implementations.
 
 ``Detector`` keeps a mutable pool state (reserves as Python ints) and finds, after each
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from .spec import FEE_DEN, FEE_NUM, LAMPORTS
 
-DEFAULT_TIP_LAMPORTS = 10_000
 
 
 def ray_ceil(a: int, b: int) -> int:

@@ -1,4 +1,3 @@
-# SHIM(issue 14): re-exports for importers not yet moved; removed at integration
 """Program instruction decoders: swaps, transfers and Jito tips as one table of events.
 
 One module per program, as dpkt keeps one module per protocol; each holds its program's
@@ -37,16 +36,3 @@ kinds in ``events.py``, one ``elif pid == ID_<DEX>`` line to ``_decode_all`` and
 to ``DECODERS`` in ``dispatch.py``; tests build its instructions with solders
 (``tests/test_programs.py`` fails on a registered decoder without one).
 """
-
-from .account_resolution import resolve_lut_account
-from .dispatch import decode_swaps
-from .events import ACCT_IN_LUT, EV_REJECT_SLOTS, EVENT_DTYPE, IX_NAMES, KIND_SWAP
-from .one_transaction import events_of
-from .orca_whirlpool import ID_ORCA_WHIRLPOOL
-from .raydium_amm_v4 import ID_RAYDIUM_AMM_V4
-from .raydium_cpmm import ID_RAYDIUM_CPMM
-
-__all__ = [
-    "ACCT_IN_LUT", "EVENT_DTYPE", "EV_REJECT_SLOTS", "ID_ORCA_WHIRLPOOL", "ID_RAYDIUM_AMM_V4", "ID_RAYDIUM_CPMM",
-    "IX_NAMES", "KIND_SWAP", "decode_swaps", "events_of", "resolve_lut_account",
-]
