@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the real Solana data lives, and the bundled captures."""
+"""Shared test fixtures: where the real Solana data lives, the bundled captures, and an
+embedded chDB store in a fresh directory (``dsn``, ``store``)."""
 
 from __future__ import annotations
 
@@ -31,3 +32,16 @@ def fixture_txn_files(root: Path) -> list[Path]:
     """Every single-transaction .bin fixture (Firedancer's), not the shred blobs."""
     files = sorted((root / "firedancer").rglob("*.bin"))
     return [f for f in files if "shred" not in f.parts[-3] and f.name != "demo-shreds.bin"]
+
+
+@pytest.fixture
+def dsn(tmp_path):
+    return f"chdb://{tmp_path / 'clickhouse'}"
+
+
+@pytest.fixture
+def store(dsn):
+    from workbench.store import connect          # deferred: only the store tests load the store
+    s = connect(dsn)
+    yield s
+    s.close()

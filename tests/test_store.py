@@ -1,140 +1,26 @@
-"""The ClickHouse store on embedded chDB: schema, migrations, Arrow round trips, the writer,
-the spool (fault: a closed port), consistency under concurrent reads, clear errors, the CLI.
+"""The ClickHouse store on embedded chDB: DSN parsing, schema and migrations, Arrow round trips,
+conform's column checks, deduplication, clear errors, and the store layer's imports.
 
 chDB hosts one engine per process: each test opens its own directory and closes every
-client before it ends (the fixtures do), so tests can run in any order.
+client before it ends (the fixtures in conftest.py do), so tests can run in any order.
+The writer and spool are in test_store_writer.py, the `workbench db` CLI in test_cli_db.py.
 """
 
 from __future__ import annotations
 
 import http.server
-import shutil
-import socket
 import threading
-import time
 import uuid
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from store_helpers import T0_NS, _rows, closed_port, make_latency_hist, make_opportunities, make_tx_features
 from workbench.store import StoreError, StoreUnavailable, StoreWriter, connect, parse_dsn
 from workbench.store import schema as S
-from workbench.store.clickhouse import Store
 from workbench.store.columns import conform
-from workbench.store.spool import Spool, flush_spool, missing_rows
-from workbench.wire.base58 import ALPHABET
-from workbench.wire.keys import program_address
-
-PROGRAMS = [program_address(name) for name in ("system", "compute_budget", "jupiter_v6", "raydium_amm_v4",
-                                               "orca_whirlpool")]
-T0_NS = 1_767_225_600_000_000_000          # 2026-01-01T00:00:00Z
-
-
-def b58_strings(rng, n, length=88):
-    idx = rng.integers(0, len(ALPHABET), (n, length))
-    raw = ALPHABET[idx]
-    return pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(0, (n + 1) * length, length, dtype=np.int32)),
-                                       pa.py_buffer(raw.tobytes()))
-
-
-def make_tx_features(n, seed=0, start=0, t0_ns=T0_NS):
-    """A tx_features batch as the engine hands it over (the brief's Arrow schema)."""
-    rng = np.random.default_rng(seed)
-    idx = np.arange(start, start + n, dtype=np.int64)
-    counts = rng.integers(0, 4, n).astype(np.int32)
-    offsets = np.zeros(n + 1, np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    progs = pa.array(PROGRAMS).take(pa.array(rng.integers(0, len(PROGRAMS), int(offsets[-1]))))
-    return pa.table({
-        "tx_index": idx,
-        "packet_index": idx,
-        "ts_ns": t0_ns + idx * 1_000 + rng.integers(0, 1_000, n),
-        "slot": np.where(rng.random(n) < 0.3, -1, 390_000_000 + idx // 400),
-        "signature": b58_strings(rng, n),
-        "version": pa.array(np.where(rng.random(n) < 0.5, "legacy", "0").tolist(), pa.string()),
-        "size": rng.integers(100, 1233, n).astype(np.int32),
-        "num_signatures": rng.integers(1, 3, n).astype(np.int32),
-        "num_account_keys": rng.integers(1, 64, n).astype(np.int32),
-        "num_instructions": rng.integers(0, 12, n).astype(np.int32),
-        "num_lookup_tables": rng.integers(0, 3, n).astype(np.int32),
-        "compute_unit_limit": rng.integers(0, 1_400_001, n),
-        "compute_unit_price": rng.integers(0, 10**9, n),
-        "priority_fee_lamports": rng.integers(0, 10**7, n),
-        "jito_tip_lamports": np.where(rng.random(n) < 0.1, rng.integers(1000, 10**6, n), 0),
-        "program_mask": rng.integers(0, 2**40, n),
-        "programs": pa.ListArray.from_arrays(pa.array(offsets), progs),
-    })
-
-
-def make_opportunities(n, seed=0, t0_ns=T0_NS):
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, 256, (n, 16), dtype=np.uint8)
-    ids[:, 6] = (ids[:, 6] & 0x0F) | 0x40           # RFC 4122 version 4
-    ids[:, 8] = (ids[:, 8] & 0x3F) | 0x80
-    counts = rng.integers(1, 4, n).astype(np.int32)
-    offsets = np.zeros(n + 1, np.int32)
-    np.cumsum(counts, out=offsets[1:])
-    return pa.table({
-        "timestamp": pa.array(t0_ns + np.sort(rng.integers(0, 3_600 * 10**9, n)), pa.timestamp("ns")),
-        "opportunity_id": pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(ids.tobytes())]),
-        "type": pa.array(np.array(S.OPPORTUNITY_TYPES)[rng.integers(0, 3, n)].tolist()),
-        "profit_estimate": rng.gamma(2.0, 0.05, n),
-        "pools": pa.ListArray.from_arrays(pa.array(offsets), pa.array(PROGRAMS).take(
-            pa.array(rng.integers(0, len(PROGRAMS), int(offsets[-1]))))),
-        "slot": 390_000_000 + rng.integers(0, 10_000, n),
-        "victim_signature": b58_strings(rng, n),
-        "score": rng.random(n),
-        "expected_profit_lamports": rng.integers(0, 10**9, n),
-        "tip_lamports": rng.integers(0, 10**6, n),
-        "detect_latency_ns": rng.integers(1_000, 10**6, n),
-        "source": pa.array(["replay"] * n),
-    })
-
-
-def make_latency_hist(n, run_id="r", t0_ns=T0_NS):
-    rng = np.random.default_rng(n)
-    lows = [sorted(rng.integers(0, 10**6, 5).tolist()) for _ in range(n)]
-    return pa.table({
-        "run_id": [run_id] * n,
-        "interval_start_ns": T0_NS + np.arange(n, dtype=np.int64) * 10**9,
-        "interval_end_ns": T0_NS + (np.arange(n, dtype=np.int64) + 1) * 10**9,
-        "hist_name": ["packet_processing_ns"] * n,
-        "bucket_lower": pa.array(lows, pa.list_(pa.uint64())),
-        "bucket_count": pa.array([rng.integers(1, 100, 5).tolist() for _ in range(n)], pa.list_(pa.uint64())),
-        "count": pa.array(rng.integers(1, 500, n), pa.uint64()),
-        "p50": pa.array(rng.integers(100, 200, n), pa.uint64()),
-        "p99": pa.array(rng.integers(200, 900, n), pa.uint64()),
-        "p999": pa.array(rng.integers(900, 2000, n), pa.uint64()),
-        "min": pa.array(rng.integers(1, 100, n), pa.uint64()),
-        "max": pa.array(rng.integers(2000, 10**6, n), pa.uint64()),
-    })
-
-
-def closed_port() -> int:
-    """A loopback port that was bound, then closed: connecting to it is refused."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-@pytest.fixture
-def dsn(tmp_path):
-    return f"chdb://{tmp_path / 'clickhouse'}"
-
-
-@pytest.fixture
-def store(dsn):
-    s = connect(dsn)
-    yield s
-    s.close()
-
-
-def _rows(store: Store, table: str, where: str = "", params=None) -> int:
-    return store.count(table, where, params)
+from workbench.store.spool import missing_rows
 
 
 # --- DSN -------------------------------------------------------------------------------------
@@ -374,152 +260,6 @@ def test_missing_rows_is_exact(store):
         o.take(list(range(1, 1_000, 2))).column("opportunity_id").to_pylist()
 
 
-# --- fault: the server is down -----------------------------------------------------------------------
-def test_closed_port_spools_everything_then_flush_into_chdb_once(dsn, tmp_path):
-    spool = tmp_path / "spool"
-    down = f"http://default:pw@127.0.0.1:{closed_port()}/mev"
-    with StoreWriter(down, spool, queue_batches=2, retry_interval_s=60) as w:
-        rid = w.record_run_start(capture_path="cap.pcap")
-        for i in range(5):
-            w.put("tx_features", make_tx_features(2_000, seed=i, start=i * 2_000))
-        w.put("mev_opportunities", make_opportunities(1_500))
-        w.record_run_end({"transactions": 10_000})
-    st = w.stats
-    assert st.rows_inserted == 0
-    assert st.rows_spooled == 10_000 + 1_500 + 2
-    assert 3 <= st.batches_spooled <= 8          # queued batches of one table may be coalesced
-    assert "cannot reach ClickHouse" in st.last_error and "Connection refused" in st.last_error
-    sp = Spool(spool)
-    files = len(sp.pending())
-    assert files == st.batches_spooled and sp.pending_rows() == st.rows_spooled
-    backup = tmp_path / "spool-copy"
-    shutil.copytree(spool, backup)
-
-    fs = flush_spool(dsn, spool)
-    assert (fs.files, fs.rows_inserted, fs.rows_skipped, fs.files_left, fs.errors) == (files, 11_502, 0, 0, [])
-    with connect(dsn) as s:
-        counts = (_rows(s, "tx_features", "run_id = {r:String}", {"r": rid}), _rows(s, "mev_opportunities"),
-                  s.query_rows("SELECT count() FROM runs FINAL")[0][0])
-    assert counts == (10_000, 1_500, 1)
-
-    assert flush_spool(dsn, spool).files == 0                 # a second flush: nothing left to add
-    shutil.rmtree(spool)
-    shutil.copytree(backup, spool)                            # the same files again (a crash before unlink)
-    fs = flush_spool(dsn, spool)
-    assert (fs.files, fs.rows_inserted, fs.rows_skipped) == (files, 0, 11_502)
-    with connect(dsn) as s:
-        assert (_rows(s, "tx_features"), _rows(s, "mev_opportunities")) == (10_000, 1_500)
-        assert s.query_rows("SELECT count(), any(status) FROM runs FINAL") == [(1, "done")]
-
-
-def test_writer_flushes_an_old_spool_on_start(dsn, tmp_path):
-    spool = tmp_path / "spool"
-    with StoreWriter(f"http://127.0.0.1:{closed_port()}", spool, run_id="early") as w:
-        w.put("tx_features", make_tx_features(1_000), "batch-0")
-    assert w.stats.rows_spooled == 1_000
-    with StoreWriter(dsn, spool, run_id="later") as w2:
-        w2.put("tx_features", make_tx_features(10, start=5_000))
-    assert (w2.stats.rows_flushed, w2.stats.rows_inserted, w2.stats.spool_files_left) == (1_000, 10, 0)
-    with connect(dsn) as s:
-        assert _rows(s, "tx_features") == 1_010
-
-
-def test_writer_recovers_when_the_store_comes_back(dsn, tmp_path, monkeypatch):
-    """Inserts fail for a while (as if the server went away), then work: nothing lost, nothing doubled."""
-    real = Store.insert_arrow
-    fails = {"n": 3}
-
-    def flaky(self, table, data, token=None):
-        if table == "tx_features" and fails["n"] > 0:
-            fails["n"] -= 1
-            raise StoreUnavailable("cannot reach ClickHouse (test)")
-        return real(self, table, data, token)
-
-    monkeypatch.setattr(Store, "insert_arrow", flaky)
-    with StoreWriter(dsn, tmp_path / "spool", retry_interval_s=0.0, run_id="r", coalesce_rows=500) as w:
-        for i in range(6):
-            w.put("tx_features", make_tx_features(500, seed=i, start=i * 500))
-    st = w.stats
-    assert st.rows_spooled >= 1_500 and st.rows_flushed == st.rows_spooled and st.spool_files_left == 0
-    assert st.rows_inserted + st.rows_spooled == 3_000
-    with connect(dsn) as s:
-        assert _rows(s, "tx_features") == 3_000
-        assert s.query_rows("SELECT uniqExact(packet_index) FROM tx_features")[0][0] == 3_000
-
-
-def test_put_blocks_when_the_queue_is_full(dsn, tmp_path, monkeypatch):
-    real = Store.insert_arrow
-    seen = []
-
-    def slow(self, table, data, token=None):
-        time.sleep(0.05)
-        return real(self, table, data, token)
-
-    monkeypatch.setattr(Store, "insert_arrow", slow)
-    with StoreWriter(dsn, tmp_path / "spool", queue_batches=2, run_id="r", coalesce_rows=100) as w:
-        for i in range(8):
-            w.put("tx_features", make_tx_features(100, seed=i, start=i * 100))
-            seen.append(w._q.qsize())
-    assert max(seen) <= 2                        # never more than queue_batches waiting
-    assert w.stats.put_wait_s > 0.1              # the producer was held back
-    assert w.stats.rows_inserted == 800
-
-
-def test_queued_batches_are_coalesced(dsn, tmp_path, monkeypatch):
-    real = Store.insert_arrow
-    calls = []
-
-    def slow(self, table, data, token=None):
-        calls.append((table, data.num_rows, token))
-        time.sleep(0.05)
-        return real(self, table, data, token)
-
-    monkeypatch.setattr(Store, "insert_arrow", slow)
-    with StoreWriter(dsn, tmp_path / "spool", queue_batches=16, run_id="r", coalesce_rows=2_500) as w:
-        for i in range(20):
-            w.put("tx_features", make_tx_features(200, seed=i, start=i * 200))
-    tx = [c for c in calls if c[0] == "tx_features"]
-    assert len(tx) < 20 and all(n <= 2_500 for _, n, _ in tx)
-    assert sum(n for _, n, _ in tx) == 4_000 == w.stats.rows_inserted
-    assert any(".." in tok for _, _, tok in tx)            # a coalesced insert names its first..last batch
-    with connect(dsn) as s:
-        assert s.query_rows("SELECT count(), uniqExact(packet_index), min(packet_index), max(packet_index) "
-                            "FROM tx_features") == [(4_000, 4_000, 0, 3_999)]
-
-
-def test_writer_api_misuse():
-    w = StoreWriter("chdb://memory", "/tmp/unused-spool")
-    with pytest.raises(StoreError, match="start"):
-        w.put("tx_features", make_tx_features(1))
-    with pytest.raises(StoreError, match="record_run_start"):
-        w.record_run_end()
-
-
-# --- concurrency ----------------------------------------------------------------------------------
-def test_reader_sees_consistent_counts_while_the_writer_inserts(dsn, tmp_path):
-    batch, n_batches = 1_000, 30
-    seen, stop = [], threading.Event()
-    with connect(dsn) as reader:
-        def poll():
-            while not stop.is_set():
-                seen.append(_rows(reader, "tx_features"))
-
-        t = threading.Thread(target=poll)
-        t.start()
-        try:
-            with StoreWriter(dsn, tmp_path / "spool", queue_batches=4, run_id="r", coalesce_rows=batch) as w:
-                for i in range(n_batches):
-                    w.put("tx_features", make_tx_features(batch, seed=i, start=i * batch))
-        finally:
-            stop.set()
-            t.join()
-        final = _rows(reader, "tx_features")
-    assert final == batch * n_batches
-    assert len(set(seen)) > 2, "the reader never saw the store between batches"
-    assert all(c % batch == 0 for c in seen), "a reader saw part of a batch"
-    assert seen == sorted(seen), "a count went backwards"
-
-
 # --- clear errors -------------------------------------------------------------------------------
 class _RefusingHandler(http.server.BaseHTTPRequestHandler):
     """Answers like a ClickHouse server that does not know the user/password."""
@@ -610,40 +350,3 @@ def test_store_layer_imports_nothing_above_it():
             if mod and mod.startswith("workbench"):
                 top = ".".join(mod.split(".")[:2])
                 assert top in allowed or mod.startswith(package), f"{f.name} imports {mod}: above the store layer"
-
-
-# --- CLI ---------------------------------------------------------------------------------------
-def test_cli_db_commands(dsn, tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-    from workbench.cli import db as cli_db
-    from workbench.cli.db import db_app
-    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(cli_db.console, "width", 200)
-    runner = CliRunner()
-    with StoreWriter(dsn, tmp_path / "data" / "spool") as w:
-        w.record_run_start(capture_path="/caps/demo.pcap")
-        w.put("mev_opportunities", make_opportunities(50))
-        w.record_run_end({"packets": 7})
-    r = runner.invoke(db_app, ["query", "SELECT type, count() AS n FROM mev_opportunities GROUP BY type ORDER BY type",
-                               "--db", dsn])
-    assert r.exit_code == 0, r.output
-    assert "arbitrage" in r.output and "rows" in r.output
-    r = runner.invoke(db_app, ["query", "SELECT count() AS n FROM mev_opportunities", "--db", dsn, "-f", "csv"])
-    assert r.exit_code == 0 and r.stdout.splitlines() == ['"n"', "50"]
-    out = tmp_path / "o.parquet"
-    r = runner.invoke(db_app, ["query", "SELECT * FROM mev_opportunities", "--db", dsn, "-f", "parquet", "-o", str(out)])
-    assert r.exit_code == 0, r.output
-    t = pq.read_table(out)
-    assert t.num_rows == 50 and t.schema.field("type").type == pa.string()
-    r = runner.invoke(db_app, ["runs", "--db", dsn])
-    assert r.exit_code == 0 and "demo.pcap" in r.output and "done" in r.output
-    r = runner.invoke(db_app, ["schema"])
-    assert r.exit_code == 0 and "CREATE TABLE IF NOT EXISTS default.mev_opportunities" in r.output
-    r = runner.invoke(db_app, ["schema", "--cluster", "prod"])
-    assert "ReplicatedMergeTree()" in r.output and "Distributed(prod" in r.output
-    r = runner.invoke(db_app, ["schema", "--apply", "--db", dsn])
-    assert r.exit_code == 0 and "already at version" in r.output
-    r = runner.invoke(db_app, ["flush-spool", "--db", dsn])
-    assert r.exit_code == 0 and "empty" in r.output
-    r = runner.invoke(db_app, ["query", "SELECT 1", "--db", "mysql://x"])
-    assert r.exit_code == 2 and "bad store DSN" in r.output
