@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 
 from conftest import CAPTURES
-from test_store import closed_port
+from store_helpers import closed_port
 from workbench.config import Settings
 from workbench.runner import replay
 from workbench.store import connect, flush_spool, default_spool_dir

@@ -13,7 +13,7 @@ from urllib.parse import urlparse, urlunparse
 
 import pytest
 
-from test_store import closed_port, make_opportunities, make_tx_features
+from store_helpers import closed_port, make_opportunities, make_tx_features
 from workbench.store import StoreError, StoreWriter, connect, parse_dsn
 from workbench.store import schema as S
 from workbench.store.columns import conform

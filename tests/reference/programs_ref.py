@@ -2,7 +2,7 @@
 parse of a transaction, in plain Python.
 
 ``expected_events(payload)`` returns one dict per event, in the shape of
-``tests/test_programs.py::kernel_events``: account fields are the 32-byte key, ``"lut"``
+``tests/program_cases.py::kernel_events``: account fields are the 32-byte key, ``"lut"``
 (loaded from a lookup table) or None (not in the layout); the pool also carries
 ``pool_lut`` = (table address, index in the table) when it is loaded.
 """
