@@ -30,7 +30,7 @@ RANK = {
     "model": 5,
     "store": 6,
     "sinks": 7,
-    "dissect": 8, "frame_report": 8, "explain": 8, "inspect": 8,   # the Python faces
+    "dissect": 8, "frame_report": 8,                    # the Python faces
     "runner": 8,
     "api": 9,
     "cli": 10,
@@ -262,3 +262,13 @@ def test_reader_keeps_wire_to_numpy_and_numba(tmp_path):
                             "def f():\n    import pandas\n"})
     bad = upward_imports(mods)
     assert len(bad) == 1 and "pandas" in bad[0]
+
+
+def test_no_module_shadows_the_standard_library():
+    """A module named like a standard one (workbench/inspect.py was) is one `import inspect`
+    away from the wrong module in a script run from inside the package."""
+    pkg = REPO / "workbench"
+    names = {p.stem for p in pkg.rglob("*.py") if p.stem not in ("__init__", "__main__")}
+    names |= {p.name for p in pkg.rglob("*") if p.is_dir() and (p / "__init__.py").exists()}
+    clash = sorted(names & set(sys.stdlib_module_names))
+    assert not clash, f"modules named like the standard library's: {clash}"
