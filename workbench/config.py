@@ -9,6 +9,9 @@ that decodes them (``wire/txn.py``, ``wire/keys.py``, ``engine/features.py``).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
+import mmap
 import os
 import tomllib
 from dataclasses import dataclass
@@ -22,21 +25,38 @@ DEFAULT_TIP_LAMPORTS = 10_000     # the Jito tip an opportunity must beat unless
 DEFAULT_IGNORE_PORTS = (53, 67, 68, 123, 137, 138, 161, 162, 443, 514, 1900, 5353)
 
 
-def parse_ports(value) -> tuple[int, ...]:
-    """Ports from a list of ints or a string like "8001,8003-8009"."""
+def _show(value) -> str:
+    """A value as a message quotes it: repr, cut short (a hostile value can be megabytes)."""
+    r = repr(value)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def parse_ports(value, where: str = "port list") -> tuple[int, ...]:
+    """Ports from a list of ints or a string like "8001,8003-8009"; ``where`` names the source in errors."""
     if isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-    else:
+        items = []
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                raise ConfigError(f"{where}: {_show(v)} is not a port; allowed: integers in [0, 65535] "
+                                  f"or strings like '8003-8009'")
+            items.append(str(v).strip())
+    elif isinstance(value, (str, int)) and not isinstance(value, bool):
         items = [s for s in str(value).replace(" ", "").split(",") if s]
+    else:
+        raise ConfigError(f"{where}: {_show(value)} is not a port list; allowed: a list of ports in [0, 65535] "
+                          f"or a string like '8001,8003-8009'")
     ports: list[int] = []
     for item in items:
         lo, _, hi = item.partition("-")
         try:
             a, b = int(lo), int(hi or lo)
         except ValueError:
-            raise ConfigError(f"port list: {item!r} is not a port or a range like 8003-8009") from None
-        if not (0 <= a <= b <= 65535):
-            raise ConfigError(f"port list: {item!r} is outside 0-65535")
+            raise ConfigError(f"{where}: {_show(item)} is not a port or a range like 8003-8009") from None
+        if not (0 <= a <= 65535 and 0 <= b <= 65535):
+            raise ConfigError(f"{where}: {_show(item)} is outside 0-65535")
+        if a > b:
+            raise ConfigError(f"{where}: {_show(item)} is a reversed range (first port {a} > last port {b}); "
+                              f"write {b}-{a}")
         ports.extend(range(a, b + 1))
     return tuple(ports)
 
@@ -90,31 +110,27 @@ class Settings:
     _PORT_FIELDS = ("transaction_ports", "shred_ports", "ignore_ports")
 
     def validate(self) -> "Settings":
-        if not (0 <= self.tip_lamports < 2**62):
-            raise ConfigError(f"tip_lamports={self.tip_lamports}: must be in [0, 2**62)")
-        if not (1 <= self.batch_frames < 2**22):
-            raise ConfigError(f"batch_frames={self.batch_frames}: must be in [1, 4194304)")
-        if self.key_capacity < 64 or self.key_capacity & (self.key_capacity - 1):
-            raise ConfigError(f"key_capacity={self.key_capacity}: must be a power of two >= 64")
-        n = self.latency_sample_every
-        if n < 1 or n & (n - 1):
-            raise ConfigError(f"latency_sample_every={n}: must be a power of two >= 1")
-        if not 1 <= self.live_batch_frames < 65536:
-            raise ConfigError(f"live_batch_frames={self.live_batch_frames}: must be in [1, 65536)")
+        """Check every field's type and range (normalising paths to str and port lists to tuples),
+        then the rules that tie fields together; a ConfigError names the field, the value, where
+        it came from and what is allowed."""
+        origin = self.__dict__.get("_origin", {})
+        for f in dataclasses.fields(self):
+            where = origin.get(f.name, f"setting {f.name}")
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), where))
+
+        def named(*names):
+            return "; ".join(f"{n}={_show(getattr(self, n))} from {origin.get(n, 'the settings')}" for n in names)
+
         if self.live_stage_rows < 4 * self.live_batch_frames:
-            raise ConfigError(f"live_stage_rows={self.live_stage_rows}: must be >= 4 * live_batch_frames "
-                              f"({4 * self.live_batch_frames})")
-        if self.live_slice_ms < 1:
-            raise ConfigError(f"live_slice_ms={self.live_slice_ms}: must be >= 1")
-        if not 0 <= self.fanout_group <= 65535:
-            raise ConfigError(f"fanout_group={self.fanout_group}: must be in [0, 65535] (0 = no fanout)")
-        if not 1 <= self.live_fifo_priority <= 99:
-            raise ConfigError(f"live_fifo_priority={self.live_fifo_priority}: must be in [1, 99]")
-        if self.split_ring_slots < 2 or self.split_ring_slots & (self.split_ring_slots - 1):
-            raise ConfigError(f"split_ring_slots={self.split_ring_slots}: must be a power of two >= 2")
+            raise ConfigError(f"live_stage_rows must be >= 4 * live_batch_frames ({4 * self.live_batch_frames}): "
+                              f"{named('live_stage_rows', 'live_batch_frames')}")
+        for size, count in (("afpacket_block_size", "afpacket_block_count"), ("split_ring_slots", "split_slot_bytes")):
+            if getattr(self, size) * getattr(self, count) > MAX_RING_BYTES:
+                raise ConfigError(f"{size} * {count} must be <= {MAX_RING_BYTES} bytes (4 GiB): {named(size, count)}")
         clash = set(self.transaction_ports) & set(self.shred_ports)
         if clash:
-            raise ConfigError(f"ports {sorted(clash)[:5]} are in both transaction_ports and shred_ports")
+            raise ConfigError(f"ports {sorted(clash)[:5]} are in both transaction_ports and shred_ports: "
+                              f"{named('transaction_ports', 'shred_ports')}")
         return self
 
     @property
@@ -125,54 +141,181 @@ class Settings:
 
     def updated(self, **changes) -> "Settings":
         """A copy with the given fields changed (None values are ignored: unset flags)."""
-        known = {f.name: f for f in dataclasses.fields(self)}
+        return self._apply({k: v for k, v in changes.items() if v is not None}, lambda k: f"setting {k}")
+
+    def _apply(self, changes: dict, where) -> "Settings":
+        """A validated copy with ``changes``; ``where(name)`` says where each value came from."""
+        known = {f.name for f in dataclasses.fields(self)}
+        origin = dict(self.__dict__.get("_origin", {}))
         clean = {}
         for k, v in changes.items():
-            if v is None:
-                continue
             if k not in known:
-                raise ConfigError(f"unknown setting {k!r}; known: {', '.join(sorted(known))}")
-            clean[k] = _coerce(k, known[k], v)
-        return dataclasses.replace(self, **clean).validate()
+                raise ConfigError(f"{where(k)}: unknown setting {_show(k)}; known: {', '.join(sorted(known))}")
+            clean[k] = _coerce(k, v, where(k))
+            origin[k] = where(k)
+        s = dataclasses.replace(self, **clean)
+        s.__dict__["_origin"] = origin    # not a field: asdict() and the capture child never see it
+        return s.validate()
 
 
-def _coerce(name: str, f: dataclasses.Field, value):
+# A key table slot costs 32 bytes of key, 8 of hash slots, 8 of the engine's per-key counter
+# and 8 of the market's key -> pool and key -> mint maps: at 2**24 slots that is under 1 GiB,
+# which any machine that runs the engine can allocate, and more distinct accounts than a
+# capture or a market snapshot carries. 2**40 would ask for tens of TiB.
+MAX_KEY_CAPACITY = 1 << 24
+# The AF_PACKET ring is pinned kernel memory and the --split ring shared memory (maybe
+# hugepages): both are allocated whole at start, so their size is bounded like the key table.
+MAX_RING_BYTES = 1 << 32
+MAX_SHRED_SLOTS = 127             # engine/deshred.py: slot rows are indexed by a signed byte
+MAX_SHREDS_PER_SLOT = 32768       # wire/shred.py MAX_SHREDS_PER_SLOT: shred indexes are below it
+# Smallest slot of a frame ring (udp_slot_bytes, split_slot_bytes): its header (28 bytes of
+# IPv4/UDP in capture/udp.py, 32 bytes of slot header in capture/ring.py) plus a 64-byte
+# minimal frame, rounded up to the 64-byte multiple both rings require.
+MIN_SLOT_BYTES = 128
+MAX_SLOT_BYTES = 1 << 17          # a slot holds any IPv4 datagram (total length is 16 bits) and its link header
+FANOUT_MODES = ("hash", "lb", "cpu")   # capture/afpacket.py FANOUT_MODES
+POW2, MUL64 = "a power of two", "a multiple of 64"
+
+# Integer fields: (lowest, highest, extra rule), both bounds allowed. The engine and the
+# capture code check again where they allocate; these bounds make the error a ConfigError
+# that names the source, before anything is allocated.
+INT_RANGES = {
+    "batch_frames": (1, 2**22 - 1, None),
+    "key_capacity": (64, MAX_KEY_CAPACITY, POW2),
+    "shred_slots": (1, MAX_SHRED_SLOTS, None),
+    "shreds_per_slot": (1, MAX_SHREDS_PER_SLOT, None),
+    "latency_sample_every": (1, 1 << 30, POW2),
+    "tip_lamports": (0, 2**62 - 1, None),
+    "afpacket_block_size": (mmap.PAGESIZE, 1 << 31, POW2),   # the kernel wants whole pages; a u32 field
+    "afpacket_block_count": (2, 65535, None),
+    "afpacket_retire_ms": (1, 60_000, None),
+    "fanout_group": (0, 65535, None),
+    "udp_rcvbuf": (1, 2**31 - 1, None),                      # SO_RCVBUF is a C int
+    "udp_batch": (1, 1024, None),
+    "udp_slot_bytes": (MIN_SLOT_BYTES, MAX_SLOT_BYTES, MUL64),
+    "live_batch_frames": (1, 65535, None),
+    "live_stage_rows": (4, 1 << 26, None),                  # two Stages are allocated whole
+    "live_slice_ms": (1, 60_000, None),                     # the loop must come back to see Ctrl-C
+    "live_idle_spin_us": (0, 60_000_000, None),
+    "live_idle_sleep_us": (0, 1_000_000, None),
+    "live_fifo_priority": (1, 99, None),
+    "split_ring_slots": (2, MAX_KEY_CAPACITY, POW2),
+    "split_slot_bytes": (MIN_SLOT_BYTES, MAX_SLOT_BYTES, MUL64),
+}
+PATH_FIELDS = ("data_dir", "market", "model")
+
+_TYPE_NAMES = {dict: "a table", list: "an array", tuple: "an array", bool: "a boolean", float: "a float",
+               str: "a string", int: "an integer"}
+
+
+def _kind(value) -> str:
+    return _TYPE_NAMES.get(type(value), f"a {type(value).__name__}")
+
+
+def _as_int(value):
+    """An int from an int, a whole finite float or a decimal / 0x string; None if it is none of them."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, str):
+        s = value.strip()
+        for parse in (lambda t: int(t, 0), int, float):
+            try:
+                v = parse(s)
+            except (ValueError, OverflowError):
+                continue
+            return _as_int(v) if isinstance(v, float) else v
+    return None
+
+
+def _coerce(name: str, value, where: str):
+    """``value`` as field ``name`` wants it, or a ConfigError naming name, value, where and the allowed range."""
+    def bad(allowed: str):
+        return ConfigError(f"{where}: {name}={_show(value)} ({_kind(value)}): allowed {allowed}")
+
     if name in Settings._PORT_FIELDS:
-        return parse_ports(value)
-    default = f.default
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
+        return parse_ports(value, f"{where}: {name}")
+    if name in INT_RANGES:
+        lo, hi, rule = INT_RANGES[name]
+        allowed = f"an integer in [{lo}, {hi}]" + (f", {rule}" if rule else "")
+        v = _as_int(value)
+        if v is None or not lo <= v <= hi or (rule == POW2 and v & (v - 1)) or (rule == MUL64 and v % 64):
+            raise bad(allowed)
+        return v
+    default = next(f.default for f in dataclasses.fields(Settings) if f.name == name)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
             return bool(value)
-        if isinstance(default, int):
-            return int(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"setting {name}={value!r}: expected {type(default).__name__}") from None
+        if isinstance(value, str):
+            if value.strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.strip().lower() in ("0", "false", "no", "off"):
+                return False
+        raise bad("true or false (1/0, yes/no, on/off)")
+    if name in PATH_FIELDS and isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or "\x00" in value:
+        raise bad("a string without NUL characters")
+    if name == "data_dir" and not value:
+        raise bad("a folder name (not empty)")
+    if name == "fanout_mode" and value not in FANOUT_MODES:
+        raise bad("one of " + ", ".join(FANOUT_MODES))
+    if name == "udp_bind_addr":
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise bad("an IPv4 address like 0.0.0.0 or 127.0.0.1") from None
+    return value
 
 
-def load_settings(config_file: str | os.PathLike | None = None, **flags) -> Settings:
-    """Defaults < TOML file < WORKBENCH_* environment < flags (None flags are unset)."""
+def _read_toml(p: Path, how: str) -> dict:
+    if not p.is_file():
+        raise ConfigError(f"config file {p} ({how}) " + ("is not a file" if p.exists() else "does not exist"))
+    try:
+        raw = p.read_bytes()
+        text = raw.decode("utf-8")
+        return tomllib.loads(text)
+    except OSError as e:
+        raise ConfigError(f"config file {p} ({how}): cannot be read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {p} ({how}): not UTF-8 at byte {e.start} (TOML files are UTF-8)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {p} ({how}): {e}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {p} ({how}): arrays or tables nested too deeply") from None
+
+
+def load_settings(config_file: str | os.PathLike | None = None, *, environ=None, **flags) -> Settings:
+    """Defaults < TOML file < WORKBENCH_* environment < flags (None flags are unset).
+
+    ``environ`` is the environment to read (default ``os.environ``). Every value is checked
+    for type and range; a ConfigError names the field, the value, its source (file and key,
+    variable or flag) and what is allowed.
+    """
+    env = os.environ if environ is None else environ
     s = Settings()
-    path = config_file or os.environ.get("WORKBENCH_CONFIG")
+    s.__dict__["_origin"] = {}
+    path = config_file or env.get("WORKBENCH_CONFIG")
     if path:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
-        try:
-            data = tomllib.loads(p.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"config file {p}: {e}") from None
-        s = s.updated(**data.get("workbench", data))
-    env = {}
+        how = "--config" if config_file else "WORKBENCH_CONFIG"
+        data = _read_toml(p, how)
+        table, prefix = data, ""
+        if "workbench" in data:
+            table, prefix = data["workbench"], "workbench."
+            if not isinstance(table, dict):
+                raise ConfigError(f"config file {p} key workbench: {_show(table)} ({_kind(table)}): "
+                                  f"allowed a table [workbench] of settings")
+        s = s._apply(table, lambda k: f"config file {p} key {prefix}{k}")
+    found = {}
     for f in dataclasses.fields(Settings):
-        v = os.environ.get(f"WORKBENCH_{f.name.upper()}")
+        v = env.get(f"WORKBENCH_{f.name.upper()}")
         if v is not None:
-            env[f.name] = v
-    s = s.updated(**env)
-    return s.updated(**flags)
+            found[f.name] = v
+    s = s._apply(found, lambda k: f"environment variable WORKBENCH_{k.upper()}")
+    return s._apply({k: v for k, v in flags.items() if v is not None}, lambda k: f"flag --{k.replace('_', '-')}")

@@ -31,7 +31,10 @@ def _settings(ctx: typer.Context | None = None) -> Settings:
         return obj
     if isinstance(obj, dict) and isinstance(obj.get("settings"), Settings):
         return obj["settings"]
-    return load_settings()
+    try:    # a bad WORKBENCH_* variable or config file is a message, in every db command
+        return load_settings()
+    except WorkbenchError as e:
+        _fail(e)
 
 
 def _dsn(ctx: typer.Context, db: str | None) -> str:
