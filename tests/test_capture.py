@@ -190,7 +190,8 @@ def test_truncated_capture_keeps_good_frames_and_names_offset(tmp_path):
 
 
 @pytest.mark.parametrize("content,why", [(b"", "only 0 bytes"), (b"hello world, not a capture", "not a pcap"),
-                                         (b"\xd4\xc3\xb2\xa1" + b"\0" * 8, "too short")])
+                                         (b"\xd4\xc3\xb2\xa1" + b"\0" * 8, "inside the pcap file header"),
+                                         (b"\x0a\x0d\x0d\x0a" + b"\0" * 4, "inside the section header block")])
 def test_not_a_capture(tmp_path, content, why):
     p = tmp_path / "bad.pcap"
     p.write_bytes(content)

@@ -120,3 +120,36 @@ def test_random_capture_bodies_never_crash(fmt, body):
                 assert ((b.off >= 0) & (b.off + b.caplen <= size)).all()
         except CaptureError as e:
             assert e.offset is None or 0 <= e.offset <= size
+
+
+def _pcapng_with_options(tsresol, units, tsoffset, major, minor, order):
+    def block(bt, body):
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack(order + "II", bt, 12 + len(body)) + body + struct.pack(order + "I", 12 + len(body))
+    opts = struct.pack(order + "HHB3x", 9, 1, tsresol)
+    if tsoffset is not None:
+        opts += struct.pack(order + "HHq", 14, 8, tsoffset)
+    return (block(0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, major, minor, -1))
+            + block(1, struct.pack(order + "HHI", 1, 0, 0) + opts + struct.pack(order + "HH", 0, 0))
+            + block(6, struct.pack(order + "IIIII", 0, units >> 32, units & 0xFFFFFFFF, 4, 4) + b"abcd"))
+
+
+@FUZZ
+@given(st.integers(0, 255), st.integers(0, 2**64 - 1), st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+       st.sampled_from([0, 1, 2, 0xFFFF]), st.integers(0, 0xFFFF), st.sampled_from(["<", ">"]))
+def test_pcapng_option_values_read_exactly_or_refuse_with_offset(tsresol, units, tsoffset, major, minor, order):
+    """Every if_tsresol byte, any 64-bit count, any if_tsoffset, any SHB version: the reader
+    gives the exact nanoseconds or a CaptureError naming the offset; no other exception."""
+    data = _pcapng_with_options(tsresol, units, tsoffset, major, minor, order)
+    with tempfile.NamedTemporaryFile(suffix=".pcapng") as f:
+        f.write(data)
+        f.flush()
+        try:
+            ts = [int(t) for b in open_capture(f.name) for t in b.ts_ns]
+        except CaptureError as e:
+            assert e.offset is not None and 0 <= e.offset < len(data) and f"+0x{e.offset:x}" in str(e)
+            return
+    exp = tsresol & 0x7F
+    scaled = (units * 10**9) >> exp if tsresol & 0x80 else units * 10**9 // 10**exp
+    assert major == 1 and ts == [scaled + (tsoffset or 0) * 10**9]
+    assert 0 <= ts[0] < 2**63

@@ -6,7 +6,7 @@ import struct
 from pathlib import Path
 
 from ..errors import CaptureError
-from .pcap import FILE_HEADER_SZ, MAGIC_MODIFIED, MAGIC_NSEC, MAGIC_USEC, PcapReader, PcapWriter, open_memmap
+from .pcap import MAGIC_MODIFIED, MAGIC_NSEC, MAGIC_USEC, PcapReader, PcapWriter, open_memmap
 from .pcapng import BT_SHB, PcapngReader, PcapngWriter
 
 _PCAP_MAGICS = {MAGIC_USEC, MAGIC_NSEC, MAGIC_MODIFIED}
@@ -37,8 +37,6 @@ def open_capture(path, batch_frames: int = 16384):
     buf = open_memmap(path)
     if fmt == "pcapng":
         return PcapngReader(path, batch_frames, buf=buf)
-    if buf.shape[0] < FILE_HEADER_SZ:
-        raise CaptureError(path, f"only {buf.shape[0]} bytes: too short for a pcap file header", 0)
     return PcapReader(path, batch_frames, buf=buf)
 
 

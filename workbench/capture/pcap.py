@@ -128,8 +128,9 @@ class PcapReader:
         self.path = Path(path)
         self.buf = open_memmap(path) if buf is None else buf
         self.batch_frames = int(batch_frames)
-        if self.buf.shape[0] < FILE_HEADER_SZ:
-            raise CaptureError(self.path, f"only {self.buf.shape[0]} bytes: too short for a pcap file header", 0)
+        size = self.buf.shape[0]
+        if size < 4:
+            raise CaptureError(self.path, f"only {size} bytes: too short for a pcap file header", 0)
         head = bytes(self.buf[:FILE_HEADER_SZ])
         magic_le = struct.unpack("<I", head[:4])[0]
         for order, swap in (("<", False), (">", True)):
@@ -138,6 +139,9 @@ class PcapReader:
                 break
         else:
             raise CaptureError(self.path, f"not a pcap file (magic 0x{magic_le:08x})", 0)
+        if size < FILE_HEADER_SZ:   # the magic is there: the file was cut inside its header
+            raise CaptureTruncated(self.path, f"capture ends inside the pcap file header ({size} of "
+                                              f"{FILE_HEADER_SZ} bytes; truncated file)", offset=0, frame=0)
         self.swap = swap
         self.nanosecond = magic == MAGIC_NSEC
         self.record_header_sz = RECORD_HEADER_SZ + (MODIFIED_EXTRA_SZ if magic == MAGIC_MODIFIED else 0)

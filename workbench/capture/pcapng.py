@@ -31,14 +31,23 @@ OPT_ENDOFOPT = 0           # option list terminator
 OPT_IF_TSRESOL = 9         # IDB option: 1 byte; MSB 0: 10^-n s, MSB 1: 2^-n s (default 10^-6)
 OPT_IF_TSOFFSET = 14       # IDB option: int64 seconds added to every timestamp
 BLOCK_MIN_SZ = 12          # bytes: type, length, trailing length
+SHB_MIN_SZ = 28            # bytes: block frame + byte-order magic, major, minor, section length
+SHB_MAJOR = 1              # the only major version the spec defines; another one is another format
 MAX_INTERFACES = 1024      # interfaces per section the walker keeps
+NS_PER_S = 1_000_000_000
+INT64_MAX = 0x7FFFFFFFFFFFFFFF
+# Finest if_tsresol the walker converts. Decimal: 10^(e-9) must fit an int64 divisor (e <= 27).
+# Binary: the 64-bit unit count is shifted by at most 63. Finer ones are refused, never wrapped.
+MAX_DEC_EXP = 27
+MAX_BIN_EXP = 63
+MAX_OFFSET_S = INT64_MAX // NS_PER_S  # if_tsoffset seconds whose nanoseconds fit int64
 
 # interface table columns (int64 [MAX_INTERFACES, IF_COLS])
 IF_LINKTYPE, IF_SNAPLEN, IF_RES_BINARY, IF_RES_EXP, IF_OFFSET_S = 0, 1, 2, 3, 4
 IF_COLS = 5
-# walker state (int64 [ST_COLS])
-ST_SWAP, ST_NIF, ST_SEEN_SHB = 0, 1, 2
-ST_COLS = 3
+# walker state (int64 [ST_COLS]); ST_DETAIL is the value an error message quotes
+ST_SWAP, ST_NIF, ST_SEEN_SHB, ST_DETAIL = 0, 1, 2, 3
+ST_COLS = 4
 
 # scan status beyond pcap.py's SCAN_MORE / SCAN_END: why _scan_pcapng stopped
 SCAN_TRUNC_HEADER = -1     # file ends inside a block header
@@ -50,6 +59,10 @@ SCAN_BAD_IFACE = -6        # packet names an interface with no IDB
 SCAN_BAD_CAPLEN = -7       # captured length exceeds the block
 SCAN_NO_SHB = -8           # a block before any SHB
 SCAN_TOO_MANY_IF = -9      # more than MAX_INTERFACES interfaces in one section
+SCAN_BAD_VERSION = -10     # SHB major version other than 1 (detail: major << 16 | minor)
+SCAN_BAD_TSRESOL = -11     # if_tsresol finer than the walker converts (detail: the option byte)
+SCAN_BAD_TSOFFSET = -12    # if_tsoffset whose nanoseconds do not fit int64 (detail: the seconds)
+SCAN_TS_RANGE = -13        # a packet's time is not in int64 ns since the epoch (detail: interface id)
 
 SCAN_REASON = {
     SCAN_TRUNC_HEADER: "capture ends inside a block header (truncated file)",
@@ -61,7 +74,24 @@ SCAN_REASON = {
     SCAN_BAD_CAPLEN: "captured length exceeds its block (corrupt block)",
     SCAN_NO_SHB: "first block is not a section header block",
     SCAN_TOO_MANY_IF: f"more than {MAX_INTERFACES} interfaces in one section",
+    SCAN_BAD_VERSION: "section header block version {major}.{minor}: only major version 1 is pcapng as read here",
+    SCAN_BAD_TSRESOL: ("interface description block: if_tsresol 0x{detail:02x} (units of {unit} s) is finer than "
+                       f"the reader converts (10^-{MAX_DEC_EXP} s or 2^-{MAX_BIN_EXP} s at most)"),
+    SCAN_BAD_TSOFFSET: ("interface description block: if_tsoffset {detail} s is outside "
+                        f"+-{MAX_OFFSET_S} s (int64 nanoseconds)"),
+    SCAN_TS_RANGE: ("packet timestamp at interface {detail}'s if_tsresol and if_tsoffset is not within int64 "
+                    "nanoseconds since the epoch (a nanosecond count under the default microsecond resolution?)"),
 }
+
+
+def scan_reason(status: int, detail: int) -> str:
+    """The message of a negative scan status, with the value the walker left in ST_DETAIL."""
+    if status == SCAN_BAD_VERSION:
+        return SCAN_REASON[status].format(major=detail >> 16, minor=detail & 0xFFFF)
+    if status == SCAN_BAD_TSRESOL:
+        unit = f"2^-{detail & 0x7F}" if detail & 0x80 else f"10^-{detail}"
+        return SCAN_REASON[status].format(detail=detail, unit=unit)
+    return SCAN_REASON[status].format(detail=detail) if "{detail}" in SCAN_REASON[status] else SCAN_REASON[status]
 
 
 @njit(cache=True, nogil=True)
@@ -73,21 +103,59 @@ def _pow10(e):
 
 
 @njit(cache=True, nogil=True)
-def _to_ns(ts, iface):
-    """Interface units -> ns since the epoch, in integers (no float seconds)."""
+def _shr(u, k):
+    """Logical right shift of the 64 bits ``u`` holds (an unsigned unit count), 0 <= k <= 63."""
+    if k == 0:
+        return u
+    return ((u >> 1) & INT64_MAX) >> (k - 1)
+
+
+@njit(cache=True, nogil=True)
+def _udiv(u, d):
+    """Unsigned floor division of the 64 bits ``u`` holds by 0 < d < 2^62."""
+    if u >= 0:
+        return u // d
+    q = (_shr(u, 1) // d) << 1
+    r = u - q * d                  # the true remainder is < 2d, so the wrapped difference is exact
+    if r >= d:
+        q += 1
+    return q
+
+
+@njit(cache=True, nogil=True)
+def _to_ns(u, iface):
+    """Interface units (unsigned 64 bits held in ``u``) -> (ns since the epoch, ok), in integers.
+
+    ok is False when the time is not within int64 ns since the epoch: it is never wrapped.
+    Resolutions finer than MAX_DEC_EXP / MAX_BIN_EXP never get here (_read_idb refuses them).
+    """
     e = iface[IF_RES_EXP]
     if iface[IF_RES_BINARY]:
-        if e > 33:                       # keep (frac * 1e9) inside 63 bits
-            ts >>= e - 33
-            e = 33
-        whole = ts >> e
-        frac = ts & ((np.int64(1) << e) - 1)
-        ns = whole * 1_000_000_000 + ((frac * 1_000_000_000) >> e)
+        whole = _shr(u, e)
+        frac = u & ((np.int64(1) << e) - 1)      # < 2^63 since e <= 63
+        if e <= 33:
+            frac_ns = (frac * NS_PER_S) >> e     # frac < 2^33: the product fits 63 bits
+        else:                                    # split frac at bit 32 so each product fits
+            hi = (frac >> 32) * NS_PER_S
+            lo = (frac & 0xFFFFFFFF) * NS_PER_S
+            frac_ns = (hi + (lo >> 32)) >> (e - 32)
+        if whole < 0 or whole > (INT64_MAX - frac_ns) // NS_PER_S:
+            return np.int64(0), False
+        ns = whole * NS_PER_S + frac_ns
     elif e <= 9:
-        ns = ts * _pow10(9 - e)
+        m = _pow10(9 - e)
+        if u < 0 or u > INT64_MAX // m:
+            return np.int64(0), False
+        ns = u * m
     else:
-        ns = ts // _pow10(e - 9)
-    return ns + iface[IF_OFFSET_S] * 1_000_000_000
+        ns = _udiv(u, _pow10(e - 9))
+    off = iface[IF_OFFSET_S] * NS_PER_S
+    if off > 0 and ns > INT64_MAX - off:
+        return np.int64(0), False
+    ns += off
+    if ns < 0:                                   # before 1970, and -1 is TS_MISSING
+        return np.int64(0), False
+    return ns, True
 
 
 @njit(cache=True, nogil=True)
@@ -111,12 +179,19 @@ def _read_idb(buf, body, body_end, swap, ifaces, st):
             break
         if code == OPT_IF_TSRESOL and ln >= 1:
             r = np.int64(buf[p])
-            ifaces[k, IF_RES_BINARY] = 1 if r & 0x80 else 0
+            binary = r & 0x80
+            if (binary and r & 0x7F > MAX_BIN_EXP) or (not binary and r > MAX_DEC_EXP):
+                st[ST_DETAIL] = r
+                return SCAN_BAD_TSRESOL
+            ifaces[k, IF_RES_BINARY] = 1 if binary else 0
             ifaces[k, IF_RES_EXP] = r & 0x7F
         elif code == OPT_IF_TSOFFSET and ln >= 8:
             lo = u32(buf, p, swap)
             hi = u32(buf, p + 4, swap)
             v = (hi << 32) | lo if not swap else (lo << 32) | hi
+            if v > MAX_OFFSET_S or v < -MAX_OFFSET_S:
+                st[ST_DETAIL] = v
+                return SCAN_BAD_TSOFFSET
             ifaces[k, IF_OFFSET_S] = v
         p += (ln + 3) & ~3
     st[ST_NIF] = k + 1
@@ -163,7 +238,14 @@ def _scan_pcapng(buf, pos, st, ifaces, off, caplen, wirelen, ts_ns, linktype, ma
             return n, pos, SCAN_LENGTH_MISMATCH
         body = pos + 8
         body_end = pos + blen - 4
-        if btype == BT_IDB:
+        if btype == BT_SHB:
+            if blen < SHB_MIN_SZ:
+                return n, pos, SCAN_BAD_LENGTH
+            major = u16(buf, body + 4, swap)
+            if major != SHB_MAJOR:
+                st[ST_DETAIL] = (major << 16) | u16(buf, body + 6, swap)
+                return n, pos, SCAN_BAD_VERSION
+        elif btype == BT_IDB:
             r = _read_idb(buf, body, body_end, swap, ifaces, st)
             if r < 0:
                 return n, pos, r
@@ -185,7 +267,11 @@ def _scan_pcapng(buf, pos, st, ifaces, off, caplen, wirelen, ts_ns, linktype, ma
             off[n] = body + 20
             caplen[n] = cl
             wirelen[n] = ol if ol >= cl else cl
-            ts_ns[n] = _to_ns((hi << 32) | lo, ifaces[ifid])
+            t, ok = _to_ns((hi << 32) | lo, ifaces[ifid])
+            if not ok:
+                st[ST_DETAIL] = ifid
+                return n, pos, SCAN_TS_RANGE
+            ts_ns[n] = t
             linktype[n] = ifaces[ifid, IF_LINKTYPE]
             n += 1
         elif btype == BT_SPB:
@@ -221,8 +307,12 @@ class PcapngReader:
         self.path = Path(path)
         self.buf = open_memmap(path) if buf is None else buf
         self.batch_frames = int(batch_frames)
-        if self.buf.shape[0] < 12 or struct.unpack("<I", bytes(self.buf[:4]))[0] != BT_SHB:
+        size = self.buf.shape[0]
+        if size < 4 or struct.unpack("<I", bytes(self.buf[:4]))[0] != BT_SHB:
             raise CaptureError(self.path, "not a pcapng file (no section header block at offset 0)", 0)
+        if size < SHB_MIN_SZ:     # the magic is there: the file was cut inside its first block
+            raise CaptureTruncated(self.path, f"capture ends inside the section header block ({size} of "
+                                              f"{SHB_MIN_SZ} bytes at least; truncated file)", offset=0, frame=0)
         self._st = np.zeros(ST_COLS, np.int64)
         self._ifaces = np.zeros((MAX_INTERFACES, IF_COLS), np.int64)
         self.frames_read = 0
@@ -250,7 +340,8 @@ class PcapngReader:
             if status == SCAN_END:
                 return
             if status < 0:
-                raise CaptureTruncated(self.path, SCAN_REASON[status], offset=pos, frame=index)
+                raise CaptureTruncated(self.path, scan_reason(status, int(self._st[ST_DETAIL])), offset=pos,
+                                       frame=index)
 
 
 def _pad4(n: int) -> int:
