@@ -63,18 +63,19 @@ def parse_ports(value, where: str = "port list") -> tuple[int, ...]:
 
 @dataclass
 class Settings:
-    """Every tunable of the workbench. Field comments give meaning, unit and range."""
+    """Every tunable of the workbench. Field comments give meaning, unit and range (checked by
+    ``validate()`` from ``INT_RANGES`` and ``_coerce`` below)."""
 
     data_dir: str = "data"                 # folder for the embedded store, runs and spool
     db: str = ""                           # ClickHouse DSN; "" means chdb:///<data_dir>/clickhouse
     batch_frames: int = 16384              # frames per FrameBatch, [1, 2**22)
-    key_capacity: int = 1 << 16            # pubkey interning table slots (power of two)
+    key_capacity: int = 1 << 16            # pubkey interning table slots, a power of two in [64, 2**24]
     transaction_ports: tuple[int, ...] = ()  # UDP ports decoded as transactions only
     shred_ports: tuple[int, ...] = ()      # UDP ports decoded as shreds only
     ignore_ports: tuple[int, ...] = DEFAULT_IGNORE_PORTS  # UDP ports that are never Solana
     shred_slots: int = 4                   # slots reassembled from shreds at once, [1, 127]
     shreds_per_slot: int = 8192            # data shred indexes kept per slot, [1, 32768]
-    latency_sample_every: int = 16         # time 1 packet in N (power of two; 1 = every packet)
+    latency_sample_every: int = 16         # time 1 packet in N, a power of two in [1, 2**30] (1 = every packet)
     progress: bool = True                  # rich progress bar on the terminal
     # --- market and opportunities (engine/market/) ---
     market: str = ""                       # market snapshot folder ("" = none: swaps and opportunities are off)
@@ -82,8 +83,8 @@ class Settings:
     detect: bool = True                    # run the detectors (False: track pools and write swaps only)
     model: str = ""                        # model folder (workbench compile) scoring every opportunity ("" = none)
     # --- live mode (workbench live / send; capture/afpacket.py, capture/udp.py, engine/live.py) ---
-    afpacket_block_size: int = 1 << 18     # bytes per TPACKET_V3 ring block, a power of two >= page size
-    afpacket_block_count: int = 128        # blocks in the ring, [2, 65536): ring = size * count bytes
+    afpacket_block_size: int = 1 << 18     # bytes per TPACKET_V3 ring block, a power of two in [page size, 2**31]
+    afpacket_block_count: int = 128        # blocks in the ring, [2, 65536): ring = size * count bytes <= 4 GiB
     afpacket_retire_ms: int = 10           # ms before the kernel hands over a block that is not full, [1, 60000];
                                            # with afpacket_peek it bounds only when a block is given back, not
                                            # latency; without, it is the worst wait of a packet. A retired block
@@ -94,18 +95,20 @@ class Settings:
     fanout_group: int = 0                  # PACKET_FANOUT group id, [1, 65535]; 0 = no fanout
     fanout_mode: str = "hash"              # fanout by flow hash ("hash"), round robin ("lb") or CPU ("cpu")
     udp_bind_addr: str = "0.0.0.0"         # IPv4 address the UDP source binds its ports on
-    udp_rcvbuf: int = 32 << 20             # bytes of SO_RCVBUF per UDP socket (SO_RCVBUFFORCE as root)
+    udp_rcvbuf: int = 32 << 20             # bytes of SO_RCVBUF per UDP socket (SO_RCVBUFFORCE as root), [1, 2**31)
     udp_batch: int = 256                   # datagrams per recvmmsg call, [1, 1024]
-    udp_slot_bytes: int = 2048             # bytes per datagram slot (28 of them for the IPv4/UDP header)
+    udp_slot_bytes: int = 2048             # bytes per datagram slot (28 of them for the IPv4/UDP header),
+                                           # a multiple of 64 in [128, 2**17]
     live_batch_frames: int = 1024          # frames per poll of a live source, [1, 65536)
     live_stage_rows: int = 1 << 16         # packets (and transaction rows) per Stage; two Stages alternate between
-                                           # the engine thread and the sinks; >= 4 * live_batch_frames
-    live_slice_ms: int = 50                # the nopython loop returns to Python at least this often (ms)
-    live_idle_spin_us: int = 2000          # us without packets before the loop starts sleeping
-    live_idle_sleep_us: int = 50           # us slept per empty poll once idle; 0 = spin (lowest latency, burns the CPU)
+                                           # the engine thread and the sinks; [4 * live_batch_frames, 2**26]
+    live_slice_ms: int = 50                # the nopython loop returns to Python at least this often (ms), [1, 60000]
+    live_idle_spin_us: int = 2000          # us without packets before the loop starts sleeping, [0, 6e7]
+    live_idle_sleep_us: int = 50           # us slept per empty poll once idle, [0, 1e6]; 0 = spin (lowest latency, burns the CPU)
     live_fifo_priority: int = 50           # SCHED_FIFO priority with --rt, [1, 99]
-    split_ring_slots: int = 1 << 16        # --split: slots of the capture -> engine ring (power of two)
-    split_slot_bytes: int = 2048           # --split: bytes per slot (32 of them for the slot header)
+    split_ring_slots: int = 1 << 16        # --split: slots of the capture -> engine ring, a power of two in [2, 2**24]
+    split_slot_bytes: int = 2048           # --split: bytes per slot (32 of them for the slot header), a multiple
+                                           # of 64 in [128, 2**17]; slots * bytes <= 4 GiB
 
     _PORT_FIELDS = ("transaction_ports", "shred_ports", "ignore_ports")
 
@@ -119,7 +122,7 @@ class Settings:
             setattr(self, f.name, _coerce(f.name, getattr(self, f.name), where))
 
         def named(*names):
-            return "; ".join(f"{n}={_show(getattr(self, n))} from {origin.get(n, 'the settings')}" for n in names)
+            return "; ".join(f"{n}={_show(getattr(self, n))} from {origin.get(n, 'the default or code')}" for n in names)
 
         if self.live_stage_rows < 4 * self.live_batch_frames:
             raise ConfigError(f"live_stage_rows must be >= 4 * live_batch_frames ({4 * self.live_batch_frames}): "
