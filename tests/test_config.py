@@ -103,6 +103,12 @@ def test_good_values_of_every_source_are_converted_and_precedence_holds(tmp_path
     assert s.shreds_per_slot == 32768 and s.transaction_ports == (8001, 8003, 8004)
 
 
+def test_numpy_integers_from_code_are_plain_ints():
+    import numpy as np
+    s = Settings(batch_frames=np.int64(7), key_capacity=np.uint32(128)).validate()
+    assert (s.batch_frames, s.key_capacity) == (7, 128) and type(s.batch_frames) is int
+
+
 def test_bounds_match_what_the_decoders_and_rings_accept():
     """The config's limits are those of wire/shred, engine/deshred and the capture rings."""
     assert MAX_SHREDS_PER_SLOT == shred.MAX_SHREDS_PER_SLOT and MAX_SHRED_SLOTS == 127

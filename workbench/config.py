@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import math
 import mmap
+import numbers
 import os
 import tomllib
 from dataclasses import dataclass
@@ -219,8 +220,8 @@ def _as_int(value):
     """An int from an int, a whole finite float or a decimal / 0x string; None if it is none of them."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
+    if isinstance(value, numbers.Integral):    # numpy integers from code or a widget too
+        return int(value)
     if isinstance(value, float):
         return int(value) if math.isfinite(value) and value.is_integer() else None
     if isinstance(value, str):
