@@ -98,3 +98,49 @@ def test_inspect_names_file_frame_and_offset():
     assert "instruction 0" in r.output
     r = runner.invoke(app, ["inspect", str(CAPTURES / "demo.pcapng"), "999999"])
     assert r.exit_code == 2 and "the capture has 3996 frames" in r.output
+
+
+SMALL = str(CAPTURES / "small.pcap")
+SEND = ["send", SMALL, "-i", "lo"]
+
+
+@pytest.mark.parametrize("args,flag,limit", [
+    (["replay", SMALL, "--speed", "inf"], "--speed", "1e+06"),
+    (["replay", SMALL, "--speed", "nan"], "--speed", "1e+06"),
+    (["replay", SMALL, "--speed", "0"], "--speed", "unset"),        # 0 is refused, not taken for unpaced
+    (["replay", SMALL, "--speed", "-1"], "--speed", "1e-06"),
+    (["replay", SMALL, "--speed", "1e7"], "--speed", "1e+06"),
+    (SEND + ["--speed", "inf"], "--speed", "--topspeed"),
+    (SEND + ["--speed", "0"], "--speed", "1e-06"),
+    (SEND + ["--pps", "inf"], "--pps", "2e+08"),
+    (SEND + ["--pps", "0"], "--pps", "0.001"),
+    (SEND + ["--pps", "1e9"], "--pps", "2e+08"),
+    (["generate", "--tps", "1e9"], "--tps", "20,000,000"),
+    (["generate", "--tps", "inf"], "--tps", "finite"),
+    (["generate", "--seconds", "inf"], "--seconds", "86,400"),
+    (["generate", "--seconds", "1e6", "--tps", "1"], "--seconds", "86,400"),
+    (["generate", "--market", "--opportunities", "1e12"], "--opportunities", "20,000,000"),
+    (["live", "--source", "udp", "--ports", "0", "--duration", "0.1"], "--ports 0", "1-65535"),
+    (["live", "--source", "udp", "--ports", "0-3,8003", "--duration", "0.1"], "--ports 0-3,8003", "1-65535"),
+])
+def test_nonfinite_absurd_and_zero_flags_are_refused_with_flag_and_limit(tmp_path, args, flag, limit):
+    """The class of item 11: inf, nan, 0, negatives and values that would exhaust memory or time."""
+    if args[0] == "generate":
+        args = args + ["--out", str(tmp_path / "g.pcap")]
+    else:
+        args = args + ["--out", str(tmp_path / "o")] if args[0] != "send" else args
+    if args[0] in ("replay", "live"):
+        args += ["--no-db"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    out = " ".join(r.output.split())            # rich wraps long messages
+    assert flag in out and limit in out, out
+    assert "Traceback" not in r.output and not (tmp_path / "o").exists() and not (tmp_path / "g.pcap").exists()
+
+
+def test_send_too_many_frames_is_refused_before_sending():
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("opening an AF_PACKET sender needs root")
+    r = runner.invoke(app, SEND + ["--loop", "1000000"])
+    assert r.exit_code == 2 and "--loop" in r.output and "100,000,000" in " ".join(r.output.split()), r.output

@@ -7,6 +7,7 @@ tcpreplay learned). Frames without a timestamp (TS_MISSING) are released at once
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -15,13 +16,39 @@ from ..errors import ConfigError
 from .frames import TS_MISSING
 
 SLEEP_SLICE_S = 0.05          # longest single sleep, so a stop request is seen quickly
+# Pacing rates a run accepts. Past MAX_SPEED a day of capture is released in under 0.1 s, the same
+# as unpaced; below MIN_SPEED a second of capture takes more than 11 days. MAX_PPS is above the
+# 148.8 Mpps of minimum-size frames on 100 GbE; below MIN_PPS one frame takes over 16 minutes.
+MIN_SPEED, MAX_SPEED = 1e-6, 1e6
+MIN_PPS, MAX_PPS = 1e-3, 2e8
+
+
+def check_rate(flag: str, value, lo: float, hi: float, hint: str) -> float:
+    """``value`` as a float in [lo, hi]; ConfigError naming ``flag``, the value and the limits otherwise.
+
+    0, negatives, NaN and infinity are all refused the same way, wherever the rate is asked.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag} {value!r}: not a number; allowed: {lo:g} to {hi:g} ({hint})") from None
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise ConfigError(f"{flag} {value!r}: outside {lo:g} to {hi:g} ({hint})")
+    return v
+
+
+def check_speed(speed, unpaced: str) -> float:
+    """A --speed factor; ``unpaced`` says how the caller's user runs without pacing."""
+    return check_rate("--speed", speed, MIN_SPEED, MAX_SPEED, f"1.0 = as captured, 2.0 = twice as fast; {unpaced}")
+
+
+def check_pps(pps) -> float:
+    return check_rate("--pps", pps, MIN_PPS, MAX_PPS, "packets per second")
 
 
 class Pacer:
     def __init__(self, speed: float, clock=time.monotonic_ns, sleep=time.sleep):
-        if not speed > 0:
-            raise ConfigError(f"speed={speed}: must be > 0 (1.0 = as captured, 2.0 = twice as fast)")
-        self.speed = float(speed)
+        self.speed = check_speed(speed, "no pacing: no speed")
         self.clock, self.sleep = clock, sleep
         self.ts0: int | None = None
         self.wall0 = 0

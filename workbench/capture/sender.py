@@ -36,9 +36,10 @@ from .afpacket import ARPHRD_ETHER, ARPHRD_LOOPBACK, PACKET_QDISC_BYPASS, SOL_PA
 from .frames import LINKTYPE_ETHERNET, TS_MISSING
 from .kernel import SO_SNDBUFFORCE
 from .open import open_capture
-from .pace import Pacer
+from .pace import Pacer, check_pps, check_speed
 
 SENDMMSG_MAX = 1024               # UIO_MAXIOV: messages one sendmmsg call takes
+MAX_SEND_FRAMES = 100_000_000     # frames one send paces: an int64 lateness each is kept for the summary
 SPIN_BELOW_NS = 200_000           # waits shorter than this spin instead of sleeping
 SLEEP_EARLY_NS = 60_000           # wake this much before the release time, then spin
 SNDBUF_BYTES = 8 << 20            # socket send buffer (SO_SNDBUFFORCE as root)
@@ -169,10 +170,10 @@ def send_capture(capture, iface: str, *, speed: float | None = None, pps: float 
         raise ConfigError("choose one of --speed, --pps and --topspeed")
     if modes == 0:
         speed = 1.0
-    if speed is not None and not speed > 0:
-        raise ConfigError(f"speed={speed}: must be > 0 (1.0 = as captured)")
-    if pps is not None and not pps > 0:
-        raise ConfigError(f"pps={pps}: must be > 0")
+    if speed is not None:
+        speed = check_speed(speed, "--topspeed sends without pacing")
+    if pps is not None:
+        pps = check_pps(pps)
     if loop < 1:
         raise ConfigError(f"loop={loop}: must be >= 1")
     if limit is not None and limit < 1:
@@ -195,6 +196,10 @@ def send_capture(capture, iface: str, *, speed: float | None = None, pps: float 
                 ts_last = int(ts[-1])
             n_frames += b.n
         total = n_frames * loop if limit is None else min(n_frames * loop, int(limit))
+        if total > MAX_SEND_FRAMES:
+            raise ConfigError(f"--loop {loop} x {n_frames:,} frames = {total:,} frames: more than the "
+                              f"{MAX_SEND_FRAMES:,} one send times (each frame's lateness is kept); "
+                              f"lower --loop or set --limit")
         lateness = np.zeros(total, np.int64)
         span = (ts_last - ts_first) if ts_first is not None else 0
         pass_ns = span + (span // max(1, n_frames - 1) if n_frames > 1 else 0)

@@ -15,7 +15,7 @@ from .. import __version__
 from ..config import load_settings
 from .db import db_app
 from .model import register as register_model_commands
-from ..errors import WorkbenchError
+from ..errors import ConfigError, WorkbenchError
 from .output import console, err_console, fail as _fail
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -355,6 +355,8 @@ def live(
         settings = load_settings(config, transaction_ports=transaction_ports, shred_ports=shred_ports, db=db,
                                  market=str(market) if market else None, model=str(model) if model else None)
         port_list = parse_ports(ports) if ports else None
+        if port_list and 0 in port_list:   # binding port 0 would listen on a port the OS picks
+            raise ConfigError(f"--ports {ports}: port 0 is not a port to capture on; allowed: 1-65535")
         dsn = None if no_db else settings.db_dsn
         ready = lambda msg: err_console.print(f"[bold]{escape(msg)}[/]  (Ctrl-C stops)", highlight=False)  # noqa: E731
         kw = dict(source=source, ports=port_list, cpu=cpu, rt=rt, hugepages=hugepages, record=record,

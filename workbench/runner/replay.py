@@ -15,7 +15,7 @@ from typing import Callable
 import pyarrow as pa
 
 from ..capture import open_capture
-from ..capture.pace import Pacer
+from ..capture.pace import Pacer, check_speed
 from ..config import Settings
 from ..engine.state import C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, EngineState
 from ..errors import CaptureError
@@ -38,12 +38,14 @@ def replay(capture, out_dir, settings: Settings | None = None,
     cannot be reached gets the rows spooled to disk, never dropped.
     """
     settings = (settings or Settings()).validate()
+    if speed is not None:      # 0 is refused like any other bad factor, not taken for "unpaced"
+        speed = check_speed(speed, "leave --speed unset to run unpaced")
     capture = Path(capture)
     reader = open_capture(capture, settings.batch_frames)
     total = capture.stat().st_size
     run = EngineRun(out_dir, settings, state=state, ds=ds, sink=sink, db=db, source="replay",
                     capture_path=str(capture.resolve()), capture_sha256=file_sha256(capture) if db else "")
-    pacer = Pacer(speed) if speed else None
+    pacer = Pacer(speed) if speed is not None else None
     capture_error = None
     warmup_s = run.warm_up(reader.buf)
     t0 = time.perf_counter()

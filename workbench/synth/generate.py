@@ -53,6 +53,8 @@ from .traffic.staging import _stage_txns, sign_staged
 from .traffic.templates import VERSION_NAMES, build_templates
 
 CHUNK_PACKETS = 1 << 15         # packets per chunk (bounds memory; fixed, so output does not depend on it)
+MAX_PACKETS = 20_000_000        # packets one capture holds: their times and kinds are drawn whole, in memory
+MAX_SECONDS = 86_400            # a day: the slot hashes are drawn for the whole span up front
 DEFAULT_START_NS = 1_750_000_000_000_000_000   # 2025-06-15T15:06:40Z
 
 _TX_KINDS = (F.KIND_TRANSACTION, F.KIND_VLAN_TRANSACTION, F.KIND_DUPLICATE)
@@ -80,10 +82,14 @@ class GenerateResult:
 
 
 def _check(out: Path, seconds, tps, bad_rate, start_ns, txn_port) -> None:
-    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
-        raise ConfigError(f"generate: seconds={seconds!r}: must be a finite number > 0")
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and 0 < seconds <= MAX_SECONDS):
+        raise ConfigError(f"generate: seconds={seconds!r} (--seconds): must be a number > 0 and <= {MAX_SECONDS:,}")
     if not (isinstance(tps, (int, float)) and math.isfinite(tps) and tps > 0):
-        raise ConfigError(f"generate: tps={tps!r}: must be a finite number of packets per second > 0")
+        raise ConfigError(f"generate: tps={tps!r} (--tps): must be a finite number of packets per second > 0")
+    if tps * seconds > MAX_PACKETS:
+        raise ConfigError(f"generate: tps={tps!r} x seconds={seconds!r} (--tps x --seconds) = {tps * seconds:.4g} "
+                          f"packets: more than the {MAX_PACKETS:,} one capture holds (every packet's time and kind "
+                          f"are drawn in memory); lower --tps or --seconds")
     if not (0.0 <= bad_rate <= 1.0):
         raise ConfigError(f"generate: bad_rate={bad_rate!r}: must be a fraction in [0, 1]")
     if not (0 <= int(start_ns) < 2**62):
@@ -333,8 +339,9 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
         raise ConfigError("generate: opportunities needs market=True (--market)")
     if opportunities is None:
         opportunities = DEFAULT_OPPORTUNITIES_PER_S
-    if not (math.isfinite(opportunities) and opportunities >= 0):
-        raise ConfigError(f"generate: opportunities={opportunities!r}: must be a finite rate per second >= 0")
+    if not (math.isfinite(opportunities) and 0 <= opportunities * seconds <= MAX_PACKETS):
+        raise ConfigError(f"generate: opportunities={opportunities!r} (--opportunities): must be a finite rate per "
+                          f"second >= 0, at most {MAX_PACKETS:,} over the capture (each is drawn in turn)")
     if not (0 <= int(tip_lamports) < 2**62):
         raise ConfigError(f"generate: tip_lamports={tip_lamports!r}: must be >= 0")
     if competition not in ("flat", "prize"):
