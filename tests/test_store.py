@@ -350,3 +350,64 @@ def test_store_layer_imports_nothing_above_it():
             if mod and mod.startswith("workbench"):
                 top = ".".join(mod.split(".")[:2])
                 assert top in allowed or mod.startswith(package), f"{f.name} imports {mod}: above the store layer"
+
+
+# --- issue 15: read-only sessions (item 16) and the lock message naming real commands ------------
+def test_read_only_session_refuses_writes_files_and_settings(dsn, tmp_path):
+    with connect(dsn):
+        pass                                                        # the schema, by a writable session
+    evil = tmp_path / "evil.csv"
+    with connect(dsn, ensure_schema=False, read_only=True) as ro:
+        assert ro.scalar("SELECT count() FROM mev_opportunities") == 0
+        for sql in (f"INSERT INTO FUNCTION file('{evil}', 'CSV', 'x Int32') SELECT 1",
+                    "INSERT INTO mev_opportunities (type) VALUES ('arbitrage')",
+                    "SELECT * FROM file('/etc/hostname', 'LineAsString')",
+                    "CREATE TABLE t (x Int32) ENGINE = Memory", "SET readonly = 0",
+                    "SELECT 1 SETTINGS readonly = 0"):
+            with pytest.raises(StoreError) as e:
+                ro.command(sql)
+            assert not isinstance(e.value, StoreUnavailable), sql      # not a transient: nothing to retry
+            assert "read-only session" in str(e.value) and "file()" in str(e.value), str(e.value)
+        with pytest.raises(StoreError, match="read-only session"):
+            ro.insert_arrow("mev_opportunities", conform("mev_opportunities", make_opportunities(1)))
+        # a writable session of the same process is not made read-only by it
+        with connect(dsn) as rw:
+            rw.insert_batch("mev_opportunities", make_opportunities(3))
+        assert ro.scalar("SELECT count() FROM mev_opportunities") == 3
+    assert not evil.exists()
+    with pytest.raises(StoreError, match="cannot create or migrate"):
+        connect(dsn, read_only=True)
+
+
+def test_read_only_session_on_a_server_sends_readonly_1(monkeypatch):
+    """On a server the same session setting goes to clickhouse-connect (readonly=1 on every query)."""
+    import clickhouse_connect
+    seen = {}
+
+    def fake_client(**kw):
+        seen.update(kw)
+        raise ConnectionRefusedError("connection refused")
+    monkeypatch.setattr(clickhouse_connect, "get_client", fake_client)
+    with pytest.raises(StoreUnavailable):
+        connect("http://u:p@127.0.0.1:8123/db", ensure_schema=False, read_only=True)
+    assert seen["settings"] == {"readonly": 1} and seen["interface"] == "http"
+    seen.clear()
+    with pytest.raises(StoreUnavailable):
+        connect("http://u:p@127.0.0.1:8123/db", ensure_schema=False)
+    assert "settings" not in seen
+
+
+def test_store_lock_message_names_commands_that_exist(tmp_path):
+    import fcntl
+    import re
+    from workbench.cli.app import app
+    from workbench.store.clickhouse import translate
+    d = tmp_path / "held"
+    d.mkdir()
+    with open(d / "status", "wb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)                             # as a chDB process holds its store
+        msg = str(translate(RuntimeError("Cannot lock file status"), parse_dsn(f"chdb://{d}")))
+    assert "open in another process" in msg, msg
+    named = re.findall(r"`workbench ([\w-]+)", msg)
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    assert named and set(named) <= commands, (named, commands)

@@ -13,10 +13,11 @@ from typing import Optional
 import pyarrow as pa
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..config import Settings, load_settings
 from ..errors import WorkbenchError
-from .output import console, err_console, fail as _fail
+from .output import console, err_console, fail as _fail, out_file, plain, warn
 
 db_app = typer.Typer(add_completion=False, no_args_is_help=True,
                      help="The ClickHouse store: query it, list runs, print or apply the schema, flush the spool.")
@@ -47,16 +48,17 @@ def spool_dir(settings: Settings) -> Path:
     return default_spool_dir(settings.data_dir)
 
 
-def _cell(v) -> str:
+def _cell(v) -> Text:
+    """One value as plain Text: a value from the store is shown as it is, never read as markup."""
     if v is None:
-        return "[dim]NULL[/]"
+        return Text("NULL", style="dim")
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return Text(f"{v:.6g}")
     if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
+        return Text(f"{v:,}")
     if isinstance(v, list) and v and isinstance(v[0], tuple) and len(v[0]) == 2:   # Map -> list of pairs
-        return ", ".join(f"{k}={val:,}" if isinstance(val, int) else f"{k}={val}" for k, val in v)
-    return str(v)
+        return Text(", ".join(f"{k}={val:,}" if isinstance(val, int) else f"{k}={val}" for k, val in v))
+    return Text(str(v))
 
 
 def print_table(names: list[str], rows: list, title: str | None = None, max_rows: int = 200) -> None:
@@ -66,7 +68,7 @@ def print_table(names: list[str], rows: list, title: str | None = None, max_rows
     for i, name in enumerate(names):
         numeric = bool(shown) and all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
                                       for r in shown if r[i] is not None)
-        t.add_column(name, justify="right" if numeric else "left", overflow="fold")
+        t.add_column(plain(name), justify="right" if numeric else "left", overflow="fold")
     for row in shown:
         t.add_row(*(_cell(v) for v in row))
     console.print(t)
@@ -99,20 +101,35 @@ def query(
     ctx: typer.Context,
     sql: str = typer.Argument(..., help="SQL to run, e.g. \"SELECT type, count() FROM mev_opportunities GROUP BY type\""),
     fmt: str = typer.Option("table", "--format", "-f", help="table (rich), csv, or parquet"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write to this file instead of stdout"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write to this file instead of stdout "
+                                                                       "(its missing folders are made)"),
     max_rows: int = typer.Option(200, "--max-rows", help="rows shown by --format table"),
+    read_only: bool = typer.Option(False, "--read-only", help="a read-only session (ClickHouse readonly=1): only "
+                                                              "SELECT, SHOW, DESCRIBE, EXISTS on the store's tables; "
+                                                              "writes, DDL, SET/SETTINGS and table functions such as "
+                                                              "file() and url() are refused"),
     db: Optional[str] = DB_OPTION,
 ):
-    """Run SQL against the store and print the result (CSV and Parquet are written by ClickHouse)."""
+    """Run SQL against the store and print the result (CSV and Parquet are written by ClickHouse).
+
+    The SQL runs with the store user's full rights unless --read-only: it may INSERT, ALTER, DROP, and read or write files and URLs with file(), url(), s3() and INSERT INTO FUNCTION (on the embedded chDB store, as the user running this command). Pass --read-only for SQL from elsewhere.
+    """
     from ..store import connect
     fmt = fmt.lower()
     if fmt not in ("table", "csv", "parquet"):
         _fail(WorkbenchError(f"--format {fmt!r}: choose table, csv or parquet"))
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         _fail(WorkbenchError("parquet is binary: pass --output FILE.parquet, or redirect stdout to a file"))
+    if output is not None:
+        if fmt == "table":
+            _fail(WorkbenchError("--output writes csv or parquet: add --format csv or --format parquet"))
+        try:
+            out_file(output, "--output")      # before the query: a bad path must not cost a long query
+        except WorkbenchError as e:
+            _fail(e)
     sql = sql.strip().rstrip(";")
     try:
-        with connect(_dsn(ctx, db), ensure_schema=False) as store:
+        with connect(_dsn(ctx, db), ensure_schema=False, read_only=read_only) as store:
             if fmt == "table":
                 names, rows = store.query_table(sql)
             elif fmt == "csv":
@@ -125,8 +142,11 @@ def query(
         print_table(names, rows, max_rows=max_rows)
         return
     if output is not None:
-        output.write_bytes(body)
-        err_console.print(f"{len(body):,} bytes of {fmt} -> {output}")
+        try:
+            output.write_bytes(body)
+        except OSError as e:
+            _fail(WorkbenchError(f"--output {output}: cannot write: {e.strerror or e}"))
+        err_console.print(plain(f"{len(body):,} bytes of {fmt} -> {output}"), highlight=False)
     else:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
@@ -193,9 +213,9 @@ def schema(
     except WorkbenchError as e:
         _fail(e)
     if applied:
-        console.print(f"{dsn}: schema version {before} -> {applied[-1]} (applied {applied})")
+        console.print(plain(f"{dsn}: schema version {before} -> {applied[-1]} (applied {applied})"))
     else:
-        console.print(f"{dsn}: schema already at version {before}")
+        console.print(plain(f"{dsn}: schema already at version {before}"))
 
 
 @db_app.command("flush-spool")
@@ -210,7 +230,7 @@ def flush_spool_cmd(
     sp = Spool(spool or spool_dir(settings))
     pending = sp.pending()
     if not pending:
-        console.print(f"spool {sp.dir} is empty")
+        console.print(plain(f"spool {sp.dir} is empty"))
         return
     rows = sp.pending_rows()
     try:
@@ -218,10 +238,10 @@ def flush_spool_cmd(
             stats = sp.flush(store)
     except WorkbenchError as e:
         _fail(e)
-    console.print(f"spool {sp.dir}: {len(pending)} files, {rows:,} rows -> {stats.files} files flushed, "
+    console.print(plain(f"spool {sp.dir}: {len(pending)} files, {rows:,} rows -> {stats.files} files flushed, "
                   f"{stats.rows_inserted:,} rows inserted, {stats.rows_skipped:,} already stored, "
-                  f"{stats.files_left} files left")
+                  f"{stats.files_left} files left"))
     for e in stats.errors:
-        err_console.print(f"[yellow]{e}[/]")
+        warn(str(e))
     if stats.files_left:
         raise typer.Exit(1)

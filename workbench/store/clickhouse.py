@@ -73,8 +73,9 @@ def translate(exc: BaseException, dsn: Dsn, doing: str = "") -> StoreError:
                               f"first, or use the same --db.")
         if dsn.path and ("EmbeddedServer" in msg or "Cannot lock file" in msg) and _status_locked(dsn.path):
             return StoreError(f"the embedded store {dsn.path} is open in another process (chDB lets one process "
-                              f"use a store directory). Stop that process (a replay or `workbench serve`), pass "
-                              f"another --db chdb:///dir, or run a ClickHouse server and use --db http://host:8123/db.")
+                              f"use a store directory). Stop that process (a `workbench replay`, `workbench live` or "
+                              f"`workbench db` command, or a `panel serve` of the panel apps), pass another "
+                              f"--db chdb:///dir, or run a ClickHouse server and use --db http://host:8123/db.")
         if code in _UNAVAILABLE_CODES:      # too many parts, memory limit, timeout: try again later
             return StoreUnavailable(f"embedded store {where} is overloaded{what}: {_short(msg)}; "
                                     "the batch is spooled and retried")
@@ -92,6 +93,13 @@ def translate(exc: BaseException, dsn: Dsn, doing: str = "") -> StoreError:
                                 f"and the host and port right?{hint} Writes are spooled to disk meanwhile; "
                                 f"`workbench db flush-spool` sends them once the server is back.")
     return StoreError(f"ClickHouse at {where}{what}: {_short(msg)}")
+
+
+_READONLY_REFUSAL = re.compile(r"in readonly mode|\(READONLY\)")
+
+
+def _what(doing: str) -> str:
+    return f" while {doing}" if doing else ""
 
 
 def _quote(text: str) -> str:
@@ -112,10 +120,11 @@ def _short(msg: str, n: int = 400) -> str:
 class Store:
     """A connected store: ``client`` (clickhouse-connect), ``dsn``, ``target`` (database, cluster)."""
 
-    def __init__(self, dsn: Dsn, client, cluster: str | None = None):
+    def __init__(self, dsn: Dsn, client, cluster: str | None = None, read_only: bool = False):
         self.dsn = dsn
         self.client = client
         self.target = S.Target(dsn.database, cluster)
+        self.read_only = read_only
 
     # -- plumbing
     def _call(self, doing: str, fn, *args, **kwargs):
@@ -124,6 +133,12 @@ class Store:
         except StoreError:
             raise
         except Exception as e:  # driver, network and engine errors all land here
+            if self.read_only and _READONLY_REFUSAL.search(str(e)):
+                # code 164 counts as "unavailable" for the writer; here it is the session refusing
+                raise StoreError(f"{self.dsn.redacted()} refused this in a read-only session{_what(doing)}: "
+                                 f"{_short(str(e))}. A read-only session (--read-only, ClickHouse readonly=1) "
+                                 f"runs only reads of the store's tables: no INSERT, DDL, SET or SETTINGS, and no "
+                                 f"table functions such as file() or url().") from None
             raise translate(e, self.dsn, doing) from e
 
     def close(self) -> None:
@@ -301,14 +316,21 @@ class Store:
 
 
 def connect(dsn: str | Dsn, *, ensure_schema: bool = True, cluster: str | None = None,
-            connect_timeout: int | None = None) -> Store:
+            connect_timeout: int | None = None, read_only: bool = False) -> Store:
     """Open a store; by default create or migrate its schema. Raises StoreError.
 
     ``connect_timeout`` (seconds) bounds the wait for a server; the writer uses a short one.
+    ``read_only`` opens a read-only session (ClickHouse ``readonly=1`` on every query of this
+    client, chDB or server): reads of the store's tables only; writes, DDL, settings changes
+    and table functions (``file()``, ``url()``...) are refused with a StoreError saying so.
+    No schema is created or migrated then.
     """
     import clickhouse_connect       # deferred: the chdb engine loads on first use
 
     d = dsn if isinstance(dsn, Dsn) else parse_dsn(dsn)
+    if read_only and ensure_schema:
+        raise StoreError("a read-only session cannot create or migrate the schema: connect with ensure_schema=False")
+    session = {"settings": {"readonly": 1}} if read_only else {}
     try:
         if d.embedded:
             if d.path:
@@ -317,7 +339,7 @@ def connect(dsn: str | Dsn, *, ensure_schema: bool = True, cluster: str | None =
                 except OSError as e:
                     raise StoreError(f"cannot create the embedded store directory {d.path}: {e.strerror}; "
                                      "pass --db chdb:///a/writable/dir") from None
-            client = clickhouse_connect.get_client(interface="chdb", path=d.path)
+            client = clickhouse_connect.get_client(interface="chdb", path=d.path, **session)
         else:
             opts = dict(d.options)
             if connect_timeout is not None:
@@ -325,15 +347,18 @@ def connect(dsn: str | Dsn, *, ensure_schema: bool = True, cluster: str | None =
                 opts.setdefault("query_retries", 0)
             client = clickhouse_connect.get_client(
                 interface=d.scheme, host=d.host, port=d.port, username=d.user or None,
-                password=d.password, database=None, **opts)
+                password=d.password, database=None, **opts, **session)
     except StoreError:
         raise
     except Exception as e:
         raise translate(e, d, "connecting") from e
-    store = Store(d, client, cluster)
+    store = Store(d, client, cluster, read_only=read_only)
     try:
         if d.database != "default":
             if not store.scalar(f"EXISTS DATABASE {d.database}"):
+                if read_only:
+                    raise StoreError(f"{d.redacted()}: the database {d.database} does not exist (a read-only "
+                                     "session does not create it)")
                 store.command(f"CREATE DATABASE IF NOT EXISTS {d.database}{store.target.on}")
             client.database = d.database
         if ensure_schema:
