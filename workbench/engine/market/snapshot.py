@@ -20,10 +20,12 @@ positions.parquet        position_id (int64), owner, collateral_mint, collateral
                          liquidation_bonus [0, 1)
 =======================  ====================================================================
 
-Addresses are base58 strings. A bad row (an address that is not 32 bytes of base58, an
-unknown program, a mint missing from tokens.parquet, a zero fee denominator, a fee >= 1,
-a u128 that does not parse, duplicate pool addresses, a threshold out of range) raises
-``MarketError`` naming the file, the row and the column.
+Addresses are base58 strings. Every column of every file has its type and range checked
+(``SNAPSHOT_COLUMNS``: integers are integers, never floats whose fraction would be
+truncated; nulls only where a value may be absent), then the rows' consistency (a mint
+missing from tokens.parquet, a zero fee denominator, a fee >= 1, duplicate pool addresses or
+position ids, a Whirlpool price outside its range). A bad value raises ``MarketError``
+naming the file, the row and the column.
 
 In the engine the snapshot is the ``Market`` tuple of arrays (layout.py); token prices in
 SOL and the health of positions are set at load from the oracle pools (prices.py).
@@ -43,55 +45,135 @@ from .prices import init_health
 
 CYCLES_PER_POOL_MAX = 64    # three-pool cycles indexed per pool (the ones through the deepest pools first)
 
-SNAPSHOT_FILES = {
-    "tokens": ("mint", "decimals", "symbol"),
-    "pools": ("address", "program", "mint_a", "mint_b", "vault_a", "vault_b", "reserve_a", "reserve_b",
-              "fee_num", "fee_den", "sqrt_price_x64", "liquidity", "sqrt_price_lower_x64", "sqrt_price_upper_x64",
-              "tick_spacing"),
-    "lookup_tables": ("address", "keys"),
-    "token_accounts": ("address", "mint", "owner"),
-    "positions": ("position_id", "owner", "collateral_mint", "collateral_amount", "debt_mint", "debt_amount",
-                  "liquidation_threshold", "liquidation_bonus"),
-}
-
 
 # ============================================================================================
-# parsing helpers
+# column checks: every column of every file has a parser; a bad value names file, row, column
 # ============================================================================================
 
-def _addr(value, file: str, row: int, col: str) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise MarketError(f"{file} row {row} column {col}: {value!r} is not a base58 address")
+class _Bad(ValueError):
+    """A value refused by a column parser; ``_checked_rows`` adds the file, row and column."""
+
+
+def _integer(lo: int, hi: int, what: str):
+    # Python int only: a float column would truncate fractions and cannot hold every u64
+    def parse(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _Bad(f"{v!r} is not an integer ({what})")
+        if not lo <= v <= hi:
+            raise _Bad(f"{v} is outside {what} [{lo}, {hi}]")
+        return v
+    return parse
+
+
+def _real(lo: float, hi: float, lo_open: bool, hi_open: bool):
+    span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+    def parse(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _Bad(f"{v!r} is not a number in {span}")
+        x = float(v)
+        if not (lo < x if lo_open else lo <= x) or not (x < hi if hi_open else x <= hi):    # NaN fails too
+            raise _Bad(f"{v!r} is not in {span}")
+        return x
+    return parse
+
+
+def _address(v) -> bytes:
+    if not isinstance(v, str) or not v:
+        raise _Bad(f"{v!r} is not a base58 address")
     try:
-        raw = base58.b58decode(value)
+        raw = base58.b58decode(v)
     except ValueError:
-        raise MarketError(f"{file} row {row} column {col}: {value!r} is not base58") from None
+        raise _Bad(f"{v!r} is not base58") from None
     if len(raw) != PUBKEY_SZ:
-        raise MarketError(f"{file} row {row} column {col}: {value!r} decodes to {len(raw)} bytes, not 32")
+        raise _Bad(f"{v!r} decodes to {len(raw)} bytes, not 32")
     return raw
 
 
-def _u64(value, file: str, row: int, col: str) -> int:
-    try:
-        v = int(value)
-    except (TypeError, ValueError):
-        raise MarketError(f"{file} row {row} column {col}: {value!r} is not an integer") from None
-    if not 0 <= v < 1 << 64:
-        raise MarketError(f"{file} row {row} column {col}: {v} is outside u64")
+def _u128_text(v) -> int:
+    if not isinstance(v, str) or not v.isascii() or not v.isdigit():
+        raise _Bad(f"{v!r} is not a decimal u128")
+    x = int(v)
+    if x >= 1 << 128:
+        raise _Bad(f"{x} is outside u128")
+    return x
+
+
+def _absent_or(parse):
+    """'' or null is absent (None): vaults of Raydium v4 pools, Whirlpool words of constant-product pools."""
+    return lambda v: None if v is None or v == "" else parse(v)
+
+
+def _text(v) -> str:
+    if not isinstance(v, str):
+        raise _Bad(f"{v!r} is not a string")
     return v
 
 
-def _u128(value, file: str, row: int, col: str) -> int:
-    try:
-        v = int(str(value))
-    except (TypeError, ValueError):
-        raise MarketError(f"{file} row {row} column {col}: {value!r} is not a decimal u128") from None
-    if not 0 <= v < 1 << 128:
-        raise MarketError(f"{file} row {row} column {col}: {v} is outside u128")
-    return v
+def _program(v) -> int:
+    kind = PROGRAMS.get(v) if isinstance(v, str) else None
+    if kind is None:
+        raise _Bad(f"{v!r} is not one of {', '.join(PROGRAMS)}")
+    return kind
+
+
+def _addresses(v) -> list[bytes]:
+    if not isinstance(v, list):
+        raise _Bad(f"{v!r} is not a list of addresses")
+    out = []
+    for j, a in enumerate(v):
+        try:
+            out.append(_address(a))
+        except _Bad as e:
+            raise _Bad(f"keys[{j}]: {e}") from None
+    return out
+
+
+U8, U16 = _integer(0, 255, "u8"), _integer(0, (1 << 16) - 1, "u16")
+U64, I64 = _integer(0, (1 << 64) - 1, "u64"), _integer(-(1 << 63), (1 << 63) - 1, "i64")
+U128 = _absent_or(_u128_text)
+
+# file -> column -> parser (the parsed value is what load_market uses: addresses as 32 bytes,
+# the program as its PK_* kind, absent values as None)
+SNAPSHOT_COLUMNS = {
+    "tokens": {"mint": _address, "decimals": U8, "symbol": _text},
+    "pools": {"address": _address, "program": _program, "mint_a": _address, "mint_b": _address,
+              "vault_a": _absent_or(_address), "vault_b": _absent_or(_address), "reserve_a": U64, "reserve_b": U64,
+              "fee_num": U64, "fee_den": U64, "sqrt_price_x64": U128, "liquidity": U128,
+              "sqrt_price_lower_x64": U128, "sqrt_price_upper_x64": U128, "tick_spacing": U16},
+    "lookup_tables": {"address": _address, "keys": _addresses},
+    "token_accounts": {"address": _address, "mint": _address, "owner": _address},
+    "positions": {"position_id": I64, "owner": _address, "collateral_mint": _address, "collateral_amount": U64,
+                  "debt_mint": _address, "debt_amount": U64,
+                  "liquidation_threshold": _real(0.0, 1.0, True, False),
+                  "liquidation_bonus": _real(0.0, 1.0, False, True)},
+}
+SNAPSHOT_FILES = {name: tuple(cols) for name, cols in SNAPSHOT_COLUMNS.items()}
+
+
+def _checked_rows(cols: dict, name: str, file: str) -> list[dict]:
+    """Every row of snapshot file ``name`` as {column: parsed value}, each column through its
+    SNAPSHOT_COLUMNS parser; the first bad value raises MarketError naming file, row and column."""
+    parsers = SNAPSHOT_COLUMNS[name]
+    n = len(cols[next(iter(parsers))])
+    rows = []
+    for r in range(n):
+        row = {}
+        for c, parse in parsers.items():
+            try:
+                row[c] = parse(cols[c][r])
+            except _Bad as e:
+                raise MarketError(f"{file} row {r} column {c}: {e}") from None
+        rows.append(row)
+    return rows
+
+
+def _b58(raw: bytes) -> str:
+    return base58.b58encode(raw).decode()
 
 
 def _read(folder: Path, name: str, required: bool):
+    """The checked rows of ``name``.parquet (None when absent and not required), and its file name."""
     import pyarrow.parquet as pq
     path = folder / f"{name}.parquet"
     if not path.exists():
@@ -105,7 +187,7 @@ def _read(folder: Path, name: str, required: bool):
     missing = [c for c in SNAPSHOT_FILES[name] if c not in table.column_names]
     if missing:
         raise MarketError(f"{path}: missing column(s) {', '.join(missing)}")
-    return table.to_pydict(), path.name
+    return _checked_rows(table.select(list(SNAPSHOT_FILES[name])).to_pydict(), name, path.name), path.name
 
 
 # ============================================================================================
@@ -134,22 +216,18 @@ def load_market(folder, keys, key_slots, key_meta) -> Market:
     # tokens: from tokens.parquet, or from the pools' mints when absent
     token_rows: dict[bytes, int] = {}
     token_list = []
-    if tokens is not None:
-        for r, (mint, dec) in enumerate(zip(tokens["mint"], tokens["decimals"])):
-            raw = _addr(mint, tokens_name, r, "mint")
-            if raw in token_rows:
-                raise MarketError(f"{tokens_name} row {r} column mint: {mint} is listed twice")
-            if dec is None or not 0 <= int(dec) <= 255:
-                raise MarketError(f"{tokens_name} row {r} column decimals: {dec!r} is not in [0, 255]")
-            token_rows[raw] = len(token_list)
-            token_list.append((kid(raw, tokens_name, r, "mint"), int(dec)))
+    for r, g in enumerate(tokens or ()):
+        raw = g["mint"]
+        if raw in token_rows:
+            raise MarketError(f"{tokens_name} row {r} column mint: {_b58(raw)} is listed twice")
+        token_rows[raw] = len(token_list)
+        token_list.append((kid(raw, tokens_name, r, "mint"), g["decimals"]))
 
-    def token_of(value, file, row, col) -> int:
-        raw = _addr(value, file, row, col)
+    def token_of(raw, file, row, col) -> int:
         t = token_rows.get(raw)
         if t is None:
             if tokens is not None:
-                raise MarketError(f"{file} row {row} column {col}: mint {value} is not in {tokens_name}")
+                raise MarketError(f"{file} row {row} column {col}: mint {_b58(raw)} is not in {tokens_name}")
             t = token_rows[raw] = len(token_list)
             token_list.append((kid(raw, file, row, col), -1))
         return t
@@ -157,33 +235,25 @@ def load_market(folder, keys, key_slots, key_meta) -> Market:
     pool_list = []
     seen_pools: dict[bytes, int] = {}
     account_mints: list[tuple[int, int]] = []     # (key id, token row)
-    n = len(pools["address"])
-    for r in range(n):
-        g = {c: pools[c][r] for c in SNAPSHOT_FILES["pools"]}
-        raw = _addr(g["address"], pools_name, r, "address")
+    for r, g in enumerate(pools):
+        raw, kind = g["address"], g["program"]
         if raw in seen_pools:
-            raise MarketError(f"{pools_name} row {r} column address: {g['address']} repeats row {seen_pools[raw]}")
+            raise MarketError(f"{pools_name} row {r} column address: {_b58(raw)} repeats row {seen_pools[raw]}")
         seen_pools[raw] = r
-        kind = PROGRAMS.get(g["program"])
-        if kind is None:
-            raise MarketError(f"{pools_name} row {r} column program: {g['program']!r} is not one of "
-                              f"{', '.join(PROGRAMS)}")
         ta = token_of(g["mint_a"], pools_name, r, "mint_a")
         tb = token_of(g["mint_b"], pools_name, r, "mint_b")
         if ta == tb:
             raise MarketError(f"{pools_name} row {r} column mint_b: the same mint as mint_a")
-        ra = _u64(g["reserve_a"], pools_name, r, "reserve_a")
-        rb = _u64(g["reserve_b"], pools_name, r, "reserve_b")
-        fnum = _u64(g["fee_num"], pools_name, r, "fee_num")
-        fden = _u64(g["fee_den"], pools_name, r, "fee_den")
+        ra, rb, fnum, fden = g["reserve_a"], g["reserve_b"], g["fee_num"], g["fee_den"]
         if fden == 0 or fnum >= fden:
             raise MarketError(f"{pools_name} row {r} column fee_num: fee {fnum}/{fden} is not in [0, 1)")
         wp = [0] * N_WP
         if kind == PK_WHIRLPOOL:
-            price = _u128(g["sqrt_price_x64"], pools_name, r, "sqrt_price_x64")
-            liq = _u128(g["liquidity"], pools_name, r, "liquidity")
-            lo = _u128(g["sqrt_price_lower_x64"], pools_name, r, "sqrt_price_lower_x64")
-            hi = _u128(g["sqrt_price_upper_x64"], pools_name, r, "sqrt_price_upper_x64")
+            words = ("sqrt_price_x64", "liquidity", "sqrt_price_lower_x64", "sqrt_price_upper_x64")
+            for c in words:
+                if g[c] is None:
+                    raise MarketError(f"{pools_name} row {r} column {c}: empty; a Whirlpool pool needs it")
+            price, liq, lo, hi = (g[c] for c in words)
             if not lo <= price <= hi:
                 raise MarketError(f"{pools_name} row {r} column sqrt_price_x64: {price} is outside its range "
                                   f"[{lo}, {hi}] (sqrt_price_lower_x64, sqrt_price_upper_x64)")
@@ -194,42 +264,34 @@ def load_market(folder, keys, key_slots, key_meta) -> Market:
                               "a constant-product pool with an empty reserve")
         for side, t in (("vault_a", ta), ("vault_b", tb)):
             v = g[side]
-            if v:
-                account_mints.append((kid(_addr(v, pools_name, r, side), pools_name, r, side), t))
+            if v is not None:
+                account_mints.append((kid(v, pools_name, r, side), t))
             elif kind != PK_RAYDIUM_V4:
                 raise MarketError(f"{pools_name} row {r} column {side}: CPMM and Whirlpool pools need their vaults "
                                   "(the swap direction is read from them)")
         pool_list.append((kind, ta, tb, ra, rb, fnum, fden, wp, kid(raw, pools_name, r, "address")))
 
     tables = []
-    if luts is not None:
-        for r, (a, ks) in enumerate(zip(luts["address"], luts["keys"])):
-            raw = _addr(a, luts_name, r, "address")
-            kids = [kid(_addr(k, luts_name, r, f"keys[{j}]"), luts_name, r, f"keys[{j}]")
-                    for j, k in enumerate(ks or [])]
-            tables.append((raw, kids))
+    for r, g in enumerate(luts or ()):
+        kids = [kid(k, luts_name, r, f"keys[{j}]") for j, k in enumerate(g["keys"])]
+        tables.append((g["address"], kids))
 
-    if accts is not None:
-        for r, (a, m) in enumerate(zip(accts["address"], accts["mint"])):
-            account_mints.append((kid(_addr(a, accts_name, r, "address"), accts_name, r, "address"),
-                                  token_of(m, accts_name, r, "mint")))
+    for r, g in enumerate(accts or ()):
+        account_mints.append((kid(g["address"], accts_name, r, "address"), token_of(g["mint"], accts_name, r, "mint")))
 
     pos_list = []
-    if positions is not None:
-        for r in range(len(positions["position_id"])):
-            g = {c: positions[c][r] for c in SNAPSHOT_FILES["positions"]}
-            tc = token_of(g["collateral_mint"], pos_name, r, "collateral_mint")
-            td = token_of(g["debt_mint"], pos_name, r, "debt_mint")
-            ca = _u64(g["collateral_amount"], pos_name, r, "collateral_amount")
-            da = _u64(g["debt_amount"], pos_name, r, "debt_amount")
-            if da == 0:
-                raise MarketError(f"{pos_name} row {r} column debt_amount: a position without debt")
-            thr, bonus = g["liquidation_threshold"], g["liquidation_bonus"]
-            if thr is None or not 0.0 < float(thr) <= 1.0:
-                raise MarketError(f"{pos_name} row {r} column liquidation_threshold: {thr!r} is not in (0, 1]")
-            if bonus is None or not 0.0 <= float(bonus) < 1.0:
-                raise MarketError(f"{pos_name} row {r} column liquidation_bonus: {bonus!r} is not in [0, 1)")
-            pos_list.append((int(g["position_id"]), tc, td, ca, da, float(thr), float(bonus)))
+    seen_pos: dict[int, int] = {}
+    for r, g in enumerate(positions or ()):
+        pid = g["position_id"]
+        if pid in seen_pos:
+            raise MarketError(f"{pos_name} row {r} column position_id: {pid} repeats row {seen_pos[pid]}")
+        seen_pos[pid] = r
+        tc = token_of(g["collateral_mint"], pos_name, r, "collateral_mint")
+        td = token_of(g["debt_mint"], pos_name, r, "debt_mint")
+        if g["debt_amount"] == 0:
+            raise MarketError(f"{pos_name} row {r} column debt_amount: a position without debt")
+        pos_list.append((pid, tc, td, g["collateral_amount"], g["debt_amount"], g["liquidation_threshold"],
+                         g["liquidation_bonus"]))
 
     wsol = token_rows.get(base58.b58decode(MINT_WSOL), -1)
     usdc = token_rows.get(base58.b58decode(MINT_USDC), -1)
