@@ -144,3 +144,19 @@ def test_send_too_many_frames_is_refused_before_sending():
         pytest.skip("opening an AF_PACKET sender needs root")
     r = runner.invoke(app, SEND + ["--loop", "1000000"])
     assert r.exit_code == 2 and "--loop" in r.output and "100,000,000" in " ".join(r.output.split()), r.output
+
+
+@pytest.mark.parametrize("tsresol", [73, 28, 0xC0])
+def test_unreadable_tsresol_is_a_message_in_replay_inspect_and_send(tmp_path, tsresol):
+    from test_capture_headers import pcapng
+    cap = tmp_path / "res.pcapng"
+    cap.write_bytes(pcapng(tsresol))
+    import os
+    cases = [["replay", str(cap), "--out", str(tmp_path / "o"), "--quiet", "--no-db"], ["inspect", str(cap), "0"]]
+    if os.geteuid() == 0:           # send opens its AF_PACKET socket before it reads the capture
+        cases.append(["send", str(cap), "-i", "lo", "--topspeed"])
+    for args in cases:
+        r = runner.invoke(app, args)
+        out = " ".join(r.output.split())
+        assert r.exit_code in (2, 3) and "if_tsresol" in out and "+0x1c" in out, (args, r.output)
+        assert "Traceback" not in r.output and not isinstance(r.exception, ZeroDivisionError)

@@ -6,6 +6,8 @@ and Appendix A (obsolete Packet Block). Every section may change byte order and
 interfaces; every interface has its own link type, snap length and timestamp resolution.
 Unknown blocks are skipped by their length. The repeated trailing block length is
 cross-checked (as dpkt does) so a damaged file is caught at the damaged block.
+Timestamps convert exactly to int64 ns since the epoch; an if_tsresol too fine to convert, a
+time outside int64 ns or a section of another major version stops the walk at that block.
 """
 
 from __future__ import annotations

@@ -140,8 +140,8 @@ def replay(
     batch_frames: Optional[int] = typer.Option(None, help="frames per batch"),
     transaction_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as transactions, e.g. 8003-8009"),
     shred_ports: Optional[str] = typer.Option(None, help="UDP ports decoded only as shreds"),
-    speed: Optional[float] = typer.Option(None, help="pace by capture timestamps: 1.0 = as captured; "
-                                                      "unset = as fast as the machine allows"),
+    speed: Optional[float] = typer.Option(None, help="pace by capture timestamps: 1.0 = as captured, 1e-6 to 1e6; "
+                                                      "unset = as fast as the machine allows (0 is refused)"),
     db: Optional[str] = typer.Option(None, "--db", help="ClickHouse DSN (default: embedded chdb:///<data_dir>/clickhouse, "
                                                         "or WORKBENCH_DB); http(s)://user:pw@host:8123/db for a server"),
     no_db: bool = typer.Option(False, "--no-db", help="Parquet outputs only, no ClickHouse"),
@@ -246,8 +246,9 @@ def _fmt_ns(v) -> str:
 def send(
     capture: Path = typer.Argument(..., help="pcap or pcapng capture of Ethernet frames"),
     iface: str = typer.Option(..., "--iface", "-i", help="interface to send out of (AF_PACKET, needs root)"),
-    speed: Optional[float] = typer.Option(None, help="keep the capture's gaps, divided by this (1.0 = as captured)"),
-    pps: Optional[float] = typer.Option(None, help="a fixed rate, packets per second"),
+    speed: Optional[float] = typer.Option(None, help="keep the capture's gaps, divided by this (1.0 = as captured; "
+                                                      "1e-6 to 1e6)"),
+    pps: Optional[float] = typer.Option(None, help="a fixed rate, packets per second (0.001 to 2e8)"),
     topspeed: bool = typer.Option(False, "--topspeed", help="as fast as the interface takes them"),
     loop: int = typer.Option(1, help="send the capture this many times"),
     limit: Optional[int] = typer.Option(None, help="stop after this many packets (loops included)"),
