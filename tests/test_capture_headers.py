@@ -126,3 +126,20 @@ def test_file_cut_inside_its_first_header_says_truncated(tmp_path, fmt):
         with pytest.raises(CaptureTruncated, match="truncated file") as ei:
             list(open_capture(p))
         assert ei.value.offset == 0 and f"{cut} of {header}" in str(ei.value), cut
+
+
+def test_every_tsresol_byte_reads_exactly_or_is_refused_at_the_interface_block(tmp_path):
+    p = tmp_path / "all.pcapng"
+    for raw in range(256):
+        exp, binary = raw & 0x7F, bool(raw & 0x80)
+        for units in (1, 10**15, 2**64 - 1):
+            p.write_bytes(pcapng(raw, units))
+            ns = (units * 10**9) >> exp if binary else units * 10**9 // 10**exp
+            try:
+                ts = [int(t) for b in open_capture(p) for t in b.ts_ns]
+            except CaptureError as e:
+                too_fine = exp > (MAX_BIN_EXP if binary else MAX_DEC_EXP)
+                assert e.offset == (IDB_OFF if too_fine else len(p.read_bytes()) - EPB_SZ), (raw, units)
+                assert too_fine or ns >= 2**63, (raw, units)
+                continue
+            assert ts == [ns], (raw, units)
