@@ -22,6 +22,7 @@ import pyarrow as pa
 from ..capture.frames import FrameBatch, empty_columns
 from ..capture.pace import Pacer
 from ..config import Settings
+from ..errors import ConfigError
 from ..engine.market.counters import DETECT_COUNTER_NAMES
 from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
 from ..engine.precompile import engine_cached, parallel_warm_up
@@ -42,6 +43,52 @@ def file_sha256(path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _makeable(folder: Path, flag: str, path: Path) -> None:
+    """ConfigError unless ``folder`` exists or can be made: its nearest existing ancestor a writable folder."""
+    f = folder
+    while not f.exists() and f != f.parent:
+        f = f.parent
+    if not f.is_dir():
+        raise ConfigError(f"{flag} {path}: cannot create the folder {folder}: {f} is a file")
+    if not os.access(f, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: cannot create or write in {folder}: {f} is not writable")
+
+
+def out_folder(path, flag: str = "--out", create: bool = True) -> Path:
+    """The output folder, made (with its parents) before any work; ConfigError naming it if it cannot be.
+
+    ``create=False`` only checks that it could be made (live mode checks before opening its
+    source and makes the folder once the source is open).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a file, not a folder; name a folder for the outputs")
+    _makeable(path, flag, path)
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{flag} {path}: cannot create the output folder: {e.strerror or e}") from None
+    return path
+
+
+def out_file(path, flag: str, create: bool = True) -> Path:
+    """A file a run will write, checked before any work: not a folder; its missing folders made
+    (``create=False``: only checked)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; name a file in it, e.g. {path / 'capture.pcapng'}")
+    _makeable(path.parent, flag, path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{flag} {path}: not writable")
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"{flag} {path}: cannot create its folder {path.parent}: {e.strerror or e}") from None
+    return path
 
 
 def empty_batch(buf: np.ndarray) -> FrameBatch:
@@ -78,8 +125,7 @@ class EngineRun:
                  source: str = "replay", capture_path: str = "", capture_sha256: str = "",
                  batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True):
         self.settings = settings
-        self.out = Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.out = out_folder(out_dir)
         self.state = state if state is not None else engine_state(settings)
         self.ds = ds if ds is not None else deshred_state(settings)
         self.bout = new_batch_out(batch_frames or settings.batch_frames)

@@ -33,7 +33,7 @@ from ..host.cpu import pin_other_cpus
 from ..host.memory import prefault
 from ..metrics.hist import Histogram
 from ..wire.status import counts_by_name
-from .engine_run import EngineRun
+from .engine_run import EngineRun, out_file, out_folder
 from .from_settings import live_loop_params
 from .live_sources import SPLIT_CLOSE_TIMEOUT_S, LiveSource, open_live_source
 from .results import LiveResult, LiveStatus, hist_summary, program_counts, shred_summary
@@ -66,6 +66,10 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
     while the run goes on); a fresh one by default.
     """
     settings, ports = _checked(iface, settings, source, ports, duration)
+    # the output paths are checked before the source opens (and made once it is open)
+    out_folder(out_dir, create=False)
+    if record:
+        out_file(record, "--record", create=False)
     stop = stop or threading.Event()
     # the source first: a wrong interface or a refused socket fails before any output is made
     src, notes = open_live_source(source, iface, settings, ports, split=split, cpu=cpu, capture_cpu=capture_cpu,
@@ -82,7 +86,7 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
         run = EngineRun(out_dir, settings, state=state, sink=sink, db=db, source="live", capture_path=str(where),
                         batch_frames=settings.live_batch_frames, sink_depth=LIVE_SINK_DEPTH, parquet=parquet)
         if record:
-            recorder = PcapngWriter(record, linktype=src.linktype)
+            recorder = PcapngWriter(out_file(record, "--record"), linktype=src.linktype)
         loop = LiveLoop(src, run, stages, ex, params, recorder)
         warmup_s = loop.warm_up()
         engine = EngineThread(loop, cpu, rt, settings.live_fifo_priority, notes)
