@@ -118,3 +118,14 @@ def test_every_column_refuses_a_value_of_another_type(tmp_path, name, column):
     corrupt(folder, name, column, [{"x": i} for i in range(n)])
     with pytest.raises(MarketError, match=rf"^{name}\.parquet row 0 column {column}: "):
         load(folder)
+
+
+def test_the_labeller_reads_the_snapshot_with_the_same_checks(tmp_path):
+    """model/labels.py reads pools.parquet for its own sums: a fractional reserve is refused there too,
+    never truncated."""
+    from workbench.model.labels import read_market_pools
+    folder = base_snapshot(tmp_path / "m")
+    assert read_market_pools(folder).loc[addr(1), "reserve_a"] == 10**12
+    corrupt(folder, "pools", "reserve_a", [1.5, 0.0])
+    with pytest.raises(MarketError, match=r"^pools\.parquet row 0 column reserve_a: 1\.5 is not an integer"):
+        read_market_pools(folder)

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from ..engine.market.amm_status import AMM_OK
 from ..engine.market.constant_product import cp_amount_out
+from ..engine.market.snapshot import read_snapshot_file
 from ..engine.market.wide import CEIL_PLAIN, CEIL_RAYDIUM
 from ..errors import ModelError
 
@@ -211,6 +212,7 @@ def read_market_pools(market_dir) -> pd.DataFrame:
     """pools.parquet of a market snapshot, indexed by address (mints, reserves, fees, program)."""
     path = Path(market_dir) / "pools.parquet"
     cols = ("address", "program", "mint_a", "mint_b", "reserve_a", "reserve_b", "fee_num", "fee_den")
+    read_snapshot_file(market_dir, "pools")         # the engine's column checks: MarketError names file, row, column
     return _read_table(path, cols).set_index("address")
 
 

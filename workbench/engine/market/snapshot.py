@@ -178,7 +178,7 @@ def _read(folder: Path, name: str, required: bool):
     path = folder / f"{name}.parquet"
     if not path.exists():
         if required:
-            raise MarketError(f"{path}: missing (a market snapshot needs pools.parquet)")
+            raise MarketError(f"{path}: missing (a market snapshot needs {path.name})")
         return None, path.name
     try:
         table = pq.read_table(path)
@@ -188,6 +188,12 @@ def _read(folder: Path, name: str, required: bool):
     if missing:
         raise MarketError(f"{path}: missing column(s) {', '.join(missing)}")
     return _checked_rows(table.select(list(SNAPSHOT_FILES[name])).to_pydict(), name, path.name), path.name
+
+
+def read_snapshot_file(folder, name: str) -> list[dict]:
+    """The checked rows of one snapshot file (``name`` a key of SNAPSHOT_COLUMNS), for readers
+    other than the engine (model/labels.py), so that a bad value gets the same MarketError."""
+    return _read(Path(folder), name, True)[0]
 
 
 # ============================================================================================
