@@ -16,7 +16,7 @@ from ..config import load_settings
 from .db import db_app
 from .model import register as register_model_commands
 from ..errors import ConfigError, WorkbenchError
-from .output import console, err_console, fail as _fail
+from .output import console, err_console, fail as _fail, plain
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Solana MEV research and replay workbench: one numba engine over captures or a NIC.")
@@ -55,7 +55,7 @@ def _status_table(by_status: dict[str, int], packets: int | None = None) -> Tabl
 
 def print_summary(result) -> None:
     """The replay summary as rich tables."""
-    console.print(f"[bold]replay of {result.capture}[/]")
+    console.print(plain(f"replay of {result.capture}", "bold"))
     t = _kv_table()
     t.add_row("packets", _fmt_int(result.packets))
     t.add_row("transactions decoded", _fmt_int(result.transactions))
@@ -75,7 +75,7 @@ def print_summary(result) -> None:
         p.add_column("program")
         p.add_column("transactions", justify="right")
         for name, c in list(result.by_program.items())[:10]:
-            p.add_row(name, _fmt_int(c))
+            p.add_row(plain(name), _fmt_int(c))
         console.print(p)
     if result.shreds:
         sh = Table(title="shreds", title_justify="left", show_header=False)
@@ -88,13 +88,14 @@ def print_summary(result) -> None:
         _print_opportunities(result)
     if result.store:
         st = result.store
-        line = (f"store {st.get('dsn', '')}: run {result.run_id}, {_fmt_int(st.get('rows_inserted', 0))} rows inserted")
+        line = (f"store {escape(str(st.get('dsn', '')))}: run {result.run_id}, "
+                f"{_fmt_int(st.get('rows_inserted', 0))} rows inserted")
         if st.get("rows_spooled"):
             line += (f", [bold yellow]{_fmt_int(st['rows_spooled'])} rows spooled[/] (store unreachable: "
                      f"`workbench db flush-spool` re-inserts them)")
         console.print(line, soft_wrap=True, highlight=False)
     files = "tx_features, packet_status" + (", swaps, opportunities" if result.market else "")
-    console.print(f"outputs: {result.out_dir}  ({files} .parquet, summary.json)")
+    console.print(plain(f"outputs: {result.out_dir}  ({files} .parquet, summary.json)"))
     if result.capture_error:
         err_console.print(f"[bold yellow]capture damaged:[/] {escape(result.capture_error)}\n"
                           f"  every packet before the damage was processed ({_fmt_int(result.packets)} packets).",
@@ -127,7 +128,7 @@ def _print_opportunities(result) -> None:
             top.add_column(c, justify="right" if c in ("packet", "amount in", "profit (SOL)") else "left")
         for r in o["top"]:
             pools = " > ".join(p[:6] + "…" for p in r["pools"])
-            top.add_row(r["type"], _fmt_int(r["packet_index"]), pools, _fmt_int(r["amount_in"]),
+            top.add_row(plain(r["type"]), _fmt_int(r["packet_index"]), plain(pools), _fmt_int(r["amount_in"]),
                         f"{r['expected_profit_sol']:,.4f}")
         console.print(top)
 
@@ -218,17 +219,17 @@ def inspect(
         rep = inspect_frame(capture, frame, load_settings(config))
     except WorkbenchError as e:
         _fail(e)
-    t = Table(title=f"{capture} frame {frame}", title_justify="left", show_header=False)
+    t = Table(title=plain(f"{capture} frame {frame}"), title_justify="left", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value")
     for k in ("file_offset", "ts_ns", "caplen", "wirelen", "linktype", "src_port", "dst_port", "payload_offset",
               "payload_sz", "status"):
-        t.add_row(k, str(getattr(rep, k)))
+        t.add_row(k, plain(getattr(rep, k)))
     for k, v in {**rep.transaction, **rep.shred}.items():
         if k != "instructions":
-            t.add_row(k, str(v))
+            t.add_row(plain(k), plain(v))
     for j, ins in enumerate(rep.transaction.get("instructions", [])):
-        t.add_row(f"instruction {j}", ", ".join(f"{k}={v}" for k, v in ins.items()))
+        t.add_row(f"instruction {j}", plain(", ".join(f"{k}={v}" for k, v in ins.items())))
     console.print(t)
     err = rep.error()
     if err is not None:
@@ -265,7 +266,7 @@ def send(
     if json_out:
         console.print_json(_json.dumps(res.to_dict()))
         return
-    t = Table(show_header=False, title=f"sent {res.capture} out of {res.iface} ({res.mode}, {res.loops} loop(s))",
+    t = Table(show_header=False, title=plain(f"sent {res.capture} out of {res.iface} ({res.mode}, {res.loops} loop(s))"),
               title_justify="left")
     t.add_column("what", style="bold")
     t.add_column("value", justify="right")
@@ -298,7 +299,7 @@ def _live_view(st) -> Table:
 
 
 def print_live_summary(r) -> None:
-    console.print(f"[bold]live capture on {r.iface or 'udp'} ({r.source}), stopped by {r.stop_reason}[/]")
+    console.print(plain(f"live capture on {r.iface or 'udp'} ({r.source}), stopped by {r.stop_reason}", "bold"))
     t = _kv_table()
     t.add_row("packets", _fmt_int(r.packets))
     t.add_row("transactions decoded", _fmt_int(r.transactions))
@@ -317,10 +318,10 @@ def print_live_summary(r) -> None:
     for note in r.host:
         console.print(f"host: {escape(note)}", highlight=False, soft_wrap=True)
     if r.recorded:
-        console.print(f"recorded {_fmt_int(r.recorded['frames'])} frames to {r.recorded['path']}")
+        console.print(plain(f"recorded {_fmt_int(r.recorded['frames'])} frames to {r.recorded['path']}"))
     files = "tx_features, packet_status" + (", swaps, opportunities" if r.market else "")
     parquet = any(str(k) != "summary" for k in (r.outputs or {}))
-    console.print(f"outputs: {r.out_dir}  ({files + ' .parquet, ' if parquet else ''}summary.json)")
+    console.print(plain(f"outputs: {r.out_dir}  ({files + ' .parquet, ' if parquet else ''}summary.json)"))
 
 
 @app.command()

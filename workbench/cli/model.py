@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from ..errors import WorkbenchError
-from .output import console, fail as _fail
+from .output import console, fail as _fail, plain
 
 
 def train(
@@ -47,7 +47,7 @@ def train(
 
 
 def print_train(res) -> None:
-    t = Table(show_header=False, title=f"model {res.model_dir}", title_justify="left")
+    t = Table(show_header=False, title=plain(f"model {res.model_dir}"), title_justify="left")
     t.add_column("what", style="bold")
     t.add_column("value", justify="right")
     r = res.rows
@@ -71,9 +71,9 @@ def print_train(res) -> None:
     g.add_column("gain", justify="right")
     total = sum(res.importance_gain.values()) or 1.0
     for name, v in res.importance_gain.items():
-        g.add_row(name, f"{100 * v / total:.1f}%")
+        g.add_row(plain(name), f"{100 * v / total:.1f}%")
     console.print(g)
-    console.print(f"wrote {res.model_dir}: model.json schema.json metrics.json validation.npz labels.parquet")
+    console.print(plain(f"wrote {res.model_dir}: model.json schema.json metrics.json validation.npz labels.parquet"))
 
 
 def compile(  # noqa: A001 - the command's name
@@ -117,21 +117,21 @@ def _parity_table(diffs: dict, probe_diffs: dict, tol: float, rows: int, probe_r
     p.add_column("ok", justify="center")
     for k, v in diffs.items():
         pv = probe_diffs.get(k, 0.0)
-        p.add_row(k, f"{v:.3g}", f"{pv:.3g}", "yes" if max(v, pv) < tol else "[bold red]NO[/]")
+        p.add_row(plain(k), f"{v:.3g}", f"{pv:.3g}", "yes" if max(v, pv) < tol else "[bold red]NO[/]")
     console.print(p)
 
 
 def print_compile(res) -> None:
-    t = Table(show_header=False, title=f"compiled {res.model_dir}", title_justify="left")
+    t = Table(show_header=False, title=plain(f"compiled {res.model_dir}"), title_justify="left")
     t.add_column("what", style="bold")
     t.add_column("value", justify="right")
     t.add_row("trees / nodes / depth", f"{res.n_trees} / {res.n_nodes:,} / {res.max_depth}")
-    t.add_row("library", res.lib)
-    t.add_row("tree arrays (engine)", res.trees)
+    t.add_row("library", plain(res.lib))
+    t.add_row("tree arrays (engine)", plain(res.trees))
     t.add_row("tl2cgen params", ", ".join(f"{k}={v}" for k, v in res.params.items()))
     t.add_row("gcc options", "-O3 " + " ".join(res.options))
     t.add_row("compile time", f"{res.compile_s:.1f} s")
-    t.add_row(".so called directly", res.parity.native_direct)
+    t.add_row(".so called directly", plain(res.parity.native_direct))
     console.print(t)
     p = res.parity
     _parity_table(p.max_abs_diff, p.probe_max_abs_diff, p.tol, p.rows, p.probe_rows)
