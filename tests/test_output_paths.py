@@ -76,3 +76,25 @@ def test_cli_replay_and_live_output_paths_are_messages(tmp_path, no_socket):
                                  "--record", str(f / "r.pcapng"), "--no-db", "-q"])
     assert r.exit_code == 2 and "--record" in r.output and "cannot create the folder" in r.output, r.output
     assert no_socket == []
+
+
+def test_cli_generate_and_train_output_paths_before_any_work(tmp_path, monkeypatch):
+    import workbench.model.train as train_mod
+    import workbench.synth.generate as gen_mod
+    started = []
+    monkeypatch.setattr(gen_mod, "generate_capture", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(train_mod, "train_runs", lambda *a, **k: started.append(a))
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    r = CliRunner().invoke(app, ["generate", "-o", str(tmp_path), "--seconds", "0.1"])
+    assert r.exit_code == 2 and f"--out {tmp_path}: is a folder" in r.output, r.output
+    r = CliRunner().invoke(app, ["generate", "-o", str(f / "x.pcap"), "--seconds", "0.1"])
+    assert r.exit_code == 2 and "cannot create its folder" in r.output, r.output
+    r = CliRunner().invoke(app, ["train", str(tmp_path), "-o", str(f)])
+    assert r.exit_code == 2 and f"--out {f}: is a file" in r.output, r.output
+    r = CliRunner().invoke(app, ["train", str(tmp_path), "-o", str(f / "m")])
+    assert r.exit_code == 2 and f"{f} is a file" in r.output, r.output
+    assert started == [] and f.read_text() == "x"
+    # a capture in a folder that does not exist yet: the folder is made
+    r = CliRunner().invoke(app, ["generate", "-o", str(tmp_path / "new" / "g.pcap"), "--seconds", "0.1"])
+    assert (tmp_path / "new").is_dir() and len(started) == 1

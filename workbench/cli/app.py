@@ -16,7 +16,7 @@ from ..config import load_settings
 from .db import db_app
 from .model import register as register_model_commands
 from ..errors import ConfigError, WorkbenchError
-from .output import console, err_console, fail as _fail, plain
+from .output import console, err_console, fail as _fail, out_file, plain
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Solana MEV research and replay workbench: one numba engine over captures or a NIC.")
@@ -196,6 +196,7 @@ def generate(
     """Write a realistic, deterministic synthetic capture and its ground truth."""
     from ..synth.generate import generate_capture
     try:
+        out_file(out, "--out", "capture.pcap")  # a folder named, a missing parent made: before any packet
         with _progress(unit_bytes=False) as prog:
             task = prog.add_task("generate", total=None)
             res = generate_capture(out, seconds=seconds, tps=tps, seed=seed, sign=sign, bad_rate=bad_rate,

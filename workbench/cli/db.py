@@ -124,7 +124,7 @@ def query(
         if fmt == "table":
             _fail(WorkbenchError("--output writes csv or parquet: add --format csv or --format parquet"))
         try:
-            out_file(output, "--output")      # before the query: a bad path must not cost a long query
+            out_file(output, "--output", f"result.{fmt}")   # before the query: a bad path must not cost a long query
         except WorkbenchError as e:
             _fail(e)
     sql = sql.strip().rstrip(";")

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from ..errors import WorkbenchError
-from .output import console, fail as _fail, plain
+from .output import console, fail as _fail, out_folder, plain
 
 
 def train(
@@ -37,6 +37,7 @@ def train(
     from ..model.labels import LabelConfig, LatencyModel
     from ..model.train import TrainConfig, train_runs
     try:
+        out_folder(out, "--out")                # before labelling and training: a bad path costs nothing
         lc = LabelConfig(LatencyModel.parse(latency), fee_lamports, rule)
         tc = TrainConfig(n_estimators=trees, max_depth=depth, learning_rate=eta, train_fraction=train_fraction,
                          seed=seed)

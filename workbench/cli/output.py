@@ -38,7 +38,7 @@ def warn(message: str, label: str = "") -> None:
     err_console.print(Text.assemble(*parts, (str(message), "yellow")), soft_wrap=True, highlight=False)
 
 
-def out_file(path: Path, flag: str) -> Path:
+def out_file(path: Path, flag: str, example: str = "result") -> Path:
     """Check a file a command is about to write, before any work: not a folder, its folder made.
 
     A missing parent folder is created (as ``replay --out`` makes its folder); a parent
@@ -47,7 +47,7 @@ def out_file(path: Path, flag: str) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise ConfigError(f"{flag} {path}: is a folder; name a file in it, e.g. {path / 'result'}")
+        raise ConfigError(f"{flag} {path}: is a folder; name a file in it, e.g. {path / example}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -55,4 +55,18 @@ def out_file(path: Path, flag: str) -> Path:
     return path
 
 
-__all__ = ["console", "err_console", "escape", "fail", "out_file", "plain", "warn"]
+def out_folder(path: Path, flag: str) -> Path:
+    """Check a folder a command is about to write into, before any work: not a file, and makeable
+    (its nearest existing ancestor a folder). The command makes it when it writes."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a file, not a folder; name a folder")
+    f = path
+    while not f.exists() and f != f.parent:
+        f = f.parent
+    if not f.is_dir():
+        raise ConfigError(f"{flag} {path}: cannot create the folder: {f} is a file")
+    return path
+
+
+__all__ = ["console", "err_console", "escape", "fail", "out_file", "out_folder", "plain", "warn"]
