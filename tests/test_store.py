@@ -411,3 +411,24 @@ def test_store_lock_message_names_commands_that_exist(tmp_path):
     named = re.findall(r"`workbench ([\w-]+)", msg)
     commands = {c.name or c.callback.__name__ for c in app.registered_commands} | {g.name for g in app.registered_groups}
     assert named and set(named) <= commands, (named, commands)
+
+
+def test_the_views_store_watch_reads_through_a_read_only_session(dsn, tmp_path):
+    from workbench.runner.store_watch import StoreWatch
+    with StoreWriter(dsn, tmp_path / "spool") as w:
+        run_id = w.record_run_start(capture_path="cap.pcap")
+        w.put("tx_features", make_tx_features(10))
+        w.put("mev_opportunities", make_opportunities(5))
+        w.put("latency_hist", make_latency_hist(3, run_id=run_id))
+        w.record_run_end({"packets": 12})
+    watch = StoreWatch(dsn)
+    try:
+        assert watch.store.read_only and watch.latest_run() == run_id
+        assert watch.counts(run_id)["packets"] == 12
+        assert watch.tx_features(run_id, -1).num_rows == 10
+        assert watch.opportunities(run_id, -1).num_rows == 5
+        assert watch.histograms(run_id)
+        with pytest.raises(StoreError, match="read-only session"):
+            watch.query_arrow(f"SELECT * FROM file('{tmp_path / 'x'}', 'LineAsString')")
+    finally:
+        watch.store.close()

@@ -15,7 +15,7 @@ class StoreWatch:
     def __init__(self, dsn: str):
         from ..store import connect
         self.dsn = dsn
-        self.store = connect(dsn, ensure_schema=False)
+        self.store = connect(dsn, ensure_schema=False, read_only=True)   # a view reads: nothing it runs may write
         self.run_id: str | None = None
         self._lock = threading.Lock()
 
