@@ -100,6 +100,8 @@ def test_cli_db_query_output_paths(dsn, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "cannot create its folder" in r.output and "plain" in r.output, r.output
     r = _invoke(["query", "SELECT 1", "--db", dsn, "-o", str(tmp_path / "t.txt")], monkeypatch, tmp_path)
     assert r.exit_code == 2 and "--format csv" in r.output and not (tmp_path / "t.txt").exists()
+    r = _invoke(["flush-spool", "--spool", str(tmp_path / "plain"), "--db", dsn], monkeypatch, tmp_path)
+    assert r.exit_code == 2 and f"--spool {tmp_path / 'plain'}: is a file" in r.output, r.output
 
 
 def test_cli_db_query_output_checked_before_the_query(tmp_path, monkeypatch):

@@ -227,6 +227,8 @@ def flush_spool_cmd(
     """Insert the batches that failed earlier (kept in the spool); rows already stored are skipped."""
     from ..store import Spool, connect
     settings = _settings(ctx)
+    if spool is not None and spool.exists() and not spool.is_dir():
+        _fail(WorkbenchError(f"--spool {spool}: is a file, not a spool folder"))
     sp = Spool(spool or spool_dir(settings))
     pending = sp.pending()
     if not pending:
