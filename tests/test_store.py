@@ -377,6 +377,10 @@ def test_read_only_session_refuses_writes_files_and_settings(dsn, tmp_path):
     assert not evil.exists()
     with pytest.raises(StoreError, match="cannot create or migrate"):
         connect(dsn, read_only=True)
+    missing = tmp_path / "no-store"
+    with pytest.raises(StoreError, match="no embedded store at"):
+        connect(f"chdb://{missing}", ensure_schema=False, read_only=True)
+    assert not missing.exists()
 
 
 def test_read_only_session_on_a_server_sends_readonly_1(monkeypatch):

@@ -333,6 +333,9 @@ def connect(dsn: str | Dsn, *, ensure_schema: bool = True, cluster: str | None =
     session = {"settings": {"readonly": 1}} if read_only else {}
     try:
         if d.embedded:
+            if d.path and read_only and not os.path.isdir(d.path):
+                raise StoreError(f"no embedded store at {d.path} (a read-only session does not create one): "
+                                 f"write a run into it first (workbench replay CAPTURE --db {d}), or pass its --db")
             if d.path:
                 try:
                     os.makedirs(d.path, exist_ok=True)
