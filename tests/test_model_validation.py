@@ -111,8 +111,6 @@ def test_every_node_array_must_have_its_dtype_and_shape(model_dir, array):
 @pytest.mark.parametrize("array, edit, words", [
     ("tree_root", lambda a: a.update(tree_root=np.zeros(0, np.int32)), "is empty: a model without trees"),
     ("tree_root", lambda a: a.update(tree_root=np.array([0, 99], np.int32)), "a tree_root outside [0, 8)"),
-    ("node_feature", lambda a: a.update(node_feature=np.full(8, -1, np.int32), node_left=np.full(8, -1, np.int32)),
-     "no split in any tree"),
     ("node_default_left", lambda a: a["node_default_left"].__setitem__(5, 2), "node 5: default_left 2, not 0 or 1"),
     ("node_threshold", lambda a: a["node_threshold"].__setitem__(1, np.inf), "node 1: threshold inf is not finite"),
     ("node_threshold", lambda a: a["node_threshold"].__setitem__(0, np.nan), "node 0: threshold nan is not finite"),

@@ -5,7 +5,9 @@ the engine, and loaded as a ``TreeModel``.
 a Treelite model); ``load_tree_model`` is what the engine calls. Every refusal is a
 ModelError naming the file and the array or field: a scalar of the wrong shape or type, a
 value the scorer would turn into NaN or a constant (a NaN sigmoid_alpha, an infinite
-base_score, no trees, no split), an index or value out of range.
+base_score, no trees), an index or value out of range. A model whose trees are all single
+leaves is accepted: xgboost writes one when the training data hold no useful split (small
+runs do), and it scores as xgboost does, the same for every row.
 """
 
 from __future__ import annotations
@@ -91,8 +93,6 @@ def _check_nodes(arrs: dict, path) -> None:
         ("node_leaf_value", ~np.isfinite(lv), lambda i: f"leaf value {lv[i]} is not finite"),
         ("node_leaf_value", lv.astype(np.float32).astype(np.float64) != lv,
          lambda i: "a leaf value is not a float32 (xgboost's leaves are): not an xgboost model"),
-        ("node_feature", np.full(n, not split.any()),
-         lambda i: "no split in any tree: the model scores every row the same"),
     )
     for k, bad, why in bad_nodes:
         if np.any(bad):
