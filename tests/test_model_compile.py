@@ -169,6 +169,51 @@ def test_cli_train_and_compile(runs, tmp_path):
     assert r.exit_code == 2 and "soon" in r.output
 
 
+def test_cli_compile_prints_no_warnings(compiled, tmp_path):
+    """Issue 17 item 6: run as a user runs it (a process: TL2cgen's Treelite copy writes to file
+    descriptor 2, which no Python capture sees), with a feature missing in every validation row
+    (what a capture without slots gives): stderr is empty and stdout holds only the summary."""
+    import shutil
+    import subprocess
+    import sys
+    d = tmp_path / "m"
+    shutil.copytree(compiled[0], d)
+    with np.load(d / "validation.npz") as z:
+        v = {k: z[k] for k in z.files}
+    v["X"][:, 3] = np.nan
+    np.savez(d / "validation.npz", **v)
+    p = subprocess.run([sys.executable, "-W", "default", "-m", "workbench.cli", "compile", str(d), "--nthread", "2"],
+                       capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "COLUMNS": "200"})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stderr == "", p.stderr
+    for word in ("Warning", "Treelite version", "Parallel compilation", "All-NaN"):
+        assert word not in p.stdout, p.stdout
+    assert p.stdout.startswith("compiled ") and "parity:" in p.stdout
+
+
+def test_only_the_understood_tl2cgen_notices_are_dropped():
+    from workbench.model.compile import _drop_understood_notices
+    info = "[06:57:28] /project/src/compiler/ast/split.cc:35: Parallel compilation enabled; member trees will be " \
+           "divided into 8 translation units.\n"
+    newer = ("[06:57:11] /tmp/x/libbuild/_deps/treelite-src/src/serializer.cc:202: The model you are loading "
+             "originated from a newer Treelite version; some functionalities may be unavailable.\n"
+             "Currently running Treelite version {}\nThe model checkpoint was generated from Treelite version {}\n")
+    out, err = _drop_understood_notices(info + "gcc: note\n", newer.format("4.1.2", "4.8.1") + "other\n")
+    assert out == "gcc: note\n" and err == "other\n"
+    across_majors = newer.format("4.1.2", "5.0.0")                  # not understood: shown
+    assert _drop_understood_notices("", across_majors) == ("", across_majors)
+
+
+def test_threshold_probes_with_a_feature_missing_everywhere_do_not_warn(compiled):
+    import warnings
+    d, _ = compiled
+    X = np.load(d / "validation.npz")["X"][:200].copy()
+    X[:, 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parity_check(d, X).ok
+
+
 @pytest.mark.slow
 def test_parity_200_trees_depth_6(runs, tmp_path):
     """The benchmark's size: 200 trees of depth 6."""

@@ -26,9 +26,14 @@ trees accumulate into it), so it must be zeroed first (``NativePredictor`` does 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import json
 import os
+import re
+import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -151,14 +156,69 @@ def default_params(n_trees: int, nthread: int | None = None, parallel_comp: int 
     return {"parallel_comp": int(max(1, min(n_trees, pc))), "quantize": int(bool(quantize))}
 
 
+# What TL2cgen prints during ``export_lib`` that says nothing the user can act on (each understood):
+#
+# * Its own log callback ``print``s (to STDOUT, so a piped ``compile`` gets it mixed into its output)
+#   "<time> .../split.cc:NN: Parallel compilation enabled; member trees will be divided into N
+#   translation units": ``parallel_comp``, which the summary shows as a parameter.
+# * TL2cgen 1.0.0 links its own copy of Treelite (4.1.x) and reads the model from the bytes of the
+#   installed Python Treelite (newer, 4.8.x); that copy's serializer writes straight to file
+#   descriptor 2, from C++, "The model you are loading originated from a newer Treelite version; some
+#   functionalities may be unavailable" plus two lines naming both versions. Within one major
+#   version the checkpoint layout is the same; and the parity check below scores the compiled
+#   library against xgboost on every validation row and every split threshold, so a model that
+#   did not survive the trip fails the command. Only that notice, and only when both versions share
+#   their major version, is dropped; anything else written meanwhile is passed on.
+_TL2CGEN_INFO = re.compile(r"^\[[\d:]+\] \S*split\.cc:\d+: Parallel compilation enabled; .*$")
+_TREELITE_NEWER = re.compile(
+    r"^\[[\d:]+\] \S*serializer\.cc:\d+: The model you are loading originated from a newer Treelite "
+    r"version; some functionalities may be unavailable\.\n"
+    r"Currently running Treelite version (\d+)\.[\d.]+\n"
+    r"The model checkpoint was generated from Treelite version (\d+)\.[\d.]+\n?", re.M)
+
+
+def _drop_understood_notices(stdout_text: str, stderr_text: str) -> tuple[str, str]:
+    """``stdout_text`` and ``stderr_text`` captured around ``export_lib`` without the notices above."""
+    out = "".join(line for line in stdout_text.splitlines(keepends=True) if not _TL2CGEN_INFO.match(line.rstrip("\n")))
+    err = _TREELITE_NEWER.sub(lambda m: "" if m.group(1) == m.group(2) else m.group(0), stderr_text)
+    return out, err
+
+
+@contextlib.contextmanager
+def _tl2cgen_notices_filtered():
+    """Capture Python stdout and file descriptor 2 around a TL2cgen call, then pass on all but
+    the understood notices (``_drop_understood_notices``). Text another thread writes to stderr
+    meanwhile is delayed until the call ends, never lost."""
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    buf = io.StringIO()
+    with tempfile.TemporaryFile() as cap:
+        os.dup2(cap.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(buf):
+                yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            cap.seek(0)
+            out, err = _drop_understood_notices(buf.getvalue(), cap.read().decode("utf-8", "replace"))
+            if out:
+                sys.stdout.write(out)
+            if err:
+                sys.stderr.write(err)
+                sys.stderr.flush()
+
+
 def export_library(tl_model, libpath, *, params: dict | None = None, nthread: int | None = None,
                    options: tuple[str, ...] = ("-march=native",), toolchain: str = "gcc") -> Path:
     """``tl2cgen.export_lib`` to ``libpath`` (gcc -O3 is TL2cgen's default; ``options`` are added)."""
     import tl2cgen
     libpath = Path(libpath)
-    tl2cgen.export_lib(tl_model, toolchain=toolchain, libpath=str(libpath),
-                       params=params if params is not None else default_params(tl_model.num_tree, nthread),
-                       nthread=nthread, options=list(options))
+    with _tl2cgen_notices_filtered():
+        tl2cgen.export_lib(tl_model, toolchain=toolchain, libpath=str(libpath),
+                           params=params if params is not None else default_params(tl_model.num_tree, nthread),
+                           nthread=nthread, options=list(options))
     return libpath
 
 
@@ -308,8 +368,13 @@ def parity_check(model_dir, X: np.ndarray, tol: float = PARITY_TOL, tree_model=N
     diffs = _pairwise_max(_score_all(d, X, tm, scalar))
     pdiffs, n_probe = {}, 0
     if probes:
-        base = np.nanmedian(X, axis=0) if len(X) else np.zeros(tm.n_features)
-        base = np.where(np.isnan(base), 0.0, base)
+        # the probes' other features sit at each column's median; a feature missing in every row
+        # (e.g. one the capture never carries) takes 0 (np.nanmedian would warn "All-NaN slice")
+        base = np.zeros(X.shape[1] if X.ndim == 2 else tm.n_features)
+        seen = ~np.isnan(X).all(axis=0) if len(X) else np.zeros(len(base), bool)
+        if seen.any():
+            base[seen] = np.nanmedian(X[:, seen], axis=0)
+        base[np.isnan(base)] = 0.0
         P = threshold_probes(arrs, base)
         pdiffs, n_probe = _pairwise_max(_score_all(d, P, tm, scalar)), len(P)
     ok = all(v < tol for v in (*diffs.values(), *pdiffs.values()))
