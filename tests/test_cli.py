@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
@@ -64,11 +65,37 @@ def test_bad_settings_are_named(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "8003-8001x" in r.output
 
 
-def test_generate_then_replay_round_trip(tmp_path):
-    cap = tmp_path / "g.pcapng"
+def test_generate_then_replay_round_trip(tmp_path, monkeypatch):
+    from workbench.cli import output
+    monkeypatch.setattr(output.console, "width", 200)
+    cap = tmp_path / "new" / "g.pcapng"                  # issue 17 item 1: a missing folder is made
     r = runner.invoke(app, ["generate", "--out", str(cap), "--seconds", "0.5", "--tps", "2000", "--seed", "3"])
     assert r.exit_code == 0, r.output
     assert cap.exists() and cap.with_name(cap.name + ".truth.parquet").exists()
+    # issue 17 item 1: a summary, not the result's repr: files with sizes, counts, seed, time
+    assert "GenerateResult(" not in r.output
+    truth_rows = pq.read_metadata(cap.with_name(cap.name + ".truth.parquet")).num_rows
+    for want in (rf"generated {re.escape(str(cap))}", rf"packets +│ +{truth_rows:,} │", r"seed +│ +3 │",
+                 r"wall time +│ +[\d.]+ s", "files written", rf"{re.escape(str(cap))} +│ +[\d.]+ [kM]B",
+                 r"\.truth\.parquet +│ +[\d.]+ [kM]?B", r"transactions \(the replay should decode\) +│ +[\d,]+ │"):
+        assert re.search(want, r.output), (want, r.output)
+
+
+def test_generate_market_summary_counts_planted_opportunities(tmp_path, monkeypatch):
+    from workbench.cli import output
+    monkeypatch.setattr(output.console, "width", 200)
+    cap = tmp_path / "m.pcap"
+    r = runner.invoke(app, ["generate", "--out", str(cap), "--seconds", "0.5", "--tps", "500", "--seed", "4",
+                            "--market", "--opportunities", "8"])
+    assert r.exit_code == 0, r.output
+    truth = pq.read_table(cap.with_name(cap.name + ".opportunities.truth.parquet")).to_pylist()
+    planted = sum(t["primary"] for t in truth)
+    assert planted > 0
+    assert re.search(rf"opportunities planted +│ +{planted} of \d+ scheduled", r.output), r.output
+    for kind in ("sandwich", "arbitrage", "liquidation"):
+        n = sum(t["type"] == kind for t in truth)
+        assert re.search(rf"{kind} \(truth rows\) +│ +{n} │", r.output), (kind, r.output)
+    assert re.search(r"m\.pcap\.market/ +│ +[\d.]+ [kM]?B", r.output), r.output
     r = runner.invoke(app, ["replay", str(cap), "--out", str(tmp_path / "o"), "--quiet", "--no-db"])
     assert r.exit_code == 0, r.output
     truth = pq.read_table(cap.with_name(cap.name + ".truth.parquet")).column("expected_status").to_pylist()

@@ -205,7 +205,51 @@ def generate(
                                    progress=lambda done, total: prog.update(task, completed=done, total=total))
     except (WorkbenchError, ValueError) as e:
         _fail(e)
-    console.print(res)
+    print_generate(res, seed=seed, seconds=seconds, tps=tps)
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    p = Path(path)
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size if p.exists() else 0
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit, k in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= k:
+            return f"{n / k:,.1f} {unit}"
+    return f"{n:,} B"
+
+
+def print_generate(res, seed: int, seconds: float, tps: float) -> None:
+    """The generate summary: what was written (sizes), what is in it, and how it was drawn."""
+    console.print(plain(f"generated {res.capture}", "bold"))
+    t = _kv_table()
+    t.add_row("packets", _fmt_int(res.packets))
+    for kind, c in sorted(res.counts.items(), key=lambda kv: -kv[1]):
+        if c:
+            t.add_row(plain(f"  {kind.replace('_', ' ')}"), _fmt_int(c))
+    t.add_row("transactions (the replay should decode)", _fmt_int(res.transactions))
+    if res.opportunities:
+        o = res.opportunities
+        t.add_row("opportunities planted", f"{_fmt_int(o.get('injected', 0))} of {_fmt_int(o.get('scheduled', 0))} "
+                                           f"scheduled")
+        for k in ("sandwich", "arbitrage", "liquidation"):
+            t.add_row(f"  {k} (truth rows)", _fmt_int(o.get(k, 0)))
+    t.add_row("seed", str(seed))
+    t.add_row("capture span / mean rate", f"{seconds:g} s / {tps:,.0f} packets/s")
+    t.add_row("wall time", f"{res.elapsed_s:.2f} s ({_fmt_int(res.packets_per_s if res.elapsed_s > 0 else 0)} "
+                           f"packets/s)")
+    console.print(t)
+    f = Table(title="files written", title_justify="left")
+    f.add_column("file")
+    f.add_column("size", justify="right")
+    for path in (res.capture, res.truth, res.opportunities_truth, res.market):
+        if path is not None:
+            f.add_row(plain(f"{path}{'/' if Path(path).is_dir() else ''}"), _fmt_bytes(_size(path)))
+    console.print(f)
 
 
 @app.command()
