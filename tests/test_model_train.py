@@ -11,7 +11,8 @@ import pytest
 from workbench.engine.score.model_folder import engine_features
 from workbench.errors import ModelError
 from workbench.model.labels import LabelConfig, read_labels
-from workbench.model.train import (TrainConfig, calibration_table, log_loss, roc_auc, time_split, train_frame,
+from workbench.model.train import (TrainConfig, base_rate_scores, beats_baselines, brier_score, calibration_table,
+                                   log_loss, roc_auc, time_split, train_frame,
                                    train_runs)
 from workbench.synth.run_folder import TS0_NS, synthetic_run
 
@@ -106,6 +107,60 @@ def test_model_beats_the_profit_only_baseline(trained):
     # model must add what only the other features tell (sandwich or not, the victim's fee)
     assert res.auc > res.baseline_auc + 0.03 and res.auc > res.profit_score_auc + 0.1 and res.beats_baseline
     assert 0 < res.log_loss < np.log(2)               # better than a coin
+
+
+def test_brier_and_base_rate_scores_by_hand():
+    y = np.array([1, 0, 1, 1])
+    p = np.array([0.9, 0.2, 0.6, 0.7])
+    assert abs(brier_score(y, p) - (0.01 + 0.04 + 0.16 + 0.09) / 4) < 1e-12
+    b = base_rate_scores([1, 0, 0, 0], y)          # the TRAINING share, 0.25, predicted for every row
+    assert b["base_rate"] == 0.25
+    assert abs(b["base_log_loss"] - -(3 * np.log(0.25) + np.log(0.75)) / 4) < 1e-12
+    assert abs(b["base_brier"] - (3 * 0.75 ** 2 + 0.25 ** 2) / 4) < 1e-12
+
+
+def test_ranking_well_is_not_beating_the_base_rate():
+    """Issue 17 item 5: every win ranked above every loss (AUC 1), but the losses predicted at
+    0.9 and above: worse log loss and Brier than the constant 0.5, so the model does not beat it."""
+    y = np.array([0] * 50 + [1] * 50)
+    p = np.concatenate([np.linspace(0.90, 0.95, 50), np.linspace(0.96, 0.999, 50)])
+    auc, ll, br = roc_auc(y, p), log_loss(y, p), brier_score(y, p)
+    base = base_rate_scores(y, y)
+    assert auc == 1.0 and ll > base["base_log_loss"] > 0.69 and br > base["base_brier"] == 0.25
+    beats, why = beats_baselines(auc, ll, br, 0.6, 0.5, base["base_log_loss"], base["base_brier"])
+    assert not beats and len(why) == 2 and "log loss" in why[0] and "Brier" in why[1], why
+    # calibrated probabilities with the same order do beat it
+    q = np.concatenate([np.linspace(0.05, 0.3, 50), np.linspace(0.7, 0.95, 50)])
+    assert beats_baselines(roc_auc(y, q), log_loss(y, q), brier_score(y, q), 0.6, 0.5,
+                           base["base_log_loss"], base["base_brier"]) == (True, [])
+    assert not beats_baselines(0.9, float("nan"), 0.1, 0.6, 0.5, 0.69, 0.25)[0]      # NaN beats nothing
+
+
+def test_overconfident_model_does_not_beat_and_early_stopping_fixes_it(trained, tmp_path):
+    """The synthetic runs, a deep fast booster: its AUC passes the profit baselines while its
+    probabilities are worse than the base rate (the issue's small run); early stopping on the
+    latest training rows keeps the best round, never looking at the validation period."""
+    import xgboost as xgb
+    root, _ = trained
+    runs = [root / "run1", root / "run2"]
+    wild = TrainConfig(n_estimators=300, max_depth=8, learning_rate=0.3, seed=1)
+    res = train_runs(runs, tmp_path / "wild", LabelConfig(), wild)
+    assert res.auc > res.baseline_auc and res.auc > res.profit_score_auc          # "yes" by AUC alone
+    assert res.log_loss > res.base_log_loss and not res.beats_baseline
+    assert any("log loss" in w for w in res.not_beaten_because) and res.early_stopping == {}
+    m = json.loads((tmp_path / "wild" / "metrics.json").read_text())
+    for k in ("brier", "base_rate", "base_log_loss", "base_brier", "not_beaten_because", "beats_baseline"):
+        assert k in m, k
+    stopped = train_runs(runs, tmp_path / "stopped", LabelConfig(),
+                         TrainConfig(n_estimators=300, max_depth=8, learning_rate=0.3, seed=1, early_stopping_rounds=15))
+    es = stopped.early_stopping
+    assert stopped.beats_baseline and stopped.log_loss < stopped.base_log_loss, stopped.not_beaten_because
+    assert es["trees_kept"] < es["rounds_run"] < 300 and es["watched_rows"] + es["fit_rows"] == stopped.rows["train"]
+    assert es["watched_from_ns"] < stopped.cut_ns                   # the watched rows are training rows
+    saved = xgb.Booster(model_file=str(tmp_path / "stopped" / "model.json"))
+    assert saved.num_boosted_rounds() == es["trees_kept"]           # the best round is what compile gets
+    with pytest.raises(ValueError, match="--early-stopping -1"):
+        train_runs(runs, tmp_path / "bad", LabelConfig(), TrainConfig(early_stopping_rounds=-1))
 
 
 def test_one_class_labels_fail_clearly(tmp_path):

@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import WorkbenchError
 from .output import console, fail as _fail, out_folder, plain
@@ -32,6 +33,10 @@ def train(
     eta: float = typer.Option(0.1, help="learning rate"),
     train_fraction: float = typer.Option(0.7, help="earliest share of rows (by ts_ns) that trains"),
     seed: int = typer.Option(0, help="xgboost seed"),
+    early_stopping: int = typer.Option(0, "--early-stopping", help="stop after N rounds without a better log loss "
+                                                                   "on the latest 20% (by time) of the training "
+                                                                   "period, keep the best round (0 = off, all "
+                                                                   "--trees); the validation period stays unseen"),
 ):
     """Label the runs' opportunities under a latency model and train an XGBoost classifier (split by time)."""
     from ..model.labels import LabelConfig, LatencyModel
@@ -40,7 +45,8 @@ def train(
         out_folder(out, "--out")                # before labelling and training: a bad path costs nothing
         lc = LabelConfig(LatencyModel.parse(latency), fee_lamports, rule)
         tc = TrainConfig(n_estimators=trees, max_depth=depth, learning_rate=eta, train_fraction=train_fraction,
-                         seed=seed)
+                         seed=seed, early_stopping_rounds=early_stopping)
+        tc.check()                              # a bad flag is a message before any labelling
         res = train_runs(runs, out, lc, tc, market)
     except (WorkbenchError, ValueError) as e:
         _fail(e)
@@ -57,10 +63,23 @@ def print_train(res) -> None:
     t.add_row("validation AUC", f"{res.auc:.4f}")
     t.add_row("profit-only baseline AUC", f"{res.baseline_auc:.4f} (a booster on profit alone; "
                                           f"profit as the score: {res.profit_score_auc:.4f})")
-    t.add_row("beats the baseline", "yes" if res.beats_baseline else "[bold red]no[/]")
-    t.add_row("validation log loss", f"{res.log_loss:.4f}")
+    t.add_row("validation log loss", f"{res.log_loss:.4f} (base rate {res.base_log_loss:.4f})")
+    t.add_row("validation Brier score", f"{res.brier:.4f} (base rate {res.base_brier:.4f})")
+    t.add_row("base rate (training win share)", f"{res.base_rate:.4f}")
+    t.add_row("beats the baselines", "yes (AUC, log loss and Brier)" if res.beats_baseline else
+              Text("no", style="bold red"))
+    es = res.early_stopping
+    if es:
+        t.add_row("early stopping", f"{es['trees_kept']:,} of {es['rounds_run']:,} trees kept (watched "
+                                    f"{es['watched_rows']:,} latest training rows, log loss "
+                                    f"{es['best_watched_log_loss']:.4f})")
     t.add_row("training time", f"{res.train_s:.1f} s")
     console.print(t)
+    for why in res.not_beaten_because:
+        console.print(Text(f"  not beaten: {why}", style="yellow"))
+    if not res.beats_baseline and not es and any("log loss" in w or "Brier" in w for w in res.not_beaten_because):
+        console.print(Text("  the probabilities are worse than a constant (overconfident trees): try "
+                           "--early-stopping 20, fewer --trees or a lower --eta", style="yellow"))
     c = Table(title="calibration (validation deciles)", title_justify="left")
     for h in ("bin", "rows", "predicted", "observed"):
         c.add_column(h, justify="right")

@@ -6,13 +6,22 @@ missing). The split is by time: the earliest ``train_fraction`` of the rows by `
 train, the rest validate, and every validation row is strictly later than every training
 row (rows sharing the cut timestamp all go to validation; the split asserts it).
 
-Reported on the validation period: ROC AUC, log loss, a calibration table (deciles of the
-predicted probability: mean prediction vs observed win rate), feature importance (total
-gain), and two profit-only baselines on the same rows: the expected profit itself as the
-score (``profit_score_auc``), and the profit-only MODEL (``baseline_auc``: a booster with
-the same parameters trained on ``f_expected_profit_sol`` alone, so any monotone or bumpy
-relation of profit to winning counts for the baseline, not only "more profit wins"). The
-model beats the baseline when its AUC exceeds both.
+Reported on the validation period: ROC AUC, log loss, Brier score, a calibration table
+(deciles of the predicted probability: mean prediction vs observed win rate), feature
+importance (total gain), and the baselines on the same rows: the expected profit itself as
+the score (``profit_score_auc``), the profit-only MODEL (``baseline_auc``: a booster with the
+same parameters trained on ``f_expected_profit_sol`` alone, so any monotone or bumpy
+relation of profit to winning counts for the baseline, not only "more profit wins"), and the
+constant base rate (every row predicted at the training period's win share: the log loss and
+Brier score of knowing nothing per row). The model beats the baselines when its AUC exceeds
+both profit baselines AND its log loss and Brier score are below the base rate's: a model
+that ranks well but whose probabilities are worse than a constant (overconfident trees) does
+not beat them, because the engine uses those probabilities, not only their order.
+
+Early stopping (``TrainConfig.early_stopping_rounds``) keeps the validation period untouched:
+the training period is itself split by time, its latest ``early_stopping_fraction`` watched
+(log loss) while the earlier part trains, and the booster is cut at its best round; the
+profit-only baseline model is fitted the same way.
 
 ``models/NAME/`` receives: ``model.json`` (the booster, xgboost JSON), ``schema.json``
 (feature names, order, dtypes), ``metrics.json``, ``validation.npz`` (the validation rows,
@@ -53,6 +62,18 @@ class TrainConfig:
     train_fraction: float = 0.7
     seed: int = 0
     nthread: int = 0                 # 0 = all cores
+    early_stopping_rounds: int = 0   # 0 = off; else stop after this many rounds without a better log loss
+    early_stopping_fraction: float = 0.2   # latest share of the TRAINING period watched by early stopping
+
+    def check(self) -> None:
+        """ValueError naming the flag when a setting cannot train."""
+        if not (isinstance(self.early_stopping_rounds, int) and 0 <= self.early_stopping_rounds <= 100_000):
+            raise ValueError(f"--early-stopping {self.early_stopping_rounds!r}: rounds without improvement, "
+                             f"an integer in 0 (off) .. 100,000")
+        if not 0 < self.early_stopping_fraction < 1:
+            raise ValueError(f"early_stopping_fraction={self.early_stopping_fraction!r}: must be in (0, 1)")
+        if not 0 < self.train_fraction < 1:
+            raise ValueError(f"--train-fraction {self.train_fraction!r}: must be in (0, 1)")
 
     def xgb_params(self) -> dict:
         return {"objective": "binary:logistic", "eval_metric": ["auc", "logloss"], "tree_method": "hist",
@@ -82,6 +103,37 @@ def log_loss(y, p, eps: float = 1e-15) -> float:
     y = np.asarray(y, np.float64)
     p = np.clip(np.asarray(p, np.float64), eps, 1 - eps)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def brier_score(y, p) -> float:
+    """Mean squared difference between the predicted probability and the 0/1 outcome."""
+    y = np.asarray(y, np.float64)
+    p = np.asarray(p, np.float64)
+    return float(np.mean((p - y) ** 2))
+
+
+def base_rate_scores(y_train, y_val) -> dict:
+    """The constant predictor's scores on ``y_val``: every row predicted at the training win share
+    (what is known without looking at any row's features, before the validation period)."""
+    rate = float(np.mean(np.asarray(y_train, np.float64)))
+    const = np.full(len(y_val), rate)
+    return {"base_rate": rate, "base_log_loss": log_loss(y_val, const), "base_brier": brier_score(y_val, const)}
+
+
+def beats_baselines(auc: float, log_loss_: float, brier: float, baseline_auc: float, profit_score_auc: float,
+                    base_log_loss: float, base_brier: float) -> tuple[bool, list[str]]:
+    """(beats, why not): AUC above both profit baselines, log loss and Brier below the base rate's.
+    A NaN on either side of a comparison fails it (nothing shown is nothing beaten)."""
+    fails = []
+    if not auc > baseline_auc:
+        fails.append(f"AUC {auc:.4f} not above the profit-only model's {baseline_auc:.4f}")
+    if not auc > profit_score_auc:
+        fails.append(f"AUC {auc:.4f} not above profit as the score's {profit_score_auc:.4f}")
+    if not log_loss_ < base_log_loss:
+        fails.append(f"log loss {log_loss_:.4f} not below the base rate's {base_log_loss:.4f}")
+    if not brier < base_brier:
+        fails.append(f"Brier score {brier:.4f} not below the base rate's {base_brier:.4f}")
+    return not fails, fails
 
 
 def calibration_table(y, p, bins: int = 10) -> list[dict]:
@@ -128,7 +180,7 @@ class TrainResult:
     auc: float
     log_loss: float
     baseline_auc: float             # the profit-only model's validation AUC
-    beats_baseline: bool            # auc above baseline_auc and profit_score_auc
+    beats_baseline: bool            # auc above baseline_auc and profit_score_auc, log loss and brier below base_*
     calibration: list
     importance_gain: dict
     label_config: dict
@@ -136,6 +188,12 @@ class TrainResult:
     train_s: float
     versions: dict = field(default_factory=dict)
     profit_score_auc: float = float("nan")   # f_expected_profit_sol itself as the score
+    brier: float = float("nan")              # the model's validation Brier score
+    base_rate: float = float("nan")          # training period's win share: the constant predictor
+    base_log_loss: float = float("nan")      # its validation log loss
+    base_brier: float = float("nan")         # and Brier score
+    not_beaten_because: list = field(default_factory=list)   # the comparisons that failed (empty: beats)
+    early_stopping: dict = field(default_factory=dict)       # rounds kept, best round, rows watched (when on)
 
 
 def feature_matrix(df: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
@@ -163,10 +221,10 @@ def train_frame(df: pd.DataFrame, out_dir, label_config: LabelConfig, config: Tr
             raise ModelError(out, f"the {name} period has only {'won' if y[m].all() else 'lost'} rows "
                                   f"({int(m.sum())} rows): the labels cannot train a classifier; "
                                   "check the latency model or add runs")
+    config.check()
     t0 = time.perf_counter()
-    dtrain = xgb.DMatrix(X[tr], label=y[tr], feature_names=list(features), missing=np.nan)
     dval = xgb.DMatrix(X[va], label=y[va], feature_names=list(features), missing=np.nan)
-    booster = xgb.train(config.xgb_params(), dtrain, num_boost_round=config.n_estimators, verbose_eval=False)
+    booster, stopping = _fit(X[tr], y[tr], ts[tr], list(features), config)
     train_s = time.perf_counter() - t0
     p = booster.predict(dval)
     gain = booster.get_score(importance_type="total_gain")
@@ -177,18 +235,21 @@ def train_frame(df: pd.DataFrame, out_dir, label_config: LabelConfig, config: Tr
     if PROFIT_FEATURE in features:
         k = features.index(PROFIT_FEATURE)
         score_base = roc_auc(y[va], X[va, k])
-        one = xgb.train(config.xgb_params(), xgb.DMatrix(X[tr][:, [k]], label=y[tr], missing=np.nan),
-                        num_boost_round=config.n_estimators, verbose_eval=False)
-        base = roc_auc(y[va], one.predict(xgb.DMatrix(X[va][:, [k]], missing=np.nan)))
+        one, _ = _fit(X[tr][:, [k]], y[tr], ts[tr], [PROFIT_FEATURE], config)
+        base = roc_auc(y[va], one.predict(xgb.DMatrix(X[va][:, [k]], feature_names=[PROFIT_FEATURE],
+                                                      missing=np.nan)))
     import treelite
     import tl2cgen
+    ll, brier = log_loss(y[va], p), brier_score(y[va], p)
+    const = base_rate_scores(y[tr], y[va])
+    beats, why_not = beats_baselines(auc, ll, brier, base, score_base, const["base_log_loss"], const["base_brier"])
     res = TrainResult(
         model_dir=str(out), features=list(features),
         rows={"train": int(tr.sum()), "validation": int(va.sum()), "train_won": int(y[tr].sum()),
               "validation_won": int(y[va].sum()), "runs": sorted(df["run_dir"].unique().tolist())
               if "run_dir" in df else []},
-        cut_ns=cut, auc=auc, log_loss=log_loss(y[va], p), baseline_auc=base, profit_score_auc=score_base,
-        beats_baseline=bool(auc > base and auc > score_base) if not np.isnan(base) else False,
+        cut_ns=cut, auc=auc, log_loss=ll, baseline_auc=base, profit_score_auc=score_base,
+        beats_baseline=beats, not_beaten_because=why_not, brier=brier, **const, early_stopping=stopping,
         calibration=calibration_table(y[va], p), importance_gain=importance,
         label_config=label_config.to_dict(), train_config=asdict(config), train_s=train_s,
         versions={"xgboost": xgb.__version__, "treelite": treelite.__version__, "tl2cgen": tl2cgen.__version__},
@@ -203,6 +264,37 @@ def train_frame(df: pd.DataFrame, out_dir, label_config: LabelConfig, config: Tr
     write_labels(labelled, out / LABELS_FILE, label_config)
     (out / METRICS_FILE).write_text(json.dumps(asdict(res), indent=2) + "\n")
     return res
+
+
+def _fit(X, y, ts, names: list, config: TrainConfig):
+    """(booster, early-stopping facts): ``config.n_estimators`` rounds on all rows, or with early
+    stopping, rounds on the earlier part of these (training-period) rows while the latest
+    ``early_stopping_fraction`` by time is watched, the booster cut at its best round."""
+    import xgboost as xgb
+    params = config.xgb_params()
+    if not config.early_stopping_rounds:
+        dtrain = xgb.DMatrix(X, label=y, feature_names=names, missing=np.nan)
+        return xgb.train(params, dtrain, num_boost_round=config.n_estimators, verbose_eval=False), {}
+    try:
+        fit, watch, cut = time_split(ts, 1 - config.early_stopping_fraction)
+    except ModelError as e:
+        raise ModelError("<training rows>", f"early stopping cannot split the training period by time: {e}") from None
+    for name, m in (("fitting", fit), ("watched", watch)):
+        if len(np.unique(y[m])) < 2:
+            raise ModelError("<training rows>", f"early stopping: the {name} part of the training period has "
+                                                f"one class only ({int(m.sum())} rows); turn it off "
+                                                f"(--early-stopping 0) or add runs")
+    dfit = xgb.DMatrix(X[fit], label=y[fit], feature_names=names, missing=np.nan)
+    dwatch = xgb.DMatrix(X[watch], label=y[watch], feature_names=names, missing=np.nan)
+    params = {**params, "eval_metric": ["auc", "logloss"]}      # the last metric decides: log loss
+    booster = xgb.train(params, dfit, num_boost_round=config.n_estimators, evals=[(dwatch, "watched")],
+                        early_stopping_rounds=config.early_stopping_rounds, verbose_eval=False)
+    best, best_score = int(booster.best_iteration), float(booster.best_score)
+    rounds = booster.num_boosted_rounds()
+    booster = booster[: best + 1]           # the saved model (and so the compiled one) is the best round's
+    return booster, {"rounds": int(config.early_stopping_rounds), "rounds_run": int(rounds),
+                     "trees_kept": best + 1, "best_watched_log_loss": best_score,
+                     "fit_rows": int(fit.sum()), "watched_rows": int(watch.sum()), "watched_from_ns": int(cut)}
 
 
 def train_runs(run_dirs, out_dir, label_config: LabelConfig = LabelConfig(), config: TrainConfig = TrainConfig(),
