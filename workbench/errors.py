@@ -53,6 +53,16 @@ class MarketError(WorkbenchError):
     """A market snapshot file or row is missing or inconsistent; the message names file, row and column."""
 
 
+class ChainError(WorkbenchError):
+    """Chain data cannot be used: an account that does not decode (missing, wrong owner or size,
+    truncated) or an RPC endpoint that fails. ``where`` names the account address, or the URL
+    and method; nothing of a half-fetched snapshot is kept."""
+
+    def __init__(self, where: str, reason: str):
+        self.where, self.reason = str(where), reason
+        super().__init__(f"{where}: {reason}")
+
+
 class ModelError(WorkbenchError):
     """A model folder cannot be used: a file is missing, damaged or does not match the engine."""
 

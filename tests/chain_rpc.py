@@ -1,0 +1,235 @@
+"""The chain fixtures as a Solana JSON-RPC server on loopback, for the snapshot tests and benchmark.
+
+``RpcServer`` is a real HTTP server (http.server, a thread per connection) on 127.0.0.1:<free
+port> answering getMultipleAccounts, getAccountInfo and getProgramAccounts (dataSize, memcmp
+and dataSlice applied as a node applies them) from an in-memory account table. Faults to inject
+on the next requests are queued in ``faults``: ("429", retry_after), ("500",), ("rpc_error",
+code, message), ("truncate",), ("sleep", seconds).
+
+``fixture_market`` builds that table from the REAL pool accounts of tests/fixtures/chain and
+the USDC mint, plus accounts COMPOSED here because no attributable source has them (their
+SOURCES.md "Known gaps"): each pool's two vault token accounts (165-byte SPL Token accounts
+holding the pool's mint, with balances chosen here), the other mints (82 bytes, the decimals
+the pool records, or 6/9 for Whirlpool mints), and the CPMM pools' AmmConfig (236 bytes,
+trade fee 2500 per 10^6, creator fee 1000). Composed bytes are packed with ``struct`` from the
+programs' layouts, independently of workbench/chain, so a decoder offset error shows.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import base58
+
+TOKEN = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"
+V4 = "675kPX9MHTjS2zt1qfr1NYHuzeLXfQM9H24wFSUt1Mp8"
+CPMM = "CPMMoo8L3F4NbTegBCKVNunggL7H1ZpdTHKxQB5qKP1C"
+WHIRLPOOL = "whirLbMiicVdio4qvUfM5KAg6Ct8VwpYzGff3uctyCc"
+USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
+SLOT = 376_400_000
+
+# the real pool accounts in tests/fixtures/chain/accounts that the snapshot tests serve
+POOL_FILES = ("raydium_amm_v4_5y2QYKY8gQCcmG6jy4fc7wFg8L5SW7bkyvMH3jUTqBdy.json",
+              "raydium_cpmm_BtGUffMEnxrzdjyC3kKAHjGMpG1UdZiVWXZUaSpUv13C.json",
+              "raydium_cpmm_Q2sPHPdUWFMg7M7wwrQKLrn619cAucfRsmhVJffodSp.json",
+              "whirlpool_CGGNcohZdLdeDBdhmQRGmUH1Viv1p4d1ds2aPLoiVWaR.json",
+              "whirlpool_HyA4ct7i4XvZsVrLyb5VJhcTP1EZVDZoF9fFGym16zcj.json")
+CPMM_TRADE_FEE_RATE, CPMM_CREATOR_FEE_RATE = 2500, 1000      # composed AmmConfig, per 10^6
+
+
+def b58(raw: bytes) -> str:
+    return base58.b58encode(raw).decode()
+
+
+def raw(address: str) -> bytes:
+    return base58.b58decode(address)
+
+
+def value(owner: str, data: bytes, lamports: int = 2_039_280) -> dict:
+    """An account as getAccountInfo returns it (base64 data)."""
+    return {"lamports": lamports, "owner": owner, "executable": False, "rentEpoch": 18446744073709551615,
+            "space": len(data), "data": [base64.b64encode(data).decode(), "base64"]}
+
+
+def token_account(mint: str, owner: str, amount: int) -> bytes:
+    """A COMPOSED 165-byte SPL Token account: initialized, no delegate, not native, no close authority."""
+    return raw(mint) + raw(owner) + struct.pack("<Q", amount) + bytes(36) + b"\x01" + bytes(56)
+
+
+def mint_account(decimals: int, supply: int = 10**15) -> bytes:
+    """A COMPOSED 82-byte SPL mint: no mint authority, initialized, no freeze authority."""
+    return bytes(36) + struct.pack("<QBB", supply, decimals, 1) + bytes(36)
+
+
+def amm_config(trade_fee_rate: int, creator_fee_rate: int) -> bytes:
+    """A COMPOSED 236-byte Raydium CPMM AmmConfig."""
+    disc = hashlib.sha256(b"account:AmmConfig").digest()[:8]
+    body = struct.pack("<BBHQQQQ", 250, 0, 0, trade_fee_rate, 120_000, 40_000, 15 * 10**7) + bytes(64)
+    return disc + body + struct.pack("<Q", creator_fee_rate) + bytes(120)
+
+
+@dataclass
+class PoolCase:
+    """What a served pool must become in pools.parquet (computed from EXPECTED.json and the composed balances)."""
+    address: str
+    program: str
+    row: dict
+
+
+def _u(x) -> int:
+    return int(x)
+
+
+def fixture_market(accounts_dir: Path):
+    """(account table, {pool address: PoolCase}): the real pools, their composed vaults, mints and configs."""
+    expected = json.loads((accounts_dir / "EXPECTED.json").read_text())
+    table, cases = {}, {}
+    usdc = json.loads((accounts_dir / f"spl_mint_{USDC}.json").read_text())
+    table[USDC] = value(usdc["account"]["owner"], base64.b64decode(usdc["account"]["data"][0]),
+                        usdc["account"]["lamports"])
+    for n, name in enumerate(POOL_FILES):
+        j = json.loads((accounts_dir / name).read_text())
+        a, e = j["account"], expected[name]["decoded"]
+        table[j["pubkey"]] = value(a["owner"], base64.b64decode(a["data"][0]), a["lamports"] or 10**7)
+        extra_a, extra_b = 10**12 + 7919 * n, 3 * 10**11 + 104729 * n     # the liquidity beyond what is owed
+        if a["owner"] == V4:
+            ma, mb, va, vb = e["baseMint"], e["quoteMint"], e["baseVault"], e["quoteVault"]
+            owed_a, owed_b = e["baseNeedTakePnl"], e["quoteNeedTakePnl"]
+            dec_a, dec_b = e["baseDecimal"], e["quoteDecimal"]
+            fee = (e["swapFeeNumerator"], e["swapFeeDenominator"])
+            row = {"program": "raydium_amm_v4", "sqrt_price_x64": "", "liquidity": "", "sqrt_price_lower_x64": "",
+                   "sqrt_price_upper_x64": "", "tick_spacing": 0}
+        elif a["owner"] == CPMM:
+            ma, mb, va, vb = e["token0Mint"], e["token1Mint"], e["token0Vault"], e["token1Vault"]
+            data = base64.b64decode(a["data"][0])
+            creator0, creator1 = struct.unpack_from("<QQ", data, 397)     # the 2025 creator fee words
+            creator_on = data[390]
+            owed_a = e["protocolFeesToken0"] + e["fundFeesToken0"] + creator0
+            owed_b = e["protocolFeesToken1"] + e["fundFeesToken1"] + creator1
+            dec_a, dec_b = e["mint0Decimals"], e["mint1Decimals"]
+            fee = (CPMM_TRADE_FEE_RATE + (CPMM_CREATOR_FEE_RATE if creator_on else 0), 1_000_000)
+            table[e["ammConfig"]] = value(CPMM, amm_config(CPMM_TRADE_FEE_RATE, CPMM_CREATOR_FEE_RATE))
+            row = {"program": "raydium_cpmm", "sqrt_price_x64": "", "liquidity": "", "sqrt_price_lower_x64": "",
+                   "sqrt_price_upper_x64": "", "tick_spacing": 0}
+        else:
+            ma, mb, va, vb = e["tokenMintA"], e["tokenMintB"], e["tokenVaultA"], e["tokenVaultB"]
+            owed_a, owed_b = e["protocolFeeOwedA"], e["protocolFeeOwedB"]
+            dec_a, dec_b = 9, 6
+            fee = (e["feeRate"], 1_000_000)
+            row = {"program": "orca_whirlpool", "sqrt_price_x64": e["sqrtPrice"], "liquidity": e["liquidity"],
+                   "tick_spacing": e["tickSpacing"], "tick_current_index": e["tickCurrentIndex"]}
+        authority = b58(hashlib.sha256(f"composed vault owner {n}".encode()).digest())
+        table[va] = value(TOKEN, token_account(ma, authority, owed_a + extra_a))
+        table[vb] = value(TOKEN, token_account(mb, authority, owed_b + extra_b))
+        for m, d in ((ma, dec_a), (mb, dec_b)):
+            table.setdefault(m, value(TOKEN, mint_account(d)))
+        row |= {"address": j["pubkey"], "mint_a": ma, "mint_b": mb, "vault_a": va, "vault_b": vb,
+                "reserve_a": extra_a, "reserve_b": extra_b, "fee_num": fee[0], "fee_den": fee[1]}
+        cases[j["pubkey"]] = PoolCase(j["pubkey"], row["program"], row)
+    return table, cases
+
+
+class RpcServer:
+    """A JSON-RPC server on 127.0.0.1 serving ``accounts`` ({address: value}); use as a context manager."""
+
+    def __init__(self, accounts: dict, slot: int = SLOT):
+        self.accounts, self.slot = accounts, slot
+        self.faults: list[tuple] = []
+        self.requests: list[str] = []           # method of every request received
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                req = json.loads(body)
+                with server.lock:
+                    server.requests.append(req.get("method"))
+                    fault = server.faults.pop(0) if server.faults else None
+                if fault and fault[0] == "sleep":
+                    time.sleep(fault[1])
+                if fault and fault[0] == "429":
+                    return self._send(429, b"rate limited", {"Retry-After": str(fault[1])})
+                if fault and fault[0] == "500":
+                    return self._send(500, b"internal error")
+                if fault and fault[0] == "rpc_error":
+                    return self._json({"jsonrpc": "2.0", "id": req.get("id"),
+                                       "error": {"code": fault[1], "message": fault[2]}})
+                reply = {"jsonrpc": "2.0", "id": req.get("id"), "result": server.answer(req["method"], req["params"])}
+                out = json.dumps(reply).encode()
+                if fault and fault[0] == "truncate":
+                    out = out[: len(out) // 2]
+                self._send(200, out, {"content-type": "application/json"})
+
+            def _json(self, obj):
+                self._send(200, json.dumps(obj).encode(), {"content-type": "application/json"})
+
+            def _send(self, code, body, headers=None):
+                try:
+                    self.send_response(code)
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass                        # the client gave up (a timeout test)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    def answer(self, method, params):
+        ctx = {"context": {"slot": self.slot, "apiVersion": "2.2.0"}}
+        if method == "getMultipleAccounts":
+            keys = params[0]
+            if len(keys) > 100:
+                raise ValueError("more than 100 keys")          # a real node refuses too
+            return ctx | {"value": [self.accounts.get(k) for k in keys]}
+        if method == "getAccountInfo":
+            return ctx | {"value": self.accounts.get(params[0])}
+        if method == "getProgramAccounts":
+            program, cfg = params[0], params[1]
+            out = []
+            for k, v in self.accounts.items():
+                if v["owner"] != program:
+                    continue
+                data = base64.b64decode(v["data"][0])
+                ok = True
+                for f in cfg.get("filters", []):
+                    if "dataSize" in f:
+                        ok &= len(data) == f["dataSize"]
+                    else:
+                        want = base58.b58decode(f["memcmp"]["bytes"])
+                        off = f["memcmp"]["offset"]
+                        ok &= data[off:off + len(want)] == want
+                if ok:
+                    sl = cfg.get("dataSlice")
+                    d = data[sl["offset"]:sl["offset"] + sl["length"]] if sl else data
+                    out.append({"pubkey": k, "account": value(v["owner"], d, v["lamports"])})
+            return ctx | {"value": out} if cfg.get("withContext") else out
+        raise ValueError(f"method {method} not served")
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
