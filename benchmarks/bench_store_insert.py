@@ -40,8 +40,8 @@ from workbench.wire.keys import program_address  # noqa: E402
 
 GOALS = {"mev_opportunities": 2_000_000, "tx_features": 1_000_000}   # rows/s, our path
 QUERY_GOAL_MS = 50.0
-TOP_QUERY = ("SELECT timestamp, opportunity_id, type, profit_estimate, pools FROM mev_opportunities "
-             "WHERE timestamp >= now64(9) - INTERVAL 1 HOUR ORDER BY profit_estimate DESC LIMIT 100")
+TOP_QUERY = ("SELECT timestamp, opportunity_id, type, profit, pools FROM mev_opportunities "
+             "WHERE timestamp >= now64(9) - INTERVAL 1 HOUR ORDER BY profit DESC LIMIT 100")
 POOLS = pa.array(["58oQChx4yWmvKdwLLZzBi4ChoCc2fqCUWBkwMihLYQo2", "7XawhbbxtsRcQA8KTkHT9f9nc6d69UwqCDh6U5EEbEmX",
                   "HJPjoWUrhoZzkNfRpHuieeFk9WcZWjwy6PBjZ81ngndJ", "Czfq3xZZDmsdGdUyrNLtRhGc47cXcZtLG4crryfu44zE",
                   "2QdhepnKRTLjjSqPL1PtKNwqrUkoLee5Gqs8bvZhRdMv", "8sLbNZoA1cfnvMJLPfp98ZLAnFSYCFApfJKMbiXNLwxj"])
@@ -74,7 +74,7 @@ def opportunities(n, seed=0, t_end_ns=None, span_ns=3_600 * 10**9):
         "timestamp": pa.array(np.sort(t_end_ns - rng.integers(1, span_ns, n)), pa.timestamp("ns")),
         "opportunity_id": pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(ids.tobytes())]),
         "type": pa.array(kind),
-        "profit_estimate": rng.gamma(2.0, 0.05, n),
+        "profit": rng.gamma(2.0, 0.05, n),
         "pools": lists(rng, n, POOLS, 1, 3),
         "run_id": pa.repeat(pa.scalar("bench", pa.string()), n),
         "slot": 390_000_000 + np.arange(n, dtype=np.int64) // 1_000,

@@ -66,7 +66,7 @@ def make_opportunities(n, seed=0, t0_ns=T0_NS):
         "timestamp": pa.array(t0_ns + np.sort(rng.integers(0, 3_600 * 10**9, n)), pa.timestamp("ns")),
         "opportunity_id": pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(ids.tobytes())]),
         "type": pa.array(np.array(S.OPPORTUNITY_TYPES)[rng.integers(0, 3, n)].tolist()),
-        "profit_estimate": rng.gamma(2.0, 0.05, n),
+        "profit": rng.gamma(2.0, 0.05, n),
         "pools": pa.ListArray.from_arrays(pa.array(offsets), pa.array(PROGRAMS).take(
             pa.array(rng.integers(0, len(PROGRAMS), int(offsets[-1]))))),
         "slot": 390_000_000 + rng.integers(0, 10_000, n),

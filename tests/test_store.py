@@ -67,6 +67,7 @@ def test_seed_table_kept_verbatim():
     sql = S.render_seed(S.Target())[0]
     assert sql == S.SEED_DDL.rstrip(";").replace("CREATE TABLE mev_opportunities",
                                                   "CREATE TABLE IF NOT EXISTS default.mev_opportunities")
+    assert S.render_migration(S.MIGRATIONS[0], S.Target()) == [sql]     # version 1 is that table alone
 
 
 def test_fresh_store_has_the_seed_table_and_the_engine_columns(store):
@@ -75,18 +76,18 @@ def test_fresh_store_has_the_seed_table_and_the_engine_columns(store):
                             "WHERE database = currentDatabase() AND table = 'mev_opportunities' ORDER BY position")
     assert [c[0] for c in cols] == [c.name for c in S.OPPORTUNITIES.columns]
     assert cols[:5] == [("timestamp", "DateTime64(9)", "CODEC(DoubleDelta, ZSTD(3))"),
-                        ("opportunity_id", "UUID", ""),
+                        ("opportunity_id", "UUID", "CODEC(ZSTD(3))"),
                         ("type", "Enum8('arbitrage' = 1, 'sandwich' = 2, 'liquidation' = 3)", ""),
-                        ("profit_estimate", "Float64", "CODEC(Gorilla(8), ZSTD(3))"),   # 8: the Float64 width
-                        ("pools", "Array(String)", "")]
+                        ("profit", "Float64", "CODEC(Gorilla(8), ZSTD(3))"),   # 8: the Float64 width
+                        ("pools", "Array(String)", "CODEC(ZSTD(3))")]
     (pk, sk, ddl), = store.query_rows("SELECT partition_key, sorting_key, create_table_query FROM system.tables "
                                       "WHERE database = currentDatabase() AND name = 'mev_opportunities'")
     assert (pk, sk) == ("toYYYYMMDD(timestamp)", "type, timestamp")
     assert "index_granularity = 8192" in ddl and "ENGINE = MergeTree" in ddl
     idx = store.query_rows("SELECT name, type, expr, granularity FROM system.data_skipping_indices "
                            "WHERE database = currentDatabase() AND table = 'mev_opportunities' ORDER BY name")
-    assert idx == [("idx_profit", "minmax", "profit_estimate", 4), ("idx_timestamp", "minmax", "timestamp", 1)]
-    for t in ("tx_features", "latency_hist", "runs", "schema_version"):
+    assert idx == [("idx_profit", "minmax", "profit", 4096), ("idx_timestamp", "minmax", "timestamp", 8192)]
+    for t in ("tx_features", "latency_hist", "runs", "swaps", "schema_version"):
         assert store.exists(t)
 
 
@@ -107,11 +108,11 @@ def test_seed_store_is_migrated(dsn):
         assert s.schema_version() == (0, "")
     with connect(dsn) as s:
         assert s.schema_version()[0] == S.SCHEMA_VERSION
-        row = s.query_rows("SELECT type, profit_estimate, pools, run_id, slot, detect_latency_ns, source "
+        row = s.query_rows("SELECT type, profit, pools, run_id, slot, detect_latency_ns, source "
                            "FROM mev_opportunities")
         assert row == [("sandwich", 1.5, ["p1", "p2"], "", -1, -1, "unknown")]
         versions = s.query_rows("SELECT version FROM schema_version ORDER BY version")
-        assert versions == [(1,), (2,)]
+        assert versions == [(v,) for v in range(1, S.SCHEMA_VERSION + 1)]
 
 
 def test_newer_store_is_refused_with_advice(dsn):
@@ -164,13 +165,13 @@ def test_opportunities_round_trip(store, tmp_path):
     opp = make_opportunities(3_000, seed=7)
     store.insert_batch("mev_opportunities", opp, "t1", run_id="run-a")
     got = store.query_arrow("SELECT toUnixTimestamp64Nano(timestamp) AS ts, UUIDStringToNum(toString(opportunity_id)) "
-                            "AS id, toString(type) AS type, profit_estimate, pools, run_id, slot, victim_signature, "
+                            "AS id, toString(type) AS type, profit, pools, run_id, slot, victim_signature, "
                             "score, expected_profit_lamports, tip_lamports, detect_latency_ns, toString(source) AS "
                             "source FROM mev_opportunities ORDER BY ts, id")
     exp = opp.sort_by([("timestamp", "ascending"), ("opportunity_id", "ascending")])
     assert got.column("ts").to_pylist() == exp.column("timestamp").cast(pa.int64()).to_pylist()
     assert got.column("id").to_pylist() == exp.column("opportunity_id").to_pylist()
-    for c in ("type", "profit_estimate", "pools", "slot", "victim_signature", "score", "expected_profit_lamports",
+    for c in ("type", "profit", "pools", "slot", "victim_signature", "score", "expected_profit_lamports",
               "tip_lamports", "detect_latency_ns", "source"):
         assert got.column(c).to_pylist() == exp.column(c).to_pylist(), c
     assert set(got.column("run_id").to_pylist()) == {"run-a"}
@@ -181,7 +182,7 @@ def test_uuid_text_enum_codes_and_int_times_are_accepted(store):
     t = pa.table({"timestamp_ns": pa.array([T0_NS, T0_NS + 1, T0_NS + 2]),
                   "opportunity_id": [str(u) for u in ids],
                   "type": pa.array([1, 2, 3], pa.int8()),
-                  "profit_estimate": [0.1, 0.2, 0.3],
+                  "profit": [0.1, 0.2, 0.3],
                   "pools": pa.array([["a"], [], ["b", "c"]])})
     store.insert_batch("mev_opportunities", t, "x")
     rows = store.query_rows("SELECT toUnixTimestamp64Nano(timestamp), opportunity_id, type, pools, slot "

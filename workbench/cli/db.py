@@ -192,7 +192,10 @@ def schema(
                                                                     "(default: the DSN's)"),
     db: Optional[str] = DB_OPTION,
 ):
-    """Print the store's DDL (idempotent, versioned), or apply it with --apply."""
+    """Print the store's DDL (idempotent, versioned), or apply it with --apply.
+
+    --apply runs the migrations the store's version lacks, then compares the tables, columns and skip indexes the store holds with what this version should have and recreates or adds what is missing (a dropped table or column is repaired whatever version the store records).
+    """
     from ..store import SCHEMA_VERSION, StoreError, Target, connect, parse_dsn, render_ddl
     try:
         dsn = parse_dsn(_dsn(ctx, db))
@@ -208,14 +211,21 @@ def schema(
         with connect(dsn, ensure_schema=False, cluster=cluster) as store:
             before = store.schema_version()[0]
             applied = store.ensure_schema(cluster)
+            report = store.schema_report
     except ValueError as e:
         _fail(WorkbenchError(str(e)))
     except WorkbenchError as e:
         _fail(e)
     if applied:
         console.print(plain(f"{dsn}: schema version {before} -> {applied[-1]} (applied {applied})"))
-    else:
-        console.print(plain(f"{dsn}: schema already at version {before}"))
+    elif not report.repairs:
+        console.print(plain(f"{dsn}: schema already at version {before}, every table and column present"))
+    if report.repairs:      # tables, columns or indexes the store lacked whatever its version said
+        console.print(plain(f"{dsn}: repaired what was missing ({len(report.repairs)} statements):"))
+        for sql in report.repairs:
+            console.print(plain("  " + " ".join(sql.split())), soft_wrap=True)
+    for problem in report.problems:
+        warn(problem)
 
 
 @db_app.command("flush-spool")

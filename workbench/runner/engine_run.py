@@ -30,7 +30,7 @@ from ..engine.state import (C_PACKETS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HI
                             HIST_SCORE_NS, EngineState)
 from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
                              tx_table)
-from ..store.columns import mev_opportunities_table
+from ..store.columns import mev_opportunities_table, swaps_table
 from ..metrics.hist import Histogram
 from ..sinks import ParquetSink, SinkThread
 from .from_settings import deshred_state, engine_state, market_for, model_for
@@ -143,9 +143,11 @@ class EngineRun:
         if self.writer is not None:
             writer = self.writer
             def to_store(name, table, writer=writer, source=source):
-                # the store keeps tx_features and opportunities (packet_status and swaps stay in Parquet)
+                # the store keeps tx_features, swaps and opportunities (packet_status stays in Parquet)
                 if name == "tx_features":
                     writer.put(name, table)
+                elif name == "swaps":
+                    writer.put("swaps", swaps_table(table))
                 elif name == "opportunities":
                     writer.put("mev_opportunities", mev_opportunities_table(table, source))
             consumers.append(to_store)

@@ -33,7 +33,7 @@ class StoreWatch:
         t = self.store.table("mev_opportunities")
         return self.query_arrow(
             f"SELECT toUnixTimestamp64Nano(timestamp) AS ts_ns, toString(opportunity_id) AS opportunity_id, "
-            f"toString(type) AS type, profit_estimate AS expected_profit_sol, score, pools, victim_signature, "
+            f"toString(type) AS type, profit AS expected_profit_sol, score, pools, victim_signature, "
             f"slot, tip_lamports, expected_profit_lamports, detect_latency_ns AS detect_ns "
             f"FROM {t} WHERE run_id = {{run:String}} AND toUnixTimestamp64Nano(timestamp) > {{after:Int64}} "
             f"ORDER BY timestamp", {"run": run_id, "after": after_ns})

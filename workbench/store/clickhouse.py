@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import tempfile
-import time
 
 import pyarrow as pa
 
@@ -28,6 +27,8 @@ from ..errors import StoreError, StoreUnavailable
 from . import schema as S
 from .columns import conform
 from .dsn import Dsn, parse_dsn
+from .migrate import ensure_schema as _ensure_schema
+from .server_config import embedded_client_options
 
 log = logging.getLogger(__name__)
 
@@ -259,38 +260,12 @@ class Store:
                 f"(pip install -U solana-mev-workbench), or point --db / WORKBENCH_DB at another store.")
 
     def ensure_schema(self, cluster: str | None = None) -> list[int]:
-        """Create or migrate the schema to SCHEMA_VERSION; returns the versions applied.
+        """Create, migrate or repair the schema (store/migrate.py); returns the versions applied.
 
-        Idempotent (every statement is IF [NOT] EXISTS). A store made by the seed's DDL alone
-        (``mev_opportunities`` without a version table) is migrated like a version-1 store.
+        What was repaired (tables or columns found missing) is left in ``self.schema_report``.
         """
-        version, recorded = self.schema_version()
-        self.check_version(version)
-        if cluster and recorded and cluster != recorded:
-            raise StoreError(f"the store {self.dsn} was created ON CLUSTER {recorded}, not {cluster}; "
-                             f"pass --cluster {recorded}")
-        cluster = cluster or recorded or None
-        self.target = S.Target(self.target.database, cluster)
-        if version == S.SCHEMA_VERSION:
-            return []
-        applied = []
-        for sql in (S.render_version_table(self.target) if not cluster else
-                    [f"CREATE DATABASE IF NOT EXISTS {self.target.database}{self.target.on}"]
-                    + S.render_version_table(self.target)):
-            self.command(sql)
-        for m in S.MIGRATIONS:
-            if m.version <= version:
-                continue
-            for sql in S.render_migration(m, self.target):
-                self.command(sql)
-            row = pa.table({"version": pa.array([m.version], pa.uint32()),
-                            "applied_at": pa.array([time.time_ns() // 1_000_000], pa.timestamp("ms", tz="UTC")),
-                            "code_version": [__version__], "cluster": [cluster or ""],
-                            "description": [m.description]})
-            self.insert_arrow(S.VERSION_TABLE, row)
-            applied.append(m.version)
-            log.info("store %s: schema version %d applied (%s)", self.dsn, m.version, m.description)
-        return applied
+        self.schema_report = _ensure_schema(self, cluster)
+        return self.schema_report.applied
 
     # -- reports
     def runs(self, limit: int = 50) -> pa.Table:
@@ -342,7 +317,9 @@ def connect(dsn: str | Dsn, *, ensure_schema: bool = True, cluster: str | None =
                 except OSError as e:
                     raise StoreError(f"cannot create the embedded store directory {d.path}: {e.strerror}; "
                                      "pass --db chdb:///a/writable/dir") from None
-            client = clickhouse_connect.get_client(interface="chdb", path=d.path, **session)
+            opts = embedded_client_options()    # the specification's server settings (server_config.py)
+            opts["settings"].update(session.get("settings", {}))
+            client = clickhouse_connect.get_client(interface="chdb", path=d.path, **opts)
         else:
             opts = dict(d.options)
             if connect_timeout is not None:

@@ -3,8 +3,9 @@
 ``conform`` is the one gate every batch passes before an insert (the writer calls it in
 the caller's thread, so a wrong column fails where it was made). ``mev_opportunities_table``
 renames the columns of opportunities.parquet (engine/tables.py ``opp_table``) to those of
-the store's ``mev_opportunities`` table: which engine column feeds which store column is the
-store's knowledge, kept here beside the schema (schema.py) it serves.
+the store's ``mev_opportunities`` table, and ``swaps_table`` those of swaps.parquet to the
+``swaps`` table: which engine column feeds which store column is the store's knowledge, kept
+here beside the schema (schema.py) it serves.
 """
 
 from __future__ import annotations
@@ -112,12 +113,26 @@ def conform(table_name: str, data: pa.Table, run_id: str | None = None) -> pa.Ta
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+# opportunities.parquet column -> mev_opportunities column, where the names differ
+_OPP_RENAMES = {"ts_ns": "timestamp_ns", "expected_profit_sol": "profit", "detect_ns": "detect_latency_ns"}
+# swaps.parquet column -> swaps column, where the names differ (LIMIT is an SQL keyword)
+_SWAP_RENAMES = {"limit": "amount_limit"}
+
+
+def _renamed(t: pa.Table, renames: dict[str, str]) -> pa.Table:
+    """``t`` with its columns renamed to the store's names."""
+    return t.rename_columns([renames.get(n, n) for n in t.column_names])
+
+
 def mev_opportunities_table(t: pa.Table, source: str) -> pa.Table:
-    """opportunities.parquet rows in the shape of the store's mev_opportunities table."""
-    n = t.num_rows
-    return pa.table({
-        "timestamp_ns": t.column("ts_ns"), "opportunity_id": t.column("opportunity_id"), "type": t.column("type"),
-        "profit_estimate": t.column("expected_profit_sol"), "pools": t.column("pools"), "slot": t.column("slot"),
-        "victim_signature": t.column("victim_signature"), "score": t.column("score"),
-        "expected_profit_lamports": t.column("expected_profit_lamports"), "tip_lamports": t.column("tip_lamports"),
-        "detect_latency_ns": t.column("detect_ns"), "source": pa.repeat(pa.scalar(source, pa.string()), n)})
+    """opportunities.parquet rows in the shape of the store's mev_opportunities table.
+
+    Every column of the file goes to the store (``conform`` refuses one the table lacks), so a
+    column the engine adds later fails here until a migration adds it to the table."""
+    out = _renamed(t, _OPP_RENAMES)
+    return out.append_column("source", pa.repeat(pa.scalar(source, pa.string()), t.num_rows))
+
+
+def swaps_table(t: pa.Table) -> pa.Table:
+    """swaps.parquet rows in the shape of the store's swaps table (``run_id`` added by the writer)."""
+    return _renamed(t, _SWAP_RENAMES)

@@ -6,18 +6,30 @@ One source for three consumers: the DDL (``render_migration`` / ``render_ddl``, 
 
 Decisions
 ---------
-* ``mev_opportunities`` is the seed document's table, kept byte for byte (``SEED_DDL``,
-  schema version 1). Version 2 appends the engine's columns with ``ALTER TABLE ... ADD
-  COLUMN`` and creates the other tables. A fresh store runs migration 1 then 2, so a fresh
-  store and a migrated seed store are the same thing by construction.
+* Version 1 is the specification's ``mev_opportunities`` table as the specification writes
+  it (``deploy/spec/mev_opportunities.sql``; ``render_seed`` renders it from the columns
+  below and a test compares the two, whitespace aside). Later versions only add to it:
+  version 2 appends the engine's columns with ``ALTER TABLE ... ADD COLUMN`` and creates the
+  other tables, version 4 adds what a join needs (the trigger's ``tx_index``,
+  ``packet_index`` and signature, amounts, the profit token, the model features) and the
+  ``swaps`` table. A fresh store runs every migration in order, so a fresh store and a
+  migrated one are the same thing by construction.
+* Stores written before version 3 named the profit column ``profit_estimate``, lacked two
+  codecs and had other skip index granularities. Version 3 brings them to the
+  specification's text; the statements come from comparing what the store holds with these
+  specs (``migrate.repair_statements``), the same comparison that repairs a store whose
+  tables or columns were dropped, whatever version it records.
 * Times are ``DateTime64(9, 'UTC')`` columns named without a unit (``ts``,
   ``interval_start``) so SQL can say ``ts > now() - INTERVAL 1 HOUR``; each has an
   ``ALIAS <name>_ns Int64`` giving the integer nanoseconds the Parquet files carry
   (``SELECT ts_ns FROM tx_features``). ALIAS columns are not in ``SELECT *``.
-  The seed's ``timestamp DateTime64(9)`` keeps its spelling (no zone: epoch ns all the same).
+  The specification's ``timestamp DateTime64(9)`` keeps its spelling (no zone: epoch ns all the same).
 * Missing is a sentinel, never NULL in an integer column: ``slot = -1`` unknown,
   ``''`` for no string, ``detect_latency_ns = -1`` not measured.
 * ``run_id`` is ``LowCardinality(String)``: a handful of runs per table.
+* Joins: ``(run_id, tx_index)`` names one transaction of a run in ``tx_features``,
+  ``mev_opportunities`` (its trigger) and ``swaps``; ``swaps.pool`` is a base58 pool
+  address as in ``mev_opportunities.pools``.
 * Exact re-insert: each insert carries ``insert_deduplication_token``; the MergeTree tables
   keep a window of ``DEDUP_WINDOW`` block ids (``non_replicated_deduplication_window``,
   ``replicated_deduplication_window`` on a cluster). The spool flush does not trust the
@@ -37,28 +49,13 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2          # the version this code writes; a store above it is refused
+SCHEMA_VERSION = 4          # the version this code writes; a store above it is refused
 DEDUP_WINDOW = 10_000       # insert blocks whose ids a MergeTree remembers for deduplication
 VERSION_TABLE = "schema_version"
 
-# The seed document's table, verbatim. Do not edit: migration 2 adds to it.
-SEED_DDL = """\
-CREATE TABLE mev_opportunities (
-    timestamp DateTime64(9) CODEC(DoubleDelta, ZSTD(3)),
-    opportunity_id UUID,
-    type Enum8('arbitrage' = 1, 'sandwich' = 2, 'liquidation' = 3),
-    profit_estimate Float64 CODEC(Gorilla, ZSTD(3)),
-    pools Array(String),
-    INDEX idx_profit profit_estimate TYPE minmax GRANULARITY 4,
-    INDEX idx_timestamp timestamp TYPE minmax GRANULARITY 1
-) ENGINE = MergeTree()
-PARTITION BY toYYYYMMDD(timestamp)
-ORDER BY (type, timestamp)
-SETTINGS index_granularity = 8192;"""
-
-# mev_opportunities.type as the seed's table declares it, and its labels in code order (the
-# engine writes the same codes: engine/opps.py OPP_*, checked by tests/test_store.py)
-TYPE_ENUM = re.search(r"\btype (Enum8\([^)]*\))", SEED_DDL).group(1)
+# mev_opportunities.type as the specification's table declares it, and its labels in code order
+# (the engine writes the same codes: engine/opps.py OPP_*, checked by tests/test_store.py)
+TYPE_ENUM = "Enum8('arbitrage' = 1, 'sandwich' = 2, 'liquidation' = 3)"
 OPPORTUNITY_TYPES = tuple(label for label, _code in
                           sorted(re.findall(r"'(\w+)' = (\d+)", TYPE_ENUM), key=lambda lc: int(lc[1])))
 
@@ -79,6 +76,7 @@ class Column:
     codec: str = ""                 # e.g. "DoubleDelta, ZSTD(3)"
     default: str | None = None      # DEFAULT expression; None = the column is required
     comment: str = ""               # meaning, unit, range
+    renamed_from: tuple[str, ...] = ()  # earlier names of the column: a store holding one is renamed
 
     def ddl(self, with_codec: bool = True) -> str:
         s = f"{self.name} {self.ch_type}"
@@ -120,15 +118,16 @@ def _ts() -> pa.DataType:
 
 _DEDUP = (("non_replicated_deduplication_window", DEDUP_WINDOW),)
 
-# --- mev_opportunities: the seed's five columns, then what the engine knows ------------------
+# --- mev_opportunities: the specification's five columns, then what the engine knows ----------
 SEED_COLUMNS = (
-    Column("timestamp", "DateTime64(9)", pa.timestamp("ns"), TIME, "DoubleDelta, ZSTD(3)",
-           comment=""),
-    Column("opportunity_id", "UUID", pa.binary(16), UUID_),
+    Column("timestamp", "DateTime64(9)", pa.timestamp("ns"), TIME, "DoubleDelta, ZSTD(3)"),
+    Column("opportunity_id", "UUID", pa.binary(16), UUID_, "ZSTD(3)"),
     Column("type", TYPE_ENUM, pa.int8(), ENUM),
-    Column("profit_estimate", "Float64", pa.float64(), codec="Gorilla, ZSTD(3)"),
-    Column("pools", "Array(String)", pa.list_(pa.string())),
+    Column("profit", "Float64", pa.float64(), codec="Gorilla, ZSTD(3)", renamed_from=("profit_estimate",)),
+    Column("pools", "Array(String)", pa.list_(pa.string()), codec="ZSTD(3)"),
 )
+SEED_INDEXES = ("INDEX idx_timestamp timestamp TYPE minmax GRANULARITY 8192",
+                "INDEX idx_profit profit TYPE minmax GRANULARITY 4096")
 ENGINE_OPP_COLUMNS = (
     Column("run_id", "LowCardinality(String)", pa.string(), default="''",
            comment="run that found it (runs.run_id); empty for rows older than schema 2"),
@@ -145,14 +144,46 @@ ENGINE_OPP_COLUMNS = (
     Column("source", "Enum8('unknown' = 0, 'replay' = 1, 'live' = 2)", pa.int8(), ENUM,
            default="'unknown'", comment="replay or live"),
 )
+
+
+def _feature_column(name: str) -> Column:
+    return Column(name, "Float64", pa.float64(), default="nan",
+                  comment="model feature (engine/opps.py OPP_FEATURES); nan unknown or older than schema 4")
+
+
+# The model's features as opportunities.parquet names them (engine/opps.py MODEL_FEATURES; the
+# store imports nothing of the engine, so tests/test_store_joins.py checks the two agree).
+OPP_FEATURE_NAMES = (
+    "f_expected_profit_sol", "f_pool_depth_sol", "f_victim_slippage", "f_victim_priority_fee_lamports",
+    "f_victim_tip_lamports", "f_pool_swaps_10ms", "f_pool_swaps_100ms", "f_pool_swaps_1000ms",
+    "f_ms_since_slot_start", "f_tx_size", "f_num_instructions", "f_program_count", "f_type")
+JOIN_OPP_COLUMNS = (
+    Column("packet_index", "Int64", pa.int64(), default="-1",
+           comment="0-based frame index of the trigger packet in the capture (tx_features.packet_index); "
+                   "-1 older than schema 4"),
+    Column("tx_index", "Int64", pa.int64(), default="-1",
+           comment="the trigger transaction: tx_features.tx_index and swaps.tx_index of the same run_id; "
+                   "-1 older than schema 4"),
+    Column("trigger_signature", "String", pa.string(), default="''",
+           comment="base58 first signature of the trigger transaction (tx_features.signature)"),
+    Column("amount_in", "UInt64", pa.uint64(), default="0",
+           comment="what the bundle puts in, base units of the first pool's input token"),
+    Column("amount_out", "UInt64", pa.uint64(), default="0",
+           comment="what the bundle takes out, base units of the same token"),
+    Column("profit_quote", "Int64", pa.int64(), default="0",
+           comment="profit before tip in base units of profit_mint"),
+    Column("profit_mint", "String", pa.string(), default="''",
+           comment="base58 mint of the token the profit is counted in"),
+    Column("position_id", "Int64", pa.int64(), default="-1",
+           comment="liquidations: the lending position id of the snapshot; -1 otherwise"),
+) + tuple(_feature_column(n) for n in OPP_FEATURE_NAMES)
 OPPORTUNITIES = TableSpec(
     name="mev_opportunities",
-    columns=SEED_COLUMNS + ENGINE_OPP_COLUMNS,
+    columns=SEED_COLUMNS + ENGINE_OPP_COLUMNS + JOIN_OPP_COLUMNS,
     engine="MergeTree()",
     partition_by="toYYYYMMDD(timestamp)",
     order_by="(type, timestamp)",
-    indexes=("INDEX idx_profit profit_estimate TYPE minmax GRANULARITY 4",
-             "INDEX idx_timestamp timestamp TYPE minmax GRANULARITY 1"),
+    indexes=SEED_INDEXES,
     settings=(("index_granularity", 8192),),
     shard_key="cityHash64(opportunity_id)",
     key=("opportunity_id",),
@@ -272,6 +303,44 @@ RUNS = TableSpec(
     version="updated_at",
 )
 
+# --- swaps: every swap the engine applied (or refused) on a snapshot pool (swaps.parquet + run_id) -
+SWAPS = TableSpec(
+    name="swaps",
+    columns=(
+        Column("run_id", "LowCardinality(String)", pa.string(), comment="runs.run_id"),
+        Column("ts", "DateTime64(9, 'UTC')", _ts(), TIME, "DoubleDelta, LZ4",
+               comment="when the packet was seen; ts_ns is the same in int64 ns"),
+        Column("packet_index", "Int64", pa.int64(), codec="Delta, LZ4",
+               comment="0-based frame index in the capture"),
+        Column("tx_index", "Int64", pa.int64(), codec="Delta, LZ4",
+               comment="the transaction (tx_features.tx_index of the same run_id)"),
+        Column("slot", "Int64", pa.int64(), comment="-1 unknown"),
+        Column("instr_index", "Int16", pa.int16(), comment="top-level instruction of the transaction"),
+        Column("pool", "String", pa.string(), comment="pool address, base58 (as in mev_opportunities.pools)"),
+        Column("pool_row", "Int32", pa.int32(), comment="the pool's row in the market snapshot"),
+        Column("program", "LowCardinality(String)", pa.string(), comment="AMM program name"),
+        Column("a_to_b", "Int8", pa.int8(), comment="1: token A in, token B out"),
+        Column("exact_in", "Int8", pa.int8(), comment="1: amount_in fixed, 0: amount_out fixed"),
+        Column("amount_in", "UInt64", pa.uint64(), comment="base units of the input token"),
+        Column("amount_out", "UInt64", pa.uint64(), comment="base units of the output token"),
+        Column("amount_limit", "UInt64", pa.uint64(),
+               comment="the instruction's minimum out (exact in) or maximum in (exact out); swaps.parquet limit"),
+        Column("reserve_a", "UInt64", pa.uint64(), comment="pool reserve of token A after the swap"),
+        Column("reserve_b", "UInt64", pa.uint64(), comment="pool reserve of token B after the swap"),
+        Column("status", "LowCardinality(String)", pa.string(),
+               comment="applied, slippage, reverted, direction_unresolved, amm_error, crosses_tick"),
+    ),
+    engine="MergeTree()",
+    partition_by="toYYYYMMDD(ts)",
+    order_by="(run_id, tx_index, instr_index)",
+    indexes=("INDEX idx_pool pool TYPE bloom_filter(0.01) GRANULARITY 4",
+             "INDEX idx_ts ts TYPE minmax GRANULARITY 1"),
+    aliases=("ts_ns Int64 ALIAS toUnixTimestamp64Nano(ts)",),
+    settings=(("index_granularity", 8192),) + _DEDUP,
+    shard_key="cityHash64(run_id, tx_index)",
+    key=("run_id", "tx_index", "instr_index", "pool_row"),
+)
+
 VERSION_SPEC = TableSpec(
     name=VERSION_TABLE,
     columns=(
@@ -286,7 +355,7 @@ VERSION_SPEC = TableSpec(
     shard_key="version",
 )
 
-TABLES: dict[str, TableSpec] = {t.name: t for t in (OPPORTUNITIES, TX_FEATURES, LATENCY_HIST, RUNS)}
+TABLES: dict[str, TableSpec] = {t.name: t for t in (OPPORTUNITIES, TX_FEATURES, LATENCY_HIST, RUNS, SWAPS)}
 
 
 # --- migrations ----------------------------------------------------------------------------
@@ -295,16 +364,26 @@ class Migration:
     version: int
     description: str
     ops: tuple = field(default_factory=tuple)   # ("seed",) | ("create", table) | ("add", table, cols) | ("dedup", table)
+                                                # | ("repair", table): what the store lacks of the table's spec
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "the seed's mev_opportunities, as the seed document writes it", (("seed",),)),
+    Migration(1, "the specification's mev_opportunities, as the specification writes it", (("seed",),)),
     Migration(2, "engine columns on mev_opportunities; tx_features, latency_hist, runs", (
         ("add", "mev_opportunities", ENGINE_OPP_COLUMNS),
         ("dedup", "mev_opportunities"),
         ("create", "tx_features"),
         ("create", "latency_hist"),
         ("create", "runs"),
+    )),
+    Migration(3, "mev_opportunities as the specification writes it: profit_estimate renamed profit, "
+                 "ZSTD(3) on opportunity_id and pools, skip index granularity 8192 and 4096", (
+        ("repair", "mev_opportunities"),
+    )),
+    Migration(4, "mev_opportunities joins: trigger packet_index, tx_index and signature, amounts, profit "
+                 "token, position, model features; the swaps table", (
+        ("add", "mev_opportunities", JOIN_OPP_COLUMNS),
+        ("create", "swaps"),
     )),
 )
 assert MIGRATIONS[-1].version == SCHEMA_VERSION
@@ -367,14 +446,22 @@ def render_create(spec: TableSpec, t: Target) -> list[str]:
 
 
 def render_seed(t: Target) -> list[str]:
-    sql = SEED_DDL.rstrip(";")
-    sql = sql.replace("CREATE TABLE mev_opportunities (",
-                      f"CREATE TABLE IF NOT EXISTS {t.name('mev_opportunities')}{t.on} (", 1)
-    sql = sql.replace("ENGINE = MergeTree()", f"ENGINE = {t.engine('MergeTree()')}", 1)
+    """Version 1: the specification's table, rendered from ``SEED_COLUMNS`` and ``SEED_INDEXES``
+    (``SEED_DDL`` is the plain form, compared with deploy/spec/mev_opportunities.sql by a test)."""
+    spec = OPPORTUNITIES
+    lines = [f"    {c.ddl()}" for c in SEED_COLUMNS] + [""] + [f"    {i}" for i in SEED_INDEXES]
+    body = ",\n".join(lines[:len(SEED_COLUMNS)]) + ",\n" + "\n" + ",\n".join(lines[len(SEED_COLUMNS) + 1:])
+    settings = ", ".join(f"{k} = {v}" for k, v in spec.settings)
+    sql = (f"CREATE TABLE IF NOT EXISTS {t.name(spec.name)}{t.on} (\n{body}\n) ENGINE = {t.engine(spec.engine)}\n"
+           f"PARTITION BY {spec.partition_by}\nORDER BY {spec.order_by}\nSETTINGS {settings}")
     out = [sql]
     if t.cluster:
-        out.append(t.distributed("mev_opportunities", OPPORTUNITIES.shard_key))
+        out.append(t.distributed(spec.name, spec.shard_key))
     return out
+
+
+# The specification's table as plain DDL (no database, no IF NOT EXISTS).
+SEED_DDL = render_seed(Target())[0].replace("CREATE TABLE IF NOT EXISTS default.", "CREATE TABLE ", 1) + ";"
 
 
 def render_op(op: tuple, t: Target) -> list[str]:
@@ -383,6 +470,8 @@ def render_op(op: tuple, t: Target) -> list[str]:
         return render_seed(t)
     if kind == "create":
         return render_create(TABLES[op[1]], t)
+    if kind == "repair":        # depends on what the store holds: migrate.repair_statements
+        return []
     if kind == "add":
         table, cols = op[1], op[2]
         out = []
