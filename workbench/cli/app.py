@@ -14,6 +14,7 @@ from rich.table import Table
 from .. import __version__
 from ..config import load_settings
 from .db import db_app
+from .chain import register as register_chain_commands
 from .model import register as register_model_commands
 from ..errors import ConfigError, WorkbenchError
 from .output import console, err_console, fail as _fail, out_file, plain
@@ -422,6 +423,7 @@ def live(
 
 app.add_typer(db_app, name="db", help="Query and manage the ClickHouse store (embedded chDB or a server).")
 register_model_commands(app)   # train, compile (cli/model.py)
+register_chain_commands(app)   # snapshot (cli/chain.py)
 
 
 @app.command()
