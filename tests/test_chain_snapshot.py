@@ -214,6 +214,8 @@ def test_an_existing_snapshot_is_kept_until_a_new_one_loads(tmp_path, market):
 @pytest.mark.parametrize("args, message", [
     (["--pools", "MISSING"], "--pools .*MISSING: cannot read"),
     (["--mints", "notbase58!"], "--mints 'notbase58!': is not a base58 32-byte address"),
+    (["--mints", f"{USDC},{WSOL}", "--lookup-tables", "Lut1"], "--lookup-tables 'Lut1': is not a base58 32-byte"),
+    (["--mints", USDC], "name at least two mints"),
     ([], "give --pools FILE or --mints A,B"),
 ])
 def test_bad_flags_are_named(tmp_path, args, message):
@@ -236,3 +238,39 @@ def test_fixture_pools_are_the_real_files():
 def test_meta_keeps_no_credentials_of_the_url():
     from workbench.runner.chain_snapshot import _public_url
     assert _public_url("https://user:secret@rpc.example.com:8899/v1/?api-key=KEY") == "https://rpc.example.com:8899/v1/"
+
+
+def _lookup_table(keys: list[str]) -> bytes:
+    """A COMPOSED lookup table account: tag 1, active, last extended at slot 1 from index 0, no authority."""
+    import struct
+    return struct.pack("<IQQBB", 1, (1 << 64) - 1, 1, 0, 0) + bytes(32) + bytes(2) + b"".join(
+        base58.b58decode(k) for k in keys)
+
+
+def test_lookup_tables_and_token_accounts_given_are_in_the_snapshot(tmp_path, market):
+    table, cases = market
+    lut_keys = [cases[a].row["vault_a"] for a in cases] + [USDC, WSOL]
+    lut = base58.b58encode(hashlib.sha256(b"composed lookup table").digest()).decode()
+    table[lut] = value("AddressLookupTab1e1111111111111111111111111", _lookup_table(lut_keys))
+    user = base58.b58encode(hashlib.sha256(b"composed user token account").digest()).decode()
+    table[user] = value(TOKEN, token_account(USDC, WSOL, 10**6))
+    with RpcServer(table) as srv:
+        r = snapshot_cli(srv.url, tmp_path / "snap", "--pools", str(pools_file(tmp_path, list(cases))),
+                         "--lookup-tables", lut, "--token-accounts", user)
+    assert r.exit_code == 0, r.output
+    luts = pq.read_table(tmp_path / "snap" / "lookup_tables.parquet").to_pylist()
+    assert luts == [{"address": lut, "keys": lut_keys}]
+    accts = pq.read_table(tmp_path / "snap" / "token_accounts.parquet").to_pylist()
+    assert accts == [{"address": user, "mint": USDC, "owner": WSOL}]
+
+
+def test_a_lookup_table_that_does_not_decode_is_named(tmp_path, market):
+    table, cases = market
+    lut = base58.b58encode(hashlib.sha256(b"composed lookup table").digest()).decode()
+    table[lut] = value("AddressLookupTab1e1111111111111111111111111", _lookup_table([USDC])[:-5])
+    with RpcServer(table) as srv:
+        r = snapshot_cli(srv.url, tmp_path / "snap", "--pools", str(pools_file(tmp_path, list(cases))),
+                         "--lookup-tables", lut)
+    text = " ".join(r.output.split())
+    assert r.exit_code != 0 and f"account {lut}: truncated: 27 bytes of addresses" in text, r.output
+    assert not (tmp_path / "snap").exists() and leftovers(tmp_path) == []

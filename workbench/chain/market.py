@@ -96,8 +96,10 @@ async def fetch_market(client, pool_addresses: list[str], lookup_tables=(), toke
     pool_addresses = list(dict.fromkeys(pool_addresses))
     if not pool_addresses:
         raise ChainError("snapshot", "no pools to fetch (an empty --pools file, or --mints found none)")
-    for a in (*pool_addresses, *lookup_tables, *token_accounts):
-        address_bytes(a)
+    for what, group in (("pool", pool_addresses), ("--lookup-tables", lookup_tables),
+                        ("--token-accounts", token_accounts)):
+        for a in group:
+            address_bytes(a, what)
     values = await client.get_multiple_accounts(pool_addresses, progress)
     pools = []
     for addr, acct in _accounts(values, pool_addresses).items():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
+from ..chain.account import address_bytes
 from ..chain.market import discover_pools, fetch_market
 from ..chain.rpc import CONCURRENCY, RETRIES, TIMEOUT_S, RpcClient
 from ..engine.market.snapshot import load_market, write_snapshot
@@ -60,7 +61,6 @@ def read_pool_file(path: Path) -> list[str]:
             out.append((n, line))
     if not out:
         raise ConfigError(f"--pools {path}: no addresses (one base58 address per line)")
-    from ..chain.account import address_bytes
     for n, a in out:
         try:
             address_bytes(a)
@@ -104,6 +104,15 @@ def snapshot_from_rpc(rpc: str, out, pools: list[str] | None = None, mints: list
         raise ConfigError(f"--out {out}: already exists; pass --replace to overwrite it, or name a new folder")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, not a snapshot folder")
+    for flag, group in (("--mints", mints or ()), ("--lookup-tables", lookup_tables),
+                        ("--token-accounts", token_accounts)):
+        for a in group:
+            try:
+                address_bytes(a, flag)
+            except ChainError as e:
+                raise ConfigError(str(e)) from None
+    if mints and len(set(mints)) < 2:
+        raise ConfigError(f"--mints {','.join(mints)}: name at least two mints (pools trading two of them are found)")
     opts = {"concurrency": concurrency, "timeout_s": timeout_s, "retries": retries}
     if backoff_s is not None:
         opts["backoff_s"] = backoff_s
