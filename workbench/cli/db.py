@@ -12,12 +12,11 @@ from typing import Optional
 
 import pyarrow as pa
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from ..config import Settings, load_settings
 from ..errors import WorkbenchError
 from .output import console, err_console, fail as _fail, out_file, plain, warn
+from .row_formats import FORMATS, dump, exact, print_rows
 
 db_app = typer.Typer(add_completion=False, no_args_is_help=True,
                      help="The ClickHouse store: query it, list runs, print or apply the schema, flush the spool.")
@@ -48,33 +47,19 @@ def spool_dir(settings: Settings) -> Path:
     return default_spool_dir(settings.data_dir)
 
 
-def _cell(v) -> Text:
-    """One value as plain Text: a value from the store is shown as it is, never read as markup."""
-    if v is None:
-        return Text("NULL", style="dim")
-    if isinstance(v, float):
-        return Text(f"{v:.6g}")
-    if isinstance(v, int) and not isinstance(v, bool):
-        return Text(f"{v:,}")
-    if isinstance(v, list) and v and isinstance(v[0], tuple) and len(v[0]) == 2:   # Map -> list of pairs
-        return Text(", ".join(f"{k}={val:,}" if isinstance(val, int) else f"{k}={val}" for k, val in v))
-    return Text(str(v))
+FORMAT_HELP = ("auto (a table when the columns fit the terminal, else one block per row), table (long cells cut "
+               "with …), vertical (one block per row, every value whole, like clickhouse-client's \\G), json (an "
+               "array of objects), ndjson (one object per line), csv")
 
 
-def print_table(names: list[str], rows: list, title: str | None = None, max_rows: int = 200) -> None:
-    """Rows as a rich table; numbers right-aligned, at most ``max_rows`` shown."""
-    t = Table(title=title, title_justify="left")
-    shown = rows[:max_rows]
-    for i, name in enumerate(names):
-        numeric = bool(shown) and all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
-                                      for r in shown if r[i] is not None)
-        t.add_column(plain(name), justify="right" if numeric else "left", overflow="fold")
-    for row in shown:
-        t.add_row(*(_cell(v) for v in row))
-    console.print(t)
-    more = len(rows) - len(shown)
-    console.print(f"[dim]{len(rows):,} rows" + (f" ({more:,} not shown: --max-rows, or --format csv)" if more else "")
-                  + "[/]")
+OUTPUT_SUFFIXES = {".csv": "csv", ".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson", ".parquet": "parquet"}
+
+
+def _check_format(fmt: str, extra: tuple[str, ...] = ()) -> str:
+    fmt = fmt.lower()
+    if fmt not in FORMATS + extra:
+        _fail(WorkbenchError(f"--format {fmt!r}: choose {', '.join(FORMATS + extra)}"))
+    return fmt
 
 
 def _parquet_with_text(body: bytes) -> bytes:
@@ -100,10 +85,13 @@ def _parquet_with_text(body: bytes) -> bytes:
 def query(
     ctx: typer.Context,
     sql: str = typer.Argument(..., help="SQL to run, e.g. \"SELECT type, count() FROM mev_opportunities GROUP BY type\""),
-    fmt: str = typer.Option("table", "--format", "-f", help="table (rich), csv, or parquet"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write to this file instead of stdout "
-                                                                       "(its missing folders are made)"),
-    max_rows: int = typer.Option(200, "--max-rows", help="rows shown by --format table"),
+    fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP + " (written by ClickHouse), parquet. "
+                                                          "JSON: integers exact as numbers, times ISO 8601 "
+                                                          "to the nanosecond (README: db query formats)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write json, ndjson, csv or parquet to "
+                                                                       "this file instead of stdout (its missing "
+                                                                       "folders are made)"),
+    max_rows: int = typer.Option(200, "--max-rows", help="rows shown by the auto, table and vertical formats"),
     read_only: bool = typer.Option(False, "--read-only", help="a read-only session (ClickHouse readonly=1): only "
                                                               "SELECT, SHOW, DESCRIBE, EXISTS on the store's tables; "
                                                               "writes, DDL, SET/SETTINGS and table functions such as "
@@ -115,14 +103,16 @@ def query(
     The SQL runs with the store user's full rights unless --read-only: it may INSERT, ALTER, DROP, and read or write files and URLs with file(), url(), s3() and INSERT INTO FUNCTION (on the embedded chDB store, as the user running this command). Pass --read-only for SQL from elsewhere.
     """
     from ..store import connect
-    fmt = fmt.lower()
-    if fmt not in ("table", "csv", "parquet"):
-        _fail(WorkbenchError(f"--format {fmt!r}: choose table, csv or parquet"))
+    fmt = _check_format(fmt, ("parquet",))
     if fmt == "parquet" and output is None and sys.stdout.isatty():
         _fail(WorkbenchError("parquet is binary: pass --output FILE.parquet, or redirect stdout to a file"))
     if output is not None:
-        if fmt == "table":
-            _fail(WorkbenchError("--output writes csv or parquet: add --format csv or --format parquet"))
+        if fmt == "auto":                   # the file's suffix names the format: -o result.json
+            fmt = OUTPUT_SUFFIXES.get(output.suffix.lower(), fmt)
+        if fmt in ("auto", "table", "vertical"):
+            _fail(WorkbenchError(f"--output {output}: writes csv, json, ndjson or parquet: add --format csv, "
+                                 f"--format json, --format ndjson or --format parquet (or name a file ending "
+                                 f"{', '.join(OUTPUT_SUFFIXES)})"))
         try:
             out_file(output, "--output", f"result.{fmt}")   # before the query: a bad path must not cost a long query
         except WorkbenchError as e:
@@ -130,17 +120,20 @@ def query(
     sql = sql.strip().rstrip(";")
     try:
         with connect(_dsn(ctx, db), ensure_schema=False, read_only=read_only) as store:
-            if fmt == "table":
-                names, rows = store.query_table(sql)
+            if fmt not in ("csv", "parquet"):
+                names, types, rows = store.query_exact(sql)
+                rows = [tuple(exact(v, t) for v, t in zip(row, types)) for row in rows]
             elif fmt == "csv":
                 body = store.query_raw(sql, "CSVWithNames")
             else:
                 body = _parquet_with_text(store.query_raw(sql, "Parquet"))
     except WorkbenchError as e:
         _fail(e)
-    if fmt == "table":
-        print_table(names, rows, max_rows=max_rows)
+    if fmt in ("auto", "table", "vertical") or (fmt in ("json", "ndjson") and output is None):
+        print_rows(console, names, rows, fmt, max_rows=max_rows)
         return
+    if fmt in ("json", "ndjson"):
+        body = dump(names, rows, fmt).encode()
     if output is not None:
         try:
             output.write_bytes(body)
@@ -156,30 +149,40 @@ def query(
 def runs(
     ctx: typer.Context,
     limit: int = typer.Option(50, "--limit", "-n", help="newest runs to list"),
+    fmt: str = typer.Option("auto", "--format", "-f", help=FORMAT_HELP + ". json, ndjson and csv carry every "
+                                                          "column whole (full capture path, market, code "
+                                                          "version, every count)"),
     db: Optional[str] = DB_OPTION,
 ):
     """List the runs, newest first, with their counts and the rows stored for each."""
+    fmt = _check_format(fmt)
     from ..store import connect
     try:
         with connect(_dsn(ctx, db)) as store:
             tbl = store.runs(limit)
     except WorkbenchError as e:
         _fail(e)
-    if tbl.num_rows == 0:
+    if tbl.num_rows == 0 and fmt not in ("json", "ndjson", "csv"):
         console.print("no runs in the store yet (workbench replay CAPTURE writes one)")
         return
-    tbl = tbl.drop_columns(["market", "code_version"])
+    records = tbl.to_pylist()
+    for r in records:
+        r["counts"] = dict(r.get("counts") or {})     # an Arrow map arrives as (key, value) pairs
+    if fmt in ("json", "ndjson", "csv"):              # every column, every value whole
+        print_rows(console, tbl.column_names, [tuple(r.values()) for r in records], fmt)
+        return
     rows = []
-    for r in tbl.to_pylist():
+    for r in records:
+        r.pop("market"), r.pop("code_version")
         r["started_at"] = r["started_at"].strftime("%Y-%m-%d %H:%M:%S")
         r["capture"] = Path(r["capture"]).name if r["capture"] else ""
-        counts = dict(r.pop("counts") or {})      # the full counts: SELECT counts FROM runs FINAL
-        r["packets"] = counts.get("packets", "")
+        counts = r.pop("counts")                      # the full counts: SELECT counts FROM runs FINAL
+        r["packets"] = counts.get("packets")
         rows.append(tuple(r.values()))
     names = [{"tx_features_rows": "tx rows", "opportunity_rows": "opportunities",
-              "latency_hist_rows": "hist rows", "started_at": "started (UTC)"}.get(n, n)
-             for n in tbl.column_names if n != "counts"] + ["packets"]
-    print_table(names, rows, title="runs", max_rows=limit)
+              "latency_hist_rows": "hist rows", "started_at": "started (UTC)", "duration_s": "seconds"}.get(n, n)
+             for n in tbl.column_names if n not in ("counts", "market", "code_version")] + ["packets"]
+    print_rows(console, names, rows, fmt, title="runs", max_rows=limit, more_hint="--limit")
 
 
 @db_app.command()

@@ -173,6 +173,14 @@ class Store:
         res = self._call("querying", self.client.query, sql, parameters=parameters)
         return list(res.column_names), res.result_rows
 
+    def query_exact(self, sql: str, parameters: dict | None = None) -> tuple[list[str], list, list[tuple]]:
+        """Column names, their types (clickhouse-connect type objects) and rows as Python values,
+        with every DateTime and DateTime64, nested ones too, as its integer count of ticks
+        (10**-scale s) since the epoch: a Python datetime cannot hold nanoseconds, exact output can."""
+        res = self._call("querying", self.client.query, sql, parameters=parameters,
+                         query_formats={"DateTime64": "int", "DateTime": "int"})
+        return list(res.column_names), list(res.column_types), res.result_rows
+
     def query_raw(self, sql: str, fmt: str, parameters: dict | None = None) -> bytes:
         """The result serialised by ClickHouse itself (``fmt``: CSVWithNames, Parquet, ...)."""
         return self._call("querying", self.client.raw_query, sql, parameters=parameters, fmt=fmt)
