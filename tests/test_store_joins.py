@@ -98,6 +98,20 @@ def test_an_opportunity_joins_its_trigger_transaction_its_swaps_and_their_pools(
         assert set(o.pools) & {sw[1] for sw in trigger_swaps}, o.opportunity_id
 
 
+def test_the_views_read_the_renamed_profit_column(market_run):
+    """StoreWatch (the Panel views' reader) gets the specification's profit as expected_profit_sol."""
+    from workbench.runner.store_watch import StoreWatch
+    dsn, run_id, files = market_run
+    watch = StoreWatch(dsn)
+    try:
+        got = watch.opportunities(run_id, -1).sort_by("opportunity_id")
+    finally:
+        watch.store.close()
+    want = files["opportunities"].sort_by("opportunity_id")
+    assert got.column("opportunity_id").to_pylist() == want.column("opportunity_id").to_pylist()
+    assert got.column("expected_profit_sol").to_pylist() == want.column("expected_profit_sol").to_pylist()
+
+
 def _readme_join_sql() -> str:
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```sql\n(.*?)```", text, re.S)
@@ -113,3 +127,4 @@ def test_the_readme_join_runs_on_the_store(market_run):
     assert rows and {"signature", "pool", "reserve_a", "reserve_b"} <= set(names)
     sigs = set(files["opportunities"].column("trigger_signature").to_pylist())
     assert {r[names.index("signature")] for r in rows} <= sigs
+
