@@ -45,7 +45,8 @@ class SnapshotResult:
     requests: int
     retries: int
     rate_limited: int
-    seconds: float
+    seconds: float              # all of it: fetch, decode, write, the engine's validating load, rename
+    fetch_s: float              # fetch and decode only
 
 
 def read_pool_file(path: Path) -> list[str]:
@@ -118,6 +119,7 @@ def snapshot_from_rpc(rpc: str, out, pools: list[str] | None = None, mints: list
         opts["backoff_s"] = backoff_s
     t0 = time.perf_counter()
     rows, stats = asyncio.run(_fetch(rpc, pools, mints, list(lookup_tables), list(token_accounts), opts, progress))
+    fetch_s = time.perf_counter() - t0
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
@@ -148,4 +150,4 @@ def snapshot_from_rpc(rpc: str, out, pools: list[str] | None = None, mints: list
         raise
     return SnapshotResult(out, len(rows.pools["address"]), rows.pools_by_program, len(rows.tokens["mint"]),
                           rows.slot_min, rows.slot_max, rows.accounts_fetched, stats.requests, stats.retries,
-                          stats.rate_limited, time.perf_counter() - t0)
+                          stats.rate_limited, time.perf_counter() - t0, fetch_s)
