@@ -207,3 +207,15 @@ def test_a_writer_repairs_on_start(tmp_path):
         w.put("tx_features", make_tx_features(100))
         w.record_run_end({"transactions": 100})
     assert w.stats.rows_spooled == 0 and w.stats.by_table["tx_features"][0] == 100
+
+
+def test_a_dropped_mev_opportunities_is_made_again_by_the_migrations_that_made_it(tmp_path, fresh_description):
+    """The specification's table, then the columns versions 2 and 4 added, in that order."""
+    dsn = f"chdb://{tmp_path / 'clickhouse'}"
+    with connect(dsn) as s:
+        s.command("DROP TABLE mev_opportunities")
+    with connect(dsn) as s:
+        repairs = [" ".join(r.split()) for r in s.schema_report.repairs]
+        assert repairs[0].startswith("CREATE TABLE IF NOT EXISTS default.mev_opportunities ( timestamp")
+        assert _words(repairs[0]) == _words(S.render_seed(S.Target())[0])
+        assert _describe(s) == fresh_description
