@@ -274,3 +274,41 @@ def test_a_lookup_table_that_does_not_decode_is_named(tmp_path, market):
     text = " ".join(r.output.split())
     assert r.exit_code != 0 and f"account {lut}: truncated: 27 bytes of addresses" in text, r.output
     assert not (tmp_path / "snap").exists() and leftovers(tmp_path) == []
+
+
+def test_progress_counts_every_key_fetched(tmp_path, market):
+    table, cases = market
+    seen = {"done": 0, "total": 0}
+
+    def progress(done, more):
+        seen["done"] += done
+        seen["total"] += more
+
+    with RpcServer(table) as srv:
+        res = snapshot_from_rpc(srv.url, tmp_path / "snap", list(cases), progress=progress)
+    assert seen["done"] == seen["total"] == res.accounts == len(table)
+
+
+def test_node_behind_errors_are_retried_and_other_rpc_errors_are_not(tmp_path, market):
+    table, cases = market
+    with RpcServer(table) as srv:
+        srv.faults = [("rpc_error", -32016, "Minimum context slot has not been reached")]
+        res = snapshot_from_rpc(srv.url, tmp_path / "a", list(cases), backoff_s=0.01)
+        assert res.retries == 1
+        srv.faults = [("rpc_error", -32601, "Method not found")]
+        with pytest.raises(ChainError, match=r"getMultipleAccounts: JSON-RPC error -32601: Method not found$"):
+            snapshot_from_rpc(srv.url, tmp_path / "b", list(cases), backoff_s=0.01)
+    assert srv.requests.count("getMultipleAccounts") == 2 + 1 + 1
+
+
+def test_retry_after_as_seconds_or_http_date_is_capped():
+    import email.utils
+    from workbench.chain.rpc import RpcClient
+
+    async def waits():
+        async with RpcClient("http://127.0.0.1:9", backoff_s=0.1, backoff_max_s=5) as c:
+            later = email.utils.formatdate(time.time() + 3, usegmt=True)
+            return c._wait_s(0, "2"), c._wait_s(0, later), c._wait_s(0, "600"), c._wait_s(3, None)
+    import asyncio
+    secs, date, capped, backoff = asyncio.run(waits())
+    assert secs == 2 and 1.5 < date <= 3 and capped == 5 and backoff == pytest.approx(0.8)

@@ -92,7 +92,7 @@ def _pool_links(program: str, rec, cfg_of=None) -> tuple[str, str, str, str]:
 async def fetch_market(client, pool_addresses: list[str], lookup_tables=(), token_accounts=(),
                        progress=None) -> MarketRows:
     """Fetch and decode ``pool_addresses`` (and the lookup tables and token accounts named)
-    into snapshot rows. ``progress(n)`` counts fetched keys (see RpcClient)."""
+    into snapshot rows. ``progress(done, more)`` counts fetched keys (RpcClient.get_multiple_accounts)."""
     pool_addresses = list(dict.fromkeys(pool_addresses))
     if not pool_addresses:
         raise ChainError("snapshot", "no pools to fetch (an empty --pools file, or --mints found none)")

@@ -150,20 +150,23 @@ class RpcClient:
         self.stats.slots.append(slot)
         return slot, values
 
-    async def get_multiple_accounts(self, keys, progress: Callable[[int], None] | None = None) -> dict:
+    async def get_multiple_accounts(self, keys, progress: Callable[[int, int], None] | None = None) -> dict:
         """{address: account value or None} of ``keys`` (duplicates fetched once), in batches
-        of KEYS_PER_REQUEST. ``progress(n)`` is called with each batch's key count as it lands."""
+        of KEYS_PER_REQUEST. ``progress(done, more)`` is called with ``more`` = the key count
+        first (the total grows with each round), then with each batch's key count as it lands."""
         keys = list(dict.fromkeys(keys))
         out: dict = {}
         batches = [keys[i:i + KEYS_PER_REQUEST] for i in range(0, len(keys), KEYS_PER_REQUEST)]
         if not batches:
             return out
+        if progress:
+            progress(0, len(keys))
 
         async def one(batch):
             _, values = await self._batch(batch)
             out.update(zip(batch, values))
             if progress:
-                progress(len(batch))
+                progress(len(batch), 0)
 
         await one(batches[0])               # its slot becomes every later batch's minContextSlot
         if self.min_context_slot is None:

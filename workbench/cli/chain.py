@@ -45,10 +45,12 @@ def snapshot(
         addresses = read_pool_file(pools) if pools else []
         with Progress(TextColumn("[bold]accounts"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=err_console, transient=True) as prog:
-            task = prog.add_task("accounts", total=None)
+            task = prog.add_task("accounts", total=0)
 
-            def progress(n):
-                prog.advance(task, n)
+            def progress(done, more):
+                if more:
+                    prog.update(task, total=prog.tasks[0].total + more)
+                prog.advance(task, done)
 
             res = snapshot_from_rpc(rpc, out, addresses, _addresses(mints),
                                     _addresses(lookup_tables),

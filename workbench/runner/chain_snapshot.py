@@ -94,10 +94,11 @@ async def _fetch(rpc, pools, mints, lookup_tables, token_accounts, client_opts, 
 def snapshot_from_rpc(rpc: str, out, pools: list[str] | None = None, mints: list[str] | None = None,
                       lookup_tables=(), token_accounts=(), *, concurrency: int = CONCURRENCY,
                       timeout_s: float = TIMEOUT_S, retries: int = RETRIES, backoff_s: float | None = None,
-                      replace: bool = False, progress: Callable[[int], None] | None = None) -> SnapshotResult:
+                      replace: bool = False, progress: Callable[[int, int], None] | None = None) -> SnapshotResult:
     """Build the snapshot folder ``out`` from ``rpc``: the ``pools`` given and/or those found for
-    ``mints``. ``progress(n)`` counts fetched account keys. An existing ``out`` is refused unless
-    ``replace``; then it is swapped for the new one only once that one has loaded."""
+    ``mints``. ``progress(done, more)`` counts fetched account keys (``more`` grows the total).
+    An existing ``out`` is refused unless ``replace``; then it is swapped for the new one only
+    once that one has loaded."""
     out = Path(out)
     if not pools and not mints:
         raise ConfigError("snapshot: give --pools FILE or --mints A,B")
