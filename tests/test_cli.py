@@ -120,11 +120,52 @@ def test_inspect_names_file_frame_and_offset():
     r = runner.invoke(app, ["inspect", str(CAPTURES / "demo.pcapng"), str(bad["packet_index"])])
     assert r.exit_code == 0, r.output
     assert f"frame {bad['packet_index']} +0x" in r.output and "truncated" in r.output
-    r = runner.invoke(app, ["inspect", str(CAPTURES / "demo.pcapng"), str(good["packet_index"])])
+    r = runner.invoke(app, ["inspect", str(CAPTURES / "demo.pcapng"), str(good["packet_index"]), "--offsets"])
     assert r.exit_code == 0 and "transaction" in r.output and "WireError" not in r.output
-    assert "instruction 0" in r.output
+    assert "instruction 0" in r.output and "payload_offset" in r.output      # the decoder's view, kept
     r = runner.invoke(app, ["inspect", str(CAPTURES / "demo.pcapng"), "999999"])
     assert r.exit_code == 2 and "the capture has 3996 frames" in r.output
+
+
+def test_inspect_shows_what_the_explorer_shows(monkeypatch, fixtures, tmp_path):
+    """Issue 17 item 7: signature, account keys with roles, programs by name, decoded
+    instructions, swaps with exact amounts, the Jito tip; a shred's header."""
+    from workbench.cli import output
+    from workbench.dissect import describe_transaction
+    from workbench.frame_report import inspect_frame
+    monkeypatch.setattr(output.console, "width", 200)
+    opp = next(o for o in pq.read_table(CAPTURES / "market.pcapng.opportunities.truth.parquet").to_pylist()
+               if o["packet_index"] >= 0)
+    cap = CAPTURES / "market.pcapng"
+    r = runner.invoke(app, ["inspect", str(cap), str(opp["packet_index"])])
+    assert r.exit_code == 0, r.output
+    d = describe_transaction(inspect_frame(cap, opp["packet_index"]).payload)
+    swap = next(e for e in d["events"] if e["kind"] == "swap")
+    for want in (opp["trigger_signature"], "account keys", "signer, writable", "instructions", "programs",
+                 ", ".join(d["programs"]), swap["what"], swap["pool"], f"{swap['amount_in']:,}",
+                 f"{swap['amount_out']:,}", d["account_keys"][0]["address"], "recent blockhash", " UTC"):
+        assert want in r.output, (want, r.output)
+    assert re.search(r"swap 1 \(instruction \d+\)", r.output) and "payload_offset" not in r.output
+    tip = next(t for t in pq.read_table(cap.with_name(cap.name + ".truth.parquet")).to_pylist()
+               if t["jito_tip_lamports"] > 0)
+    r = runner.invoke(app, ["inspect", str(cap), str(tip["packet_index"])])
+    assert re.search(rf"Jito tip +│ {tip['jito_tip_lamports']:,} lamports", r.output), r.output
+    # a shred: its header, as the engine's shred decoder reads it
+    shreds = fixtures / "firedancer/src/disco/shred/fixtures/demo-shreds.pcap"
+    r = runner.invoke(app, ["inspect", str(shreds), "0", "--config", str(_shred_config(shreds, tmp_path))])
+    assert r.exit_code == 0, r.output
+    assert "shred" in r.output and re.search(r"slot +│ [\d,]+", r.output), r.output
+
+
+def _shred_config(shreds, tmp_path):
+    """A settings file naming the shred capture's destination port as a shred port."""
+    from workbench.capture import open_capture
+    from workbench.wire.net import udp_payload
+    b = next(iter(open_capture(shreds)))
+    _st, _o, _s, _sp, dport = udp_payload(b.buf, int(b.off[0]), int(b.caplen[0]), int(b.linktype[0]))
+    f = tmp_path / "shreds.toml"
+    f.write_text(f"[workbench]\nshred_ports = '{int(dport)}'\n")
+    return f
 
 
 SMALL = str(CAPTURES / "small.pcap")

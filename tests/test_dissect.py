@@ -14,8 +14,9 @@ from solders.transaction import VersionedTransaction
 from conftest import CAPTURES, fixture_txn_files
 from workbench.capture import open_capture
 from workbench.config import Settings
-from workbench.dissect import (DEFAULT_TRANSACTION_PORTS, SolanaInstruction, SolanaShred, SolanaTx, bind_ports,
-                               decode_short_vec, dissect_frame, encode_short_vec, read_frame, show_frame)
+from workbench.dissect import (DEFAULT_TRANSACTION_PORTS, PROGRAM_NAME, SolanaInstruction, SolanaShred, SolanaTx,
+                               bind_ports, decode_short_vec, describe_transaction, dissect_frame, encode_short_vec,
+                               read_frame, show_frame)
 from workbench.wire.keys import program_address
 from workbench.wire.net import udp_payload
 from workbench.wire.shred import decode_shred_one
@@ -148,3 +149,69 @@ def test_shreds_agree_with_the_engine_decoder(fixtures):
                 assert sh.kind.split()[0] in ("data", "code")
                 n += 1
     assert n > 10
+
+
+# --- issue 17 item 7: what `workbench inspect` shows of a transaction ---------------------------
+def test_describe_transaction_agrees_with_solders(fixtures):
+    for name, b in _payloads(fixtures):
+        d = describe_transaction(b)
+        tx = VersionedTransaction.from_bytes(b)
+        msg = tx.message
+        keys = [str(k) for k in msg.account_keys]
+        assert d["status"] == "ok" and d["signature"] == str(tx.signatures[0]), name
+        assert d["signatures"] == [str(x) for x in tx.signatures], name
+        assert d["recent_blockhash"] == str(msg.recent_blockhash), name
+        static = d["account_keys"][:len(keys)]
+        assert [a["address"] for a in static] == keys, name
+        assert [a["signer"] for a in static] == [msg.is_signer(i) for i in range(len(keys))], name
+        if hasattr(msg, "is_maybe_writable"):                       # v0: solders says which may be written
+            assert [a["writable"] for a in static] == [msg.is_maybe_writable(i) for i in range(len(keys))], name
+        assert [a["program"] for a in static] == [PROGRAM_NAME.get(k, "") for k in keys], name
+        assert len(d["instructions"]) == len(msg.instructions), name
+        for ins, ref in zip(d["instructions"], msg.instructions):
+            want = keys[ref.program_id_index] if ref.program_id_index < len(keys) else None
+            if want is not None:
+                assert ins["program_address"] == want and ins["program"] == PROGRAM_NAME.get(want, want), name
+            assert ins["account_indexes"] == list(ref.accounts) and ins["data_hex"] == bytes(ref.data).hex()
+            assert [a for a, i in zip(ins["accounts"], ref.accounts) if i < len(keys)] == \
+                [keys[i] for i in ref.accounts if i < len(keys)]
+        loaded = sum(len(lu["writable"]) + len(lu["readonly"]) for lu in d["lookups"])
+        assert len(d["account_keys"]) == len(keys) + loaded, name
+        assert all(a["address"].startswith("lookup ") for a in d["account_keys"][len(keys):]), name
+
+
+def test_describe_transaction_matches_the_market_capture_truth():
+    """On the bundled market capture: tips, compute budget and programs as the generator wrote
+    them, and a swap on every opportunity's trigger transaction."""
+    from workbench.frame_report import inspect_frame
+    truth = pq.read_table(CAPTURES / "market.pcapng.truth.parquet").to_pylist()
+    seen_tip = seen_swap = 0
+    for row in [r for r in truth if r["expected_status"] == "transaction"][:150]:
+        d = describe_transaction(inspect_frame(CAPTURES / "market.pcapng", row["packet_index"]).payload)
+        assert d["signature"] == row["signature"]
+        tips = sum(e["amount_in"] for e in d["events"] if e["kind"] == "tip")
+        assert tips == row["jito_tip_lamports"], row["packet_index"]
+        seen_tip += tips > 0
+        cb = " ".join(i["decoded"] for i in d["instructions"] if i["program"] == "compute_budget")
+        if row["compute_unit_limit"] > 0 and "set_compute_unit_limit" in cb:
+            assert f"set_compute_unit_limit: {row['compute_unit_limit']:,} CU" in cb
+        if row["compute_unit_price"] > 0:
+            assert f"set_compute_unit_price: {row['compute_unit_price']:,} micro-lamports/CU" in cb
+        assert set(d["programs"]) == {PROGRAM_NAME.get(p, p) for p in row["programs"]}, row["packet_index"]
+        seen_swap += any(e["kind"] == "swap" for e in d["events"])
+    assert seen_tip > 10 and seen_swap > 10
+    opps = pq.read_table(CAPTURES / "market.pcapng.opportunities.truth.parquet").to_pylist()
+    for o in [o for o in opps if o["packet_index"] >= 0][:20]:
+        d = describe_transaction(inspect_frame(CAPTURES / "market.pcapng", o["packet_index"]).payload)
+        assert d["signature"] == o["trigger_signature"]
+        swaps = [e for e in d["events"] if e["kind"] == "swap"]
+        assert swaps and all(e["amount_in"] > 0 and e["pool"] for e in swaps), o
+
+
+def test_describe_transaction_judges_a_damaged_payload():
+    truth = pq.read_table(CAPTURES / "demo.pcapng.truth.parquet").to_pylist()
+    from workbench.frame_report import inspect_frame
+    good = next(t for t in truth if t["expected_status"] == "transaction")
+    payload = inspect_frame(CAPTURES / "demo.pcapng", good["packet_index"]).payload
+    d = describe_transaction(payload[: len(payload) // 2])
+    assert d["status"] == "truncated" and d["events"] == []

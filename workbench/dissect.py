@@ -306,6 +306,87 @@ def _event_text(ev, ix_names) -> str:
     return f"{name}: {int(ev['amount_in']):,}"
 
 
+def _b58(b: bytes) -> str:
+    return base58.b58encode(bytes(b)).decode()
+
+
+def describe_transaction(payload: bytes) -> dict:
+    """What the explorer shows of a transaction, as plain data (``workbench inspect``): the
+    engine's verdict, signatures, the message header, every account key with its role and
+    program name, the instructions (program by name, accounts, data, the decoders' reading)
+    and the events the engine's program decoders find (swaps with pool, direction and exact
+    amounts; transfers; Jito tips). Accounts loaded from a lookup table are named by table and
+    index (their addresses are on chain, not in the packet). Amounts are ints."""
+    from .wire.programs.events import ACCT_IN_LUT, IX_NAMES, KIND_NAMES, KIND_SWAP
+    from .wire.programs.one_transaction import events_of
+    tx = SolanaTx(payload)
+    keys = [bytes(k) for k in tx.account_keys]
+    n, req = len(keys), int(tx.num_required_signatures or 0)
+    ro_signed, ro_unsigned = int(tx.num_readonly_signed or 0), int(tx.num_readonly_unsigned or 0)
+    loaded = ([(_b58(lu.account_key), int(i), True) for lu in (tx.lookups or []) for i in lu.writable_indexes]
+              + [(_b58(lu.account_key), int(i), False) for lu in (tx.lookups or []) for i in lu.readonly_indexes])
+
+    def account(i: int) -> str:
+        if i < n:
+            return _b58(keys[i])
+        if i - n < len(loaded):
+            table, j, _w = loaded[i - n]
+            return f"lookup {table}[{j}]"
+        return f"account #{i} (none such)"
+
+    accounts = []
+    for i, k in enumerate(keys):
+        addr = _b58(k)
+        signer = i < req
+        writable = i < req - ro_signed if signer else i < n - ro_unsigned
+        accounts.append({"index": i, "address": addr, "signer": signer, "writable": writable,
+                         "program": PROGRAM_NAME.get(addr, "")})
+    for j, (table, idx, w) in enumerate(loaded):
+        accounts.append({"index": n + j, "address": f"lookup {table}[{idx}]", "signer": False, "writable": w,
+                         "program": ""})
+    instructions, programs = [], []
+    for j, ins in enumerate(tx.instructions):
+        pidx = int(ins.program_id_index)
+        paddr = account(pidx)
+        name = PROGRAM_NAME.get(paddr, "")
+        if (name or paddr) not in programs:
+            programs.append(name or paddr)
+        data = bytes(ins.data)
+        instructions.append({"index": j, "program": name or paddr, "program_address": paddr,
+                             "accounts": [account(int(a)) for a in ins.accounts],
+                             "account_indexes": [int(a) for a in ins.accounts], "data_sz": len(data),
+                             "data_hex": data.hex(), "decoded": str(ins.decoded or "")})
+    events = []
+    code, evs, rejects = events_of(payload) if tx.status == "ok" else (None, [], {})
+
+    def at(off: int) -> str:
+        off = int(off)
+        return _b58(payload[off:off + PUBKEY_SZ]) if off >= 0 else ("lookup" if off == ACCT_IN_LUT else "")
+
+    for ev in evs:
+        kind = KIND_NAMES.get(int(ev["kind"]), str(int(ev["kind"])))
+        e = {"instruction": int(ev["instr_index"]), "kind": kind, "what": IX_NAMES.get(int(ev["ix"]), str(int(ev["ix"]))),
+             "amount_in": int(ev["amount_in"]), "amount_out": int(ev["amount_out"]),
+             "source": at(ev["src_off"]), "destination": at(ev["dst_off"]), "authority": at(ev["authority_off"])}
+        if int(ev["kind"]) == KIND_SWAP:
+            pool = at(ev["pool_off"])
+            if int(ev["pool_off"]) == ACCT_IN_LUT:
+                pool = f"lookup {at(ev['pool_lut_key_off'])}[{int(ev['pool_lut_index'])}]"
+            e.update(pool=pool, exact_in=bool(int(ev["exact_in"]) == 1),
+                     direction={1: "a->b", 0: "b->a"}.get(int(ev["a_to_b"]), "from the accounts"),
+                     mint_in=at(ev["mint_in_off"]), mint_out=at(ev["mint_out_off"]))
+        events.append(e)
+    return {"status": str(tx.status), "signature": tx.signature(), "signatures": [_b58(x) for x in tx.signatures],
+            "version": MessagePrefixField("v").i2repr(tx, tx.version),
+            "header": {"required_signatures": req, "readonly_signed": ro_signed, "readonly_unsigned": ro_unsigned},
+            "recent_blockhash": _b58(tx.recent_blockhash), "account_keys": accounts, "programs": programs,
+            "instructions": instructions, "lookups": [{"table": _b58(lu.account_key),
+                                                      "writable": [int(i) for i in lu.writable_indexes],
+                                                      "readonly": [int(i) for i in lu.readonly_indexes]}
+                                                     for lu in (tx.lookups or [])],
+            "events": events, "event_rejects": dict(rejects)}
+
+
 class SolanaShred(Packet):
     name = "Solana shred"
     fields_desc = [

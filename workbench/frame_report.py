@@ -37,6 +37,7 @@ class FrameReport:
     dst_port: int = -1
     transaction: dict = field(default_factory=dict)
     shred: dict = field(default_factory=dict)
+    payload: bytes = b""          # the UDP payload's bytes (what dissect.describe_transaction reads)
 
     def error(self) -> WireError | None:
         """The WireError for a rejected frame (None if it decoded)."""
@@ -70,7 +71,7 @@ def inspect_frame(capture, index: int, settings: Settings | None = None) -> Fram
         rep.status = status_name(st)
         return rep
     rep.payload_offset, rep.payload_sz, rep.src_port, rep.dst_port = int(poff), int(psz), int(sport), int(dport)
-    payload = bytes(batch.buf[poff:poff + psz])
+    payload = rep.payload = bytes(batch.buf[poff:poff + psz])
     if dport in settings.ignore_ports and dport not in settings.transaction_ports + settings.shred_ports:
         rep.status = "not_solana"
         return rep

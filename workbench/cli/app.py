@@ -258,25 +258,28 @@ def inspect(
     capture: Path = typer.Argument(..., help="pcap or pcapng capture"),
     frame: int = typer.Argument(..., help="frame index, from 0 (packet_index in the outputs)"),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file (ports)"),
+    offsets: bool = typer.Option(False, "--offsets", help="the decoder's own fields instead: offsets into the "
+                                                          "payload, counts, the engine's instruction rows"),
 ):
-    """Show one frame: where it is in the file, its UDP ports, and what the engine makes of it."""
+    """Show one frame as the explorer does: time, UDP ports, the engine's verdict; for a transaction its signature, account keys and roles, programs by name, instructions as the engine's decoders read them, swaps (pool, direction, exact amounts), transfers and Jito tips; for a shred its header."""
     from ..frame_report import inspect_frame
+    from .inspect_view import print_frame, print_offsets, print_transaction
     try:
-        rep = inspect_frame(capture, frame, load_settings(config))
+        settings = load_settings(config)
+        rep = inspect_frame(capture, frame, settings)
     except WorkbenchError as e:
         _fail(e)
-    t = Table(title=plain(f"{capture} frame {frame}"), title_justify="left", show_header=False)
-    t.add_column("field", style="bold")
-    t.add_column("value")
-    for k in ("file_offset", "ts_ns", "caplen", "wirelen", "linktype", "src_port", "dst_port", "payload_offset",
-              "payload_sz", "status"):
-        t.add_row(k, plain(getattr(rep, k)))
-    for k, v in {**rep.transaction, **rep.shred}.items():
-        if k != "instructions":
-            t.add_row(plain(k), plain(v))
-    for j, ins in enumerate(rep.transaction.get("instructions", [])):
-        t.add_row(f"instruction {j}", plain(", ".join(f"{k}={v}" for k, v in ins.items())))
-    console.print(t)
+    if offsets:
+        print_offsets(rep)
+    elif rep.status == "transaction":
+        from ..dissect import describe_transaction
+        print_transaction(rep, describe_transaction(rep.payload))
+    else:
+        kind = ""
+        if rep.shred:
+            from ..dissect import SolanaShred
+            kind = str(SolanaShred(rep.payload).kind)
+        print_frame(rep, kind)
     err = rep.error()
     if err is not None:
         err_console.print(f"[bold yellow]WireError:[/] {escape(str(err))}", soft_wrap=True, highlight=False)
