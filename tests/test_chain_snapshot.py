@@ -235,9 +235,16 @@ def test_fixture_pools_are_the_real_files():
         assert (ACCOUNTS / name).is_file(), name
 
 
-def test_meta_keeps_no_credentials_of_the_url():
-    from workbench.runner.chain_snapshot import _public_url
-    assert _public_url("https://user:secret@rpc.example.com:8899/v1/?api-key=KEY") == "https://rpc.example.com:8899/v1/"
+def test_meta_and_messages_keep_no_credentials_of_the_url(tmp_path, market):
+    from workbench.chain.rpc import public_url
+    assert public_url("https://user:secret@rpc.example.com:8899/v1/?api-key=KEY") == "https://rpc.example.com:8899/v1/"
+    table, cases = market
+    with RpcServer(table) as srv:
+        srv.faults = [("rpc_error", -32602, "bad")]
+        r = snapshot_cli(srv.url + "/?api-key=SECRET", tmp_path / "s", "--pools", str(pools_file(tmp_path, list(cases))))
+        assert r.exit_code != 0 and f"{srv.url}/ getMultipleAccounts" in r.output and "SECRET" not in r.output
+        snapshot_from_rpc(srv.url + "/?api-key=SECRET", tmp_path / "ok", list(cases))
+    assert "SECRET" not in (tmp_path / "ok" / "meta.json").read_text()
 
 
 def _lookup_table(keys: list[str]) -> bytes:

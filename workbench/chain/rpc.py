@@ -17,6 +17,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -29,6 +30,16 @@ RETRIES = 5                     # attempts after the first
 BACKOFF_S = 0.25                # first retry's wait; doubles each retry
 BACKOFF_MAX_S = 10.0            # cap of one wait (Retry-After too)
 RETRYABLE_RPC_CODES = {-32004, -32005, -32014, -32016}  # block not available, node behind, status not yet, min slot
+
+
+def public_url(url: str) -> str:
+    """``url`` without query and credentials (providers put API keys there): what messages and
+    meta.json show."""
+    p = urlsplit(url)
+    host = p.hostname or ""
+    if p.port:
+        host += f":{p.port}"
+    return urlunsplit((p.scheme, host, p.path, "", ""))
 
 
 @dataclass
@@ -47,11 +58,12 @@ class RpcClient:
                  retries: int = RETRIES, backoff_s: float = BACKOFF_S, backoff_max_s: float = BACKOFF_MAX_S,
                  commitment: str = "confirmed"):
         if not url.startswith(("http://", "https://")):
-            raise ChainError(f"--rpc {url}", "not an http:// or https:// URL")
+            raise ChainError(f"--rpc {public_url(url)}", "not an http:// or https:// URL")
         if concurrency < 1 or retries < 0 or timeout_s <= 0:
-            raise ChainError(f"--rpc {url}", f"concurrency {concurrency} must be >= 1, retries {retries} >= 0, "
+            raise ChainError(f"--rpc {public_url(url)}", f"concurrency {concurrency} must be >= 1, retries {retries} >= 0, "
                                              f"timeout {timeout_s} > 0")
         self.url, self.retries, self.backoff_s, self.backoff_max_s = url, retries, backoff_s, backoff_max_s
+        self.shown = public_url(url)    # the URL in messages: never the API key of its query
         self.commitment = commitment
         self.stats = RpcStats()
         self._limit = asyncio.Semaphore(concurrency)
@@ -81,7 +93,7 @@ class RpcClient:
 
     async def call(self, method: str, params: list):
         """The ``result`` of one JSON-RPC call, retried as the module says; ChainError otherwise."""
-        where = f"{self.url} {method}"
+        where = f"{self.shown} {method}"
         last = "no attempt"
         async with self._limit:
             for attempt in range(self.retries + 1):
@@ -141,10 +153,10 @@ class RpcClient:
         try:
             slot, values = int(result["context"]["slot"]), result["value"]
         except (KeyError, TypeError, ValueError):
-            raise ChainError(f"{self.url} getMultipleAccounts", f"no context.slot / value in {str(result)[:200]}") \
+            raise ChainError(f"{self.shown} getMultipleAccounts", f"no context.slot / value in {str(result)[:200]}") \
                 from None
         if not isinstance(values, list) or len(values) != len(keys):
-            raise ChainError(f"{self.url} getMultipleAccounts",
+            raise ChainError(f"{self.shown} getMultipleAccounts",
                              f"{len(values) if isinstance(values, list) else 'no'} values for {len(keys)} keys "
                              f"(first key {keys[0]})")
         self.stats.slots.append(slot)
@@ -188,5 +200,5 @@ class RpcClient:
         try:
             return [row["pubkey"] for row in rows]
         except (KeyError, TypeError):
-            raise ChainError(f"{self.url} getProgramAccounts", f"not a list of accounts: {str(result)[:200]}") \
+            raise ChainError(f"{self.shown} getProgramAccounts", f"not a list of accounts: {str(result)[:200]}") \
                 from None

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit, urlunsplit
 
 from ..chain.account import address_bytes
 from ..chain.market import discover_pools, fetch_market
-from ..chain.rpc import CONCURRENCY, RETRIES, TIMEOUT_S, RpcClient
+from ..chain.rpc import CONCURRENCY, RETRIES, TIMEOUT_S, RpcClient, public_url
 from ..engine.market.snapshot import load_market, write_snapshot
 from ..errors import ChainError, ConfigError
 from ..wire.keys import new_key_table
@@ -70,22 +69,13 @@ def read_pool_file(path: Path) -> list[str]:
     return [a for _, a in out]
 
 
-def _public_url(url: str) -> str:
-    """``url`` without query and credentials (providers put API keys there)."""
-    p = urlsplit(url)
-    host = p.hostname or ""
-    if p.port:
-        host += f":{p.port}"
-    return urlunsplit((p.scheme, host, p.path, "", ""))
-
-
 async def _fetch(rpc, pools, mints, lookup_tables, token_accounts, client_opts, progress):
     async with RpcClient(rpc, **client_opts) as client:
         addresses = list(pools or [])
         if mints:
             addresses += await discover_pools(client, mints)
             if not addresses:
-                raise ChainError(f"{rpc} getProgramAccounts", f"no Raydium v4, CPMM or Whirlpool pool trades two of "
+                raise ChainError(f"{public_url(rpc)} getProgramAccounts", f"no Raydium v4, CPMM or Whirlpool pool trades two of "
                                                               f"{', '.join(mints)}")
         rows = await fetch_market(client, addresses, lookup_tables, token_accounts, progress)
         return rows, client.stats
@@ -129,7 +119,7 @@ def snapshot_from_rpc(rpc: str, out, pools: list[str] | None = None, mints: list
     try:
         write_snapshot(tmp, rows.tokens, rows.pools, rows.lookup_tables if rows.lookup_tables["address"] else None,
                        rows.token_accounts if rows.token_accounts["address"] else None)
-        meta = {"source": "rpc", "rpc_url": _public_url(rpc),
+        meta = {"source": "rpc", "rpc_url": public_url(rpc),
                 "fetched_at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "context_slot": rows.slot_max, "context_slot_min": rows.slot_min, "context_slot_max": rows.slot_max,
                 "commitment": "confirmed", "pools": len(rows.pools["address"]),
