@@ -319,3 +319,22 @@ def test_retry_after_as_seconds_or_http_date_is_capped():
     import asyncio
     secs, date, capped, backoff = asyncio.run(waits())
     assert secs == 2 and 1.5 < date <= 3 and capped == 5 and backoff == pytest.approx(0.8)
+
+
+def test_token_2022_vaults_and_mints_are_read_and_transfer_fees_noted(tmp_path, market):
+    import struct
+    table, cases = market
+    t22 = "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
+    pool = cases["Q2sPHPdUWFMg7M7wwrQKLrn619cAucfRsmhVJffodSp"].row
+    vault, mint = pool["vault_b"], pool["mint_b"]
+    # the same balance as a Token-2022 account with ImmutableOwner (7), and its mint with a TransferFeeConfig (1)
+    data = base64.b64decode(table[vault]["data"][0]) + bytes([2]) + struct.pack("<HH", 7, 0)
+    table[vault] = value(t22, data)
+    mdata = base64.b64decode(table[mint]["data"][0]) + bytes(165 - 82) + bytes([1]) + struct.pack("<HH", 1, 108) \
+        + bytes(108)
+    table[mint] = value(t22, mdata)
+    with RpcServer(table) as srv:
+        snapshot_from_rpc(srv.url, tmp_path / "snap", list(cases))
+    rows = {r["address"]: r for r in pq.read_table(tmp_path / "snap" / "pools.parquet").to_pylist()}
+    assert rows[pool["address"]]["reserve_b"] == pool["reserve_b"]
+    assert json.loads((tmp_path / "snap" / "meta.json").read_text())["transfer_fee_mints"] == [mint]

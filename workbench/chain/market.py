@@ -31,7 +31,8 @@ from . import raydium_cpmm as cpmm
 from . import whirlpool as wp
 from .account import Account, address_bytes, b58, decode
 from .lookup_table import decode_table
-from .token_2022 import ACCOUNT_LAYOUT, ACCOUNT_TYPE_ACCOUNT, ACCOUNT_TYPE_MINT, MINT_LAYOUT, check_extended
+from .token_2022 import (ACCOUNT_LAYOUT, ACCOUNT_TYPE_ACCOUNT, ACCOUNT_TYPE_MINT, EXT_TRANSFER_FEE_CONFIG, MINT_LAYOUT,
+                         check_extended, extensions)
 
 # snapshot program names (engine/market/layout.py PROGRAMS keys) by owner program
 POOL_PROGRAMS = {v4.PROGRAM: "raydium_amm_v4", cpmm.PROGRAM: "raydium_cpmm", wp.PROGRAM: "orca_whirlpool"}
@@ -58,6 +59,7 @@ class MarketRows:
     slot_max: int
     accounts_fetched: int
     pools_by_program: dict = field(default_factory=dict)
+    transfer_fee_mints: list = field(default_factory=list)    # Token-2022 mints charging a fee per transfer
 
 
 async def discover_pools(client, mints: list[str]) -> list[str]:
@@ -136,12 +138,14 @@ async def fetch_market(client, pool_addresses: list[str], lookup_tables=(), toke
             raise ChainError(f"account {v}", f"holds mint {b58(rec['mint'])}, but pool {pool} names it the vault "
                                              f"of mint {mint}")
         balance[v] = int(rec["amount"])
-    decimals = {}
+    decimals, fee_mints = {}, []
     for m, pool in mints.items():
         acct = fetched(m, f"a mint of pool {pool}")
         rec = decode(MINT_LAYOUT, [acct])[0]
         check_extended(acct, ACCOUNT_TYPE_MINT)
         decimals[m] = int(rec["decimals"])
+        if any(kind == EXT_TRANSFER_FEE_CONFIG for kind, _, _ in extensions(acct)):
+            fee_mints.append(m)         # the engine's swap maths does not take this fee: meta.json says so
     config_rec = {c: decode(cpmm.CONFIG_LAYOUT, [fetched(c, f"the AmmConfig of pool {p}")])[0]
                   for c, p in configs.items()}
 
@@ -192,4 +196,4 @@ async def fetch_market(client, pool_addresses: list[str], lookup_tables=(), toke
               "symbol": [KNOWN_SYMBOLS.get(m, m[:6]) for m in decimals]}
     slots = client.stats.slots
     return MarketRows(tokens, rows, tables, accts, min(slots), max(slots), len(pool_addresses) + len(keys),
-                      by_program)
+                      by_program, fee_mints)

@@ -124,6 +124,7 @@ def snapshot_from_rpc(rpc: str, out, pools: list[str] | None = None, mints: list
                 "context_slot": rows.slot_max, "context_slot_min": rows.slot_min, "context_slot_max": rows.slot_max,
                 "commitment": "confirmed", "pools": len(rows.pools["address"]),
                 "pools_by_program": rows.pools_by_program, "accounts_fetched": rows.accounts_fetched,
+                "transfer_fee_mints": rows.transfer_fee_mints,
                 "requests": stats.requests}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1) + "\n")
         keys, slots, key_meta = new_key_table(KEY_CAPACITY)
