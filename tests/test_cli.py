@@ -146,6 +146,13 @@ def test_inspect_shows_what_the_explorer_shows(monkeypatch, fixtures, tmp_path):
                  f"{swap['amount_out']:,}", d["account_keys"][0]["address"], "recent blockhash", " UTC"):
         assert want in r.output, (want, r.output)
     assert re.search(r"swap 1 \(instruction \d+\)", r.output) and "payload_offset" not in r.output
+    # --market: lookup-table accounts resolved, pools and vaults named with token symbols
+    r = runner.invoke(app, ["inspect", str(cap), str(opp["packet_index"]), "--market", str(cap) + ".market"])
+    assert r.exit_code == 0, r.output
+    assert any(p in r.output for p in opp["pools"]) and "via lookup" in r.output, r.output
+    assert re.search(r"pool (raydium_amm_v4|raydium_cpmm|orca_whirlpool) [A-Z]+/[A-Z]+", r.output), r.output
+    r = runner.invoke(app, ["inspect", str(cap), "1", "--market", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and "tokens.parquet: missing" in r.output and "Traceback" not in r.output
     tip = next(t for t in pq.read_table(cap.with_name(cap.name + ".truth.parquet")).to_pylist()
                if t["jito_tip_lamports"] > 0)
     r = runner.invoke(app, ["inspect", str(cap), str(tip["packet_index"])])

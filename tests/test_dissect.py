@@ -201,11 +201,17 @@ def test_describe_transaction_matches_the_market_capture_truth():
         seen_swap += any(e["kind"] == "swap" for e in d["events"])
     assert seen_tip > 10 and seen_swap > 10
     opps = pq.read_table(CAPTURES / "market.pcapng.opportunities.truth.parquet").to_pylist()
-    for o in [o for o in opps if o["packet_index"] >= 0][:20]:
-        d = describe_transaction(inspect_frame(CAPTURES / "market.pcapng", o["packet_index"]).payload)
+    tables = {t["address"]: t["keys"] for t in
+              pq.read_table(CAPTURES / "market.pcapng.market" / "lookup_tables.parquet").to_pylist()}
+    for o in [o for o in opps if o["packet_index"] >= 0 and o["type"] != "liquidation"][:20]:
+        payload = inspect_frame(CAPTURES / "market.pcapng", o["packet_index"]).payload
+        d = describe_transaction(payload)
         assert d["signature"] == o["trigger_signature"]
         swaps = [e for e in d["events"] if e["kind"] == "swap"]
         assert swaps and all(e["amount_in"] > 0 and e["pool"] for e in swaps), o
+        # with the snapshot's lookup tables the pool is an address, one of the opportunity's pools
+        resolved = [e["pool"] for e in describe_transaction(payload, tables)["events"] if e["kind"] == "swap"]
+        assert not any(p.startswith("lookup ") for p in resolved) and set(resolved) & set(o["pools"]), (resolved, o)
 
 
 def test_describe_transaction_judges_a_damaged_payload():

@@ -310,13 +310,22 @@ def _b58(b: bytes) -> str:
     return base58.b58encode(bytes(b)).decode()
 
 
-def describe_transaction(payload: bytes) -> dict:
+def describe_transaction(payload: bytes, lookup_tables: dict[str, list[str]] | None = None) -> dict:
     """What the explorer shows of a transaction, as plain data (``workbench inspect``): the
     engine's verdict, signatures, the message header, every account key with its role and
     program name, the instructions (program by name, accounts, data, the decoders' reading)
     and the events the engine's program decoders find (swaps with pool, direction and exact
-    amounts; transfers; Jito tips). Accounts loaded from a lookup table are named by table and
-    index (their addresses are on chain, not in the packet). Amounts are ints."""
+    amounts; transfers; Jito tips). Amounts are ints.
+
+    Accounts loaded from a lookup table are on chain, not in the packet: they are named
+    ``lookup <table>[<index>]``, or resolved to their address when ``lookup_tables`` (table
+    address -> its addresses, base58, e.g. from a market snapshot) holds the table."""
+    tables = lookup_tables or {}
+
+    def via(table: str, j: int) -> str:
+        known = tables.get(table)
+        return known[j] if known is not None and 0 <= j < len(known) else f"lookup {table}[{j}]"
+
     from .wire.programs.events import ACCT_IN_LUT, IX_NAMES, KIND_NAMES, KIND_SWAP
     from .wire.programs.one_transaction import events_of
     tx = SolanaTx(payload)
@@ -331,7 +340,7 @@ def describe_transaction(payload: bytes) -> dict:
             return _b58(keys[i])
         if i - n < len(loaded):
             table, j, _w = loaded[i - n]
-            return f"lookup {table}[{j}]"
+            return via(table, j)
         return f"account #{i} (none such)"
 
     accounts = []
@@ -342,8 +351,9 @@ def describe_transaction(payload: bytes) -> dict:
         accounts.append({"index": i, "address": addr, "signer": signer, "writable": writable,
                          "program": PROGRAM_NAME.get(addr, "")})
     for j, (table, idx, w) in enumerate(loaded):
-        accounts.append({"index": n + j, "address": f"lookup {table}[{idx}]", "signer": False, "writable": w,
-                         "program": ""})
+        addr = via(table, idx)
+        accounts.append({"index": n + j, "address": addr, "signer": False, "writable": w,
+                         "program": PROGRAM_NAME.get(addr, ""), "lookup": f"{table}[{idx}]"})
     instructions, programs = [], []
     for j, ins in enumerate(tx.instructions):
         pidx = int(ins.program_id_index)
@@ -371,7 +381,7 @@ def describe_transaction(payload: bytes) -> dict:
         if int(ev["kind"]) == KIND_SWAP:
             pool = at(ev["pool_off"])
             if int(ev["pool_off"]) == ACCT_IN_LUT:
-                pool = f"lookup {at(ev['pool_lut_key_off'])}[{int(ev['pool_lut_index'])}]"
+                pool = via(at(ev["pool_lut_key_off"]), int(ev["pool_lut_index"]))
             e.update(pool=pool, exact_in=bool(int(ev["exact_in"]) == 1),
                      direction={1: "a->b", 0: "b->a"}.get(int(ev["a_to_b"]), "from the accounts"),
                      mint_in=at(ev["mint_in_off"]), mint_out=at(ev["mint_out_off"]))

@@ -260,20 +260,26 @@ def inspect(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML settings file (ports)"),
     offsets: bool = typer.Option(False, "--offsets", help="the decoder's own fields instead: offsets into the "
                                                           "payload, counts, the engine's instruction rows"),
+    market: Optional[Path] = typer.Option(None, "--market", help="market snapshot folder (e.g. CAPTURE.market): "
+                                                                 "resolves lookup-table accounts and names pools, "
+                                                                 "vaults and mints by token symbol"),
 ):
     """Show one frame as the explorer does: time, UDP ports, the engine's verdict; for a transaction its signature, account keys and roles, programs by name, instructions as the engine's decoders read them, swaps (pool, direction, exact amounts), transfers and Jito tips; for a shred its header."""
     from ..frame_report import inspect_frame
-    from .inspect_view import print_frame, print_offsets, print_transaction
+    from .inspect_view import market_labels, print_frame, print_offsets, print_transaction
+    tables, names = {}, {}
     try:
         settings = load_settings(config)
         rep = inspect_frame(capture, frame, settings)
+        if market is not None and not offsets:
+            tables, names = market_labels(market)
     except WorkbenchError as e:
         _fail(e)
     if offsets:
         print_offsets(rep)
     elif rep.status == "transaction":
         from ..dissect import describe_transaction
-        print_transaction(rep, describe_transaction(rep.payload))
+        print_transaction(rep, describe_transaction(rep.payload, tables), names)
     else:
         kind = ""
         if rep.shred:

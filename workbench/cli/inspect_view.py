@@ -15,6 +15,36 @@ from rich.text import Text
 
 from .output import console, plain
 
+def market_labels(folder) -> tuple[dict, dict]:
+    """(lookup tables: address -> its addresses, names: address -> what it is) from a market
+    snapshot folder (pools, their vaults and mints by token symbol). Raises MarketError."""
+    from ..engine.market.layout import PROGRAM_NAMES
+    from ..engine.market.snapshot import read_snapshot_file
+    from ..wire.keys import JITO_TIP_ACCOUNTS
+    import base58
+
+    def b58(b) -> str:
+        return base58.b58encode(bytes(b)).decode()
+    symbol = {b58(t["mint"]): t["symbol"] or b58(t["mint"])[:8] for t in read_snapshot_file(folder, "tokens")}
+    names = {m: f"mint {s}" for m, s in symbol.items()}
+    for pl in read_snapshot_file(folder, "pools"):
+        a, b = symbol.get(b58(pl["mint_a"]), "?"), symbol.get(b58(pl["mint_b"]), "?")
+        addr = b58(pl["address"])
+        names[addr] = f"pool {PROGRAM_NAMES.get(pl['program'], pl['program'])} {a}/{b}"
+        names[b58(pl["vault_a"])] = f"vault {a} of pool {addr[:8]}.."
+        names[b58(pl["vault_b"])] = f"vault {b} of pool {addr[:8]}.."
+    for tip in JITO_TIP_ACCOUNTS:
+        names.setdefault(tip, "Jito tip account")
+    tables = {}
+    try:
+        tables = {b58(t["address"]): [b58(k) for k in t["keys"]] for t in read_snapshot_file(folder, "lookup_tables")}
+    except Exception as e:      # the snapshot may have no lookup tables: then they stay unresolved
+        from ..errors import MarketError
+        if not isinstance(e, MarketError) or "missing (a market snapshot" not in str(e):
+            raise
+    return tables, names
+
+
 LINKTYPE_NAMES = {1: "Ethernet", 101: "raw IP", 113: "Linux cooked (SLL)", 228: "IPv4", 229: "IPv6", 12: "raw IP"}
 
 
@@ -67,12 +97,14 @@ def _role(a: dict) -> str:
         ("writable" if a["writable"] else "readonly")
 
 
-def _event_table(n: int, e: dict) -> Table:
+def _event_table(n: int, e: dict, names: dict) -> Table:
     """One event the engine's program decoders found, every address and amount whole."""
     label = {"swap": "swap", "transfer": "transfer", "tip": "Jito tip"}.get(e["kind"], e["kind"])
     t = _kv(f"{label} {n} (instruction {e['instruction']}): {e['what']}")
     if e["kind"] == "swap":
         t.add_row("pool", plain(e["pool"] or "-"))
+        if names.get(e["pool"]):
+            t.add_row("", plain(names[e["pool"]]))
         t.add_row("direction", plain(e["direction"]))
         if e["exact_in"]:
             t.add_row("amount in", f"{e['amount_in']:,}")
@@ -81,17 +113,20 @@ def _event_table(n: int, e: dict) -> Table:
             t.add_row("maximum in", f"{e['amount_in']:,}")
             t.add_row("amount out", f"{e['amount_out']:,}")
         if e.get("mint_in") or e.get("mint_out"):
-            t.add_row("mints", plain(f"{e.get('mint_in') or '?'} -> {e.get('mint_out') or '?'}"))
+            t.add_row("mints", plain(" -> ".join(names.get(m, m) if m else "?" for m in (e.get("mint_in"),
+                                                                                    e.get("mint_out")))))
     else:
         t.add_row("amount", f"{e['amount_in']:,}" + (" lamports" if e["what"].startswith("system.") else ""))
     for k in ("source", "destination", "authority"):
         if e.get(k):
-            t.add_row(k, plain(e[k]))
+            t.add_row(k, plain(e[k] + (f"  ({names[e[k]]})" if names.get(e[k]) else "")))
     return t
 
 
-def print_transaction(rep, desc: dict) -> None:
-    """The explorer's view of a transaction frame (``desc``: dissect.describe_transaction)."""
+def print_transaction(rep, desc: dict, names: dict | None = None) -> None:
+    """The explorer's view of a transaction frame (``desc``: dissect.describe_transaction;
+    ``names``: what addresses are, from ``market_labels``)."""
+    names = names or {}
     t = _kv(f"{rep.capture} frame {rep.frame}")
     _frame_rows(t, rep)
     t.add_row("signature", plain(desc["signature"] or "-"))
@@ -110,10 +145,13 @@ def print_transaction(rep, desc: dict) -> None:
     console.print(t)
 
     a = Table(title="account keys", title_justify="left")
-    for col, kw in (("#", {"justify": "right"}), ("address", {"no_wrap": True}), ("role", {}), ("program", {})):
+    for col, kw in (("#", {"justify": "right"}), ("address", {"no_wrap": True}), ("role", {}), ("known as", {})):
         a.add_column(col, **kw)
     for acc in desc["account_keys"]:
-        a.add_row(str(acc["index"]), plain(acc["address"]), _role(acc), plain(acc["program"]))
+        known = acc["program"] or names.get(acc["address"], "")
+        if acc.get("lookup") and not acc["address"].startswith("lookup "):
+            known = (known + ", " if known else "") + f"via lookup {acc['lookup']}"
+        a.add_row(str(acc["index"]), plain(acc["address"]), _role(acc), plain(known))
     console.print(a)
 
     ins = Table(title="instructions", title_justify="left")
@@ -126,7 +164,7 @@ def print_transaction(rep, desc: dict) -> None:
     console.print(ins)
 
     for n, e in enumerate(desc["events"], 1):
-        console.print(_event_table(n, e))
+        console.print(_event_table(n, e, names))
     if desc["event_rejects"]:
         console.print(plain("instructions the program decoders refused: " + ", ".join(
             f"{k} x{v}" for k, v in desc["event_rejects"].items())), style="yellow", soft_wrap=True)
