@@ -136,7 +136,7 @@ def test_cross_field_errors_name_both_sources(tmp_path):
         load_settings(environ={"WORKBENCH_LIVE_BATCH_FRAMES": "60000"})
 
 
-@pytest.mark.parametrize("text,msg", [("9000-8000", "reversed range"), ("8000-70000", "outside 0-65535"),
+@pytest.mark.parametrize("text,msg", [("9000-8000", "reversed range"), ("8000-70000", "outside 1-65535"), ("0,8001", "port 0"),
                                       ("-5", "not a port"), ("8001,x", "not a port")])
 def test_port_lists(text, msg):
     with pytest.raises(ConfigError, match=msg):

@@ -32,20 +32,23 @@ def _show(value) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-def parse_ports(value, where: str = "port list") -> tuple[int, ...]:
-    """Ports from a list of ints or a string like "8001,8003-8009"; ``where`` names the source in errors."""
+def parse_ports(value, where: str = "port list", *, allow_zero: bool = False) -> tuple[int, ...]:
+    """Ports from a list of ints or a string like "8001,8003-8009"; ``where`` names the source in
+    errors (the flag, or the config key). Port 0 is refused unless ``allow_zero``: bound, it is a
+    port the OS picks, and no traffic is addressed to it."""
+    lowest = 0 if allow_zero else 1
     if isinstance(value, (list, tuple)):
         items = []
         for v in value:
             if isinstance(v, bool) or not isinstance(v, (int, str)):
-                raise ConfigError(f"{where}: {_show(v)} is not a port; allowed: integers in [0, 65535] "
+                raise ConfigError(f"{where}: {_show(v)} is not a port; allowed: integers in [{lowest}, 65535] "
                                   f"or strings like '8003-8009'")
             items.append(str(v).strip())
     elif isinstance(value, (str, int)) and not isinstance(value, bool):
         items = [s for s in str(value).replace(" ", "").split(",") if s]
     else:
-        raise ConfigError(f"{where}: {_show(value)} is not a port list; allowed: a list of ports in [0, 65535] "
-                          f"or a string like '8001,8003-8009'")
+        raise ConfigError(f"{where}: {_show(value)} is not a port list; allowed: a list of ports in "
+                          f"[{lowest}, 65535] or a string like '8001,8003-8009'")
     ports: list[int] = []
     for item in items:
         lo, _, hi = item.partition("-")
@@ -54,7 +57,10 @@ def parse_ports(value, where: str = "port list") -> tuple[int, ...]:
         except ValueError:
             raise ConfigError(f"{where}: {_show(item)} is not a port or a range like 8003-8009") from None
         if not (0 <= a <= 65535 and 0 <= b <= 65535):
-            raise ConfigError(f"{where}: {_show(item)} is outside 0-65535")
+            raise ConfigError(f"{where}: {_show(item)} is outside {lowest}-65535")
+        if a == 0 and not allow_zero:
+            raise ConfigError(f"{where}: {_show(item)} includes port 0, which is not a port traffic is sent to "
+                              f"(bound, it is one the OS picks); allowed: {lowest}-65535")
         if a > b:
             raise ConfigError(f"{where}: {_show(item)} is a reversed range (first port {a} > last port {b}); "
                               f"write {b}-{a}")
@@ -69,6 +75,10 @@ class Settings:
 
     data_dir: str = "data"                 # folder for the embedded store, runs and spool
     db: str = ""                           # ClickHouse DSN; "" means chdb:///<data_dir>/clickhouse
+    store_connect_timeout_s: int = 3       # s a store server may take to accept a connection, [1, 600]
+    store_read_timeout_s: int = 30         # s a store server may stay silent while answering, [1, 3600]; past
+                                           # either deadline (or on an answer that is not ClickHouse's) the
+                                           # store counts as unreachable: rows are spooled and the run goes on
     batch_frames: int = 16384              # frames per FrameBatch, [1, 2**22)
     key_capacity: int = 1 << 16            # pubkey interning table slots, a power of two in [64, 2**24]
     transaction_ports: tuple[int, ...] = ()  # UDP ports decoded as transactions only
@@ -190,6 +200,8 @@ INT_RANGES = {
     "shreds_per_slot": (1, MAX_SHREDS_PER_SLOT, None),
     "latency_sample_every": (1, 1 << 30, POW2),
     "tip_lamports": (0, 2**62 - 1, None),
+    "store_connect_timeout_s": (1, 600, None),             # whole seconds: the HTTP driver takes ints
+    "store_read_timeout_s": (1, 3600, None),
     "afpacket_block_size": (mmap.PAGESIZE, 1 << 31, POW2),   # the kernel wants whole pages; a u32 field
     "afpacket_block_count": (2, 65535, None),
     "afpacket_retire_ms": (1, 60_000, None),
@@ -241,7 +253,9 @@ def _coerce(name: str, value, where: str):
         return ConfigError(f"{where}: {name}={_show(value)} ({_kind(value)}): allowed {allowed}")
 
     if name in Settings._PORT_FIELDS:
-        return parse_ports(value, f"{where}: {name}")
+        # a packet to port 0 may be ignored; decoding or binding port 0 means nothing
+        return parse_ports(value, where if where.endswith(f" key {name}") or where.endswith(f".{name}")
+                           else f"{where}: {name}", allow_zero=name == "ignore_ports")
     if name in INT_RANGES:
         lo, hi, rule = INT_RANGES[name]
         allowed = f"an integer in [{lo}, {hi}]" + (f", {rule}" if rule else "")
@@ -292,6 +306,25 @@ def _read_toml(p: Path, how: str) -> dict:
         raise ConfigError(f"config file {p} ({how}): {e}") from None
     except RecursionError:
         raise ConfigError(f"config file {p} ({how}): arrays or tables nested too deeply") from None
+
+
+# Longest live capture --duration: a year. Past it the number is a mistake (inf, a unit slip).
+MAX_DURATION_S = 366 * 86400.0
+
+
+def check_duration(value, flag: str = "--duration") -> float | None:
+    """A capture duration in seconds: None (until stopped) or a finite number in (0, MAX_DURATION_S];
+    a ConfigError naming ``flag`` for inf, nan, 0, negatives and text."""
+    if value is None:
+        return None
+    allowed = f"allowed: seconds > 0 and <= {MAX_DURATION_S:.0f} (a year); leave it out to run until Ctrl-C / SIGTERM"
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{flag} {_show(value)}: not a number; {allowed}") from None
+    if isinstance(value, bool) or not (math.isfinite(v) and 0 < v <= MAX_DURATION_S):
+        raise ConfigError(f"{flag} {_show(value)}: {allowed}")
+    return v
 
 
 def load_settings(config_file: str | os.PathLike | None = None, *, environ=None, **flags) -> Settings:

@@ -406,14 +406,13 @@ def live(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view"),
 ):
     """Capture live traffic and run the engine on it: a live view, then the replay outputs."""
-    from ..config import parse_ports
+    from ..config import check_duration, parse_ports
     from ..runner import live as run_live
     try:
         settings = load_settings(config, transaction_ports=transaction_ports, shred_ports=shred_ports, db=db,
                                  market=str(market) if market else None, model=str(model) if model else None)
-        port_list = parse_ports(ports) if ports else None
-        if port_list and 0 in port_list:   # binding port 0 would listen on a port the OS picks
-            raise ConfigError(f"--ports {ports}: port 0 is not a port to capture on; allowed: 1-65535")
+        port_list = parse_ports(ports, "--ports") if ports else None     # port 0 refused: the OS would pick one
+        duration = check_duration(duration, "--duration")
         dsn = None if no_db else settings.db_dsn
         ready = lambda msg: err_console.print(f"[bold]{escape(msg)}[/]  (Ctrl-C stops)", highlight=False)  # noqa: E731
         kw = dict(source=source, ports=port_list, cpu=cpu, rt=rt, hugepages=hugepages, record=record,

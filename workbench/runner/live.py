@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..capture.pcapng import PcapngWriter, _pack_epb
-from ..config import Settings
+from ..config import Settings, check_duration
 from ..engine.market.counters import D_OPPS
 from ..engine.live_mailbox import (LAT_RUN, LAT_WINDOW, Stage, active_stage, busy_ns, clear_stop, free_stage,
                                    full_stages, loop_counters, new_ex, new_latency, new_stage, request_abort,
@@ -139,8 +139,7 @@ def _checked(iface, settings, source, ports, duration) -> tuple[Settings, tuple[
     ports = tuple(int(p) for p in ports) if ports else tuple(settings.transaction_ports) + tuple(settings.shred_ports)
     if source == "afpacket" and not iface:
         raise ConfigError("the afpacket source needs --iface")
-    if duration is not None and not duration > 0:
-        raise ConfigError(f"duration={duration}: must be > 0 seconds")
+    check_duration(duration, "duration")       # inf, nan, 0 and negatives refused, as the CLI's --duration
     return settings, ports
 
 
