@@ -44,8 +44,8 @@ def test_unreachable_server_spools_and_one_flush_restores_everything(tmp_path):
     assert res.store["rows_inserted"] == 0 and res.store["rows_spooled"] >= res.transactions
     spool = default_spool_dir(tmp_path)
     dsn = f"chdb://{tmp_path / 'clickhouse'}"
-    first = flush_spool(dsn, spool)
-    again = flush_spool(dsn, spool)
+    first = flush_spool(dsn, spool, retarget=True)      # spooled for the down server: sent here on purpose
+    again = flush_spool(dsn, spool, retarget=True)
     assert again.rows_inserted == 0
     stored, runs, _ = _store_rows(dsn, res.run_id)
     parquet = pq.read_table(tmp_path / "out/tx_features.parquet")

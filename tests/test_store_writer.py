@@ -12,7 +12,7 @@ import time
 import pytest
 
 from store_helpers import _rows, closed_port, make_opportunities, make_tx_features
-from workbench.store import StoreError, StoreUnavailable, StoreWriter, connect
+from workbench.store import StoreError, StoreUnavailable, StoreWriter, conform, connect
 from workbench.store.clickhouse import Store
 from workbench.store.spool import Spool, flush_spool
 
@@ -38,17 +38,17 @@ def test_closed_port_spools_everything_then_flush_into_chdb_once(dsn, tmp_path):
     backup = tmp_path / "spool-copy"
     shutil.copytree(spool, backup)
 
-    fs = flush_spool(dsn, spool)
+    fs = flush_spool(dsn, spool, retarget=True)
     assert (fs.files, fs.rows_inserted, fs.rows_skipped, fs.files_left, fs.errors) == (files, 11_502, 0, 0, [])
     with connect(dsn) as s:
         counts = (_rows(s, "tx_features", "run_id = {r:String}", {"r": rid}), _rows(s, "mev_opportunities"),
                   s.query_rows("SELECT count() FROM runs FINAL")[0][0])
     assert counts == (10_000, 1_500, 1)
 
-    assert flush_spool(dsn, spool).files == 0                 # a second flush: nothing left to add
+    assert flush_spool(dsn, spool, retarget=True).files == 0                 # a second flush: nothing left to add
     shutil.rmtree(spool)
     shutil.copytree(backup, spool)                            # the same files again (a crash before unlink)
-    fs = flush_spool(dsn, spool)
+    fs = flush_spool(dsn, spool, retarget=True)
     assert (fs.files, fs.rows_inserted, fs.rows_skipped) == (files, 0, 11_502)
     with connect(dsn) as s:
         assert (_rows(s, "tx_features"), _rows(s, "mev_opportunities")) == (10_000, 1_500)
@@ -56,15 +56,18 @@ def test_closed_port_spools_everything_then_flush_into_chdb_once(dsn, tmp_path):
 
 
 def test_writer_flushes_an_old_spool_on_start(dsn, tmp_path):
+    """Rows an earlier run spooled for this store go in; rows spooled for another store stay."""
     spool = tmp_path / "spool"
     with StoreWriter(f"http://127.0.0.1:{closed_port()}", spool, run_id="early") as w:
         w.put("tx_features", make_tx_features(1_000), "batch-0")
     assert w.stats.rows_spooled == 1_000
+    Spool(spool, target=dsn).write("tx_features", conform("tx_features", make_tx_features(300, start=2_000), "early"),
+                                   "batch-1")
     with StoreWriter(dsn, spool, run_id="later") as w2:
         w2.put("tx_features", make_tx_features(10, start=5_000))
-    assert (w2.stats.rows_flushed, w2.stats.rows_inserted, w2.stats.spool_files_left) == (1_000, 10, 0)
+    assert (w2.stats.rows_flushed, w2.stats.rows_inserted, w2.stats.spool_files_left) == (300, 10, 1)
     with connect(dsn) as s:
-        assert _rows(s, "tx_features") == 1_010
+        assert _rows(s, "tx_features") == 310
 
 
 def test_writer_recovers_when_the_store_comes_back(dsn, tmp_path, monkeypatch):

@@ -235,28 +235,60 @@ def schema(
 def flush_spool_cmd(
     ctx: typer.Context,
     spool: Optional[Path] = typer.Option(None, "--spool", help="spool directory (default <data_dir>/spool)"),
+    to: Optional[str] = typer.Option(None, "--to", help="insert every spooled batch into this store (DSN), also "
+                                                        "those spooled for another store; without it only the "
+                                                        "batches spooled for the configured store go in"),
     db: Optional[str] = DB_OPTION,
 ):
-    """Insert the batches that failed earlier (kept in the spool); rows already stored are skipped."""
-    from ..store import Spool, connect
+    """Insert the batches that failed earlier (kept in the spool); rows already stored are skipped.
+
+    Each batch goes only to the store it was spooled for, unless --to names where to put them all. A file that can never be inserted (not a spool file, unreadable, an unknown table, columns that do not fit) is moved to the spool's rejected/ folder with a reason file.
+    """
+    from ..store import Spool, connect, parse_dsn
+    from ..store.spool import spool_target
     settings = _settings(ctx)
     if spool is not None and spool.exists() and not spool.is_dir():
         _fail(WorkbenchError(f"--spool {spool}: is a file, not a spool folder"))
+    if to is not None and db is not None:
+        _fail(WorkbenchError("--to and --db both name a store: --to DSN inserts every spooled batch there, "
+                             "--db DSN only the batches spooled for that store; pass one"))
     sp = Spool(spool or spool_dir(settings))
     pending = sp.pending()
     if not pending:
         console.print(plain(f"spool {sp.dir} is empty"))
         return
-    rows = sp.pending_rows()
     try:
-        with connect(_dsn(ctx, db)) as store:
-            stats = sp.flush(store)
+        dest = parse_dsn(to if to is not None else _dsn(ctx, db))
+    except WorkbenchError as e:
+        _fail(WorkbenchError(f"--to: {e}") if to is not None else e)
+    here = spool_target(dest)
+    targets = sp.by_target()
+    rows = sum(n for _f, n in targets.values())
+    others = {t: fr for t, fr in targets.items() if t and t != here}
+    if to is None and others and set(targets) <= set(others):     # nothing here for this store: refuse, unconnected
+        _fail(WorkbenchError(_other_targets_message(sp.dir, others, here)))
+    try:
+        with connect(dest, connect_timeout=settings.store_connect_timeout_s,
+                     read_timeout=settings.store_read_timeout_s) as store:
+            stats = sp.flush(store, retarget=to is not None)
     except WorkbenchError as e:
         _fail(e)
-    console.print(plain(f"spool {sp.dir}: {len(pending)} files, {rows:,} rows -> {stats.files} files flushed, "
-                  f"{stats.rows_inserted:,} rows inserted, {stats.rows_skipped:,} already stored, "
-                  f"{stats.files_left} files left"))
+    console.print(plain(f"spool {sp.dir}: {len(pending)} files, {rows:,} rows -> {dest}: {stats.files} files "
+                        f"flushed, {stats.rows_inserted:,} rows inserted, {stats.rows_skipped:,} already stored, "
+                        f"{len(stats.rejected)} set aside, {stats.files_left} files left"))
+    # each file set aside was named in a warning when it was moved (spool.py logs it)
     for e in stats.errors:
         warn(str(e))
+    if stats.other_target:
+        warn(_other_targets_message(sp.dir, {t: (n, None) for t, n in stats.other_target.items()}, here))
     if stats.files_left:
         raise typer.Exit(1)
+
+
+def _other_targets_message(where: Path, others: dict, here: str) -> str:
+    """Batches spooled for other stores are not inserted into ``here``: say which and how to send them."""
+    parts = [f"{files} files" + (f" ({rows:,} rows)" if rows is not None else "") + f" spooled for {t}"
+             for t, (files, rows) in others.items()]
+    return (f"spool {where}: {'; '.join(parts)}; the store configured now is {here}, so they stay in the spool. "
+            f"Send them where they were meant to go with `workbench db flush-spool --db <that store's DSN>`, "
+            f"or insert them into another store with `--to DSN`.")

@@ -259,7 +259,9 @@ def open_store(dsn: str, settings: Settings, run_id: str, *, source: str, captur
                capture_sha256: str):
     """A started StoreWriter with the run's first ``runs`` row written."""
     from ..store import StoreWriter, default_spool_dir
-    writer = StoreWriter(dsn, default_spool_dir(settings.data_dir), run_id=run_id).start()
+    writer = StoreWriter(dsn, default_spool_dir(settings.data_dir), run_id=run_id,
+                         connect_timeout_s=settings.store_connect_timeout_s,
+                         read_timeout_s=settings.store_read_timeout_s).start()
     writer.record_run_start(run_id, source=source, capture_path=capture_path,
                             capture_sha256=capture_sha256, config=asdict(settings))
     return writer

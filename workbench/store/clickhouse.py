@@ -37,7 +37,28 @@ _UNAVAILABLE_CODES = {159, 164, 202, 209, 210, 241, 242, 252, 319, 425, 999}  # 
 _UNAVAILABLE_TEXT = re.compile(r"connection refused|max retries exceeded|timed out|timeout|"
                                r"name or service not known|failed to establish|connection reset|"
                                r"remote end closed|broken pipe|temporary failure in name resolution|"
-                               r"network is unreachable|no route to host|connection aborted", re.I)
+                               r"network is unreachable|no route to host|connection aborted|"
+                               r"connection broken|incompleteread|badstatusline|remotedisconnected|"
+                               r"http driver received http status|unexpected response to server version", re.I)
+# Why a server counts as unreachable, said plainly (first match of the driver's message wins).
+# A ClickHouse server's own errors carry an exception code (X-ClickHouse-Exception-Code); an
+# HTTP error or an answer without one comes from something else on that port, or a proxy in
+# front of a server that is down, and is retried later like a server that is not there.
+_UNAVAILABLE_WHY = (
+    (re.compile(r"read timed out.*?read timeout=(\d+)", re.I | re.S),
+     "no answer within the read deadline of {0} s (store_read_timeout_s)"),
+    (re.compile(r"connect timeout=(\d+)", re.I), "no connection within the connect deadline of {0} s "
+                                                 "(store_connect_timeout_s)"),
+    (re.compile(r"http driver received http status (\d+)", re.I),
+     "it answered HTTP {0} without a ClickHouse error: not a ClickHouse server, or a proxy whose server is down"),
+    (re.compile(r"incompleteread|connection broken|remotedisconnected|remote end closed", re.I),
+     "it closed the connection in the middle of its answer"),
+    (re.compile(r"badstatusline|unexpected response to server version", re.I),
+     "its answer is not ClickHouse's (garbage or another protocol on that port)"),
+)
+# clickhouse-connect logs a warning (with a traceback) for every transport error before it
+# raises; ``translate`` turns the error into the one message the user sees.
+logging.getLogger("clickhouse_connect.driver._backend.http_sync").setLevel(logging.ERROR)
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -86,12 +107,17 @@ def translate(exc: BaseException, dsn: Dsn, doing: str = "") -> StoreError:
                           f"{dsn.user or 'default'!r}{what}. Fix the user and password in the DSN "
                           f"(http://user:password@host:{dsn.port}/{dsn.database}; set by --db, WORKBENCH_DB or "
                           f"the config's db), percent-encoding special characters in the password.")
+    status = re.search(r"http driver received http status (\d+)", msg, re.I)
+    if code is None and status and status.group(1) in ("401", "403"):    # a proxy refusing us: not transient
+        return StoreError(f"{where} refused the request with HTTP {status.group(1)}, not a ClickHouse error (a "
+                          f"proxy in front of the server?){what}. Check the DSN's user and password.")
     if code in _UNAVAILABLE_CODES or (code is None and _UNAVAILABLE_TEXT.search(msg)):
         hint = ""
         if dsn.port in (9000, 9440):
             hint = f" Port {dsn.port} is the native protocol; the HTTP port is 8123 (8443 with TLS)."
-        return StoreUnavailable(f"cannot reach ClickHouse at {where}{what}: {_short(msg)}. Is the server running "
-                                f"and the host and port right?{hint} Writes are spooled to disk meanwhile; "
+        why = next((w.format(*mm.groups()) for rx, w in _UNAVAILABLE_WHY if (mm := rx.search(msg))), "")
+        return StoreUnavailable(f"cannot reach ClickHouse at {where}{what}: {why or _short(msg)}. Is the server "
+                                f"running and the host and port right?{hint} Writes are spooled to disk meanwhile; "
                                 f"`workbench db flush-spool` sends them once the server is back.")
     return StoreError(f"ClickHouse at {where}{what}: {_short(msg)}")
 
@@ -299,10 +325,16 @@ class Store:
 
 
 def connect(dsn: str | Dsn, *, ensure_schema: bool = True, cluster: str | None = None,
-            connect_timeout: int | None = None, read_only: bool = False) -> Store:
+            connect_timeout: int | None = None, read_timeout: int | None = None,
+            read_only: bool = False) -> Store:
     """Open a store; by default create or migrate its schema. Raises StoreError.
 
-    ``connect_timeout`` (seconds) bounds the wait for a server; the writer uses a short one.
+    ``connect_timeout`` and ``read_timeout`` (whole seconds; the config's
+    store_connect_timeout_s and store_read_timeout_s) bound how long a server may take to
+    accept the connection and how long it may stay silent while answering, for this client's
+    whole life; the DSN's connect_timeout / send_receive_timeout options win over them. Past
+    them, and on an answer that is not ClickHouse's, the error is StoreUnavailable. When a
+    deadline is given the driver does not retry a failed query (one deadline, not several).
     ``read_only`` opens a read-only session (ClickHouse ``readonly=1`` on every query of this
     client, chDB or server): reads of the store's tables only; writes, DDL, settings changes
     and table functions (``file()``, ``url()``...) are refused with a StoreError saying so.
@@ -330,9 +362,10 @@ def connect(dsn: str | Dsn, *, ensure_schema: bool = True, cluster: str | None =
             client = clickhouse_connect.get_client(interface="chdb", path=d.path, **opts)
         else:
             opts = dict(d.options)
-            if connect_timeout is not None:
-                opts["connect_timeout"] = connect_timeout
-                opts.setdefault("query_retries", 0)
+            for key, value in (("connect_timeout", connect_timeout), ("send_receive_timeout", read_timeout)):
+                if value is not None:
+                    opts.setdefault(key, int(value))
+                    opts.setdefault("query_retries", 0)
             client = clickhouse_connect.get_client(
                 interface=d.scheme, host=d.host, port=d.port, username=d.user or None,
                 password=d.password, database=None, **opts, **session)

@@ -7,7 +7,8 @@ Forms (``--db``, ``WORKBENCH_DB``, the config's ``db``; default ``chdb:///<data_
 * ``chdb:///abs/dir?database=name``      ... in another database than ``default``
 * ``chdb://memory``                      embedded, in memory (tests)
 * ``http://user:password@host:8123/db``  a server (``https://...:8443`` for TLS); the database
-  is created if missing. Query options: connect_timeout, send_receive_timeout, compress,
+  is created if missing. Query options: connect_timeout, send_receive_timeout (whole seconds:
+  they override the config's store_connect_timeout_s, store_read_timeout_s), compress,
   verify, ca_cert, client_name, query_retries.
 
 A bad DSN raises ``StoreError`` naming the mistake and the right form.
@@ -20,11 +21,15 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlparse
 
+from ..config import INT_RANGES
 from ..errors import StoreError
 from . import schema as S
 
 _HTTP_OPTIONS = {"connect_timeout": int, "send_receive_timeout": int, "compress": str, "verify": str,
                  "ca_cert": str, "client_name": str, "query_retries": int}
+# Options that bound a wait, in whole seconds (the driver takes ints): the same range as the
+# config's store_connect_timeout_s / store_read_timeout_s (config.INT_RANGES), which they override.
+_DEADLINE_OPTIONS = {"connect_timeout": "store_connect_timeout_s", "send_receive_timeout": "store_read_timeout_s"}
 DSN_HELP = ("DSN forms: chdb:///abs/dir (embedded, default chdb:///<data_dir>/clickhouse), "
             "http://user:password@host:8123/database, https://user:password@host:8443/database")
 
@@ -50,6 +55,17 @@ class Dsn:
             return f"chdb://{self.path}" if self.path else "chdb://memory"
         auth = f"{self.user}:***@" if self.password else (f"{self.user}@" if self.user else "")
         return f"{self.scheme}://{auth}{self.host}:{self.port}/{self.database}"
+
+    @property
+    def target(self) -> str:
+        """Which store and database this DSN writes to, with no password: what a spool file
+        records, so that its rows go where they were meant to (``chdb:///dir?database=mev``,
+        ``http://user@host:8123/mev``). Two DSNs with the same target are the same store."""
+        if self.embedded:
+            where = f"chdb://{self.path}" if self.path else "chdb://memory"
+            return where + (f"?database={self.database}" if self.database != "default" else "")
+        user = f"{self.user}@" if self.user else ""
+        return f"{self.scheme}://{user}{self.host.lower()}:{self.port}/{self.database}"
 
     def __str__(self) -> str:
         return self.redacted()
@@ -113,5 +129,11 @@ def parse_dsn(text: str) -> Dsn:
             options[k] = _HTTP_OPTIONS[k](v)
         except ValueError:
             raise _bad_dsn(text, f"option {k}={v!r} is not a {_HTTP_OPTIONS[k].__name__}") from None
+        if k in _DEADLINE_OPTIONS:
+            lo, hi, _ = INT_RANGES[_DEADLINE_OPTIONS[k]]
+            if not lo <= options[k] <= hi:
+                raise _bad_dsn(text, f"option {k}={v!r}: allowed whole seconds in [{lo}, {hi}]")
+        elif k == "query_retries" and options[k] < 0:
+            raise _bad_dsn(text, f"option {k}={v!r}: allowed an integer >= 0")
     return Dsn(text, scheme, host=u.hostname, port=port, user=unquote(u.username or ""),
                password=unquote(u.password or ""), database=database, options=options)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from .. import __version__
+from ..config import Settings
 from ..errors import StoreError, StoreUnavailable
 from .clickhouse import Store, connect
 from .columns import conform
@@ -87,7 +88,9 @@ class StoreWriter:
     queue_batches : batches that may wait for the thread; ``put`` blocks beyond it
     run_id : fills a missing ``run_id`` column; ``record_run_start`` sets it
     retry_interval_s : while the server is unreachable, how often to probe it
-    connect_timeout_s : bound on each connection attempt to a server
+    connect_timeout_s, read_timeout_s : how long a server may take to accept a connection, and
+        stay silent while answering (the config's store_connect_timeout_s, store_read_timeout_s);
+        past them, or on an answer that is not ClickHouse's, it counts as unreachable: spooling
     flush_spool_on_start : re-insert what the spool holds before the first batch
     coalesce_rows, linger_s : the thread gathers the batches of each table and inserts them
         together once they hold ``coalesce_rows`` rows or the first has waited ``linger_s``
@@ -97,16 +100,19 @@ class StoreWriter:
     """
 
     def __init__(self, dsn: str | Dsn, spool_dir: str | os.PathLike, queue_batches: int = 8, *,
-                 run_id: str | None = None, retry_interval_s: float = 5.0, connect_timeout_s: int = 3,
+                 run_id: str | None = None, retry_interval_s: float = 5.0,
+                 connect_timeout_s: int = Settings.store_connect_timeout_s,
+                 read_timeout_s: int = Settings.store_read_timeout_s,
                  flush_spool_on_start: bool = True, coalesce_rows: int = 1_000_000, linger_s: float = 0.25):
         if queue_batches < 1:
             raise StoreError(f"queue_batches={queue_batches}: must be >= 1")
         self.dsn = dsn if isinstance(dsn, Dsn) else parse_dsn(dsn)
-        self.spool = Spool(spool_dir)
+        self.spool = Spool(spool_dir, target=self.dsn)     # each file records the store it is for
         self.run_id = run_id
         self.stats = WriterStats()
         self.retry_interval_s = retry_interval_s
         self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
         self.flush_spool_on_start = flush_spool_on_start
         self.coalesce_rows = coalesce_rows
         self.linger_s = linger_s
@@ -127,7 +133,7 @@ class StoreWriter:
         if self._thread is not None:
             raise StoreError("StoreWriter.start() called twice")
         try:
-            self._store = connect(self.dsn, connect_timeout=self.connect_timeout_s)
+            self._store = connect(self.dsn, connect_timeout=self.connect_timeout_s, read_timeout=self.read_timeout_s)
             self._healthy = True
         except StoreUnavailable as e:
             log.warning("%s; spooling to %s until it answers", e, self.spool.dir)
@@ -237,7 +243,8 @@ class StoreWriter:
         self._next_probe = time.monotonic() + self.retry_interval_s
         try:
             if self._store is None:
-                self._store = connect(self.dsn, connect_timeout=self.connect_timeout_s)
+                self._store = connect(self.dsn, connect_timeout=self.connect_timeout_s,
+                                      read_timeout=self.read_timeout_s)
             elif not self._store.client.ping():
                 return False
         except StoreUnavailable as e:
@@ -332,8 +339,10 @@ class StoreWriter:
                 now = time.monotonic()
                 for table in [t for t, d in due.items() if d <= now]:
                     flush(table)
-            if not self._healthy and self.spool.pending():
-                self._probe()           # one last chance before closing; the spool keeps the rest
+            if not self._healthy and self.spool.pending() and time.monotonic() >= self._next_probe:
+                # one last chance before closing (the spool keeps the rest); not when a probe failed
+                # within retry_interval_s: a silent server would cost its read deadline once more
+                self._probe()
         except BaseException as e:      # a bug or a full disk: make put()/close() raise, drop nothing silently
             self._failure = e
             log.exception("store writer failed")
