@@ -179,4 +179,5 @@ def test_column_widths_fit_and_never_cut_numbers(room):
         assert sum(widths) <= room and widths[2] == len("390,003,102")
         assert all(w >= min(8, len(c)) for w, c in zip(widths, cells[0]))
     else:
-        assert sum(min(8, len(c)) if not n else len(c) for c, n in zip(cells[0], numeric)) > room
+        assert sum(min(8, len(c)) if not n else max(len(c), min(8, len(h)))
+                   for c, n, h in zip(cells[0], numeric, names)) > room

@@ -189,8 +189,8 @@ def column_widths(names: Sequence[str], cells: Sequence[Sequence[str]], numeric:
     with ``False``.
     """
     natural = [min(TABLE_CELL_MAX, max([len(str(n)), *(len(r[i]) for r in cells)])) for i, n in enumerate(names)]
-    floor = [max([1, *(len(r[i]) for r in cells)]) if numeric[i] else min(w, TABLE_COLUMN_MIN)
-             for i, w in enumerate(natural)]            # a number's header may be cut, the number not
+    floor = [max([min(len(str(names[i])), TABLE_COLUMN_MIN), *(len(r[i]) for r in cells)]) if numeric[i]
+             else min(w, TABLE_COLUMN_MIN) for i, w in enumerate(natural)]   # a number's header may be cut, not it
     if sum(natural) <= room:
         return natural, True
     if sum(floor) > room:
@@ -204,12 +204,13 @@ def column_widths(names: Sequence[str], cells: Sequence[Sequence[str]], numeric:
             hi = cap - 1
     widths = [max(f, min(w, lo)) for w, f in zip(natural, floor)]
     spare = room - sum(widths)
-    for i in range(len(widths)):              # what the cap leaves over goes to the first capped columns
-        if spare <= 0:
+    while spare > 0:                          # what the cap leaves over: a character each to the capped ones
+        short = [i for i in range(len(widths)) if widths[i] < natural[i]]
+        if not short:
             break
-        give = min(spare, natural[i] - widths[i])
-        widths[i] += give
-        spare -= give
+        for i in short[:spare]:
+            widths[i] += 1
+        spare -= min(spare, len(short))
     return widths, True
 
 
