@@ -156,9 +156,12 @@ def test_schema_not_matching_the_engine_fails_clearly(runs, tmp_path):
 def test_cli_train_and_compile(runs, tmp_path):
     d = tmp_path / "cli_model"
     r = CliRunner().invoke(app, ["train", *map(str, runs), "--out", str(d), "--trees", "8", "--depth", "3",
-                                 "--latency", "decision=normal:50us:10us,seed=4"])
+                                 "--latency", "decision=normal:50us:10us,seed=4", "--early-stopping", "3"])
     assert r.exit_code == 0, r.output
     assert "validation AUC" in r.output and "profit-only baseline AUC" in r.output and "calibration" in r.output
+    for want in ("validation log loss", "validation Brier score", "(base rate 0.", "base rate (training win share)",
+                 "beats the baselines", "early stopping"):
+        assert want in r.output, (want, r.output)
     r = CliRunner().invoke(app, ["compile", str(d), "--nthread", "2"])
     assert r.exit_code == 0, r.output
     assert "parity:" in r.output and "threshold probes" in r.output and "numba_score_row" in r.output
