@@ -128,3 +128,26 @@ def test_the_readme_join_runs_on_the_store(market_run):
     sigs = set(files["opportunities"].column("trigger_signature").to_pylist())
     assert {r[names.index("signature")] for r in rows} <= sigs
 
+
+
+def test_swaps_and_opportunities_spooled_for_a_dead_server_are_flushed_once(tmp_path):
+    """The new rows go through the spool like the others: nothing lost, nothing doubled."""
+    from store_helpers import closed_port
+    from workbench.config import Settings
+    from workbench.runner import replay
+    from workbench.store import default_spool_dir, flush_spool
+    settings = Settings(data_dir=str(tmp_path), progress=False,
+                        market=str(CAPTURES / "market.pcapng.market")).validate()
+    res = replay(CAPTURES / "market.pcapng", tmp_path / "out", settings,
+                 db=f"http://default:pw@127.0.0.1:{closed_port()}/mev")
+    assert res.store["rows_inserted"] == 0
+    assert {"swaps", "mev_opportunities"} <= set(res.store["by_table"])
+    dsn = f"chdb://{tmp_path / 'clickhouse'}"
+    # the rows were spooled for the server: flushing them into another store is asked for by name
+    first = flush_spool(dsn, default_spool_dir(tmp_path), retarget=True)
+    assert first.files_left == 0 and not first.errors, first
+    assert flush_spool(dsn, default_spool_dir(tmp_path), retarget=True).rows_inserted == 0
+    with connect(dsn) as s:
+        for table, parquet in (("swaps", "swaps"), ("mev_opportunities", "opportunities")):
+            want = pq.read_table(tmp_path / "out" / f"{parquet}.parquet").num_rows
+            assert want > 0 and s.count(table, "run_id = {r:String}", {"r": res.run_id}) == want, table
