@@ -122,3 +122,25 @@ def test_replay_against_a_broken_store_writes_its_outputs_and_spools_its_rows(ki
     assert spooled_tx.num_rows == tx.num_rows
     assert sorted(spooled_tx.column("signature").to_pylist()) == sorted(tx.column("signature").to_pylist())
     assert took < 100, f"{kind}: the replay took {took:.0f} s"
+
+
+def test_probing_a_silent_server_holds_the_writer_a_fraction_of_the_time(tmp_path):
+    """While the server stays silent the writer probes it again only after PROBE_COST_FACTOR
+    times what the last probe cost: rows keep flowing to the spool instead of waiting on
+    one read deadline after another."""
+    from workbench.store.writer import PROBE_COST_FACTOR
+    run_s, retry_s = 6.0, 0.2
+    with fault_server("silent") as srv:
+        w = StoreWriter(f"http://127.0.0.1:{srv.port}/mev", tmp_path / "spool", run_id="r-probe", linger_s=0.05,
+                        connect_timeout_s=DEADLINE_S, read_timeout_s=DEADLINE_S, retry_interval_s=retry_s).start()
+        t0, n = time.monotonic(), 0
+        while time.monotonic() - t0 < run_s:
+            w.put("tx_features", make_tx_features(50, seed=n, start=n * 50))
+            n += 1
+            time.sleep(0.02)
+        stats = w.close(timeout=30)
+        probes = srv.accepted
+    assert stats.rows_spooled == 50 * n and stats.rows_inserted == 0
+    # without the factor: one probe per (retry_s + DEADLINE_S), about 5 in 6 s; with it, one per 5 s at most
+    assert probes <= 1 + run_s / (PROBE_COST_FACTOR * DEADLINE_S) + 1, probes
+    assert stats.put_wait_s < run_s / 2, stats.put_wait_s

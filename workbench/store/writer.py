@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _PUT_POLL_S = 0.25              # put() re-checks that the thread lives this often while blocked
+# A failed probe that took t seconds (a silent server costs its whole read deadline) is not
+# repeated for PROBE_COST_FACTOR * t (at least retry_interval_s): probing a server that never
+# answers then holds the writer thread, and through its queue the engine, a fifth of the time
+# at most instead of nearly all of it.
+PROBE_COST_FACTOR = 4
 
 
 @dataclass
@@ -132,12 +137,14 @@ class StoreWriter:
     def start(self) -> "StoreWriter":
         if self._thread is not None:
             raise StoreError("StoreWriter.start() called twice")
+        t0 = time.monotonic()
         try:
             self._store = connect(self.dsn, connect_timeout=self.connect_timeout_s, read_timeout=self.read_timeout_s)
             self._healthy = True
         except StoreUnavailable as e:
             log.warning("%s; spooling to %s until it answers", e, self.spool.dir)
             self._mark_down(e)
+            self._probe_failed(t0)
         self._thread = threading.Thread(target=self._run, name="workbench-store-writer", daemon=True)
         self._thread.start()
         return self
@@ -240,19 +247,26 @@ class StoreWriter:
 
     def _probe(self) -> bool:
         """Reconnect (or ping) and flush the spool; True when the store answers again."""
-        self._next_probe = time.monotonic() + self.retry_interval_s
+        t0 = time.monotonic()
+        self._next_probe = t0 + self.retry_interval_s
         try:
             if self._store is None:
                 self._store = connect(self.dsn, connect_timeout=self.connect_timeout_s,
                                       read_timeout=self.read_timeout_s)
             elif not self._store.client.ping():
+                self._probe_failed(t0)
                 return False
         except StoreUnavailable as e:
             self.stats.last_error = str(e)
+            self._probe_failed(t0)
             return False
         self._healthy = True
         self._flush_spool()
         return self._healthy
+
+    def _probe_failed(self, t0: float) -> None:
+        now = time.monotonic()
+        self._next_probe = now + max(self.retry_interval_s, PROBE_COST_FACTOR * (now - t0))
 
     def _flush_spool(self) -> None:
         if not self.spool.pending():
