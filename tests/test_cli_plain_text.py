@@ -62,7 +62,7 @@ def test_model_summaries_print_values_as_they_are(printed, m):
                                                          "validation_won": 0},
                           auc=0.5, baseline_auc=0.5, profit_score_auc=0.5, beats_baseline=True, log_loss=0.7,
                           brier=0.2, base_log_loss=0.69, base_brier=0.25, base_rate=0.5, not_beaten_because=[],
-                          early_stopping={},
+                          early_stopping={}, calibration_error=0.1,
                           train_s=1.0, calibration=[], importance_gain={f"feat {m}": 1.0})
     text = printed(cli_model.print_train, res)
     for want in (f"/models/{m}", f"feat {m}"):

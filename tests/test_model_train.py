@@ -11,8 +11,8 @@ import pytest
 from workbench.engine.score.model_folder import engine_features
 from workbench.errors import ModelError
 from workbench.model.labels import LabelConfig, read_labels
-from workbench.model.train import (TrainConfig, base_rate_scores, beats_baselines, brier_score, calibration_table,
-                                   log_loss, roc_auc, time_split, train_frame,
+from workbench.model.train import (TrainConfig, base_rate_scores, beats_baselines, brier_score, calibration_error,
+                                   calibration_table, log_loss, roc_auc, time_split, train_frame,
                                    train_runs)
 from workbench.synth.run_folder import TS0_NS, synthetic_run
 
@@ -119,6 +119,15 @@ def test_brier_and_base_rate_scores_by_hand():
     assert abs(b["base_brier"] - (3 * 0.75 ** 2 + 0.25 ** 2) / 4) < 1e-12
 
 
+def test_calibration_error_by_hand():
+    table = [{"rows": 30, "mean_predicted": 0.92, "observed_rate": 0.54},
+             {"rows": 10, "mean_predicted": 0.10, "observed_rate": 0.10}]
+    assert abs(calibration_error(table) - 30 * 0.38 / 40) < 1e-12
+    y = np.array([0, 1] * 50)
+    assert calibration_error(calibration_table(y, np.full(100, 0.5))) == 0.0
+    assert np.isnan(calibration_error([]))
+
+
 def test_ranking_well_is_not_beating_the_base_rate():
     """Issue 17 item 5: every win ranked above every loss (AUC 1), but the losses predicted at
     0.9 and above: worse log loss and Brier than the constant 0.5, so the model does not beat it."""
@@ -157,6 +166,7 @@ def test_overconfident_model_does_not_beat_and_early_stopping_fixes_it(trained, 
     assert stopped.beats_baseline and stopped.log_loss < stopped.base_log_loss, stopped.not_beaten_because
     assert es["trees_kept"] < es["rounds_run"] < 300 and es["watched_rows"] + es["fit_rows"] == stopped.rows["train"]
     assert es["watched_from_ns"] < stopped.cut_ns                   # the watched rows are training rows
+    assert stopped.calibration_error < res.calibration_error         # its probabilities come truer
     saved = xgb.Booster(model_file=str(tmp_path / "stopped" / "model.json"))
     assert saved.num_boosted_rounds() == es["trees_kept"]           # the best round is what compile gets
     with pytest.raises(ValueError, match="--early-stopping -1"):

@@ -80,7 +80,8 @@ def print_train(res) -> None:
     if not res.beats_baseline and not es and any("log loss" in w or "Brier" in w for w in res.not_beaten_because):
         console.print(Text("  the probabilities are worse than a constant (overconfident trees): try "
                            "--early-stopping 20, fewer --trees or a lower --eta", style="yellow"))
-    c = Table(title="calibration (validation deciles)", title_justify="left")
+    c = Table(title=f"calibration (validation deciles): mean |predicted - observed| "
+                    f"{res.calibration_error:.3f}", title_justify="left")
     for h in ("bin", "rows", "predicted", "observed"):
         c.add_column(h, justify="right")
     for row in res.calibration:

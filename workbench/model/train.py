@@ -150,6 +150,15 @@ def calibration_table(y, p, bins: int = 10) -> list[dict]:
     return rows
 
 
+def calibration_error(table: list[dict]) -> float:
+    """Row-weighted mean of |mean prediction - observed win rate| over ``calibration_table``'s
+    groups (the expected calibration error): 0 when every group's probabilities come true."""
+    rows = sum(r["rows"] for r in table)
+    if not rows:
+        return float("nan")
+    return float(sum(r["rows"] * abs(r["mean_predicted"] - r["observed_rate"]) for r in table) / rows)
+
+
 def time_split(ts_ns, train_fraction: float) -> tuple[np.ndarray, np.ndarray, int]:
     """(train mask, validation mask, cut_ns): train = ts < cut_ns, validation = ts >= cut_ns."""
     ts = np.asarray(ts_ns, np.int64)
@@ -194,6 +203,7 @@ class TrainResult:
     base_brier: float = float("nan")         # and Brier score
     not_beaten_because: list = field(default_factory=list)   # the comparisons that failed (empty: beats)
     early_stopping: dict = field(default_factory=dict)       # rounds kept, best round, rows watched (when on)
+    calibration_error: float = float("nan")  # row-weighted mean |predicted - observed| over the deciles
 
 
 def feature_matrix(df: pd.DataFrame, features: tuple[str, ...]) -> np.ndarray:
@@ -250,7 +260,8 @@ def train_frame(df: pd.DataFrame, out_dir, label_config: LabelConfig, config: Tr
               if "run_dir" in df else []},
         cut_ns=cut, auc=auc, log_loss=ll, baseline_auc=base, profit_score_auc=score_base,
         beats_baseline=beats, not_beaten_because=why_not, brier=brier, **const, early_stopping=stopping,
-        calibration=calibration_table(y[va], p), importance_gain=importance,
+        calibration=(cal := calibration_table(y[va], p)), calibration_error=calibration_error(cal),
+        importance_gain=importance,
         label_config=label_config.to_dict(), train_config=asdict(config), train_s=train_s,
         versions={"xgboost": xgb.__version__, "treelite": treelite.__version__, "tl2cgen": tl2cgen.__version__},
     )
