@@ -150,6 +150,7 @@ class SinkThread:
         self.consumers = consumers
         self.q: queue.Queue = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
+        self.failed: list[Callable[[str, pa.Table], None]] = []   # consumers that raised: they get no more rows
         self.rows = {"tx_features": 0, "packet_status": 0, "swaps": 0, "opportunities": 0}
         self.opps = OppSummary()
         self.t = threading.Thread(target=self._run, name="workbench-sinks", daemon=True)
@@ -174,11 +175,12 @@ class SinkThread:
         return self._capture_id
 
     def _run(self):
+        broken = False                        # building tables failed: nothing more can be built
         while True:
             item = self.q.get()
             if item is _STOP:
                 return
-            if self.error is not None:
+            if broken:
                 continue                      # drain without work after a failure
             try:
                 tx, prog_ids, status, first, ts, swaps, opps = item
@@ -190,12 +192,20 @@ class SinkThread:
                     t = opp_table(opps, self.market_names, self.capture_id())
                     self.opps.add(t)
                     tables.append(("opportunities", t))
-                for name, table in tables:
-                    self.rows[name] += table.num_rows
-                    for c in self.consumers:
-                        c(name, table)
             except BaseException as e:        # noqa: BLE001 - re-raised in the engine thread
-                self.error = e
+                self.error, broken = self.error or e, True
+                continue
+            for name, table in tables:
+                self.rows[name] += table.num_rows
+                for c in list(self.consumers):
+                    try:
+                        c(name, table)
+                    except BaseException as e:  # noqa: BLE001 - re-raised in the engine thread
+                        # a failed consumer (the store writer) gets no more rows; the others (the Parquet
+                        # files) go on getting every row, so the row files stay complete and agree
+                        self.consumers.remove(c)
+                        self.failed.append(c)
+                        self.error = self.error or e
 
     def _raise(self):
         if self.error is not None:

@@ -17,7 +17,7 @@ from .db import db_app
 from .chain import register as register_chain_commands
 from .model import register as register_model_commands
 from ..errors import ConfigError, WorkbenchError
-from .output import console, err_console, fail as _fail, out_file, plain
+from .output import console, err_console, fail as _fail, out_file, plain, warn
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Solana MEV research and replay workbench: one numba engine over captures or a NIC.")
@@ -169,10 +169,29 @@ def replay(
                 result = run_replay(capture, out, settings, speed=speed, db=dsn,
                                     progress=lambda done, total: prog.update(task, completed=done, total=total))
     except WorkbenchError as e:
-        _fail(e)
+        _fail_with_notes(e)
     print_summary(result)
+    _stopped_early(result, "replay")
     if result.capture_error:
         raise typer.Exit(3)
+
+
+def _fail_with_notes(e: Exception) -> None:
+    """``error: <message>`` and the notes a run added to it (what it kept of the rows), then exit 2."""
+    notes = getattr(e, "__notes__", ())
+    _fail(Exception("\n  ".join([str(e), *notes])) if notes else e)
+
+
+def _stopped_early(result, what: str) -> None:
+    """A run a signal stopped: say what was kept, exit 128 + the signal's number (the shell's convention)."""
+    from ..runner.stop import EXIT_CODE
+    if result.status not in EXIT_CODE:
+        return
+    by = getattr(result, "stop_signal", "") or "a stop request"
+    kept = "the Parquet outputs" + (" and the store (or its spool)" if result.store else "")
+    warn(f"{what} stopped by {by} after {_fmt_int(result.packets)} packets: every row processed is in {kept}; "
+         f"the run's status is '{result.status}'", "stopped:")
+    raise typer.Exit(EXIT_CODE[result.status])
 
 
 @app.command()
@@ -354,13 +373,17 @@ def _live_view(st) -> Table:
 
 
 def print_live_summary(r) -> None:
-    console.print(plain(f"live capture on {r.iface or 'udp'} ({r.source}), stopped by {r.stop_reason}", "bold"))
+    status = getattr(r, "status", "done")
+    console.print(plain(f"live capture on {r.iface or 'udp'} ({r.source}), stopped by {r.stop_reason} "
+                        f"(status {status})", "bold"))
     t = _kv_table()
     t.add_row("packets", _fmt_int(r.packets))
     t.add_row("transactions decoded", _fmt_int(r.transactions))
     t.add_row("drops (kernel)", _fmt_int(r.drops))
-    t.add_row("wall time", f"{r.wall_s:.3f} s")
-    t.add_row("engine warm-up", f"{r.warmup_s:.2f} s")
+    t.add_row("capture time", f"{r.wall_s:.3f} s")
+    t.add_row("engine warm-up", f"{r.warmup_s:.2f} s " + (
+        "(before capture: not in the capture time or the latency)" if getattr(r, "warmup_before_capture", False) else
+        "(the source was capturing meanwhile: packets queued then were scored late)"))
     t.add_row("packets/s", _fmt_int(r.packets_per_s))
     for k in ("p50", "p99", "p99.9", "max"):
         t.add_row(f"latency {k} (kernel -> scored)", _fmt_ns(r.latency_ns.get(k, -1)))

@@ -157,8 +157,10 @@ def runs(
     """List the runs, newest first, with their counts and the rows stored for each."""
     fmt = _check_format(fmt)
     from ..store import connect
+    from ..store.writer import mark_lost_runs
     try:
         with connect(_dsn(ctx, db)) as store:
+            mark_lost_runs(store)      # 'running' with no heartbeat: the process died (status 'killed')
             tbl = store.runs(limit)
     except WorkbenchError as e:
         _fail(e)

@@ -26,8 +26,8 @@ from ..errors import ConfigError
 from ..engine.market.counters import DETECT_COUNTER_NAMES
 from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
 from ..engine.precompile import engine_cached, parallel_warm_up
-from ..engine.state import (C_PACKETS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES, HIST_PACKET_NS,
-                            HIST_SCORE_NS, EngineState)
+from ..engine.state import (C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES,
+                            HIST_PACKET_NS, HIST_SCORE_NS, EngineState)
 from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
                              tx_table)
 from ..store.columns import mev_opportunities_table, swaps_table
@@ -35,6 +35,7 @@ from ..metrics.hist import Histogram
 from ..sinks import ParquetSink, SinkThread
 from .from_settings import deshred_state, engine_state, market_for, model_for
 from .results import hist_summary
+from .stop import FAILED
 
 
 def file_sha256(path) -> str:
@@ -200,15 +201,34 @@ class EngineRun:
             self.sinks.put(b.tx[:n_tx], b.prog_ids[:n_prog], b.pkt_status[:0], 0, drain.ts_ns,
                            b.swaps[:b.counts[N_SWAPS]], b.opps[:b.counts[N_OPPS]])
 
-    def fail(self) -> None:
-        """The run failed: the store gets a final 'failed' runs row."""
-        if self.writer is not None:
-            self.writer.record_run_end({"packets": int(self.state.counters[C_PACKETS])}, status="failed")
-            self.writer.close()
-            self.writer = None
+    def end_counts(self) -> dict[str, int]:
+        """The counters a run's final ``runs`` row carries when it ends early."""
+        return {"packets": int(self.state.counters[C_PACKETS]), "transactions": int(self.state.counters[C_TRANSACTIONS])}
+
+    def abort(self, status: str = FAILED) -> BaseException | None:
+        """The run stops on an error: every row already handed on is still written (the sink
+        thread drains into Parquet and the store writer, the Parquet files are closed, the store
+        inserts or spools), THEN the store gets the final ``runs`` row with ``status`` and the
+        writer closes. The order matters: a writer closed before the sinks drain loses their
+        last rows. Returns the first error met while finishing (the caller raises its own)."""
+        first: BaseException | None = None
+        try:
+            self.close_sinks()
+        except BaseException as e:  # noqa: BLE001 - reported by the caller with its own error
+            first = e
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            for step in (lambda: writer.record_run_end(self.end_counts(), status=status), writer.close):
+                try:
+                    step()
+                except BaseException as e:  # noqa: BLE001
+                    first = first or e
+        return first
 
     def close_sinks(self) -> None:
-        """Every row handed on is written (Parquet files closed)."""
+        """Every row handed on is written: the sink thread drains into every consumer that has not
+        failed, then the Parquet files are closed (complete and readable even when a consumer
+        failed). A consumer's error is raised after that."""
         if self._closed:
             return
         self._closed = True
@@ -244,14 +264,28 @@ class EngineRun:
         return {**{k: str(v) for k, v in files}, "summary": str(self.out / "summary.json")}
 
     def finish(self, result, counts: dict[str, int], status: str, extra_hists=()) -> None:
-        """Store: latency histograms (the engine's, then ``extra_hists``: (name, Histogram)),
-        the final runs row; then ``summary.json`` (with the store's figures)."""
+        """After ``close_sinks``: the store's latency histograms (the engine's, then ``extra_hists``:
+        (name, Histogram)) and the final runs row with ``status`` (how the run ended); then
+        ``summary.json`` (with the store's figures and the status)."""
+        result.status = status
         if self.writer is not None:
-            self.writer.put("latency_hist", latency_table(self.run_id, self.state, extra_hists))
-            self.writer.record_run_end(counts, status=status)
-            stats = self.writer.close()
-            result.store = {"dsn": str(self.writer.dsn.redacted()) if hasattr(self.writer, "dsn") else "",
-                            **stats.as_dict()}
+            writer, self.writer = self.writer, None
+            dsn = str(writer.dsn.redacted()) if hasattr(writer, "dsn") else ""
+            try:
+                writer.put("latency_hist", latency_table(self.run_id, self.state, extra_hists))
+                writer.record_run_end(counts, status=status)
+                stats = writer.close()
+            except BaseException as e:
+                # the writer failed (the store AND the spool refused rows): the Parquet files are complete;
+                # summary.json says the run failed and why, then the error is raised
+                try:
+                    writer.close()
+                except BaseException:  # noqa: BLE001 - the first error is the one to report
+                    pass
+                result.status, result.store = FAILED, {"dsn": dsn, "error": str(e)}
+                (self.out / "summary.json").write_text(result.to_json())
+                raise
+            result.store = {"dsn": dsn, **stats.as_dict()}
         (self.out / "summary.json").write_text(result.to_json())
 
 

@@ -10,7 +10,6 @@ only through the mailbox functions of engine/live_mailbox.py.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from typing import Callable
@@ -37,12 +36,14 @@ from .engine_run import EngineRun, out_file, out_folder
 from .from_settings import live_loop_params
 from .live_sources import SPLIT_CLOSE_TIMEOUT_S, LiveSource, open_live_source
 from .results import LiveResult, LiveStatus, hist_summary, program_counts, shred_summary
+from .stop import DONE, FAILED, StopSignals
 from .thread_setup import go_realtime, pin_and_slack
 
 LIVE_RECORD_BYTES_MIN = 32 << 20      # bytes of the live loop's recording buffer (at least 4 polls' worth)
 LIVE_SINK_DEPTH = 64                  # slices of rows queued for the sink thread before the engine waits
 LIVE_POLL_S = 0.002                   # the calling thread hands full Stages on and checks stop this often
 KERNEL_TO_SCORED = "kernel_to_scored_ns"   # latency_hist name of live mode's per-packet latency
+STOP_REQUESTED = "signal or stop request"   # stop_reason when ``stop`` ended the run ("signal SIGTERM": a signal)
 
 
 def live(iface: str | None, out_dir, settings: Settings | None = None, *, source: str = "afpacket",
@@ -54,8 +55,12 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
          state: EngineState | None = None) -> LiveResult:
     """Capture from ``iface`` (AF_PACKET) or UDP ``ports`` and run the engine until stopped.
 
-    Stops after ``duration`` seconds, when ``stop`` is set, or on SIGINT / SIGTERM (when
-    called from the main thread), with every row written. The engine thread is pinned to
+    Stops after ``duration`` seconds of capture, when ``stop`` is set, or on SIGINT / SIGTERM /
+    SIGHUP (when called from the main thread), with every row written; ``result.status`` (and
+    the store's ``runs`` row) says 'done', 'interrupted' or 'terminated' (runner/stop.py). An
+    error ends it as 'failed' with the rows staged until then written, and is raised. The UDP
+    source binds its ports only after the loop's warm-up (``warmup_before_capture``), so that
+    packets are never queued while the loop compiles. The engine thread is pinned to
     ``cpu`` (other threads are kept off it); ``rt`` asks for SCHED_FIFO; ``hugepages``
     backs the staging buffers (and the ``split`` ring) with huge pages where the host
     allows; ``record`` writes every frame seen to a pcapng file. Writes the same outputs
@@ -70,14 +75,29 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
     out_folder(out_dir, create=False)
     if record:
         out_file(record, "--record", create=False)
-    stop = stop or threading.Event()
+    with StopSignals(stop) as stopper:          # a signal from here on ends the run through its normal ending
+        return _run_live(iface, out_dir, settings, stopper, source=source, ports=ports, cpu=cpu, rt=rt,
+                         hugepages=hugepages, record=record, duration=duration, split=split,
+                         capture_cpu=capture_cpu, db=db, sink=sink, on_status=on_status, on_ready=on_ready,
+                         status_every_s=status_every_s, parquet=parquet, state=state)
+
+
+def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, source, ports, cpu, rt, hugepages, record,
+              duration, split, capture_cpu, db, sink, on_status, on_ready, status_every_s, parquet, state
+              ) -> LiveResult:
+    """live() once its arguments are checked and the stop signals are caught."""
+    stop = stopper.event
     # the source first: a wrong interface or a refused socket fails before any output is made
     src, notes = open_live_source(source, iface, settings, ports, split=split, cpu=cpu, capture_cpu=capture_cpu,
                                   rt=rt, hugepages=hugepages)
+    stand_in = src.stand_in()
+    warm_before_capture = stand_in is not None
+    if stand_in is not None:     # opening it starts capture: closed while the loop warms up on the stand-in
+        src.close()
     recorder = None
     run = None
-    old_handlers = {}
     engine = None
+    loop = None
     ex = new_ex()
     try:
         stages = _new_stages(settings, src, record, hugepages, notes)
@@ -87,12 +107,15 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
                         batch_frames=settings.live_batch_frames, sink_depth=LIVE_SINK_DEPTH, parquet=parquet)
         if record:
             recorder = PcapngWriter(out_file(record, "--record"), linktype=src.linktype)
-        loop = LiveLoop(src, run, stages, ex, params, recorder)
+        loop = LiveLoop(stand_in or src, run, stages, ex, params, recorder)
         warmup_s = loop.warm_up()
+        if stand_in is not None:                     # warm: now capture starts
+            stand_in.close()
+            stand_in = None
+            src = src.reopen()
+            loop.use_source(src)
         engine = EngineThread(loop, cpu, rt, settings.live_fifo_priority, notes)
-        if threading.current_thread() is threading.main_thread():
-            old_handlers = _stop_on_signals(stop)
-        t0 = time.perf_counter()
+        t0 = time.perf_counter()                     # capture start: --duration and the rates count from here
         engine.start()
         engine.ready.wait()
         if cpu is not None:                          # every other thread (this one, sinks, store) off its CPU
@@ -101,33 +124,62 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
         if on_ready is not None:
             on_ready(f"capturing on {iface or 'udp ports ' + ','.join(map(str, ports))} ({src.kind})")
         reason = _supervise(loop, engine, stop, t0 + duration if duration else None, on_status, status_every_s, t0)
+        if stopper.signal_name and reason == STOP_REQUESTED:
+            reason = f"signal {stopper.signal_name}"
         loop.finish()
         kernel = src.kernel()
-    except BaseException:
-        if engine is not None and engine.is_alive():
-            request_abort(ex)
-            engine.join(10)
+        run.close_sinks()
+    except BaseException as e:
+        _end_on_error(engine, loop, ex)
         if run is not None:
-            run.fail()
+            run.abort(FAILED)
+            if run.parquet is not None and isinstance(e, Exception):
+                e.add_note(f"every row processed before the error is in the Parquet files under {run.out}")
         raise
     finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
         try:
-            if run is not None:
-                run.close_sinks()
-        finally:
             if recorder is not None:
                 recorder.close()
+        finally:
+            if stand_in is not None:
+                stand_in.close()
             src.close()
     wall = time.perf_counter() - t0
     result = _live_result(loop, iface, wall, warmup_s, kernel, reason, notes, record)
+    result.warmup_before_capture = warm_before_capture
     result.market, result.opportunities, result.detect_ns, result.ml_inference_ns = run.market_summary()
     run.finish(result, {"packets": result.packets, "transactions": result.transactions, "drops": result.drops,
                         **{f"status_{k}": v for k, v in result.by_status.items()},
                         **{f"shreds_{k}": v for k, v in result.shreds.items()}},
-               status="done", extra_hists=[(KERNEL_TO_SCORED, loop.latency())])
+               status=stopper.status or DONE, extra_hists=[(KERNEL_TO_SCORED, loop.latency())])
     return result
+
+
+def _end_on_error(engine: "EngineThread | None", loop: "LiveLoop | None", ex: np.ndarray) -> None:
+    """An error stops the run: a healthy engine thread is stopped as at a normal end and the rows
+    it staged are handed on (the sinks still take them: a failed consumer gets no more); an
+    engine thread that failed is aborted."""
+    if engine is None or not engine.is_alive():
+        if engine is not None and engine.error is None and loop is not None:
+            _hand_on_quietly(loop)
+        return
+    loop.src.request_stop()
+    request_stop(ex)
+    engine.join(SPLIT_CLOSE_TIMEOUT_S)
+    if engine.is_alive():
+        request_abort(ex)
+        engine.join(SPLIT_CLOSE_TIMEOUT_S)
+    elif engine.error is None:
+        _hand_on_quietly(loop)
+
+
+def _hand_on_quietly(loop: "LiveLoop") -> None:
+    if loop.finished:
+        return
+    try:
+        loop.finish()
+    except Exception:  # noqa: BLE001 - the first error is the one raised; these rows are best effort
+        pass
 
 
 # --- the steps -----------------------------------------------------------------------------------
@@ -169,6 +221,7 @@ class LiveLoop:
                  recorder: PcapngWriter | None):
         self.src, self.run, self.stages, self.ex, self.params, self.recorder = src, run, stages, ex, params, recorder
         self.lat_counts, self.lat_stats = new_latency()
+        self.finished = False            # finish() has run: the Stages are handed on
         st0, st1 = stages
         self.args = (run.state, run.ds, run.bout, run.market, run.model, st0, st1, self.lat_counts, self.lat_stats,
                      ex, params)
@@ -196,6 +249,12 @@ class LiveLoop:
             _warm_recorder(self.stages[0])
         return time.perf_counter() - t
 
+    def use_source(self, src: LiveSource) -> None:
+        """Run on ``src`` from now on (the warm-up ran on a stand-in of the same array types);
+        its buffers are faulted in before the first packet, as the warm-up does."""
+        self.src = src
+        prefault(src.cols, src.buf if src.kind != "afpacket" else ())
+
     def hand_on(self, k: int) -> None:
         """Stage k's rows to the sinks and the recording; then it is free again."""
         st = self.stages[k]
@@ -213,6 +272,7 @@ class LiveLoop:
     def finish(self) -> None:
         """After the loop returned: what the source handed over is processed, queued shred
         transactions drained, and every Stage handed on."""
+        self.finished = True
         self.hand_on_full()
         while not self.src.drain(*self.args):
             self.hand_on_full()
@@ -282,7 +342,7 @@ def _supervise(loop: LiveLoop, engine: EngineThread, stop: threading.Event, end_
         loop.hand_on_full()
         now = time.perf_counter()
         if reason is None and (stop.is_set() or (end_at is not None and now >= end_at)):
-            reason = "signal or stop request" if stop.is_set() else "duration"
+            reason = STOP_REQUESTED if stop.is_set() else "duration"
             loop.src.request_stop()
             request_stop(ex)
             stop_sent_at = now
@@ -321,11 +381,6 @@ def _live_result(loop: LiveLoop, iface, wall: float, warmup_s: float, kernel: di
         recorded={"path": str(record), "frames": recorder.frames_written} if recorder is not None else None,
         outputs=run.outputs(),
     )
-
-
-def _stop_on_signals(stop: threading.Event) -> dict:
-    """SIGINT and SIGTERM set ``stop`` (main thread only); returns the handlers to restore."""
-    return {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
 def _warm_recorder(stage: Stage) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .split_child import main as capture_process_main
 
 SPLIT_READY_TIMEOUT_S = 300.0         # the capture process may compile its loop on a cold numba cache
 SPLIT_CLOSE_TIMEOUT_S = 10.0          # after a stop request, wait this long for the capture process to close
+STAND_IN_ADDR = "127.0.0.1"           # the UDP warm-up stand-in's socket: loopback only
 
 
 class LiveSource:
@@ -42,6 +43,16 @@ class LiveSource:
 
     def drain(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params) -> bool:
         return drain_queued(self.buf, *self.cols, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
+
+    def stand_in(self) -> "LiveSource | None":
+        """A source of the same array types that captures nothing, for the loop's warm-up when
+        opening this source is what starts capture (it is then closed during the warm-up and
+        ``reopen``ed after it); None when the source has no such stand-in (it captures while
+        the loop warms up, and the packets it queues meanwhile are scored late)."""
+        return None
+
+    def reopen(self) -> "LiveSource":
+        raise NotImplementedError
 
     def request_stop(self) -> None:
         """Before the engine's loop is asked to stop (a source in another process is asked first)."""
@@ -86,6 +97,7 @@ class UdpLive(LiveSource):
     kind = "udp"
 
     def __init__(self, settings: Settings, ports):
+        self.settings, self.ports = settings, tuple(ports)
         self.src = udp_source(settings, ports)
         self.buf, self.cols = self.src.slots, self.src.cols
         self.max_batch_bytes, self.linktype = self.src.max_batch_bytes, self.src.linktype
@@ -94,6 +106,14 @@ class UdpLive(LiveSource):
         s = self.src
         return live_udp(s.fds, s.port_of_fd, s.ctl, s.drops_by_socket, s.msgs, s.names, s.ctrl, s.slots,
                         s.slot_bytes, *s.cols, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
+
+    def stand_in(self):
+        """One loopback socket on a port the kernel picks (no one sends there): binding the real
+        ports is what starts capture, so they are bound only once the loop is warm."""
+        return UdpLive(replace(self.settings, udp_bind_addr=STAND_IN_ADDR), (0,))
+
+    def reopen(self):
+        return UdpLive(self.settings, self.ports)
 
     def kernel(self):
         return {"drops": self.src.drops(), "rcvbuf_bytes": self.src.rcvbuf}

@@ -8,6 +8,7 @@ summary.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,13 +23,14 @@ from ..errors import CaptureError
 from ..wire.status import counts_by_name
 from .engine_run import EngineRun, file_sha256
 from .results import ReplayResult, program_counts, shred_summary
+from .stop import CAPTURE_DAMAGED, DONE, FAILED, StopRun, StopSignals
 
 
 def replay(capture, out_dir, settings: Settings | None = None,
            progress: Callable[[int, int], None] | None = None,
            sink: Callable[[str, pa.Table], None] | None = None,
            state: EngineState | None = None, speed: float | None = None, ds=None,
-           db: str | None = None) -> ReplayResult:
+           db: str | None = None, stop: threading.Event | None = None) -> ReplayResult:
     """Replay ``capture``; write Parquet under ``out_dir``.
 
     ``speed`` None runs as fast as the machine allows; 1.0 releases frames as they were
@@ -36,6 +38,12 @@ def replay(capture, out_dir, settings: Settings | None = None,
     receives every table too. ``db`` (a DSN) also writes the run to ClickHouse: its
     ``runs`` row, every ``tx_features`` batch and the latency histograms; a store that
     cannot be reached gets the rows spooled to disk, never dropped.
+
+    Stops early when ``stop`` is set, on SIGINT / SIGTERM / SIGHUP (called from the main
+    thread), or when ``progress`` raises KeyboardInterrupt: every row processed until then is
+    written as at the end of the capture, and ``result.status`` (and the store's ``runs`` row)
+    says 'interrupted' or 'terminated' (runner/stop.py). An error ends the run as 'failed',
+    with the rows processed before it written, and is raised.
     """
     settings = (settings or Settings()).validate()
     if speed is not None:      # 0 is refused like any other bad factor, not taken for "unpaced"
@@ -43,49 +51,57 @@ def replay(capture, out_dir, settings: Settings | None = None,
     capture = Path(capture)
     reader = open_capture(capture, settings.batch_frames)
     total = capture.stat().st_size
-    run = EngineRun(out_dir, settings, state=state, ds=ds, sink=sink, db=db, source="replay",
-                    capture_path=str(capture.resolve()), capture_sha256=file_sha256(capture) if db else "")
-    pacer = Pacer(speed) if speed is not None else None
-    capture_error = None
-    warmup_s = run.warm_up(reader.buf)
-    t0 = time.perf_counter()
-    try:
-        batches = iter(reader)
-        while True:
+    with StopSignals(stop) as stopper:        # from here on a signal stops the run between batches
+        run = EngineRun(out_dir, settings, state=state, ds=ds, sink=sink, db=db, source="replay",
+                        capture_path=str(capture.resolve()), capture_sha256=file_sha256(capture) if db else "")
+        pacer = Pacer(speed, sleep=stopper.sleep) if speed is not None else None
+        capture_error = None
+        try:
+            warmup_s = run.warm_up(reader.buf)
+            t0 = time.perf_counter()
             try:
-                batch = next(batches)
-            except StopIteration:
-                break
-            except CaptureError as e:          # damaged file: everything before it is kept
-                capture_error = str(e)
-                break
-            run.feed(batch, pacer)
-            if progress is not None:
-                progress(reader.bytes_read, total)
-        run.drain(reader.buf)
-    except BaseException:
-        run.fail()
-        raise
-    finally:
-        run.close_sinks()
-    wall = time.perf_counter() - t0
-    state = run.state
-    packets = int(state.counters[C_PACKETS])
-    engine_s = run.engine_s
-    result = ReplayResult(
-        run_id=run.run_id, capture=str(capture), out_dir=str(run.out), packets=packets,
-        transactions=int(state.counters[C_TRANSACTIONS]),
-        by_status=counts_by_name(state.status_counts), by_program=program_counts(state),
-        wall_s=wall, engine_s=engine_s, warmup_s=warmup_s, packets_per_s=packets / wall if wall else 0.0,
-        engine_packets_per_s=packets / engine_s if engine_s else 0.0,
-        packet_ns=run.packet_ns(),
-        first_ts_ns=int(state.counters[C_TS_FIRST]), last_ts_ns=int(state.counters[C_TS_LAST]),
-        shreds=shred_summary(run.ds), capture_error=capture_error, pace_max_lag_ns=pacer.max_lag_ns if pacer else None,
-        outputs=run.outputs(),
-    )
-    result.market, result.opportunities, result.detect_ns, result.ml_inference_ns = run.market_summary()
-    run.finish(result, {"packets": result.packets, "transactions": result.transactions,
-                        **{f"status_{k}": v for k, v in result.by_status.items()},
-                        **{f"shreds_{k}": v for k, v in result.shreds.items()}},
-               status="done" if capture_error is None else "capture_damaged")
+                batches = iter(reader)
+                while not stopper.requested:
+                    try:
+                        batch = next(batches)
+                    except StopIteration:
+                        break
+                    except CaptureError as e:          # damaged file: everything before it is kept
+                        capture_error = str(e)
+                        break
+                    run.feed(batch, pacer)
+                    if progress is not None:
+                        progress(reader.bytes_read, total)
+            except StopRun:                            # the pacer saw the stop while waiting
+                pass
+            except KeyboardInterrupt:                  # a caller's progress callback asks to stop
+                stopper.event.set()
+            run.drain(reader.buf)                      # transactions of entries already complete
+            run.close_sinks()
+        except BaseException as e:
+            run.abort(FAILED)
+            if run.parquet is not None and isinstance(e, Exception):
+                e.add_note(f"every row processed before the error is in the Parquet files under {run.out}")
+            raise
+        wall = time.perf_counter() - t0
+        state = run.state
+        packets = int(state.counters[C_PACKETS])
+        engine_s = run.engine_s
+        result = ReplayResult(
+            run_id=run.run_id, capture=str(capture), out_dir=str(run.out), packets=packets,
+            transactions=int(state.counters[C_TRANSACTIONS]),
+            by_status=counts_by_name(state.status_counts), by_program=program_counts(state),
+            wall_s=wall, engine_s=engine_s, warmup_s=warmup_s, packets_per_s=packets / wall if wall else 0.0,
+            engine_packets_per_s=packets / engine_s if engine_s else 0.0,
+            packet_ns=run.packet_ns(),
+            first_ts_ns=int(state.counters[C_TS_FIRST]), last_ts_ns=int(state.counters[C_TS_LAST]),
+            shreds=shred_summary(run.ds), capture_error=capture_error,
+            pace_max_lag_ns=pacer.max_lag_ns if pacer else None, outputs=run.outputs(),
+            stop_signal=stopper.signal_name,
+        )
+        result.market, result.opportunities, result.detect_ns, result.ml_inference_ns = run.market_summary()
+        status = stopper.status or (DONE if capture_error is None else CAPTURE_DAMAGED)
+        run.finish(result, {"packets": result.packets, "transactions": result.transactions,
+                            **{f"status_{k}": v for k, v in result.by_status.items()},
+                            **{f"shreds_{k}": v for k, v in result.shreds.items()}}, status=status)
     return result

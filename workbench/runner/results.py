@@ -38,6 +38,7 @@ class RunResult:
     ml_inference_ns: dict = field(default_factory=dict)  # model score per opportunity (with --model): p50, p99, ...
     outputs: dict[str, str] = field(default_factory=dict)
     store: dict | None = None
+    status: str = "done"             # how the run ended (runner/stop.py): done, capture_damaged, interrupted, terminated
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -49,6 +50,7 @@ class ReplayResult(RunResult):
     engine_s: float
     capture_error: str | None = None
     pace_max_lag_ns: int | None = None
+    stop_signal: str = ""            # the signal that stopped the replay early (SIGINT, SIGTERM, SIGHUP); "" none
 
 
 @dataclass
@@ -80,6 +82,9 @@ class LiveResult(RunResult):
     host: list[str] = field(default_factory=list)
     source_counters: dict = field(default_factory=dict)
     recorded: dict | None = None
+    # True: the loop warmed up before the source opened, so capture (wall_s, --duration, the latency
+    # histogram) starts after it; False (AF_PACKET, --split): the source captured during the warm-up
+    warmup_before_capture: bool = False
 
 
 def program_counts(state: EngineState, top: int | None = None) -> dict[str, int]:

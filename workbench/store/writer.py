@@ -19,8 +19,13 @@ cost a part each. A batch whose insert fails is spooled (``spool.py``), never dr
 when the server is unreachable (``StoreUnavailable``) the writer goes on spooling without
 retrying each batch, probes every ``retry_interval_s``, and when the server answers it first
 flushes the spool, then carries on. ``start`` flushes what an earlier run left in the spool.
-Bad credentials, a bad DSN or a store of a newer schema raise from ``start``: those are
-the user's to fix, not something to spool around.
+Bad credentials, a bad DSN, a store of a newer schema or a spool folder that cannot be
+written raise from ``start``: those are the user's to fix, not something to spool around
+(a spool that cannot take rows would lose them the moment the store stops answering).
+
+While a run is 'running' its ``runs`` row is rewritten every ``RUN_HEARTBEAT_S`` (when the
+store answers); ``mark_lost_runs`` turns a 'running' row left unrewritten for
+``RUN_LOST_AFTER_S`` into 'killed' (``start`` and ``workbench db runs`` call it).
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute in mark_lost_runs
 
 from .. import __version__
 from ..config import Settings
@@ -55,6 +62,13 @@ _PUT_POLL_S = 0.25              # put() re-checks that the thread lives this oft
 # answers then holds the writer thread, and through its queue the engine, a fifth of the time
 # at most instead of nearly all of it.
 PROBE_COST_FACTOR = 4
+# A run that is alive rewrites its 'running' runs row every RUN_HEARTBEAT_S (its updated_at is
+# the row's version: the newest wins). A 'running' row not rewritten for RUN_LOST_AFTER_S
+# belongs to a process that died without writing its end (SIGKILL, OOM killer, power loss):
+# mark_lost_runs says so. The margin covers an insert that holds the writer thread up.
+RUN_HEARTBEAT_S = 10.0
+RUN_LOST_AFTER_S = 120.0
+KILLED = "killed"               # the status mark_lost_runs gives such a run
 
 
 @dataclass
@@ -69,6 +83,7 @@ class WriterStats:
     last_error: str = ""
     put_wait_s: float = 0.0         # time put() blocked on a full queue (backpressure)
     spool_files_left: int = 0       # files in the spool when the writer closed
+    rows_lost: int = 0              # rows neither inserted nor spooled (the writer failed: the spool refused them)
     by_table: dict = field(default_factory=lambda: defaultdict(lambda: [0, 0]))  # table: [inserted, spooled]
 
     def as_dict(self) -> dict:
@@ -97,6 +112,8 @@ class StoreWriter:
         stay silent while answering (the config's store_connect_timeout_s, store_read_timeout_s);
         past them, or on an answer that is not ClickHouse's, it counts as unreachable: spooling
     flush_spool_on_start : re-insert what the spool holds before the first batch
+    heartbeat_s : while the run is 'running', how often its runs row is rewritten (the store
+        tells a run whose process died by the missing heartbeat: ``mark_lost_runs``)
     coalesce_rows, linger_s : the thread gathers the batches of each table and inserts them
         together once they hold ``coalesce_rows`` rows or the first has waited ``linger_s``
         seconds (each insert makes a part: a fixed cost in the engine plus merges later, so
@@ -108,7 +125,8 @@ class StoreWriter:
                  run_id: str | None = None, retry_interval_s: float = 5.0,
                  connect_timeout_s: int = Settings.store_connect_timeout_s,
                  read_timeout_s: int = Settings.store_read_timeout_s,
-                 flush_spool_on_start: bool = True, coalesce_rows: int = 1_000_000, linger_s: float = 0.25):
+                 flush_spool_on_start: bool = True, coalesce_rows: int = 1_000_000, linger_s: float = 0.25,
+                 heartbeat_s: float = RUN_HEARTBEAT_S):
         if queue_batches < 1:
             raise StoreError(f"queue_batches={queue_batches}: must be >= 1")
         self.dsn = dsn if isinstance(dsn, Dsn) else parse_dsn(dsn)
@@ -131,16 +149,26 @@ class StoreWriter:
         self._writer_id = uuid.uuid4().hex[:12]
         self._seq: dict[str, itertools.count] = defaultdict(itertools.count)
         self._run_row: dict | None = None
+        self._run_lock = threading.Lock()       # _run_row: the caller's thread and the heartbeat
+        self.heartbeat_s = heartbeat_s
+        self._next_beat = 0.0
         self._groups: dict[str, list] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "StoreWriter":
         if self._thread is not None:
             raise StoreError("StoreWriter.start() called twice")
+        check_spool_dir(self.spool.dir)
         t0 = time.monotonic()
         try:
             self._store = connect(self.dsn, connect_timeout=self.connect_timeout_s, read_timeout=self.read_timeout_s)
             self._healthy = True
+            try:
+                mark_lost_runs(self._store)
+            except StoreUnavailable:
+                raise
+            except StoreError as e:       # a report, not the run's business: say so and go on
+                log.warning("could not look for runs whose process died: %s", e)
         except StoreUnavailable as e:
             log.warning("%s; spooling to %s until it answers", e, self.spool.dir)
             self._mark_down(e)
@@ -165,7 +193,9 @@ class StoreWriter:
             self._store.close()
         self.stats.spool_files_left = len(self.spool.pending())
         if self._failure is not None:
-            raise StoreError(f"the store writer failed: {self._failure}") from self._failure
+            lost = (f"; {self.stats.rows_lost:,} rows queued for the store are neither stored nor spooled"
+                    if self.stats.rows_lost else "")
+            raise StoreError(f"the store writer failed: {self._failure}{lost}") from self._failure
         return self.stats
 
     def __enter__(self) -> "StoreWriter":
@@ -211,11 +241,14 @@ class StoreWriter:
         self.run_id = run_id or self.run_id or new_run_id(started_ns)
         if isinstance(config, dict):
             config = json.dumps(config, sort_keys=True, default=str)
-        self._run_row = dict(run_id=self.run_id, status="running", source=source, capture_path=str(capture_path),
-                             capture_sha256=capture_sha256, market=market, model=model, config=config or "",
-                             code_version=code_version or __version__, started_at=started_ns, ended_at=0,
-                             counts={}, updated_at=started_ns)
-        self.put("runs", self._runs_table(self._run_row), f"{self.run_id}:runs:start")
+        row = dict(run_id=self.run_id, status="running", source=source, capture_path=str(capture_path),
+                   capture_sha256=capture_sha256, market=market, model=model, config=config or "",
+                   code_version=code_version or __version__, started_at=started_ns, ended_at=0,
+                   counts={}, updated_at=started_ns)
+        with self._run_lock:
+            self._run_row = row
+            self._next_beat = time.monotonic() + self.heartbeat_s
+        self.put("runs", self._runs_table(row), f"{self.run_id}:runs:start")
         return self.run_id
 
     def record_run_end(self, counts: dict[str, int] | None = None, *, status: str = "done",
@@ -223,11 +256,12 @@ class StoreWriter:
         """Write the run's final ``runs`` row (it replaces the start row): end time, status, counts."""
         if self._run_row is None:
             raise StoreError("record_run_end() before record_run_start()")
-        ended_ns = max(ended_ns or time.time_ns(), self._run_row["started_at"] + 1)
-        row = dict(self._run_row, status=status, ended_at=ended_ns,
-                   counts={str(k): int(v) for k, v in (counts or {}).items()},
-                   updated_at=max(time.time_ns(), self._run_row["updated_at"] + 1))
-        self._run_row = row
+        with self._run_lock:            # after every heartbeat: the end row is the newest version
+            ended_ns = max(ended_ns or time.time_ns(), self._run_row["started_at"] + 1)
+            row = dict(self._run_row, status=status, ended_at=ended_ns,
+                       counts={str(k): int(v) for k, v in (counts or {}).items()},
+                       updated_at=max(time.time_ns(), self._run_row["updated_at"] + 1))
+            self._run_row = row
         self.put("runs", self._runs_table(row), f"{self.run_id}:runs:end")
 
     @staticmethod
@@ -280,7 +314,11 @@ class StoreWriter:
                 self._mark_down(StoreUnavailable(fs.errors[-1]))
 
     def _spool(self, table: str, data: pa.Table, token: str, err: BaseException | str) -> None:
-        self.spool.write(table, data, token, str(err))
+        try:
+            self.spool.write(table, data, token, str(err))
+        except OSError as e:
+            raise StoreError(f"spool folder {self.spool.dir}: cannot write a {table} batch there "
+                             f"({e.strerror or e}), and the store did not take it") from e
         self.stats.rows_spooled += data.num_rows
         self.stats.batches_spooled += 1
         self.stats.by_table[table][1] += data.num_rows
@@ -307,6 +345,25 @@ class StoreWriter:
         self.stats.batches_inserted += 1
         self.stats.by_table[table][0] += data.num_rows
 
+    def _beat(self) -> None:
+        """Rewrite the 'running' runs row with a fresh updated_at (its version), straight to the
+        store: a heartbeat is worth nothing late, so it is never spooled, and skipped while the
+        store is unreachable."""
+        self._next_beat = time.monotonic() + self.heartbeat_s
+        with self._run_lock:
+            row = self._run_row
+            if row is None or row["status"] != "running" or not self._healthy or self._store is None:
+                return
+            row = dict(row, updated_at=max(time.time_ns(), row["updated_at"] + 1))
+            self._run_row = row
+        try:
+            self._store.insert_arrow("runs", conform("runs", self._runs_table(row), self.run_id),
+                                     f"{self.run_id}:runs:beat:{row['updated_at']}")
+        except StoreUnavailable as e:
+            self._mark_down(e)
+        except StoreError as e:
+            self.stats.last_error = str(e)
+
     def _flush_group(self, table: str, group: list) -> None:
         """Insert (or spool) the batches gathered for ``table`` as one insert."""
         if len(group) == 1:
@@ -332,7 +389,9 @@ class StoreWriter:
                 self._flush_spool()
             while True:
                 try:
-                    wait = max(0.0, min(due.values()) - time.monotonic()) if due else None
+                    wake = min([*due.values(), self._next_beat]) if self._run_row is not None else (
+                        min(due.values()) if due else None)
+                    wait = max(0.0, wake - time.monotonic()) if wake is not None else None
                     item = self._q.get(timeout=wait)
                 except queue.Empty:
                     item = None
@@ -353,13 +412,15 @@ class StoreWriter:
                 now = time.monotonic()
                 for table in [t for t, d in due.items() if d <= now]:
                     flush(table)
+                if self._run_row is not None and now >= self._next_beat:
+                    self._beat()
             if not self._healthy and self.spool.pending() and time.monotonic() >= self._next_probe:
                 # one last chance before closing (the spool keeps the rest); not when a probe failed
                 # within retry_interval_s: a silent server would cost its read deadline once more
                 self._probe()
         except BaseException as e:      # a bug or a full disk: make put()/close() raise, drop nothing silently
             self._failure = e
-            log.exception("store writer failed")
+            log.debug("store writer failed", exc_info=True)     # the message reaches the user through put()/close()
             left = [(t, d, tok) for t, g in groups.items() for d, tok in g]
             while True:                 # unblock put(): whatever is queued is spooled if possible
                 try:
@@ -371,5 +432,51 @@ class StoreWriter:
             for item in left:
                 try:
                     self._spool(*item, e)
-                except Exception:
-                    log.exception("could not spool a %s batch after the writer failed", item[0])
+                except Exception:       # counted: close() says how many rows are in neither place
+                    self.stats.rows_lost += item[1].num_rows
+
+
+def check_spool_dir(path: str | os.PathLike) -> None:
+    """StoreError naming ``path`` unless the spool folder is writable, or can be made: checked
+    before a run's first row, because the spool is where rows go when the store stops answering."""
+    d = Path(path)
+    if d.exists() and not d.is_dir():
+        raise StoreError(f"spool folder {d}: is a file, not a folder; the store's failed batches are kept there. "
+                         f"Move it away, or point data_dir (WORKBENCH_DATA_DIR) elsewhere")
+    f = d
+    while not f.exists() and f != f.parent:
+        f = f.parent
+    if not f.is_dir():
+        raise StoreError(f"spool folder {d}: cannot be made: {f} is a file; point data_dir (WORKBENCH_DATA_DIR) "
+                         f"elsewhere")
+    if not os.access(f, os.W_OK | os.X_OK):
+        raise StoreError(f"spool folder {d}: {f} is not writable; the store's failed batches are kept there. "
+                         f"Make it writable, or point data_dir (WORKBENCH_DATA_DIR) elsewhere")
+
+
+def mark_lost_runs(store: Store, lost_after_s: float = RUN_LOST_AFTER_S, now_ns: int | None = None) -> list[str]:
+    """Runs still 'running' whose row was not rewritten (heartbeat) for ``lost_after_s`` seconds:
+    their process died without recording an end. Each gets a 'killed' row, ended at the last
+    heartbeat, whose version is that heartbeat + 1 ns, so that an end row still on its way (a
+    spool flushed later) wins over it. Returns their run ids. Nothing is done on a read-only store."""
+    if getattr(store, "read_only", False):
+        return []
+    from .schema import RUNS
+    cutoff = (now_ns or time.time_ns()) - int(lost_after_s * 1e9)
+    names = [c.name for c in RUNS.columns]
+    runs = store.query_arrow(
+        f"SELECT {', '.join(names)} FROM {store.table('runs')} FINAL WHERE status = 'running' "
+        f"AND updated_at < fromUnixTimestamp64Nano(toInt64({int(cutoff)}))")
+    if runs.num_rows == 0:
+        return []
+    seen = runs.column("updated_at").cast(pa.int64())
+    stamp = runs.schema.field("updated_at").type
+    lost = runs.set_column(names.index("status"), "status", pa.array([KILLED] * runs.num_rows, pa.string()))
+    lost = lost.set_column(names.index("ended_at"), "ended_at", seen.cast(stamp))
+    lost = lost.set_column(names.index("updated_at"), "updated_at",
+                           pa.compute.add(seen, 1).cast(stamp))
+    ids = runs.column("run_id").to_pylist()
+    store.insert_arrow("runs", conform("runs", lost), f"runs:lost:{','.join(ids)[:200]}:{cutoff}")
+    log.warning("%d run(s) were still 'running' with no heartbeat for %.0f s: marked %s (%s)",
+                len(ids), lost_after_s, KILLED, ", ".join(ids))
+    return ids

@@ -1,0 +1,79 @@
+"""How a run is asked to stop, and what its ``runs`` status then says.
+
+A signal must never cut a run in the middle of writing: a KeyboardInterrupt raised at an
+arbitrary line (between two Parquet writes, inside a queue put) is what left rows out of
+the store and files unreadable. So replay and live catch SIGINT, SIGTERM and SIGHUP
+themselves (main thread only): the handler only sets an Event; the run's loop sees it at
+the next batch (or pacing slice), stops taking input, and goes through the same ending as
+at the end of its input: every row already processed is written to Parquet and handed to
+the store (or the spool), and the run's status says how it ended. A second signal while
+the run finishes its writes is noted and ignored (the finishing work is bounded by the
+store's deadlines); SIGKILL cannot be caught: the store then tells by the missing
+heartbeat (store/writer.py ``mark_lost_runs``).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+# how a run ended: the ``status`` of its last ``runs`` row, summary.json and the result
+DONE = "done"                        # its input ended (a capture read to its end, a live source closed, --duration)
+CAPTURE_DAMAGED = "capture_damaged"  # the capture ended in damage; every packet before it was processed
+INTERRUPTED = "interrupted"          # SIGINT (Ctrl-C), or a caller's stop request
+TERMINATED = "terminated"            # SIGTERM or SIGHUP
+FAILED = "failed"                    # an error stopped it; rows processed before it are written
+# (the store's reader adds KILLED: the process died without writing an end, store/writer.py)
+
+SIGNAL_STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED, signal.SIGHUP: TERMINATED}
+EXIT_CODE = {INTERRUPTED: 128 + signal.SIGINT, TERMINATED: 128 + signal.SIGTERM}   # the shell's convention
+
+
+class StopRun(Exception):
+    """Raised inside a run's loop (the pacer's sleep) when a stop was asked; caught by the run itself."""
+
+
+class StopSignals:
+    """While entered: SIGINT, SIGTERM and SIGHUP set ``event`` (when entered on the main thread;
+    elsewhere signals are left alone and only ``event`` stops the run). ``status`` is how the run
+    was asked to stop: INTERRUPTED, TERMINATED, or None when it was not."""
+
+    def __init__(self, event: threading.Event | None = None):
+        self.event = event if event is not None else threading.Event()
+        self.signal: int | None = None
+        self._old: dict = {}
+
+    def _handle(self, signum, _frame) -> None:
+        if self.signal is None:
+            self.signal = signum
+        self.event.set()
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNAL_STATUS:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+        self._old = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+    @property
+    def status(self) -> str | None:
+        if self.signal is not None:
+            return SIGNAL_STATUS[self.signal]
+        return INTERRUPTED if self.event.is_set() else None
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal is not None else ""
+
+    def sleep(self, seconds: float) -> None:
+        """A pacer's sleep that ends the run's loop (StopRun) as soon as a stop is asked."""
+        if self.event.wait(seconds):
+            raise StopRun()
