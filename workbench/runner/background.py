@@ -218,6 +218,9 @@ class BackgroundRun:
     def _load_run(self, run: Path) -> None:
         self.phase = "reading the run"
         if self.rate:
+            if self.result.status == "interrupted":    # stopped from the page: its rows are written
+                self.phase = "stopped"
+                return
             opps = read_parquet_or_none(run / "opportunities.parquet")
             if opps is None or opps.num_rows == 0:
                 raise FileNotFoundError(f"{run} holds no opportunities to stream: replay it with --market first")
