@@ -201,6 +201,9 @@ class BackgroundRun:
             self.result = replay(self.capture, out / f"lap{lap}" if self.loop > 1 else out, settings,
                                  progress=progress, sink=self.sink, state=self.state, speed=self.speed,
                                  db=self.db)
+            if self.result.status == "interrupted":    # stopped from the page: its rows are written
+                self.phase = "stopped"
+                return
         self.progress = 1.0
         self._load_after(out if self.loop == 1 else out / f"lap{self.loop - 1}")
 
@@ -218,9 +221,6 @@ class BackgroundRun:
     def _load_run(self, run: Path) -> None:
         self.phase = "reading the run"
         if self.rate:
-            if self.result.status == "interrupted":    # stopped from the page: its rows are written
-                self.phase = "stopped"
-                return
             opps = read_parquet_or_none(run / "opportunities.parquet")
             if opps is None or opps.num_rows == 0:
                 raise FileNotFoundError(f"{run} holds no opportunities to stream: replay it with --market first")
