@@ -1,10 +1,10 @@
 """One bad spool file is set aside and never blocks the others, nor a later run.
 
 Each class of bad file (an unknown table, an Arrow file cut short, columns that do not fit the
-table, a stray file that is no spool file, an Arrow file without spool metadata) is put FIRST
-in the spool, before good files: the flush inserts the good ones, moves the bad one to
-``rejected/`` with a reason file naming why, and raises nothing; a writer starting on such a
-spool (what every replay with a store does) runs and stores its rows."""
+table or are of the wrong type, a stray file that is no spool file, an Arrow file without spool
+metadata) is put FIRST in the spool, before good files: the flush inserts the good ones, moves
+the bad one to ``rejected/`` with a reason file naming why, and raises nothing; a writer
+starting on such a spool (what every replay with a store does) runs and stores its rows."""
 
 from __future__ import annotations
 
@@ -48,6 +48,14 @@ def _wrong_columns(spool: Spool) -> str:
     return "do not fit the table tx_features"
 
 
+def _wrong_types(spool: Spool) -> str:
+    t = _tx(10, 5, start=30_000)
+    bad = t.set_column(t.schema.get_field_index("size"), "size", pa.array(["big"] * 10))
+    p = spool.write("tx_features", bad, "tok-types")
+    p.rename(spool.dir / f"{EARLY}.tx_features.arrow")
+    return "do not fit the table tx_features"
+
+
 def _stray_file(spool: Spool) -> str:
     spool.dir.mkdir(parents=True, exist_ok=True)
     (spool.dir / "notes.txt").write_text("a file someone left here\n")
@@ -63,7 +71,7 @@ def _foreign_arrow(spool: Spool) -> str:
 
 
 BAD = {"unknown_table": _unknown_table, "truncated": _truncated, "wrong_columns": _wrong_columns,
-       "stray_file": _stray_file, "foreign_arrow": _foreign_arrow}
+       "wrong_types": _wrong_types, "stray_file": _stray_file, "foreign_arrow": _foreign_arrow}
 
 
 def _rejected(spool: Spool) -> dict[str, str]:

@@ -77,6 +77,9 @@ def test_cli_refuses_rows_of_another_store_naming_both_then_inserts_them_with_to
     p = _flush_cli("--spool", str(spool.dir), "--to", here, "--db", here)
     assert p.returncode != 0 and "--to and --db" in " ".join(p.stderr.split())
 
+    p = _flush_cli("--spool", str(spool.dir), "--to", "tcp://db.example:9000/mev")
+    assert p.returncode == 2 and "--to: bad store DSN" in " ".join(p.stderr.split()), p.stderr
+
     p = _flush_cli("--spool", str(spool.dir), "--to", here)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "2 files flushed, 50 rows inserted" in " ".join(p.stdout.split())
