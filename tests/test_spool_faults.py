@@ -15,7 +15,7 @@ import sys
 import pyarrow as pa
 import pytest
 
-from store_helpers import make_tx_features
+from store_helpers import make_opportunities, make_tx_features
 from workbench.store import StoreWriter, conform, connect
 from workbench.store.spool import REASON_SUFFIX, REJECTED, Spool, read_spool_file
 
@@ -138,3 +138,18 @@ def test_read_spool_file_accepts_what_write_wrote(tmp_path):
     item = read_spool_file(spool.write("tx_features", _tx(7, 15), "tok-ok", "it failed"))
     assert (item.table, item.dedup_token, item.error, item.data.num_rows) == ("tx_features", "tok-ok", "it failed", 7)
     assert item.target == "http://alice@db.example:8123/mev"
+
+
+def test_a_batch_spooled_before_a_column_was_renamed_still_goes_in(dsn, tmp_path):
+    """mev_opportunities.profit was profit_estimate before schema version 3 (Column.renamed_from):
+    a batch an older workbench spooled under the old name is inserted, not set aside."""
+    old = conform("mev_opportunities", make_opportunities(40, seed=7), "r-old")
+    old = old.rename_columns(["profit_estimate" if n == "profit" else n for n in old.column_names])
+    spool = Spool(tmp_path / "spool", target=dsn)
+    spool.write("mev_opportunities", old, "tok-old-names")
+    with connect(dsn) as store:
+        stats = spool.flush(store)
+        assert (stats.files, stats.rows_inserted, stats.rejected) == (1, 40, [])
+        assert store.count("mev_opportunities") == 40
+        assert store.scalar("SELECT sum(profit) FROM mev_opportunities") == pytest.approx(
+            sum(old.column("profit_estimate").to_pylist()))

@@ -28,6 +28,7 @@ files after it, nor a later run's writer (which flushes the spool at start).
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import itertools
 import logging
@@ -120,11 +121,24 @@ def read_spool_file(path: str | os.PathLike) -> SpoolFile:
         raise Rejected(f"names the table {table!r}, which the store does not have (tables: {', '.join(S.TABLES)})")
     if m.group(1) != table:
         raise Rejected(f"its name says table {m.group(1)!r} but its metadata says {table!r}")
+    renamed = _current_names(table, item.data)
+    if renamed is not item.data:
+        item = dataclasses.replace(item, data=renamed)
     try:
         conform(table, item.data)       # the columns and types the table takes, as the writer sent them
     except StoreError as e:
         raise Rejected(f"its columns do not fit the table {table}: {e}") from None
     return item
+
+
+def _current_names(table: str, data: pa.Table) -> pa.Table:
+    """``data`` with columns a later schema version renamed (``Column.renamed_from``) under their
+    current names: a batch spooled by an older workbench still goes in after an upgrade."""
+    renames = {old: c.name for c in S.TABLES[table].columns for old in getattr(c, "renamed_from", ()) or ()
+               if old in data.column_names and c.name not in data.column_names}
+    if not renames:
+        return data
+    return data.rename_columns([renames.get(n, n) for n in data.column_names])
 
 
 def spool_target(dsn: Dsn | str) -> str:
