@@ -10,7 +10,7 @@ waits for a page. One run per server is shared by its pages (``run_from_args``).
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import time
 from pathlib import Path
 
@@ -18,22 +18,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from _display import SnapshotNames, int_column, snapshot_problem, ts_column
 from workbench.runner import BackgroundRun, replay_options, short_error  # noqa: F401  (short_error: for the pages)
 from workbench.store.schema import OPPORTUNITY_TYPES  # noqa: F401  (the pages read it as C.OPPORTUNITY_TYPES)
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURES = REPO / "captures"
+DATA_DIR_ENV = "WORKBENCH_DATA_DIR"   # where the apps list and write captures, models and runs
 CAPTURE_SUFFIXES = (".pcap", ".pcapng")
 TABLE_PAGE_SIZE = 50            # rows per Tabulator page (remote pagination: only the page is sent)
 UPDATE_MS = 500                 # period of the pages' callbacks
-PLOT_W, PLOT_H = 440, 260           # px of each plot
-PROFIT_POINTS_PER_UPDATE = 20   # points per type a page update adds to the profit lines
-PROFIT_POINTS_MAX = 5_000       # points per profit line kept in the browser (older ones roll off)
-SCORE_BINS = 20                 # bins of the score histogram over [0, 1]
 LAMPORTS_PER_SOL = 1_000_000_000
 
 # columns of the opportunity table, in order (others stay in the DataFrame, hidden)
-OPP_SHOWN = ("ts", "type", "expected_profit_sol", "score", "profit_quote", "tip_lamports", "amount_in",
+OPP_SHOWN = ("ts", "type", "detail", "expected_profit_sol", "score", "profit_quote", "tip_lamports", "amount_in",
              "amount_out", "pools", "victim_signature", "trigger_signature", "slot", "packet_index",
              "tx_index", "opportunity_id")
 TX_SHOWN = ("ts", "tx_index", "packet_index", "slot", "signature", "version", "size", "num_instructions",
@@ -65,7 +63,54 @@ def parse_args(argv: list[str], prog: str) -> argparse.Namespace:
                         "looping (try the page under load; benchmarks/bench_views.py)")
     p.add_argument("--pagination", choices=("remote", "local"), default="remote",
                    help="tables: remote (the browser gets one page) or local (every row is sent to the browser)")
+    p.add_argument("--data-dir", default=None,
+                   help=f"folder whose captures/, models/ and runs/ the apps list and write (default: ${DATA_DIR_ENV}, "
+                        f"else the folder the server was started from); the repository's captures are listed too")
+    p.add_argument("--token-file", default=None,
+                   help="file whose first line is the access token a page must present (?token=...); needed to "
+                        "serve beyond loopback (or WORKBENCH_VIEWS_TOKEN, or Panel's --basic-auth)")
     return p.parse_args(argv)
+
+
+# --- where data lives -------------------------------------------------------------------------
+def data_dir(args: argparse.Namespace) -> Path:
+    """The user's folder: --data-dir, else $WORKBENCH_DATA_DIR, else the server's working directory
+    (where the user started it; never the repository unless started there)."""
+    return Path(args.data_dir or os.environ.get(DATA_DIR_ENV) or os.getcwd()).resolve()
+
+
+def search_dirs(args: argparse.Namespace) -> list[Path]:
+    """Folders listed for captures, markets and models: the data folder, then the repository."""
+    return list(dict.fromkeys([data_dir(args), REPO]))
+
+
+def resolve(path: str | None, args: argparse.Namespace) -> str | None:
+    """An absolute path for a path a page lists or a user typed: relative ones are looked up in
+    the data folder, then the repository (the first that exists; the data folder's when none)."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_absolute():
+        return str(p)
+    for d in search_dirs(args):
+        if (d / p).exists():
+            return str(d / p)
+    return str(data_dir(args) / p)
+
+
+def shown_path(path: Path, args: argparse.Namespace) -> str:
+    """A listed path as a page shows it: relative to the data folder or the repository, else absolute."""
+    for d in search_dirs(args):
+        try:
+            return str(path.relative_to(d))
+        except ValueError:
+            continue
+    return str(path)
+
+
+def views_out_dir(args: argparse.Namespace) -> Path:
+    """Where a page's runs are written: --out, else runs/views/ of the data folder."""
+    return Path(args.out).resolve() if args.out else data_dir(args) / "runs" / "views"
 
 
 # --- clear messages instead of tracebacks -----------------------------------------------------
@@ -87,7 +132,7 @@ def missing_input(kind: str, path: str | None) -> str | None:
                     f"and tokens.parquet (a market capture in captures/ has one beside it).")
         if not p.is_dir() or not (p / "pools.parquet").exists():
             return f"`{path}` is not a market snapshot: it has no pools.parquet."
-        return None
+        return snapshot_problem(path)        # the engine's column checks, before anything runs
     if kind == "model":
         if not p.exists():
             return (f"Model not found: `{path}`. Train and compile one with `workbench train` and "
@@ -138,12 +183,24 @@ def _join_list(col) -> list[str]:
     return [", ".join(v) if v is not None else "" for v in col]
 
 
+OPP_INT_COLUMNS = ("amount_in", "amount_out", "profit_quote", "tip_lamports", "expected_profit_lamports")
+
+
+def _exact_ints(df: pd.DataFrame, table: pa.Table, columns) -> None:
+    """Integer columns that may pass 2**53 as exact text (``_display.int_column``), read from the
+    Arrow column (pandas would make a uint64 with nulls a float)."""
+    for c in columns:
+        if c in df and c in table.column_names and pa.types.is_integer(table.schema.field(c).type):
+            df[c] = int_column(table.column(c).to_pylist())
+
+
 def tx_frame(table: pa.Table) -> pd.DataFrame:
-    """tx_features rows for display: event time, program names joined, short signatures."""
+    """tx_features rows for display: event time to the microsecond, program names joined (fees stay
+    numbers: the fee filter compares them, and fees are far below 2**53)."""
     df = table.to_pandas()
     if df.empty:
         return pd.DataFrame({c: [] for c in TX_SHOWN})
-    df["ts"] = pd.to_datetime(df["ts_ns"], unit="ns", utc=True)
+    df["ts"] = ts_column(df["ts_ns"])
     if "programs" in df:
         df["programs"] = _join_list(table.column("programs").to_pylist())
     if "version" in df and df["version"].dtype.kind in "iu":
@@ -151,22 +208,24 @@ def tx_frame(table: pa.Table) -> pd.DataFrame:
     return df[[c for c in TX_SHOWN if c in df.columns] + [c for c in df.columns if c not in TX_SHOWN]]
 
 
-def opp_frame(table: pa.Table) -> pd.DataFrame:
-    """opportunities rows for display (contract columns; pools joined with ' > ')."""
+def opp_frame(table: pa.Table, names: SnapshotNames | None = None) -> pd.DataFrame:
+    """opportunities rows for display: pools as 'SYM/SYM addr' joined with ' > ' (the addresses kept
+    in ``pool_addresses``), amounts as exact integers, event time to the microsecond."""
     df = table.to_pandas()
     if df.empty:
         return pd.DataFrame({c: [] for c in OPP_SHOWN})
     if "ts_ns" in df:
-        df["ts"] = pd.to_datetime(df["ts_ns"], unit="ns", utc=True)
+        df["ts"] = ts_column(df["ts_ns"])
     if "pools" in df:
-        df["pools"] = [" > ".join(v) if v is not None else "" for v in table.column("pools").to_pylist()]
+        pools = [list(v) if v is not None else [] for v in table.column("pools").to_pylist()]
+        df["pool_addresses"] = [" > ".join(v) for v in pools]
+        label = names.pool_label if names is not None else (lambda a: a)
+        df["pools"] = [" > ".join(label(a) for a in v) for v in pools]
     if "score" not in df:
         df["score"] = np.nan
     if "expected_profit_sol" not in df and "expected_profit_lamports" in df:
         df["expected_profit_sol"] = df["expected_profit_lamports"] / LAMPORTS_PER_SOL
-    for c in ("amount_in", "amount_out"):
-        if c in df and df[c].dtype == np.uint64:
-            df[c] = df[c].astype(np.float64)      # the browser's numbers are doubles
+    _exact_ints(df, table, OPP_INT_COLUMNS)
     return df[[c for c in OPP_SHOWN if c in df.columns] + [c for c in df.columns if c not in OPP_SHOWN]]
 
 
@@ -242,7 +301,7 @@ def run_from_args(args: argparse.Namespace, key: str) -> tuple[BackgroundRun | N
     cache = pn.state.cache
     if key in cache:
         return cache[key], []
-    out = args.out or str(REPO / "runs" / "views" / time.strftime("%Y%m%d-%H%M%S"))
+    out = args.out or str(views_out_dir(args) / time.strftime("%Y%m%d-%H%M%S"))
     if args.capture:
         run = BackgroundRun("replay", capture=args.capture, out_dir=out, speed=args.speed, loop=args.loop,
                             market=args.market, model=args.model, db=args.db)
@@ -259,102 +318,59 @@ def run_from_args(args: argparse.Namespace, key: str) -> tuple[BackgroundRun | N
     return run, []
 
 
-# --- plots ------------------------------------------------------------------------------------
-def engine_hist_names() -> tuple[str, ...]:
-    """The engine's histograms (workbench/engine/state.py HIST_NAMES)."""
-    from workbench.engine.state import HIST_NAMES
-    return tuple(HIST_NAMES)
+def restart_out(run: BackgroundRun, args: argparse.Namespace, n: int) -> str | None:
+    """The folder a page's n-th restart of ``run`` writes (beside the first run's; never over it)."""
+    if run.out_dir is None:
+        return None
+    base = Path(args.out).resolve() if args.out else views_out_dir(args)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return str(base.with_name(f"{base.name}-restart-{stamp}-{os.getpid()}-{n}") if args.out
+               else base / f"{stamp}-restart-{n}")
 
 
-def hist_columns(lows: np.ndarray, highs: np.ndarray, counts: np.ndarray) -> dict:
-    """Bokeh source columns of histogram buckets (each bar from its low to one past its high)."""
-    return {"left": lows.astype(float), "right": (highs + 1).astype(float), "top": counts.astype(float)}
+RESTARTABLE = ("replay", "run", "live")     # a store is watched, not run: nothing to restart
+RUN_CONFIG = ("mode", "capture", "out_dir", "speed", "loop", "market", "model", "db", "iface", "udp_ports",
+              "duration", "run_dir", "rate")     # what a BackgroundRun is asked to do (not what it found)
+STOP_POLL_S = 0.05
 
 
-def hist_views(run: BackgroundRun) -> dict:
-    """{name: (bokeh columns, {'p50','p99','p99.9'} ns)} of the run's histograms."""
-    return {name: (hist_columns(lows, highs, counts), marks)
-            for name, (lows, highs, counts, marks) in run.histograms().items()}
+def run_again(run: BackgroundRun, out_dir: str | None) -> BackgroundRun:
+    """A fresh, unstarted run of ``run``'s source and options (a page's restart), writing to
+    ``out_dir`` (a replay's outputs are never written over another run's)."""
+    kw = {name: getattr(run, name) for name in RUN_CONFIG}
+    if out_dir is not None:
+        kw["out_dir"] = out_dir
+    return BackgroundRun(**kw)
 
 
-def fmt_ns(v: float) -> str:
-    if v < 0:
-        return "-"
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if v >= scale:
-            return f"{v / scale:.3g} {unit}"
-    return f"{int(v)} ns"
+def stop_and_wait(run: BackgroundRun, timeout_s: float) -> bool:
+    """Ask ``run`` to stop and wait up to ``timeout_s`` for its thread to end; whether it has."""
+    run.stop()
+    deadline = time.monotonic() + timeout_s
+    while run.running and time.monotonic() < deadline:
+        time.sleep(STOP_POLL_S)
+    return not run.running
+EXPLORER_APP = "explorer"                  # the explorer's URL beside this app's (one `panel serve` of both)
+OPP_FORMATTERS = {"detail": {"type": "link", "label": "explain", "target": "_blank"}}
+INT_ALIGN = {c: "right" for c in OPP_INT_COLUMNS}
 
 
-class HistPlot:
-    """A log-x histogram of ns values with p50 / p99 / p99.9 marked."""
-
-    MARKS = (("p50", "#2a9d8f"), ("p99", "#e9c46a"), ("p99.9", "#e76f51"))
-
-    def __init__(self, name: str, title: str | None = None, width: int = 0, height: int = 0):
-        width, height = width or PLOT_W, height or PLOT_H
-        from bokeh.models import ColumnDataSource, Label, Span
-        from bokeh.plotting import figure
-        self.name = name
-        self.source = ColumnDataSource({"left": [], "right": [], "top": []}, name=f"hist_{name}")
-        fig = figure(title=title or name, x_axis_type="log", height=height, width=width,
-                     tools="pan,wheel_zoom,box_zoom,reset,hover", tooltips=[("from", "@left{0,0} ns"),
-                                                                             ("to", "@right{0,0} ns"),
-                                                                             ("count", "@top{0,0}")],
-                     toolbar_location="above", name=f"fig_{name}")
-        fig.quad(left="left", right="right", top="top", bottom=0, source=self.source, fill_color="#457b9d",
-                 line_color="#1d3557", alpha=0.8)
-        fig.xaxis.axis_label = "ns (log)"
-        fig.yaxis.axis_label = "count"
-        self.spans, self.labels = {}, {}
-        for q, color in self.MARKS:
-            s = Span(location=1, dimension="height", line_color=color, line_width=2, line_dash="dashed",
-                     visible=False)
-            lab = Label(x=1, y=4, y_units="screen", angle=math.pi / 2, text="", text_color=color,
-                        text_font_size="10px", x_offset=-2, visible=False)
-            fig.add_layout(s)
-            fig.add_layout(lab)
-            self.spans[q], self.labels[q] = s, lab
-        self.title = title or name
-        self.figure = fig
-
-    def update(self, data: dict, marks: dict) -> None:
-        """``data``: left/right/top columns; ``marks``: {'p50': ns, 'p99': ns, 'p99.9': ns}."""
-        if len(data["top"]) != len(self.source.data["top"]) or list(data["top"]) != list(self.source.data["top"]):
-            self.source.data = data
-        for q, _c in self.MARKS:
-            v = marks.get(q, -1)
-            ok = v is not None and v > 0
-            self.spans[q].visible = ok
-            self.labels[q].visible = ok
-            if ok:
-                self.spans[q].location = float(v)
-                self.labels[q].x = float(v)
-                self.labels[q].text = f"{q} {fmt_ns(v)}"
-        shown = [f"{q} {fmt_ns(marks[q])}" for q, _c in self.MARKS if (marks.get(q) or -1) > 0]
-        self.figure.title.text = self.title + ("   (" + " · ".join(shown) + ")" if shown else "")
+def explorer_link(run_dir: str, opportunity_id, run: BackgroundRun, args: argparse.Namespace, token: str) -> str:
+    """The explorer's URL for one opportunity of a run folder (with the capture, market and model
+    the run used, so it can dissect the packet, show pool states and explain the score)."""
+    from urllib.parse import urlencode
+    if run.mode == "replay" and run.loop > 1:
+        run_dir = str(Path(run_dir) / f"lap{run.loop - 1}")
+    q = {"run": str(Path(run_dir).resolve()), "opportunity": str(opportunity_id)}
+    for k in ("capture", "market", "model"):
+        v = getattr(run, k, None) or getattr(args, k, None)
+        if v:
+            q[k] = str(Path(v).resolve())
+    if token:
+        q["token"] = token
+    return f"{EXPLORER_APP}?{urlencode(q)}"   # a store is watched, not run: nothing to restart
 
 
-def score_hist_data(scores: np.ndarray) -> dict:
-    s = scores[np.isfinite(scores)]
-    counts, edges = np.histogram(s, bins=SCORE_BINS, range=(0.0, 1.0))
-    return {"left": edges[:-1], "right": edges[1:], "top": counts.astype(float)}
-
-
-def profit_lines(df: pd.DataFrame, t0_ns: int) -> dict:
-    """{type: (seconds since the start, cumulative expected profit SOL)}."""
-    out = {}
-    if df.empty or "type" not in df:
-        return out
-    for typ, g in df.groupby("type", observed=True):
-        g = g.sort_values("ts_ns")
-        out[str(typ)] = ((g["ts_ns"].to_numpy() - t0_ns) / 1e9, g["expected_profit_sol"].cumsum().to_numpy())
-    return out
-
-
-def thin(n: int, most: int = 0) -> np.ndarray:
-    """Indexes of at most ``most`` (PROFIT_POINTS_PER_UPDATE) of ``n`` points, evenly spread, the last kept."""
-    most = most or PROFIT_POINTS_PER_UPDATE
-    if n <= most:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
+# --- plots (panel_apps/_plots.py; the pages read them as C.HistPlot, ...) -----------------------
+from _plots import (CDF_W, PLOT_H, PLOT_W, PROFIT_POINTS_MAX, HistPlot, RatePlot, engine_hist_names,  # noqa: E402,F401
+                    fmt_ns, hist_views, profit_lines, score_hist_data, thin)

@@ -1,8 +1,13 @@
 """Explorer: choose a capture, a market and a model, replay, and look into any row.
 
-    panel serve panel_apps/explorer.py
-    panel serve panel_apps/explorer.py --args --capture captures/market.pcapng --market captures/market.pcapng.market
-    panel serve panel_apps/explorer.py --args --run runs/x          # open a finished run
+    panel serve panel_apps/explorer.py --address 127.0.0.1
+    panel serve panel_apps/explorer.py --address 127.0.0.1 --args --capture captures/market.pcapng --market captures/market.pcapng.market
+    panel serve panel_apps/explorer.py --address 127.0.0.1 --args --run runs/x          # open a finished run
+    .../explorer?run=DIR&opportunity=ID[&capture=F&market=D&model=M]   # the live page's links
+
+Captures, markets and models are listed from the data folder (``--data-dir``, $WORKBENCH_DATA_DIR,
+else the folder the server was started from) and from the repository; runs are written under
+the data folder's runs/views/ (or ``--out``).
 
 The replay runs on a background thread (``workbench.runner.BackgroundRun``) with a progress
 bar; when it is done the run's Parquet files fill the tables. Selecting an opportunity (or a transaction)
@@ -23,7 +28,9 @@ import pandas as pd
 import panel as pn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _access as A  # noqa: E402
 import _common as C  # noqa: E402
+import _display as D  # noqa: E402
 
 pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
 
@@ -31,36 +38,49 @@ ARGS = C.parse_args(sys.argv[1:], "explorer.py")
 NONE = "(none)"
 
 
+def _listed(sub: str, keep) -> list[str]:
+    """Entries of ``sub`` (and of the folder itself, for captures) in the data folder and the repository."""
+    out = []
+    for d in C.search_dirs(ARGS):
+        for folder in (d / sub, d) if sub == "captures" else (d / sub,):
+            if folder.is_dir():
+                out += [C.shown_path(p, ARGS) for p in sorted(folder.iterdir()) if keep(p)]
+    return list(dict.fromkeys(out))
+
+
 def _captures() -> list[str]:
-    return sorted(str(p.relative_to(C.REPO)) for p in C.CAPTURES.iterdir() if p.suffix in C.CAPTURE_SUFFIXES)
+    return _listed("captures", lambda p: p.is_file() and p.suffix in C.CAPTURE_SUFFIXES)
 
 
 def _markets() -> list[str]:
-    return sorted(str(p.relative_to(C.REPO)) for p in C.CAPTURES.iterdir()
-                  if p.is_dir() and (p / "pools.parquet").exists())
+    return _listed("captures", lambda p: p.is_dir() and (p / "pools.parquet").exists())
 
 
 def _models() -> list[str]:
-    root = C.REPO / "models"
-    return sorted(str(p.relative_to(C.REPO)) for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return _listed("models", lambda p: p.is_dir() or p.suffix == ".json")
 
 
 def _abs(path: str | None) -> str | None:
     if not path or path == NONE:
         return None
-    p = Path(path)
-    return str(p if p.is_absolute() else C.REPO / p)
+    return C.resolve(path, ARGS)
+
+
+def _alerts(messages, kind: str = "danger", css: str = "wb-message") -> list:
+    return [pn.pane.Alert(D.message_md(m), alert_type=kind, css_classes=[css]) for m in messages]
 
 
 class Explorer:
-    def __init__(self):
+    def __init__(self, link: dict | None = None):
+        link = link or {}
+        self.link = link
         caps = _captures()
-        cap0 = ARGS.capture or (caps[0] if caps else NONE)
+        cap0 = link.get("capture") or ARGS.capture or (caps[0] if caps else NONE)
         self.capture = pn.widgets.Select(name="capture", options=list(dict.fromkeys([cap0, *caps])), value=cap0)
-        mk0 = ARGS.market or self._market_for(cap0)
+        mk0 = link.get("market") or ARGS.market or self._market_for(cap0)
         self.market = pn.widgets.Select(name="market snapshot", options=list(dict.fromkeys([mk0, NONE, *_markets()])),
                                         value=mk0)
-        md0 = ARGS.model or NONE
+        md0 = link.get("model") or ARGS.model or NONE
         self.model = pn.widgets.Select(name="model", options=list(dict.fromkeys([md0, NONE, *_models()])), value=md0)
         self.capture.param.watch(self._capture_changed, "value")
         self.run_btn = pn.widgets.Button(name="Replay", button_type="primary", css_classes=["wb-run"])
@@ -73,7 +93,8 @@ class Explorer:
         self.cb = None
         self.run_dir: Path | None = None
         self.swaps: pd.DataFrame | None = None
-        self.pools0: pd.DataFrame | None = None
+        self.names = D.SnapshotNames(None)
+        self.opp_raw = pd.DataFrame()
         self.opp_df = C.opp_frame(_empty())
         self.tx_df = C.tx_frame(_empty())
         # tables
@@ -101,7 +122,7 @@ class Explorer:
         self.hists: dict[str, C.HistPlot] = {}
         self.hist_row = pn.GridBox(ncols=4)
         for name in C.engine_hist_names():
-            self.hists[name] = C.HistPlot(name, name.replace("_", " "), width=C.PLOT_W * 3 // 4)
+            self.hists[name] = C.HistPlot(name, name.replace("_", " "), width=C.PLOT_W * 3 // 4, cdf=False)
             self.hist_row.append(pn.pane.Bokeh(self.hists[name].figure, sizing_mode="fixed",
                                                width=C.PLOT_W * 3 // 4, height=C.PLOT_H))
         self.detail = pn.Column(pn.pane.Markdown("Select a row of a table to see it here.", css_classes=["wb-detail"]))
@@ -114,8 +135,8 @@ class Explorer:
     # -- inputs -------------------------------------------------------------------------
     @staticmethod
     def _market_for(capture: str) -> str:
-        p = Path(capture + ".market")
-        return capture + ".market" if (C.REPO / p).is_dir() or p.is_dir() else NONE
+        m = capture + ".market"
+        return m if Path(_abs(m) or m).is_dir() else NONE
 
     def _capture_changed(self, event):
         m = self._market_for(event.new)
@@ -129,7 +150,8 @@ class Explorer:
         msgs = []
         cap = self.capture.value
         if cap == NONE:
-            msgs.append("No capture in captures/: pass `--capture FILE`.")
+            msgs.append(f"No capture in `{C.data_dir(ARGS)}` or the repository's captures/: pass `--capture FILE` "
+                        f"or `--data-dir DIR`.")
         else:
             m = C.missing_input("capture", _abs(cap))
             if m:
@@ -138,15 +160,16 @@ class Explorer:
             m = C.missing_input(kind, _abs(w.value))
             if m:
                 msgs.append(m)
-        if ARGS.run:
-            m = C.missing_input("run", ARGS.run)
+        run = self.link.get("run") or ARGS.run
+        if run:
+            m = C.missing_input("run", run)
             if m:
                 msgs.append(m)
         if not msgs:
             m = C.engine_problem(_abs(self.market.value), _abs(self.model.value))
             if m:
                 msgs.append(m)
-        self.alert.objects = [pn.pane.Alert(m, alert_type="danger", css_classes=["wb-message"]) for m in msgs]
+        self.alert.objects = _alerts(msgs)
         self.run_btn.disabled = bool(msgs)
         return msgs
 
@@ -154,7 +177,7 @@ class Explorer:
     def _start(self, _event=None):
         if self._check_inputs() or (self.feed is not None and self.feed.running):
             return
-        base = Path(ARGS.out) if ARGS.out else C.REPO / "runs" / "views"
+        base = C.views_out_dir(ARGS)
         out = base / f"explorer-{time.strftime('%Y%m%d-%H%M%S')}-{id(self) % 10000}"
         self.feed = C.BackgroundRun("replay", capture=_abs(self.capture.value), out_dir=str(out),
                                     market=_abs(self.market.value), model=_abs(self.model.value)).start()
@@ -174,7 +197,7 @@ class Explorer:
     def _tick(self):
         f = self.feed
         self.progress.value = int(1000 * f.progress)
-        self.status.object = f"**{f.phase}**"
+        self.status.object = f"**{D.text_md(f.phase)}**"
         self._hists()
         if f.running:
             return
@@ -182,7 +205,7 @@ class Explorer:
         self.cb = None
         self.run_btn.disabled = False
         if f.error:
-            self.alert.objects = [pn.pane.Alert(f.error, alert_type="danger", css_classes=["wb-message"])]
+            self.alert.objects = _alerts([f.error])
             return
         self._load()
 
@@ -192,12 +215,17 @@ class Explorer:
         opps, _ = f.tables("opportunities")
         import pyarrow as pa
         self.tx_df = C.tx_frame(pa.concat_tables(txs, promote_options="permissive")) if txs else C.tx_frame(_empty())
-        self.opp_df = C.opp_frame(pa.concat_tables(opps, promote_options="permissive")) if opps else \
-            C.opp_frame(_empty())
         sw, _ = f.tables("swaps")
         self.swaps = pa.concat_tables(sw, promote_options="permissive").to_pandas() if sw else None
-        mk = _abs(self.market.value) if f.mode == "replay" else None
-        self.pools0 = pd.read_parquet(Path(mk) / "pools.parquet") if mk else None
+        mk = _abs(self.market.value)
+        try:                       # the engine's validating loader: a snapshot it refuses is said so, not shown
+            self.names = D.SnapshotNames(mk)
+        except Exception as e:
+            self.names = D.SnapshotNames(None)
+            self.alert.objects = _alerts([f"The market snapshot `{mk}` cannot be used: {C.short_error(e)}"])
+        opp_table = pa.concat_tables(opps, promote_options="permissive") if opps else _empty()
+        self.opp_df = C.opp_frame(opp_table, self.names)
+        self.opp_raw = opp_table.to_pandas()          # row for row with opp_df: exact integers for the detail
         self.tx_table.value = C.browser_safe(self.tx_df)
         self.opp_table.value = C.browser_safe(self.opp_df)
         progs = {p for s in self.tx_df.get("programs", []) for p in s.split(", ") if p}
@@ -205,20 +233,30 @@ class Explorer:
         self._hists()
         n_opp, n_tx = len(self.opp_df), len(self.tx_df)
         s = f.summary or {}
-        self.status.object = (f"**done**: {s.get('packets', 0):,} packets, {n_tx:,} transactions, "
-                              f"{n_opp:,} opportunities — run folder `{self.run_dir}`")
+        self.status.object = D.message_md(f"done: {int(s.get('packets', 0)):,} packets, {n_tx:,} transactions, "
+                                          f"{n_opp:,} opportunities — run folder `{self.run_dir}`")
         if n_opp == 0:
             why = ("" if _abs(self.market.value) else " Detection needs a market snapshot: choose one and replay.")
-            self.alert.objects = [pn.pane.Alert("This run found no opportunities." + why, alert_type="info",
-                                                css_classes=["wb-note"])]
+            self.alert.objects = _alerts(["This run found no opportunities." + why], "info", "wb-note")
         self.tabs.active = 0 if n_opp else 1
         self._counts()
+        if self.link.get("opportunity"):
+            self._show_linked(self.link["opportunity"])
+
+    def _show_linked(self, opportunity_id: str):
+        """The detail of the opportunity a live page linked to (``?opportunity=ID``)."""
+        hit = self.opp_df.index[self.opp_df["opportunity_id"].astype(str) == opportunity_id] \
+            if "opportunity_id" in self.opp_df else []
+        if len(hit) == 0:
+            self.alert.objects = _alerts([f"Opportunity `{opportunity_id}` is not in run `{self.run_dir}`."], "warning")
+            return
+        self._explain(self.opp_df.loc[hit[0]])
 
     def _hists(self):
         """The engine's HDR histograms (packet, batch, detection, model inference), as they fill."""
         for name, (data, marks) in C.hist_views(self.feed).items():
             if name not in self.hists:
-                self.hists[name] = C.HistPlot(name, name.replace("_", " "))
+                self.hists[name] = C.HistPlot(name, name.replace("_", " "), cdf=False)
                 self.hist_row.append(pn.pane.Bokeh(self.hists[name].figure, sizing_mode="fixed",
                                                    width=C.PLOT_W * 3 // 4, height=C.PLOT_H))
             self.hists[name].update(data, marks)
@@ -247,15 +285,23 @@ class Explorer:
 
     def _opp_selected(self, _event):
         row = self._row(self.opp_table, self.opp_df)
-        if row is None:
-            return
+        if row is not None:
+            self._explain(row)
+
+    def _explain(self, row: pd.Series):
+        """The detail of one opportunity. Every value is written as text (``_display``): a run
+        folder or a snapshot can hold any string."""
+        raw = self.opp_raw.loc[row.name] if row.name in self.opp_raw.index else row
+        t = D.text_md
+        mint = str(raw.get("profit_mint", "") or "")
         parts = [pn.pane.Markdown(
-            f"## {row.get('type', '?')} opportunity `{row.get('opportunity_id', '')}`\n\n"
-            f"expected profit **{row.get('expected_profit_sol', float('nan')):.6f} SOL** "
-            f"(gross {int(row.get('profit_quote', 0)):,} base units of `{row.get('profit_mint', '')}`, tip "
-            f"{int(row.get('tip_lamports', 0)):,} lamports), score {row.get('score', float('nan')):.4f}, "
-            f"amount in {row.get('amount_in', 0):,.0f}, out {row.get('amount_out', 0):,.0f}\n\n"
-            f"pools: {row.get('pools', '')}\n\nvictim: `{row.get('victim_signature', '') or '-'}`",
+            f"## {t(row.get('type', '?'))} opportunity {D.code_md(row.get('opportunity_id', ''))}\n\n"
+            f"at {t(row.get('ts', ''))} UTC · expected profit **{float(row.get('expected_profit_sol', float('nan'))):.9f} SOL** "
+            f"(gross {t(D.int_text(raw.get('profit_quote')))} base units of "
+            f"{t(self.names.symbol(mint)) if mint else '-'} {D.code_md(mint)}, tip "
+            f"{t(D.int_text(raw.get('tip_lamports')))} lamports), score {float(row.get('score', float('nan'))):.4f}, "
+            f"amount in {t(D.int_text(raw.get('amount_in')))}, out {t(D.int_text(raw.get('amount_out')))}\n\n"
+            f"pools: {t(row.get('pools', ''))}\n\nvictim: {D.code_md(row.get('victim_signature', '') or '-')}",
             css_classes=["wb-detail"])]
         parts += self._pool_states(row)
         parts += self._features(row)
@@ -267,14 +313,19 @@ class Explorer:
 
     def _tx_detail(self, row: pd.Series, heading: str = "transaction") -> list:
         from workbench.dissect import SolanaShred, SolanaTx, read_frame
-        out = [pn.pane.Markdown(f"### {heading} `{row.get('signature', '')}`\n\npacket {int(row['packet_index'])}, "
+        t = D.text_md
+        out = [pn.pane.Markdown(f"### {t(heading)} {D.code_md(row.get('signature', ''))}\n\n"
+                                f"at {t(row.get('ts', ''))} UTC · packet {int(row['packet_index'])}, "
                                 f"row {int(row['tx_index'])}, slot {int(row.get('slot', -1))}, "
-                                f"{row.get('size', '?')} bytes, priority fee "
-                                f"{int(row.get('priority_fee_lamports', 0)):,} lamports, Jito tip "
-                                f"{int(row.get('jito_tip_lamports', 0)):,} lamports", css_classes=["wb-detail"])]
+                                f"{t(row.get('size', '?'))} bytes, priority fee "
+                                f"{t(D.int_text(row.get('priority_fee_lamports', 0)))} lamports, Jito tip "
+                                f"{t(D.int_text(row.get('jito_tip_lamports', 0)))} lamports",
+                                css_classes=["wb-detail"])]
         cap = self.feed.capture if self.feed is not None and self.feed.capture else None
         if cap is None and self.run_dir is not None and self.feed.summary:
             cap = self.feed.summary.get("capture")
+        if cap is None and self.link.get("capture"):
+            cap = _abs(self.capture.value)
         if not cap or not Path(cap).exists():
             out.append(pn.pane.Alert("The capture of this run is not at hand: no packet to dissect.",
                                      alert_type="warning"))
@@ -282,7 +333,7 @@ class Explorer:
         try:
             pkt = read_frame(cap, int(row["packet_index"]))
         except Exception as e:                    # a damaged capture: say it, do not fail the page
-            out.append(pn.pane.Alert(C.short_error(e), alert_type="danger"))
+            out += _alerts([C.short_error(e)])
             return out
         tx = pkt.getlayer(SolanaTx)
         if tx is not None:
@@ -311,19 +362,20 @@ class Explorer:
             prev = prev[(prev["pool"] == s["pool"]) & (prev["status"].isin(["applied", "crosses_tick"]))]
             if len(prev):
                 ra, rb = int(prev.iloc[-1]["reserve_a"]), int(prev.iloc[-1]["reserve_b"])
-            elif self.pools0 is not None and (self.pools0["address"] == s["pool"]).any():
-                p0 = self.pools0[self.pools0["address"] == s["pool"]].iloc[0]
-                ra, rb = int(p0["reserve_a"]), int(p0["reserve_b"])
+            elif s["pool"] in self.names.reserves0:
+                ra, rb = self.names.reserves0[s["pool"]]
             else:
-                ra = rb = -1
-            rows.append({"pool": s["pool"], "program": s["program"], "status": s["status"],
-                         "a_to_b": int(s["a_to_b"]), "amount_in": float(s["amount_in"]),
-                         "amount_out": float(s["amount_out"]), "reserve_a before": float(ra),
-                         "reserve_b before": float(rb), "reserve_a after": float(s["reserve_a"]),
-                         "reserve_b after": float(s["reserve_b"])})
+                ra = rb = None
+            # exact integers as text: reserves are uint64, a double would round them
+            rows.append({"pool": self.names.pool_label(s["pool"]), "program": s["program"], "status": s["status"],
+                         "a_to_b": int(s["a_to_b"]), "amount_in": D.int_text(s["amount_in"]),
+                         "amount_out": D.int_text(s["amount_out"]), "reserve_a before": D.int_text(ra),
+                         "reserve_b before": D.int_text(rb), "reserve_a after": D.int_text(s["reserve_a"]),
+                         "reserve_b after": D.int_text(s["reserve_b"])})
         return [pn.pane.Markdown("#### pool state before and after the trigger's swaps"),
                 pn.widgets.Tabulator(pd.DataFrame(rows), show_index=False, disabled=True, layout="fit_data_table",
-                                     css_classes=["wb-pool-table"])]
+                                     css_classes=["wb-pool-table"],
+                                     text_align={c: "right" for c in rows[0] if c not in ("pool", "program", "status")})]
 
     def _features(self, row: pd.Series) -> list:
         try:
@@ -400,10 +452,32 @@ def _empty():
     return pa.table({})
 
 
+LINK_ARGS = ("run", "opportunity", "capture", "market", "model")   # what a live page's link may set
+
+
+def session_link() -> dict:
+    """The ``?run=...&opportunity=...`` a live page's link carries (text; checked like the arguments)."""
+    out = {}
+    for k in LINK_ARGS:
+        v = pn.state.session_args.get(k)
+        if v:
+            try:
+                out[k] = v[0].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+    return out
+
+
 def build():
-    ex = Explorer()
-    if ARGS.run and not C.missing_input("run", ARGS.run):
-        pn.state.onload(lambda: ex.open_run(ARGS.run))
+    refused = A.refusal(ARGS.token_file, "explorer")
+    if refused:                       # decided before anything is listed, read or run
+        return pn.Column(pn.pane.Markdown("# Solana MEV workbench: explorer\n\nThis page is closed."),
+                         *_alerts([refused]))
+    link = session_link()
+    ex = Explorer(link)
+    run = link.get("run") or ARGS.run
+    if run and not C.missing_input("run", run):
+        pn.state.onload(lambda: ex.open_run(run))
     return ex.layout()
 
 

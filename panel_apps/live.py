@@ -1,15 +1,19 @@
 """Live view of the engine: rates, latency histograms, scores, profit, and the opportunity table.
 
-    panel serve panel_apps/live.py --args --capture captures/demo.pcapng --speed 1.0
-    panel serve panel_apps/live.py --args --capture CAP --market MKT [--model MODEL] [--loop N]
-    panel serve panel_apps/live.py --args --udp-ports 8003            # live, plain UDP sockets
-    panel serve panel_apps/live.py --args --iface eth1                # live, AF_PACKET (root)
-    panel serve panel_apps/live.py --args --store chdb:///abs/data/clickhouse   # watch a store
-    panel serve panel_apps/live.py --args --run runs/x                # a finished run
+    panel serve panel_apps/live.py panel_apps/explorer.py --address 127.0.0.1 --args --capture captures/demo.pcapng
+    ... --args --capture CAP --market MKT [--model MODEL] [--loop N]
+    ... --args --udp-ports 8003            # live, plain UDP sockets
+    ... --args --iface eth1                # live, AF_PACKET (root)
+    ... --args --store chdb:///abs/data/clickhouse   # watch a store
+    ... --args --run runs/x                # a finished run
 
-One engine run per server, on a background thread (``workbench.runner.BackgroundRun``); every
-page reads it from a periodic callback. Tables use remote pagination: the browser gets one
-page, so the page stays responsive with many rows.
+The engine runs on a background thread (``workbench.runner.BackgroundRun``); pages read it
+from a periodic callback. The server's first run is shared by the pages that open while it
+goes on; a page's Restart (or its Loop, at the end of each run) starts a run of its own with
+the same source, so a page opened after the end is never left with a frozen one. Tables use
+remote pagination: the browser gets one page, so the page stays responsive with many rows.
+Every value from a file or the store reaches the page as text (``_display``); a server
+reachable from other hosts needs a token (``_access``).
 """
 
 from __future__ import annotations
@@ -22,43 +26,51 @@ import pandas as pd
 import panel as pn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _access as A  # noqa: E402
 import _common as C  # noqa: E402
+import _display as D  # noqa: E402
 
 pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
 
 ARGS = C.parse_args(sys.argv[1:], "live.py")
 SOURCE = (f"replay of `{ARGS.capture}`" + (f" at {ARGS.speed}x" if ARGS.speed else " (as fast as possible)")
           if ARGS.capture else f"live on `{ARGS.iface}`" if ARGS.iface else
-          f"live on UDP ports {ARGS.udp_ports}" if ARGS.udp_ports else f"store `{ARGS.store}`" if ARGS.store
+          f"live on UDP ports `{ARGS.udp_ports}`" if ARGS.udp_ports else f"store `{ARGS.store}`" if ARGS.store
           else f"run `{ARGS.run}`" if ARGS.run else "nothing")
+RESTART_WAIT_S = 10.0           # a page's own run is given this long to stop before a restart
 PAGINATION = None if ARGS.pagination == "local" else "remote"
 USAGE = """Give the app a source:
 
 ```
-panel serve panel_apps/live.py --args --capture captures/demo.pcapng --speed 1.0 [--market DIR] [--model FILE]
-panel serve panel_apps/live.py --args --udp-ports 8003       # or --iface eth1 (root)
-panel serve panel_apps/live.py --args --store chdb:///abs/path/data/clickhouse
-panel serve panel_apps/live.py --args --run runs/x
+panel serve panel_apps/live.py --address 127.0.0.1 --args --capture captures/demo.pcapng --speed 1.0 [--market DIR] [--model FILE]
+panel serve panel_apps/live.py --address 127.0.0.1 --args --udp-ports 8003       # or --iface eth1 (root)
+panel serve panel_apps/live.py --address 127.0.0.1 --args --store chdb:///abs/path/data/clickhouse
+panel serve panel_apps/live.py --address 127.0.0.1 --args --run runs/x
 ```"""
 
 
-def message_page(title: str, messages: list[str], kind: str = "danger"):
-    return pn.Column(pn.pane.Markdown(f"# Solana MEV workbench: live\n\n{title}"),
-                     *[pn.pane.Alert(m, alert_type=kind, css_classes=["wb-message"]) for m in messages],
-                     pn.pane.Markdown(USAGE))
+def message_page(title: str, messages: list[str], kind: str = "danger", usage: bool = True):
+    return pn.Column(pn.pane.Markdown(f"# Solana MEV workbench: live\n\n{D.text_md(title)}"),
+                     *[pn.pane.Alert(D.message_md(m), alert_type=kind, css_classes=["wb-message"]) for m in messages],
+                     *([pn.pane.Markdown(USAGE)] if usage else []))
 
 
 class LivePage:
-    def __init__(self, feed: C.BackgroundRun):
+    def __init__(self, feed: C.BackgroundRun, names: D.SnapshotNames, token: str = ""):
         self.feed = feed
-        self.pos = {"opportunities": 0, "tx_features": 0}
-        self.opp_df = C.opp_frame(pa_empty())
-        self.tx_df = C.tx_frame(pa_empty())
-        self.profit_sum: dict[str, float] = {}
-        self.t0_ns: int | None = None
+        self.own = False                 # whether this page started ``feed`` (and so may stop it)
+        self.restarts = 0
+        self.names = names
+        self.token = token
         self.status = pn.pane.Markdown("starting", css_classes=["wb-status"])
         self.progress = pn.indicators.Progress(value=0, max=1000, width=240, bar_color="info")
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["wb-message"])
+        self.restart_btn = pn.widgets.Button(name="Restart", button_type="primary", width=110,
+                                             css_classes=["wb-restart"], disabled=feed.mode not in C.RESTARTABLE)
+        self.restart_btn.on_click(lambda _e: self.restart())
+        self.loop_box = pn.widgets.Checkbox(name="loop (start again at the end)", value=False, width=230,
+                                            css_classes=["wb-loop"], disabled=feed.mode not in C.RESTARTABLE)
+        self.loop_box.param.watch(self._loop_turned_on, "value")
         num = dict(font_size="28pt", title_size="11pt", format="{value:,.0f}")
         self.n_pkt = pn.indicators.Number(name="packets/s", value=0, **num)
         self.n_tx = pn.indicators.Number(name="transactions/s", value=0, **num)
@@ -66,41 +78,63 @@ class LivePage:
         self.n_drop = pn.indicators.Number(name="drops", value=0, **num)
         self.totals = pn.pane.Markdown("", css_classes=["wb-totals"])
         self.hists: dict[str, C.HistPlot] = {}
-        self.plots = pn.GridBox(ncols=3)
+        self.plots = pn.GridBox(ncols=2)
+        self.rate_plot = C.RatePlot()
         self._make_score_plot()
         self._make_profit_plot()
         self._make_tables()
         self.cb = None
-        # one plot per engine histogram from the start: panes added while data streams make the
-        # browser chase models it does not know yet
+        # one plot (and its CDF) per engine histogram from the start: panes added while data stream
+        # make the browser chase models it does not know yet
         self.hist_panes = {}
         for name in C.engine_hist_names():
-            self.hists[name] = C.HistPlot(name, name.replace("_", " "))
-            self.hists[name].figure.visible = False         # shown once it has data
-            self.hist_panes[name] = fixed(self.hists[name].figure)
-            self.plots.append(self.hist_panes[name])
-        for fig in (self.score_fig, self.profit_fig):
-            self.plots.append(fixed(fig))
-        self.plots.append(self.score_note)
+            self._add_hist(name)
+        self.plots.append(pn.Row(fixed(self.rate_plot.figure), fixed(self.score_fig, width=C.PLOT_W * 2 // 3)))
+        self.plots.append(pn.Row(fixed(self.profit_fig), self.score_note))
+        self._reset()
+
+    def _add_hist(self, name: str) -> None:
+        h = self.hists[name] = C.HistPlot(name, name.replace("_", " "))
+        h.figure.visible = h.cdf.visible = False         # shown once it has data
+        self.hist_panes[name] = pn.Row(fixed(h.figure), fixed(h.cdf, width=C.CDF_W))
+        self.plots.append(self.hist_panes[name])
+
+    def _reset(self) -> None:
+        """Forget what the page showed: a restart starts from empty tables and plots."""
+        self.pos = {"opportunities": 0, "tx_features": 0}
+        self.opp_df = C.opp_frame(pa_empty())
+        self.tx_df = C.tx_frame(pa_empty())
+        self.profit_sum: dict[str, float] = {}
+        self.t0_ns: int | None = None
+        for src in self.profit_src.values():
+            src.data = {"t": [], "sol": []}
+        self.score_src.data = {"left": [], "right": [], "top": []}
+        self.rate_plot.clear()
+        for h in self.hists.values():
+            h.source.data = {"left": [], "right": [], "top": []}
+            h.cdf_source.data = {"x": [], "y": []}
+        for table, df in ((self.opp_table, self.opp_df), (self.tx_table, self.tx_df)):
+            table.value = C.browser_safe(df)
+        self.alert.visible = False
 
     # -- widgets -----------------------------------------------------------------------
     def _make_score_plot(self):
         from bokeh.models import ColumnDataSource
         from bokeh.plotting import figure
         self.score_src = ColumnDataSource({"left": [], "right": [], "top": []}, name="hist_score")
-        f = figure(title="model score", height=C.PLOT_H, width=C.PLOT_W, x_range=(0, 1), tools="hover,reset",
-                   tooltips=[("score", "@left{0.00}-@right{0.00}"), ("count", "@top")])
+        f = figure(title="model score", height=C.PLOT_H, width=C.PLOT_W * 2 // 3, x_range=(0, 1), tools="hover,reset",
+                   tooltips=[("score", "@left{0.00}-@right{0.00}"), ("count", "@top")], toolbar_location="right")
         f.quad(left="left", right="right", top="top", bottom=0, source=self.score_src, fill_color="#6a4c93",
                alpha=0.8)
         f.xaxis.axis_label = "score"
-        self.score_note = pn.pane.Markdown("", css_classes=["wb-score-note"])
+        self.score_note = pn.pane.Markdown("", css_classes=["wb-score-note"], width=260)
         self.score_fig = f
 
     def _make_profit_plot(self):
         from bokeh.models import ColumnDataSource
         from bokeh.plotting import figure
         f = figure(title="cumulative expected profit by type (SOL)", height=C.PLOT_H, width=C.PLOT_W,
-                   tools="pan,wheel_zoom,reset,hover")
+                   tools="pan,wheel_zoom,reset,hover", toolbar_location="right")
         self.profit_src = {}
         for typ, color in zip(C.OPPORTUNITY_TYPES, ("#1d3557", "#e63946", "#2a9d8f")):
             src = ColumnDataSource({"t": [], "sol": []}, name=f"profit_{typ}")
@@ -116,20 +150,23 @@ class LivePage:
                                                 value=(0.0, 1.0), step=0.01, width=240)
         self.min_profit = pn.widgets.FloatInput(name="min expected profit (SOL)", value=None, step=0.001,
                                                 width=180, placeholder="any")
-        self.opp_table = pn.widgets.Tabulator(C.browser_safe(self.opp_df), pagination=PAGINATION,
+        empty_opp = C.opp_frame(pa_empty())
+        self.opp_table = pn.widgets.Tabulator(C.browser_safe(empty_opp), pagination=PAGINATION,
                                               page_size=C.TABLE_PAGE_SIZE,
                                               show_index=False, disabled=True, height=520, layout="fit_data_table",
-                                              hidden_columns=self._hidden(self.opp_df, C.OPP_SHOWN),
+                                              hidden_columns=self._hidden(empty_opp, C.OPP_SHOWN),
+                                              formatters=C.OPP_FORMATTERS, text_align=C.INT_ALIGN,
                                               css_classes=["wb-opp-table"], sortable=True)
         self.opp_table.add_filter(pn.bind(C.filter_opps, type_=self.type_sel, score=self.score_rng,
                                           min_profit=self.min_profit))
         self.opp_count = pn.pane.Markdown("", css_classes=["wb-opp-count"])
         self.prog_sel = pn.widgets.Select(name="program", options=["all"], value="all", width=220)
         self.min_fee = pn.widgets.IntInput(name="min priority fee (lamports)", value=0, start=0, width=180)
-        self.tx_table = pn.widgets.Tabulator(C.browser_safe(self.tx_df), pagination=PAGINATION,
+        empty_tx = C.tx_frame(pa_empty())
+        self.tx_table = pn.widgets.Tabulator(C.browser_safe(empty_tx), pagination=PAGINATION,
                                              page_size=C.TABLE_PAGE_SIZE,
                                              show_index=False, disabled=True, height=520, layout="fit_data_table",
-                                             hidden_columns=self._hidden(self.tx_df, C.TX_SHOWN),
+                                             hidden_columns=self._hidden(empty_tx, C.TX_SHOWN),
                                              css_classes=["wb-tx-table"])
         self.tx_table.add_filter(pn.bind(C.filter_txs, program=self.prog_sel, min_fee=self.min_fee))
         self.tx_count = pn.pane.Markdown("", css_classes=["wb-tx-count"])
@@ -150,8 +187,8 @@ class LivePage:
             ("Transactions", pn.Column(pn.Row(self.prog_sel, self.min_fee), self.tx_count, self.tx_table)),
             dynamic=False)
         return pn.Column(
-            pn.pane.Markdown(f"# Solana MEV workbench: live\n\nSource: {SOURCE}"),
-            pn.Row(self.status, self.progress),
+            pn.pane.Markdown(f"# Solana MEV workbench: live\n\nSource: {D.message_md(SOURCE)}"),
+            pn.Row(self.status, self.progress, self.restart_btn, self.loop_box),
             self.alert,
             pn.Row(self.n_pkt, self.n_tx, self.n_opp, self.n_drop),
             self.totals,
@@ -159,18 +196,49 @@ class LivePage:
             tables,
         )
 
-    # -- updates -----------------------------------------------------------------------
+    # -- runs --------------------------------------------------------------------------
     def start(self):
         self.tick()
-        self.cb = pn.state.add_periodic_callback(self.tick, period=C.UPDATE_MS)
+        self._poll()
 
+    def _poll(self):
+        if self.cb is None:
+            self.cb = pn.state.add_periodic_callback(self.tick, period=C.UPDATE_MS)
+
+    def restart(self):
+        """A new run of the same source for this page (the shared one goes on for other pages)."""
+        if self.feed.mode not in C.RESTARTABLE:
+            return
+        if self.feed.running:
+            if not self.own and self.feed.mode == "live":
+                self._show_error("The live source is in use by the server's run; restart when it has ended.")
+                return
+            if self.own:
+                if not C.stop_and_wait(self.feed, RESTART_WAIT_S):
+                    self._show_error(f"The page's run did not stop within {RESTART_WAIT_S:.0f} s; try again.")
+                    return
+        self.restarts += 1
+        self.feed = C.run_again(self.feed, C.restart_out(self.feed, ARGS, self.restarts)).start()
+        self.own = True
+        self._reset()
+        self.status.object = "**restarting**"
+        self._poll()
+
+    def stop_own(self):
+        if self.own:
+            self.feed.stop()
+
+    def _show_error(self, msg: str):
+        self.alert.object, self.alert.visible = D.message_md(msg), True
+
+    # -- updates -----------------------------------------------------------------------
     def tick(self):
         try:
             self._tick()
         except Exception as e:          # a page shows what went wrong; the server log has the traceback
             import traceback
             traceback.print_exc()
-            self.alert.object, self.alert.visible = f"The page could not update: {C.short_error(e)}", True
+            self._show_error(f"The page could not update: {C.short_error(e)}")
 
     def _tick(self):
         f = self.feed
@@ -178,10 +246,12 @@ class LivePage:
         # the tick that stops polling (below) shows it (read the other way round, a run ending
         # between the two reads left the page on "replaying" for good)
         running = f.running
-        self.status.object = f"**{f.phase}**"
+        done_note = "" if running else " (rates: the whole run's averages)" if f.result is not None else ""
+        self.status.object = f"**{D.text_md(f.phase)}**{done_note}" + (
+            f" · restart {self.restarts}" if self.restarts else "")
         self.progress.value = int(1000 * f.progress) if f.mode == "replay" else (-1 if running else 1000)
         if f.error:
-            self.alert.object, self.alert.visible = f.error, True
+            self._show_error(f.error)
         r = f.update_rates()
         self.n_pkt.value, self.n_tx.value, self.n_opp.value, self.n_drop.value = (
             r.packets_per_s, r.transactions_per_s, r.opportunities_per_s, r.drops)
@@ -189,18 +259,28 @@ class LivePage:
                               f"**{r.opportunities:,}** opportunities")
         st = f.live_status
         if st is not None and st.latency_ns:          # live: kernel timestamp -> scored, since the last status
-            lat = " · ".join(f"{k} {C.fmt_ns(v)}" for k, v in st.latency_ns.items() if v is not None and v >= 0)
+            lat = " · ".join(f"{D.text_md(k)} {C.fmt_ns(v)}" for k, v in st.latency_ns.items()
+                             if v is not None and v >= 0)
             self.totals.object += f"; kernel → scored latency: {lat}" if lat else ""
-        self._stream_tables()
+        if self._stream_tables():
+            self.rate_plot.update(self.tx_df.get("ts_ns"), self.opp_df.get("ts_ns"), self.t0_ns or 0)
         self._hists()
         self._counts()
         if not running and self.cb is not None and f.mode != "store":
-            # the run is over and everything is in: one last look, then stop polling
+            # the run is over and everything is in: one last look, then stop polling (or loop)
             tabs, _ = f.tables("opportunities", self.pos["opportunities"])
             txs, _ = f.tables("tx_features", self.pos["tx_features"])
             if not tabs and not txs:
+                if self.loop_box.value and not f.error and f.mode in C.RESTARTABLE:
+                    self.restart()
+                    return
                 self.cb.stop()
                 self.cb = None
+
+    def _loop_turned_on(self, event):
+        """Loop ticked after the run ended: start again now (and at each end)."""
+        if event.new and not self.feed.running and self.cb is None:
+            self.restart()
 
     def _new_rows(self, name: str):
         tabs, self.pos[name] = self.feed.tables(name, self.pos[name])
@@ -209,8 +289,19 @@ class LivePage:
         import pyarrow as pa
         return pa.concat_tables(tabs, promote_options="permissive") if len(tabs) > 1 else tabs[0]
 
-    def _stream_tables(self):
+    def _detail_links(self, df: pd.DataFrame) -> pd.DataFrame:
+        """A link per opportunity to the explorer's detail of it (the run folder is read there), as the
+        third column."""
+        run_dir = self.feed.run_dir if self.feed.mode == "run" else self.feed.out_dir
+        if not run_dir or "opportunity_id" not in df:
+            return df
+        df["detail"] = [C.explorer_link(run_dir, oid, self.feed, ARGS, self.token) for oid in df["opportunity_id"]]
+        return df[[c for c in C.OPP_SHOWN if c in df.columns] + [c for c in df.columns if c not in C.OPP_SHOWN]]
+
+    def _stream_tables(self) -> bool:
+        """New rows into the tables and plots; whether there were any."""
         t = self._new_rows("tx_features")
+        got = t is not None
         if t is not None:
             df = C.tx_frame(t)
             if self.t0_ns is None and len(df):
@@ -223,8 +314,9 @@ class LivePage:
                 self.prog_sel.options = {"all": "all", **dict(sorted(opts.items()))}
             self._stream(self.tx_table, df)
         t = self._new_rows("opportunities")
+        got = got or t is not None
         if t is not None:
-            df = C.opp_frame(t)
+            df = self._detail_links(C.opp_frame(t, self.names))
             if self.t0_ns is None and len(df):
                 self.t0_ns = int(df["ts_ns"].iloc[0])
             self.opp_df = df if self.opp_df.empty else pd.concat([self.opp_df, df], ignore_index=True)
@@ -245,9 +337,10 @@ class LivePage:
             msg = ("No opportunities yet." if f.running else
                    "This run found no opportunities." + ("" if f.market or f.mode != "replay" else
                                                          " Detection needs a market snapshot: pass `--market DIR`."))
-            self.opp_note.object, self.opp_note.visible = msg, True
+            self.opp_note.object, self.opp_note.visible = D.message_md(msg), True
         else:
             self.opp_note.visible = False
+        return got
 
     def _stream(self, table, df):
         df = C.browser_safe(df)
@@ -260,12 +353,11 @@ class LivePage:
     def _hists(self):
         for name, (data, marks) in C.hist_views(self.feed).items():
             if name not in self.hists:
-                self.hists[name] = C.HistPlot(name, name.replace("_", " "))
-                self.hist_panes[name] = fixed(self.hists[name].figure)
-                self.plots.insert(len(self.hists) - 1, self.hist_panes[name])
-            self.hists[name].update(data, marks)
-            if not self.hists[name].figure.visible:
-                self.hists[name].figure.visible = True
+                self._add_hist(name)
+            h = self.hists[name]
+            h.update(data, marks)
+            if not h.figure.visible:
+                h.figure.visible = h.cdf.visible = True
 
     def _counts(self):
         n_opp = len(C.filter_opps(self.opp_df, self.type_sel.value, self.score_rng.value, self.min_profit.value))
@@ -274,8 +366,8 @@ class LivePage:
         self.tx_count.object = f"**{n_tx:,}** of {len(self.tx_df):,} transactions match"
 
 
-def fixed(fig, **kw):
-    return pn.pane.Bokeh(fig, sizing_mode="fixed", width=C.PLOT_W, height=C.PLOT_H, **kw)
+def fixed(fig, width: int = 0, **kw):
+    return pn.pane.Bokeh(fig, sizing_mode="fixed", width=width or C.PLOT_W, height=C.PLOT_H, **kw)
 
 
 def pa_empty():
@@ -284,14 +376,18 @@ def pa_empty():
 
 
 def build():
+    refused = A.refusal(ARGS.token_file, "live")
+    if refused:                       # decided before any run starts or any file is read
+        return message_page("This page is closed.", [refused], usage=False)
     feed, problems = C.run_from_args(ARGS, key=f"live:{sys.argv[1:]}")
     if problems:
         return message_page("The app cannot start its source:", problems)
     if feed is None:
         return message_page("No source given.", ["Nothing to show: pass a capture, an interface, a store or a run."],
                             kind="warning")
-    page = LivePage(feed)
+    page = LivePage(feed, C.SnapshotNames(ARGS.market), A.session_token())
     pn.state.onload(page.start)
+    pn.state.on_session_destroyed(lambda _ctx: page.stop_own())
     return page.layout()
 
 

@@ -13,78 +13,29 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from views_helpers import UI_TIMEOUT_S, chromium, served as serve_apps, text, wait_for
+
 REPO = Path(__file__).resolve().parent.parent
-APPS = REPO / "panel_apps"
 CAPTURE = REPO / "captures" / "demo.pcapng"
 MARKET_CAPTURE = REPO / "captures" / "market.pcapng"
 MARKET = REPO / "captures" / "market.pcapng.market"
-CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
-SERVE_TIMEOUT_S = 90          # panel serve answering HTTP
 DATA_TIMEOUT_S = 180          # first data on the page (a cold numba cache compiles the engine: ~30 s)
-UI_TIMEOUT_S = 20             # a filter or a click showing its effect
 
 pytestmark = pytest.mark.slow
 
 
-def _chromium() -> str:
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    msg = f"Debian's chromium is not at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def served(app: str, *args: str, log: Path):
-    """``panel serve panel_apps/<app>.py --args ARGS`` on a free loopback port; yields the URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "panel", "serve", str(APPS / f"{app}.py"), "--port", str(port), "--address",
-           "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}", "--num-procs", "1"]
-    if args:
-        cmd += ["--args", *args]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
-        url = f"http://127.0.0.1:{port}/{app}"
-        try:
-            deadline = time.monotonic() + SERVE_TIMEOUT_S
-            while True:
-                if proc.poll() is not None:
-                    raise AssertionError(f"panel serve exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(url, timeout=5) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"panel serve did not answer in {SERVE_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+def served(app: str, *args: str, log: Path, also: tuple[str, ...] = ()):
+    """``panel serve`` of ``app`` (and the apps ``also``) on a free loopback port; yields the URL."""
+    return serve_apps(app, *also, args=args, log=log)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    exe = _chromium()
+    exe = chromium()
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-dev-shm-usage"])
@@ -102,29 +53,6 @@ def page(browser):
     pg.errors = errors
     yield pg
     ctx.close()
-
-
-def wait_for(pred, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-def text(pg, sel: str) -> str:
-    """Text of a Panel pane (its content lives in the element's shadow root)."""
-    loc = pg.locator(sel)
-    if not loc.count():
-        return ""
-    return loc.first.evaluate("""el => {
-        const parts = [el.textContent || ''];
-        if (el.shadowRoot) for (const c of el.shadowRoot.children)
-            if (c.tagName !== 'STYLE' && c.tagName !== 'LINK') parts.push(c.textContent || '');
-        return parts.join(' '); }""")
 
 
 def match_count(pg, sel: str) -> tuple[int, int]:
@@ -174,6 +102,9 @@ def market_run(tmp_path_factory):
 def opportunities_of(run: Path):
     import pyarrow.parquet as pq
     return pq.read_table(run / "opportunities.parquet").to_pandas()
+
+
+INTEGER = re.compile(r"^\d{1,3}(,\d{3})*$")        # an exact integer as the tables show it
 
 
 def cells(pg, table: str, field: str, n: int = 10) -> list[str]:
@@ -239,7 +170,7 @@ def test_live_market_with_model_streams_opportunities(page, tmp_path, market_run
     assert len(want) > 0
     log = tmp_path / "serve.log"
     with served("live", "--capture", str(MARKET_CAPTURE), "--market", str(MARKET), "--model", str(model),
-                "--speed", "4", "--out", str(tmp_path / "run"), log=log) as url:
+                "--speed", "4", "--out", str(tmp_path / "run"), log=log, also=("explorer",)) as url:
         page.goto(url)
         wait_for(lambda: match_count(page, ".wb-opp-count")[1] > 0, DATA_TIMEOUT_S, "opportunities streaming in")
         wait_for(lambda: "done" in text(page, ".wb-status"), DATA_TIMEOUT_S, "the replay to finish")
@@ -262,8 +193,63 @@ def test_live_market_with_model_streams_opportunities(page, tmp_path, market_run
         wait_for(lambda: match_count(page, ".wb-opp-count")[0] == n_sandwich, UI_TIMEOUT_S, "the type filter")
         assert 0 < n_sandwich < len(want)
         wait_for(lambda: set(cells(page, ".wb-opp-table", "type")) == {"sandwich"}, UI_TIMEOUT_S, "sandwich rows")
+        rates = bokeh_source(page, "rates")          # over event time: every transaction and opportunity counted
+        assert rates and max(rates["opportunities_per_s"]) > 0, rates
+        width_s = rates["t"][1] - rates["t"][0]
+        assert round(sum(rates["opportunities_per_s"]) * width_s) == len(want)
+        # exact integers (no '.0'), microsecond times, pools named by the snapshot's token symbols
+        amounts = {f"{int(v):,}" for v in scored["amount_in"]}
+        shown = [c.strip() for c in cells(page, ".wb-opp-table", "amount_in")]
+        assert shown and all(INTEGER.match(c) and c in amounts for c in shown), shown
+        assert all(re.search(r"\d\d:\d\d:\d\d\.\d{6}$", c) for c in cells(page, ".wb-opp-table", "ts"))
+        pools = cells(page, ".wb-opp-table", "pools")
+        assert pools and all(re.match(r"^[A-Z]+/[A-Z]+ \w{4}…\w{4}", c) for c in pools), pools
+        # a row's link opens the explorer's detail of that opportunity
+        link = page.locator('.wb-opp-table .tabulator-cell[tabulator-field="detail"] a').first
+        assert link.get_attribute("href").startswith("explorer?run=")
+        oid = page.locator('.wb-opp-table .tabulator-cell[tabulator-field="opportunity_id"]').first.text_content()
+        with page.context.expect_page(timeout=UI_TIMEOUT_S * 1000) as new:
+            link.click()
+        detail = new.value
+        wait_for(lambda: oid in text(detail, ".wb-detail"), DATA_TIMEOUT_S, "the explorer's detail of the row")
+        wait_for(lambda: detail.locator(".wb-pool-table .tabulator-row").count() > 0, UI_TIMEOUT_S, "pool states")
+        reserves = [c.text_content().strip() for c in detail.locator(
+            '.wb-pool-table .tabulator-cell[tabulator-field="reserve_a after"]').all()]
+        assert reserves and all(INTEGER.match(r) for r in reserves), reserves
+        detail.screenshot(path=str(tmp_path / "explorer-from-link.png"), full_page=True)
         page.screenshot(path=str(tmp_path / "live-market.png"), full_page=True)
         assert not page.errors, page.errors
+    no_traceback(log)
+
+
+def test_live_restart_and_loop_from_a_later_page(browser, tmp_path):
+    """A page opened after the server's run ended restarts it for itself, and loops."""
+    log = tmp_path / "serve.log"
+    out = tmp_path / "run"
+    with served("live", "--capture", str(CAPTURE), "--speed", "0.5", "--out", str(out), log=log) as url:
+        first = browser.new_page()
+        first.goto(url)
+        wait_for(lambda: "done" in text(first, ".wb-status"), DATA_TIMEOUT_S, "the server's run to end")
+        later = browser.new_page(viewport={"width": 1400, "height": 1500})
+        later.goto(url)
+        wait_for(lambda: match_count(later, ".wb-tx-count")[1] == 3922, DATA_TIMEOUT_S, "the ended run's rows")
+        assert "done" in text(later, ".wb-status")
+        later.locator(".wb-restart button").click()
+        wait_for(lambda: "restart 1" in text(later, ".wb-status"), UI_TIMEOUT_S, "the restart")
+        wait_for(lambda: "replaying" in text(later, ".wb-status"), DATA_TIMEOUT_S, "the restarted replay")
+        wait_for(lambda: "done" in text(later, ".wb-status"), DATA_TIMEOUT_S, "the restarted run to end")
+        wait_for(lambda: match_count(later, ".wb-tx-count")[1] == 3922, UI_TIMEOUT_S, "every row again, once")
+        rates = bokeh_source(later, "rates")
+        assert rates and max(rates["transactions_per_s"]) > 0, rates
+        restarts = sorted(tmp_path.glob("run-restart-*-1"))
+        assert len(restarts) == 1 and (restarts[0] / "summary.json").exists(), list(tmp_path.iterdir())
+        assert "restart" not in text(first, ".wb-status")        # the other page still shows the server's run
+        # loop: ticked after the end, the page starts again now and at each end
+        later.locator(".wb-loop input").check()
+        wait_for(lambda: "restart 2" in text(later, ".wb-status"), UI_TIMEOUT_S, "the loop's first restart")
+        wait_for(lambda: "restart 3" in text(later, ".wb-status"), DATA_TIMEOUT_S, "the loop's next lap")
+        later.screenshot(path=str(tmp_path / "live-restarted.png"), full_page=True)
+        assert match_count(later, ".wb-tx-count")[1] <= 3922
     no_traceback(log)
 
 
