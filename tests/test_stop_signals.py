@@ -52,9 +52,9 @@ def _start(tmp: Path, dsn: str, capture: Path = DEMO, *extra: str) -> subprocess
 
 
 def _mid_run(proc: subprocess.Popen, out: Path) -> None:
-    """Wait until the replay has written rows (its Parquet file exists), then a little more."""
+    """Wait until the replay has written rows (its Parquet file is being written), then a little more."""
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not (out / "tx_features.parquet").exists():
+    while not (out / "tx_features.parquet.partial").exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             o, e = proc.communicate(timeout=30)
@@ -101,6 +101,7 @@ def _spooled_status(tmp: Path, run_id: str) -> str:
 def _check_outputs_agree(out: Path) -> tuple[pa.Table, pa.Table]:
     """Both row files read, and every transaction row's packet has a status row saying so."""
     tx, st = _parquet(out, "tx_features"), _parquet(out, "packet_status")
+    assert not list(out.glob("*.partial")), "a row file was left unfinished"
     tx_packets = set(tx.column("packet_index").to_pylist())
     status = dict(zip(st.column("packet_index").to_pylist(), st.column("status").to_pylist()))
     assert tx_packets <= set(status), "transaction rows whose packet has no status row"
@@ -179,6 +180,9 @@ def test_sigkill_leaves_a_run_the_store_marks_killed(tmp_path):
     _mid_run(proc, tmp_path / "out")
     proc.kill()
     proc.communicate(timeout=STOP_TIMEOUT_S)
+    # a Parquet file is readable once closed: a killed run leaves only .partial files, never a
+    # *.parquet that does not read
+    assert not list((tmp_path / "out").glob("*.parquet")) and (tmp_path / "out/tx_features.parquet.partial").exists()
     time.sleep(1.0)
     with connect(dsn) as s:
         (run, status, started), = s.query_rows("SELECT run_id, status, started_at FROM runs FINAL")

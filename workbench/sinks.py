@@ -10,6 +10,7 @@ engine thread at the next ``put`` or at ``close``.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from pathlib import Path
@@ -45,6 +46,7 @@ WALL_CLOCK = {"opportunities": ("opportunity_costs", "opportunity_id", ("detect_
 
 
 ROW_GROUP_ROWS = 1 << 16      # rows per Parquet row group, whatever the engine's call sizes
+PARTIAL_SUFFIX = ".partial"   # a row file being written: renamed to its final name once closed
 
 
 class ParquetSink:
@@ -72,7 +74,8 @@ class ParquetSink:
         if name not in self.paths:
             return
         if name not in self._w:
-            self._w[name] = pq.ParquetWriter(self.paths[name], table.schema, **PARQUET_OPTIONS[name])
+            self.paths[name].unlink(missing_ok=True)      # an older run's file must not pass for this one's
+            self._w[name] = pq.ParquetWriter(self.partial(name), table.schema, **PARQUET_OPTIONS[name])
             self._pending[name], self._pending_rows[name] = [], 0
         self._pending[name].append(table)
         self._pending_rows[name] += table.num_rows
@@ -88,18 +91,32 @@ class ParquetSink:
         rest = whole.slice(cut)
         self._pending[name], self._pending_rows[name] = ([rest] if rest.num_rows else []), rest.num_rows
 
+    def partial(self, name: str) -> Path:
+        """Where ``name``'s file is written until it is closed: a Parquet file is readable only once
+        its footer is written, so only a closed file has the final name (a process killed with
+        SIGKILL leaves ``*.parquet.partial`` files, never an unreadable ``*.parquet``)."""
+        return self.paths[name].with_name(self.paths[name].name + PARTIAL_SUFFIX)
+
     def close(self, empties: dict[str, pa.Table]) -> None:
-        """Flush and close every file; ``empties`` gives the schema of tables that got no rows."""
+        """Flush and close every file, each then renamed to its final name; ``empties`` gives the
+        schema of tables that got no rows."""
         for name, empty in list(empties.items()):
             if name in WALL_CLOCK:
                 costs, key, cols = WALL_CLOCK[name]
                 empties[costs] = empty.select([key, *cols])
+        first: BaseException | None = None
         for name, empty in empties.items():
-            if name not in self._w:
-                self.write(name, empty)
-            if self._pending_rows[name] or not self._pending[name]:
-                self._flush(name, final=True)
-            self._w[name].close()
+            try:                  # one file that fails to close never keeps the others open
+                if name not in self._w:
+                    self.write(name, empty)
+                if self._pending_rows[name] or not self._pending[name]:
+                    self._flush(name, final=True)
+                self._w[name].close()
+                os.replace(self.partial(name), self.paths[name])
+            except Exception as e:  # noqa: BLE001 - raised once every file had its chance
+                first = first or e
+        if first is not None:
+            raise first
 
 
 class OppSummary:
