@@ -170,7 +170,7 @@ class StoreWriter:
             except StoreError as e:       # a report, not the run's business: say so and go on
                 log.warning("could not look for runs whose process died: %s", e)
         except StoreUnavailable as e:
-            log.warning("%s (spooling to %s until it answers)", e, self.spool.dir)   # one line
+            log.warning("%s (spooling to %s until it answers)", e, self.spool.dir)
             self._mark_down(e)
             self._probe_failed(t0)
         self._thread = threading.Thread(target=self._run, name="workbench-store-writer", daemon=True)
