@@ -16,7 +16,7 @@ from ..config import load_settings
 from .db import db_app
 from .chain import register as register_chain_commands
 from .model import register as register_model_commands
-from ..errors import ConfigError, WorkbenchError
+from ..errors import WorkbenchError
 from .output import console, err_console, fail as _fail, out_file, plain, warn
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
