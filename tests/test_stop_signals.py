@@ -374,3 +374,64 @@ def test_live_udp_binds_its_ports_after_warm_up_and_counts_duration_from_capture
     assert 1.0 <= res.wall_s < 1.0 + 0.5                 # the duration is capture time, warm-up apart
     assert res.transactions > 0
     assert res.latency_ns["max"] < 200_000_000           # no packet waited for a warm-up
+
+
+# --- a consumer that fails: the others still get every row ------------------------------------------
+class _BrokenSink:
+    """A caller's sink that takes some tables, then fails (a full disk, a bug): a real consumer."""
+
+    def __init__(self, fail_after: int):
+        self.left = fail_after
+
+    def __call__(self, name, table):
+        if self.left == 0:
+            raise OSError(28, "No space left on device")
+        self.left -= 1
+
+
+def test_a_failing_consumer_fails_the_run_with_every_row_in_parquet_and_store(tmp_path):
+    """The run stops with the error ('failed'), and what it processed until then is in Parquet
+    files that agree AND in the store: one consumer's failure starves no other."""
+    from workbench.config import Settings
+    from workbench.runner import replay
+    from workbench.store import connect
+    dsn = f"chdb://{tmp_path / 'db'}"
+    with pytest.raises(OSError, match="No space left") as err:
+        replay(DEMO, tmp_path / "out", Settings(data_dir=str(tmp_path), batch_frames=256), sink=_BrokenSink(4),
+               db=dsn)
+    assert any("Parquet files under" in n for n in getattr(err.value, "__notes__", []))
+    tx, st = _check_outputs_agree(tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "No space left" in summary["error"]
+    assert 0 < st.num_rows == summary["packets"] < 3996 and tx.num_rows == summary["transactions"]
+    with connect(dsn) as s:
+        stored = s.count("tx_features", "run_id = {r:String}", {"r": summary["run_id"]})
+        runs = s.query_rows("SELECT status, counts['packets'] FROM runs FINAL WHERE run_id = {r:String}",
+                            {"r": summary["run_id"]})
+    assert stored == tx.num_rows and runs == [("failed", st.num_rows)]
+
+
+def test_a_failing_consumer_fails_a_live_run_with_every_staged_row_written_once(tmp_path):
+    """Live mode, the same class: the engine thread is stopped as at a normal end, the rows it had
+    staged are handed on once (no packet twice), Parquet agrees with itself and the store."""
+    from workbench.config import Settings
+    from workbench.runner.live import live
+    from workbench.store import connect
+    port = _free_udp_port()
+    dsn = f"chdb://{tmp_path / 'db'}"
+    sender = _Sender(port, _udp_payloads(DEMO))
+    sender.start()
+    try:
+        with pytest.raises(OSError, match="No space left"):
+            live(None, tmp_path / "out", Settings(data_dir=str(tmp_path), transaction_ports=(port,), live_slice_ms=20),
+                 source="udp", ports=[port], duration=30, db=dsn, sink=_BrokenSink(6))
+    finally:
+        sender.halt.set()
+    tx, st = _check_outputs_agree(tmp_path / "out")
+    assert len(set(st.column("packet_index").to_pylist())) == st.num_rows > 0      # no packet handed on twice
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["packets"] == st.num_rows
+    with connect(dsn) as s:
+        assert s.count("tx_features", "run_id = {r:String}", {"r": summary["run_id"]}) == tx.num_rows
+        assert s.query_rows("SELECT status FROM runs FINAL WHERE run_id = {r:String}",
+                            {"r": summary["run_id"]}) == [("failed",)]

@@ -176,15 +176,16 @@ class SinkThread:
     def put(self, tx: np.ndarray, prog_ids: np.ndarray, status: np.ndarray, first_index: int, ts_ns: np.ndarray,
             swaps: np.ndarray | None = None, opps: np.ndarray | None = None):
         """Hand over COPIES of one call's rows (the engine reuses its buffers). With no consumer
-        only the opportunities travel (the run's opportunity summary needs them)."""
-        self._raise()
+        only the opportunities travel (the run's opportunity summary needs them). A consumer's
+        error is raised AFTER the rows are queued: rows the engine made are never left out."""
         if not self.consumers:
             if opps is not None and opps.shape[0]:
                 self.q.put((None, None, None, first_index, None, None, opps.copy()))
-            return
-        self.q.put((tx.copy(), prog_ids.copy(), status.copy(), first_index, ts_ns.copy(),
-                    None if swaps is None or not swaps.shape[0] else swaps.copy(),
-                    None if opps is None or not opps.shape[0] else opps.copy()))
+        else:
+            self.q.put((tx.copy(), prog_ids.copy(), status.copy(), first_index, ts_ns.copy(),
+                        None if swaps is None or not swaps.shape[0] else swaps.copy(),
+                        None if opps is None or not opps.shape[0] else opps.copy()))
+        self._raise()
 
     def capture_id(self) -> str:
         if self._capture_id is None:

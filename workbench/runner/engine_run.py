@@ -9,6 +9,7 @@ first and last ``runs`` rows and its latency histograms.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -205,12 +206,13 @@ class EngineRun:
         """The counters a run's final ``runs`` row carries when it ends early."""
         return {"packets": int(self.state.counters[C_PACKETS]), "transactions": int(self.state.counters[C_TRANSACTIONS])}
 
-    def abort(self, status: str = FAILED) -> BaseException | None:
+    def abort(self, status: str = FAILED, error: BaseException | None = None) -> BaseException | None:
         """The run stops on an error: every row already handed on is still written (the sink
         thread drains into Parquet and the store writer, the Parquet files are closed, the store
         inserts or spools), THEN the store gets the final ``runs`` row with ``status`` and the
         writer closes. The order matters: a writer closed before the sinks drain loses their
-        last rows. Returns the first error met while finishing (the caller raises its own)."""
+        last rows. ``summary.json`` then says the status, the counts and ``error``. Returns the
+        first error met while finishing (the caller raises its own)."""
         first: BaseException | None = None
         try:
             self.close_sinks()
@@ -223,6 +225,12 @@ class EngineRun:
                     step()
                 except BaseException as e:  # noqa: BLE001
                     first = first or e
+        try:
+            summary = {"run_id": self.run_id, "status": status, "error": str(error or first or ""),
+                       **self.end_counts(), "rows": dict(self.sinks.rows), "outputs": self.outputs()}
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        except OSError as e:
+            first = first or e
         return first
 
     def close_sinks(self) -> None:

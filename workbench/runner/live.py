@@ -132,7 +132,7 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
     except BaseException as e:
         _end_on_error(engine, loop, ex)
         if run is not None:
-            run.abort(FAILED)
+            run.abort(FAILED, e)
             if run.parquet is not None and isinstance(e, Exception):
                 e.add_note(f"every row processed before the error is in the Parquet files under {run.out}")
         raise
@@ -259,11 +259,17 @@ class LiveLoop:
         """Stage k's rows to the sinks and the recording; then it is free again."""
         st = self.stages[k]
         r = staged_rows(st)
-        if len(r.tx) or len(r.status):
-            self.run.put_rows(r.tx, r.prog_ids, r.status, r.first_index, r.ts, r.swaps, r.opps)
+        failed = None
+        try:            # a sink's error comes after the rows are queued: record and free the Stage first
+            if len(r.tx) or len(r.status):
+                self.run.put_rows(r.tx, r.prog_ids, r.status, r.first_index, r.ts, r.swaps, r.opps)
+        except Exception as e:  # noqa: BLE001 - raised below
+            failed = e
         if self.recorder is not None and len(r.rec_off):
             self.recorder.write_many(r.rec_buf, r.rec_off, r.rec_len, r.rec_ts, r.rec_wirelen)
-        free_stage(st, self.ex, k)
+        free_stage(st, self.ex, k)       # handed on: never handed on twice
+        if failed is not None:
+            raise failed
 
     def hand_on_full(self) -> None:
         for k in full_stages(self.ex):               # at most one is full at a time: order is kept

@@ -79,7 +79,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
             run.drain(reader.buf)                      # transactions of entries already complete
             run.close_sinks()
         except BaseException as e:
-            run.abort(FAILED)
+            run.abort(FAILED, e)
             if run.parquet is not None and isinstance(e, Exception):
                 e.add_note(f"every row processed before the error is in the Parquet files under {run.out}")
             raise
