@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from pathlib import Path
 
@@ -232,10 +233,14 @@ def opp_frame(table: pa.Table, names: SnapshotNames | None = None) -> pd.DataFra
 BROWSER_DROP = ("ts_ns", "origin_ts_ns", "program_mask")   # int64 beyond 2**53: a browser's doubles lose them
 
 
+SAFE_TITLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .\-]{0,63}")   # a column name a table may show as its title
+
+
 def browser_safe(df: pd.DataFrame) -> pd.DataFrame:
     """The columns a table sends to the browser: none whose integers a double cannot hold
-    (``ts`` shows the event time)."""
-    return df.drop(columns=[c for c in BROWSER_DROP if c in df.columns])
+    (``ts`` shows the event time), and none whose NAME (a run folder's Parquet may carry any)
+    is more than a plain title: a table writes titles as markup."""
+    return df.drop(columns=[c for c in df.columns if c in BROWSER_DROP or not SAFE_TITLE.fullmatch(str(c))])
 
 
 def program_label(address: str) -> str:

@@ -93,6 +93,23 @@ def test_non_loopback_without_token_runs_nothing(tmp_path):
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
 
 
+def test_panel_serve_default_address_refuses(tmp_path):
+    """``panel serve`` without --address (as the README once showed it) listens on every interface:
+    refused too, even for a client on loopback, since the server is reachable from elsewhere."""
+    with veth_namespace("c") as (ns, addr):
+        with served("explorer", address=addr, listen_all=True, netns=ns, log=tmp_path / "serve.log",
+                    env={"WORKBENCH_VIEWS_TOKEN": ""}) as url:
+            local = url.replace(addr, "127.0.0.1")           # a client on the server's own loopback
+            code = (f"import sys; sys.path.insert(0, {str(REPO / 'tests')!r}); from views_helpers import *; "
+                    f"print('CLOSED' if 'This page is closed' in document_texts(session_document({local!r})) else 'OPEN')")
+            import subprocess
+            r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], capture_output=True, text=True,
+                               timeout=120)
+            assert r.stdout.strip().endswith("CLOSED"), (r.stdout, r.stderr[-2000:])
+            doc = session_document(url)                                     # and from the other host
+            assert _closed(doc) and not _has_replay_button(doc)
+
+
 def test_non_loopback_with_token(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")

@@ -71,6 +71,10 @@ def hostile(tmp_path_factory):
              victim_signature=lambda v: [HOSTILE] * len(v), profit_mint=lambda v: [HOSTILE_MD] * len(v))
     _rewrite(run / "tx_features.parquet",
              signature=lambda v: [HOSTILE_MD] + v[1:], programs=lambda v: [[*v[0], HOSTILE]] + v[1:])
+    for name in ("tx_features", "opportunities"):          # a column NAME is a string from a file too
+        t = pq.read_table(run / f"{name}.parquet")
+        pq.write_table(t.append_column(HOSTILE.replace("1", "3"), pa.array(["x"] * t.num_rows)),
+                       run / f"{name}.parquet")
     market = d / "market"
     shutil.copytree(MARKET, market)
     _rewrite(market / "tokens.parquet", symbol=lambda v: [HOSTILE] + v[1:])

@@ -33,11 +33,13 @@ def free_port(host: str = "127.0.0.1", netns: str | None = None) -> int:
 
 @contextmanager
 def served(*apps: str, args: tuple[str, ...] = (), log: Path, address: str = "127.0.0.1", env: dict | None = None,
-           cwd: Path | None = None, netns: str | None = None):
-    """``panel serve panel_apps/<app>.py ... --address ADDRESS --args ARGS``; yields the first app's URL."""
+           cwd: Path | None = None, netns: str | None = None, listen_all: bool = False):
+    """``panel serve panel_apps/<app>.py ... --address ADDRESS --args ARGS`` (``listen_all``: no
+    --address, panel serve's default of every interface); yields the first app's URL at ADDRESS."""
     port = free_port(address, netns)
     cmd = [sys.executable, "-m", "panel", "serve", *[str(APPS / f"{a}.py") for a in apps], "--port", str(port),
-           "--address", address, "--allow-websocket-origin", f"{address}:{port}", "--num-procs", "1"]
+           *(["--allow-websocket-origin", f"127.0.0.1:{port}"] if listen_all else ["--address", address]),
+           "--allow-websocket-origin", f"{address}:{port}", "--num-procs", "1"]
     if args:
         cmd += ["--args", *args]
     if netns:
