@@ -299,7 +299,7 @@ class Explorer:
             f"at {t(row.get('ts', ''))} UTC · expected profit **{float(row.get('expected_profit_sol', float('nan'))):.9f} SOL** "
             f"(gross {t(D.int_text(raw.get('profit_quote')))} base units of "
             f"{t(self.names.symbol(mint)) if mint else '-'} {D.code_md(mint)}, tip "
-            f"{t(D.int_text(raw.get('tip_lamports')))} lamports), score {float(row.get('score', float('nan'))):.4f}, "
+            f"{t(D.int_text(raw.get('tip_lamports')))} lamports), score {_score_text(row.get('score'))}, "
             f"amount in {t(D.int_text(raw.get('amount_in')))}, out {t(D.int_text(raw.get('amount_out')))}\n\n"
             f"pools: {t(row.get('pools', ''))}\n\nvictim: {D.code_md(row.get('victim_signature', '') or '-')}",
             css_classes=["wb-detail"])]
@@ -433,6 +433,15 @@ def model_contributions(model_dir: str | None, x: np.ndarray, feats: list[str]) 
             c = np.array([[c[0, list(names).index(f)] if f in names else 0.0 for f in feats] + [c[0, -1]]])
         return c
     return None
+
+
+def _score_text(v) -> str:
+    """A model score, or why there is none."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "none"
+    return f"{f:.4f}" if np.isfinite(f) else "none (the run had no model)"
 
 
 def _instr_frame(tx) -> pd.DataFrame:

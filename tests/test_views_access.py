@@ -170,3 +170,31 @@ def test_live_writes_its_run_under_the_users_folder(tmp_path):
         while not list((user / "runs" / "views").glob("*/summary.json")):
             assert time.monotonic() < deadline, f"no run under {user}/runs/views"
             time.sleep(0.5)
+
+
+def test_non_loopback_with_panel_basic_auth(tmp_path):
+    """Panel's own authentication stands in for the token: a signed-in user gets the app."""
+    from views_helpers import UI_TIMEOUT_S, chromium, wait_for
+    from playwright.sync_api import sync_playwright
+    with veth_namespace("d") as (ns, addr):
+        with served("explorer", address=addr, netns=ns, log=tmp_path / "serve.log",
+                    env={"WORKBENCH_VIEWS_TOKEN": "", "PANEL_BASIC_AUTH": "wb-basic-auth-password-3e1",
+                         "PANEL_COOKIE_SECRET": "wb-cookie-secret-for-this-test-only-7a9c"}) as url:
+            try:
+                doc = session_document(url)      # no login: Panel's auth refuses the session, or the app does
+            except Exception:
+                doc = None
+            assert doc is None or (_closed(doc) and not _has_replay_button(doc))
+            with sync_playwright() as p:
+                b = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"])
+                try:
+                    pg = b.new_page()
+                    pg.goto(url)
+                    pg.fill("input[name=username]", "researcher")
+                    pg.fill("input[name=password]", "wb-basic-auth-password-3e1")
+                    pg.locator("button, input[type=submit]").first.click()
+                    wait_for(lambda: pg.locator(".wb-run button").count() > 0, UI_TIMEOUT_S * 3, "the app after login")
+                    assert "This page is closed" not in pg.content()
+                finally:
+                    b.close()
+
