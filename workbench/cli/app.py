@@ -16,6 +16,7 @@ from ..config import load_settings
 from .db import db_app
 from .chain import register as register_chain_commands
 from .model import register as register_model_commands
+from .serve import register as register_serve_command
 from ..errors import WorkbenchError
 from .output import console, err_console, fail as _fail, out_file, plain, warn
 
@@ -455,6 +456,7 @@ def live(
 app.add_typer(db_app, name="db", help="Query and manage the ClickHouse store (embedded chDB or a server).")
 register_model_commands(app)   # train, compile (cli/model.py)
 register_chain_commands(app)   # snapshot (cli/chain.py)
+register_serve_command(app)    # serve (cli/serve.py)
 
 
 @app.command()

@@ -1,0 +1,276 @@
+"""`workbench serve` as a real process on a free loopback port, with real clients (httpx,
+websockets): a paced replay of the market capture streams exactly its opportunities.parquet
+on /ws; the store's rows page by keyset; POST round trips, is idempotent and writes nothing of
+a bad batch; /metrics parses with Prometheus' own parser and agrees with the run's summary;
+a token guards every route but /healthz, the WebSocket included."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import pyarrow.parquet as pq
+import pytest
+import websockets
+from prometheus_client.parser import text_string_to_metric_families
+
+from workbench.store.columns import mev_opportunities_table
+
+REPO = Path(__file__).resolve().parents[1]
+CAPTURE = REPO / "captures" / "market.pcapng"
+MARKET = REPO / "captures" / "market.pcapng.market"
+START_S = 120              # server up (imports, store schema)
+RUN_S = 240                # the replay done (first start compiles the engine)
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, tmp: Path, *extra: str, token: str | None = None):
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.out = tmp / "out"
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        env = {**os.environ, "WORKBENCH_DATA_DIR": str(tmp / "data")}
+        env.pop("WORKBENCH_API_TOKEN", None)
+        self.log = open(tmp / "serve.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "serve", "--db", f"chdb://{tmp / 'db'}", "-o", str(self.out),
+             "--port", str(self.port), *extra, *(["--token", token] if token else [])],
+            cwd=tmp, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_S
+        while True:
+            assert self.proc.poll() is None, (tmp / "serve.log").read_text()
+            try:
+                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the server did not answer /healthz in time"
+            time.sleep(0.2)
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return httpx.get(self.base + path, headers=self.headers, timeout=30, **kw)
+
+    def post(self, path: str, body) -> httpx.Response:
+        return httpx.post(self.base + path, content=orjson.dumps(body), headers=self.headers, timeout=60)
+
+    def wait_done(self) -> dict:
+        deadline = time.monotonic() + RUN_S
+        while True:
+            st = self.get("/v1/stats").json()
+            if st["run"]["phase"] in ("done", "failed"):
+                assert st["run"]["phase"] == "done", st
+                return st
+            assert time.monotonic() < deadline, st
+            time.sleep(0.2)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    s = Server(tmp, "--replay", str(CAPTURE), "--market", str(MARKET), "--speed", "2")
+    yield s
+    s.stop()
+
+
+def _json_rows(table) -> list[dict]:
+    """Rows as the server sends them (the store's names; NaN as null), through JSON and back."""
+    return [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()]
+
+
+def _run_rows(out: Path) -> list[dict]:
+    """opportunities.parquet in the server's shape, with the wall-clock detection cost the run keeps
+    apart in opportunity_costs.parquet (sinks.py WALL_CLOCK) put back by id."""
+    rows = _json_rows(mev_opportunities_table(pq.read_table(out / "opportunities.parquet"), "replay"))
+    costs = {r["opportunity_id"]: r["detect_ns"] for r in pq.read_table(out / "opportunity_costs.parquet").to_pylist()}
+    return [dict(r, detect_latency_ns=costs[r["opportunity_id"]]) for r in rows]
+
+
+async def _collect(url: str, sub: dict, want: int, headers=None, budget_s: float = RUN_S):
+    """Subscribe and read until ``want`` rows of the opportunities channel arrived."""
+    frames, rows = [], []
+    async with websockets.connect(url, additional_headers=headers or {}, max_size=None) as ws:
+        await ws.send(json.dumps(sub))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        async with asyncio.timeout(budget_s):
+            while len(rows) < want:
+                m = json.loads(await ws.recv())
+                assert m["type"] == "rows", m
+                frames.append(m)
+                rows += m["rows"]
+    return ack, frames, rows
+
+
+def test_replay_through_serve_streams_exactly_its_opportunities_in_order(server):
+    async def go():
+        resume = _collect(f"ws://127.0.0.1:{server.port}/ws",
+                          {"type": "subscribe", "channels": ["opportunities"], "from": 0}, 108)
+        return await resume
+
+    ack, frames, rows = asyncio.run(go())
+    assert ack["type"] == "subscribed"
+    assert ack["next_seq"]["opportunities"] < 108    # subscribed while the paced run went on: memory, then live
+    server.wait_done()
+    expected = _run_rows(server.out)
+    assert len(expected) == 108
+    assert rows == expected                                   # every row once, in order, as written
+    seq = 0
+    for f in frames:                                          # contiguous sequence numbers from 0
+        assert f["first_seq"] == seq and f["last_seq"] == seq + len(f["rows"]) - 1
+        seq = f["last_seq"] + 1
+    # a late subscriber resumes from the middle without a hole or a repeat
+    _, frames2, rows2 = asyncio.run(_collect(f"ws://127.0.0.1:{server.port}/ws",
+                                             {"type": "subscribe", "channels": ["opportunities"], "from": 50}, 58))
+    assert rows2 == expected[50:] and frames2[0]["first_seq"] == 50
+
+
+def test_rest_pages_the_stored_rows_by_keyset_and_filters(server):
+    server.wait_done()
+    expected = pq.read_table(server.out / "opportunities.parquet").to_pylist()
+    got, cursor = [], None
+    while True:
+        r = server.get("/v1/opportunities", params={"limit": 25, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        page = r.json()
+        got += page["rows"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    run_rows = [g for g in got if g["source"] == "replay"]
+    assert sorted(g["opportunity_id"] for g in run_rows) == sorted(e["opportunity_id"] for e in expected)
+    keys = [(g["timestamp_ns"], g["opportunity_id"]) for g in got]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    sandwiches = server.get("/v1/opportunities", params={"type": "sandwich", "limit": 5000}).json()["rows"]
+    assert len([g for g in sandwiches if g["source"] == "replay"]) == sum(e["type"] == "sandwich" for e in expected)
+    rich = server.get("/v1/opportunities", params={"min_profit": 1.0, "limit": 5000}).json()["rows"]
+    assert rich and all(g["profit"] >= 1.0 for g in rich)
+    one = expected[7]
+    r = server.get(f"/v1/opportunities/{one['opportunity_id']}")
+    assert r.status_code == 200 and r.json()["profit"] == one["expected_profit_sol"]
+    assert server.get(f"/v1/opportunities/{uuid.uuid4()}").status_code == 404
+    bad = server.get("/v1/opportunities", params={"since": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["field"] == "since"
+    runs = server.get("/v1/runs").json()["runs"]
+    assert len(runs) == 1 and runs[0]["opportunity_rows"] == 108
+    run = server.get(f"/v1/runs/{runs[0]['run_id']}").json()
+    assert run["summary"]["opportunities"]["count"] == 108 and run["opportunities"] == 108
+    spec = server.get("/openapi.json").json()
+    assert "/v1/opportunities" in spec["paths"] and "opportunity_id" in spec["components"]["schemas"]["Opportunity"][
+        "properties"]
+
+
+def _count(server) -> int:
+    return server.get("/v1/stats").json()["ws"]["next_seq"]["opportunities"]
+
+
+def test_post_round_trips_is_idempotent_and_a_bad_batch_writes_nothing(server):
+    server.wait_done()
+    base = server.get("/v1/opportunities", params={"limit": 1}).json()["rows"][0]
+    new = [dict(base, opportunity_id=str(uuid.uuid4()), run_id="posted", source="unknown",
+                timestamp_ns=base["timestamp_ns"] + i) for i in range(3)]
+    r = server.post("/v1/opportunities", new)
+    assert r.status_code == 201 and r.json()["inserted"] == 3, r.text
+    for row in new:
+        assert server.get(f"/v1/opportunities/{row['opportunity_id']}").json() == row
+    again = server.post("/v1/opportunities", new)
+    assert again.status_code == 200 and again.json() == {"inserted": 0, "duplicates": 3, "ids": []}
+    stored = server.get("/v1/opportunities", params={"run": "posted", "limit": 100}).json()["rows"]
+    assert len(stored) == 3
+    seq_before = _count(server)
+    good_then_bad = [dict(base, opportunity_id=str(uuid.uuid4())), dict(base, opportunity_id=str(uuid.uuid4()),
+                                                                        profit="lots")]
+    r = server.post("/v1/opportunities", good_then_bad)
+    assert r.status_code == 422
+    assert (r.json()["row"], r.json()["field"]) == (1, "profit")
+    assert server.get(f"/v1/opportunities/{good_then_bad[0]['opportunity_id']}").status_code == 404
+    assert _count(server) == seq_before                  # nothing broadcast either
+    big = server.post("/v1/opportunities", [base] * 10_001)
+    assert big.status_code == 422 and "at most" in big.json()["message"]
+
+
+def test_metrics_parse_and_the_histograms_equal_the_runs_summary(server):
+    server.wait_done()
+    r = server.get("/metrics")
+    assert r.status_code == 200
+    fams = {f.name: f for f in text_string_to_metric_families(r.text)}
+    summary = json.loads((server.out / "summary.json").read_text())
+
+    def hist(name):
+        samples = fams[name].samples
+        buckets = [(float(s.labels["le"]), s.value) for s in samples if s.name == name + "_bucket"]
+        count = next(s.value for s in samples if s.name == name + "_count")
+        return buckets, count
+
+    buckets, count = hist("opportunity_detection_ns")
+    assert count == summary["detect_ns"]["count"] == 108
+    assert buckets[-1] == (math.inf, count)
+    assert [c for _, c in buckets] == sorted(c for _, c in buckets)          # cumulative
+
+    buckets, count = hist("packet_processing_ns")
+    for q, key in ((50, "p50"), (99, "p99"), (99.9, "p99.9")):
+        rank = max(1, math.ceil(q / 100 * count))
+        le = next(b for b, c in buckets if c >= rank)
+        assert min(int(le), summary["packet_ns"]["max"]) == summary["packet_ns"][key]
+    packets = {s.labels["status"]: s.value for s in fams["workbench_packets"].samples}
+    assert sum(packets.values()) == summary["packets"]
+    opps = {s.labels["type"]: s.value for s in fams["workbench_opportunities"].samples}
+    assert opps["sandwich"] >= summary["opportunities"]["by_type"]["sandwich"]
+    lat = server.get("/v1/latency").json()
+    assert lat["packet_processing_ns"]["p99"] == summary["packet_ns"]["p99"]
+
+
+def test_a_token_guards_every_route_but_healthz_the_websocket_too(tmp_path):
+    s = Server(tmp_path, token="sekrit")
+    try:
+        assert httpx.get(s.base + "/healthz", timeout=10).status_code == 200
+        assert httpx.get(s.base + "/v1/stats", timeout=10).status_code == 401
+        assert httpx.get(s.base + "/metrics", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 403
+        assert s.get("/v1/stats").status_code == 200
+
+        async def ws(headers):
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/ws", additional_headers=headers) as c:
+                await c.send(json.dumps({"type": "subscribe", "channels": ["stats"]}))
+                return json.loads(await asyncio.wait_for(c.recv(), 10))
+
+        with pytest.raises(websockets.exceptions.InvalidStatus):
+            asyncio.run(ws({}))
+        assert asyncio.run(ws(s.headers))["type"] == "subscribed"
+        r = httpx.post(s.base + "/v1/opportunities", content=b"x" * (17 * 1024 * 1024), headers=s.headers, timeout=30)
+        assert r.status_code == 413
+    finally:
+        s.stop()
+
+
+def test_an_address_off_loopback_without_a_token_is_refused_before_binding(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_API_TOKEN"}
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "serve", "--host", "0.0.0.0", "--db",
+                        f"chdb://{tmp_path / 'db'}"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2
+    assert "--token" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,272 @@
+"""The routes: REST /v1, the WebSocket /ws, /metrics, health, the OpenAPI document.
+
+Starlette on uvicorn (uvloop, httptools), bodies encoded with orjson: the README's "Service:
+workbench serve" gives the measured comparison with FastAPI and the standard json module.
+Store queries run on worker threads (the store client blocks); everything else on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+
+import anyio
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..errors import StoreError
+from ..store.schema import OPPORTUNITY_TYPES
+from .hub import CHANNELS
+from .openapi import openapi_document
+from .opportunity_rows import RowError, check_batch, rows_json
+from .prometheus import CONTENT_TYPE, ServerMetrics
+from .security import BodyTooLarge, Guard, read_body
+from .service import Service
+from .store_access import PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, BadQuery, OpportunityFilter
+
+JSON = "application/json"
+
+
+def _json(data, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type=JSON)
+
+
+def _error(status: int, message: str, **extra) -> Response:
+    return _json({"error": message, **extra}, status)
+
+
+class QueryError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _int(q, name: str, lo: int | None = None, hi: int | None = None) -> int | None:
+    v = q.get(name)
+    if v is None or v == "":
+        return None
+    try:
+        n = int(v)
+    except ValueError:
+        raise QueryError(name, f"{name}={v!r}: expected an integer") from None
+    if (lo is not None and n < lo) or (hi is not None and n > hi):
+        raise QueryError(name, f"{name}={n}: expected {lo}..{hi}")
+    return n
+
+
+def _float(q, name: str) -> float | None:
+    v = q.get(name)
+    if v is None or v == "":
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        raise QueryError(name, f"{name}={v!r}: expected a number") from None
+    if f != f:
+        raise QueryError(name, f"{name}=nan: expected a number")
+    return f
+
+
+def _types(q) -> list[str]:
+    out = []
+    for v in q.getlist("type"):
+        out += [t.strip() for t in v.split(",") if t.strip()]
+    bad = [t for t in out if t not in OPPORTUNITY_TYPES]
+    if bad:
+        raise QueryError("type", f"type={bad[0]!r}: expected one of {list(OPPORTUNITY_TYPES)}")
+    return out
+
+
+def build_app(service: Service) -> Guard:
+    metrics = ServerMetrics(service.metrics_snapshot)
+    store = service.store
+
+    def counted(route: str):
+        def wrap(fn):
+            @functools.wraps(fn)
+            async def handler(request: Request) -> Response:
+                try:
+                    resp = await fn(request)
+                except QueryError as e:
+                    resp = _error(422, str(e), field=e.field)
+                except BadQuery as e:
+                    resp = _error(422, str(e), field="cursor")
+                except StoreError as e:
+                    resp = _error(503, f"the store cannot answer: {e}")
+                service.http_requests[(route, resp.status_code)] += 1
+                return resp
+            return handler
+        return wrap
+
+    @counted("/v1/opportunities")
+    async def list_opportunities(request: Request) -> Response:
+        q = request.query_params
+        f = OpportunityFilter(types=_types(q), since_ns=_int(q, "since"), until_ns=_int(q, "until"),
+                              min_profit=_float(q, "min_profit"), pool=q.get("pool") or None,
+                              run=q.get("run") or None, min_score=_float(q, "min_score"))
+        limit = _int(q, "limit", 1, PAGE_ROWS_MAX) or PAGE_ROWS_DEFAULT
+        rows, nxt = await anyio.to_thread.run_sync(store.opportunities, f, limit, q.get("cursor") or None)
+        body = b'{"rows":[' + b",".join(rows) + b'],"next_cursor":' + orjson.dumps(nxt) + b"}"
+        return Response(body, media_type=JSON)
+
+    @counted("/v1/opportunities/{id}")
+    async def get_opportunity(request: Request) -> Response:
+        oid = request.path_params["id"]
+        row = await anyio.to_thread.run_sync(store.opportunity, oid)
+        if row is None:
+            return _error(404, f"no opportunity {oid!r} in the store")
+        return Response(row, media_type=JSON)
+
+    @counted("POST /v1/opportunities")
+    async def post_opportunities(request: Request) -> Response:
+        try:
+            body = await read_body(request)
+        except BodyTooLarge as e:
+            return _error(413, str(e))
+        try:
+            batch = await anyio.to_thread.run_sync(check_batch, body)
+        except (RowError, StoreError) as e:     # conform's StoreError names the column too
+            detail = e.as_dict() if isinstance(e, RowError) else {"row": None, "field": None, "message": str(e)}
+            return _json({"error": "the batch does not fit the table; nothing of it was written", **detail}, 422)
+        kept, duplicates = await anyio.to_thread.run_sync(store.insert, batch)
+        rows = [batch.rows[i] for i in kept]
+        if rows:
+            service.published_posted(rows, rows_json(rows))
+        return _json({"inserted": len(kept), "duplicates": duplicates,
+                      "ids": [batch.ids[i] for i in kept]}, 201 if kept else 200)
+
+    @counted("/v1/runs")
+    async def list_runs(request: Request) -> Response:
+        limit = _int(request.query_params, "limit", 1, 10_000) or 50
+        return _json({"runs": await anyio.to_thread.run_sync(store.runs, limit)})
+
+    @counted("/v1/runs/{id}")
+    async def get_run(request: Request) -> Response:
+        rid = request.path_params["id"]
+        row = await anyio.to_thread.run_sync(store.run, rid)
+        run = service.run
+        if run is not None and getattr(run.result, "run_id", None) == rid and run.summary:
+            row = {**(row or {}), "summary": run.summary}
+        if row is None:
+            return _error(404, f"no run {rid!r} in the store")
+        return _json(row)
+
+    @counted("/v1/stats")
+    async def stats(request: Request) -> Response:
+        return _json(service.stats())
+
+    @counted("/v1/latency")
+    async def latency(request: Request) -> Response:
+        return _json(service.latency())
+
+    @counted("/metrics")
+    async def prometheus(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    async def healthz(request: Request) -> Response:
+        return _json({"ok": True})
+
+    @counted("/readyz")
+    async def readyz(request: Request) -> Response:
+        problems = []
+        try:
+            await anyio.to_thread.run_sync(store.ping)
+        except StoreError as e:
+            problems.append(f"store: {e}")
+        run = service.run
+        if run is not None and run.phase == "failed":
+            problems.append(f"engine run failed: {run.error}")
+        body = {"ready": not problems, "problems": problems,
+                "run_phase": run.phase if run is not None else None}
+        return _json(body, 503 if problems else 200)
+
+    openapi_body = orjson.dumps(openapi_document())
+
+    async def openapi(request: Request) -> Response:
+        return Response(openapi_body, media_type=JSON)
+
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        client = service.hub.new_client()
+
+        async def writer():
+            while True:
+                _channel, _first, _last, data = await client.queue.get()
+                await socket.send_text(data)
+                client.sent += 1
+                service.hub.frames_sent += 1
+
+        task = asyncio.create_task(writer())
+        try:
+            while True:
+                raw = await socket.receive_text()
+                reply = _ws_command(service, client, raw)
+                if reply is not None:
+                    client.queue.put_nowait(("", -1, -1, orjson.dumps(reply).decode()))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            service.hub.drop_client(client)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    routes = [
+        Route("/v1/opportunities", list_opportunities, methods=["GET"]),
+        Route("/v1/opportunities", post_opportunities, methods=["POST"]),
+        Route("/v1/opportunities/{id}", get_opportunity, methods=["GET"]),
+        Route("/v1/runs", list_runs, methods=["GET"]),
+        Route("/v1/runs/{id}", get_run, methods=["GET"]),
+        Route("/v1/stats", stats, methods=["GET"]),
+        Route("/v1/latency", latency, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        WebSocketRoute("/ws", ws),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return Guard(app, service.options.token)
+
+
+def _ws_command(service: Service, client, raw: str) -> dict | None:
+    """Handle one client message; the reply (queued in order before any frame it causes)."""
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"type": "error", "message": "messages are JSON objects, e.g. "
+                                            '{"type":"subscribe","channels":["opportunities"]}'}
+    if not isinstance(msg, dict):
+        return {"type": "error", "message": "a message is a JSON object with a 'type'"}
+    kind = msg.get("type")
+    if kind == "ping":
+        return {"type": "pong"}
+    if kind not in ("subscribe", "unsubscribe"):
+        return {"type": "error", "message": f"type {kind!r}: expected subscribe, unsubscribe or ping"}
+    channels = msg.get("channels")
+    if not isinstance(channels, list) or not channels or any(c not in CHANNELS for c in channels):
+        return {"type": "error", "message": f"channels {channels!r}: expected a list drawn from {list(CHANNELS)}"}
+    if kind == "unsubscribe":
+        service.hub.unsubscribe(client, channels)
+        return {"type": "unsubscribed", "channels": channels}
+    start = msg.get("from")
+    if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
+        return {"type": "error", "message": f"from {start!r}: expected a sequence number >= 0"}
+    ack = {"type": "subscribed", "channels": channels, "from": start,
+           "next_seq": {c: service.hub.channels[c].next_seq for c in channels}}
+    client.queue.put_nowait(("", -1, -1, orjson.dumps(ack).decode()))
+    service.hub.subscribe(client, channels, start)
+    return None

@@ -1,0 +1,187 @@
+"""The one JSON shape of an opportunity, and a posted batch checked against the store's table.
+
+Every route and channel speaks the store's ``mev_opportunities`` column names (store/schema.py,
+through store/columns.py for engine tables), so a row read with GET can be posted back as it
+is: a DateTime64 column ``c`` travels as ``c_ns`` (int ns since the epoch, exact where a JSON
+date could not be), a UUID as its text, an enum as its label, a NaN float as null.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass
+
+import orjson
+import pyarrow as pa
+
+from ..store import schema as S
+from ..store.columns import conform, mev_opportunities_table
+
+TABLE = "mev_opportunities"
+ID = "opportunity_id"
+BATCH_ROWS_MAX = 10_000              # rows in one POST: a bigger batch is split by the client
+
+
+class RowError(ValueError):
+    """A posted row that does not fit the table: ``row`` (0-based) and ``field`` name it."""
+
+    def __init__(self, row: int | None, field: str | None, message: str):
+        super().__init__(message)
+        self.row, self.field, self.message = row, field, message
+
+    def as_dict(self) -> dict:
+        return {"row": self.row, "field": self.field, "message": self.message}
+
+
+def dumps_rows(table: pa.Table) -> list[bytes]:
+    """Each row of ``table`` as JSON bytes (encoded once, then shared by every client)."""
+    return [orjson.dumps(r) for r in table.to_pylist()]
+
+
+def engine_rows_json(table: pa.Table, source: str) -> list[bytes]:
+    """opportunities.parquet rows (an engine table) as JSON in the store's column names."""
+    return dumps_rows(mev_opportunities_table(table, source))
+
+
+def json_name(col: S.Column) -> str:
+    """The column's field name in JSON: a time column carries its unit."""
+    return col.name + "_ns" if col.kind == S.TIME else col.name
+
+
+def _literal_default(col: S.Column):
+    """The column's DEFAULT as a Python value, when it is a plain literal; else a sentinel."""
+    d = col.default
+    if d is None:
+        return _REQUIRED
+    if d.startswith("'") and d.endswith("'"):
+        return d[1:-1]
+    if d == "nan":
+        return math.nan
+    try:
+        return int(d)
+    except ValueError:
+        try:
+            return float(d)
+        except ValueError:
+            return _REQUIRED
+
+
+_REQUIRED = object()
+_INT_RANGE = {pa.int8(): 8, pa.int16(): 16, pa.int32(): 32, pa.int64(): 64}
+_UINT_RANGE = {pa.uint8(): 8, pa.uint16(): 16, pa.uint32(): 32, pa.uint64(): 64}
+
+
+def _check_value(col: S.Column, v, row: int, name: str):
+    """``v`` as the Python value the column's Arrow type takes; RowError naming row and field."""
+    t = col.arrow
+    if col.kind == S.TIME:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**63:
+            raise RowError(row, name, f"expected an integer time in ns since the Unix epoch, got {v!r}")
+        return v
+    if col.kind == S.UUID_:
+        try:
+            return str(uuid.UUID(str(v))) if isinstance(v, str) else _bad(row, name, "a UUID as text", v)
+        except ValueError:
+            return _bad(row, name, "a UUID as text", v)
+    if col.kind == S.ENUM:
+        labels = [lab for lab, _ in enum_pairs(col)]
+        if isinstance(v, str) and v in labels:
+            return v
+        return _bad(row, name, f"one of {labels}", v)
+    if pa.types.is_floating(t):
+        if v is None and col.default == "nan":
+            return math.nan
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return _bad(row, name, "a number" + (" or null" if col.default == "nan" else ""), v)
+        return float(v)
+    if t in _INT_RANGE or t in _UINT_RANGE:
+        if isinstance(v, bool) or not isinstance(v, int):
+            return _bad(row, name, "an integer", v)
+        bits = _INT_RANGE.get(t)
+        lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if bits else (0, 1 << _UINT_RANGE[t])
+        if not lo <= v < hi:
+            raise RowError(row, name, f"{v} is outside [{lo}, {hi}) of {col.ch_type}")
+        return v
+    if pa.types.is_string(t):
+        return v if isinstance(v, str) else _bad(row, name, "a string", v)
+    if pa.types.is_list(t) and pa.types.is_string(t.value_type):
+        if isinstance(v, list) and all(isinstance(x, str) for x in v):
+            return v
+        return _bad(row, name, "a list of strings", v)
+    raise RowError(row, name, f"the API cannot take {col.ch_type} values yet")
+
+
+def _bad(row: int, name: str, expected: str, v):
+    shown = repr(v)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise RowError(row, name, f"expected {expected}, got {shown}")
+
+
+def enum_pairs(col: S.Column) -> list[tuple[str, int]]:
+    """(label, code) of an Enum8 column, in the DDL's order."""
+    return [(lab, int(code)) for lab, code in re.findall(r"'([^']*)'\s*=\s*(-?\d+)", col.ch_type)]
+
+
+@dataclass
+class PostedBatch:
+    """A checked batch: the Arrow table in the store's shape, its ids, and the rows as JSON."""
+    table: pa.Table
+    ids: list[str]
+    rows: list[dict]
+
+
+def check_batch(body: bytes) -> PostedBatch:
+    """Parse and check a posted JSON batch (a list of row objects, or ``{"rows": [...]}``).
+
+    Every field is checked against the store's columns before anything is written: the first
+    bad row raises RowError naming the row and the field. A row's ``opportunity_id`` repeated
+    within the batch is a RowError too (a batch says each opportunity once).
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise RowError(None, None, f"the body is not JSON: {e}") from None
+    if isinstance(data, dict) and "rows" in data:
+        data = data["rows"]
+    if not isinstance(data, list):
+        raise RowError(None, None, 'expected a JSON list of rows, or {"rows": [...]}')
+    if len(data) > BATCH_ROWS_MAX:
+        raise RowError(None, None, f"{len(data)} rows in one batch; at most {BATCH_ROWS_MAX}: split it")
+    spec = S.TABLES[TABLE]
+    cols = [(c, json_name(c), _literal_default(c)) for c in spec.columns]
+    known = {name for _, name, _ in cols}
+    values: dict[str, list] = {name: [] for _, name, _ in cols}
+    seen: dict[str, int] = {}
+    for i, r in enumerate(data):
+        if not isinstance(r, dict):
+            raise RowError(i, None, f"expected an object, got {type(r).__name__}")
+        extra = [k for k in r if k not in known]
+        if extra:
+            raise RowError(i, extra[0], f"{extra[0]!r} is not a column of {TABLE} "
+                                        f"(columns: {', '.join(sorted(known))})")
+        for col, name, default in cols:
+            if name in r:
+                v = _check_value(col, r[name], i, name)
+            elif default is not _REQUIRED:
+                v = default
+            else:
+                raise RowError(i, name, f"required field {name!r} is missing")
+            values[name].append(v)
+        oid = values[json_name(spec.column(ID))][-1]
+        if oid in seen:
+            raise RowError(i, ID, f"{oid} is also row {seen[oid]} of this batch")
+        seen[oid] = i
+    arrays, names = [], []
+    for col, name, _ in cols:
+        t = pa.int64() if col.kind == S.TIME else (pa.string() if col.kind in (S.UUID_, S.ENUM) else col.arrow)
+        arrays.append(pa.array(values[name], t))
+        names.append(name)
+    raw = pa.Table.from_arrays(arrays, names=names)
+    rows = [dict(zip(names, vals)) for vals in zip(*(values[n] for n in names))]
+    return PostedBatch(conform(TABLE, raw), list(seen), rows)
+
+
+def rows_json(rows: list[dict]) -> list[bytes]:
+    return [orjson.dumps(r) for r in rows]

@@ -1,0 +1,87 @@
+"""Who may talk to the server, and how much they may send: plain ASGI middleware.
+
+Off loopback the server needs a token (server.py refuses to start without one); with a token,
+every route but /healthz, the WebSocket included, needs ``Authorization: Bearer <token>``
+(401 without one, 403 with a wrong one; the WebSocket handshake is refused before it is
+accepted). Request bodies past ``body_max`` bytes get 413, whether announced by
+Content-Length or streamed.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+OPEN_PATHS = ("/healthz",)
+BODY_MAX_BYTES = 16 * 1024 * 1024        # a POST batch of BATCH_ROWS_MAX wide rows fits with room
+TOKEN_ENV = "WORKBENCH_API_TOKEN"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _plain(send, status: int, text: str, extra: list | None = None) -> None:
+    body = ('{"error":"%s"}' % text.replace('"', "'")).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(extra or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    """Token check and body size limit in front of the app."""
+
+    def __init__(self, app, token: str | None, body_max: int = BODY_MAX_BYTES):
+        self.app, self.body_max = app, body_max
+        self.token = token.encode() if token else None
+
+    def _authorised(self, scope) -> int:
+        """0 when allowed, else the HTTP status to refuse with."""
+        if self.token is None or scope.get("path") in OPEN_PATHS:
+            return 0
+        for k, v in scope.get("headers", ()):
+            if k == b"authorization":
+                scheme, _, given = v.partition(b" ")
+                if scheme.lower() != b"bearer":
+                    return 401
+                return 0 if hmac.compare_digest(given.strip(), self.token) else 403
+        return 401
+
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        refused = self._authorised(scope)
+        if refused:
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 1008})    # uvicorn answers the handshake with 403
+                return
+            text = "a bearer token is required (Authorization: Bearer <token>)" if refused == 401 else "wrong token"
+            return await _plain(send, refused, text, [(b"www-authenticate", b"Bearer")] if refused == 401 else [])
+        if kind == "websocket":
+            return await self.app(scope, receive, send)
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length" and v.isdigit() and int(v) > self.body_max:
+                return await _plain(send, 413, f"request body over {self.body_max} bytes")
+        return await self.app(scope, receive, send)
+
+
+async def read_body(request, body_max: int = BODY_MAX_BYTES) -> bytes:
+    """The request body, refused (BodyTooLarge) past ``body_max`` bytes even when it is streamed."""
+    parts, seen = [], 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > body_max:
+            raise BodyTooLarge(f"request body over {body_max} bytes")
+        parts.append(chunk)
+    return b"".join(parts)

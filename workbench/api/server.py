@@ -1,0 +1,20 @@
+"""The ``workbench serve`` process: the service (service.py), its routes (app.py), uvicorn."""
+
+from __future__ import annotations
+
+from .app import build_app
+from .service import ServeOptions, make_service
+
+__all__ = ["ServeOptions", "serve"]
+
+
+def serve(opts: ServeOptions) -> None:
+    """Run the server until interrupted (uvicorn handles SIGINT / SIGTERM)."""
+    import uvicorn    # deferred: the CLI imports this module for every command
+
+    opts.checked()
+    service = make_service(opts)
+    app = build_app(service)
+    config = uvicorn.Config(app, host=opts.host, port=opts.port, loop="uvloop", http="httptools", ws="websockets-sansio",
+                            log_level="warning", access_log=False, lifespan="on", ws_max_size=1 << 20)
+    uvicorn.Server(config).run()

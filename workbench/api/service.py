@@ -1,0 +1,160 @@
+"""What the routes share: the options, the store the process owns, the engine thread, the pump.
+
+One process owns the store connections (so other processes read an embedded store through
+it while a run writes) and, with ``replay``, runs the engine on a background thread with the
+same runner as ``workbench replay`` (runner/background.py ``BackgroundRun``: same rows, same
+outputs, the same store writer). The pump, a task on the event loop, reads the rows the run
+collected once per tick and publishes them on the WebSocket channels: the engine hands rows
+to a list and goes on; only the pump and the sockets wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import orjson
+import pyarrow.compute as pc
+
+from ..errors import ConfigError
+from ..runner.background import BackgroundRun
+from .hub import QUEUE_FRAMES, Hub
+from .opportunity_rows import engine_rows_json
+from .security import TOKEN_ENV, is_loopback
+from .store_access import StoreAccess
+
+TICK_S = 0.01                   # the pump reads the run's new rows this often
+STATS_PERIOD_S = 1.0            # the stats channel gets one item this often
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
+
+
+@dataclass
+class ServeOptions:
+    db: str                                # store DSN (the CLI resolves the default)
+    replay: str | None = None              # capture to replay on the engine thread
+    market: str | None = None
+    model: str | None = None
+    out_dir: str = "runs/serve"
+    speed: float | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    token: str | None = None
+    queue_frames: int = QUEUE_FRAMES
+
+    def checked(self) -> "ServeOptions":
+        """Fill the token from the environment; refuse an address off loopback without one."""
+        self.token = self.token or os.environ.get(TOKEN_ENV) or None
+        if not is_loopback(self.host) and not self.token:
+            raise ConfigError(f"--host {self.host} is not a loopback address: anyone who can reach it could read and "
+                              f"write the store. Pass --token T (or set {TOKEN_ENV}); clients then send "
+                              "'Authorization: Bearer T'")
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"--port {self.port}: expected 0..65535")
+        return self
+
+
+@dataclass
+class Service:
+    """What the routes share: the store, the run, the hub and the counters."""
+    options: ServeOptions
+    store: StoreAccess
+    run: BackgroundRun | None = None
+    hub: Hub = field(default_factory=Hub)
+    http_requests: Counter = field(default_factory=Counter)
+    opportunities_by_type: Counter = field(default_factory=Counter)
+    posted: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    _pos: int = 0
+    _pump: asyncio.Task | None = None
+
+    # -- lifecycle (called on the event loop)
+    async def start(self) -> None:
+        if self.run is not None:
+            self.run.start()
+        self._pump = asyncio.create_task(self._pump_loop())
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        if self.run is not None:
+            self.run.stop()
+            await asyncio.to_thread(_join, self.run)
+        self.store.close()
+
+    async def _pump_loop(self) -> None:
+        next_stats = time.monotonic()
+        while True:
+            self.pump_once()
+            now = time.monotonic()
+            if now >= next_stats:
+                self.hub.publish("stats", [orjson.dumps(self.stats())])
+                next_stats = now + STATS_PERIOD_S
+            await asyncio.sleep(TICK_S)
+
+    def pump_once(self) -> None:
+        """Publish the opportunities the run collected since the last tick, in the run's order."""
+        if self.run is None:
+            return
+        tables, self._pos = self.run.tables("opportunities", self._pos)
+        for t in tables:
+            self.opportunities_by_type.update({d["values"]: d["counts"]
+                                               for d in pc.value_counts(t.column("type")).to_pylist()})
+            self.hub.publish("opportunities", engine_rows_json(t, "replay"))
+
+    def published_posted(self, rows: list[dict], items: list[bytes]) -> None:
+        self.posted += len(rows)
+        self.opportunities_by_type.update(r["type"] for r in rows)
+        self.hub.publish("opportunities", items)
+
+    # -- what the routes show
+    def stats(self) -> dict:
+        run = self.run
+        out = {"uptime_s": round(time.monotonic() - self.started_at, 3), "posted_opportunities": self.posted,
+               "opportunities_by_type": dict(self.opportunities_by_type),
+               "ws": {"clients": len(self.hub.clients), "frames_sent": self.hub.frames_sent,
+                      "items_published": self.hub.items_published, "items_dropped": self.hub.missed,
+                      "next_seq": {c: ch.next_seq for c, ch in self.hub.channels.items()}}}
+        if run is not None:
+            r = run.update_rates()
+            out["run"] = {"mode": run.mode, "phase": run.phase, "progress": round(run.progress, 4), "error": run.error,
+                          "packets": r.packets, "transactions": r.transactions, "opportunities": r.opportunities,
+                          "drops": r.drops, "packets_per_s": r.packets_per_s,
+                          "transactions_per_s": r.transactions_per_s, "opportunities_per_s": r.opportunities_per_s,
+                          "run_id": getattr(run.result, "run_id", None)}
+        return out
+
+    def latency(self) -> dict:
+        if self.run is None:
+            return {}
+        out = {}
+        for name, (lows, highs, counts, pct) in self.run.histograms().items():
+            out[name] = {"count": int(counts.sum()), **{k: int(v) for k, v in pct.items()},
+                         "buckets": [[int(lo), int(hi), int(c)] for lo, hi, c in zip(lows, highs, counts)]}
+        return out
+
+    def metrics_snapshot(self) -> dict:
+        run = self.run
+        rates = run.rates if run is not None else None
+        return {"state": getattr(run, "state", None), "opportunities_by_type": dict(self.opportunities_by_type),
+                "opportunities_per_sec": rates.opportunities_per_s if rates else 0.0,
+                "drops": rates.drops if rates else 0, "ws_clients": len(self.hub.clients),
+                "ws_frames_sent": self.hub.frames_sent, "ws_items_dropped": self.hub.missed,
+                "http_requests": dict(self.http_requests)}
+
+
+def _join(run: BackgroundRun) -> None:
+    if run._thread is not None:
+        run._thread.join()
+
+
+def make_service(opts: ServeOptions) -> Service:
+    """Open the store and prepare (not start) the run."""
+    store = StoreAccess(opts.db)
+    run = None
+    if opts.replay:
+        run = BackgroundRun("replay", capture=opts.replay, out_dir=opts.out_dir, speed=opts.speed,
+                            market=opts.market, model=opts.model, db=opts.db)
+    return Service(opts, store, run, Hub(queue_frames=opts.queue_frames))

@@ -1,0 +1,210 @@
+"""The store connections the server owns, and the queries behind its routes.
+
+Reads go through a read-only session (ClickHouse ``readonly=1``: a route can never write,
+whatever reaches its SQL); posted batches through one writable connection, one at a time, so
+the check for ids already stored and the insert cannot interleave with another post. Column
+names and types come from the live table (``DESCRIBE``), so a migration that renames or adds
+a column changes what the routes serve without a change here.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import dataclass
+
+import orjson
+import pyarrow as pa
+
+from ..errors import StoreError
+from ..store import connect
+from .opportunity_rows import ID, TABLE, PostedBatch, dumps_rows
+
+PAGE_ROWS_DEFAULT = 100
+PAGE_ROWS_MAX = 5_000
+
+
+class BadQuery(ValueError):
+    """A query parameter that cannot be used (a cursor that is not ours): the message names it."""
+
+
+@dataclass
+class OpportunityFilter:
+    types: list[str]
+    since_ns: int | None = None
+    until_ns: int | None = None
+    min_profit: float | None = None
+    pool: str | None = None
+    run: str | None = None
+    min_score: float | None = None
+
+
+def _select_expr(name: str, ch_type: str) -> str:
+    """How a live column is read into the JSON shape (opportunity_rows.py)."""
+    q = f"`{name}`"
+    if ch_type.startswith("DateTime64"):
+        return f"toUnixTimestamp64Nano({q}) AS `{name}_ns`"
+    if ch_type.startswith("DateTime"):
+        return f"toUnixTimestamp({q}) * 1000000000 AS `{name}_ns`"
+    if ch_type.startswith(("UUID", "Enum", "LowCardinality(UUID")):
+        return f"toString({q}) AS {q}"
+    return q
+
+
+def encode_cursor(ts_ns: int, oid: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([ts_ns, oid])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        ts, oid = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(ts, int) or not isinstance(oid, str):
+            raise ValueError
+        return ts, oid
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise BadQuery(f"cursor {cursor[:40]!r} is not one this server gave (pass the next_cursor of a page)") from None
+
+
+class StoreAccess:
+    """A read-only session and a writer on one store DSN, each used by one thread at a time."""
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        # the writable connection first: it creates or migrates the schema a read-only session cannot
+        self.writer = connect(dsn)
+        self.reader = connect(dsn, ensure_schema=False, read_only=True)
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self.columns = self._live_columns()
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
+
+    def _live_columns(self) -> list[tuple[str, str]]:
+        rows = self.reader.query_rows(f"DESCRIBE TABLE {self.reader.table(TABLE)}")
+        # DESCRIBE lists ALIAS columns too (default_type 'ALIAS'): they are derived, not stored
+        return [(r[0], r[1]) for r in rows if len(r) < 3 or r[2] != "ALIAS"]
+
+    def _query(self, sql: str, params: dict | None = None) -> pa.Table:
+        with self._read_lock:
+            return self.reader.query_arrow(sql, params)
+
+    def ping(self) -> None:
+        with self._read_lock:
+            self.reader.query_rows("SELECT 1")
+
+    # -- opportunities
+    def opportunities(self, f: OpportunityFilter, limit: int, cursor: str | None) -> tuple[list[bytes], str | None]:
+        """One page in (timestamp, opportunity_id) order after ``cursor``; the next page's cursor or None."""
+        where, params = [], {}
+        if f.types:
+            where.append("toString(type) IN {types:Array(String)}")
+            params["types"] = f.types
+        if f.since_ns is not None:
+            where.append("timestamp >= fromUnixTimestamp64Nano({since:Int64})")
+            params["since"] = f.since_ns
+        if f.until_ns is not None:
+            where.append("timestamp < fromUnixTimestamp64Nano({until:Int64})")
+            params["until"] = f.until_ns
+        if f.min_profit is not None:
+            where.append("profit >= {min_profit:Float64}")
+            params["min_profit"] = f.min_profit
+        if f.pool:
+            where.append("has(pools, {pool:String})")
+            params["pool"] = f.pool
+        if f.run:
+            where.append("toString(run_id) = {run:String}")
+            params["run"] = f.run
+        if f.min_score is not None:
+            where.append("score >= {min_score:Float64}")
+            params["min_score"] = f.min_score
+        if cursor:
+            ts, oid = decode_cursor(cursor)
+            where.append("(timestamp, toString(opportunity_id)) > (fromUnixTimestamp64Nano({c_ts:Int64}), {c_id:String})")
+            params.update(c_ts=ts, c_id=oid)
+        cols = ", ".join(_select_expr(n, t) for n, t in self.columns)
+        sql = (f"SELECT {cols} FROM {self.reader.table(TABLE)}"
+               + (f" WHERE {' AND '.join(where)}" if where else "")
+               + f" ORDER BY timestamp, toString(opportunity_id) LIMIT {int(limit) + 1}")
+        t = self._query(sql, params)
+        more = t.num_rows > limit
+        t = t.slice(0, limit)
+        nxt = None
+        if more and t.num_rows:
+            last = t.slice(t.num_rows - 1, 1).to_pylist()[0]
+            nxt = encode_cursor(int(last["timestamp_ns"]), str(last[ID]))
+        return dumps_rows(t), nxt
+
+    def opportunity(self, oid: str) -> bytes | None:
+        cols = ", ".join(_select_expr(n, t) for n, t in self.columns)
+        t = self._query(f"SELECT {cols} FROM {self.reader.table(TABLE)} WHERE toString(opportunity_id) = {{id:String}} "
+                        f"LIMIT 1", {"id": oid})
+        return dumps_rows(t)[0] if t.num_rows else None
+
+    def count_opportunities(self) -> int:
+        with self._read_lock:
+            return self.reader.count(TABLE)
+
+    def insert(self, batch: PostedBatch) -> tuple[list[int], int]:
+        """Insert the rows whose ids the store lacks; (indices of the rows inserted, rows already stored)."""
+        with self._write_lock:
+            have = set()
+            if batch.ids:
+                rows = self.writer.query_rows(
+                    f"SELECT DISTINCT toString(opportunity_id) FROM {self.writer.table(TABLE)} "
+                    f"WHERE toString(opportunity_id) IN {{ids:Array(String)}}", {"ids": batch.ids})
+                have = {r[0] for r in rows}
+            keep = [i for i, oid in enumerate(batch.ids) if oid not in have]
+            if keep:
+                table = batch.table if len(keep) == len(batch.ids) else batch.table.take(pa.array(keep))
+                self.writer.insert_arrow(TABLE, table)
+            return keep, len(batch.ids) - len(keep)
+
+    # -- runs
+    def runs(self, limit: int) -> list[dict]:
+        with self._read_lock:
+            t = self.reader.runs(limit)
+        return _plain_rows(t)
+
+    def run(self, run_id: str) -> dict | None:
+        t = self._query(f"SELECT * FROM {self.reader.table('runs')} FINAL WHERE run_id = {{run:String}}",
+                        {"run": run_id})
+        if not t.num_rows:
+            return None
+        out = _plain_rows(t)[0]
+        for k in ("config",):
+            try:
+                out[k] = orjson.loads(out[k]) if out.get(k) else out.get(k)
+            except orjson.JSONDecodeError:
+                pass
+        hist = self._query(
+            f"SELECT hist_name, argMax(count, interval_end) AS count, argMax(p50, interval_end) AS p50, "
+            f"argMax(p99, interval_end) AS p99, argMax(p999, interval_end) AS p999 "
+            f"FROM {self.reader.table('latency_hist')} WHERE run_id = {{run:String}} GROUP BY hist_name "
+            f"ORDER BY hist_name", {"run": run_id})
+        out["latency"] = {r["hist_name"]: {"count": r["count"], "p50": r["p50"], "p99": r["p99"], "p99.9": r["p999"]}
+                          for r in hist.to_pylist()}
+        out["opportunities"] = int(self._query(
+            f"SELECT count() AS n FROM {self.reader.table(TABLE)} WHERE toString(run_id) = {{run:String}}",
+            {"run": run_id}).column("n")[0].as_py())
+        return out
+
+
+def _plain_rows(t: pa.Table) -> list[dict]:
+    """Rows as JSON-ready dicts: times as int ns under ``<name>_ns``, maps as objects."""
+    cols, names = [], []
+    for name, col in zip(t.column_names, t.columns):
+        if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
+            col = col.cast(pa.timestamp("ns", tz=getattr(col.type, "tz", None))).cast(pa.int64()) \
+                if pa.types.is_timestamp(col.type) else col.cast(pa.int64())
+            name = name + "_ns"
+        cols.append(col)
+        names.append(name)
+    rows = pa.Table.from_arrays(cols, names=names).to_pylist()
+    for r in rows:
+        for k, v in r.items():
+            if isinstance(v, list) and v and isinstance(v[0], tuple):
+                r[k] = dict(v)
+    return rows
+

@@ -1,0 +1,52 @@
+"""``workbench serve`` (issue #19): REST /v1, WebSocket /ws and Prometheus /metrics.
+
+A thin face over workbench/api/server.py; ``register(app)`` adds the command to the main app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import WorkbenchError
+from .output import err_console, fail as _fail
+
+
+def serve(
+    replay: Optional[Path] = typer.Option(None, "--replay", help="capture to replay on the engine thread; its "
+                                                                 "opportunities stream on /ws as they are found"),
+    market: Optional[Path] = typer.Option(None, "--market", help="market snapshot folder for the replay"),
+    model: Optional[Path] = typer.Option(None, "--model", help="compiled model folder for the replay"),
+    db: Optional[str] = typer.Option(None, "--db", help="store DSN the server owns (default: WORKBENCH_DB, the "
+                                                        "config's db, or <data_dir>/clickhouse)"),
+    out: Path = typer.Option(Path("runs/serve"), "--out", "-o", help="folder for the replay's Parquet outputs"),
+    speed: Optional[float] = typer.Option(None, "--speed", help="pace the replay (1.0 = as captured); unset: "
+                                                                "as fast as the machine allows"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to bind; any non-loopback address needs "
+                                                         "--token"),
+    port: int = typer.Option(8000, "--port", help="TCP port (0: any free port)"),
+    token: Optional[str] = typer.Option(None, "--token", help="bearer token every route but /healthz then "
+                                                              "needs (default: WORKBENCH_API_TOKEN)"),
+):
+    """Serve the store and (with --replay) a running engine: REST /v1, WebSocket /ws, /metrics."""
+    from ..api.server import ServeOptions, serve as run_server
+    from ..config import load_settings
+    try:
+        settings = load_settings()
+        opts = ServeOptions(db=db or settings.db_dsn, replay=str(replay) if replay else None,
+                            market=str(market) if market else None, model=str(model) if model else None,
+                            out_dir=str(out), speed=speed, host=host, port=port, token=token).checked()
+        if replay is not None and not replay.is_file():
+            raise WorkbenchError(f"--replay {replay}: no such capture file")
+        from ..store.dsn import parse_dsn
+        err_console.print(f"serving on http://{host}:{port} (store {parse_dsn(opts.db).redacted()})",
+                          highlight=False)
+        run_server(opts)
+    except WorkbenchError as e:
+        _fail(e)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="serve")(serve)
