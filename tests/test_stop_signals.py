@@ -435,3 +435,87 @@ def test_a_failing_consumer_fails_a_live_run_with_every_staged_row_written_once(
         assert s.count("tx_features", "run_id = {r:String}", {"r": summary["run_id"]}) == tx.num_rows
         assert s.query_rows("SELECT status FROM runs FINAL WHERE run_id = {r:String}",
                             {"r": summary["run_id"]}) == [("failed",)]
+
+
+def _children(pid: int) -> dict[int, str]:
+    """pid: command line of each child process of ``pid``."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigint_during_a_cold_warm_up_stops_at_once_with_an_empty_run(tmp_path):
+    """On a cold numba cache the warm-up compiles for a minute or more: Ctrl-C then answers at
+    once (no row exists yet), the compile helper is ended, and the run ends 'interrupted' with
+    empty, readable row files."""
+    from workbench.store import connect
+    dsn = f"chdb://{tmp_path / 'db'}"
+    cmd = [sys.executable, "-m", "workbench.cli", "replay", str(DEMO), "-o", str(tmp_path / "out"), "-q", "--db", dsn]
+    env = {**_env(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "cold-cache")}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (helpers := [p for p, c in _children(proc.pid).items() if "precompile_child" in c]):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=30)
+            time.sleep(0.05)                                   # (the warm-up compiles with a helper process)
+        time.sleep(1.0)
+        t = time.monotonic()
+        rc, out, err = _stop(proc, signal.SIGINT)
+        took = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 130 and took < 30, f"rc={rc} after {took:.1f} s\n{out}\n{err}"
+    assert "Traceback" not in err, err
+    gone = time.monotonic() + 10
+    while any(_alive(p) for p in helpers) and time.monotonic() < gone:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in helpers), "the compile helper outlived the run"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["packets"] == 0
+    assert _parquet(tmp_path / "out", "tx_features").num_rows == 0 == _parquet(tmp_path / "out", "packet_status").num_rows
+    with connect(dsn) as s:
+        assert s.query_rows("SELECT status FROM runs FINAL") == [("interrupted",)]
+
+
+def test_sigint_during_a_cold_live_warm_up_ends_before_capture(tmp_path):
+    """Live mode, the same: a signal during the loop's warm-up ends the run before its ports are
+    bound, at once, as 'interrupted' with empty, readable row files."""
+    port = _free_udp_port()
+    cmd = [sys.executable, "-m", "workbench.cli", "live", "--source", "udp", "--ports", str(port),
+           "--out", str(tmp_path / "out"), "--no-db", "--quiet", "--duration", "300"]
+    env = {**_env(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "cold-cache")}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (tmp_path / "out").is_dir():            # made right before the warm-up starts compiling
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate(timeout=30)
+            time.sleep(0.05)
+        time.sleep(1.5)
+        assert port not in _bound_udp_ports()
+        t = time.monotonic()
+        rc, out, err = _stop(proc, signal.SIGINT)
+        took = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0 and took < 30, f"rc={rc} after {took:.1f} s\n{out}\n{err}"
+    assert "Traceback" not in err and "capturing" not in err, err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["packets"] == 0 and summary["stop_reason"] == "signal SIGINT"
+    assert _parquet(tmp_path / "out", "tx_features").num_rows == 0

@@ -108,26 +108,31 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
         if record:
             recorder = PcapngWriter(out_file(record, "--record"), linktype=src.linktype)
         loop = LiveLoop(stand_in or src, run, stages, ex, params, recorder)
-        warmup_s = loop.warm_up()
-        if stand_in is not None:                     # warm: now capture starts
-            stand_in.close()
-            stand_in = None
-            src = src.reopen()
-            loop.use_source(src)
-        engine = EngineThread(loop, cpu, rt, settings.live_fifo_priority, notes)
-        t0 = time.perf_counter()                     # capture start: --duration and the rates count from here
-        engine.start()
-        engine.ready.wait()
-        if cpu is not None:                          # every other thread (this one, sinks, store) off its CPU
-            for tid in _other_threads(exclude=engine.native_id):
-                pin_other_cpus(cpu, tid)
-        if on_ready is not None:
-            on_ready(f"capturing on {iface or 'udp ports ' + ','.join(map(str, ports))} ({src.kind})")
-        reason = _supervise(loop, engine, stop, t0 + duration if duration else None, on_status, status_every_s, t0)
-        if stopper.signal_name and reason == STOP_REQUESTED:
-            reason = f"signal {stopper.signal_name}"
-        loop.finish()
-        kernel = src.kernel()
+        warmup_s = stopper.warm_up(loop.warm_up)
+        if warmup_s is None:                         # a signal during the warm-up: stop before capture starts
+            warmup_s, t0 = 0.0, time.perf_counter()
+            reason, kernel = f"signal {stopper.signal_name}" if stopper.signal_name else STOP_REQUESTED, {}
+        else:
+            if stand_in is not None:                 # warm: now capture starts
+                stand_in.close()
+                stand_in = None
+                src = src.reopen()
+                loop.use_source(src)
+            engine = EngineThread(loop, cpu, rt, settings.live_fifo_priority, notes)
+            t0 = time.perf_counter()                 # capture start: --duration and the rates count from here
+            engine.start()
+            engine.ready.wait()
+            if cpu is not None:                      # every other thread (this one, sinks, store) off its CPU
+                for tid in _other_threads(exclude=engine.native_id):
+                    pin_other_cpus(cpu, tid)
+            if on_ready is not None:
+                on_ready(f"capturing on {iface or 'udp ports ' + ','.join(map(str, ports))} ({src.kind})")
+            reason = _supervise(loop, engine, stop, t0 + duration if duration else None, on_status, status_every_s,
+                                t0)
+            if stopper.signal_name and reason == STOP_REQUESTED:
+                reason = f"signal {stopper.signal_name}"
+            loop.finish()
+            kernel = src.kernel()
         run.close_sinks()
     except BaseException as e:
         _end_on_error(engine, loop, ex)

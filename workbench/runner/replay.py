@@ -57,7 +57,9 @@ def replay(capture, out_dir, settings: Settings | None = None,
         pacer = Pacer(speed, sleep=stopper.sleep) if speed is not None else None
         capture_error = None
         try:
-            warmup_s = run.warm_up(reader.buf)
+            warmup_s = stopper.warm_up(lambda: run.warm_up(reader.buf))
+            warm = warmup_s is not None                # None: a stop came during the warm-up; no packet is read
+            warmup_s = warmup_s or 0.0
             t0 = time.perf_counter()
             try:
                 batches = iter(reader)
@@ -76,7 +78,8 @@ def replay(capture, out_dir, settings: Settings | None = None,
                 pass
             except KeyboardInterrupt:                  # a caller's progress callback asks to stop
                 stopper.event.set()
-            run.drain(reader.buf)                      # transactions of entries already complete
+            if warm:
+                run.drain(reader.buf)                  # transactions of entries already complete
             run.close_sinks()
         except BaseException as e:
             run.abort(FAILED, e)

@@ -29,8 +29,10 @@ SIGNAL_STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED, signal.
 EXIT_CODE = {INTERRUPTED: 128 + signal.SIGINT, TERMINATED: 128 + signal.SIGTERM}   # the shell's convention
 
 
-class StopRun(Exception):
-    """Raised inside a run's loop (the pacer's sleep) when a stop was asked; caught by the run itself."""
+class StopRun(BaseException):
+    """Raised inside a run's loop (the pacer's sleep) or its warm-up when a stop was asked; caught
+    by the run itself. A BaseException, as KeyboardInterrupt is, so that no ``except Exception``
+    on the way (numba's compiler, a library) takes it for an error."""
 
 
 class StopSignals:
@@ -42,11 +44,29 @@ class StopSignals:
         self.event = event if event is not None else threading.Event()
         self.signal: int | None = None
         self._old: dict = {}
+        self._cut_short = False          # a signal raises StopRun (only during warm_up)
 
     def _handle(self, signum, _frame) -> None:
         if self.signal is None:
             self.signal = signum
         self.event.set()
+        if self._cut_short:
+            self._cut_short = False
+            raise StopRun()
+
+    def warm_up(self, fn):
+        """``fn()`` (a warm-up, which may compile for minutes on a cold cache), cut short by a
+        signal: no row exists yet, so nothing is lost, and Ctrl-C answers at once. Returns fn's
+        result, or None when a stop came first or cut it short (the run then ends with no rows)."""
+        if self.event.is_set():
+            return None
+        self._cut_short = True
+        try:
+            return fn()
+        except StopRun:
+            return None
+        finally:
+            self._cut_short = False
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
