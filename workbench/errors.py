@@ -75,6 +75,11 @@ class ParityError(ModelError):
     """Two scorers of a compiled model disagree by more than the tolerance on the validation set."""
 
 
+class TuneError(WorkbenchError):
+    """Host tuning cannot go on: no such interface, a plan value that is not valid, not root;
+    the message names the interface, the plan file and change, or the setting."""
+
+
 class StoreError(WorkbenchError):
     """The store cannot do what was asked; the message says what is wrong and what to do."""
 

@@ -17,6 +17,7 @@ from .db import db_app
 from .chain import register as register_chain_commands
 from .model import register as register_model_commands
 from .serve import register as register_serve_command
+from .tune import register as register_tune_commands
 from ..errors import WorkbenchError
 from .output import console, err_console, fail as _fail, out_file, plain, warn
 
@@ -457,6 +458,7 @@ app.add_typer(db_app, name="db", help="Query and manage the ClickHouse store (em
 register_model_commands(app)   # train, compile (cli/model.py)
 register_chain_commands(app)   # snapshot (cli/chain.py)
 register_serve_command(app)    # serve (cli/serve.py)
+register_tune_commands(app)    # tune check|plan|apply|revert (cli/tune.py)
 
 
 @app.command()
