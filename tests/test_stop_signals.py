@@ -111,7 +111,8 @@ def _check_outputs_agree(out: Path) -> tuple[pa.Table, pa.Table]:
 
 
 @pytest.mark.parametrize("sig, status, code", [(signal.SIGINT, "interrupted", 130),
-                                                (signal.SIGTERM, "terminated", 143)])
+                                                (signal.SIGTERM, "terminated", 143),
+                                                (signal.SIGHUP, "terminated", 129)])
 def test_signal_mid_replay_keeps_every_row_in_parquet_and_store(tmp_path, sig, status, code):
     from workbench.store import connect
     dsn = f"chdb://{tmp_path / 'db'}"

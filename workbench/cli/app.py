@@ -186,14 +186,15 @@ def _fail_with_notes(e: Exception) -> None:
 
 def _stopped_early(result, what: str) -> None:
     """A run a signal stopped: say what was kept, exit 128 + the signal's number (the shell's convention)."""
-    from ..runner.stop import EXIT_CODE
-    if result.status not in EXIT_CODE:
+    from ..runner.stop import exit_code
+    code = exit_code(result.status, getattr(result, "stop_signal", ""))
+    if code is None:
         return
     by = getattr(result, "stop_signal", "") or "a stop request"
     kept = "the Parquet outputs" + (" and the store (or its spool)" if result.store else "")
     warn(f"{what} stopped by {by} after {_fmt_int(result.packets)} packets: every row processed is in {kept}; "
          f"the run's status is '{result.status}'", "stopped:")
-    raise typer.Exit(EXIT_CODE[result.status])
+    raise typer.Exit(code)
 
 
 @app.command()

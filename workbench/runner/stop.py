@@ -26,7 +26,16 @@ FAILED = "failed"                    # an error stopped it; rows processed befor
 # (the store's reader adds KILLED: the process died without writing an end, store/writer.py)
 
 SIGNAL_STATUS = {signal.SIGINT: INTERRUPTED, signal.SIGTERM: TERMINATED, signal.SIGHUP: TERMINATED}
-EXIT_CODE = {INTERRUPTED: 128 + signal.SIGINT, TERMINATED: 128 + signal.SIGTERM}   # the shell's convention
+
+
+def exit_code(status: str, signal_name: str = "") -> int | None:
+    """The exit code of a command whose run a stop cut short: 128 + the signal's number (the
+    shell's convention: 130 SIGINT, 143 SIGTERM, 129 SIGHUP); None for a run that ended otherwise."""
+    if status not in (INTERRUPTED, TERMINATED):
+        return None
+    sig = signal.Signals[signal_name] if signal_name in signal.Signals.__members__ else (
+        signal.SIGINT if status == INTERRUPTED else signal.SIGTERM)
+    return 128 + sig
 
 
 class StopRun(BaseException):
