@@ -218,9 +218,14 @@ class RatePlot:
         f.yaxis[0].axis_label = "transactions/s"
         for ax in f.yaxis:
             ax.formatter.use_scientific = False
-        f.legend.location = "top_left"
-        f.legend.label_text_font_size = "8pt"
-        f.legend.background_fill_alpha = 0.6
+        # the legend below the frame: inside it, it hides the lines it names
+        from bokeh.models import Legend
+        legend = f.legend[0]
+        f.center = [r for r in f.center if not isinstance(r, Legend)]
+        legend.orientation = "horizontal"
+        legend.label_text_font_size = "8pt"
+        legend.padding = legend.margin = 2
+        f.add_layout(legend, "below")
         self.figure = f
 
     def _empty(self) -> dict:
