@@ -239,3 +239,23 @@ def test_check_cli_json_on_a_recorded_tree(host):
     assert set(doc["verdicts"]) == {"nic", "irq", "sysctl", "cpu", "memory"}
     assert "--cpu 6" in doc["live_flags"]
     assert any(row["setting"].startswith("IRQ 99 mlx5_comp0") for row in doc["rows"])
+
+
+def test_virtio_irqs_found_by_device_name(tmp_path):
+    """virtio_net: the device link is virtio2 (no PCI address), IRQs are named virtio2-input.0."""
+    root = tmp_path / "vm"
+    _w(root, "/proc/interrupts", "           CPU0       CPU1\n"
+                                 " 36:          0     829681 PCI-MSIX-0000:00:02.0   1-edge      virtio1-req.0\n"
+                                 " 37:          0          3 PCI-MSIX-0000:00:03.0   0-edge      virtio2-config\n"
+                                 " 38:        120          0 PCI-MSIX-0000:00:03.0   1-edge      virtio2-input.0\n"
+                                 " 39:          0          0 PCI-MSIX-0000:00:03.0   2-edge      virtio2-output.0")
+    for n in (36, 37, 38, 39):
+        _w(root, f"/proc/irq/{n}/smp_affinity_list", "0-1")
+    dev = root / "sys/devices/pci0000:00/0000:00:03.0/virtio2"
+    dev.mkdir(parents=True)
+    os.symlink("../../../bus/virtio/drivers/virtio_net", dev / "driver")
+    (root / "sys/class/net/eth0").mkdir(parents=True)
+    os.symlink("../../../devices/pci0000:00/0000:00:03.0/virtio2", root / "sys/class/net/eth0/device")
+    nic = read_nic(root, "eth0")
+    assert nic.driver == "virtio_net" and nic.pci is None
+    assert [i.number for i in nic.irqs] == [37, 38, 39]

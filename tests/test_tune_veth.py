@@ -98,7 +98,7 @@ def test_unsupported_setting_is_reported_and_nothing_applied(ns, tmp_path):
     before = state(name, iface)
     plan = tmp_path / "plan.toml"
     plan.write_text('all_or_nothing = true\n' + _change("channels", iface, "rx_count", "2")
-                    + _change("rings", iface, "rx_pending", "4096") + _change("feature", iface, "rx-lro", "on"))
+                    + _change("rings", iface, "rx", "4096") + _change("feature", iface, "rx-lro", "on"))
     r = wb(name, "apply", str(plan), check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "rings not supported by this driver" in r.stderr and "rx-lro is fixed by the driver" in r.stderr

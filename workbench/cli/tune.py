@@ -50,7 +50,7 @@ def print_check(res) -> None:
     t = Table(title=plain(f"host check for {res.iface}" + (f", CPUs {res.cpus}" if res.cpus else "")),
               title_justify="left")
     for col in ("area", "setting", "now", "recommended", "why", "matters"):
-        t.add_column(col)
+        t.add_column(col, overflow="fold")
     for r in res.rows:
         mark = {True: "ok", False: r.weight.upper() if r.weight == "high" else r.weight, None: "-"}[r.ok]
         t.add_row(r.area, plain(r.setting), plain(r.now), plain(r.recommended), plain(r.why), mark)

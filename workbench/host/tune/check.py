@@ -134,25 +134,28 @@ def _nic_rows(res: CheckResult, engine, capture) -> None:
                                       if ch.get("max_" + k[:-6])), "-", "queues in use / the most the NIC has",
                             "info", None))
         rg = eth.rings
-        if isinstance(rg, str):
-            res.rows.append(Row("nic", "rx ring", rg, "its maximum", "a longer ring absorbs bursts", "medium", None))
+        if isinstance(rg, str) or "rx" not in rg:
+            res.rows.append(Row("nic", "rx ring", rg if isinstance(rg, str) else "not reported", "its maximum",
+                                "a longer ring absorbs bursts", "medium", None))
         else:
-            want = rg.get("rx_max_pending", 0)
-            ok = rg.get("rx_pending", 0) >= want
-            res.rows.append(Row("nic", "rx ring", str(rg.get("rx_pending")), str(want),
+            want = rg.get("rx_max", rg["rx"])
+            ok = rg["rx"] >= want
+            res.rows.append(Row("nic", "rx ring", str(rg["rx"]), f"{want} (the maximum)",
                                 "a longer ring absorbs bursts instead of dropping", "medium", ok,
-                                None if ok else Change("rings", nic.iface, "rx_pending", str(rg.get("rx_pending")),
-                                                       str(want), "rx ring to its maximum")))
+                                None if ok else Change("rings", nic.iface, "rx", str(rg["rx"]), str(want),
+                                                       "rx ring to its maximum")))
         co = eth.coalesce
-        if isinstance(co, str):
-            res.rows.append(Row("nic", "rx-usecs (coalescing)", co, "0", "IRQ coalescing delays each packet",
-                                "medium", None))
+        if isinstance(co, str) or "rx_coalesce_usecs" not in co:
+            res.rows.append(Row("nic", "rx-usecs (coalescing)", co if isinstance(co, str) else "not reported", "0",
+                                "IRQ coalescing delays each packet", "medium", None))
         else:
-            ok = co.get("rx_usecs", 0) == 0
-            res.rows.append(Row("nic", "rx-usecs (coalescing)", str(co.get("rx_usecs")), "0",
-                                "IRQ coalescing delays each packet up to this long", "medium", ok,
-                                None if ok else Change("coalesce", nic.iface, "rx_usecs", str(co.get("rx_usecs")),
-                                                       "0", "interrupt on every packet")))
+            for key, label, why in (("use_adaptive_rx_coalesce", "adaptive-rx (coalescing)",
+                                     "adaptive coalescing raises rx-usecs under load"),
+                                    ("rx_coalesce_usecs", "rx-usecs (coalescing)",
+                                     "IRQ coalescing delays each packet up to this long")):
+                ok = co.get(key, 0) == 0
+                res.rows.append(Row("nic", label, str(co.get(key)), "0", why, "medium", ok,
+                                    None if ok else Change("coalesce", nic.iface, key, str(co.get(key)), "0", why)))
         for name, (want, weight, why) in FEATURE_WANT.items():
             if name not in eth.features:
                 res.rows.append(Row("nic", name, UNSUPPORTED, "off", why, weight, None))

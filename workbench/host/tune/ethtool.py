@@ -17,14 +17,14 @@ UNSUPPORTED = "not supported by this driver"
 FEATURES = ("rx-gro", "rx-lro", "rx-udp-gro-forwarding", "rx-gro-list", "tx-generic-segmentation",
             "tx-tcp-segmentation")
 CHANNEL_KEYS = ("rx_count", "tx_count", "other_count", "combined_count")
-RING_KEYS = ("rx_pending", "tx_pending")
-COALESCE_KEYS = ("rx_usecs", "tx_usecs", "rx_max_coalesced_frames", "use_adaptive_rx_coalesce")
+RING_KEYS = ("rx", "tx")                             # their maxima: rx_max, tx_max
+COALESCE_KEYS = ("rx_coalesce_usecs", "tx_coalesce_usecs", "rx_max_coalesced_frames", "use_adaptive_rx_coalesce")
 
 
 @dataclass
 class EthtoolReading:
     channels: dict | str = UNSUPPORTED       # *_count and max_* (pyroute2 names), or UNSUPPORTED
-    rings: dict | str = UNSUPPORTED          # *_pending and *_max_pending
+    rings: dict | str = UNSUPPORTED          # rx, tx and rx_max, tx_max (descriptors)
     coalesce: dict | str = UNSUPPORTED
     features: dict = field(default_factory=dict)   # name -> (on, changeable)
 
@@ -50,8 +50,8 @@ def _group(fn, iface: str):
         raise TuneError(f"--iface {iface}: no such interface") from None
     except (NotSupportedError, OSError):
         return UNSUPPORTED
-    return {k: int(v) for k, v in value._asdict().items()} if hasattr(value, "_asdict") else \
-        {k: int(v) for k, v in dict(value).items() if isinstance(v, (int, bool))}
+    items = value._asdict().items() if hasattr(value, "_asdict") else dict(value).items()
+    return {k: int(v) for k, v in items if isinstance(v, (int, bool)) and k != "cmd"}   # None: not reported
 
 
 def read_ethtool(iface: str) -> EthtoolReading:
@@ -79,8 +79,10 @@ def set_group(iface: str, group: str, values: dict) -> None:
     eth = _ethtool()
     NoSuchDevice, NotSupportedError = _errors()
     try:
-        setter = {"channels": eth.set_channels, "rings": eth.set_rings, "coalesce": eth.set_coalesce}[group]
-        setter(iface, dict(values))
+        if group == "rings":
+            eth.set_rings(iface, **values)               # pyroute2 takes ring sizes as keywords
+        else:
+            {"channels": eth.set_channels, "coalesce": eth.set_coalesce}[group](iface, dict(values))
     except NoSuchDevice:
         raise TuneError(f"{iface}: no such interface") from None
     except NotSupportedError:

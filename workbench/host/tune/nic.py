@@ -3,7 +3,8 @@ with their RPS/XPS masks, and the IRQs of its queues with their affinity.
 
 IRQs are found as the kernel lists them: the numbers under ``device/msi_irqs`` when the
 device has MSI-X, else the ``/proc/interrupts`` lines whose name carries the interface name
-(``eth0-TxRx-0``) or the PCI address (``mlx5_comp0@pci:0000:3b:00.0``).
+(``eth0-TxRx-0``), the PCI address (``mlx5_comp0@pci:0000:3b:00.0``) or the device's own
+name (``virtio2-input.0``).
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def nic_irqs(root, iface: str, pci: str | None) -> list[Irq]:
     if msi_dir.is_dir():
         numbers = sorted(int(p.name) for p in msi_dir.iterdir() if p.name.isdigit())
     if not numbers:
-        pat = re.compile(rf"(^|[^\w]){re.escape(iface)}([-_@]|$)")
+        dev = _link_name(root, f"/sys/class/net/{iface}/device")
+        own = [iface] + ([dev] if dev and dev != pci else [])        # virtio: IRQs named virtio2-input.0
+        pat = re.compile(rf"(^|[^\w])({'|'.join(map(re.escape, own))})([-_@]|$)")
         numbers = sorted(n for n, name in names.items()
                          if pat.search(name) or (pci is not None and pci in name))
     irqs = []

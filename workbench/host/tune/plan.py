@@ -224,7 +224,7 @@ def _host_problems(c: Change, root) -> list[str]:
     if isinstance(group, str):
         return [f"{c.kind} {eth.UNSUPPORTED}"]
     most = group.get("max_" + c.key.replace("_count", "")) if c.kind == "channels" else \
-        group.get(c.key.replace("_pending", "_max_pending")) if c.kind == "rings" else None
+        group.get(c.key + "_max") if c.kind == "rings" else None
     if most is not None and int(c.value) > most:
         return [f"{c.key} {c.value} is above the driver's maximum {most}"]
     return []
