@@ -123,6 +123,20 @@ def test_a_slow_client_gets_a_gap_message_and_a_fast_one_loses_nothing():
     asyncio.run(go())
 
 
+def test_a_gap_at_the_end_of_a_burst_is_told_at_the_next_tick():
+    async def go():
+        hub = Hub(queue_frames=1, history_items=1000)
+        c = hub.new_client()
+        hub.subscribe(c, ["opportunities"], None)
+        for i in range(3):
+            hub.publish("opportunities", [b"%d" % i])
+        assert [orjson.loads(f[3])["rows"] for f in _drain(c.queue)] == [[0]]
+        hub.flush_gaps()                               # no new frame: the tick tells of the gap
+        gap = orjson.loads(_drain(c.queue)[0][3])
+        assert (gap["type"], gap["missed"], gap["first_seq"], gap["last_seq"]) == ("gap", 2, 1, 2)
+    asyncio.run(go())
+
+
 def test_off_loopback_needs_a_token(monkeypatch):
     monkeypatch.delenv("WORKBENCH_API_TOKEN", raising=False)
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")

@@ -239,7 +239,7 @@ def build_app(service: Service) -> Guard:
         WebSocketRoute("/ws", ws),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
-    return Guard(app, service.options.token)
+    return Guard(app, service.options.token, rate=service.options.rate_limit)
 
 
 def _ws_command(service: Service, client, raw: str) -> dict | None:

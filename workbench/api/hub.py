@@ -64,16 +64,20 @@ class Client:
         # unbounded for replies and notices; ``offer`` keeps the frames within ``queue_frames``
         self.queue = asyncio.Queue()
 
-    def offer(self, channel: str, first: int, last: int, data: str) -> bool:
-        """Queue a frame unless the queue is full (then count it as missed); never waits."""
+    def flush_gap(self, channel: str) -> None:
+        """Queue the channel's pending gap notice if there is room (before any later frame of it)."""
         gap = self.gaps.get(channel)
         if gap is not None and self.queue.qsize() < self.queue_frames:
             self.queue.put_nowait((channel, gap[0], gap[1],
                                    _gap_text(channel, gap[0], gap[1], gap[2], "the client read too slowly")))
             del self.gaps[channel]
+
+    def offer(self, channel: str, first: int, last: int, data: str) -> bool:
+        """Queue a frame unless the queue is full (then count it as missed); never waits."""
+        self.flush_gap(channel)
         if self.queue.qsize() >= self.queue_frames:
             n = last - first + 1
-            if gap is None or channel not in self.gaps:
+            if channel not in self.gaps:
                 self.gaps[channel] = [first, last, n]
             else:
                 g = self.gaps[channel]
@@ -123,6 +127,13 @@ class Hub:
             data = frame_text(channel, first + i, part)
             for c in subs:
                 c.offer(channel, first + i, first + i + len(part) - 1, data)
+
+    def flush_gaps(self) -> None:
+        """Pending gap notices of clients that have room again (called every tick: a client that
+        missed the last frames of a burst hears of it without waiting for the next frame)."""
+        for c in self.clients:
+            for channel in list(c.gaps):
+                c.flush_gap(channel)
 
     def subscribe(self, c: Client, channels: list[str], start: int | None) -> dict:
         """Subscribe ``c``; with ``start`` queue the channel's items from that sequence first."""

@@ -4,13 +4,17 @@ Off loopback the server needs a token (server.py refuses to start without one); 
 every route but /healthz, the WebSocket included, needs ``Authorization: Bearer <token>``
 (401 without one, 403 with a wrong one; the WebSocket handshake is refused before it is
 accepted). Request bodies past ``body_max`` bytes get 413, whether announced by
-Content-Length or streamed.
+Content-Length or streamed (``read_body``). With ``rate`` set, each client address may make
+``rate`` requests per second (a burst of one second's worth); past that it gets 429 with
+``Retry-After``, the WebSocket handshake included.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
+import time
 
 OPEN_PATHS = ("/healthz",)
 BODY_MAX_BYTES = 16 * 1024 * 1024        # a POST batch of BATCH_ROWS_MAX wide rows fits with room
@@ -38,12 +42,36 @@ class BodyTooLarge(Exception):
     pass
 
 
-class Guard:
-    """Token check and body size limit in front of the app."""
+class RateLimit:
+    """A token bucket per client address: ``rate`` requests per second, a burst of ``rate``."""
 
-    def __init__(self, app, token: str | None, body_max: int = BODY_MAX_BYTES):
+    def __init__(self, rate: float):
+        self.rate = float(rate)
+        self._buckets: dict[str, list[float]] = {}
+
+    def wait_s(self, who: str, now: float | None = None) -> float:
+        """0 when the request may go now (and is counted), else seconds until it may."""
+        now = time.monotonic() if now is None else now
+        b = self._buckets.get(who)
+        if b is None:
+            b = self._buckets[who] = [self.rate, now]
+            if len(self._buckets) > 100_000:          # forget idle clients rather than grow without end
+                self._buckets = {who: b}
+        b[0] = min(self.rate, b[0] + (now - b[1]) * self.rate)
+        b[1] = now
+        if b[0] >= 1.0:
+            b[0] -= 1.0
+            return 0.0
+        return (1.0 - b[0]) / self.rate
+
+
+class Guard:
+    """Token check, rate limit and body size limit in front of the app."""
+
+    def __init__(self, app, token: str | None, body_max: int = BODY_MAX_BYTES, rate: float | None = None):
         self.app, self.body_max = app, body_max
         self.token = token.encode() if token else None
+        self.limit = RateLimit(rate) if rate else None
 
     def _authorised(self, scope) -> int:
         """0 when allowed, else the HTTP status to refuse with."""
@@ -68,6 +96,17 @@ class Guard:
                 return
             text = "a bearer token is required (Authorization: Bearer <token>)" if refused == 401 else "wrong token"
             return await _plain(send, refused, text, [(b"www-authenticate", b"Bearer")] if refused == 401 else [])
+        if self.limit is not None and scope.get("path") not in OPEN_PATHS:
+            wait = self.limit.wait_s((scope.get("client") or ("?",))[0])
+            if wait:
+                retry = str(max(1, math.ceil(wait))).encode()
+                if kind == "websocket":
+                    await send({"type": "websocket.http.response.start", "status": 429,
+                                "headers": [(b"retry-after", retry)]})
+                    await send({"type": "websocket.http.response.body", "body": b""})
+                    return
+                return await _plain(send, 429, f"over {self.limit.rate:g} requests/s from this address",
+                                    [(b"retry-after", retry)])
         if kind == "websocket":
             return await self.app(scope, receive, send)
         for k, v in scope.get("headers", ()):

@@ -16,5 +16,7 @@ def serve(opts: ServeOptions) -> None:
     service = make_service(opts)
     app = build_app(service)
     config = uvicorn.Config(app, host=opts.host, port=opts.port, loop="uvloop", http="httptools", ws="websockets-sansio",
-                            log_level="warning", access_log=False, lifespan="on", ws_max_size=1 << 20)
+                            log_level="warning", access_log=False, lifespan="on", ws_max_size=1 << 20,
+                            # a frame is encoded once for every client; per-client deflate would undo that
+                            ws_per_message_deflate=False)
     uvicorn.Server(config).run()

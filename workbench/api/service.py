@@ -42,7 +42,8 @@ class ServeOptions:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     token: str | None = None
-    queue_frames: int = QUEUE_FRAMES
+    queue_frames: int = QUEUE_FRAMES       # per WebSocket client, before it starts missing frames
+    rate_limit: float | None = None        # requests/s per client address; None: no limit
 
     def checked(self) -> "ServeOptions":
         """Fill the token from the environment; refuse an address off loopback without one."""
@@ -53,6 +54,11 @@ class ServeOptions:
                               "'Authorization: Bearer T'")
         if not 0 <= self.port < 65536:
             raise ConfigError(f"--port {self.port}: expected 0..65535")
+        if self.queue_frames < 1:
+            raise ConfigError(f"--ws-queue-frames {self.queue_frames}: expected at least 1")
+        if self.rate_limit is not None and not (0 < self.rate_limit < float("inf")):
+            raise ConfigError(f"--rate-limit {self.rate_limit}: expected requests per second > 0 (leave it unset "
+                              "for no limit)")
         return self
 
 
@@ -88,6 +94,7 @@ class Service:
         next_stats = time.monotonic()
         while True:
             self.pump_once()
+            self.hub.flush_gaps()
             now = time.monotonic()
             if now >= next_stats:
                 self.hub.publish("stats", [orjson.dumps(self.stats())])

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from ..api.hub import QUEUE_FRAMES
 from ..errors import WorkbenchError
 from .output import err_console, fail as _fail
 
@@ -29,6 +30,12 @@ def serve(
     port: int = typer.Option(8000, "--port", help="TCP port (0: any free port)"),
     token: Optional[str] = typer.Option(None, "--token", help="bearer token every route but /healthz then "
                                                               "needs (default: WORKBENCH_API_TOKEN)"),
+    rate_limit: Optional[float] = typer.Option(None, "--rate-limit", help="requests per second each client address "
+                                                                          "may make (429 with Retry-After past it); "
+                                                                          "unset: no limit"),
+    ws_queue_frames: int = typer.Option(QUEUE_FRAMES, "--ws-queue-frames", help="frames a WebSocket client may have "
+                                                                        "waiting; past it the client gets a counted "
+                                                                        "gap message"),
 ):
     """Serve the store and (with --replay) a running engine: REST /v1, WebSocket /ws, /metrics."""
     from ..api.server import ServeOptions, serve as run_server
@@ -37,7 +44,8 @@ def serve(
         settings = load_settings()
         opts = ServeOptions(db=db or settings.db_dsn, replay=str(replay) if replay else None,
                             market=str(market) if market else None, model=str(model) if model else None,
-                            out_dir=str(out), speed=speed, host=host, port=port, token=token).checked()
+                            out_dir=str(out), speed=speed, host=host, port=port, token=token,
+                            rate_limit=rate_limit, queue_frames=ws_queue_frames).checked()
         if replay is not None and not replay.is_file():
             raise WorkbenchError(f"--replay {replay}: no such capture file")
         from ..store.dsn import parse_dsn
