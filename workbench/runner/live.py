@@ -90,6 +90,9 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
     # the source first: a wrong interface or a refused socket fails before any output is made
     src, notes = open_live_source(source, iface, settings, ports, split=split, cpu=cpu, capture_cpu=capture_cpu,
                                   rt=rt, hugepages=hugepages)
+    if iface:                    # the host it ran on, in the summary and summary.json (host/tune, issue #20)
+        from ..host.tune.check import quick_verdicts
+        notes.extend(quick_verdicts(iface, (cpu, capture_cpu if split else None)))
     stand_in = src.stand_in()
     warm_before_capture = stand_in is not None
     if stand_in is not None:     # opening it starts capture: closed while the loop warms up on the stand-in
