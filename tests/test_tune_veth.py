@@ -135,3 +135,20 @@ def test_no_such_interface_in_the_namespace(ns):
     name, _ = ns
     r = wb(name, "check", "-i", "nope0", check=False)
     assert r.returncode == 2 and "nope0: no such interface" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_live_records_the_host_check_in_its_summary(ns, tmp_path):
+    """`workbench live` runs the check's quick part at start: its verdicts are host notes in the
+    printed summary and in summary.json."""
+    name, iface = ns
+    out = tmp_path / "live"
+    r = subprocess.run(["ip", "netns", "exec", name, sys.executable, "-m", "workbench.cli", "live", "--iface", iface,
+                        "--out", str(out), "--no-db", "--no-parquet", "--quiet", "--duration", "1", "--cpu", "0"],
+                       capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stderr
+    notes = json.loads((out / "summary.json").read_text())["host"]
+    check = [n for n in notes if n.startswith("host check: nic ")]
+    assert len(check) == 1
+    for area in ("nic", "irq", "sysctl", "cpu", "memory"):
+        assert f"{area} " in check[0]
+    assert "host: host check: nic " in r.stdout

@@ -304,4 +304,18 @@ def run_check(iface: str, cpus: list[int] | tuple = (), root="/", ethtool: bool 
     return res
 
 
-__all__ = ["AREAS", "Change", "CheckResult", "Row", "irq_target_cpus", "run_check", "sysctl_path"]
+def quick_verdicts(iface: str, cpus=(), root="/") -> list[str]:
+    """The check's quick part, for ``workbench live`` to record the host it ran on: /proc and
+    /sys only, no ethtool (importing its binding costs more than all the rest). One note with
+    the verdict per area, then the warnings; a host that cannot be read is said, never fatal."""
+    from ...errors import TuneError
+    try:
+        res = run_check(iface, [c for c in cpus if c is not None], root=root, ethtool=False)
+    except TuneError as e:
+        return [f"host check: {e}"]
+    verdicts = "; ".join(f"{area} {verdict}" for area, verdict in res.verdicts.items())
+    return ([f"host check: {verdicts} (workbench tune check --iface {iface} shows the table)"]
+            + [f"host check: {w}" for w in res.warnings])
+
+
+__all__ = ["AREAS", "Change", "CheckResult", "Row", "irq_target_cpus", "quick_verdicts", "run_check", "sysctl_path"]
