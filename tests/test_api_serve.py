@@ -274,3 +274,29 @@ def test_an_address_off_loopback_without_a_token_is_refused_before_binding(tmp_p
                         f"chdb://{tmp_path / 'db'}"], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2
     assert "--token" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_stats_and_latency_channels_carry_numbered_items_and_a_bad_message_gets_an_error(server):
+    server.wait_done()
+
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            await ws.send("not json")
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "error"
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["tea"]}))
+            assert "channels" in json.loads(await asyncio.wait_for(ws.recv(), 10))["message"]
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["stats", "latency"]}).encode())  # binary
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscribed"
+            seen = {}
+            async with asyncio.timeout(30):
+                while len(seen) < 2:
+                    m = json.loads(await ws.recv())
+                    seen.setdefault(m["channel"], m)
+            return seen
+
+    seen = asyncio.run(go())
+    stats, latency = seen["stats"]["rows"][0], seen["latency"]["rows"][0]
+    assert stats["run"]["opportunities"] == 108 and stats["run"]["phase"] == "done"
+    summary = json.loads((server.out / "summary.json").read_text())
+    assert latency["packet_processing_ns"]["p99"] == summary["packet_ns"]["p99"]
+    assert seen["stats"]["first_seq"] == seen["stats"]["last_seq"] >= 0

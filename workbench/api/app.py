@@ -204,7 +204,12 @@ def build_app(service: Service) -> Guard:
         task = asyncio.create_task(writer())
         try:
             while True:
-                raw = await socket.receive_text()
+                msg = await socket.receive()
+                if msg["type"] == "websocket.disconnect":
+                    break
+                raw = msg.get("text")
+                if raw is None:             # a binary frame: decode it as UTF-8 JSON too
+                    raw = (msg.get("bytes") or b"").decode("utf-8", "replace")
                 reply = _ws_command(service, client, raw)
                 if reply is not None:
                     client.queue.put_nowait(("", -1, -1, orjson.dumps(reply).decode()))

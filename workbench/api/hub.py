@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-CHANNELS = ("opportunities", "stats")
+CHANNELS = ("opportunities", "stats", "latency")
 HISTORY_ITEMS = 200_000          # items a channel keeps for resumes
 FRAME_ITEMS_MAX = 1_000          # items in one frame (a backlog goes out in frames this size)
 QUEUE_FRAMES = 1_024             # frames a client may have waiting before it starts missing some
@@ -111,6 +111,9 @@ class Hub:
     @property
     def missed(self) -> int:
         return self._missed[0]
+
+    def subscribed(self, channel: str) -> bool:
+        return any(channel in c.channels for c in self.clients)
 
     def publish(self, channel: str, items: list[bytes]) -> None:
         """Number ``items`` in ``channel``, keep them for resumes, queue them for its subscribers."""

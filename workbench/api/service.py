@@ -98,6 +98,8 @@ class Service:
             now = time.monotonic()
             if now >= next_stats:
                 self.hub.publish("stats", [orjson.dumps(self.stats())])
+                if self.run is not None and self.hub.subscribed("latency"):
+                    self.hub.publish("latency", [orjson.dumps(self.latency_percentiles())])
                 next_stats = now + STATS_PERIOD_S
             await asyncio.sleep(TICK_S)
 
@@ -141,6 +143,10 @@ class Service:
             out[name] = {"count": int(counts.sum()), **{k: int(v) for k, v in pct.items()},
                          "buckets": [[int(lo), int(hi), int(c)] for lo, hi, c in zip(lows, highs, counts)]}
         return out
+
+    def latency_percentiles(self) -> dict:
+        """{histogram: {count, p50, p99, p99.9}} (ns), without buckets: one item of the latency channel."""
+        return {name: {k: v for k, v in h.items() if k != "buckets"} for name, h in self.latency().items()}
 
     def metrics_snapshot(self) -> dict:
         run = self.run
