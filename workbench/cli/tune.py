@@ -104,6 +104,11 @@ def plan(
             if not isinstance(ch, dict):
                 raise WorkbenchError(f"--channels: {iface} channels cannot be read here")
             key = "combined_count" if ch.get("max_combined") else "rx_count"
+            irq_changes = [c for c in p.changes if c.target.startswith("/proc/irq/")]
+            if irq_changes:        # new queue counts bring new IRQ numbers: their affinity is planned afterwards
+                p.changes = [c for c in p.changes if c not in irq_changes]
+                warn(f"--channels renumbers {iface}'s IRQs: {len(irq_changes)} IRQ affinity change(s) left out; "
+                     f"after apply, run tune plan again (without --channels) for them")
             p.changes.insert(0, Change("channels", iface, key, str(ch.get(key)), str(channels),
                                        f"{channels} queues asked with --channels"))
         write_plan(p, out, f"workbench tune plan --iface {iface}" + (f" --cpus {cpus}" if cpus else ""))
