@@ -259,3 +259,35 @@ def test_virtio_irqs_found_by_device_name(tmp_path):
     nic = read_nic(root, "eth0")
     assert nic.driver == "virtio_net" and nic.pci is None
     assert [i.number for i in nic.irqs] == [37, 38, 39]
+
+
+def test_without_all_or_nothing_a_refused_change_is_reported_and_the_rest_kept(host, tmp_path):
+    path = tmp_path / "plan.toml"
+    path.write_text(f'root = "{host}"\nall_or_nothing = false\n'
+                    '[[change]]\nkind = "sysctl"\ntarget = "net.core.rmem_max"\ncurrent = "212992"\nvalue = "4194304"\n'
+                    '[[change]]\nkind = "sysctl"\ntarget = "net.core.no_such_setting"\ncurrent = ""\nvalue = "1"\n'
+                    '[[change]]\nkind = "file"\ntarget = "/proc/irq/99/smp_affinity_list"\ncurrent = "0-7"\nvalue = "5"\n')
+    res = apply_plan(load_plan(path), tmp_path / "plan.revert.toml", euid=0)
+    assert [c.target for c in res.applied] == ["net.core.rmem_max", "/proc/irq/99/smp_affinity_list"]
+    assert [c.target for c, _ in res.refused] == ["net.core.no_such_setting"] and not res.undone
+    assert (host / "proc/sys/net/core/rmem_max").read_text().strip() == "4194304"
+    back = revert(res.revert_path, euid=0)
+    assert back.ok and (host / "proc/sys/net/core/rmem_max").read_text().strip() == "212992"
+    assert (host / "proc/irq/99/smp_affinity_list").read_text().strip() == "0-7"
+
+
+def test_all_or_nothing_refuses_a_missing_setting_before_any_write(host, tmp_path):
+    before = _snapshot(host)
+    path = tmp_path / "plan.toml"
+    path.write_text(f'root = "{host}"\n'
+                    '[[change]]\nkind = "sysctl"\ntarget = "net.core.rmem_max"\ncurrent = "212992"\nvalue = "4194304"\n'
+                    '[[change]]\nkind = "sysctl"\ntarget = "net.core.no_such_setting"\ncurrent = ""\nvalue = "1"\n')
+    with pytest.raises(TuneError, match="change 2 .*no_such_setting does not exist"):
+        apply_plan(load_plan(path), tmp_path / "plan.revert.toml", euid=0)
+    assert _snapshot(host) == before
+
+
+def test_rps_on_the_engine_cpu_is_flagged(host):
+    _w(host, "/sys/class/net/eth0/queues/rx-1/rps_cpus", "c0")          # CPUs 6, 7
+    row = next(r for r in run_check("eth0", [6], root=host).rows if r.setting == "RPS masks")
+    assert row.ok is False and "rx-1:6-7" in row.now
