@@ -1,12 +1,14 @@
 """`workbench serve` under pressure, a real process and real clients: a WebSocket client that
 stops reading gets a counted gap while another loses nothing; past the rate limit, 429 with
-Retry-After."""
+Retry-After; the OpenAPI document fuzzed by schemathesis gets no 5xx."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import uuid
 
 import httpx
@@ -103,3 +105,16 @@ def test_rate_limit_bucket_refills_at_the_rate():
     assert lim.wait_s("a", 0.0) == pytest.approx(0.5)
     assert lim.wait_s("b", 0.0) == 0                  # per address
     assert lim.wait_s("a", 0.5) == 0
+
+
+def test_the_openapi_document_fuzzed_never_gets_a_server_error(tmp_path):
+    """schemathesis (bounded examples) against a running server: no route answers 5xx."""
+    s = Server(tmp_path)
+    try:
+        r = subprocess.run([sys.executable, "-m", "schemathesis.cli", "run", f"{s.base}/openapi.json",
+                            "--checks", "not_a_server_error", "--max-examples", "10", "--seed", "19"],
+                           capture_output=True, text=True, timeout=240, cwd=tmp_path)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+        assert "No issues found" in r.stdout
+    finally:
+        s.stop()

@@ -27,7 +27,7 @@ from .opportunity_rows import RowError, check_batch, rows_json
 from .prometheus import CONTENT_TYPE, ServerMetrics
 from .security import BodyTooLarge, Guard, read_body
 from .service import Service
-from .store_access import PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, BadQuery, OpportunityFilter
+from .store_access import PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, RUNS_MAX, BadQuery, OpportunityFilter
 
 JSON = "application/json"
 
@@ -142,7 +142,7 @@ def build_app(service: Service) -> Guard:
 
     @counted("/v1/runs")
     async def list_runs(request: Request) -> Response:
-        limit = _int(request.query_params, "limit", 1, 10_000) or 50
+        limit = _int(request.query_params, "limit", 1, RUNS_MAX) or 50
         return _json({"runs": await anyio.to_thread.run_sync(store.runs, limit)})
 
     @counted("/v1/runs/{id}")
@@ -185,7 +185,7 @@ def build_app(service: Service) -> Guard:
                 "run_phase": run.phase if run is not None else None}
         return _json(body, 503 if problems else 200)
 
-    openapi_body = orjson.dumps(openapi_document())
+    openapi_body = orjson.dumps(openapi_document(token=service.options.token is not None))
 
     async def openapi(request: Request) -> Response:
         return Response(openapi_body, media_type=JSON)

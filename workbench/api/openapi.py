@@ -13,12 +13,12 @@ from .. import __version__
 from ..store import schema as S
 from ..store.schema import OPPORTUNITY_TYPES
 from .opportunity_rows import BATCH_ROWS_MAX, TABLE, enum_pairs, json_name
-from .store_access import PAGE_ROWS_MAX
+from .store_access import PAGE_ROWS_MAX, RUNS_MAX
 
 
 def _column_schema(c: S.Column) -> dict:
     if c.kind == S.TIME:
-        s = {"type": "integer", "description": "ns since the Unix epoch"}
+        s = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "description": "ns since the Unix epoch"}
     elif c.kind == S.UUID_:
         s = {"type": "string", "format": "uuid"}
     elif c.kind == S.ENUM:
@@ -26,7 +26,9 @@ def _column_schema(c: S.Column) -> dict:
     elif pa.types.is_floating(c.arrow):
         s = {"type": ["number", "null"] if c.default == "nan" else "number"}
     elif pa.types.is_integer(c.arrow):
-        s = {"type": "integer"}
+        bits = c.arrow.bit_width
+        lo, hi = (0, 2**bits - 1) if pa.types.is_unsigned_integer(c.arrow) else (-(2**(bits - 1)), 2**(bits - 1) - 1)
+        s = {"type": "integer", "minimum": lo, "maximum": hi}
     elif pa.types.is_list(c.arrow):
         s = {"type": "array", "items": {"type": "string"}}
     else:
@@ -55,8 +57,10 @@ ERRORS = {"401": {"description": "no bearer token (the server has one)"},
           "403": {"description": "a wrong bearer token"}}
 
 
-def openapi_document() -> dict:
+def openapi_document(token: bool) -> dict:
+    """The document; ``token``: the server needs a bearer token (every route but /healthz)."""
     spec = S.TABLES[TABLE]
+    errors = ERRORS if token else {}
     row = {"type": "object", "additionalProperties": False,
            "properties": {json_name(c): _column_schema(c) for c in spec.columns},
            "required": [json_name(c) for c in spec.columns if c.default is None]}
@@ -77,7 +81,7 @@ def openapi_document() -> dict:
             "get": {"summary": "Opportunities in (time, id) order, filtered, one page",
                     "parameters": list_params,
                     "responses": {"200": _ok("a page", "OpportunityPage"), "422": _ok("a bad parameter", "Error"),
-                                  **ERRORS}},
+                                  **errors}},
             "post": {"summary": f"Store a batch of opportunities (at most {BATCH_ROWS_MAX}), idempotent on "
                                 "opportunity_id, broadcast on the WebSocket",
                      "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -86,31 +90,34 @@ def openapi_document() -> dict:
                      "responses": {"201": _ok("rows inserted", "PostResult"),
                                    "200": _ok("every row was stored already", "PostResult"),
                                    "413": _ok("body too large", "Error"),
-                                   "422": _ok("a row does not fit; nothing was written", "RowError"), **ERRORS}},
+                                   "422": _ok("a row does not fit; nothing was written", "RowError"),
+                                   **errors}},
         },
         "/v1/opportunities/{id}": {"get": {
             "summary": "One opportunity", "parameters": [{"name": "id", "in": "path", "required": True,
                                                          "schema": {"type": "string", "format": "uuid"}}],
-            "responses": {"200": _ok("the row", "Opportunity"), "404": _ok("not stored", "Error"), **ERRORS}}},
+            "responses": {"200": _ok("the row", "Opportunity"), "404": _ok("not stored", "Error"), **errors}}},
         "/v1/runs": {"get": {"summary": "Runs, newest first",
-                             "parameters": [_q("limit", {"type": "integer", "minimum": 1}, "runs to list")],
-                             "responses": {"200": {"description": "runs"}, **ERRORS}}},
+                             "parameters": [_q("limit", {"type": "integer", "minimum": 1, "maximum": RUNS_MAX},
+                                               "runs to list")],
+                             "responses": {"200": {"description": "runs"}, "422": _ok("a bad parameter", "Error"),
+                                           **errors}}},
         "/v1/runs/{id}": {"get": {"summary": "One run: its row, latency summary and (this server's run) summary",
                                   "parameters": [{"name": "id", "in": "path", "required": True,
                                                   "schema": {"type": "string"}}],
                                   "responses": {"200": {"description": "the run"}, "404": _ok("no such run", "Error"),
-                                                **ERRORS}}},
+                                                **errors}}},
         "/v1/stats": {"get": {"summary": "Counters and rates of the run and the server",
-                              "responses": {"200": {"description": "stats"}, **ERRORS}}},
+                              "responses": {"200": {"description": "stats"}, **errors}}},
         "/v1/latency": {"get": {"summary": "The engine's histograms: count, p50, p99, p99.9, non-empty buckets",
-                                "responses": {"200": {"description": "histograms by name"}, **ERRORS}}},
+                                "responses": {"200": {"description": "histograms by name"}, **errors}}},
         "/metrics": {"get": {"summary": "Prometheus exposition", "responses": {"200": {"description": "text"},
-                                                                              **ERRORS}}},
-        "/healthz": {"get": {"summary": "The process answers (no token needed)",
+                                                                              **errors}}},
+        "/healthz": {"get": {"summary": "The process answers (no token needed)", "security": [],
                              "responses": {"200": {"description": "ok"}}}},
         "/readyz": {"get": {"summary": "The store answers and the run has not failed",
                             "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"},
-                                          **ERRORS}}},
+                                          **errors}}},
     }
     return {
         "openapi": "3.1.0",
@@ -134,5 +141,5 @@ def openapi_document() -> dict:
                     "field": {"type": ["string", "null"]}, "message": {"type": "string"}}},
             },
         },
-        "security": [{"bearer": []}],
+        **({"security": [{"bearer": []}]} if token else {}),
     }

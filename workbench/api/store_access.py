@@ -22,6 +22,7 @@ from .opportunity_rows import ID, TABLE, PostedBatch, dumps_rows
 
 PAGE_ROWS_DEFAULT = 100
 PAGE_ROWS_MAX = 5_000
+RUNS_MAX = 10_000               # runs listed by one GET /v1/runs
 
 
 class BadQuery(ValueError):
