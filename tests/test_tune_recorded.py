@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import TuneError
-from workbench.host.tune.check import run_check
+from workbench.host.tune.check import quick_check, run_check, verdict_lines
 from workbench.host.tune.nic import read_nic
 from workbench.host.tune.paths import format_cpu_list, parse_cpu_list
 from workbench.host.tune.plan import apply_plan, load_plan, plan_from_check, revert, write_plan
@@ -291,3 +291,27 @@ def test_rps_on_the_engine_cpu_is_flagged(host):
     _w(host, "/sys/class/net/eth0/queues/rx-1/rps_cpus", "c0")          # CPUs 6, 7
     row = next(r for r in run_check("eth0", [6], root=host).rows if r.setting == "RPS masks")
     assert row.ok is False and "rx-1:6-7" in row.now
+
+
+def test_quick_check_gives_verdicts_as_data_and_as_lines(host):
+    """What `workbench live` puts in summary.json: per area the verdict and the settings found
+    wanting, the warnings; and the same verdicts as host notes."""
+    doc = quick_check("eth0", (2, None), root=host)
+    assert doc["iface"] == "eth0" and doc["cpus"] == [2] and doc["error"] is None
+    areas = {a["area"]: a for a in doc["areas"]}
+    assert list(areas) == ["nic", "irq", "sysctl", "cpu", "memory"]
+    assert areas["cpu"]["verdict"].startswith("needs tuning")
+    numa = [w for w in areas["cpu"]["wanting"] if w["setting"].startswith("NUMA node of engine CPU 2")]
+    assert numa == [{"setting": "NUMA node of engine CPU 2", "now": "0", "recommended": "1 (the NIC's)",
+                     "weight": "high"}]
+    assert areas["irq"]["verdict"].startswith("needs tuning") and len(areas["irq"]["wanting"]) >= len(MLX_IRQS)
+    assert any("node 0" in w and "node 1" in w for w in doc["warnings"])
+    lines = verdict_lines(doc)
+    assert lines[0].startswith("host check: nic ") and all(f"{a} {areas[a]['verdict']}" in lines[0] for a in areas)
+    assert lines[1:] == [f"host check: {w}" for w in doc["warnings"]]
+
+
+def test_quick_check_of_a_missing_interface_is_an_error_field_not_an_exception(host):
+    doc = quick_check("eth9", (), root=host)
+    assert "eth9: no such interface" in doc["error"] and doc["areas"] == []
+    assert verdict_lines(doc) == [f"host check: {doc['error']}"]

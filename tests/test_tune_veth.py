@@ -152,3 +152,12 @@ def test_live_records_the_host_check_in_its_summary(ns, tmp_path):
     for area in ("nic", "irq", "sysctl", "cpu", "memory"):
         assert f"{area} " in check[0]
     assert "host: host check: nic " in r.stdout
+    # and as data: the verdict per area, the settings found wanting, the warnings, the same verdicts as the line
+    hc = json.loads((out / "summary.json").read_text())["host_check"]
+    assert hc["iface"] == iface and hc["cpus"] == [0] and hc["error"] is None
+    assert [a["area"] for a in hc["areas"]] == ["nic", "irq", "sysctl", "cpu", "memory"]
+    for a in hc["areas"]:
+        assert f"{a['area']} {a['verdict']}" in check[0]
+        assert (a["verdict"] == "ok") == (a["wanting"] == [])
+        assert all(set(w) == {"setting", "now", "recommended", "weight"} for w in a["wanting"])
+    assert [f"host check: {w}" for w in hc["warnings"]] == [n for n in notes if n.startswith("host check: ")][1:]

@@ -90,9 +90,11 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
     # the source first: a wrong interface or a refused socket fails before any output is made
     src, notes = open_live_source(source, iface, settings, ports, split=split, cpu=cpu, capture_cpu=capture_cpu,
                                   rt=rt, hugepages=hugepages)
+    host_check = None
     if iface:                    # the host it ran on, in the summary and summary.json (host/tune, issue #20)
-        from ..host.tune.check import quick_verdicts
-        notes.extend(quick_verdicts(iface, (cpu, capture_cpu if split else None)))
+        from ..host.tune.check import quick_check, verdict_lines
+        host_check = quick_check(iface, (cpu, capture_cpu if split else None))
+        notes.extend(verdict_lines(host_check))
     stand_in = src.stand_in()
     warm_before_capture = stand_in is not None
     if stand_in is not None:     # opening it starts capture: closed while the loop warms up on the stand-in
@@ -155,6 +157,7 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
     wall = time.perf_counter() - t0
     result = _live_result(loop, iface, wall, warmup_s, kernel, reason, notes, record)
     result.warmup_before_capture = warm_before_capture
+    result.host_check = host_check
     result.market, result.opportunities, result.detect_ns, result.ml_inference_ns = run.market_summary()
     run.finish(result, {"packets": result.packets, "transactions": result.transactions, "drops": result.drops,
                         **{f"status_{k}": v for k, v in result.by_status.items()},

@@ -80,6 +80,9 @@ class LiveResult(RunResult):
     latency_ns: dict                 # kernel timestamp -> scored, every packet: p50, p99, p99.9, max, mean, count
     stop_reason: str
     host: list[str] = field(default_factory=list)
+    # the host check at start as data (host/tune quick_check: iface, cpus, areas with verdict and the
+    # settings found wanting, warnings, error); its lines are among ``host``. None: no interface (UDP)
+    host_check: dict | None = None
     source_counters: dict = field(default_factory=dict)
     recorded: dict | None = None
     # True: the loop warmed up before the source opened, so capture (wall_s, --duration, the latency

@@ -304,18 +304,40 @@ def run_check(iface: str, cpus: list[int] | tuple = (), root="/", ethtool: bool 
     return res
 
 
-def quick_verdicts(iface: str, cpus=(), root="/") -> list[str]:
+def quick_check(iface: str, cpus=(), root="/") -> dict:
     """The check's quick part, for ``workbench live`` to record the host it ran on: /proc and
-    /sys only, no ethtool (importing its binding costs more than all the rest). One note with
-    the verdict per area, then the warnings; a host that cannot be read is said, never fatal."""
+    /sys only, no ethtool (importing its binding costs more than all the rest). Structured for
+    summary.json: the verdict per area with the settings found wanting, and the warnings; a
+    host that cannot be read gives ``error``, never an exception."""
     from ...errors import TuneError
+    cpus = [c for c in cpus if c is not None]
+    doc = {"iface": iface, "cpus": cpus, "areas": [], "warnings": [], "error": None}
     try:
-        res = run_check(iface, [c for c in cpus if c is not None], root=root, ethtool=False)
+        res = run_check(iface, cpus, root=root, ethtool=False)
     except TuneError as e:
-        return [f"host check: {e}"]
-    verdicts = "; ".join(f"{area} {verdict}" for area, verdict in res.verdicts.items())
-    return ([f"host check: {verdicts} (workbench tune check --iface {iface} shows the table)"]
-            + [f"host check: {w}" for w in res.warnings])
+        doc["error"] = str(e)
+        return doc
+    for area, verdict in res.verdicts.items():
+        wanting = [{"setting": r.setting, "now": r.now, "recommended": r.recommended, "weight": r.weight}
+                   for r in res.rows if r.area == area and r.ok is False]
+        doc["areas"].append({"area": area, "verdict": verdict, "wanting": wanting})
+    doc["warnings"] = list(res.warnings)
+    return doc
 
 
-__all__ = ["AREAS", "Change", "CheckResult", "Row", "irq_target_cpus", "quick_verdicts", "run_check", "sysctl_path"]
+def verdict_lines(doc: dict) -> list[str]:
+    """``quick_check``'s result as host notes: one line with the verdict per area, then the warnings."""
+    if doc["error"]:
+        return [f"host check: {doc['error']}"]
+    verdicts = "; ".join(f"{a['area']} {a['verdict']}" for a in doc["areas"])
+    return ([f"host check: {verdicts} (workbench tune check --iface {doc['iface']} shows the table)"]
+            + [f"host check: {w}" for w in doc["warnings"]])
+
+
+def quick_verdicts(iface: str, cpus=(), root="/") -> list[str]:
+    """``quick_check`` as host notes (see ``verdict_lines``)."""
+    return verdict_lines(quick_check(iface, cpus, root))
+
+
+__all__ = ["AREAS", "Change", "CheckResult", "Row", "irq_target_cpus", "quick_check", "quick_verdicts", "run_check",
+           "sysctl_path", "verdict_lines"]
