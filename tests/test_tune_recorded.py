@@ -315,3 +315,22 @@ def test_quick_check_of_a_missing_interface_is_an_error_field_not_an_exception(h
     doc = quick_check("eth9", (), root=host)
     assert "eth9: no such interface" in doc["error"] and doc["areas"] == []
     assert verdict_lines(doc) == [f"host check: {doc['error']}"]
+
+
+def test_rfs_is_read_from_the_global_table_and_each_rx_queue(host):
+    """RFS: net.core.rps_sock_flow_entries and each rx queue's rps_flow_cnt; reported, not judged
+    (it steers socket readers such as the UDP source, not AF_PACKET capture)."""
+    def rfs_row():
+        return next(r for r in run_check("eth0", [6], root=host).rows if r.setting == "RFS (flow steering)")
+    (host / "proc/sys/net/core").mkdir(parents=True, exist_ok=True)
+    (host / "proc/sys/net/core/rps_sock_flow_entries").write_text("0\n")
+    for q in range(4):
+        (host / f"sys/class/net/eth0/queues/rx-{q}/rps_flow_cnt").write_text("0\n")
+    row = rfs_row()
+    assert row.area == "irq" and row.ok is None
+    assert row.now == "off: net.core.rps_sock_flow_entries 0, rps_flow_cnt 0"
+    (host / "proc/sys/net/core/rps_sock_flow_entries").write_text("32768\n")
+    for q in (0, 2):
+        (host / f"sys/class/net/eth0/queues/rx-{q}/rps_flow_cnt").write_text("4096\n")
+    assert read_nic(host, "eth0").rfs_flows == {"rx-0": 4096, "rx-1": 0, "rx-2": 4096, "rx-3": 0}
+    assert rfs_row().now == "on: net.core.rps_sock_flow_entries 32768, rps_flow_cnt rx-0:4096, rx-2:4096"

@@ -189,6 +189,15 @@ def _nic_rows(res: CheckResult, engine, capture) -> None:
         bad = engine is not None and any(engine in c for c in on.values())
         res.rows.append(Row("irq", "RPS masks", ", ".join(f"{q}:{format_cpu_list(c)}" for q, c in on.items()) or "off",
                             "off, or off the engine CPU", "RPS moves packet work to the CPUs in its mask", "low", not bad))
+    entries = nic.rfs_entries
+    if nic.rfs_flows or entries is not None:
+        flows = {q: n for q, n in nic.rfs_flows.items() if n}
+        now = (("on" if flows and entries else "off")
+               + f": net.core.rps_sock_flow_entries {'absent' if entries is None else entries}, rps_flow_cnt "
+               + (", ".join(f"{q}:{n}" for q, n in flows.items()) or "0"))
+        res.rows.append(Row("irq", "RFS (flow steering)", now, "off, or steering off the engine CPU",
+                            "RFS runs a flow's stack work on the CPU its reading socket last ran on: with the UDP "
+                            "source that is the engine CPU (AF_PACKET capture is not steered by it)", "low", None))
     if nic.xps:
         on = {q: c for q, c in nic.xps.items() if c}
         res.rows.append(Row("irq", "XPS masks", ", ".join(f"{q}:{format_cpu_list(c)}" for q, c in on.items()) or "off",

@@ -17,6 +17,9 @@ from ...errors import TuneError
 from .paths import at, mask_to_cpus, parse_cpu_list, read, read_int
 
 
+RFS_ENTRIES = "/proc/sys/net/core/rps_sock_flow_entries"      # the global RFS socket flow table
+
+
 @dataclass
 class Irq:
     number: int
@@ -38,6 +41,8 @@ class NicReport:
     tx_queues: list[str] = field(default_factory=list)
     rps: dict[str, list[int]] = field(default_factory=dict)     # rx-N -> CPUs
     xps: dict[str, list[int]] = field(default_factory=dict)     # tx-N -> CPUs
+    rfs_flows: dict[str, int] = field(default_factory=dict)     # rx-N -> rps_flow_cnt (RFS flow table size)
+    rfs_entries: int | None = None           # net.core.rps_sock_flow_entries (global; 0: RFS off); None: absent
     irqs: list[Irq] = field(default_factory=list)
 
 
@@ -115,10 +120,14 @@ def read_nic(root="/", iface: str = "") -> NicReport:
             mask = read(root, f"{base}/queues/{q}/rps_cpus")
             if mask is not None:
                 rep.rps[q] = mask_to_cpus(mask)
+            flows = read_int(root, f"{base}/queues/{q}/rps_flow_cnt")
+            if flows is not None:
+                rep.rfs_flows[q] = flows
         elif q.startswith("tx-"):
             rep.tx_queues.append(q)
             mask = read(root, f"{base}/queues/{q}/xps_cpus")
             if mask is not None:
                 rep.xps[q] = mask_to_cpus(mask)
+    rep.rfs_entries = read_int(root, RFS_ENTRIES)
     rep.irqs = nic_irqs(root, iface, pci)
     return rep
