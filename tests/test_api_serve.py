@@ -285,6 +285,9 @@ def test_stats_and_latency_channels_carry_numbered_items_and_a_bad_message_gets_
             assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "error"
             await ws.send(json.dumps({"type": "subscribe", "channels": ["tea"]}))
             assert "channels" in json.loads(await asyncio.wait_for(ws.recv(), 10))["message"]
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 10**9}))
+            ahead = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert ahead["type"] == "error" and f"up to {_count(server) - 1} only" in ahead["message"]
             await ws.send(json.dumps({"type": "subscribe", "channels": ["stats", "latency"]}).encode())  # binary
             assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscribed"
             seen = {}

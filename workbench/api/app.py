@@ -270,6 +270,11 @@ def _ws_command(service: Service, client, raw: str) -> dict | None:
     start = msg.get("from")
     if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
         return {"type": "error", "message": f"from {start!r}: expected a sequence number >= 0"}
+    ahead = [c for c in channels if start is not None and start > service.hub.channels[c].next_seq]
+    if ahead:       # a sequence this server never numbered: a client of another server, or of an earlier run
+        return {"type": "error", "message": f"from {start}: channel {ahead[0]} has numbered items up to "
+                                            f"{service.hub.channels[ahead[0]].next_seq - 1} only (this server "
+                                            "numbers from 0 at its start); subscribe without 'from', or from 0"}
     ack = {"type": "subscribed", "channels": channels, "from": start,
            "next_seq": {c: service.hub.channels[c].next_seq for c in channels}}
     client.queue.put_nowait(("", -1, -1, orjson.dumps(ack).decode()))
