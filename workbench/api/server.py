@@ -8,13 +8,16 @@ from .service import ServeOptions, make_service
 __all__ = ["ServeOptions", "serve"]
 
 
-def serve(opts: ServeOptions) -> None:
-    """Run the server until interrupted (uvicorn handles SIGINT / SIGTERM)."""
+def serve(opts: ServeOptions, announce=None) -> None:
+    """Run the server until interrupted (uvicorn handles SIGINT / SIGTERM); ``announce(text)`` is
+    called once the store is open, just before the socket is bound."""
     import uvicorn    # deferred: the CLI imports this module for every command
 
     opts.checked()
     service = make_service(opts)
     app = build_app(service)
+    if announce is not None:
+        announce(f"serving on http://{opts.host}:{opts.port} (store {service.store.writer.dsn.redacted()})")
     config = uvicorn.Config(app, host=opts.host, port=opts.port, loop="uvloop", http="httptools", ws="websockets-sansio",
                             log_level="warning", access_log=False, lifespan="on", ws_max_size=1 << 20,
                             # a frame is encoded once for every client; per-client deflate would undo that

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from ..errors import ConfigError
 from ..runner.background import BackgroundRun
+from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from .hub import QUEUE_FRAMES, Hub
 from .opportunity_rows import engine_rows_json
 from .security import TOKEN_ENV, is_loopback
@@ -28,7 +29,6 @@ from .store_access import StoreAccess
 
 TICK_S = 0.01                   # the pump reads the run's new rows this often
 STATS_PERIOD_S = 1.0            # the stats channel gets one item this often
-DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8000
 
 
 @dataclass
@@ -37,7 +37,7 @@ class ServeOptions:
     replay: str | None = None              # capture to replay on the engine thread
     market: str | None = None
     model: str | None = None
-    out_dir: str = "runs/serve"
+    out_dir: str = DEFAULT_OUT_DIR
     speed: float | None = None
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT

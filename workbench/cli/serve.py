@@ -10,8 +10,10 @@ from typing import Optional
 
 import typer
 
+from ..api.defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from ..api.hub import QUEUE_FRAMES
-from ..errors import WorkbenchError
+from ..capture.pace import check_speed
+from ..errors import ConfigError, WorkbenchError
 from .output import err_console, fail as _fail
 
 
@@ -22,12 +24,12 @@ def serve(
     model: Optional[Path] = typer.Option(None, "--model", help="compiled model folder for the replay"),
     db: Optional[str] = typer.Option(None, "--db", help="store DSN the server owns (default: WORKBENCH_DB, the "
                                                         "config's db, or <data_dir>/clickhouse)"),
-    out: Path = typer.Option(Path("runs/serve"), "--out", "-o", help="folder for the replay's Parquet outputs"),
+    out: Path = typer.Option(Path(DEFAULT_OUT_DIR), "--out", "-o", help="folder for the replay's Parquet outputs"),
     speed: Optional[float] = typer.Option(None, "--speed", help="pace the replay (1.0 = as captured); unset: "
                                                                 "as fast as the machine allows"),
-    host: str = typer.Option("127.0.0.1", "--host", help="address to bind; any non-loopback address needs "
+    host: str = typer.Option(DEFAULT_HOST, "--host", help="address to bind; any non-loopback address needs "
                                                          "--token"),
-    port: int = typer.Option(8000, "--port", help="TCP port (0: any free port)"),
+    port: int = typer.Option(DEFAULT_PORT, "--port", help="TCP port (0: any free port)"),
     token: Optional[str] = typer.Option(None, "--token", help="bearer token every route but /healthz then "
                                                               "needs (default: WORKBENCH_API_TOKEN)"),
     rate_limit: Optional[float] = typer.Option(None, "--rate-limit", help="requests per second each client address "
@@ -46,12 +48,15 @@ def serve(
                             market=str(market) if market else None, model=str(model) if model else None,
                             out_dir=str(out), speed=speed, host=host, port=port, token=token,
                             rate_limit=rate_limit, queue_frames=ws_queue_frames).checked()
+        # checked here, where a mistake is a message: the engine thread could only log a traceback
         if replay is not None and not replay.is_file():
-            raise WorkbenchError(f"--replay {replay}: no such capture file")
-        from ..store.dsn import parse_dsn
-        err_console.print(f"serving on http://{host}:{port} (store {parse_dsn(opts.db).redacted()})",
-                          highlight=False)
-        run_server(opts)
+            raise ConfigError(f"--replay {replay}: no such capture file")
+        for flag, folder in (("--market", market), ("--model", model)):
+            if folder is not None and not folder.is_dir():
+                raise ConfigError(f"{flag} {folder}: no such folder")
+        if speed is not None:
+            check_speed(speed, "leave --speed unset to replay unpaced")
+        run_server(opts, announce=lambda text: err_console.print(text, highlight=False))
     except WorkbenchError as e:
         _fail(e)
 
