@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import websockets
@@ -67,8 +68,8 @@ class Server:
             assert time.monotonic() < deadline, "the server did not answer /healthz in time"
             time.sleep(0.2)
 
-    def get(self, path: str, **kw) -> httpx.Response:
-        return httpx.get(self.base + path, headers=self.headers, timeout=30, **kw)
+    def get(self, path: str, headers: dict | None = None, **kw) -> httpx.Response:
+        return httpx.get(self.base + path, headers={**self.headers, **(headers or {})}, timeout=30, **kw)
 
     def post(self, path: str, body) -> httpx.Response:
         return httpx.post(self.base + path, content=orjson.dumps(body), headers=self.headers, timeout=60)
@@ -172,6 +173,15 @@ def test_rest_pages_the_stored_rows_by_keyset_and_filters(server):
     assert len([g for g in sandwiches if g["source"] == "replay"]) == sum(e["type"] == "sandwich" for e in expected)
     rich = server.get("/v1/opportunities", params={"min_profit": 1.0, "limit": 5000}).json()["rows"]
     assert rich and all(g["profit"] >= 1.0 for g in rich)
+    arrow = server.get("/v1/opportunities", params={"limit": 40},
+                       headers={"Accept": "application/vnd.apache.arrow.stream"})
+    assert arrow.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    table = pa.ipc.open_stream(arrow.content).read_all()
+    assert [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()] == got[:40]     # the JSON page's rows
+    assert arrow.headers["x-next-cursor"] == server.get("/v1/opportunities", params={"limit": 40}).json()[
+        "next_cursor"]
+    big = httpx.get(server.base + "/v1/opportunities", params={"limit": 5000}, headers={"Accept-Encoding": "gzip"})
+    assert big.headers.get("content-encoding") == "gzip" and len(big.json()["rows"]) == len(got)
     one = expected[7]
     r = server.get(f"/v1/opportunities/{one['opportunity_id']}")
     assert r.status_code == 200 and r.json()["profit"] == one["expected_profit_sol"]

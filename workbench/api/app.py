@@ -13,7 +13,10 @@ import functools
 
 import anyio
 import orjson
+import pyarrow as pa
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
@@ -23,13 +26,23 @@ from ..errors import StoreError
 from ..store.schema import OPPORTUNITY_TYPES
 from .hub import CHANNELS
 from .openapi import openapi_document
-from .opportunity_rows import RowError, check_batch, rows_json
+from .opportunity_rows import RowError, check_batch, dumps_rows, rows_json
 from .prometheus import CONTENT_TYPE, ServerMetrics
 from .security import BodyTooLarge, Guard, read_body
 from .service import Service
 from .store_access import PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, RUNS_MAX, BadQuery, OpportunityFilter
 
 JSON = "application/json"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+NEXT_CURSOR_HEADER = "x-next-cursor"
+GZIP_MIN_BYTES = 64 * 1024          # answers at least this large are compressed for clients that accept gzip
+
+
+def arrow_stream(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def _json(data, status: int = 200) -> Response:
@@ -110,8 +123,12 @@ def build_app(service: Service) -> Guard:
                               min_profit=_float(q, "min_profit"), pool=q.get("pool") or None,
                               run=q.get("run") or None, min_score=_float(q, "min_score"))
         limit = _int(q, "limit", 1, PAGE_ROWS_MAX) or PAGE_ROWS_DEFAULT
-        rows, nxt = await anyio.to_thread.run_sync(store.opportunities, f, limit, q.get("cursor") or None)
-        body = b'{"rows":[' + b",".join(rows) + b'],"next_cursor":' + orjson.dumps(nxt) + b"}"
+        table, nxt = await anyio.to_thread.run_sync(store.opportunities, f, limit, q.get("cursor") or None)
+        if ARROW_STREAM in request.headers.get("accept", ""):
+            # the page as an Arrow IPC stream; the next page's cursor travels in a header
+            return Response(await anyio.to_thread.run_sync(arrow_stream, table), media_type=ARROW_STREAM,
+                            headers={NEXT_CURSOR_HEADER: nxt or ""})
+        body = b'{"rows":[' + b",".join(dumps_rows(table)) + b'],"next_cursor":' + orjson.dumps(nxt) + b"}"
         return Response(body, media_type=JSON)
 
     @counted("/v1/opportunities/{id}")
@@ -243,7 +260,8 @@ def build_app(service: Service) -> Guard:
         Route("/openapi.json", openapi, methods=["GET"]),
         WebSocketRoute("/ws", ws),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)])
     return Guard(app, service.options.token, rate=service.options.rate_limit)
 
 

@@ -80,7 +80,15 @@ def openapi_document(token: bool) -> dict:
         "/v1/opportunities": {
             "get": {"summary": "Opportunities in (time, id) order, filtered, one page",
                     "parameters": list_params,
-                    "responses": {"200": _ok("a page", "OpportunityPage"), "422": _ok("a bad parameter", "Error"),
+                    "responses": {"200": {"description": "a page: JSON, or with Accept: application/vnd.apache."
+                                                         "arrow.stream an Arrow IPC stream (next cursor in the "
+                                                         "X-Next-Cursor header); gzip when large and accepted",
+                                          "content": {
+                                              "application/json": {"schema": {
+                                                  "$ref": "#/components/schemas/OpportunityPage"}},
+                                              "application/vnd.apache.arrow.stream": {
+                                                  "schema": {"type": "string", "format": "binary"}}}},
+                                  "422": _ok("a bad parameter", "Error"),
                                   **errors}},
             "post": {"summary": f"Store a batch of opportunities (at most {BATCH_ROWS_MAX}), idempotent on "
                                 "opportunity_id, broadcast on the WebSocket",

@@ -96,8 +96,9 @@ class StoreAccess:
             self.reader.query_rows("SELECT 1")
 
     # -- opportunities
-    def opportunities(self, f: OpportunityFilter, limit: int, cursor: str | None) -> tuple[list[bytes], str | None]:
-        """One page in (timestamp, opportunity_id) order after ``cursor``; the next page's cursor or None."""
+    def opportunities(self, f: OpportunityFilter, limit: int, cursor: str | None) -> tuple[pa.Table, str | None]:
+        """One page in (timestamp, opportunity_id) order after ``cursor`` (an Arrow table in the JSON
+        shape's names); the next page's cursor or None."""
         where, params = [], {}
         if f.types:
             where.append("toString(type) IN {types:Array(String)}")
@@ -135,7 +136,7 @@ class StoreAccess:
         if more and t.num_rows:
             last = t.slice(t.num_rows - 1, 1).to_pylist()[0]
             nxt = encode_cursor(int(last["timestamp_ns"]), str(last[ID]))
-        return dumps_rows(t), nxt
+        return t, nxt
 
     def opportunity(self, oid: str) -> bytes | None:
         cols = ", ".join(_select_expr(n, t) for n, t in self.columns)
