@@ -97,3 +97,25 @@ def test_packets_that_do_not_follow_are_written_apart(engine_calls, tmp_path):
     got = pa.concat_tables(seen1["packet_status"]).column("packet_index").to_numpy()
     assert np.array_equal(got, pa.concat_tables(seen0["packet_status"]).column("packet_index").to_numpy())
     assert files1["packet_status.parquet"] == files0["packet_status.parquet"]
+
+
+def test_a_failing_consumer_is_raised_at_close(engine_calls, tmp_path):
+    """The grouped path calls its consumers from a second thread; their error still reaches the caller."""
+    run, calls = engine_calls
+
+    def broken(name, table):
+        raise OSError(f"disk full writing {name}")
+
+    sinks = SinkThread(run.names, [broken], market_names=run.market_names, capture_id=lambda: "c", group_rows=50)
+    raised = []
+    try:
+        for c in calls:
+            sinks.put(*c)
+    except OSError as e:
+        raised.append(e)
+    try:
+        sinks.close()
+    except OSError as e:
+        raised.append(e)
+    assert raised and all("disk full writing" in str(e) for e in raised)
+    assert not sinks.t.is_alive() and not sinks._wt.is_alive()

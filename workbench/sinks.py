@@ -135,6 +135,15 @@ class OppSummary:
                 "top": self.top}
 
 
+def _concat(parts) -> np.ndarray:
+    """np.concatenate of record arrays as plain bytes (numpy copies a record dtype field by field)."""
+    dt = parts[0].dtype
+    if dt.names is None:
+        return np.concatenate(parts)
+    raw = np.dtype((np.void, dt.itemsize))
+    return np.concatenate([np.ascontiguousarray(p).view(raw) for p in parts]).view(dt)
+
+
 class _Gathered:
     """Engine rows of one table kept across calls (each a tuple of equally long arrays) until
     they fill whole row groups: ``take`` returns the rows of every full group (all rows when
@@ -154,7 +163,7 @@ class _Gathered:
         return self.n > 0 and (final or self.n >= self.g)
 
     def take(self, final: bool) -> tuple:
-        whole = self.parts[0] if len(self.parts) == 1 else tuple(np.concatenate(c) for c in zip(*self.parts))
+        whole = self.parts[0] if len(self.parts) == 1 else tuple(_concat(c) for c in zip(*self.parts))
         cut = self.n if final else self.n // self.g * self.g
         self.n -= cut
         self.parts = [tuple(c[cut:] for c in whole)] if self.n else []
@@ -210,6 +219,13 @@ class SinkThread:
         self._status_first = self._status_next = 0
         self._swaps = _Gathered(group_rows)
         self._opps = _Gathered(group_rows)
+        # grouped: a second thread calls the consumers (Parquet encodes and compresses without the
+        # GIL), so that building the next tables and writing the last ones overlap
+        self._wq: queue.Queue | None = queue.Queue(maxsize=2) if group_rows else None
+        self._wt = (threading.Thread(target=self._write_run, name="workbench-sinks-write", daemon=True)
+                    if group_rows else None)
+        if self._wt is not None:
+            self._wt.start()
         self.names = key_names
         self.market_names = market_names
         self._capture_id_fn = capture_id
@@ -244,11 +260,14 @@ class SinkThread:
         while True:
             item = self.q.get()
             if item is _STOP:
-                if self.group_rows and self.error is None:
-                    try:
-                        self._deliver(self._grouped(final=True))
-                    except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
-                        self.error = e
+                if self.group_rows:
+                    if self.error is None:
+                        try:
+                            self._deliver(self._grouped(final=True))
+                        except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
+                            self.error = e
+                    self._wq.put(_STOP)
+                    self._wt.join()
                 return
             if self.error is not None:
                 continue                      # drain without work after a failure
@@ -273,8 +292,28 @@ class SinkThread:
             if name == "opportunities":
                 self.opps.add(table)
             self.rows[name] += table.num_rows
+        if self._wq is not None:
+            if tables:
+                self._wq.put(tables)
+        else:
+            self._consume(tables)
+
+    def _consume(self, tables: list[tuple[str, pa.Table]]) -> None:
+        for name, table in tables:
             for c in self.consumers:
                 c(name, table)
+
+    def _write_run(self) -> None:
+        while True:
+            tables = self._wq.get()
+            if tables is _STOP:
+                return
+            if self.error is not None:
+                continue                      # drain without work after a failure
+            try:
+                self._consume(tables)
+            except BaseException as e:        # noqa: BLE001 - re-raised in the engine thread
+                self.error = e
 
     def _gather(self, tx, prog_ids, status, first, ts, swaps, opps) -> None:
         if tx is not None:
