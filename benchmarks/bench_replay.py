@@ -1,23 +1,39 @@
-"""Whole replay (walk + decode + features), warm numba cache, vs a dpkt + solders pipeline.
+"""Whole replay, warm numba cache: the process, end to end and the engine, vs a dpkt + solders peer.
 
-Three figures, one run:
-1. engine packets/s (process_batch only) and end-to-end packets/s (with Arrow + Parquet),
-   median of several replays; goal >= 1M packets/s on one core;
-2. the peer: dpkt walk + solders decode + the same features in Python, on a prefix;
-3. resident memory: peak RSS of a replay in a fresh process, for a capture and for one
-   N times larger: it must stay flat (goal: a 2 GB capture in < 1 GB RSS; --rss-gb 2).
+On a capture of unique transactions (``unique_capture.py``: 5M packets by default, 84 % of
+them transactions, each with its own first signature), with a market so that every output
+is written (tx_features, packet_status, swaps, opportunities), one run prints:
+
+1. the whole ``workbench replay --no-db`` process (a fresh process: start-up, cache load,
+   replay, summary), end to end (the replay's own clock: engine + Arrow + Parquet, as
+   summary.json ``wall_s``) and the engine alone (``process_batch``, summary.json
+   ``engine_s``), in packets/s, medians of ``--repeat`` runs; goals (issue 16): end to end
+   >= 2M packets/s and the whole process >= 1.5M packets/s;
+2. the peer: dpkt walk + solders decode + a few features in Python, on the first
+   ``--peer-packets`` packets of the same capture, scaled to packets/s;
+3. the peak resident memory of the replay process (goal: a 2 GB capture in < 1 GB RSS).
+
+``--packets 1000000`` (or ``--capture``) allows a smaller run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from pathlib import Path
 
-from common import BENCH_DIR, REPO, bench_capture, median_time, table
+from common import REPO, table
+from unique_capture import unique_capture
 
+GOAL_E2E_PPS = 2_000_000
+GOAL_PROCESS_PPS = 1_500_000
+WARM_UP = {True: ["market.pcapng", "--market", "market.pcapng.market"], False: ["demo.pcapng"]}
 
 
 def peer_pipeline(path, limit):
@@ -57,77 +73,75 @@ def peer_pipeline(path, limit):
     return min(n, limit), ntx
 
 
-RSS_SCRIPT = """
-import json, resource, sys, time
-sys.path.insert(0, {repo!r})
-from workbench.runner import replay
-from workbench.config import Settings
-r = replay({cap!r}, {out!r}, Settings(progress=False))
-print(json.dumps(dict(packets=r.packets, rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      wall_s=r.wall_s, engine_pps=r.engine_packets_per_s, pps=r.packets_per_s)))
-"""
-
-
-def replay_in_child(cap) -> dict:
+def replay_process(args: list[str]) -> dict:
+    """``workbench replay <args> --out <tmp> --no-db`` in a fresh process: its wall time and peak
+    RSS (that child's own rusage), with the figures of its summary.json."""
     with tempfile.TemporaryDirectory() as d:
-        code = RSS_SCRIPT.format(repo=str(REPO), cap=str(cap), out=d)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def big_capture(base, factor: int):
-    """``base`` repeated ``factor`` times with shifted timestamps (a bigger file, same content)."""
-    from workbench.capture import open_capture
-    from workbench.capture.pcap import PcapWriter
-    path = BENCH_DIR / f"{base.stem}-x{factor}.pcap"
-    if path.exists():
-        return path
-    span = None
-    with PcapWriter(path) as w:
-        for k in range(factor):
-            for b in open_capture(base, batch_frames=65536):
-                if span is None:
-                    span = 10**9
-                w.write_many(b.buf, b.off, b.caplen, b.ts_ns + k * 3600 * 10**9, b.wirelen)
-    return path
+        cmd = [sys.executable, "-m", "workbench.cli", "replay", *args, "--out", d, "--no-db"]
+        err = Path(d) / "stderr.txt"
+        with open(err, "w") as e:
+            t = time.perf_counter()
+            p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=e)
+            _, status, usage = os.wait4(p.pid, 0)        # this child's own peak RSS
+            wall = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err.read_text()[-2000:]}")
+        s = json.loads((Path(d) / "summary.json").read_text())
+        return dict(packets=s["packets"], process_s=wall, e2e_s=s["wall_s"], engine_s=s["engine_s"],
+                    rss_mb=usage.ru_maxrss / 1024, cpu_s=usage.ru_utime + usage.ru_stime, opportunities=(s.get("opportunities") or {}).get("count", 0),
+                    transactions=s["transactions"])
 
 
 def main():
-    from workbench.config import Settings
-    from workbench.runner import replay
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--packets", type=int, default=1_000_000)
-    ap.add_argument("--peer-packets", type=int, default=50_000)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--packets", type=int, default=5_000_000, help="packets of the unique-transaction capture")
+    ap.add_argument("--tx-share", type=float, default=0.84)
+    ap.add_argument("--capture", type=Path, default=None, help="bench this capture instead (a .market beside it "
+                    "is used when present)")
+    ap.add_argument("--no-market", action="store_true", help="no market: tx_features and packet_status only")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--rss-gb", type=float, default=1.0, help="size of the large capture for the RSS check")
+    ap.add_argument("--peer-packets", type=int, default=50_000)
     a = ap.parse_args()
-    path = bench_capture(a.packets)
-    results = []
-
-    def run():
-        with tempfile.TemporaryDirectory() as d:
-            results.append(replay(path, d, Settings(progress=False)))
-    t = median_time(run, a.repeat)
-    engine_pps = sorted(r.engine_packets_per_s for r in results)[len(results) // 2]
-    n = results[-1].packets
-    t_peer = median_time(lambda: peer_pipeline(path, a.peer_packets), 1, warmup=0)
-    peer_pps = a.peer_packets / t_peer
-    ns = results[-1].packet_ns
-    table(f"whole replay of {n:,} packets ({path.name}), warm cache, median of {a.repeat}",
-          [("workbench engine (process_batch)", f"{engine_pps:,.0f}", f"{engine_pps / peer_pps:.0f}x"),
-           ("workbench end to end (+Arrow +Parquet)", f"{n / t:,.0f}", f"{n / t / peer_pps:.0f}x"),
-           (f"dpkt + solders + Python features ({a.peer_packets:,} pkts)", f"{peer_pps:,.0f}", "1x")],
-          ("pipeline", "packets/s", "vs peer"))
-    print(f"\nin-engine processing ns/packet: p50 {ns['p50']}  p99 {ns['p99']}  p99.9 {ns['p99.9']}")
+    path = a.capture or unique_capture(a.packets, a.tx_share)
+    market = path.with_name(path.name + ".market")
+    use_market = not a.no_market and market.is_dir()
+    args = [str(path)] + (["--market", str(market)] if use_market else [])
+    caps = REPO / "captures"
+    warm = [str(caps / x) if x.endswith((".pcapng", ".market")) else x for x in WARM_UP[use_market]]
+    print(f"# warm-up (compiles on a cold cache): workbench replay {' '.join(warm)}", flush=True)
+    replay_process(warm)
+    runs = []
+    for i in range(a.repeat):
+        runs.append(replay_process(args))
+        r = runs[-1]
+        print(f"# run {i + 1}/{a.repeat}: process {r['process_s']:.2f} s, end to end {r['e2e_s']:.2f} s, "
+              f"engine {r['engine_s']:.2f} s, CPU {r['cpu_s']:.2f} s", flush=True)
+    n = runs[0]["packets"]
+    med = {k: statistics.median(r[k] for r in runs) for k in ("process_s", "e2e_s", "engine_s", "cpu_s")}
+    pps = {k: n / v for k, v in med.items()}
+    t = time.perf_counter()
+    peer_n, _ = peer_pipeline(path, a.peer_packets)
+    peer_pps = peer_n / (time.perf_counter() - t)
+    outputs = "tx_features, packet_status, swaps, opportunities" if use_market else "tx_features, packet_status"
+    rows = [("workbench engine (process_batch)", f"{pps['engine_s']:,.0f}", "", f"{pps['engine_s'] / peer_pps:.0f}x"),
+            (f"workbench end to end (+Arrow +Parquet: {outputs})", f"{pps['e2e_s']:,.0f}",
+             f"{pps['e2e_s'] / pps['engine_s']:.2f}", f"{pps['e2e_s'] / peer_pps:.0f}x"),
+            ("whole `workbench replay --no-db` process", f"{pps['process_s']:,.0f}",
+             f"{pps['process_s'] / pps['engine_s']:.2f}", f"{pps['process_s'] / peer_pps:.0f}x"),
+            (f"dpkt + solders + Python features (first {peer_n:,} packets)", f"{peer_pps:,.0f}",
+             f"{peer_pps / pps['engine_s']:.3f}", "1x")]
+    table(f"whole replay of {n:,} packets ({path.name}, {runs[0]['transactions']:,} transactions, "
+          f"{runs[0]['opportunities']:,} opportunities), warm cache, median of {a.repeat}",
+          rows, ("pipeline", "packets/s", "vs engine", "vs peer"))
+    print(f"\ngoals: end to end >= {GOAL_E2E_PPS:,} packets/s: {'met' if pps['e2e_s'] >= GOAL_E2E_PPS else 'NOT met'}; "
+          f"whole process >= {GOAL_PROCESS_PPS:,} packets/s: "
+          f"{'met' if pps['process_s'] >= GOAL_PROCESS_PPS else 'NOT met'}")
+    print(f"CPU of the whole process (all its threads): {med['cpu_s']:.2f} core-seconds, "
+          f"{med['cpu_s'] / n * 1e9:,.0f} ns per packet (on a shared machine the steadier figure)")
     size = path.stat().st_size
-    factor = max(2, int(a.rss_gb * 2**30 / size + 0.5))
-    big = big_capture(path, factor)
-    small_r, big_r = replay_in_child(path), replay_in_child(big)
-    table("peak resident memory of a replay (fresh process)",
-          [(path.name, f"{size / 2**20:,.0f}", f"{small_r['packets']:,}", f"{small_r['rss_mb']:,.0f}"),
-           (big.name, f"{big.stat().st_size / 2**20:,.0f}", f"{big_r['packets']:,}", f"{big_r['rss_mb']:,.0f}")],
-          ("capture", "MiB", "packets", "peak RSS MiB"))
-    print(f"\nRSS growth for a {factor}x larger capture: {big_r['rss_mb'] - small_r['rss_mb']:+.0f} MiB")
+    print(f"peak resident memory of the replay process: {max(r['rss_mb'] for r in runs):,.0f} MiB "
+          f"for a capture of {size / 2**20:,.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -53,3 +53,23 @@ def test_base58_matches_reference_on_edges_and_random():
         buf = np.frombuffer(b"".join(vals), np.uint8)
         got = encode_strings(buf, np.arange(len(vals)) * n, n).to_pylist()
         assert got == [base58.b58encode(v).decode() for v in vals]
+
+
+def test_signature_blocks_match_one_at_a_time_at_every_block_edge():
+    """encode64_column (a block of signatures side by side) against encode64_into (one at a time)
+    and the base58 package, for column lengths around the block size and leading zero bytes."""
+    from workbench.wire.base58 import SIG_BLOCK, SIG_INTER, encode64_column, encode64_into
+    rng = np.random.default_rng(5)
+    for m in (0, 1, SIG_BLOCK - 1, SIG_BLOCK, SIG_BLOCK + 1, 3 * SIG_BLOCK + 7):
+        src = rng.integers(0, 256, m * 64 + 3, dtype=np.uint8)
+        for r in range(0, m, 5):
+            src[3 + r * 64: 3 + r * 64 + r % 70] = 0          # 0..64 leading zero bytes
+        offs = 3 + np.arange(m, dtype=np.int64) * 64
+        data, offsets = np.empty(max(1, m * 128), np.uint8), np.empty(m + 1, np.int32)
+        used = encode64_column(src, offs, data, offsets)
+        got = [data[offsets[i]:offsets[i + 1]].tobytes() for i in range(m)]
+        assert used == offsets[m]
+        one, inter, digits = np.empty(128, np.uint8), np.empty(SIG_INTER, np.uint64), np.empty(128, np.uint8)
+        for i, o in enumerate(offs):
+            k = encode64_into(src, o, one, 0, inter, digits)
+            assert got[i] == one[:k].tobytes() == base58.b58encode(src[o:o + 64].tobytes())

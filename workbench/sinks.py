@@ -83,6 +83,8 @@ class ParquetSink:
             self._flush(name, final=False)
 
     def _flush(self, name: str, final: bool) -> None:
+        if not self._pending[name]:
+            return                    # every row already written (a multiple of whole row groups)
         whole = pa.concat_tables(self._pending[name]).combine_chunks()
         n = whole.num_rows
         cut = n if final else (n // self.rg) * self.rg
@@ -150,16 +152,97 @@ class OppSummary:
                 "top": self.top}
 
 
+def _concat(parts) -> np.ndarray:
+    """np.concatenate of record arrays as plain bytes (numpy copies a record dtype field by field)."""
+    dt = parts[0].dtype
+    if dt.names is None:
+        return np.concatenate(parts)
+    raw = np.dtype((np.void, dt.itemsize))
+    return np.concatenate([np.ascontiguousarray(p).view(raw) for p in parts]).view(dt)
+
+
+class _Gathered:
+    """Engine rows of one table kept across calls (each a tuple of equally long arrays) until
+    they fill whole row groups: ``take`` returns the rows of every full group (all rows when
+    ``final``) as one tuple and keeps the rest."""
+
+    def __init__(self, group_rows: int):
+        self.g = group_rows
+        self.parts: list[tuple] = []
+        self.n = 0
+
+    def add(self, *cols: np.ndarray) -> None:
+        if cols[0].shape[0]:
+            self.parts.append(cols)
+            self.n += cols[0].shape[0]
+
+    def ready(self, final: bool) -> bool:
+        return self.n > 0 and (final or self.n >= self.g)
+
+    def take(self, final: bool) -> tuple:
+        whole = self.parts[0] if len(self.parts) == 1 else tuple(_concat(c) for c in zip(*self.parts))
+        cut = self.n if final else self.n // self.g * self.g
+        self.n -= cut
+        self.parts = [tuple(c[cut:] for c in whole)] if self.n else []
+        return tuple(c[:cut] for c in whole)
+
+
+class _GatheredTx(_Gathered):
+    """Transaction rows with their program-id rows: each row's ``_prog_first`` is rebased onto
+    the program rows kept here (one array, trimmed at each ``take``)."""
+
+    def __init__(self, group_rows: int):
+        super().__init__(group_rows)
+        self.progs: list[np.ndarray] = []
+        self.n_prog = 0
+
+    def add_tx(self, tx: np.ndarray, prog_ids: np.ndarray) -> None:
+        if not tx.shape[0]:
+            return
+        tx["_prog_first"] += self.n_prog          # the rows are the sink's own copies
+        self.progs.append(prog_ids)
+        self.n_prog += prog_ids.shape[0]
+        self.add(tx)
+
+    def take_tx(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
+        (tx,) = self.take(final)
+        progs = self.progs[0] if len(self.progs) == 1 else np.concatenate(self.progs)
+        rest = self.parts[0][0] if self.parts else tx[:0]
+        with_progs = rest["_prog_first"][rest["num_programs"] > 0]
+        keep = int(with_progs[0]) if with_progs.shape[0] else progs.shape[0]
+        rest["_prog_first"] -= keep
+        self.progs = [progs[keep:]] if keep < progs.shape[0] else []
+        self.n_prog = progs.shape[0] - keep
+        return tx, progs
+
+
 class SinkThread:
     """Builds Arrow tables from copied engine rows and passes them to ``consumers``.
 
     ``market_names`` (engine/tables.py MarketNames) names pools and tokens of the swap and
     opportunity rows; ``capture_id`` (a callable, called once at the first opportunity)
-    seeds their deterministic UUIDs.
+    seeds their deterministic UUIDs. ``group_rows`` > 0 (for a Parquet-only run, whose files
+    take whole row groups of that many rows anyway): rows are gathered as engine rows and
+    built into Arrow once per whole row groups, not per call, so that the Parquet writer gets
+    tables it writes without joining and copying them.
     """
 
     def __init__(self, key_names: KeyNames, consumers: list[Callable[[str, pa.Table], None]], depth: int = 4,
-                 market_names: MarketNames | None = None, capture_id: Callable[[], str] | None = None):
+                 market_names: MarketNames | None = None, capture_id: Callable[[], str] | None = None,
+                 group_rows: int = 0):
+        self.group_rows = group_rows
+        self._tx = _GatheredTx(group_rows)
+        self._status = _Gathered(group_rows)
+        self._status_first = self._status_next = 0
+        self._swaps = _Gathered(group_rows)
+        self._opps = _Gathered(group_rows)
+        # grouped: a second thread calls the consumers (Parquet encodes and compresses without the
+        # GIL), so that building the next tables and writing the last ones overlap
+        self._wq: queue.Queue | None = queue.Queue(maxsize=2) if group_rows else None
+        self._wt = (threading.Thread(target=self._write_run, name="workbench-sinks-write", daemon=True)
+                    if group_rows else None)
+        if self._wt is not None:
+            self._wt.start()
         self.names = key_names
         self.market_names = market_names
         self._capture_id_fn = capture_id
@@ -197,33 +280,100 @@ class SinkThread:
         while True:
             item = self.q.get()
             if item is _STOP:
+                if self.group_rows:
+                    if not broken:
+                        try:
+                            self._deliver(self._grouped(final=True))
+                        except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
+                            self.error = self.error or e
+                    self._wq.put(_STOP)
+                    self._wt.join()
                 return
             if broken:
                 continue                      # drain without work after a failure
             try:
                 tx, prog_ids, status, first, ts, swaps, opps = item
-                tables = ([("tx_features", tx_table(tx, prog_ids, self.names)),
-                           ("packet_status", status_table(status, first, ts))] if tx is not None else [])
-                if swaps is not None and self.market_names is not None:
-                    tables.append(("swaps", swap_table(swaps, self.market_names)))
-                if opps is not None and self.market_names is not None:
-                    t = opp_table(opps, self.market_names, self.capture_id())
-                    self.opps.add(t)
-                    tables.append(("opportunities", t))
+                if self.group_rows:
+                    self._gather(tx, prog_ids, status, first, ts, swaps, opps)
+                    tables = self._grouped(final=False)
+                else:
+                    tables = ([("tx_features", tx_table(tx, prog_ids, self.names)),
+                               ("packet_status", status_table(status, first, ts))] if tx is not None else [])
+                    if swaps is not None and self.market_names is not None:
+                        tables.append(("swaps", swap_table(swaps, self.market_names)))
+                    if opps is not None and self.market_names is not None:
+                        tables.append(("opportunities", opp_table(opps, self.market_names, self.capture_id())))
             except BaseException as e:        # noqa: BLE001 - re-raised in the engine thread
                 self.error, broken = self.error or e, True
                 continue
-            for name, table in tables:
-                self.rows[name] += table.num_rows
-                for c in list(self.consumers):
-                    try:
-                        c(name, table)
-                    except BaseException as e:  # noqa: BLE001 - re-raised in the engine thread
-                        # a failed consumer (the store writer) gets no more rows; the others (the Parquet
-                        # files) go on getting every row, so the row files stay complete and agree
-                        self.consumers.remove(c)
-                        self.failed.append(c)
-                        self.error = self.error or e
+            self._deliver(tables)
+
+    def _deliver(self, tables: list[tuple[str, pa.Table]]) -> None:
+        for name, table in tables:
+            if name == "opportunities":
+                self.opps.add(table)
+            self.rows[name] += table.num_rows
+        if self._wq is not None:
+            if tables:
+                self._wq.put(tables)
+        else:
+            self._consume(tables)
+
+    def _consume(self, tables: list[tuple[str, pa.Table]]) -> None:
+        for name, table in tables:
+            for c in list(self.consumers):
+                try:
+                    c(name, table)
+                except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
+                    # a failed consumer (the store writer) gets no more rows; the others (the Parquet
+                    # files) go on getting every row, so the row files stay complete and agree
+                    self.consumers.remove(c)
+                    self.failed.append(c)
+                    self.error = self.error or e
+
+    def _write_run(self) -> None:
+        while True:
+            tables = self._wq.get()
+            if tables is _STOP:
+                return
+            self._consume(tables)
+
+    def _gather(self, tx, prog_ids, status, first, ts, swaps, opps) -> None:
+        if tx is not None:
+            self._tx.add_tx(tx, prog_ids)
+            if status.shape[0]:
+                if self._status.n and first != self._status_next:
+                    # not the packets that follow: the gathered ones are built on their own
+                    self._deliver([("packet_status", status_table(*self._status_rows(True)))])
+                if not self._status.n:
+                    self._status_first = first
+                self._status.add(status, ts)
+                self._status_next = first + status.shape[0]
+        if self.market_names is not None:
+            if swaps is not None:
+                self._swaps.add(swaps)
+            if opps is not None:
+                self._opps.add(opps)
+
+    def _status_rows(self, final: bool) -> tuple[np.ndarray, int, np.ndarray]:
+        first = self._status_first
+        status, ts = self._status.take(final)
+        self._status_first = first + status.shape[0]
+        return status, first, ts
+
+    def _grouped(self, final: bool) -> list[tuple[str, pa.Table]]:
+        """Tables of the gathered rows that fill whole row groups (every gathered row when ``final``)."""
+        tables = []
+        if self._tx.ready(final):
+            tables.append(("tx_features", tx_table(*self._tx.take_tx(final), self.names)))
+        if self._status.ready(final):
+            tables.append(("packet_status", status_table(*self._status_rows(final))))
+        if self._swaps.ready(final):
+            tables.append(("swaps", swap_table(self._swaps.take(final)[0], self.market_names)))
+        if self._opps.ready(final):
+            tables.append(("opportunities", opp_table(self._opps.take(final)[0], self.market_names,
+                                                      self.capture_id())))
+        return tables
 
     def _raise(self):
         if self.error is not None:

@@ -41,11 +41,22 @@ class KeyNames:
     def __init__(self, keys: np.ndarray):
         self.keys = keys
         self._names: list[str] = []
+        self._array = pa.array([], pa.string())
 
     def names(self, upto: int) -> list[str]:
         while len(self._names) < upto:
             self._names.append(key_to_base58(self.keys, len(self._names)))
         return self._names
+
+    def array(self, upto: int) -> pa.StringArray:
+        """The names of ids [0, upto) or more, as an Arrow array, rebuilt only when it must grow."""
+        if len(self._array) < upto:
+            self._array = pa.array(self.names(upto), pa.string())
+        return self._array
+
+
+# the `version` column's text for each int8 code (index = code + 128): 'legacy' for -1, else the number
+_VERSION_NAMES = pa.array(["legacy" if c < 0 else str(c) for c in range(-128, 128)], pa.string())
 
 
 def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Table:
@@ -57,8 +68,7 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
             sigs = np.ascontiguousarray(tx["_sig"]).reshape(-1)
             cols[name] = encode_strings(sigs, np.arange(n, dtype=np.int64) * SIGNATURE_SZ, SIGNATURE_SZ)
         elif name == "version":
-            v = tx["version"]
-            cols[name] = pa.array(np.where(v < 0, "legacy", v.astype(str)), pa.string())
+            cols[name] = _VERSION_NAMES.take(pa.array(tx["version"].astype(np.int16) + 128))
         elif name == "programs":
             counts = tx["num_programs"].astype(np.int32)
             offsets = np.zeros(n + 1, np.int32)
@@ -69,8 +79,7 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
                 np.zeros(0, np.int32)
             ids = prog_ids[idx] if idx.size else np.zeros(0, np.int32)
             top = int(ids.max()) + 1 if ids.size else 0
-            names = pa.array(key_names.names(top), pa.string()) if top else pa.array([], pa.string())
-            cols[name] = pa.ListArray.from_arrays(pa.array(offsets), names.take(pa.array(ids)))
+            cols[name] = pa.ListArray.from_arrays(pa.array(offsets), key_names.array(top).take(pa.array(ids)))
         else:
             cols[name] = pa.array(np.ascontiguousarray(tx[name]))
     return pa.table(cols)

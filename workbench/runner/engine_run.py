@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid
 from dataclasses import asdict
@@ -45,6 +46,30 @@ def file_sha256(path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+class CaptureSha:
+    """The sha256 of a capture, computed in a thread started with the run; calling it waits for
+    the result. hashlib releases the GIL while it hashes, so the file is read beside the engine
+    instead of stalling the sink thread at the first opportunity."""
+
+    def __init__(self, path):
+        self._value: str | None = None
+        self._error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, args=(path,), name="workbench-capture-sha", daemon=True)
+        self._t.start()
+
+    def _run(self, path) -> None:
+        try:
+            self._value = file_sha256(path)
+        except BaseException as e:            # noqa: BLE001 - re-raised where the id is needed
+            self._error = e
+
+    def __call__(self) -> str:
+        self._t.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _makeable(folder: Path, flag: str, path: Path) -> None:
@@ -153,12 +178,15 @@ class EngineRun:
                 elif name == "opportunities":
                     writer.put("mev_opportunities", mev_opportunities_table(table, source))
             consumers.append(to_store)
-        # opportunity ids are seeded by the capture's sha256 (the store's, or computed at the first one)
+        # opportunity ids are seeded by the capture's sha256 (the store's, or computed beside the run
+        # when a market can find opportunities)
         capture_id = (lambda: capture_sha256) if capture_sha256 else (
-            (lambda: file_sha256(capture_path)) if capture_path and Path(capture_path).is_file() else
-            (lambda: self.run_id))
+            (CaptureSha(capture_path) if self.market_on else (lambda: file_sha256(capture_path)))
+            if capture_path and Path(capture_path).is_file() else (lambda: self.run_id))
+        # a Parquet-only run gets its rows built into Arrow once per row group (sinks.py SinkThread)
+        group_rows = self.parquet.rg if self.parquet is not None and len(consumers) == 1 else 0
         self.sinks = SinkThread(self.names, consumers, depth=sink_depth, market_names=self.market_names,
-                                capture_id=capture_id)
+                                capture_id=capture_id, group_rows=group_rows)
         self.engine_s = 0.0
         self._closed = False
 
