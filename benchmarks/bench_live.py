@@ -16,7 +16,9 @@ plus any packet sent but never seen. A rate "holds" when nothing is dropped; the
 sustained rate is the highest rung of the ladder that holds (capped by what the sender
 reaches on this machine, printed beside it).
 
-Run as root: ``python benchmarks/bench_live.py`` (``--quick`` for fewer rungs).
+Run as root: ``python benchmarks/bench_live.py`` (``--quick`` for fewer rungs). ``--tuned``: ours
+before and after ``workbench tune apply`` on the veth pair, and the host check's cost at live
+start (benchmarks/live_tuned.py).
 """
 
 from __future__ import annotations
@@ -225,9 +227,17 @@ def main() -> None:
     ap.add_argument("--rt-unthrottled", action="store_true",
                     help="as a tuned host: kernel.sched_rt_runtime_us = -1 for the run (restored after), so the "
                          "SCHED_FIFO receivers are never throttled and ours needs no RT pacing")
+    ap.add_argument("--tuned", action="store_true",
+                    help="ours before and after `workbench tune apply` on the veth pair, then `tune revert`, and the "
+                         "cost of the host check at live start (benchmarks/live_tuned.py)")
+    ap.add_argument("--check-cost", action="store_true", help=argparse.SUPPRESS)   # --tuned runs it in the namespace
     a = ap.parse_args()
     if a.naive_peer:
         naive_peer(a.iface, a.out, 1)
+        return
+    if a.check_cost:
+        from live_tuned import check_cost
+        check_cost(a.iface)
         return
     if os.geteuid() != 0:
         print("bench_live.py: skipped, it needs root (network namespaces, AF_PACKET)")
@@ -238,7 +248,11 @@ def main() -> None:
         rt_path.write_text("-1")
         print(f"# kernel.sched_rt_runtime_us: {rt_before} -> -1 for this run", flush=True)
     try:
-        run(a)
+        if a.tuned:
+            from live_tuned import run_tuned
+            run_tuned(a, sys.modules[__name__])
+        else:
+            run(a)
     finally:
         if a.rt_unthrottled:
             rt_path.write_text(rt_before)
