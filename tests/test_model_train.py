@@ -204,3 +204,5 @@ def test_replayed_prize_capture_trains_a_model_that_beats_profit(tmp_path):
     res = train_runs([tmp_path / "run"], tmp_path / "model", LabelConfig(), market_dir=market)
     assert res.rows["validation"] > 300 and 0 < res.rows["validation_won"] < res.rows["validation"]
     assert res.beats_baseline and res.auc > res.baseline_auc + 0.05, (res.auc, res.baseline_auc)
+    # the capture's ShredStream gives the UDP triggers a slot clock (issue 17 rough edge 11)
+    assert res.importance_gain["f_ms_since_slot_start"] > 0, res.importance_gain

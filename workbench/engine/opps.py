@@ -36,8 +36,11 @@ OPP_FEATURES = (
     ("f_pool_swaps_10ms", "swaps applied to the first pool in the 10 ms before the trigger (saturates at 256)"),
     ("f_pool_swaps_100ms", "the same over 100 ms"),
     ("f_pool_swaps_1000ms", "the same over 1000 ms"),
-    ("f_ms_since_slot_start", "ms since the first transaction seen of the trigger's slot; NaN when the slot is "
-                              "unknown (UDP transactions)"),
+    ("f_ms_since_slot_start", "ms since the first shred (or shred transaction) seen of the current slot, the "
+                              "latest slot the stream's shreds showed; a UDP transaction carries no slot and is "
+                              "placed in the current one, as a searcher watching TPU and ShredStream would; NaN "
+                              "before any shred (a capture without shreds) and for a shred transaction of an "
+                              "older slot"),
     ("f_tx_size", "trigger transaction size, bytes"),
     ("f_num_instructions", "trigger transaction's top-level instructions"),
     ("f_program_count", "distinct programs the trigger transaction invokes"),

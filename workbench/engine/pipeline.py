@@ -33,7 +33,7 @@ from .deshred import M_Q_HEAD, M_Q_TAIL, READY_DTYPE, add_data_shred, drain_read
 from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
 from .market.counters import D_OPPS
 from .market.layout import M_POOLS
-from .market.transaction import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx
+from .market.transaction import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx, see_slot
 from .opps import N_MODEL_FEATURES, OPP_DTYPE, SWAP_DTYPE
 from .score.kernels import prefetch_model, score_row_buf
 from .score.tree_model import scratch_items
@@ -260,6 +260,8 @@ def process_batch(batch, state, ds, out, start, mk, model):
             st = add_data_shred(ds, buf, toff, tend - toff, ts, pidx)
             if st == SHRED or st == DUPLICATE:
                 state.counters[C_SHREDS] += 1
+                if mk is not None:                       # the stream's slot clock (f_ms_since_slot_start)
+                    see_slot(mk.meta, ds.hdr[0].slot, ts)
         out.pkt_status[i] = st
         state.status_counts[st - STATUS_MIN] += 1
         if timed:

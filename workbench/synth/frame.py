@@ -14,7 +14,8 @@ transaction and vlan_transaction -> ``transaction``; duplicate (an exact re-send
 earlier transaction) -> ``duplicate``; truncated -> ``truncated``; trailing ->
 ``trailing_bytes``; too_long -> ``too_long``; non_solana (DNS to 53, NTP to 123) ->
 ``not_solana``; not_udp (TCP to the RPC port) -> ``not_udp``; ip_fragment (MF set) ->
-``ip_fragment``; garbage (random bytes) -> "" (any reject).
+``ip_fragment``; garbage (random bytes) -> "" (any reject); shred (a ShredStream data shred,
+``shreds.py``, only with ``generate_capture(shreds=True)``) -> ``shred``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from numba import njit
 from ..capture.frames import ETHERTYPE_VLAN, IPV4_HDR_MIN, UDP_HDR_SZ, VLAN_TAG_SZ
 from ..wire.net import ETH_HDR_SZ, ETHERTYPE_IPV4, IPPROTO_UDP, IPV4_MF
 from ..wire.status import (DUPLICATE, ERR_IP_FRAGMENT, ERR_NOT_SOLANA, ERR_NOT_UDP, ERR_TOO_LONG,
-                           ERR_TRAILING_BYTES, ERR_TRUNCATED, STATUS_NAMES, TXN)
+                           ERR_TRAILING_BYTES, ERR_TRUNCATED, SHRED, STATUS_NAMES, TXN)
 
 # --- packet kinds (the `kind` column of the ground truth) ------------------------------------
 KIND_TRANSACTION = 0        # a valid transaction to the validator's port
@@ -40,11 +41,12 @@ KIND_NON_SOLANA = 6         # the host's own DNS (UDP 53) or NTP (UDP 123) traff
 KIND_NOT_UDP = 7            # TCP to the JSON-RPC port (HTTP request or bare ACK)
 KIND_IP_FRAGMENT = 8        # one IPv4 fragment (MF set) of a transaction datagram
 KIND_VLAN_TRANSACTION = 9   # a valid transaction in an 802.1Q-tagged frame
+KIND_SHRED = 10             # a ShredStream data shred of the current slot (shreds.py)
 KIND_NAMES = ("transaction", "duplicate", "truncated", "trailing", "too_long", "garbage", "non_solana",
-              "not_udp", "ip_fragment", "vlan_transaction")
+              "not_udp", "ip_fragment", "vlan_transaction", "shred")
 KIND_EXPECTED = (STATUS_NAMES[TXN], STATUS_NAMES[DUPLICATE], STATUS_NAMES[ERR_TRUNCATED],
                  STATUS_NAMES[ERR_TRAILING_BYTES], STATUS_NAMES[ERR_TOO_LONG], "", STATUS_NAMES[ERR_NOT_SOLANA],
-                 STATUS_NAMES[ERR_NOT_UDP], STATUS_NAMES[ERR_IP_FRAGMENT], STATUS_NAMES[TXN])
+                 STATUS_NAMES[ERR_NOT_UDP], STATUS_NAMES[ERR_IP_FRAGMENT], STATUS_NAMES[TXN], STATUS_NAMES[SHRED])
 
 # share of each bad kind among bad packets (bad packets are `bad_rate` of all packets)
 BAD_KIND_SHARES = {

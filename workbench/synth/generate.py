@@ -18,6 +18,12 @@ back-runs, and two more outputs appear beside the capture: ``<capture>.market/``
 market snapshot, state at the capture start) and ``<capture>.opportunities.truth.parquet``.
 The market draws from a fifth stream of the seed, so the other four are as without it.
 
+With ``shreds`` (the default with ``market``) a ShredStream rides beside the TPU traffic
+(``shreds.py``): the leader's data shreds of each slot, so the engine knows the current slot
+(UDP transactions carry none) and ``f_ms_since_slot_start`` has values. The shreds are
+extra packets at fixed times (not counted in ``tps``); the Poisson times and kinds of the
+other packets stay as without them, what is drawn per packet does not.
+
 Everything comes from ``numpy.random.default_rng(seed)``: the same arguments give
 byte-identical files. The seed's "world" (pools, lookup tables, wallets, validators,
 clients) is drawn from its own stream, so every capture of a seed shares it whatever
@@ -47,6 +53,7 @@ from .market.simulation import DEFAULT_OPPORTUNITIES_PER_S, MarketSim
 from .market.snapshot import write_market_snapshot
 from .market.spec import build_market
 from .outputs import b58_column, market_path, opportunities_truth_path, truth_path_for, truth_schema
+from .shreds import SHRED_PORT, SHREDSTREAM_IP, SHREDSTREAM_MAC, SHREDSTREAM_SPORT, data_shred, shred_times
 from .traffic.fields import HASH_ROWS, SLOT_HISTORY, SLOT_NS
 from .traffic.shapes import SHAPE_NAMES
 from .traffic.staging import _stage_txns, sign_staged
@@ -58,7 +65,7 @@ MAX_SECONDS = 86_400            # a day: the slot hashes are drawn for the whole
 DEFAULT_START_NS = 1_750_000_000_000_000_000   # 2025-06-15T15:06:40Z
 
 _TX_KINDS = (F.KIND_TRANSACTION, F.KIND_VLAN_TRANSACTION, F.KIND_DUPLICATE)
-_SIDE_KINDS = (F.KIND_GARBAGE, F.KIND_NON_SOLANA, F.KIND_NOT_UDP)
+_SIDE_KINDS = (F.KIND_GARBAGE, F.KIND_NON_SOLANA, F.KIND_NOT_UDP, F.KIND_SHRED)
 _GOOD_TEMPLATE_KINDS = (F.KIND_TRANSACTION, F.KIND_VLAN_TRANSACTION, F.KIND_TRUNCATED, F.KIND_TRAILING,
                         F.KIND_IP_FRAGMENT)
 TRAILING_MAX = 16               # bytes appended to a `trailing` transaction, [1, 16]
@@ -118,7 +125,7 @@ class _Gen:
 
     def __init__(self, seed: int, seconds: float, tps: float, bad_rate: float, start_ns: int, txn_port: int,
                  sign: bool, market: bool = False, opportunities: float = 0.0,
-                 tip_lamports: int = DEFAULT_TIP_LAMPORTS, competition: str = "flat"):
+                 tip_lamports: int = DEFAULT_TIP_LAMPORTS, competition: str = "flat", shreds: bool = False):
         root = np.random.default_rng(seed)
         world_rng, time_rng, slot_rng, self.rng = root.spawn(4)
         spec = None
@@ -133,6 +140,24 @@ class _Gen:
         self.n = int(time_rng.poisson(tps * seconds))
         self.ts = int(start_ns) + np.sort(time_rng.integers(0, dur_ns, self.n))
         self.kinds = _draw_kinds(time_rng, self.n, bad_rate)
+        self.shred_slot = np.full(self.n, -1, np.int64)   # slot and in-slot index of each shred packet
+        self.shred_j = np.full(self.n, -1, np.int64)
+        if shreds:                                  # fixed times, drawn from no stream; a shred goes first at a tie
+            s_ts, s_slot, s_j = shred_times(int(start_ns), dur_ns)
+            at = np.searchsorted(self.ts, s_ts, side="left") + np.arange(s_ts.shape[0])
+            n = self.n + s_ts.shape[0]
+            is_shred = np.zeros(n, bool)
+            is_shred[at] = True
+
+            def merged(rest, sh):
+                a = np.empty(n, np.int64)
+                a[is_shred], a[~is_shred] = sh, rest
+                return a
+            self.ts = merged(self.ts, s_ts)
+            self.kinds = merged(self.kinds, np.full(s_ts.shape[0], F.KIND_SHRED, np.int64))
+            self.shred_slot = merged(self.shred_slot, s_slot)
+            self.shred_j = merged(self.shred_j, s_j)
+            self.n = n
         n_slots = SLOT_HISTORY + dur_ns // SLOT_NS + 2
         self.slot_hash = np.frombuffer(slot_rng.bytes(HASH_ROWS * n_slots * 32), np.uint8).reshape(
             HASH_ROWS, n_slots, 32)
@@ -191,7 +216,9 @@ class _Gen:
         payloads = []
         is_ntp = np.zeros(m, bool)
         for i in side:
-            if k[i] == F.KIND_GARBAGE:
+            if k[i] == F.KIND_SHRED:
+                payloads.append(data_shred(int(self.shred_slot[a + i]), int(self.shred_j[a + i]), self.slot_hash))
+            elif k[i] == F.KIND_GARBAGE:
                 payloads.append(F.garbage(rng))
             elif k[i] == F.KIND_NON_SOLANA:
                 is_ntp[i] = rng.random() < 0.5
@@ -252,6 +279,9 @@ class _Gen:
         dst_ip[ns] = np.where(is_ntp[ns], F.NTP_SERVER_IP, F.RESOLVER_IP)
         dport[ns] = np.where(is_ntp[ns], F.NTP_PORT, F.DNS_PORT)
         sport[ns] = rng.integers(F.EPHEMERAL_PORTS[0], F.EPHEMERAL_PORTS[1] + 1, ns.shape[0])
+        sh = k == F.KIND_SHRED
+        src_ip[sh], src_mac[sh], ttl[sh] = SHREDSTREAM_IP, SHREDSTREAM_MAC, 64
+        sport[sh], dport[sh] = SHREDSTREAM_SPORT, SHRED_PORT
 
         out = np.empty(F.frame_capacity(k, stage_sz, extra_sz), np.uint8)
         out_off = np.empty(m, np.int64)
@@ -303,7 +333,8 @@ class _Gen:
 def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int = 7, sign: bool = False,
                      bad_rate: float = 0.02, start_ns: int = DEFAULT_START_NS, txn_port: int = 8003,
                      progress=None, market: bool = False, opportunities: float | None = None,
-                     tip_lamports: int = DEFAULT_TIP_LAMPORTS, competition: str = "flat") -> GenerateResult:
+                     tip_lamports: int = DEFAULT_TIP_LAMPORTS, competition: str = "flat",
+                     shreds: bool | None = None) -> GenerateResult:
     """Write a synthetic capture ``out`` (.pcap or .pcapng) and ``<out>.truth.parquet``.
 
     Parameters
@@ -327,6 +358,8 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
     competition : with ``market``, how rivals close injected opportunities: ``"flat"``
         (independent of the opportunity) or ``"prize"`` (faster and likelier for attractive
         ones: training data whose labels depend on more than profit); see synth/market/simulation.py.
+    shreds : a ShredStream beside the TPU traffic (``shreds.py``): the leader's data shreds of
+        each slot, so the engine knows the slots; default: with ``market``.
 
     Returns a ``GenerateResult``. Raises ``ConfigError`` naming the bad argument.
     """
@@ -348,9 +381,11 @@ def generate_capture(out, seconds: float = 10.0, tps: float = 5000.0, seed: int 
         raise ConfigError(f"generate: competition={competition!r}: 'flat' or 'prize'")
     if competition != "flat" and not market:
         raise ConfigError("generate: competition needs market=True (--market)")
+    if shreds is None:
+        shreds = bool(market)
     truth = truth_path_for(out)
     g = _Gen(int(seed), float(seconds), float(tps), float(bad_rate), int(start_ns), int(txn_port), bool(sign),
-             bool(market), float(opportunities), int(tip_lamports), competition)
+             bool(market), float(opportunities), int(tip_lamports), competition, bool(shreds))
     counts = np.zeros(len(F.KIND_NAMES), np.int64)
     writer = open_writer(out, linktype=1)
     try:

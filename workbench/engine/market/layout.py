@@ -65,6 +65,7 @@ class Market(NamedTuple):
 
 
 # meta: WSOL and USDC token rows (-1 absent), pool and token counts, the latest slot seen
-# and the event time of its first transaction (f_ms_since_slot_start)
+# (from shreds and shred transactions; -1 none yet) and the event time of its first shred or
+# transaction (f_ms_since_slot_start)
 M_WSOL, M_USDC, M_POOLS, M_TOKENS, M_SLOT, M_SLOT_TS = range(6)
 N_META = 6

@@ -46,6 +46,15 @@ OPPS_PER_TX_MAX = 512        # opportunity rows one transaction may add (room th
 
 
 @njit(cache=True, nogil=True, inline="always")
+def see_slot(meta, slot, ts):
+    """Advance the slot clock: a slot above the latest seen starts at ``ts`` (event time of the
+    first shred or shred transaction of it); -1 (a UDP transaction) and older slots leave it."""
+    if slot > meta[M_SLOT]:
+        meta[M_SLOT] = slot
+        meta[M_SLOT_TS] = ts
+
+
+@njit(cache=True, nogil=True, inline="always")
 def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swaps, ns, opps, no, tip,
               dcount, ev_rejects, ctx, detect):
     """Decode the swaps of one transaction, apply them, run the detectors.
@@ -132,12 +141,11 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
     fx[F_NPROG] = np.float64(row.num_programs)
     ts = ctx[0]
     slot = ctx[3]
-    if slot >= 0:
-        if slot > mk.meta[M_SLOT]:
-            mk.meta[M_SLOT] = slot
-            mk.meta[M_SLOT_TS] = ts
-        if slot == mk.meta[M_SLOT]:
-            fx[F_SLOT_MS] = np.float64(ts - mk.meta[M_SLOT_TS]) / MS
+    see_slot(mk.meta, slot, ts)
+    # a UDP transaction (slot -1) is placed in the current slot: the latest the stream's shreds
+    # showed, which is what a searcher watching both the TPU and a ShredStream knows
+    if mk.meta[M_SLOT] >= 0 and (slot < 0 or slot == mk.meta[M_SLOT]):
+        fx[F_SLOT_MS] = np.float64(ts - mk.meta[M_SLOT_TS]) / MS
     for e in range(ne):
         p = pools[e]
         if p < 0:
