@@ -1,6 +1,6 @@
 """`workbench serve` under pressure, a real process and real clients: a WebSocket client that
 stops reading gets a counted gap while another loses nothing; past the rate limit, 429 with
-Retry-After; the OpenAPI document fuzzed by schemathesis gets no 5xx."""
+Retry-After; the OpenAPI document fuzzed by schemathesis gets no 5xx; SIGINT mid-run keeps the rows."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import json
 import socket
 import subprocess
 import sys
+import time
 import uuid
 
 import httpx
 import pytest
 import websockets
 
-from test_api_serve import Server
+from test_api_serve import CAPTURE, MARKET, Server, _run_rows
 from workbench.api.security import RateLimit
 
 pytestmark = pytest.mark.timeout(300)
@@ -118,3 +119,30 @@ def test_the_openapi_document_fuzzed_never_gets_a_server_error(tmp_path):
         assert "No issues found" in r.stdout
     finally:
         s.stop()
+
+
+def test_sigint_mid_replay_stops_the_engine_and_keeps_every_row_it_streamed(tmp_path):
+    """Stopping the server mid-run: the run ends 'interrupted' with its rows written, and the rows
+    the WebSocket delivered are exactly the head of the opportunities.parquet it wrote."""
+    s = Server(tmp_path, "--replay", str(CAPTURE), "--market", str(MARKET), "--speed", "0.5")
+    try:
+        deadline = time.monotonic() + 240
+        while s.get("/v1/stats").json()["ws"]["next_seq"]["opportunities"] < 5:
+            assert time.monotonic() < deadline, "no opportunities streamed in time"
+            time.sleep(0.2)
+
+        async def head():
+            async with websockets.connect(f"ws://127.0.0.1:{s.port}/ws", max_size=None) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 0}))
+                await asyncio.wait_for(ws.recv(), 30)
+                return json.loads(await asyncio.wait_for(ws.recv(), 30))["rows"]
+
+        streamed = asyncio.run(head())
+    finally:
+        s.stop()
+    assert s.proc.returncode in (0, 130)        # 130: uvicorn re-raises the SIGINT once it has shut down
+    summary = json.loads((s.out / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    written = _run_rows(s.out)
+    assert 0 < len(streamed) <= len(written) < 108
+    assert streamed == written[:len(streamed)]

@@ -11,6 +11,7 @@ to a list and goes on; only the pump and the sockets wait.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections import Counter
@@ -26,6 +27,8 @@ from .hub import QUEUE_FRAMES, Hub
 from .opportunity_rows import engine_rows_json
 from .security import TOKEN_ENV, is_loopback
 from .store_access import StoreAccess
+
+log = logging.getLogger(__name__)
 
 TICK_S = 0.01                   # the pump reads the run's new rows this often
 STATS_PERIOD_S = 1.0            # the stats channel gets one item this often
@@ -87,6 +90,10 @@ class Service:
             self._pump.cancel()
         if self.run is not None:
             self.run.stop()
+            if self.run.running:
+                # the run stops between batches and writes every row it processed; a first start may be
+                # compiling the engine, which cannot be interrupted, and then this wait is that long
+                log.warning("stopping: waiting for the engine thread (%s) to write what it processed", self.run.phase)
             await asyncio.to_thread(_join, self.run)
         self.store.close()
 

@@ -200,7 +200,7 @@ class BackgroundRun:
 
             self.result = replay(self.capture, out / f"lap{lap}" if self.loop > 1 else out, settings,
                                  progress=progress, sink=self.sink, state=self.state, speed=self.speed,
-                                 db=self.db)
+                                 db=self.db, stop=self._stop)   # a paced replay stops mid-batch too
             if self.result.status == "interrupted":    # stopped from the page: its rows are written
                 self.phase = "stopped"
                 return
