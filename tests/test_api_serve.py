@@ -115,15 +115,23 @@ def _run_rows(out: Path) -> list[dict]:
     return [dict(r, detect_latency_ns=costs[r["opportunity_id"]]) for r in rows]
 
 
-async def _collect(url: str, sub: dict, want: int, headers=None, budget_s: float = RUN_S):
-    """Subscribe and read until ``want`` rows of the opportunities channel arrived."""
+async def _collect(url: str, sub: dict, server: "Server", headers=None, budget_s: float = RUN_S):
+    """Subscribe to the opportunities channel and read until the run is done and every item the
+    channel numbered has arrived."""
     frames, rows = [], []
     async with websockets.connect(url, additional_headers=headers or {}, max_size=None) as ws:
         await ws.send(json.dumps(sub))
         ack = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        first = sub.get("from", ack["next_seq"]["opportunities"])
         async with asyncio.timeout(budget_s):
-            while len(rows) < want:
-                m = json.loads(await ws.recv())
+            while True:
+                try:
+                    m = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
+                except TimeoutError:
+                    st = (await asyncio.to_thread(server.get, "/v1/stats")).json()
+                    if st["run"]["phase"] == "done" and first + len(rows) == st["ws"]["next_seq"]["opportunities"]:
+                        break
+                    continue
                 assert m["type"] == "rows", m
                 frames.append(m)
                 rows += m["rows"]
@@ -131,25 +139,21 @@ async def _collect(url: str, sub: dict, want: int, headers=None, budget_s: float
 
 
 def test_replay_through_serve_streams_exactly_its_opportunities_in_order(server):
-    async def go():
-        resume = _collect(f"ws://127.0.0.1:{server.port}/ws",
-                          {"type": "subscribe", "channels": ["opportunities"], "from": 0}, 108)
-        return await resume
-
-    ack, frames, rows = asyncio.run(go())
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    ack, frames, rows = asyncio.run(_collect(url, {"type": "subscribe", "channels": ["opportunities"], "from": 0},
+                                             server))
     assert ack["type"] == "subscribed"
-    assert ack["next_seq"]["opportunities"] < 108    # subscribed while the paced run went on: memory, then live
-    server.wait_done()
     expected = _run_rows(server.out)
-    assert len(expected) == 108
+    assert len(expected) > 50
+    assert ack["next_seq"]["opportunities"] < len(expected)   # subscribed while the paced run went on
     assert rows == expected                                   # every row once, in order, as written
     seq = 0
     for f in frames:                                          # contiguous sequence numbers from 0
         assert f["first_seq"] == seq and f["last_seq"] == seq + len(f["rows"]) - 1
         seq = f["last_seq"] + 1
     # a late subscriber resumes from the middle without a hole or a repeat
-    _, frames2, rows2 = asyncio.run(_collect(f"ws://127.0.0.1:{server.port}/ws",
-                                             {"type": "subscribe", "channels": ["opportunities"], "from": 50}, 58))
+    _, frames2, rows2 = asyncio.run(_collect(url, {"type": "subscribe", "channels": ["opportunities"], "from": 50},
+                                             server))
     assert rows2 == expected[50:] and frames2[0]["first_seq"] == 50
 
 
@@ -189,12 +193,16 @@ def test_rest_pages_the_stored_rows_by_keyset_and_filters(server):
     bad = server.get("/v1/opportunities", params={"since": "yesterday"})
     assert bad.status_code == 422 and bad.json()["field"] == "since"
     runs = server.get("/v1/runs").json()["runs"]
-    assert len(runs) == 1 and runs[0]["opportunity_rows"] == 108
+    assert len(runs) == 1 and runs[0]["opportunity_rows"] == len(expected)
     run = server.get(f"/v1/runs/{runs[0]['run_id']}").json()
-    assert run["summary"]["opportunities"]["count"] == 108 and run["opportunities"] == 108
+    assert run["summary"]["opportunities"]["count"] == len(expected) == run["opportunities"]
     spec = server.get("/openapi.json").json()
     assert "/v1/opportunities" in spec["paths"] and "opportunity_id" in spec["components"]["schemas"]["Opportunity"][
         "properties"]
+
+
+def summary_count(server) -> int:
+    return json.loads((server.out / "summary.json").read_text())["opportunities"]["count"]
 
 
 def _count(server) -> int:
@@ -240,7 +248,7 @@ def test_metrics_parse_and_the_histograms_equal_the_runs_summary(server):
         return buckets, count
 
     buckets, count = hist("opportunity_detection_ns")
-    assert count == summary["detect_ns"]["count"] == 108
+    assert count == summary["detect_ns"]["count"] == summary["opportunities"]["count"] > 0
     assert buckets[-1] == (math.inf, count)
     assert [c for _, c in buckets] == sorted(c for _, c in buckets)          # cumulative
 
@@ -292,3 +300,33 @@ def test_bad_flags_are_refused_with_a_message_before_binding(tmp_path, args, wor
                         "--port", str(_free_port())], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2, r.stderr
     assert words in " ".join(r.stderr.split()) and "Traceback" not in r.stderr
+
+
+def test_stats_and_latency_channels_carry_numbered_items_and_a_bad_message_gets_an_error(server):
+    server.wait_done()
+
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+            await ws.send("not json")
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "error"
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["tea"]}))
+            assert "channels" in json.loads(await asyncio.wait_for(ws.recv(), 10))["message"]
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 10**9}))
+            ahead = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            numbered = await asyncio.to_thread(_count, server)
+            assert ahead["type"] == "error" and f"up to {numbered - 1} only" in ahead["message"]
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["stats", "latency"]}).encode())  # binary
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscribed"
+            seen = {}
+            async with asyncio.timeout(30):
+                while len(seen) < 2:
+                    m = json.loads(await ws.recv())
+                    seen.setdefault(m["channel"], m)
+            return seen
+
+    seen = asyncio.run(go())
+    stats, latency = seen["stats"]["rows"][0], seen["latency"]["rows"][0]
+    assert stats["run"]["opportunities"] == summary_count(server) and stats["run"]["phase"] == "done"
+    summary = json.loads((server.out / "summary.json").read_text())
+    assert latency["packet_processing_ns"]["p99"] == summary["packet_ns"]["p99"]
+    assert seen["stats"]["first_seq"] == seen["stats"]["last_seq"] >= 0
