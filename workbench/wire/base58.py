@@ -132,7 +132,7 @@ def encode_column(src, offs, n, data, offsets):
     limbs = np.empty((n + 3) // 4, np.uint64)
     digits = np.empty(max(2 * n + 8, 5 * SIG_INTER), np.uint8)
     inter = np.empty(SIG_INTER, np.uint64)
-    o = 0
+    o = np.int64(0)          # (an int64 from the start: a literal 0 compiles the callees once more)
     offsets[0] = 0
     for i in range(offs.shape[0]):
         if n == 64:
