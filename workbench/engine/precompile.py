@@ -42,17 +42,19 @@ class Step(NamedTuple):
 
 
 def engine_steps(market: bool, model: bool) -> list[Step]:
-    """The compile steps of a run with/without a market and a model, dependencies first."""
-    steps = [Step("reassembly", "the shred reassembly", ()), Step("decoder", "the transaction decoder", ())]
+    """The compile steps of a run with/without a market and a model, dependencies first; a worker
+    takes the first step whose dependencies are done, so the longest chain (the market's) leads."""
+    steps = []
     if market:
-        steps += [Step("swap_decoders", "the DEX instruction decoders", ()),
-                  Step("sandwich", "the sandwich detector", ()),
-                  Step("arbitrage", "the arbitrage detectors", ()),
-                  Step("liquidation", "the liquidation detector", ()),
-                  Step("market", "the market's transaction step",
-                       ("swap_decoders", "sandwich", "arbitrage", "liquidation"))]
+        steps += [Step("whirlpool_maths", "the Whirlpool maths", ()),
+                  Step("pool_maths", "the constant-product maths and the opportunity writer", ()),
+                  Step("swap_decoders", "the DEX instruction decoders", ())]
+    steps += [Step("reassembly", "the shred reassembly", ()), Step("decoder", "the transaction decoder", ())]
+    if market:
+        steps.insert(3, Step("market", "the market's transaction step and its detectors",
+                             ("whirlpool_maths", "pool_maths", "swap_decoders")))
     if model:
-        steps.append(Step("scorer", "the model's scorer", ()))
+        steps.insert(0, Step("scorer", "the model's scorer", ()))
     return steps
 
 
@@ -70,7 +72,7 @@ def _sig(*values) -> tuple:
 
 def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> None:
     """Compile step ``name`` (see engine_steps) into numba's cache."""
-    i64, u64 = numba.int64, numba.uint64
+    i64 = numba.int64
     buf = _buf(buf_readonly)
     if name == "reassembly":
         from .deshred import add_data_shred
@@ -83,18 +85,23 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         from ..wire.programs.dispatch import decode_swaps
         decode_swaps.compile(_sig(buf, out.txn[0], out.instrs, out.luts, out.ins_pid, out.mscratch.events)
                              + (i64,) + _sig(state.ev_rejects))
-    elif name in ("sandwich", "arbitrage", "liquidation"):
-        from .market.arbitrage import detect_arb_three, detect_arb_two
-        from .market.liquidation import detect_liquidations
-        from .market.sandwich import detect_sandwich
+    elif name == "whirlpool_maths":
+        from .market.whirlpool import wp_swap_within_tick
+        wp_swap_within_tick.compile((numba.uint64,) * 10 + (numba.boolean, numba.boolean))
+    elif name == "pool_maths":
+        # the kernels the detectors (inlined into market_tx) call, with the types they pass
+        from .market.arbitrage import _route_out
+        from .market.constant_product import min_amount_in_for_out, optimal_two_pool_arb_in
+        from .market.emit import _emit_row
+        from .market.pools import _in, _out
+        u64, f64 = numba.uint64, numba.float64
         mkt, opps, ctx, fx = _sig(mk, out.opps, out.ctx, out.mscratch.fx)
-        if name == "sandwich":
-            detect_sandwich.compile((mkt, i64, i64, i64, u64, u64, i64, opps, i64, ctx, fx))
-        elif name == "arbitrage":
-            detect_arb_two.compile((mkt, i64, i64, i64, opps, i64, ctx, fx))
-            detect_arb_three.compile((mkt, i64, i64, opps, i64, ctx, fx) + _sig(out.mscratch.route, out.mscratch.sides))
-        else:
-            detect_liquidations.compile((mkt, i64, i64, opps, i64, ctx, fx))
+        optimal_two_pool_arb_in.compile((u64,) * 8 + (i64,))
+        min_amount_in_for_out.compile((u64,) * 5 + (i64,))
+        _out.compile((mkt, i64, i64, u64, u64, u64))
+        _in.compile((mkt, i64, u64, u64, u64))
+        _route_out.compile((mkt,) + _sig(out.mscratch.route, out.mscratch.sides) + (u64,))
+        _emit_row.compile((opps,) + (i64,) * 7 + (u64, u64, i64, f64, i64, i64, ctx, fx, mkt))
     elif name == "market":
         from .market.transaction import market_tx
         txn = out.txn[0]
@@ -147,7 +154,8 @@ def say_stderr(text: str) -> None:
 
 class CompileReport(NamedTuple):
     seconds: float                        # wall seconds of the workers' part
-    steps: dict[str, float]               # seconds each step took in its worker
+    steps: dict[str, float]               # wall seconds each step took in its worker
+    cpu: dict[str, float]                 # CPU seconds of each step (what it costs on a quiet machine)
     failed: dict[str, str]                # step -> the worker's error (the caller compiles it then)
 
 
@@ -166,10 +174,12 @@ def _worker(market_folder: str, model_folder: str, buf_readonly: bool) -> subpro
 
 def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: str = "",
                    say: Callable[[str], None] = say_stderr, final: tuple[str, ...] = ("the engine loop",),
-                   workers: int | None = None) -> CompileReport:
+                   workers: int | None = None, meanwhile: Callable[[], None] | None = None) -> CompileReport:
     """Compile the engine's steps (engine_steps) in worker processes, telling ``say`` each step as
     it starts. ``final`` names the steps the caller does itself afterwards (counted and
-    announced here as the last ones: the caller then compiles them without a word)."""
+    announced here as the last ones: the caller then compiles them without a word).
+    ``meanwhile`` is called once the workers have their first steps (the caller's own
+    compiling that needs none of theirs)."""
     t0 = time.perf_counter()
     steps = engine_steps(bool(market_folder), bool(model_folder))
     total = len(steps) + len(final)
@@ -184,6 +194,7 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
     done: set[str] = set()
     busy: dict[int, Step] = {}            # worker pid -> its step
     times: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     failed: dict[str, str] = {}
     alive = list(procs)
     started = 0
@@ -207,6 +218,9 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
                 busy[p.pid] = ready
                 started += 1
                 say(f"compiling the engine for this CPU, first run only: step {started} of {total}: {ready.what}")
+            if meanwhile is not None:
+                meanwhile()
+                meanwhile = None
             if not busy:                  # every worker died: the caller compiles the rest
                 for s in pending:
                     failed[s.name] = "no compile worker left"
@@ -227,7 +241,8 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
                     continue
                 kind, name, rest = (line.rstrip("\n").split(" ", 2) + ["", ""])[:3]
                 if kind == "done":
-                    times[name] = float(rest)
+                    wall_s, cpu_s = (rest.split() + ["nan"])[:2]
+                    times[name], cpu[name] = float(wall_s), float(cpu_s)
                 else:
                     failed[name] = rest
                 done.add(name)
@@ -252,4 +267,4 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
         say(f"workbench: compile step {name} failed in its worker; compiling it here instead\n{err}")
     for i, what in enumerate(final, start=started + 1):
         say(f"compiling the engine for this CPU, first run only: step {i} of {total}: {what}")
-    return CompileReport(time.perf_counter() - t0, times, failed)
+    return CompileReport(time.perf_counter() - t0, times, cpu, failed)

@@ -3,7 +3,7 @@ handed into numba's cache, with the argument types ``process_batch`` uses.
 
     python -m workbench.engine.precompile_child [--market FOLDER] [--model FOLDER] [--readonly]
 
-Reads one step name a line on stdin, compiles it, answers ``done NAME SECONDS`` (or
+Reads one step name a line on stdin, compiles it, answers ``done NAME WALL_SECONDS CPU_SECONDS`` (or
 ``fail NAME ERROR``) on stdout; exits at the end of stdin. ``--market`` / ``--model``:
 the run's market snapshot and model folder (only their numba types matter; without them
 the steps that need them are refused). ``--readonly``: the run's frame buffer is
@@ -37,14 +37,14 @@ def main(argv=None) -> None:
         name = line.strip()
         if not name:
             continue
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         try:
             precompile.compile_step(name, a.readonly, state, ds, out, mk, model)
         except Exception as e:      # noqa: BLE001 - reported to the caller, which compiles the step itself
             msg = f"{type(e).__name__}: {e}".replace("\n", " ")[:1000]
             print(f"fail {name} {msg}", flush=True)
             continue
-        print(f"done {name} {time.perf_counter() - t:.3f}", flush=True)
+        print(f"done {name} {time.perf_counter() - t:.3f} {time.process_time() - c:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -100,7 +100,7 @@ def empty_batch(buf: np.ndarray) -> FrameBatch:
 
 def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=None, market_folder: str = "",
             model_folder: str = "", say: Callable[[str], None] | None = say_stderr,
-            final: tuple[str, ...] = ("the engine loop", "the Arrow row builders")) -> float:
+            final: tuple[str, ...] = ("the engine loop",)) -> float:
     """Compile (first run) or load from the numba cache every kernel the run will call,
     with the run's own array types, before the clock of the run starts. Returns seconds.
 
@@ -109,11 +109,13 @@ def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=No
     ``final`` names what the caller compiles after (live mode: its loop).
     """
     t = time.perf_counter()
+    tables = lambda: tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))  # noqa: E731
     if not engine_cached(empty_batch(buf), state, ds, bout, market, model):
         compile_engine(not buf.flags.writeable, market_folder if market is not None else "",
-                       model_folder if model is not None else "", say=say or (lambda _text: None), final=final)
+                       model_folder if model is not None else "", say=say or (lambda _text: None), final=final,
+                       meanwhile=tables)
     process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
-    tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))
+    tables()
     return time.perf_counter() - t
 
 

@@ -188,7 +188,8 @@ class LiveLoop:
         if not src.loop_cached(*self.args):        # a first run: the engine compiled in steps, announced
             compile_engine(not src.buf.flags.writeable, run.settings.market if run.market is not None else "",
                            run.settings.model if run.model is not None else "",
-                           final=("the live loop and the engine loop", "the Arrow row builders"))
+                           final=("the live loop and the engine loop",),
+                           meanwhile=lambda: tx_table(run.bout.tx[:0], run.bout.prog_ids[:0], run.names))
         prefault(run.state, run.ds, run.bout, *self.stages, self.lat_counts, src.cols,
                  src.buf if src.kind != "afpacket" else ())
         request_abort(self.ex)

@@ -31,18 +31,7 @@ def _side(mk, p, t):
 
 @njit(cache=True, nogil=True, inline="always")
 def _arb_two(mk, p, q, tip, opps, n, ctx, fx):
-    """``detect_arb_two`` with int64 scalars. Returns (n, sized)."""
-    return detect_arb_two(mk, np.int64(p), np.int64(q), np.int64(tip), opps, np.int64(n), ctx, fx)
-
-
-@njit(cache=True, nogil=True, _nrt=False)
-def detect_arb_two(mk, p, q, tip, opps, n, ctx, fx):
-    """Best two-pool arbitrage between p and q (same pair), either order. Returns (n, sized).
-
-    Compiled on its own, without NRT (engine/market/transaction.py): a first run compiles it
-    beside the rest of the engine. The wrapper gives it int64 scalars whatever the caller has,
-    so it is compiled once.
-    """
+    """Best two-pool arbitrage between p and q (same pair), either order. Returns (n, sized)."""
     wsol = mk.meta[M_WSOL]
     usdc = mk.meta[M_USDC]
     a = mk.pool_mint[p, 0]
@@ -112,18 +101,7 @@ def _route_out(mk, route, sides, amount):
 
 @njit(cache=True, nogil=True, inline="always")
 def _arb_three(mk, c, tip, opps, n, ctx, fx, route, sides):
-    """``detect_arb_three`` with int64 scalars. Returns (n, sized)."""
-    return detect_arb_three(mk, np.int64(c), np.int64(tip), opps, np.int64(n), ctx, fx, route, sides)
-
-
-@njit(cache=True, nogil=True, _nrt=False)
-def detect_arb_three(mk, c, tip, opps, n, ctx, fx, route, sides):
-    """Best direction of three-pool cycle ``mk.cycles[c]`` from its start token. Returns (n, sized).
-
-    Compiled on its own, without NRT (engine/market/transaction.py): a first run compiles it
-    beside the rest of the engine. The wrapper gives it int64 scalars whatever the caller has,
-    so it is compiled once.
-    """
+    """Best direction of three-pool cycle ``mk.cycles[c]`` from its start token. Returns (n, sized)."""
     start = mk.cycles[c, 3]
     px = price_sol(mk, start)
     if not (px > 0.0):

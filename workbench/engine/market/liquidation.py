@@ -20,18 +20,6 @@ LIQ_CLOSE_DIVISOR = 2        # one liquidation repays debt // this (a close fact
 
 @njit(cache=True, nogil=True, inline="always")
 def _liquidations(mk, p, tip, opps, n, ctx, fx):
-    """``detect_liquidations`` with int64 scalars. Returns the new count, -1 when ``opps`` is full."""
-    return detect_liquidations(mk, np.int64(p), np.int64(tip), opps, np.int64(n), ctx, fx)
-
-
-@njit(cache=True, nogil=True, _nrt=False)
-def detect_liquidations(mk, p, tip, opps, n, ctx, fx):
-    """Positions priced by pool p that the swap just applied made unhealthy.
-
-    Compiled on its own, without NRT (engine/market/transaction.py): a first run compiles it
-    beside the rest of the engine. The wrapper gives it int64 scalars whatever the caller has,
-    so it is compiled once.
-    """
     tipf = np.float64(tip)
     for k in range(2):
         t = mk.pool_mint[p, k]

@@ -37,19 +37,7 @@ def _victim_ok(mk, p, i, x, y, f, exact_in, amount, limit):
 
 @njit(cache=True, nogil=True, inline="always")
 def _sandwich(mk, p, a_to_b, exact_in, amount, limit, tip, opps, n, ctx, fx):
-    """``detect_sandwich`` with int64 / uint64 scalars. Returns (n, sized)."""
-    return detect_sandwich(mk, np.int64(p), np.int64(a_to_b), np.int64(exact_in), np.uint64(amount),
-                           np.uint64(limit), np.int64(tip), opps, np.int64(n), ctx, fx)
-
-
-@njit(cache=True, nogil=True, _nrt=False)
-def detect_sandwich(mk, p, a_to_b, exact_in, amount, limit, tip, opps, n, ctx, fx):
-    """Detect a sandwich of the swap about to be applied on constant-product pool p.
-
-    Compiled on its own, without NRT (engine/market/transaction.py): a first run compiles it
-    beside the rest of the engine. The wrapper gives it int64 scalars whatever the caller has,
-    so it is compiled once.
-    """
+    """Detect a sandwich of the swap about to be applied on constant-product pool p."""
     i = 0 if a_to_b else 1
     x = mk.pool_res[p, i]
     y = mk.pool_res[p, 1 - i]
