@@ -6,10 +6,12 @@ cache (with the same argument types) is loaded, not compiled again. So on a cold
 ``compile_engine`` starts a few worker processes (``python -m
 workbench.engine.precompile_child``, one per core) that compile the engine's big
 independent kernels into the cache, each step with exactly the argument types
-``process_batch`` passes, in the order their dependencies allow: the shred reassembly,
-the transaction decoder, then with a market the swap decoders and each detector before
-the market's transaction step that calls them, and with a model its scorer. The caller
-then compiles ``process_batch`` itself, which finds every kernel in the cache. Each step
+``process_batch`` passes, in the order their dependencies allow: with a market, the pool
+maths, the Whirlpool maths and the swap decoders, then the market's transaction step
+that calls them (the detectors are inlined into it: as calls they would cost the hot
+path a call per swap); the shred reassembly and the transaction decoder; with a model
+its scorer. The caller compiles the Arrow row builders while the workers run, then
+``process_batch`` itself, which finds every kernel in the cache. Each step
 is announced as it starts ("step 3 of 8"), with the cache folder named, so a first run
 never sits silent. On a warm cache (``engine_cached``) nothing of this runs.
 
