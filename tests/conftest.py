@@ -45,3 +45,24 @@ def store(dsn):
     s = connect(dsn)
     yield s
     s.close()
+
+
+def pytest_sessionstart(session):
+    """``make test`` (the whole suite) on a cold numba cache: compile the engine for the bundled
+    market capture first, several kernels at once, and say so on the terminal (the tests' own
+    output is captured, so a first run would otherwise sit silent for minutes)."""
+    if getattr(session.config, "args_source", None) != pytest.Config.ArgsSource.TESTPATHS:
+        return                                   # a chosen file or test: compile only what it uses
+    from workbench.capture import open_capture
+    from workbench.engine.deshred import new_deshred_state
+    from workbench.engine.pipeline import new_batch_out
+    from workbench.engine.state import market_of, new_state
+    from workbench.runner import warm_up
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    say = reporter.write_line if reporter is not None else print
+    cap = CAPTURES / "market.pcapng"
+    reader = open_capture(cap)
+    state = new_state(tip_lamports=0)
+    market = str(cap) + ".market"
+    warm_up(reader.buf, state, new_deshred_state(), new_batch_out(4096), market_of(market, state), None, market,
+            say=say)

@@ -35,7 +35,7 @@ from .market.counters import D_OPPS
 from .market.layout import M_POOLS
 from .market.transaction import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx, see_slot
 from .opps import N_MODEL_FEATURES, OPP_DTYPE, SWAP_DTYPE
-from .score.kernels import prefetch_model, score_row_buf
+from .score.kernels import prefetch_model, score_opportunity
 from .score.tree_model import scratch_items
 from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST,
                     HIST_BATCH_NS, HIST_DETECT_NS, HIST_PACKET_NS, HIST_SCORE_NS, P_DETECT, P_SAMPLE_MASK, P_TIP_LAMPORTS, PORT_AUTO,
@@ -47,6 +47,9 @@ DEX_MASK = np.int64((1 << ID_RAYDIUM_AMM_V4) | (1 << ID_RAYDIUM_CPMM) | (1 << ID
 # out.counts: rows written by the last call, and the drained shred transactions carried
 # from one call to the next (rows out.ready[R_POS:R_N] are still to be decoded)
 N_SWAPS, N_OPPS, R_POS, R_N = range(4)
+# a zero typed int64, not a literal: a literal argument makes numba compile the callee apart
+# for that value (and precompile.py compiles it with int64)
+Z = np.int64(0)
 
 
 class MarketScratch(NamedTuple):
@@ -155,7 +158,7 @@ def process_batch(batch, state, ds, out, start, mk, model):
     txn = out.txn[0]
     counts = out.counts
     ctx = out.ctx
-    n_tx, n_prog, n_sw, n_opp = 0, 0, 0, 0
+    n_tx, n_prog, n_sw, n_opp = 0, 0, Z, Z     # (market_tx takes n_sw, n_opp: int64, never a literal)
     i = start
     pf = batch.off[start] if start < n else 0
     # prefetch no further than the batch's last frame (a live ring block is much smaller
@@ -207,7 +210,7 @@ def process_batch(batch, state, ds, out, start, mk, model):
         # --- decode, features, market: the one place ---------------------------------------
         shred = frame and st == 0 and kind == PORT_SHRED
         if (not frame) or (st == 0 and kind != PORT_SHRED):
-            r_st = decode_txn(tb, toff, tend, out.txn, 0, out.instrs, 0, out.luts, 0)
+            r_st = decode_txn(tb, toff, tend, out.txn, Z, out.instrs, Z, out.luts, Z)
             if r_st < 0:
                 if not frame:
                     state.counters[C_SHRED_TX_REJECTED] += 1
@@ -250,7 +253,7 @@ def process_batch(batch, state, ds, out, start, mk, model):
                         record(state.hist_counts, state.hist_stats, HIST_DETECT_NS, o.detect_ns)
                         if model is not None:
                             t_s = monotonic_ns()
-                            o.score = score_row_buf(model, o.features, out.mscratch.xx)
+                            o.score = score_opportunity(model, o.features, out.mscratch.xx)
                             record(state.hist_counts, state.hist_stats, HIST_SCORE_NS, monotonic_ns() - t_s)
                     state.dcount[D_OPPS] += n_opp - o0
                 n_tx += 1

@@ -1,87 +1,272 @@
-"""Cold start on two cores: compile the engine's big leaf kernels in a second process.
+"""A first run on this CPU: compile the engine in steps, several at once, and say so.
 
-numba compiles one function at a time, in Python, on one core. ``process_batch`` calls a
-few large kernels that do not depend on each other (the shred reassembly, the transaction
-decoder, the market); each is cached on its own (``cache=True``), and when
-``process_batch`` is compiled its callees are loaded from the cache if they are there.
-So on a cold cache ``warm_up`` starts ONE child process that compiles one half of the
-leaves (with exactly the argument types ``process_batch`` uses) while this process
-compiles the other half, waits for the child, then compiles ``process_batch`` itself,
-which finds every leaf in the cache. On a warm cache the child is not started.
+numba compiles one function at a time, in Python, on one core, and caches each
+``cache=True`` function on its own: when a caller is compiled, a callee already in the
+cache (with the same argument types) is loaded, not compiled again. So on a cold cache
+``compile_engine`` starts a few worker processes (``python -m
+workbench.engine.precompile_child``, one per core) that compile the engine's big
+independent kernels into the cache, each step with exactly the argument types
+``process_batch`` passes, in the order their dependencies allow: with a market, the pool
+maths, the Whirlpool maths and the swap decoders, then the market's transaction step
+that calls them (the detectors are inlined into it: as calls they would cost the hot
+path a call per swap); the shred reassembly and the transaction decoder; with a model
+its scorer. The caller compiles the Arrow row builders while the workers run, then
+``process_batch`` itself, which finds every kernel in the cache. Each step
+is announced as it starts ("step 3 of 8"), with the cache folder named, so a first run
+never sits silent. On a warm cache (``engine_cached``) nothing of this runs.
 
-The split: without a market the child takes the transaction decoder and this process the
-reassembly (add_data_shred: entries parsing and the prefix decoder), two halves of about
-the same compile time; with a market the child takes the market's leaves (compiling
-market/transaction.py's market_tx caches every kernel it calls; process_batch inlines its
-body) and this process both of the others. The child is
-``python -m workbench.engine.precompile_child``.
+A worker that fails is only an optimisation lost: the caller compiles what is missing.
 """
 
 from __future__ import annotations
 
+import os
+import selectors
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Callable, NamedTuple
 
+import numba
 import numpy as np
 
 from ..wire.txn import decode_txn
 
-CHILD_TIMEOUT_S = 600.0
+STEP_TIMEOUT_S = 900.0       # a worker silent this long is given up on (compiling then happens in the caller)
+WORKERS_MAX = 4              # more workers than independent steps would only load numba again
 
 
-def _readonly(n: int) -> np.ndarray:
-    a = np.zeros(n, np.uint8)
-    a.flags.writeable = False
+class Step(NamedTuple):
+    name: str                # the worker's name for it (precompile_child reads it)
+    what: str                # what the user is told
+    after: tuple[str, ...]   # steps whose kernels it calls (compiled first, so it loads them)
+
+
+def engine_steps(market: bool, model: bool) -> list[Step]:
+    """The compile steps of a run with/without a market and a model, dependencies first; a worker
+    takes the first step whose dependencies are done, so the longest chain (the market's) leads."""
+    steps = []
+    if market:
+        steps += [Step("whirlpool_maths", "the Whirlpool maths", ()),
+                  Step("pool_maths", "the constant-product maths and the opportunity writer", ()),
+                  Step("swap_decoders", "the DEX instruction decoders", ())]
+    steps += [Step("reassembly", "the shred reassembly", ()), Step("decoder", "the transaction decoder", ())]
+    if market:
+        steps.insert(3, Step("market", "the market's transaction step and its detectors",
+                             ("whirlpool_maths", "pool_maths", "swap_decoders")))
+    if model:
+        steps.insert(0, Step("scorer", "the model's scorer", ()))
+    return steps
+
+
+# --- the steps (run in a worker; each compiles with process_batch's argument types) ------------
+
+def _buf(buf_readonly: bool) -> np.ndarray:
+    a = np.zeros(64, np.uint8)
+    a.flags.writeable = not buf_readonly
     return a
 
 
-def compile_shreds(ds) -> None:
-    """add_data_shred with process_batch's argument types (a read-only frame buffer)."""
-    from .deshred import add_data_shred
-    add_data_shred(ds, _readonly(64), np.int64(0), np.int64(0), np.int64(0), np.int64(0))
+def _sig(*values) -> tuple:
+    return tuple(numba.typeof(v) for v in values)
 
 
-def compile_decoder(out, buf_readonly: bool) -> None:
-    """decode_txn as process_batch calls it (bytes of the frame buffer or the reassembly slab)."""
-    buf = _readonly(64) if buf_readonly else np.zeros(64, np.uint8)
-    decode_txn(buf, np.int64(0), np.int64(0), out.txn, 0, out.instrs, 0, out.luts, 0)
+def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> None:
+    """Compile step ``name`` (see engine_steps) into numba's cache."""
+    i64 = numba.int64
+    buf = _buf(buf_readonly)
+    if name == "reassembly":
+        from .deshred import add_data_shred
+        add_data_shred(ds, buf, np.int64(0), np.int64(0), np.int64(0), np.int64(0))
+    elif name == "decoder":
+        # process_batch decodes from the frame buffer or the reassembly slab (writable): one type
+        decode_txn(buf, np.int64(0), np.int64(0), out.txn, np.int64(0), out.instrs, np.int64(0), out.luts,
+                   np.int64(0))
+    elif name == "swap_decoders":
+        from ..wire.programs.dispatch import decode_swaps
+        decode_swaps.compile(_sig(buf, out.txn[0], out.instrs, out.luts, out.ins_pid, out.mscratch.events)
+                             + (i64,) + _sig(state.ev_rejects))
+    elif name == "whirlpool_maths":
+        from .market.whirlpool import wp_swap_within_tick
+        wp_swap_within_tick.compile((numba.uint64,) * 10 + (numba.boolean, numba.boolean))
+    elif name == "pool_maths":
+        # the kernels the detectors (inlined into market_tx) call, with the types they pass
+        from .market.arbitrage import _route_out
+        from .market.constant_product import min_amount_in_for_out, optimal_two_pool_arb_in
+        from .market.emit import _emit_row
+        from .market.pools import _in, _out
+        u64, f64 = numba.uint64, numba.float64
+        mkt, opps, ctx, fx = _sig(mk, out.opps, out.ctx, out.mscratch.fx)
+        optimal_two_pool_arb_in.compile((u64,) * 8 + (i64,))
+        min_amount_in_for_out.compile((u64,) * 5 + (i64,))
+        _out.compile((mkt, i64, i64, u64, u64, u64))
+        _in.compile((mkt, i64, u64, u64, u64))
+        _route_out.compile((mkt,) + _sig(out.mscratch.route, out.mscratch.sides) + (u64,))
+        _emit_row.compile((opps,) + (i64,) * 7 + (u64, u64, i64, f64, i64, i64, ctx, fx, mkt))
+    elif name == "market":
+        from .market.transaction import market_tx
+        txn = out.txn[0]
+        txn["instr_cnt"] = 0          # an empty transaction: market_tx returns at once
+        market_tx(buf, txn, out.instrs, out.luts, out.ins_pid, out.tx[0], state.keys, state.key_slots, mk,
+                  out.mscratch, out.swaps, np.int64(0), out.opps, np.int64(0), np.int64(0), state.dcount,
+                  state.ev_rejects, out.ctx, np.int64(1))
+    elif name == "scorer":
+        from .score.kernels import score_opportunity
+        features = numba.typeof(out.opps).dtype.typeof("features")   # a record's array field, as the engine has it
+        score_opportunity.compile(_sig(model) + (features,) + _sig(out.mscratch.xx))
+    else:
+        raise ValueError(f"unknown compile step {name!r}")
 
 
-def compile_market(state, out, mk, buf_readonly: bool) -> None:
-    """market.transaction.market_tx with process_batch's argument types, on an empty transaction."""
-    from .market.transaction import market_tx
-    buf = _readonly(64) if buf_readonly else np.zeros(64, np.uint8)
-    txn = out.txn[0]
-    txn["instr_cnt"] = 0
-    market_tx(buf, txn, out.instrs, out.luts, out.ins_pid, out.tx[0], state.keys, state.key_slots, mk,
-              out.mscratch, out.swaps, np.int64(0), out.opps, np.int64(0), np.int64(0), state.dcount,
-              state.ev_rejects, out.ctx, np.int64(1))
+# --- the caller's side ---------------------------------------------------------------------------
+
+def _args_sig(dispatcher, args) -> tuple:
+    return tuple(dispatcher.typeof_pyval(a) for a in args)
 
 
-def engine_cached() -> bool:
-    """True when numba's cache already holds a process_batch (a warm start: no child)."""
-    from pathlib import Path
+def is_cached(dispatcher, args) -> bool:
+    """True when numba's cache holds ``dispatcher`` compiled for the types of ``args`` on this CPU
+    (what a call would load instead of compiling)."""
+    try:
+        cache = dispatcher._cache
+        key = cache._index_key(_args_sig(dispatcher, args), dispatcher.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:            # numba's cache internals moved: fall back on "any version cached"
+        from .. import NUMBA_CACHE_DIR
+        name = dispatcher.py_func.__qualname__
+        return any(Path(NUMBA_CACHE_DIR).rglob(f"*.{name}-*.nbi"))
+
+
+def engine_cached(batch, state, ds, out, mk, model) -> bool:
+    """True when ``process_batch`` with these arguments' types is in the cache (a warm start)."""
+    from .pipeline import process_batch
+    return is_cached(process_batch, (batch, state, ds, out, np.int64(0), mk, model))
+
+
+def cache_folder() -> str:
     from .. import NUMBA_CACHE_DIR
-    return any(Path(NUMBA_CACHE_DIR).rglob("pipeline.process_batch-*.nbi"))
+    return NUMBA_CACHE_DIR
 
 
-def parallel_warm_up(buf_readonly: bool, state, ds, out, market_folder: str, mk) -> float:
-    """Compile the leaves in two processes (see the module doc). Returns seconds spent."""
-    t = time.perf_counter()
-    args = [sys.executable, "-m", "workbench.engine.precompile_child", f"--market={market_folder or ''}"]
+def say_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+class CompileReport(NamedTuple):
+    seconds: float                        # wall seconds of the workers' part
+    steps: dict[str, float]               # wall seconds each step took in its worker
+    cpu: dict[str, float]                 # CPU seconds of each step (what it costs on a quiet machine)
+    failed: dict[str, str]                # step -> the worker's error (the caller compiles it then)
+
+
+def _worker(market_folder: str, model_folder: str, buf_readonly: bool) -> subprocess.Popen:
+    args = [sys.executable, "-m", "workbench.engine.precompile_child", f"--market={market_folder or ''}",
+            f"--model={model_folder or ''}"]
     if buf_readonly:
         args.append("--readonly")
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the worker imports this very package (a notebook or script may have put it on sys.path), so
+    # it compiles the same sources into the same cache folder, with the same NUMBA_* settings
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    return subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, bufsize=1, env=env)
+
+
+def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: str = "",
+                   say: Callable[[str], None] = say_stderr, final: tuple[str, ...] = ("the engine loop",),
+                   workers: int | None = None, meanwhile: Callable[[], None] | None = None) -> CompileReport:
+    """Compile the engine's steps (engine_steps) in worker processes, telling ``say`` each step as
+    it starts. ``final`` names the steps the caller does itself afterwards (counted and
+    announced here as the last ones: the caller then compiles them without a word).
+    ``meanwhile`` is called once the workers have their first steps (the caller's own
+    compiling that needs none of theirs)."""
+    t0 = time.perf_counter()
+    steps = engine_steps(bool(market_folder), bool(model_folder))
+    total = len(steps) + len(final)
+    n = workers or max(1, min(os.cpu_count() or 1, WORKERS_MAX, len(steps)))
+    head = f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()})"
+    say(f"{head}: {total} steps, {n} at a time")
+    procs = [_worker(market_folder, model_folder, buf_readonly) for _ in range(n)]
+    sel = selectors.DefaultSelector()
+    for p in procs:
+        sel.register(p.stdout, selectors.EVENT_READ, p)
+    pending = list(steps)
+    done: set[str] = set()
+    busy: dict[int, Step] = {}            # worker pid -> its step
+    times: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    alive = list(procs)
+    started = 0
     try:
-        compile_shreds(ds)
-        if market_folder:
-            compile_decoder(out, buf_readonly)
-        rc = child.wait(timeout=CHILD_TIMEOUT_S)
+        while pending or busy:
+            for p in list(alive):
+                if p.pid in busy:
+                    continue
+                ready = next((s for s in pending if all(d in done for d in s.after)), None)
+                if ready is None:
+                    break
+                pending.remove(ready)
+                try:
+                    p.stdin.write(ready.name + "\n")
+                    p.stdin.flush()
+                except OSError:           # the worker is gone: the step goes back to the queue
+                    pending.insert(0, ready)
+                    alive.remove(p)
+                    sel.unregister(p.stdout)
+                    continue
+                busy[p.pid] = ready
+                started += 1
+                say(f"compiling the engine for this CPU, first run only: step {started} of {total}: {ready.what}")
+            if meanwhile is not None:
+                meanwhile()
+                meanwhile = None
+            if not busy:                  # every worker died: the caller compiles the rest
+                for s in pending:
+                    failed[s.name] = "no compile worker left"
+                break
+            events = sel.select(timeout=STEP_TIMEOUT_S)
+            if not events:
+                raise TimeoutError(f"no compile step finished in {STEP_TIMEOUT_S:.0f} s")
+            for key, _ in events:
+                p = key.data
+                line = p.stdout.readline()
+                step = busy.pop(p.pid, None)
+                if not line:              # the worker died: what it was doing is left to the caller
+                    sel.unregister(p.stdout)
+                    alive.remove(p)
+                    if step is not None:
+                        failed[step.name] = (p.stderr.read() or "").strip()[-2000:] or f"exit code {p.wait()}"
+                        done.add(step.name)
+                    continue
+                kind, name, rest = (line.rstrip("\n").split(" ", 2) + ["", ""])[:3]
+                if kind == "done":
+                    wall_s, cpu_s = (rest.split() + ["nan"])[:2]
+                    times[name], cpu[name] = float(wall_s), float(cpu_s)
+                else:
+                    failed[name] = rest
+                done.add(name)
     except BaseException:
-        child.kill()
+        for p in procs:
+            p.kill()
         raise
-    if rc != 0:          # the child's work is only an optimisation: this process compiles it then
-        sys.stderr.write("workbench: parallel compile helper failed; compiling here\n"
-                         + child.stderr.read().decode(errors="replace")[-2000:])
-    return time.perf_counter() - t
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    p.stdin.close()
+                except OSError:
+                    pass
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        sel.close()
+    for name, err in failed.items():
+        say(f"workbench: compile step {name} failed in its worker; compiling it here instead\n{err}")
+    for i, what in enumerate(final, start=started + 1):
+        say(f"compiling the engine for this CPU, first run only: step {i} of {total}: {what}")
+    return CompileReport(time.perf_counter() - t0, times, cpu, failed)

@@ -1,33 +1,50 @@
-"""The second process of a cold start (engine/precompile.py): compiles one half of the
-engine's leaf kernels into numba's cache, with the argument types ``process_batch`` uses.
+"""A compile worker of a first run (engine/precompile.py): compiles the engine steps it is
+handed into numba's cache, with the argument types ``process_batch`` uses.
 
-    python -m workbench.engine.precompile_child [--market FOLDER] [--readonly]
+    python -m workbench.engine.precompile_child [--market FOLDER] [--model FOLDER] [--readonly]
 
-``--market``: the run's market snapshot (the child compiles the market's leaves; without
-one, the transaction decoder). ``--readonly``: the run's frame buffer is read-only (a
-memory-mapped capture), which numba compiles apart from a writable one. Only the array
-types matter here, so the engine state is a default one.
+Reads one step name a line on stdin, compiles it, answers ``done NAME WALL_SECONDS CPU_SECONDS`` (or
+``fail NAME ERROR``) on stdout; exits at the end of stdin. ``--market`` / ``--model``:
+the run's market snapshot and model folder (only their numba types matter; without them
+the steps that need them are refused). ``--readonly``: the run's frame buffer is
+read-only (a memory-mapped capture), which numba compiles apart from a writable one.
+The engine state is a default one: array types are what compiling needs, not sizes.
 """
 
 from __future__ import annotations
 
 import argparse
-
-from . import precompile
-from .pipeline import new_batch_out
-from .state import market_of, new_state
+import sys
+import time
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m workbench.engine.precompile_child")
     ap.add_argument("--market", default="", help="market snapshot folder ('' = none)")
+    ap.add_argument("--model", default="", help="model folder ('' = none)")
     ap.add_argument("--readonly", action="store_true", help="the frame buffer is read-only")
     a = ap.parse_args(argv)
-    state = new_state(tip_lamports=0)   # argument types are what compiling needs, not values
-    if a.market:
-        precompile.compile_market(state, new_batch_out(1), market_of(a.market, state), a.readonly)
-    else:
-        precompile.compile_decoder(new_batch_out(1), a.readonly)
+    from . import precompile
+    from .deshred import new_deshred_state
+    from .pipeline import new_batch_out
+    from .state import market_of, model_of, new_state
+    state = new_state(tip_lamports=0)
+    ds = new_deshred_state()
+    out = new_batch_out(1)
+    mk = market_of(a.market, state)
+    model = model_of(a.model)
+    for line in sys.stdin:
+        name = line.strip()
+        if not name:
+            continue
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            precompile.compile_step(name, a.readonly, state, ds, out, mk, model)
+        except Exception as e:      # noqa: BLE001 - reported to the caller, which compiles the step itself
+            msg = f"{type(e).__name__}: {e}".replace("\n", " ")[:1000]
+            print(f"fail {name} {msg}", flush=True)
+            continue
+        print(f"done {name} {time.perf_counter() - t:.3f} {time.process_time() - c:.3f}", flush=True)
 
 
 if __name__ == "__main__":

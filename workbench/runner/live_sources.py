@@ -19,6 +19,7 @@ from ..capture.ring import (READY_OK, READY_WAITING, init_ring, new_local, produ
                             source_stats)
 from ..config import Settings
 from ..engine.live import drain_queued, live_afpacket, live_spsc, live_udp
+from ..engine.precompile import is_cached
 from ..errors import CaptureError
 from ..host import SharedBuffer
 from .from_settings import afpacket_source, udp_source
@@ -38,8 +39,18 @@ class LiveSource:
     max_batch_bytes: int
     linktype: int
 
-    def loop(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params) -> int:
+    def loop_call(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params) -> tuple:
+        """(the jitted loop, its arguments) of this source."""
         raise NotImplementedError
+
+    def loop(self, *args) -> int:
+        fn, fn_args = self.loop_call(*args)
+        return fn(*fn_args)
+
+    def loop_cached(self, *args) -> bool:
+        """True when numba's cache holds the loop for these arguments' types (no compile ahead)."""
+        fn, fn_args = self.loop_call(*args)
+        return is_cached(fn, fn_args)
 
     def drain(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params) -> bool:
         return drain_queued(self.buf, *self.cols, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
@@ -76,10 +87,10 @@ class AfPacketLive(LiveSource):
         self.max_batch_bytes, self.linktype = self.src.max_batch_bytes, self.src.linktype
         self._kernel = {"packets": 0, "drops": 0, "freezes": 0}
 
-    def loop(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
+    def loop_call(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
         s = self.src
-        return live_afpacket(s.ring, s.cursor, s.block_size, s.block_nr, s.linktype, s.peek, *s.cols,
-                             state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
+        return live_afpacket, (s.ring, s.cursor, s.block_size, s.block_nr, s.linktype, s.peek, *s.cols,
+                               state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
 
     def kernel(self):
         st = self.src.stats()
@@ -102,10 +113,10 @@ class UdpLive(LiveSource):
         self.buf, self.cols = self.src.slots, self.src.cols
         self.max_batch_bytes, self.linktype = self.src.max_batch_bytes, self.src.linktype
 
-    def loop(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
+    def loop_call(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
         s = self.src
-        return live_udp(s.fds, s.port_of_fd, s.ctl, s.drops_by_socket, s.msgs, s.names, s.ctrl, s.slots,
-                        s.slot_bytes, *s.cols, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
+        return live_udp, (s.fds, s.port_of_fd, s.ctl, s.drops_by_socket, s.msgs, s.names, s.ctrl, s.slots,
+                          s.slot_bytes, *s.cols, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)
 
     def stand_in(self):
         """One loopback socket on a port the kernel picks (no one sends there): binding the real
@@ -167,9 +178,9 @@ class SplitLive(LiveSource):
             self.close()
             raise CaptureError(iface or "udp", "the capture process did not start (see its stderr)")
 
-    def loop(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
-        return live_spsc(self.rctl, self.data, self.local, *self.cols, self.index, state, ds, out, mk, model, st0, st1,
-                         lat_counts, lat_stats, ex, params)
+    def loop_call(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
+        return live_spsc, (self.rctl, self.data, self.local, *self.cols, self.index, state, ds, out, mk, model, st0,
+                           st1, lat_counts, lat_stats, ex, params)
 
     def request_stop(self):
         """The capture process closes the ring; the engine's loop drains it, then returns."""

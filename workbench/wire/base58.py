@@ -197,7 +197,7 @@ def encode_column(src, offs, n, data, offsets):
         return encode64_column(src, offs, data, offsets)
     limbs = np.empty((n + 3) // 4, np.uint64)
     digits = np.empty(2 * n + 8, np.uint8)
-    o = 0
+    o = np.int64(0)          # (an int64 from the start: a literal 0 compiles the callees once more)
     offsets[0] = 0
     for i in range(offs.shape[0]):
         o += encode_into(src, offs[i], n, data, o, limbs, digits)

@@ -124,7 +124,8 @@ def raydium_v4_amount_out(amount_in, reserve_in, reserve_out, fee_num, fee_den):
 @njit(cache=True, nogil=True)
 def raydium_v4_amount_in(amount_out, reserve_in, reserve_out, fee_num, fee_den):
     """Raydium AMM v4 SwapBaseOut: (status, amount_in, swap_fee = amount_in - before_fee)."""
-    st, a, before = cp_amount_in(amount_out, reserve_in, reserve_out, fee_num, fee_den, CEIL_RAYDIUM, CEIL_RAYDIUM)
+    st, a, before = cp_amount_in(amount_out, reserve_in, reserve_out, fee_num, fee_den, np.int64(CEIL_RAYDIUM),
+                                    np.int64(CEIL_RAYDIUM))
     if st != AMM_OK:
         return st, U0, U0
     return st, a, a - before
@@ -141,7 +142,8 @@ def cpmm_amount_out(amount_in, reserve_in, reserve_out, trade_fee_rate):
 def cpmm_amount_in(amount_out, reserve_in, reserve_out, trade_fee_rate):
     """Raydium CPMM swap_base_output: (status, amount_in, trade_fee = ceil(amount_in * rate / 1e6))."""
     den = np.uint64(CPMM_FEE_RATE_DEN)
-    st, a, before = cp_amount_in(amount_out, reserve_in, reserve_out, trade_fee_rate, den, CEIL_RAYDIUM, CEIL_PLAIN)
+    st, a, before = cp_amount_in(amount_out, reserve_in, reserve_out, trade_fee_rate, den, np.int64(CEIL_RAYDIUM),
+                                    np.int64(CEIL_PLAIN))
     if st != AMM_OK:
         return st, U0, U0
     _, fee = cp_fee(a, trade_fee_rate, den, CEIL_PLAIN)
@@ -198,7 +200,8 @@ def min_amount_in_for_out(amount_out, reserve_in, reserve_out, fee_num, fee_den,
     """
     if amount_out == U0:
         return AMM_ERR_ZERO_AMOUNT, U0
-    st, g, _ = cp_amount_in(amount_out, reserve_in, reserve_out, fee_num, fee_den, CEIL_PLAIN, CEIL_PLAIN)
+    st, g, _ = cp_amount_in(amount_out, reserve_in, reserve_out, fee_num, fee_den, np.int64(CEIL_PLAIN),
+                             np.int64(CEIL_PLAIN))
     if st != AMM_OK:
         return st, U0
     hi = g

@@ -31,10 +31,23 @@ def _below_tip(est, tipf, unit_price, size):
     return est < tipf * (1.0 - FLOAT_MARGIN) - 8.0 * unit_price - FLOAT_MARGIN * size * unit_price
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, nogil=True, inline="always")
 def _emit(opps, n, kind, p0, p1, p2, npools, token, amount_in, amount_out, profit, price, tip, pos_row,
           ctx, fx, mk):
-    """Write one opportunity row (if there is room). Returns the new count."""
+    """Write one opportunity row (if there is room). Returns the new count.
+
+    The detectors pass constants (kinds, -1 for no pool) and ids of several integer types:
+    each mix would compile ``_emit_row`` once more, so the integers go in as int64.
+    """
+    return _emit_row(opps, np.int64(n), np.int64(kind), np.int64(p0), np.int64(p1), np.int64(p2),
+                     np.int64(npools), np.int64(token), amount_in, amount_out, profit, price, tip,
+                     np.int64(pos_row), ctx, fx, mk)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _emit_row(opps, n, kind, p0, p1, p2, npools, token, amount_in, amount_out, profit, price, tip, pos_row,
+              ctx, fx, mk):
+    """``_emit``'s row writer, one compiled version."""
     if n >= opps.shape[0]:
         return -1
     o = opps[n]

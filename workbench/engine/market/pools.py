@@ -55,8 +55,8 @@ def _out(mk, p, side_in, amount, r_in, r_out):
 @njit(cache=True, nogil=True)
 def _in(mk, p, amount_out, r_in, r_out):
     """Exact input the program charges for ``amount_out`` (0 on error)."""
-    curve = CEIL_RAYDIUM
-    gross = CEIL_RAYDIUM if mk.pool_kind[p] == PK_RAYDIUM_V4 else CEIL_PLAIN
+    curve = np.int64(CEIL_RAYDIUM)
+    gross = np.int64(CEIL_RAYDIUM if mk.pool_kind[p] == PK_RAYDIUM_V4 else CEIL_PLAIN)
     st, a, _ = cp_amount_in(amount_out, r_in, r_out, mk.pool_fee[p, 0], mk.pool_fee[p, 1], curve, gross)
     return a if st == AMM_OK else U0
 

@@ -12,13 +12,15 @@ swap of it is applied (a first pass applies them with an undo log; a second pass
 when every swap passed, applies them again with the detectors; a transaction with one
 swap skips the first pass).
 
-Inlining. numba reference-counts every array an argument carries on each call (two
-atomic operations per array), and the Market is a tuple of some thirty arrays: a call
-per swap passing it and the scratch would dominate the cost of a swap. So market_tx and
-its per-swap helpers are ``inline="always"`` into process_batch (which runs without NRT:
-``_nrt=False``, nothing in it allocates), and only the exact sizings, the decoders and
-the opportunity row writer stay calls. numba inlines across modules, so splitting the
-market domain into modules leaves the compiled code as it was
+Calls and inlining. numba reference-counts every array an argument carries on each call
+(two atomic operations per array) in a function compiled with NRT, and the Market is a
+tuple of some thirty arrays. So market_tx and the functions it calls per swap run
+without NRT (``_nrt=False``: nothing in them allocates), which makes a call cost only
+its arguments. market_tx is one call per DEX transaction from process_batch, compiled
+on its own: inlined, its body made process_batch's compile several times longer, and a
+first run compiles market_tx in a process of its own while the rest of the engine
+compiles beside it (engine/precompile.py). Its per-swap helpers are ``inline="always"``
+into it; the exact sizings, the decoders and the opportunity row writer stay calls
 (benchmarks/bench_detect.py measures detection on and off).
 """
 
@@ -54,7 +56,7 @@ def see_slot(meta, slot, ts):
         meta[M_SLOT_TS] = ts
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False)
 def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swaps, ns, opps, no, tip,
               dcount, ev_rejects, ctx, detect):
     """Decode the swaps of one transaction, apply them, run the detectors.
@@ -65,7 +67,7 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
     Returns the new (ns, no).
     """
     events, pools, dirs, undo, fx = sc.events, sc.sw_pool, sc.sw_dir, sc.undo, sc.fx
-    ne = decode_swaps(buf, txn, instrs, luts, ins_pid, events, 0, ev_rejects)
+    ne = decode_swaps(buf, txn, instrs, luts, ins_pid, events, np.int64(0), ev_rejects)
     if ne <= 0:
         return ns, no
     # resolve pools and directions

@@ -256,6 +256,14 @@ def score_row_buf(model, x, xx):
     return m
 
 
+@njit(cache=True, nogil=True, _nrt=False)
+def score_opportunity(model, x, xx):
+    """``score_row_buf`` compiled on its own: the engine scores an opportunity through this call
+    (a few per thousand transactions), so a first run compiles the scorer beside the rest of
+    the engine (engine/precompile.py) instead of inside process_batch."""
+    return score_row_buf(model, x, xx)
+
+
 @njit(cache=True, nogil=True)
 def score_row(model, x):
     """Probability (sigmoid models) or margin of one float64 feature row (NaN = missing);
