@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import orjson
 import pyarrow as pa
 
-from ..errors import StoreError
 from ..store import connect
 from .opportunity_rows import ID, TABLE, PostedBatch, dumps_rows
 
