@@ -355,9 +355,9 @@ def test_live_udp_binds_its_ports_after_warm_up_and_counts_duration_from_capture
     seen = {}
     real_warm_up = LiveLoop.warm_up
 
-    def watched_warm_up(self):
+    def watched_warm_up(self, stop=None):
         seen["bound during warm-up"] = port in _bound_udp_ports()
-        t = real_warm_up(self)
+        t = real_warm_up(self, stop)
         seen["bound after warm-up"] = port in _bound_udp_ports()
         return t
 

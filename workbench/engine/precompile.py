@@ -34,6 +34,13 @@ import numpy as np
 from ..wire.txn import decode_txn
 
 STEP_TIMEOUT_S = 900.0       # a worker silent this long is given up on (compiling then happens in the caller)
+STOP_POLL_S = 0.2            # how often the wait for the workers looks whether the caller asked to stop
+
+
+class CompileStopped(Exception):
+    """The caller asked to stop (a signal during a first run's compile): the workers were ended.
+    Raised only between steps, never from inside numba's compiler, where an exception raised by a
+    signal handler is swallowed by LLVM's callbacks and leaves the compiler in a broken state."""
 WORKERS_MAX = 4              # more workers than independent steps would only load numba again
 
 
@@ -176,12 +183,14 @@ def _worker(market_folder: str, model_folder: str, buf_readonly: bool) -> subpro
 
 def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: str = "",
                    say: Callable[[str], None] = say_stderr, final: tuple[str, ...] = ("the engine loop",),
-                   workers: int | None = None, meanwhile: Callable[[], None] | None = None) -> CompileReport:
+                   workers: int | None = None, meanwhile: Callable[[], None] | None = None,
+                   stop: Callable[[], bool] | None = None) -> CompileReport:
     """Compile the engine's steps (engine_steps) in worker processes, telling ``say`` each step as
     it starts. ``final`` names the steps the caller does itself afterwards (counted and
     announced here as the last ones: the caller then compiles them without a word).
     ``meanwhile`` is called once the workers have their first steps (the caller's own
-    compiling that needs none of theirs)."""
+    compiling that needs none of theirs). ``stop()`` true ends the workers and raises
+    CompileStopped (looked at every STOP_POLL_S while the workers compile)."""
     t0 = time.perf_counter()
     steps = engine_steps(bool(market_folder), bool(model_folder))
     total = len(steps) + len(final)
@@ -223,13 +232,19 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
             if meanwhile is not None:
                 meanwhile()
                 meanwhile = None
+            if stop is not None and stop():
+                raise CompileStopped("a stop was asked while the engine compiled")
             if not busy:                  # every worker died: the caller compiles the rest
                 for s in pending:
                     failed[s.name] = "no compile worker left"
                 break
-            events = sel.select(timeout=STEP_TIMEOUT_S)
-            if not events:
-                raise TimeoutError(f"no compile step finished in {STEP_TIMEOUT_S:.0f} s")
+            waited = 0.0
+            while not (events := sel.select(timeout=STOP_POLL_S if stop is not None else STEP_TIMEOUT_S)):
+                if stop is not None and stop():
+                    raise CompileStopped("a stop was asked while the engine compiled")
+                waited += STOP_POLL_S if stop is not None else STEP_TIMEOUT_S
+                if waited >= STEP_TIMEOUT_S:
+                    raise TimeoutError(f"no compile step finished in {STEP_TIMEOUT_S:.0f} s")
             for key, _ in events:
                 p = key.data
                 line = p.stdout.readline()

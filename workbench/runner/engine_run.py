@@ -27,7 +27,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..engine.market.counters import DETECT_COUNTER_NAMES
 from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
-from ..engine.precompile import compile_engine, engine_cached, say_stderr
+from ..engine.precompile import CompileStopped, compile_engine, engine_cached, say_stderr
 from ..engine.state import (C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES,
                             HIST_PACKET_NS, HIST_SCORE_NS, EngineState)
 from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
@@ -127,20 +127,23 @@ def empty_batch(buf: np.ndarray) -> FrameBatch:
 
 def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=None, market_folder: str = "",
             model_folder: str = "", say: Callable[[str], None] | None = say_stderr,
-            final: tuple[str, ...] = ("the engine loop",)) -> float:
+            final: tuple[str, ...] = ("the engine loop",), stop: Callable[[], bool] | None = None) -> float:
     """Compile (first run) or load from the numba cache every kernel the run will call,
     with the run's own array types, before the clock of the run starts. Returns seconds.
 
     A first run (process_batch not in the cache for these types) compiles the engine in
     steps, several processes at once, and tells ``say`` each step (engine/precompile.py);
-    ``final`` names what the caller compiles after (live mode: its loop).
+    ``final`` names what the caller compiles after (live mode: its loop). ``stop()`` true
+    (a signal) ends a first run's compile between steps: CompileStopped.
     """
     t = time.perf_counter()
     tables = lambda: tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))  # noqa: E731
     if not engine_cached(empty_batch(buf), state, ds, bout, market, model):
         compile_engine(not buf.flags.writeable, market_folder if market is not None else "",
                        model_folder if model is not None else "", say=say or (lambda _text: None), final=final,
-                       meanwhile=tables)
+                       meanwhile=tables, stop=stop)
+        if stop is not None and stop():
+            raise CompileStopped("a stop was asked while the engine compiled")
     process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
     tables()
     return time.perf_counter() - t
@@ -200,9 +203,9 @@ class EngineRun:
         self.engine_s = 0.0
         self._closed = False
 
-    def warm_up(self, buf: np.ndarray) -> float:
+    def warm_up(self, buf: np.ndarray, stop: Callable[[], bool] | None = None) -> float:
         return warm_up(buf, self.state, self.ds, self.bout, self.market, self.model, self.settings.market,
-                       self.settings.model)
+                       self.settings.model, stop=stop)
 
     def feed(self, batch: FrameBatch, pacer: Pacer | None = None) -> None:
         """Process every frame of ``batch`` (released as ``pacer`` says) and hand the rows on."""

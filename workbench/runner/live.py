@@ -25,7 +25,7 @@ from ..engine.live_mailbox import (LAT_RUN, LAT_WINDOW, Stage, active_stage, bus
                                    request_stop, reset_latency_window, reset_mailbox, set_returned, source_closed,
                                    stage_bytes, staged_rows)
 from ..engine.state import C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, EngineState
-from ..engine.precompile import compile_engine
+from ..engine.precompile import CompileStopped, compile_engine
 from ..engine.tables import tx_table
 from ..errors import ConfigError
 from ..host import alloc_buffer, huge_backed_bytes
@@ -242,17 +242,21 @@ class LiveLoop:
         """The loop itself, until it is asked to stop or its source closes (engine thread)."""
         return self.src.loop(*self.args)
 
-    def warm_up(self) -> float:
+    def warm_up(self, stop: Callable[[], bool] | None = None) -> float:
         """Compile (or load) the loop with this run's types before capture counts, and fault in
         every page the loop will write (first-touch faults would land in the first packets'
-        latency). Returns seconds."""
+        latency). Returns seconds. ``stop()`` true (a signal) ends a first run's compile between
+        steps: CompileStopped."""
         run, src = self.run, self.src
         t = time.perf_counter()
         if not src.loop_cached(*self.args):        # a first run: the engine compiled in steps, announced
             compile_engine(not src.buf.flags.writeable, run.settings.market if run.market is not None else "",
                            run.settings.model if run.model is not None else "",
                            final=("the live loop and the engine loop",),
-                           meanwhile=lambda: tx_table(run.bout.tx[:0], run.bout.prog_ids[:0], run.names))
+                           meanwhile=lambda: tx_table(run.bout.tx[:0], run.bout.prog_ids[:0], run.names),
+                           stop=stop)
+            if stop is not None and stop():
+                raise CompileStopped("a stop was asked while the engine compiled")
         prefault(run.state, run.ds, run.bout, *self.stages, self.lat_counts, src.cols,
                  src.buf if src.kind != "afpacket" else ())
         request_abort(self.ex)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import signal
 import threading
 
+from ..engine.precompile import CompileStopped
+
 # how a run ended: the ``status`` of its last ``runs`` row, summary.json and the result
 DONE = "done"                        # its input ended (a capture read to its end, a live source closed, --duration)
 CAPTURE_DAMAGED = "capture_damaged"  # the capture ended in damage; every packet before it was processed
@@ -53,29 +55,25 @@ class StopSignals:
         self.event = event if event is not None else threading.Event()
         self.signal: int | None = None
         self._old: dict = {}
-        self._cut_short = False          # a signal raises StopRun (only during warm_up)
 
     def _handle(self, signum, _frame) -> None:
         if self.signal is None:
             self.signal = signum
         self.event.set()
-        if self._cut_short:
-            self._cut_short = False
-            raise StopRun()
 
     def warm_up(self, fn):
-        """``fn()`` (a warm-up, which may compile for minutes on a cold cache), cut short by a
-        signal: no row exists yet, so nothing is lost, and Ctrl-C answers at once. Returns fn's
-        result, or None when a stop came first or cut it short (the run then ends with no rows)."""
+        """``fn(stop)`` (a warm-up, which may compile for minutes on a cold cache), cut short by a
+        signal: no row exists yet, so nothing is lost. ``stop`` is a callable the warm-up looks at
+        between compile steps (engine/precompile.py): the handler never raises into numba's
+        compiler, whose LLVM callbacks swallow an exception and leave the compiler broken.
+        Returns fn's result, or None when a stop came first or cut it short (the run then ends
+        with no rows)."""
         if self.event.is_set():
             return None
-        self._cut_short = True
         try:
-            return fn()
-        except StopRun:
+            return fn(self.event.is_set)
+        except CompileStopped:
             return None
-        finally:
-            self._cut_short = False
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():
