@@ -144,3 +144,20 @@ def test_probing_a_silent_server_holds_the_writer_a_fraction_of_the_time(tmp_pat
     # without the factor: one probe per (retry_s + DEADLINE_S), about 5 in 6 s; with it, one per 5 s at most
     assert probes <= 1 + run_s / (PROBE_COST_FACTOR * DEADLINE_S) + 1, probes
     assert stats.put_wait_s < run_s / 2, stats.put_wait_s
+
+
+@pytest.mark.parametrize("command", [["db", "runs"], ["db", "query", "SELECT 1"], ["db", "schema", "--apply"]])
+def test_db_commands_give_a_silent_server_the_configured_deadlines(command, tmp_path):
+    """Every db command, not only the writer, names a silent server unreachable within the config's
+    deadlines: exit 2, a message, no traceback, instead of the driver's five-minute wait."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env |= {"WORKBENCH_STORE_CONNECT_TIMEOUT_S": str(DEADLINE_S), "WORKBENCH_STORE_READ_TIMEOUT_S": str(DEADLINE_S),
+            "WORKBENCH_DATA_DIR": str(tmp_path / "data")}
+    with fault_server("silent") as srv:
+        t0 = time.monotonic()
+        p = subprocess.run([sys.executable, "-m", "workbench.cli", *command, "--db", f"http://127.0.0.1:{srv.port}/mev"],
+                           capture_output=True, text=True, timeout=110, env=env)
+        took = time.monotonic() - t0
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "Traceback" not in p.stderr and "read deadline" in p.stdout + p.stderr, p.stdout + p.stderr
+    assert took < 60, f"{command}: took {took:.0f} s"

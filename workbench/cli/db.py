@@ -41,6 +41,15 @@ def _dsn(ctx: typer.Context, db: str | None) -> str:
     return db or _settings(ctx).db_dsn
 
 
+def _deadlines(ctx: typer.Context) -> dict:
+    """The config's store deadlines (store_connect_timeout_s, store_read_timeout_s) for a db
+    command's connection: a silent or broken server is named unreachable in bounded time. A
+    query or an index rebuild that must stay silent longer takes a larger store_read_timeout_s
+    or the DSN's send_receive_timeout option."""
+    s = _settings(ctx)
+    return {"connect_timeout": s.store_connect_timeout_s, "read_timeout": s.store_read_timeout_s}
+
+
 def spool_dir(settings: Settings) -> Path:
     """Where failed inserts wait: ``<data_dir>/spool``."""
     from ..store import default_spool_dir
@@ -119,7 +128,8 @@ def query(
             _fail(e)
     sql = sql.strip().rstrip(";")
     try:
-        with connect(_dsn(ctx, db), ensure_schema=False, read_only=read_only) as store:
+        with connect(_dsn(ctx, db), ensure_schema=False, read_only=read_only,
+                     **_deadlines(ctx)) as store:
             if fmt not in ("csv", "parquet"):
                 names, types, rows = store.query_exact(sql)
                 rows = [tuple(exact(v, t) for v, t in zip(row, types)) for row in rows]
@@ -159,7 +169,7 @@ def runs(
     from ..store import connect
     from ..store.writer import mark_lost_runs
     try:
-        with connect(_dsn(ctx, db)) as store:
+        with connect(_dsn(ctx, db), **_deadlines(ctx)) as store:
             mark_lost_runs(store)      # 'running' with no heartbeat: the process died (status 'killed')
             tbl = store.runs(limit)
     except WorkbenchError as e:
@@ -213,7 +223,7 @@ def schema(
             return
         if database:
             raise StoreError("--database applies to the printed DDL; with --apply put the database in the DSN")
-        with connect(dsn, ensure_schema=False, cluster=cluster) as store:
+        with connect(dsn, ensure_schema=False, cluster=cluster, **_deadlines(ctx)) as store:
             before = store.schema_version()[0]
             applied = store.ensure_schema(cluster)
             report = store.schema_report
