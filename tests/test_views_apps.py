@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from views_helpers import UI_TIMEOUT_S, chromium, served as serve_apps, text, wait_for
+from views_helpers import UI_TIMEOUT_S, launched_browser, new_page, served as serve_apps, text, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURE = REPO / "captures" / "demo.pcapng"
@@ -35,19 +35,13 @@ def served(app: str, *args: str, log: Path, also: tuple[str, ...] = ()):
 
 @pytest.fixture(scope="module")
 def browser():
-    exe = chromium()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-dev-shm-usage"])
+    with launched_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1500})
-    pg = ctx.new_page()
-    pg.set_default_timeout(UI_TIMEOUT_S * 1000)
+    ctx, pg = new_page(browser)
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.errors = errors

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from views_helpers import (REPO, UI_TIMEOUT_S, chromium, deep_text, elements_with_id_prefix, served,  # noqa: F401
-                           text, wait_for)
+from views_helpers import (REPO, UI_TIMEOUT_S, deep_text, elements_with_id_prefix, launched_browser, new_page,  # noqa: F401
+                           served, text, wait_for)
 
 MARKET_CAPTURE = REPO / "captures" / "market.pcapng"
 MARKET = REPO / "captures" / "market.pcapng.market"
@@ -33,19 +33,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def browser():
-    exe = chromium()
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-dev-shm-usage"])
+    with launched_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1500})
-    pg = ctx.new_page()
-    pg.set_default_timeout(UI_TIMEOUT_S * 1000)
+    ctx, pg = new_page(browser)
     yield pg
     ctx.close()
 

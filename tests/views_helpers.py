@@ -161,6 +161,27 @@ def chromium() -> str:
     pytest.skip(msg)
 
 
+@contextmanager
+def launched_browser():
+    """Debian's headless chromium under Playwright (never a downloaded browser)."""
+    exe = chromium()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def new_page(browser):
+    """A fresh browser context and its page, with the views' UI timeout: (context, page)."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1500})
+    pg = ctx.new_page()
+    pg.set_default_timeout(UI_TIMEOUT_S * 1000)
+    return ctx, pg
+
+
 def wait_for(pred, timeout: float, what: str, interval: float = 0.25):
     deadline = time.monotonic() + timeout
     last = None
