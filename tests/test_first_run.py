@@ -31,10 +31,12 @@ def test_cold_replay_names_the_cache_and_counts_the_steps(tmp_path):
     p = _replay(cache, tmp_path / "cold")
     assert p.returncode == 0, p.stderr[-3000:]
     lines = [ln for ln in p.stderr.splitlines() if NOTE in ln]
-    # the first line names the cache folder (the source-hash folder inside NUMBA_CACHE_DIR)
+    # the first line on stderr says it is a first run and names the cache folder (the source-hash
+    # folder inside NUMBA_CACHE_DIR), before anything compiles
+    assert p.stderr.splitlines()[0] == lines[0]
     assert re.search(re.escape(str(cache)) + r"/[0-9a-f]{16}\)", lines[0]), lines[0]
-    steps = [re.search(r"step (\d+) of (\d+): (.+)$", ln) for ln in lines[1:]]
-    assert all(steps), lines
+    steps = [m for ln in lines if (m := re.search(r"step (\d+) of (\d+): (.+)$", ln))]
+    assert steps and len(steps) == len(lines) - 2, lines      # the first-run line, the step count, the steps
     total = int(steps[0].group(2))
     assert [int(m.group(1)) for m in steps] == list(range(1, total + 1))
     assert {m.group(3) for m in steps} >= {"the shred reassembly", "the transaction decoder", "the engine loop"}

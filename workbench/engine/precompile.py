@@ -161,6 +161,17 @@ def say_stderr(text: str) -> None:
     sys.stderr.flush()
 
 
+def say_if_first_run(say: Callable[[str], None] = say_stderr) -> bool:
+    """A cache folder holding no ``process_batch`` at all is a first run: say so at once, before the
+    engine state's key table and the market loader (jitted too) compile ahead of the steps, so
+    that a first run speaks in its first second. True when it said so."""
+    if any(Path(cache_folder()).rglob("*.process_batch-*.nbi")):
+        return False
+    say(f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()}): "
+        "its tables first, then the steps below")
+    return True
+
+
 class CompileReport(NamedTuple):
     seconds: float                        # wall seconds of the workers' part
     steps: dict[str, float]               # wall seconds each step took in its worker

@@ -27,7 +27,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..engine.market.counters import DETECT_COUNTER_NAMES
 from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
-from ..engine.precompile import CompileStopped, compile_engine, engine_cached, say_stderr
+from ..engine.precompile import CompileStopped, compile_engine, engine_cached, say_if_first_run, say_stderr
 from ..engine.state import (C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES,
                             HIST_PACKET_NS, HIST_SCORE_NS, EngineState)
 from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
@@ -166,6 +166,7 @@ class EngineRun:
                  batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True):
         self.settings = settings
         self.out = out_folder(out_dir)
+        say_if_first_run()       # before the state and the market load, which compile too on a first run
         self.state = state if state is not None else engine_state(settings)
         self.ds = ds if ds is not None else deshred_state(settings)
         self.bout = new_batch_out(batch_frames or settings.batch_frames)
