@@ -41,6 +41,13 @@ class CompileStopped(Exception):
     """The caller asked to stop (a signal during a first run's compile): the workers were ended.
     Raised only between steps, never from inside numba's compiler, where an exception raised by a
     signal handler is swallowed by LLVM's callbacks and leaves the compiler in a broken state."""
+
+
+def _stop_if_asked(stop: Callable[[], bool] | None) -> None:
+    if stop is not None and stop():
+        raise CompileStopped("a stop was asked while the engine compiled")
+
+
 WORKERS_MAX = 4              # more workers than independent steps would only load numba again
 
 
@@ -201,7 +208,8 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
     announced here as the last ones: the caller then compiles them without a word).
     ``meanwhile`` is called once the workers have their first steps (the caller's own
     compiling that needs none of theirs). ``stop()`` true ends the workers and raises
-    CompileStopped (looked at every STOP_POLL_S while the workers compile)."""
+    CompileStopped (looked at every STOP_POLL_S while the workers compile, and last before
+    returning, so that the caller need not look again before its own final steps)."""
     t0 = time.perf_counter()
     steps = engine_steps(bool(market_folder), bool(model_folder))
     total = len(steps) + len(final)
@@ -243,16 +251,14 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
             if meanwhile is not None:
                 meanwhile()
                 meanwhile = None
-            if stop is not None and stop():
-                raise CompileStopped("a stop was asked while the engine compiled")
+            _stop_if_asked(stop)
             if not busy:                  # every worker died: the caller compiles the rest
                 for s in pending:
                     failed[s.name] = "no compile worker left"
                 break
             waited = 0.0
             while not (events := sel.select(timeout=STOP_POLL_S if stop is not None else STEP_TIMEOUT_S)):
-                if stop is not None and stop():
-                    raise CompileStopped("a stop was asked while the engine compiled")
+                _stop_if_asked(stop)
                 waited += STOP_POLL_S if stop is not None else STEP_TIMEOUT_S
                 if waited >= STEP_TIMEOUT_S:
                     raise TimeoutError(f"no compile step finished in {STEP_TIMEOUT_S:.0f} s")
@@ -291,6 +297,7 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
             except subprocess.TimeoutExpired:
                 p.kill()
         sel.close()
+    _stop_if_asked(stop)                  # (before the caller compiles the final steps)
     for name, err in failed.items():
         say(f"workbench: compile step {name} failed in its worker; compiling it here instead\n{err}")
     for i, what in enumerate(final, start=started + 1):

@@ -27,7 +27,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..engine.market.counters import DETECT_COUNTER_NAMES
 from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
-from ..engine.precompile import CompileStopped, compile_engine, engine_cached, say_if_first_run, say_stderr
+from ..engine.precompile import compile_engine, engine_cached, say_if_first_run, say_stderr
 from ..engine.state import (C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES,
                             HIST_PACKET_NS, HIST_SCORE_NS, EngineState)
 from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
@@ -142,8 +142,6 @@ def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=No
         compile_engine(not buf.flags.writeable, market_folder if market is not None else "",
                        model_folder if model is not None else "", say=say or (lambda _text: None), final=final,
                        meanwhile=tables, stop=stop)
-        if stop is not None and stop():
-            raise CompileStopped("a stop was asked while the engine compiled")
     process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
     tables()
     return time.perf_counter() - t

@@ -25,7 +25,7 @@ from ..engine.live_mailbox import (LAT_RUN, LAT_WINDOW, Stage, active_stage, bus
                                    request_stop, reset_latency_window, reset_mailbox, set_returned, source_closed,
                                    stage_bytes, staged_rows)
 from ..engine.state import C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, EngineState
-from ..engine.precompile import CompileStopped, compile_engine
+from ..engine.precompile import compile_engine
 from ..engine.tables import tx_table
 from ..errors import ConfigError
 from ..host import alloc_buffer, huge_backed_bytes
@@ -255,8 +255,6 @@ class LiveLoop:
                            final=("the live loop and the engine loop",),
                            meanwhile=lambda: tx_table(run.bout.tx[:0], run.bout.prog_ids[:0], run.names),
                            stop=stop)
-            if stop is not None and stop():
-                raise CompileStopped("a stop was asked while the engine compiled")
         prefault(run.state, run.ds, run.bout, *self.stages, self.lat_counts, src.cols,
                  src.buf if src.kind != "afpacket" else ())
         request_abort(self.ex)
