@@ -7,7 +7,6 @@ Store queries run on worker threads (the store client blocks); everything else o
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 
@@ -20,16 +19,15 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import StoreError
 from ..store.schema import OPPORTUNITY_TYPES
-from .hub import CHANNELS
 from .openapi import openapi_document
 from .opportunity_rows import RowError, check_batch, dumps_rows, rows_json
 from .prometheus import CONTENT_TYPE, ServerMetrics
 from .security import BodyTooLarge, Guard, read_body
 from .service import Service
+from .ws import ws_endpoint
 from .store_access import PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, RUNS_MAX, BadQuery, OpportunityFilter
 
 JSON = "application/json"
@@ -207,37 +205,6 @@ def build_app(service: Service) -> Guard:
     async def openapi(request: Request) -> Response:
         return Response(openapi_body, media_type=JSON)
 
-    async def ws(socket: WebSocket) -> None:
-        await socket.accept()
-        client = service.hub.new_client()
-
-        async def writer():
-            while True:
-                _channel, _first, _last, data = await client.queue.get()
-                await socket.send_text(data)
-                client.sent += 1
-                service.hub.frames_sent += 1
-
-        task = asyncio.create_task(writer())
-        try:
-            while True:
-                msg = await socket.receive()
-                if msg["type"] == "websocket.disconnect":
-                    break
-                raw = msg.get("text")
-                if raw is None:             # a binary frame: decode it as UTF-8 JSON too
-                    raw = (msg.get("bytes") or b"").decode("utf-8", "replace")
-                reply = _ws_command(service, client, raw)
-                if reply is not None:
-                    client.queue.put_nowait(("", -1, -1, orjson.dumps(reply).decode()))
-        except WebSocketDisconnect:
-            pass
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            service.hub.drop_client(client)
-
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await service.start()
@@ -258,43 +225,9 @@ def build_app(service: Service) -> Guard:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        WebSocketRoute("/ws", ws),
+        WebSocketRoute("/ws", ws_endpoint(service)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)])
     return Guard(app, service.options.token, rate=service.options.rate_limit)
 
-
-def _ws_command(service: Service, client, raw: str) -> dict | None:
-    """Handle one client message; the reply (queued in order before any frame it causes)."""
-    try:
-        msg = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {"type": "error", "message": "messages are JSON objects, e.g. "
-                                            '{"type":"subscribe","channels":["opportunities"]}'}
-    if not isinstance(msg, dict):
-        return {"type": "error", "message": "a message is a JSON object with a 'type'"}
-    kind = msg.get("type")
-    if kind == "ping":
-        return {"type": "pong"}
-    if kind not in ("subscribe", "unsubscribe"):
-        return {"type": "error", "message": f"type {kind!r}: expected subscribe, unsubscribe or ping"}
-    channels = msg.get("channels")
-    if not isinstance(channels, list) or not channels or any(c not in CHANNELS for c in channels):
-        return {"type": "error", "message": f"channels {channels!r}: expected a list drawn from {list(CHANNELS)}"}
-    if kind == "unsubscribe":
-        service.hub.unsubscribe(client, channels)
-        return {"type": "unsubscribed", "channels": channels}
-    start = msg.get("from")
-    if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
-        return {"type": "error", "message": f"from {start!r}: expected a sequence number >= 0"}
-    ahead = [c for c in channels if start is not None and start > service.hub.channels[c].next_seq]
-    if ahead:       # a sequence this server never numbered: a client of another server, or of an earlier run
-        return {"type": "error", "message": f"from {start}: channel {ahead[0]} has numbered items up to "
-                                            f"{service.hub.channels[ahead[0]].next_seq - 1} only (this server "
-                                            "numbers from 0 at its start); subscribe without 'from', or from 0"}
-    ack = {"type": "subscribed", "channels": channels, "from": start,
-           "next_seq": {c: service.hub.channels[c].next_seq for c in channels}}
-    client.queue.put_nowait(("", -1, -1, orjson.dumps(ack).decode()))
-    service.hub.subscribe(client, channels, start)
-    return None
