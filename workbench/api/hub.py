@@ -1,82 +1,113 @@
 """WebSocket channels: per-channel sequence numbers, memory for resumes, bounded client queues.
 
 Everything here runs on the server's event loop: the engine's rows reach it by the server's
-pump (server.py), which reads what the background run collected once per tick, so the engine
-thread never waits on a socket. A channel numbers its items 0, 1, 2, ...; a frame carries a
-run of them (``first_seq`` .. ``last_seq``), encoded once and shared by every client. A
-client's queue holds at most ``queue_frames`` frames: a frame that does not fit is dropped for
-that client alone and counted, and before the channel's next frame the client gets
-``{"type": "gap", "channel", "missed", "first_seq", "last_seq"}`` saying exactly what it lost.
-A subscription with ``from`` first receives what the channel still holds in memory from that
-sequence (a gap message for what it no longer holds), then the live stream, without a hole or
-a repeat: both happen in one step of the loop.
+pump (service.py), which the run wakes when it hands rows on, so the engine thread never
+waits on a socket. A channel numbers its items 0, 1, 2, ...; a frame carries a run of them
+(``first_seq`` .. ``last_seq``) and ``handed_ns``, the wall time (time.time_ns()) at which the
+run handed on the batch the frame's first item came from; it is encoded once and shared by
+every client. A client's queue holds at most ``queue_frames`` frames: a frame that does not
+fit is dropped for that client alone and counted, and before the channel's next frame the
+client gets ``{"type": "gap", "channel", "missed", "first_seq", "last_seq"}`` saying exactly
+what it lost. A subscription with ``from`` first receives what the channel still holds in
+memory from that sequence (older items: from the store for opportunities, resume.py; a gap
+message otherwise), then the live stream, without a hole or a repeat: the memory part and
+joining the live stream happen in one step of the loop.
+
+The ``transactions`` channel (tx_channel.py) keeps Arrow tables rather than encoded items and
+encodes each batch once per distinct subscription filter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
+import time
 from dataclasses import dataclass, field
 
-import orjson
+from .frames import FRAME_ITEMS_MAX, frame_text, gap_text
+from .tx_channel import TX_HISTORY_ITEMS, TxChannel, TxFilter
 
-CHANNELS = ("opportunities", "stats", "latency")
+CHANNELS = ("opportunities", "stats", "latency", "transactions")
 HISTORY_ITEMS = 200_000          # items a channel keeps for resumes
-FRAME_ITEMS_MAX = 1_000          # items in one frame (a backlog goes out in frames this size)
 QUEUE_FRAMES = 1_024             # frames a client may have waiting before it starts missing some
-
-
-def frame_text(channel: str, first: int, items: list[bytes]) -> str:
-    """One frame of items ``first``.. of ``channel`` (items are JSON already: joined, not re-encoded)."""
-    head = b'{"type":"rows","channel":"%s","first_seq":%d,"last_seq":%d,"rows":[' % (
-        channel.encode(), first, first + len(items) - 1)
-    return (head + b",".join(items) + b"]}").decode()
-
-
-def _gap_text(channel: str, first: int, last: int, missed: int, reason: str) -> str:
-    return orjson.dumps({"type": "gap", "channel": channel, "missed": missed, "first_seq": first,
-                         "last_seq": last, "reason": reason}).decode()
 
 
 @dataclass
 class Channel:
+    """A channel of encoded items: the newest ``history.maxlen`` of them, and the hand-off time of
+    each batch they came in (``marks``: first sequence and time.time_ns() of each batch)."""
     name: str
     next_seq: int = 0
     history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_ITEMS))
+    _mark_seq: list = field(default_factory=list)
+    _mark_ns: list = field(default_factory=list)
 
     @property
     def oldest_seq(self) -> int:
         return self.next_seq - len(self.history)
 
+    def add(self, items: list[bytes], handed_ns: int) -> int:
+        first = self.next_seq
+        self.history.extend(items)
+        self.next_seq += len(items)
+        self._mark_seq.append(first)
+        self._mark_ns.append(handed_ns)
+        k = bisect.bisect_right(self._mark_seq, self.oldest_seq) - 1
+        if k > 1024 and k > len(self._mark_seq) // 2:      # forget marks of batches memory no longer holds
+            del self._mark_seq[:k], self._mark_ns[:k]
+        return first
+
+    def handed_at(self, seq: int) -> int:
+        """Hand-off time of the batch item ``seq`` came in."""
+        k = bisect.bisect_right(self._mark_seq, seq) - 1
+        return self._mark_ns[max(k, 0)] if self._mark_ns else 0
+
+    def frames(self, begin: int) -> list[tuple[int, int, str]]:
+        """(first, last, text) frames of the items held from ``begin`` (>= oldest_seq) on."""
+        hist, out = self.history, []
+        skip = begin - self.oldest_seq
+        items = [hist[j] for j in range(skip, len(hist))]
+        for i in range(0, len(items), FRAME_ITEMS_MAX):
+            part = items[i:i + FRAME_ITEMS_MAX]
+            out.append((begin + i, begin + i + len(part) - 1,
+                        frame_text(self.name, begin + i, part, self.handed_at(begin + i))))
+        return out
+
 
 @dataclass(eq=False)          # identity: a client is one socket
 class Client:
-    """One socket: its queue of (channel, first, last, bytes) and its pending gaps per channel."""
+    """One socket: its queue of (channel, first, last, text), its pending gaps per channel and its
+    subscription filters (transactions)."""
     queue_frames: int
     channels: set = field(default_factory=set)
     queue: asyncio.Queue = field(default=None)
     gaps: dict = field(default_factory=dict)            # channel -> [first_missed, last_missed, count]
+    filters: dict = field(default_factory=dict)         # channel -> TxFilter (transactions only)
     sent: int = 0
     missed: int = 0
     hub_missed: list = field(default_factory=lambda: [0])   # the hub's total, shared by its clients
+    room: asyncio.Event = field(default=None)           # set by the socket writer each time it takes a frame
 
     def __post_init__(self):
         # unbounded for replies and notices; ``offer`` keeps the frames within ``queue_frames``
         self.queue = asyncio.Queue()
+        self.room = asyncio.Event()
 
     def flush_gap(self, channel: str) -> None:
         """Queue the channel's pending gap notice if there is room (before any later frame of it)."""
         gap = self.gaps.get(channel)
         if gap is not None and self.queue.qsize() < self.queue_frames:
             self.queue.put_nowait((channel, gap[0], gap[1],
-                                   _gap_text(channel, gap[0], gap[1], gap[2], "the client read too slowly")))
+                                   gap_text(channel, gap[0], gap[1], gap[2], "the client read too slowly")))
             del self.gaps[channel]
 
-    def offer(self, channel: str, first: int, last: int, data: str) -> bool:
-        """Queue a frame unless the queue is full (then count it as missed); never waits."""
+    def offer(self, channel: str, first: int, last: int, data: str, n: int | None = None) -> bool:
+        """Queue a frame of ``n`` items (default: ``last - first + 1``) unless the queue is full (then
+        count them as missed); never waits."""
         self.flush_gap(channel)
         if self.queue.qsize() >= self.queue_frames:
-            n = last - first + 1
+            n = last - first + 1 if n is None else n
             if channel not in self.gaps:
                 self.gaps[channel] = [first, last, n]
             else:
@@ -88,12 +119,23 @@ class Client:
         self.queue.put_nowait((channel, first, last, data))
         return True
 
+    async def wait_room(self) -> None:
+        """Until the queue holds fewer than ``queue_frames`` frames (a backlog waits for its reader
+        instead of being dropped: only this client's own catch-up waits)."""
+        while self.queue.qsize() >= self.queue_frames:
+            self.room.clear()
+            await self.room.wait()
+
 
 class Hub:
     """The channels and the subscribed clients."""
 
-    def __init__(self, queue_frames: int = QUEUE_FRAMES, history_items: int = HISTORY_ITEMS):
-        self.channels = {c: Channel(c, history=collections.deque(maxlen=history_items)) for c in CHANNELS}
+    def __init__(self, queue_frames: int = QUEUE_FRAMES, history_items: int = HISTORY_ITEMS,
+                 tx_history_items: int = TX_HISTORY_ITEMS):
+        self.channels = {c: Channel(c, history=collections.deque(maxlen=history_items))
+                         for c in CHANNELS if c != "transactions"}
+        self.tx = TxChannel(tx_history_items)
+        self.channels["transactions"] = self.tx
         self.clients: set[Client] = set()
         self.queue_frames = queue_frames
         self.frames_sent = 0            # counted by the socket writers
@@ -115,46 +157,61 @@ class Hub:
     def subscribed(self, channel: str) -> bool:
         return any(channel in c.channels for c in self.clients)
 
-    def publish(self, channel: str, items: list[bytes]) -> None:
-        """Number ``items`` in ``channel``, keep them for resumes, queue them for its subscribers."""
-        if not items:
-            return
+    def publish(self, channel: str, items: list[bytes], handed_ns: int | None = None) -> int:
+        """Number ``items`` in ``channel``, keep them for resumes, queue them for its subscribers;
+        ``handed_ns``: when the run handed them on (default: now). Returns the first's number."""
         ch = self.channels[channel]
-        first = ch.next_seq
-        ch.history.extend(items)
-        ch.next_seq += len(items)
+        if not items:
+            return ch.next_seq
+        handed_ns = time.time_ns() if handed_ns is None else handed_ns
+        first = ch.add(items, handed_ns)
         self.items_published += len(items)
         subs = [c for c in self.clients if channel in c.channels]
         for i in range(0, len(items), FRAME_ITEMS_MAX):
             part = items[i:i + FRAME_ITEMS_MAX]
-            data = frame_text(channel, first + i, part)
+            data = frame_text(channel, first + i, part, handed_ns)
             for c in subs:
                 c.offer(channel, first + i, first + i + len(part) - 1, data)
+        return first
+
+    def publish_transactions(self, table, handed_ns: int | None = None) -> None:
+        """Number the rows of a tx_features table; encode them once per distinct filter of its subscribers."""
+        n = table.num_rows
+        if not n:
+            return
+        handed_ns = time.time_ns() if handed_ns is None else handed_ns
+        self.items_published += n
+        subs = [c for c in self.clients if "transactions" in c.channels]
+        self.tx.publish(table, handed_ns, subs)
 
     def flush_gaps(self) -> None:
-        """Pending gap notices of clients that have room again (called every tick: a client that
-        missed the last frames of a burst hears of it without waiting for the next frame)."""
+        """Pending gap notices of clients that have room again (a client that missed the last frames of
+        a burst hears of it without waiting for the next frame)."""
         for c in self.clients:
             for channel in list(c.gaps):
                 c.flush_gap(channel)
 
-    def subscribe(self, c: Client, channels: list[str], start: int | None) -> dict:
+    def subscribe(self, c: Client, channels: list[str], start: int | None, tx_filter: TxFilter | None = None) -> dict:
         """Subscribe ``c``; with ``start`` queue the channel's items from that sequence first."""
         next_seq = {}
         for name in channels:
+            if name == "transactions":
+                if name not in c.channels:
+                    c.filters[name] = tx_filter
+                    if start is not None:
+                        self.tx.backlog(c, start, tx_filter)
+                c.channels.add(name)
+                next_seq[name] = self.tx.next_seq
+                continue
             ch = self.channels[name]
             if start is not None and name not in c.channels:
                 begin = max(start, ch.oldest_seq)
                 if start < ch.oldest_seq:
                     missed = ch.oldest_seq - start
-                    c.queue.put_nowait((name, start, ch.oldest_seq - 1, _gap_text(
+                    c.queue.put_nowait((name, start, ch.oldest_seq - 1, gap_text(
                         name, start, ch.oldest_seq - 1, missed, "older than the server's memory")))
-                hist = ch.history
-                skip = begin - ch.oldest_seq
-                items = [hist[j] for j in range(skip, len(hist))]
-                for i in range(0, len(items), FRAME_ITEMS_MAX):
-                    part = items[i:i + FRAME_ITEMS_MAX]
-                    c.offer(name, begin + i, begin + i + len(part) - 1, frame_text(name, begin + i, part))
+                for first, last, text in ch.frames(begin):
+                    c.offer(name, first, last, text)
             c.channels.add(name)
             next_seq[name] = ch.next_seq
         return next_seq
@@ -163,3 +220,4 @@ class Hub:
         for name in channels:
             c.channels.discard(name)
             c.gaps.pop(name, None)
+            c.filters.pop(name, None)

@@ -1,11 +1,13 @@
 """What the routes share: the options, the store the process owns, the engine thread, the pump.
 
 One process owns the store connections (so other processes read an embedded store through
-it while a run writes) and, with ``replay``, runs the engine on a background thread with the
-same runner as ``workbench replay`` (runner/background.py ``BackgroundRun``: same rows, same
-outputs, the same store writer). The pump, a task on the event loop, reads the rows the run
-collected once per tick and publishes them on the WebSocket channels: the engine hands rows
-to a list and goes on; only the pump and the sockets wait.
+it while a run writes) and, with ``replay`` or ``live``, runs the engine on a background thread
+with the same runner as ``workbench replay`` / ``workbench live`` (runner/background.py
+``BackgroundRun``: same rows, same outputs, the same store writer). The pump, a task on the
+event loop, publishes the rows the run collected on the WebSocket channels. The run's sink
+thread wakes it (``loop.call_soon_threadsafe``, which never blocks) when it hands rows on, at
+most one wake pending at a time, so a row waits for no tick; the engine hands rows to a list
+and goes on; only the pump and the sockets wait.
 """
 
 from __future__ import annotations
@@ -20,24 +22,31 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow.compute as pc
 
+from ..store.columns import mev_opportunities_table
+
 from ..errors import ConfigError
 from ..runner.background import BackgroundRun
 from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
-from .hub import QUEUE_FRAMES, Hub
-from .opportunity_rows import engine_rows_json
+from .hub import HISTORY_ITEMS, QUEUE_FRAMES, Hub
+from .opportunity_rows import dumps_rows
+from .seq_index import SeqIndex
 from .security import TOKEN_ENV, is_loopback
 from .store_access import StoreAccess
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.01                   # the pump reads the run's new rows this often
-STATS_PERIOD_S = 1.0            # the stats channel gets one item this often
+STATS_PERIOD_S = 1.0            # the stats channel gets one item this often (and pending gaps are told)
+LIVE_SOURCES = ("afpacket", "udp")
 
 
 @dataclass
 class ServeOptions:
     db: str                                # store DSN (the CLI resolves the default)
     replay: str | None = None              # capture to replay on the engine thread
+    live: bool = False                     # capture live on the engine thread (iface, or source udp and ports)
+    iface: str | None = None
+    source: str = "afpacket"               # live: afpacket (iface) or udp (ports)
+    ports: str | None = None               # live: UDP ports (udp: bound; afpacket: the capture filter)
     market: str | None = None
     model: str | None = None
     out_dir: str = DEFAULT_OUT_DIR
@@ -46,6 +55,7 @@ class ServeOptions:
     port: int = DEFAULT_PORT
     token: str | None = None
     queue_frames: int = QUEUE_FRAMES       # per WebSocket client, before it starts missing frames
+    history_items: int = HISTORY_ITEMS     # items a channel keeps in memory for resumes (older: the store)
     rate_limit: float | None = None        # requests/s per client address; None: no limit
 
     def checked(self) -> "ServeOptions":
@@ -59,9 +69,22 @@ class ServeOptions:
             raise ConfigError(f"--port {self.port}: expected 0..65535")
         if self.queue_frames < 1:
             raise ConfigError(f"--ws-queue-frames {self.queue_frames}: expected at least 1")
+        if self.history_items < 1:
+            raise ConfigError(f"--ws-history-items {self.history_items}: expected at least 1")
         if self.rate_limit is not None and not (0 < self.rate_limit < float("inf")):
             raise ConfigError(f"--rate-limit {self.rate_limit}: expected requests per second > 0 (leave it unset "
                               "for no limit)")
+        if self.live:
+            if self.replay:
+                raise ConfigError("--live and --replay: one source at a time")
+            if self.source not in LIVE_SOURCES:
+                raise ConfigError(f"--source {self.source}: expected one of {', '.join(LIVE_SOURCES)}")
+            if self.source == "afpacket" and not self.iface:
+                raise ConfigError("--live needs --iface IF (or --source udp --ports P)")
+            if self.source == "udp" and not self.ports:
+                raise ConfigError("--live --source udp needs --ports P (the UDP ports to bind)")
+        elif self.iface or self.ports:
+            raise ConfigError(f"{'--iface' if self.iface else '--ports'} is for live capture: add --live")
         return self
 
 
@@ -76,12 +99,25 @@ class Service:
     opportunities_by_type: Counter = field(default_factory=Counter)
     posted: int = 0
     started_at: float = field(default_factory=time.monotonic)
-    _pos: int = 0
+    index: SeqIndex = field(default_factory=SeqIndex)     # every opportunity numbered: seq -> (time, id)
+    engine_keys: frozenset = frozenset()                   # the columns of an engine row's JSON
     _pump: asyncio.Task | None = None
+    _wake: asyncio.Event | None = None
+    _wake_pending: bool = False
 
     # -- lifecycle (called on the event loop)
     async def start(self) -> None:
+        self._wake = asyncio.Event()
         if self.run is not None:
+            loop = asyncio.get_running_loop()
+            wake = self._wake
+
+            def on_hand_off():          # on the run's sink thread: one pending wake at a time, never blocks
+                if not self._wake_pending:
+                    self._wake_pending = True
+                    loop.call_soon_threadsafe(wake.set)
+
+            self.run.on_hand_off = on_hand_off
             self.run.start()
         self._pump = asyncio.create_task(self._pump_loop())
 
@@ -95,34 +131,49 @@ class Service:
                 # compiling the engine, which cannot be interrupted, and then this wait is that long
                 log.warning("stopping: waiting for the engine thread (%s) to write what it processed", self.run.phase)
             await asyncio.to_thread(_join, self.run)
+            self.pump_once()            # what the run handed on while it stopped (clients still connected get it)
         self.store.close()
 
     async def _pump_loop(self) -> None:
         next_stats = time.monotonic()
         while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_stats - time.monotonic()))
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            self._wake_pending = False      # before taking: rows handed on from here wake the pump again
             self.pump_once()
-            self.hub.flush_gaps()
             now = time.monotonic()
             if now >= next_stats:
+                self.hub.flush_gaps()
                 self.hub.publish("stats", [orjson.dumps(self.stats())])
                 if self.run is not None and self.hub.subscribed("latency"):
                     self.hub.publish("latency", [orjson.dumps(self.latency_percentiles())])
                 next_stats = now + STATS_PERIOD_S
-            await asyncio.sleep(TICK_S)
 
     def pump_once(self) -> None:
-        """Publish the opportunities the run collected since the last tick, in the run's order."""
+        """Publish the rows the run handed on since the last call, in the run's order: opportunities,
+        then transactions (the run's tables are taken, so the server holds only its bounded memory)."""
         if self.run is None:
             return
-        tables, self._pos = self.run.tables("opportunities", self._pos)
-        for t in tables:
+        source = self.run.mode if self.run.mode in ("replay", "live") else "replay"
+        for t, handed_ns in self.run.take("opportunities"):
             self.opportunities_by_type.update({d["values"]: d["counts"]
                                                for d in pc.value_counts(t.column("type")).to_pylist()})
-            self.hub.publish("opportunities", engine_rows_json(t, "replay"))
+            shaped = mev_opportunities_table(t, source)
+            if not self.engine_keys:
+                self.engine_keys = frozenset(shaped.column_names)
+            self.index.append(shaped.column("timestamp_ns").to_numpy(),
+                              shaped.column("opportunity_id").to_pylist(), engine=True)
+            self.hub.publish("opportunities", dumps_rows(shaped), handed_ns)
+        for t, handed_ns in self.run.take("tx_features"):
+            self.hub.publish_transactions(t, handed_ns)
 
     def published_posted(self, rows: list[dict], items: list[bytes]) -> None:
         self.posted += len(rows)
         self.opportunities_by_type.update(r["type"] for r in rows)
+        self.index.append([r["timestamp_ns"] for r in rows], [r["opportunity_id"] for r in rows], engine=False)
         self.hub.publish("opportunities", items)
 
     # -- what the routes show
@@ -177,4 +228,7 @@ def make_service(opts: ServeOptions) -> Service:
     if opts.replay:
         run = BackgroundRun("replay", capture=opts.replay, out_dir=opts.out_dir, speed=opts.speed,
                             market=opts.market, model=opts.model, db=opts.db)
-    return Service(opts, store, run, Hub(queue_frames=opts.queue_frames))
+    elif opts.live:
+        run = BackgroundRun("live", iface=opts.iface, udp_ports=opts.ports, source=opts.source, out_dir=opts.out_dir,
+                            market=opts.market, model=opts.model, db=opts.db)
+    return Service(opts, store, run, Hub(queue_frames=opts.queue_frames, history_items=opts.history_items))

@@ -14,7 +14,11 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .hub import CHANNELS
+from .resume import catch_up, parse_from, stored_since
 from .service import Service
+from .tx_channel import FilterError, TxFilter
+
+TIMED_CHANNELS = ("opportunities", "transactions")     # channels whose items carry an event time
 
 
 def ws_endpoint(service: Service):
@@ -27,6 +31,10 @@ def ws_endpoint(service: Service):
         async def writer():
             while True:
                 _channel, _first, _last, data = await client.queue.get()
+                client.room.set()           # a catch-up waiting for room in this queue goes on
+                if client.gaps and client.queue.qsize() < client.queue_frames:
+                    for ch in list(client.gaps):    # a gap pending since the queue was full is told at once
+                        client.flush_gap(ch)
                 await socket.send_text(data)
                 client.sent += 1
                 service.hub.frames_sent += 1
@@ -40,7 +48,7 @@ def ws_endpoint(service: Service):
                 raw = msg.get("text")
                 if raw is None:             # a binary frame: decode it as UTF-8 JSON too
                     raw = (msg.get("bytes") or b"").decode("utf-8", "replace")
-                reply = _ws_command(service, client, raw)
+                reply = await _ws_command(service, client, raw)
                 if reply is not None:
                     client.queue.put_nowait(("", -1, -1, orjson.dumps(reply).decode()))
         except WebSocketDisconnect:
@@ -54,36 +62,64 @@ def ws_endpoint(service: Service):
     return ws
 
 
-def _ws_command(service: Service, client, raw: str) -> dict | None:
+def _error(message: str, field: str | None = None) -> dict:
+    return {"type": "error", "message": message, **({"field": field} if field else {})}
+
+
+async def _ws_command(service: Service, client, raw: str) -> dict | None:
     """Handle one client message; the reply (queued in order before any frame it causes)."""
     try:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return {"type": "error", "message": "messages are JSON objects, e.g. "
-                                            '{"type":"subscribe","channels":["opportunities"]}'}
+        return _error("messages are JSON objects, e.g. {\"type\":\"subscribe\",\"channels\":[\"opportunities\"]}")
     if not isinstance(msg, dict):
-        return {"type": "error", "message": "a message is a JSON object with a 'type'"}
+        return _error("a message is a JSON object with a 'type'")
     kind = msg.get("type")
     if kind == "ping":
         return {"type": "pong"}
     if kind not in ("subscribe", "unsubscribe"):
-        return {"type": "error", "message": f"type {kind!r}: expected subscribe, unsubscribe or ping"}
+        return _error(f"type {kind!r}: expected subscribe, unsubscribe or ping", "type")
     channels = msg.get("channels")
     if not isinstance(channels, list) or not channels or any(c not in CHANNELS for c in channels):
-        return {"type": "error", "message": f"channels {channels!r}: expected a list drawn from {list(CHANNELS)}"}
+        return _error(f"channels {channels!r}: expected a list drawn from {list(CHANNELS)}", "channels")
     if kind == "unsubscribe":
         service.hub.unsubscribe(client, channels)
         return {"type": "unsubscribed", "channels": channels}
-    start = msg.get("from")
-    if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
-        return {"type": "error", "message": f"from {start!r}: expected a sequence number >= 0"}
-    ahead = [c for c in channels if start is not None and start > service.hub.channels[c].next_seq]
+    try:
+        start, t_ns = parse_from(msg.get("from"))
+        tx_filter = TxFilter.parse(msg.get("filter"))
+    except FilterError as e:
+        return _error(str(e), e.field)
+    if tx_filter is not None and "transactions" not in channels:
+        return _error("filter: only the transactions channel takes a filter", "filter")
+    hub = service.hub
+    if t_ns is not None:
+        untimed = [c for c in channels if c not in TIMED_CHANNELS]
+        if untimed:
+            return _error(f"from a time: channel {untimed[0]} has no event times (a time resumes "
+                          f"{' and '.join(TIMED_CHANNELS)}); subscribe to it from a sequence number", "from")
+    ahead = [c for c in channels if start is not None and start > hub.channels[c].next_seq]
     if ahead:       # a sequence this server never numbered: a client of another server, or of an earlier run
-        return {"type": "error", "message": f"from {start}: channel {ahead[0]} has numbered items up to "
-                                            f"{service.hub.channels[ahead[0]].next_seq - 1} only (this server "
-                                            "numbers from 0 at its start); subscribe without 'from', or from 0"}
-    ack = {"type": "subscribed", "channels": channels, "from": start,
-           "next_seq": {c: service.hub.channels[c].next_seq for c in channels}}
+        return _error(f"from {start}: channel {ahead[0]} has numbered items up to "
+                      f"{hub.channels[ahead[0]].next_seq - 1} only (this server numbers from 0 at its start); "
+                      "subscribe without 'from', from 0, or from a time", "from")
+    fresh = [c for c in channels if c not in client.channels]
+    # where each channel starts: a time maps to the first item numbered at or after it
+    starts = {c: start for c in fresh}
+    if t_ns is not None:
+        starts = {c: (service.index.first_at_or_after(t_ns) if c == "opportunities" else hub.tx.seq_at_time(t_ns))
+                  for c in fresh}
+    ack = {"type": "subscribed", "channels": channels, "from": msg.get("from"),
+           "next_seq": {c: hub.channels[c].next_seq for c in channels}}
+    if t_ns is not None:
+        ack["first_seq"] = starts
     client.queue.put_nowait(("", -1, -1, orjson.dumps(ack).decode()))
-    service.hub.subscribe(client, channels, start)
+    for c in fresh:
+        begin = starts[c]
+        if c == "opportunities" and t_ns is not None:
+            await stored_since(service, client, t_ns)      # rows from before this server's numbering
+        if c == "opportunities" and begin is not None and begin < hub.channels[c].oldest_seq:
+            begin = await catch_up(service, client, begin)  # what memory no longer holds, from the store
+        # memory, then the live stream: in this one step of the loop (no await between them)
+        hub.subscribe(client, [c], begin, tx_filter if c == "transactions" else None)
     return None

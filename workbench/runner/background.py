@@ -93,6 +93,7 @@ class BackgroundRun:
     db: str | None = None
     iface: str | None = None
     udp_ports: str | None = None
+    source: str | None = None                # 'live': afpacket or udp (default: udp with udp_ports, else afpacket)
     duration: float | None = None
     run_dir: str | None = None
     rate: float | None = None                # 'run' mode: re-stream its opportunities at this many rows/s
@@ -115,6 +116,10 @@ class BackgroundRun:
     _stop: threading.Event = field(default_factory=threading.Event)
     _rate_prev: tuple = (0.0, 0, 0, 0)
     rates: Rates = field(default_factory=Rates)
+    # called (from the thread that hands tables to ``sink``) after rows were collected: a server wakes its
+    # reader with it instead of polling. It must not block: it runs on the run's sink thread
+    on_hand_off: object = None
+    _handed: dict = field(default_factory=dict)     # name -> time.time_ns() each table was handed on
 
     # -- collecting ---------------------------------------------------------------------
     def sink(self, name: str, table: pa.Table) -> None:
@@ -122,17 +127,28 @@ class BackgroundRun:
             return
         with self._lock:
             self._tables.setdefault(name, []).append(table)
+            self._handed.setdefault(name, []).append(time.time_ns())
             self._rows[name] = self._rows.get(name, 0) + table.num_rows
             if self.first_data_at is None and name in ("tx_features", "opportunities"):
                 self.first_data_at = time.monotonic()
                 if self.phase.startswith("compiling"):
                     self.phase = "replaying"
+        if self.on_hand_off is not None and name in ("tx_features", "opportunities"):
+            self.on_hand_off()
 
     def tables(self, name: str, start: int = 0) -> tuple[list[pa.Table], int]:
         """Tables of ``name`` from list position ``start``; and the next position."""
         with self._lock:
             lst = self._tables.get(name, [])
             return lst[start:], len(lst)
+
+    def take(self, name: str) -> list[tuple[pa.Table, int]]:
+        """Remove and return the tables of ``name`` collected so far, each with the time.time_ns() it was
+        handed on: for a single reader that keeps what it needs itself (the server), so that a long
+        live run does not keep every table in memory. Positions of ``tables`` readers do not survive it."""
+        with self._lock:
+            tables, handed = self._tables.pop(name, []), self._handed.pop(name, [])
+        return list(zip(tables, handed))
 
     def rows(self, name: str) -> int:
         with self._lock:
@@ -275,6 +291,7 @@ class BackgroundRun:
                     run, last_ts, last_tx = newest, -1, -1
                     with self._lock:
                         self._tables.clear()
+                        self._handed.clear()
                         self._rows.clear()
                     self.run_id = run
                 self.phase = f"watching run {run}"
@@ -301,7 +318,9 @@ class BackgroundRun:
 
         kw = {}
         if self.udp_ports:
-            kw.update(source="udp", ports=parse_ports(self.udp_ports))
+            kw.update(source=self.source or "udp", ports=parse_ports(self.udp_ports))
+        elif self.source:
+            kw.update(source=self.source)
         self.state = engine_state(settings)       # the page reads its histograms while the run goes on
         self.result = live(self.iface, self.out_dir, settings, sink=self.sink, on_status=on_status,
                            stop=self._stop, duration=self.duration, db=self.db, state=self.state, **kw)

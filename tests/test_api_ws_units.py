@@ -1,0 +1,178 @@
+"""The WebSocket pieces without a server: the transactions channel's filters, shared frames and
+bounded memory; where a subscription starts (a sequence, a time); the index of numbered
+opportunities; the store part of a resume (frames and gaps in order); handed_ns per batch."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from workbench.api.hub import Hub
+from workbench.api.resume import _queue_runs, parse_from
+from workbench.api.seq_index import SeqIndex
+from workbench.api.tx_channel import FilterError, TxFilter
+from workbench.wire.keys import program_address
+
+pytestmark = pytest.mark.timeout(60)
+
+RAY = program_address("raydium_amm_v4")
+VOTE = program_address("vote")
+
+
+def _txs(first_ts: int, fees: list[int], programs: list[list[str]]) -> pa.Table:
+    n = len(fees)
+    return pa.table({"tx_index": pa.array(range(first_ts, first_ts + n), pa.int64()),
+                     "ts_ns": pa.array([first_ts * 1000 + i for i in range(n)], pa.int64()),
+                     "priority_fee_lamports": pa.array(fees, pa.int64()),
+                     "programs": pa.array(programs, pa.list_(pa.string()))})
+
+
+def _drain(q) -> list:
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    return out
+
+
+@pytest.mark.parametrize("raw, field", [
+    ({"program": "no_such_program"}, "filter.program"),
+    ({"program": "0OIl" * 11}, "filter.program"),               # not base58
+    ({"program": "1" * 10}, "filter.program"),                  # base58, not 32 bytes
+    ({"program": 7}, "filter.program"),
+    ({"min_fee": -1}, "filter.min_fee"),
+    ({"min_fee": 1.5}, "filter.min_fee"),
+    ({"min_fee": True}, "filter.min_fee"),
+    ({"colour": "red"}, "filter.colour"),
+    ("raydium", "filter"),
+])
+def test_a_bad_filter_is_refused_naming_its_field(raw, field):
+    with pytest.raises(FilterError) as e:
+        TxFilter.parse(raw)
+    assert e.value.field == field and field.split(".")[-1] in str(e.value)
+
+
+def test_a_filter_takes_a_program_name_or_address_and_a_minimum_fee():
+    assert TxFilter.parse({"program": "raydium_amm_v4"}) == TxFilter(RAY, None)
+    assert TxFilter.parse({"program": RAY, "min_fee": 0}) == TxFilter(RAY, 0)
+    assert TxFilter.parse({}) is None and TxFilter.parse(None) is None
+    t = _txs(1, [0, 5000, 9000, 20000], [[RAY], [VOTE], [VOTE, RAY], []])
+    assert TxFilter(RAY, None).select(t).tolist() == [0, 2]
+    assert TxFilter(None, 5000).select(t).tolist() == [1, 2, 3]
+    assert TxFilter(RAY, 5000).select(t).tolist() == [2]
+
+
+def test_transactions_frames_are_encoded_once_per_filter_and_carry_the_channels_seqs():
+    async def go():
+        hub = Hub(queue_frames=100)
+        a1, a2, b, everything = (hub.new_client() for _ in range(4))
+        ray = TxFilter(RAY, None)
+        for c in (a1, a2):
+            hub.subscribe(c, ["transactions"], None, ray)
+        hub.subscribe(b, ["transactions"], None, TxFilter(None, 10_000))
+        hub.subscribe(everything, ["transactions"], None)
+        hub.publish_transactions(_txs(1, [0, 5000, 9000, 20000], [[RAY], [VOTE], [VOTE, RAY], []]), 111)
+        hub.publish_transactions(_txs(9, [50_000, 0], [[RAY], [VOTE]]), 222)
+        fa1, fa2, fb, fe = (_drain(c.queue) for c in (a1, a2, b, everything))
+        assert [f[3] for f in fa1] == [f[3] for f in fa2]
+        assert all(x[3] is y[3] for x, y in zip(fa1, fa2))          # the same text object: encoded once
+        ja = [orjson.loads(f[3]) for f in fa1]
+        assert [j["seqs"] for j in ja] == [[0, 2], [4]]
+        assert [(j["first_seq"], j["last_seq"], j["handed_ns"]) for j in ja] == [(0, 2, 111), (4, 4, 222)]
+        assert [r["tx_index"] for j in ja for r in j["rows"]] == [1, 3, 9]
+        assert [orjson.loads(f[3])["seqs"] for f in fb] == [[3], [4]]
+        je = [orjson.loads(f[3]) for f in fe]
+        assert [(j["first_seq"], j["last_seq"]) for j in je] == [(0, 3), (4, 5)] and "seqs" not in je[0]
+        assert hub.tx.next_seq == 6
+    asyncio.run(go())
+
+
+def test_transactions_memory_is_bounded_and_a_resume_filters_what_it_holds():
+    async def go():
+        hub = Hub(queue_frames=1000, tx_history_items=10)
+        for k in range(10):
+            hub.publish_transactions(_txs(10 * k, [k * 1000] * 4, [[RAY], [VOTE], [RAY], [VOTE]]), k)
+        assert hub.tx.next_seq == 40
+        held = sum(b.table.num_rows for b in hub.tx.history)
+        assert 10 <= held < 10 + 4 and hub.tx.oldest_seq == 40 - held
+        c = hub.new_client()
+        hub.subscribe(c, ["transactions"], 0, TxFilter(RAY, 8000))
+        frames = [orjson.loads(f[3]) for f in _drain(c.queue)]
+        assert frames[0]["type"] == "gap" and frames[0]["first_seq"] == 0
+        assert frames[0]["last_seq"] == hub.tx.oldest_seq - 1
+        assert [s for f in frames[1:] for s in f["seqs"]] == [32, 34, 36, 38]
+        hub.publish_transactions(_txs(100, [9000, 9000], [[RAY], [VOTE]]), 99)
+        assert orjson.loads(_drain(c.queue)[0][3])["seqs"] == [40]
+        assert hub.tx.seq_at_time(90_000 + 2) == 38
+    asyncio.run(go())
+
+
+def test_a_slow_filtered_client_gets_a_gap_counting_its_own_items():
+    async def go():
+        hub = Hub(queue_frames=1)
+        c = hub.new_client()
+        hub.subscribe(c, ["transactions"], None, TxFilter(RAY, None))
+        for k in range(3):
+            hub.publish_transactions(_txs(10 * k, [0, 0, 0], [[RAY], [VOTE], [RAY]]), k)
+        assert len(_drain(c.queue)) == 1
+        hub.flush_gaps()
+        gap = orjson.loads(_drain(c.queue)[0][3])
+        assert (gap["missed"], gap["first_seq"], gap["last_seq"]) == (4, 3, 8)
+    asyncio.run(go())
+
+
+def test_from_is_a_sequence_a_time_in_ns_or_an_iso_time():
+    assert parse_from(None) == (None, None)
+    assert parse_from(12) == (12, None)
+    assert parse_from({"time_ns": 1_750_000_000_123_456_789}) == (None, 1_750_000_000_123_456_789)
+    assert parse_from("2025-06-15T15:06:40Z") == (None, 1_750_000_000 * 10**9)
+    assert parse_from("2025-06-15T17:06:40.5+02:00") == (None, 1_750_000_000_500_000_000)
+    assert parse_from("2025-06-15T15:06:40") == (None, 1_750_000_000 * 10**9)        # no zone: UTC
+    for bad, field in ((-1, "from"), ({"time_ns": -5}, "from.time_ns"), ("yesterday", "from"), (True, "from"),
+                       ({"time": 1}, "from"), (1.5, "from")):
+        with pytest.raises(FilterError) as e:
+            parse_from(bad)
+        assert e.value.field == field
+
+
+def test_the_index_maps_sequences_to_time_and_id_and_back():
+    idx = SeqIndex()
+    ids = [str(uuid.uuid4()) for _ in range(10_000)]
+    ts = [1000 + (i // 3) for i in range(10_000)]
+    idx.append(ts[:7], ids[:7], engine=True)
+    idx.append(ts[7:], ids[7:], engine=False)
+    assert idx.n == 10_000 and idx.ids(5, 9) == ids[5:9] and idx.ts(5, 9).tolist() == ts[5:9]
+    assert idx.engine(5, 9).tolist() == [True, True, False, False]
+    assert idx.first_at_or_after(1002) == 6 and idx.first_at_or_after(10**9) == 10_000
+    assert idx.has_ids([ids[42], str(uuid.uuid4())]).tolist() == [True, False]
+
+
+def test_a_store_part_goes_out_as_frames_and_gaps_in_sequence_order():
+    async def go():
+        hub = Hub()
+        c = hub.new_client()
+        rows = [b"1", b"2", None, None, b"5"] + [b"%d" % i for i in range(6, 2506)]
+        _queue_runs(c, 100, rows, "not in the store", lambda seq: 7)
+        msgs = [orjson.loads(f[3]) for f in _drain(c.queue)]
+        spans = [(m["type"], m["first_seq"], m["last_seq"]) for m in msgs]
+        assert spans == [("rows", 100, 101), ("gap", 102, 103), ("rows", 104, 1103), ("rows", 1104, 2103),
+                         ("rows", 2104, 2604)]
+        assert msgs[1]["missed"] == 2 and msgs[0]["handed_ns"] == 7
+    asyncio.run(go())
+
+
+def test_every_rows_frame_carries_the_handed_ns_of_its_first_items_batch():
+    async def go():
+        hub = Hub(history_items=100)
+        hub.publish("opportunities", [b"0", b"1", b"2"], 1_000)
+        hub.publish("opportunities", [b"3"], 2_000)
+        c = hub.new_client()
+        hub.subscribe(c, ["opportunities"], 1)
+        hub.publish("opportunities", [b"4"], 3_000)
+        frames = [orjson.loads(f[3]) for f in _drain(c.queue)]
+        assert [(f["first_seq"], f["handed_ns"]) for f in frames] == [(1, 1_000), (4, 3_000)]
+        assert [r for f in frames for r in f["rows"]] == [1, 2, 3, 4]
+    asyncio.run(go())
