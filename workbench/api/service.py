@@ -115,7 +115,10 @@ class Service:
             def on_hand_off():          # on the run's sink thread: one pending wake at a time, never blocks
                 if not self._wake_pending:
                     self._wake_pending = True
-                    loop.call_soon_threadsafe(wake.set)
+                    try:
+                        loop.call_soon_threadsafe(wake.set)
+                    except RuntimeError:    # the loop has closed: nobody is left to wake (never fail the run)
+                        pass
 
             self.run.on_hand_off = on_hand_off
             self.run.start()
