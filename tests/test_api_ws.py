@@ -12,6 +12,7 @@ import json
 import time
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import websockets
@@ -150,9 +151,22 @@ def test_the_transactions_channel_filters_per_subscription_with_the_channels_seq
             await ws.send(json.dumps({"type": "subscribe", "channels": ["transactions"], "from": 0}))
             await asyncio.wait_for(ws.recv(), 30)
             whole = await _read(ws, lambda got: len(_rows_of(got)) >= len(rows))
-        return filtered, whole
+        async with websockets.connect(_url(done), max_size=None) as ws:        # the binary option
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "format": "arrow"}))
+            err = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            assert err["type"] == "error" and err["field"] == "format"
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["transactions"], "from": 0, "format": "arrow",
+                                      "filter": {"program": ray, "min_fee": min_fee}}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "subscribed"
+            tables = []
+            async with asyncio.timeout(60):
+                while sum(t.num_rows for t in tables) < len(want):
+                    tables.append(pa.ipc.open_stream(await ws.recv()).read_all())
+        return filtered, whole, tables
 
-    filtered, whole = asyncio.run(go())
+    filtered, whole, tables = asyncio.run(go())
+    assert [s for t in tables for s in orjson.loads(t.schema.metadata[b"frame"])["seqs"]] == want
+    assert [orjson.loads(orjson.dumps(r)) for t in tables for r in t.to_pylist()] == [rows[i] for i in want]
     assert all(m["type"] == "rows" for m in filtered)
     assert [s for m in filtered for s in m["seqs"]] == want
     assert _rows_of(filtered) == [rows[i] for i in want]

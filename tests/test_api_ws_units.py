@@ -176,3 +176,24 @@ def test_every_rows_frame_carries_the_handed_ns_of_its_first_items_batch():
         assert [(f["first_seq"], f["handed_ns"]) for f in frames] == [(1, 1_000), (4, 3_000)]
         assert [r for f in frames for r in f["rows"]] == [1, 2, 3, 4]
     asyncio.run(go())
+
+
+def test_an_arrow_frame_holds_the_json_frames_rows_and_header_and_is_shared_per_filter_and_format():
+    async def go():
+        hub = Hub(queue_frames=100)
+        j, a1, a2 = (hub.new_client() for _ in range(3))
+        ray = TxFilter(RAY, None)
+        hub.subscribe(j, ["transactions"], None, ray)
+        for c in (a1, a2):
+            hub.subscribe(c, ["transactions"], None, ray, "arrow")
+        hub.publish_transactions(_txs(1, [0, 5000, 9000, 20000], [[RAY], [VOTE], [VOTE, RAY], []]), 111)
+        (fj,), (fa1,), (fa2,) = (_drain(c.queue) for c in (j, a1, a2))
+        assert isinstance(fa1[3], bytes) and fa1[3] is fa2[3]             # encoded once for both
+        table = pa.ipc.open_stream(fa1[3]).read_all()
+        header = orjson.loads(table.schema.metadata[b"frame"])
+        as_json = orjson.loads(fj[3])
+        assert header == {k: v for k, v in as_json.items() if k != "rows"}
+        assert [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()] == as_json["rows"]
+        hub.unsubscribe(a1, ["transactions"])
+        assert "transactions" not in a1.formats
+    asyncio.run(go())

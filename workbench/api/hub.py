@@ -84,6 +84,7 @@ class Client:
     queue: asyncio.Queue = field(default=None)
     gaps: dict = field(default_factory=dict)            # channel -> [first_missed, last_missed, count]
     filters: dict = field(default_factory=dict)         # channel -> TxFilter (transactions only)
+    formats: dict = field(default_factory=dict)         # channel -> 'arrow' (transactions only; default json)
     sent: int = 0
     missed: int = 0
     hub_missed: list = field(default_factory=lambda: [0])   # the hub's total, shared by its clients
@@ -102,7 +103,7 @@ class Client:
                                    gap_text(channel, gap[0], gap[1], gap[2], "the client read too slowly")))
             del self.gaps[channel]
 
-    def offer(self, channel: str, first: int, last: int, data: str, n: int | None = None) -> bool:
+    def offer(self, channel: str, first: int, last: int, data: str | bytes, n: int | None = None) -> bool:
         """Queue a frame of ``n`` items (default: ``last - first + 1``) unless the queue is full (then
         count them as missed); never waits."""
         self.flush_gap(channel)
@@ -191,15 +192,18 @@ class Hub:
             for channel in list(c.gaps):
                 c.flush_gap(channel)
 
-    def subscribe(self, c: Client, channels: list[str], start: int | None, tx_filter: TxFilter | None = None) -> dict:
-        """Subscribe ``c``; with ``start`` queue the channel's items from that sequence first."""
+    def subscribe(self, c: Client, channels: list[str], start: int | None, tx_filter: TxFilter | None = None,
+                  fmt: str = "json") -> dict:
+        """Subscribe ``c``; with ``start`` queue the channel's items from that sequence first. ``tx_filter``
+        and ``fmt`` (json or arrow frames) apply to the transactions channel."""
         next_seq = {}
         for name in channels:
             if name == "transactions":
                 if name not in c.channels:
                     c.filters[name] = tx_filter
+                    c.formats[name] = fmt
                     if start is not None:
-                        self.tx.backlog(c, start, tx_filter)
+                        self.tx.backlog(c, start, tx_filter, fmt)
                 c.channels.add(name)
                 next_seq[name] = self.tx.next_seq
                 continue
@@ -221,3 +225,4 @@ class Hub:
             c.channels.discard(name)
             c.gaps.pop(name, None)
             c.filters.pop(name, None)
+            c.formats.pop(name, None)

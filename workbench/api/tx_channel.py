@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..wire.keys import KNOWN_PROGRAMS
-from .frames import FRAME_ITEMS_MAX, frame_text, gap_text
+from .frames import FRAME_ITEMS_MAX, arrow_frame, frame_text, gap_text
 from .opportunity_rows import dumps_rows
 
 TX_HISTORY_ITEMS = 100_000       # transaction rows kept for resumes (whole tables; the newest is always kept)
@@ -124,13 +124,13 @@ class TxChannel:
             self._held -= self.history.popleft().table.num_rows
         groups: dict = {}
         for c in clients:
-            groups.setdefault(c.filters.get(self.name), []).append(c)
-        for flt, members in groups.items():
-            for first, last, n, text in _frames(b, flt, 0):
+            groups.setdefault((c.filters.get(self.name), c.formats.get(self.name, "json")), []).append(c)
+        for (flt, fmt), members in groups.items():
+            for first, last, n, data in _frames(b, flt, 0, fmt):
                 for c in members:
-                    c.offer(self.name, first, last, text, n)
+                    c.offer(self.name, first, last, data, n)
 
-    def backlog(self, c, start: int, flt: TxFilter | None) -> None:
+    def backlog(self, c, start: int, flt: TxFilter | None, fmt: str = "json") -> None:
         """Queue for ``c`` the held items from sequence ``start`` (a gap first for what is no longer held)."""
         oldest = self.oldest_seq
         if start < oldest:
@@ -139,8 +139,8 @@ class TxChannel:
         for b in list(self.history):
             if b.first + b.table.num_rows <= start:
                 continue
-            for first, last, n, text in _frames(b, flt, max(0, start - b.first)):
-                c.offer(self.name, first, last, text, n)
+            for first, last, n, data in _frames(b, flt, max(0, start - b.first), fmt):
+                c.offer(self.name, first, last, data, n)
 
     def seq_at_time(self, t_ns: int) -> int:
         """Sequence of the first held row whose event time is at or after ``t_ns`` (next_seq if none)."""
@@ -152,21 +152,25 @@ class TxChannel:
         return self.next_seq
 
 
-def _frames(b: _Batch, flt: TxFilter | None, skip: int):
-    """(first, last, n, text) frames of batch ``b`` from row ``skip`` on, as ``flt`` keeps them."""
+def _frames(b: _Batch, flt: TxFilter | None, skip: int, fmt: str = "json"):
+    """(first, last, n, message) frames of batch ``b`` from row ``skip`` on, as ``flt`` keeps them:
+    JSON text, or with ``fmt`` 'arrow' Arrow IPC bytes (frames.py arrow_frame)."""
     t = b.table.slice(skip) if skip else b.table
-    if flt is None:
-        rows = dumps_rows(t)
-        base = b.first + skip
-        for i in range(0, len(rows), FRAME_ITEMS_MAX):
-            part = rows[i:i + FRAME_ITEMS_MAX]
-            yield base + i, base + i + len(part) - 1, len(part), frame_text("transactions", base + i, part, b.handed_ns)
-        return
-    pos = flt.select(t)
-    if not pos.size:
-        return
-    rows = dumps_rows(t.take(pa.array(pos)))
-    seqs = (pos + b.first + skip).tolist()
-    for i in range(0, len(rows), FRAME_ITEMS_MAX):
-        part, s = rows[i:i + FRAME_ITEMS_MAX], seqs[i:i + FRAME_ITEMS_MAX]
-        yield s[0], s[-1], len(part), frame_text("transactions", s[0], part, b.handed_ns, s)
+    seqs = None
+    if flt is not None:
+        pos = flt.select(t)
+        if not pos.size:
+            return
+        t = t.take(pa.array(pos))
+        seqs = (pos + b.first + skip).tolist()
+    base = b.first + skip
+    rows = dumps_rows(t) if fmt == "json" else None
+    for i in range(0, t.num_rows, FRAME_ITEMS_MAX):
+        n = min(FRAME_ITEMS_MAX, t.num_rows - i)
+        s = seqs[i:i + n] if seqs is not None else None
+        first = s[0] if s is not None else base + i
+        last = s[-1] if s is not None else base + i + n - 1
+        if rows is not None:
+            yield first, last, n, frame_text("transactions", first, rows[i:i + n], b.handed_ns, s)
+        else:
+            yield first, last, n, arrow_frame("transactions", t.slice(i, n), first, b.handed_ns, s)

@@ -13,6 +13,7 @@ import contextlib
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .frames import FORMATS
 from .hub import CHANNELS
 from .resume import catch_up, parse_from, stored_since
 from .service import Service
@@ -35,7 +36,10 @@ def ws_endpoint(service: Service):
                 if client.gaps and client.queue.qsize() < client.queue_frames:
                     for ch in list(client.gaps):    # a gap pending since the queue was full is told at once
                         client.flush_gap(ch)
-                await socket.send_text(data)
+                if isinstance(data, bytes):     # an Arrow frame (format 'arrow')
+                    await socket.send_bytes(data)
+                else:
+                    await socket.send_text(data)
                 client.sent += 1
                 service.hub.frames_sent += 1
 
@@ -92,6 +96,12 @@ async def _ws_command(service: Service, client, raw: str) -> dict | None:
         return _error(str(e), e.field)
     if tx_filter is not None and "transactions" not in channels:
         return _error("filter: only the transactions channel takes a filter", "filter")
+    fmt = msg.get("format", "json")
+    if fmt not in FORMATS:
+        return _error(f"format {fmt!r}: expected one of {list(FORMATS)}", "format")
+    if fmt != "json" and channels != ["transactions"]:
+        return _error(f"format {fmt!r}: offered on the transactions channel only (subscribe to it on its own); "
+                      "the other channels send JSON", "format")
     hub = service.hub
     if t_ns is not None:
         untimed = [c for c in channels if c not in TIMED_CHANNELS]
@@ -121,5 +131,5 @@ async def _ws_command(service: Service, client, raw: str) -> dict | None:
         if c == "opportunities" and begin is not None and begin < hub.channels[c].oldest_seq:
             begin = await catch_up(service, client, begin)  # what memory no longer holds, from the store
         # memory, then the live stream: in this one step of the loop (no await between them)
-        hub.subscribe(client, [c], begin, tx_filter if c == "transactions" else None)
+        hub.subscribe(client, [c], begin, tx_filter if c == "transactions" else None, fmt)
     return None
