@@ -146,7 +146,10 @@ class Service:
                 pass
             self._wake.clear()
             self._wake_pending = False      # before taking: rows handed on from here wake the pump again
-            self.pump_once()
+            try:
+                self.pump_once()
+            except Exception:               # noqa: BLE001 - the rows are in the run's files and store; the stream goes on
+                log.exception("the WebSocket pump could not publish a batch of the run's rows")
             now = time.monotonic()
             if now >= next_stats:
                 self.hub.flush_gaps()
