@@ -1,21 +1,28 @@
-"""`workbench serve --live --source udp` as a real process: the market capture's transaction
-datagrams sent to its port on loopback, a WebSocket client subscribed before they arrive; the
-client gets exactly the rows of the run's opportunities.parquet, in order, with contiguous
-sequence numbers, and SIGINT stops the engine with every row written (summary.json says so)."""
+"""`workbench serve --live` as a real process. UDP: the market capture's transaction datagrams
+sent to its port on loopback, a WebSocket client subscribed before they arrive; the client gets
+exactly the rows of the run's opportunities.parquet, in order, with contiguous sequence numbers,
+and SIGINT stops the engine with every row written (summary.json says so). AF_PACKET (root): the
+same through a veth pair, the server and its client in the test's own network namespace."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import textwrap
 import time
 
 import pyarrow.parquet as pq
 import pytest
 import websockets
 
-from test_api_serve import CAPTURE, MARKET, RUN_S, Server
+from test_api_serve import CAPTURE, MARKET, RUN_S, Server, _free_port
 from workbench.capture import open_capture
 from workbench.store.columns import mev_opportunities_table
 
@@ -103,3 +110,72 @@ def test_serve_live_udp_streams_exactly_the_runs_opportunities(tmp_path):
         assert 0 < m["handed_ns"] <= sent_at + int(QUIET_S * 1e9)
         seq = m["last_seq"] + 1
     assert [r for m in msgs for r in m["rows"]] == expected   # every row once, in order, as written
+
+
+# the WebSocket client inside the namespace: waits for the run to capture, subscribes from 0, says
+# READY, then prints every message until none came for QUIET_S after the first rows
+_NS_CLIENT = textwrap.dedent("""
+    import asyncio, json, sys, time
+    import httpx, websockets
+    port, quiet = int(sys.argv[1]), float(sys.argv[2])
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            if httpx.get(base + "/v1/stats", timeout=2).json()["run"]["phase"] == "live":
+                break
+        except Exception:
+            pass
+        assert time.monotonic() < deadline, "the server did not start capturing"
+        time.sleep(0.2)
+    async def go():
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 0}))
+            await ws.recv()
+            print("READY", flush=True)
+            msgs = [json.loads(await asyncio.wait_for(ws.recv(), 120))]
+            while True:
+                try:
+                    msgs.append(json.loads(await asyncio.wait_for(ws.recv(), quiet)))
+                except TimeoutError:
+                    return msgs
+    print(json.dumps(asyncio.run(go())), flush=True)
+""")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="AF_PACKET in a namespace needs root")
+def test_serve_live_afpacket_streams_exactly_the_runs_opportunities(tmp_path):
+    from test_live import Veth, send
+    v = Veth()
+    server = client = None
+    try:
+        port = _free_port()
+        out = tmp_path / "out"
+        log = open(tmp_path / "serve.log", "wb")
+        server = subprocess.Popen(["ip", "netns", "exec", v.ns, sys.executable, "-m", "workbench.cli", "serve",
+                                   "--live", "--iface", v.rx, "--market", str(MARKET), "--db",
+                                   f"chdb://{tmp_path / 'db'}", "-o", str(out), "--port", str(port)],
+                                  cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        client = subprocess.Popen(["ip", "netns", "exec", v.ns, sys.executable, "-c", _NS_CLIENT, str(port),
+                                   str(QUIET_S)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert client.stdout.readline().strip() == "READY", client.stderr.read() + (tmp_path / "serve.log").read_text()
+        res = send(v.tx, CAPTURE, 50_000, 1)
+        msgs = json.loads(client.communicate(timeout=300)[0])
+        server.send_signal(signal.SIGINT)
+        server.wait(120)
+        log.close()
+    finally:
+        for p in (client, server):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait(10)
+        v.close()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["drops"] == 0 and summary["packets"] == res["packets"]
+    expected = _live_rows(out)
+    assert len(expected) > 50
+    seq = 0
+    for m in msgs:
+        assert m["type"] == "rows" and m["first_seq"] == seq and m["last_seq"] == seq + len(m["rows"]) - 1
+        seq = m["last_seq"] + 1
+    assert [r for m in msgs for r in m["rows"]] == expected
