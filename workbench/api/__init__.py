@@ -9,7 +9,10 @@ event loop only reads what the run collected, so the engine never waits on a soc
 * ``store_access``: the store connections the server owns (a read-only session for reads, one
   writer for posted batches) and the queries behind the routes.
 * ``hub``: WebSocket channels, per-channel sequence numbers, memory for resumes, bounded
-  per-client queues with counted gaps.
+  per-client queues with counted gaps; ``frames``: the text (or Arrow) of what a channel sends;
+  ``tx_channel``: the transactions channel and its per-subscription filters; ``seq_index``: every
+  opportunity numbered, sequence -> (time, id); ``resume``: where a subscription starts and what
+  memory no longer holds, from the store; ``ws``: the /ws route (a socket's reader and writer).
 * ``prometheus``: /metrics from the engine's own histogram buckets and counters.
 * ``security``: the bearer token and the body size limit (plain ASGI middleware).
 * ``app``: the routes; ``server``: the process (store, engine thread, uvicorn).
