@@ -197,3 +197,20 @@ def test_an_arrow_frame_holds_the_json_frames_rows_and_header_and_is_shared_per_
         hub.unsubscribe(a1, ["transactions"])
         assert "transactions" not in a1.formats
     asyncio.run(go())
+
+
+def test_a_catch_up_waiting_for_room_stops_when_the_socket_is_gone():
+    from workbench.api.hub import ClientGone
+
+    async def go():
+        hub = Hub(queue_frames=1)
+        c = hub.new_client()
+        c.queue.put_nowait(("opportunities", 0, 0, "x"))
+        waiting = asyncio.create_task(c.wait_room())
+        await asyncio.sleep(0.01)
+        assert not waiting.done()                    # the queue is full: it waits for the reader
+        c.closed = True                              # what the socket writer does as it ends
+        c.room.set()
+        with pytest.raises(ClientGone):
+            await asyncio.wait_for(waiting, 5)
+    asyncio.run(go())

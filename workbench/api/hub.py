@@ -75,6 +75,10 @@ class Channel:
         return out
 
 
+class ClientGone(Exception):
+    """The client's socket closed while something waited to send to it."""
+
+
 @dataclass(eq=False)          # identity: a client is one socket
 class Client:
     """One socket: its queue of (channel, first, last, text), its pending gaps per channel and its
@@ -89,6 +93,7 @@ class Client:
     missed: int = 0
     hub_missed: list = field(default_factory=lambda: [0])   # the hub's total, shared by its clients
     room: asyncio.Event = field(default=None)           # set by the socket writer each time it takes a frame
+    closed: bool = False                                # the socket writer has ended
 
     def __post_init__(self):
         # unbounded for replies and notices; ``offer`` keeps the frames within ``queue_frames``
@@ -124,8 +129,12 @@ class Client:
         """Until the queue holds fewer than ``queue_frames`` frames (a backlog waits for its reader
         instead of being dropped: only this client's own catch-up waits)."""
         while self.queue.qsize() >= self.queue_frames:
+            if self.closed:
+                raise ClientGone
             self.room.clear()
             await self.room.wait()
+        if self.closed:
+            raise ClientGone
 
 
 class Hub:

@@ -14,7 +14,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .frames import FORMATS
-from .hub import CHANNELS
+from .hub import CHANNELS, ClientGone
 from .resume import catch_up, parse_from, stored_since
 from .service import Service
 from .tx_channel import FilterError, TxFilter
@@ -30,18 +30,22 @@ def ws_endpoint(service: Service):
         client = service.hub.new_client()
 
         async def writer():
-            while True:
-                _channel, _first, _last, data = await client.queue.get()
-                client.room.set()           # a catch-up waiting for room in this queue goes on
-                if client.gaps and client.queue.qsize() < client.queue_frames:
-                    for ch in list(client.gaps):    # a gap pending since the queue was full is told at once
-                        client.flush_gap(ch)
-                if isinstance(data, bytes):     # an Arrow frame (format 'arrow')
-                    await socket.send_bytes(data)
-                else:
-                    await socket.send_text(data)
-                client.sent += 1
-                service.hub.frames_sent += 1
+            try:
+                while True:
+                    _channel, _first, _last, data = await client.queue.get()
+                    client.room.set()           # a catch-up waiting for room in this queue goes on
+                    if client.gaps and client.queue.qsize() < client.queue_frames:
+                        for ch in list(client.gaps):    # a gap pending since the queue was full is told at once
+                            client.flush_gap(ch)
+                    if isinstance(data, bytes):     # an Arrow frame (format 'arrow')
+                        await socket.send_bytes(data)
+                    else:
+                        await socket.send_text(data)
+                    client.sent += 1
+                    service.hub.frames_sent += 1
+            finally:                            # the socket is gone: a catch-up waiting for room stops
+                client.closed = True
+                client.room.set()
 
         task = asyncio.create_task(writer())
         try:
@@ -55,7 +59,7 @@ def ws_endpoint(service: Service):
                 reply = await _ws_command(service, client, raw)
                 if reply is not None:
                     client.queue.put_nowait(("", -1, -1, orjson.dumps(reply).decode()))
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, ClientGone):
             pass
         finally:
             task.cancel()
