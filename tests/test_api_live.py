@@ -64,9 +64,17 @@ def _live_rows(out) -> list[dict]:
     return [dict(r, detect_latency_ns=costs[r["opportunity_id"]]) for r in rows]
 
 
-def test_serve_live_udp_streams_exactly_the_runs_opportunities(tmp_path):
+def _udp_bound(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/udp writes them) of the UDP sockets bound to ``port``."""
+    lines = open("/proc/net/udp").read().splitlines()[1:]
+    return {f[1].split(":")[0] for f in (ln.split() for ln in lines) if int(f[1].split(":")[1], 16) == port}
+
+
+def test_serve_live_udp_streams_exactly_the_runs_opportunities(tmp_path, monkeypatch):
     port = _free_udp_port()
     payloads = _txn_payloads()
+    # the run takes the server's settings (file < WORKBENCH_* environment < flags), as `workbench live` does
+    monkeypatch.setenv("WORKBENCH_UDP_BIND_ADDR", "127.0.0.1")
     s = Server(tmp_path, "--live", "--source", "udp", "--ports", str(port), "--market", str(MARKET))
     try:
         deadline = time.monotonic() + RUN_S
@@ -74,6 +82,7 @@ def test_serve_live_udp_streams_exactly_the_runs_opportunities(tmp_path):
             assert st["run"]["phase"] != "failed", st
             assert time.monotonic() < deadline, st
             time.sleep(0.2)
+        assert _udp_bound(port) == {"0100007F"}                 # 127.0.0.1, not the default 0.0.0.0
 
         async def go():
             async with websockets.connect(f"ws://127.0.0.1:{s.port}/ws", max_size=None) as ws:

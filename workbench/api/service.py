@@ -57,6 +57,7 @@ class ServeOptions:
     queue_frames: int = QUEUE_FRAMES       # per WebSocket client, before it starts missing frames
     history_items: int = HISTORY_ITEMS     # items a channel keeps in memory for resumes (older: the store)
     rate_limit: float | None = None        # requests/s per client address; None: no limit
+    settings: object = None                # the engine run's Settings (the CLI's: file < env < flags); None: defaults
 
     def checked(self) -> "ServeOptions":
         """Fill the token from the environment; refuse an address off loopback without one."""
@@ -233,8 +234,8 @@ def make_service(opts: ServeOptions) -> Service:
     run = None
     if opts.replay:
         run = BackgroundRun("replay", capture=opts.replay, out_dir=opts.out_dir, speed=opts.speed,
-                            market=opts.market, model=opts.model, db=opts.db)
+                            market=opts.market, model=opts.model, db=opts.db, settings=opts.settings)
     elif opts.live:
         run = BackgroundRun("live", iface=opts.iface, udp_ports=opts.ports, source=opts.source, out_dir=opts.out_dir,
-                            market=opts.market, model=opts.model, db=opts.db)
+                            market=opts.market, model=opts.model, db=opts.db, settings=opts.settings)
     return Service(opts, store, run, Hub(queue_frames=opts.queue_frames, history_items=opts.history_items))

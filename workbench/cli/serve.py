@@ -61,7 +61,7 @@ def serve(
                             market=str(market) if market else None, model=str(model) if model else None,
                             out_dir=str(out), speed=speed, host=host, port=port, token=token,
                             rate_limit=rate_limit, queue_frames=ws_queue_frames,
-                            history_items=ws_history_items).checked()
+                            history_items=ws_history_items, settings=settings).checked()
         # checked here, where a mistake is a message: the engine thread could only log a traceback
         if replay is not None and not replay.is_file():
             raise ConfigError(f"--replay {replay}: no such capture file")

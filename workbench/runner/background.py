@@ -97,6 +97,7 @@ class BackgroundRun:
     duration: float | None = None
     run_dir: str | None = None
     rate: float | None = None                # 'run' mode: re-stream its opportunities at this many rows/s
+    settings: Settings | None = None         # the run's settings (a server passes the CLI's); default: Settings()
     phase: str = "starting"
     error: str | None = None
     result: object = None
@@ -188,7 +189,7 @@ class BackgroundRun:
             traceback.print_exc()
 
     def _settings(self):
-        s = Settings()
+        s = dataclasses.replace(self.settings) if self.settings is not None else Settings()
         s.progress = False
         opts = replay_options()
         if self.market and "market" in opts:
