@@ -188,3 +188,19 @@ def test_serve_live_afpacket_streams_exactly_the_runs_opportunities(tmp_path):
         assert m["type"] == "rows" and m["first_seq"] == seq and m["last_seq"] == seq + len(m["rows"]) - 1
         seq = m["last_seq"] + 1
     assert [r for m in msgs for r in m["rows"]] == expected
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--live"], "--live needs --iface IF"),
+    (["--live", "--source", "udp"], "--live --source udp needs --ports P"),
+    (["--live", "--source", "pcap", "--iface", "lo"], "--source pcap"),
+    (["--live", "--iface", "nosuchif0"], "--iface nosuchif0: no such network interface"),
+    (["--iface", "lo"], "--iface is for live capture: add --live"),
+    (["--live", "--source", "udp", "--ports", "0"], "--ports"),
+    (["--live", "--replay", str(CAPTURE), "--iface", "lo"], "one source at a time"),
+])
+def test_bad_live_flags_are_refused_with_a_message_before_binding(tmp_path, args, words):
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "serve", *args, "--db", f"chdb://{tmp_path / 'db'}",
+                        "--port", str(_free_port())], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert words in " ".join(r.stderr.split()) and "Traceback" not in r.stderr
