@@ -1,0 +1,297 @@
+"""WebSocket delivery while a replay runs at top speed: 10 and 100 subscribed clients of
+`workbench serve --replay`, beside a plain `websockets` server fed the same rows, in one run.
+
+Ours: `workbench serve --replay CAPTURE --market DIR` (the engine on its thread, the pump woken
+by each hand-off, a frame encoded once for every client). The clients (websockets, spread over
+CLIENT_PROCS processes so the client side is not one Python thread) subscribe to the
+opportunities and transactions channels from sequence 0, so each gets every row of the run;
+they count rows (``last_seq - first_seq + 1`` per frame, ``missed`` per gap message) and take
+engine-to-client latency per frame as their own time.time_ns() at receipt minus the frame's
+``handed_ns`` (when the run handed the batch on; frames sent again from memory after a late
+subscription keep their original time, so only frames handed on after the subscription count).
+The engine's own packets/s with the server comes from the run's summary.json, beside a plain
+``workbench replay`` of the same capture into a store of its own.
+
+Peer: a plain ``websockets`` server that ``json.dumps`` each row and sends it to each client as it
+comes, fed by the rows our run wrote (its tx_features.parquet and opportunities.parquet) in
+batches of the engine's hand-off size as fast as it can send them; each message carries its
+batch's ``handed_ns`` so the clients measure latency the same way. It runs no engine, which
+favours it. It stops feeding after ``--peer-seconds`` (a per-row, per-client send is slow).
+
+The capture is a long one of unique transactions made from the bundled market capture
+(benchmarks/unique_capture.py, cached under runs/bench/). Goals from issue 19: >= 1M messages/s
+delivered, p99 engine-to-client < 5 ms at 10 clients, the engine's packets/s within 10 % of a
+replay without the server. Every figure is the median of ``--repeat`` runs; loopback only.
+
+    python benchmarks/bench_ws.py [--packets 300000] [--clients 10,100] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+CHANNELS = ["opportunities", "transactions"]
+CLIENT_PROCS = 2                # client processes (the machine's cores)
+IDLE_END_S = 3.0                # a client that has had frames and then nothing this long is done
+CLIENT_BUDGET_S = 120.0         # a client gives up after this long in any case
+PEER_BATCH_ROWS = 4096          # rows the peer is fed at a time (the engine hands on batches)
+HEAD = re.compile(rb'"first_seq":(\d+),"last_seq":(\d+),"handed_ns":(\d+)')
+SEQS = re.compile(rb'"seqs":\[([\d,]*)\]')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- clients (run in worker processes: `bench_ws.py --worker ...`) ------------------------------------
+async def ours_client(url: str, stats: dict) -> None:
+    import websockets
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "channels": CHANNELS, "from": 0}))
+        subscribed_ns = None
+        start = time.monotonic()
+        while time.monotonic() - start < CLIENT_BUDGET_S:
+            try:
+                msg = await asyncio.wait_for(ws.recv(decode=False), IDLE_END_S if stats["rows"] else CLIENT_BUDGET_S)
+            except (asyncio.TimeoutError, TimeoutError, websockets.ConnectionClosed):
+                return
+            now_ns = time.time_ns()
+            head = msg[:160]
+            if head.startswith(b'{"type":"rows"'):
+                m = HEAD.search(head)
+                first, lastseq, handed = int(m[1]), int(m[2]), int(m[3])
+                seqs = SEQS.search(msg[:200 + 12 * (lastseq - first + 1)]) if b'"seqs"' in head else None
+                n = len(seqs[1].split(b",")) if seqs else lastseq - first + 1
+                stats["rows"] += n
+                stats["frames"] += 1
+                stats["first_ns"] = stats["first_ns"] or now_ns
+                stats["last_ns"] = now_ns
+                if subscribed_ns is not None and handed >= subscribed_ns:
+                    stats["lat_us"].append((now_ns - handed) / 1e3)
+            elif head.startswith(b'{"type":"gap"'):
+                stats["missed"] += json.loads(msg)["missed"]
+            elif head.startswith(b'{"type":"subscribed"'):
+                subscribed_ns = time.time_ns()
+
+
+async def peer_client(url: str, stats: dict) -> None:
+    import websockets
+    async with websockets.connect(url, max_size=None, compression=None) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "channels": CHANNELS}))
+        start = time.monotonic()
+        while time.monotonic() - start < CLIENT_BUDGET_S:
+            try:
+                msg = await asyncio.wait_for(ws.recv(decode=False), IDLE_END_S if stats["rows"] else CLIENT_BUDGET_S)
+            except (asyncio.TimeoutError, TimeoutError, websockets.ConnectionClosed):
+                return
+            now_ns = time.time_ns()
+            stats["rows"] += 1
+            stats["frames"] += 1
+            stats["first_ns"] = stats["first_ns"] or now_ns
+            stats["last_ns"] = now_ns
+            if stats["rows"] % 16 == 1:          # a sample: parsing every message would slow the client
+                stats["lat_us"].append((now_ns - int(msg[14:msg.index(b",")])) / 1e3)
+
+
+def worker(kind: str, url: str, n: int) -> None:
+    """``n`` clients of ``kind`` in this process; one JSON line of their counts on stdout."""
+    all_stats = [{"rows": 0, "frames": 0, "missed": 0, "first_ns": 0, "last_ns": 0, "lat_us": []} for _ in range(n)]
+    fn = ours_client if kind == "ours" else peer_client
+
+    async def run():
+        await asyncio.gather(*(fn(url, s) for s in all_stats))
+
+    import uvloop
+    uvloop.run(run())
+    print(json.dumps(all_stats))
+
+
+def start_clients(kind: str, url: str, n: int) -> list[subprocess.Popen]:
+    per = [n // CLIENT_PROCS + (i < n % CLIENT_PROCS) for i in range(CLIENT_PROCS)]
+    return [subprocess.Popen([sys.executable, __file__, "--worker", kind, url, str(k)], stdout=subprocess.PIPE,
+                             text=True) for k in per if k]
+
+
+def collect(procs: list[subprocess.Popen]) -> dict:
+    stats = []
+    for p in procs:
+        out, _ = p.communicate(timeout=CLIENT_BUDGET_S + 60)
+        if p.returncode != 0:
+            sys.exit(f"a client process failed ({p.returncode})")
+        stats += json.loads(out)
+    rows = sum(s["rows"] for s in stats)
+    t0 = min(s["first_ns"] for s in stats if s["first_ns"])
+    t1 = max(s["last_ns"] for s in stats)
+    lat = sorted(x for s in stats for x in s["lat_us"])
+    pct = (lambda q: lat[min(len(lat) - 1, int(q / 100 * len(lat)))] / 1e3) if lat else (lambda q: float("nan"))
+    return {"rows": rows, "missed": sum(s["missed"] for s in stats), "per_s": rows / max((t1 - t0) / 1e9, 1e-9),
+            "p50_ms": pct(50), "p99_ms": pct(99), "lat_n": len(lat), "clients": len(stats),
+            "rows_min": min(s["rows"] for s in stats)}
+
+
+# --- ours ----------------------------------------------------------------------------------------
+def run_ours(capture: Path, market: Path, n: int, tmp: Path) -> dict:
+    import httpx
+    port = free_port()
+    out = tmp / f"serve-{n}-{time.monotonic_ns()}"
+    log = open(tmp / "serve.log", "ab")
+    server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(capture), "--market",
+                               str(market), "--db", f"chdb://{out}/store", "-o", str(out / "run"), "--port",
+                               str(port)], cwd=tmp, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"workbench serve did not come up ({server.returncode}); see {tmp / 'serve.log'}")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        clients = start_clients("ours", f"ws://127.0.0.1:{port}/ws", n)
+        res = collect(clients)
+        while httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()["run"]["phase"] not in ("done", "failed"):
+            time.sleep(0.2)
+        next_seq = httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()["ws"]["next_seq"]
+        res["expected"] = n * sum(next_seq[c] for c in CHANNELS)
+    finally:
+        server.terminate()
+        server.wait(120)
+    summary = json.loads((out / "run" / "summary.json").read_text())
+    res["engine_pps"] = summary["engine_packets_per_s"]
+    res["run_dir"] = out / "run"
+    return res
+
+
+def plain_replay(capture: Path, market: Path, tmp: Path) -> float:
+    out = tmp / f"plain-{time.monotonic_ns()}"
+    r = subprocess.run([sys.executable, "-m", "workbench.cli", "replay", str(capture), "--market", str(market),
+                        "--db", f"chdb://{out}/store", "--out", str(out / "run"), "-q"], cwd=tmp,
+                       capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        sys.exit(f"workbench replay failed ({r.returncode}): {r.stderr[-2000:]}")
+    return json.loads((out / "run" / "summary.json").read_text())["engine_packets_per_s"]
+
+
+# --- the peer ------------------------------------------------------------------------------------
+PEER = textwrap.dedent('''
+    import asyncio, json, sys, time
+    import pyarrow.parquet as pq
+    import websockets
+
+    run_dir, port, n_clients, batch_rows, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+    rows = (pq.read_table(f"{run_dir}/opportunities.parquet").to_pylist()
+            + pq.read_table(f"{run_dir}/tx_features.parquet").to_pylist())
+    clients = set()
+    ready = asyncio.Event()
+
+    async def handler(ws):
+        await ws.recv()                         # the subscribe message
+        clients.add(ws)
+        if len(clients) >= n_clients:
+            ready.set()
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.discard(ws)
+
+    async def main():
+        async with websockets.serve(handler, "127.0.0.1", port, max_size=None, compression=None):
+            await ready.wait()
+            end = time.monotonic() + seconds
+            for i in range(0, len(rows), batch_rows):
+                handed_ns = time.time_ns()
+                for row in rows[i:i + batch_rows]:
+                    text = json.dumps({"handed_ns": handed_ns, **row}, default=str)
+                    for ws in list(clients):
+                        await ws.send(text)
+                if time.monotonic() > end:
+                    break
+            for ws in list(clients):
+                await ws.close()
+
+    asyncio.run(main())
+''')
+
+
+def run_peer(run_dir: Path, n: int, seconds: float, tmp: Path) -> dict:
+    peer_py = tmp / "peer.py"
+    peer_py.write_text(PEER)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(peer_py), str(run_dir), str(port), str(n), str(PEER_BATCH_ROWS),
+                               str(seconds)], cwd=tmp)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"the peer server did not come up ({server.returncode})")
+                time.sleep(0.1)
+        return collect(start_clients("peer", f"ws://127.0.0.1:{port}", n))
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--packets", type=int, default=300_000, help="packets of the unique-transactions capture")
+    ap.add_argument("--clients", default="10,100", help="numbers of subscribed clients, comma-separated")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per client count (figures: their medians)")
+    ap.add_argument("--peer-seconds", type=float, default=5.0, help="how long the peer is fed rows")
+    ap.add_argument("--worker", nargs=3, metavar=("KIND", "URL", "N"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        worker(a.worker[0], a.worker[1], int(a.worker[2]))
+        return
+    from unique_capture import unique_capture
+    capture = unique_capture(a.packets, base=REPO / "captures" / "market.pcapng")
+    market = capture.with_name(capture.name + ".market")
+    counts = [int(c) for c in a.clients.split(",")]
+    med = lambda xs: statistics.median(xs)                                  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="bench-ws-") as tmp:
+        tmp = Path(tmp)
+        plain = [plain_replay(capture, market, tmp) for _ in range(a.repeat)]
+        print(f"capture {capture.name}; plain replay (no server): engine {med(plain):,.0f} packets/s", flush=True)
+        for n in counts:
+            ours = [run_ours(capture, market, n, tmp) for _ in range(a.repeat)]
+            o = {k: med([r[k] for r in ours]) for k in ("per_s", "p50_ms", "p99_ms", "engine_pps", "rows", "missed",
+                                                          "expected", "rows_min")}
+            if not any(r["lat_n"] for r in ours):
+                print("  ours: no frame was handed on after a subscription (the server sends no handed_ns?): "
+                      "throughput only")
+            print(f"ours {n:4} clients: {o['per_s']:12,.0f} rows/s delivered  p50 {o['p50_ms']:7.2f} ms  "
+                  f"p99 {o['p99_ms']:7.2f} ms  rows {o['rows']:,.0f} of {o['expected']:,.0f} (fewest per client "
+                  f"{o['rows_min']:,.0f}; told missed {o['missed']:,.0f})  engine {o['engine_pps']:,.0f} packets/s "
+                  f"({o['engine_pps'] / med(plain):.2f}x plain)", flush=True)
+            peer = [run_peer(ours[0]["run_dir"], n, a.peer_seconds, tmp) for _ in range(a.repeat)]
+            p = {k: med([r[k] for r in peer]) for k in ("per_s", "p50_ms", "p99_ms", "rows")}
+            print(f"peer {n:4} clients: {p['per_s']:12,.0f} rows/s delivered  p50 {p['p50_ms']:7.2f} ms  "
+                  f"p99 {p['p99_ms']:7.2f} ms  rows {p['rows']:,.0f} in its {a.peer_seconds:g} s", flush=True)
+            print(f"ratio ours/peer at {n} clients: delivered {o['per_s'] / max(p['per_s'], 1e-9):.1f}x, "
+                  f"p99 peer/ours {p['p99_ms'] / o['p99_ms']:.1f}x", flush=True)
+    print("\ngoals (issue 19): >= 1,000,000 rows/s delivered; p99 < 5 ms at 10 clients; engine within 10 % of plain")
+
+
+if __name__ == "__main__":
+    main()

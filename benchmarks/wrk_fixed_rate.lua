@@ -1,0 +1,89 @@
+-- wrk script for benchmarks/bench_api.py: a fixed request rate per connection, and a JSON line
+-- of the run's figures at the end.
+--
+-- wrk sends a connection's next request only when its answer has come, after delay() ms. Each
+-- thread keeps a schedule of due times WB_THREADS * 1000 / WB_RATE ms apart (from a monotonic
+-- clock, read through LuaJIT's ffi: plain Lua has no millisecond clock), and delay() gives the
+-- connection whose answer just came the next due time, so the thread offers WB_RATE / WB_THREADS
+-- requests/s whatever the latency, as long as it has a free connection when one is due (when it
+-- has none the server is behind and the request goes as soon as a connection frees;
+-- bench_api.py prints the rate achieved beside the one offered).
+--
+-- GET: the URL's path as given. POST (WB_POST_TEMPLATE set): a JSON list of WB_POST_ROWS rows,
+-- each the template row with "__ID__" replaced by a fresh opportunity id (WB_NONCE, the thread,
+-- a counter), so every posted row is new to the store.
+
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } wb_timespec;
+int clock_gettime(int clk_id, wb_timespec *tp);
+]]
+local CLOCK_MONOTONIC = 1
+local ts = ffi.new("wb_timespec")
+local function now_ms()
+   ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+   return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+
+local spacing_ms = tonumber(os.getenv("WB_THREADS") or "1") * 1000 / tonumber(os.getenv("WB_RATE") or "100")
+local template_path = os.getenv("WB_POST_TEMPLATE")
+local post_rows = tonumber(os.getenv("WB_POST_ROWS") or "10")
+local nonce = tonumber(os.getenv("WB_NONCE") or "1")
+
+local threads = {}
+local next_tid = 0
+
+function setup(thread)
+   next_tid = next_tid + 1
+   thread:set("tid", next_tid)
+   table.insert(threads, thread)
+end
+
+local template = nil
+local counter = 0
+
+function init(args)
+   if template_path ~= nil and template_path ~= "" then
+      local f = assert(io.open(template_path, "r"))
+      template = f:read("*a")
+      f:close()
+   end
+end
+
+local due = nil
+
+function delay()
+   local now = now_ms()
+   if due == nil then
+      due = now
+   end
+   due = due + spacing_ms
+   if due < now then            -- behind the schedule: no wait (and no burst to catch up later)
+      due = now
+      return 0
+   end
+   return math.floor(due - now)
+end
+
+function request()
+   if template == nil then
+      return wrk.format("GET", wrk.path)
+   end
+   local rows = {}
+   for i = 1, post_rows do
+      counter = counter + 1
+      local id = string.format("%08x-%04x-4000-8000-%012x", nonce, tid, counter)
+      rows[i] = string.gsub(template, "__ID__", id)
+   end
+   return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"},
+                     "[" .. table.concat(rows, ",") .. "]")
+end
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      '{"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,' ..
+      '"status_errors":%d,"timeouts":%d,"p50_us":%.1f,"p99_us":%.1f,"p999_us":%.1f,"max_us":%.1f}\n',
+      summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+      latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
