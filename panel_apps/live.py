@@ -6,6 +6,7 @@
     ... --args --iface eth1                # live, AF_PACKET (root)
     ... --args --store chdb:///abs/data/clickhouse   # watch a store
     ... --args --run runs/x                # a finished run
+    ... --args --api http://127.0.0.1:8000 [--api-token-file FILE]   # a running `workbench serve`
 
 The engine runs on a background thread (``workbench.runner.BackgroundRun``); pages read it
 from a periodic callback. The server's first run is shared by the pages that open while it
@@ -13,7 +14,9 @@ goes on; a page's Restart (or its Loop, at the end of each run) starts a run of 
 the same source, so a page opened after the end is never left with a frozen one. Tables use
 remote pagination: the browser gets one page, so the page stays responsive with many rows.
 Every value from a file or the store reaches the page as text (``_display``); a server
-reachable from other hosts needs a token (``_access``).
+reachable from other hosts needs a token (``_access``). With ``--api URL`` the page starts no
+engine: it reads a running ``workbench serve`` (``_api_feed``: REST for the history, the WebSocket
+for the stream, /v1/stats and /v1/latency for rates and histograms).
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ import panel as pn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _access as A  # noqa: E402
+import _api_feed as F  # noqa: E402
 import _common as C  # noqa: E402
 import _display as D  # noqa: E402
 
 pn.extension("tabulator", sizing_mode="stretch_width", notifications=False)
 
-ARGS = C.parse_args(sys.argv[1:], "live.py")
-SOURCE = (f"replay of `{ARGS.capture}`" + (f" at {ARGS.speed}x" if ARGS.speed else " (as fast as possible)")
+API, _PAGE_ARGV = F.parse_api_args(sys.argv[1:])      # --api URL: a running server instead of an engine
+ARGS = C.parse_args(_PAGE_ARGV, "live.py")
+SOURCE = (f"server `{API.api}`" if API.api else f"replay of `{ARGS.capture}`" + (f" at {ARGS.speed}x" if ARGS.speed else " (as fast as possible)")
           if ARGS.capture else f"live on `{ARGS.iface}`" if ARGS.iface else
           f"live on UDP ports `{ARGS.udp_ports}`" if ARGS.udp_ports else f"store `{ARGS.store}`" if ARGS.store
           else f"run `{ARGS.run}`" if ARGS.run else "nothing")
@@ -46,6 +51,7 @@ panel serve panel_apps/live.py --address 127.0.0.1 --args --capture captures/dem
 panel serve panel_apps/live.py --address 127.0.0.1 --args --udp-ports 8003       # or --iface eth1 (root)
 panel serve panel_apps/live.py --address 127.0.0.1 --args --store chdb:///abs/path/data/clickhouse
 panel serve panel_apps/live.py --address 127.0.0.1 --args --run runs/x
+panel serve panel_apps/live.py --address 127.0.0.1 --args --api http://127.0.0.1:8000 [--api-token-file FILE]
 ```"""
 
 
@@ -249,7 +255,7 @@ class LivePage:
         done_note = "" if running else " (rates: the whole run's averages)" if f.result is not None else ""
         self.status.object = f"**{D.text_md(f.phase)}**{done_note}" + (
             f" · restart {self.restarts}" if self.restarts else "")
-        self.progress.value = int(1000 * f.progress) if f.mode == "replay" else (-1 if running else 1000)
+        self.progress.value = int(1000 * f.progress) if f.mode in ("replay", "api") else (-1 if running else 1000)
         if f.error:
             self._show_error(f.error)
         r = f.update_rates()
@@ -262,6 +268,9 @@ class LivePage:
             lat = " · ".join(f"{D.text_md(k)} {C.fmt_ns(v)}" for k, v in st.latency_ns.items()
                              if v is not None and v >= 0)
             self.totals.object += f"; kernel → scored latency: {lat}" if lat else ""
+        if f.mode == "api":                           # a server: what came over REST and what the stream missed
+            self.totals.object += (f"; from the server: **{f.history_rows:,}** stored opportunities, then the "
+                                   f"stream" + (f" (told it missed **{f.missed:,}** items)" if f.missed else ""))
         if self._stream_tables():
             self.rate_plot.update(self.tx_df.get("ts_ns"), self.opp_df.get("ts_ns"), self.t0_ns or 0)
         self._hists()
@@ -379,7 +388,10 @@ def build():
     refused = A.refusal(ARGS.token_file, "live")
     if refused:                       # decided before any run starts or any file is read
         return message_page("This page is closed.", [refused], usage=False)
-    feed, problems = C.run_from_args(ARGS, key=f"live:{sys.argv[1:]}")
+    if API.api:
+        feed, problems = F.feed_from_args(API, key=f"live-api:{API.api}")
+    else:
+        feed, problems = C.run_from_args(ARGS, key=f"live:{sys.argv[1:]}")
     if problems:
         return message_page("The app cannot start its source:", problems)
     if feed is None:
