@@ -137,6 +137,8 @@ def collect(procs: list[subprocess.Popen]) -> dict:
             sys.exit(f"a client process failed ({p.returncode})")
         stats += json.loads(out)
     rows = sum(s["rows"] for s in stats)
+    if not rows:
+        sys.exit(f"none of the {len(stats)} clients received a row within {CLIENT_BUDGET_S:g} s")
     t0 = min(s["first_ns"] for s in stats if s["first_ns"])
     t1 = max(s["last_ns"] for s in stats)
     lat = sorted(x for s in stats for x in s["lat_us"])
