@@ -4,20 +4,24 @@ numbers, resumes and gaps, the token and address rules, the cursor."""
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 
 import orjson
+import pyarrow as pa
 import pytest
 
 from workbench.api.hub import Hub
-from workbench.api.opportunity_rows import RowError, check_batch
+from workbench.api.opportunity_rows import RowError, check_arrow_batch, check_batch
+from workbench.api.recent import RecentOpportunities, page_table, store_cover
 from workbench.api.security import Guard, is_loopback
 from workbench.api.service import ServeOptions
-from workbench.api.store_access import BadQuery, decode_cursor, encode_cursor
+from workbench.api.store_access import BadQuery, OpportunityFilter, StoreAccess, decode_cursor, encode_cursor
 from workbench.errors import ConfigError
 from workbench.store import schema as S
 
 pytestmark = pytest.mark.timeout(60)
+T_IDX = 1_750_000_000_000_000_000
 
 
 def _row(**over):
@@ -175,3 +179,108 @@ def test_cursor_round_trips_and_a_foreign_one_is_refused():
     assert decode_cursor(c) == (1_750_000_000_123_456_789, "c9b536b9-5c1e-56d0-a2b1-007cc4252f43")
     with pytest.raises(BadQuery, match="cursor"):
         decode_cursor("garbage!")
+
+
+# --- Arrow IPC bodies (POST) and the GET index (api/recent.py) ----------------------------------------
+def _arrow(rows: list[dict] | pa.Table) -> bytes:
+    t = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, t.schema) as w:
+        w.write_table(t)
+    return sink.getvalue().to_pybytes()
+
+
+def test_an_arrow_batch_is_checked_like_the_same_json_batch():
+    rows = [_row(slot=3, score=0.25), _row(type="arbitrage", score=None, slot=7)]
+    a, j = check_arrow_batch(_arrow(rows)), check_batch(orjson.dumps(rows))
+    assert a.ids == j.ids and orjson.dumps(a.rows) == orjson.dumps(j.rows) and a.table.schema == j.table.schema
+    ts = pa.table({"timestamp_ns": pa.array([rows[0]["timestamp_ns"]], pa.timestamp("ns")),
+                   "opportunity_id": [rows[0]["opportunity_id"]], "type": ["sandwich"], "profit": [0.5],
+                   "pools": [["PoolA"]]})
+    assert check_arrow_batch(_arrow(ts)).rows[0]["timestamp_ns"] == rows[0]["timestamp_ns"]
+
+
+@pytest.mark.parametrize("rows, row, field, words", [
+    ([_row(profit="0.5"), _row(profit="much")], 0, "profit", "a number"),     # a string column for a float
+    ([{k: v for k, v in _row().items() if k != "pools"}], 0, "pools", "required"),
+    ([_row(slot=1), _row(slot=None)], 1, "slot", "an integer"),                      # a null in a non-nullable column
+    ([_row(opportunity_id="11111111-1111-1111-1111-111111111111")] * 2, 1, "opportunity_id", "also row 0"),
+    ([_row(colour="red")], 0, "colour", "not a column"),
+])
+def test_a_bad_arrow_batch_is_named_by_row_and_field(rows, row, field, words):
+    with pytest.raises(RowError) as e:
+        check_arrow_batch(_arrow(rows))
+    assert (e.value.row, e.value.field) == (row, field) and words in e.value.message
+
+
+@pytest.mark.parametrize("body", [b"", b"not arrow at all", _arrow([_row()])[:-30]])
+def test_an_unreadable_arrow_body_says_where_it_stopped(body):
+    with pytest.raises(RowError) as e:
+        check_arrow_batch(body)
+    assert "Arrow IPC stream" in e.value.message and f"of {len(body)}" in e.value.message
+
+
+def _index_rows(n: int, seed: int) -> list[dict]:
+    rnd = random.Random(seed)
+    return [_row(timestamp_ns=1_750_000_000_000_000_000 + rnd.randrange(50), opportunity_id=str(uuid.UUID(
+        int=rnd.getrandbits(128))), type=rnd.choice(["sandwich", "arbitrage"]), profit=rnd.choice([0.1, 0.7]),
+        pools=[rnd.choice(["PoolA", "PoolB"])], score=rnd.choice([None, 0.2, 0.8])) for _ in range(n)]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = StoreAccess(f"chdb://{tmp_path / 'db'}")
+    yield s
+    s.close()
+
+
+def test_memory_pages_equal_the_stores_and_a_merge_fills_what_the_store_lacks(store):
+    stored, pending = _index_rows(40, 1), _index_rows(25, 2)
+    store.insert(check_batch(orjson.dumps(stored)))
+    schema = store.page_schema()
+    memory = RecentOpportunities(schema, None)            # every row in memory
+    for rows in (stored, pending):
+        memory.add(page_table(check_batch(orjson.dumps(rows)).table, schema))
+    mixed = RecentOpportunities(schema, store_cover(store.last_key()))  # the store's rows, and pending in memory
+    mixed.add(page_table(check_batch(orjson.dumps(pending)).table, schema))
+    for f in (OpportunityFilter([]), OpportunityFilter(["sandwich"], min_profit=0.5),
+              OpportunityFilter([], pool="PoolB", min_score=0.5), OpportunityFilter([], since_ns=T_IDX + 20)):
+        after, pages = None, []
+        while True:
+            assert memory.covers(f, after)
+            a = memory.encode_json(*memory.page_from_memory(f, 6, after))
+            if mixed.covers(f, after):
+                b = mixed.encode_json(*mixed.page_from_memory(f, 6, after))
+            else:
+                b = mixed.encode_json(*mixed.page_merged(f, 6, after, store.opportunity_rows(f, 7, after)))
+            assert a == b, f
+            pages.append(a)
+            if a[1] is None:
+                break
+            after = decode_cursor(a[1])
+        got = [r["opportunity_id"] for body, _ in pages for r in orjson.loads(body)["rows"]]
+        assert len(got) == len(set(got)) and got, f
+
+
+def test_memory_is_bounded_and_its_cover_rises_to_what_it_dropped():
+    schema = pa.schema([("timestamp_ns", pa.int64()), ("opportunity_id", pa.string())])
+    idx = RecentOpportunities(schema, None, capacity=5)
+    keys = sorted((T_IDX + i, str(uuid.uuid4())) for i in range(8))
+    idx.add(pa.Table.from_pylist([{"timestamp_ns": t, "opportunity_id": i} for t, i in keys], schema=schema))
+    assert len(idx) == 5 and idx.cover == keys[2]
+    assert not idx.covers(OpportunityFilter([]), None) and not idx.covers(OpportunityFilter([]), keys[1])
+    assert idx.covers(OpportunityFilter([]), keys[2]) and idx.covers(OpportunityFilter([], since_ns=T_IDX + 3), None)
+    v = idx.version
+    assert idx.add(pa.Table.from_pylist([{"timestamp_ns": keys[5][0], "opportunity_id": keys[5][1]}],
+                                        schema=schema)) == 0 and idx.version == v     # an id held: nothing new
+
+
+def test_a_cached_page_lives_until_the_next_row():
+    schema = pa.schema([("timestamp_ns", pa.int64()), ("opportunity_id", pa.string())])
+    idx = RecentOpportunities(schema, None)
+    idx.remember("q", (b"page", None), idx.version)
+    assert idx.cached("q") == (b"page", None)
+    idx.add(pa.Table.from_pylist([{"timestamp_ns": T_IDX, "opportunity_id": "x"}], schema=schema))
+    assert idx.cached("q") is None
+    idx.remember("q", (b"stale", None), idx.version - 1)    # made before the row arrived: not kept
+    assert idx.cached("q") is None

@@ -12,7 +12,6 @@ import functools
 
 import anyio
 import orjson
-import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -22,25 +21,20 @@ from starlette.routing import Route, WebSocketRoute
 
 from ..errors import StoreError
 from ..store.schema import OPPORTUNITY_TYPES
+from .docs import ASSETS_PREFIX, DOCS_PATH, docs_routes
 from .openapi import openapi_document
-from .opportunity_rows import RowError, check_batch, dumps_rows, rows_json
+from .opportunity_rows import ARROW_STREAM, RowError, check_arrow_batch, check_batch, rows_json
+from .recent_route import opportunity_pages
 from .prometheus import CONTENT_TYPE, ServerMetrics
 from .security import BodyTooLarge, Guard, read_body
 from .service import Service
 from .ws import ws_endpoint
-from .store_access import PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, RUNS_MAX, BadQuery, OpportunityFilter
+from .store_access import PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, RUNS_MAX, BadQuery, OpportunityFilter, decode_cursor
 
 JSON = "application/json"
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
 NEXT_CURSOR_HEADER = "x-next-cursor"
+PAGE_SOURCE_HEADER = "x-page-source"    # memory | store+memory: where the page's rows were read
 GZIP_MIN_BYTES = 64 * 1024          # answers at least this large are compressed for clients that accept gzip
-
-
-def arrow_stream(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 def _json(data, status: int = 200) -> Response:
@@ -96,6 +90,7 @@ def _types(q) -> list[str]:
 def build_app(service: Service) -> Guard:
     metrics = ServerMetrics(service.metrics_snapshot)
     store = service.store
+    pages = opportunity_pages(service)     # the newest rows in memory, merged with the store's
 
     def counted(route: str):
         def wrap(fn):
@@ -121,17 +116,21 @@ def build_app(service: Service) -> Guard:
                               min_profit=_float(q, "min_profit"), pool=q.get("pool") or None,
                               run=q.get("run") or None, min_score=_float(q, "min_score"))
         limit = _int(q, "limit", 1, PAGE_ROWS_MAX) or PAGE_ROWS_DEFAULT
-        table, nxt = await anyio.to_thread.run_sync(store.opportunities, f, limit, q.get("cursor") or None)
-        if ARROW_STREAM in request.headers.get("accept", ""):
+        cursor = q.get("cursor") or None
+        arrow = ARROW_STREAM in request.headers.get("accept", "")
+        body, nxt, source = await pages.page(f, limit, decode_cursor(cursor) if cursor else None, arrow)
+        if arrow:
             # the page as an Arrow IPC stream; the next page's cursor travels in a header
-            return Response(await anyio.to_thread.run_sync(arrow_stream, table), media_type=ARROW_STREAM,
-                            headers={NEXT_CURSOR_HEADER: nxt or ""})
-        body = b'{"rows":[' + b",".join(dumps_rows(table)) + b'],"next_cursor":' + orjson.dumps(nxt) + b"}"
-        return Response(body, media_type=JSON)
+            return Response(body, media_type=ARROW_STREAM, headers={NEXT_CURSOR_HEADER: nxt or "",
+                                                                    PAGE_SOURCE_HEADER: source})
+        return Response(body, media_type=JSON, headers={PAGE_SOURCE_HEADER: source})
 
     @counted("/v1/opportunities/{id}")
     async def get_opportunity(request: Request) -> Response:
         oid = request.path_params["id"]
+        held = pages.recent.rows.get(oid)       # the newest rows, some not written to the store yet
+        if held is not None:
+            return Response(held[1], media_type=JSON)
         row = await anyio.to_thread.run_sync(store.opportunity, oid)
         if row is None:
             return _error(404, f"no opportunity {oid!r} in the store")
@@ -143,14 +142,16 @@ def build_app(service: Service) -> Guard:
             body = await read_body(request)
         except BodyTooLarge as e:
             return _error(413, str(e))
+        arrow = request.headers.get("content-type", "").split(";")[0].strip() == ARROW_STREAM
         try:
-            batch = await anyio.to_thread.run_sync(check_batch, body)
+            batch = await anyio.to_thread.run_sync(check_arrow_batch if arrow else check_batch, body)
         except (RowError, StoreError) as e:     # conform's StoreError names the column too
             detail = e.as_dict() if isinstance(e, RowError) else {"row": None, "field": None, "message": str(e)}
             return _json({"error": "the batch does not fit the table; nothing of it was written", **detail}, 422)
         kept, duplicates = await anyio.to_thread.run_sync(store.insert, batch)
         rows = [batch.rows[i] for i in kept]
         if rows:
+            pages.add_posted(batch, kept)
             service.published_posted(rows, rows_json(rows))
         return _json({"inserted": len(kept), "duplicates": duplicates,
                       "ids": [batch.ids[i] for i in kept]}, 201 if kept else 200)
@@ -205,6 +206,8 @@ def build_app(service: Service) -> Guard:
     async def openapi(request: Request) -> Response:
         return Response(openapi_body, media_type=JSON)
 
+    docs_page, docs_asset = docs_routes()
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await service.start()
@@ -225,6 +228,8 @@ def build_app(service: Service) -> Guard:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route(DOCS_PATH, docs_page, methods=["GET"]),
+        Route(ASSETS_PREFIX + "{name}", docs_asset, methods=["GET"]),
         WebSocketRoute("/ws", ws_endpoint(service)),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,

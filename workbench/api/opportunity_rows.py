@@ -22,6 +22,7 @@ from ..store.columns import conform, mev_opportunities_table
 TABLE = "mev_opportunities"
 ID = "opportunity_id"
 BATCH_ROWS_MAX = 10_000              # rows in one POST: a bigger batch is split by the client
+ARROW_STREAM = "application/vnd.apache.arrow.stream"     # the media type of an Arrow IPC stream
 
 
 class RowError(ValueError):
@@ -147,6 +148,47 @@ def check_batch(body: bytes) -> PostedBatch:
         data = data["rows"]
     if not isinstance(data, list):
         raise RowError(None, None, 'expected a JSON list of rows, or {"rows": [...]}')
+    return check_rows(data)
+
+
+def read_arrow_stream(body: bytes) -> pa.Table:
+    """The table of a posted Arrow IPC stream; RowError saying where and what is wrong otherwise."""
+    src = pa.BufferReader(body)
+    batches = []
+    try:
+        reader = pa.ipc.open_stream(src)
+        while True:
+            try:
+                batches.append(reader.read_next_batch())
+            except StopIteration:
+                break
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as e:
+        raise RowError(None, None, f"the body is not a readable Arrow IPC stream (stopped at byte {src.tell()} of "
+                                   f"{len(body)}): {e}") from None
+    rows = sum(b.num_rows for b in batches)
+    if rows > BATCH_ROWS_MAX:
+        raise RowError(None, None, f"{rows} rows in one batch; at most {BATCH_ROWS_MAX}: split it")
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def check_arrow_batch(body: bytes) -> PostedBatch:
+    """Check a posted Arrow IPC stream exactly as a JSON batch: its columns are the JSON shape's
+    (a GET with Accept: application/vnd.apache.arrow.stream gives one), and each value goes
+    through the same checks, so a bad one is named by row and field. A ``timestamp[ns]`` column
+    ``<name>_ns`` is taken as its ns; every other type must give the JSON value's type."""
+    t = read_arrow_stream(body)
+    cols = []
+    for name, col in zip(t.column_names, t.columns):
+        if pa.types.is_timestamp(col.type) and name.endswith("_ns"):
+            col = col.cast(pa.timestamp(col.type.unit)).cast(pa.timestamp("ns")).cast(pa.int64())
+        elif pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        cols.append(col)
+    return check_rows(pa.Table.from_arrays(cols, names=t.column_names).to_pylist())
+
+
+def check_rows(data: list) -> PostedBatch:
+    """Check a batch of row objects against the store's columns (see ``check_batch``)."""
     if len(data) > BATCH_ROWS_MAX:
         raise RowError(None, None, f"{len(data)} rows in one batch; at most {BATCH_ROWS_MAX}: split it")
     spec = S.TABLES[TABLE]

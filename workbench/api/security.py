@@ -1,7 +1,7 @@
 """Who may talk to the server, and how much they may send: plain ASGI middleware.
 
 Off loopback the server needs a token (server.py refuses to start without one); with a token,
-every route but /healthz, the WebSocket included, needs ``Authorization: Bearer <token>``
+every route but /healthz and the /docs page's static files, the WebSocket included, needs ``Authorization: Bearer <token>``
 (401 without one, 403 with a wrong one; the WebSocket handshake is refused before it is
 accepted). Request bodies past ``body_max`` bytes get 413, whether announced by
 Content-Length or streamed (``read_body``). With ``rate`` set, each client address may make
@@ -17,6 +17,10 @@ import math
 import time
 
 OPEN_PATHS = ("/healthz",)
+# need no token (still rate-limited): the /docs page and its files carry no data, and a browser cannot
+# attach a bearer header to a navigation; the page sends the token the user types (api/docs.py)
+TOKEN_FREE = ("/docs",)
+TOKEN_FREE_PREFIXES = ("/docs/assets/",)
 BODY_MAX_BYTES = 16 * 1024 * 1024        # a POST batch of BATCH_ROWS_MAX wide rows fits with room
 TOKEN_ENV = "WORKBENCH_API_TOKEN"
 
@@ -75,7 +79,8 @@ class Guard:
 
     def _authorised(self, scope) -> int:
         """0 when allowed, else the HTTP status to refuse with."""
-        if self.token is None or scope.get("path") in OPEN_PATHS:
+        path = scope.get("path", "")
+        if self.token is None or path in OPEN_PATHS or path in TOKEN_FREE or path.startswith(TOKEN_FREE_PREFIXES):
             return 0
         for k, v in scope.get("headers", ()):
             if k == b"authorization":

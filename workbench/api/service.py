@@ -102,6 +102,7 @@ class Service:
     started_at: float = field(default_factory=time.monotonic)
     index: SeqIndex = field(default_factory=SeqIndex)     # every opportunity numbered: seq -> (time, id)
     engine_keys: frozenset = frozenset()                   # the columns of an engine row's JSON
+    opportunity_hooks: list = field(default_factory=list)  # called with each engine batch the pump takes (GET index)
     _pump: asyncio.Task | None = None
     _wake: asyncio.Event | None = None
     _wake_pending: bool = False
@@ -173,6 +174,8 @@ class Service:
                 self.engine_keys = frozenset(shaped.column_names)
             self.index.append(shaped.column("timestamp_ns").to_numpy(),
                               shaped.column("opportunity_id").to_pylist(), engine=True)
+            for hook in self.opportunity_hooks:
+                hook(shaped)
             self.hub.publish("opportunities", dumps_rows(shaped), handed_ns)
         for t, handed_ns in self.run.take("tx_features"):
             self.hub.publish_transactions(t, handed_ns)

@@ -95,9 +95,20 @@ class StoreAccess:
             self.reader.query_rows("SELECT 1")
 
     # -- opportunities
-    def opportunities(self, f: OpportunityFilter, limit: int, cursor: str | None) -> tuple[pa.Table, str | None]:
-        """One page in (timestamp, opportunity_id) order after ``cursor`` (an Arrow table in the JSON
-        shape's names); the next page's cursor or None."""
+    def _select(self) -> str:
+        return ", ".join(_select_expr(n, t) for n, t in self.columns)
+
+    def page_schema(self) -> pa.Schema:
+        """The Arrow schema of the GET route's rows, as the store returns them."""
+        return self._query(f"SELECT {self._select()} FROM {self.reader.table(TABLE)} LIMIT 0").schema
+
+    def last_key(self) -> pa.Table:
+        """The row with the greatest (timestamp, opportunity_id): at most one row."""
+        return self._query(f"SELECT toUnixTimestamp64Nano(timestamp) AS timestamp_ns, toString(opportunity_id) AS {ID} "
+                           f"FROM {self.reader.table(TABLE)} ORDER BY timestamp DESC, {ID} DESC LIMIT 1")
+
+    def opportunity_rows(self, f: OpportunityFilter, n: int, after: tuple[int, str] | None) -> pa.Table:
+        """Up to ``n`` rows matching ``f`` in (timestamp, opportunity_id) order after the key ``after``."""
         where, params = [], {}
         if f.types:
             where.append("toString(type) IN {types:Array(String)}")
@@ -120,15 +131,18 @@ class StoreAccess:
         if f.min_score is not None:
             where.append("score >= {min_score:Float64}")
             params["min_score"] = f.min_score
-        if cursor:
-            ts, oid = decode_cursor(cursor)
+        if after is not None:
             where.append("(timestamp, toString(opportunity_id)) > (fromUnixTimestamp64Nano({c_ts:Int64}), {c_id:String})")
-            params.update(c_ts=ts, c_id=oid)
-        cols = ", ".join(_select_expr(n, t) for n, t in self.columns)
-        sql = (f"SELECT {cols} FROM {self.reader.table(TABLE)}"
+            params.update(c_ts=after[0], c_id=after[1])
+        sql = (f"SELECT {self._select()} FROM {self.reader.table(TABLE)}"
                + (f" WHERE {' AND '.join(where)}" if where else "")
-               + f" ORDER BY timestamp, toString(opportunity_id) LIMIT {int(limit) + 1}")
-        t = self._query(sql, params)
+               + f" ORDER BY timestamp, toString(opportunity_id) LIMIT {int(n)}")
+        return self._query(sql, params)
+
+    def opportunities(self, f: OpportunityFilter, limit: int, cursor: str | None) -> tuple[pa.Table, str | None]:
+        """One page in (timestamp, opportunity_id) order after ``cursor`` (an Arrow table in the JSON
+        shape's names); the next page's cursor or None."""
+        t = self.opportunity_rows(f, limit + 1, decode_cursor(cursor) if cursor else None)
         more = t.num_rows > limit
         t = t.slice(0, limit)
         nxt = None
@@ -138,8 +152,7 @@ class StoreAccess:
         return t, nxt
 
     def opportunity(self, oid: str) -> bytes | None:
-        cols = ", ".join(_select_expr(n, t) for n, t in self.columns)
-        t = self._query(f"SELECT {cols} FROM {self.reader.table(TABLE)} WHERE toString(opportunity_id) = {{id:String}} "
+        t = self._query(f"SELECT {self._select()} FROM {self.reader.table(TABLE)} WHERE toString(opportunity_id) = {{id:String}} "
                         f"LIMIT 1", {"id": oid})
         return dumps_rows(t)[0] if t.num_rows else None
 

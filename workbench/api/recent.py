@@ -1,0 +1,230 @@
+"""The newest opportunities in memory, in the GET route's keyset order, merged with the store.
+
+GET /v1/opportunities pages by the key (timestamp, opportunity_id) (store_access.py). This
+index keeps the newest rows this process saw (the run the service pumps, and POSTs) sorted by
+that key, already in the page shape: each row as the dict and the JSON bytes the store's read
+would give, so a page read from memory is byte for byte the page read from the store.
+
+What memory may answer alone: the index records ``cover``, a key such that every row of the
+store with a greater key is in memory. It starts at the store's greatest key when the server
+starts (rows stored before are the store's) and rises to each row evicted past ``capacity``.
+A page whose keyset window lies wholly above ``cover`` is answered from memory; any other page
+asks the store (ORDER BY its key, after the cursor) and merges in the memory rows the store may
+not hold yet, deduplicated by id. Rows written to the store by another process while this one
+runs are not seen by memory (an embedded store has no other writer; a ClickHouse server may).
+
+Each encoded page is cached under (query, data version); every new row bumps the version, so a
+repeated GET while no row arrived costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import bisect
+import uuid
+
+import orjson
+import pyarrow as pa
+
+from ..store import schema as S
+from .opportunity_rows import ID, TABLE, enum_pairs
+from .store_access import OpportunityFilter, encode_cursor
+
+MEMORY_ROWS = 200_000          # rows the index keeps; older pages come from the store
+CACHE_PAGES = 4_096            # encoded pages kept per data version
+
+Key = tuple  # (timestamp_ns, opportunity_id)
+
+
+def page_table(conformed: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A table in the store's Arrow shape (store/columns.py ``conform``) as the store's SELECT of
+    the GET route returns it (``schema``): times as int ns under ``<name>_ns``, UUIDs and enums as
+    text."""
+    spec = S.TABLES[TABLE]
+    arrays = []
+    for f in schema:
+        base = f.name[:-3] if f.name.endswith("_ns") and f.name[:-3] in conformed.column_names else f.name
+        col = conformed.column(base).combine_chunks()
+        kind = spec.column(base).kind
+        if kind == S.TIME:
+            col = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
+        elif kind == S.UUID_ and pa.types.is_fixed_size_binary(col.type):
+            col = pa.array([str(uuid.UUID(bytes=b)) for b in col.to_pylist()], pa.string())
+        elif kind == S.ENUM and pa.types.is_integer(col.type):
+            pairs = enum_pairs(spec.column(base))
+            labels = {code: lab for lab, code in pairs}
+            col = pa.array([labels[c] for c in col.to_pylist()], pa.string())
+        arrays.append(col if col.type == f.type else col.cast(f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def matches(f: OpportunityFilter, r: dict) -> bool:
+    """The store's WHERE of ``StoreAccess.opportunities`` on one row in the page shape."""
+    if f.types and r["type"] not in f.types:
+        return False
+    ts = r["timestamp_ns"]
+    if f.since_ns is not None and ts < f.since_ns:
+        return False
+    if f.until_ns is not None and ts >= f.until_ns:
+        return False
+    if f.min_profit is not None and not r["profit"] >= f.min_profit:
+        return False
+    if f.pool and f.pool not in r["pools"]:
+        return False
+    if f.run and r["run_id"] != f.run:
+        return False
+    if f.min_score is not None and not r["score"] >= f.min_score:     # NaN never passes, as in SQL
+        return False
+    return True
+
+
+def window_start(f: OpportunityFilter, after: Key | None) -> tuple[Key | None, bool]:
+    """The lowest key a page may hold: (key, inclusive). None: from the beginning."""
+    since = (f.since_ns, "") if f.since_ns is not None else None
+    if after is not None and (since is None or after >= since):
+        return after, False
+    return since, True
+
+
+class RecentOpportunities:
+    """The newest rows by key, the cover below which the store answers, and the page cache."""
+
+    def __init__(self, schema: pa.Schema, cover: Key | None, capacity: int = MEMORY_ROWS,
+                 cache_pages: int = CACHE_PAGES):
+        self.schema = schema
+        self.cover = cover                  # every stored row with a greater key is in memory; None: every row
+        self.capacity = capacity
+        self.cache_pages = cache_pages
+        self.keys: list[Key] = []
+        self.rows: dict[str, tuple[dict, bytes]] = {}
+        self.version = 0
+        self._cache: dict = {}
+        self._cache_version = 0
+        self.cache_hits = 0
+        self.store_reads = 0
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    # -- rows in
+    def add(self, table: pa.Table) -> int:
+        """Rows in the page shape (``page_table``); ids already held are skipped. Rows added."""
+        new: list[Key] = []
+        for r in table.to_pylist():
+            oid = r[ID]
+            if oid in self.rows:
+                continue
+            self.rows[oid] = (r, orjson.dumps(r))
+            new.append((r["timestamp_ns"], oid))
+        if not new:
+            return 0
+        new.sort()
+        if self.keys and new[0] < self.keys[-1]:
+            self.keys.extend(new)
+            self.keys.sort()
+        else:
+            self.keys.extend(new)
+        over = len(self.keys) - self.capacity
+        if over > 0:
+            gone = self.keys[:over]
+            del self.keys[:over]
+            for _, oid in gone:
+                del self.rows[oid]
+            if self.cover is None or gone[-1] > self.cover:
+                self.cover = gone[-1]
+        self.version += 1
+        return len(new)
+
+    def mark_uncovered(self) -> None:
+        """Memory missed rows it should hold: from now on every page asks the store."""
+        self.cover = (2**63, "")
+        self.version += 1
+
+    # -- pages
+    def covers(self, f: OpportunityFilter, after: Key | None) -> bool:
+        start, inclusive = window_start(f, after)
+        if self.cover is None:
+            return True
+        if start is None:
+            return False
+        return start > self.cover if inclusive else start >= self.cover
+
+    def _from(self, f: OpportunityFilter, after: Key | None, n: int, below: Key | None = None):
+        """Up to ``n`` memory rows matching ``f`` after the window start (and under ``below``)."""
+        start, inclusive = window_start(f, after)
+        i = 0 if start is None else (bisect.bisect_left if inclusive else bisect.bisect_right)(self.keys, start)
+        out = []
+        keys, rows = self.keys, self.rows
+        while i < len(keys) and len(out) < n:
+            k = keys[i]
+            if below is not None and k > below:
+                break
+            if f.until_ns is not None and k[0] >= f.until_ns:
+                break
+            entry = rows[k[1]]
+            if matches(f, entry[0]):
+                out.append((k, entry))
+            i += 1
+        return out
+
+    def page_from_memory(self, f: OpportunityFilter, limit: int, after: Key | None):
+        """The page's rows [(key, (dict, bytes))] and whether more follow: memory alone."""
+        got = self._from(f, after, limit + 1)
+        return got[:limit], len(got) > limit
+
+    def page_merged(self, f: OpportunityFilter, limit: int, after: Key | None, stored: pa.Table):
+        """The store's first ``limit`` + 1 rows of the window merged with the memory rows it may lack,
+        deduplicated (an id has one key), in key order; and whether more rows follow."""
+        dicts = stored.to_pylist()
+        stored_more = len(dicts) > limit
+        # past the store's last row, the store's next rows are unknown: memory may not fill beyond it
+        below = (dicts[-1]["timestamp_ns"], dicts[-1][ID]) if stored_more and dicts else None
+        merged = {(r["timestamp_ns"], r[ID]): None for r in dicts}
+        out = [((r["timestamp_ns"], r[ID]), (r, None)) for r in dicts]
+        for k, entry in self._from(f, after, limit + 1, below):
+            if k not in merged:
+                out.append((k, entry))
+        out.sort(key=lambda e: e[0])
+        return out[:limit], len(out) > limit
+
+    # -- encoding and the cache
+    def cached(self, key):
+        if self._cache_version != self.version:
+            self._cache.clear()
+            self._cache_version = self.version
+            return None
+        hit = self._cache.get(key)
+        if hit is not None:
+            self.cache_hits += 1
+        return hit
+
+    def remember(self, key, value, version: int) -> None:
+        if version != self.version:          # a row arrived while the page was made: it may be stale
+            return
+        if self._cache_version != version:
+            self._cache.clear()
+            self._cache_version = version
+        if len(self._cache) >= self.cache_pages:
+            self._cache.clear()
+        self._cache[key] = value
+
+    def encode_json(self, page, more: bool) -> tuple[bytes, str | None]:
+        nxt = encode_cursor(*page[-1][0]) if more and page else None
+        parts = [b if b is not None else orjson.dumps(r) for _, (r, b) in page]
+        return b'{"rows":[' + b",".join(parts) + b'],"next_cursor":' + orjson.dumps(nxt) + b"}", nxt
+
+    def encode_arrow(self, page, more: bool) -> tuple[bytes, str | None]:
+        nxt = encode_cursor(*page[-1][0]) if more and page else None
+        t = pa.Table.from_pylist([r for _, (r, _) in page], schema=self.schema)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, t.schema) as w:
+            w.write_table(t)
+        return sink.getvalue().to_pybytes(), nxt
+
+
+def store_cover(table: pa.Table) -> Key | None:
+    """The greatest key of a one-row table (the store's last row), None when empty."""
+    if not table.num_rows:
+        return None
+    r = table.to_pylist()[0]
+    return (int(r["timestamp_ns"]), str(r[ID]))
+

@@ -1,0 +1,114 @@
+"""GET /v1/opportunities pages: from memory when it covers the window, else store + memory.
+
+Ties recent.py's index to the service: the rows the pump publishes (the engine run's) and the
+posted rows enter the index in the page shape; a page is looked up in the cache, then made from
+memory or from the store merged with memory. Concurrent requests for the same page at the same
+data version share one store read, so a burst right after a new row costs one query, not one
+per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import anyio
+import pyarrow as pa
+
+from ..store.columns import conform
+from .opportunity_rows import TABLE, PostedBatch
+from .recent import RecentOpportunities, page_table, store_cover
+from .store_access import OpportunityFilter
+
+log = logging.getLogger(__name__)
+
+
+class OpportunityPages:
+    def __init__(self, service):
+        self.service = service
+        store = service.store
+        self.store = store
+        self.recent = RecentOpportunities(store.page_schema(), store_cover(store.last_key()))
+        self._run_id: str | None = None
+        self._inflight: dict = {}
+
+    # -- rows in
+    def add_posted(self, batch: PostedBatch, kept: list[int]) -> None:
+        t = batch.table if len(kept) == len(batch.ids) else batch.table.take(pa.array(kept))
+        self._add(t, None)
+
+    def add_engine(self, shaped: pa.Table) -> None:
+        """An engine batch in the store's column names (service.py's pump): its run id is the run's row
+        in the store, recorded before the run handed on any row."""
+        if "run_id" not in shaped.column_names and self._run_id is None:
+            runs = self.store.runs(1)
+            if not runs:
+                raise LookupError("the store has no row for the running engine's run")
+            self._run_id = str(runs[0]["run_id"])
+        self._add(shaped, self._run_id)
+
+    def _add(self, t: pa.Table, run_id: str | None) -> None:
+        try:
+            self.recent.add(page_table(conform(TABLE, t, run_id), self.recent.schema))
+        except Exception:       # noqa: BLE001 - memory is only a shortcut: the store answers every page instead
+            log.exception("rows could not enter the GET index; pages now come from the store")
+            self.recent.mark_uncovered()
+
+    def hook(self, shaped: pa.Table) -> None:
+        try:
+            self.add_engine(shaped)
+        except Exception:       # noqa: BLE001 - as in _add
+            log.exception("the run's rows could not enter the GET index; pages now come from the store")
+            self.recent.mark_uncovered()
+
+    # -- pages out
+    async def page(self, f: OpportunityFilter, limit: int, after, arrow: bool) -> tuple[bytes, str | None, str]:
+        """The encoded page, its next cursor, and where it was read: ``memory`` or ``store+memory``."""
+        recent = self.recent
+        key = (tuple(sorted(set(f.types))), f.since_ns, f.until_ns, f.min_profit, f.pool, f.run, f.min_score,
+               limit, after, arrow)
+        hit = recent.cached(key)
+        if hit is not None:
+            return hit
+        version = recent.version
+        if recent.covers(f, after):
+            rows, more = recent.page_from_memory(f, limit, after)
+        else:
+            shared = self._inflight.get((key, version))
+            if shared is not None:
+                return await asyncio.shield(shared)
+            fut = asyncio.get_running_loop().create_future()
+            self._inflight[(key, version)] = fut
+            try:
+                stored = await anyio.to_thread.run_sync(self.store.opportunity_rows, f, limit + 1, after)
+                recent.store_reads += 1
+                rows, more = recent.page_merged(f, limit, after, stored)
+                out = (*await self._encode(rows, more, arrow), "store+memory")
+            except BaseException as e:
+                if isinstance(e, Exception):
+                    fut.set_exception(e)
+                    fut.exception()     # retrieved: waiters re-raise it, nobody logs it as lost
+                else:
+                    fut.cancel()
+                raise
+            finally:
+                self._inflight.pop((key, version), None)
+            fut.set_result(out)
+            recent.remember(key, out, version)
+            return out
+        out = (*await self._encode(rows, more, arrow), "memory")
+        recent.remember(key, out, version)
+        return out
+
+    async def _encode(self, rows, more: bool, arrow: bool):
+        if arrow:
+            if len(rows) > 500:         # a big table off the loop
+                return await anyio.to_thread.run_sync(self.recent.encode_arrow, rows, more)
+            return self.recent.encode_arrow(rows, more)
+        return self.recent.encode_json(rows, more)
+
+
+def opportunity_pages(service) -> OpportunityPages:
+    pages = OpportunityPages(service)
+    service.opportunity_hooks.append(pages.hook)
+    return pages
