@@ -195,3 +195,26 @@ def test_arrow_post_round_trips_is_idempotent_and_refuses_bad_batches(tmp_path):
         assert big.status_code == 413
     finally:
         s.stop()
+
+
+def test_a_replays_rows_from_memory_equal_the_same_rows_read_back_from_the_store(tmp_path):
+    from test_api_serve import CAPTURE, MARKET
+    s = Server(tmp_path, "--replay", str(CAPTURE), "--market", str(MARKET), "--speed", "4")
+    try:
+        s.wait_done()
+        run_id = s.get("/v1/runs").json()["runs"][0]["run_id"]
+        queries = [{}, {"type": "sandwich"}, {"min_profit": 0.5}, {"run": run_id}]
+        served = {(i, arrow): _pages(s, q, arrow)[0] for i, q in enumerate(queries) for arrow in (False, True)}
+        assert {src for pages in served.values() for _, _, src in pages} == {"memory"}
+        assert orjson.loads(served[(3, False)][0][1])["rows"]               # the run's rows carry its run id
+    finally:
+        s.stop()
+    shutil.move(tmp_path / "serve.log", tmp_path / "serve-replay.log")
+    again = Server(tmp_path)
+    try:
+        for (i, arrow), pages in served.items():
+            got = _pages(again, queries[i], arrow)[0]
+            assert {src for _, _, src in got} == {"store+memory"}
+            assert [body for _, body, _ in got] == [body for _, body, _ in pages], queries[i]
+    finally:
+        again.stop()

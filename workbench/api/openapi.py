@@ -12,7 +12,7 @@ import pyarrow as pa
 from .. import __version__
 from ..store import schema as S
 from ..store.schema import OPPORTUNITY_TYPES
-from .opportunity_rows import BATCH_ROWS_MAX, TABLE, enum_pairs, json_name
+from .opportunity_rows import ARROW_STREAM, BATCH_ROWS_MAX, TABLE, enum_pairs, json_name
 from .store_access import PAGE_ROWS_MAX, RUNS_MAX
 
 
@@ -82,7 +82,18 @@ def openapi_document(token: bool) -> dict:
                     "parameters": list_params,
                     "responses": {"200": {"description": "a page: JSON, or with Accept: application/vnd.apache."
                                                          "arrow.stream an Arrow IPC stream (next cursor in the "
-                                                         "X-Next-Cursor header); gzip when large and accepted",
+                                                         "X-Next-Cursor header); gzip when large and accepted. "
+                                                         "The newest rows are served from memory, older pages "
+                                                         "from the store merged with memory: the same bytes "
+                                                         "either way",
+                                          "headers": {
+                                              "X-Next-Cursor": {"description": "Arrow pages: the next page's cursor "
+                                                                               "(empty on the last page)",
+                                                                "schema": {"type": "string"}},
+                                              "X-Page-Source": {"description": "where the page was read: memory, or "
+                                                                               "store+memory",
+                                                                "schema": {"type": "string",
+                                                                           "enum": ["memory", "store+memory"]}}},
                                           "content": {
                                               "application/json": {"schema": {
                                                   "$ref": "#/components/schemas/OpportunityPage"}},
@@ -92,9 +103,17 @@ def openapi_document(token: bool) -> dict:
                                   **errors}},
             "post": {"summary": f"Store a batch of opportunities (at most {BATCH_ROWS_MAX}), idempotent on "
                                 "opportunity_id, broadcast on the WebSocket",
-                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                         "type": "array", "maxItems": BATCH_ROWS_MAX,
-                         "items": {"$ref": "#/components/schemas/Opportunity"}}}}},
+                     "requestBody": {"required": True, "content": {
+                         "application/json": {"schema": {
+                             "type": "array", "maxItems": BATCH_ROWS_MAX,
+                             "items": {"$ref": "#/components/schemas/Opportunity"}}},
+                         ARROW_STREAM: {"schema": {
+                             "type": "string", "format": "binary",
+                             "description": f"an Arrow IPC stream of at most {BATCH_ROWS_MAX} rows whose columns are "
+                                            "the Opportunity fields (a GET page in Arrow posts back unchanged); a "
+                                            "time field may also be timestamp[ns]. Checked value by value like "
+                                            "JSON: a bad value, a missing field or a null gets 422 naming the row "
+                                            "and field"}}}},
                      "responses": {"201": _ok("rows inserted", "PostResult"),
                                    "200": _ok("every row was stored already", "PostResult"),
                                    "413": _ok("body too large", "Error"),
@@ -121,6 +140,10 @@ def openapi_document(token: bool) -> dict:
                                 "responses": {"200": {"description": "histograms by name"}, **errors}}},
         "/metrics": {"get": {"summary": "Prometheus exposition", "responses": {"200": {"description": "text"},
                                                                               **errors}}},
+        "/docs": {"get": {"summary": "Swagger UI over this document (served offline; the page and its files "
+                                     "need no token, the page asks for it and sends it itself)", "security": [],
+                          "responses": {"200": {"description": "HTML", "content": {"text/html": {
+                              "schema": {"type": "string"}}}}}}},
         "/healthz": {"get": {"summary": "The process answers (no token needed)", "security": [],
                              "responses": {"200": {"description": "ok"}}}},
         "/readyz": {"get": {"summary": "The store answers and the run has not failed",

@@ -179,12 +179,19 @@ def check_arrow_batch(body: bytes) -> PostedBatch:
     t = read_arrow_stream(body)
     cols = []
     for name, col in zip(t.column_names, t.columns):
-        if pa.types.is_timestamp(col.type) and name.endswith("_ns"):
-            col = col.cast(pa.timestamp(col.type.unit)).cast(pa.timestamp("ns")).cast(pa.int64())
-        elif pa.types.is_dictionary(col.type):
-            col = col.cast(col.type.value_type)
+        try:
+            if pa.types.is_timestamp(col.type) and name.endswith("_ns"):
+                col = col.cast(pa.timestamp(col.type.unit)).cast(pa.timestamp("ns")).cast(pa.int64())
+            elif pa.types.is_dictionary(col.type):
+                col = col.cast(col.type.value_type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+            raise RowError(None, name, f"column {name!r} of type {col.type} cannot be read: {e}") from None
         cols.append(col)
-    return check_rows(pa.Table.from_arrays(cols, names=t.column_names).to_pylist())
+    try:
+        rows = pa.Table.from_arrays(cols, names=t.column_names).to_pylist()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+        raise RowError(None, None, f"the Arrow columns cannot be read as rows: {e}") from None
+    return check_rows(rows)
 
 
 def check_rows(data: list) -> PostedBatch:
