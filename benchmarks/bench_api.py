@@ -159,13 +159,22 @@ def post_template(base: str, tmp: Path) -> Path:
     return path
 
 
+def answered(m: dict) -> bool:
+    """Whether a rate's runs were mostly answered (wrk's latencies cover answered requests only)."""
+    return m["requests"] > 0 and 2 * m["errors"] < m["requests"]
+
+
 def ratios(label: str, ours: dict, peer: dict, rates: list[float]) -> None:
     parts = []
     for r in rates:
         o, p = ours[r], peer[r]
-        parts.append(f"{r:,.0f}/s: p99 {p['p99_us'] / o['p99_us']:.1f}x, achieved "
+        if not (answered(o) and answered(p)):
+            who = " and ".join(n for n, m in (("ours", o), ("peer", p)) if not answered(m))
+            parts.append(f"{r:,.0f}/s: {who} mostly unanswered")
+            continue
+        parts.append(f"{r:,.0f}/s: p99 peer/ours {p['p99_us'] / o['p99_us']:.1f}x, achieved ours/peer "
                      f"{o['achieved'] / max(p['achieved'], 1e-9):.1f}x")
-    print(f"ratio peer/ours ({label}): " + "  ".join(parts))
+    print(f"{label}: " + "  ".join(parts))
 
 
 def main() -> None:
