@@ -5,7 +5,8 @@ Ours: `workbench serve --replay CAPTURE --market DIR` (the engine on its thread,
 by each hand-off, a frame encoded once for every client). The clients (websockets, spread over
 CLIENT_PROCS processes so the client side is not one Python thread) subscribe to the
 opportunities and transactions channels from sequence 0, so each gets every row of the run;
-they count rows (``last_seq - first_seq + 1`` per frame, ``missed`` per gap message) and take
+they count rows (``last_seq - first_seq + 1`` per frame, ``missed`` per gap message) until the
+run's ``stats`` say it is done and every item it numbered is in, and take
 engine-to-client latency per frame as their own time.time_ns() at receipt minus the frame's
 ``handed_ns`` (when the run handed the batch on; frames sent again from memory after a late
 subscription keep their original time, so only frames handed on after the subscription count).
@@ -18,7 +19,9 @@ batches of the engine's hand-off size as fast as it can send them; each message 
 batch's ``handed_ns`` so the clients measure latency the same way. It runs no engine, which
 favours it. It stops feeding after ``--peer-seconds`` (a per-row, per-client send is slow).
 
-The capture is a long one of unique transactions made from the bundled market capture
+A Python client reads far fewer rows per second than the engine makes at top speed, so there the
+clients fall behind and the latency measured is mostly their own backlog; ``--speed`` paces the
+replay to show the latency when they keep up. The capture is a long one of unique transactions made from the bundled market capture
 (benchmarks/unique_capture.py, cached under runs/bench/). Goals from issue 19: >= 1M messages/s
 delivered, p99 engine-to-client < 5 ms at 10 clients, the engine's packets/s within 10 % of a
 replay without the server. Every figure is the median of ``--repeat`` runs; loopback only.
@@ -31,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import socket
 import statistics
@@ -47,7 +49,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 CHANNELS = ["opportunities", "transactions"]
 CLIENT_PROCS = 2                # client processes (the machine's cores)
-IDLE_END_S = 3.0                # a client that has had frames and then nothing this long is done
+IDLE_END_S = 30.0               # a client that has had frames and then nothing this long gives up
+DONE_IDLE_S = 1.0               # after the run is done and its items are in: a last wait for stragglers
 CLIENT_BUDGET_S = 120.0         # a client gives up after this long in any case
 PEER_BATCH_ROWS = 4096          # rows the peer is fed at a time (the engine hands on batches)
 HEAD = re.compile(rb'"first_seq":(\d+),"last_seq":(\d+),"handed_ns":(\d+)')
@@ -65,16 +68,24 @@ async def ours_client(url: str, stats: dict) -> None:
     import websockets
     async with websockets.connect(url, max_size=None, compression=None) as ws:
         await ws.send(json.dumps({"type": "subscribe", "channels": CHANNELS, "from": 0}))
+        await ws.send(json.dumps({"type": "subscribe", "channels": ["stats"]}))
         subscribed_ns = None
+        total = None            # items the run numbered on the client's channels, once its stats say done
         start = time.monotonic()
         while time.monotonic() - start < CLIENT_BUDGET_S:
             try:
-                msg = await asyncio.wait_for(ws.recv(decode=False), IDLE_END_S if stats["rows"] else CLIENT_BUDGET_S)
+                wait_s = (DONE_IDLE_S if total is not None and stats["rows"] + stats["missed"] >= total else
+                          IDLE_END_S if stats["rows"] else CLIENT_BUDGET_S)
+                msg = await asyncio.wait_for(ws.recv(decode=False), wait_s)
             except (asyncio.TimeoutError, TimeoutError, websockets.ConnectionClosed):
                 return
             now_ns = time.time_ns()
             head = msg[:160]
-            if head.startswith(b'{"type":"rows"'):
+            if head.startswith(b'{"type":"rows","channel":"stats"'):
+                st = json.loads(msg)["rows"][-1]
+                if (st.get("run") or {}).get("phase") in ("done", "failed"):
+                    total = sum(st["ws"]["next_seq"][c] for c in CHANNELS)
+            elif head.startswith(b'{"type":"rows"'):
                 m = HEAD.search(head)
                 first, lastseq, handed = int(m[1]), int(m[2]), int(m[3])
                 seqs = SEQS.search(msg[:200 + 12 * (lastseq - first + 1)]) if b'"seqs"' in head else None
@@ -86,8 +97,9 @@ async def ours_client(url: str, stats: dict) -> None:
                 if subscribed_ns is not None and handed >= subscribed_ns:
                     stats["lat_us"].append((now_ns - handed) / 1e3)
             elif head.startswith(b'{"type":"gap"'):
-                stats["missed"] += json.loads(msg)["missed"]
-            elif head.startswith(b'{"type":"subscribed"'):
+                gap = json.loads(msg)
+                stats["missed"] += gap["missed"] if gap["channel"] in CHANNELS else 0
+            elif head.startswith(b'{"type":"subscribed"') and subscribed_ns is None:
                 subscribed_ns = time.time_ns()
 
 
@@ -110,8 +122,8 @@ async def peer_client(url: str, stats: dict) -> None:
                 stats["lat_us"].append((now_ns - int(msg[14:msg.index(b",")])) / 1e3)
 
 
-def worker(kind: str, url: str, n: int) -> None:
-    """``n`` clients of ``kind`` in this process; one JSON line of their counts on stdout."""
+def worker(kind: str, url: str, n: int, out: str) -> None:
+    """``n`` clients of ``kind`` in this process; their counts as JSON in the file ``out``."""
     all_stats = [{"rows": 0, "frames": 0, "missed": 0, "first_ns": 0, "last_ns": 0, "lat_us": []} for _ in range(n)]
     fn = ours_client if kind == "ours" else peer_client
 
@@ -120,22 +132,28 @@ def worker(kind: str, url: str, n: int) -> None:
 
     import uvloop
     uvloop.run(run())
-    print(json.dumps(all_stats))
+    Path(out).write_text(json.dumps(all_stats))
 
 
-def start_clients(kind: str, url: str, n: int) -> list[subprocess.Popen]:
+def start_clients(kind: str, url: str, n: int) -> list[tuple[subprocess.Popen, Path]]:
     per = [n // CLIENT_PROCS + (i < n % CLIENT_PROCS) for i in range(CLIENT_PROCS)]
-    return [subprocess.Popen([sys.executable, __file__, "--worker", kind, url, str(k)], stdout=subprocess.PIPE,
-                             text=True) for k in per if k]
+    out = []
+    for i, k in enumerate(per):
+        if k:
+            path = Path(tempfile.mkdtemp(prefix="bench-ws-client-")) / f"{kind}-{i}.json"
+            out.append((subprocess.Popen([sys.executable, __file__, "--worker", kind, url, str(k), str(path)]), path))
+    return out
 
 
-def collect(procs: list[subprocess.Popen]) -> dict:
+def collect(procs: list[tuple[subprocess.Popen, Path]]) -> dict:
     stats = []
-    for p in procs:
-        out, _ = p.communicate(timeout=CLIENT_BUDGET_S + 60)
+    for p, path in procs:
+        p.wait(timeout=CLIENT_BUDGET_S + 60)
         if p.returncode != 0:
             sys.exit(f"a client process failed ({p.returncode})")
-        stats += json.loads(out)
+        stats += json.loads(path.read_text())
+        path.unlink()
+        path.parent.rmdir()
     rows = sum(s["rows"] for s in stats)
     if not rows:
         sys.exit(f"none of the {len(stats)} clients received a row within {CLIENT_BUDGET_S:g} s")
@@ -149,14 +167,14 @@ def collect(procs: list[subprocess.Popen]) -> dict:
 
 
 # --- ours ----------------------------------------------------------------------------------------
-def run_ours(capture: Path, market: Path, n: int, tmp: Path) -> dict:
+def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None) -> dict:
     import httpx
     port = free_port()
     out = tmp / f"serve-{n}-{time.monotonic_ns()}"
     log = open(tmp / "serve.log", "ab")
     server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(capture), "--market",
                                str(market), "--db", f"chdb://{out}/store", "-o", str(out / "run"), "--port",
-                               str(port)], cwd=tmp, stdout=log, stderr=log)
+                               str(port), *(["--speed", str(speed)] if speed else [])], cwd=tmp, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -182,10 +200,11 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path) -> dict:
     return res
 
 
-def plain_replay(capture: Path, market: Path, tmp: Path) -> float:
+def plain_replay(capture: Path, market: Path, tmp: Path, speed: float | None) -> float:
     out = tmp / f"plain-{time.monotonic_ns()}"
     r = subprocess.run([sys.executable, "-m", "workbench.cli", "replay", str(capture), "--market", str(market),
-                        "--db", f"chdb://{out}/store", "--out", str(out / "run"), "-q"], cwd=tmp,
+                        "--db", f"chdb://{out}/store", "--out", str(out / "run"), "-q",
+                        *(["--speed", str(speed)] if speed else [])], cwd=tmp,
                        capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
         sys.exit(f"workbench replay failed ({r.returncode}): {r.stderr[-2000:]}")
@@ -260,11 +279,14 @@ def main() -> None:
     ap.add_argument("--packets", type=int, default=300_000, help="packets of the unique-transactions capture")
     ap.add_argument("--clients", default="10,100", help="numbers of subscribed clients, comma-separated")
     ap.add_argument("--repeat", type=int, default=1, help="runs per client count (figures: their medians)")
+    ap.add_argument("--speed", type=float, default=None,
+                    help="pace the replay (1.0 = as captured); unset: top speed. A paced run shows the latency "
+                         "when the clients keep up")
     ap.add_argument("--peer-seconds", type=float, default=5.0, help="how long the peer is fed rows")
-    ap.add_argument("--worker", nargs=3, metavar=("KIND", "URL", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=4, metavar=("KIND", "URL", "N", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        worker(a.worker[0], a.worker[1], int(a.worker[2]))
+        worker(a.worker[0], a.worker[1], int(a.worker[2]), a.worker[3])
         return
     from unique_capture import unique_capture
     capture = unique_capture(a.packets, base=REPO / "captures" / "market.pcapng")
@@ -273,10 +295,11 @@ def main() -> None:
     med = lambda xs: statistics.median(xs)                                  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="bench-ws-") as tmp:
         tmp = Path(tmp)
-        plain = [plain_replay(capture, market, tmp) for _ in range(a.repeat)]
-        print(f"capture {capture.name}; plain replay (no server): engine {med(plain):,.0f} packets/s", flush=True)
+        plain = [plain_replay(capture, market, tmp, a.speed) for _ in range(a.repeat)]
+        pace = f"at speed {a.speed:g}" if a.speed else "at top speed"
+        print(f"capture {capture.name} {pace}; plain replay (no server): engine {med(plain):,.0f} packets/s", flush=True)
         for n in counts:
-            ours = [run_ours(capture, market, n, tmp) for _ in range(a.repeat)]
+            ours = [run_ours(capture, market, n, tmp, a.speed) for _ in range(a.repeat)]
             o = {k: med([r[k] for r in ours]) for k in ("per_s", "p50_ms", "p99_ms", "engine_pps", "rows", "missed",
                                                           "expected", "rows_min")}
             if not any(r["lat_n"] for r in ours):
@@ -285,7 +308,7 @@ def main() -> None:
             print(f"ours {n:4} clients: {o['per_s']:12,.0f} rows/s delivered  p50 {o['p50_ms']:7.2f} ms  "
                   f"p99 {o['p99_ms']:7.2f} ms  rows {o['rows']:,.0f} of {o['expected']:,.0f} (fewest per client "
                   f"{o['rows_min']:,.0f}; told missed {o['missed']:,.0f})  engine {o['engine_pps']:,.0f} packets/s "
-                  f"({o['engine_pps'] / med(plain):.2f}x plain)", flush=True)
+                  + (f"({o['engine_pps'] / med(plain):.2f}x plain)" if not a.speed else "(paced: not a capacity)"), flush=True)
             peer = [run_peer(ours[0]["run_dir"], n, a.peer_seconds, tmp) for _ in range(a.repeat)]
             p = {k: med([r[k] for r in peer]) for k in ("per_s", "p50_ms", "p99_ms", "rows")}
             print(f"peer {n:4} clients: {p['per_s']:12,.0f} rows/s delivered  p50 {p['p50_ms']:7.2f} ms  "

@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import os
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
