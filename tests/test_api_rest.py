@@ -218,3 +218,44 @@ def test_a_replays_rows_from_memory_equal_the_same_rows_read_back_from_the_store
             assert [body for _, body, _ in got] == [body for _, body, _ in pages], queries[i]
     finally:
         again.stop()
+
+
+def test_a_repeated_get_is_answered_from_the_cache_with_the_same_bytes_rules_and_counts(tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+    token = "cache-test-token"
+    s = Server(tmp_path, token=token)
+    try:
+        rows = _rows(400, 0, 400, seed=8)
+        for r in rows:                         # wide rows: a page of 100 is past the gzip threshold
+            r["victim_signature"] = "S" * 88
+            r["trigger_signature"] = "T" * 88
+            r["pools"] = [f"{p:0>44}" for p in range(6)] + r["pools"]
+        assert _post(s, rows).status_code == 201
+
+        def counted():
+            text = s.get("/metrics").text
+            return sum(x.value for fam in text_string_to_metric_families(text) for x in fam.samples
+                       if x.name == "workbench_http_requests_total" and x.labels.get("route") == "/v1/opportunities")
+
+        for params, headers in (({"limit": 100}, {}), ({"type": "sandwich", "limit": 3}, {"accept": ARROW}),
+                                ({"limit": 100}, {"accept-encoding": "identity"})):
+            first = s.get("/v1/opportunities", params=params, headers=headers)
+            before = counted()
+            again = [s.get("/v1/opportunities", params=params, headers=headers) for _ in range(3)]
+            assert counted() == before + 3
+            for r in again:
+                assert r.status_code == 200 and r.headers["x-cache"] == "hit"
+                assert r.content == first.content
+                for h in ("content-type", "x-page-source", "x-next-cursor", "content-encoding", "vary"):
+                    assert r.headers.get(h) == first.headers.get(h), h
+        big = s.get("/v1/opportunities", params={"limit": 100})
+        assert big.headers["content-encoding"] == "gzip" and len(big.json()["rows"]) == 100
+        assert httpx.get(s.base + "/v1/opportunities", params={"limit": 100}).status_code == 401     # the guard first
+        newer = _rows(1, 500, 501, seed=9)
+        assert _post(s, newer).status_code == 201           # a new row: the next answer is made again
+        fresh = s.get("/v1/opportunities", params={"limit": 100})
+        assert fresh.headers["x-cache"] == "miss" and fresh.content == big.content   # the row sorts after the page
+        last = s.get("/v1/opportunities", params={"since": newer[0]["timestamp_ns"]}).json()["rows"]
+        assert [r["opportunity_id"] for r in last] == [newer[0]["opportunity_id"]]
+    finally:
+        s.stop()

@@ -22,6 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from ..errors import StoreError
 from ..store.schema import OPPORTUNITY_TYPES
 from .docs import ASSETS_PREFIX, DOCS_PATH, docs_routes
+from .fast_get import GZIP_MIN_BYTES, FastPages
 from .openapi import openapi_document
 from .opportunity_rows import ARROW_STREAM, RowError, check_arrow_batch, check_batch, rows_json
 from .recent_route import opportunity_pages
@@ -34,7 +35,7 @@ from .store_access import PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, RUNS_MAX, BadQuery, 
 JSON = "application/json"
 NEXT_CURSOR_HEADER = "x-next-cursor"
 PAGE_SOURCE_HEADER = "x-page-source"    # memory | store+memory: where the page's rows were read
-GZIP_MIN_BYTES = 64 * 1024          # answers at least this large are compressed for clients that accept gzip
+CACHE_HEADER = "x-cache"                # hit: the encoded page was kept from an earlier request (same data)
 
 
 def _json(data, status: int = 200) -> Response:
@@ -118,12 +119,19 @@ def build_app(service: Service) -> Guard:
         limit = _int(q, "limit", 1, PAGE_ROWS_MAX) or PAGE_ROWS_DEFAULT
         cursor = q.get("cursor") or None
         arrow = ARROW_STREAM in request.headers.get("accept", "")
+        version, hits = pages.recent.version, pages.recent.cache_hits
         body, nxt, source = await pages.page(f, limit, decode_cursor(cursor) if cursor else None, arrow)
+        headers = {PAGE_SOURCE_HEADER: source, CACHE_HEADER: "hit" if pages.recent.cache_hits > hits else "miss"}
         if arrow:
             # the page as an Arrow IPC stream; the next page's cursor travels in a header
-            return Response(body, media_type=ARROW_STREAM, headers={NEXT_CURSOR_HEADER: nxt or "",
-                                                                    PAGE_SOURCE_HEADER: source})
-        return Response(body, media_type=JSON, headers={PAGE_SOURCE_HEADER: source})
+            resp = Response(body, media_type=ARROW_STREAM, headers={NEXT_CURSOR_HEADER: nxt or "", **headers})
+        else:
+            resp = Response(body, media_type=JSON, headers=headers)
+        # the same query asked again before a row arrives is answered in front of Starlette (fast_get.py)
+        fast.record(request.scope, version, body,
+                    [(k, b"hit" if k == CACHE_HEADER.encode() else v) for k, v in resp.raw_headers
+                     if k != b"content-length"])
+        return resp
 
     @counted("/v1/opportunities/{id}")
     async def get_opportunity(request: Request) -> Response:
@@ -234,5 +242,6 @@ def build_app(service: Service) -> Guard:
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)])
-    return Guard(app, service.options.token, rate=service.options.rate_limit)
+    fast = FastPages(app, pages, service.http_requests)
+    return Guard(fast, service.options.token, rate=service.options.rate_limit)
 

@@ -93,7 +93,10 @@ def openapi_document(token: bool) -> dict:
                                               "X-Page-Source": {"description": "where the page was read: memory, or "
                                                                                "store+memory",
                                                                 "schema": {"type": "string",
-                                                                           "enum": ["memory", "store+memory"]}}},
+                                                                           "enum": ["memory", "store+memory"]}},
+                                              "X-Cache": {"description": "hit: the page was encoded for an earlier "
+                                                                         "request and no row arrived since; miss",
+                                                          "schema": {"type": "string", "enum": ["hit", "miss"]}}},
                                           "content": {
                                               "application/json": {"schema": {
                                                   "$ref": "#/components/schemas/OpportunityPage"}},

@@ -94,6 +94,7 @@ class RecentOpportunities:
         self.cover = cover                  # every stored row with a greater key is in memory; None: every row
         self.capacity = capacity
         self.cache_pages = cache_pages
+        self.held = False
         self.keys: list[Key] = []
         self.rows: dict[str, tuple[dict, bytes]] = {}
         self.version = 0
@@ -118,21 +119,27 @@ class RecentOpportunities:
         if not new:
             return 0
         new.sort()
+        # a new list, never one changed in place: a page scanned on a worker thread keeps the list it took
+        keys = self.keys + new
         if self.keys and new[0] < self.keys[-1]:
-            self.keys.extend(new)
-            self.keys.sort()
-        else:
-            self.keys.extend(new)
-        over = len(self.keys) - self.capacity
+            keys.sort()
+        over = len(keys) - self.capacity
         if over > 0:
-            gone = self.keys[:over]
-            del self.keys[:over]
+            gone = keys[:over]
+            keys = keys[over:]
             for _, oid in gone:
                 del self.rows[oid]
             if self.cover is None or gone[-1] > self.cover:
                 self.cover = gone[-1]
+        self.keys = keys
         self.version += 1
         return len(new)
+
+    def hold(self, held: bool) -> None:
+        """Rows this process saw wait outside memory (``held``): meanwhile every page asks the store."""
+        if held != self.held:
+            self.held = held
+            self.version += 1
 
     def mark_uncovered(self) -> None:
         """Memory missed rows it should hold: from now on every page asks the store."""
@@ -142,6 +149,8 @@ class RecentOpportunities:
     # -- pages
     def covers(self, f: OpportunityFilter, after: Key | None) -> bool:
         start, inclusive = window_start(f, after)
+        if self.held:
+            return False
         if self.cover is None:
             return True
         if start is None:
@@ -151,17 +160,18 @@ class RecentOpportunities:
     def _from(self, f: OpportunityFilter, after: Key | None, n: int, below: Key | None = None):
         """Up to ``n`` memory rows matching ``f`` after the window start (and under ``below``)."""
         start, inclusive = window_start(f, after)
-        i = 0 if start is None else (bisect.bisect_left if inclusive else bisect.bisect_right)(self.keys, start)
+        keys = self.keys
+        i = 0 if start is None else (bisect.bisect_left if inclusive else bisect.bisect_right)(keys, start)
         out = []
-        keys, rows = self.keys, self.rows
+        rows = self.rows
         while i < len(keys) and len(out) < n:
             k = keys[i]
             if below is not None and k > below:
                 break
             if f.until_ns is not None and k[0] >= f.until_ns:
                 break
-            entry = rows[k[1]]
-            if matches(f, entry[0]):
+            entry = rows.get(k[1])          # None: dropped meanwhile (the data version moved on)
+            if entry is not None and matches(f, entry[0]):
                 out.append((k, entry))
             i += 1
         return out

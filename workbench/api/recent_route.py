@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import anyio
 import pyarrow as pa
@@ -22,6 +23,9 @@ from .store_access import OpportunityFilter
 
 log = logging.getLogger(__name__)
 
+RUN_START_SLACK_NS = 1_000_000_000    # the run starts after the index is made; slack for clock steps only
+INLINE_SCAN_ROWS = 20_000       # memory at most this large is scanned on the event loop (a thread hop costs more)
+
 
 class OpportunityPages:
     def __init__(self, service):
@@ -30,6 +34,8 @@ class OpportunityPages:
         self.store = store
         self.recent = RecentOpportunities(store.page_schema(), store_cover(store.last_key()))
         self._run_id: str | None = None
+        self._pending: list[pa.Table] = []     # engine batches waiting for the store to show their run
+        self.started_ns = time.time_ns()
         self._inflight: dict = {}
 
     # -- rows in
@@ -37,15 +43,34 @@ class OpportunityPages:
         t = batch.table if len(kept) == len(batch.ids) else batch.table.take(pa.array(kept))
         self._add(t, None)
 
+    def _find_run_id(self) -> str | None:
+        """The engine run's id: the newest ``runs`` row that started after this server did (the run
+        records it when it starts; the store may show it a little after the first rows)."""
+        for r in self.store.runs(5):
+            started = r.get("started_at_ns", r.get("started_at"))
+            if isinstance(started, int) and started >= self.started_ns - RUN_START_SLACK_NS:
+                return str(r["run_id"])
+        return None
+
     def add_engine(self, shaped: pa.Table) -> None:
-        """An engine batch in the store's column names (service.py's pump): its run id is the run's row
-        in the store, recorded before the run handed on any row."""
-        if "run_id" not in shaped.column_names and self._run_id is None:
-            runs = self.store.runs(1)
-            if not runs:
-                raise LookupError("the store has no row for the running engine's run")
-            self._run_id = str(runs[0]["run_id"])
-        self._add(shaped, self._run_id)
+        """An engine batch in the store's column names (service.py's pump). Its run id comes from the
+        store; until the store shows the run, batches wait (and pages ask the store)."""
+        if "run_id" in shaped.column_names:
+            self._add(shaped, None)
+            return
+        self._pending.append(shaped)
+        if self._run_id is None:
+            self._run_id = self._find_run_id()
+        self._flush_pending()
+
+    def _flush_pending(self) -> None:
+        if self._run_id is None:
+            self.recent.hold(bool(self._pending))
+            return
+        pending, self._pending = self._pending, []
+        for t in pending:
+            self._add(t, self._run_id)
+        self.recent.hold(False)
 
     def _add(self, t: pa.Table, run_id: str | None) -> None:
         try:
@@ -65,6 +90,9 @@ class OpportunityPages:
     async def page(self, f: OpportunityFilter, limit: int, after, arrow: bool) -> tuple[bytes, str | None, str]:
         """The encoded page, its next cursor, and where it was read: ``memory`` or ``store+memory``."""
         recent = self.recent
+        if self._pending and self._run_id is None:
+            self._run_id = await anyio.to_thread.run_sync(self._find_run_id)
+            self._flush_pending()
         key = (tuple(sorted(set(f.types))), f.since_ns, f.until_ns, f.min_profit, f.pool, f.run, f.min_score,
                limit, after, arrow)
         hit = recent.cached(key)
@@ -72,7 +100,10 @@ class OpportunityPages:
             return hit
         version = recent.version
         if recent.covers(f, after):
-            rows, more = recent.page_from_memory(f, limit, after)
+            if len(recent) > INLINE_SCAN_ROWS:      # a selective filter may scan all of memory: off the loop
+                rows, more = await anyio.to_thread.run_sync(recent.page_from_memory, f, limit, after)
+            else:
+                rows, more = recent.page_from_memory(f, limit, after)
         else:
             shared = self._inflight.get((key, version))
             if shared is not None:
@@ -80,9 +111,7 @@ class OpportunityPages:
             fut = asyncio.get_running_loop().create_future()
             self._inflight[(key, version)] = fut
             try:
-                stored = await anyio.to_thread.run_sync(self.store.opportunity_rows, f, limit + 1, after)
-                recent.store_reads += 1
-                rows, more = recent.page_merged(f, limit, after, stored)
+                rows, more = await anyio.to_thread.run_sync(self._store_page, f, limit, after)
                 out = (*await self._encode(rows, more, arrow), "store+memory")
             except BaseException as e:
                 if isinstance(e, Exception):
@@ -99,6 +128,12 @@ class OpportunityPages:
         out = (*await self._encode(rows, more, arrow), "memory")
         recent.remember(key, out, version)
         return out
+
+    def _store_page(self, f: OpportunityFilter, limit: int, after):
+        """On a worker thread: the store's rows of the window merged with memory's."""
+        stored = self.store.opportunity_rows(f, limit + 1, after)
+        self.recent.store_reads += 1
+        return self.recent.page_merged(f, limit, after, stored)
 
     async def _encode(self, rows, more: bool, arrow: bool):
         if arrow:
