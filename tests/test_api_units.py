@@ -284,3 +284,31 @@ def test_a_cached_page_lives_until_the_next_row():
     assert idx.cached("q") is None
     idx.remember("q", (b"stale", None), idx.version - 1)    # made before the row arrived: not kept
     assert idx.cached("q") is None
+
+
+def test_engine_rows_wait_for_the_store_to_show_their_run_then_enter_memory_with_its_id(store, tmp_path):
+    from types import SimpleNamespace
+
+    from workbench.api.recent_route import opportunity_pages
+    from workbench.store.writer import StoreWriter
+
+    old = StoreWriter(store.dsn, tmp_path / "spool-old")
+    old.start()
+    old.record_run_start("an-earlier-run", started_ns=T_IDX)           # started before this server: not ours
+    old.close(30)
+    svc = SimpleNamespace(store=store, opportunity_hooks=[])
+    pages = opportunity_pages(svc)
+    engine_rows = pa.Table.from_pylist([_row(), _row(type="arbitrage")])  # an engine batch carries no run id
+    svc.opportunity_hooks[0](engine_rows)
+    assert pages.recent.held and len(pages.recent) == 0
+    body, _, source = asyncio.run(pages.page(OpportunityFilter([]), 10, None, False))
+    assert source == "store+memory" and orjson.loads(body)["rows"] == []    # held back: the store answers
+    w = StoreWriter(store.dsn, tmp_path / "spool")
+    w.start()
+    run_id = w.record_run_start(source="replay")
+    w.close(30)
+    body, _, source = asyncio.run(pages.page(OpportunityFilter([]), 10, None, False))
+    rows = orjson.loads(body)["rows"]
+    assert source == "memory" and not pages.recent.held
+    assert [r["run_id"] for r in rows] == [run_id, run_id]
+    assert sorted(r["opportunity_id"] for r in rows) == sorted(engine_rows.column("opportunity_id").to_pylist())

@@ -70,6 +70,12 @@ def _literal_default(col: S.Column):
 
 
 _REQUIRED = object()
+REQUIRED = _REQUIRED            # what ``literal_default`` gives for a column with no plain literal DEFAULT
+
+
+def literal_default(col: S.Column):
+    """The column's DEFAULT as a Python value, or REQUIRED when it has none a row can take."""
+    return _literal_default(col)
 _INT_RANGE = {pa.int8(): 8, pa.int16(): 16, pa.int32(): 32, pa.int64(): 64}
 _UINT_RANGE = {pa.uint8(): 8, pa.uint16(): 16, pa.uint32(): 32, pa.uint64(): 64}
 

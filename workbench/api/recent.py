@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 
 from ..store import schema as S
-from .opportunity_rows import ID, TABLE, enum_pairs
+from .opportunity_rows import ID, REQUIRED, TABLE, enum_pairs, literal_default
 from .store_access import OpportunityFilter, encode_cursor
 
 MEMORY_ROWS = 200_000          # rows the index keeps; older pages come from the store
@@ -40,11 +40,18 @@ def page_table(conformed: pa.Table, schema: pa.Schema) -> pa.Table:
     the GET route returns it (``schema``): times as int ns under ``<name>_ns``, UUIDs and enums as
     text."""
     spec = S.TABLES[TABLE]
+    names = {c.name for c in spec.columns}
     arrays = []
     for f in schema:
-        base = f.name[:-3] if f.name.endswith("_ns") and f.name[:-3] in conformed.column_names else f.name
-        col = conformed.column(base).combine_chunks()
+        base = f.name[:-3] if f.name.endswith("_ns") and f.name[:-3] in names else f.name
         kind = spec.column(base).kind
+        if base not in conformed.column_names:      # conform leaves out what the store fills by DEFAULT
+            default = literal_default(spec.column(base))
+            if default is REQUIRED:
+                raise ValueError(f"{TABLE}.{base}: missing, and its DEFAULT is not a plain value")
+            arrays.append(pa.array([default] * conformed.num_rows, f.type))
+            continue
+        col = conformed.column(base).combine_chunks()
         if kind == S.TIME:
             col = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
         elif kind == S.UUID_ and pa.types.is_fixed_size_binary(col.type):
