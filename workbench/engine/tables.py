@@ -139,18 +139,23 @@ def swap_table(sw: np.ndarray, mn: MarketNames) -> pa.Table:
     return pa.table(cols)
 
 
-def opportunity_ids(capture_id: str, opps: np.ndarray) -> list[str]:
-    """Deterministic UUIDs: uuid5 of capture id, packet, transaction row, kind and rank in the transaction."""
-    return [str(uuid.uuid5(OPP_NAMESPACE, f"{capture_id}:{p}:{t}:{k}:{s}"))
-            for p, t, k, s in zip(opps["packet_index"].tolist(), opps["tx_index"].tolist(),
-                                  opps["kind"].tolist(), opps["seq"].tolist())]
+def opportunity_ids(capture_id: str, opps: np.ndarray, trigger_signatures: list[str]) -> list[str]:
+    """Deterministic UUIDs: uuid5 of the capture id, packet, transaction row, kind, rank in the
+    transaction and the trigger transaction's signature (so that two captures alike in what
+    seeds ``capture_id`` still give their own transactions' opportunities their own ids)."""
+    return [str(uuid.uuid5(OPP_NAMESPACE, f"{capture_id}:{p}:{t}:{k}:{s}:{sig}"))
+            for p, t, k, s, sig in zip(opps["packet_index"].tolist(), opps["tx_index"].tolist(),
+                                       opps["kind"].tolist(), opps["seq"].tolist(), trigger_signatures)]
 
 
 def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     """opportunities.parquet rows (OPP_DTYPE)."""
     n = opps.shape[0]
+    sigs = encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
+                          SIGNATURE_SZ) if n else pa.array([], pa.string())
+    sig_list = sigs.to_pylist()
     cols = {"ts_ns": pa.array(np.ascontiguousarray(opps["ts_ns"])),
-            "opportunity_id": pa.array(opportunity_ids(capture_id, opps), pa.string()),
+            "opportunity_id": pa.array(opportunity_ids(capture_id, opps, sig_list), pa.string()),
             "type": pa.array([OPP_TYPE_NAMES[k] for k in opps["kind"].tolist()], pa.string())}
     for c in ("packet_index", "tx_index", "slot"):
         cols[c] = pa.array(np.ascontiguousarray(opps[c]))
@@ -159,10 +164,8 @@ def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     np.cumsum(counts, out=offsets[1:])
     rows = opps["pools"][np.arange(POOLS_PER_OPP)[None, :] < counts[:, None]] if n else np.zeros(0, np.int32)
     cols["pools"] = pa.ListArray.from_arrays(pa.array(offsets), mn.pools.take(pa.array(rows.astype(np.int32))))
-    sigs = encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
-                          SIGNATURE_SZ) if n else pa.array([], pa.string())
     cols["victim_signature"] = pa.array(np.where(opps["kind"] == OPP_SANDWICH,
-                                                 np.asarray(sigs.to_pylist(), dtype=object), ""), pa.string())
+                                                 np.asarray(sig_list, dtype=object), ""), pa.string())
     cols["trigger_signature"] = sigs
     cols["profit_mint"] = mn.tokens.take(pa.array(opps["profit_token"].astype(np.int32)))
     for c in ("amount_in", "amount_out", "profit_quote", "tip_lamports", "expected_profit_lamports",
