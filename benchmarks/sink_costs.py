@@ -118,7 +118,9 @@ def main():
     table(f"thread CPU per step, {n:,} packets of {path.name} ({r.transactions:,} transactions), "
           f"call wall {wall:.1f} s", rows, ("step", "CPU s", "ns/packet", "calls"))
     for name, t in groups.items():
-        opts = sinks.writer_options(name, t.schema)
+        # (a tree from before writer_options, e.g. to compare with main, has the options as they are)
+        opts = (sinks.writer_options(name, t.schema) if hasattr(sinks, "writer_options")
+                else sinks.PARQUET_OPTIONS[name])
         rows = [(label, f"{s * 1e3:.1f}", f"{s / t.num_rows * 1e9:,.0f}")
                 for label, s in settings_variants(t, opts, orig_write)]
         cols = []
