@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 import uuid
 from dataclasses import asdict
@@ -48,28 +47,24 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-class CaptureSha:
-    """The sha256 of a capture, computed in a thread started with the run; calling it waits for
-    the result. hashlib releases the GIL while it hashes, so the file is read beside the engine
-    instead of stalling the sink thread at the first opportunity."""
+FINGERPRINT_SPAN_SZ = 1 << 20      # bytes hashed at each end of a capture for its fingerprint
 
-    def __init__(self, path):
-        self._value: str | None = None
-        self._error: BaseException | None = None
-        self._t = threading.Thread(target=self._run, args=(path,), name="workbench-capture-sha", daemon=True)
-        self._t.start()
 
-    def _run(self, path) -> None:
-        try:
-            self._value = file_sha256(path)
-        except BaseException as e:            # noqa: BLE001 - re-raised where the id is needed
-            self._error = e
-
-    def __call__(self) -> str:
-        self._t.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+def capture_fingerprint(path) -> str:
+    """The id that seeds a replay's opportunity ids: sha256 of the capture's size, its first and
+    its last FINGERPRINT_SPAN_SZ bytes (hex). Reading all of a multi-gigabyte capture again
+    (its full sha256) costs a sizeable share of a whole replay's CPU; a capture's head
+    (file header, first timestamps) and tail with its size tell captures apart, and each
+    opportunity id also carries its trigger transaction's signature (engine/tables.py)."""
+    h = hashlib.sha256(b"workbench capture fingerprint 1\0")
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        h.update(size.to_bytes(8, "little"))
+        h.update(f.read(FINGERPRINT_SPAN_SZ))
+        if size > FINGERPRINT_SPAN_SZ:
+            f.seek(max(FINGERPRINT_SPAN_SZ, size - FINGERPRINT_SPAN_SZ))
+            h.update(f.read(FINGERPRINT_SPAN_SZ))
+    return h.hexdigest()
 
 
 def _makeable(folder: Path, flag: str, path: Path) -> None:
@@ -190,11 +185,12 @@ class EngineRun:
                 elif name == "opportunities":
                     writer.put("mev_opportunities", mev_opportunities_table(table, source))
             consumers.append(to_store)
-        # opportunity ids are seeded by the capture's sha256 (the store's, or computed beside the run
-        # when a market can find opportunities)
-        capture_id = (lambda: capture_sha256) if capture_sha256 else (
-            (CaptureSha(capture_path) if self.market_on else (lambda: file_sha256(capture_path)))
-            if capture_path and Path(capture_path).is_file() else (lambda: self.run_id))
+        # opportunity ids are seeded by the replayed capture's fingerprint (read at the first opportunity);
+        # a run with no capture file to read (live mode, whose --record file is still being written) by
+        # the given sha256, else by the run id
+        replayed = source == "replay" and capture_path and Path(capture_path).is_file()
+        capture_id = ((lambda: capture_fingerprint(capture_path)) if replayed
+                      else (lambda: capture_sha256) if capture_sha256 else (lambda: self.run_id))
         # a Parquet-only run gets its rows built into Arrow once per row group (sinks.py SinkThread)
         group_rows = self.parquet.rg if self.parquet is not None and len(consumers) == 1 else 0
         self.sinks = SinkThread(self.names, consumers, depth=sink_depth, market_names=self.market_names,
