@@ -7,7 +7,9 @@ updates to each client that subscribes. Run as a process (inside a test's networ
 SCRIPT.json: {"phases": [{"delay_s": s, "updates": [{"pubkey", "owner", "data" (base64),
 "slot"} | {"raw": text} (ws: sent as is, a malformed message)]}]}. The server binds port 0,
 writes the port to PORT_FILE, pushes each phase ``delay_s`` after the previous one (the first
-after the client subscribed), then keeps the stream open until the client goes.
+after the client subscribed), then keeps the stream open until the client goes. With
+``"flood": {"seconds": s, "updates": [...]}`` (grpc; benchmarks/bench_resync.py) it then sends
+those updates round after round for ``s`` seconds, each round one slot later, as fast as it can.
 """
 
 from __future__ import annotations
@@ -47,6 +49,19 @@ def serve_grpc(script: dict, port_file: Path) -> None:
                     yield geyser_pb2.SubscribeUpdate(
                         filters=list(first.accounts), account=geyser_pb2.SubscribeUpdateAccount(account=info,
                                                                                                slot=u["slot"]))
+            flood = script.get("flood")
+            if flood:
+                infos = [geyser_pb2.SubscribeUpdateAccountInfo(
+                    pubkey=base58.b58decode(u["pubkey"]), owner=base58.b58decode(u["owner"]), lamports=2_039_280,
+                    data=base64.b64decode(u["data"]), write_version=1) for u in flood["updates"]]
+                names = list(first.accounts)
+                slot = max(u["slot"] for u in flood["updates"])
+                end = time.monotonic() + flood["seconds"]
+                while time.monotonic() < end and context.is_active():
+                    slot += 1
+                    for info in infos:
+                        yield geyser_pb2.SubscribeUpdate(
+                            filters=names, account=geyser_pb2.SubscribeUpdateAccount(account=info, slot=slot))
             while context.is_active():
                 time.sleep(0.05)
 
