@@ -186,6 +186,39 @@ def test_a_bad_accounts_url_is_refused_naming_the_flag(snap, tmp_path):
     assert r.exit_code != 0 and "--market" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.parametrize("kind", ["grpc", "ws"])
+def test_feed_decodes_a_stream_on_loopback_into_queued_states(snap, tmp_path, kind):
+    """The clients alone (no live run, no namespace): every update taken, one state per pool once its
+    three accounts are in, then one per vault move, all queued for the loop with the expected reserves."""
+    folder, table, cases = snap
+    script, final = phases(table, cases)
+    (tmp_path / "script.json").write_text(json.dumps({"phases": script}))
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen([sys.executable, str(SERVER), kind, str(tmp_path / "script.json"), str(port_file)])
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        feed = AccountFeed(f"{kind}://127.0.0.1:{port_file.read_text()}", folder, len(cases))
+        feed.start()
+        deadline = time.monotonic() + 20
+        while int(feed.rs.ctl[0]) < 3 * len(cases) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        feed.stop()
+    finally:
+        proc.kill()
+        proc.wait(10)
+    assert feed.tracker.counters() == {"account_updates": 5 * len(cases), "stale_account_updates": 0,
+                                       "waiting_for_accounts": 2 * len(cases), "rejected_updates": 0}
+    n = int(feed.rs.ctl[0])
+    assert n == 3 * len(cases) and not feed.notes
+    last = {}
+    for i in range(n):
+        last[int(feed.rs.q_pool[i])] = [int(x) for x in feed.rs.q_res[i]]
+    pools = tracked_pools(folder)
+    assert {pools[p].address: r for p, r in last.items()} == final
+
+
 # --- live, on a veth pair ----------------------------------------------------------------------------------
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                 reason="live tests need root and iproute2 (CI runs them as root)")

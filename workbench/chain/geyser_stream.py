@@ -17,7 +17,6 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ChainError
-from .account import b58
 
 BACKOFF_S = 0.1
 BACKOFF_MAX_S = 5.0
@@ -32,6 +31,12 @@ def parse_grpc_url(url: str) -> tuple[str, bool, list[tuple[str, str]]]:
     meta = [(k, v[0]) for k, v in parse_qs(u.query).items() if k == "x-token"]
     host = f"[{u.hostname}]" if ":" in u.hostname else u.hostname
     return f"{host}:{u.port}", u.scheme == "grpcs", meta
+
+
+def _text(raw: bytes) -> str:
+    """An address field as base58 (hex when it is not 32 bytes: the tracker then names it as unknown)."""
+    from solders.pubkey import Pubkey
+    return str(Pubkey.from_bytes(raw)) if len(raw) == 32 else raw.hex()
 
 
 def subscribe_request(addresses):
@@ -66,8 +71,7 @@ def stream_accounts(url: str, addresses: list[str], on_account, stop: threading.
                 if upd.WhichOneof("update_oneof") != "account":
                     continue
                 a = upd.account.account
-                on_account(b58(a.pubkey) if len(a.pubkey) == 32 else a.pubkey.hex(),
-                           b58(a.owner) if len(a.owner) == 32 else a.owner.hex(), a.data, int(upd.account.slot))
+                on_account(_text(a.pubkey), _text(a.owner), a.data, int(upd.account.slot))
                 backoff = BACKOFF_S
             if not stop.is_set():
                 on_note(f"{url}: the Subscribe stream ended; reopening in {backoff:g} s")

@@ -79,10 +79,11 @@ def _take(raw, addresses, sub_of, on_account, on_note, url) -> None:
         return
     if msg.get("method") != "accountNotification":
         return
-    params = msg.get("params") or {}
-    address = sub_of.get(params.get("subscription")) if isinstance(params, dict) else None
+    params = msg.get("params")
+    sub = params.get("subscription") if isinstance(params, dict) else None
+    address = sub_of.get(sub) if isinstance(sub, int) else None
     if address is None:
-        on_note(f"{url}: an accountNotification of unknown subscription {params.get('subscription')!r}; skipped")
+        on_note(f"{url}: an accountNotification of unknown subscription {sub!r}; skipped")
         return
     try:
         result = params["result"]

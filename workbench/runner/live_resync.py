@@ -121,6 +121,11 @@ class AccountFeed:
         except ChainError as e:
             self.note(f"resync: {e.where}: {e.reason} (slot {slot}; update skipped)", key=f"{e.where}:{e.reason[:40]}")
             return
+        except Exception as e:  # noqa: BLE001 - one update that does not decode never ends the stream
+            self.tracker.rejected += 1
+            self.note(f"resync: account {address}: {type(e).__name__}: {e} (slot {slot}; update skipped)",
+                      key=f"{address}:{type(e).__name__}")
+            return
         if s is None:
             return
         push_state(self.rs, s.pool, s.slot, s.reserve_a, s.reserve_b,
