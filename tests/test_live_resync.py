@@ -166,6 +166,31 @@ def test_engine_applies_states_counts_stale_drift_and_a_full_queue(snap):
     assert push_state(rs, 1, SLOT + 6, 8, 9) and drain_resync(mk, rs) == 1 and mk.pool_res[1, 0] == 8  # room again
 
 
+def test_the_store_gets_the_counters_and_the_drift_histogram(snap):
+    """What runner/live.py hands the store: runs.counts ``resync_*`` and a latency_hist row of the drift."""
+    from workbench.runner import engine_state
+    from workbench.config import Settings
+    from workbench.runner.engine_run import latency_table
+    folder, table, cases = snap
+    keys, slots, meta = new_key_table(1 << 12)
+    mk = load_market(folder, keys, slots, meta)
+    feed = AccountFeed("grpc://127.0.0.1:9", folder, len(cases))
+    for ph in phases(table, cases)[0]:
+        for u in ph["updates"]:
+            feed.on_account(u["pubkey"], u["owner"], base64.b64decode(u["data"]), u["slot"])
+    drain_resync(mk, feed.rs)
+    counts = feed.counts()
+    assert counts["resync_states_applied"] == 3 * len(cases) and counts["resync_account_updates"] == 5 * len(cases)
+    t = latency_table("r1", engine_state(Settings()), [(feed.drift().name, feed.drift())]).to_pylist()
+    row = next(r for r in t if r["hist_name"] == "resync_drift_ppm")
+    assert row["count"] == 3 * len(cases) and 9_000 < row["max"] < 10_000
+    summary = feed.summary(mk)
+    assert summary["drift_ppm"]["count"] == 3 * len(cases)
+    tracked = tracked_pools(folder)
+    assert {a: v["reserves"] for a, v in summary["drift_ppm_by_pool"].items()} == phases(table, cases)[1]
+    assert all(v["slot"] == SLOT + 2 for v in summary["drift_ppm_by_pool"].values()) and len(tracked) == len(cases)
+
+
 def test_an_unreachable_endpoint_is_told_and_retried_without_stopping(snap):
     folder, _, cases = snap
     feed = AccountFeed("grpc://127.0.0.1:9", folder, len(cases))
