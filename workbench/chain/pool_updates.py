@@ -33,6 +33,8 @@ from .market import POOL_LAYOUTS, POOL_PROGRAMS
 from .token_2022 import ACCOUNT_LAYOUT
 
 PROGRAM_OF_NAME = {name: program for program, name in POOL_PROGRAMS.items()}
+_MINT_OFF = ACCOUNT_LAYOUT.dtype.fields["mint"][1]         # the token account's fields, from its layout
+_AMOUNT_OFF = ACCOUNT_LAYOUT.dtype.fields["amount"][1]
 ROLE_POOL = 2           # roles of an account: 0 vault a, 1 vault b, ROLE_POOL the pool account
 
 
@@ -109,11 +111,15 @@ class PoolTracker:
             rec = decode(POOL_LAYOUTS[PROGRAM_OF_NAME[t.program]], [acct])[0]
             self._rec[p] = rec
         else:
-            rec = decode(ACCOUNT_LAYOUT, [acct])[0]
-            if rec["mint"].tobytes() != self._mint_raw[p][role]:
-                raise ChainError(f"account {address}", f"holds mint {b58(rec['mint'])}, but pool {t.address} names it "
-                                                       f"the vault of mint {(t.mint_a, t.mint_b)[role]}")
-            self._bal[p][role] = int(rec["amount"])
+            # the layout's own check (owner, size), then its two fields read in place: a vault's balance is
+            # most of the stream, and a structured decode per update would cost more than the rest together
+            ACCOUNT_LAYOUT.check(acct)
+            mint = acct.data[_MINT_OFF:_MINT_OFF + 32]
+            if mint != self._mint_raw[p][role]:
+                raise ChainError(f"account {address}", f"holds mint {b58(np.frombuffer(mint, np.uint8))}, but pool "
+                                                       f"{t.address} names it the vault of mint "
+                                                       f"{(t.mint_a, t.mint_b)[role]}")
+            self._bal[p][role] = int.from_bytes(acct.data[_AMOUNT_OFF:_AMOUNT_OFF + 8], "little")
         self._slot[address] = slot
         self._pool_slot[p] = max(self._pool_slot[p], slot)
         rec, (ba, bb) = self._rec[p], self._bal[p]
