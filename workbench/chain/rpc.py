@@ -42,6 +42,14 @@ def public_url(url: str) -> str:
     return urlunsplit((p.scheme, host, p.path, "", ""))
 
 
+@dataclass(frozen=True)
+class RpcFailure:
+    """A JSON-RPC error the caller asked to get back (``call(give_back=...)``) instead of an exception:
+    for getBlock, a slot that has no block."""
+    code: int
+    message: str
+
+
 @dataclass
 class RpcStats:
     """What a client did: requests sent (retries included), retries, 429s, context slots seen."""
@@ -91,8 +99,10 @@ class RpcClient:
             wait = max(wait, min(told, self.backoff_max_s))
         return max(wait, 0.0)
 
-    async def call(self, method: str, params: list):
-        """The ``result`` of one JSON-RPC call, retried as the module says; ChainError otherwise."""
+    async def call(self, method: str, params: list, give_back: frozenset = frozenset()):
+        """The ``result`` of one JSON-RPC call, retried as the module says; ChainError otherwise.
+        A JSON-RPC error whose code is in ``give_back`` is returned as an RpcFailure (once its
+        retries are spent, if the code is also a retryable one)."""
         where = f"{self.shown} {method}"
         last = "no attempt"
         async with self._limit:
@@ -128,6 +138,9 @@ class RpcClient:
                             if err is not None:
                                 code = err.get("code") if isinstance(err, dict) else None
                                 msg = err.get("message") if isinstance(err, dict) else err
+                                if code in give_back and (code not in RETRYABLE_RPC_CODES
+                                                          or attempt == self.retries):
+                                    return RpcFailure(code, str(msg))
                                 if code not in RETRYABLE_RPC_CODES:
                                     raise ChainError(where, f"JSON-RPC error {code}: {msg}")
                                 last = f"JSON-RPC error {code}: {msg}"
