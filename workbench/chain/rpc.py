@@ -12,6 +12,7 @@ the first asks for ``minContextSlot`` = the first batch's slot, so no account is
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
 import json
 import time
@@ -30,6 +31,17 @@ RETRIES = 5                     # attempts after the first
 BACKOFF_S = 0.25                # first retry's wait; doubles each retry
 BACKOFF_MAX_S = 10.0            # cap of one wait (Retry-After too)
 RETRYABLE_RPC_CODES = {-32004, -32005, -32014, -32016}  # block not available, node behind, status not yet, min slot
+
+
+def run_sync(coro):
+    """``asyncio.run(coro)``, also from a caller whose thread already runs an event loop (a Jupyter
+    kernel): there the coroutine runs on a loop of its own in a worker thread, and this waits."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="workbench-rpc") as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def public_url(url: str) -> str:

@@ -9,7 +9,6 @@ temporary files: ``out`` is whole, or untouched.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import pyarrow.parquet as pq
 
 from ..capture.block_file import FORMAT, SCHEMA, frame_bytes, schema_with
 from ..chain.blocks import fetch_blocks
-from ..chain.rpc import CONCURRENCY, RETRIES, TIMEOUT_S, RpcClient, public_url
+from ..chain.rpc import CONCURRENCY, RETRIES, TIMEOUT_S, RpcClient, public_url, run_sync
 from ..errors import ChainError, ConfigError
 
 COMMITMENTS = ("confirmed", "finalized")      # getBlock refuses "processed"
@@ -97,7 +96,7 @@ def backfill_blocks(rpc: str, first: int, last: int, out, *, market=None, commit
                                      commitment=commitment) as client:
                     await fetch_blocks(client, first, last, on_window, vaults, progress)
                     return client.stats
-            stats = asyncio.run(run())
+            stats = run_sync(run())
         meta = {"format": FORMAT, "rpc": public_url(rpc), "commitment": commitment, "from_slot": first,
                 "to_slot": last, "fetched_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "vaults_only": vaults is not None, "skipped": skipped}
