@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 
+import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
@@ -192,3 +193,24 @@ def test_blocks_command_writes_the_file_and_refuses_bad_flags(txs, tmp_path):
                            capture_output=True, text=True, timeout=120)
         assert p.returncode != 0 and "--from" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "x.arrow").exists()
+
+
+def test_market_keeps_only_its_vaults_token_balances(txs, tmp_path):
+    real, _ = txs
+    raw, meta = real[-1]                                      # the Raydium CLMM swap: 3 token balances
+    keys = [str(k) for k in VersionedTransaction.from_bytes(raw).message.account_keys]
+    keys += meta["loadedAddresses"]["writable"] + meta["loadedAddresses"]["readonly"]
+    vault = keys[meta["postTokenBalances"][0]["accountIndex"]]
+    market = tmp_path / "m"
+    market.mkdir()
+    pq.write_table(pa.table({"vault_a": [vault], "vault_b": ["11111111111111111111111111111111"]}),
+                   market / "pools.parquet")
+    blocks = {S0: block([(raw, meta)], S0), S0 + 1: skipped(S0 + 1), S0 + 2: skipped(S0 + 2)}
+    with RpcServer({}, blocks=blocks) as srv:
+        backfill_blocks(srv.url, S0, S0 + 2, tmp_path / "all.arrow")
+        backfill_blocks(srv.url, S0, S0 + 2, tmp_path / "vaults.arrow", market=market)
+    every = json.loads(ipc.open_file(tmp_path / "all.arrow").read_all().column("post_token_balances")[0].as_py())
+    mine = json.loads(ipc.open_file(tmp_path / "vaults.arrow").read_all().column("post_token_balances")[0].as_py())
+    assert every == meta["postTokenBalances"] and len(every) > 1
+    assert mine == [meta["postTokenBalances"][0]]
+    assert BlockFileReader(tmp_path / "vaults.arrow").meta["vaults_only"] is True

@@ -49,7 +49,7 @@ def block_rows(slot: int, block: dict, where: str, vaults: frozenset | None = No
             if not (isinstance(enc, list) and len(enc) == 2 and enc[1] == "base64"):
                 raise ValueError(f"transaction is not [data, 'base64'] ({str(enc)[:60]})")
             raw = base64.b64decode(enc[0], validate=True)
-            VersionedTransaction.from_bytes(raw)     # an independent decoder: refuse what no node would send
+            parsed = VersionedTransaction.from_bytes(raw)   # an independent decoder: refuse what no node sends
             meta = t.get("meta") or {}
             if not isinstance(meta, dict):
                 raise ValueError("meta is not an object")
@@ -60,18 +60,18 @@ def block_rows(slot: int, block: dict, where: str, vaults: frozenset | None = No
             "tx": raw, "slot": slot, "index_in_block": i, "block_time": block_time,
             "err": None if err is None else json.dumps(err, separators=(",", ":")),
             "fee": meta.get("fee", 0), "compute_units_consumed": meta.get("computeUnitsConsumed"),
-            "pre_token_balances": _token_balances(meta, "preTokenBalances", raw, vaults),
-            "post_token_balances": _token_balances(meta, "postTokenBalances", raw, vaults),
+            "pre_token_balances": _token_balances(meta, "preTokenBalances", parsed, vaults),
+            "post_token_balances": _token_balances(meta, "postTokenBalances", parsed, vaults),
         })
     return rows
 
 
-def _token_balances(meta: dict, key: str, raw: bytes, vaults: frozenset | None) -> str:
+def _token_balances(meta: dict, key: str, tx: VersionedTransaction, vaults: frozenset | None) -> str:
     """meta's token balances as JSON text; with ``vaults``, only the entries whose account (the
     transaction's key at accountIndex: static keys, then meta.loadedAddresses) is one of them."""
     rows = meta.get(key) or []
     if vaults is not None and rows:
-        keys = [str(k) for k in VersionedTransaction.from_bytes(raw).message.account_keys]
+        keys = [str(k) for k in tx.message.account_keys]
         loaded = meta.get("loadedAddresses") or {}
         keys += list(loaded.get("writable", [])) + list(loaded.get("readonly", []))
         rows = [r for r in rows if 0 <= r.get("accountIndex", -1) < len(keys) and keys[r["accountIndex"]] in vaults]

@@ -90,7 +90,6 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
             if dirs[e] >= 0:
                 m += 1
     if ctx[6] != 0:       # landed with an error (a backfilled block): the chain applied none of its swaps
-        dcount[D_FAILED_TX] += 1
         for e in range(ne):
             if pools[e] >= 0:
                 ns = _swap_row(swaps, ns, events[e], pools[e], dirs[e] if dirs[e] >= 0 else -1, SW_REVERTED,
