@@ -214,3 +214,12 @@ def test_market_keeps_only_its_vaults_token_balances(txs, tmp_path):
     assert every == meta["postTokenBalances"] and len(every) > 1
     assert mine == [meta["postTokenBalances"][0]]
     assert BlockFileReader(tmp_path / "vaults.arrow").meta["vaults_only"] is True
+
+
+def test_block_not_available_is_retried_then_recorded(txs, tmp_path):
+    blocks = compose(txs)
+    blocks[S0 + 1] = ("rpc_error", -32004, f"Block not available for slot {S0 + 1}")
+    with RpcServer({}, blocks=blocks) as srv:
+        res = backfill_blocks(srv.url, S0, S0 + 2, tmp_path / "b.arrow", concurrency=1, retries=1)
+    assert srv.requests.count("getBlock") == 4 and res.retries == 1
+    assert res.skipped == [{"slot": S0 + 1, "code": -32004, "message": f"Block not available for slot {S0 + 1}"}]
