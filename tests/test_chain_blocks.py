@@ -79,7 +79,7 @@ def test_backfill_replays_in_landed_order_with_a_failed_transaction(txs, tmp_pat
     assert t.column("slot").to_pylist() == [S0] * (len(real) + len(cap) // 2) + [S0 + 2] * (len(cap) - len(cap) // 2)
     frames = [bytes(f) for b in open_capture(ok_file) for f in (b.frame(i) for i in range(b.n))]
     assert [f[16:] for f in frames[:len(real)]] == [r for r, _ in real]      # zero-copy frames = the transactions
-    assert t.column("fee").to_pylist()[:len(real)] == [m["fee"] for _, m in real]
+    assert t.column("fee_lamports").to_pylist()[:len(real)] == [m["fee"] for _, m in real]
     assert t.column("compute_units_consumed").to_pylist()[:len(real)] == [m["computeUnitsConsumed"] for _, m in real]
 
     ok = run(ok_file, tmp_path / "ok")

@@ -14,9 +14,9 @@ index in the block):
                                      16-byte pseudo-header (slot, index, status) + the transaction
 - ``slot``             int64         slot the block was produced in
 - ``index_in_block``   int32         position of the transaction in its block, [0, n)
-- ``block_time``       int64         the block's Unix time (s), null when the node has none
+- ``block_time_s``     int64         the block's Unix time (s), null when the node has none
 - ``err``              string        null on success, else meta.err as JSON text
-- ``fee``              int64         lamports the fee payer paid
+- ``fee_lamports``     int64         lamports the fee payer paid
 - ``compute_units_consumed`` int64   null when the node does not report it
 - ``pre_token_balances`` / ``post_token_balances`` string: meta's lists as JSON text (only the
                                      accounts of the given vaults when a snapshot was given)
@@ -55,9 +55,9 @@ SCHEMA = pa.schema([
     ("frame", pa.large_binary()),
     ("slot", pa.int64()),
     ("index_in_block", pa.int32()),
-    ("block_time", pa.int64()),
+    ("block_time_s", pa.int64()),
     ("err", pa.string()),
-    ("fee", pa.int64()),
+    ("fee_lamports", pa.int64()),
     ("compute_units_consumed", pa.int64()),
     ("pre_token_balances", pa.string()),
     ("post_token_balances", pa.string()),
@@ -128,7 +128,7 @@ class BlockFileReader:
                 bad = int(np.argmax(lens < 0)) if (lens < 0).any() else n - 1
                 raise CaptureError(self.path, f"record batch {k}: frame offsets out of order or past the data",
                                    data_off + int(offs[0]), first + bad)
-            bt = rb.column(rb.schema.get_field_index("block_time"))
+            bt = rb.column(rb.schema.get_field_index("block_time_s"))
             ts = np.where(bt.is_null().to_numpy(zero_copy_only=False), TS_MISSING,
                           bt.fill_null(0).to_numpy().astype(np.int64) * NS_PER_S).astype(np.int64)
             off = data_off + offs[:-1]

@@ -57,9 +57,9 @@ def block_rows(slot: int, block: dict, where: str, vaults: frozenset | None = No
             raise ChainError(where, f"slot {slot} transaction {i}: does not decode ({e})") from None
         err = meta.get("err")
         rows.append({
-            "tx": raw, "slot": slot, "index_in_block": i, "block_time": block_time,
+            "tx": raw, "slot": slot, "index_in_block": i, "block_time_s": block_time,
             "err": None if err is None else json.dumps(err, separators=(",", ":")),
-            "fee": meta.get("fee", 0), "compute_units_consumed": meta.get("computeUnitsConsumed"),
+            "fee_lamports": meta.get("fee", 0), "compute_units_consumed": meta.get("computeUnitsConsumed"),
             "pre_token_balances": _token_balances(meta, "preTokenBalances", parsed, vaults),
             "post_token_balances": _token_balances(meta, "postTokenBalances", parsed, vaults),
         })
