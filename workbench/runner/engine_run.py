@@ -156,7 +156,8 @@ class EngineRun:
     def __init__(self, out_dir, settings: Settings, *, state: EngineState | None = None, ds=None,
                  sink: Callable[[str, pa.Table], None] | None = None, db: str | None = None,
                  source: str = "replay", capture_path: str = "", capture_sha256: str = "",
-                 batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True):
+                 batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True,
+                 row_columns: Callable[[str, pa.Table], pa.Table] | None = None):
         self.settings = settings
         self.out = out_folder(out_dir)
         say_if_first_run()       # before the state and the market load, which compile too on a first run
@@ -174,6 +175,11 @@ class EngineRun:
         self.writer = (open_store(db, settings, self.run_id, source=source, capture_path=capture_path,
                                   capture_sha256=capture_sha256) if db else None)
         consumers = ([self.parquet.write] if self.parquet is not None else []) + ([sink] if sink is not None else [])
+        # row_columns (a backfilled-blocks source: index_in_block, landed) widens the rows of Parquet and
+        # ``sink``; the store keeps its own schema
+        self.row_columns = row_columns
+        if row_columns is not None:
+            consumers = [lambda name, t, c=c: c(name, row_columns(name, t)) for c in consumers]
         if self.writer is not None:
             writer = self.writer
             def to_store(name, table, writer=writer, source=source):
@@ -283,9 +289,11 @@ class EngineRun:
             if self.parquet is not None:
                 market = ({"swaps": empty_swap_table(self.market_names),
                            "opportunities": empty_opp_table(self.market_names)} if self.market_names is not None else {})
-                self.parquet.close({"tx_features": empty_tx_table(self.names),
-                                    "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)),
-                                    **market})
+                empties = {"tx_features": empty_tx_table(self.names),
+                           "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)), **market}
+                if self.row_columns is not None:
+                    empties = {k: self.row_columns(k, t) for k, t in empties.items()}
+                self.parquet.close(empties)
 
     def packet_ns(self) -> dict:
         hist = Histogram(self.state.hist_counts, self.state.hist_stats, HIST_PACKET_NS, HIST_NAMES[HIST_PACKET_NS])
