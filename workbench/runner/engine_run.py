@@ -13,6 +13,7 @@ import json
 import os
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -26,7 +27,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..engine.market.counters import DETECT_COUNTER_NAMES
 from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
-from ..engine.precompile import compile_engine, engine_cached, say_if_first_run, say_stderr
+from ..engine.precompile import compile_engine, engine_cached, first_run_lock, say_if_first_run, say_stderr
 from ..engine.state import (C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES,
                             HIST_PACKET_NS, HIST_SCORE_NS, EngineState)
 from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
@@ -132,13 +133,17 @@ def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=No
     (a signal) ends a first run's compile between steps: CompileStopped.
     """
     t = time.perf_counter()
-    tables = lambda: tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))  # noqa: E731
-    if not engine_cached(empty_batch(buf), state, ds, bout, market, model):
-        compile_engine(not buf.flags.writeable, market_folder if market is not None else "",
-                       model_folder if model is not None else "", say=say or (lambda _text: None), final=final,
-                       meanwhile=tables, stop=stop)
-    process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
-    tables()
+    say = say or (lambda _text: None)
+    cached = lambda: engine_cached(empty_batch(buf), state, ds, bout, market, model)  # noqa: E731
+    cold = not cached()
+    # a first run holds the cache's lock until process_batch is in it (another process compiling
+    # the same meanwhile is waited for, then loaded from the cache)
+    with first_run_lock(say, stop) if cold else nullcontext():
+        if cold and not cached():
+            compile_engine(not buf.flags.writeable, market_folder if market is not None else "",
+                           model_folder if model is not None else "", say=say, final=final, stop=stop)
+        process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
+        tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))
     return time.perf_counter() - t
 
 

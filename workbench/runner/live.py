@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import nullcontext
 from typing import Callable
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..engine.live_mailbox import (LAT_RUN, LAT_WINDOW, Stage, active_stage, bus
                                    request_stop, reset_latency_window, reset_mailbox, set_returned, source_closed,
                                    stage_bytes, staged_rows)
 from ..engine.state import C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, EngineState
-from ..engine.precompile import compile_engine
+from ..engine.precompile import compile_engine, first_run_lock
 from ..engine.tables import tx_table
 from ..errors import ConfigError
 from ..host import alloc_buffer, huge_backed_bytes
@@ -271,16 +272,16 @@ class LiveLoop:
         steps: CompileStopped."""
         run, src = self.run, self.src
         t = time.perf_counter()
-        if not src.loop_cached(*self.args, resync=self.resync):        # a first run: the engine compiled in steps, announced
-            compile_engine(not src.buf.flags.writeable, run.settings.market if run.market is not None else "",
-                           run.settings.model if run.model is not None else "",
-                           final=("the live loop and the engine loop",),
-                           meanwhile=lambda: tx_table(run.bout.tx[:0], run.bout.prog_ids[:0], run.names),
-                           stop=stop)
-        prefault(run.state, run.ds, run.bout, *self.stages, self.lat_counts, src.cols,
-                 src.buf if src.kind != "afpacket" else ())
-        request_abort(self.ex)
-        src.loop(*self.args, resync=self.resync)
+        cold = not src.loop_cached(*self.args, resync=self.resync)   # a first run: the engine compiled in steps
+        with first_run_lock(stop=stop) if cold else nullcontext():   # (until the loop is in the cache)
+            if cold and not src.loop_cached(*self.args, resync=self.resync):
+                compile_engine(not src.buf.flags.writeable, run.settings.market if run.market is not None else "",
+                               run.settings.model if run.model is not None else "",
+                               final=("the live loop and the engine loop",), stop=stop)
+            prefault(run.state, run.ds, run.bout, *self.stages, self.lat_counts, src.cols,
+                     src.buf if src.kind != "afpacket" else ())
+            request_abort(self.ex)
+            src.loop(*self.args, resync=self.resync)
         clear_stop(self.ex)
         while not src.drain(*self.args):          # (compiles the final drain; nothing is queued yet)
             pass
