@@ -109,6 +109,8 @@ def main():
     args = [str(path)] + (["--market", str(market)] if use_market else [])
     caps = REPO / "captures"
     warm = [str(caps / x) if x.endswith((".pcapng", ".market")) else x for x in WARM_UP[use_market]]
+    print(f"# load average (1, 5, 15 min) at the start: {', '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} cores: a shared machine slows every figure below", flush=True)
     print(f"# warm-up (compiles on a cold cache): workbench replay {' '.join(warm)}", flush=True)
     replay_process(warm)
     runs = []
@@ -116,7 +118,8 @@ def main():
         runs.append(replay_process(args))
         r = runs[-1]
         print(f"# run {i + 1}/{a.repeat}: process {r['process_s']:.2f} s, end to end {r['e2e_s']:.2f} s, "
-              f"engine {r['engine_s']:.2f} s, CPU {r['cpu_s']:.2f} s", flush=True)
+              f"engine {r['engine_s']:.2f} s, CPU {r['cpu_s']:.2f} s, load average after "
+              f"{os.getloadavg()[0]:.2f}", flush=True)
     n = runs[0]["packets"]
     med = {k: statistics.median(r[k] for r in runs) for k in ("process_s", "e2e_s", "engine_s", "cpu_s")}
     pps = {k: n / v for k, v in med.items()}

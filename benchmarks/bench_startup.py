@@ -117,6 +117,22 @@ def run(mode: str, cache: str, work: Path, model: Path, live_s: float, cold: boo
     return wall, float(summary.get("warmup_s", float("nan"))), cpu
 
 
+def cpu_model() -> str:
+    """The CPU's model name (compile times depend on it as much as on the core count)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cold", type=int, default=1, help="cold runs per mode (each with a new empty cache)")
@@ -127,11 +143,13 @@ def main():
                     help="do not require the first-run messages (to time a version before them)")
     a = ap.parse_args()
     rows = []
+    print(f"# {cpu_model()}, {os.cpu_count()} CPUs; load average (1/5/15 min) {load()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = write_model(work / "model")
         for mode in a.modes.split(","):
             cold, warm = [], []
+            load_before = load()
             for _ in range(a.cold):
                 cache = tempfile.mkdtemp(dir=work, prefix="numba-")
                 check = not a.no_message_check
@@ -139,15 +157,17 @@ def main():
                 warm += [run(mode, cache, work, model, a.live_s, False, check) for _ in range(a.warm)]
             med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
             c, w = med(cold, 0), med(warm, 0)
+            load_after = load()
             rows += [(mode, "cold (empty cache)", len(cold), f"{c:.1f}", f"{med(cold, 1):.1f}", f"{med(cold, 2):.1f}",
-                      f"{c / w:.1f}x"),
-                     (mode, "warm", len(warm), f"{w:.2f}", f"{med(warm, 1):.2f}", f"{med(warm, 2):.2f}", "1.0x")]
-            print(f"# {mode}: cold {c:.1f} s, warm {w:.2f} s", flush=True)
-    load = os.getloadavg()[0]
-    table(f"workbench start-up, fresh process each run, median ({os.cpu_count()} CPUs, load {load:.1f})", rows,
-          ("mode", "numba cache", "runs", "process wall s", "warm-up s", "CPU s (all processes)", "wall vs warm"))
-    print("\ngoal: cold with --market <= 30 s on 2 cores (process wall, quiet machine; on a busy one the CPU "
-          "column says what the runs cost)")
+                      f"{c / w:.1f}x", f"{load_before} -> {load_after}"),
+                     (mode, "warm", len(warm), f"{w:.2f}", f"{med(warm, 1):.2f}", f"{med(warm, 2):.2f}", "1.0x", "")]
+            print(f"# {mode}: cold {c:.1f} s ({med(cold, 2):.1f} s CPU), warm {w:.2f} s; load {load_before} -> "
+                  f"{load_after}", flush=True)
+    table(f"workbench start-up, fresh process each run, median ({cpu_model()}, {os.cpu_count()} CPUs, load now "
+          f"{load()})", rows, ("mode", "numba cache", "runs", "process wall s", "warm-up s", "CPU s (all processes)",
+                               "wall vs warm", "load 1/5/15 before -> after"))
+    print("\ngoal: cold with --market <= 30 s on 2 cores (process wall, quiet machine: a load above the core "
+          "count stretches the wall time, while the CPU column says what the runs cost)")
 
 
 if __name__ == "__main__":

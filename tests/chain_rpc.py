@@ -1,8 +1,9 @@
-"""The chain fixtures as a Solana JSON-RPC server on loopback, for the snapshot tests and benchmark.
+"""The chain fixtures as a Solana JSON-RPC server on loopback, for the snapshot and blocks tests and benchmarks.
 
 ``RpcServer`` is a real HTTP server (http.server, a thread per connection) on 127.0.0.1:<free
 port> answering getMultipleAccounts, getAccountInfo and getProgramAccounts (dataSize, memcmp
-and dataSlice applied as a node applies them) from an in-memory account table. Faults to inject
+and dataSlice applied as a node applies them) from an in-memory account table, and getBlock
+from a table of blocks (``block``: COMPOSED of real transactions, see below). Faults to inject
 on the next requests are queued in ``faults``: ("429", retry_after), ("500",), ("rpc_error",
 code, message), ("truncate",), ("sleep", seconds).
 
@@ -140,8 +141,9 @@ def fixture_market(accounts_dir: Path):
 class RpcServer:
     """A JSON-RPC server on 127.0.0.1 serving ``accounts`` ({address: value}); use as a context manager."""
 
-    def __init__(self, accounts: dict, slot: int = SLOT):
+    def __init__(self, accounts: dict, slot: int = SLOT, blocks: dict | None = None):
         self.accounts, self.slot = accounts, slot
+        self.blocks = blocks or {}              # slot -> getBlock result, or ("rpc_error", code, message)
         self.faults: list[tuple] = []
         self.requests: list[str] = []           # method of every request received
         self.lock = threading.Lock()
@@ -169,6 +171,10 @@ class RpcServer:
                 if fault and fault[0] == "rpc_error":
                     return self._json({"jsonrpc": "2.0", "id": req.get("id"),
                                        "error": {"code": fault[1], "message": fault[2]}})
+                if req.get("method") == "getBlock" and isinstance(server.blocks.get(req["params"][0]), tuple):
+                    _, code, message = server.blocks[req["params"][0]]
+                    return self._json({"jsonrpc": "2.0", "id": req.get("id"),
+                                       "error": {"code": code, "message": message}})
                 reply = {"jsonrpc": "2.0", "id": req.get("id"), "result": server.answer(req["method"], req["params"])}
                 out = json.dumps(reply).encode()
                 if fault and fault[0] == "truncate":
@@ -224,6 +230,14 @@ class RpcServer:
                     d = data[sl["offset"]:sl["offset"] + sl["length"]] if sl else data
                     out.append({"pubkey": k, "account": value(v["owner"], d, v["lamports"])})
             return ctx | {"value": out} if cfg.get("withContext") else out
+        if method == "getBlock":
+            cfg = params[1]
+            if cfg.get("encoding") != "base64" or cfg.get("maxSupportedTransactionVersion") != 0 \
+                    or cfg.get("transactionDetails") != "full" or cfg.get("rewards") is not False:
+                raise ValueError(f"getBlock config not served: {cfg}")
+            if params[0] not in self.blocks:
+                return None
+            return self.blocks[params[0]]
         raise ValueError(f"method {method} not served")
 
     def __enter__(self):
@@ -234,3 +248,93 @@ class RpcServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+# ============================================================================================
+# getBlock: blocks COMPOSED of real transactions (issue #18 item 4)
+# ============================================================================================
+
+TX_DIR = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "chain" / "tx"
+SKIPPED_MESSAGE = "Slot {} was skipped, or missing due to ledger jump to recent snapshot"
+
+
+def tx_wire_bytes(tx: dict, version) -> bytes:
+    """The wire bytes of a getTransaction "json"-encoded transaction (legacy or v0), rebuilt with
+    solders; the fixture's signatures verify over the rebuilt message, so the bytes are the signed ones."""
+    from solders.hash import Hash
+    from solders.instruction import CompiledInstruction
+    from solders.message import Message, MessageAddressTableLookup, MessageHeader, MessageV0
+    from solders.pubkey import Pubkey
+    from solders.signature import Signature
+    from solders.transaction import VersionedTransaction
+    m, h = tx["message"], tx["message"]["header"]
+    keys = [Pubkey.from_string(k) for k in m["accountKeys"]]
+    ixs = [CompiledInstruction(i["programIdIndex"], base58.b58decode(i["data"]), bytes(i["accounts"]))
+           for i in m["instructions"]]
+    bh = Hash.from_string(m["recentBlockhash"])
+    if version == "legacy":
+        msg = Message.new_with_compiled_instructions(h["numRequiredSignatures"], h["numReadonlySignedAccounts"],
+                                                     h["numReadonlyUnsignedAccounts"], keys, bh, ixs)
+    else:
+        luts = [MessageAddressTableLookup(Pubkey.from_string(x["accountKey"]), bytes(x["writableIndexes"]),
+                                          bytes(x["readonlyIndexes"])) for x in m.get("addressTableLookups", [])]
+        msg = MessageV0(MessageHeader(h["numRequiredSignatures"], h["numReadonlySignedAccounts"],
+                                      h["numReadonlyUnsignedAccounts"]), keys, bh, ixs, luts)
+    return bytes(VersionedTransaction.populate(msg, [Signature.from_string(s) for s in tx["signatures"]]))
+
+
+def fixture_transactions(tx_dir: Path = TX_DIR) -> list[tuple[bytes, dict]]:
+    """(wire bytes, meta) of every REAL getTransaction response in ``tx_dir``."""
+    out = []
+    for f in sorted(tx_dir.glob("getTransaction_*.json")):
+        r = json.loads(f.read_text())["result"]
+        out.append((tx_wire_bytes(r["transaction"], r["version"]), r["meta"]))
+    return out
+
+
+def capture_transactions(path: Path) -> list[bytes]:
+    """The transactions (UDP payloads that solders parses) of a capture, first sighting of each
+    signature, in capture order; frames walked with dpkt (Ethernet, VLAN tags, IPv4 / IPv6), apart
+    from wire/net.py."""
+    import dpkt
+    from solders.transaction import VersionedTransaction
+    out, seen = [], set()
+    with open(path, "rb") as f:
+        reader = dpkt.pcapng.Reader(f) if str(path).endswith(".pcapng") else dpkt.pcap.Reader(f)
+        for _ts, frame in reader:
+            ip = dpkt.ethernet.Ethernet(frame).data
+            udp = getattr(ip, "data", None)
+            if not isinstance(udp, dpkt.udp.UDP):
+                continue
+            try:
+                sig = bytes(VersionedTransaction.from_bytes(bytes(udp.data)).signatures[0])
+            except Exception:             # noqa: BLE001 - a shred or not a transaction
+                continue
+            if sig not in seen:
+                seen.add(sig)
+                out.append(bytes(udp.data))
+    return out
+
+
+def ok_meta(fee: int = 5000, cu: int = 40_000) -> dict:
+    """A COMPOSED meta of a successful transaction (what the composed blocks give a capture's transaction)."""
+    return {"err": None, "status": {"Ok": None}, "fee": fee, "computeUnitsConsumed": cu, "preBalances": [],
+            "postBalances": [], "preTokenBalances": [], "postTokenBalances": [], "loadedAddresses":
+            {"writable": [], "readonly": []}}
+
+
+FAILED_ERR = {"InstructionError": [0, {"Custom": 6005}]}     # a COMPOSED failure (slippage-like custom error)
+
+
+def block(txs: list[tuple[bytes, dict]], slot: int, block_time: int = 1_761_676_473) -> dict:
+    """A getBlock result (base64, full details, no rewards) COMPOSED of ``txs`` (wire bytes, meta)."""
+    return {"blockHeight": slot - 10_000, "blockTime": block_time, "parentSlot": slot - 1,
+            "blockhash": b58(hashlib.sha256(f"composed block {slot}".encode()).digest()),
+            "previousBlockhash": b58(hashlib.sha256(f"composed block {slot - 1}".encode()).digest()),
+            "transactions": [{"transaction": [base64.b64encode(t).decode(), "base64"], "meta": m, "version": 0}
+                             for t, m in txs]}
+
+
+def skipped(slot: int) -> tuple:
+    """What a node answers for a skipped slot (a getBlock entry of RpcServer.blocks)."""
+    return ("rpc_error", -32007, SKIPPED_MESSAGE.format(slot))

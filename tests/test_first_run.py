@@ -63,3 +63,63 @@ def test_a_failing_worker_is_reported_and_left_to_the_caller(tmp_path):
     assert set(rep.failed) == {s.name for s in engine_steps(True, False)}
     assert any("compile step market failed in its worker; compiling it here instead" in s for s in said)
     assert said[-1].endswith("the engine loop")
+
+
+def test_a_second_first_run_waits_for_the_lock_and_says_so():
+    """While another process compiles into the cache folder (it holds the folder's lock), a first
+    run says it waits and goes on only once the lock is released."""
+    import fcntl
+    import threading
+    import time
+    from workbench.engine.precompile import LOCK_FILE, cache_folder, first_run_lock
+    Path(cache_folder()).mkdir(parents=True, exist_ok=True)
+    with open(Path(cache_folder()) / LOCK_FILE, "a") as other:      # (flock: per open file, so a second open conflicts)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        threading.Timer(0.6, fcntl.flock, (other, fcntl.LOCK_UN)).start()
+        said = []
+        t = time.perf_counter()
+        with first_run_lock(say=said.append):
+            waited = time.perf_counter() - t
+    assert waited >= 0.5
+    assert len(said) == 1 and NOTE in said[0] and "waiting for it" in said[0] and cache_folder() in said[0]
+    with first_run_lock(say=said.append):                          # free now: no word
+        pass
+    assert len(said) == 1
+
+
+def test_a_stop_while_waiting_for_the_lock_ends_the_wait():
+    import fcntl
+    from workbench.engine.precompile import LOCK_FILE, CompileStopped, cache_folder, first_run_lock
+    Path(cache_folder()).mkdir(parents=True, exist_ok=True)
+    with open(Path(cache_folder()) / LOCK_FILE, "a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(CompileStopped):
+            with first_run_lock(say=lambda _t: None, stop=lambda: True):
+                pass
+
+
+def test_setup_compile_refuses_a_missing_capture_by_name(tmp_path):
+    from workbench.runner.first_compile import main
+    with pytest.raises(SystemExit) as e:
+        main(["--capture", str(tmp_path / "none.pcapng")])
+    assert "--capture" in str(e.value) and "none.pcapng" in str(e.value)
+
+
+def test_setup_compile_leaves_both_replay_modes_cached():
+    """make setup's compile (runner/first_compile.py): afterwards a replay with and without a
+    market finds process_batch in the cache (a warm start)."""
+    from workbench.capture import open_capture
+    from workbench.engine.deshred import new_deshred_state
+    from workbench.engine.pipeline import new_batch_out
+    from workbench.engine.precompile import engine_cached
+    from workbench.engine.state import market_of, new_state
+    from workbench.runner.engine_run import empty_batch
+    from workbench.runner.first_compile import compile_modes
+    cap = REPO / "captures" / "market.pcapng"
+    seconds = compile_modes(cap, str(cap) + ".market", say=lambda _t: None)
+    assert set(seconds) == {"replay --market", "replay"}
+    buf = open_capture(cap).buf
+    for folder in (str(cap) + ".market", ""):
+        state = new_state(tip_lamports=0)
+        mk = market_of(folder, state) if folder else None
+        assert engine_cached(empty_batch(buf), state, new_deshred_state(), new_batch_out(1), mk, None)

@@ -3,7 +3,10 @@
 ``expected_outputs.json`` holds, for every Parquet output of the four bundled captures
 (``opportunity_costs.parquet`` aside: it holds wall-clock costs), the file's sha256 and a
 digest of its content (schema and every value), taken before issue 14 moved the code into
-its new rooms. A refactor must leave both unchanged. The file bytes also depend on the
+its new rooms, and taken again once, on purpose, when issue 16 changed the format (LZ4 for
+the per-packet files with base58 signatures uncompressed: new bytes, same content; opportunity
+ids seeded by the capture's fingerprint and the trigger signature instead of the capture's
+full sha256: new ids). A refactor must leave both unchanged. The file bytes also depend on the
 pyarrow that writes them (its version is in the Parquet footer), so they are compared
 when the writing pyarrow is the one the checksums were taken with; the content digest is
 compared always.

@@ -6,6 +6,7 @@ import struct
 from pathlib import Path
 
 from ..errors import CaptureError
+from .block_file import MAGIC as BLOCKS_MAGIC, BlockFileReader
 from .pcap import MAGIC_MODIFIED, MAGIC_NSEC, MAGIC_USEC, PcapReader, PcapWriter, open_memmap
 from .pcapng import BT_SHB, PcapngReader, PcapngWriter
 
@@ -13,14 +14,18 @@ _PCAP_MAGICS = {MAGIC_USEC, MAGIC_NSEC, MAGIC_MODIFIED}
 
 
 def capture_format(path) -> str:
-    """'pcap' or 'pcapng' from the first four bytes; CaptureError otherwise."""
+    """'pcap', 'pcapng' or 'blocks' (a backfilled-blocks Arrow file, block_file.py) from the
+    first bytes; CaptureError otherwise."""
     p = Path(path)
     if not p.exists():
         raise CaptureError(p, "no such file")
     if p.is_dir():
         raise CaptureError(p, "is a directory, not a capture file")
     with open(p, "rb") as f:
-        head = f.read(4)
+        head = f.read(len(BLOCKS_MAGIC))
+    if head == BLOCKS_MAGIC:
+        return "blocks"
+    head = head[:4]
     if len(head) < 4:
         raise CaptureError(p, f"only {len(head)} bytes: not a pcap or pcapng capture", 0)
     le, be = struct.unpack("<I", head)[0], struct.unpack(">I", head)[0]
@@ -32,9 +37,11 @@ def capture_format(path) -> str:
 
 
 def open_capture(path, batch_frames: int = 16384):
-    """A reader (PcapReader or PcapngReader) over the memory-mapped file."""
+    """A reader (PcapReader, PcapngReader or BlockFileReader) over the memory-mapped file."""
     fmt = capture_format(path)
     buf = open_memmap(path)
+    if fmt == "blocks":
+        return BlockFileReader(path, batch_frames, buf=buf)
     if fmt == "pcapng":
         return PcapngReader(path, batch_frames, buf=buf)
     return PcapReader(path, batch_frames, buf=buf)

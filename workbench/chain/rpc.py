@@ -12,6 +12,7 @@ the first asks for ``minContextSlot`` = the first batch's slot, so no account is
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import email.utils
 import json
 import time
@@ -32,6 +33,17 @@ BACKOFF_MAX_S = 10.0            # cap of one wait (Retry-After too)
 RETRYABLE_RPC_CODES = {-32004, -32005, -32014, -32016}  # block not available, node behind, status not yet, min slot
 
 
+def run_sync(coro):
+    """``asyncio.run(coro)``, also from a caller whose thread already runs an event loop (a Jupyter
+    kernel): there the coroutine runs on a loop of its own in a worker thread, and this waits."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="workbench-rpc") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def public_url(url: str) -> str:
     """``url`` without query and credentials (providers put API keys there): what messages and
     meta.json show."""
@@ -40,6 +52,14 @@ def public_url(url: str) -> str:
     if p.port:
         host += f":{p.port}"
     return urlunsplit((p.scheme, host, p.path, "", ""))
+
+
+@dataclass(frozen=True)
+class RpcFailure:
+    """A JSON-RPC error the caller asked to get back (``call(give_back=...)``) instead of an exception:
+    for getBlock, a slot that has no block."""
+    code: int
+    message: str
 
 
 @dataclass
@@ -91,8 +111,10 @@ class RpcClient:
             wait = max(wait, min(told, self.backoff_max_s))
         return max(wait, 0.0)
 
-    async def call(self, method: str, params: list):
-        """The ``result`` of one JSON-RPC call, retried as the module says; ChainError otherwise."""
+    async def call(self, method: str, params: list, give_back: frozenset = frozenset()):
+        """The ``result`` of one JSON-RPC call, retried as the module says; ChainError otherwise.
+        A JSON-RPC error whose code is in ``give_back`` is returned as an RpcFailure (once its
+        retries are spent, if the code is also a retryable one)."""
         where = f"{self.shown} {method}"
         last = "no attempt"
         async with self._limit:
@@ -128,6 +150,9 @@ class RpcClient:
                             if err is not None:
                                 code = err.get("code") if isinstance(err, dict) else None
                                 msg = err.get("message") if isinstance(err, dict) else err
+                                if code in give_back and (code not in RETRYABLE_RPC_CODES
+                                                          or attempt == self.retries):
+                                    return RpcFailure(code, str(msg))
                                 if code not in RETRYABLE_RPC_CODES:
                                     raise ChainError(where, f"JSON-RPC error {code}: {msg}")
                                 last = f"JSON-RPC error {code}: {msg}"

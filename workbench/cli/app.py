@@ -396,6 +396,8 @@ def print_live_summary(r) -> None:
     console.print(_status_table(r.by_status))
     if r.market:
         _print_opportunities(r)
+    if getattr(r, "resync", None):
+        _print_resync(r.resync)
     for note in r.host:
         console.print(f"host: {escape(note)}", highlight=False, soft_wrap=True)
     if r.recorded:
@@ -403,6 +405,21 @@ def print_live_summary(r) -> None:
     files = "tx_features, packet_status" + (", swaps, opportunities" if r.market else "")
     parquet = any(str(k) != "summary" for k in (r.outputs or {}))
     console.print(plain(f"outputs: {r.out_dir}  ({files + ' .parquet, ' if parquet else ''}summary.json)"))
+
+
+def _print_resync(rs: dict) -> None:
+    """--accounts: what the live resync took, applied and ignored, and the drift it measured."""
+    t = _kv_table()
+    t.add_row("resync endpoint", escape(rs["endpoint"]))
+    for k in ("account_updates", "states_applied", "stale_account_updates", "stale_states", "waiting_for_accounts",
+              "rejected_updates", "dropped_full", "still_queued"):
+        t.add_row(f"resync {k.replace('_', ' ')}", _fmt_int(rs.get(k, 0)))
+    d = rs.get("drift_ppm", {})
+    for k in ("p50", "p99", "max"):
+        t.add_row(f"resync drift {k} (ppm, |predicted - chain| / chain)", _fmt_int(d.get(k, -1)))
+    console.print(t)
+    for note in rs.get("notes", []):
+        console.print(f"resync: {escape(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -429,6 +446,9 @@ def live(
                                                                 "unless --no-db; summary.json stays)"),
     market: Optional[Path] = typer.Option(None, "--market", help="market snapshot folder: swaps and opportunities"),
     model: Optional[Path] = typer.Option(None, "--model", help="compiled model folder: scores every opportunity"),
+    accounts: Optional[str] = typer.Option(None, "--accounts",
+                                           help="keep the --market pools in sync from the chain: grpc://HOST:PORT "
+                                                "(Yellowstone Subscribe) or ws(s)://... (accountSubscribe)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view"),
 ):
     """Capture live traffic and run the engine on it: a live view, then the replay outputs."""
@@ -443,7 +463,7 @@ def live(
         ready = lambda msg: err_console.print(f"[bold]{escape(msg)}[/]  (Ctrl-C stops)", highlight=False)  # noqa: E731
         kw = dict(source=source, ports=port_list, cpu=cpu, rt=rt, hugepages=hugepages, record=record,
                   duration=duration, split=split, capture_cpu=capture_cpu, db=dsn, on_ready=ready,
-                  parquet=not no_parquet)
+                  parquet=not no_parquet, accounts=accounts)
         if quiet or not settings.progress or not console.is_terminal:
             result = run_live(iface, out, settings, **kw)
         else:

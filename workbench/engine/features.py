@@ -41,7 +41,7 @@ TX_FEATURES = (
     ("ts_ns", np.int64, "event time it was seen: the packet's (for shreds, the completing shred's) "
                         "capture timestamp, ns since the Unix epoch"),
     ("slot", np.int64, "slot of the transaction; -1 unknown (UDP transactions carry none)"),
-    ("origin", np.int8, "0: a UDP transaction packet; 1: an entry reassembled from shreds"),
+    ("origin", np.int8, "0: a UDP transaction packet; 1: an entry reassembled from shreds; 2: a backfilled block"),
     ("origin_ts_ns", np.int64, "shreds: event time of the first shred of its entry batch (ns); -1 for UDP"),
     ("entry_index", np.int32, "shreds: entry of its batch, [0, entries); -1 for UDP"),
     ("size", np.int32, "transaction payload, bytes, [1, 1232]"),
@@ -71,6 +71,7 @@ FEATURE_NAMES = tuple(n for n, _, _ in TX_FEATURES)
 
 ORIGIN_UDP = 0
 ORIGIN_SHRED = 1
+ORIGIN_BLOCK = 2          # a landed transaction of a block backfilled from RPC (LINKTYPE_SOLANA_LANDED)
 CB_DUPLICATE = 1
 CB_DEPRECATED = 2
 CB_SHORT_DATA = 4

@@ -20,6 +20,9 @@ recording). A batch cut short by a full Stage stays pending in ``ex`` and resume
 next Stage, so nothing is lost or processed twice, and packet indexes run on across
 blocks and Stages.
 
+With ``rs`` (live resync, engine/market/resync.py; None compiles it out) the loop applies the
+pool states Python queued from the chain between two batches.
+
 Python talks to the loop through ``ex`` only (engine/live_mailbox.py): ``E_STOP`` (1:
 finish what the source has ready, then return; 2: return at once), ``E_WINDOW_RESET``
 (zero the view's latency window). When no frame arrives the loop spins for
@@ -40,6 +43,7 @@ from ..capture.ring import ring_closed_and_empty, ring_peek, ring_release
 from ..capture.udp import recv_batch
 from ..capture.clock import monotonic_ns, realtime_ns
 from ..metrics.clock import record_age
+from .market.resync import drain_resync
 from .live_mailbox import (E_ACTIVE, E_AWAKE_SINCE, E_BUSY_NS, E_BUSY_SINCE, E_EMPTY_POLLS, E_FLIP_NS, E_FLIPS,
                            E_FULL0, E_IDLE_SINCE, E_NEXT_INDEX, E_PEND_FIRST, E_PEND_N, E_PEND_START, E_POLLS,
                            E_QUEUED, E_SLEEPS, E_STOP, E_STOP_SEEN_NS, E_WAITS, E_WINDOW_RESET, K_FIRST, K_NOPP,
@@ -233,7 +237,7 @@ def _ready_to_poll(st0, st1, ex, params):
 
 @njit(cache=True, nogil=True)
 def live_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, caplen, wirelen, ts, lt,
-                  state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
+                  state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params, rs=None):
     """The live loop over an AF_PACKET TPACKET_V3 ring (capture/afpacket.py)."""
     ex[E_IDLE_SINCE] = ex[E_AWAKE_SINCE] = monotonic_ns()
     max_n = min(params[P_MAX_N], off.shape[0])
@@ -248,6 +252,8 @@ def live_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, caple
                 continue                                      # both Stages full: wait for Python
             release_block(ring, cursor, block_size, block_nr)  # no-op unless the block is done
             ex[E_BUSY_NS] += monotonic_ns() - ex[E_BUSY_SINCE]
+        if rs is not None:                                     # live resync (--accounts): between two batches
+            drain_resync(mk, rs)
         if not _ready_to_poll(st0, st1, ex, params):
             ex[E_WAITS] += 1
             continue
@@ -270,7 +276,7 @@ def live_afpacket(ring, cursor, block_size, block_nr, linktype, peek, off, caple
 
 @njit(cache=True, nogil=True)
 def live_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, caplen, wirelen, ts, lt,
-             state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
+             state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params, rs=None):
     """The live loop over UDP sockets (capture/udp.py)."""
     ex[E_IDLE_SINCE] = ex[E_AWAKE_SINCE] = monotonic_ns()
     max_n = min(params[P_MAX_N], off.shape[0])
@@ -284,6 +290,8 @@ def live_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, ca
                                  lat_stats, ex, params):
                 continue
             ex[E_BUSY_NS] += monotonic_ns() - ex[E_BUSY_SINCE]
+        if rs is not None:                                     # live resync (--accounts): between two batches
+            drain_resync(mk, rs)
         if not _ready_to_poll(st0, st1, ex, params):
             ex[E_WAITS] += 1
             continue
@@ -304,7 +312,7 @@ def live_udp(fds, ports, uctl, drops, msgs, names, ctrl, slots, slot_sz, off, ca
 
 @njit(cache=True, nogil=True)
 def live_spsc(rctl, data, local, off, caplen, wirelen, ts, lt, index, state, ds, out, mk, model, st0, st1, lat_counts,
-              lat_stats, ex, params):
+              lat_stats, ex, params, rs=None):
     """The live loop over the SPSC ring a capture process fills (capture/ring.py, ``--split``).
 
     ``E_STOP`` 1 is honoured when the producer has closed the ring (the runner asks it to
@@ -322,6 +330,8 @@ def live_spsc(rctl, data, local, off, caplen, wirelen, ts, lt, index, state, ds,
                 continue
             ring_release(rctl, local, n)
             ex[E_BUSY_NS] += monotonic_ns() - ex[E_BUSY_SINCE]
+        if rs is not None:                                     # live resync (--accounts): between two batches
+            drain_resync(mk, rs)
         if not _ready_to_poll(st0, st1, ex, params):
             ex[E_WAITS] += 1
             continue

@@ -21,7 +21,8 @@ from numba import njit
 from ..binary import prefetch_range, u64le
 from ..capture.clock import monotonic_ns
 from ..metrics.hist import record
-from ..wire.net import udp_payload
+from ..capture.frames import LINKTYPE_SOLANA_LANDED
+from ..wire.net import landed_payload, udp_payload
 from ..wire.shred import KIND_NONE, shred_kind
 from ..wire.status import DUPLICATE, ERR_NOT_SOLANA, SHRED, STATUS_MIN, TXN
 from ..wire.programs.events import EVENT_DTYPE
@@ -30,7 +31,7 @@ from ..wire.programs.raydium_amm_v4 import ID_RAYDIUM_AMM_V4
 from ..wire.programs.raydium_cpmm import ID_RAYDIUM_CPMM
 from ..wire.txn import INSTR_DTYPE, LUT_DTYPE, PACKET_DATA_SIZE, TXN_DTYPE, decode_txn
 from .deshred import M_Q_HEAD, M_Q_TAIL, READY_DTYPE, add_data_shred, drain_ready
-from .features import ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
+from .features import ORIGIN_BLOCK, ORIGIN_SHRED, ORIGIN_UDP, PROGRAMS_PER_TX_MAX, TX_DTYPE, fill_features
 from .market.counters import D_OPPS
 from .market.layout import M_POOLS
 from .market.transaction import OPPS_PER_TX_MAX, SWAPS_PER_TX_MAX, market_tx, see_slot
@@ -78,7 +79,7 @@ class BatchOut(NamedTuple):
     swaps: np.ndarray       # SWAP_DTYPE[F + SWAPS_PER_TX_MAX] swaps on snapshot pools
     opps: np.ndarray        # OPP_DTYPE[F + OPPS_PER_TX_MAX] opportunities
     counts: np.ndarray      # int64[4] N_SWAPS, N_OPPS of the last call; R_POS, R_N carried between calls
-    ctx: np.ndarray         # int64[6] scratch: the transaction's time, packet, row, slot (market_tx)
+    ctx: np.ndarray         # int64[7] scratch: the transaction's time, packet, row, slot, landed failed (market_tx)
     mscratch: MarketScratch
 
 
@@ -93,7 +94,7 @@ def new_batch_out(frames: int) -> BatchOut:
                     np.zeros(1, TXN_DTYPE),
                     np.zeros(PACKET_DATA_SIZE, INSTR_DTYPE), np.zeros(PACKET_DATA_SIZE // 32 + 1, LUT_DTYPE),
                     np.zeros(PACKET_DATA_SIZE, np.int32), np.zeros(frames + SWAPS_PER_TX_MAX, SWAP_DTYPE),
-                    np.zeros(frames + OPPS_PER_TX_MAX, OPP_DTYPE), np.zeros(4, np.int64), np.zeros(6, np.int64), ms)
+                    np.zeros(frames + OPPS_PER_TX_MAX, OPP_DTYPE), np.zeros(4, np.int64), np.zeros(7, np.int64), ms)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -177,6 +178,7 @@ def process_batch(batch, state, ds, out, start, mk, model):
             toff, tend = r.off, r.end
             pidx, ts, slot, origin, ots, entry = r.packet_index, r.ts_done_ns, r.slot, ORIGIN_SHRED, r.ts_first_ns, \
                 np.int64(r.entry)
+            failed = 0
             kind = PORT_TXN
         elif _has_queued(ds):                            # completed entry batches: drain a chunk
             k, _ = drain_ready(ds, out.ready, 0, min(tx_cap - n_tx, out.ready.shape[0]))
@@ -197,14 +199,19 @@ def process_batch(batch, state, ds, out, start, mk, model):
             if state.counters[C_TS_FIRST] < 0:
                 state.counters[C_TS_FIRST] = ts
             state.counters[C_TS_LAST] = ts
-            st, poff, psz, sport, dport = udp_payload(buf, off, cl, batch.linktype[i])
+            pidx, ots, entry = batch.first_index + i, np.int64(-1), np.int64(-1)
             tb = buf
+            if batch.linktype[i] == LINKTYPE_SOLANA_LANDED:   # a backfilled block's transaction: no ports
+                st, poff, psz, slot, failed = landed_payload(buf, off, cl)
+                origin = ORIGIN_BLOCK
+                kind = PORT_TXN if st == 0 else PORT_IGNORE
+            else:
+                st, poff, psz, sport, dport = udp_payload(buf, off, cl, batch.linktype[i])
+                slot, origin, failed = np.int64(-1), ORIGIN_UDP, 0
+                kind = state.port_kind[dport] if st == 0 else PORT_IGNORE
+                if st == 0 and kind == PORT_IGNORE:
+                    st = ERR_NOT_SOLANA
             toff, tend = poff, poff + psz
-            pidx, slot, origin, ots, entry = batch.first_index + i, np.int64(-1), ORIGIN_UDP, np.int64(-1), \
-                np.int64(-1)
-            kind = state.port_kind[dport] if st == 0 else PORT_IGNORE
-            if st == 0 and kind == PORT_IGNORE:
-                st = ERR_NOT_SOLANA
         else:
             break
         # --- decode, features, market: the one place ---------------------------------------
@@ -240,6 +247,7 @@ def process_batch(batch, state, ds, out, start, mk, model):
                     ctx[2] = row.tx_index
                     ctx[3] = slot
                     ctx[5] = 0
+                    ctx[6] = failed
                     o0 = n_opp
                     if model is not None:             # the trees toward L2 while the detectors work
                         prefetch_model(model)

@@ -10,8 +10,9 @@ independent kernels into the cache, each step with exactly the argument types
 maths, the Whirlpool maths and the swap decoders, then the market's transaction step
 that calls them (the detectors are inlined into it: as calls they would cost the hot
 path a call per swap); the shred reassembly and the transaction decoder; with a model
-its scorer. The caller compiles the Arrow row builders while the workers run, then
-``process_batch`` itself, which finds every kernel in the cache. Each step
+its scorer; last the Arrow row builders. The caller then compiles ``process_batch``
+itself, which finds every kernel in the cache (on two cores a third compile in the caller
+meanwhile would only slow the workers' longest chain). Each step
 is announced as it starts ("step 3 of 8"), with the cache folder named, so a first run
 never sits silent. On a warm cache (``engine_cached``) nothing of this runs.
 
@@ -20,13 +21,15 @@ A worker that fails is only an optimisation lost: the caller compiles what is mi
 
 from __future__ import annotations
 
+import fcntl
 import os
 import selectors
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import numba
 import numpy as np
@@ -71,6 +74,8 @@ def engine_steps(market: bool, model: bool) -> list[Step]:
                              ("whirlpool_maths", "pool_maths", "swap_decoders")))
     if model:
         steps.insert(0, Step("scorer", "the model's scorer", ()))
+    # last: nothing waits for them, and a worker would otherwise idle while the market step ends
+    steps.append(Step("row_builders", "the Arrow row builders", ()))
     return steps
 
 
@@ -125,6 +130,9 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         market_tx(buf, txn, out.instrs, out.luts, out.ins_pid, out.tx[0], state.keys, state.key_slots, mk,
                   out.mscratch, out.swaps, np.int64(0), out.opps, np.int64(0), np.int64(0), state.dcount,
                   state.ev_rejects, out.ctx, np.int64(1))
+    elif name == "row_builders":
+        from .tables import KeyNames, tx_table
+        tx_table(out.tx[:0], out.prog_ids[:0], KeyNames(state.keys))
     elif name == "scorer":
         from .score.kernels import score_opportunity
         features = numba.typeof(out.opps).dtype.typeof("features")   # a record's array field, as the engine has it
@@ -179,6 +187,38 @@ def say_if_first_run(say: Callable[[str], None] = say_stderr) -> bool:
     return True
 
 
+LOCK_FILE = ".first-run.lock"    # in the cache folder: held by the process compiling the engine into it
+
+
+@contextmanager
+def first_run_lock(say: Callable[[str], None] = say_stderr, stop: Callable[[], bool] | None = None) -> Iterator[None]:
+    """Held while a first run compiles into this cache folder (its steps and its own final step),
+    so that a second process started meanwhile (``make setup``'s compile and a replay, two
+    replays at once) waits, says so, then finds the engine in the cache instead of compiling it
+    a second time on the same cores. The caller looks again whether the engine is cached once it
+    holds the lock. A lock, not a marker file: the kernel drops it when its process dies.
+    ``stop()`` true while waiting raises CompileStopped."""
+    folder = Path(cache_folder())
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()}): another "
+                "process is compiling it into this cache; waiting for it")
+            while True:
+                _stop_if_asked(stop)
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(STOP_POLL_S)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class CompileReport(NamedTuple):
     seconds: float                        # wall seconds of the workers' part
     steps: dict[str, float]               # wall seconds each step took in its worker
@@ -201,13 +241,11 @@ def _worker(market_folder: str, model_folder: str, buf_readonly: bool) -> subpro
 
 def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: str = "",
                    say: Callable[[str], None] = say_stderr, final: tuple[str, ...] = ("the engine loop",),
-                   workers: int | None = None, meanwhile: Callable[[], None] | None = None,
-                   stop: Callable[[], bool] | None = None) -> CompileReport:
+                   workers: int | None = None, stop: Callable[[], bool] | None = None) -> CompileReport:
     """Compile the engine's steps (engine_steps) in worker processes, telling ``say`` each step as
     it starts. ``final`` names the steps the caller does itself afterwards (counted and
     announced here as the last ones: the caller then compiles them without a word).
-    ``meanwhile`` is called once the workers have their first steps (the caller's own
-    compiling that needs none of theirs). ``stop()`` true ends the workers and raises
+    ``stop()`` true ends the workers and raises
     CompileStopped (looked at every STOP_POLL_S while the workers compile, and last before
     returning, so that the caller need not look again before its own final steps)."""
     t0 = time.perf_counter()
@@ -248,9 +286,6 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
                 busy[p.pid] = ready
                 started += 1
                 say(f"compiling the engine for this CPU, first run only: step {started} of {total}: {ready.what}")
-            if meanwhile is not None:
-                meanwhile()
-                meanwhile = None
             _stop_if_asked(stop)
             if not busy:                  # every worker died: the caller compiles the rest
                 for s in pending:

@@ -12,7 +12,7 @@ import uuid
 import numpy as np
 import pyarrow as pa
 
-from ..wire.base58 import encode_column
+from ..wire.base58 import encode64_column, encode_column
 from ..wire.keys import key_to_base58
 from ..wire.txn import SIGNATURE_SZ
 from ..wire.status import STATUS_NAMES
@@ -26,12 +26,31 @@ TX_COLUMNS = ("tx_index", "packet_index", "ts_ns", "slot", "signature", "version
     n for n in FEATURE_NAMES if n not in ("tx_index", "packet_index", "ts_ns", "slot", "version")) + ("programs",)
 
 
+ROW_BLOCK = 4096     # rows per step when record rows are split into columns (a block stays in the CPU cache)
+
+
+def record_columns(rows: np.ndarray, names) -> dict[str, np.ndarray]:
+    """Contiguous copies of the scalar fields ``names`` of the record array ``rows``, a block of rows
+    at a time: copying out one field of every row after another walks the whole array (larger
+    than the cache) once per field; by blocks, each block is read from memory once."""
+    n = rows.shape[0]
+    out = {c: np.empty(n, rows.dtype[c]) for c in names}
+    for lo in range(0, n, ROW_BLOCK):
+        part = rows[lo:lo + ROW_BLOCK]
+        for c in names:
+            out[c][lo:lo + ROW_BLOCK] = part[c]
+    return out
+
+
 def encode_strings(src: np.ndarray, offs: np.ndarray, n: int) -> pa.StringArray:
     """A ``pyarrow.StringArray`` with the base58 of each ``n``-byte value at ``offs``."""
     offs = np.asarray(offs, np.int64)
     data = np.empty(max(1, offs.shape[0] * (2 * n)), np.uint8)
     offsets = np.empty(offs.shape[0] + 1, np.int32)
-    used = encode_column(src, offs, n, data, offsets)
+    # signatures (the only width the engine encodes) go straight to the 64-byte kernel: through
+    # encode_column, LLVM would compile that kernel a second time, inlined into it
+    used = (encode64_column(src, offs, data, offsets) if n == SIGNATURE_SZ else
+            encode_column(src, offs, n, data, offsets))
     return pa.StringArray.from_buffers(offs.shape[0], pa.py_buffer(offsets), pa.py_buffer(data[:used]))
 
 
@@ -59,10 +78,14 @@ class KeyNames:
 _VERSION_NAMES = pa.array(["legacy" if c < 0 else str(c) for c in range(-128, 128)], pa.string())
 
 
+_TX_PLAIN = tuple(c for c in TX_COLUMNS if c not in ("signature", "version", "programs"))   # copied as they are
+
+
 def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Table:
     """One Arrow table from ``tx`` rows (TX_DTYPE) and their program-id rows."""
     n = tx.shape[0]
     cols = {}
+    plain = record_columns(tx, _TX_PLAIN)
     for name in TX_COLUMNS:
         if name == "signature":
             sigs = np.ascontiguousarray(tx["_sig"]).reshape(-1)
@@ -81,7 +104,7 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
             top = int(ids.max()) + 1 if ids.size else 0
             cols[name] = pa.ListArray.from_arrays(pa.array(offsets), key_names.array(top).take(pa.array(ids)))
         else:
-            cols[name] = pa.array(np.ascontiguousarray(tx[name]))
+            cols[name] = pa.array(plain[name])
     return pa.table(cols)
 
 
@@ -126,31 +149,41 @@ class MarketNames:
         self.tokens = pa.array([names[k] for k in market.token_kid], pa.string())
 
 
+_SWAP_FIELDS = ("ts_ns", "packet_index", "tx_index", "slot", "instr_index", "pool_row", "program", "a_to_b",
+                "exact_in", "amount_in", "amount_out", "limit", "reserve_a", "reserve_b", "status")
+
+
 def swap_table(sw: np.ndarray, mn: MarketNames) -> pa.Table:
     """swaps.parquet rows (SWAP_DTYPE)."""
-    cols = {c: pa.array(np.ascontiguousarray(sw[c])) for c in ("ts_ns", "packet_index", "tx_index", "slot")}
-    cols["instr_index"] = pa.array(np.ascontiguousarray(sw["instr_index"]))
-    cols["pool"] = mn.pools.take(pa.array(sw["pool_row"].astype(np.int32)))
-    cols["pool_row"] = pa.array(np.ascontiguousarray(sw["pool_row"]))
-    cols["program"] = _PROGRAM_DICT.take(pa.array(sw["program"].astype(np.int32)))
+    v = record_columns(sw, _SWAP_FIELDS)
+    cols = {c: pa.array(v[c]) for c in ("ts_ns", "packet_index", "tx_index", "slot")}
+    cols["instr_index"] = pa.array(v["instr_index"])
+    cols["pool"] = mn.pools.take(pa.array(v["pool_row"].astype(np.int32)))
+    cols["pool_row"] = pa.array(v["pool_row"])
+    cols["program"] = _PROGRAM_DICT.take(pa.array(v["program"].astype(np.int32)))
     for c in ("a_to_b", "exact_in", "amount_in", "amount_out", "limit", "reserve_a", "reserve_b"):
-        cols[c] = pa.array(np.ascontiguousarray(sw[c]))
-    cols["status"] = _SWAP_STATUS_DICT.take(pa.array(sw["status"].astype(np.int32)))
+        cols[c] = pa.array(v[c])
+    cols["status"] = _SWAP_STATUS_DICT.take(pa.array(v["status"].astype(np.int32)))
     return pa.table(cols)
 
 
-def opportunity_ids(capture_id: str, opps: np.ndarray) -> list[str]:
-    """Deterministic UUIDs: uuid5 of capture id, packet, transaction row, kind and rank in the transaction."""
-    return [str(uuid.uuid5(OPP_NAMESPACE, f"{capture_id}:{p}:{t}:{k}:{s}"))
-            for p, t, k, s in zip(opps["packet_index"].tolist(), opps["tx_index"].tolist(),
-                                  opps["kind"].tolist(), opps["seq"].tolist())]
+def opportunity_ids(capture_id: str, opps: np.ndarray, trigger_signatures: list[str]) -> list[str]:
+    """Deterministic UUIDs: uuid5 of the capture id, packet, transaction row, kind, rank in the
+    transaction and the trigger transaction's signature (so that two captures alike in what
+    seeds ``capture_id`` still give their own transactions' opportunities their own ids)."""
+    return [str(uuid.uuid5(OPP_NAMESPACE, f"{capture_id}:{p}:{t}:{k}:{s}:{sig}"))
+            for p, t, k, s, sig in zip(opps["packet_index"].tolist(), opps["tx_index"].tolist(),
+                                       opps["kind"].tolist(), opps["seq"].tolist(), trigger_signatures)]
 
 
 def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     """opportunities.parquet rows (OPP_DTYPE)."""
     n = opps.shape[0]
+    sigs = encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
+                          SIGNATURE_SZ) if n else pa.array([], pa.string())
+    sig_list = sigs.to_pylist()
     cols = {"ts_ns": pa.array(np.ascontiguousarray(opps["ts_ns"])),
-            "opportunity_id": pa.array(opportunity_ids(capture_id, opps), pa.string()),
+            "opportunity_id": pa.array(opportunity_ids(capture_id, opps, sig_list), pa.string()),
             "type": pa.array([OPP_TYPE_NAMES[k] for k in opps["kind"].tolist()], pa.string())}
     for c in ("packet_index", "tx_index", "slot"):
         cols[c] = pa.array(np.ascontiguousarray(opps[c]))
@@ -159,10 +192,8 @@ def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     np.cumsum(counts, out=offsets[1:])
     rows = opps["pools"][np.arange(POOLS_PER_OPP)[None, :] < counts[:, None]] if n else np.zeros(0, np.int32)
     cols["pools"] = pa.ListArray.from_arrays(pa.array(offsets), mn.pools.take(pa.array(rows.astype(np.int32))))
-    sigs = encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
-                          SIGNATURE_SZ) if n else pa.array([], pa.string())
     cols["victim_signature"] = pa.array(np.where(opps["kind"] == OPP_SANDWICH,
-                                                 np.asarray(sigs.to_pylist(), dtype=object), ""), pa.string())
+                                                 np.asarray(sig_list, dtype=object), ""), pa.string())
     cols["trigger_signature"] = sigs
     cols["profit_mint"] = mn.tokens.take(pa.array(opps["profit_token"].astype(np.int32)))
     for c in ("amount_in", "amount_out", "profit_quote", "tip_lamports", "expected_profit_lamports",

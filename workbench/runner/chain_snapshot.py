@@ -10,7 +10,6 @@ the UTC time and the context slots, so that a replay knows the state it starts f
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from typing import Callable
 
 from ..chain.account import address_bytes
 from ..chain.market import discover_pools, fetch_market
-from ..chain.rpc import CONCURRENCY, RETRIES, TIMEOUT_S, RpcClient, public_url
+from ..chain.rpc import CONCURRENCY, RETRIES, TIMEOUT_S, RpcClient, public_url, run_sync
 from ..engine.market.snapshot import load_market, write_snapshot
 from ..errors import ChainError, ConfigError
 from ..wire.keys import new_key_table
@@ -109,7 +108,7 @@ def snapshot_from_rpc(rpc: str, out, pools: list[str] | None = None, mints: list
     if backoff_s is not None:
         opts["backoff_s"] = backoff_s
     t0 = time.perf_counter()
-    rows, stats = asyncio.run(_fetch(rpc, pools, mints, list(lookup_tables), list(token_accounts), opts, progress))
+    rows, stats = run_sync(_fetch(rpc, pools, mints, list(lookup_tables), list(token_accounts), opts, progress))
     fetch_s = time.perf_counter() - t0
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -27,7 +27,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..engine.market.counters import DETECT_COUNTER_NAMES
 from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
-from ..engine.precompile import compile_engine, engine_cached, say_if_first_run, say_stderr
+from ..engine.precompile import compile_engine, engine_cached, first_run_lock, say_if_first_run, say_stderr
 from ..engine.state import (C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES,
                             HIST_PACKET_NS, HIST_SCORE_NS, EngineState)
 from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
@@ -48,28 +48,24 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-class CaptureSha:
-    """The sha256 of a capture, computed in a thread started with the run; calling it waits for
-    the result. hashlib releases the GIL while it hashes, so the file is read beside the engine
-    instead of stalling the sink thread at the first opportunity."""
+FINGERPRINT_SPAN_SZ = 1 << 20      # bytes hashed at each end of a capture for its fingerprint
 
-    def __init__(self, path):
-        self._value: str | None = None
-        self._error: BaseException | None = None
-        self._t = threading.Thread(target=self._run, args=(path,), name="workbench-capture-sha", daemon=True)
-        self._t.start()
 
-    def _run(self, path) -> None:
-        try:
-            self._value = file_sha256(path)
-        except BaseException as e:            # noqa: BLE001 - re-raised where the id is needed
-            self._error = e
-
-    def __call__(self) -> str:
-        self._t.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+def capture_fingerprint(path) -> str:
+    """The id that seeds a replay's opportunity ids: sha256 of the capture's size, its first and
+    its last FINGERPRINT_SPAN_SZ bytes (hex). Reading all of a multi-gigabyte capture again
+    (its full sha256) costs a sizeable share of a whole replay's CPU; a capture's head
+    (file header, first timestamps) and tail with its size tell captures apart, and each
+    opportunity id also carries its trigger transaction's signature (engine/tables.py)."""
+    h = hashlib.sha256(b"workbench capture fingerprint 1\0")
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        h.update(size.to_bytes(8, "little"))
+        h.update(f.read(FINGERPRINT_SPAN_SZ))
+        if size > FINGERPRINT_SPAN_SZ:
+            f.seek(max(FINGERPRINT_SPAN_SZ, size - FINGERPRINT_SPAN_SZ))
+            h.update(f.read(FINGERPRINT_SPAN_SZ))
+    return h.hexdigest()
 
 
 def _makeable(folder: Path, flag: str, path: Path) -> None:
@@ -137,13 +133,17 @@ def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=No
     (a signal) ends a first run's compile between steps: CompileStopped.
     """
     t = time.perf_counter()
-    tables = lambda: tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))  # noqa: E731
-    if not engine_cached(empty_batch(buf), state, ds, bout, market, model):
-        compile_engine(not buf.flags.writeable, market_folder if market is not None else "",
-                       model_folder if model is not None else "", say=say or (lambda _text: None), final=final,
-                       meanwhile=tables, stop=stop)
-    process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
-    tables()
+    say = say or (lambda _text: None)
+    cached = lambda: engine_cached(empty_batch(buf), state, ds, bout, market, model)  # noqa: E731
+    cold = not cached()
+    # a first run holds the cache's lock until process_batch is in it (another process compiling
+    # the same meanwhile is waited for, then loaded from the cache)
+    with first_run_lock(say, stop) if cold else nullcontext():
+        if cold and not cached():
+            compile_engine(not buf.flags.writeable, market_folder if market is not None else "",
+                           model_folder if model is not None else "", say=say, final=final, stop=stop)
+        process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
+        tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))
     return time.perf_counter() - t
 
 
@@ -161,7 +161,8 @@ class EngineRun:
     def __init__(self, out_dir, settings: Settings, *, state: EngineState | None = None, ds=None,
                  sink: Callable[[str, pa.Table], None] | None = None, db: str | None = None,
                  source: str = "replay", capture_path: str = "", capture_sha256: str = "",
-                 batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True):
+                 batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True,
+                 row_columns: Callable[[str, pa.Table], pa.Table] | None = None):
         self.settings = settings
         self.out = out_folder(out_dir)
         say_if_first_run()       # before the state and the market load, which compile too on a first run
@@ -179,6 +180,11 @@ class EngineRun:
         self.writer = (open_store(db, settings, self.run_id, source=source, capture_path=capture_path,
                                   capture_sha256=capture_sha256) if db else None)
         consumers = ([self.parquet.write] if self.parquet is not None else []) + ([sink] if sink is not None else [])
+        # row_columns (a backfilled-blocks source: index_in_block, landed) widens the rows of Parquet and
+        # ``sink``; the store keeps its own schema
+        self.row_columns = row_columns
+        if row_columns is not None:
+            consumers = [lambda name, t, c=c: c(name, row_columns(name, t)) for c in consumers]
         if self.writer is not None:
             writer = self.writer
             def to_store(name, table, writer=writer, source=source):
@@ -190,11 +196,12 @@ class EngineRun:
                 elif name == "opportunities":
                     writer.put("mev_opportunities", mev_opportunities_table(table, source))
             consumers.append(to_store)
-        # opportunity ids are seeded by the capture's sha256 (the store's, or computed beside the run
-        # when a market can find opportunities)
-        capture_id = (lambda: capture_sha256) if capture_sha256 else (
-            (CaptureSha(capture_path) if self.market_on else (lambda: file_sha256(capture_path)))
-            if capture_path and Path(capture_path).is_file() else (lambda: self.run_id))
+        # opportunity ids are seeded by the replayed capture's fingerprint (read at the first opportunity);
+        # a run with no capture file to read (live mode, whose --record file is still being written) by
+        # the given sha256, else by the run id
+        replayed = source == "replay" and capture_path and Path(capture_path).is_file()
+        capture_id = ((lambda: capture_fingerprint(capture_path)) if replayed
+                      else (lambda: capture_sha256) if capture_sha256 else (lambda: self.run_id))
         # a Parquet-only run gets its rows built into Arrow once per row group (sinks.py SinkThread)
         group_rows = self.parquet.rg if self.parquet is not None and len(consumers) == 1 else 0
         self.sinks = SinkThread(self.names, consumers, depth=sink_depth, market_names=self.market_names,
@@ -287,9 +294,11 @@ class EngineRun:
             if self.parquet is not None:
                 market = ({"swaps": empty_swap_table(self.market_names),
                            "opportunities": empty_opp_table(self.market_names)} if self.market_names is not None else {})
-                self.parquet.close({"tx_features": empty_tx_table(self.names),
-                                    "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)),
-                                    **market})
+                empties = {"tx_features": empty_tx_table(self.names),
+                           "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)), **market}
+                if self.row_columns is not None:
+                    empties = {k: self.row_columns(k, t) for k, t in empties.items()}
+                self.parquet.close(empties)
 
     def packet_ns(self) -> dict:
         hist = Histogram(self.state.hist_counts, self.state.hist_stats, HIST_PACKET_NS, HIST_NAMES[HIST_PACKET_NS])

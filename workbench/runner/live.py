@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import nullcontext
 from typing import Callable
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..engine.live_mailbox import (LAT_RUN, LAT_WINDOW, Stage, active_stage, bus
                                    request_stop, reset_latency_window, reset_mailbox, set_returned, source_closed,
                                    stage_bytes, staged_rows)
 from ..engine.state import C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, EngineState
-from ..engine.precompile import compile_engine
+from ..engine.precompile import compile_engine, first_run_lock
 from ..engine.tables import tx_table
 from ..errors import ConfigError
 from ..host import alloc_buffer, huge_backed_bytes
@@ -53,7 +54,7 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
          db: str | None = None, sink: Callable[[str, pa.Table], None] | None = None,
          on_status: Callable[[LiveStatus], None] | None = None, on_ready: Callable[[str], None] | None = None,
          stop: threading.Event | None = None, status_every_s: float = 0.25, parquet: bool = True,
-         state: EngineState | None = None) -> LiveResult:
+         state: EngineState | None = None, accounts: str | None = None) -> LiveResult:
     """Capture from ``iface`` (AF_PACKET) or UDP ``ports`` and run the engine until stopped.
 
     Stops after ``duration`` seconds of capture, when ``stop`` is set, or on SIGINT / SIGTERM /
@@ -69,9 +70,16 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
     leaves the row files out (rows still go to ``db`` and ``sink``; summary.json and the
     opportunity summary stay), for a capture box that streams to the store, or to measure
     the engine alone. ``state``: the engine state to run on (a view reading its histograms
-    while the run goes on); a fresh one by default.
+    while the run goes on); a fresh one by default. ``accounts`` (grpc://, grpcs://, ws://, wss://;
+    needs a market): the snapshot's pools are kept in sync from that account stream
+    (runner/live_resync.py), counted in ``result.resync``.
     """
     settings, ports = _checked(iface, settings, source, ports, duration)
+    if accounts:
+        from .live_resync import check_accounts_url
+        check_accounts_url(accounts)
+        if not settings.market:
+            raise ConfigError("--accounts keeps a market snapshot's pools in sync: it needs --market")
     # the output paths are checked before the source opens (and made once it is open)
     out_folder(out_dir, create=False)
     if record:
@@ -80,12 +88,12 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
         return _run_live(iface, out_dir, settings, stopper, source=source, ports=ports, cpu=cpu, rt=rt,
                          hugepages=hugepages, record=record, duration=duration, split=split,
                          capture_cpu=capture_cpu, db=db, sink=sink, on_status=on_status, on_ready=on_ready,
-                         status_every_s=status_every_s, parquet=parquet, state=state)
+                         status_every_s=status_every_s, parquet=parquet, state=state, accounts=accounts)
 
 
 def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, source, ports, cpu, rt, hugepages, record,
-              duration, split, capture_cpu, db, sink, on_status, on_ready, status_every_s, parquet, state
-              ) -> LiveResult:
+              duration, split, capture_cpu, db, sink, on_status, on_ready, status_every_s, parquet, state,
+              accounts=None) -> LiveResult:
     """live() once its arguments are checked and the stop signals are caught."""
     stop = stopper.event
     # the source first: a wrong interface or a refused socket fails before any output is made
@@ -104,6 +112,7 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
     run = None
     engine = None
     loop = None
+    feed = None
     ex = new_ex()
     try:
         stages = _new_stages(settings, src, record, hugepages, notes)
@@ -113,7 +122,10 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
                         batch_frames=settings.live_batch_frames, sink_depth=LIVE_SINK_DEPTH, parquet=parquet)
         if record:
             recorder = PcapngWriter(out_file(record, "--record"), linktype=src.linktype)
-        loop = LiveLoop(stand_in or src, run, stages, ex, params, recorder)
+        if accounts:
+            from .live_resync import AccountFeed
+            feed = AccountFeed(accounts, settings.market, int(run.market.pool_kind.shape[0]))
+        loop = LiveLoop(stand_in or src, run, stages, ex, params, recorder, feed.rs if feed is not None else None)
         warmup_s = stopper.warm_up(loop.warm_up)
         if warmup_s is None:                         # a signal during the warm-up: stop before capture starts
             warmup_s, t0 = 0.0, time.perf_counter()
@@ -126,6 +138,8 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
                 loop.use_source(src)
             engine = EngineThread(loop, cpu, rt, settings.live_fifo_priority, notes)
             t0 = time.perf_counter()                 # capture start: --duration and the rates count from here
+            if feed is not None:
+                feed.start()
             engine.start()
             engine.ready.wait()
             if cpu is not None:                      # every other thread (this one, sinks, store) off its CPU
@@ -139,6 +153,8 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
                 reason = f"signal {stopper.signal_name}"
             loop.finish()
             kernel = src.kernel()
+            if feed is not None:
+                feed.stop()
         run.close_sinks()
     except BaseException as e:
         _end_on_error(engine, loop, ex)
@@ -148,6 +164,8 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
                 e.add_note(f"every row processed before the error is in the Parquet files under {run.out}")
         raise
     finally:
+        if feed is not None:
+            feed.stop()
         try:
             if recorder is not None:
                 recorder.close()
@@ -160,10 +178,14 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
     result.warmup_before_capture = warm_before_capture
     result.host_check = host_check
     result.market, result.opportunities, result.detect_ns, result.ml_inference_ns = run.market_summary()
+    if feed is not None:
+        result.resync = feed.summary(run.market)
     run.finish(result, {"packets": result.packets, "transactions": result.transactions, "drops": result.drops,
                         **{f"status_{k}": v for k, v in result.by_status.items()},
-                        **{f"shreds_{k}": v for k, v in result.shreds.items()}},
-               status=stopper.status or DONE, extra_hists=[(KERNEL_TO_SCORED, loop.latency())])
+                        **{f"shreds_{k}": v for k, v in result.shreds.items()},
+                        **(feed.counts() if feed is not None else {})},
+               status=stopper.status or DONE, extra_hists=[(KERNEL_TO_SCORED, loop.latency())]
+               + ([(feed.drift().name, feed.drift())] if feed is not None else []))
     return result
 
 
@@ -230,8 +252,9 @@ class LiveLoop:
     the recording)."""
 
     def __init__(self, src: LiveSource, run: EngineRun, stages: list[Stage], ex: np.ndarray, params: np.ndarray,
-                 recorder: PcapngWriter | None):
+                 recorder: PcapngWriter | None, resync=None):
         self.src, self.run, self.stages, self.ex, self.params, self.recorder = src, run, stages, ex, params, recorder
+        self.resync = resync             # engine/market/resync.py Resync (--accounts), else None
         self.lat_counts, self.lat_stats = new_latency()
         self.finished = False            # finish() has run: the Stages are handed on
         st0, st1 = stages
@@ -240,7 +263,7 @@ class LiveLoop:
 
     def call(self) -> int:
         """The loop itself, until it is asked to stop or its source closes (engine thread)."""
-        return self.src.loop(*self.args)
+        return self.src.loop(*self.args, resync=self.resync)
 
     def warm_up(self, stop: Callable[[], bool] | None = None) -> float:
         """Compile (or load) the loop with this run's types before capture counts, and fault in
@@ -249,16 +272,16 @@ class LiveLoop:
         steps: CompileStopped."""
         run, src = self.run, self.src
         t = time.perf_counter()
-        if not src.loop_cached(*self.args):        # a first run: the engine compiled in steps, announced
-            compile_engine(not src.buf.flags.writeable, run.settings.market if run.market is not None else "",
-                           run.settings.model if run.model is not None else "",
-                           final=("the live loop and the engine loop",),
-                           meanwhile=lambda: tx_table(run.bout.tx[:0], run.bout.prog_ids[:0], run.names),
-                           stop=stop)
-        prefault(run.state, run.ds, run.bout, *self.stages, self.lat_counts, src.cols,
-                 src.buf if src.kind != "afpacket" else ())
-        request_abort(self.ex)
-        src.loop(*self.args)
+        cold = not src.loop_cached(*self.args, resync=self.resync)   # a first run: the engine compiled in steps
+        with first_run_lock(stop=stop) if cold else nullcontext():   # (until the loop is in the cache)
+            if cold and not src.loop_cached(*self.args, resync=self.resync):
+                compile_engine(not src.buf.flags.writeable, run.settings.market if run.market is not None else "",
+                               run.settings.model if run.model is not None else "",
+                               final=("the live loop and the engine loop",), stop=stop)
+            prefault(run.state, run.ds, run.bout, *self.stages, self.lat_counts, src.cols,
+                     src.buf if src.kind != "afpacket" else ())
+            request_abort(self.ex)
+            src.loop(*self.args, resync=self.resync)
         clear_stop(self.ex)
         while not src.drain(*self.args):          # (compiles the final drain; nothing is queued yet)
             pass

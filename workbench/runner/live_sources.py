@@ -43,14 +43,15 @@ class LiveSource:
         """(the jitted loop, its arguments) of this source."""
         raise NotImplementedError
 
-    def loop(self, *args) -> int:
+    def loop(self, *args, resync=None) -> int:
+        """The loop; ``resync`` (engine/market/resync.py) when pool states come from the chain (--accounts)."""
         fn, fn_args = self.loop_call(*args)
-        return fn(*fn_args)
+        return fn(*fn_args, resync)         # None passed, not omitted: one signature, which is_cached checks
 
-    def loop_cached(self, *args) -> bool:
+    def loop_cached(self, *args, resync=None) -> bool:
         """True when numba's cache holds the loop for these arguments' types (no compile ahead)."""
         fn, fn_args = self.loop_call(*args)
-        return is_cached(fn, fn_args)
+        return is_cached(fn, (*fn_args, resync))
 
     def drain(self, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params) -> bool:
         return drain_queued(self.buf, *self.cols, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params)

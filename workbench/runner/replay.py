@@ -52,8 +52,11 @@ def replay(capture, out_dir, settings: Settings | None = None,
     reader = open_capture(capture, settings.batch_frames)
     total = capture.stat().st_size
     with StopSignals(stop) as stopper:        # from here on a signal stops the run between batches
+        # a backfilled-blocks file: its rows also say where each transaction landed (capture/block_file.py)
+        landed = reader.landed_columns() if hasattr(reader, "landed_columns") else None
         run = EngineRun(out_dir, settings, state=state, ds=ds, sink=sink, db=db, source="replay",
-                        capture_path=str(capture.resolve()), capture_sha256=file_sha256(capture) if db else "")
+                        capture_path=str(capture.resolve()), capture_sha256=file_sha256(capture) if db else "",
+                        row_columns=landed)
         pacer = Pacer(speed, sleep=stopper.sleep) if speed is not None else None
         capture_error = None
         try:

@@ -88,6 +88,8 @@ class LiveResult(RunResult):
     # True: the loop warmed up before the source opened, so capture (wall_s, --duration, the latency
     # histogram) starts after it; False (AF_PACKET, --split): the source captured during the warm-up
     warmup_before_capture: bool = False
+    # --accounts: the live resync's counters and drift (runner/live_resync.py AccountFeed.summary); None without
+    resync: dict | None = None
 
 
 def program_counts(state: EngineState, top: int | None = None) -> dict[str, int]:

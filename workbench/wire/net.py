@@ -15,10 +15,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..binary import u16be, u32le
+from ..binary import u16be, u32le, u64le
 from ..capture.frames import (DLT_RAW_BSD_A, DLT_RAW_BSD_B, ETHERTYPE_VLAN, IPV4_HDR_MIN, LINKTYPE_ETHERNET,
                               LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_NULL,
-                              LINKTYPE_RAW, UDP_HDR_SZ, VLAN_TAG_SZ)
+                              LINKTYPE_RAW, UDP_HDR_SZ, VLAN_TAG_SZ, LANDED_HDR_SZ, LANDED_SLOT_OFF,
+                              LANDED_STATUS_OFF, LANDED_SUCCESS)
 from .status import (ERR_BAD_IP_HEADER, ERR_IP_FRAGMENT, ERR_NET_TRUNCATED, ERR_NOT_IP, ERR_NOT_UDP,
                      ERR_UNKNOWN_LINKTYPE)
 
@@ -180,3 +181,15 @@ def udp_payload(buf, off, caplen, linktype):
     if ulen > ip_end - u:
         return ERR_NET_TRUNCATED, 0, 0, 0, 0
     return 0, u + UDP_HDR_SZ, ulen - UDP_HDR_SZ, sport, dport
+
+
+@njit(cache=True, nogil=True, inline="always")
+def landed_payload(buf, off, caplen):
+    """Walk one LINKTYPE_SOLANA_LANDED frame (capture/frames.py): the transaction follows the
+    pseudo-header. Returns (status, payload_off, payload_sz, slot, failed): failed is 1 when
+    the transaction landed with an error (any status byte but LANDED_SUCCESS)."""
+    if caplen < LANDED_HDR_SZ:
+        return ERR_NET_TRUNCATED, 0, 0, np.int64(-1), 0
+    slot = np.int64(u64le(buf, off + LANDED_SLOT_OFF))
+    failed = 0 if buf[off + LANDED_STATUS_OFF] == LANDED_SUCCESS else 1
+    return 0, off + LANDED_HDR_SZ, caplen - LANDED_HDR_SZ, slot, failed

@@ -62,7 +62,8 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
     """Decode the swaps of one transaction, apply them, run the detectors.
 
     ``sc`` is the scratch (BatchOut fields: events, pools, dirs, undo, route, sides, fx);
-    ``ctx`` int64[6]: ts_ns, packet_index, tx_index, slot, detection start (wall ns), seq.
+    ``ctx`` int64[7]: ts_ns, packet_index, tx_index, slot, detection start (wall ns), seq, landed failed
+    (1: a backfilled transaction that failed on chain: its swaps are recorded 'reverted', none applied).
     ``detect`` 0 tracks the pools without running the detectors (the benchmark's "off").
     Returns the new (ns, no).
     """
@@ -88,6 +89,12 @@ def market_tx(buf, txn, instrs, luts, ins_pid, row, keys, key_slots, mk, sc, swa
             dirs[e] = _direction(buf, ev, p, keys, key_slots, mk)
             if dirs[e] >= 0:
                 m += 1
+    if ctx[6] != 0:       # landed with an error (a backfilled block): the chain applied none of its swaps
+        for e in range(ne):
+            if pools[e] >= 0:
+                ns = _swap_row(swaps, ns, events[e], pools[e], dirs[e] if dirs[e] >= 0 else -1, SW_REVERTED,
+                               events[e].amount_in, events[e].amount_out, mk, ctx)
+        return ns, no
     if m == 0:
         for e in range(ne):
             if pools[e] >= 0:

@@ -1,0 +1,8 @@
+"""Yellowstone gRPC (Geyser) stubs, generated from ``proto/`` by ``regenerate.py`` and committed.
+
+``proto/geyser.proto`` and ``proto/solana-storage.proto`` are copies of
+rpcpool/yellowstone-grpc's ``yellowstone-grpc-proto/proto/`` (Apache-2.0, its licence in
+``proto/LICENSE_APACHE2``; where they came from: ``proto/SOURCES.md``). Import the modules
+(``from workbench.chain.geyser import geyser_pb2, geyser_pb2_grpc``) only where a Geyser
+stream is used: they need grpcio and protobuf.
+"""

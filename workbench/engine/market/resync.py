@@ -1,0 +1,159 @@
+"""Live resync: pool states from the chain, queued by Python, applied by the live loop between batches.
+
+A Python thread (runner/live_resync.py) decodes account updates of the snapshot's pools and
+vaults (chain/pool_updates.py) into whole pool states (both reserves, and a Whirlpool's
+sqrt price, liquidity and current range), tagged with their slot, and ``push_state`` puts
+each in ``Resync``'s bounded ring. The live loop (engine/live.py) calls ``drain_resync``
+between two batches: it never waits on the network, and a full ring makes ``push_state``
+refuse the state (counted ``dropped_full``): the next update of that pool carries a whole
+state again, so nothing is half-applied.
+
+Applying a state overwrites the pool's row of the ``Market`` (reserves, Whirlpool words,
+the oracle prices it sets). A state older (by slot) than the one the pool holds from an
+earlier update is ignored and counted (``stale_states``; chain/pool_updates.py refuses an
+account update older than that account's last one before it gets here).
+
+Drift (a research figure: how far our swap maths has wandered from the chain since the
+pool's state was last known): for each applied state, per side k in (a, b),
+``|predicted_k - chain_k| * 10^6 / chain_k`` with predicted the reserve the engine holds
+just before the overwrite (the snapshot or the last update, moved by every swap the engine
+applied since) and chain the reserve the update carries; the pool's drift is the larger of
+the two sides, in parts per million, rounded down, recorded in that pool's row of the
+drift histograms (metrics/hist.py). A side whose chain reserve is 0 is left out (no ratio).
+The first update of a pool thus measures the drift from the snapshot.
+
+Ring protocol (single producer, single consumer): Python writes entry ``head % Q`` and then
+``ctl[Q_HEAD] = head + 1``; the loop reads entries up to head (load-acquire) and then
+stores ``ctl[Q_TAIL]`` (store-release), which frees them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from ...capture.kernel import load_acquire_i64, store_release_i64
+from ...metrics.hist import new_histograms, record
+from .layout import N_WP, PK_WHIRLPOOL
+from .prices import oracle_price
+
+# ctl words
+Q_HEAD = 0              # Python: entries pushed (a running count)
+Q_TAIL = 1              # loop: entries taken (a running count)
+Q_APPLIED = 2           # loop: states applied to the pool table
+Q_STALE = 3             # loop: states older than the pool's (ignored)
+Q_DROPPED_FULL = 4      # Python: states refused because the ring was full
+Q_DRAINS = 5            # loop: drains that applied at least one entry
+N_Q = 8
+
+PPM = 1_000_000
+RESYNC_QUEUE_DEFAULT = 65_536   # entries of the ring (states waiting for the loop)
+
+
+class Resync(NamedTuple):
+    """The ring of pool states (Q entries) and what applying them measured (P pools)."""
+    q_pool: np.ndarray          # int32[Q] pool row
+    q_slot: np.ndarray          # int64[Q] slot of the state
+    q_res: np.ndarray           # uint64[Q, 2] reserves a, b (base units; vault balance less what is owed)
+    q_wp: np.ndarray            # uint64[Q, N_WP] Whirlpool words (layout.py WP_*); zero for constant-product pools
+    ctl: np.ndarray             # int64[N_Q] Q_*
+    pool_slot: np.ndarray       # int64[P] slot of the state each pool holds (-1: the snapshot's)
+    pool_updates: np.ndarray    # int64[P] states applied per pool
+    drift_counts: np.ndarray    # int64[P, N_BUCKETS] drift histogram per pool (ppm)
+    drift_stats: np.ndarray     # int64[P, STATS_COLS]
+
+
+def new_resync(n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT) -> Resync:
+    if queue < 1:
+        raise ValueError(f"resync queue {queue}: at least 1 entry")
+    counts, stats = new_histograms(max(1, n_pools))
+    return Resync(np.zeros(queue, np.int32), np.zeros(queue, np.int64), np.zeros((queue, 2), np.uint64),
+                  np.zeros((queue, N_WP), np.uint64), np.zeros(N_Q, np.int64), np.full(n_pools, -1, np.int64),
+                  np.zeros(n_pools, np.int64), counts, stats)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _drift_ppm(predicted, chain):
+    if chain == 0:
+        return np.int64(-1)
+    d = np.float64(predicted) - np.float64(chain)
+    if d < 0:
+        d = -d
+    x = d * PPM / np.float64(chain)
+    return np.int64(x) if x < 4.0e18 else np.int64(4_000_000_000_000_000_000)
+
+
+@njit(cache=True, nogil=True)
+def _apply_state(mk, rs, i):
+    p = rs.q_pool[i]
+    slot = rs.q_slot[i]
+    if slot < rs.pool_slot[p]:
+        rs.ctl[Q_STALE] += 1
+        return
+    drift = np.int64(-1)
+    for k in range(2):
+        d = _drift_ppm(mk.pool_res[p, k], rs.q_res[i, k])
+        if d > drift:
+            drift = d
+        mk.pool_res[p, k] = rs.q_res[i, k]
+    if drift >= 0:
+        record(rs.drift_counts, rs.drift_stats, p, drift)
+    if mk.pool_kind[p] == PK_WHIRLPOOL:
+        for w in range(N_WP):
+            mk.pool_wp[p, w] = rs.q_wp[i, w]
+    for k in range(2):
+        t = mk.pool_mint[p, k]
+        if mk.token_oracle[t] == p:
+            mk.token_price[t] = oracle_price(mk, t)
+    rs.pool_slot[p] = slot
+    rs.pool_updates[p] += 1
+    rs.ctl[Q_APPLIED] += 1
+
+
+@njit(cache=True, nogil=True)
+def drain_resync(mk, rs):
+    """Apply every state Python queued (the live loop, between two batches). Returns how many were taken."""
+    head = load_acquire_i64(rs.ctl, Q_HEAD)
+    tail = rs.ctl[Q_TAIL]
+    if head == tail:
+        return 0
+    q = rs.q_pool.shape[0]
+    n = head - tail
+    while tail < head:
+        _apply_state(mk, rs, tail % q)
+        tail += 1
+    rs.ctl[Q_DRAINS] += 1
+    store_release_i64(rs.ctl, Q_TAIL, tail)
+    return n
+
+
+# --- the Python side (one producer thread) ---------------------------------------------------------
+def push_state(rs: Resync, pool: int, slot: int, reserve_a: int, reserve_b: int, wp_words=None) -> bool:
+    """Queue one pool state; False (counted ``dropped_full``) when the ring is full."""
+    ctl = rs.ctl
+    head = int(ctl[Q_HEAD])
+    q = rs.q_pool.shape[0]
+    if head - int(ctl[Q_TAIL]) >= q:
+        ctl[Q_DROPPED_FULL] += 1
+        return False
+    i = head % q
+    rs.q_pool[i] = pool
+    rs.q_slot[i] = slot
+    rs.q_res[i, 0] = reserve_a
+    rs.q_res[i, 1] = reserve_b
+    if wp_words is not None:
+        rs.q_wp[i] = wp_words
+    ctl[Q_HEAD] = head + 1          # after the entry: x86 keeps the order of stores, the loop load-acquires
+    return True
+
+
+def queued(rs: Resync) -> int:
+    return int(rs.ctl[Q_HEAD] - rs.ctl[Q_TAIL])
+
+
+def resync_counters(rs: Resync) -> dict:
+    c = rs.ctl
+    return {"states_queued": int(c[Q_HEAD]), "states_applied": int(c[Q_APPLIED]), "stale_states": int(c[Q_STALE]), "dropped_full": int(c[Q_DROPPED_FULL]),
+            "still_queued": int(c[Q_HEAD] - c[Q_TAIL]), "drains": int(c[Q_DRAINS])}
