@@ -41,11 +41,6 @@ def dumps_rows(table: pa.Table) -> list[bytes]:
     return [orjson.dumps(r) for r in table.to_pylist()]
 
 
-def engine_rows_json(table: pa.Table, source: str) -> list[bytes]:
-    """opportunities.parquet rows (an engine table) as JSON in the store's column names."""
-    return dumps_rows(mev_opportunities_table(table, source))
-
-
 def json_name(col: S.Column) -> str:
     """The column's field name in JSON: a time column carries its unit."""
     return col.name + "_ns" if col.kind == S.TIME else col.name
