@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 
 from ..store import schema as S
-from ..store.columns import conform, mev_opportunities_table
+from ..store.columns import conform
 
 TABLE = "mev_opportunities"
 ID = "opportunity_id"

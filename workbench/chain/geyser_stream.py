@@ -13,7 +13,6 @@ header) is taken from the URL's query: ``grpc://host:port?x-token=...``.
 from __future__ import annotations
 
 import threading
-import time
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ChainError
