@@ -1,15 +1,18 @@
 """The committed Geyser stubs (workbench/chain/geyser/) equal ones freshly generated from the
-committed protos, and the protos are the fixture copies (same bytes, same provenance)."""
+committed protos, and the protos are the upstream files their SOURCES.md names (its sha256
+sums; and ../shared's copies where that folder is present)."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 import pytest
 
 from workbench.chain.geyser import regenerate
 
-FIXTURE_PROTOS = Path(__file__).parent / "fixtures" / "chain" / "proto" / "yellowstone-grpc"
+SHARED_PROTOS = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "chain" / "proto" / "yellowstone-grpc"
 
 
 def test_committed_stubs_equal_fresh_ones():
@@ -20,9 +23,15 @@ def test_committed_stubs_equal_fresh_ones():
         assert (regenerate.HERE / name).read_text() == text, f"{name} is stale: run python -m workbench.chain.geyser.regenerate"
 
 
-def test_protos_are_the_fixture_copies():
+def test_protos_are_the_upstream_files():
+    recorded = dict(re.findall(r"\| `([\w.-]+\.proto)` \| `([0-9a-f]{64})` \|",
+                               (regenerate.PROTO_DIR / "SOURCES.md").read_text()))
+    assert set(recorded) == set(regenerate.PROTOS)
     for name in regenerate.PROTOS:
-        assert (regenerate.PROTO_DIR / name).read_bytes() == (FIXTURE_PROTOS / name).read_bytes(), name
+        data = (regenerate.PROTO_DIR / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == recorded[name], name
+        if SHARED_PROTOS.is_dir():
+            assert data == (SHARED_PROTOS / name).read_bytes(), name
     assert "Apache License" in (regenerate.PROTO_DIR / "LICENSE_APACHE2").read_text()
 
 
