@@ -23,6 +23,7 @@ from ..errors import StoreError
 from ..store.schema import OPPORTUNITY_TYPES
 from .docs import ASSETS_PREFIX, DOCS_PATH, docs_routes
 from .fast_get import GZIP_MIN_BYTES, FastPages
+from .group_commit import GroupCommit
 from .openapi import openapi_document
 from .opportunity_rows import ARROW_STREAM, RowError, check_arrow_batch, check_batch, rows_json
 from .recent_route import opportunity_pages
@@ -92,6 +93,7 @@ def build_app(service: Service) -> Guard:
     metrics = ServerMetrics(service.metrics_snapshot)
     store = service.store
     pages = opportunity_pages(service)     # the newest rows in memory, merged with the store's
+    posts = service.posts = GroupCommit(store, pages.add_posted)    # concurrent posts share one insert
 
     def counted(route: str):
         def wrap(fn):
@@ -156,10 +158,9 @@ def build_app(service: Service) -> Guard:
         except (RowError, StoreError) as e:     # conform's StoreError names the column too
             detail = e.as_dict() if isinstance(e, RowError) else {"row": None, "field": None, "message": str(e)}
             return _json({"error": "the batch does not fit the table; nothing of it was written", **detail}, 422)
-        kept, duplicates = await anyio.to_thread.run_sync(store.insert, batch)
+        kept, duplicates = await posts.insert(batch)
         rows = [batch.rows[i] for i in kept]
         if rows:
-            pages.add_posted(batch, kept)
             service.published_posted(rows, rows_json(rows))
         return _json({"inserted": len(kept), "duplicates": duplicates,
                       "ids": [batch.ids[i] for i in kept]}, 201 if kept else 200)

@@ -39,9 +39,11 @@ class OpportunityPages:
         self._inflight: dict = {}
 
     # -- rows in
-    def add_posted(self, batch: PostedBatch, kept: list[int]) -> None:
-        t = batch.table if len(kept) == len(batch.ids) else batch.table.take(pa.array(kept))
-        self._add(t, None)
+    def add_posted(self, posted: list[tuple[PostedBatch, list[int]]]) -> None:
+        """The rows a group of posts stored ((batch, indices kept) each): one merge into memory a group."""
+        tables = [b.table if len(kept) == len(b.ids) else b.table.take(pa.array(kept)) for b, kept in posted if kept]
+        if tables:
+            self._add(tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default"), None)
 
     def _find_run_id(self) -> str | None:
         """The engine run's id: the newest ``runs`` row that started after this server did (the run

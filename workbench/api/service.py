@@ -99,6 +99,7 @@ class Service:
     http_requests: Counter = field(default_factory=Counter)
     opportunities_by_type: Counter = field(default_factory=Counter)
     posted: int = 0
+    posts: object = None                   # the routes' GroupCommit (its counts go in /v1/stats)
     started_at: float = field(default_factory=time.monotonic)
     index: SeqIndex = field(default_factory=SeqIndex)     # every opportunity numbered: seq -> (time, id)
     engine_keys: frozenset = frozenset()                   # the columns of an engine row's JSON
@@ -190,6 +191,8 @@ class Service:
     def stats(self) -> dict:
         run = self.run
         out = {"uptime_s": round(time.monotonic() - self.started_at, 3), "posted_opportunities": self.posted,
+               "post_inserts": {"requests": getattr(self.posts, "requests", 0),
+                                "store_inserts": getattr(self.posts, "groups", 0)},
                "opportunities_by_type": dict(self.opportunities_by_type),
                "ws": {"clients": len(self.hub.clients), "frames_sent": self.hub.frames_sent,
                       "items_published": self.hub.items_published, "items_dropped": self.hub.missed,

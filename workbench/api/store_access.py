@@ -162,18 +162,35 @@ class StoreAccess:
 
     def insert(self, batch: PostedBatch) -> tuple[list[int], int]:
         """Insert the rows whose ids the store lacks; (indices of the rows inserted, rows already stored)."""
+        return self.insert_group([batch])[0]
+
+    def insert_group(self, batches: list[PostedBatch]) -> list[tuple[list[int], int]]:
+        """Insert several posted batches with one look-up and one insert (group_commit.py): per
+        batch, what ``insert`` would have answered had they come one after the other in order."""
         with self._write_lock:
-            have = set()
-            if batch.ids:
+            ids = [oid for b in batches for oid in b.ids]
+            seen = set()
+            if ids:
                 rows = self.writer.query_rows(
                     f"SELECT DISTINCT toString(opportunity_id) FROM {self.writer.table(TABLE)} "
-                    f"WHERE toString(opportunity_id) IN {{ids:Array(String)}}", {"ids": batch.ids})
-                have = {r[0] for r in rows}
-            keep = [i for i, oid in enumerate(batch.ids) if oid not in have]
-            if keep:
-                table = batch.table if len(keep) == len(batch.ids) else batch.table.take(pa.array(keep))
-                self.writer.insert_arrow(TABLE, table)
-            return keep, len(batch.ids) - len(keep)
+                    f"WHERE toString(opportunity_id) IN {{ids:Array(String)}}", {"ids": ids})
+                seen = {r[0] for r in rows}
+            answers, tables = [], []
+            for b in batches:
+                keep = []
+                for i, oid in enumerate(b.ids):
+                    if oid not in seen:         # (an id an earlier batch of the group posted counts as stored)
+                        seen.add(oid)
+                        keep.append(i)
+                answers.append((keep, len(b.ids) - len(keep)))
+                if keep:
+                    tables.append(b.table if len(keep) == len(b.ids) else b.table.take(pa.array(keep)))
+            if tables:
+                # one statement, so a failure writes nothing of the group; the batches were conformed to
+                # the live columns, so their schemas agree (promotion only aligns nullability)
+                self.writer.insert_arrow(TABLE, tables[0] if len(tables) == 1 else
+                                         pa.concat_tables(tables, promote_options="default"))
+            return answers
 
     # -- runs
     def runs(self, limit: int) -> list[dict]:
