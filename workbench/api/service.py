@@ -149,6 +149,9 @@ class Service:
                 pass
             self._wake.clear()
             self._wake_pending = False      # before taking: rows handed on from here wake the pump again
+            # the phase is read before the rows are taken: a run says "done" only after its last hand-off,
+            # so a stats item saying "done" is published after every row of the run (a client may stop there)
+            phase = self.run.phase if self.run is not None else None
             try:
                 self.pump_once()
             except Exception:               # noqa: BLE001 - the rows are in the run's files and store; the stream goes on
@@ -156,7 +159,10 @@ class Service:
             now = time.monotonic()
             if now >= next_stats:
                 self.hub.flush_gaps()
-                self.hub.publish("stats", [orjson.dumps(self.stats())])
+                stats = self.stats()
+                if phase is not None:
+                    stats["run"]["phase"] = phase
+                self.hub.publish("stats", [orjson.dumps(stats)])
                 if self.run is not None and self.hub.subscribed("latency"):
                     self.hub.publish("latency", [orjson.dumps(self.latency_percentiles())])
                 next_stats = now + STATS_PERIOD_S
