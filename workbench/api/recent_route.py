@@ -37,6 +37,8 @@ class OpportunityPages:
         self._pending: list[pa.Table] = []     # engine batches waiting for the store to show their run
         self.started_ns = time.time_ns()
         self._inflight: dict = {}
+        self._asking = False                   # a run-id look-up is on a worker thread
+        self._ask_task = None
 
     # -- rows in
     def add_posted(self, posted: list[tuple[PostedBatch, list[int]]]) -> None:
@@ -62,8 +64,34 @@ class OpportunityPages:
             return
         self._pending.append(shaped)
         if self._run_id is None:
-            self._run_id = self._find_run_id()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:        # called off the server's loop (a script, a test): ask here
+                self._run_id = self._find_run_id()
+            else:                       # on the loop: a store query waits for the reads' lock, never here
+                self._ask_run_id(loop)
         self._flush_pending()
+
+    def _ask_run_id(self, loop) -> None:
+        """Look the run id up on a worker thread (one look-up at a time); the batches held meanwhile
+        enter memory when it is known."""
+        if self._asking:
+            return
+        self._asking = True
+
+        async def ask():
+            try:
+                run_id = await anyio.to_thread.run_sync(self._find_run_id)
+            except Exception:       # noqa: BLE001 - pages ask the store meanwhile; the next batch asks again
+                log.exception("the run's id could not be read from the store")
+                run_id = None
+            finally:
+                self._asking = False
+            if run_id is not None and self._run_id is None:
+                self._run_id = run_id
+                self._flush_pending()
+
+        self._ask_task = loop.create_task(ask())     # (held: the loop keeps only a weak reference)
 
     def _flush_pending(self) -> None:
         if self._run_id is None:
