@@ -21,6 +21,7 @@ from import_graph import REPO, Module, import_cycles, layer_of, read_tree, where
 RANK = {
     "workbench": 0,                                     # the package's own __init__ (version, cache name)
     "errors": 0, "binary": 0, "config": 0,
+    "linktypes": 0,                                     # link types and frame headers: sources write, wire reads
     "capture": 1,
     "host": 1,                                          # OS plumbing: cpu pinning, memory, NIC tuning
     "wire": 2, "metrics": 2,

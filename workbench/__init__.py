@@ -14,14 +14,15 @@ __version__ = "0.1.0"
 
 
 # the modules that hold jitted code: their sources name the numba cache
-JIT_SOURCES = ("binary.py", "capture", "wire", "metrics", "engine", "synth")
+JIT_SOURCES = ("binary.py", "linktypes.py", "capture", "wire", "metrics", "engine", "synth")
 
 
 def _source_hash() -> str:
     """Hash of every module that holds jitted code: names the numba cache of this exact code."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    files = [root / "binary.py"] + [p for d in JIT_SOURCES[1:] for p in (root / d).rglob("*.py")]
+    files = [root / d for d in JIT_SOURCES if d.endswith(".py")]
+    files += [p for d in JIT_SOURCES if not d.endswith(".py") for p in (root / d).rglob("*.py")]
     for p in sorted(files):
         h.update(p.relative_to(root).as_posix().encode())
         h.update(p.read_bytes())

@@ -4,8 +4,7 @@ Every source yields ``FrameBatch``es (frames.py). ``open_capture`` picks the rea
 from the file's magic number.
 """
 
-from .frames import FrameBatch, LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2
+from .frames import FrameBatch
 from .open import open_capture, capture_format
 
-__all__ = ["FrameBatch", "open_capture", "capture_format", "LINKTYPE_ETHERNET", "LINKTYPE_RAW",
-           "LINKTYPE_LINUX_SLL", "LINKTYPE_LINUX_SLL2"]
+__all__ = ["FrameBatch", "open_capture", "capture_format"]

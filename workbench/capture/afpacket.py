@@ -46,7 +46,8 @@ from numba import njit
 from ..binary import u16le, u32le
 from ..errors import CaptureError, ConfigError
 from .bpf import attach_filter, udp_port_filter
-from .frames import ETHERTYPE_VLAN, LINKTYPE_ETHERNET, LINKTYPE_RAW, VLAN_TAG_SZ, FrameBatch
+from .frames import FrameBatch
+from ..linktypes import ETHERTYPE_VLAN, LINKTYPE_ETHERNET, LINKTYPE_RAW, VLAN_TAG_SZ
 from .kernel import load_acquire_u32, store_release_u32
 
 # --- <linux/if_ether.h>, <linux/socket.h> ---------------------------------------------------------

@@ -40,8 +40,8 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from ..errors import CaptureError
-from .frames import (LANDED_FAILED, LANDED_HDR_SZ, LANDED_SUCCESS, LINKTYPE_SOLANA_LANDED, TS_MISSING,
-                     FrameBatch)
+from .frames import TS_MISSING, FrameBatch
+from ..linktypes import LANDED_FAILED, LANDED_HDR_SZ, LANDED_SUCCESS, LINKTYPE_SOLANA_LANDED
 from .pcap import open_memmap
 
 FORMAT = "workbench-blocks/1"

@@ -33,7 +33,8 @@ import numpy as np
 
 from ..errors import CaptureError, ConfigError
 from .afpacket import ARPHRD_ETHER, ARPHRD_LOOPBACK, PACKET_QDISC_BYPASS, SOL_PACKET, if_hatype, if_index
-from .frames import LINKTYPE_ETHERNET, TS_MISSING
+from .frames import TS_MISSING
+from ..linktypes import LINKTYPE_ETHERNET
 from .kernel import SO_SNDBUFFORCE
 from .open import open_capture
 from .pace import Pacer, check_pps, check_speed

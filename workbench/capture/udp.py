@@ -26,7 +26,8 @@ import numpy as np
 from numba import njit
 
 from ..errors import CaptureError, ConfigError
-from .frames import IPV4_HDR_MIN, LINKTYPE_RAW, UDP_HDR_SZ, FrameBatch
+from .frames import FrameBatch
+from ..linktypes import IPV4_HDR_MIN, LINKTYPE_RAW, UDP_HDR_SZ
 from .kernel import (MSG_DONTWAIT, MSG_TRUNC, SO_RCVBUF, SO_RCVBUFFORCE, SO_RXQ_OVFL, SO_TIMESTAMPNS, SOL_SOCKET,
                      sys_recvmmsg)
 

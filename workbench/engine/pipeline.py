@@ -21,7 +21,7 @@ from numba import njit
 from ..binary import prefetch_range, u64le
 from ..capture.clock import monotonic_ns
 from ..metrics.hist import record
-from ..capture.frames import LINKTYPE_SOLANA_LANDED
+from ..linktypes import LINKTYPE_SOLANA_LANDED
 from ..wire.net import landed_payload, udp_payload
 from ..wire.shred import KIND_NONE, shred_kind
 from ..wire.status import DUPLICATE, ERR_NOT_SOLANA, SHRED, STATUS_MIN, TXN

@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from ..capture.frames import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from ..capture.ring import (READY_OK, READY_WAITING, init_ring, new_local, producer_ready, request_stop, ring_bytes,
                             source_stats)
 from ..config import Settings

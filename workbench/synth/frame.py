@@ -25,7 +25,7 @@ import struct
 import numpy as np
 from numba import njit
 
-from ..capture.frames import ETHERTYPE_VLAN, IPV4_HDR_MIN, UDP_HDR_SZ, VLAN_TAG_SZ
+from ..linktypes import ETHERTYPE_VLAN, IPV4_HDR_MIN, UDP_HDR_SZ, VLAN_TAG_SZ
 from ..wire.net import ETH_HDR_SZ, ETHERTYPE_IPV4, IPPROTO_UDP, IPV4_MF
 from ..wire.status import (DUPLICATE, ERR_IP_FRAGMENT, ERR_NOT_SOLANA, ERR_NOT_UDP, ERR_TOO_LONG,
                            ERR_TRAILING_BYTES, ERR_TRUNCATED, SHRED, STATUS_NAMES, TXN)
