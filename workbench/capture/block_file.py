@@ -10,7 +10,7 @@ other columns are readable by any Arrow tool (pandas, DuckDB, polars) without ou
 Layout (format ``FORMAT``), one row per landed transaction, in landed order (slot, then
 index in the block):
 
-- ``frame``            large_binary  LINKTYPE_SOLANA_LANDED frame (capture/frames.py): the
+- ``frame``            large_binary  LINKTYPE_SOLANA_LANDED frame (workbench/linktypes.py): the
                                      16-byte pseudo-header (slot, index, status) + the transaction
 - ``slot``             int64         slot the block was produced in
 - ``index_in_block``   int32         position of the transaction in its block, [0, n)
@@ -48,7 +48,7 @@ FORMAT = "workbench-blocks/1"
 MAGIC = b"ARROW1"
 META_KEY = b"workbench"
 NS_PER_S = 1_000_000_000
-_HDR = struct.Struct("<qIB3x")          # the pseudo-header of capture/frames.py: slot, index, status
+_HDR = struct.Struct("<qIB3x")          # the pseudo-header of linktypes.py: slot, index, status
 assert _HDR.size == LANDED_HDR_SZ
 
 SCHEMA = pa.schema([

@@ -184,7 +184,7 @@ def udp_payload(buf, off, caplen, linktype):
 
 @njit(cache=True, nogil=True, inline="always")
 def landed_payload(buf, off, caplen):
-    """Walk one LINKTYPE_SOLANA_LANDED frame (capture/frames.py): the transaction follows the
+    """Walk one LINKTYPE_SOLANA_LANDED frame (workbench/linktypes.py): the transaction follows the
     pseudo-header. Returns (status, payload_off, payload_sz, slot, failed): failed is 1 when
     the transaction landed with an error (any status byte but LANDED_SUCCESS)."""
     if caplen < LANDED_HDR_SZ:
