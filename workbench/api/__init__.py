@@ -16,8 +16,7 @@ event loop only reads what the run collected, so the engine never waits on a soc
 * ``prometheus``: /metrics from the engine's own histogram buckets and counters.
 * ``security``: the bearer token and the body size limit (plain ASGI middleware).
 * ``app``: the routes; ``server``: the process (store, engine thread, uvicorn).
+
+Nothing is imported here: the CLI reads ``defaults`` for its --help, and a ``replay`` must not
+pay for Starlette, uvicorn and the runner's live path at start-up.
 """
-
-from .server import ServeOptions, serve
-
-__all__ = ["ServeOptions", "serve"]
