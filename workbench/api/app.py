@@ -25,7 +25,9 @@ from .docs import ASSETS_PREFIX, DOCS_PATH, docs_routes
 from .fast_get import GZIP_MIN_BYTES, FastPages
 from .group_commit import GroupCommit
 from .openapi import openapi_document
-from .opportunity_rows import ARROW_STREAM, RowError, check_arrow_batch, check_batch, rows_json
+from .fast_post import FastPosts
+from .runtime_tuning import settle_after_start
+from .opportunity_rows import ARROW_STREAM
 from .recent_route import opportunity_pages
 from .prometheus import CONTENT_TYPE, ServerMetrics
 from .security import BodyTooLarge, Guard, read_body
@@ -93,7 +95,13 @@ def build_app(service: Service) -> Guard:
     metrics = ServerMetrics(service.metrics_snapshot)
     store = service.store
     pages = opportunity_pages(service)     # the newest rows in memory, merged with the store's
-    posts = service.posts = GroupCommit(store, pages.add_posted)    # concurrent posts share one insert
+
+    def posted(rows: list[dict], items: list[bytes]) -> None:       # a group's new rows: memory, then /ws
+        pages.add_posted(rows, items)
+        service.published_posted(rows, items)
+
+    posts = service.posts = GroupCommit(store, posted)    # concurrent posts share one check and one insert
+    service.opportunity_hooks.append(lambda shaped: store.note_stored(shaped.column("opportunity_id")))
 
     def counted(route: str):
         def wrap(fn):
@@ -152,18 +160,10 @@ def build_app(service: Service) -> Guard:
             body = await read_body(request)
         except BodyTooLarge as e:
             return _error(413, str(e))
+        # (posts are answered in front of Starlette, fast_post.py; this route gives the same answers)
         arrow = request.headers.get("content-type", "").split(";")[0].strip() == ARROW_STREAM
-        try:
-            batch = await anyio.to_thread.run_sync(check_arrow_batch if arrow else check_batch, body)
-        except (RowError, StoreError) as e:     # conform's StoreError names the column too
-            detail = e.as_dict() if isinstance(e, RowError) else {"row": None, "field": None, "message": str(e)}
-            return _json({"error": "the batch does not fit the table; nothing of it was written", **detail}, 422)
-        kept, duplicates = await posts.insert(batch)
-        rows = [batch.rows[i] for i in kept]
-        if rows:
-            service.published_posted(rows, rows_json(rows))
-        return _json({"inserted": len(kept), "duplicates": duplicates,
-                      "ids": [batch.ids[i] for i in kept]}, 201 if kept else 200)
+        status, answer = await posts.submit(body, arrow)
+        return Response(answer, status_code=status, media_type=JSON)
 
     @counted("/v1/runs")
     async def list_runs(request: Request) -> Response:
@@ -220,6 +220,7 @@ def build_app(service: Service) -> Guard:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         await service.start()
+        settle_after_start()        # the start-up heap is never walked by the collector again
         try:
             yield
         finally:
@@ -244,5 +245,5 @@ def build_app(service: Service) -> Guard:
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)])
     fast = FastPages(app, pages, service.http_requests)
-    return Guard(fast, service.options.token, rate=service.options.rate_limit)
+    return Guard(FastPosts(fast, posts, service.http_requests), service.options.token, rate=service.options.rate_limit)
 

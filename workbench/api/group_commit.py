@@ -1,51 +1,89 @@
-"""Posted batches share one store insert: a group commit.
+"""Posted batches share one check, one store insert and one merge into memory: a group commit.
 
 An embedded store's insert costs milliseconds whatever its size, so one insert per request
-caps POST /v1/opportunities at a few dozen requests a second. Here each request's checked
-batch joins a queue and waits; one worker at a time takes everything queued, looks up the
-ids already stored with one query, inserts what is new with one insert, and answers every
-waiting request. There is no timer: while an insert runs the next group gathers, so a lone
-request waits for its own insert only and a busy server inserts in large groups. The rows a
-group stored enter the GET route's memory in one merge too (``on_stored``).
+caps POST /v1/opportunities at a few dozen requests a second; and checking a few rows value by
+value costs more than inserting them. Here each request's body joins a queue and waits; one
+worker at a time takes everything queued and, on a worker thread, checks the bodies of the
+whole group column by column (post_columns.py), looks up the ids already stored with one query,
+inserts what is new with one insert, and encodes every answer; the event loop only queues a
+body and sends the answer. There is no timer: while a group is committed the next one gathers,
+so a lone request waits for its own insert only and a busy server inserts in large groups. The
+rows a group stored enter the GET route's memory and the WebSocket in one step (``on_stored``).
 
 The answer of each request is what it would have been had the requests run one after the
-other in arrival order: a row whose id the store holds, or an earlier request of the same
-group posted, counts as a duplicate. A store error fails every request of that group (each
-gets the error; nothing of the group was written: the insert is one statement).
+other in arrival order: a bad row gets 422 naming the row and field and nothing of its request
+is written (the other requests of the group go on); a row whose id the store holds, or an
+earlier request of the same group posted, counts as a duplicate. A store error fails every
+request of the group that passed its checks (each gets the error; nothing of the group was
+written: the insert is one statement).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import anyio
+import numpy as np
+import orjson
 
-from .opportunity_rows import PostedBatch
+from .post_columns import check_group, dumps_each
+
+log = logging.getLogger(__name__)
+
+REFUSED = "the batch does not fit the table; nothing of it was written"
+
+
+def refusal(e: Exception) -> bytes:
+    """The 422 body for a batch ``check_rows`` refused (RowError, or conform's StoreError)."""
+    detail = e.as_dict() if hasattr(e, "as_dict") else {"row": None, "field": None, "message": str(e)}
+    return orjson.dumps({"error": REFUSED, **detail})
 
 
 class GroupCommit:
-    """``await insert(batch)`` -> (indices of the rows inserted, rows already stored)."""
+    """``await submit(body, arrow)`` -> (HTTP status, JSON answer); raises the store's error."""
 
     def __init__(self, store, on_stored=None):
         self._store = store
-        self._on_stored = on_stored     # called on the loop with [(batch, indices inserted)] after each insert
-        self._queued: list[tuple[PostedBatch, asyncio.Future]] = []
+        self._on_stored = on_stored     # called on the loop with (row dicts, their JSON) of each group stored
+        self._queued: list[tuple[tuple[bytes, bool], asyncio.Future]] = []
         self._worker: asyncio.Task | None = None
-        self.groups = 0                 # inserts made (for /v1/stats: requests per insert)
-        self.requests = 0
+        self.groups = 0                 # groups committed (for /v1/stats: requests per insert)
+        self.requests = 0               # requests that passed their checks
 
-    async def insert(self, batch: PostedBatch) -> tuple[list[int], int]:
+    async def submit(self, body: bytes, arrow: bool = False) -> tuple[int, bytes]:
         fut = asyncio.get_running_loop().create_future()
-        self._queued.append((batch, fut))
+        self._queued.append(((body, arrow), fut))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return await fut
+
+    def _commit(self, posts: list[tuple[bytes, bool]]):
+        """On a worker thread: [(status, body) or the store's exception] per request, and the rows
+        stored with their JSON."""
+        group = check_group(posts)
+        accepted = [s for s in group.spans if not isinstance(s, Exception)]
+        try:
+            keep = self._store.insert_group(group) if accepted else np.zeros(0, bool)
+        except Exception as e:          # noqa: BLE001 - every request that reached the insert gets it
+            return [(422, refusal(s)) if isinstance(s, Exception) else e for s in group.spans], [], [], 0
+        answers = []
+        for span in group.spans:
+            if isinstance(span, Exception):
+                answers.append((422, refusal(span)))
+                continue
+            lo, hi = span
+            ids = [group.ids[lo + j] for j in np.flatnonzero(keep[lo:hi]).tolist()]
+            answers.append((201 if ids else 200,
+                            orjson.dumps({"inserted": len(ids), "duplicates": hi - lo - len(ids), "ids": ids})))
+        rows = [group.rows[i] for i in np.flatnonzero(keep).tolist()]
+        return answers, rows, dumps_each(rows), len(accepted)
 
     async def _drain(self) -> None:
         while self._queued:
             group, self._queued = self._queued, []
             try:
-                answers = await anyio.to_thread.run_sync(self._store.insert_group, [b for b, _ in group])
+                answers, rows, items, accepted = await anyio.to_thread.run_sync(self._commit, [p for p, _ in group])
             except BaseException as e:          # (cancelled too: no request is left waiting)
                 for _, fut in group:
                     if not fut.done():
@@ -53,10 +91,18 @@ class GroupCommit:
                 if not isinstance(e, Exception):
                     raise
                 continue
-            self.groups += 1
-            self.requests += len(group)
-            if self._on_stored is not None:
-                self._on_stored([(b, kept) for (b, _), (kept, _dups) in zip(group, answers)])
+            if accepted:
+                self.groups += 1
+                self.requests += accepted
+            if rows and self._on_stored is not None:
+                try:
+                    self._on_stored(rows, items)
+                except Exception:       # noqa: BLE001 - the rows are stored; memory and the stream are extras
+                    log.exception("posted rows were stored but could not enter memory or the WebSocket")
             for (_, fut), answer in zip(group, answers):
-                if not fut.done():              # (its client may have gone: the rows are stored all the same)
+                if fut.done():                  # (its client may have gone: the rows are stored all the same)
+                    continue
+                if isinstance(answer, Exception):
+                    fut.set_exception(answer)
+                else:
                     fut.set_result(answer)

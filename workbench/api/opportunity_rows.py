@@ -141,6 +141,12 @@ def check_batch(body: bytes) -> PostedBatch:
     bad row raises RowError naming the row and the field. A row's ``opportunity_id`` repeated
     within the batch is a RowError too (a batch says each opportunity once).
     """
+    return check_rows(parse_batch(body))
+
+
+def parse_batch(body: bytes) -> list:
+    """The rows of a posted JSON body, unchecked; RowError when the body is not a JSON list of
+    rows (or ``{"rows": [...]}``)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as e:
@@ -149,7 +155,7 @@ def check_batch(body: bytes) -> PostedBatch:
         data = data["rows"]
     if not isinstance(data, list):
         raise RowError(None, None, 'expected a JSON list of rows, or {"rows": [...]}')
-    return check_rows(data)
+    return data
 
 
 def read_arrow_stream(body: bytes) -> pa.Table:
@@ -231,7 +237,3 @@ def check_rows(data: list) -> PostedBatch:
     raw = pa.Table.from_arrays(arrays, names=names)
     rows = [dict(zip(names, vals)) for vals in zip(*(values[n] for n in names))]
     return PostedBatch(conform(TABLE, raw), list(seen), rows)
-
-
-def rows_json(rows: list[dict]) -> list[bytes]:
-    return [orjson.dumps(r) for r in rows]

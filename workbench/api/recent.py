@@ -98,6 +98,7 @@ class RecentOpportunities:
     def __init__(self, schema: pa.Schema, cover: Key | None, capacity: int = MEMORY_ROWS,
                  cache_pages: int = CACHE_PAGES):
         self.schema = schema
+        self._list_columns = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
         self.cover = cover                  # every stored row with a greater key is in memory; None: every row
         self.capacity = capacity
         self.cache_pages = cache_pages
@@ -116,20 +117,34 @@ class RecentOpportunities:
     # -- rows in
     def add(self, table: pa.Table) -> int:
         """Rows in the page shape (``page_table``); ids already held are skipped. Rows added."""
+        dicts = table.to_pylist()
+        return self.add_rows(dicts, [orjson.dumps(r) for r in dicts])
+
+    def add_rows(self, dicts: list[dict], items: list[bytes]) -> int:
+        """Rows already in the page shape as dicts (keys in the schema's order) and their JSON, as
+        ``add`` makes them from a table; ids already held are skipped. Rows added."""
         new: list[Key] = []
-        for r in table.to_pylist():
+        lists = self._list_columns
+        for r, b in zip(dicts, items):
             oid = r[ID]
             if oid in self.rows:
                 continue
-            self.rows[oid] = (r, orjson.dumps(r))
+            for name in lists:      # a tuple of str: the collector then stops tracking the row (runtime_tuning.py)
+                r[name] = tuple(r[name])
+            self.rows[oid] = (r, b)
             new.append((r["timestamp_ns"], oid))
         if not new:
             return 0
         new.sort()
         # a new list, never one changed in place: a page scanned on a worker thread keeps the list it took
-        keys = self.keys + new
-        if self.keys and new[0] < self.keys[-1]:
-            keys.sort()
+        old = self.keys
+        if not old or new[0] >= old[-1]:
+            keys = old + new
+        else:                       # merge only the part of memory at or after the first new key
+            at = bisect.bisect_left(old, new[0])
+            tail = old[at:] + new
+            tail.sort()             # two sorted runs: one merge pass
+            keys = old[:at] + tail
         over = len(keys) - self.capacity
         if over > 0:
             gone = keys[:over]

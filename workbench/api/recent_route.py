@@ -17,7 +17,8 @@ import anyio
 import pyarrow as pa
 
 from ..store.columns import conform
-from .opportunity_rows import TABLE, PostedBatch
+from .opportunity_rows import TABLE
+from .post_columns import NAMES
 from .recent import RecentOpportunities, page_table, store_cover
 from .store_access import OpportunityFilter
 
@@ -41,11 +42,18 @@ class OpportunityPages:
         self._ask_task = None
 
     # -- rows in
-    def add_posted(self, posted: list[tuple[PostedBatch, list[int]]]) -> None:
-        """The rows a group of posts stored ((batch, indices kept) each): one merge into memory a group."""
-        tables = [b.table if len(kept) == len(b.ids) else b.table.take(pa.array(kept)) for b, kept in posted if kept]
-        if tables:
-            self._add(tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default"), None)
+    def add_posted(self, rows: list[dict], items: list[bytes]) -> None:
+        """The rows a group of posts stored, as canonical dicts (post_columns.py ``NAMES`` order) with
+        their JSON: one merge into memory a group. They are the page shape when the live table's
+        columns are the code's (else they go through the table path, as engine rows do)."""
+        if tuple(self.recent.schema.names) != NAMES:
+            self._add(pa.Table.from_pylist(rows), None)
+            return
+        try:
+            self.recent.add_rows(rows, items)
+        except Exception:       # noqa: BLE001 - as in _add
+            log.exception("posted rows could not enter the GET index; pages now come from the store")
+            self.recent.mark_uncovered()
 
     def _find_run_id(self) -> str | None:
         """The engine run's id: the newest ``runs`` row that started after this server did (the run

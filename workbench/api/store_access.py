@@ -13,11 +13,14 @@ import base64
 import threading
 from dataclasses import dataclass
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
 from ..store import connect
 from .opportunity_rows import ID, TABLE, PostedBatch, dumps_rows
+from .post_columns import checked_group_of
+from .seen_ids import SeenIds, id_array
 
 PAGE_ROWS_DEFAULT = 100
 PAGE_ROWS_MAX = 5_000
@@ -75,6 +78,7 @@ class StoreAccess:
         self.reader = connect(dsn, ensure_schema=False, read_only=True)
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._seen: SeenIds | None = None       # an embedded store's ids, read on the first post
         self.columns = self._live_columns()
 
     def close(self) -> None:
@@ -162,35 +166,55 @@ class StoreAccess:
 
     def insert(self, batch: PostedBatch) -> tuple[list[int], int]:
         """Insert the rows whose ids the store lacks; (indices of the rows inserted, rows already stored)."""
-        return self.insert_group([batch])[0]
+        keep = self.insert_group(checked_group_of([batch]))
+        kept = np.flatnonzero(keep).tolist()
+        return kept, len(batch.ids) - len(kept)
 
-    def insert_group(self, batches: list[PostedBatch]) -> list[tuple[list[int], int]]:
-        """Insert several posted batches with one look-up and one insert (group_commit.py): per
-        batch, what ``insert`` would have answered had they come one after the other in order."""
+    def stored_ids(self, ids: list[str]) -> list[str]:
+        """Which of ``ids`` (canonical UUID text) the store holds: one query on the id column itself."""
+        if not ids:
+            return []
+        rows = self.writer.query_rows(
+            f"SELECT DISTINCT toString(opportunity_id) FROM {self.writer.table(TABLE)} "
+            f"WHERE opportunity_id IN {{ids:Array(UUID)}}", {"ids": ids})
+        return [r[0] for r in rows]
+
+    def _stored_mask(self, ids: np.ndarray, uniq: np.ndarray) -> np.ndarray:
+        """Which of ``ids`` (seen_ids.py ``id_array``) the store holds. An embedded store has no other
+        writer: its ids are read once and kept in memory (seen_ids.py); a server is asked each time."""
+        if not self.writer.dsn.embedded:
+            stored = self.stored_ids([v.decode() for v in uniq])
+            return np.isin(ids, id_array(stored)) if stored else np.zeros(len(ids), bool)
+        if self._seen is None:
+            t = self.writer.query_arrow(f"SELECT toString(opportunity_id) AS id FROM {self.writer.table(TABLE)}")
+            self._seen = SeenIds(id_array(t.column("id")))
+        return self._seen.contains(ids)
+
+    def note_stored(self, ids) -> None:
+        """Ids the server's engine run writes (canonical text; called on the loop for each batch)."""
+        if self._seen is not None:
+            self._seen.add(id_array(ids), merge=False)
+
+    def insert_group(self, group) -> np.ndarray:
+        """Insert a group of posted rows (post_columns.py ``CheckedGroup``) with one look-up and one
+        insert: which rows were inserted, as if the requests had come one after the other in order
+        (a row whose id the store holds, or an earlier row of the group has, is not)."""
         with self._write_lock:
-            ids = [oid for b in batches for oid in b.ids]
-            seen = set()
-            if ids:
-                rows = self.writer.query_rows(
-                    f"SELECT DISTINCT toString(opportunity_id) FROM {self.writer.table(TABLE)} "
-                    f"WHERE toString(opportunity_id) IN {{ids:Array(String)}}", {"ids": ids})
-                seen = {r[0] for r in rows}
-            answers, tables = [], []
-            for b in batches:
-                keep = []
-                for i, oid in enumerate(b.ids):
-                    if oid not in seen:         # (an id an earlier batch of the group posted counts as stored)
-                        seen.add(oid)
-                        keep.append(i)
-                answers.append((keep, len(b.ids) - len(keep)))
-                if keep:
-                    tables.append(b.table if len(keep) == len(b.ids) else b.table.take(pa.array(keep)))
-            if tables:
+            n = len(group.ids)
+            if not n:
+                return np.zeros(0, bool)
+            ids = id_array(group.ids)                       # canonical text: one id, one spelling
+            uniq, first = np.unique(ids, return_index=True)
+            keep = np.zeros(n, bool)
+            keep[first] = True                              # the first row of each id in the group
+            keep &= ~self._stored_mask(ids, uniq)
+            if keep.any():
                 # one statement, so a failure writes nothing of the group; the batches were conformed to
-                # the live columns, so their schemas agree (promotion only aligns nullability)
-                self.writer.insert_arrow(TABLE, tables[0] if len(tables) == 1 else
-                                         pa.concat_tables(tables, promote_options="default"))
-            return answers
+                # the live columns, so their schemas agree
+                self.writer.insert_arrow(TABLE, group.table if keep.all() else group.table.filter(pa.array(keep)))
+                if self._seen is not None:
+                    self._seen.add(ids[keep])
+            return keep
 
     # -- runs
     def runs(self, limit: int) -> list[dict]:

@@ -1,0 +1,170 @@
+"""Posts checked a group at a time (api/post_columns.py) against the value-by-value twin
+(``check_batch``): the same rows, values and table for good requests, the same 422 (row, field,
+message) for a bad one, and a bad request leaves the others of its group alone. Also the row
+encoder that splits one JSON list, and the in-memory id set against a Python set."""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+
+import numpy as np
+import orjson
+import pytest
+
+from workbench.api.opportunity_rows import RowError, check_batch
+from workbench.api.post_columns import NAMES, check_group, dumps_each
+from workbench.api.seen_ids import SeenIds, id_array
+from workbench.errors import StoreError
+
+pytestmark = pytest.mark.timeout(120)
+
+T0 = 1_750_000_000_000_000_000
+
+
+def _full(**over) -> dict:
+    """A row with every column, as GET gives it."""
+    r = {"timestamp_ns": T0 + random.randrange(10**9), "opportunity_id": str(uuid.uuid4()), "type": "sandwich",
+         "profit": 0.0123, "pools": ["PoolA", "PoolB"], "run_id": "r1", "slot": 312345678,
+         "victim_signature": "5" * 87, "score": None, "expected_profit_lamports": 12300000, "tip_lamports": 10000,
+         "detect_latency_ns": 4200, "source": "replay", "packet_index": 1234, "tx_index": 999,
+         "trigger_signature": "4" * 87, "amount_in": 2**64 - 1, "amount_out": 1012300000, "profit_quote": -5,
+         "profit_mint": "So11111111111111111111111111111111111111112", "position_id": -1}
+    for n in NAMES:
+        if n.startswith("f_"):
+            r[n] = random.choice([None, 0.5, -1e300])
+    r.update(over)
+    return r
+
+
+def _short(**over) -> dict:
+    """A row with the required columns only (the rest take their DEFAULT)."""
+    r = {"timestamp_ns": T0, "opportunity_id": str(uuid.uuid4()), "type": "arbitrage", "profit": 1.5,
+         "pools": ["PoolC"]}
+    r.update(over)
+    return r
+
+
+def _canon(v):
+    """A value as a test compares it (NaN equal to NaN)."""
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _same_batch(group, span, body: bytes) -> None:
+    """The rows of ``span`` in ``group`` are what check_batch makes of ``body``."""
+    want = check_batch(body)
+    lo, hi = span
+    assert group.ids[lo:hi] == want.ids
+    got_rows = group.rows[lo:hi]
+    assert [{k: _canon(v) for k, v in r.items()} for r in got_rows] == \
+           [{k: _canon(v) for k, v in r.items()} for r in want.rows]
+    assert [list(r) for r in got_rows] == [list(r) for r in want.rows]       # key order too
+    t = group.table.slice(lo, hi - lo)
+    assert t.schema == want.table.schema
+    assert repr(t.to_pydict()) == repr(want.table.to_pydict())
+
+
+BAD_ROWS = [
+    ("profit", "much"), ("profit", None), ("slot", True), ("slot", 1.0), ("slot", 2**63), ("amount_in", -1),
+    ("timestamp_ns", -5), ("timestamp_ns", "now"), ("type", "frontrun"), ("source", "paper"),
+    ("opportunity_id", "not-a-uuid"), ("opportunity_id", 7), ("pools", "PoolA"), ("pools", ["A", None]),
+    ("pools", ["A", 3]), ("run_id", 5), ("score", "high"), ("colour", "red"), ("pools", None),
+]
+
+
+@pytest.mark.parametrize("field, value", BAD_ROWS, ids=[f"{f}={v!r}" for f, v in BAD_ROWS])
+def test_a_bad_request_gets_check_batchs_error_and_the_others_of_its_group_land(field, value):
+    random.seed(1)
+    good = [orjson.dumps([_full(), _short()]), orjson.dumps([_full() for _ in range(5)])]
+    bad_rows = [_full(), _full(), _full(**{field: value}), _full()]
+    bad = orjson.dumps(bad_rows)
+    group = check_group([(good[0], False), (bad, False), (good[1], False)])
+    with pytest.raises(RowError) as want:
+        check_batch(bad)
+    got = group.spans[1]
+    assert isinstance(got, RowError)
+    assert (got.row, got.field, got.message) == (want.value.row, want.value.field, want.value.message)
+    assert (got.row, got.field) == (2, field)
+    assert group.spans[0] == (0, 2) and group.spans[2] == (2, 7)       # nothing of the bad request is laid out
+    _same_batch(group, group.spans[0], good[0])
+    _same_batch(group, group.spans[2], good[1])
+
+
+@pytest.mark.parametrize("body", [
+    b"{nope", b'{"a": 1}', b"3", orjson.dumps([1, 2]), orjson.dumps([_short(), "row"]),
+    orjson.dumps([_short()] * 10_001),
+], ids=["not-json", "object", "number", "not-objects", "a-string-row", "too-many"])
+def test_bodies_refused_whole_get_the_same_message(body):
+    group = check_group([(body, False), (orjson.dumps([_short()]), False)])
+    with pytest.raises(RowError) as want:
+        check_batch(body)
+    assert isinstance(group.spans[0], RowError)
+    assert group.spans[0].as_dict() == want.value.as_dict()
+    assert group.spans[1] == (0, 1)
+
+
+def test_an_id_twice_in_one_request_is_refused_there_and_across_requests_is_left_to_the_store():
+    r = _full()
+    twice = orjson.dumps([r, _full(), dict(r)])
+    again = orjson.dumps([dict(r)])
+    group = check_group([(twice, False), (again, False), (orjson.dumps([dict(r)]), False)])
+    assert isinstance(group.spans[0], RowError)
+    assert (group.spans[0].row, group.spans[0].field) == (2, "opportunity_id")
+    assert "also row 0" in group.spans[0].message
+    assert group.spans[1] == (0, 1) and group.spans[2] == (1, 2)       # duplicates across requests: the insert's
+    assert group.ids == [r["opportunity_id"]] * 2
+
+
+def test_forms_the_column_checks_leave_to_check_rows_are_accepted_with_its_values():
+    """An upper-case or brace UUID, an integer profit: accepted, canonical, in arrival order."""
+    random.seed(2)
+    odd = [_full(opportunity_id="{" + str(uuid.uuid4()).upper() + "}"), _full(profit=3), _short(score=1)]
+    bodies = [orjson.dumps([_full()]), orjson.dumps(odd), orjson.dumps([_short(), _short()])]
+    group = check_group([(b, False) for b in bodies])
+    assert group.spans == [(0, 1), (1, 4), (4, 6)]
+    for span, body in zip(group.spans, bodies):
+        _same_batch(group, span, body)
+    assert group.rows[1]["opportunity_id"] == odd[0]["opportunity_id"].strip("{}").lower()
+    assert group.rows[2]["profit"] == 3.0 and isinstance(group.rows[2]["profit"], float)
+
+
+def test_an_empty_request_and_the_rows_wrapper():
+    rows = [_short(), _short()]
+    group = check_group([(b"[]", False), (orjson.dumps({"rows": rows}), False)])
+    assert group.spans == [(0, 0), (0, 2)]
+    _same_batch(group, (0, 2), orjson.dumps(rows))
+
+
+def test_a_conform_error_is_a_refusal_of_that_request_only():
+    """A StoreError from the table's conversion reaches the request as its 422, like check_batch's."""
+    group = check_group([(orjson.dumps([_short()]), False), (b"\x00not arrow", True)])
+    assert group.spans[0] == (0, 1)
+    assert isinstance(group.spans[1], (RowError, StoreError))
+
+
+def test_dumps_each_equals_one_dumps_per_row_even_when_strings_hold_the_separator():
+    random.seed(3)
+    tricky = ['},{"timestamp_ns":1', '"}', '\\', '},{', "ü\u2028", '{"a":1}']
+    rows = check_group([(orjson.dumps([_full(run_id=s, victim_signature=s[::-1]) for s in tricky] + [_full()]),
+                         False)]).rows
+    assert dumps_each(rows) == [orjson.dumps(r) for r in rows]
+    assert dumps_each(rows[:1]) == [orjson.dumps(rows[0])]
+    assert dumps_each([]) == []
+
+
+def test_seen_ids_agree_with_a_python_set():
+    rnd = random.Random(4)
+    ids = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(3000)]
+    start = set(ids[:500])
+    seen, twin = SeenIds(id_array(sorted(start))), set(start)
+    for k in range(500, 3000, 37):
+        chunk = ids[k:k + 37]
+        seen.add(id_array(chunk), merge=bool(k % 3))
+        twin.update(chunk)
+        probe = rnd.sample(ids, 50) + [str(uuid.uuid4()) for _ in range(5)]
+        assert seen.contains(id_array(probe)).tolist() == [p in twin for p in probe]
+    assert SeenIds().contains(id_array(ids[:3])).tolist() == [False] * 3
+    assert SeenIds(id_array([])).contains(np.zeros(0, "S36")).tolist() == []

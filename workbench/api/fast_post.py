@@ -1,0 +1,77 @@
+"""POST /v1/opportunities answered in a raw-ASGI layer in front of Starlette.
+
+Per request, Starlette builds a Request, routes, wraps the body stream and runs the answer
+through the gzip middleware; with posts grouped (group_commit.py) that cost more than the
+request's share of the check and the insert. This layer sits behind the Guard (same token,
+rate-limit and Content-Length rules) and in front of Starlette, like fast_get.py for GET: it
+reads the body (413 past the limit, even when streamed), queues it for the next group and sends
+the group's answer for it, counted under the route's name as the route counts. The answers are
+the route's: 201/200 with ``{"inserted", "duplicates", "ids"}``, 422 naming the row and field,
+503 when the store fails, compressed as Starlette's GZipMiddleware would when large.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+
+import orjson
+
+from ..errors import StoreError
+from .fast_get import GZIP_LEVEL, GZIP_MIN_BYTES
+from .opportunity_rows import ARROW_STREAM
+from .security import BODY_MAX_BYTES
+
+log = logging.getLogger(__name__)
+
+PATH = "/v1/opportunities"
+ROUTE = "POST /v1/opportunities"
+_ARROW = ARROW_STREAM.encode()
+
+
+class FastPosts:
+    def __init__(self, app, posts, counts, body_max: int = BODY_MAX_BYTES):
+        self.app, self.posts, self.counts, self.body_max = app, posts, counts, body_max
+
+    async def __call__(self, scope, receive, send):
+        if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH):
+            return await self.app(scope, receive, send)
+        arrow = gz = False
+        for k, v in scope.get("headers", ()):
+            if k == b"content-type":
+                arrow = v.split(b";")[0].strip() == _ARROW
+            elif k == b"accept-encoding":
+                gz = b"gzip" in v
+        parts, seen = [], 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return                          # the client left before its body arrived: nothing to answer
+            chunk = msg.get("body", b"")
+            seen += len(chunk)
+            if seen > self.body_max:
+                return await self._answer(send, 413, orjson.dumps({"error": f"request body over {self.body_max} bytes"}),
+                                          gz)
+            parts.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        try:
+            status, body = await self.posts.submit(b"".join(parts), arrow)
+        except StoreError as e:
+            status, body = 503, orjson.dumps({"error": f"the store cannot answer: {e}"})
+        except Exception:       # noqa: BLE001 - as Starlette's ServerErrorMiddleware: logged, a plain 500
+            log.exception("POST /v1/opportunities failed")
+            return await self._answer(send, 500, b"Internal Server Error", gz, b"text/plain; charset=utf-8")
+        await self._answer(send, status, body, gz)
+
+    async def _answer(self, send, status: int, body: bytes, gz: bool, ctype: bytes = b"application/json") -> None:
+        headers = [(b"content-type", ctype)]
+        if len(body) >= GZIP_MIN_BYTES:         # as Starlette's GZipMiddleware answers
+            if gz:
+                body = gzip.compress(body, GZIP_LEVEL, mtime=0)
+                headers.append((b"content-encoding", b"gzip"))
+            headers.append((b"vary", b"Accept-Encoding"))
+        headers.insert(0, (b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.counts[(ROUTE, status)] += 1

@@ -1,0 +1,276 @@
+"""Posted JSON batches checked a group at a time, column by column.
+
+A POST of a few rows costs little to insert once posts share an insert (group_commit.py); what
+was left was Python per value: ``check_rows`` tests each value of each row on its own and
+builds the Arrow columns row by row. Here the bodies of every request of a group are parsed,
+their rows laid side by side, and each column of the whole group is checked at once: the set
+of Python types a column holds, then one Arrow conversion (which refuses an integer past its
+range), then vectorised tests (a time below 0, a UUID not in its canonical text form, an enum
+label not in the list). Rows that pass are already the canonical row dicts the GET memory and
+the WebSocket send, so a row is encoded once.
+
+Only when a column fails is the failure traced to its rows, and so to their requests: such a
+request (and one whose rows are not objects, or that repeats an id) is checked again by
+``check_rows``, value by value, which either names the first bad row and field (422, nothing
+of that request written) or accepts it (a form the column checks leave to it, such as an
+upper-case UUID or an integer profit) with the same values. The other requests of the group
+are unaffected. So the fast path accepts a subset of what ``check_rows`` accepts, with the
+same values, and every refusal carries ``check_rows``'s message.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import StoreError
+from ..store import schema as S
+from ..store.columns import conform
+from .opportunity_rows import (BATCH_ROWS_MAX, ID, REQUIRED, TABLE, PostedBatch, RowError, check_arrow_batch,
+                               check_rows, enum_pairs, json_name, literal_default, parse_batch)
+
+UUID_TEXT = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"   # str(uuid.UUID(v)) == v
+
+
+class _Missing:
+    """A required field a row left out (its type is never allowed, so the column check fails)."""
+
+
+_MISSING = _Missing()
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str                   # JSON field name
+    arrow: pa.DataType          # the type check_rows builds the column with (before conform)
+    types: frozenset            # Python types a value may have here
+    kind: str                   # time | uuid | enum | nan_float | plain | str_list
+    labels: tuple = ()          # enum labels
+
+
+def _rules() -> tuple[_Rule, ...]:
+    out = []
+    for col in S.TABLES[TABLE].columns:
+        name, t = json_name(col), col.arrow
+        if col.kind == S.TIME:
+            out.append(_Rule(name, pa.int64(), frozenset({int}), "time"))
+        elif col.kind == S.UUID_:
+            out.append(_Rule(name, pa.string(), frozenset({str}), "uuid"))
+        elif col.kind == S.ENUM:
+            out.append(_Rule(name, pa.string(), frozenset({str}), "enum", tuple(lab for lab, _ in enum_pairs(col))))
+        elif pa.types.is_floating(t):
+            # an int is a float to check_rows (float(v)); the canonical row holds a float, so it goes there
+            nan = col.default == "nan"
+            out.append(_Rule(name, t, frozenset({float, type(None)} if nan else {float}), "nan_float" if nan else "plain"))
+        elif pa.types.is_integer(t):
+            out.append(_Rule(name, t, frozenset({int}), "plain"))
+        elif pa.types.is_string(t):
+            out.append(_Rule(name, t, frozenset({str}), "plain"))
+        elif pa.types.is_list(t) and pa.types.is_string(t.value_type):
+            out.append(_Rule(name, t, frozenset({list}), "str_list"))
+        else:
+            out.append(_Rule(name, t, frozenset(), "plain"))     # check_rows says what it cannot take
+    return tuple(out)
+
+
+RULES = _rules()
+NAMES = tuple(r.name for r in RULES)                 # the canonical row's keys, in the table's order
+_TEMPLATE = {}
+for _col in S.TABLES[TABLE].columns:
+    _d = literal_default(_col)
+    _TEMPLATE[json_name(_col)] = _MISSING if _d is REQUIRED else _d
+_VALUES = operator.itemgetter(*NAMES)
+
+
+@dataclass
+class CheckedGroup:
+    """The accepted rows of a group of posts, in arrival order, and each request's share.
+
+    ``spans[k]`` is request k's rows ``[lo, hi)`` in ``ids`` / ``rows`` / ``table``, or the error
+    that refused it (RowError, or conform's StoreError)."""
+    table: pa.Table | None                  # the store's shape (conform), every accepted row
+    ids: list[str]                          # canonical UUID text per row
+    rows: list[dict]                        # the canonical row dicts (NAMES order), JSON-ready
+    spans: list = field(default_factory=list)
+
+
+def _rows_of(data: list):
+    """The canonical dicts of a parsed body, or None when a row is not an object (check_rows says
+    why) or there are too many rows."""
+    if len(data) > BATCH_ROWS_MAX:
+        return None
+    try:
+        # a row already in the canonical shape is used as parsed; else defaults filled, keys in the table's order
+        return [r if type(r) is dict and tuple(r) == NAMES else {**_TEMPLATE, **r} for r in data]
+    except TypeError:
+        return None
+
+
+def _bad_values(col, arrow: pa.DataType) -> np.ndarray:
+    """Which values of ``col`` Arrow refuses as ``arrow`` (traced one by one: the failure path)."""
+    bad = np.zeros(len(col), bool)
+    for i, v in enumerate(col):
+        try:
+            pa.array([v], arrow)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+            bad[i] = True
+    return bad
+
+
+def _check_columns(rows: list[dict]):
+    """Check the group's rows column by column: (raw Arrow table, rows to fix None -> nan) when
+    every row passes, else a boolean array of the rows that fail."""
+    n = len(rows)
+    bad = np.fromiter(map(len, rows), np.int64, n) != len(NAMES)       # a key the table lacks
+    cols = list(zip(*map(_VALUES, rows))) if n else [()] * len(NAMES)
+    typed = []
+    for rule, col in zip(RULES, cols):
+        if not set(map(type, col)) <= rule.types:
+            allowed = rule.types
+            bad |= np.fromiter((type(v) not in allowed for v in col), bool, n)
+            typed.append(None)
+        else:
+            typed.append(col)
+    if bad.any():
+        return bad
+    arrays, nulls = [], []
+    for rule, col in zip(RULES, typed):
+        try:
+            arr = pa.array(col, rule.arrow)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            bad |= _bad_values(col, rule.arrow)
+            arrays.append(None)
+            continue
+        if rule.kind == "time":
+            bad |= np.asarray(pc.less(arr, 0))
+        elif rule.kind == "uuid":
+            bad |= ~np.asarray(pc.match_substring_regex(arr, UUID_TEXT))
+        elif rule.kind == "enum":
+            bad |= ~np.asarray(pc.is_in(arr, value_set=pa.array(rule.labels, pa.string())))
+        elif rule.kind == "nan_float" and arr.null_count:
+            nulls.append((rule.name, np.flatnonzero(np.asarray(arr.is_null()))))
+            arr = pc.fill_null(arr, math.nan)
+        elif rule.kind == "str_list" and arr.values.null_count:
+            bad |= np.fromiter((None in v for v in col), bool, n)
+        arrays.append(arr)
+    if bad.any():
+        return bad
+    for name, where in nulls:
+        for i in where:
+            rows[i][name] = math.nan
+    return pa.Table.from_arrays(arrays, names=list(NAMES))
+
+
+def _repeats_an_id(rows: list[dict]) -> bool:
+    ids = [r[ID] for r in rows]
+    try:
+        return len(set(ids)) != len(ids)
+    except TypeError:           # an unhashable id: check_rows names it
+        return True
+
+
+_ROW_START = b'{"' + NAMES[0].encode() + b'":'
+_ROW_SEP = b"}," + _ROW_START
+
+
+def dumps_each(rows: list[dict]) -> list[bytes]:
+    """``[orjson.dumps(r) for r in rows]`` for canonical rows, from one ``orjson.dumps`` of the list
+    (a call per row costs several times more). The list's text is split where a row object starts:
+    every row starts with the same first key, holds no nested object, and no string's text can
+    hold ``},{"`` (a quote inside a string is escaped), so the separator is found only there."""
+    if not rows:
+        return []
+    parts = orjson.dumps(rows)[1:-1].split(_ROW_SEP)
+    if len(parts) != len(rows):         # not canonical rows after all: one call each
+        return [orjson.dumps(r) for r in rows]
+    if len(parts) == 1:
+        return parts
+    return [parts[0] + b"}", *[_ROW_START + p + b"}" for p in parts[1:-1]], _ROW_START + parts[-1]]
+
+
+def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
+    """Check a group of posted bodies ((body, is Arrow) each, in arrival order) and lay the accepted
+    rows out in that order. Runs on a worker thread."""
+    k_total = len(posts)
+    fast: dict[int, list[dict]] = {}         # request -> its canonical rows, while they pass the column checks
+    slow: dict[int, object] = {}             # request -> its parsed rows (or Arrow body) for check_rows
+    errors: dict[int, Exception] = {}
+    for k, (body, arrow) in enumerate(posts):
+        try:
+            if arrow:
+                slow[k] = body
+                continue
+            data = parse_batch(body)
+        except RowError as e:
+            errors[k] = e
+            continue
+        rows = _rows_of(data)
+        if rows is None or _repeats_an_id(rows):
+            slow[k] = data
+        else:
+            fast[k] = rows
+    fast_table = None
+    while fast:
+        order = list(fast)
+        rows = [r for k in order for r in fast[k]]
+        got = _check_columns(rows)
+        if isinstance(got, pa.Table):
+            fast_table = got
+            break
+        owner = np.repeat(np.arange(len(order)), [len(fast[k]) for k in order])
+        for j in np.unique(owner[got]):          # requests with a failing row: value by value instead
+            k = order[j]
+            slow[k] = fast.pop(k)
+    for k, data in slow.items():
+        try:
+            slow[k] = check_arrow_batch(data) if isinstance(data, bytes) else check_rows(data)
+        except (RowError, StoreError) as e:      # conform's StoreError names the column too
+            errors[k] = e
+    # lay the accepted rows out in arrival order: slices of the fast table between the slow batches
+    tables, ids, out_rows, spans = [], [], [], [None] * k_total
+    fast_conformed = conform(TABLE, fast_table) if fast_table is not None else None
+    fast_at = 0
+    for k in range(k_total):
+        if k in errors:
+            spans[k] = errors[k]
+            continue
+        lo = len(ids)
+        if k in fast:
+            rows = fast[k]
+            if rows:
+                tables.append(fast_conformed.slice(fast_at, len(rows)))
+                fast_at += len(rows)
+            ids += [r[ID] for r in rows]
+        else:
+            b: PostedBatch = slow[k]
+            rows = b.rows
+            if rows:
+                tables.append(b.table)
+            ids += b.ids
+        out_rows += rows
+        spans[k] = (lo, len(ids))
+    table = None
+    if tables:
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+    return CheckedGroup(table, ids, out_rows, spans)
+
+
+def checked_group_of(batches: list[PostedBatch]) -> CheckedGroup:
+    """Batches already checked (``check_rows``) as one group, in order."""
+    tables, ids, rows, spans = [], [], [], []
+    for b in batches:
+        spans.append((len(ids), len(ids) + len(b.ids)))
+        if b.ids:
+            tables.append(b.table)
+        ids += b.ids
+        rows += b.rows
+    table = None
+    if tables:
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+    return CheckedGroup(table, ids, rows, spans)

@@ -1,0 +1,81 @@
+"""The opportunity ids an embedded store holds, in memory: POST's idempotence without a scan.
+
+POST /v1/opportunities skips rows whose ``opportunity_id`` the store holds. Asking the store
+means reading the whole id column (the table is ordered by type and time, not by id), a cost
+that grows with the table and came to dominate a group commit. An embedded chDB folder is open
+in one process only, this server, so every id it will ever hold is one that was there when the
+server first posted, one the server's posts inserted, or one the server's engine run wrote:
+this set is read from the store once (``SELECT toString(opportunity_id)``) and then kept up to
+date by the posts and the run, and a look-up is a binary search per id. A ClickHouse server may
+have other writers, so store_access.py asks the store for those instead.
+
+Ids are kept as their canonical text (lower-case, hyphenated: ``str(uuid.UUID(...))``), the
+form every checked row and the engine carry, as fixed-width bytes in one sorted numpy array
+plus a few sorted arrays added since, merged when they grow.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+ID_BYTES = 36                   # canonical UUID text
+MERGE_FRACTION = 8              # recent arrays are merged into the main one past 1/8 of its size
+
+
+def id_array(ids) -> np.ndarray:
+    """Canonical id texts (a list of str, or an Arrow string array) as a fixed-width bytes array."""
+    if hasattr(ids, "to_numpy"):
+        ids = ids.to_numpy(zero_copy_only=False)
+    return np.asarray(ids, dtype=f"S{ID_BYTES}")
+
+
+class SeenIds:
+    """A set of canonical ids: ``contains`` (vectorised), ``add``. Safe to use from two threads."""
+
+    def __init__(self, ids: np.ndarray | None = None):
+        self._main = np.unique(ids) if ids is not None and len(ids) else np.zeros(0, f"S{ID_BYTES}")
+        self._recent: list[np.ndarray] = []
+        self._recent_n = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._main) + self._recent_n       # (an id added twice counts twice until merged)
+
+    @staticmethod
+    def _in(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        if not len(sorted_ids):
+            return np.zeros(len(ids), bool)
+        at = np.searchsorted(sorted_ids, ids)
+        at[at == len(sorted_ids)] = 0
+        return sorted_ids[at] == ids
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """Which of ``ids`` (``id_array``) are in the set."""
+        with self._lock:
+            main, recent = self._main, list(self._recent)
+        hit = self._in(main, ids)
+        for r in recent:
+            hit |= self._in(r, ids)
+        return hit
+
+    def add(self, ids: np.ndarray, merge: bool = True) -> None:
+        """Add ``ids``; ``merge`` lets this call fold the recent arrays into the main one (a copy of
+        it: called from the posts' worker thread, never from the event loop)."""
+        if not len(ids):
+            return
+        ids = np.sort(ids)
+        with self._lock:
+            self._recent.append(ids)
+            self._recent_n += len(ids)
+            if not merge or (self._recent_n * MERGE_FRACTION <= len(self._main) and len(self._recent) <= 64):
+                return
+            taken, main = list(self._recent), self._main
+        recent = np.sort(np.concatenate(taken))
+        merged = np.insert(main, np.searchsorted(main, recent), recent)     # one pass: both are sorted
+        with self._lock:
+            if self._main is main:          # (one merge at a time; arrays added meanwhile stay recent)
+                self._main = merged
+                self._recent = self._recent[len(taken):]
+                self._recent_n = sum(len(r) for r in self._recent)
