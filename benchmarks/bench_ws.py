@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import socket
 import statistics
@@ -53,6 +54,7 @@ IDLE_END_S = 30.0               # a client that has had frames and then nothing 
 DONE_IDLE_S = 1.0               # after the run is done and its items are in: a last wait for stragglers
 CLIENT_BUDGET_S = 120.0         # a client gives up after this long in any case
 PEER_BATCH_ROWS = 4096          # rows the peer is fed at a time (the engine hands on batches)
+ARROW_STREAM_START = b"\xff\xff\xff\xff"     # an Arrow IPC stream's first message (continuation marker)
 HEAD = re.compile(rb'"first_seq":(\d+),"last_seq":(\d+),"handed_ns":(\d+)')
 SEQS = re.compile(rb'"seqs":\[([\d,]*)\]')
 
@@ -64,10 +66,16 @@ def free_port() -> int:
 
 
 # --- clients (run in worker processes: `bench_ws.py --worker ...`) ------------------------------------
-async def ours_client(url: str, stats: dict) -> None:
+async def ours_client(url: str, stats: dict, fmt: str) -> None:
+    import pyarrow as pa
     import websockets
     async with websockets.connect(url, max_size=None, compression=None) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "channels": CHANNELS, "from": 0}))
+        if fmt == "arrow":          # the transactions channel in Arrow frames (its own subscription), the rest JSON
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 0}))
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["transactions"], "from": 0,
+                                      "format": "arrow"}))
+        else:
+            await ws.send(json.dumps({"type": "subscribe", "channels": CHANNELS, "from": 0}))
         await ws.send(json.dumps({"type": "subscribe", "channels": ["stats"]}))
         subscribed_ns = None
         total = None            # items the run numbered on the client's channels, once its stats say done
@@ -81,7 +89,16 @@ async def ours_client(url: str, stats: dict) -> None:
                 return
             now_ns = time.time_ns()
             head = msg[:160]
-            if head.startswith(b'{"type":"rows","channel":"stats"'):
+            if head.startswith(ARROW_STREAM_START):       # an Arrow frame: read in place, rows counted from its batches
+                reader = pa.ipc.open_stream(pa.py_buffer(msg))
+                handed = json.loads(reader.schema.metadata[b"frame"])["handed_ns"]
+                stats["rows"] += sum(b.num_rows for b in reader)
+                stats["frames"] += 1
+                stats["first_ns"] = stats["first_ns"] or now_ns
+                stats["last_ns"] = now_ns
+                if subscribed_ns is not None and handed >= subscribed_ns:
+                    stats["lat_us"].append((now_ns - handed) / 1e3)
+            elif head.startswith(b'{"type":"rows","channel":"stats"'):
                 st = json.loads(msg)["rows"][-1]
                 if (st.get("run") or {}).get("phase") in ("done", "failed"):
                     total = sum(st["ws"]["next_seq"][c] for c in CHANNELS)
@@ -101,6 +118,8 @@ async def ours_client(url: str, stats: dict) -> None:
                 stats["missed"] += gap["missed"] if gap["channel"] in CHANNELS else 0
             elif head.startswith(b'{"type":"subscribed"') and subscribed_ns is None:
                 subscribed_ns = time.time_ns()
+            elif head.startswith(b'{"type":"error"'):
+                sys.exit(f"the server refused a subscription: {msg[:300]!r}")
 
 
 async def peer_client(url: str, stats: dict) -> None:
@@ -123,25 +142,31 @@ async def peer_client(url: str, stats: dict) -> None:
 
 
 def worker(kind: str, url: str, n: int, out: str) -> None:
-    """``n`` clients of ``kind`` in this process; their counts as JSON in the file ``out``."""
+    """``n`` clients of ``kind`` (ours-json, ours-arrow or peer) in this process, on one event loop;
+    their counts as JSON in the file ``out``."""
     all_stats = [{"rows": 0, "frames": 0, "missed": 0, "first_ns": 0, "last_ns": 0, "lat_us": []} for _ in range(n)]
-    fn = ours_client if kind == "ours" else peer_client
 
     async def run():
-        await asyncio.gather(*(fn(url, s) for s in all_stats))
+        if kind == "peer":
+            await asyncio.gather(*(peer_client(url, s) for s in all_stats))
+        else:
+            await asyncio.gather(*(ours_client(url, s, kind.split("-")[1]) for s in all_stats))
 
     import uvloop
     uvloop.run(run())
     Path(out).write_text(json.dumps(all_stats))
 
 
-def start_clients(kind: str, url: str, n: int) -> list[tuple[subprocess.Popen, Path]]:
-    per = [n // CLIENT_PROCS + (i < n % CLIENT_PROCS) for i in range(CLIENT_PROCS)]
+def start_clients(kind: str, url: str, n: int, procs: int = CLIENT_PROCS,
+                  cpus: set[int] | None = None) -> list[tuple[subprocess.Popen, Path]]:
+    """``n`` clients in ``procs`` processes (each one event loop), kept on ``cpus`` when given."""
+    per = [n // procs + (i < n % procs) for i in range(procs)]
     out = []
     for i, k in enumerate(per):
         if k:
             path = Path(tempfile.mkdtemp(prefix="bench-ws-client-")) / f"{kind}-{i}.json"
-            out.append((subprocess.Popen([sys.executable, __file__, "--worker", kind, url, str(k), str(path)]), path))
+            out.append((subprocess.Popen([sys.executable, __file__, "--worker", kind, url, str(k), str(path)],
+                                         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None), path))
     return out
 
 
@@ -167,14 +192,16 @@ def collect(procs: list[tuple[subprocess.Popen, Path]]) -> dict:
 
 
 # --- ours ----------------------------------------------------------------------------------------
-def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None) -> dict:
+def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None, a) -> dict:
     import httpx
     port = free_port()
     out = tmp / f"serve-{n}-{time.monotonic_ns()}"
     log = open(tmp / "serve.log", "ab")
+    placement = [*(["--cpu", str(a.engine_cpu)] if a.engine_cpu is not None else []), *(["--rt"] if a.rt else [])]
     server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(capture), "--market",
                                str(market), "--db", f"chdb://{out}/store", "-o", str(out / "run"), "--port",
-                               str(port), *(["--speed", str(speed)] if speed else [])], cwd=tmp, stdout=log, stderr=log)
+                               str(port), *(["--speed", str(speed)] if speed else []), *placement],
+                              cwd=tmp, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -185,11 +212,13 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        clients = start_clients("ours", f"ws://127.0.0.1:{port}/ws", n)
+        clients = start_clients(f"ours-{a.format}", f"ws://127.0.0.1:{port}/ws", n, a.client_procs, client_cpus(a))
         res = collect(clients)
         while httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()["run"]["phase"] not in ("done", "failed"):
             time.sleep(0.2)
-        next_seq = httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()["ws"]["next_seq"]
+        st = httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()
+        next_seq = st["ws"]["next_seq"]
+        res["placement"] = st["run"].get("engine_thread", [])
         res["expected"] = n * sum(next_seq[c] for c in CHANNELS)
     finally:
         server.terminate()
@@ -200,8 +229,33 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
     return res
 
 
-def plain_replay(capture: Path, market: Path, tmp: Path, speed: float | None) -> float:
+def placed_replay(capture: str, market: str, out: str, cpu: str, rt: str) -> None:
+    """(a worker process) The replay on an engine thread placed as ``serve --cpu/--rt`` places it,
+    with no server: the same runner (BackgroundRun) and placement (api/engine_placement.py)."""
+    from workbench.api.engine_placement import EnginePlacement
+    from workbench.config import Settings
+    from workbench.runner.background import BackgroundRun
+    run = BackgroundRun("replay", capture=capture, out_dir=f"{out}/run", market=market, db=f"chdb://{out}/store")
+    run.start()
+    placement = EnginePlacement(int(cpu) if cpu != "-" else None, rt == "rt", Settings().live_fifo_priority)
+    for note in placement.place(run._thread.native_id):
+        print(note, file=sys.stderr)
+    while run.running:
+        placement.keep_others_off()
+        time.sleep(0.01)
+    if run.error:
+        sys.exit(run.error)
+
+
+def plain_replay(capture: Path, market: Path, tmp: Path, speed: float | None, a=None) -> float:
     out = tmp / f"plain-{time.monotonic_ns()}"
+    if a is not None and (a.engine_cpu is not None or a.rt):
+        r = subprocess.run([sys.executable, __file__, "--placed-replay", str(capture), str(market), str(out),
+                            str(a.engine_cpu) if a.engine_cpu is not None else "-", "rt" if a.rt else "-"],
+                           cwd=tmp, capture_output=True, text=True, timeout=900)
+        if r.returncode != 0:
+            sys.exit(f"the placed replay failed ({r.returncode}): {r.stderr[-2000:]}")
+        return json.loads((out / "run" / "summary.json").read_text())["engine_packets_per_s"]
     r = subprocess.run([sys.executable, "-m", "workbench.cli", "replay", str(capture), "--market", str(market),
                         "--db", f"chdb://{out}/store", "--out", str(out / "run"), "-q",
                         *(["--speed", str(speed)] if speed else [])], cwd=tmp,
@@ -252,7 +306,16 @@ PEER = textwrap.dedent('''
 ''')
 
 
-def run_peer(run_dir: Path, n: int, seconds: float, tmp: Path) -> dict:
+def client_cpus(a) -> set[int] | None:
+    """CPUs of the client processes: --client-cpus, else every CPU but the engine's when it is pinned."""
+    if a.client_cpus:
+        return {int(c) for c in a.client_cpus.split(",")}
+    if a.engine_cpu is not None:
+        return set(os.sched_getaffinity(0)) - {a.engine_cpu} or None
+    return None
+
+
+def run_peer(run_dir: Path, n: int, seconds: float, tmp: Path, a) -> dict:
     peer_py = tmp / "peer.py"
     peer_py.write_text(PEER)
     port = free_port()
@@ -268,10 +331,15 @@ def run_peer(run_dir: Path, n: int, seconds: float, tmp: Path) -> dict:
                 if server.poll() is not None or time.monotonic() > deadline:
                     sys.exit(f"the peer server did not come up ({server.returncode})")
                 time.sleep(0.1)
-        return collect(start_clients("peer", f"ws://127.0.0.1:{port}", n))
+        return collect(start_clients("peer", f"ws://127.0.0.1:{port}", n, a.client_procs, client_cpus(a)))
     finally:
         server.terminate()
         server.wait(60)
+
+
+def load() -> str:
+    """The load averages beside a figure (the machine may be shared)."""
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -283,10 +351,21 @@ def main() -> None:
                     help="pace the replay (1.0 = as captured); unset: top speed. A paced run shows the latency "
                          "when the clients keep up")
     ap.add_argument("--peer-seconds", type=float, default=5.0, help="how long the peer is fed rows")
+    ap.add_argument("--format", choices=("arrow", "json"), default="arrow",
+                    help="our clients' transactions frames (opportunities and stats are JSON either way)")
+    ap.add_argument("--client-procs", type=int, default=CLIENT_PROCS, help="client processes (one event loop each)")
+    ap.add_argument("--engine-cpu", type=int, default=None, help="serve --cpu: pin the engine thread to this CPU "
+                                                                 "(the clients then stay off it)")
+    ap.add_argument("--rt", action="store_true", help="serve --rt: SCHED_FIFO for the engine thread")
+    ap.add_argument("--client-cpus", default=None, help="CPUs of the client processes, comma-separated")
     ap.add_argument("--worker", nargs=4, metavar=("KIND", "URL", "N", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--placed-replay", nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         worker(a.worker[0], a.worker[1], int(a.worker[2]), a.worker[3])
+        return
+    if a.placed_replay:
+        placed_replay(*a.placed_replay)
         return
     from unique_capture import unique_capture
     capture = unique_capture(a.packets, base=REPO / "captures" / "market.pcapng")
@@ -295,11 +374,18 @@ def main() -> None:
     med = lambda xs: statistics.median(xs)                                  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="bench-ws-") as tmp:
         tmp = Path(tmp)
-        plain = [plain_replay(capture, market, tmp, a.speed) for _ in range(a.repeat)]
+        plain = [plain_replay(capture, market, tmp, a.speed, a) for _ in range(a.repeat)]
         pace = f"at speed {a.speed:g}" if a.speed else "at top speed"
-        print(f"capture {capture.name} {pace}; plain replay (no server): engine {med(plain):,.0f} packets/s", flush=True)
+        print(f"capture {capture.name} {pace}; plain replay (no server"
+              + (", engine thread placed alike" if a.engine_cpu is not None or a.rt else "")
+              + f"): engine {med(plain):,.0f} packets/s "
+              f"[{load()}]", flush=True)
+        print(f"ours: transactions in {a.format} frames; engine thread: "
+              + (f"--cpu {a.engine_cpu}" if a.engine_cpu is not None else "not pinned") + (" --rt" if a.rt else "")
+              + f"; {a.client_procs} client processes on CPUs {sorted(client_cpus(a) or os.sched_getaffinity(0))}",
+              flush=True)
         for n in counts:
-            ours = [run_ours(capture, market, n, tmp, a.speed) for _ in range(a.repeat)]
+            ours = [run_ours(capture, market, n, tmp, a.speed, a) for _ in range(a.repeat)]
             o = {k: med([r[k] for r in ours]) for k in ("per_s", "p50_ms", "p99_ms", "engine_pps", "rows", "missed",
                                                           "expected", "rows_min")}
             if not any(r["lat_n"] for r in ours):
@@ -308,11 +394,14 @@ def main() -> None:
             print(f"ours {n:4} clients: {o['per_s']:12,.0f} rows/s delivered  p50 {o['p50_ms']:7.2f} ms  "
                   f"p99 {o['p99_ms']:7.2f} ms  rows {o['rows']:,.0f} of {o['expected']:,.0f} (fewest per client "
                   f"{o['rows_min']:,.0f}; told missed {o['missed']:,.0f})  engine {o['engine_pps']:,.0f} packets/s "
-                  + (f"({o['engine_pps'] / med(plain):.2f}x plain)" if not a.speed else "(paced: not a capacity)"), flush=True)
-            peer = [run_peer(ours[0]["run_dir"], n, a.peer_seconds, tmp) for _ in range(a.repeat)]
+                  + (f"({o['engine_pps'] / med(plain):.2f}x plain)" if not a.speed else "(paced: not a capacity)")
+                  + f" [{load()}]", flush=True)
+            for note in ours[0]["placement"]:
+                print(f"  {note}", flush=True)
+            peer = [run_peer(ours[0]["run_dir"], n, a.peer_seconds, tmp, a) for _ in range(a.repeat)]
             p = {k: med([r[k] for r in peer]) for k in ("per_s", "p50_ms", "p99_ms", "rows")}
             print(f"peer {n:4} clients: {p['per_s']:12,.0f} rows/s delivered  p50 {p['p50_ms']:7.2f} ms  "
-                  f"p99 {p['p99_ms']:7.2f} ms  rows {p['rows']:,.0f} in its {a.peer_seconds:g} s", flush=True)
+                  f"p99 {p['p99_ms']:7.2f} ms  rows {p['rows']:,.0f} in its {a.peer_seconds:g} s [{load()}]", flush=True)
             print(f"ratio ours/peer at {n} clients: delivered {o['per_s'] / max(p['per_s'], 1e-9):.1f}x, "
                   f"p99 peer/ours {p['p99_ms'] / o['p99_ms']:.1f}x", flush=True)
     print("\ngoals (issue 19): >= 1,000,000 rows/s delivered; p99 < 5 ms at 10 clients; engine within 10 % of plain")

@@ -20,15 +20,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..store.columns import mev_opportunities_table
 
 from ..errors import ConfigError
+from ..host.cpu import FIFO_PRIORITY_DEFAULT
 from ..runner.background import BackgroundRun
 from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
+from .engine_placement import EnginePlacement, check_cpu
+from .frames import row_items
 from .hub import HISTORY_ITEMS, QUEUE_FRAMES, Hub
-from .opportunity_rows import dumps_rows
 from .seq_index import SeqIndex
 from .security import TOKEN_ENV, is_loopback
 from .store_access import StoreAccess
@@ -58,6 +61,8 @@ class ServeOptions:
     history_items: int = HISTORY_ITEMS     # items a channel keeps in memory for resumes (older: the store)
     rate_limit: float | None = None        # requests/s per client address; None: no limit
     settings: object = None                # the engine run's Settings (the CLI's: file < env < flags); None: defaults
+    cpu: int | None = None                 # pin the engine thread to this CPU (the process's other threads stay off it)
+    rt: bool = False                       # SCHED_FIFO for the engine thread (the live mode's live_fifo_priority)
 
     def checked(self) -> "ServeOptions":
         """Fill the token from the environment; refuse an address off loopback without one."""
@@ -70,6 +75,10 @@ class ServeOptions:
             raise ConfigError(f"--port {self.port}: expected 0..65535")
         if self.queue_frames < 1:
             raise ConfigError(f"--ws-queue-frames {self.queue_frames}: expected at least 1")
+        check_cpu(self.cpu)
+        if (self.cpu is not None or self.rt) and not (self.replay or self.live):
+            raise ConfigError(f"{'--cpu' if self.cpu is not None else '--rt'} places the engine thread: add --replay "
+                              "or --live")
         if self.history_items < 1:
             raise ConfigError(f"--ws-history-items {self.history_items}: expected at least 1")
         if self.rate_limit is not None and not (0 < self.rate_limit < float("inf")):
@@ -104,6 +113,7 @@ class Service:
     index: SeqIndex = field(default_factory=SeqIndex)     # every opportunity numbered: seq -> (time, id)
     engine_keys: frozenset = frozenset()                   # the columns of an engine row's JSON
     opportunity_hooks: list = field(default_factory=list)  # called with each engine batch the pump takes (GET index)
+    placement: EnginePlacement | None = None             # --cpu / --rt of the engine thread
     _pump: asyncio.Task | None = None
     _wake: asyncio.Event | None = None
     _wake_pending: bool = False
@@ -125,6 +135,9 @@ class Service:
 
             self.run.on_hand_off = on_hand_off
             self.run.start()
+            if self.placement is not None and self.placement.asked:
+                for note in self.placement.place(self.run._thread.native_id):
+                    (log.warning if "REFUSED" in note else log.info)("%s", note)
         self._pump = asyncio.create_task(self._pump_loop())
 
     async def stop(self) -> None:
@@ -149,6 +162,8 @@ class Service:
                 pass
             self._wake.clear()
             self._wake_pending = False      # before taking: rows handed on from here wake the pump again
+            if self.placement is not None:
+                self.placement.keep_others_off()    # threads the run started since (they inherit the engine's CPU)
             # the phase is read before the rows are taken: a run says "done" only after its last hand-off,
             # so a stats item saying "done" is published after every row of the run (a client may stop there)
             phase = self.run.phase if self.run is not None else None
@@ -173,7 +188,7 @@ class Service:
         if self.run is None:
             return
         source = self.run.mode if self.run.mode in ("replay", "live") else "replay"
-        for t, handed_ns in self.run.take("opportunities"):
+        for t, handed_ns in _coalesced(self.run.take("opportunities")):
             self.opportunities_by_type.update({d["values"]: d["counts"]
                                                for d in pc.value_counts(t.column("type")).to_pylist()})
             shaped = mev_opportunities_table(t, source)
@@ -183,8 +198,8 @@ class Service:
                               shaped.column("opportunity_id").to_pylist(), engine=True)
             for hook in self.opportunity_hooks:
                 hook(shaped)
-            self.hub.publish("opportunities", dumps_rows(shaped), handed_ns)
-        for t, handed_ns in self.run.take("tx_features"):
+            self.hub.publish("opportunities", row_items(shaped), handed_ns)
+        for t, handed_ns in _coalesced(self.run.take("tx_features")):
             self.hub.publish_transactions(t, handed_ns)
 
     def published_posted(self, rows: list[dict], items: list[bytes]) -> None:
@@ -210,6 +225,8 @@ class Service:
                           "drops": r.drops, "packets_per_s": r.packets_per_s,
                           "transactions_per_s": r.transactions_per_s, "opportunities_per_s": r.opportunities_per_s,
                           "run_id": getattr(run.result, "run_id", None)}
+            if self.placement is not None and self.placement.notes:
+                out["run"]["engine_thread"] = self.placement.notes
         return out
 
     def latency(self) -> dict:
@@ -235,6 +252,17 @@ class Service:
                 "http_requests": dict(self.http_requests)}
 
 
+def _coalesced(taken: list) -> list:
+    """The tables one pump step took, as one table (with the first's hand-off time): a step that
+    fell behind sends fewer, fuller frames; a table's rows keep their order and numbers."""
+    if len(taken) < 2:
+        return taken
+    try:
+        return [(pa.concat_tables([t for t, _ in taken]), taken[0][1])]
+    except pa.ArrowInvalid:             # tables of different schemas (not the engine's): as they came
+        return taken
+
+
 def _join(run: BackgroundRun) -> None:
     if run._thread is not None:
         run._thread.join()
@@ -249,5 +277,10 @@ def make_service(opts: ServeOptions) -> Service:
                             market=opts.market, model=opts.model, db=opts.db, settings=opts.settings)
     elif opts.live:
         run = BackgroundRun("live", iface=opts.iface, udp_ports=opts.ports, source=opts.source, out_dir=opts.out_dir,
-                            market=opts.market, model=opts.model, db=opts.db, settings=opts.settings)
-    return Service(opts, store, run, Hub(queue_frames=opts.queue_frames, history_items=opts.history_items))
+                            market=opts.market, model=opts.model, db=opts.db, settings=opts.settings,
+                            cpu=opts.cpu, rt=opts.rt)      # live() places its own engine thread
+    service = Service(opts, store, run, Hub(queue_frames=opts.queue_frames, history_items=opts.history_items))
+    if opts.replay:
+        service.placement = EnginePlacement(opts.cpu, opts.rt, getattr(opts.settings, "live_fifo_priority",
+                                                                       FIFO_PRIORITY_DEFAULT))
+    return service

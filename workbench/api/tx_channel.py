@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..wire.keys import KNOWN_PROGRAMS
-from .frames import FRAME_ITEMS_MAX, arrow_frame, frame_text, gap_text
-from .opportunity_rows import dumps_rows
+from .frames import FRAME_ITEMS_MAX, arrow_frame, frame_text_of_rows, gap_text, table_rows
 
 TX_HISTORY_ITEMS = 100_000       # transaction rows kept for resumes (whole tables; the newest is always kept)
 FEE_COLUMN = "priority_fee_lamports"
@@ -164,13 +163,12 @@ def _frames(b: _Batch, flt: TxFilter | None, skip: int, fmt: str = "json"):
         t = t.take(pa.array(pos))
         seqs = (pos + b.first + skip).tolist()
     base = b.first + skip
-    rows = dumps_rows(t) if fmt == "json" else None
     for i in range(0, t.num_rows, FRAME_ITEMS_MAX):
         n = min(FRAME_ITEMS_MAX, t.num_rows - i)
         s = seqs[i:i + n] if seqs is not None else None
         first = s[0] if s is not None else base + i
         last = s[-1] if s is not None else base + i + n - 1
-        if rows is not None:
-            yield first, last, n, frame_text("transactions", first, rows[i:i + n], b.handed_ns, s)
+        if fmt == "json":
+            yield first, last, n, frame_text_of_rows("transactions", first, table_rows(t.slice(i, n)), b.handed_ns, s)
         else:
             yield first, last, n, arrow_frame("transactions", t.slice(i, n), first, b.handed_ns, s)

@@ -48,6 +48,10 @@ def serve(
     ws_history_items: int = typer.Option(HISTORY_ITEMS, "--ws-history-items", help="items each channel keeps in "
                                                                           "memory for resumes; older opportunities "
                                                                           "are read from the store"),
+    cpu: Optional[int] = typer.Option(None, "--cpu", help="pin the engine thread to this CPU (the server's other "
+                                                          "threads stay off it), as `workbench live --cpu`"),
+    rt: bool = typer.Option(False, "--rt", help="ask for SCHED_FIFO for the engine thread (reported if the host "
+                                                "refuses), as `workbench live --rt`"),
 ):
     """Serve the store and (with --replay or --live) a running engine: REST /v1, WebSocket /ws, /metrics."""
     from ..api.server import ServeOptions, serve as run_server
@@ -61,7 +65,7 @@ def serve(
                             market=str(market) if market else None, model=str(model) if model else None,
                             out_dir=str(out), speed=speed, host=host, port=port, token=token,
                             rate_limit=rate_limit, queue_frames=ws_queue_frames,
-                            history_items=ws_history_items, settings=settings).checked()
+                            history_items=ws_history_items, settings=settings, cpu=cpu, rt=rt).checked()
         # checked here, where a mistake is a message: the engine thread could only log a traceback
         if replay is not None and not replay.is_file():
             raise ConfigError(f"--replay {replay}: no such capture file")

@@ -98,6 +98,8 @@ class BackgroundRun:
     run_dir: str | None = None
     rate: float | None = None                # 'run' mode: re-stream its opportunities at this many rows/s
     settings: Settings | None = None         # the run's settings (a server passes the CLI's); default: Settings()
+    cpu: int | None = None                   # 'live': pin the engine thread to this CPU (live()'s own placement)
+    rt: bool = False                         # 'live': SCHED_FIFO for the engine thread
     phase: str = "starting"
     error: str | None = None
     result: object = None
@@ -324,7 +326,8 @@ class BackgroundRun:
             kw.update(source=self.source)
         self.state = engine_state(settings)       # the page reads its histograms while the run goes on
         self.result = live(self.iface, self.out_dir, settings, sink=self.sink, on_status=on_status,
-                           stop=self._stop, duration=self.duration, db=self.db, state=self.state, **kw)
+                           stop=self._stop, duration=self.duration, db=self.db, state=self.state, cpu=self.cpu,
+                           rt=self.rt, **kw)
         self._load_after(Path(self.out_dir))
 
     # -- what the pages show ------------------------------------------------------------
