@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from itertools import islice
 
 import numpy as np
 import orjson
@@ -168,3 +169,34 @@ def test_seen_ids_agree_with_a_python_set():
         assert seen.contains(id_array(probe)).tolist() == [p in twin for p in probe]
     assert SeenIds().contains(id_array(ids[:3])).tolist() == [False] * 3
     assert SeenIds(id_array([])).contains(np.zeros(0, "S36")).tolist() == []
+
+
+def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
+    """api/sorted_keys.py against its twin, a plain sorted list: interleaved adds (one time, ids
+    from two writers, as a load test posts), evictions, and scans from any start."""
+    from workbench.api import sorted_keys as SK
+
+    rnd = random.Random(5)
+    keys, twin = SK.SortedKeys(), []
+    for step in range(300):
+        t = T0 + rnd.choice([0, 0, 0, rnd.randrange(10**6)])       # mostly one time: ids interleave
+        new = sorted({(t, f"{rnd.randrange(4):04d}-{rnd.randrange(10**6):07d}") for _ in range(rnd.randrange(1, 900))}
+                     - set(twin))
+        before = keys
+        keys = keys.add(new)
+        twin = sorted(twin + new)
+        assert list(before) != twin or not new                      # the old one is unchanged by add
+        if len(twin) > 5_000:
+            keys, gone = keys.drop_first(len(twin) - 5_000)
+            assert gone == twin[:len(twin) - 5_000]
+            twin = twin[len(twin) - 5_000:]
+        assert len(keys) == len(twin) and keys.last() == twin[-1]
+        assert all(len(c) <= SK.CHUNK for c in keys.chunks)
+        if step % 10 == 0:
+            assert list(keys) == twin
+            for start in rnd.sample(twin, 3) + [(T0 - 1, ""), (T0, "0002"), (T0 + 10**7, "")]:
+                for inclusive in (True, False):
+                    want = [k for k in twin if (k >= start if inclusive else k > start)]
+                    assert list(islice(keys.iter_from(start, inclusive), 50)) == want[:50]
+            assert list(islice(keys.iter_from(None), 7)) == twin[:7]
+    assert list(SK.SortedKeys().iter_from(None)) == [] and SK.SortedKeys().last() is None

@@ -235,7 +235,7 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
     # lay the accepted rows out in arrival order: slices of the fast table between the slow batches
     tables, ids, out_rows, spans = [], [], [], [None] * k_total
     fast_conformed = conform(TABLE, fast_table) if fast_table is not None else None
-    fast_at = 0
+    fast_at = run_from = 0                  # the fast rows laid out so far; where the current run of them began
     for k in range(k_total):
         if k in errors:
             spans[k] = errors[k]
@@ -243,11 +243,12 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
         lo = len(ids)
         if k in fast:
             rows = fast[k]
-            if rows:
-                tables.append(fast_conformed.slice(fast_at, len(rows)))
-                fast_at += len(rows)
+            fast_at += len(rows)
             ids += [r[ID] for r in rows]
         else:
+            if fast_at > run_from:          # one slice per run of fast requests between slow ones
+                tables.append(fast_conformed.slice(run_from, fast_at - run_from))
+                run_from = fast_at
             b: PostedBatch = slow[k]
             rows = b.rows
             if rows:
@@ -255,6 +256,8 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
             ids += b.ids
         out_rows += rows
         spans[k] = (lo, len(ids))
+    if fast_at > run_from:
+        tables.append(fast_conformed.slice(run_from, fast_at - run_from))
     table = None
     if tables:
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")

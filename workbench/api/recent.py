@@ -19,7 +19,6 @@ repeated GET while no row arrived costs a dict lookup.
 
 from __future__ import annotations
 
-import bisect
 import uuid
 
 import orjson
@@ -27,6 +26,7 @@ import pyarrow as pa
 
 from ..store import schema as S
 from .opportunity_rows import ID, REQUIRED, TABLE, enum_pairs, literal_default
+from .sorted_keys import SortedKeys
 from .store_access import OpportunityFilter, encode_cursor
 
 MEMORY_ROWS = 200_000          # rows the index keeps; older pages come from the store
@@ -103,7 +103,7 @@ class RecentOpportunities:
         self.capacity = capacity
         self.cache_pages = cache_pages
         self.held = False
-        self.keys: list[Key] = []
+        self.keys = SortedKeys()
         self.rows: dict[str, tuple[dict, bytes]] = {}
         self.version = 0
         self._cache: dict = {}
@@ -136,19 +136,11 @@ class RecentOpportunities:
         if not new:
             return 0
         new.sort()
-        # a new list, never one changed in place: a page scanned on a worker thread keeps the list it took
-        old = self.keys
-        if not old or new[0] >= old[-1]:
-            keys = old + new
-        else:                       # merge only the part of memory at or after the first new key
-            at = bisect.bisect_left(old, new[0])
-            tail = old[at:] + new
-            tail.sort()             # two sorted runs: one merge pass
-            keys = old[:at] + tail
+        # a new SortedKeys, never one changed in place: a page scanned on a worker thread keeps the one it took
+        keys = self.keys.add(new)
         over = len(keys) - self.capacity
         if over > 0:
-            gone = keys[:over]
-            keys = keys[over:]
+            keys, gone = keys.drop_first(over)
             for _, oid in gone:
                 del self.rows[oid]
             if self.cover is None or gone[-1] > self.cover:
@@ -182,12 +174,11 @@ class RecentOpportunities:
     def _from(self, f: OpportunityFilter, after: Key | None, n: int, below: Key | None = None):
         """Up to ``n`` memory rows matching ``f`` after the window start (and under ``below``)."""
         start, inclusive = window_start(f, after)
-        keys = self.keys
-        i = 0 if start is None else (bisect.bisect_left if inclusive else bisect.bisect_right)(keys, start)
         out = []
         rows = self.rows
-        while i < len(keys) and len(out) < n:
-            k = keys[i]
+        if n <= 0:
+            return out
+        for k in self.keys.iter_from(start, inclusive):
             if below is not None and k > below:
                 break
             if f.until_ns is not None and k[0] >= f.until_ns:
@@ -195,7 +186,8 @@ class RecentOpportunities:
             entry = rows.get(k[1])          # None: dropped meanwhile (the data version moved on)
             if entry is not None and matches(f, entry[0]):
                 out.append((k, entry))
-            i += 1
+                if len(out) >= n:
+                    break
         return out
 
     def page_from_memory(self, f: OpportunityFilter, limit: int, after: Key | None):

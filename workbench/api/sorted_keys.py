@@ -1,0 +1,94 @@
+"""The GET memory's keys (timestamp_ns, opportunity_id) in order, as sorted chunks.
+
+recent.py kept one sorted list of up to 200,000 keys and made a new one for every batch of rows
+(a page scanned on a worker thread keeps the list it took, so the list is never changed in
+place). When posted keys fall before the newest held key (posts of one time whose ids
+interleave, as a load test's do), each batch re-sorted the whole tail of memory on the event
+loop: tens of milliseconds per group of posts, which every GET then waited behind. Here the
+keys are chunks of at most ``CHUNK`` keys with each chunk's greatest key beside it; a batch
+copies only the chunks its keys fall into (and the short list of chunks), so an insert costs
+the size of a chunk, not of memory. A ``SortedKeys`` is never changed once made: ``add`` and
+``drop_first`` return a new one that shares the untouched chunks.
+"""
+
+from __future__ import annotations
+
+import bisect
+from itertools import islice
+
+CHUNK = 2_048           # keys per chunk at most: a batch copies the chunks it touches
+
+Key = tuple             # (timestamp_ns, opportunity_id)
+
+
+class SortedKeys:
+    __slots__ = ("chunks", "maxes", "n")
+
+    def __init__(self, chunks: list[list[Key]] | None = None):
+        self.chunks = chunks or []
+        self.maxes = [c[-1] for c in self.chunks]
+        self.n = sum(len(c) for c in self.chunks)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def last(self) -> Key | None:
+        return self.chunks[-1][-1] if self.chunks else None
+
+    def add(self, new: list[Key]) -> "SortedKeys":
+        """A new SortedKeys holding these keys and ``new`` (sorted, none of them held already)."""
+        if not new:
+            return self
+        chunks, maxes = list(self.chunks), self.maxes
+        if not chunks:
+            return SortedKeys([new[i:i + CHUNK] for i in range(0, len(new), CHUNK)])
+        # which chunk each new key joins: the first whose greatest key is above it (or the last)
+        parts: dict[int, list[Key]] = {}
+        j = 0
+        last = len(maxes) - 1
+        for k in new:
+            j = min(bisect.bisect_left(maxes, k, j), last)
+            parts.setdefault(j, []).append(k)
+        for j in sorted(parts, reverse=True):       # from the back: a split shifts only later indices
+            merged = chunks[j] + parts[j]
+            merged.sort()                           # two sorted runs: one merge pass
+            chunks[j:j + 1] = [merged[i:i + CHUNK] for i in range(0, len(merged), CHUNK)]
+        return SortedKeys(chunks)
+
+    def drop_first(self, count: int) -> tuple["SortedKeys", list[Key]]:
+        """A new SortedKeys without the ``count`` smallest keys, and those keys in order."""
+        gone: list[Key] = []
+        chunks = list(self.chunks)
+        while count > 0 and chunks:
+            c = chunks[0]
+            if len(c) <= count:
+                gone += c
+                count -= len(c)
+                chunks.pop(0)
+            else:
+                gone += c[:count]
+                chunks[0] = c[count:]
+                count = 0
+        return SortedKeys(chunks), gone
+
+    def iter_from(self, start: Key | None, inclusive: bool = True):
+        """The keys from ``start`` on (at ``start`` itself when ``inclusive``), in order."""
+        if not self.chunks:
+            return iter(())
+        if start is None:
+            j, i = 0, 0
+        else:
+            j = bisect.bisect_left(self.maxes, start)
+            if j == len(self.chunks):
+                return iter(())
+            i = (bisect.bisect_left if inclusive else bisect.bisect_right)(self.chunks[j], start)
+        return self._walk(j, i)
+
+    def _walk(self, j: int, i: int):
+        chunks = self.chunks
+        yield from islice(chunks[j], i, None)
+        for c in chunks[j + 1:]:
+            yield from c
+
+    def __iter__(self):
+        return self._walk(0, 0) if self.chunks else iter(())
