@@ -200,3 +200,26 @@ def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
                     assert list(islice(keys.iter_from(start, inclusive), 50)) == want[:50]
             assert list(islice(keys.iter_from(None), 7)) == twin[:7]
     assert list(SK.SortedKeys().iter_from(None)) == [] and SK.SortedKeys().last() is None
+
+
+def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_run(tmp_path):
+    """store_access.py with seen_ids.py: ids stored before the first post, posted ones, and ones the
+    engine run writes (note_stored) all count as duplicates; the group's own repeats too."""
+    import pyarrow as pa
+
+    from workbench.api.store_access import StoreAccess
+
+    store = StoreAccess(f"chdb://{tmp_path / 'db'}")
+    try:
+        before = [_short() for _ in range(3)]
+        store.writer.insert_arrow("mev_opportunities", check_group([(orjson.dumps(before), False)]).table)
+        engine = str(uuid.uuid4())
+        fresh = [_short() for _ in range(2)]
+        g = check_group([(orjson.dumps(before[:1] + fresh), False), (orjson.dumps(fresh[1:]), False)])
+        assert store.insert_group(g).tolist() == [False, True, True, False]      # stored before; fresh; repeat
+        store.note_stored(pa.chunked_array([pa.array([engine])]))                 # the run wrote this one
+        g = check_group([(orjson.dumps([_short(opportunity_id=engine), fresh[0], _short()]), False)])
+        assert store.insert_group(g).tolist() == [False, False, True]
+        assert store.count_opportunities() == 3 + 2 + 1
+    finally:
+        store.close()
