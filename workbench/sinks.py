@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .engine.tables import KeyNames, MarketNames, opp_table, status_table, swap_table, tx_table
+from .engine.tables import (KeyNames, MarketNames, canonical_programs, opp_table, status_table, swap_table,
+                            tx_table)
 
 _STOP = object()
 
@@ -74,6 +75,15 @@ def writer_options(name: str, schema: pa.Schema) -> dict:
     return opts
 
 
+def _canonical_programs(t: pa.Table) -> pa.Table:
+    """``t`` with its ``programs`` dictionary cut to the names its rows use, sorted (so that a
+    file's bytes depend only on its rows, whatever tables they came in)."""
+    if "programs" not in t.column_names or not pa.types.is_dictionary(t.schema.field("programs").type.value_type):
+        return t
+    i = t.column_names.index("programs")
+    return t.set_column(i, t.schema.field(i), canonical_programs(t.column(i)))
+
+
 # wall-clock columns live apart, so that two replays of one capture write identical files
 WALL_CLOCK = {"opportunities": ("opportunity_costs", "opportunity_id", ("detect_ns",))}
 
@@ -98,6 +108,7 @@ class ParquetSink:
         self._w: dict[str, pq.ParquetWriter] = {}
         self._pending: dict[str, list[pa.Table]] = {}
         self._pending_rows: dict[str, int] = {}
+        self._built_whole: dict[str, bool] = {}
 
     def write(self, name: str, table: pa.Table) -> None:
         if name in WALL_CLOCK:
@@ -110,6 +121,8 @@ class ParquetSink:
             self.paths[name].unlink(missing_ok=True)      # an older run's file must not pass for this one's
             self._w[name] = pq.ParquetWriter(self.partial(name), table.schema, **writer_options(name, table.schema))
             self._pending[name], self._pending_rows[name] = [], 0
+        # one table as tx_table built it is already canonical; a join or a leftover slice is not
+        self._built_whole[name] = not self._pending[name]
         self._pending[name].append(table)
         self._pending_rows[name] += table.num_rows
         if self._pending_rows[name] >= self.rg:
@@ -118,13 +131,19 @@ class ParquetSink:
     def _flush(self, name: str, final: bool) -> None:
         if not self._pending[name]:
             return                    # every row already written (a multiple of whole row groups)
+        whole_built = self._built_whole[name]
         whole = pa.concat_tables(self._pending[name]).combine_chunks()
         n = whole.num_rows
         cut = n if final else (n // self.rg) * self.rg
         for lo in range(0, cut, self.rg):
-            self._w[name].write_table(whole.slice(lo, min(self.rg, cut - lo)), row_group_size=self.rg)
+            part = whole.slice(lo, min(self.rg, cut - lo))
+            if name == "tx_features" and not (whole_built and part.num_rows == n):
+                # a join or a slice keeps dictionary names its rows may not use: cut as tx_table would
+                part = _canonical_programs(part)
+            self._w[name].write_table(part, row_group_size=self.rg)
         rest = whole.slice(cut)
         self._pending[name], self._pending_rows[name] = ([rest] if rest.num_rows else []), rest.num_rows
+        self._built_whole[name] = False          # a leftover slice keeps its table's whole dictionary
 
     def partial(self, name: str) -> Path:
         """Where ``name``'s file is written until it is closed: a Parquet file is readable only once

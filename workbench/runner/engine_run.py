@@ -30,8 +30,8 @@ from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
 from ..engine.precompile import compile_engine, engine_cached, first_run_lock, say_if_first_run, say_stderr
 from ..engine.state import (C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES,
                             HIST_PACKET_NS, HIST_SCORE_NS, EngineState)
-from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
-                             tx_table)
+from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table,
+                             readable_tx_table, status_table, tx_table)
 from ..store.columns import mev_opportunities_table, swaps_table
 from ..metrics.hist import Histogram
 from ..sinks import ParquetSink, SinkThread
@@ -147,6 +147,24 @@ def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=No
     return time.perf_counter() - t
 
 
+class _Readable:
+    """tx_features rows as text (base58 signatures, list<string> programs) for the consumers that
+    are not the row files, converted once per table however many consumers take them."""
+
+    def __init__(self):
+        self._last: tuple[pa.Table | None, pa.Table | None] = (None, None)
+
+    def of(self, name: str, table: pa.Table) -> pa.Table:
+        if name != "tx_features":
+            return table
+        if self._last[0] is not table:
+            self._last = (table, readable_tx_table(table))
+        return self._last[1]
+
+    def wrap(self, consumer: Callable[[str, pa.Table], None]) -> Callable[[str, pa.Table], None]:
+        return lambda name, table: consumer(name, self.of(name, table))
+
+
 class EngineRun:
     """One run of the engine and its sinks: what replay and live mode share.
 
@@ -179,6 +197,11 @@ class EngineRun:
         self.parquet = ParquetSink(self.out, self.names) if parquet else None
         self.writer = (open_store(db, settings, self.run_id, source=source, capture_path=capture_path,
                                   capture_sha256=capture_sha256) if db else None)
+        # the row files keep raw signatures and dictionary-encoded programs; the other consumers (the
+        # API, live views, the store) get tx_features rows as text (engine/tables.py readable_tx_table)
+        readable = _Readable()
+        if sink is not None:
+            sink = readable.wrap(sink)
         consumers = ([self.parquet.write] if self.parquet is not None else []) + ([sink] if sink is not None else [])
         # row_columns (a backfilled-blocks source: index_in_block, landed) widens the rows of Parquet and
         # ``sink``; the store keeps its own schema
@@ -195,7 +218,7 @@ class EngineRun:
                     writer.put("swaps", swaps_table(table))
                 elif name == "opportunities":
                     writer.put("mev_opportunities", mev_opportunities_table(table, source))
-            consumers.append(to_store)
+            consumers.append(readable.wrap(to_store))
         # opportunity ids are seeded by the replayed capture's fingerprint (read at the first opportunity);
         # a run with no capture file to read (live mode, whose --record file is still being written) by
         # the given sha256, else by the run id
