@@ -29,12 +29,13 @@ _STOP = object()
 # statistics only where readers filter: smaller files, written faster; the packet_status
 # file (one short row per packet) gains most.
 # Compression: the per-packet files (tx_features, packet_status, swaps) are written at the
-# engine's rate, so they take LZ4 (about twice as fast to write as zstd, files about 1.4x as
-# large) and leave base58 signatures uncompressed (random bytes in text: zstd saves a quarter
-# of them at the cost of a third of the file's write time). The small files keep zstd.
+# engine's rate, so they are not compressed: even LZ4 took about as long as writing the rest of
+# the file, on one of only two cores the whole run shares (files about 1.9x as large; compress
+# a finished run's files later if size matters). Their fields are non-nullable (tables.py
+# required_table), which spares the definition levels. The small files keep zstd.
 _DELTA = "DELTA_BINARY_PACKED"
-_FAST = "lz4"
-TX_PARQUET = dict(compression=_FAST, uncompressed=("signature",),
+_FAST = "none"
+TX_PARQUET = dict(compression=_FAST,
                   use_dictionary=["version", "programs.list.element"],
                   write_statistics=["tx_index", "packet_index", "ts_ns", "slot"],
                   column_encoding={"tx_index": _DELTA, "packet_index": _DELTA, "ts_ns": _DELTA})

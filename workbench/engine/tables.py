@@ -33,7 +33,15 @@ from .opps import (MODEL_FEATURES, N_MODEL_FEATURES, OPP_DTYPE, OPP_SANDWICH, OP
 # Columns of tx_features.parquet, in order; `version` becomes a string ('legacy' or '0').
 # The row files' Arrow types of the two columns below are the compact ones (module docstring).
 SIGNATURE_TYPE = pa.binary(SIGNATURE_SZ)                                 # fixed_size_binary(64)
-PROGRAMS_TYPE = pa.list_(pa.dictionary(pa.int32(), pa.string()))
+PROGRAMS_TYPE = pa.list_(pa.field("element", pa.dictionary(pa.int32(), pa.string()), nullable=False))
+
+
+def required_table(cols: dict) -> pa.Table:
+    """A table of ``cols`` whose fields are all non-nullable: the engine writes no missing value
+    (missing is a documented sentinel), and Parquet then writes no definition levels."""
+    arrays = list(cols.values())
+    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(k, a.type, nullable=False)
+                                                          for k, a in zip(cols, arrays)]))
 TX_COLUMNS = ("tx_index", "packet_index", "ts_ns", "slot", "signature", "version") + tuple(
     n for n in FEATURE_NAMES if n not in ("tx_index", "packet_index", "ts_ns", "slot", "version")) + ("programs",)
 
@@ -120,7 +128,7 @@ def _sorted_dictionary(offsets: np.ndarray, codes: np.ndarray, used: np.ndarray,
     remap[used[order]] = np.arange(order.shape[0], dtype=np.int32)
     values = pa.DictionaryArray.from_arrays(pa.array(remap[codes] if codes.size else np.zeros(0, np.int32)),
                                             names.take(pa.array(order)))
-    return pa.ListArray.from_arrays(pa.array(offsets), values)
+    return pa.ListArray.from_arrays(pa.array(offsets), values, type=PROGRAMS_TYPE)
 
 
 def canonical_programs(col) -> pa.ListArray:
@@ -159,7 +167,7 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
             cols[name] = programs_array(offsets, ids, key_names)
         else:
             cols[name] = pa.array(plain[name])
-    return pa.table(cols)
+    return required_table(cols)
 
 
 def base58_signatures(col) -> pa.StringArray:
@@ -204,7 +212,7 @@ for _i, _c in enumerate(_STATUS_CODES):
 def status_table(status: np.ndarray, first_index: int, ts_ns: np.ndarray) -> pa.Table:
     """One row per packet: index, event time and status (dictionary-encoded names)."""
     idx = _STATUS_INDEX[status.astype(np.int64) & 0xFF]
-    return pa.table({
+    return required_table({
         "packet_index": pa.array(np.arange(first_index, first_index + status.shape[0], dtype=np.int64)),
         "ts_ns": pa.array(np.asarray(ts_ns, np.int64)),
         "status": pa.DictionaryArray.from_arrays(pa.array(idx), _STATUS_DICT),
@@ -246,7 +254,7 @@ def swap_table(sw: np.ndarray, mn: MarketNames) -> pa.Table:
     for c in ("a_to_b", "exact_in", "amount_in", "amount_out", "limit", "reserve_a", "reserve_b"):
         cols[c] = pa.array(v[c])
     cols["status"] = _SWAP_STATUS_DICT.take(pa.array(v["status"].astype(np.int32)))
-    return pa.table(cols)
+    return required_table(cols)
 
 
 def opportunity_ids(capture_id: str, opps: np.ndarray, trigger_signatures: list[str]) -> list[str]:
