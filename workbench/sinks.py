@@ -269,6 +269,13 @@ class _GatheredTx(_Gathered):
         return tx, progs
 
 
+def _copies(tx, prog_ids, status, first_index, ts_ns, swaps, opps) -> tuple:
+    """One call's rows as the sink thread's own arrays (no swaps or opportunities: None)."""
+    return (tx.copy(), prog_ids.copy(), status.copy(), first_index, ts_ns.copy(),
+            None if swaps is None or not swaps.shape[0] else swaps.copy(),
+            None if opps is None or not opps.shape[0] else opps.copy())
+
+
 class SinkThread:
     """Builds Arrow tables from copied engine rows and passes them to ``consumers``.
 
@@ -310,17 +317,22 @@ class SinkThread:
         self.t.start()
 
     def put(self, tx: np.ndarray, prog_ids: np.ndarray, status: np.ndarray, first_index: int, ts_ns: np.ndarray,
-            swaps: np.ndarray | None = None, opps: np.ndarray | None = None):
-        """Hand over COPIES of one call's rows (the engine reuses its buffers). With no consumer
-        only the opportunities travel (the run's opportunity summary needs them). A consumer's
-        error is raised AFTER the rows are queued: rows the engine made are never left out."""
+            swaps: np.ndarray | None = None, opps: np.ndarray | None = None,
+            release: Callable[[], None] | None = None):
+        """Hand over one call's rows. Without ``release`` they are copied here (the caller reuses its
+        buffers at once); with it the arrays themselves travel, the sink thread copies them (off the
+        engine's thread) and calls ``release()`` once it no longer reads them. With no consumer only
+        the opportunities travel (the run's opportunity summary needs them). A consumer's error is
+        raised AFTER the rows are queued: rows the engine made are never left out."""
         if not self.consumers:
             if opps is not None and opps.shape[0]:
                 self.q.put((None, None, None, first_index, None, None, opps.copy()))
+            if release is not None:
+                release()
+        elif release is not None:
+            self.q.put((tx, prog_ids, status, first_index, ts_ns, swaps, opps, release))
         else:
-            self.q.put((tx.copy(), prog_ids.copy(), status.copy(), first_index, ts_ns.copy(),
-                        None if swaps is None or not swaps.shape[0] else swaps.copy(),
-                        None if opps is None or not opps.shape[0] else opps.copy()))
+            self.q.put(_copies(tx, prog_ids, status, first_index, ts_ns, swaps, opps))
         self._raise()
 
     def capture_id(self) -> str:
@@ -342,6 +354,14 @@ class SinkThread:
                     self._wq.put(_STOP)
                     self._wt.join()
                 return
+            if len(item) == 8:                # the engine's own arrays: copy what is kept, give them back
+                release = item[7]
+                try:
+                    item = None if broken else _copies(*item[:7])
+                except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
+                    self.error, broken = self.error or e, True
+                finally:
+                    release()
             if broken:
                 continue                      # drain without work after a failure
             try:

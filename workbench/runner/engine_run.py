@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import time
 import uuid
 from contextlib import nullcontext
@@ -187,6 +188,13 @@ class EngineRun:
         self.state = state if state is not None else engine_state(settings)
         self.ds = ds if ds is not None else deshred_state(settings)
         self.bout = new_batch_out(batch_frames or settings.batch_frames)
+        # output sets a replay hands to the sink thread without copying them (``feed``), made as they
+        # are needed: one the engine fills, the sink queue's, one the sink thread takes its rows
+        # from. They share the scratch and the carried shred transactions (``ready``, ``counts``).
+        self.bouts = [self.bout]
+        self._sets_max = sink_depth + 2
+        self._free: queue.Queue[int] = queue.Queue()
+        self._free.put(0)
         self.names = KeyNames(self.state.keys)
         self.market = market if market is not None else market_for(settings, self.state)
         self.model = model_for(settings)
@@ -238,7 +246,7 @@ class EngineRun:
 
     def feed(self, batch: FrameBatch, pacer: Pacer | None = None) -> None:
         """Process every frame of ``batch`` (released as ``pacer`` says) and hand the rows on."""
-        state, ds, bout, sinks = self.state, self.ds, self.bout, self.sinks
+        state, ds, sinks = self.state, self.ds, self.sinks
         start = 0
         while start < batch.n:
             part = batch
@@ -248,15 +256,38 @@ class EngineRun:
                     part = batch._replace(off=batch.off[:end], caplen=batch.caplen[:end],
                                           wirelen=batch.wirelen[:end], ts_ns=batch.ts_ns[:end],
                                           linktype=batch.linktype[:end])
+            k = self._take_out()             # an output set the sink thread is done with (backpressure)
+            bout = self.bouts[k]
             t = time.perf_counter()
-            nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start, self.market, self.model)
+            try:
+                nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start, self.market, self.model)
+            except BaseException:
+                self._free.put(k)
+                raise
             self.engine_s += time.perf_counter() - t
             if nxt == start and n_tx == 0:   # cannot happen with new_batch_out's sizes; never spin
+                self._free.put(k)
                 raise RuntimeError(f"process_batch made no progress at frame {batch.first_index + start}")
+            # the rows are handed over as they are; the sink thread copies what it keeps and frees the set
             sinks.put(bout.tx[:n_tx], bout.prog_ids[:n_prog], bout.pkt_status[start:nxt],
                       batch.first_index + start, batch.ts_ns[start:nxt], bout.swaps[:bout.counts[N_SWAPS]],
-                      bout.opps[:bout.counts[N_OPPS]])
+                      bout.opps[:bout.counts[N_OPPS]], release=lambda k=k: self._free.put(k))
             start = nxt
+
+    def _take_out(self) -> int:
+        """The index of an output set free to fill: a released one, a new one while fewer than
+        ``_sets_max`` exist, else the next one the sink thread releases."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        if len(self.bouts) < self._sets_max:
+            b = self.bout
+            # np.zeros, not zeros_like: pages are only committed once the engine writes them
+            self.bouts.append(b._replace(**{f: np.zeros(getattr(b, f).shape, getattr(b, f).dtype)
+                                            for f in ("pkt_status", "tx", "prog_ids", "swaps", "opps")}))
+            return len(self.bouts) - 1
+        return self._free.get()
 
     def put_rows(self, tx: np.ndarray, prog_ids: np.ndarray, status: np.ndarray, first_index: int,
                  ts_ns: np.ndarray, swaps: np.ndarray | None = None, opps: np.ndarray | None = None) -> None:
@@ -268,10 +299,14 @@ class EngineRun:
         queued = 1
         while queued:
             drain = empty_batch(buf)
-            _, n_tx, n_prog, queued = process_batch(drain, self.state, self.ds, self.bout, 0, self.market, self.model)
-            b = self.bout
-            self.sinks.put(b.tx[:n_tx], b.prog_ids[:n_prog], b.pkt_status[:0], 0, drain.ts_ns,
-                           b.swaps[:b.counts[N_SWAPS]], b.opps[:b.counts[N_OPPS]])
+            k = self._take_out()
+            b = self.bouts[k]
+            try:
+                _, n_tx, n_prog, queued = process_batch(drain, self.state, self.ds, b, 0, self.market, self.model)
+                self.sinks.put(b.tx[:n_tx], b.prog_ids[:n_prog], b.pkt_status[:0], 0, drain.ts_ns,
+                               b.swaps[:b.counts[N_SWAPS]], b.opps[:b.counts[N_OPPS]])
+            finally:
+                self._free.put(k)
 
     def end_counts(self) -> dict[str, int]:
         """The counters a run's final ``runs`` row carries when it ends early."""
