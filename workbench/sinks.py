@@ -205,67 +205,84 @@ class OppSummary:
                 "top": self.top}
 
 
-def _concat(parts) -> np.ndarray:
-    """np.concatenate of record arrays as plain bytes (numpy copies a record dtype field by field)."""
-    dt = parts[0].dtype
-    if dt.names is None:
-        return np.concatenate(parts)
-    raw = np.dtype((np.void, dt.itemsize))
-    return np.concatenate([np.ascontiguousarray(p).view(raw) for p in parts]).view(dt)
+def _raw(a: np.ndarray) -> np.ndarray:
+    """A contiguous record array as plain bytes per row (numpy copies a record dtype field by field)."""
+    return a.view(np.dtype((np.void, a.dtype.itemsize))) if a.dtype.names is not None else a
 
 
 class _Gathered:
-    """Engine rows of one table kept across calls (each a tuple of equally long arrays) until
-    they fill whole row groups: ``take`` returns the rows of every full group (all rows when
-    ``final``) as one tuple and keeps the rest."""
+    """Engine rows of one table gathered across calls (each call a tuple of equally long arrays)
+    into arrays of this thread's own, copied in once and grown as needed, until they fill whole
+    row groups: ``take`` returns views of the rows of every full group (all rows when ``final``)
+    and keeps the rest. The views stay valid until the next ``add``: the tables built from them
+    must copy what they keep (engine/tables.py builders do)."""
 
     def __init__(self, group_rows: int):
         self.g = group_rows
-        self.parts: list[tuple] = []
-        self.n = 0
+        self.bufs: tuple | None = None
+        self.n = 0                   # rows kept
+        self._taken = 0              # rows at the front given out by the last take (dropped at the next add)
+
+    def _compact(self) -> None:
+        if self._taken:
+            for b in self.bufs:
+                _raw(b)[:self.n] = _raw(b)[self._taken:self._taken + self.n]   # (overlapping ranges are safe)
+            self._taken = 0
 
     def add(self, *cols: np.ndarray) -> None:
-        if cols[0].shape[0]:
-            self.parts.append(cols)
-            self.n += cols[0].shape[0]
+        k = cols[0].shape[0]
+        if not k:
+            return
+        self._compact()
+        need = self.n + k
+        if self.bufs is None or need > self.bufs[0].shape[0]:
+            cap = max(need, 2 * self.n, self.g + k)
+            grown = tuple(np.empty((cap,) + c.shape[1:], c.dtype) for c in cols)
+            if self.bufs is not None:
+                for g, b in zip(grown, self.bufs):
+                    _raw(g)[:self.n] = _raw(b)[:self.n]
+            self.bufs = grown
+        for b, c in zip(self.bufs, cols):
+            _raw(b)[self.n:need] = _raw(np.ascontiguousarray(c))
+        self.n = need
 
     def ready(self, final: bool) -> bool:
         return self.n > 0 and (final or self.n >= self.g)
 
     def take(self, final: bool) -> tuple:
-        whole = self.parts[0] if len(self.parts) == 1 else tuple(_concat(c) for c in zip(*self.parts))
-        cut = self.n if final else self.n // self.g * self.g
-        self.n -= cut
-        self.parts = [tuple(c[cut:] for c in whole)] if self.n else []
-        return tuple(c[:cut] for c in whole)
+        return self.take_n(self.n if final else self.n // self.g * self.g)
+
+    def take_n(self, cut: int) -> tuple:
+        self._compact()
+        self._taken, self.n = cut, self.n - cut
+        return tuple(b[:cut] for b in self.bufs)
 
 
 class _GatheredTx(_Gathered):
     """Transaction rows with their program-id rows: each row's ``_prog_first`` is rebased onto
-    the program rows kept here (one array, trimmed at each ``take``)."""
+    the program rows kept here (trimmed at each ``take``)."""
 
     def __init__(self, group_rows: int):
         super().__init__(group_rows)
-        self.progs: list[np.ndarray] = []
-        self.n_prog = 0
+        self.progs = _Gathered(0)
 
     def add_tx(self, tx: np.ndarray, prog_ids: np.ndarray) -> None:
         if not tx.shape[0]:
             return
-        tx["_prog_first"] += self.n_prog          # the rows are the sink's own copies
-        self.progs.append(prog_ids)
-        self.n_prog += prog_ids.shape[0]
+        base = self.progs.n
+        if prog_ids.shape[0]:
+            self.progs.add(prog_ids)
         self.add(tx)
+        self.bufs[0]["_prog_first"][self.n - tx.shape[0]:self.n] += base
 
     def take_tx(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
         (tx,) = self.take(final)
-        progs = self.progs[0] if len(self.progs) == 1 else np.concatenate(self.progs)
-        rest = self.parts[0][0] if self.parts else tx[:0]
+        rest = self.bufs[0][self._taken:self._taken + self.n]
         with_progs = rest["_prog_first"][rest["num_programs"] > 0]
-        keep = int(with_progs[0]) if with_progs.shape[0] else progs.shape[0]
+        keep = int(with_progs[0]) if with_progs.shape[0] else self.progs.n
         rest["_prog_first"] -= keep
-        self.progs = [progs[keep:]] if keep < progs.shape[0] else []
-        self.n_prog = progs.shape[0] - keep
+        # the rows taken use program rows [0, keep) only (a transaction's program rows follow the last one's)
+        progs = self.progs.take_n(keep)[0] if self.progs.bufs is not None else np.zeros(0, np.int32)
         return tx, progs
 
 
@@ -354,20 +371,27 @@ class SinkThread:
                     self._wq.put(_STOP)
                     self._wt.join()
                 return
-            if len(item) == 8:                # the engine's own arrays: copy what is kept, give them back
-                release = item[7]
-                try:
-                    item = None if broken else _copies(*item[:7])
-                except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
-                    self.error, broken = self.error or e, True
-                finally:
-                    release()
+            release = None
+            if len(item) == 8:                # the engine's own arrays: give them back once copied
+                release, item = item[7], item[:7]
+                if broken or not self.group_rows:
+                    try:
+                        item = None if broken else _copies(*item)
+                    except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
+                        self.error, broken = self.error or e, True
+                    finally:
+                        release()
+                        release = None
             if broken:
                 continue                      # drain without work after a failure
             try:
                 tx, prog_ids, status, first, ts, swaps, opps = item
                 if self.group_rows:
-                    self._gather(tx, prog_ids, status, first, ts, swaps, opps)
+                    try:
+                        self._gather(tx, prog_ids, status, first, ts, swaps, opps)   # copies the rows in
+                    finally:
+                        if release is not None:
+                            release()
                     tables = self._grouped(final=False)
                 else:
                     tables = ([("tx_features", tx_table(tx, prog_ids, self.names)),
@@ -444,7 +468,7 @@ class SinkThread:
         if self._swaps.ready(final):
             tables.append(("swaps", swap_table(self._swaps.take(final)[0], self.market_names)))
         if self._opps.ready(final):
-            tables.append(("opportunities", opp_table(self._opps.take(final)[0], self.market_names,
+            tables.append(("opportunities", opp_table(self._opps.take(final)[0].copy(), self.market_names,
                                                       self.capture_id())))
         return tables
 

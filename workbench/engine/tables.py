@@ -152,7 +152,7 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
     plain = record_columns(tx, _TX_PLAIN)
     for name in TX_COLUMNS:
         if name == "signature":
-            cols[name] = signature_array(tx["_sig"])
+            cols[name] = signature_array(tx["_sig"].copy())    # the table never views ``tx`` (sinks.py reuses it)
         elif name == "version":
             cols[name] = _VERSION_NAMES.take(pa.array(tx["version"].astype(np.int16) + 128))
         elif name == "programs":
@@ -214,7 +214,7 @@ def status_table(status: np.ndarray, first_index: int, ts_ns: np.ndarray) -> pa.
     idx = _STATUS_INDEX[status.astype(np.int64) & 0xFF]
     return required_table({
         "packet_index": pa.array(np.arange(first_index, first_index + status.shape[0], dtype=np.int64)),
-        "ts_ns": pa.array(np.asarray(ts_ns, np.int64)),
+        "ts_ns": pa.array(np.array(ts_ns, np.int64)),          # a copy: the caller may reuse ``ts_ns``
         "status": pa.DictionaryArray.from_arrays(pa.array(idx), _STATUS_DICT),
     })
 
