@@ -1,8 +1,9 @@
 """Sinks run beside the engine: a thread turns engine rows into Arrow tables and writes them.
 
-The engine thread only runs ``process_batch`` (nogil) and copies its rows; this thread
-builds the Arrow tables (base58, list columns), writes Parquet and hands tables to the
-store. On a 2-core machine the two overlap, so a replay runs at the speed of the slower
+The engine thread only runs ``process_batch`` (nogil) and hands over its output arrays (a
+replay's rotate: runner/engine_run.py; live mode's are copied in ``put``); this thread copies
+the rows in, builds the Arrow tables and hands them on; a Parquet-only run writes them on a
+second thread. On a 2-core machine the two overlap, so a replay runs at the speed of the slower
 of the two rather than their sum. The queue is bounded: a slow sink slows the engine
 (backpressure) instead of growing memory. An exception in the thread is re-raised in the
 engine thread at the next ``put`` or at ``close``.
