@@ -270,10 +270,11 @@ PEER = textwrap.dedent('''
     import asyncio, json, sys, time
     import pyarrow.parquet as pq
     import websockets
+    from workbench.engine.tables import read_tx_features    # base58 signatures, as the API sends them
 
     run_dir, port, n_clients, batch_rows, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
     rows = (pq.read_table(f"{run_dir}/opportunities.parquet").to_pylist()
-            + pq.read_table(f"{run_dir}/tx_features.parquet").to_pylist())
+            + read_tx_features(f"{run_dir}/tx_features.parquet").to_pylist())
     clients = set()
     ready = asyncio.Event()
 

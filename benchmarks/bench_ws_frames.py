@@ -30,13 +30,14 @@ def main() -> None:
 
     from workbench.api.frames import arrow_frame, frame_text
     from workbench.config import Settings
+    from workbench.engine.tables import read_tx_features
     from workbench.runner import replay
     from workbench.store.columns import mev_opportunities_table
 
     out = Path(tempfile.mkdtemp(prefix="bench_ws_frames-"))
     replay(CAPTURE, out, Settings(market=str(CAPTURE) + ".market", progress=False))
     channels = (("opportunities", mev_opportunities_table(pq.read_table(out / "opportunities.parquet"), "replay")),
-                ("transactions", pq.read_table(out / "tx_features.parquet")))
+                ("transactions", read_tx_features(out / "tx_features.parquet")))
     enc = msgspec.msgpack.Encoder()
     rows = []
     for channel, t in channels:

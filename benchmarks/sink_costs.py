@@ -5,9 +5,11 @@ capture of ``unique_capture.py``, ``--packets`` long, with its market) and times
 thread's own CPU clock (``time.thread_time``, so that other processes on a shared machine do not
 count), every step a packet's rows pass through:
 
-- engine thread: ``process_batch`` and the copies handed to the sink thread (``SinkThread.put``);
-- sink thread: building Arrow tables (``tx_table`` with base58 signatures and program lists,
-  ``status_table``, ``swap_table``, ``opp_table`` with its opportunity ids), and the gathering;
+- engine thread: ``process_batch`` and the hand-off to the sink thread (``SinkThread.put``: a copy
+  only where the caller reuses its arrays at once, e.g. live mode);
+- sink thread: the gathering (the rows copied in once), building Arrow tables (``tx_table`` with
+  raw signatures and program lists, ``status_table``, ``swap_table``, ``opp_table`` with base58
+  signatures and its opportunity ids);
 - write thread: Parquet encoding and compression (``ParquetWriter.write_table``) per file;
 - the capture fingerprint that seeds opportunity ids.
 
@@ -52,7 +54,7 @@ def instrument():
     import workbench.sinks as sinks
 
     engine_run.process_batch = timed("engine: process_batch", engine_run.process_batch)
-    sinks.SinkThread.put = timed("engine: copy rows to the sink thread", sinks.SinkThread.put)
+    sinks.SinkThread.put = timed("engine: hand rows to the sink thread", sinks.SinkThread.put)
     tables.encode_strings = timed("sink: base58 (signatures)", tables.encode_strings)
     for name in ("tx_table", "status_table", "swap_table", "opp_table"):
         setattr(sinks, name, timed(f"sink: {name} (Arrow)", getattr(sinks, name)))

@@ -13,11 +13,11 @@ import time
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import websockets
 
 from test_api_serve import CAPTURE, MARKET, Server, _run_rows
+from workbench.engine.tables import read_tx_features
 from workbench.wire.keys import program_address
 
 pytestmark = pytest.mark.timeout(600)
@@ -127,7 +127,7 @@ def test_a_reconnect_mid_stream_resumes_without_a_hole_or_a_repeat(done):
 
 
 def test_the_transactions_channel_filters_per_subscription_with_the_channels_seqs(done):
-    txs = pq.read_table(done.out / "tx_features.parquet")
+    txs = read_tx_features(done.out / "tx_features.parquet")       # as the channel sends them: base58
     rows = [orjson.loads(orjson.dumps(r)) for r in txs.to_pylist()]
     ray = program_address("raydium_amm_v4")
     fees = sorted(r["priority_fee_lamports"] for r in rows)

@@ -6,7 +6,9 @@ digest of its content (schema and every value), taken before issue 14 moved the 
 its new rooms, and taken again once, on purpose, when issue 16 changed the format (LZ4 for
 the per-packet files with base58 signatures uncompressed: new bytes, same content; opportunity
 ids seeded by the capture's fingerprint and the trigger signature instead of the capture's
-full sha256: new ids). A refactor must leave both unchanged. The file bytes also depend on the
+full sha256: new ids), and once more when issue 16 changed the per-packet files again
+(``tx_features.signature`` raw bytes as fixed_size_binary(64), ``programs`` list<dictionary>,
+no compression, non-nullable fields; opportunities unchanged). A refactor must leave both unchanged. The file bytes also depend on the
 pyarrow that writes them (its version is in the Parquet footer), so they are compared
 when the writing pyarrow is the one the checksums were taken with; the content digest is
 compared always.

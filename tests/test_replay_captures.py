@@ -11,6 +11,7 @@ import pytest
 from conftest import CAPTURES
 from txn_helpers import kernel_decode, solders_fields
 from workbench.runner import replay
+from workbench.engine.tables import read_tx_features
 
 BUNDLED = sorted(p for p in CAPTURES.glob("*.pcap*") if p.is_file() and p.suffix in (".pcap", ".pcapng"))
 TRUTH_COLS = ("signature", "version", "size", "num_signatures", "num_account_keys", "num_instructions",
@@ -52,7 +53,7 @@ def test_every_packet_gets_its_expected_status(replayed):
 def test_features_equal_ground_truth(replayed):
     cap, out, res = replayed
     truth = {t["packet_index"]: t for t in _truth(cap) if t["expected_status"] == "transaction"}
-    rows = pq.read_table(out / "tx_features.parquet").to_pylist()
+    rows = read_tx_features(out / "tx_features.parquet").to_pylist()
     assert len(rows) == len(truth) == res.transactions
     for r in rows:
         t = truth[r["packet_index"]]

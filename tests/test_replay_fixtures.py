@@ -12,6 +12,7 @@ from scapy.utils import wrpcap
 
 from conftest import fixture_txn_files
 from workbench.runner import replay
+from workbench.engine.tables import read_tx_features
 
 
 def _ether(payload: bytes, dport=8003):
@@ -28,7 +29,8 @@ def test_real_transactions_replay_like_solders(fixtures, tmp_path):
     cap = tmp_path / "real.pcap"
     wrpcap(str(cap), pkts)
     res = replay(cap, tmp_path / "out")
-    t = pq.read_table(tmp_path / "out/tx_features.parquet").to_pylist()
+    raw_sigs = pq.read_table(tmp_path / "out/tx_features.parquet").column("signature").to_pylist()
+    t = read_tx_features(tmp_path / "out/tx_features.parquet").to_pylist()
     status = pq.read_table(tmp_path / "out/packet_status.parquet").column("status").to_pylist()
     names = [f.name for f in fixture_txn_files(fixtures)]
     bad = names.index("transaction5.bin")
@@ -36,10 +38,13 @@ def test_real_transactions_replay_like_solders(fixtures, tmp_path):
     assert res.by_status["transaction"] == len(payloads) - 1 and res.transactions == len(payloads) - 1
     good = [p for i, p in enumerate(payloads) if i != bad]
     assert len(t) == len(good)
+    progs_seen = []
     for row, raw in zip(t, good):
         tx = VersionedTransaction.from_bytes(raw)
         m = tx.message
         assert row["signature"] == str(tx.signatures[0])
+        assert raw_sigs[len(progs_seen)] == bytes(tx.signatures[0])          # the file holds the raw bytes
+        progs_seen.append(row)
         assert row["num_signatures"] == len(tx.signatures) and row["size"] == len(raw)
         assert row["num_account_keys"] == len(m.account_keys)
         assert row["num_instructions"] == len(m.instructions)
@@ -61,7 +66,7 @@ def test_firedancer_shred_capture_replays_to_its_transactions(fixtures, tmp_path
     res = replay(cap, tmp_path / "out")
     assert res.packets == 512 and res.by_status == {"shred": 512}
     assert res.shreds["data_shreds"] == 256 and res.shreds["entries"] == 64 and res.transactions == 1280
-    rows = pq.read_table(tmp_path / "out/tx_features.parquet").to_pylist()
+    rows = read_tx_features(tmp_path / "out/tx_features.parquet").to_pylist()
     raw = (fixtures / "firedancer/src/disco/shred/fixtures/demo-shreds.bin").read_bytes()
     status, _stop, entries, txs = parse_batch(raw)
     want = [VersionedTransaction.from_bytes(raw[t["off"]:t["end"]]) for t in txs]

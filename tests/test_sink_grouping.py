@@ -26,10 +26,12 @@ class _Rows:
     def __init__(self):
         self.calls = []
 
-    def put(self, tx, prog_ids, status, first, ts, swaps=None, opps=None):
+    def put(self, tx, prog_ids, status, first, ts, swaps=None, opps=None, release=None):
         self.calls.append((tx.copy(), prog_ids.copy(), status.copy(), first, ts.copy(),
                            None if swaps is None or not swaps.shape[0] else swaps.copy(),
                            None if opps is None or not opps.shape[0] else opps.copy()))
+        if release is not None:
+            release()
 
     def close(self):
         pass

@@ -20,6 +20,7 @@ from conftest import CAPTURES
 from fault_servers import FAULTS, fault_server
 from store_helpers import make_tx_features
 from workbench.config import Settings, load_settings
+from workbench.engine.tables import read_tx_features
 from workbench.errors import ConfigError, StoreError, StoreUnavailable
 from workbench.store import StoreWriter, connect, default_spool_dir, parse_dsn
 from workbench.store.spool import Spool, read_spool_file
@@ -114,7 +115,7 @@ def test_replay_against_a_broken_store_writes_its_outputs_and_spools_its_rows(ki
     assert "rows spooled" in p.stdout
     warning = [line for line in p.stderr.splitlines() if WHY[kind] in line]
     assert len(warning) == 1 and "Traceback" not in p.stderr, p.stderr
-    tx = pq.read_table(tmp_path / "out/tx_features.parquet")
+    tx = read_tx_features(tmp_path / "out/tx_features.parquet")
     status = pq.read_table(tmp_path / "out/packet_status.parquet")
     assert tx.num_rows > 0 and status.num_rows > 0
     spooled = [read_spool_file(f) for f in Spool(default_spool_dir(tmp_path / "data")).pending()]

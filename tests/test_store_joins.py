@@ -25,6 +25,7 @@ def test_the_store_feature_columns_are_the_engine_model_features():
 @pytest.fixture(scope="module")
 def market_run(tmp_path_factory):
     from workbench.config import Settings
+    from workbench.engine.tables import readable_tx_table
     from workbench.runner import replay
     tmp = tmp_path_factory.mktemp("joins")
     dsn = f"chdb://{tmp / 'clickhouse'}"
@@ -32,7 +33,8 @@ def market_run(tmp_path_factory):
                         market=str(CAPTURES / "market.pcapng.market")).validate()
     res = replay(CAPTURES / "market.pcapng", tmp / "out", settings, db=dsn)
     assert res.store["rows_spooled"] == 0 and res.store["insert_errors"] == 0, res.store
-    files = {n: pq.read_table(tmp / "out" / f"{n}.parquet") for n in ("tx_features", "swaps", "opportunities")}
+    files = {n: readable_tx_table(pq.read_table(tmp / "out" / f"{n}.parquet"))     # base58 signatures, as stored
+             for n in ("tx_features", "swaps", "opportunities")}
     assert files["opportunities"].num_rows > 0 and files["swaps"].num_rows > 0
     return dsn, res.run_id, files
 

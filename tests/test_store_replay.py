@@ -3,11 +3,11 @@ and a replay against an unreachable server loses nothing (spool, then one exact 
 
 from __future__ import annotations
 
-import pyarrow.parquet as pq
 
 from conftest import CAPTURES
 from store_helpers import closed_port
 from workbench.config import Settings
+from workbench.engine.tables import read_tx_features
 from workbench.runner import replay
 from workbench.store import connect, flush_spool, default_spool_dir
 
@@ -28,7 +28,7 @@ def test_replay_into_embedded_store_equals_parquet(tmp_path):
     settings = Settings(data_dir=str(tmp_path), progress=False)
     res = replay(CAPTURES / "demo.pcapng", tmp_path / "out", settings, db=dsn)
     assert res.store["rows_inserted"] >= res.transactions and not res.store["rows_spooled"]
-    parquet = pq.read_table(tmp_path / "out/tx_features.parquet")
+    parquet = read_tx_features(tmp_path / "out/tx_features.parquet")
     stored, runs, hist = _store_rows(dsn, res.run_id)
     assert stored.num_rows == parquet.num_rows == res.transactions
     for name in parquet.column_names:
@@ -48,7 +48,7 @@ def test_unreachable_server_spools_and_one_flush_restores_everything(tmp_path):
     again = flush_spool(dsn, spool, retarget=True)
     assert again.rows_inserted == 0
     stored, runs, _ = _store_rows(dsn, res.run_id)
-    parquet = pq.read_table(tmp_path / "out/tx_features.parquet")
+    parquet = read_tx_features(tmp_path / "out/tx_features.parquet")
     assert stored.num_rows == parquet.num_rows == res.transactions
     assert stored.column("signature").to_pylist() == parquet.column("signature").to_pylist()
     assert runs == [("done", res.packets)] and first.rows_inserted >= res.transactions

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from workbench.engine.tables import readable_tx_table
 from views_helpers import (REPO, UI_TIMEOUT_S, deep_text, elements_with_id_prefix, launched_browser, new_page,  # noqa: F401
                            served, text, wait_for)
 
@@ -45,7 +46,9 @@ def page(browser):
 
 
 def _rewrite(path, **columns):
-    t = pq.read_table(path)
+    # tx_features as text (base58 signatures): a file of that form (written before the raw-byte
+    # signatures) must still show escaped
+    t = readable_tx_table(pq.read_table(path))
     for name, fn in columns.items():
         i = t.schema.get_field_index(name)
         t = t.set_column(i, t.schema.field(i), pa.array(fn(t.column(name).to_pylist()), t.schema.field(i).type))

@@ -1,8 +1,9 @@
 """Sinks run beside the engine: a thread turns engine rows into Arrow tables and writes them.
 
-The engine thread only runs ``process_batch`` (nogil) and copies its rows; this thread
-builds the Arrow tables (base58, list columns), writes Parquet and hands tables to the
-store. On a 2-core machine the two overlap, so a replay runs at the speed of the slower
+The engine thread only runs ``process_batch`` (nogil) and hands over its output arrays (a
+replay's rotate: runner/engine_run.py; live mode's are copied in ``put``); this thread copies
+the rows in, builds the Arrow tables and hands them on; a Parquet-only run writes them on a
+second thread. On a 2-core machine the two overlap, so a replay runs at the speed of the slower
 of the two rather than their sum. The queue is bounded: a slow sink slows the engine
 (backpressure) instead of growing memory. An exception in the thread is re-raised in the
 engine thread at the next ``put`` or at ``close``.
@@ -20,7 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .engine.tables import KeyNames, MarketNames, opp_table, status_table, swap_table, tx_table
+from .engine.tables import (KeyNames, MarketNames, canonical_programs, opp_table, status_table, swap_table,
+                            tx_table)
 
 _STOP = object()
 
@@ -28,12 +30,13 @@ _STOP = object()
 # statistics only where readers filter: smaller files, written faster; the packet_status
 # file (one short row per packet) gains most.
 # Compression: the per-packet files (tx_features, packet_status, swaps) are written at the
-# engine's rate, so they take LZ4 (about twice as fast to write as zstd, files about 1.4x as
-# large) and leave base58 signatures uncompressed (random bytes in text: zstd saves a quarter
-# of them at the cost of a third of the file's write time). The small files keep zstd.
+# engine's rate, so they are not compressed: even LZ4 took about as long as writing the rest of
+# the file, on one of only two cores the whole run shares (files about 1.9x as large; compress
+# a finished run's files later if size matters). Their fields are non-nullable (tables.py
+# required_table), which spares the definition levels. The small files keep zstd.
 _DELTA = "DELTA_BINARY_PACKED"
-_FAST = "lz4"
-TX_PARQUET = dict(compression=_FAST, uncompressed=("signature",),
+_FAST = "none"
+TX_PARQUET = dict(compression=_FAST,
                   use_dictionary=["version", "programs.list.element"],
                   write_statistics=["tx_index", "packet_index", "ts_ns", "slot"],
                   column_encoding={"tx_index": _DELTA, "packet_index": _DELTA, "ts_ns": _DELTA})
@@ -74,6 +77,15 @@ def writer_options(name: str, schema: pa.Schema) -> dict:
     return opts
 
 
+def _canonical_programs(t: pa.Table) -> pa.Table:
+    """``t`` with its ``programs`` dictionary cut to the names its rows use, sorted (so that a
+    file's bytes depend only on its rows, whatever tables they came in)."""
+    if "programs" not in t.column_names or not pa.types.is_dictionary(t.schema.field("programs").type.value_type):
+        return t
+    i = t.column_names.index("programs")
+    return t.set_column(i, t.schema.field(i), canonical_programs(t.column(i)))
+
+
 # wall-clock columns live apart, so that two replays of one capture write identical files
 WALL_CLOCK = {"opportunities": ("opportunity_costs", "opportunity_id", ("detect_ns",))}
 
@@ -98,6 +110,7 @@ class ParquetSink:
         self._w: dict[str, pq.ParquetWriter] = {}
         self._pending: dict[str, list[pa.Table]] = {}
         self._pending_rows: dict[str, int] = {}
+        self._built_whole: dict[str, bool] = {}
 
     def write(self, name: str, table: pa.Table) -> None:
         if name in WALL_CLOCK:
@@ -110,6 +123,8 @@ class ParquetSink:
             self.paths[name].unlink(missing_ok=True)      # an older run's file must not pass for this one's
             self._w[name] = pq.ParquetWriter(self.partial(name), table.schema, **writer_options(name, table.schema))
             self._pending[name], self._pending_rows[name] = [], 0
+        # one table as tx_table built it is already canonical; a join or a leftover slice is not
+        self._built_whole[name] = not self._pending[name]
         self._pending[name].append(table)
         self._pending_rows[name] += table.num_rows
         if self._pending_rows[name] >= self.rg:
@@ -118,13 +133,19 @@ class ParquetSink:
     def _flush(self, name: str, final: bool) -> None:
         if not self._pending[name]:
             return                    # every row already written (a multiple of whole row groups)
+        whole_built = self._built_whole[name]
         whole = pa.concat_tables(self._pending[name]).combine_chunks()
         n = whole.num_rows
         cut = n if final else (n // self.rg) * self.rg
         for lo in range(0, cut, self.rg):
-            self._w[name].write_table(whole.slice(lo, min(self.rg, cut - lo)), row_group_size=self.rg)
+            part = whole.slice(lo, min(self.rg, cut - lo))
+            if name == "tx_features" and not (whole_built and part.num_rows == n):
+                # a join or a slice keeps dictionary names its rows may not use: cut as tx_table would
+                part = _canonical_programs(part)
+            self._w[name].write_table(part, row_group_size=self.rg)
         rest = whole.slice(cut)
         self._pending[name], self._pending_rows[name] = ([rest] if rest.num_rows else []), rest.num_rows
+        self._built_whole[name] = False          # a leftover slice keeps its table's whole dictionary
 
     def partial(self, name: str) -> Path:
         """Where ``name``'s file is written until it is closed: a Parquet file is readable only once
@@ -185,68 +206,92 @@ class OppSummary:
                 "top": self.top}
 
 
-def _concat(parts) -> np.ndarray:
-    """np.concatenate of record arrays as plain bytes (numpy copies a record dtype field by field)."""
-    dt = parts[0].dtype
-    if dt.names is None:
-        return np.concatenate(parts)
-    raw = np.dtype((np.void, dt.itemsize))
-    return np.concatenate([np.ascontiguousarray(p).view(raw) for p in parts]).view(dt)
+def _raw(a: np.ndarray) -> np.ndarray:
+    """A contiguous record array as plain bytes per row (numpy copies a record dtype field by field)."""
+    return a.view(np.dtype((np.void, a.dtype.itemsize))) if a.dtype.names is not None else a
 
 
 class _Gathered:
-    """Engine rows of one table kept across calls (each a tuple of equally long arrays) until
-    they fill whole row groups: ``take`` returns the rows of every full group (all rows when
-    ``final``) as one tuple and keeps the rest."""
+    """Engine rows of one table gathered across calls (each call a tuple of equally long arrays)
+    into arrays of this thread's own, copied in once and grown as needed, until they fill whole
+    row groups: ``take`` returns views of the rows of every full group (all rows when ``final``)
+    and keeps the rest. The views stay valid until the next ``add``: the tables built from them
+    must copy what they keep (engine/tables.py builders do)."""
 
     def __init__(self, group_rows: int):
         self.g = group_rows
-        self.parts: list[tuple] = []
-        self.n = 0
+        self.bufs: tuple | None = None
+        self.n = 0                   # rows kept
+        self._taken = 0              # rows at the front given out by the last take (dropped at the next add)
+
+    def _compact(self) -> None:
+        if self._taken:
+            for b in self.bufs:
+                _raw(b)[:self.n] = _raw(b)[self._taken:self._taken + self.n]   # (overlapping ranges are safe)
+            self._taken = 0
 
     def add(self, *cols: np.ndarray) -> None:
-        if cols[0].shape[0]:
-            self.parts.append(cols)
-            self.n += cols[0].shape[0]
+        k = cols[0].shape[0]
+        if not k:
+            return
+        self._compact()
+        need = self.n + k
+        if self.bufs is None or need > self.bufs[0].shape[0]:
+            cap = max(need, 2 * self.n, self.g + k)
+            grown = tuple(np.empty((cap,) + c.shape[1:], c.dtype) for c in cols)
+            if self.bufs is not None:
+                for g, b in zip(grown, self.bufs):
+                    _raw(g)[:self.n] = _raw(b)[:self.n]
+            self.bufs = grown
+        for b, c in zip(self.bufs, cols):
+            _raw(b)[self.n:need] = _raw(np.ascontiguousarray(c))
+        self.n = need
 
     def ready(self, final: bool) -> bool:
         return self.n > 0 and (final or self.n >= self.g)
 
     def take(self, final: bool) -> tuple:
-        whole = self.parts[0] if len(self.parts) == 1 else tuple(_concat(c) for c in zip(*self.parts))
-        cut = self.n if final else self.n // self.g * self.g
-        self.n -= cut
-        self.parts = [tuple(c[cut:] for c in whole)] if self.n else []
-        return tuple(c[:cut] for c in whole)
+        return self.take_n(self.n if final else self.n // self.g * self.g)
+
+    def take_n(self, cut: int) -> tuple:
+        self._compact()
+        self._taken, self.n = cut, self.n - cut
+        return tuple(b[:cut] for b in self.bufs)
 
 
 class _GatheredTx(_Gathered):
     """Transaction rows with their program-id rows: each row's ``_prog_first`` is rebased onto
-    the program rows kept here (one array, trimmed at each ``take``)."""
+    the program rows kept here (trimmed at each ``take``)."""
 
     def __init__(self, group_rows: int):
         super().__init__(group_rows)
-        self.progs: list[np.ndarray] = []
-        self.n_prog = 0
+        self.progs = _Gathered(0)
 
     def add_tx(self, tx: np.ndarray, prog_ids: np.ndarray) -> None:
         if not tx.shape[0]:
             return
-        tx["_prog_first"] += self.n_prog          # the rows are the sink's own copies
-        self.progs.append(prog_ids)
-        self.n_prog += prog_ids.shape[0]
+        base = self.progs.n
+        if prog_ids.shape[0]:
+            self.progs.add(prog_ids)
         self.add(tx)
+        self.bufs[0]["_prog_first"][self.n - tx.shape[0]:self.n] += base
 
     def take_tx(self, final: bool) -> tuple[np.ndarray, np.ndarray]:
         (tx,) = self.take(final)
-        progs = self.progs[0] if len(self.progs) == 1 else np.concatenate(self.progs)
-        rest = self.parts[0][0] if self.parts else tx[:0]
+        rest = self.bufs[0][self._taken:self._taken + self.n]
         with_progs = rest["_prog_first"][rest["num_programs"] > 0]
-        keep = int(with_progs[0]) if with_progs.shape[0] else progs.shape[0]
+        keep = int(with_progs[0]) if with_progs.shape[0] else self.progs.n
         rest["_prog_first"] -= keep
-        self.progs = [progs[keep:]] if keep < progs.shape[0] else []
-        self.n_prog = progs.shape[0] - keep
+        # the rows taken use program rows [0, keep) only (a transaction's program rows follow the last one's)
+        progs = self.progs.take_n(keep)[0] if self.progs.bufs is not None else np.zeros(0, np.int32)
         return tx, progs
+
+
+def _copies(tx, prog_ids, status, first_index, ts_ns, swaps, opps) -> tuple:
+    """One call's rows as the sink thread's own arrays (no swaps or opportunities: None)."""
+    return (tx.copy(), prog_ids.copy(), status.copy(), first_index, ts_ns.copy(),
+            None if swaps is None or not swaps.shape[0] else swaps.copy(),
+            None if opps is None or not opps.shape[0] else opps.copy())
 
 
 class SinkThread:
@@ -290,17 +335,22 @@ class SinkThread:
         self.t.start()
 
     def put(self, tx: np.ndarray, prog_ids: np.ndarray, status: np.ndarray, first_index: int, ts_ns: np.ndarray,
-            swaps: np.ndarray | None = None, opps: np.ndarray | None = None):
-        """Hand over COPIES of one call's rows (the engine reuses its buffers). With no consumer
-        only the opportunities travel (the run's opportunity summary needs them). A consumer's
-        error is raised AFTER the rows are queued: rows the engine made are never left out."""
+            swaps: np.ndarray | None = None, opps: np.ndarray | None = None,
+            release: Callable[[], None] | None = None):
+        """Hand over one call's rows. Without ``release`` they are copied here (the caller reuses its
+        buffers at once); with it the arrays themselves travel, the sink thread copies them (off the
+        engine's thread) and calls ``release()`` once it no longer reads them. With no consumer only
+        the opportunities travel (the run's opportunity summary needs them). A consumer's error is
+        raised AFTER the rows are queued: rows the engine made are never left out."""
         if not self.consumers:
             if opps is not None and opps.shape[0]:
                 self.q.put((None, None, None, first_index, None, None, opps.copy()))
+            if release is not None:
+                release()
+        elif release is not None:
+            self.q.put((tx, prog_ids, status, first_index, ts_ns, swaps, opps, release))
         else:
-            self.q.put((tx.copy(), prog_ids.copy(), status.copy(), first_index, ts_ns.copy(),
-                        None if swaps is None or not swaps.shape[0] else swaps.copy(),
-                        None if opps is None or not opps.shape[0] else opps.copy()))
+            self.q.put(_copies(tx, prog_ids, status, first_index, ts_ns, swaps, opps))
         self._raise()
 
     def capture_id(self) -> str:
@@ -322,12 +372,27 @@ class SinkThread:
                     self._wq.put(_STOP)
                     self._wt.join()
                 return
+            release = None
+            if len(item) == 8:                # the engine's own arrays: give them back once copied
+                release, item = item[7], item[:7]
+                if broken or not self.group_rows:
+                    try:
+                        item = None if broken else _copies(*item)
+                    except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
+                        self.error, broken = self.error or e, True
+                    finally:
+                        release()
+                        release = None
             if broken:
                 continue                      # drain without work after a failure
             try:
                 tx, prog_ids, status, first, ts, swaps, opps = item
                 if self.group_rows:
-                    self._gather(tx, prog_ids, status, first, ts, swaps, opps)
+                    try:
+                        self._gather(tx, prog_ids, status, first, ts, swaps, opps)   # copies the rows in
+                    finally:
+                        if release is not None:
+                            release()
                     tables = self._grouped(final=False)
                 else:
                     tables = ([("tx_features", tx_table(tx, prog_ids, self.names)),
@@ -404,7 +469,7 @@ class SinkThread:
         if self._swaps.ready(final):
             tables.append(("swaps", swap_table(self._swaps.take(final)[0], self.market_names)))
         if self._opps.ready(final):
-            tables.append(("opportunities", opp_table(self._opps.take(final)[0], self.market_names,
+            tables.append(("opportunities", opp_table(self._opps.take(final)[0].copy(), self.market_names,
                                                       self.capture_id())))
         return tables
 

@@ -81,8 +81,10 @@ def feature_docs() -> str:
     """The feature table as Markdown (README, notebooks)."""
     rows = ["| name | dtype | meaning |", "| --- | --- | --- |"]
     rows += [f"| `{n}` | {np.dtype(t).name} | {m} |" for n, t, m in TX_FEATURES]
-    rows += ["| `signature` | string | base58 of the first signature (added when rows become Arrow) |",
-             "| `programs` | list<string> | base58 program ids invoked, unique, first-seen order |"]
+    rows += ["| `signature` | fixed_size_binary(64) | the first signature, raw bytes (added when rows become Arrow; "
+             "base58 text: engine/tables.py `base58_signatures`, `read_tx_features`) |",
+             "| `programs` | list<dictionary<int32, string>> | base58 program ids invoked, unique, first-seen order "
+             "(read as strings) |"]
     return "\n".join(rows)
 
 

@@ -1,8 +1,16 @@
 """Engine rows -> Arrow tables, once per batch (the Python edge of the engine).
 
-Columns follow the feature table (features.py), plus ``signature`` (base58, encoded by
-a jitted loop) and ``programs`` (list<string> of base58 program ids, built from offsets
-with no Python object per row).
+Columns follow the feature table (features.py), plus ``signature`` (the first signature's 64
+raw bytes, Arrow ``fixed_size_binary(64)``) and ``programs`` (the base58 program ids, a list
+of dictionary-encoded strings whose dictionary holds only the names its rows use, sorted),
+built from offsets with no Python object per row.
+
+Why raw bytes and a dictionary (issue 16, the second deliberate change of the row files'
+format): base58 of every signature and a string per program of every row cost the sink more
+CPU than the engine spends on the packet. Humans and text consumers still get base58: the
+store, the API and live views get ``readable_tx_table`` (signature base58, programs
+list<string>), and a reader of ``tx_features.parquet`` calls ``read_tx_features`` (or
+``readable_tx_table`` on what it read, ``base58_signatures`` on one column).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import uuid
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..wire.base58 import encode64_column, encode_column
 from ..wire.keys import key_to_base58
@@ -22,6 +31,17 @@ from .opps import (MODEL_FEATURES, N_MODEL_FEATURES, OPP_DTYPE, OPP_SANDWICH, OP
                    SWAP_DTYPE, SWAP_STATUS_NAMES)
 
 # Columns of tx_features.parquet, in order; `version` becomes a string ('legacy' or '0').
+# The row files' Arrow types of the two columns below are the compact ones (module docstring).
+SIGNATURE_TYPE = pa.binary(SIGNATURE_SZ)                                 # fixed_size_binary(64)
+PROGRAMS_TYPE = pa.list_(pa.field("element", pa.dictionary(pa.int32(), pa.string()), nullable=False))
+
+
+def required_table(cols: dict) -> pa.Table:
+    """A table of ``cols`` whose fields are all non-nullable: the engine writes no missing value
+    (missing is a documented sentinel), and Parquet then writes no definition levels."""
+    arrays = list(cols.values())
+    return pa.Table.from_arrays(arrays, schema=pa.schema([pa.field(k, a.type, nullable=False)
+                                                          for k, a in zip(cols, arrays)]))
 TX_COLUMNS = ("tx_index", "packet_index", "ts_ns", "slot", "signature", "version") + tuple(
     n for n in FEATURE_NAMES if n not in ("tx_index", "packet_index", "ts_ns", "slot", "version")) + ("programs",)
 
@@ -81,6 +101,50 @@ _VERSION_NAMES = pa.array(["legacy" if c < 0 else str(c) for c in range(-128, 12
 _TX_PLAIN = tuple(c for c in TX_COLUMNS if c not in ("signature", "version", "programs"))   # copied as they are
 
 
+def signature_array(sigs: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """``fixed_size_binary(64)`` over the rows of ``sigs`` (uint8 [n, 64], contiguous; not copied)."""
+    sigs = np.ascontiguousarray(sigs, np.uint8)
+    return pa.FixedSizeBinaryArray.from_buffers(SIGNATURE_TYPE, sigs.shape[0], [None, pa.py_buffer(sigs)])
+
+
+def programs_array(offsets: np.ndarray, ids: np.ndarray, key_names: KeyNames) -> pa.ListArray:
+    """The ``programs`` column: list ``i`` holds the names of key ids ``ids[offsets[i]:offsets[i + 1]]``,
+    dictionary-encoded; the dictionary holds the names used, sorted (so that a table's bytes depend
+    only on its rows, however its rows were grouped)."""
+    ids = np.asarray(ids, np.int64)
+    top = int(ids.max()) + 1 if ids.size else 0
+    used = np.zeros(top, np.bool_)
+    used[ids] = True
+    kid = np.flatnonzero(used)
+    names = key_names.array(top).take(pa.array(kid))
+    return _sorted_dictionary(np.asarray(offsets, np.int32), ids, kid, names)
+
+
+def _sorted_dictionary(offsets: np.ndarray, codes: np.ndarray, used: np.ndarray, names: pa.Array) -> pa.ListArray:
+    """List<dictionary> whose values are ``codes`` (each one of ``used``, ascending, named ``names``),
+    with a dictionary of ``names`` sorted."""
+    order = np.asarray(names.to_numpy(zero_copy_only=False).argsort(kind="stable"), np.int64)
+    remap = np.zeros(int(used[-1]) + 1 if used.size else 0, np.int32)
+    remap[used[order]] = np.arange(order.shape[0], dtype=np.int32)
+    values = pa.DictionaryArray.from_arrays(pa.array(remap[codes] if codes.size else np.zeros(0, np.int32)),
+                                            names.take(pa.array(order)))
+    return pa.ListArray.from_arrays(pa.array(offsets), values, type=PROGRAMS_TYPE)
+
+
+def canonical_programs(col) -> pa.ListArray:
+    """A ``programs`` column (list<dictionary>, e.g. a slice or a join of several tables) with its
+    dictionary cut to the names its rows use, sorted: as ``programs_array`` would build it."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    offsets = col.offsets.to_numpy()
+    offsets = (offsets - offsets[0]).astype(np.int32)
+    values = col.flatten()
+    codes = values.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    used = np.zeros(len(values.dictionary), np.bool_)
+    used[codes] = True
+    kept = np.flatnonzero(used)
+    return _sorted_dictionary(offsets, codes, kept, values.dictionary.take(pa.array(kept)))
+
+
 def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Table:
     """One Arrow table from ``tx`` rows (TX_DTYPE) and their program-id rows."""
     n = tx.shape[0]
@@ -88,8 +152,7 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
     plain = record_columns(tx, _TX_PLAIN)
     for name in TX_COLUMNS:
         if name == "signature":
-            sigs = np.ascontiguousarray(tx["_sig"]).reshape(-1)
-            cols[name] = encode_strings(sigs, np.arange(n, dtype=np.int64) * SIGNATURE_SZ, SIGNATURE_SZ)
+            cols[name] = signature_array(tx["_sig"].copy())    # the table never views ``tx`` (sinks.py reuses it)
         elif name == "version":
             cols[name] = _VERSION_NAMES.take(pa.array(tx["version"].astype(np.int16) + 128))
         elif name == "programs":
@@ -101,11 +164,38 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
             idx = (np.repeat(first - offsets[:-1], counts) + np.arange(offsets[-1], dtype=np.int32)) if n else \
                 np.zeros(0, np.int32)
             ids = prog_ids[idx] if idx.size else np.zeros(0, np.int32)
-            top = int(ids.max()) + 1 if ids.size else 0
-            cols[name] = pa.ListArray.from_arrays(pa.array(offsets), key_names.array(top).take(pa.array(ids)))
+            cols[name] = programs_array(offsets, ids, key_names)
         else:
             cols[name] = pa.array(plain[name])
-    return pa.table(cols)
+    return required_table(cols)
+
+
+def base58_signatures(col) -> pa.StringArray:
+    """Base58 text of a ``signature`` column (fixed_size_binary(64), as the row files hold it):
+    the one conversion for readers that show or compare signatures as text."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if pa.types.is_string(col.type):
+        return col
+    n = len(col)
+    raw = np.frombuffer(col.buffers()[1], np.uint8)[col.offset * SIGNATURE_SZ:(col.offset + n) * SIGNATURE_SZ]
+    return encode_strings(raw, np.arange(n, dtype=np.int64) * SIGNATURE_SZ, SIGNATURE_SZ)
+
+
+def readable_tx_table(t: pa.Table) -> pa.Table:
+    """tx_features rows for text consumers (the store, the API, views, people): ``signature`` as
+    base58 text and ``programs`` as list<string>; a table already in that form is returned as is."""
+    if "signature" in t.column_names and pa.types.is_fixed_size_binary(t.schema.field("signature").type):
+        i = t.column_names.index("signature")
+        t = t.set_column(i, "signature", base58_signatures(t.column(i)))
+    if "programs" in t.column_names and pa.types.is_dictionary(t.schema.field("programs").type.value_type):
+        i = t.column_names.index("programs")
+        t = t.set_column(i, "programs", t.column(i).cast(pa.list_(pa.string())))
+    return t
+
+
+def read_tx_features(path, columns=None) -> pa.Table:
+    """``tx_features.parquet`` (or its ``columns``) as text consumers want it (``readable_tx_table``)."""
+    return readable_tx_table(pq.read_table(path, columns=columns))
 
 
 def empty_tx_table(key_names: KeyNames) -> pa.Table:
@@ -122,9 +212,9 @@ for _i, _c in enumerate(_STATUS_CODES):
 def status_table(status: np.ndarray, first_index: int, ts_ns: np.ndarray) -> pa.Table:
     """One row per packet: index, event time and status (dictionary-encoded names)."""
     idx = _STATUS_INDEX[status.astype(np.int64) & 0xFF]
-    return pa.table({
+    return required_table({
         "packet_index": pa.array(np.arange(first_index, first_index + status.shape[0], dtype=np.int64)),
-        "ts_ns": pa.array(np.asarray(ts_ns, np.int64)),
+        "ts_ns": pa.array(np.array(ts_ns, np.int64)),          # a copy: the caller may reuse ``ts_ns``
         "status": pa.DictionaryArray.from_arrays(pa.array(idx), _STATUS_DICT),
     })
 
@@ -164,7 +254,7 @@ def swap_table(sw: np.ndarray, mn: MarketNames) -> pa.Table:
     for c in ("a_to_b", "exact_in", "amount_in", "amount_out", "limit", "reserve_a", "reserve_b"):
         cols[c] = pa.array(v[c])
     cols["status"] = _SWAP_STATUS_DICT.take(pa.array(v["status"].astype(np.int32)))
-    return pa.table(cols)
+    return required_table(cols)
 
 
 def opportunity_ids(capture_id: str, opps: np.ndarray, trigger_signatures: list[str]) -> list[str]:

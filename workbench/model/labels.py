@@ -48,6 +48,7 @@ from ..engine.market.amm_status import AMM_OK
 from ..engine.market.constant_product import cp_amount_out
 from ..engine.market.snapshot import read_snapshot_file
 from ..engine.market.wide import CEIL_PLAIN, CEIL_RAYDIUM
+from ..engine.tables import read_tx_features
 from ..errors import ModelError
 
 OPPORTUNITIES_FILE = "opportunities.parquet"
@@ -201,7 +202,7 @@ def read_run(run_dir) -> tuple[pd.DataFrame, pd.DataFrame, dict[int, str] | None
     sigs = None
     txf = d / TX_FEATURES_FILE
     if txf.is_file():
-        t = pq.read_table(txf, columns=["tx_index", "signature"]).to_pandas() \
+        t = read_tx_features(txf, columns=["tx_index", "signature"]).to_pandas() \
             if {"tx_index", "signature"} <= set(pq.read_schema(txf).names) else None
         if t is not None:
             sigs = dict(zip(t["tx_index"].to_numpy(np.int64).tolist(), t["signature"].tolist()))

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from ..config import Settings, parse_ports
 from ..engine.state import C_PACKETS, C_TRANSACTIONS, HIST_NAMES
+from ..engine.tables import readable_tx_table
 from ..metrics.hist import Histogram, bucket_high, bucket_of
 from .from_settings import engine_state
 from .live import live
@@ -51,7 +52,9 @@ def replay_options() -> set[str]:
 
 
 def read_parquet_or_none(path: Path) -> pa.Table | None:
-    return pq.read_table(path) if path.exists() else None
+    """A run's output file as views and the API take it (tx_features with base58 signatures and
+    list<string> programs: engine/tables.py readable_tx_table), or None if it is not there."""
+    return readable_tx_table(pq.read_table(path)) if path.exists() else None
 
 
 def bucket_highs(lows: np.ndarray) -> np.ndarray:

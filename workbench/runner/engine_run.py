@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import time
 import uuid
 from contextlib import nullcontext
@@ -30,8 +31,8 @@ from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
 from ..engine.precompile import compile_engine, engine_cached, first_run_lock, say_if_first_run, say_stderr
 from ..engine.state import (C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES,
                             HIST_PACKET_NS, HIST_SCORE_NS, EngineState)
-from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table, status_table,
-                             tx_table)
+from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table,
+                             readable_tx_table, status_table, tx_table)
 from ..store.columns import mev_opportunities_table, swaps_table
 from ..metrics.hist import Histogram
 from ..sinks import ParquetSink, SinkThread
@@ -147,6 +148,24 @@ def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=No
     return time.perf_counter() - t
 
 
+class _Readable:
+    """tx_features rows as text (base58 signatures, list<string> programs) for the consumers that
+    are not the row files, converted once per table however many consumers take them."""
+
+    def __init__(self):
+        self._last: tuple[pa.Table | None, pa.Table | None] = (None, None)
+
+    def of(self, name: str, table: pa.Table) -> pa.Table:
+        if name != "tx_features":
+            return table
+        if self._last[0] is not table:
+            self._last = (table, readable_tx_table(table))
+        return self._last[1]
+
+    def wrap(self, consumer: Callable[[str, pa.Table], None]) -> Callable[[str, pa.Table], None]:
+        return lambda name, table: consumer(name, self.of(name, table))
+
+
 class EngineRun:
     """One run of the engine and its sinks: what replay and live mode share.
 
@@ -169,6 +188,13 @@ class EngineRun:
         self.state = state if state is not None else engine_state(settings)
         self.ds = ds if ds is not None else deshred_state(settings)
         self.bout = new_batch_out(batch_frames or settings.batch_frames)
+        # output sets a replay hands to the sink thread without copying them (``feed``), made as they
+        # are needed: one the engine fills, the sink queue's, one the sink thread takes its rows
+        # from. They share the scratch and the carried shred transactions (``ready``, ``counts``).
+        self.bouts = [self.bout]
+        self._sets_max = sink_depth + 2
+        self._free: queue.Queue[int] = queue.Queue()
+        self._free.put(0)
         self.names = KeyNames(self.state.keys)
         self.market = market if market is not None else market_for(settings, self.state)
         self.model = model_for(settings)
@@ -179,6 +205,11 @@ class EngineRun:
         self.parquet = ParquetSink(self.out, self.names) if parquet else None
         self.writer = (open_store(db, settings, self.run_id, source=source, capture_path=capture_path,
                                   capture_sha256=capture_sha256) if db else None)
+        # the row files keep raw signatures and dictionary-encoded programs; the other consumers (the
+        # API, live views, the store) get tx_features rows as text (engine/tables.py readable_tx_table)
+        readable = _Readable()
+        if sink is not None:
+            sink = readable.wrap(sink)
         consumers = ([self.parquet.write] if self.parquet is not None else []) + ([sink] if sink is not None else [])
         # row_columns (a backfilled-blocks source: index_in_block, landed) widens the rows of Parquet and
         # ``sink``; the store keeps its own schema
@@ -195,7 +226,7 @@ class EngineRun:
                     writer.put("swaps", swaps_table(table))
                 elif name == "opportunities":
                     writer.put("mev_opportunities", mev_opportunities_table(table, source))
-            consumers.append(to_store)
+            consumers.append(readable.wrap(to_store))
         # opportunity ids are seeded by the replayed capture's fingerprint (read at the first opportunity);
         # a run with no capture file to read (live mode, whose --record file is still being written) by
         # the given sha256, else by the run id
@@ -215,7 +246,7 @@ class EngineRun:
 
     def feed(self, batch: FrameBatch, pacer: Pacer | None = None) -> None:
         """Process every frame of ``batch`` (released as ``pacer`` says) and hand the rows on."""
-        state, ds, bout, sinks = self.state, self.ds, self.bout, self.sinks
+        state, ds, sinks = self.state, self.ds, self.sinks
         start = 0
         while start < batch.n:
             part = batch
@@ -225,15 +256,38 @@ class EngineRun:
                     part = batch._replace(off=batch.off[:end], caplen=batch.caplen[:end],
                                           wirelen=batch.wirelen[:end], ts_ns=batch.ts_ns[:end],
                                           linktype=batch.linktype[:end])
+            k = self._take_out()             # an output set the sink thread is done with (backpressure)
+            bout = self.bouts[k]
             t = time.perf_counter()
-            nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start, self.market, self.model)
+            try:
+                nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start, self.market, self.model)
+            except BaseException:
+                self._free.put(k)
+                raise
             self.engine_s += time.perf_counter() - t
             if nxt == start and n_tx == 0:   # cannot happen with new_batch_out's sizes; never spin
+                self._free.put(k)
                 raise RuntimeError(f"process_batch made no progress at frame {batch.first_index + start}")
+            # the rows are handed over as they are; the sink thread copies what it keeps and frees the set
             sinks.put(bout.tx[:n_tx], bout.prog_ids[:n_prog], bout.pkt_status[start:nxt],
                       batch.first_index + start, batch.ts_ns[start:nxt], bout.swaps[:bout.counts[N_SWAPS]],
-                      bout.opps[:bout.counts[N_OPPS]])
+                      bout.opps[:bout.counts[N_OPPS]], release=lambda k=k: self._free.put(k))
             start = nxt
+
+    def _take_out(self) -> int:
+        """The index of an output set free to fill: a released one, a new one while fewer than
+        ``_sets_max`` exist, else the next one the sink thread releases."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            pass
+        if len(self.bouts) < self._sets_max:
+            b = self.bout
+            # np.zeros, not zeros_like: pages are only committed once the engine writes them
+            self.bouts.append(b._replace(**{f: np.zeros(getattr(b, f).shape, getattr(b, f).dtype)
+                                            for f in ("pkt_status", "tx", "prog_ids", "swaps", "opps")}))
+            return len(self.bouts) - 1
+        return self._free.get()
 
     def put_rows(self, tx: np.ndarray, prog_ids: np.ndarray, status: np.ndarray, first_index: int,
                  ts_ns: np.ndarray, swaps: np.ndarray | None = None, opps: np.ndarray | None = None) -> None:
@@ -245,10 +299,14 @@ class EngineRun:
         queued = 1
         while queued:
             drain = empty_batch(buf)
-            _, n_tx, n_prog, queued = process_batch(drain, self.state, self.ds, self.bout, 0, self.market, self.model)
-            b = self.bout
-            self.sinks.put(b.tx[:n_tx], b.prog_ids[:n_prog], b.pkt_status[:0], 0, drain.ts_ns,
-                           b.swaps[:b.counts[N_SWAPS]], b.opps[:b.counts[N_OPPS]])
+            k = self._take_out()
+            b = self.bouts[k]
+            try:
+                _, n_tx, n_prog, queued = process_batch(drain, self.state, self.ds, b, 0, self.market, self.model)
+                self.sinks.put(b.tx[:n_tx], b.prog_ids[:n_prog], b.pkt_status[:0], 0, drain.ts_ns,
+                               b.swaps[:b.counts[N_SWAPS]], b.opps[:b.counts[N_OPPS]])
+            finally:
+                self._free.put(k)
 
     def end_counts(self) -> dict[str, int]:
         """The counters a run's final ``runs`` row carries when it ends early."""

@@ -26,6 +26,33 @@ from .results import ReplayResult, program_counts, shred_summary
 from .stop import CAPTURE_DAMAGED, DONE, FAILED, StopRun, StopSignals
 
 
+class _ReadAhead:
+    """A reader's batches, the first one read at construction; a capture error met then is raised
+    where the loop would have met it (at that first ``next``)."""
+
+    def __init__(self, reader):
+        self._it = iter(reader)
+        self._first: list = []
+        self._error: CaptureError | None = None
+        try:
+            self._first.append(next(self._it))
+        except StopIteration:
+            pass
+        except CaptureError as e:
+            self._error = e
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._first:
+            return self._first.pop()
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
+        return next(self._it)
+
+
 def replay(capture, out_dir, settings: Settings | None = None,
            progress: Callable[[int, int], None] | None = None,
            sink: Callable[[str, pa.Table], None] | None = None,
@@ -63,9 +90,11 @@ def replay(capture, out_dir, settings: Settings | None = None,
             warmup_s = stopper.warm_up(lambda stop: run.warm_up(reader.buf, stop=stop))
             warm = warmup_s is not None                # None: a stop came during the warm-up; no packet is read
             warmup_s = warmup_s or 0.0
+            # the first batch is read before the clock: that read loads the reader's compiled scan from
+            # the cache, as the warm-up loads the engine's
+            batches = _ReadAhead(reader) if warm else iter(reader)
             t0 = time.perf_counter()
             try:
-                batches = iter(reader)
                 while not stopper.requested:
                     try:
                         batch = next(batches)
