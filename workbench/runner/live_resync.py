@@ -10,11 +10,21 @@ run's notes, never more than ``NOTES_MAX`` lines; an unreachable endpoint is ret
 backoff and told likewise. The counters and the drift histograms go in the live summary
 (``resync``) and the store (the runs row's counts, ``latency_hist`` rows named
 ``resync_drift_ppm``).
+
+Seeding (``seed_rpc``): a stream sends an account only when it changes, so at start a second
+thread fetches every tracked account from the snapshot's RPC (chain/account_seed.py) and
+hands them to the tracker at their context slot; the stream thread and the seed thread take
+accounts one at a time (``_one_producer``: push_state has a single producer). A failed seed
+is a note naming the URL and the account; the stream goes on without it.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -64,10 +74,39 @@ def wp_words(price: int, liquidity: int, lower: int, upper: int) -> np.ndarray:
     return w
 
 
-class AccountFeed:
-    """The resync thread of one live run: stream -> decode -> queue for the loop."""
+def seed_url(market_dir, rpc: str | None, seed: bool) -> tuple[str | None, str | None]:
+    """(the RPC URL to seed the resync from, or None; a note when there is none to use): ``rpc``
+    (--rpc), else the ``rpc_url`` of the snapshot's meta.json (kept without its query, where
+    providers put keys: --rpc gives the whole URL)."""
+    if not seed:
+        return None, None
+    if rpc:
+        return rpc, None
+    meta = Path(market_dir) / "meta.json"
+    try:
+        url = json.loads(meta.read_text()).get("rpc_url")
+    except (OSError, ValueError, AttributeError):
+        url = None
+    if not url:
+        return None, (f"resync seed: {meta} names no rpc_url (a snapshot not made by `workbench snapshot`): "
+                      "the pools wait for the stream; give --rpc URL to seed them")
+    return url, None
 
-    def __init__(self, url: str, market_dir, n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT):
+
+def _one_producer(method):
+    """Run ``method`` holding the feed's lock: the seed and the stream threads both queue states."""
+    @functools.wraps(method)
+    def locked(self, *args, **kw):
+        with self._lock:
+            return method(self, *args, **kw)
+    return locked
+
+
+class AccountFeed:
+    """The resync thread of one live run: stream -> decode -> queue for the loop (and the seed thread)."""
+
+    def __init__(self, url: str, market_dir, n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT,
+                 seed_rpc: str | None = None):
         self.url, self.kind = url, check_accounts_url(url)
         self.pools = tracked_pools(market_dir)
         if len(self.pools) != n_pools:
@@ -81,16 +120,71 @@ class AccountFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.seed_rpc = seed_rpc
+        self.seed: dict = {}            # what the seed did (summary.json ``resync.seed``); {} without one
+        self._lock = threading.Lock()
+        self._seed_thread: threading.Thread | None = None
 
     # --- the thread ---------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="workbench-resync", daemon=True)
         self._thread.start()
+        if self.seed_rpc:
+            self._seed_thread = threading.Thread(target=self._seed, name="workbench-resync-seed", daemon=True)
+            self._seed_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(JOIN_S)
+        if self._seed_thread is not None:
+            self._seed_thread.join(JOIN_S)
+
+    def _seed(self) -> None:
+        """Fetch the tracked accounts (off the loop and the stream) and take them as updates."""
+        from ..chain.account_seed import fetch_seed
+        from ..chain.rpc import public_url
+        shown = public_url(self.seed_rpc)
+        t0 = time.perf_counter()
+        self.seed = {"rpc": shown, "accounts": 0, "configs": 0, "failed": 0}
+        try:
+            res = fetch_seed(self.seed_rpc, self.tracker.addresses(),
+                             {t.address for t in self.pools if t.program == "raydium_cpmm"})
+        except Exception as e:  # noqa: BLE001 - a failed seed is told; the stream goes on without it
+            why = f"{e.where}: {e.reason}" if isinstance(e, ChainError) else f"{shown}: {type(e).__name__}: {e}"
+            self.seed["error"] = why
+            self.note(f"resync seed: {why}; the pools wait for the stream")
+            return
+        if self._stop.is_set():
+            return
+        with self._lock:
+            for a in res.configs:
+                try:
+                    states = self.tracker.config_update(a.address, a.owner, a.data, a.slot)
+                except ChainError as e:
+                    res.failed.append((a.address, e.reason))
+                    continue
+                for st in states:
+                    self._push(st)
+                self.seed["configs"] += 1
+            for a in res.accounts:
+                try:
+                    st = self.tracker.update(a.address, a.owner, a.data, a.slot)
+                except ChainError as e:
+                    res.failed.append((a.address, e.reason))
+                    continue
+                self.seed["accounts"] += 1
+                if st is not None:
+                    self._push(st)
+        for address, reason in res.failed:
+            self.note(f"resync seed {shown}: account {address}: {reason} (not seeded)", key=f"seed:{address}")
+        slots = [a.slot for a in res.accounts]
+        self.seed.update(failed=len(res.failed), requests=res.requests, seconds=round(time.perf_counter() - t0, 3),
+                         slot=max(slots) if slots else -1)
+
+    def _push(self, s) -> None:
+        push_state(self.rs, s.pool, s.slot, s.reserve_a, s.reserve_b,
+                   wp_words(*s.whirlpool) if s.whirlpool is not None else None, s.fee)
 
     def _run(self) -> None:
         if self.kind == "grpc":
@@ -114,6 +208,7 @@ class AccountFeed:
             return
         self.notes.append(line)
 
+    @_one_producer
     def on_account(self, address: str, owner: str, data: bytes, slot: int) -> None:
         """One account update: decoded into its pool's state, queued for the loop."""
         try:
@@ -129,7 +224,7 @@ class AccountFeed:
         if s is None:
             return
         push_state(self.rs, s.pool, s.slot, s.reserve_a, s.reserve_b,
-                   wp_words(*s.whirlpool) if s.whirlpool is not None else None)
+                   wp_words(*s.whirlpool) if s.whirlpool is not None else None, s.fee)
 
     # --- what the run reports -----------------------------------------------------------------------
     def drift(self) -> Histogram:
@@ -154,9 +249,9 @@ class AccountFeed:
                 per_pool[self.pools[p].address]["reserves"] = [int(x) for x in market.pool_res[p]]
         return {"endpoint": self.url, **self.tracker.counters(), **resync_counters(rs),
                 "drift_ppm": hist_summary(self.drift()), "drift_ppm_by_pool": per_pool,
-                "notes": list(self.notes), "notes_not_shown": self.notes_dropped}
+                "notes": list(self.notes), "notes_not_shown": self.notes_dropped, "seed": dict(self.seed)}
 
     def counts(self) -> dict[str, int]:
         """The integer counters, for the store's runs row (``resync_*``)."""
-        c = {**self.tracker.counters(), **resync_counters(self.rs)}
+        c = {**self.tracker.counters(), **resync_counters(self.rs), "seeded_accounts": self.seed.get("accounts", 0)}
         return {f"resync_{k}": int(v) for k, v in c.items()}
