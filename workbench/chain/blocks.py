@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 from typing import Callable
 
+import orjson
 from solders.transaction import VersionedTransaction
 
 from ..errors import ChainError
@@ -29,6 +29,7 @@ BLOCK_NOT_AVAILABLE = -32004      # "Block not available for slot N" (retried fi
 BLOCK_CLEANED_UP = -32001         # "Block N cleaned up, does not exist on node"
 SLOT_EMPTY_CODES = frozenset({SLOT_SKIPPED, SLOT_SKIPPED_LONG_TERM, BLOCK_NOT_AVAILABLE, BLOCK_CLEANED_UP})
 SLOTS_PER_WINDOW = 64             # slots fetched (concurrently, within the client's limit) before rows are written
+NO_BALANCES = "[]"
 
 
 def block_config(commitment: str) -> dict:
@@ -58,7 +59,7 @@ def block_rows(slot: int, block: dict, where: str, vaults: frozenset | None = No
         err = meta.get("err")
         rows.append({
             "tx": raw, "slot": slot, "index_in_block": i, "block_time_s": block_time,
-            "err": None if err is None else json.dumps(err, separators=(",", ":")),
+            "err": None if err is None else _json(err),
             "fee_lamports": meta.get("fee", 0), "compute_units_consumed": meta.get("computeUnitsConsumed"),
             "pre_token_balances": _token_balances(meta, "preTokenBalances", parsed, vaults),
             "post_token_balances": _token_balances(meta, "postTokenBalances", parsed, vaults),
@@ -70,12 +71,19 @@ def _token_balances(meta: dict, key: str, tx: VersionedTransaction, vaults: froz
     """meta's token balances as JSON text; with ``vaults``, only the entries whose account (the
     transaction's key at accountIndex: static keys, then meta.loadedAddresses) is one of them."""
     rows = meta.get(key) or []
-    if vaults is not None and rows:
+    if not rows:
+        return NO_BALANCES
+    if vaults is not None:
         keys = [str(k) for k in tx.message.account_keys]
         loaded = meta.get("loadedAddresses") or {}
         keys += list(loaded.get("writable", [])) + list(loaded.get("readonly", []))
         rows = [r for r in rows if 0 <= r.get("accountIndex", -1) < len(keys) and keys[r["accountIndex"]] in vaults]
-    return json.dumps(rows, separators=(",", ":"))
+    return _json(rows) if rows else NO_BALANCES
+
+
+def _json(obj) -> str:
+    """Compact JSON text (what json.dumps with separators (",", ":") writes), by orjson."""
+    return orjson.dumps(obj).decode()
 
 
 async def fetch_blocks(client: RpcClient, first: int, last: int, on_window: Callable[[list, list], None],
@@ -88,6 +96,8 @@ async def fetch_blocks(client: RpcClient, first: int, last: int, on_window: Call
         res = await client.call("getBlock", [slot, cfg], give_back=SLOT_EMPTY_CODES)
         if progress:
             progress(1)
+        if isinstance(res, dict):       # rows now: the parsed answer (several times their size) is freed at once
+            res = block_rows(slot, res, f"{client.shown} getBlock", vaults)
         return slot, res
 
     for w in range(first, last + 1, SLOTS_PER_WINDOW):
@@ -104,6 +114,8 @@ async def fetch_blocks(client: RpcClient, first: int, last: int, on_window: Call
                 skipped.append({"slot": slot, "code": res.code, "message": res.message})
             elif res is None:         # some nodes answer a skipped slot with a null result
                 skipped.append({"slot": slot, "code": None, "message": "null result"})
+            elif isinstance(res, list):
+                rows += res
             else:
-                rows += block_rows(slot, res, f"{client.shown} getBlock", vaults)
+                rows += block_rows(slot, res, f"{client.shown} getBlock", vaults)     # refuses what is no block
         on_window(rows, skipped)

@@ -56,11 +56,9 @@ def _vaults(market) -> frozenset | None:
 
 
 def _batch(rows: list[dict]) -> pa.RecordBatch:
-    cols = {f.name: [] for f in SCHEMA}
-    for r in rows:
-        cols["frame"].append(frame_bytes(r["slot"], r["index_in_block"], r["err"] is not None, r["tx"]))
-        for k in list(cols)[1:]:
-            cols[k].append(r[k])
+    cols = {"frame": [frame_bytes(r["slot"], r["index_in_block"], r["err"] is not None, r["tx"]) for r in rows]}
+    for f in SCHEMA.names[1:]:
+        cols[f] = [r[f] for r in rows]
     return pa.RecordBatch.from_pydict(cols, schema=SCHEMA)
 
 
@@ -100,7 +98,10 @@ def backfill_blocks(rpc: str, first: int, last: int, out, *, market=None, commit
         meta = {"format": FORMAT, "rpc": public_url(rpc), "commitment": commitment, "from_slot": first,
                 "to_slot": last, "fetched_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "vaults_only": vaults is not None, "skipped": skipped}
-        with ipc.open_stream(str(stream_tmp)) as r, ipc.new_file(str(file_tmp), schema_with(meta)) as w:
+        # read a batch at a time through a plain file (a path would be memory-mapped: the whole stream
+        # would count in the process's resident memory by the end of the copy)
+        with pa.OSFile(str(stream_tmp)) as src, ipc.open_stream(src) as r, \
+                ipc.new_file(str(file_tmp), schema_with(meta)) as w:
             for rb in r:
                 w.write_batch(rb)
         os.replace(file_tmp, out)
