@@ -28,7 +28,8 @@ SLOT_SKIPPED_LONG_TERM = -32009   # "Slot N was skipped, or missing in long-term
 BLOCK_NOT_AVAILABLE = -32004      # "Block not available for slot N" (retried first)
 BLOCK_CLEANED_UP = -32001         # "Block N cleaned up, does not exist on node"
 SLOT_EMPTY_CODES = frozenset({SLOT_SKIPPED, SLOT_SKIPPED_LONG_TERM, BLOCK_NOT_AVAILABLE, BLOCK_CLEANED_UP})
-SLOTS_PER_WINDOW = 64             # slots fetched (concurrently, within the client's limit) before rows are written
+SLOTS_AHEAD = 32                  # slots asked ahead of the next one written (the client's limit bounds those in flight)
+ROWS_PER_WRITE = 16_384           # rows handed on together (a record batch of the file: one engine batch on replay)
 NO_BALANCES = "[]"
 
 
@@ -88,8 +89,11 @@ def _json(obj) -> str:
 
 async def fetch_blocks(client: RpcClient, first: int, last: int, on_window: Callable[[list, list], None],
                        vaults: frozenset | None = None, progress: Callable[[int], None] | None = None) -> None:
-    """getBlock for every slot of [first, last], a window at a time; ``on_window(rows, skipped)``
-    gets each window's rows in landed order and its skipped slots ({slot, code, message})."""
+    """getBlock for every slot of [first, last]; ``on_window(rows, skipped)`` gets the rows in landed
+    order, about ROWS_PER_WRITE at a time, and the skipped slots among them ({slot, code, message}).
+
+    Slots are asked at most SLOTS_AHEAD ahead of the next one to hand on, and each answer becomes
+    rows as it lands: memory holds that many blocks' rows and one write, whatever the range."""
     cfg = block_config(client.commitment)
 
     async def one(slot):
@@ -100,16 +104,15 @@ async def fetch_blocks(client: RpcClient, first: int, last: int, on_window: Call
             res = block_rows(slot, res, f"{client.shown} getBlock", vaults)
         return slot, res
 
-    for w in range(first, last + 1, SLOTS_PER_WINDOW):
-        slots = range(w, min(last, w + SLOTS_PER_WINDOW - 1) + 1)
-        tasks = [asyncio.ensure_future(one(s)) for s in slots]
-        try:
-            got = await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-        rows, skipped = [], []
-        for slot, res in got:
+    pending: dict[int, asyncio.Future] = {}
+    asked = first
+    rows, skipped = [], []
+    try:
+        for slot in range(first, last + 1):
+            while asked <= last and asked - slot < SLOTS_AHEAD:
+                pending[asked] = asyncio.ensure_future(one(asked))
+                asked += 1
+            _, res = await pending.pop(slot)
             if isinstance(res, RpcFailure):
                 skipped.append({"slot": slot, "code": res.code, "message": res.message})
             elif res is None:         # some nodes answer a skipped slot with a null result
@@ -118,4 +121,13 @@ async def fetch_blocks(client: RpcClient, first: int, last: int, on_window: Call
                 rows += res
             else:
                 rows += block_rows(slot, res, f"{client.shown} getBlock", vaults)     # refuses what is no block
-        on_window(rows, skipped)
+            if len(rows) >= ROWS_PER_WRITE:
+                on_window(rows, skipped)
+                rows, skipped = [], []
+        if rows or skipped:
+            on_window(rows, skipped)
+    finally:
+        for t in pending.values():
+            t.cancel()
+            if t.done() and not t.cancelled():
+                t.exception()           # retrieved: a later slot's failure is not logged once the first one stops us

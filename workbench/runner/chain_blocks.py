@@ -1,7 +1,8 @@
 """``backfill_blocks``: landed blocks of a slot range from JSON-RPC into a blocks file (``workbench blocks``).
 
-Rows go, a window of slots at a time, into an Arrow stream in a temporary file beside
-``out`` (memory holds one window, not the range); once every slot is answered, the stream
+Rows go, in slot order and a record batch of about 16k at a time (chain/blocks.py), into an
+Arrow stream in a temporary file beside ``out`` (memory holds the blocks fetched ahead and one
+batch, not the range); once every slot is answered, the stream
 is copied into the final Arrow IPC file whose schema metadata lists the skipped slots
 (capture/block_file.py), and that file is renamed to ``out``. Any failure removes the
 temporary files: ``out`` is whole, or untouched.
