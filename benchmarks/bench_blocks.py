@@ -148,36 +148,50 @@ def _run(cmd: list[str]) -> tuple[float, int, str]:
 
 
 def scale(args, market: str) -> None:
+    """Medians of ``--repeat`` runs (the two replays alternate); peak RSS is the largest of the runs."""
     cli = [sys.executable, "-m", "workbench.cli"]
     frames = capture_frames(args.capture)
     base = [f[at:] for f, at in frames]
     n_tx = args.transactions
     slots = ScaleBlocks(base, FIRST_SLOT, n_tx, args.per_block)
     print(f"# uptime: {os.popen('uptime').read().strip()}", flush=True)
+    med = statistics.median
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         tmp = Path(tmp)
         blocks, pcap = tmp / "blocks.arrow", tmp / "same.pcap"
+        fetch = []
         with RpcServer({}, blocks=slots) as srv:
-            fetch_s, fetch_rss, _ = _run(cli + ["blocks", "--rpc", srv.url, "--from", str(FIRST_SLOT), "--to",
-                                                str(FIRST_SLOT + len(slots) - 1), "--out", str(blocks),
-                                                "--market", market])
+            for _ in range(args.repeat):
+                wall, rss, _ = _run(cli + ["blocks", "--rpc", srv.url, "--from", str(FIRST_SLOT), "--to",
+                                           str(FIRST_SLOT + len(slots) - 1), "--out", str(blocks), "--market", market])
+                fetch.append((wall, rss))
         write_udp_capture(frames, n_tx, pcap)
         _run(cli + ["replay", str(args.capture), "--market", market, "--no-db", "--quiet", "--out", str(tmp / "w")])
+        runs = {"blocks file": [], "UDP capture": []}
+        for _ in range(args.repeat):
+            for name, src in (("blocks file", blocks), ("UDP capture", pcap)):
+                out = tmp / name[:3]
+                wall, rss, _ = _run(cli + ["replay", str(src), "--market", market, "--no-db", "--quiet", "--out",
+                                           str(out)])
+                sm = json.loads((out / "summary.json").read_text())
+                runs[name].append((sm["packets"], sm["transactions"], sm["engine_s"], sm["wall_s"], wall, rss))
+                shutil.rmtree(out)
         rows = []
         for name, src in (("blocks file", blocks), ("UDP capture", pcap)):
-            out = tmp / name[:3]
-            wall, rss, _ = _run(cli + ["replay", str(src), "--market", market, "--no-db", "--quiet", "--out",
-                                       str(out)])
-            s = json.loads((out / "summary.json").read_text())
-            rows.append((name, f"{s['transactions']:,}", f"{src.stat().st_size / 1e6:,.0f}",
-                         f"{s['transactions'] / s['engine_s']:,.0f}", f"{s['transactions'] / s['wall_s']:,.0f}",
-                         f"{s['transactions'] / wall:,.0f}", f"{rss / 2**20:,.0f}"))
-            shutil.rmtree(out)
-        print(f"\n## workbench blocks (a process): {len(slots):,} getBlock, {n_tx:,} transactions in {fetch_s:.1f} s: "
-              f"{len(slots) / fetch_s:,.1f} getBlock/s, {n_tx / fetch_s:,.0f} transactions/s written, "
-              f"peak RSS {fetch_rss / 2**20:,.0f} MiB; file {blocks.stat().st_size / 1e6:,.0f} MB", flush=True)
-        table("replay (one run each, a process each)", rows,
-              ("source", "transactions", "file MB", "engine tx/s", "run tx/s", "process tx/s", "peak RSS MiB"))
+            r = runs[name]
+            ntx = r[0][1]
+            rows.append((name, f"{r[0][0]:,}", f"{ntx:,}", f"{src.stat().st_size / 1e6:,.0f}",
+                         f"{ntx / med(x[2] for x in r):,.0f}", f"{ntx / med(x[3] for x in r):,.0f}",
+                         f"{ntx / med(x[4] for x in r):,.0f}", f"{max(x[5] for x in r) / 2**20:,.0f}"))
+        fetch_s = med(w for w, _ in fetch)
+        print(f"\n## workbench blocks (a process each; median of {args.repeat}): {len(slots):,} getBlock, {n_tx:,} "
+              f"transactions in {fetch_s:.1f} s: {len(slots) / fetch_s:,.1f} getBlock/s, {n_tx / fetch_s:,.0f} "
+              f"transactions/s written (runs {', '.join(f'{w:.1f}' for w, _ in fetch)} s), peak RSS "
+              f"{max(r for _, r in fetch) / 2**20:,.0f} MiB; file {blocks.stat().st_size / 1e6:,.0f} MB", flush=True)
+        table(f"replay, a process each, medians of {args.repeat} (engine: the engine's time; run: the run's wall "
+              f"time after warm-up; process: the whole command)", rows,
+              ("source", "packets", "transactions", "file MB", "engine tx/s", "run tx/s", "process tx/s",
+               "peak RSS MiB"))
     print(f"# uptime: {os.popen('uptime').read().strip()}", flush=True)
 
 
