@@ -28,7 +28,8 @@ from workbench.cli import app
 from workbench.engine.market.pools import _swap_result
 from workbench.engine.market.resync import Q_FEE_CHANGES, drain_resync, new_resync, resync_counters
 from workbench.engine.market.snapshot import load_market
-from workbench.runner.live_resync import AccountFeed, seed_url, tracked_pools
+from workbench.runner.live_resync import AccountFeed, tracked_pools
+from workbench.runner.resync_seed import seed_url
 from workbench.wire.keys import new_key_table
 
 pytestmark = pytest.mark.timeout(120)

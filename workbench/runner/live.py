@@ -131,7 +131,8 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
         if record:
             recorder = PcapngWriter(out_file(record, "--record"), linktype=src.linktype)
         if accounts:
-            from .live_resync import AccountFeed, seed_url
+            from .live_resync import AccountFeed
+            from .resync_seed import seed_url
             seed_rpc, seed_note = seed_url(settings.market, rpc, seed)
             feed = AccountFeed(accounts, settings.market, int(run.market.pool_kind.shape[0]), seed_rpc=seed_rpc)
             if seed_note:

@@ -12,7 +12,7 @@ backoff and told likewise. The counters and the drift histograms go in the live 
 ``resync_drift_ppm``).
 
 Seeding (``seed_rpc``): a stream sends an account only when it changes, so at start a second
-thread fetches every tracked account from the snapshot's RPC (chain/account_seed.py) and
+thread fetches every tracked account from the snapshot's RPC (runner/resync_seed.py) and
 hands them to the tracker at their context slot; the stream thread and the seed thread take
 accounts one at a time (``_one_producer``: push_state has a single producer). A failed seed
 is a note naming the URL and the account; the stream goes on without it.
@@ -21,10 +21,7 @@ is a note naming the URL and the account; the stream goes on without it.
 from __future__ import annotations
 
 import functools
-import json
 import threading
-import time
-from pathlib import Path
 
 import numpy as np
 
@@ -72,25 +69,6 @@ def wp_words(price: int, liquidity: int, lower: int, upper: int) -> np.ndarray:
     for j, v in enumerate((price, liquidity, lower, upper)):
         w[2 * j], w[2 * j + 1] = v >> 64, v & ((1 << 64) - 1)
     return w
-
-
-def seed_url(market_dir, rpc: str | None, seed: bool) -> tuple[str | None, str | None]:
-    """(the RPC URL to seed the resync from, or None; a note when there is none to use): ``rpc``
-    (--rpc), else the ``rpc_url`` of the snapshot's meta.json (kept without its query, where
-    providers put keys: --rpc gives the whole URL)."""
-    if not seed:
-        return None, None
-    if rpc:
-        return rpc, None
-    meta = Path(market_dir) / "meta.json"
-    try:
-        url = json.loads(meta.read_text()).get("rpc_url")
-    except (OSError, ValueError, AttributeError):
-        url = None
-    if not url:
-        return None, (f"resync seed: {meta} names no rpc_url (a snapshot not made by `workbench snapshot`): "
-                      "the pools wait for the stream; give --rpc URL to seed them")
-    return url, None
 
 
 def _one_producer(method):
@@ -141,46 +119,8 @@ class AccountFeed:
             self._seed_thread.join(JOIN_S)
 
     def _seed(self) -> None:
-        """Fetch the tracked accounts (off the loop and the stream) and take them as updates."""
-        from ..chain.account_seed import fetch_seed
-        from ..chain.rpc import public_url
-        shown = public_url(self.seed_rpc)
-        t0 = time.perf_counter()
-        self.seed = {"rpc": shown, "accounts": 0, "configs": 0, "failed": 0}
-        try:
-            res = fetch_seed(self.seed_rpc, self.tracker.addresses(),
-                             {t.address for t in self.pools if t.program == "raydium_cpmm"})
-        except Exception as e:  # noqa: BLE001 - a failed seed is told; the stream goes on without it
-            why = f"{e.where}: {e.reason}" if isinstance(e, ChainError) else f"{shown}: {type(e).__name__}: {e}"
-            self.seed["error"] = why
-            self.note(f"resync seed: {why}; the pools wait for the stream")
-            return
-        if self._stop.is_set():
-            return
-        with self._lock:
-            for a in res.configs:
-                try:
-                    states = self.tracker.config_update(a.address, a.owner, a.data, a.slot)
-                except ChainError as e:
-                    res.failed.append((a.address, e.reason))
-                    continue
-                for st in states:
-                    self._push(st)
-                self.seed["configs"] += 1
-            for a in res.accounts:
-                try:
-                    st = self.tracker.update(a.address, a.owner, a.data, a.slot)
-                except ChainError as e:
-                    res.failed.append((a.address, e.reason))
-                    continue
-                self.seed["accounts"] += 1
-                if st is not None:
-                    self._push(st)
-        for address, reason in res.failed:
-            self.note(f"resync seed {shown}: account {address}: {reason} (not seeded)", key=f"seed:{address}")
-        slots = [a.slot for a in res.accounts]
-        self.seed.update(failed=len(res.failed), requests=res.requests, seconds=round(time.perf_counter() - t0, 3),
-                         slot=max(slots) if slots else -1)
+        from .resync_seed import seed_feed
+        seed_feed(self)
 
     def _push(self, s) -> None:
         push_state(self.rs, s.pool, s.slot, s.reserve_a, s.reserve_b,
