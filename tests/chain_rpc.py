@@ -143,7 +143,8 @@ class RpcServer:
 
     def __init__(self, accounts: dict, slot: int = SLOT, blocks: dict | None = None):
         self.accounts, self.slot = accounts, slot
-        self.blocks = blocks or {}              # slot -> getBlock result (or its JSON text as bytes), or ("rpc_error", code, message)
+        self.blocks = blocks or {}              # slot -> getBlock result (or its JSON text, bytes),
+                                                # or ("rpc_error", code, message)
         self.faults: list[tuple] = []
         self.requests: list[str] = []           # method of every request received
         self.lock = threading.Lock()

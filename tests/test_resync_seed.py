@@ -96,7 +96,8 @@ def _queued(feed) -> dict[int, list]:
     """pool row -> [slot, reserve a, reserve b, fee num, fee den] of the last state queued for it."""
     last = {}
     for i in range(int(feed.rs.ctl[0])):
-        last[int(feed.rs.q_pool[i])] = [int(feed.rs.q_slot[i]), *map(int, feed.rs.q_res[i]), *map(int, feed.rs.q_fee[i])]
+        last[int(feed.rs.q_pool[i])] = [int(feed.rs.q_slot[i]), *map(int, feed.rs.q_res[i]),
+                                        *map(int, feed.rs.q_fee[i])]
     return last
 
 

@@ -28,7 +28,7 @@ SLOT_SKIPPED_LONG_TERM = -32009   # "Slot N was skipped, or missing in long-term
 BLOCK_NOT_AVAILABLE = -32004      # "Block not available for slot N" (retried first)
 BLOCK_CLEANED_UP = -32001         # "Block N cleaned up, does not exist on node"
 SLOT_EMPTY_CODES = frozenset({SLOT_SKIPPED, SLOT_SKIPPED_LONG_TERM, BLOCK_NOT_AVAILABLE, BLOCK_CLEANED_UP})
-SLOTS_AHEAD = 32                  # slots asked ahead of the next one written (the client's limit bounds those in flight)
+SLOTS_AHEAD = 32                  # slots asked ahead of the next one written (the client limits those in flight)
 ROWS_PER_WRITE = 16_384           # rows handed on together (a record batch of the file: one engine batch on replay)
 NO_BALANCES = "[]"
 

@@ -11,7 +11,8 @@ state again, so nothing is half-applied.
 Applying a state overwrites the pool's row of the ``Market`` (reserves, Whirlpool words,
 the oracle prices it sets) and, when the state carries a fee other than the row's (the pool
 account's fee fields, or a CPMM AmmConfig's rate, changed on chain), the fee the swap maths
-reads and its float factor (``pool_fee``, ``pool_gamma``; counted ``fee_changes``). A state older (by slot) than the one the pool holds from an
+reads and its float factor (``pool_fee``, ``pool_gamma``; counted ``fee_changes``).
+A state older (by slot) than the one the pool holds from an
 earlier update is ignored and counted (``stale_states``; chain/pool_updates.py refuses an
 account update older than that account's last one before it gets here).
 
