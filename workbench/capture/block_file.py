@@ -42,7 +42,7 @@ import pyarrow.ipc as ipc
 from ..errors import CaptureError
 from .frames import TS_MISSING, FrameBatch
 from ..linktypes import LANDED_FAILED, LANDED_HDR_SZ, LANDED_SUCCESS, LINKTYPE_SOLANA_LANDED
-from .pcap import open_memmap
+from .pcap import PageReleaser, open_memmap
 
 FORMAT = "workbench-blocks/1"
 MAGIC = b"ARROW1"
@@ -110,6 +110,7 @@ class BlockFileReader:
 
     def __iter__(self):
         first = 0
+        pages = PageReleaser(self.buf)      # a file mapping's touched pages count as resident: dropped behind us
         for k in range(self._ipc.num_record_batches):
             rb = self._record_batch(k)
             col = rb.column(rb.schema.get_field_index("frame"))
@@ -134,6 +135,7 @@ class BlockFileReader:
             off = data_off + offs[:-1]
             caplen = lens.astype(np.int32)
             for s in range(0, n, self.batch_frames):
+                pages.release_before(int(off[s]))      # the consumer is done with every earlier batch
                 e = min(n, s + self.batch_frames)
                 yield FrameBatch(self.buf, off[s:e], caplen[s:e], caplen[s:e], ts[s:e],
                                  np.full(e - s, LINKTYPE_SOLANA_LANDED, np.int32), first + s)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 from typing import Callable
 
+import orjson
 from solders.transaction import VersionedTransaction
 
 from ..errors import ChainError
@@ -28,7 +28,9 @@ SLOT_SKIPPED_LONG_TERM = -32009   # "Slot N was skipped, or missing in long-term
 BLOCK_NOT_AVAILABLE = -32004      # "Block not available for slot N" (retried first)
 BLOCK_CLEANED_UP = -32001         # "Block N cleaned up, does not exist on node"
 SLOT_EMPTY_CODES = frozenset({SLOT_SKIPPED, SLOT_SKIPPED_LONG_TERM, BLOCK_NOT_AVAILABLE, BLOCK_CLEANED_UP})
-SLOTS_PER_WINDOW = 64             # slots fetched (concurrently, within the client's limit) before rows are written
+SLOTS_AHEAD = 32                  # slots asked ahead of the next one written (the client limits those in flight)
+ROWS_PER_WRITE = 16_384           # rows handed on together (a record batch of the file: one engine batch on replay)
+NO_BALANCES = "[]"
 
 
 def block_config(commitment: str) -> dict:
@@ -58,7 +60,7 @@ def block_rows(slot: int, block: dict, where: str, vaults: frozenset | None = No
         err = meta.get("err")
         rows.append({
             "tx": raw, "slot": slot, "index_in_block": i, "block_time_s": block_time,
-            "err": None if err is None else json.dumps(err, separators=(",", ":")),
+            "err": None if err is None else _json(err),
             "fee_lamports": meta.get("fee", 0), "compute_units_consumed": meta.get("computeUnitsConsumed"),
             "pre_token_balances": _token_balances(meta, "preTokenBalances", parsed, vaults),
             "post_token_balances": _token_balances(meta, "postTokenBalances", parsed, vaults),
@@ -70,40 +72,62 @@ def _token_balances(meta: dict, key: str, tx: VersionedTransaction, vaults: froz
     """meta's token balances as JSON text; with ``vaults``, only the entries whose account (the
     transaction's key at accountIndex: static keys, then meta.loadedAddresses) is one of them."""
     rows = meta.get(key) or []
-    if vaults is not None and rows:
+    if not rows:
+        return NO_BALANCES
+    if vaults is not None:
         keys = [str(k) for k in tx.message.account_keys]
         loaded = meta.get("loadedAddresses") or {}
         keys += list(loaded.get("writable", [])) + list(loaded.get("readonly", []))
         rows = [r for r in rows if 0 <= r.get("accountIndex", -1) < len(keys) and keys[r["accountIndex"]] in vaults]
-    return json.dumps(rows, separators=(",", ":"))
+    return _json(rows) if rows else NO_BALANCES
+
+
+def _json(obj) -> str:
+    """Compact JSON text (what json.dumps with separators (",", ":") writes), by orjson."""
+    return orjson.dumps(obj).decode()
 
 
 async def fetch_blocks(client: RpcClient, first: int, last: int, on_window: Callable[[list, list], None],
                        vaults: frozenset | None = None, progress: Callable[[int], None] | None = None) -> None:
-    """getBlock for every slot of [first, last], a window at a time; ``on_window(rows, skipped)``
-    gets each window's rows in landed order and its skipped slots ({slot, code, message})."""
+    """getBlock for every slot of [first, last]; ``on_window(rows, skipped)`` gets the rows in landed
+    order, about ROWS_PER_WRITE at a time, and the skipped slots among them ({slot, code, message}).
+
+    Slots are asked at most SLOTS_AHEAD ahead of the next one to hand on, and each answer becomes
+    rows as it lands: memory holds that many blocks' rows and one write, whatever the range."""
     cfg = block_config(client.commitment)
 
     async def one(slot):
         res = await client.call("getBlock", [slot, cfg], give_back=SLOT_EMPTY_CODES)
         if progress:
             progress(1)
+        if isinstance(res, dict):       # rows now: the parsed answer (several times their size) is freed at once
+            res = block_rows(slot, res, f"{client.shown} getBlock", vaults)
         return slot, res
 
-    for w in range(first, last + 1, SLOTS_PER_WINDOW):
-        slots = range(w, min(last, w + SLOTS_PER_WINDOW - 1) + 1)
-        tasks = [asyncio.ensure_future(one(s)) for s in slots]
-        try:
-            got = await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-        rows, skipped = [], []
-        for slot, res in got:
+    pending: dict[int, asyncio.Future] = {}
+    asked = first
+    rows, skipped = [], []
+    try:
+        for slot in range(first, last + 1):
+            while asked <= last and asked - slot < SLOTS_AHEAD:
+                pending[asked] = asyncio.ensure_future(one(asked))
+                asked += 1
+            _, res = await pending.pop(slot)
             if isinstance(res, RpcFailure):
                 skipped.append({"slot": slot, "code": res.code, "message": res.message})
             elif res is None:         # some nodes answer a skipped slot with a null result
                 skipped.append({"slot": slot, "code": None, "message": "null result"})
+            elif isinstance(res, list):
+                rows += res
             else:
-                rows += block_rows(slot, res, f"{client.shown} getBlock", vaults)
-        on_window(rows, skipped)
+                rows += block_rows(slot, res, f"{client.shown} getBlock", vaults)     # refuses what is no block
+            if len(rows) >= ROWS_PER_WRITE:
+                on_window(rows, skipped)
+                rows, skipped = [], []
+        if rows or skipped:
+            on_window(rows, skipped)
+    finally:
+        for t in pending.values():
+            t.cancel()
+            if t.done() and not t.cancelled():
+                t.exception()           # retrieved: a later slot's failure is not logged once the first one stops us

@@ -15,7 +15,14 @@ accountSubscribe stream sends an account only when it changes): until then its u
 are kept and counted ``waiting``. An update older (by slot) than the last one of the same
 account is ignored and counted ``stale``. An account whose owner, size or discriminator
 does not fit its role, or a vault holding another mint, raises ChainError naming it; the
-caller counts it and carries on. Fee parameters are not resynced (the snapshot's stay).
+caller counts it and carries on.
+
+Each state also carries the pool's fee, read as the snapshot reads it: Raydium v4's
+swap_fee_numerator / swap_fee_denominator and a Whirlpool's fee_rate / 10^6 from the pool
+account; a CPMM pool's AmmConfig trade_fee_rate (+ creator_fee_rate when the pool has it on)
+/ 10^6 once its AmmConfig has been given (``config_update``: the live resync's seed fetches
+it; until then a CPMM state carries no fee and the snapshot's stays). The engine takes a fee
+only when it differs from the one it holds.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ class PoolState:
     reserve_a: int
     reserve_b: int
     whirlpool: tuple[int, int, int, int] | None = None
+    fee: tuple[int, int] | None = None      # (numerator, denominator) on the input; None: not known (CPMM, no config)
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,9 @@ class PoolTracker:
         self._bal: list[list] = [[None, None] for _ in pools]
         self._slot: dict[str, int] = {}                 # latest slot of each account
         self._pool_slot = [0] * len(pools)
+        self._fee: list = [None] * len(pools)          # (num, den) from the pool account (and its AmmConfig)
+        self._config: dict[str, tuple] = {}             # CPMM AmmConfig address -> (decoded record, slot)
+        self._config_of: list = [None] * len(pools)     # CPMM: the AmmConfig its pool account names
         self.updates = 0        # account updates taken (every one, good or not)
         self.stale = 0          # older than the account's last one: ignored
         self.waiting = 0        # decoded, but the pool's three accounts are not all seen yet
@@ -99,6 +110,9 @@ class PoolTracker:
 
     def _update(self, address, owner, data, slot):
         hit = self.role.get(address)
+        if hit is None and address in self._config:     # a CPMM AmmConfig (the seed's, or a stream naming it)
+            self.config_update(address, owner, data, slot)
+            return None
         if hit is None:
             raise ChainError(f"account {address}", "is neither a pool nor a vault of the snapshot")
         p, role = hit
@@ -109,6 +123,7 @@ class PoolTracker:
         t = self.pools[p]
         if role == ROLE_POOL:
             rec = decode(POOL_LAYOUTS[PROGRAM_OF_NAME[t.program]], [acct])[0]
+            self._fee[p] = self._pool_fee(p, rec)
             self._rec[p] = rec
         else:
             # the layout's own check (owner, size), then its two fields read in place: a vault's balance is
@@ -140,7 +155,43 @@ class PoolTracker:
                 raise ChainError(f"account {t.address}", f"sqrt_price {price} is outside the range [{lo}, {hi}] of "
                                                          f"its tick_current_index {int(rec['tick_current_index'])}")
             words = (price, _u128(rec["liquidity"]), lo, hi)
-        return PoolState(p, self._pool_slot[p], ra, rb, words)
+        return PoolState(p, self._pool_slot[p], ra, rb, words, self._fee[p])
+
+    def _pool_fee(self, p: int, rec) -> tuple[int, int] | None:
+        """The fee of pool ``p`` whose account decoded to ``rec``, by the snapshot's rule (chain/market.py)."""
+        t = self.pools[p]
+        program = PROGRAM_OF_NAME[t.program]
+        if program == v4.PROGRAM:
+            fee = (int(rec["swap_fee_numerator"]), int(rec["swap_fee_denominator"]))
+        elif program == wp.PROGRAM:
+            fee = (int(rec["fee_rate"]), wp.FEE_RATE_DENOMINATOR)
+        else:
+            self._config_of[p] = b58(rec["amm_config"])
+            cfg = self._config.get(self._config_of[p])
+            if cfg is None:
+                return None
+            fee = cpmm.swap_fee(rec, cfg[0])
+        if fee[1] == 0 or fee[0] >= fee[1]:
+            raise ChainError(f"account {t.address}", f"fee {fee[0]}/{fee[1]} is not in [0, 1)")
+        return fee
+
+    def config_update(self, address: str, owner: str, data: bytes, slot: int) -> list[PoolState]:
+        """Take a CPMM AmmConfig account; the new states (with the fee) of the complete pools that name it.
+        An update older than the config's last one is ignored (counted ``stale``); ChainError when the
+        account is no AmmConfig."""
+        old = self._config.get(address)
+        if old is not None and slot < old[1]:
+            self.stale += 1
+            return []
+        self._config[address] = (decode(cpmm.CONFIG_LAYOUT, [Account(address, owner, bytes(data))])[0], slot)
+        states = []
+        for p, name in enumerate(self._config_of):
+            if name == address and self._rec[p] is not None:
+                self._fee[p] = self._pool_fee(p, self._rec[p])
+                if self._bal[p][0] is not None and self._bal[p][1] is not None:
+                    ra, rb = cpmm.reserves(self.pools[p].address, self._rec[p], *self._bal[p])
+                    states.append(PoolState(p, self._pool_slot[p], ra, rb, None, self._fee[p]))
+        return states
 
     def counters(self) -> dict:
         return {"account_updates": self.updates, "stale_account_updates": self.stale,

@@ -21,6 +21,7 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import orjson
 
 from ..errors import ChainError
 
@@ -140,7 +141,7 @@ class RpcClient:
                         raise ChainError(where, f"HTTP {r.status_code}: {r.text[:200]}")
                     else:
                         try:
-                            reply = json.loads(r.content)
+                            reply = orjson.loads(r.content)    # a getBlock answer is megabytes: orjson's C parser
                         except ValueError as e:
                             last = f"the response is not complete JSON ({len(r.content)} bytes: {e})"
                         else:

@@ -412,8 +412,12 @@ def _print_resync(rs: dict) -> None:
     t = _kv_table()
     t.add_row("resync endpoint", escape(rs["endpoint"]))
     for k in ("account_updates", "states_applied", "stale_account_updates", "stale_states", "waiting_for_accounts",
-              "rejected_updates", "dropped_full", "still_queued"):
+              "rejected_updates", "dropped_full", "still_queued", "fee_changes"):
         t.add_row(f"resync {k.replace('_', ' ')}", _fmt_int(rs.get(k, 0)))
+    seed = rs.get("seed") or {}
+    if seed:
+        t.add_row("resync seed", escape(f"{seed.get('accounts', 0):,} accounts, {seed.get('configs', 0):,} AmmConfigs "
+                                        f"from {seed.get('rpc', '')}" + (" (failed)" if "error" in seed else "")))
     d = rs.get("drift_ppm", {})
     for k in ("p50", "p99", "max"):
         t.add_row(f"resync drift {k} (ppm, |predicted - chain| / chain)", _fmt_int(d.get(k, -1)))
@@ -449,6 +453,10 @@ def live(
     accounts: Optional[str] = typer.Option(None, "--accounts",
                                            help="keep the --market pools in sync from the chain: grpc://HOST:PORT "
                                                 "(Yellowstone Subscribe) or ws(s)://... (accountSubscribe)"),
+    rpc: Optional[str] = typer.Option(None, "--rpc", help="--accounts: JSON-RPC URL the pools are seeded from at "
+                                                          "start (default: the snapshot's meta.json rpc_url)"),
+    no_seed: bool = typer.Option(False, "--no-seed", help="--accounts: no seed; each pool waits until the stream "
+                                                          "has sent its pool account and both vaults"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no live view"),
 ):
     """Capture live traffic and run the engine on it: a live view, then the replay outputs."""
@@ -463,7 +471,7 @@ def live(
         ready = lambda msg: err_console.print(f"[bold]{escape(msg)}[/]  (Ctrl-C stops)", highlight=False)  # noqa: E731
         kw = dict(source=source, ports=port_list, cpu=cpu, rt=rt, hugepages=hugepages, record=record,
                   duration=duration, split=split, capture_cpu=capture_cpu, db=dsn, on_ready=ready,
-                  parquet=not no_parquet, accounts=accounts)
+                  parquet=not no_parquet, accounts=accounts, rpc=rpc, seed=not no_seed)
         if quiet or not settings.progress or not console.is_terminal:
             result = run_live(iface, out, settings, **kw)
         else:

@@ -1,7 +1,8 @@
 """``backfill_blocks``: landed blocks of a slot range from JSON-RPC into a blocks file (``workbench blocks``).
 
-Rows go, a window of slots at a time, into an Arrow stream in a temporary file beside
-``out`` (memory holds one window, not the range); once every slot is answered, the stream
+Rows go, in slot order and a record batch of about 16k at a time (chain/blocks.py), into an
+Arrow stream in a temporary file beside ``out`` (memory holds the blocks fetched ahead and one
+batch, not the range); once every slot is answered, the stream
 is copied into the final Arrow IPC file whose schema metadata lists the skipped slots
 (capture/block_file.py), and that file is renamed to ``out``. Any failure removes the
 temporary files: ``out`` is whole, or untouched.
@@ -56,11 +57,9 @@ def _vaults(market) -> frozenset | None:
 
 
 def _batch(rows: list[dict]) -> pa.RecordBatch:
-    cols = {f.name: [] for f in SCHEMA}
-    for r in rows:
-        cols["frame"].append(frame_bytes(r["slot"], r["index_in_block"], r["err"] is not None, r["tx"]))
-        for k in list(cols)[1:]:
-            cols[k].append(r[k])
+    cols = {"frame": [frame_bytes(r["slot"], r["index_in_block"], r["err"] is not None, r["tx"]) for r in rows]}
+    for f in SCHEMA.names[1:]:
+        cols[f] = [r[f] for r in rows]
     return pa.RecordBatch.from_pydict(cols, schema=SCHEMA)
 
 
@@ -100,7 +99,10 @@ def backfill_blocks(rpc: str, first: int, last: int, out, *, market=None, commit
         meta = {"format": FORMAT, "rpc": public_url(rpc), "commitment": commitment, "from_slot": first,
                 "to_slot": last, "fetched_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "vaults_only": vaults is not None, "skipped": skipped}
-        with ipc.open_stream(str(stream_tmp)) as r, ipc.new_file(str(file_tmp), schema_with(meta)) as w:
+        # read a batch at a time through a plain file (a path would be memory-mapped: the whole stream
+        # would count in the process's resident memory by the end of the copy)
+        with pa.OSFile(str(stream_tmp)) as src, ipc.open_stream(src) as r, \
+                ipc.new_file(str(file_tmp), schema_with(meta)) as w:
             for rb in r:
                 w.write_batch(rb)
         os.replace(file_tmp, out)

@@ -54,7 +54,8 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
          db: str | None = None, sink: Callable[[str, pa.Table], None] | None = None,
          on_status: Callable[[LiveStatus], None] | None = None, on_ready: Callable[[str], None] | None = None,
          stop: threading.Event | None = None, status_every_s: float = 0.25, parquet: bool = True,
-         state: EngineState | None = None, accounts: str | None = None) -> LiveResult:
+         state: EngineState | None = None, accounts: str | None = None, rpc: str | None = None,
+         seed: bool = True) -> LiveResult:
     """Capture from ``iface`` (AF_PACKET) or UDP ``ports`` and run the engine until stopped.
 
     Stops after ``duration`` seconds of capture, when ``stop`` is set, or on SIGINT / SIGTERM /
@@ -72,7 +73,8 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
     the engine alone. ``state``: the engine state to run on (a view reading its histograms
     while the run goes on); a fresh one by default. ``accounts`` (grpc://, grpcs://, ws://, wss://;
     needs a market): the snapshot's pools are kept in sync from that account stream
-    (runner/live_resync.py), counted in ``result.resync``.
+    (runner/live_resync.py), counted in ``result.resync``; at start they are seeded with their current
+    accounts from ``rpc`` (default: the snapshot's meta.json rpc_url) unless ``seed`` is False.
     """
     settings, ports = _checked(iface, settings, source, ports, duration)
     if accounts:
@@ -80,6 +82,11 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
         check_accounts_url(accounts)
         if not settings.market:
             raise ConfigError("--accounts keeps a market snapshot's pools in sync: it needs --market")
+    elif rpc:
+        raise ConfigError("--rpc seeds the --accounts resync: it needs --accounts")
+    if rpc and not rpc.startswith(("http://", "https://")):
+        from ..chain.rpc import public_url
+        raise ConfigError(f"--rpc {public_url(rpc)}: not an http:// or https:// URL")
     # the output paths are checked before the source opens (and made once it is open)
     out_folder(out_dir, create=False)
     if record:
@@ -88,12 +95,13 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
         return _run_live(iface, out_dir, settings, stopper, source=source, ports=ports, cpu=cpu, rt=rt,
                          hugepages=hugepages, record=record, duration=duration, split=split,
                          capture_cpu=capture_cpu, db=db, sink=sink, on_status=on_status, on_ready=on_ready,
-                         status_every_s=status_every_s, parquet=parquet, state=state, accounts=accounts)
+                         status_every_s=status_every_s, parquet=parquet, state=state, accounts=accounts, rpc=rpc,
+                         seed=seed)
 
 
 def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, source, ports, cpu, rt, hugepages, record,
               duration, split, capture_cpu, db, sink, on_status, on_ready, status_every_s, parquet, state,
-              accounts=None) -> LiveResult:
+              accounts=None, rpc=None, seed=True) -> LiveResult:
     """live() once its arguments are checked and the stop signals are caught."""
     stop = stopper.event
     # the source first: a wrong interface or a refused socket fails before any output is made
@@ -124,7 +132,11 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
             recorder = PcapngWriter(out_file(record, "--record"), linktype=src.linktype)
         if accounts:
             from .live_resync import AccountFeed
-            feed = AccountFeed(accounts, settings.market, int(run.market.pool_kind.shape[0]))
+            from .resync_seed import seed_url
+            seed_rpc, seed_note = seed_url(settings.market, rpc, seed)
+            feed = AccountFeed(accounts, settings.market, int(run.market.pool_kind.shape[0]), seed_rpc=seed_rpc)
+            if seed_note:
+                feed.note(seed_note)
         loop = LiveLoop(stand_in or src, run, stages, ex, params, recorder, feed.rs if feed is not None else None)
         warmup_s = stopper.warm_up(loop.warm_up)
         if warmup_s is None:                         # a signal during the warm-up: stop before capture starts

@@ -10,10 +10,17 @@ run's notes, never more than ``NOTES_MAX`` lines; an unreachable endpoint is ret
 backoff and told likewise. The counters and the drift histograms go in the live summary
 (``resync``) and the store (the runs row's counts, ``latency_hist`` rows named
 ``resync_drift_ppm``).
+
+Seeding (``seed_rpc``): a stream sends an account only when it changes, so at start a second
+thread fetches every tracked account from the snapshot's RPC (runner/resync_seed.py) and
+hands them to the tracker at their context slot; the stream thread and the seed thread take
+accounts one at a time (``_one_producer``: push_state has a single producer). A failed seed
+is a note naming the URL and the account; the stream goes on without it.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -64,10 +71,20 @@ def wp_words(price: int, liquidity: int, lower: int, upper: int) -> np.ndarray:
     return w
 
 
-class AccountFeed:
-    """The resync thread of one live run: stream -> decode -> queue for the loop."""
+def _one_producer(method):
+    """Run ``method`` holding the feed's lock: the seed and the stream threads both queue states."""
+    @functools.wraps(method)
+    def locked(self, *args, **kw):
+        with self._lock:
+            return method(self, *args, **kw)
+    return locked
 
-    def __init__(self, url: str, market_dir, n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT):
+
+class AccountFeed:
+    """The resync thread of one live run: stream -> decode -> queue for the loop (and the seed thread)."""
+
+    def __init__(self, url: str, market_dir, n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT,
+                 seed_rpc: str | None = None):
         self.url, self.kind = url, check_accounts_url(url)
         self.pools = tracked_pools(market_dir)
         if len(self.pools) != n_pools:
@@ -81,16 +98,33 @@ class AccountFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.seed_rpc = seed_rpc
+        self.seed: dict = {}            # what the seed did (summary.json ``resync.seed``); {} without one
+        self._lock = threading.Lock()
+        self._seed_thread: threading.Thread | None = None
 
     # --- the thread ---------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="workbench-resync", daemon=True)
         self._thread.start()
+        if self.seed_rpc:
+            self._seed_thread = threading.Thread(target=self._seed, name="workbench-resync-seed", daemon=True)
+            self._seed_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(JOIN_S)
+        if self._seed_thread is not None:
+            self._seed_thread.join(JOIN_S)
+
+    def _seed(self) -> None:
+        from .resync_seed import seed_feed
+        seed_feed(self)
+
+    def _push(self, s) -> None:
+        push_state(self.rs, s.pool, s.slot, s.reserve_a, s.reserve_b,
+                   wp_words(*s.whirlpool) if s.whirlpool is not None else None, s.fee)
 
     def _run(self) -> None:
         if self.kind == "grpc":
@@ -114,6 +148,7 @@ class AccountFeed:
             return
         self.notes.append(line)
 
+    @_one_producer
     def on_account(self, address: str, owner: str, data: bytes, slot: int) -> None:
         """One account update: decoded into its pool's state, queued for the loop."""
         try:
@@ -129,7 +164,7 @@ class AccountFeed:
         if s is None:
             return
         push_state(self.rs, s.pool, s.slot, s.reserve_a, s.reserve_b,
-                   wp_words(*s.whirlpool) if s.whirlpool is not None else None)
+                   wp_words(*s.whirlpool) if s.whirlpool is not None else None, s.fee)
 
     # --- what the run reports -----------------------------------------------------------------------
     def drift(self) -> Histogram:
@@ -154,9 +189,9 @@ class AccountFeed:
                 per_pool[self.pools[p].address]["reserves"] = [int(x) for x in market.pool_res[p]]
         return {"endpoint": self.url, **self.tracker.counters(), **resync_counters(rs),
                 "drift_ppm": hist_summary(self.drift()), "drift_ppm_by_pool": per_pool,
-                "notes": list(self.notes), "notes_not_shown": self.notes_dropped}
+                "notes": list(self.notes), "notes_not_shown": self.notes_dropped, "seed": dict(self.seed)}
 
     def counts(self) -> dict[str, int]:
         """The integer counters, for the store's runs row (``resync_*``)."""
-        c = {**self.tracker.counters(), **resync_counters(self.rs)}
+        c = {**self.tracker.counters(), **resync_counters(self.rs), "seeded_accounts": self.seed.get("accounts", 0)}
         return {f"resync_{k}": int(v) for k, v in c.items()}

@@ -9,7 +9,10 @@ refuse the state (counted ``dropped_full``): the next update of that pool carrie
 state again, so nothing is half-applied.
 
 Applying a state overwrites the pool's row of the ``Market`` (reserves, Whirlpool words,
-the oracle prices it sets). A state older (by slot) than the one the pool holds from an
+the oracle prices it sets) and, when the state carries a fee other than the row's (the pool
+account's fee fields, or a CPMM AmmConfig's rate, changed on chain), the fee the swap maths
+reads and its float factor (``pool_fee``, ``pool_gamma``; counted ``fee_changes``).
+A state older (by slot) than the one the pool holds from an
 earlier update is ignored and counted (``stale_states``; chain/pool_updates.py refuses an
 account update older than that account's last one before it gets here).
 
@@ -46,6 +49,7 @@ Q_APPLIED = 2           # loop: states applied to the pool table
 Q_STALE = 3             # loop: states older than the pool's (ignored)
 Q_DROPPED_FULL = 4      # Python: states refused because the ring was full
 Q_DRAINS = 5            # loop: drains that applied at least one entry
+Q_FEE_CHANGES = 6       # loop: applied states whose fee differed from the pool row's (the row took it)
 N_Q = 8
 
 PPM = 1_000_000
@@ -63,6 +67,7 @@ class Resync(NamedTuple):
     pool_updates: np.ndarray    # int64[P] states applied per pool
     drift_counts: np.ndarray    # int64[P, N_BUCKETS] drift histogram per pool (ppm)
     drift_stats: np.ndarray     # int64[P, STATS_COLS]
+    q_fee: np.ndarray           # uint64[Q, 2] fee numerator, denominator of the state; (0, 0): none carried (kept)
 
 
 def new_resync(n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT) -> Resync:
@@ -71,7 +76,7 @@ def new_resync(n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT) -> Resync:
     counts, stats = new_histograms(max(1, n_pools))
     return Resync(np.zeros(queue, np.int32), np.zeros(queue, np.int64), np.zeros((queue, 2), np.uint64),
                   np.zeros((queue, N_WP), np.uint64), np.zeros(N_Q, np.int64), np.full(n_pools, -1, np.int64),
-                  np.zeros(n_pools, np.int64), counts, stats)
+                  np.zeros(n_pools, np.int64), counts, stats, np.zeros((queue, 2), np.uint64))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -100,6 +105,12 @@ def _apply_state(mk, rs, i):
         mk.pool_res[p, k] = rs.q_res[i, k]
     if drift >= 0:
         record(rs.drift_counts, rs.drift_stats, p, drift)
+    fee_num, fee_den = rs.q_fee[i, 0], rs.q_fee[i, 1]
+    if fee_den != 0 and (fee_num != mk.pool_fee[p, 0] or fee_den != mk.pool_fee[p, 1]):
+        mk.pool_fee[p, 0] = fee_num
+        mk.pool_fee[p, 1] = fee_den
+        mk.pool_gamma[p] = 1.0 - np.float64(fee_num) / np.float64(fee_den)     # as snapshot.py derives it
+        rs.ctl[Q_FEE_CHANGES] += 1
     if mk.pool_kind[p] == PK_WHIRLPOOL:
         for w in range(N_WP):
             mk.pool_wp[p, w] = rs.q_wp[i, w]
@@ -130,8 +141,9 @@ def drain_resync(mk, rs):
 
 
 # --- the Python side (one producer thread) ---------------------------------------------------------
-def push_state(rs: Resync, pool: int, slot: int, reserve_a: int, reserve_b: int, wp_words=None) -> bool:
-    """Queue one pool state; False (counted ``dropped_full``) when the ring is full."""
+def push_state(rs: Resync, pool: int, slot: int, reserve_a: int, reserve_b: int, wp_words=None, fee=None) -> bool:
+    """Queue one pool state (``fee``: its (numerator, denominator), None to keep the row's); False
+    (counted ``dropped_full``) when the ring is full."""
     ctl = rs.ctl
     head = int(ctl[Q_HEAD])
     q = rs.q_pool.shape[0]
@@ -145,6 +157,7 @@ def push_state(rs: Resync, pool: int, slot: int, reserve_a: int, reserve_b: int,
     rs.q_res[i, 1] = reserve_b
     if wp_words is not None:
         rs.q_wp[i] = wp_words
+    rs.q_fee[i] = fee if fee is not None else (0, 0)
     ctl[Q_HEAD] = head + 1          # after the entry: x86 keeps the order of stores, the loop load-acquires
     return True
 
@@ -156,4 +169,5 @@ def queued(rs: Resync) -> int:
 def resync_counters(rs: Resync) -> dict:
     c = rs.ctl
     return {"states_queued": int(c[Q_HEAD]), "states_applied": int(c[Q_APPLIED]), "stale_states": int(c[Q_STALE]), "dropped_full": int(c[Q_DROPPED_FULL]),
-            "still_queued": int(c[Q_HEAD] - c[Q_TAIL]), "drains": int(c[Q_DRAINS])}
+            "still_queued": int(c[Q_HEAD] - c[Q_TAIL]), "drains": int(c[Q_DRAINS]),
+            "fee_changes": int(c[Q_FEE_CHANGES])}
