@@ -8,7 +8,8 @@ In a test: ``with H2GeyserServer(connections) as srv: ... srv.port ... srv.reque
 ``connections[i]`` is the list of actions of the i-th connection (the last one repeats):
 ``("data", body_bytes, frame_sz)``, ``("sleep", s)``, ``("trailers", status, message)``,
 ``("reset", error_code)``, ``("goaway", error_code)``, ``("raw", bytes)`` (written on the
-socket as is), ``("flood", seconds, updates)`` (below). After its actions a connection stays
+socket as is), ``("flood", seconds, updates[, messages per second])`` (below; 0: as fast as
+the client takes them). After its actions a connection stays
 open until the client goes.
 
 As a process (benchmarks, inside a network namespace):
@@ -16,13 +17,14 @@ As a process (benchmarks, inside a network namespace):
     python tests/geyser_h2_server.py SCRIPT.json PORT_FILE
 
 with account_stream_server.py's script: ``{"phases": [...], "flood": {"seconds": s, "updates":
-[...]}}``; the flood sends every update round after round, each round one slot later.
+[...], "rate": messages per second (optional)}}``; the flood sends every update round after round, each round one slot later.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import select
 import socket
 import sys
 import threading
@@ -143,7 +145,7 @@ class H2GeyserServer:
         import h2.connection
         import h2.events
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(0.2)
+        sock.settimeout(None)               # writes block while the client is slow (reads poll, _events)
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
         conn.initiate_connection()
         sid = None
@@ -169,14 +171,17 @@ class H2GeyserServer:
                 self._events(conn, sock)
         except (OSError, ConnectionError):
             return
+        except Exception:
+            import traceback
+            traceback.print_exc()
+            raise
         finally:
             sock.close()
 
     def _events(self, conn, sock):
-        try:
-            data = sock.recv(1 << 16)
-        except socket.timeout:
+        if not select.select([sock], [], [], 0.2)[0]:
             return []
+        data = sock.recv(1 << 16)
         if not data:
             raise ConnectionError("client went")
         ev = conn.receive_data(data)
@@ -221,12 +226,18 @@ class H2GeyserServer:
             sock.sendall(a[1])
         elif kind == "flood":
             seconds, updates = a[1], a[2]
+            rate = a[3] if len(a) > 3 else 0
             round_blob, offs = flood_round([(u[0], u[1], u[2]) for u in updates])
             slot = max(u[3] for u in updates) + 1
-            end = time.monotonic() + seconds
+            t0 = time.monotonic()
+            end = t0 + seconds
+            sent = 0
             while time.monotonic() < end and not self._stop.is_set():
+                if rate:                                    # paced: the block leaves at its time
+                    time.sleep(max(0.0, t0 + sent / rate - time.monotonic()))
                 self._send(conn, sock, sid, flood_block(round_blob, offs, slot, FLOOD_ROUNDS_PER_BLOCK), SEND_FRAME_SZ)
                 slot += FLOOD_ROUNDS_PER_BLOCK
+                sent += FLOOD_ROUNDS_PER_BLOCK * len(updates)
                 self.sent_updates += FLOOD_ROUNDS_PER_BLOCK * len(updates)
         return True
 
@@ -244,7 +255,8 @@ def actions_of_script(script: dict) -> list:
     flood = script.get("flood")
     if flood:
         acts.append(("flood", flood["seconds"], [(base58.b58decode(u["pubkey"]), base58.b58decode(u["owner"]),
-                                                  base64.b64decode(u["data"]), u["slot"]) for u in flood["updates"]]))
+                                                  base64.b64decode(u["data"]), u["slot"]) for u in flood["updates"]],
+                     flood.get("rate", 0)))
     return acts
 
 

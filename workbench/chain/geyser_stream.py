@@ -9,8 +9,14 @@ library hands over one message per Python iteration, and a busy market sends hun
 thousands a second; here Python runs once per socket read, and the caller walks the gRPC
 messages of a chunk in one jitted call (chain/geyser_wire.py). The client asks for large
 frames and windows (``FRAME_MAX_SZ``, ``WINDOW_SZ``) so a server can put many messages in
-one DATA frame, and gives flow-control credit back once per read. Messages come as they are
-(``grpc-accept-encoding: identity``); a compressed one is refused by the walker.
+one DATA frame, and gives flow-control credit back in bulk (``WINDOW_CREDIT_SZ``). Messages
+come as they are (``grpc-accept-encoding: identity``); a compressed one is refused.
+
+The h2 library runs the connection (preface, settings, HPACK headers and trailers, pings,
+RST_STREAM, GOAWAY), but the plain DATA frames of the stream, nearly every byte, are copied
+into the body buffer by a jitted walk of the socket bytes (``take_data_frames``) with the GIL
+released: parsed by h2 in Python, they held the GIL long enough to slow the live loop's own
+Python steps, which wait for it (README, Live resync). Any other frame goes to h2 whole.
 
 A stream that fails (refused connection, TLS, an HTTP status or a gRPC status other than OK
 in the trailers, RST_STREAM, GOAWAY, a closed socket, bytes that are not HTTP/2 or not gRPC
@@ -31,6 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from ..errors import ChainError
+from .geyser_wire import H2_HEADER_SZ, TAKE_FULL, TAKE_NEED_MORE, take_data_frames, window_update
 
 BACKOFF_S = 0.1
 BACKOFF_MAX_S = 5.0
@@ -41,6 +48,7 @@ POLL_S = 0.2                    # socket read timeout: how soon a stop request i
 RECV_SZ = 4 << 20               # bytes asked of one socket read
 FRAME_MAX_SZ = (1 << 24) - 1    # SETTINGS_MAX_FRAME_SIZE: the largest HTTP/2 allows
 WINDOW_SZ = 64 << 20            # stream and connection receive windows, bytes
+WINDOW_CREDIT_SZ = 16 << 20     # taken bytes given back to both windows at once (WINDOW_UPDATE)
 CHUNK_MIN_SZ = 8 << 20          # the reassembly buffer's first size; it grows to hold the longest message
 # gRPC status codes (grpc/doc/statuscodes.md), by number
 GRPC_STATUS = ("OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
@@ -91,12 +99,16 @@ class ChunkBuffer:
 
     def append(self, data: bytes) -> None:
         n = len(data)
+        self.reserve(n)
+        self.buf[self.end:self.end + n] = np.frombuffer(data, np.uint8)
+        self.end += n
+
+    def reserve(self, n: int) -> None:
+        """Room for ``n`` more bytes."""
         if self.end + n > self.buf.shape[0]:
             grown = np.empty(max(2 * self.buf.shape[0], self.end + n), np.uint8)
             grown[:self.end] = self.buf[:self.end]
             self.buf = grown
-        self.buf[self.end:self.end + n] = np.frombuffer(data, np.uint8)
-        self.end += n
 
     def consume(self, n: int) -> None:
         rest = self.end - n
@@ -145,6 +157,16 @@ def _connection():
     return conn
 
 
+def _take(on_chunk, chunk: ChunkBuffer) -> int:
+    """Walk what the body buffer holds (``on_chunk``); the account updates it took. StreamFailure
+    when the bytes are not gRPC messages of SubscribeUpdate."""
+    used, n, err = on_chunk(chunk.buf, chunk.end, chunk.base)
+    chunk.consume(used)
+    if err:
+        raise StreamFailure("INTERNAL", err)
+    return n
+
+
 def _one_stream(target, tls, meta, request: bytes, on_chunk, stop, chunk: ChunkBuffer, got: list) -> None:
     """Run one Subscribe stream until it ends or ``stop``, counting the account updates it brings
     in ``got[0]``. StreamFailure when it fails."""
@@ -162,55 +184,79 @@ def _one_stream(target, tls, meta, request: bytes, on_chunk, stop, chunk: ChunkB
         headers: dict = {}
         trailers: dict = {}
         ended = False
+        raw = np.empty(RECV_SZ, np.uint8)      # socket bytes not taken yet (a frame may span reads)
+        raw_end = 0
+        owed = 0                                # flow-controlled bytes taken past h2, not given back yet
         while not stop.is_set() and not ended:
+            if raw_end == raw.shape[0]:         # a frame longer than the buffer: make room for it
+                raw = np.concatenate([raw, np.empty(raw.shape[0], np.uint8)])
             try:
-                data = sock.recv(RECV_SZ)
+                n = sock.recv_into(memoryview(raw)[raw_end:])
             except socket.timeout:
                 continue
             except OSError as e:
                 raise StreamFailure("UNAVAILABLE", f"connection lost: {e.strerror or e}") from None
-            if not data:
+            if not n:
                 raise StreamFailure("UNAVAILABLE", "the server closed the connection")
-            try:
-                events = conn.receive_data(data)
-            except h2.exceptions.H2Error as e:
-                # h2 keeps no events of a read it cannot parse: that read is lost with the connection
-                raise StreamFailure("INTERNAL", f"not HTTP/2 after byte {chunk.base + chunk.end} of the stream: "
-                                                f"{type(e).__name__}: {e}") from None
-            flow = 0
+            raw_end += n
+            pos = 0
             failure = None          # raised once the data before it is taken: nothing received is lost
-            for ev in events:
-                if isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
-                    chunk.append(ev.data)
-                    flow += ev.flow_controlled_length
-                elif isinstance(ev, h2.events.ResponseReceived):
-                    headers = dict(ev.headers)
-                    if headers.get(":status") != "200":
-                        raise StreamFailure("UNAVAILABLE", f"HTTP status {headers.get(':status')}")
-                elif isinstance(ev, h2.events.TrailersReceived):
-                    trailers = dict(ev.headers)
-                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
-                    ended = True
-                elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
-                    failure = failure or StreamFailure("CANCELLED" if ev.error_code == 8 else "INTERNAL",
-                                        f"the server reset the stream (RST_STREAM error {ev.error_code})")
-                elif isinstance(ev, h2.events.ConnectionTerminated):
-                    extra = f": {ev.additional_data.decode(errors='replace')}" if ev.additional_data else ""
-                    failure = failure or StreamFailure("UNAVAILABLE",
-                                                       f"the server sent GOAWAY (error {ev.error_code}){extra}")
-            if flow:
-                conn.acknowledge_received_data(flow, sid)
-            if chunk.end:
-                used, n, err = on_chunk(chunk.buf, chunk.end, chunk.base)
-                chunk.consume(used)
-                got[0] += n
-                if err:
-                    raise StreamFailure("INTERNAL", err)
-            if failure is not None:
-                raise failure
+            while failure is None and not ended:
+                used, chunk.end, flow, why = take_data_frames(raw[pos:raw_end], raw_end - pos, sid, chunk.buf,
+                                                              chunk.end)
+                pos += used
+                owed += flow
+                if why == TAKE_NEED_MORE:
+                    break
+                ln = int.from_bytes(raw[pos:pos + 3].tobytes(), "big")
+                if why == TAKE_FULL:
+                    if chunk.end:
+                        got[0] += _take(on_chunk, chunk)
+                    chunk.reserve(ln)
+                    continue
+                if raw_end - pos < H2_HEADER_SZ + ln:
+                    break
+                frame = raw[pos:pos + H2_HEADER_SZ + ln].tobytes()
+                pos += H2_HEADER_SZ + ln
+                try:
+                    events = conn.receive_data(frame)
+                except h2.exceptions.H2Error as e:
+                    failure = StreamFailure("INTERNAL", f"not HTTP/2 after byte {chunk.base + chunk.end} of the "
+                                                        f"stream: {type(e).__name__}: {e}")
+                    break
+                for ev in events:
+                    if isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                        chunk.append(ev.data)
+                        conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                    elif isinstance(ev, h2.events.ResponseReceived):
+                        headers = dict(ev.headers)
+                        if headers.get(":status") != "200":
+                            raise StreamFailure("UNAVAILABLE", f"HTTP status {headers.get(':status')}")
+                    elif isinstance(ev, h2.events.TrailersReceived):
+                        trailers = dict(ev.headers)
+                    elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                        ended = True
+                    elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
+                        failure = failure or StreamFailure("CANCELLED" if ev.error_code == 8 else "INTERNAL",
+                                                           f"the server reset the stream (RST_STREAM error "
+                                                           f"{ev.error_code})")
+                    elif isinstance(ev, h2.events.ConnectionTerminated):
+                        extra = f": {ev.additional_data.decode(errors='replace')}" if ev.additional_data else ""
+                        failure = failure or StreamFailure("UNAVAILABLE",
+                                                           f"the server sent GOAWAY (error {ev.error_code}){extra}")
+            if pos:
+                raw[:raw_end - pos] = raw[pos:raw_end]
+                raw_end -= pos
             out = conn.data_to_send()
+            if owed >= WINDOW_CREDIT_SZ:        # flow-control credit in bulk: connection and stream
+                out += window_update(0, owed) + window_update(sid, owed)
+                owed = 0
             if out:
                 sock.sendall(out)
+            if chunk.end:
+                got[0] += _take(on_chunk, chunk)
+            if failure is not None:
+                raise failure
         if ended:
             st = trailers.get("grpc-status", headers.get("grpc-status"))
             if st != "0":

@@ -198,3 +198,57 @@ def walk_updates(buf, end, out):
 def grpc_frame(message: bytes) -> bytes:
     """One uncompressed gRPC Length-Prefixed-Message."""
     return b"\x00" + len(message).to_bytes(4, "big") + message
+
+
+# --- HTTP/2 DATA frames of the response, taken without the h2 library (RFC 9113 section 4.1, 6.1) ---------
+H2_HEADER_SZ = 9                # frame header: length u24, type u8, flags u8, stream id u31 (big-endian)
+H2_DATA = 0x0                   # frame type DATA
+H2_WINDOW_UPDATE = 0x8          # frame type WINDOW_UPDATE
+H2_END_STREAM = 0x1             # DATA flag: the last frame of the stream (h2 must see it)
+H2_PADDED = 0x8                 # DATA flag: a pad length byte first, that many pad bytes last
+# why ``take_data_frames`` stopped
+TAKE_NEED_MORE = 0              # the next frame is not complete in the bytes given
+TAKE_FOR_H2 = 1                 # the next frame is for the h2 library (not a plain DATA frame of the stream)
+TAKE_FULL = 2                   # the body buffer has no room for the next frame's payload
+
+
+@njit(cache=True, nogil=True)
+def take_data_frames(raw, n, stream_id, body, body_end):
+    """Copy the payloads of the DATA frames of ``stream_id`` at the front of ``raw[:n]`` into
+    ``body[body_end:]``: the response body, with the GIL released, however many frames a socket
+    read holds. Stops at a frame that is anything else (settings, ping, window update, headers,
+    trailers, a DATA frame ending the stream or of another stream, a bad pad length): the caller
+    hands that one to the h2 library. Returns (bytes of ``raw`` taken, new body end, flow-
+    controlled bytes taken (payload and padding, what WINDOW_UPDATE must give back), TAKE_*)."""
+    off = 0
+    flow = 0
+    while True:
+        if n - off < H2_HEADER_SZ:
+            return off, body_end, flow, TAKE_NEED_MORE
+        ln = (np.int64(raw[off]) << 16) | (np.int64(raw[off + 1]) << 8) | np.int64(raw[off + 2])
+        typ, flags = raw[off + 3], raw[off + 4]
+        sid = ((np.int64(raw[off + 5]) & 0x7F) << 24) | (np.int64(raw[off + 6]) << 16) \
+            | (np.int64(raw[off + 7]) << 8) | np.int64(raw[off + 8])
+        if typ != H2_DATA or sid != stream_id or (flags & H2_END_STREAM) != 0:
+            return off, body_end, flow, TAKE_FOR_H2
+        if n - off - H2_HEADER_SZ < ln:
+            return off, body_end, flow, TAKE_NEED_MORE
+        s = off + H2_HEADER_SZ
+        e = s + ln
+        if flags & H2_PADDED:
+            if ln < 1 or np.int64(raw[s]) >= ln:
+                return off, body_end, flow, TAKE_FOR_H2        # a protocol error: h2 names it
+            e -= np.int64(raw[s])
+            s += 1
+        if e - s > body.shape[0] - body_end:
+            return off, body_end, flow, TAKE_FULL
+        body[body_end:body_end + e - s] = raw[s:e]
+        body_end += e - s
+        flow += ln
+        off += H2_HEADER_SZ + ln
+
+
+def window_update(stream_id: int, increment: int) -> bytes:
+    """One HTTP/2 WINDOW_UPDATE frame."""
+    return (4).to_bytes(3, "big") + bytes((H2_WINDOW_UPDATE, 0)) + stream_id.to_bytes(4, "big") \
+        + increment.to_bytes(4, "big")
