@@ -15,8 +15,8 @@ come as they are (``grpc-accept-encoding: identity``); a compressed one is refus
 The h2 library runs the connection (preface, settings, HPACK headers and trailers, pings,
 RST_STREAM, GOAWAY), but the plain DATA frames of the stream, nearly every byte, are copied
 into the body buffer by a jitted walk of the socket bytes (``take_data_frames``) with the GIL
-released: parsed by h2 in Python, they held the GIL long enough to slow the live loop's own
-Python steps, which wait for it (README, Live resync). Any other frame goes to h2 whole.
+released: parsed by h2 in Python, they were the client's limit (README, Live resync). Any
+other frame goes to h2 whole.
 
 A stream that fails (refused connection, TLS, an HTTP status or a gRPC status other than OK
 in the trailers, RST_STREAM, GOAWAY, a closed socket, bytes that are not HTTP/2 or not gRPC

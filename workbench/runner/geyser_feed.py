@@ -12,9 +12,6 @@ moved by what each chunk counted, so the summary reads the same whichever client
 
 from __future__ import annotations
 
-import os
-import threading
-
 import numpy as np
 
 from ..chain.geyser_stream import stream_account_chunks
@@ -25,7 +22,6 @@ from ..chain.pool_updates_batch import (C_REJECTED, C_STALE, C_UPDATES, C_WAITIN
 from ..engine.market.resync import push_states
 
 UPDATES_PER_CALL = 16_384       # account updates walked and tracked per jitted call (a chunk may take several)
-RESYNC_NICE = 19                # the resync thread's nice value: the live loop's CPU comes first
 
 
 class GeyserChunks:
@@ -76,15 +72,6 @@ class GeyserChunks:
 
 
 def stream_geyser(feed) -> None:
-    """The resync thread's work for a grpc:// or grpcs:// endpoint, until ``feed`` stops.
-
-    The thread runs at the lowest CPU priority (``RESYNC_NICE``): the live loop does not need
-    the GIL, but it does need a CPU, and on a machine with few cores a stream of hundreds of
-    thousands of updates a second would otherwise take turns with it and stretch its latency
-    tail; the ring absorbs the delay (a full ring drops states, counted)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), RESYNC_NICE)
-    except OSError as e:
-        feed.note(f"{feed.url}: could not lower the resync thread's priority ({e.strerror}); it runs as is")
+    """The resync thread's work for a grpc:// or grpcs:// endpoint, until ``feed`` stops."""
     chunks = GeyserChunks(feed)
     stream_account_chunks(feed.url, feed.tracker.addresses(), chunks.on_chunk, feed._stop, feed.note)
