@@ -7,9 +7,10 @@ runs in the namespace, once with ``--accounts grpc://127.0.0.1:PORT`` and once w
 SNAP is the snapshot ``workbench snapshot`` makes from tests/chain_rpc.py's loopback RPC
 server (the real fixture pools); the Geyser server (tests/geyser_h2_server.py, in the
 namespace) floods updates of those pools' accounts and vaults, one slot later each round,
-pre-serialized SubscribeUpdate messages in 1 MiB HTTP/2 DATA frames (as fast as the client's
-flow-control window lets it), for longer than the run: a gRPC server library sending one
-message per call could not feed the client fast enough to measure it.
+pre-serialized SubscribeUpdate messages in 1 MiB HTTP/2 DATA frames within the client's
+flow-control window, paced at ``--rate`` updates/s (0: as fast as taken), niced (it stands in
+for a remote machine), for longer than the run: a gRPC server library sending one message
+per call could not feed the client fast enough to measure it.
 
 Figures, medians of ``--repeat`` alternating runs:
 - account updates taken and pool states applied per second of the run (the end-to-end path:

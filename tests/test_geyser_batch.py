@@ -313,3 +313,28 @@ def test_a_flood_is_taken_whole(snap):  # noqa: F811
     assert c["rejected_updates"] == 0 and c["stale_account_updates"] == 0
     assert int(feed.rs.ctl[0]) + int(feed.rs.ctl[4]) == c["account_updates"] - c["waiting_for_accounts"]
     assert c["waiting_for_accounts"] == 2 * len(cases)
+
+
+def test_a_tracker_filled_before_the_stream_carries_on_in_the_arrays(snap):  # noqa: F811
+    """What PoolTracker took before the stream (pool accounts, balances, slots: a seed at start)
+    is where the jitted tracker starts: the states after it equal PoolTracker's own."""
+    folder, table, cases = snap
+    pools = tracked_pools(folder)
+    ups = _mixed_updates(table, cases, pools, 4)
+    head, tail = ups[:3 * len(cases)], ups[3 * len(cases):]
+    py = AccountFeed("grpc://127.0.0.1:9", folder, len(pools), queue=4096)
+    jit = AccountFeed("grpc://127.0.0.1:9", folder, len(pools), queue=4096)
+    for feed in (py, jit):
+        for u in head:
+            feed.tracker.update(u["pubkey"], u["owner"], u["data"], u["slot"])
+    for u in tail:
+        py.on_account(u["pk_raw"].hex() if "pk_raw" in u else u["pubkey"], u["owner"], u["data"], u["slot"])
+    cb = ChunkBuffer()
+    cb.append(b"".join(_msg(u) for u in tail))
+    used, _, err = GeyserChunks(jit).on_chunk(cb.buf, cb.end, cb.base)
+    assert err is None and used == cb.end
+    assert jit.tracker.counters() == py.tracker.counters() and jit.notes == py.notes
+    a, b = _ring(jit), _ring(py)
+    assert len(a) == len(b) > 0
+    for (pa, sa, ra, wa), (pb, sb, rb, wb) in zip(a, b):
+        assert (pa, sa, ra) == (pb, sb, rb) and (wa == wb or pools[pa].program != "orca_whirlpool")
