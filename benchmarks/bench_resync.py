@@ -5,14 +5,21 @@ Setup (root): a network namespace with one end of a veth pair; ``workbench send`
 demo.pcapng into the other end at 50k packets/s; ``workbench live --iface ... --market SNAP``
 runs in the namespace, once with ``--accounts grpc://127.0.0.1:PORT`` and once without.
 SNAP is the snapshot ``workbench snapshot`` makes from tests/chain_rpc.py's loopback RPC
-server (the real fixture pools); the Geyser server (tests/account_stream_server.py, in the
+server (the real fixture pools); the Geyser server (tests/geyser_h2_server.py, in the
 namespace) floods updates of those pools' accounts and vaults, one slot later each round,
-for the whole traffic window.
+pre-serialized SubscribeUpdate messages in 1 MiB HTTP/2 DATA frames within the client's
+flow-control window, paced at ``--rate`` updates/s (0: as fast as taken), niced (it stands in
+for a remote machine), for longer than the run: a gRPC server library sending one message
+per call could not feed the client fast enough to measure it.
 
 Figures, medians of ``--repeat`` alternating runs:
-- account updates taken and pool states applied per second of the flood (the end-to-end
-  path: gRPC -> protobuf -> chain decoders -> queue -> the loop's drain);
+- account updates taken and pool states applied per second of the run (the end-to-end path:
+  HTTP/2 -> jitted gRPC/protobuf walk and pool tracker -> ring -> the loop's drain);
 - the kernel-to-scored p99 of the packets with and without the stream, and their ratio;
+- the clients alone, no traffic, in this process, each against its own server in a
+  subprocess: the chunked client (h2 + jitted decode, what ``workbench live`` runs) beside
+  the peer, grpcio's client with one Python iteration and one PoolTracker.update per message
+  against grpcio's server (tests/account_stream_server.py), the path this replaced;
 - the loop's own drain rate (states applied per second by ``drain_resync`` from a full ring,
   in this process): what the engine side could take if the stream were faster.
 
@@ -42,6 +49,7 @@ from chain_rpc import SLOT, RpcServer, fixture_market  # noqa: E402
 CAPTURE = REPO / "captures" / "demo.pcapng"
 PPS = 50_000
 READY_TIMEOUT_S = 900
+FLOOD_OUTLASTS_S = 600          # the flood is stopped with its server, after the run
 
 
 def sh(*args, check=True):
@@ -86,15 +94,18 @@ class Veth:
         sh("ip", "link", "del", self.tx, check=False)
 
 
-def one_run(v: Veth, tmp: Path, snap: Path, updates, seconds: float, with_updates: bool, k: int) -> dict:
+def one_run(v: Veth, tmp: Path, snap: Path, updates, seconds: float, with_updates: bool, k: int, rate: int = 0,
+            live_args: tuple = ()) -> dict:
     srv = None
     args = []
     if with_updates:
         script = tmp / f"flood{k}.json"
-        script.write_text(json.dumps({"phases": [], "flood": {"seconds": seconds + 1.0, "updates": updates}}))
+        script.write_text(json.dumps({"phases": [], "flood": {"seconds": FLOOD_OUTLASTS_S, "updates": updates,
+                                                              "rate": rate}}))
         port_file = tmp / f"port{k}"
-        srv = subprocess.Popen(["ip", "netns", "exec", v.ns, sys.executable, str(REPO / "tests" /
-                                "account_stream_server.py"), "grpc", str(script), str(port_file)],
+        # nice: the server stands in for a remote machine; here it shares the two CPUs with the run
+        srv = subprocess.Popen(["ip", "netns", "exec", v.ns, "nice", "-n", "19", sys.executable, str(REPO / "tests" /
+                                "geyser_h2_server.py"), str(script), str(port_file)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text()):
@@ -105,7 +116,7 @@ def one_run(v: Veth, tmp: Path, snap: Path, updates, seconds: float, with_update
     out = tmp / f"live{k}"
     live = subprocess.Popen(["ip", "netns", "exec", v.ns, sys.executable, "-m", "workbench.cli", "live", "--iface",
                              v.rx, "--market", str(snap), "--no-db", "--no-parquet", "--quiet", "--out", str(out),
-                             "--duration", "600", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             "--duration", "600", *live_args, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=REPO)
     ready = threading.Event()
     threading.Thread(target=lambda: [ready.set() for line in live.stderr if "capturing on" in line],
@@ -133,6 +144,74 @@ def one_run(v: Veth, tmp: Path, snap: Path, updates, seconds: float, with_update
         r |= {"updates_per_s": rs["account_updates"] / s["wall_s"], "applied_per_s": rs["states_applied"] / s["wall_s"],
               "dropped_full": rs["dropped_full"], "rejected": rs["rejected_updates"]}
     return r
+
+
+def grpcio_stream_accounts(url: str, addresses: list[str], on_account, stop: threading.Event) -> None:
+    """The peer: grpcio's client as workbench used it before the chunked one, one Python iteration
+    (and one ``on_account``) per message."""
+    import grpc
+
+    from workbench.chain.geyser import geyser_pb2_grpc
+    from workbench.chain.geyser_stream import parse_grpc_url, subscribe_request
+    from workbench.chain.pool_updates_batch import address_text
+    target, _, meta = parse_grpc_url(url)
+    channel = grpc.insecure_channel(target)
+
+    def requests():
+        yield subscribe_request(addresses)
+        stop.wait()
+
+    call = geyser_pb2_grpc.GeyserStub(channel).Subscribe(requests(), metadata=meta or None)
+    threading.Thread(target=lambda: (stop.wait(), call.cancel()), daemon=True).start()
+    try:
+        for upd in call:
+            if upd.WhichOneof("update_oneof") != "account":
+                continue
+            a = upd.account.account
+            on_account(address_text(a.pubkey), address_text(a.owner), a.data, int(upd.account.slot))
+    except grpc.RpcError:
+        pass
+    finally:
+        channel.close()
+
+
+def client_rate(kind: str, tmp: Path, snap: Path, updates, seconds: float, k: str) -> float:
+    """Account updates per second one client takes from a flooding server (a subprocess), no traffic:
+    ``chunked`` (h2 + jitted decode, AccountFeed's own thread) or ``grpcio`` (the peer)."""
+    from workbench.runner.live_resync import AccountFeed
+    script = tmp / f"client{k}.json"
+    script.write_text(json.dumps({"phases": [], "flood": {"seconds": FLOOD_OUTLASTS_S, "updates": updates}}))
+    port_file = tmp / f"client-port{k}"
+    server = ["geyser_h2_server.py"] if kind == "chunked" else ["account_stream_server.py", "grpc"]
+    srv = subprocess.Popen([sys.executable, str(REPO / "tests" / server[0]), *server[1:], str(script), str(port_file)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text()):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the {kind} server did not start")
+            time.sleep(0.05)
+        feed = AccountFeed(f"grpc://127.0.0.1:{port_file.read_text()}", snap, len(updates) // 3)
+        stop = threading.Event()
+        if kind == "chunked":
+            feed.start()
+        else:
+            t = threading.Thread(target=grpcio_stream_accounts,
+                                 args=(feed.url, feed.tracker.addresses(), feed.on_account, stop), daemon=True)
+            t.start()
+        deadline = time.monotonic() + 60
+        while feed.tracker.updates == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        u0, t0 = feed.tracker.updates, time.perf_counter()
+        time.sleep(seconds)
+        u1, t1 = feed.tracker.updates, time.perf_counter()
+        stop.set()
+        feed.stop()
+        return (u1 - u0) / (t1 - t0)
+    finally:
+        srv.kill()
+        srv.wait(10)
 
 
 def drain_rate(snap: Path, n: int = 65_536, repeat: int = 5) -> float:
@@ -165,9 +244,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0, help="traffic (and flood) per run")
+    ap.add_argument("--live-args", default="", help="more flags of `workbench live` in both variants, e.g. '--cpu 1'")
+    ap.add_argument("--rate", type=int, default=250_000,
+                    help="account updates per second the flood sends during live runs (0: as fast as taken)")
     a = ap.parse_args()
     print("# the machine is shared with other agents and loaded: figures move run to run; medians of "
           f"{a.repeat} alternating runs")
+    print(f"# uptime at start: {sh('uptime').stdout.strip()}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-resync-"))
     snap, updates = make_snapshot(tmp)
     v = Veth()
@@ -177,7 +260,7 @@ def main() -> None:
         one_run(v, tmp, snap, updates, 0.5, False, 98)
         for k in range(a.repeat):
             for w in (False, True):
-                runs[w].append(one_run(v, tmp, snap, updates, a.seconds, w, 2 * k + w))
+                runs[w].append(one_run(v, tmp, snap, updates, a.seconds, w, 2 * k + w, a.rate, tuple(a.live_args.split())))
     finally:
         v.close()
     med = lambda w, key: statistics.median(r[key] for r in runs[w])  # noqa: E731
@@ -189,12 +272,22 @@ def main() -> None:
             ("account updates taken /s", "-", f"{med(True, 'updates_per_s'):,.0f}"),
             ("pool states applied /s", "-", f"{med(True, 'applied_per_s'):,.0f}"),
             ("states dropped (ring full)", "-", f"{med(True, 'dropped_full'):,.0f}")]
-    table("live at ~50k packets/s: without vs with the Geyser update flood", rows, ("figure", "without", "with"))
+    table(f"live at ~50k packets/s: without vs with the Geyser update flood ({a.rate or 'unpaced'} updates/s sent)",
+          rows, ("figure", "without", "with"))
     ratio = p99_with / p99_without if p99_without > 0 else float("nan")
     print(f"p99 with / without: {ratio:.3f} (goal <= 1.10)")
     print(f"updates taken per second: {med(True, 'updates_per_s'):,.0f} (goal >= 200,000)")
+    client = {"chunked": [], "grpcio": []}
+    for k in range(a.repeat):
+        for kind in client:
+            client[kind].append(client_rate(kind, tmp, snap, updates, min(a.seconds, 2.0), f"{kind}{k}"))
+    cm = {kind: statistics.median(v) for kind, v in client.items()}
+    table("the clients alone (no traffic, this process): account updates taken per second",
+          [("updates /s", f"{cm['grpcio']:,.0f}", f"{cm['chunked']:,.0f}", f"{cm['chunked'] / max(cm['grpcio'], 1e-9):.1f}x")],
+          ("figure", "grpcio + PoolTracker (peer)", "h2 + jitted (workbench)", "ratio"))
     dr = drain_rate(snap)
     print(f"the loop's drain alone (in this process, from a full ring): {dr:,.0f} states/s")
+    print(f"# uptime at end: {sh('uptime').stdout.strip()}")
 
 
 if __name__ == "__main__":

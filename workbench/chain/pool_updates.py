@@ -131,9 +131,7 @@ class PoolTracker:
             ACCOUNT_LAYOUT.check(acct)
             mint = acct.data[_MINT_OFF:_MINT_OFF + 32]
             if mint != self._mint_raw[p][role]:
-                raise ChainError(f"account {address}", f"holds mint {b58(np.frombuffer(mint, np.uint8))}, but pool "
-                                                       f"{t.address} names it the vault of mint "
-                                                       f"{(t.mint_a, t.mint_b)[role]}")
+                raise self.wrong_mint(address, mint, p, role)
             self._bal[p][role] = int.from_bytes(acct.data[_AMOUNT_OFF:_AMOUNT_OFF + 8], "little")
         self._slot[address] = slot
         self._pool_slot[p] = max(self._pool_slot[p], slot)
@@ -152,8 +150,7 @@ class PoolTracker:
             lo, hi = wp.current_range(t.address, rec)
             price = _u128(rec["sqrt_price"])
             if not lo <= price <= hi:
-                raise ChainError(f"account {t.address}", f"sqrt_price {price} is outside the range [{lo}, {hi}] of "
-                                                         f"its tick_current_index {int(rec['tick_current_index'])}")
+                raise price_outside(t.address, price, lo, hi, int(rec["tick_current_index"]))
             words = (price, _u128(rec["liquidity"]), lo, hi)
         return PoolState(p, self._pool_slot[p], ra, rb, words, self._fee[p])
 
@@ -193,9 +190,21 @@ class PoolTracker:
                     states.append(PoolState(p, self._pool_slot[p], ra, rb, None, self._fee[p]))
         return states
 
+    def wrong_mint(self, address: str, mint: bytes, p: int, role: int) -> ChainError:
+        """The error of vault ``address`` of pool ``p`` holding ``mint`` (32 bytes), not the pool's."""
+        t = self.pools[p]
+        return ChainError(f"account {address}", f"holds mint {b58(np.frombuffer(mint, np.uint8))}, but pool "
+                                                f"{t.address} names it the vault of mint {(t.mint_a, t.mint_b)[role]}")
+
     def counters(self) -> dict:
         return {"account_updates": self.updates, "stale_account_updates": self.stale,
                 "waiting_for_accounts": self.waiting, "rejected_updates": self.rejected}
+
+
+def price_outside(address: str, price: int, lo: int, hi: int, tick: int) -> ChainError:
+    """The error of a Whirlpool whose sqrt price is outside the range of its current tick."""
+    return ChainError(f"account {address}", f"sqrt_price {price} is outside the range [{lo}, {hi}] of "
+                                            f"its tick_current_index {tick}")
 
 
 def _u128(words) -> int:

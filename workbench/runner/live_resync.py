@@ -1,8 +1,9 @@
 """``workbench live --accounts URL``: pool states from the chain fed to the live loop.
 
 A thread streams account updates of the snapshot's pools and vaults (chain/geyser_stream.py
-for grpc:// and grpcs://, chain/ws_stream.py for ws:// and wss://), decodes each into the
-pool's state (chain/pool_updates.py) and queues it for the engine (engine/market/resync.py
+for grpc:// and grpcs://, in chunks that runner/geyser_feed.py decodes in jitted calls;
+chain/ws_stream.py for ws:// and wss://), decodes each into the pool's state
+(chain/pool_updates.py's rule) and queues it for the engine (engine/market/resync.py
 ``push_state``); the live loop applies queued states between two batches and never waits
 on this thread. A bad update (wrong owner or size, a vault of another mint, an account the
 snapshot does not name, a malformed message) is counted, and told once per account in the
@@ -127,12 +128,13 @@ class AccountFeed:
                    wp_words(*s.whirlpool) if s.whirlpool is not None else None, s.fee)
 
     def _run(self) -> None:
-        if self.kind == "grpc":
-            from ..chain.geyser_stream import stream_accounts
-        else:
-            from ..chain.ws_stream import stream_accounts
         try:
-            stream_accounts(self.url, self.tracker.addresses(), self.on_account, self._stop, self.note)
+            if self.kind == "grpc":
+                from .geyser_feed import stream_geyser      # whole chunks of the stream per jitted call
+                stream_geyser(self)
+            else:
+                from ..chain.ws_stream import stream_accounts
+                stream_accounts(self.url, self.tracker.addresses(), self.on_account, self._stop, self.note)
         except BaseException as e:  # noqa: BLE001 - a failed stream ends resync, never the run: told in the notes
             self.error = e
             self.note(f"{self.url}: account stream stopped: {type(e).__name__}: {e}")

@@ -162,6 +162,36 @@ def push_state(rs: Resync, pool: int, slot: int, reserve_a: int, reserve_b: int,
     return True
 
 
+@njit(cache=True, nogil=True)
+def push_states(rs, pool, slot, res, wp, is_wp, n):
+    """``push_state`` for the first ``n`` states of a batch (a Geyser chunk decoded in one call):
+    same ring, same protocol, one head store at the end. Returns how many were queued; the rest
+    are refused (counted ``dropped_full``), as ``push_state`` refuses them one by one."""
+    ctl = rs.ctl
+    head = ctl[Q_HEAD]
+    tail = load_acquire_i64(ctl, Q_TAIL)
+    q = rs.q_pool.shape[0]
+    taken = 0
+    for j in range(n):
+        if head - tail >= q:
+            tail = load_acquire_i64(ctl, Q_TAIL)        # the loop may have freed entries meanwhile
+            if head - tail >= q:
+                ctl[Q_DROPPED_FULL] += 1
+                continue
+        i = head % q
+        rs.q_pool[i] = pool[j]
+        rs.q_slot[i] = slot[j]
+        rs.q_res[i, 0] = res[j, 0]
+        rs.q_res[i, 1] = res[j, 1]
+        if is_wp[j]:
+            for w in range(N_WP):
+                rs.q_wp[i, w] = wp[j, w]
+        head += 1
+        taken += 1
+    store_release_i64(ctl, Q_HEAD, head)
+    return taken
+
+
 def queued(rs: Resync) -> int:
     return int(rs.ctl[Q_HEAD] - rs.ctl[Q_TAIL])
 

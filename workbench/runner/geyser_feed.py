@@ -1,0 +1,77 @@
+"""``--accounts grpc://`` of a live run: Geyser chunks -> pool states -> the engine's resync ring.
+
+For each chunk of the Subscribe response body (chain/geyser_stream.py) three jitted calls
+run, whatever the number of messages in it: ``walk_updates`` finds the account updates
+(chain/geyser_wire.py), ``track_updates`` turns them into pool states by PoolTracker's rule
+(chain/pool_updates_batch.py), ``push_states`` queues those for the live loop
+(engine/market/resync.py). Python touches only what is rare: a rejected update is named with
+PoolTracker's own ChainError and told once per account in the run's notes, as
+``AccountFeed.on_account`` tells it; the tracker's counters (``AccountFeed.tracker``) are
+moved by what each chunk counted, so the summary reads the same whichever client ran.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..chain.geyser_stream import stream_account_chunks
+from ..chain.geyser_wire import (ERR_NAMES, U_OWNER_OFF, U_OWNER_SZ, U_PUBKEY_OFF, U_PUBKEY_SZ, U_SLOT, U_DATA_OFF,
+                                 U_DATA_SZ, new_updates, walk_updates)
+from ..chain.pool_updates_batch import (C_REJECTED, C_STALE, C_UPDATES, C_WAITING, address_text, new_state_rows,
+                                        reject_error, track_updates, tracker_arrays)
+from ..engine.market.resync import push_states
+
+UPDATES_PER_CALL = 16_384       # account updates walked and tracked per jitted call (a chunk may take several)
+
+
+class GeyserChunks:
+    """The per-chunk work of one feed (``runner/live_resync.py`` AccountFeed)."""
+
+    def __init__(self, feed):
+        self.feed = feed
+        self.tr = tracker_arrays(feed.tracker)
+        self.upd = new_updates(UPDATES_PER_CALL)
+        self.rows = new_state_rows(UPDATES_PER_CALL)
+
+    def on_chunk(self, buf: np.ndarray, end: int, base: int):
+        """chain/geyser_stream.py's ``on_chunk``: (bytes consumed, account updates, error text or None)."""
+        off = 0
+        got = 0
+        while True:
+            view = buf[off:end]
+            k, used, _msgs, err, err_off = walk_updates(view, end - off, self.upd)
+            if k:
+                self._take(view, k)
+                got += k
+            if err:
+                return off + used, got, f"{ERR_NAMES[err]} at byte {base + off + err_off} of the stream"
+            off += used
+            if k < UPDATES_PER_CALL:
+                return off, got, None
+
+    def _take(self, view: np.ndarray, k: int) -> None:
+        feed, tr, rows = self.feed, self.tr, self.rows
+        before = tr.counters.copy()
+        s, r = track_updates(tr, view, self.upd, k, rows)
+        if s:
+            push_states(feed.rs, rows.pool, rows.slot, rows.res, rows.wp, rows.is_wp, s)
+        d = tr.counters - before
+        t = feed.tracker
+        t.updates += int(d[C_UPDATES])
+        t.stale += int(d[C_STALE])
+        t.waiting += int(d[C_WAITING])
+        t.rejected += int(d[C_REJECTED])
+        for j in range(r):
+            u = self.upd[rows.rj_upd[j]]
+            field = lambda o, n: view[u[o]:u[o] + u[n]].tobytes()  # noqa: E731
+            address = address_text(field(U_PUBKEY_OFF, U_PUBKEY_SZ))
+            e = reject_error(t, int(rows.rj_code[j]), rows.rj_aux[j], address,
+                             address_text(field(U_OWNER_OFF, U_OWNER_SZ)), field(U_DATA_OFF, U_DATA_SZ))
+            feed.note(f"resync: {e.where}: {e.reason} (slot {int(u[U_SLOT])}; update skipped)",
+                      key=f"{e.where}:{e.reason[:40]}")
+
+
+def stream_geyser(feed) -> None:
+    """The resync thread's work for a grpc:// or grpcs:// endpoint, until ``feed`` stops."""
+    chunks = GeyserChunks(feed)
+    stream_account_chunks(feed.url, feed.tracker.addresses(), chunks.on_chunk, feed._stop, feed.note)
