@@ -56,6 +56,12 @@ def _ring(feed):
             for i in range(n)]
 
 
+def _fees(feed):
+    """(pool row, fee numerator, denominator) of every queued state; (0, 0): none carried."""
+    rs = feed.rs
+    return [(int(rs.q_pool[i]), *map(int, rs.q_fee[i])) for i in range(int(rs.ctl[0]))]
+
+
 def _wait(pred, seconds=20.0):
     deadline = time.monotonic() + seconds
     while not pred() and time.monotonic() < deadline:
@@ -96,6 +102,8 @@ def _mixed_updates(table, cases, pools, seed):
             owner = table[t.address]["owner"]
             if owner == V4:
                 struct.pack_into("<Q", d, 192, rng.choice((0, 0, 0, 5, 10**6, 10**30 % (1 << 64))))
+                if rng.random() < 0.3:                         # swap fee numerator: the denominator is 10^4
+                    struct.pack_into("<Q", d, 176, rng.choice((25, 30, 2500, 10**4, 10**6)))
             elif owner == CPMM:
                 struct.pack_into("<Q", d, 341, rng.choice((0, 0, 0, 7, 10**9, (1 << 64) - 1)))
                 struct.pack_into("<Q", d, 405, rng.choice((0, 0, 0, 0, 3, (1 << 64) - 1)))
@@ -114,6 +122,8 @@ def _mixed_updates(table, cases, pools, seed):
                 elif k < 0.75:
                     struct.pack_into("<i", d, 81, wp.TICK_MAX + 5)
                 struct.pack_into("<Q", d, 85, rng.choice((0, 0, 0, 11, 10**25 % (1 << 64))))
+                if rng.random() < 0.3:
+                    struct.pack_into("<H", d, 45, rng.choice((100, 3000, 65535)))   # fee_rate per 10^6
             ups.append(_u(t.address, owner, d, slot))
         elif r < 0.8:
             ups.append(_u(t.vault_a, V4, _data(table, t.vault_a), slot))                 # owner
@@ -167,7 +177,39 @@ def test_the_jitted_tracker_equals_pool_tracker(snap, seed):  # noqa: F811
         assert (pa, sa, ra) == (pb, sb, rb)
         if pools[pa].program == "orca_whirlpool":
             assert wa == wb
+    assert _fees(jit) == _fees(py)
     assert np.array_equal(jit.rs.ctl, py.rs.ctl)
+
+
+def test_fees_travel_with_the_states_and_a_fee_outside_0_1_is_refused_alike(snap):  # noqa: F811
+    """A v4 pool account with another swap fee, then one whose fee is 100 %: both paths queue the new
+    fee with the pool's state and refuse the second with the same note; a Whirlpool's fee_rate alike."""
+    folder, table, cases = snap
+    pools = tracked_pools(folder)
+    ups = [_u(u["pubkey"], u["owner"], base64.b64decode(u["data"]), u["slot"])
+           for ph in phases(table, cases)[0] for u in ph["updates"]]
+    v4p = next(t for t in pools if t.program == "raydium_amm_v4")
+    wpp = next(t for t in pools if t.program == "orca_whirlpool")
+    d = bytearray(_data(table, v4p.address))
+    den = struct.unpack_from("<Q", d, 184)[0]
+    struct.pack_into("<Q", d, 176, 7)
+    ups.append(_u(v4p.address, V4, bytes(d), SLOT + 5))
+    struct.pack_into("<Q", d, 176, den)
+    ups.append(_u(v4p.address, V4, bytes(d), SLOT + 6))
+    w = bytearray(_data(table, wpp.address))
+    struct.pack_into("<H", w, 45, 4321)
+    ups.append(_u(wpp.address, table[wpp.address]["owner"], bytes(w), SLOT + 5))
+    py = AccountFeed("grpc://127.0.0.1:9", folder, len(pools), queue=4096)
+    for u in ups:
+        py.on_account(u["pubkey"], u["owner"], u["data"], u["slot"])
+    jit = AccountFeed("grpc://127.0.0.1:9", folder, len(pools), queue=4096)
+    cb = ChunkBuffer()
+    cb.append(b"".join(_msg(u) for u in ups))
+    GeyserChunks(jit).on_chunk(cb.buf, cb.end, cb.base)
+    assert _ring(jit) == _ring(py) and _fees(jit) == _fees(py)
+    last = {pools[p].address: [n, d] for p, n, d in _fees(py)}
+    assert last[v4p.address] == [7, den] and last[wpp.address] == [4321, wp.FEE_RATE_DENOMINATOR]
+    assert jit.notes == py.notes and any(f"fee {den}/{den} is not in [0, 1)" in n for n in py.notes), py.notes
 
 
 def test_a_full_ring_drops_as_push_state_does(snap):  # noqa: F811

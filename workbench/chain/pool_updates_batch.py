@@ -11,11 +11,14 @@ PoolTracker's, to the letter: an update older (by slot) than that account's last
 pool's updates wait until its pool account and both vaults have been seen; reserve = vault
 balance less what the pool account says is owed; a Whirlpool's current range is its
 tick-spacing interval (its sqrt prices computed exactly as chain/whirlpool.py's
-``sqrt_price_at_tick``); the state's slot is the newest of the three accounts'.
+``sqrt_price_at_tick``); the state's slot is the newest of the three accounts'; the state
+carries the pool's fee (v4 swap_fee_numerator / denominator and a Whirlpool's fee_rate / 10^6
+from the pool account; a CPMM pool's from the AmmConfig the tracker was seeded with, else
+none: the engine keeps the snapshot's).
 
 An update that cannot be what the snapshot says (unknown address, owner, size, discriminator,
 a vault of another mint, a vault holding less than it owes, a Whirlpool tick or price out of
-range) is counted ``rejected`` and its index returned with a code (``R_*``) and the numbers
+range, a fee outside [0, 1)) is counted ``rejected`` and its index returned with a code (``R_*``) and the numbers
 behind it, so that Python (``reject_error``) names it with the very ChainError PoolTracker
 raises; such updates are rare.
 """
@@ -56,6 +59,7 @@ R_MINT = 3          # a vault holding another mint
 R_OWED = 4          # a vault holding less than the pool owes out of it; aux: balance a, b, owed a, b, their carries
 R_TICK = 5          # Whirlpool tick_spacing / tick_current_index out of range; aux: spacing, tick
 R_PRICE = 6         # Whirlpool sqrt_price outside its current range; aux: spacing, tick, price hi, lo
+R_FEE = 7           # a pool account whose fee is not in [0, 1); aux: numerator, denominator
 AUX_COLS = 6
 
 # field offsets, from the layouts' dtypes (their one home)
@@ -67,6 +71,8 @@ CPMM_OWED_OFF = np.array([[_off(_CP, f"{k}_fees_token{i}") for k in ("protocol",
 WP_OWED_OFF = (_off(wp.DTYPE, "protocol_fee_owed_a"), _off(wp.DTYPE, "protocol_fee_owed_b"))
 WP_LIQ_OFF, WP_PRICE_OFF = _off(wp.DTYPE, "liquidity"), _off(wp.DTYPE, "sqrt_price")
 WP_TICK_SPACING_OFF, WP_TICK_OFF = _off(wp.DTYPE, "tick_spacing"), _off(wp.DTYPE, "tick_current_index")
+V4_FEE_OFF = (_off(v4.DTYPE, "swap_fee_numerator"), _off(v4.DTYPE, "swap_fee_denominator"))
+WP_FEE_OFF, WP_FEE_DEN = _off(wp.DTYPE, "fee_rate"), wp.FEE_RATE_DENOMINATOR
 POOL_SIZE = np.array([v4.SIZE, cpmm.POOL_SIZE, wp.SIZE], np.int64)
 _DISC_LEN = max(len(L.discriminator) for L in (v4.LAYOUT, cpmm.POOL_LAYOUT, wp.LAYOUT))
 POOL_DISC = np.zeros((3, _DISC_LEN), np.uint8)
@@ -104,6 +110,7 @@ class TrackerArrays(NamedTuple):
     pool_slot: np.ndarray   # int64[P] newest slot of the pool's accounts
     owners: np.ndarray      # uint8[5, 32] programs: K_V4, K_CPMM, K_WP, O_TOKEN, O_TOKEN_2022
     counters: np.ndarray    # int64[4] C_*
+    fee: np.ndarray         # uint64[P, 2] the pool's fee numerator, denominator; (0, 0): not known (CPMM, no config)
 
 
 class StateRows(NamedTuple):
@@ -116,12 +123,13 @@ class StateRows(NamedTuple):
     rj_upd: np.ndarray      # int64[N] row of the chunk's updates that was rejected
     rj_code: np.ndarray     # int32[N] R_*
     rj_aux: np.ndarray      # uint64[N, AUX_COLS]
+    fee: np.ndarray         # uint64[N, 2] the state's fee (TrackerArrays.fee)
 
 
 def new_state_rows(n: int) -> StateRows:
     return StateRows(np.zeros(n, np.int32), np.zeros(n, np.int64), np.zeros((n, 2), np.uint64),
                      np.zeros((n, N_STATE_WP), np.uint64), np.zeros(n, np.bool_), np.zeros(n, np.int64),
-                     np.zeros(n, np.int32), np.zeros((n, AUX_COLS), np.uint64))
+                     np.zeros(n, np.int32), np.zeros((n, AUX_COLS), np.uint64), np.zeros((n, 2), np.uint64))
 
 
 def _words(raw: bytes) -> tuple[int, int, int, int]:
@@ -144,7 +152,8 @@ def tracker_arrays(tracker: PoolTracker) -> TrackerArrays:
         np.zeros((P, 2), np.int64), np.array(tracker._pool_slot, np.int64),
         np.array([np.frombuffer(address_bytes(o), np.uint8) for o in (v4.PROGRAM, cpmm.PROGRAM, wp.PROGRAM,
                                                                        TOKEN_PROGRAM, TOKEN_2022_PROGRAM)], np.uint8),
-        np.zeros(4, np.int64))
+        np.zeros(4, np.int64),
+        np.array([f if f is not None else (0, 0) for f in tracker._fee], np.uint64).reshape(P, 2))
     for p in range(P):
         if tracker._rec[p] is not None:
             _load_pool(tr, p, np.frombuffer(tracker._rec[p].tobytes(), np.uint8), 0)
@@ -273,6 +282,20 @@ def _same(buf, off, ref):
     return True
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _fee_of(tr, p, buf, off):
+    """(numerator, denominator) of pool ``p``'s fee with its account at ``buf[off:]`` (PoolTracker._pool_fee):
+    v4 and Whirlpool read it there; a CPMM pool keeps the one its AmmConfig gave (an AmmConfig never
+    comes on the stream, and a pool's amm_config never changes)."""
+    k = tr.kind[p]
+    if k == K_V4:
+        return _u64(buf, off + V4_FEE_OFF[0]), _u64(buf, off + V4_FEE_OFF[1])
+    if k == K_WP:
+        return np.uint64(buf[off + WP_FEE_OFF]) | (np.uint64(buf[off + WP_FEE_OFF + 1]) * np.uint64(256)), \
+            np.uint64(WP_FEE_DEN)
+    return tr.fee[p, 0], tr.fee[p, 1]
+
+
 @njit(cache=True, nogil=True)
 def _load_pool(tr, p, buf, off):
     """The fields of pool ``p``'s account (already checked) at ``buf[off:]`` into the arrays."""
@@ -355,7 +378,14 @@ def track_updates(tr, buf, upd, n, out):
                 c[C_REJECTED] += 1
                 r = _reject(out, r, i, R_LAYOUT, z, z, z, z)
                 continue
+            fee_n, fee_d = _fee_of(tr, p, buf, d_off)
+            if k != K_CPMM and (fee_d == 0 or fee_n >= fee_d):
+                c[C_REJECTED] += 1
+                r = _reject(out, r, i, R_FEE, fee_n, fee_d, z, z)
+                continue
             _load_pool(tr, p, buf, d_off)
+            tr.fee[p, 0] = fee_n
+            tr.fee[p, 1] = fee_d
         else:
             ok = o_ok and (_same(buf, o_off, tr.owners[O_TOKEN]) or _same(buf, o_off, tr.owners[O_TOKEN_2022]))
             if not ok or d_sz < TOKEN_ACCOUNT_SZ:
@@ -385,6 +415,8 @@ def track_updates(tr, buf, upd, n, out):
         out.res[s, 0] = tr.bal[p, 0] - tr.owed[p, 0]
         out.res[s, 1] = tr.bal[p, 1] - tr.owed[p, 1]
         out.is_wp[s] = k == K_WP
+        out.fee[s, 0] = tr.fee[p, 0]
+        out.fee[s, 1] = tr.fee[p, 1]
         if k == K_WP:
             ts, tick = tr.tick[p, 0], tr.tick[p, 1]
             if ts == 0 or tick < TICK_MIN or tick > TICK_MAX:
@@ -444,6 +476,8 @@ def reject_error(tracker: PoolTracker, code: int, aux, address: str, owner: str,
             else:
                 wp.reserves(t.address, {"protocol_fee_owed_a": oa, "protocol_fee_owed_b": ob}, ba, bb)
             return ChainError(f"account {t.address}", "a vault holds less than it owes")   # unreachable when they agree
+        if code == R_FEE:
+            return ChainError(f"account {t.address}", f"fee {aux[0]}/{aux[1]} is not in [0, 1)")
         tick = aux[1] - (1 << 32) if aux[1] >= 1 << 31 else aux[1]
         lo, hi = wp.current_range(t.address, {"tick_spacing": aux[0], "tick_current_index": tick})
         if code == R_PRICE:

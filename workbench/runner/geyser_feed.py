@@ -54,7 +54,7 @@ class GeyserChunks:
         before = tr.counters.copy()
         s, r = track_updates(tr, view, self.upd, k, rows)
         if s:
-            push_states(feed.rs, rows.pool, rows.slot, rows.res, rows.wp, rows.is_wp, s)
+            push_states(feed.rs, rows.pool, rows.slot, rows.res, rows.wp, rows.is_wp, rows.fee, s)
         d = tr.counters - before
         t = feed.tracker
         t.updates += int(d[C_UPDATES])

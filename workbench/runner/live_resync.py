@@ -12,11 +12,15 @@ backoff and told likewise. The counters and the drift histograms go in the live 
 (``resync``) and the store (the runs row's counts, ``latency_hist`` rows named
 ``resync_drift_ppm``).
 
-Seeding (``seed_rpc``): a stream sends an account only when it changes, so at start a second
-thread fetches every tracked account from the snapshot's RPC (runner/resync_seed.py) and
-hands them to the tracker at their context slot; the stream thread and the seed thread take
-accounts one at a time (``_one_producer``: push_state has a single producer). A failed seed
-is a note naming the URL and the account; the stream goes on without it.
+Seeding (``seed_rpc``): a stream sends an account only when it changes, so at start every
+tracked account is fetched from the snapshot's RPC (runner/resync_seed.py) and handed to the
+tracker at its context slot. With accountSubscribe a second thread seeds while the stream
+runs, the two taking accounts one at a time (``_one_producer``: push_state has a single
+producer). A Geyser stream's jitted tracker keeps its state in arrays copied from the tracker
+when the stream opens (runner/geyser_feed.py), so there the seed runs first, on the resync
+thread itself: the stream opens once it is in, and an account that changed between the
+seed's answer and the subscription is current again at its next change. A failed seed is a
+note naming the URL and the account; the stream goes on without it.
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ class AccountFeed:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="workbench-resync", daemon=True)
         self._thread.start()
-        if self.seed_rpc:
+        if self.seed_rpc and self.kind != "grpc":       # grpc: seeded on the resync thread, before the stream
             self._seed_thread = threading.Thread(target=self._seed, name="workbench-resync-seed", daemon=True)
             self._seed_thread.start()
 
@@ -131,7 +135,10 @@ class AccountFeed:
         try:
             if self.kind == "grpc":
                 from .geyser_feed import stream_geyser      # whole chunks of the stream per jitted call
-                stream_geyser(self)
+                if self.seed_rpc:
+                    self._seed()                            # into the tracker the stream's arrays start from
+                if not self._stop.is_set():
+                    stream_geyser(self)
             else:
                 from ..chain.ws_stream import stream_accounts
                 stream_accounts(self.url, self.tracker.addresses(), self.on_account, self._stop, self.note)

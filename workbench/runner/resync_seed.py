@@ -3,7 +3,8 @@
 A Geyser or accountSubscribe stream sends an account only when it changes, and a pool yields
 states only once its pool account and both vaults are known (chain/pool_updates.py), so a quiet
 vault would keep its pool waiting. ``seed_feed`` runs on a thread of the feed's own
-(runner/live_resync.py ``AccountFeed``; the live loop and the stream never wait for it): it
+(runner/live_resync.py ``AccountFeed``; the live loop never waits for it; a Geyser stream opens
+after it, an accountSubscribe stream runs beside it): it
 fetches every pool account and vault, then the AmmConfig each CPMM pool names
 (chain/account_seed.py, getMultipleAccounts), and hands them to the feed's tracker at their
 request's context slot, holding the feed's lock (the stream thread queues states too). A

@@ -163,7 +163,7 @@ def push_state(rs: Resync, pool: int, slot: int, reserve_a: int, reserve_b: int,
 
 
 @njit(cache=True, nogil=True)
-def push_states(rs, pool, slot, res, wp, is_wp, n):
+def push_states(rs, pool, slot, res, wp, is_wp, fee, n):
     """``push_state`` for the first ``n`` states of a batch (a Geyser chunk decoded in one call):
     same ring, same protocol, one head store at the end. Returns how many were queued; the rest
     are refused (counted ``dropped_full``), as ``push_state`` refuses them one by one."""
@@ -186,6 +186,8 @@ def push_states(rs, pool, slot, res, wp, is_wp, n):
         if is_wp[j]:
             for w in range(N_WP):
                 rs.q_wp[i, w] = wp[j, w]
+        rs.q_fee[i, 0] = fee[j, 0]          # (0, 0): none carried; always written, the entry may be a reused one
+        rs.q_fee[i, 1] = fee[j, 1]
         head += 1
         taken += 1
     store_release_i64(ctl, Q_HEAD, head)
