@@ -165,6 +165,37 @@ def test_a_failing_seed_is_a_note_naming_the_url_and_account_and_the_stream_stil
     assert list(_queued(feed)) == [0] and feed.seed["accounts"] == 0
 
 
+def test_a_seed_that_lands_after_the_geyser_stream_opened_goes_through_its_jitted_tracker(snap):
+    """The seed thread finishing after the stream opened: its accounts are walked by the stream's jitted
+    tracker (one producer on the ring, under the feed's lock) and queue the very states, fees included,
+    that a seed taken before the stream queues; a later vault update then moves its pool from there."""
+    from workbench.runner.geyser_feed import GeyserChunks
+    folder, table, cases = snap
+    pools = tracked_pools(folder)
+    with RpcServer(table) as rpc:
+        before = AccountFeed("grpc://127.0.0.1:9", folder, len(pools), seed_rpc=rpc.url)
+        before._seed()
+        after = AccountFeed("grpc://127.0.0.1:9", folder, len(pools), seed_rpc=rpc.url)
+        after.chunks = GeyserChunks(after)
+        after._seed()
+    assert not after.notes, after.notes
+    assert after.seed["accounts"] == before.seed["accounts"] == 3 * len(pools)
+    assert after.seed["configs"] == before.seed["configs"] > 0
+    assert _queued(after) == _queued(before) and set(_queued(after)) == set(range(len(pools)))
+    assert after.tracker.counters() == before.tracker.counters()
+    p = next(i for i, t in enumerate(pools) if t.program == "raydium_cpmm")
+    va = pools[p].vault_a
+    from workbench.chain.geyser_stream import ChunkBuffer, account_message
+    from workbench.chain.geyser_wire import grpc_frame
+    import base58
+    cb = ChunkBuffer()
+    cb.append(grpc_frame(account_message(base58.b58decode(va), base58.b58decode(TOKEN),
+                                         _moved_vault(table, va, 777), SLOT + 1)))
+    after.chunks.on_chunk(cb.buf, cb.end, cb.base)
+    row = cases[pools[p].address].row
+    assert _queued(after)[p] == [SLOT + 1, row["reserve_a"] + 777, row["reserve_b"], row["fee_num"], row["fee_den"]]
+
+
 def test_the_seed_url_comes_from_the_snapshot_meta_unless_given_or_off(snap, tmp_path):
     folder = snap[0]
     meta = json.loads((folder / "meta.json").read_text())

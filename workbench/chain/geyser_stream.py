@@ -81,6 +81,15 @@ def subscribe_request(addresses):
     return req
 
 
+def account_message(pubkey: bytes, owner: bytes, data: bytes, slot: int) -> bytes:
+    """An account as the SubscribeUpdate a Geyser server sends for it (a seed taken through the
+    stream's own decoder, runner/geyser_feed.py)."""
+    from .geyser import geyser_pb2
+    info = geyser_pb2.SubscribeUpdateAccountInfo(pubkey=pubkey, owner=owner, data=data)
+    return geyser_pb2.SubscribeUpdate(filters=[FILTER_NAME], account=geyser_pb2.SubscribeUpdateAccount(
+        account=info, slot=slot)).SerializeToString()
+
+
 def status_name(code: str | None) -> str:
     try:
         return GRPC_STATUS[int(code)]

@@ -8,18 +8,25 @@ run, whatever the number of messages in it: ``walk_updates`` finds the account u
 PoolTracker's own ChainError and told once per account in the run's notes, as
 ``AccountFeed.on_account`` tells it; the tracker's counters (``AccountFeed.tracker``) are
 moved by what each chunk counted, so the summary reads the same whichever client ran.
+A chunk is taken under the feed's lock: the seed thread (runner/resync_seed.py) queues
+states too, and once the stream is open its accounts come through ``take_seed``, the same
+jitted calls over the seed's accounts written as the server would have sent them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..chain.geyser_stream import stream_account_chunks
-from ..chain.geyser_wire import (ERR_NAMES, U_OWNER_OFF, U_OWNER_SZ, U_PUBKEY_OFF, U_PUBKEY_SZ, U_SLOT, U_DATA_OFF,
+from ..chain import raydium_cpmm as cpmm
+from ..chain.account import Account, address_bytes, decode
+from ..chain.geyser_stream import account_message, stream_account_chunks
+from ..chain.geyser_wire import (ERR_NAMES, grpc_frame, U_OWNER_OFF, U_OWNER_SZ, U_PUBKEY_OFF, U_PUBKEY_SZ, U_SLOT, U_DATA_OFF,
                                  U_DATA_SZ, new_updates, walk_updates)
+from ..chain.pool_updates import POOL_LAYOUTS, ROLE_POOL
 from ..chain.pool_updates_batch import (C_REJECTED, C_STALE, C_UPDATES, C_WAITING, address_text, new_state_rows,
                                         reject_error, track_updates, tracker_arrays)
 from ..engine.market.resync import push_states
+from ..errors import ChainError
 
 UPDATES_PER_CALL = 16_384       # account updates walked and tracked per jitted call (a chunk may take several)
 
@@ -49,7 +56,42 @@ class GeyserChunks:
             if k < UPDATES_PER_CALL:
                 return off, got, None
 
+    def take_seed(self, res) -> tuple[int, int]:
+        """The seed's AmmConfigs and accounts (chain/account_seed.py ``fetch_seed``), taken holding the feed's
+        lock: (configs, accounts) taken. A config goes to the tracker, and each seeded CPMM pool's fee to the
+        arrays (the jitted tracker keeps a CPMM fee, which its pool account alone does not give); the
+        accounts are then walked as a chunk of the stream, stale against what the stream already brought."""
+        t = self.feed.tracker
+        configs = 0
+        for a in res.configs:
+            try:
+                t.config_update(a.address, a.owner, a.data, a.slot)    # its states: the arrays hold the pools
+            except ChainError as e:
+                res.failed.append((a.address, e.reason))
+                continue
+            configs += 1
+        for a in res.accounts:
+            p, role = t.role.get(a.address, (-1, -1))
+            if role == ROLE_POOL and t.pools[p].program == "raydium_cpmm":
+                try:
+                    rec = decode(POOL_LAYOUTS[cpmm.PROGRAM], [Account(a.address, a.owner, a.data)])[0]
+                    fee = t._pool_fee(p, rec)
+                except ChainError:
+                    continue                    # the walk refuses the account and names it
+                if fee is not None:
+                    self.tr.fee[p] = fee
+        body = b"".join(grpc_frame(account_message(address_bytes(a.address), address_bytes(a.owner), bytes(a.data),
+                                                   a.slot)) for a in res.accounts)
+        buf = np.frombuffer(bytearray(body), np.uint8)
+        rejected = t.rejected
+        self.on_chunk(buf, len(body), 0)
+        return configs, len(res.accounts) - (t.rejected - rejected)
+
     def _take(self, view: np.ndarray, k: int) -> None:
+        with self.feed._lock:
+            self._take_locked(view, k)
+
+    def _take_locked(self, view: np.ndarray, k: int) -> None:
         feed, tr, rows = self.feed, self.tr, self.rows
         before = tr.counters.copy()
         s, r = track_updates(tr, view, self.upd, k, rows)
@@ -73,5 +115,7 @@ class GeyserChunks:
 
 def stream_geyser(feed) -> None:
     """The resync thread's work for a grpc:// or grpcs:// endpoint, until ``feed`` stops."""
-    chunks = GeyserChunks(feed)
+    with feed._lock:                    # the arrays start from what the tracker holds (a seed already in)
+        chunks = GeyserChunks(feed)
+        feed.chunks = chunks
     stream_account_chunks(feed.url, feed.tracker.addresses(), chunks.on_chunk, feed._stop, feed.note)

@@ -14,13 +14,12 @@ backoff and told likewise. The counters and the drift histograms go in the live 
 
 Seeding (``seed_rpc``): a stream sends an account only when it changes, so at start every
 tracked account is fetched from the snapshot's RPC (runner/resync_seed.py) and handed to the
-tracker at its context slot. With accountSubscribe a second thread seeds while the stream
-runs, the two taking accounts one at a time (``_one_producer``: push_state has a single
-producer). A Geyser stream's jitted tracker keeps its state in arrays copied from the tracker
-when the stream opens (runner/geyser_feed.py), so there the seed runs first, on the resync
-thread itself: the stream opens once it is in, and an account that changed between the
-seed's answer and the subscription is current again at its next change. A failed seed is a
-note naming the URL and the account; the stream goes on without it.
+tracker at its context slot, by a second thread while the stream runs. The two take
+accounts one at a time under the feed's lock (``_one_producer``: the ring has a single
+producer): before a Geyser stream opens the seed goes to ``tracker``, whose state the
+stream's jitted tracker starts from; once it is open (``chunks``, runner/geyser_feed.py) the
+seed's accounts are walked through that jitted tracker like a chunk of the stream. A failed
+seed is a note naming the URL and the account; the stream goes on without it.
 """
 
 from __future__ import annotations
@@ -105,14 +104,15 @@ class AccountFeed:
         self.error: BaseException | None = None
         self.seed_rpc = seed_rpc
         self.seed: dict = {}            # what the seed did (summary.json ``resync.seed``); {} without one
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self.chunks = None              # a Geyser stream's jitted tracker, once the stream is open
         self._seed_thread: threading.Thread | None = None
 
     # --- the thread ---------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="workbench-resync", daemon=True)
         self._thread.start()
-        if self.seed_rpc and self.kind != "grpc":       # grpc: seeded on the resync thread, before the stream
+        if self.seed_rpc:
             self._seed_thread = threading.Thread(target=self._seed, name="workbench-resync-seed", daemon=True)
             self._seed_thread.start()
 
@@ -135,10 +135,7 @@ class AccountFeed:
         try:
             if self.kind == "grpc":
                 from .geyser_feed import stream_geyser      # whole chunks of the stream per jitted call
-                if self.seed_rpc:
-                    self._seed()                            # into the tracker the stream's arrays start from
-                if not self._stop.is_set():
-                    stream_geyser(self)
+                stream_geyser(self)
             else:
                 from ..chain.ws_stream import stream_accounts
                 stream_accounts(self.url, self.tracker.addresses(), self.on_account, self._stop, self.note)

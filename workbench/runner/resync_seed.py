@@ -3,8 +3,7 @@
 A Geyser or accountSubscribe stream sends an account only when it changes, and a pool yields
 states only once its pool account and both vaults are known (chain/pool_updates.py), so a quiet
 vault would keep its pool waiting. ``seed_feed`` runs on a thread of the feed's own
-(runner/live_resync.py ``AccountFeed``; the live loop never waits for it; a Geyser stream opens
-after it, an accountSubscribe stream runs beside it): it
+(runner/live_resync.py ``AccountFeed``; the live loop and the stream never wait for it): it
 fetches every pool account and vault, then the AmmConfig each CPMM pool names
 (chain/account_seed.py, getMultipleAccounts), and hands them to the feed's tracker at their
 request's context slot, holding the feed's lock (the stream thread queues states too). A
@@ -59,26 +58,35 @@ def seed_feed(feed) -> None:
     if feed._stop.is_set():
         return
     with feed._lock:
-        for a in res.configs:           # first: the CPMM pools' first states then carry their fee
-            try:
-                states = feed.tracker.config_update(a.address, a.owner, a.data, a.slot)
-            except ChainError as e:
-                res.failed.append((a.address, e.reason))
-                continue
-            for st in states:
-                feed._push(st)
-            feed.seed["configs"] += 1
-        for a in res.accounts:
-            try:
-                st = feed.tracker.update(a.address, a.owner, a.data, a.slot)
-            except ChainError as e:
-                res.failed.append((a.address, e.reason))
-                continue
-            feed.seed["accounts"] += 1
-            if st is not None:
-                feed._push(st)
+        if feed.chunks is not None:     # a Geyser stream is open: its jitted tracker takes the seed
+            feed.seed["configs"], feed.seed["accounts"] = feed.chunks.take_seed(res)
+        else:
+            _take_in_tracker(feed, res)
     for address, reason in res.failed:
         feed.note(f"resync seed {shown}: account {address}: {reason} (not seeded)", key=f"seed:{address}")
     slots = [a.slot for a in res.accounts]
     feed.seed.update(failed=len(res.failed), requests=res.requests, seconds=round(time.perf_counter() - t0, 3),
                      slot=max(slots) if slots else -1)
+
+
+def _take_in_tracker(feed, res) -> None:
+    """The seed into ``feed.tracker`` (PoolTracker), its states queued: AmmConfigs first, so that the CPMM
+    pools' first states carry their fee."""
+    for a in res.configs:
+        try:
+            states = feed.tracker.config_update(a.address, a.owner, a.data, a.slot)
+        except ChainError as e:
+            res.failed.append((a.address, e.reason))
+            continue
+        for st in states:
+            feed._push(st)
+        feed.seed["configs"] += 1
+    for a in res.accounts:
+        try:
+            st = feed.tracker.update(a.address, a.owner, a.data, a.slot)
+        except ChainError as e:
+            res.failed.append((a.address, e.reason))
+            continue
+        feed.seed["accounts"] += 1
+        if st is not None:
+            feed._push(st)
