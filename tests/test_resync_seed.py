@@ -20,9 +20,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from chain_rpc import CPMM, CPMM_CREATOR_FEE_RATE, CPMM_TRADE_FEE_RATE, SLOT, TOKEN, RpcServer, amm_config, \
-    fixture_market, value
-from conftest import fixtures_dir
+from chain_rpc import CPMM, CPMM_CREATOR_FEE_RATE, CPMM_TRADE_FEE_RATE, SLOT, TOKEN, RpcServer, amm_config, value
 from workbench.chain.pool_updates import PoolTracker
 from workbench.cli import app
 from workbench.engine.market.pools import _swap_result
@@ -31,36 +29,13 @@ from workbench.engine.market.snapshot import load_market
 from workbench.runner.live_resync import AccountFeed, tracked_pools
 from workbench.runner.resync_seed import seed_url
 from workbench.wire.keys import new_key_table
+from test_live_resync import _data, _vault as _moved_vault, snap  # noqa: F401 - snap: the module's snapshot fixture
 
 pytestmark = pytest.mark.timeout(120)
-ACCOUNTS = fixtures_dir() / "chain" / "accounts"
 SERVER = Path(__file__).parent / "account_stream_server.py"
 V4_FEE_NUM_OFF, V4_FEE_DEN_OFF = 176, 184        # AmmInfo swap_fee_numerator / denominator (u64, raydium_amm_v4)
 WP_FEE_RATE_OFF = 45                             # Whirlpool fee_rate (u16)
 CPMM_CREATOR_ON_OFF = 390                        # PoolState enable_creator_fee (u8)
-
-
-@pytest.fixture(scope="module")
-def snap(tmp_path_factory):
-    """(snapshot folder, account table, {pool: PoolCase}) from the loopback RPC server."""
-    table, cases = fixture_market(ACCOUNTS)
-    out = tmp_path_factory.mktemp("seed") / "snap"
-    pools = out.parent / "pools.txt"
-    pools.write_text("\n".join(cases) + "\n")
-    with RpcServer(table) as srv:
-        r = CliRunner().invoke(app, ["snapshot", "--rpc", srv.url, "--out", str(out), "--pools", str(pools)])
-    assert r.exit_code == 0, r.output
-    return out, table, cases
-
-
-def _data(table, address) -> bytes:
-    return base64.b64decode(table[address]["data"][0])
-
-
-def _moved_vault(table, address, delta: int) -> bytes:
-    d = bytearray(_data(table, address))
-    struct.pack_into("<Q", d, 64, struct.unpack_from("<Q", d, 64)[0] + delta)
-    return bytes(d)
 
 
 def _upd(address, owner, data, slot):

@@ -17,7 +17,6 @@ both into notes: the stream path works without the seed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from ..errors import ChainError
 from . import raydium_cpmm as cpmm
 from .account import Account, b58, decode
-from .rpc import KEYS_PER_REQUEST, RpcClient, run_sync
+from .rpc import RpcClient, run_sync
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,8 @@ def _account(address: str, value, slot: int) -> SeedAccount:
 
 
 async def _fetch(client: RpcClient, keys: list[str], out: list[SeedAccount], failed: list) -> None:
-    """Every key of ``keys``, a batch of KEYS_PER_REQUEST per request, each account tagged with its
+    """Every key of ``keys``, a batch of rpc.KEYS_PER_REQUEST per request, each account tagged with its
     request's context slot (the first batch's slot is every later one's minContextSlot)."""
-    batches = [keys[i:i + KEYS_PER_REQUEST] for i in range(0, len(keys), KEYS_PER_REQUEST)]
-
     async def one(batch):
         try:
             slot, values = await client._batch(batch)
@@ -77,17 +74,7 @@ async def _fetch(client: RpcClient, keys: list[str], out: list[SeedAccount], fai
             except ChainError as e:
                 failed.append((k, e.reason))
 
-    if not batches:
-        return
-    await one(batches[0])
-    if client.min_context_slot is None:
-        client.min_context_slot = client.stats.slots[-1]
-    tasks = [asyncio.ensure_future(one(b)) for b in batches[1:]]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for t in tasks:
-            t.cancel()
+    await client.each_batch(keys, one)
 
 
 def cpmm_configs(accounts: list[SeedAccount], cpmm_pools: set[str]) -> list[str]:

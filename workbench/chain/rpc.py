@@ -194,10 +194,7 @@ class RpcClient:
         first (the total grows with each round), then with each batch's key count as it lands."""
         keys = list(dict.fromkeys(keys))
         out: dict = {}
-        batches = [keys[i:i + KEYS_PER_REQUEST] for i in range(0, len(keys), KEYS_PER_REQUEST)]
-        if not batches:
-            return out
-        if progress:
+        if keys and progress:
             progress(0, len(keys))
 
         async def one(batch):
@@ -206,7 +203,17 @@ class RpcClient:
             if progress:
                 progress(len(batch), 0)
 
-        await one(batches[0])               # its slot becomes every later batch's minContextSlot
+        await self.each_batch(keys, one)
+        return out
+
+    async def each_batch(self, keys: list[str], one) -> None:
+        """``await one(batch)`` for ``keys`` in batches of KEYS_PER_REQUEST: the first alone (its context
+        slot becomes every later batch's minContextSlot, so no answer is older than it), the rest
+        concurrently (within the client's limit); the first failure cancels what is still running."""
+        batches = [keys[i:i + KEYS_PER_REQUEST] for i in range(0, len(keys), KEYS_PER_REQUEST)]
+        if not batches:
+            return
+        await one(batches[0])
         if self.min_context_slot is None:
             self.min_context_slot = self.stats.slots[-1]
         tasks = [asyncio.ensure_future(one(b)) for b in batches[1:]]
@@ -215,7 +222,6 @@ class RpcClient:
         finally:
             for t in tasks:
                 t.cancel()
-        return out
 
     async def get_program_account_keys(self, program: str, filters: list) -> list[str]:
         """Addresses of ``program``'s accounts matching ``filters`` (dataSize / memcmp), without
