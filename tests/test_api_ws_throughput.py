@@ -91,7 +91,8 @@ def test_a_cpu_the_process_may_not_use_or_a_placement_without_an_engine_is_refus
         ServeOptions(db="chdb:///x", rt=True).checked()
 
 
-def _thread_waiting(started: threading.Event, go_on: threading.Event, tids: list, child: bool = False):
+def _thread_waiting(started: threading.Event, go_on: threading.Event, tids: list, child: bool = False,
+                    hold: threading.Event | None = None):
     def body():
         tids.append(threading.get_native_id())
         if child:               # a thread started by the placed one (the run's sinks, its store writer)
@@ -100,6 +101,9 @@ def _thread_waiting(started: threading.Event, go_on: threading.Event, tids: list
             go_on.wait(30)
             inner.start()
             inner_started.wait(30)
+            started.set()
+            if hold is not None:
+                hold.wait(30)   # the inner thread lives until the test has looked at it
             inner_go_on.set()
             inner.join(30)
         started.set()
@@ -135,8 +139,8 @@ def test_the_engine_thread_is_pinned_and_the_other_threads_kept_off_its_cpu():
 
 @pytest.mark.skipif(not hasattr(os, "SCHED_FIFO"), reason="no SCHED_FIFO here")
 def test_sched_fifo_is_asked_for_the_engine_thread_and_not_inherited_by_threads_it_starts():
-    started, go_on, tids = threading.Event(), threading.Event(), []
-    t = _thread_waiting(started, go_on, tids, child=True)
+    started, go_on, hold, tids = threading.Event(), threading.Event(), threading.Event(), []
+    t = _thread_waiting(started, go_on, tids, child=True, hold=hold)
     t.start()
     try:
         while not tids:
@@ -153,6 +157,7 @@ def test_sched_fifo_is_asked_for_the_engine_thread_and_not_inherited_by_threads_
         assert os.sched_getscheduler(tids[1]) == os.SCHED_OTHER
     finally:
         go_on.set()
+        hold.set()
         t.join(30)
 
 
