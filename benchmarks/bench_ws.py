@@ -2,16 +2,18 @@
 `workbench serve --replay`, beside a plain `websockets` server fed the same rows, in one run.
 
 Ours: `workbench serve --replay CAPTURE --market DIR` (the engine on its thread, the pump woken
-by each hand-off, a frame encoded once for every client). The clients (websockets, spread over
-CLIENT_PROCS processes so the client side is not one Python thread) subscribe to the
-opportunities and transactions channels from sequence 0, so each gets every row of the run;
-they count rows (``last_seq - first_seq + 1`` per frame, ``missed`` per gap message) until the
-run's ``stats`` say it is done and every item it numbered is in, and take
-engine-to-client latency per frame as their own time.time_ns() at receipt minus the frame's
-``handed_ns`` (when the run handed the batch on; frames sent again from memory after a late
-subscription keep their original time, so only frames handed on after the subscription count).
-The engine's own packets/s with the server comes from the run's summary.json, beside a plain
-``workbench replay`` of the same capture into a store of its own.
+by each hand-off, a frame encoded once for every client). The clients (benchmarks/ws_lean_client.py,
+an RFC 6455 client that parses frames where they land; ``--client-procs`` processes, one event loop
+each) subscribe to the opportunities (JSON) and transactions (Arrow frames, ``--format``) channels
+from sequence 0, so each gets every row of the run; they count rows (from an Arrow frame's batches,
+or ``last_seq - first_seq + 1`` per JSON frame, ``missed`` per gap message) until the run's
+``stats`` say it is done and every item it numbered is in, and take engine-to-client latency per
+frame as their own time.time_ns() at receipt minus the frame's ``handed_ns`` (when the run handed the
+batch on; frames sent again from memory after a late subscription keep their original time, so only
+frames handed on after the subscription count). The engine's own packets/s with the server comes
+from the run's summary.json, beside a replay of the same capture without the server (``workbench
+replay``; with ``--engine-cpu``/``--rt`` the same runner with its engine thread placed alike, and
+``serve --cpu/--rt``; a pinned engine's CPU is kept free of the clients).
 
 Peer: a plain ``websockets`` server that ``json.dumps`` each row and sends it to each client as it
 comes, fed by the rows our run wrote (its tx_features.parquet and opportunities.parquet) in
@@ -19,14 +21,14 @@ batches of the engine's hand-off size as fast as it can send them; each message 
 batch's ``handed_ns`` so the clients measure latency the same way. It runs no engine, which
 favours it. It stops feeding after ``--peer-seconds`` (a per-row, per-client send is slow).
 
-A Python client reads far fewer rows per second than the engine makes at top speed, so there the
-clients fall behind and the latency measured is mostly their own backlog; ``--speed`` paces the
-replay to show the latency when they keep up. The capture is a long one of unique transactions made from the bundled market capture
+At top speed the engine makes rows faster than the clients read them on the same host, so the
+latency measured is then mostly their own backlog; ``--speed`` paces the replay to show the latency
+when they keep up. The capture is a long one of unique transactions made from the bundled market capture
 (benchmarks/unique_capture.py, cached under runs/bench/). Goals from issue 19: >= 1M messages/s
 delivered, p99 engine-to-client < 5 ms at 10 clients, the engine's packets/s within 10 % of a
 replay without the server. Every figure is the median of ``--repeat`` runs; loopback only.
 
-    python benchmarks/bench_ws.py [--packets 300000] [--clients 10,100] [--repeat 1]
+    python benchmarks/bench_ws.py [--packets 300000] [--clients 10,100] [--repeat 1] [--rt] [--engine-cpu N]
 """
 
 from __future__ import annotations
@@ -66,79 +68,110 @@ def free_port() -> int:
 
 
 # --- clients (run in worker processes: `bench_ws.py --worker ...`) ------------------------------------
+class OursCounter:
+    """One client's counts of our server's messages (called for each message as it lands)."""
+
+    def __init__(self, stats: dict):
+        self.stats = stats
+        self.subscribed_ns = None
+        self.total = None           # items the run numbered on the client's channels, once its stats say done
+        self.last_ns = time.monotonic_ns()
+
+    def on_message(self, _op: int, msg: bytes) -> None:
+        import pyarrow as pa
+        stats = self.stats
+        now_ns = time.time_ns()
+        self.last_ns = time.monotonic_ns()
+        head = msg[:160]
+        if head.startswith(ARROW_STREAM_START):       # an Arrow frame: read in place, rows counted from its batches
+            reader = pa.ipc.open_stream(pa.py_buffer(msg))
+            handed = json.loads(reader.schema.metadata[b"frame"])["handed_ns"]
+            self._rows(sum(b.num_rows for b in reader), handed, now_ns)
+        elif head.startswith(b'{"type":"rows","channel":"stats"'):
+            st = json.loads(msg)["rows"][-1]
+            if (st.get("run") or {}).get("phase") in ("done", "failed"):
+                self.total = sum(st["ws"]["next_seq"][c] for c in CHANNELS)
+        elif head.startswith(b'{"type":"rows"'):
+            m = HEAD.search(head)
+            first, lastseq, handed = int(m[1]), int(m[2]), int(m[3])
+            seqs = SEQS.search(msg[:200 + 12 * (lastseq - first + 1)]) if b'"seqs"' in head else None
+            self._rows(len(seqs[1].split(b",")) if seqs else lastseq - first + 1, handed, now_ns)
+        elif head.startswith(b'{"type":"gap"'):
+            gap = json.loads(msg)
+            stats["missed"] += gap["missed"] if gap["channel"] in CHANNELS else 0
+        elif head.startswith(b'{"type":"subscribed"') and self.subscribed_ns is None:
+            self.subscribed_ns = now_ns
+        elif head.startswith(b'{"type":"error"'):
+            sys.exit(f"the server refused a subscription: {msg[:300]!r}")
+
+    def _rows(self, n: int, handed: int, now_ns: int) -> None:
+        stats = self.stats
+        stats["rows"] += n
+        stats["frames"] += 1
+        stats["first_ns"] = stats["first_ns"] or now_ns
+        stats["last_ns"] = now_ns
+        if self.subscribed_ns is not None and handed >= self.subscribed_ns:
+            stats["lat_us"].append((now_ns - handed) / 1e3)
+
+    def finished(self) -> bool:
+        """Every item of the run is in (then a last short wait for stragglers), or nothing came for long."""
+        idle_s = (time.monotonic_ns() - self.last_ns) / 1e9
+        st = self.stats
+        if self.total is not None and st["rows"] + st["missed"] >= self.total:
+            return idle_s >= DONE_IDLE_S
+        return idle_s >= (IDLE_END_S if st["rows"] else CLIENT_BUDGET_S)
+
+
 async def ours_client(url: str, stats: dict, fmt: str) -> None:
-    import pyarrow as pa
-    import websockets
-    async with websockets.connect(url, max_size=None, compression=None) as ws:
-        if fmt == "arrow":          # the transactions channel in Arrow frames (its own subscription), the rest JSON
-            await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 0}))
-            await ws.send(json.dumps({"type": "subscribe", "channels": ["transactions"], "from": 0,
-                                      "format": "arrow"}))
-        else:
-            await ws.send(json.dumps({"type": "subscribe", "channels": CHANNELS, "from": 0}))
-        await ws.send(json.dumps({"type": "subscribe", "channels": ["stats"]}))
-        subscribed_ns = None
-        total = None            # items the run numbered on the client's channels, once its stats say done
-        start = time.monotonic()
-        while time.monotonic() - start < CLIENT_BUDGET_S:
-            try:
-                wait_s = (DONE_IDLE_S if total is not None and stats["rows"] + stats["missed"] >= total else
-                          IDLE_END_S if stats["rows"] else CLIENT_BUDGET_S)
-                msg = await asyncio.wait_for(ws.recv(decode=False), wait_s)
-            except (asyncio.TimeoutError, TimeoutError, websockets.ConnectionClosed):
-                return
-            now_ns = time.time_ns()
-            head = msg[:160]
-            if head.startswith(ARROW_STREAM_START):       # an Arrow frame: read in place, rows counted from its batches
-                reader = pa.ipc.open_stream(pa.py_buffer(msg))
-                handed = json.loads(reader.schema.metadata[b"frame"])["handed_ns"]
-                stats["rows"] += sum(b.num_rows for b in reader)
-                stats["frames"] += 1
-                stats["first_ns"] = stats["first_ns"] or now_ns
-                stats["last_ns"] = now_ns
-                if subscribed_ns is not None and handed >= subscribed_ns:
-                    stats["lat_us"].append((now_ns - handed) / 1e3)
-            elif head.startswith(b'{"type":"rows","channel":"stats"'):
-                st = json.loads(msg)["rows"][-1]
-                if (st.get("run") or {}).get("phase") in ("done", "failed"):
-                    total = sum(st["ws"]["next_seq"][c] for c in CHANNELS)
-            elif head.startswith(b'{"type":"rows"'):
-                m = HEAD.search(head)
-                first, lastseq, handed = int(m[1]), int(m[2]), int(m[3])
-                seqs = SEQS.search(msg[:200 + 12 * (lastseq - first + 1)]) if b'"seqs"' in head else None
-                n = len(seqs[1].split(b",")) if seqs else lastseq - first + 1
-                stats["rows"] += n
-                stats["frames"] += 1
-                stats["first_ns"] = stats["first_ns"] or now_ns
-                stats["last_ns"] = now_ns
-                if subscribed_ns is not None and handed >= subscribed_ns:
-                    stats["lat_us"].append((now_ns - handed) / 1e3)
-            elif head.startswith(b'{"type":"gap"'):
-                gap = json.loads(msg)
-                stats["missed"] += gap["missed"] if gap["channel"] in CHANNELS else 0
-            elif head.startswith(b'{"type":"subscribed"') and subscribed_ns is None:
-                subscribed_ns = time.time_ns()
-            elif head.startswith(b'{"type":"error"'):
-                sys.exit(f"the server refused a subscription: {msg[:300]!r}")
+    from ws_lean_client import connect
+    counter = OursCounter(stats)
+    host, port, path = split_url(url)
+    ws = await connect(host, port, path, counter.on_message)
+    if fmt == "arrow":              # the transactions channel in Arrow frames (its own subscription), the rest JSON
+        ws.send_text(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 0}))
+        ws.send_text(json.dumps({"type": "subscribe", "channels": ["transactions"], "from": 0, "format": "arrow"}))
+    else:
+        ws.send_text(json.dumps({"type": "subscribe", "channels": CHANNELS, "from": 0}))
+    ws.send_text(json.dumps({"type": "subscribe", "channels": ["stats"]}))
+    await _until(ws, counter.finished)
 
 
 async def peer_client(url: str, stats: dict) -> None:
-    import websockets
-    async with websockets.connect(url, max_size=None, compression=None) as ws:
-        await ws.send(json.dumps({"type": "subscribe", "channels": CHANNELS}))
-        start = time.monotonic()
-        while time.monotonic() - start < CLIENT_BUDGET_S:
-            try:
-                msg = await asyncio.wait_for(ws.recv(decode=False), IDLE_END_S if stats["rows"] else CLIENT_BUDGET_S)
-            except (asyncio.TimeoutError, TimeoutError, websockets.ConnectionClosed):
-                return
-            now_ns = time.time_ns()
-            stats["rows"] += 1
-            stats["frames"] += 1
-            stats["first_ns"] = stats["first_ns"] or now_ns
-            stats["last_ns"] = now_ns
-            if stats["rows"] % 16 == 1:          # a sample: parsing every message would slow the client
-                stats["lat_us"].append((now_ns - int(msg[14:msg.index(b",")])) / 1e3)
+    from ws_lean_client import connect
+    last = [time.monotonic_ns()]
+
+    def on_message(_op: int, msg: bytes) -> None:
+        now_ns = time.time_ns()
+        last[0] = time.monotonic_ns()
+        stats["rows"] += 1
+        stats["frames"] += 1
+        stats["first_ns"] = stats["first_ns"] or now_ns
+        stats["last_ns"] = now_ns
+        if stats["rows"] % 16 == 1:          # a sample: parsing every message would slow the client
+            stats["lat_us"].append((now_ns - int(msg[14:msg.index(b",")])) / 1e3)
+
+    host, port, path = split_url(url)
+    ws = await connect(host, port, path, on_message)
+    ws.send_text(json.dumps({"type": "subscribe", "channels": CHANNELS}))
+    await _until(ws, lambda: (time.monotonic_ns() - last[0]) / 1e9 >= (IDLE_END_S if stats["rows"] else
+                                                                         CLIENT_BUDGET_S))
+
+
+async def _until(ws, finished) -> None:
+    """Until ``finished()``, the server closes, or the budget is spent; then close."""
+    start = time.monotonic()
+    while not ws.closed.done() and not finished() and time.monotonic() - start < CLIENT_BUDGET_S:
+        await asyncio.sleep(0.05)
+    ws.close()
+    if ws.closed.done() and ws.closed.exception() is not None:
+        raise ws.closed.exception()
+
+
+def split_url(url: str) -> tuple[str, int, str]:
+    rest = url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.rpartition(":")
+    return host, int(port), "/" + path
 
 
 def worker(kind: str, url: str, n: int, out: str) -> None:
