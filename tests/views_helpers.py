@@ -117,11 +117,10 @@ def session_document(url: str, arguments: dict | None = None):
         except ImportError:                                    # an optional dependency's model
             pass
     import concurrent.futures as cf
-    with cf.ThreadPoolExecutor(1) as ex:
-        fut = ex.submit(pull_session, url=url, arguments=arguments or {})
-        session = fut.result(timeout=SESSION_TIMEOUT_S)
-    doc = session.document
-    session.close()
+    with cf.ThreadPoolExecutor(1) as ex:        # the session's loop is the worker's: opened and closed there
+        session = ex.submit(pull_session, url=url, arguments=arguments or {}).result(timeout=SESSION_TIMEOUT_S)
+        doc = session.document
+        ex.submit(session.close).result(timeout=SESSION_TIMEOUT_S)
     return doc
 
 
