@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import pyarrow.ipc as ipc  # noqa: E402
 
-from chain_rpc import RpcServer, block, capture_transactions, ok_meta  # noqa: E402
+from chain_rpc import RpcServer, block, capture_frames, capture_transactions, ok_meta  # noqa: E402
 from common import table  # noqa: E402
 from workbench.config import Settings  # noqa: E402
 from workbench.runner.chain_blocks import backfill_blocks  # noqa: E402
@@ -55,26 +55,6 @@ def peer(path: Path) -> int:
 
 
 # --- --transactions N: the scale run (fetch, write and replay >= 1M transactions, peak RSS) -----------------
-
-def capture_frames(path: Path) -> list[tuple[bytes, int]]:
-    """(frame, payload offset) of each transaction of ``path`` (first sighting), as capture_transactions."""
-    import dpkt
-    from solders.transaction import VersionedTransaction
-    out, seen = [], set()
-    with open(path, "rb") as f:
-        for _ts, frame in dpkt.pcapng.Reader(f):
-            udp = getattr(dpkt.ethernet.Ethernet(frame).data, "data", None)
-            if not isinstance(udp, dpkt.udp.UDP):
-                continue
-            try:
-                sig = bytes(VersionedTransaction.from_bytes(bytes(udp.data)).signatures[0])
-            except Exception:             # noqa: BLE001 - a shred or not a transaction
-                continue
-            if sig not in seen:
-                seen.add(sig)
-                out.append((bytes(frame), len(frame) - len(udp.data)))
-    return out
-
 
 def distinct_copy(tx: bytes, r: int, at: int = 0) -> bytes:
     """Copy ``r`` of a transaction whose wire bytes start at ``at``: the leading 8 bytes of its first

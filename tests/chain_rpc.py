@@ -305,6 +305,11 @@ def capture_transactions(path: Path) -> list[bytes]:
     """The transactions (UDP payloads that solders parses) of a capture, first sighting of each
     signature, in capture order; frames walked with dpkt (Ethernet, VLAN tags, IPv4 / IPv6), apart
     from wire/net.py."""
+    return [frame[at:] for frame, at in capture_frames(path)]
+
+
+def capture_frames(path: Path) -> list[tuple[bytes, int]]:
+    """(frame, offset of its UDP payload) of each transaction ``capture_transactions`` returns."""
     import dpkt
     from solders.transaction import VersionedTransaction
     out, seen = [], set()
@@ -321,7 +326,7 @@ def capture_transactions(path: Path) -> list[bytes]:
                 continue
             if sig not in seen:
                 seen.add(sig)
-                out.append(bytes(udp.data))
+                out.append((bytes(frame), len(frame) - len(udp.data)))
     return out
 
 
