@@ -33,10 +33,9 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
-from common import BENCH_DIR, REPO, bench_capture, table
+from common import BENCH_DIR, REPO, Veth, bench_capture, table
 from workbench.capture.afpacket import ETH_P_ALL, PACKET_STATISTICS, SOL_PACKET
 from workbench.capture.kernel import SO_RCVBUFFORCE, SO_TIMESTAMPNS
 
@@ -109,26 +108,6 @@ def naive_peer(iface: str, out: str, cpu: int) -> None:
 
 
 # --- the harness -------------------------------------------------------------------------------------
-def sh(*args, check=True):
-    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=60)
-
-
-class Veth:
-    def __init__(self):
-        tag = uuid.uuid4().hex[:6]
-        self.ns, self.tx, self.rx = f"wbb-{tag}", f"wbb{tag}a", f"wbb{tag}b"
-        sh("ip", "netns", "add", self.ns)
-        sh("ip", "link", "add", self.tx, "type", "veth", "peer", "name", self.rx, "netns", self.ns)
-        sh("sysctl", "-qw", f"net.ipv6.conf.{self.tx}.disable_ipv6=1")
-        sh("ip", "netns", "exec", self.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        sh("ip", "link", "set", self.tx, "up")
-        sh("ip", "netns", "exec", self.ns, "ip", "link", "set", self.rx, "up")
-
-    def close(self):
-        sh("ip", "netns", "del", self.ns, check=False)
-        sh("ip", "link", "del", self.tx, check=False)
-
-
 def start_receiver(v: Veth, peer: str, out: Path) -> subprocess.Popen:
     if peer in OURS:
         cmd = [sys.executable, "-m", "workbench.cli", "live", "--iface", v.rx, "--cpu", "1", "--rt", "--no-db",

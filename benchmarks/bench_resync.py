@@ -40,7 +40,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import REPO, table
+from common import REPO, Veth, sh, table
 
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -50,10 +50,6 @@ CAPTURE = REPO / "captures" / "demo.pcapng"
 PPS = 50_000
 READY_TIMEOUT_S = 900
 FLOOD_OUTLASTS_S = 600          # the flood is stopped with its server, after the run
-
-
-def sh(*args, check=True):
-    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=120)
 
 
 def make_snapshot(tmp: Path):
@@ -74,24 +70,6 @@ def make_snapshot(tmp: Path):
             v = table_[a]
             updates.append({"pubkey": a, "owner": v["owner"], "data": v["data"][0], "slot": SLOT + 1})
     return tmp / "snap", updates
-
-
-class Veth:
-    def __init__(self):
-        import uuid
-        tag = uuid.uuid4().hex[:6]
-        self.ns, self.tx, self.rx = f"wbr-{tag}", f"wbr{tag}a", f"wbr{tag}b"
-        sh("ip", "netns", "add", self.ns)
-        sh("ip", "link", "add", self.tx, "type", "veth", "peer", "name", self.rx, "netns", self.ns)
-        sh("sysctl", "-qw", f"net.ipv6.conf.{self.tx}.disable_ipv6=1")
-        sh("ip", "netns", "exec", self.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-        sh("ip", "link", "set", self.tx, "up")
-        sh("ip", "netns", "exec", self.ns, "ip", "link", "set", self.rx, "up")
-        sh("ip", "netns", "exec", self.ns, "ip", "link", "set", "lo", "up")
-
-    def close(self):
-        sh("ip", "netns", "del", self.ns, check=False)
-        sh("ip", "link", "del", self.tx, check=False)
 
 
 def one_run(v: Veth, tmp: Path, snap: Path, updates, seconds: float, with_updates: bool, k: int, rate: int = 0,
@@ -253,7 +231,7 @@ def main() -> None:
     print(f"# uptime at start: {sh('uptime').stdout.strip()}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-resync-"))
     snap, updates = make_snapshot(tmp)
-    v = Veth()
+    v = Veth("wbr")
     runs = {True: [], False: []}
     try:
         one_run(v, tmp, snap, updates, 0.5, True, 99)      # compiles / loads both variants first

@@ -8,13 +8,40 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 BENCH_DIR = Path(os.environ.get("WORKBENCH_BENCH_DIR", REPO / "runs" / "bench"))
+
+
+def sh(*args, check=True, timeout=120):
+    """Run a command; its CompletedProcess (text), CalledProcessError when ``check`` and it fails."""
+    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=timeout)
+
+
+class Veth:
+    """A veth pair with one end (``rx``) in a namespace of its own (``ns``, its loopback up), the other
+    (``tx``) on the host, IPv6 off on both so that nothing but the benchmark's traffic crosses it. Root."""
+
+    def __init__(self, prefix: str = "wbb"):
+        tag = uuid.uuid4().hex[:6]
+        self.ns, self.tx, self.rx = f"{prefix}-{tag}", f"{prefix}{tag}a", f"{prefix}{tag}b"
+        sh("ip", "netns", "add", self.ns)
+        sh("ip", "link", "add", self.tx, "type", "veth", "peer", "name", self.rx, "netns", self.ns)
+        sh("sysctl", "-qw", f"net.ipv6.conf.{self.tx}.disable_ipv6=1")
+        sh("ip", "netns", "exec", self.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        sh("ip", "link", "set", self.tx, "up")
+        sh("ip", "netns", "exec", self.ns, "ip", "link", "set", self.rx, "up")
+        sh("ip", "netns", "exec", self.ns, "ip", "link", "set", "lo", "up")
+
+    def close(self):
+        sh("ip", "netns", "del", self.ns, check=False)
+        sh("ip", "link", "del", self.tx, check=False)
 
 
 def bench_capture(packets: int, seed: int = 11, suffix: str = "pcap", bad_rate: float = 0.02,
