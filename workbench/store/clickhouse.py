@@ -59,6 +59,9 @@ _UNAVAILABLE_WHY = (
 # clickhouse-connect logs a warning (with a traceback) for every transport error before it
 # raises; ``translate`` turns the error into the one message the user sees.
 logging.getLogger("clickhouse_connect.driver._backend.http_sync").setLevel(logging.ERROR)
+# An embedded insert of at most this many rows is pushed from memory as an Arrow stream; a larger
+# one is written to a file the engine parses in parallel (Store._insert_arrow_embedded).
+EMBEDDED_STREAM_ROWS_MAX = 65_536
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -132,6 +135,13 @@ def _what(doing: str) -> str:
 def _quote(text: str) -> str:
     """A ClickHouse string literal."""
     return "'" + str(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _settings_clause(settings: dict) -> str:
+    """`` SETTINGS k = v, ...`` for an INSERT (empty without settings)."""
+    if not settings:
+        return ""
+    return " SETTINGS " + ", ".join(f"{k} = {_quote(v) if isinstance(v, str) else v}" for k, v in settings.items())
 
 
 def _short(msg: str, n: int = 400) -> str:
@@ -240,6 +250,33 @@ class Store:
         return data.num_rows
 
     def _insert_arrow_embedded(self, table: str, data: pa.Table, settings: dict) -> None:
+        """chDB: a small batch as Arrow IPC bytes in memory, a large one through a file.
+
+        A small batch (a group of posted rows, an engine batch) goes in as one ``INSERT ...
+        FORMAT ArrowStream`` whose bytes are pushed to the engine from memory (chDB's
+        ``send_insert``, on the client's own connection handle and under its lock). No file is
+        written and read back: for a batch of a few thousand rows that file and the
+        ``file()`` query around it cost more than the insert. A large batch is written as an
+        Arrow IPC file once and read by the engine with ``file()`` (parallel parse), which
+        wins past ``EMBEDDED_STREAM_ROWS_MAX`` rows (benchmarks/bench_store_insert.py).
+        Both name the target columns, so values convert as the Arrow input format converts
+        them; both are one statement.
+        """
+        handle = getattr(getattr(self.client, "_backend", None), "_handle", None)
+        if handle is None or data.num_rows > EMBEDDED_STREAM_ROWS_MAX or not hasattr(handle.conn, "send_insert"):
+            return self._insert_arrow_file(table, data, settings)
+        sink = pa.BufferOutputStream()
+        data = data.combine_chunks()        # one record batch: one block, parsed and written at once
+        with pa.ipc.new_stream(sink, data.schema) as w:
+            w.write_table(data)
+        cols = ", ".join(f"`{n}`" for n in data.column_names)
+        sql = f"INSERT INTO {self.table(table)} ({cols})" + _settings_clause(settings)
+        with handle.lock:           # the client's calls on this handle are serialised by it
+            with handle.conn.send_insert(sql, "ArrowStream") as ins:    # (leaving it unfinished cancels)
+                ins.append(sink.getvalue().to_pybytes())
+                ins.finish()
+
+    def _insert_arrow_file(self, table: str, data: pa.Table, settings: dict) -> None:
         """chDB: write the Arrow IPC file once and let the engine read it with ``file()``.
 
         ``Client.insert_arrow`` on chDB serialises to memory, copies that to a temporary
@@ -259,10 +296,8 @@ class Store:
             with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, data.schema) as w:
                 w.write_table(data)
             cols = ", ".join(f"`{n}`" for n in data.column_names)
-            sql = f"INSERT INTO {self.table(table)} ({cols}) SELECT * FROM file({_quote(path)}, {fmt})"
-            if settings:
-                sql += " SETTINGS " + ", ".join(f"{k} = {_quote(v) if isinstance(v, str) else v}"
-                                                for k, v in settings.items())
+            sql = (f"INSERT INTO {self.table(table)} ({cols}) SELECT * FROM file({_quote(path)}, {fmt})"
+                   + _settings_clause(settings))
             self.client.command(sql)
         finally:
             try:
