@@ -10,6 +10,11 @@ body and sends the answer. There is no timer: while a group is committed the nex
 so a lone request waits for its own insert only and a busy server inserts in large groups. The
 rows a group stored enter the GET route's memory and the WebSocket in one step (``on_stored``).
 
+Checking is Python under the GIL; the embedded store's insert mostly runs in the engine's own
+code. So the two overlap: while one group is stored, the next is checked on another thread.
+Groups are stored one at a time and in arrival order, so the id look-up and the insert of a
+group always see every row of the groups before it.
+
 The answer of each request is what it would have been had the requests run one after the
 other in arrival order: a bad row gets 422 naming the row and field and nothing of its request
 is written (the other requests of the group go on); a row whose id the store holds, or an
@@ -48,20 +53,21 @@ class GroupCommit:
         self._on_stored = on_stored     # called on the loop with (row dicts, their JSON) of each group stored
         self._queued: list[tuple[tuple[bytes, bool], asyncio.Future]] = []
         self._worker: asyncio.Task | None = None
+        self._arrived = asyncio.Event()     # set by each submit: wakes a worker waiting on a store step
         self.groups = 0                 # groups committed (for /v1/stats: requests per insert)
         self.requests = 0               # requests that passed their checks
 
     async def submit(self, body: bytes, arrow: bool = False) -> tuple[int, bytes]:
         fut = asyncio.get_running_loop().create_future()
         self._queued.append(((body, arrow), fut))
+        self._arrived.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain())
         return await fut
 
-    def _commit(self, posts: list[tuple[bytes, bool]]):
-        """On a worker thread: [(status, body) or the store's exception] per request, and the rows
-        stored with their JSON."""
-        group = check_group(posts)
+    def _stored(self, group):
+        """On a worker thread, after ``check_group``: [(status, body) or the store's exception] per
+        request, and the rows stored with their JSON."""
         accepted = [s for s in group.spans if not isinstance(s, Exception)]
         try:
             keep = self._store.insert_group(group) if accepted else np.zeros(0, bool)
@@ -80,29 +86,56 @@ class GroupCommit:
         return answers, rows, dumps_each(rows), len(accepted)
 
     async def _drain(self) -> None:
-        while self._queued:
+        storing: asyncio.Task | None = None     # the group being stored while the next one is checked
+        while True:
+            if not self._queued:
+                if storing is None or storing.done():
+                    return
+                self._arrived.clear()           # wait for the store step or a new request, whichever first
+                arrived = asyncio.ensure_future(self._arrived.wait())
+                try:
+                    await asyncio.wait({storing, arrived}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    arrived.cancel()
+                continue
             group, self._queued = self._queued, []
             try:
-                answers, rows, items, accepted = await anyio.to_thread.run_sync(self._commit, [p for p, _ in group])
+                checked = await anyio.to_thread.run_sync(check_group, [p for p, _ in group])
             except BaseException as e:          # (cancelled too: no request is left waiting)
-                for _, fut in group:
-                    if not fut.done():
-                        fut.set_exception(e)
+                _fail(group, e)
                 if not isinstance(e, Exception):
                     raise
                 continue
-            if accepted:
-                self.groups += 1
-                self.requests += accepted
-            if rows and self._on_stored is not None:
-                try:
-                    self._on_stored(rows, items)
-                except Exception:       # noqa: BLE001 - the rows are stored; memory and the stream are extras
-                    log.exception("posted rows were stored but could not enter memory or the WebSocket")
-            for (_, fut), answer in zip(group, answers):
-                if fut.done():                  # (its client may have gone: the rows are stored all the same)
-                    continue
-                if isinstance(answer, Exception):
-                    fut.set_exception(answer)
-                else:
-                    fut.set_result(answer)
+            if storing is not None:
+                await storing                   # in arrival order: a group's look-up sees the one before
+            storing = asyncio.create_task(self._store_and_answer(group, checked))
+
+    async def _store_and_answer(self, group, checked) -> None:
+        try:
+            answers, rows, items, accepted = await anyio.to_thread.run_sync(self._stored, checked)
+        except BaseException as e:              # (cancelled too: no request is left waiting)
+            _fail(group, e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        if accepted:
+            self.groups += 1
+            self.requests += accepted
+        if rows and self._on_stored is not None:
+            try:
+                self._on_stored(rows, items)
+            except Exception:       # noqa: BLE001 - the rows are stored; memory and the stream are extras
+                log.exception("posted rows were stored but could not enter memory or the WebSocket")
+        for (_, fut), answer in zip(group, answers):
+            if fut.done():                  # (its client may have gone: the rows are stored all the same)
+                continue
+            if isinstance(answer, Exception):
+                fut.set_exception(answer)
+            else:
+                fut.set_result(answer)
+
+
+def _fail(group, e: BaseException) -> None:
+    for _, fut in group:
+        if not fut.done():
+            fut.set_exception(e)
