@@ -33,7 +33,8 @@ from .prometheus import CONTENT_TYPE, ServerMetrics
 from .security import BodyTooLarge, Guard, read_body
 from .service import Service
 from .ws import ws_endpoint
-from .store_access import PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, RUNS_MAX, BadQuery, OpportunityFilter, decode_cursor
+from .store_access import (PAGE_ROWS_DEFAULT, PAGE_ROWS_MAX, RUNS_MAX, BadQuery, OpportunityFilter, decode_cursor,
+                           note_hand_offs)
 
 JSON = "application/json"
 NEXT_CURSOR_HEADER = "x-next-cursor"
@@ -101,7 +102,7 @@ def build_app(service: Service) -> Guard:
         service.published_posted(rows, items)
 
     posts = service.posts = GroupCommit(store, posted)    # concurrent posts share one check and one insert
-    service.opportunity_hooks.append(lambda shaped: store.note_stored(shaped.column("opportunity_id")))
+    note_hand_offs(service.run, store)      # an engine row's id is known from its hand-off (idempotence)
 
     def counted(route: str):
         def wrap(fn):

@@ -79,6 +79,8 @@ class StoreAccess:
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._seen: SeenIds | None = None       # an embedded store's ids, read on the first post
+        self._early: list[np.ndarray] = []      # engine ids handed on before that read (note_stored)
+        self._seen_lock = threading.Lock()      # between note_stored (the run's sink thread) and that read
         self.columns = self._live_columns()
 
     def close(self) -> None:
@@ -187,13 +189,25 @@ class StoreAccess:
             return np.isin(ids, id_array(stored)) if stored else np.zeros(len(ids), bool)
         if self._seen is None:
             t = self.writer.query_arrow(f"SELECT toString(opportunity_id) AS id FROM {self.writer.table(TABLE)}")
-            self._seen = SeenIds(id_array(t.column("id")))
+            with self._seen_lock:
+                # the engine rows handed on so far are in the store or in _early (the store may not have
+                # them yet: its writer runs behind the hand-off); those handed on from here go to the set
+                self._seen = SeenIds(np.concatenate([id_array(t.column("id")), *self._early]))
+                self._early = []
         return self._seen.contains(ids)
 
     def note_stored(self, ids) -> None:
-        """Ids the server's engine run writes (canonical text; called on the loop for each batch)."""
-        if self._seen is not None:
-            self._seen.add(id_array(ids), merge=False)
+        """Ids the server's engine run hands on, which its store writer is about to write (canonical
+        text). Called on the run's sink thread when the run hands a table on, before the writer gets
+        it (``note_hand_offs``), so that no moment exists in which such a row is stored, or about to
+        be, while a post of its id would not see it."""
+        ids = id_array(ids)
+        with self._seen_lock:
+            if self._seen is None:
+                if self.writer.dsn.embedded and len(ids):
+                    self._early.append(ids)
+                return
+        self._seen.add(ids, merge=False)
 
     def insert_group(self, group) -> np.ndarray:
         """Insert a group of posted rows (post_columns.py ``CheckedGroup``) with one look-up and one
@@ -244,6 +258,27 @@ class StoreAccess:
             f"SELECT count() AS n FROM {self.reader.table(TABLE)} WHERE toString(run_id) = {{run:String}}",
             {"run": run_id}).column("n")[0].as_py())
         return out
+
+
+def note_hand_offs(run, store: StoreAccess) -> None:
+    """Give ``store`` the opportunity ids of every table the engine ``run`` (runner/background.py
+    BackgroundRun) hands on, at the hand-off itself, on the run's sink thread.
+
+    The run's sink hands a table to the server before its store writer gets the same table, and
+    the writer stores it later on its own thread; the server's pump takes the table later still.
+    Noting ids when the pump took them left a moment in which an engine row was stored, or about
+    to be, while a post of its id found it neither in the id set nor (read earlier) in the store,
+    and stored it a second time. Noting them at the hand-off closes that moment."""
+    if run is None:
+        return
+    hand_on = run.sink
+
+    def sink(name, table):
+        if name == "opportunities" and table.num_rows and "opportunity_id" in table.column_names:
+            store.note_stored(table.column("opportunity_id"))
+        hand_on(name, table)
+
+    run.sink = sink             # (the run passes ``self.sink`` to the runner when it starts)
 
 
 def _plain_rows(t: pa.Table) -> list[dict]:
