@@ -5,7 +5,8 @@ Ours: `workbench serve --replay CAPTURE --market DIR` (the engine on its thread,
 by each hand-off, a frame encoded once for every client). The clients (benchmarks/ws_lean_client.py,
 an RFC 6455 client that parses frames where they land; ``--client-procs`` processes, one event loop
 each) subscribe to the opportunities (JSON) and transactions (Arrow frames, ``--format``) channels
-from sequence 0, so each gets every row of the run; they count rows (from an Arrow frame's batches,
+(``--channels``: the opportunities alone is the inherited load test's subscription) from
+sequence 0, so each gets every row of the run on them; they count rows (from an Arrow frame's batches,
 or ``last_seq - first_seq + 1`` per JSON frame, ``missed`` per gap message) until the run's
 ``stats`` say it is done and every item it numbered is in, and take engine-to-client latency per
 frame as their own time.time_ns() at receipt minus the frame's ``handed_ns`` (when the run handed the
@@ -50,7 +51,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-CHANNELS = ["opportunities", "transactions"]
+CHANNELS_ENV = "BENCH_WS_CHANNELS"   # --channels, handed to the client processes
+CHANNELS = os.environ.get(CHANNELS_ENV, "opportunities,transactions").split(",")
 CLIENT_PROCS = 2                # client processes (the machine's cores)
 IDLE_END_S = 30.0               # a client that has had frames and then nothing this long gives up
 DONE_IDLE_S = 1.0               # after the run is done and its items are in: a last wait for stragglers
@@ -127,8 +129,10 @@ async def ours_client(url: str, stats: dict, fmt: str) -> None:
     counter = OursCounter(stats)
     host, port, path = split_url(url)
     ws = await connect(host, port, path, counter.on_message)
-    if fmt == "arrow":              # the transactions channel in Arrow frames (its own subscription), the rest JSON
-        ws.send_text(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 0}))
+    if fmt == "arrow" and "transactions" in CHANNELS:   # transactions in Arrow frames (its own subscription), the rest JSON
+        rest = [c for c in CHANNELS if c != "transactions"]
+        if rest:
+            ws.send_text(json.dumps({"type": "subscribe", "channels": rest, "from": 0}))
         ws.send_text(json.dumps({"type": "subscribe", "channels": ["transactions"], "from": 0, "format": "arrow"}))
     else:
         ws.send_text(json.dumps({"type": "subscribe", "channels": CHANNELS, "from": 0}))
@@ -306,8 +310,9 @@ PEER = textwrap.dedent('''
     from workbench.engine.tables import read_tx_features    # base58 signatures, as the API sends them
 
     run_dir, port, n_clients, batch_rows, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-    rows = (pq.read_table(f"{run_dir}/opportunities.parquet").to_pylist()
-            + read_tx_features(f"{run_dir}/tx_features.parquet").to_pylist())
+    channels = sys.argv[6].split(",")
+    rows = ((pq.read_table(f"{run_dir}/opportunities.parquet").to_pylist() if "opportunities" in channels else [])
+            + (read_tx_features(f"{run_dir}/tx_features.parquet").to_pylist() if "transactions" in channels else []))
     clients = set()
     ready = asyncio.Event()
 
@@ -354,7 +359,7 @@ def run_peer(run_dir: Path, n: int, seconds: float, tmp: Path, a) -> dict:
     peer_py.write_text(PEER)
     port = free_port()
     server = subprocess.Popen([sys.executable, str(peer_py), str(run_dir), str(port), str(n), str(PEER_BATCH_ROWS),
-                               str(seconds)], cwd=tmp)
+                               str(seconds), ",".join(CHANNELS)], cwd=tmp)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -392,6 +397,9 @@ def main() -> None:
                                                                  "(the clients then stay off it)")
     ap.add_argument("--rt", action="store_true", help="serve --rt: SCHED_FIFO for the engine thread")
     ap.add_argument("--client-cpus", default=None, help="CPUs of the client processes, comma-separated")
+    ap.add_argument("--channels", default="opportunities,transactions",
+                    help="channels each client subscribes to from 0: 'opportunities' is the inherited load test's "
+                         "subscription; with 'transactions' every client takes every row of the run")
     ap.add_argument("--worker", nargs=4, metavar=("KIND", "URL", "N", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--placed-replay", nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -401,6 +409,11 @@ def main() -> None:
     if a.placed_replay:
         placed_replay(*a.placed_replay)
         return
+    global CHANNELS
+    CHANNELS = [c.strip() for c in a.channels.split(",") if c.strip()]
+    if not CHANNELS or set(CHANNELS) - {"opportunities", "transactions"}:
+        sys.exit(f"--channels {a.channels}: opportunities and/or transactions")
+    os.environ[CHANNELS_ENV] = ",".join(CHANNELS)          # the client processes subscribe alike
     from unique_capture import unique_capture
     capture = unique_capture(a.packets, base=REPO / "captures" / "market.pcapng")
     market = capture.with_name(capture.name + ".market")
@@ -414,7 +427,7 @@ def main() -> None:
               + (", engine thread placed alike" if a.engine_cpu is not None or a.rt else "")
               + f"): engine {med(plain):,.0f} packets/s "
               f"[{load()}]", flush=True)
-        print(f"ours: transactions in {a.format} frames; engine thread: "
+        print(f"ours: channels {', '.join(CHANNELS)} from 0, transactions in {a.format} frames; engine thread: "
               + (f"--cpu {a.engine_cpu}" if a.engine_cpu is not None else "not pinned") + (" --rt" if a.rt else "")
               + f"; {a.client_procs} client processes on CPUs {sorted(client_cpus(a) or os.sched_getaffinity(0))}",
               flush=True)
