@@ -19,7 +19,14 @@ with fresh opportunity ids every request (the Lua script makes them), so every r
 store. Every figure is the median of ``--repeat`` runs. wrk runs on the same shared cores as the
 servers, loopback only.
 
+``--base DIR`` runs a second `workbench serve` from another checkout (e.g. a worktree of the
+commit before a change) beside ours, each on its own store filled by the same replay, and
+alternates the two run by run at every rate, so a before/after comparison shares the machine's
+load; the ratios ours/base are printed at the end. ``--routes`` picks GET and/or POST,
+``--no-peer`` leaves the peer out.
+
     python benchmarks/bench_api.py [--rates 100,1000,5000,10000] [--seconds 3] [--repeat 3]
+                                   [--routes GET,POST] [--base DIR] [--no-peer]
 """
 
 from __future__ import annotations
@@ -131,23 +138,48 @@ def check_answer(url: str, template: Path | None) -> None:
         print(f"  {url} answers {r.status_code}: {r.text[:400]}", flush=True)
 
 
-def bench(name: str, base: str, route: str, rates: list[float], seconds: float, repeat: int,
-          template: Path | None, post_rows: int) -> dict:
-    """Median figures per rate over ``repeat`` wrk runs."""
-    url = base + (POST_PATH if template else GET_PATH)
-    check_answer(url, template)
-    wrk_once(url, min(rates), 1.0, template, post_rows)           # warm: connections, caches, first queries
-    out = {}
+def bench(servers: dict[str, str], route: str, rates: list[float], seconds: float, repeat: int,
+          template: Path | None, post_rows: int) -> dict[str, dict]:
+    """Median figures per server and rate over ``repeat`` wrk runs; the servers' runs alternate."""
+    urls = {name: base + (POST_PATH if template else GET_PATH) for name, base in servers.items()}
+    for url in urls.values():
+        check_answer(url, template)
+        wrk_once(url, min(rates), 1.0, template, post_rows)       # warm: connections, caches, first queries
+    out: dict[str, dict] = {name: {} for name in servers}
     for rate in rates:
-        runs = [wrk_once(url, rate, seconds, template, post_rows) for _ in range(repeat)]
-        med = {k: statistics.median(r[k] for r in runs) for k in ("achieved", "p50_us", "p99_us", "p999_us")}
-        med["errors"] = sum(r["errors"] for r in runs)
-        med["requests"] = sum(r["requests"] for r in runs)
-        out[rate] = med
-        print(f"{name:5} {route:4} offered {rate:7,.0f}/s  achieved {med['achieved']:8,.0f}/s  "
-              f"p50 {med['p50_us'] / 1e3:8.2f} ms  p99 {med['p99_us'] / 1e3:8.2f} ms  "
-              f"p99.9 {med['p999_us'] / 1e3:8.2f} ms  errors {med['errors']}/{med['requests']}", flush=True)
+        runs: dict[str, list] = {name: [] for name in servers}
+        for _ in range(repeat):
+            for name, url in urls.items():
+                runs[name].append(wrk_once(url, rate, seconds, template, post_rows))
+        for name in servers:
+            med = {k: statistics.median(r[k] for r in runs[name]) for k in ("achieved", "p50_us", "p99_us", "p999_us")}
+            med["errors"] = sum(r["errors"] for r in runs[name])
+            med["requests"] = sum(r["requests"] for r in runs[name])
+            out[name][rate] = med
+            print(f"{name:5} {route:4} offered {rate:7,.0f}/s  achieved {med['achieved']:8,.0f}/s  "
+                  f"p50 {med['p50_us'] / 1e3:8.2f} ms  p99 {med['p99_us'] / 1e3:8.2f} ms  "
+                  f"p99.9 {med['p999_us'] / 1e3:8.2f} ms  errors {med['errors']}/{med['requests']}", flush=True)
     return out
+
+
+def start_ours(tmp: Path, name: str, tree: str | None) -> tuple[subprocess.Popen, str]:
+    """`workbench serve --replay` of the market capture on a store of its own (from ``tree`` when
+    given: PYTHONPATH), once its run is done: (process, base URL)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **({"PYTHONPATH": tree} if tree else {})}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(CAPTURE),
+                             "--market", str(MARKET), "--db", f"chdb://{tmp / name / 'store'}",
+                             "-o", str(tmp / name / "run"), "--port", str(port)],
+                            cwd=tmp, env=env, stderr=subprocess.DEVNULL)
+    try:
+        wait_up(f"{base}/healthz", proc)
+        while httpx.get(f"{base}/v1/stats").json()["run"]["phase"] not in ("done", "failed"):
+            time.sleep(0.2)
+    except BaseException:
+        proc.terminate()
+        raise
+    return proc, base
 
 
 def post_template(base: str, tmp: Path) -> Path:
@@ -164,16 +196,16 @@ def answered(m: dict) -> bool:
     return m["requests"] > 0 and 2 * m["errors"] < m["requests"]
 
 
-def ratios(label: str, ours: dict, peer: dict, rates: list[float]) -> None:
+def ratios(label: str, ours: dict, peer: dict, rates: list[float], peer_name: str = "peer") -> None:
     parts = []
     for r in rates:
         o, p = ours[r], peer[r]
         if not (answered(o) and answered(p)):
-            who = " and ".join(n for n, m in (("ours", o), ("peer", p)) if not answered(m))
+            who = " and ".join(n for n, m in (("ours", o), (peer_name, p)) if not answered(m))
             parts.append(f"{r:,.0f}/s: {who} mostly unanswered")
             continue
-        parts.append(f"{r:,.0f}/s: p99 peer/ours {p['p99_us'] / o['p99_us']:.1f}x, achieved ours/peer "
-                     f"{o['achieved'] / max(p['achieved'], 1e-9):.1f}x")
+        parts.append(f"{r:,.0f}/s: p99 {peer_name}/ours {p['p99_us'] / o['p99_us']:.1f}x, achieved ours/{peer_name} "
+                     f"{o['achieved'] / max(p['achieved'], 1e-9):.2f}x")
     print(f"{label}: " + "  ".join(parts))
 
 
@@ -184,52 +216,62 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="wrk runs per rate (figures: their medians)")
     ap.add_argument("--post-rows", type=int, default=10, help="rows per POST batch")
     ap.add_argument("--no-post", action="store_true", help="GET only")
+    ap.add_argument("--routes", default="GET,POST", help="GET and/or POST, comma-separated")
+    ap.add_argument("--base", metavar="DIR", help="also run `workbench serve` from this checkout, alternating with ours")
+    ap.add_argument("--no-peer", action="store_true", help="leave the FastAPI peer out")
     a = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit(INSTALL_HINT)
     rates = [float(r) for r in a.rates.split(",")]
-    routes = ["GET"] + ([] if a.no_post else ["POST"])
+    routes = [r.strip().upper() for r in a.routes.split(",") if r.strip()]
+    if a.no_post:
+        routes = [r for r in routes if r != "POST"]
+    if not routes or set(routes) - {"GET", "POST"}:
+        sys.exit(f"--routes {a.routes!r}: expected GET, POST or both")
+    if a.base and not (Path(a.base) / "workbench" / "cli").exists():
+        sys.exit(f"--base {a.base}: not a checkout of this repository (no workbench/cli there)")
     res: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         tmp = Path(tmp)
-        store = tmp / "store"
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        ours = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(CAPTURE),
-                                 "--market", str(MARKET), "--db", f"chdb://{store}", "-o", str(tmp / "run"),
-                                 "--port", str(port)], cwd=tmp, stderr=subprocess.DEVNULL)
+        procs, servers = [], {}
         try:
-            wait_up(f"{base}/healthz", ours)
-            while httpx.get(f"{base}/v1/stats").json()["run"]["phase"] not in ("done", "failed"):
-                time.sleep(0.2)
-            rows = len(httpx.get(base + GET_PATH).json()["rows"])
-            template = post_template(base, tmp)
+            for name, tree in [("ours", None)] + ([("base", str(Path(a.base).resolve()))] if a.base else []):
+                proc, servers[name] = start_ours(tmp, name, tree)
+                procs.append(proc)
+            rows = len(httpx.get(servers["ours"] + GET_PATH).json()["rows"])
+            template = post_template(servers["ours"], tmp)
             print(f"store: {rows} sandwich rows per GET answer; POST: {a.post_rows} rows per batch; "
                   f"wrk {WRK_THREADS} threads, rate/{round(1 / CONN_PER_RATE)} connections, {a.seconds:g} s x "
-                  f"{a.repeat} per rate")
+                  f"{a.repeat} per rate; servers: {', '.join(servers)}", flush=True)
             for route in routes:
-                res[("ours", route)] = bench("ours", base, route, rates, a.seconds, a.repeat,
-                                             template if route == "POST" else None, a.post_rows)
+                for name, figures in bench(servers, route, rates, a.seconds, a.repeat,
+                                           template if route == "POST" else None, a.post_rows).items():
+                    res[(name, route)] = figures
         finally:
-            ours.terminate()
-            ours.wait(60)
-        peer_py = tmp / "peer.py"
-        peer_py.write_text(PEER)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        peer = subprocess.Popen([sys.executable, str(peer_py), str(store), str(port)], cwd=tmp,
-                                stderr=subprocess.DEVNULL)
-        try:
-            wait_up(base + GET_PATH, peer)
-            for route in routes:
-                res[("peer", route)] = bench("peer", base, route, rates, a.seconds, a.repeat,
-                                             template if route == "POST" else None, a.post_rows)
-        finally:
-            peer.terminate()
-            peer.wait(60)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(60)
+        if not a.no_peer:
+            peer_py = tmp / "peer.py"
+            peer_py.write_text(PEER)
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            peer = subprocess.Popen([sys.executable, str(peer_py), str(tmp / "ours" / "store"), str(port)], cwd=tmp,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                wait_up(base + GET_PATH, peer)
+                for route in routes:
+                    res[("peer", route)] = bench({"peer": base}, route, rates, a.seconds, a.repeat,
+                                                 template if route == "POST" else None, a.post_rows)["peer"]
+            finally:
+                peer.terminate()
+                peer.wait(60)
     print()
     for route in routes:
-        ratios(route, res[("ours", route)], res[("peer", route)], rates)
+        if a.base:
+            ratios(route, res[("ours", route)], res[("base", route)], rates, "base")
+        if not a.no_peer:
+            ratios(route, res[("ours", route)], res[("peer", route)], rates)
 
 
 if __name__ == "__main__":
