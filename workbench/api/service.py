@@ -167,10 +167,14 @@ class Service:
             # the phase is read before the rows are taken: a run says "done" only after its last hand-off,
             # so a stats item saying "done" is published after every row of the run (a client may stop there)
             phase = self.run.phase if self.run is not None else None
+            shaped = []
             try:
-                self.pump_once()
+                shaped = self.publish_taken()
             except Exception:               # noqa: BLE001 - the rows are in the run's files and store; the stream goes on
                 log.exception("the WebSocket pump could not publish a batch of the run's rows")
+            if shaped:
+                await asyncio.sleep(0)      # the socket writers send the frames before the GET memory takes the rows
+                self.remember(shaped)
             now = time.monotonic()
             if now >= next_stats:
                 self.hub.flush_gaps()
@@ -183,10 +187,24 @@ class Service:
                 next_stats = now + STATS_PERIOD_S
 
     def pump_once(self) -> None:
+        """Publish the rows the run handed on since the last call and let the GET memory take them."""
+        self.remember(self.publish_taken())
+
+    def remember(self, shaped: list) -> None:
+        """The GET memory's hooks over the opportunity tables ``publish_taken`` published. The pump calls
+        this after the socket writers had their turn: a client's frame does not wait for the memory's
+        per-row work (a GET in between reads the store and memory as before those rows came)."""
+        for t in shaped:
+            for hook in self.opportunity_hooks:
+                hook(t)
+
+    def publish_taken(self) -> list:
         """Publish the rows the run handed on since the last call, in the run's order: opportunities,
-        then transactions (the run's tables are taken, so the server holds only its bounded memory)."""
+        then transactions (the run's tables are taken, so the server holds only its bounded memory).
+        Returns the opportunity tables in the store's column names, for ``remember``."""
         if self.run is None:
-            return
+            return []
+        out = []
         source = self.run.mode if self.run.mode in ("replay", "live") else "replay"
         for t, handed_ns in _coalesced(self.run.take("opportunities")):
             self.opportunities_by_type.update({d["values"]: d["counts"]
@@ -196,11 +214,11 @@ class Service:
                 self.engine_keys = frozenset(shaped.column_names)
             self.index.append(shaped.column("timestamp_ns").to_numpy(),
                               shaped.column("opportunity_id").to_pylist(), engine=True)
-            for hook in self.opportunity_hooks:
-                hook(shaped)
             self.hub.publish("opportunities", row_items(shaped), handed_ns)
+            out.append(shaped)
         for t, handed_ns in _coalesced(self.run.take("tx_features")):
             self.hub.publish_transactions(t, handed_ns)
+        return out
 
     def published_posted(self, rows: list[dict], items: list[bytes]) -> None:
         self.posted += len(rows)
