@@ -11,9 +11,12 @@ so a lone request waits for its own insert only and a busy server inserts in lar
 rows a group stored enter the GET route's memory and the WebSocket in one step (``on_stored``).
 
 Checking is Python under the GIL; the embedded store's insert mostly runs in the engine's own
-code. So the two overlap: while one group is stored, the next is checked on another thread.
-Groups are stored one at a time and in arrival order, so the id look-up and the insert of a
-group always see every row of the groups before it.
+code. So the two overlap: while one insert runs, what arrives meanwhile is checked on another
+thread, and the next insert takes every request checked by then (several checked groups, one
+insert: an insert costs the embedded store milliseconds of CPU whatever its size, so the
+groups it takes must stay as large as they were without the overlap). Inserts run one at a
+time and in arrival order, so the id look-up and the insert of a group always see every row of
+the groups before it.
 
 The answer of each request is what it would have been had the requests run one after the
 other in arrival order: a bad row gets 422 naming the row and field and nothing of its request
@@ -32,7 +35,7 @@ import anyio
 import numpy as np
 import orjson
 
-from .post_columns import check_group, dumps_each
+from .post_columns import CheckedGroup, check_group, dumps_each, joined_groups
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +55,39 @@ class GroupCommit:
         self._store = store
         self._on_stored = on_stored     # called on the loop with (row dicts, their JSON) of each group stored
         self._queued: list[tuple[tuple[bytes, bool], asyncio.Future]] = []
-        self._worker: asyncio.Task | None = None
-        self._arrived = asyncio.Event()     # set by each submit: wakes a worker waiting on a store step
+        self._checked: list[tuple[list, CheckedGroup]] = []    # checked, waiting for the next insert
+        self._worker: asyncio.Task | None = None               # checks what is queued
+        self._storing: asyncio.Task | None = None              # the insert running
         self.groups = 0                 # groups committed (for /v1/stats: requests per insert)
         self.requests = 0               # requests that passed their checks
 
     async def submit(self, body: bytes, arrow: bool = False) -> tuple[int, bytes]:
         fut = asyncio.get_running_loop().create_future()
         self._queued.append(((body, arrow), fut))
-        self._arrived.set()
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain())
+            self._worker = asyncio.create_task(self._check_queued())
         return await fut
 
-    def _stored(self, group):
+    async def _check_queued(self) -> None:
+        while self._queued:
+            group, self._queued = self._queued, []
+            try:
+                checked = await anyio.to_thread.run_sync(check_group, [p for p, _ in group])
+            except BaseException as e:          # (cancelled too: no request is left waiting)
+                _fail(group, e)
+                if not isinstance(e, Exception):
+                    raise
+                continue
+            self._checked.append((group, checked))
+            self._store_next()
+
+    def _store_next(self) -> None:
+        """Start an insert of everything checked, unless one runs (its end starts the next)."""
+        if self._checked and (self._storing is None or self._storing.done()):
+            taken, self._checked = self._checked, []
+            self._storing = asyncio.create_task(self._store_and_answer(taken))
+
+    def _stored(self, group: CheckedGroup):
         """On a worker thread, after ``check_group``: [(status, body) or the store's exception] per
         request, and the rows stored with their JSON."""
         accepted = [s for s in group.spans if not isinstance(s, Exception)]
@@ -85,39 +107,19 @@ class GroupCommit:
         rows = [group.rows[i] for i in np.flatnonzero(keep).tolist()]
         return answers, rows, dumps_each(rows), len(accepted)
 
-    async def _drain(self) -> None:
-        storing: asyncio.Task | None = None     # the group being stored while the next one is checked
-        while True:
-            if not self._queued:
-                if storing is None or storing.done():
-                    return
-                self._arrived.clear()           # wait for the store step or a new request, whichever first
-                arrived = asyncio.ensure_future(self._arrived.wait())
-                try:
-                    await asyncio.wait({storing, arrived}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    arrived.cancel()
-                continue
-            group, self._queued = self._queued, []
-            try:
-                checked = await anyio.to_thread.run_sync(check_group, [p for p, _ in group])
-            except BaseException as e:          # (cancelled too: no request is left waiting)
-                _fail(group, e)
-                if not isinstance(e, Exception):
-                    raise
-                continue
-            if storing is not None:
-                await storing                   # in arrival order: a group's look-up sees the one before
-            storing = asyncio.create_task(self._store_and_answer(group, checked))
-
-    async def _store_and_answer(self, group, checked) -> None:
+    async def _store_and_answer(self, taken: list[tuple[list, CheckedGroup]]) -> None:
+        group = [req for g, _ in taken for req in g]
         try:
-            answers, rows, items, accepted = await anyio.to_thread.run_sync(self._stored, checked)
+            answers, rows, items, accepted = await anyio.to_thread.run_sync(
+                self._stored, joined_groups([c for _, c in taken]))
         except BaseException as e:              # (cancelled too: no request is left waiting)
             _fail(group, e)
             if not isinstance(e, Exception):
                 raise
             return
+        finally:
+            self._storing = None
+            self._store_next()                  # what was checked meanwhile: the next insert
         if accepted:
             self.groups += 1
             self.requests += accepted

@@ -277,3 +277,22 @@ def checked_group_of(batches: list[PostedBatch]) -> CheckedGroup:
     if tables:
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
     return CheckedGroup(table, ids, rows, spans)
+
+
+def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:
+    """Checked groups, in order, as one (for one insert): their rows laid end to end, each request's
+    span moved by the rows before its group."""
+    if len(groups) == 1:
+        return groups[0]
+    tables, ids, rows, spans = [], [], [], []
+    for g in groups:
+        at = len(ids)
+        spans += [s if isinstance(s, Exception) else (s[0] + at, s[1] + at) for s in g.spans]
+        if g.table is not None and g.table.num_rows:
+            tables.append(g.table)
+        ids += g.ids
+        rows += g.rows
+    table = None
+    if tables:
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+    return CheckedGroup(table, ids, rows, spans)
