@@ -150,6 +150,23 @@ def test_the_index_maps_sequences_to_time_and_id_and_back():
     assert idx.has_ids([ids[42], str(uuid.uuid4())]).tolist() == [True, False]
 
 
+def test_uuid_text_is_read_in_one_pass_as_uuid_would_read_it():
+    import pyarrow as pa
+    from workbench.api.seq_index import uuid_bytes
+    ids = [str(uuid.uuid4()) for _ in range(1_000)]
+    want = [uuid.UUID(i).bytes for i in ids]
+    chunked = pa.chunked_array([pa.array(ids[:300]), pa.array(ids[300:])])
+    for given in (ids, pa.array(ids), pa.array(ids).slice(1), chunked):
+        got = [bytes(v) for v in uuid_bytes(given)]
+        assert got == (want[1:] if len(given) == 999 else want)
+    odd = [ids[0].upper(), "{" + ids[1] + "}", ids[2].replace("-", ""), "urn:uuid:" + ids[3]]   # uuid.UUID's other forms
+    assert [bytes(v) for v in uuid_bytes(odd)] == want[:4]
+    assert [bytes(v) for v in uuid_bytes(pa.array([ids[5].upper(), ids[6]]))] == want[5:7]       # upper case: one pass too
+    with pytest.raises(ValueError):
+        uuid_bytes([ids[0], ids[1][:-1] + "g"])                  # not hex: refused as uuid.UUID refuses it
+    assert uuid_bytes([]).shape == (0,)
+
+
 def test_a_store_part_goes_out_as_frames_and_gaps_in_sequence_order():
     async def go():
         hub = Hub()

@@ -212,8 +212,7 @@ class Service:
             shaped = mev_opportunities_table(t, source)
             if not self.engine_keys:
                 self.engine_keys = frozenset(shaped.column_names)
-            self.index.append(shaped.column("timestamp_ns").to_numpy(),
-                              shaped.column("opportunity_id").to_pylist(), engine=True)
+            self.index.append(shaped.column("timestamp_ns").to_numpy(), shaped.column("opportunity_id"), engine=True)
             self.hub.publish("opportunities", row_items(shaped), handed_ns)
             out.append(shaped)
         for t, handed_ns in _coalesced(self.run.take("tx_features")):
