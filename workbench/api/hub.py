@@ -25,12 +25,11 @@ import collections
 import time
 from dataclasses import dataclass, field
 
+from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
 from .frames import FRAME_ITEMS_MAX, frame_text, gap_text
 from .tx_channel import TX_HISTORY_ITEMS, TxChannel, TxFilter
 
 CHANNELS = ("opportunities", "stats", "latency", "transactions")
-HISTORY_ITEMS = 200_000          # items a channel keeps for resumes
-QUEUE_FRAMES = 1_024             # frames a client may have waiting before it starts missing some
 
 
 @dataclass

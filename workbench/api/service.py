@@ -31,7 +31,8 @@ from ..runner.background import BackgroundRun
 from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from .engine_placement import EnginePlacement, check_cpu
 from .frames import row_items
-from .hub import HISTORY_ITEMS, QUEUE_FRAMES, Hub
+from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
+from .hub import Hub
 from .seq_index import SeqIndex
 from .security import TOKEN_ENV, is_loopback
 from .store_access import StoreAccess

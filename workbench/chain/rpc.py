@@ -24,13 +24,9 @@ import httpx
 import orjson
 
 from ..errors import ChainError
+from .rpc_limits import BACKOFF_MAX_S, BACKOFF_S, CONCURRENCY, RETRIES, TIMEOUT_S
 
 KEYS_PER_REQUEST = 100          # getMultipleAccounts accepts at most 100 keys
-CONCURRENCY = 8                 # requests in flight at once
-TIMEOUT_S = 15.0                # per request (connect, read, write)
-RETRIES = 5                     # attempts after the first
-BACKOFF_S = 0.25                # first retry's wait; doubles each retry
-BACKOFF_MAX_S = 10.0            # cap of one wait (Retry-After too)
 RETRYABLE_RPC_CODES = {-32004, -32005, -32014, -32016}  # block not available, node behind, status not yet, min slot
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..chain.rpc import CONCURRENCY, RETRIES, TIMEOUT_S
+from ..chain.rpc_limits import CONCURRENCY, RETRIES, TIMEOUT_S
 from ..errors import WorkbenchError
 from .output import console, err_console, fail as _fail, out_folder, plain
 

@@ -10,8 +10,7 @@ from typing import Optional
 
 import typer
 
-from ..api.defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
-from ..api.hub import HISTORY_ITEMS, QUEUE_FRAMES
+from ..api.defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT, HISTORY_ITEMS, QUEUE_FRAMES
 from ..capture.pace import check_speed
 from ..errors import ConfigError, WorkbenchError
 from .output import err_console, fail as _fail
