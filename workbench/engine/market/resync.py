@@ -65,7 +65,7 @@ N_Q = 8
 
 PPM = 1_000_000
 RESYNC_QUEUE_DEFAULT = 65_536   # entries of the ring (states waiting for the loop)
-DRAIN_MAX = 2_048               # entries one drain takes: its walk is a few ns each, so the pause stays short
+DRAIN_MAX = 512                 # entries one drain takes: its walk is a few ns each, so the pause stays short
 
 
 class Resync(NamedTuple):
