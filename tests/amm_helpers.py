@@ -7,7 +7,7 @@ import numpy as np
 
 from reference import amm_ref as R
 from workbench.engine.market import amm_status as S
-from workbench.engine.market import wide as W
+from workbench import wide as W
 
 U = np.uint64
 M64 = (1 << 64) - 1

@@ -14,7 +14,7 @@ from amm_helpers import M64, SEED, U, _check, _ref, _rand_u64, _split, _u
 from reference import amm_ref as R
 from workbench.engine.market import amm_status as S
 from workbench.engine.market import constant_product as CP
-from workbench.engine.market import wide as W
+from workbench import wide as W
 
 
 # --- limb arithmetic --------------------------------------------------------------------------

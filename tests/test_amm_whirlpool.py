@@ -11,7 +11,7 @@ from amm_helpers import M64, SEED, U, _check, _name, _rand_u64, _split
 from reference import amm_ref as R
 from workbench.engine.market import amm_status as S
 from workbench.engine.market import whirlpool as WP
-from workbench.engine.market import wide as W
+from workbench import wide as W
 
 
 # --- Whirlpool ----------------------------------------------------------------------------------

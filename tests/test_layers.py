@@ -22,6 +22,7 @@ RANK = {
     "workbench": 0,                                     # the package's own __init__ (version, cache name)
     "errors": 0, "binary": 0, "config": 0,
     "linktypes": 0,                                     # link types and frame headers: sources write, wire reads
+    "wide": 0,                                          # u128/u256 arithmetic: the engine's AMM maths, the chain's tick maths
     "capture": 1,
     "host": 1,                                          # OS plumbing: cpu pinning, memory, NIC tuning
     "wire": 2, "metrics": 2,

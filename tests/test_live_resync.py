@@ -32,7 +32,7 @@ from chain_rpc import CPMM, SLOT, TOKEN, V4, RpcServer, fixture_market
 from conftest import CAPTURES, fixtures_dir
 from workbench.chain.pool_updates import PoolTracker
 from workbench.cli import app
-from workbench.engine.market.resync import (Q_APPLIED, Q_DROPPED_FULL, Q_STALE, drain_resync, new_resync, push_state,
+from workbench.engine.market.resync import (DRAIN_MAX, Q_APPLIED, Q_DROPPED_FULL, Q_STALE, drain_resync, new_resync, push_state,
                                             resync_counters)
 from workbench.engine.market.snapshot import load_market
 from workbench.errors import ChainError
@@ -156,14 +156,49 @@ def test_engine_applies_states_counts_stale_drift_and_a_full_queue(snap):
     assert not push_state(rs, 1, SLOT + 5, 1, 1)                                        # the ring holds 4
     assert drain_resync(mk, rs) == 4
     c = resync_counters(rs)
-    assert (c["states_applied"], c["stale_states"], c["dropped_full"], c["still_queued"]) == (3, 1, 1, 0)
+    # pool 0: SLOT + 1 superseded by SLOT + 2 within the drain, the second SLOT + 1 stale; pool 1 written
+    assert (c["states_applied"], c["superseded_states"], c["stale_states"], c["dropped_full"],
+            c["still_queued"]) == (2, 1, 1, 1, 0)
     assert list(mk.pool_res[0]) == [chain_a, int(r0[0, 1])] and list(mk.pool_res[1]) == [7, 9]
-    assert rs.pool_slot[0] == SLOT + 2 and rs.pool_updates[0] == 2
+    assert rs.pool_slot[0] == SLOT + 2 and rs.pool_updates[0] == 1
     want = int(abs(float(r0[0, 0]) - float(chain_a)) * 1_000_000 / float(chain_a))
-    assert rs.drift_stats[0, 0] == 2 and rs.drift_stats[0, 2] == want                 # count, max (metrics/hist.py)
+    assert rs.drift_stats[0, 0] == 1 and rs.drift_stats[0, 2] == want                 # count, max (metrics/hist.py)
     assert 9_000 < want < 10_000
-    assert rs.ctl[Q_APPLIED] == 3 and rs.ctl[Q_STALE] == 1 and rs.ctl[Q_DROPPED_FULL] == 1
+    assert rs.ctl[Q_APPLIED] == 2 and rs.ctl[Q_STALE] == 1 and rs.ctl[Q_DROPPED_FULL] == 1
     assert push_state(rs, 1, SLOT + 6, 8, 9) and drain_resync(mk, rs) == 1 and mk.pool_res[1, 0] == 8  # room again
+
+
+def test_a_drain_writes_each_pools_newest_state_with_the_newest_fee_and_takes_a_bounded_share(snap):
+    """Coalescing: what applying the states one by one would leave, written once per pool. A fee
+    carried by a superseded state stays (the newest state carries none: 'keep'); a stale state's fee
+    does not; the drift is the newest state's against the snapshot; a drain takes DRAIN_MAX entries."""
+    folder, table, cases = snap
+    keys, slots, meta = new_key_table(1 << 12)
+    mk = load_market(folder, keys, slots, meta)
+    rs = new_resync(len(tracked_pools(folder)), queue=4 * DRAIN_MAX)
+    r0 = mk.pool_res.copy()
+    fee0 = [int(x) for x in mk.pool_fee[0]]
+    assert push_state(rs, 0, SLOT + 3, 5, 6, fee=(17, 1_000))              # a new fee
+    assert push_state(rs, 0, SLOT + 1, 1, 1, fee=(99, 1_000))              # stale: its fee is not taken
+    last = int(r0[0, 0]) * 102 // 100
+    assert push_state(rs, 0, SLOT + 4, last, int(r0[0, 1]))                 # the newest: keeps the fee above
+    assert drain_resync(mk, rs) == 3
+    c = resync_counters(rs)
+    assert (c["states_applied"], c["superseded_states"], c["stale_states"], c["fee_changes"]) == (1, 1, 1, 1)
+    assert list(mk.pool_res[0]) == [last, int(r0[0, 1])] and rs.pool_slot[0] == SLOT + 4
+    assert [int(x) for x in mk.pool_fee[0]] == [17, 1_000] != fee0
+    assert mk.pool_gamma[0] == pytest.approx(1 - 17 / 1_000)
+    want = int(abs(float(r0[0, 0]) - float(last)) * 1_000_000 / float(last))
+    assert rs.drift_stats[0, 0] == 1 and rs.drift_stats[0, 2] == want        # one drift, against the snapshot
+    n = DRAIN_MAX + 5
+    for k in range(n):
+        assert push_state(rs, 1, SLOT + 10 + k, 100 + k, 200 + k)
+    assert drain_resync(mk, rs) == DRAIN_MAX and resync_counters(rs)["still_queued"] == 5
+    assert list(mk.pool_res[1]) == [100 + DRAIN_MAX - 1, 200 + DRAIN_MAX - 1]
+    assert drain_resync(mk, rs) == 5 and list(mk.pool_res[1]) == [100 + n - 1, 200 + n - 1]
+    assert drain_resync(mk, rs) == 0
+    c = resync_counters(rs)
+    assert c["states_applied"] == 3 and c["superseded_states"] == 1 + n - 2 and c["still_queued"] == 0
 
 
 def test_the_store_gets_the_counters_and_the_drift_histogram(snap):
@@ -178,7 +213,7 @@ def test_the_store_gets_the_counters_and_the_drift_histogram(snap):
     for ph in phases(table, cases)[0]:
         for u in ph["updates"]:
             feed.on_account(u["pubkey"], u["owner"], base64.b64decode(u["data"]), u["slot"])
-    drain_resync(mk, feed.rs)
+            drain_resync(mk, feed.rs)           # a batch between two updates: no state supersedes another
     counts = feed.counts()
     assert counts["resync_states_applied"] == 3 * len(cases) and counts["resync_account_updates"] == 5 * len(cases)
     t = latency_table("r1", engine_state(Settings()), [(feed.drift().name, feed.drift())]).to_pylist()
@@ -308,11 +343,13 @@ def _check_followed(summary, sent, final, n_pools):
     assert summary["packets"] == sent["packets"] == 8 * 3996 and summary["drops"] == 0
     assert sum(summary["by_status"].values()) == summary["packets"]            # every row kept
     rs = summary["resync"]
-    assert rs["states_applied"] == 3 * n_pools and rs["dropped_full"] == 0 and rs["still_queued"] == 0
+    # a pool's states that reach the loop within one drain are coalesced: only the newest is written
+    assert rs["states_applied"] + rs["superseded_states"] == 3 * n_pools
+    assert rs["dropped_full"] == 0 and rs["still_queued"] == 0
     for addr, want in final.items():
         got = rs["drift_ppm_by_pool"][addr]
-        assert got["reserves"] == want and got["states"] == 3 and got["slot"] == SLOT + 2, addr
-    assert rs["drift_ppm"]["count"] == 3 * n_pools
+        assert got["reserves"] == want and 1 <= got["states"] <= 3 and got["slot"] == SLOT + 2, addr
+    assert rs["drift_ppm"]["count"] == rs["states_applied"]
     assert 9_000 < rs["drift_ppm"]["max"] < 10_000                            # the 1 % moves, in ppm
     return rs
 

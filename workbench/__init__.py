@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 
 # the modules that hold jitted code: their sources name the numba cache
-JIT_SOURCES = ("binary.py", "linktypes.py", "capture", "wire", "metrics", "engine", "synth")
+JIT_SOURCES = ("binary.py", "linktypes.py", "wide.py", "capture", "wire", "metrics", "chain", "engine", "synth")
 
 
 def _source_hash() -> str:

@@ -31,6 +31,7 @@ import numpy as np
 from numba import njit
 
 from ..errors import ChainError
+from ..wide import mul64, mul128
 from . import raydium_amm_v4 as v4
 from . import raydium_cpmm as cpmm
 from . import whirlpool as wp
@@ -165,40 +166,10 @@ def tracker_arrays(tracker: PoolTracker) -> TrackerArrays:
 
 
 # --- exact u128 arithmetic of the tick maths -----------------------------------------------------
-@njit(cache=True, nogil=True, inline="always")
-def _mul64(a, b):
-    """Full product of two u64: (hi, lo)."""
-    m = np.uint64(0xFFFFFFFF)
-    s32 = np.uint64(32)
-    a0, a1, b0, b1 = a & m, a >> s32, b & m, b >> s32
-    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
-    mid = (p00 >> s32) + (p01 & m) + (p10 & m)
-    return p11 + (p01 >> s32) + (p10 >> s32) + (mid >> s32), (mid << s32) | (p00 & m)
-
-
 @njit(cache=True, nogil=True)
 def _mul128_shr96(ah, al, bh, bl):
     """((a * b) >> 96) mod 2^128 of two u128, as (hi, lo): one step of the program's positive tick maths."""
-    h0, w0 = _mul64(al, bl)
-    h1, l1 = _mul64(al, bh)
-    h2, l2 = _mul64(ah, bl)
-    h3, l3 = _mul64(ah, bh)
-    one = np.uint64(1)
-    zero = np.uint64(0)
-    w1 = h0 + l1                        # w1 = h0 + l1 + l2, carry c into w2
-    c = one if w1 < h0 else zero
-    t = w1 + l2
-    c += one if t < w1 else zero
-    w1 = t
-    w2 = h1 + h2                        # w2 = h1 + h2 + l3 + c, carry c2 into w3
-    c2 = one if w2 < h1 else zero
-    t = w2 + l3
-    c2 += one if t < w2 else zero
-    w2 = t
-    t = w2 + c
-    c2 += one if t < w2 else zero
-    w2 = t
-    w3 = h3 + c2
+    w3, w2, w1, _w0 = mul128(ah, al, bh, bl)
     s32 = np.uint64(32)
     return (w2 >> s32) | (w3 << s32), (w1 >> s32) | (w2 << s32)
 
@@ -225,7 +196,7 @@ def sqrt_price_at_tick(tick):
                 r = NEG_Q64[i - 1]            # 2^64 * c >> 64
                 big = False
             else:
-                r, _ = _mul64(r, NEG_Q64[i - 1])
+                r, _ = mul64(r, NEG_Q64[i - 1])
     if big:
         return np.uint64(1), np.uint64(0)
     return np.uint64(0), r

@@ -412,7 +412,7 @@ def _print_resync(rs: dict) -> None:
     t = _kv_table()
     t.add_row("resync endpoint", escape(rs["endpoint"]))
     for k in ("account_updates", "states_applied", "stale_account_updates", "stale_states", "waiting_for_accounts",
-              "rejected_updates", "dropped_full", "still_queued", "fee_changes"):
+              "rejected_updates", "superseded_states", "dropped_full", "still_queued", "fee_changes"):
         t.add_row(f"resync {k.replace('_', ' ')}", _fmt_int(rs.get(k, 0)))
     seed = rs.get("seed") or {}
     if seed:

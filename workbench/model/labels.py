@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 from ..engine.market.amm_status import AMM_OK
 from ..engine.market.constant_product import cp_amount_out
 from ..engine.market.snapshot import read_snapshot_file
-from ..engine.market.wide import CEIL_PLAIN, CEIL_RAYDIUM
+from ..wide import CEIL_PLAIN, CEIL_RAYDIUM
 from ..engine.tables import read_tx_features
 from ..errors import ModelError
 

@@ -19,7 +19,7 @@ from .emit import _below_tip, _emit
 from .layout import M_USDC, M_WSOL
 from .pools import _fee_kind, _gamma, _out
 from .prices import price_sol
-from .wide import U0, U1
+from ...wide import U0, U1
 
 ARB_POLISH3 = 4              # three-pool cycles: integer inputs tried each side of floor(d*)
 

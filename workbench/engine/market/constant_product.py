@@ -36,7 +36,7 @@ from numba import njit
 
 from .amm_status import (AMM_ERR_BAD_FEE, AMM_ERR_DIV_ZERO, AMM_ERR_INSUFFICIENT, AMM_ERR_OVERFLOW,
                          AMM_ERR_ZERO_AMOUNT, AMM_ERR_ZERO_OUT, AMM_OK)
-from .wide import (CEIL_PLAIN, CEIL_RAYDIUM, U0, U1, U2, UMAX, ceil_div128, divmod128, lt256, mul64, mul128, sub256,
+from ...wide import (CEIL_PLAIN, CEIL_RAYDIUM, U0, U1, U2, UMAX, ceil_div128, divmod128, lt256, mul64, mul128, sub256,
                    u256_to_float)
 
 RAYDIUM_V4_FEE_NUM = 25        # swap_fee_numerator of a standard pool

@@ -26,7 +26,7 @@ from .layout import (PK_RAYDIUM_V4, PK_WHIRLPOOL, SWAP_HISTORY, WP_LIQ_H, WP_LIQ
                      WP_PRICE_L, WP_UPPER_H, WP_UPPER_L)
 from .prices import oracle_price
 from .whirlpool import WP_INCOMPLETE, wp_swap_within_tick
-from .wide import CEIL_PLAIN, CEIL_RAYDIUM, U0
+from ...wide import CEIL_PLAIN, CEIL_RAYDIUM, U0
 
 MS = 1_000_000               # ns per ms
 

@@ -25,6 +25,16 @@ the two sides, in parts per million, rounded down, recorded in that pool's row o
 drift histograms (metrics/hist.py). A side whose chain reserve is 0 is left out (no ratio).
 The first update of a pool thus measures the drift from the snapshot.
 
+A drain coalesces: of the states it takes for one pool, only the newest is written to the
+pool table (with the newest fee any of them carried). The states between were each newer
+than the one before, so applied one by one they would have overwritten each other before
+any batch could read them: they are counted ``superseded``, not written. This keeps the
+loop's pause between two batches bounded by the pools a drain touches, not by how fast the
+chain sends (a Geyser chunk brings thousands of states of a few hot pools at once), and it
+makes drift what it says: our maths' prediction (moved by every swap since the pool's last
+state) against the chain, never one chain state against the one just before it. A drain
+takes at most ``DRAIN_MAX`` entries; the rest wait for the next one, an iteration later.
+
 Ring protocol (single producer, single consumer): Python writes entry ``head % Q`` and then
 ``ctl[Q_HEAD] = head + 1``; the loop reads entries up to head (load-acquire) and then
 stores ``ctl[Q_TAIL]`` (store-release), which frees them.
@@ -48,12 +58,14 @@ Q_TAIL = 1              # loop: entries taken (a running count)
 Q_APPLIED = 2           # loop: states applied to the pool table
 Q_STALE = 3             # loop: states older than the pool's (ignored)
 Q_DROPPED_FULL = 4      # Python: states refused because the ring was full
-Q_DRAINS = 5            # loop: drains that applied at least one entry
+Q_DRAINS = 5            # loop: drains that took at least one entry
 Q_FEE_CHANGES = 6       # loop: applied states whose fee differed from the pool row's (the row took it)
+Q_SUPERSEDED = 7        # loop: states a newer state of the same pool replaced within one drain (not written)
 N_Q = 8
 
 PPM = 1_000_000
 RESYNC_QUEUE_DEFAULT = 65_536   # entries of the ring (states waiting for the loop)
+DRAIN_MAX = 512                 # entries one drain takes: its walk is a few ns each, so the pause stays short
 
 
 class Resync(NamedTuple):
@@ -68,6 +80,10 @@ class Resync(NamedTuple):
     drift_counts: np.ndarray    # int64[P, N_BUCKETS] drift histogram per pool (ppm)
     drift_stats: np.ndarray     # int64[P, STATS_COLS]
     q_fee: np.ndarray           # uint64[Q, 2] fee numerator, denominator of the state; (0, 0): none carried (kept)
+    pool_mark: np.ndarray       # int64[P] the drain that last took a state of the pool (its Q_DRAINS + 1)
+    pool_take: np.ndarray       # int64[P] that drain: the ring entry to write (-1: none newer than the pool's)
+    pool_fee_at: np.ndarray     # int64[P] that drain: the entry of the newest fee carried (-1: none)
+    touched: np.ndarray         # int32[P] that drain: the pools it took states of, first seen first
 
 
 def new_resync(n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT) -> Resync:
@@ -76,7 +92,9 @@ def new_resync(n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT) -> Resync:
     counts, stats = new_histograms(max(1, n_pools))
     return Resync(np.zeros(queue, np.int32), np.zeros(queue, np.int64), np.zeros((queue, 2), np.uint64),
                   np.zeros((queue, N_WP), np.uint64), np.zeros(N_Q, np.int64), np.full(n_pools, -1, np.int64),
-                  np.zeros(n_pools, np.int64), counts, stats, np.zeros((queue, 2), np.uint64))
+                  np.zeros(n_pools, np.int64), counts, stats, np.zeros((queue, 2), np.uint64),
+                  np.zeros(n_pools, np.int64), np.full(n_pools, -1, np.int64), np.full(n_pools, -1, np.int64),
+                  np.zeros(max(1, n_pools), np.int32))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -91,12 +109,10 @@ def _drift_ppm(predicted, chain):
 
 
 @njit(cache=True, nogil=True)
-def _apply_state(mk, rs, i):
+def _apply_state(mk, rs, i, f):
+    """Write ring entry ``i`` (a state newer than the pool's) to its pool, with the fee of entry ``f``
+    (-1: keep the row's)."""
     p = rs.q_pool[i]
-    slot = rs.q_slot[i]
-    if slot < rs.pool_slot[p]:
-        rs.ctl[Q_STALE] += 1
-        return
     drift = np.int64(-1)
     for k in range(2):
         d = _drift_ppm(mk.pool_res[p, k], rs.q_res[i, k])
@@ -105,12 +121,13 @@ def _apply_state(mk, rs, i):
         mk.pool_res[p, k] = rs.q_res[i, k]
     if drift >= 0:
         record(rs.drift_counts, rs.drift_stats, p, drift)
-    fee_num, fee_den = rs.q_fee[i, 0], rs.q_fee[i, 1]
-    if fee_den != 0 and (fee_num != mk.pool_fee[p, 0] or fee_den != mk.pool_fee[p, 1]):
-        mk.pool_fee[p, 0] = fee_num
-        mk.pool_fee[p, 1] = fee_den
-        mk.pool_gamma[p] = 1.0 - np.float64(fee_num) / np.float64(fee_den)     # as snapshot.py derives it
-        rs.ctl[Q_FEE_CHANGES] += 1
+    if f >= 0:
+        fee_num, fee_den = rs.q_fee[f, 0], rs.q_fee[f, 1]
+        if fee_num != mk.pool_fee[p, 0] or fee_den != mk.pool_fee[p, 1]:
+            mk.pool_fee[p, 0] = fee_num
+            mk.pool_fee[p, 1] = fee_den
+            mk.pool_gamma[p] = 1.0 - np.float64(fee_num) / np.float64(fee_den)     # as snapshot.py derives it
+            rs.ctl[Q_FEE_CHANGES] += 1
     if mk.pool_kind[p] == PK_WHIRLPOOL:
         for w in range(N_WP):
             mk.pool_wp[p, w] = rs.q_wp[i, w]
@@ -118,26 +135,50 @@ def _apply_state(mk, rs, i):
         t = mk.pool_mint[p, k]
         if mk.token_oracle[t] == p:
             mk.token_price[t] = oracle_price(mk, t)
-    rs.pool_slot[p] = slot
+    rs.pool_slot[p] = rs.q_slot[i]
     rs.pool_updates[p] += 1
     rs.ctl[Q_APPLIED] += 1
 
 
 @njit(cache=True, nogil=True)
 def drain_resync(mk, rs):
-    """Apply every state Python queued (the live loop, between two batches). Returns how many were taken."""
+    """Take what Python queued, at most ``DRAIN_MAX`` entries, and write each pool's newest state
+    (the live loop, between two batches). Returns how many entries were taken."""
     head = load_acquire_i64(rs.ctl, Q_HEAD)
     tail = rs.ctl[Q_TAIL]
     if head == tail:
         return 0
+    if head - tail > DRAIN_MAX:
+        head = tail + DRAIN_MAX
     q = rs.q_pool.shape[0]
-    n = head - tail
-    while tail < head:
-        _apply_state(mk, rs, tail % q)
-        tail += 1
-    rs.ctl[Q_DRAINS] += 1
-    store_release_i64(rs.ctl, Q_TAIL, tail)
-    return n
+    stamp = rs.ctl[Q_DRAINS] + 1
+    n_touched = 0
+    for j in range(tail, head):        # in queue order, as applying one by one would see them
+        i = j % q
+        p = rs.q_pool[i]
+        if rs.pool_mark[p] != stamp:
+            rs.pool_mark[p] = stamp
+            rs.pool_take[p] = -1
+            rs.pool_fee_at[p] = -1
+            rs.touched[n_touched] = p
+            n_touched += 1
+        t = rs.pool_take[p]
+        newest = rs.pool_slot[p] if t < 0 else rs.q_slot[t]
+        if rs.q_slot[i] < newest:
+            rs.ctl[Q_STALE] += 1
+            continue
+        if t >= 0:
+            rs.ctl[Q_SUPERSEDED] += 1
+        rs.pool_take[p] = i
+        if rs.q_fee[i, 1] != 0:
+            rs.pool_fee_at[p] = i
+    for k in range(n_touched):
+        p = rs.touched[k]
+        if rs.pool_take[p] >= 0:
+            _apply_state(mk, rs, rs.pool_take[p], rs.pool_fee_at[p])
+    rs.ctl[Q_DRAINS] = stamp
+    store_release_i64(rs.ctl, Q_TAIL, head)
+    return head - tail
 
 
 # --- the Python side (one producer thread) ---------------------------------------------------------
@@ -202,4 +243,4 @@ def resync_counters(rs: Resync) -> dict:
     c = rs.ctl
     return {"states_queued": int(c[Q_HEAD]), "states_applied": int(c[Q_APPLIED]), "stale_states": int(c[Q_STALE]), "dropped_full": int(c[Q_DROPPED_FULL]),
             "still_queued": int(c[Q_HEAD] - c[Q_TAIL]), "drains": int(c[Q_DRAINS]),
-            "fee_changes": int(c[Q_FEE_CHANGES])}
+            "fee_changes": int(c[Q_FEE_CHANGES]), "superseded_states": int(c[Q_SUPERSEDED])}

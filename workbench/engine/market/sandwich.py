@@ -16,7 +16,7 @@ from ..opps import F_SLIPPAGE, OPP_SANDWICH
 from .emit import _below_tip, _emit
 from .pools import _gamma, _in, _out
 from .prices import price_sol
-from .wide import U0, U1, UMAX
+from ...wide import U0, U1, UMAX
 
 @njit(cache=True, nogil=True, inline="always")
 def _victim_ok(mk, p, i, x, y, f, exact_in, amount, limit):

@@ -41,7 +41,7 @@ from .layout import M_SLOT, M_SLOT_TS, PK_WHIRLPOOL, SWAP_HISTORY, WP_PRICE_H, W
 from .liquidation import _liquidations
 from .pools import MS, _amount_limit, _apply, _direction, _resolve, _swap_result, _swap_row
 from .sandwich import _sandwich
-from .wide import U0
+from ...wide import U0
 
 SWAPS_PER_TX_MAX = 64        # swap events handled per transaction (events scratch size)
 OPPS_PER_TX_MAX = 512        # opportunity rows one transaction may add (room the caller keeps free)

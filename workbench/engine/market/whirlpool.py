@@ -18,7 +18,7 @@ from numba import njit
 
 from .amm_status import (AMM_ERR_BAD_FEE, AMM_ERR_DIV_ZERO, AMM_ERR_EXCEEDS_U64, AMM_ERR_LIMIT_DIRECTION,
                          AMM_ERR_OVERFLOW, AMM_ERR_PRICE_BOUNDS, AMM_ERR_ZERO_AMOUNT, AMM_OK)
-from .wide import (CEIL_PLAIN, U0, U1, UMAX, add128, add256, ceil_div128, divmod128, divmod256, lt128, lt256, mul64,
+from ...wide import (CEIL_PLAIN, U0, U1, UMAX, add128, add256, ceil_div128, divmod128, divmod256, lt128, lt256, mul64,
                    mul128, sub128, sub256)
 
 WP_FEE_RATE_DEN = 1_000_000    # FEE_RATE_MUL_VALUE: Whirlpool fee_rate in hundredths of a bip
