@@ -273,10 +273,7 @@ def checked_group_of(batches: list[PostedBatch]) -> CheckedGroup:
             tables.append(b.table)
         ids += b.ids
         rows += b.rows
-    table = None
-    if tables:
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
-    return CheckedGroup(table, ids, rows, spans)
+    return CheckedGroup(_one_table(tables), ids, rows, spans)
 
 
 def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:
@@ -292,7 +289,11 @@ def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:
             tables.append(g.table)
         ids += g.ids
         rows += g.rows
-    table = None
-    if tables:
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
-    return CheckedGroup(table, ids, rows, spans)
+    return CheckedGroup(_one_table(tables), ids, rows, spans)
+
+
+def _one_table(tables: list[pa.Table]) -> pa.Table | None:
+    """The tables laid end to end (None when there are none)."""
+    if not tables:
+        return None
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
