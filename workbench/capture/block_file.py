@@ -74,7 +74,10 @@ class BlockFileReader:
 
     ``meta`` is the file's metadata (skipped slots included); ``landed_columns(name, table)``
     adds ``index_in_block`` and ``landed`` to a row table by its ``packet_index``.
+    ``release_lag`` as ``PcapReader``'s.
     """
+
+    release_lag = 0
 
     def __init__(self, path, batch_frames: int = 16384, buf: np.ndarray | None = None):
         self.path = Path(path)
@@ -110,7 +113,7 @@ class BlockFileReader:
 
     def __iter__(self):
         first = 0
-        pages = PageReleaser(self.buf)      # a file mapping's touched pages count as resident: dropped behind us
+        pages = PageReleaser(self.buf, self.release_lag)  # touched pages count as resident: dropped behind us
         for k in range(self._ipc.num_record_batches):
             rb = self._record_batch(k)
             col = rb.column(rb.schema.get_field_index("frame"))

@@ -7,6 +7,7 @@ order tells us to swap. Timestamps stay integer nanoseconds end to end (no float
 
 from __future__ import annotations
 
+import collections
 import mmap
 import struct
 from pathlib import Path
@@ -102,11 +103,20 @@ class PageReleaser:
     Only call it once no batch that views those bytes is still in use.
     """
 
-    def __init__(self, buf: np.ndarray):
+    def __init__(self, buf: np.ndarray, lag: int = 0):
         self.mm = getattr(buf, "_mmap", None)
         self.done = 0
+        # ``lag`` > 0: the consumer may still hold the ``lag`` batches before the one being read
+        # (a reader thread runs ahead of it), so each release waits that many calls
+        self._lag = int(lag)
+        self._behind: collections.deque[int] = collections.deque()
 
     def release_before(self, pos: int) -> None:
+        if self._lag:
+            self._behind.append(pos)
+            if len(self._behind) <= self._lag:
+                return
+            pos = self._behind.popleft()
         if self.mm is None or not hasattr(mmap, "MADV_DONTNEED"):
             return
         end = (int(pos) // mmap.PAGESIZE) * mmap.PAGESIZE
@@ -120,9 +130,12 @@ class PcapReader:
 
     Iterating yields ``FrameBatch``es; if the file is damaged, every frame before the
     damage is yielded first, then ``CaptureTruncated`` names the file, frame and offset.
+    ``release_lag``: batches the consumer may still use when the next one is read (0: none;
+    a read-ahead thread sets it to its depth + 1), so their pages are not released under it.
     """
 
     format = "pcap"
+    release_lag = 0
 
     def __init__(self, path, batch_frames: int = 16384, buf: np.ndarray | None = None):
         self.path = Path(path)
@@ -155,9 +168,9 @@ class PcapReader:
         pos = FILE_HEADER_SZ
         index = 0
         frac_ns = 1 if self.nanosecond else 1000
-        pages = PageReleaser(self.buf)
+        pages = PageReleaser(self.buf, self.release_lag)
         while True:
-            pages.release_before(pos)          # the consumer is done with every earlier batch
+            pages.release_before(pos)          # the consumer is done with every earlier batch (but the lag)
             off, caplen, wirelen, ts_ns, linktype = empty_columns(self.batch_frames)
             n, pos, status = _scan_pcap(self.buf, pos, self.swap, frac_ns, self.record_header_sz,
                                         off, caplen, wirelen, ts_ns, self.batch_frames)

@@ -300,10 +300,12 @@ class PcapngReader:
     """Frames of a pcapng file, in batches that view the memory-mapped file.
 
     Like ``PcapReader``: good frames first, then ``CaptureTruncated`` at the damage.
-    ``linktypes`` lists the link types of the interfaces seen so far.
+    ``linktypes`` lists the link types of the interfaces seen so far; ``release_lag`` as
+    ``PcapReader``'s.
     """
 
     format = "pcapng"
+    release_lag = 0
 
     def __init__(self, path, batch_frames: int = 16384, buf: np.ndarray | None = None):
         self.path = Path(path)
@@ -328,9 +330,9 @@ class PcapngReader:
         pos = 0
         index = 0
         self._st[:] = 0
-        pages = PageReleaser(self.buf)
+        pages = PageReleaser(self.buf, self.release_lag)
         while True:
-            pages.release_before(pos)          # the consumer is done with every earlier batch
+            pages.release_before(pos)          # the consumer is done with every earlier batch (but the lag)
             off, caplen, wirelen, ts_ns, linktype = empty_columns(self.batch_frames)
             n, pos, status = _scan_pcapng(self.buf, pos, self._st, self._ifaces, off, caplen, wirelen,
                                           ts_ns, linktype, self.batch_frames)

@@ -112,8 +112,9 @@ def fill_features(buf, txn, instrs, keys, key_slots, key_meta, row, prog_ids, p0
     row.num_lookup_tables = txn.lut_cnt
     row.num_loaded_accounts = txn.loaded_writable_cnt + txn.loaded_readonly_cnt
     sig = row._sig
-    for j in range(64):
-        sig[j] = buf[txn.sig_off + j]
+    so = np.uint64(txn.sig_off)     # a local (not re-read after each store) and unsigned (no negative-index
+    for j in range(64):             # wraparound per byte): the copy compiles to a few wide moves
+        sig[j] = buf[so + np.uint64(j)]
     row._prog_first = p0
     cu_limit = np.int64(0)
     cu_price = np.int64(0)

@@ -18,11 +18,11 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ..binary import prefetch_range, u64le
+from ..binary import prefetch, prefetch_range, u64le
 from ..capture.clock import monotonic_ns
 from ..metrics.hist import record
 from ..linktypes import LINKTYPE_SOLANA_LANDED
-from ..wire.net import landed_payload, udp_payload
+from ..wire.net import guess_txn_sig_off, landed_payload, udp_payload
 from ..wire.shred import KIND_NONE, shred_kind
 from ..wire.status import DUPLICATE, ERR_NOT_SOLANA, SHRED, STATUS_MIN, TXN
 from ..wire.programs.events import EVENT_DTYPE
@@ -43,6 +43,7 @@ from .state import (C_BYTES, C_SHRED_TX_REJECTED, C_PACKETS, C_SHREDS, C_TRANSAC
                     PORT_IGNORE, PORT_SHRED, PORT_TXN)
 
 DRAIN_CHUNK = 256        # shred transactions moved from the deshred queue per drain
+DEDUP_AHEAD = 4          # frames ahead of the walk whose duplicate-filter slot is prefetched
 DEX_MASK = np.int64((1 << ID_RAYDIUM_AMM_V4) | (1 << ID_RAYDIUM_CPMM) | (1 << ID_ORCA_WHIRLPOOL))
 
 # out.counts: rows written by the last call, and the drained shred transactions carried
@@ -98,24 +99,45 @@ def new_batch_out(frames: int) -> BatchOut:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _dedup_key(buf, sig_off):
+    """The filter's key of a first signature: its leading 8 bytes (0 is the empty slot, so 1)."""
+    key = u64le(buf, sig_off)
+    return key if key != 0 else np.uint64(1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _dedup_slot(key, mask):
+    """The first slot probed for ``key`` (Fibonacci hashing)."""
+    return np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_dedup(dedup, buf, off, caplen, linktype):
+    """Prefetch the filter slot a frame's first signature will probe, if the frame looks like a
+    plain UDP transaction. The filter is far larger than the caches and its slots are random,
+    so each probe is a memory miss; started a few frames ahead, it overlaps their work."""
+    p = guess_txn_sig_off(buf, off, caplen, linktype)
+    if p >= 0:
+        prefetch(dedup, _dedup_slot(_dedup_key(buf, p), dedup.shape[0] - 1))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _seen_before(dedup, dedup_meta, buf, sig_off):
     """Insert the first signature's leading 8 bytes; True if they were there already.
 
     The filter is cleared when half full (as agave's sigverify deduper is reset), so the
     memory is fixed and the result depends only on the capture.
     """
-    key = u64le(buf, sig_off)
-    if key == 0:
-        key = np.uint64(1)
+    key = _dedup_key(buf, sig_off)
     mask = dedup.shape[0] - 1
-    s = np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+    s = _dedup_slot(key, mask)
     while True:
         v = dedup[s]
         if v == 0:
             if dedup_meta[0] >= (dedup.shape[0] >> 1):
                 dedup[:] = 0
                 dedup_meta[0] = 0
-                s = np.int64((key * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & mask
+                s = _dedup_slot(key, mask)
             dedup[s] = key
             dedup_meta[0] += 1
             return False
@@ -189,6 +211,10 @@ def process_batch(batch, state, ds, out, start, mk, model):
             frame = True
             off = batch.off[i]
             pf = prefetch_range(buf, max(pf, off), off, pf_end)   # stream the frames ahead into cache
+            ahead = i + DEDUP_AHEAD
+            if ahead < n:
+                _prefetch_dedup(state.dedup, buf, batch.off[ahead], np.int64(batch.caplen[ahead]),
+                                batch.linktype[ahead])
             timed = ((batch.first_index + i) & sample_mask) == 0
             if timed:
                 t0 = monotonic_ns()

@@ -8,6 +8,7 @@ summary.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from pathlib import Path
@@ -26,31 +27,79 @@ from .results import ReplayResult, program_counts, shred_summary
 from .stop import CAPTURE_DAMAGED, DONE, FAILED, StopRun, StopSignals
 
 
-class _ReadAhead:
-    """A reader's batches, the first one read at construction; a capture error met then is raised
-    where the loop would have met it (at that first ``next``)."""
+READ_AHEAD_BATCHES = 2      # batches the reader thread may scan ahead of the engine
+_END = object()             # the reader thread's last item: the capture ended cleanly
 
-    def __init__(self, reader):
+
+class _ReadAhead:
+    """A reader's batches, scanned on a thread of their own ahead of the engine.
+
+    The reader's scan (a jitted walk that releases the GIL) and the page faults of the
+    mapped file then run beside the engine instead of before each batch on its thread. The
+    batches and their order are the reader's own. The first batch is read at construction
+    on the caller's thread (that read loads the compiled scan from the cache, before the
+    run's clock starts); a capture error is raised where the loop would have met it, after
+    every batch before it. ``bytes_read`` is the reader's position after the batch last
+    returned (not after those scanned ahead), for progress. ``close()`` stops the thread.
+    """
+
+    def __init__(self, reader, depth: int = READ_AHEAD_BATCHES):
+        # pages of the batches the engine may still hold are not released under it (capture/pcap.py)
+        reader.release_lag = depth + 1
+        self._reader = reader
         self._it = iter(reader)
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
         self._first: list = []
-        self._error: CaptureError | None = None
+        self._thread: threading.Thread | None = None
+        self.bytes_read = 0
         try:
-            self._first.append(next(self._it))
+            self._first.append((next(self._it), reader.bytes_read))
         except StopIteration:
-            pass
-        except CaptureError as e:
-            self._error = e
+            self._first.append((_END, reader.bytes_read))
+            return
+        except Exception as e:  # noqa: BLE001 - raised at the consumer's first next
+            self._first.append((e, reader.bytes_read))
+            return
+        self._thread = threading.Thread(target=self._scan, name="capture-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _scan(self) -> None:
+        while True:
+            try:
+                item = next(self._it)
+            except StopIteration:
+                item = _END
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer, raised there
+                item = e
+            if not self._put((item, self._reader.bytes_read)) or item is _END or isinstance(item, BaseException):
+                return
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        if self._first:
-            return self._first.pop()
-        if self._error is not None:
-            e, self._error = self._error, None
-            raise e
-        return next(self._it)
+        item, self.bytes_read = self._first.pop() if self._first else self._q.get()
+        if item is _END:
+            self._first.append((_END, self.bytes_read))     # every later next ends too
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def replay(capture, out_dir, settings: Settings | None = None,
@@ -105,11 +154,14 @@ def replay(capture, out_dir, settings: Settings | None = None,
                         break
                     run.feed(batch, pacer)
                     if progress is not None:
-                        progress(reader.bytes_read, total)
+                        progress(getattr(batches, "bytes_read", reader.bytes_read), total)
             except StopRun:                            # the pacer saw the stop while waiting
                 pass
             except KeyboardInterrupt:                  # a caller's progress callback asks to stop
                 stopper.event.set()
+            finally:
+                if warm:
+                    batches.close()                    # the reader thread stops (a stop may come mid-capture)
             if warm:
                 run.drain(reader.buf)                  # transactions of entries already complete
             run.close_sinks()

@@ -192,3 +192,22 @@ def landed_payload(buf, off, caplen):
     slot = np.int64(u64le(buf, off + LANDED_SLOT_OFF))
     failed = 0 if buf[off + LANDED_STATUS_OFF] == LANDED_SUCCESS else 1
     return 0, off + LANDED_HDR_SZ, caplen - LANDED_HDR_SZ, slot, failed
+
+
+@njit(cache=True, nogil=True, inline="always")
+def guess_txn_sig_off(buf, off, caplen, linktype):
+    """Where the first signature of a transaction would start in this frame if it is the common
+    case (Ethernet, no VLAN tag, IPv4, UDP, fewer than 128 signatures), or -1 if it is not.
+
+    A GUESS for prefetching only: nothing is checked beyond what keeps the read inside the
+    frame, so a wrong guess costs one useless prefetch and never a wrong result. (The
+    transaction's 1-byte compact-u16 signature count comes first, then the signatures.)
+    """
+    if linktype != LINKTYPE_ETHERNET or caplen < ETH_HDR_SZ + IPV4_HDR_MIN:
+        return -1
+    if u16be(buf, off + 12) != ETHERTYPE_IPV4:
+        return -1
+    p = off + ETH_HDR_SZ + np.int64(buf[off + ETH_HDR_SZ] & 0x0F) * 4 + UDP_HDR_SZ + 1
+    if p + 8 > off + caplen:
+        return -1
+    return p
