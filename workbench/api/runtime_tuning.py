@@ -20,9 +20,8 @@ from __future__ import annotations
 import gc
 import sys
 
-YOUNG_ALLOCATIONS = 20_000      # net container allocations between young collections (CPython: 700)
-MIDDLE_COLLECTIONS = 10         # young collections per middle one (CPython's)
-OLD_COLLECTIONS = 100           # middle collections per full one (CPython: 10): a full walk is the long pause
+from ..host.interpreter import fewer_collections
+
 GIL_SWITCH_S = 0.0005           # the longest a thread holds the GIL while another waits (CPython: 0.005)
 
 
@@ -31,5 +30,5 @@ def settle_after_start() -> None:
     interval. Call when start-up is done."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_ALLOCATIONS, MIDDLE_COLLECTIONS, OLD_COLLECTIONS)
+    fewer_collections()
     sys.setswitchinterval(GIL_SWITCH_S)

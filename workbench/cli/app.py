@@ -25,6 +25,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Solana MEV research and replay workbench: one numba engine over captures or a NIC.")
 
 
+@app.callback()
+def _before_every_command() -> None:
+    # a command's imports and Arrow building allocate millions of live containers (host/interpreter.py)
+    from ..host.interpreter import fewer_collections
+    fewer_collections()
+
+
 def _progress(unit_bytes: bool = True) -> Progress:
     counts = (DownloadColumn(), TransferSpeedColumn()) if unit_bytes else (MofNCompleteColumn(), TextColumn("packets"))
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), *counts,
