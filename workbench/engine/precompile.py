@@ -21,6 +21,7 @@ A worker that fails is only an optimisation lost: the caller compiles what is mi
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import selectors
@@ -52,31 +53,57 @@ def _stop_if_asked(stop: Callable[[], bool] | None) -> None:
 
 
 WORKERS_MAX = 4              # more workers than independent steps would only load numba again
+READER_SCANS = ("pcap", "pcapng")   # capture readers (their ``format``) whose scan is a compile step
 
 
 class Step(NamedTuple):
     name: str                # the worker's name for it (precompile_child reads it)
     what: str                # what the user is told
     after: tuple[str, ...]   # steps whose kernels it calls (compiled first, so it loads them)
+    weight: float = 1.0      # its compile cost relative to the others (CompileReport's CPU per step)
 
 
-def engine_steps(market: bool, model: bool) -> list[Step]:
-    """The compile steps of a run with/without a market and a model, dependencies first; a worker
-    takes the first step whose dependencies are done, so the longest chain (the market's) leads."""
+def _by_longest_chain(steps: list[Step]) -> list[Step]:
+    """``steps`` ordered by the compile cost still ahead of each (its own weight plus the longest
+    chain of steps waiting on it), highest first: a free worker takes the first ready step, so the
+    chain that ends last starts first and the short independent steps fill the other core
+    meanwhile. A step always comes after the steps it waits on (their chains contain its own)."""
+    waiting = {s.name: [t for t in steps if s.name in t.after] for s in steps}
+    ahead: dict[str, float] = {}
+
+    def cost(s: Step) -> float:
+        if s.name not in ahead:
+            ahead[s.name] = s.weight + max((cost(t) for t in waiting[s.name]), default=0.0)
+        return ahead[s.name]
+
+    return sorted(steps, key=cost, reverse=True)
+
+
+def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True) -> list[Step]:
+    """The compile steps of a run with/without a market and a model, in the order workers take
+    them (``_by_longest_chain``). ``reader`` ('pcap', 'pcapng' or '') adds the capture reader's
+    scan; ``loop`` False leaves ``process_batch`` out (a caller whose own loop calls it with
+    other types). Each step compiles what a later one calls, with the argument types it passes,
+    so nothing is compiled twice and the steps' chains, not one big function, set the pace."""
+    market_parts = ("whirlpool_maths", "pool_maths", "swap_decoders", "sandwich", "arbitrage", "liquidation")
     steps = []
     if market:
-        steps += [Step("whirlpool_maths", "the Whirlpool maths", ()),
-                  Step("pool_maths", "the constant-product maths and the opportunity writer", ()),
-                  Step("swap_decoders", "the DEX instruction decoders", ())]
-    steps += [Step("reassembly", "the shred reassembly", ()), Step("decoder", "the transaction decoder", ())]
-    if market:
-        steps.insert(3, Step("market", "the market's transaction step and its detectors",
-                             ("whirlpool_maths", "pool_maths", "swap_decoders")))
+        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 10.0),
+                  Step("pool_maths", "the constant-product maths and the opportunity writer", (), 10.0),
+                  Step("swap_decoders", "the DEX instruction decoders", (), 8.0),
+                  Step("sandwich", "the sandwich detector", ("pool_maths",), 2.5),
+                  Step("arbitrage", "the arbitrage detectors", ("pool_maths",), 2.5),
+                  Step("liquidation", "the liquidation detector", ("pool_maths",), 1.0),
+                  Step("market", "the market's transaction step", market_parts, 8.0)]
+    steps += [Step("reassembly", "the shred reassembly", (), 10.0), Step("decoder", "the transaction decoder", (), 6.0)]
     if model:
-        steps.insert(0, Step("scorer", "the model's scorer", ()))
-    # last: nothing waits for them, and a worker would otherwise idle while the market step ends
-    steps.append(Step("row_builders", "the Arrow row builders", ()))
-    return steps
+        steps.append(Step("scorer", "the model's scorer", (), 6.0))
+    if loop:
+        steps.append(Step("engine_loop", "the engine loop", tuple(s.name for s in steps), 12.0))
+    if reader in READER_SCANS:
+        steps.append(Step(f"{reader}_scan", f"the {reader} reader", (), 5.0))
+    steps.append(Step("row_builders", "the Arrow row builders", (), 5.0 if market else 0.5))
+    return _by_longest_chain(steps)
 
 
 # --- the steps (run in a worker; each compiles with process_batch's argument types) ------------
@@ -93,7 +120,7 @@ def _sig(*values) -> tuple:
 
 def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> None:
     """Compile step ``name`` (see engine_steps) into numba's cache."""
-    i64 = numba.int64
+    i64, u64 = numba.int64, numba.uint64
     buf = _buf(buf_readonly)
     if name == "reassembly":
         from .deshred import add_data_shred
@@ -108,14 +135,14 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
                              + (i64,) + _sig(state.ev_rejects))
     elif name == "whirlpool_maths":
         from .market.whirlpool import wp_swap_within_tick
-        wp_swap_within_tick.compile((numba.uint64,) * 10 + (numba.boolean, numba.boolean))
+        wp_swap_within_tick.compile((u64,) * 10 + (numba.boolean, numba.boolean))
     elif name == "pool_maths":
-        # the kernels the detectors (inlined into market_tx) call, with the types they pass
+        # the kernels the detectors call, with the types they pass
         from .market.arbitrage import _route_out
         from .market.constant_product import min_amount_in_for_out, optimal_two_pool_arb_in
         from .market.emit import _emit_row
         from .market.pools import _in, _out
-        u64, f64 = numba.uint64, numba.float64
+        f64 = numba.float64
         mkt, opps, ctx, fx = _sig(mk, out.opps, out.ctx, out.mscratch.fx)
         optimal_two_pool_arb_in.compile((u64,) * 8 + (i64,))
         min_amount_in_for_out.compile((u64,) * 5 + (i64,))
@@ -123,6 +150,22 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         _in.compile((mkt, i64, u64, u64, u64))
         _route_out.compile((mkt,) + _sig(out.mscratch.route, out.mscratch.sides) + (u64,))
         _emit_row.compile((opps,) + (i64,) * 7 + (u64, u64, i64, f64, i64, i64, ctx, fx, mkt))
+    elif name in ("sandwich", "arbitrage", "liquidation"):
+        # market_tx's calls: pool p, direction and counts int64, a swap event's exact_in int8 and
+        # amounts uint64, the tip int64 (state.params)
+        mkt, opps, ctx, fx = _sig(mk, out.opps, out.ctx, out.mscratch.fx)
+        if name == "sandwich":
+            from .market.sandwich import _sandwich
+            _sandwich.compile((mkt, i64, i64, numba.int8, u64, u64, i64, opps, i64, ctx, fx))
+        elif name == "arbitrage":
+            from .market.arbitrage import _arb_three, _arb_two
+            _arb_two.compile((mkt, i64, numba.typeof(mk.sibs).dtype, i64, opps, i64, ctx, fx))
+            # the cycle index runs over range(cyc_first[p], cyc_first[p + 1]): cyc_first's integer type
+            cyc = numba.typeof(mk.cyc_first).dtype
+            _arb_three.compile((mkt, cyc, i64, opps, i64, ctx, fx) + _sig(out.mscratch.route, out.mscratch.sides))
+        else:
+            from .market.liquidation import _liquidations
+            _liquidations.compile((mkt, i64, i64, opps, i64, ctx, fx))
     elif name == "market":
         from .market.transaction import market_tx
         txn = out.txn[0]
@@ -130,9 +173,28 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         market_tx(buf, txn, out.instrs, out.luts, out.ins_pid, out.tx[0], state.keys, state.key_slots, mk,
                   out.mscratch, out.swaps, np.int64(0), out.opps, np.int64(0), np.int64(0), state.dcount,
                   state.ev_rejects, out.ctx, np.int64(1))
+    elif name == "engine_loop":
+        # an empty batch over the run's buffer type, as the caller's warm-up passes it
+        from ..capture.frames import FrameBatch, empty_columns
+        from .pipeline import process_batch
+        process_batch(FrameBatch(buf, *empty_columns(0), 0), state, ds, out, 0, mk, model)
+    elif name == "pcap_scan":
+        from ..capture.frames import empty_columns
+        from ..capture.pcap import _scan_pcap
+        off, caplen, wirelen, ts_ns, _ = empty_columns(1)
+        # as PcapReader calls it: position, byte swap, ns per fraction, header size and count as Python values
+        _scan_pcap.compile(_sig(buf, 0, False, 1, 16, off, caplen, wirelen, ts_ns, 1))
+    elif name == "pcapng_scan":
+        from ..capture.frames import empty_columns
+        from ..capture.pcapng import IF_COLS, MAX_INTERFACES, ST_COLS, _scan_pcapng
+        st, ifaces = np.zeros(ST_COLS, np.int64), np.zeros((MAX_INTERFACES, IF_COLS), np.int64)
+        _scan_pcapng.compile(_sig(buf, 0, st, ifaces, *empty_columns(1), 1))
     elif name == "row_builders":
-        from .tables import KeyNames, tx_table
+        from ..wire.txn import SIGNATURE_SZ
+        from .tables import KeyNames, encode_strings, tx_table
         tx_table(out.tx[:0], out.prog_ids[:0], KeyNames(state.keys))
+        if mk is not None:            # the opportunities' signatures (opp_table), base58
+            encode_strings(np.zeros(SIGNATURE_SZ, np.uint8), np.zeros(1, np.int64), SIGNATURE_SZ)
     elif name == "scorer":
         from .score.kernels import score_opportunity
         features = numba.typeof(out.opps).dtype.typeof("features")   # a record's array field, as the engine has it
@@ -176,15 +238,51 @@ def say_stderr(text: str) -> None:
     sys.stderr.flush()
 
 
-def say_if_first_run(say: Callable[[str], None] = say_stderr) -> bool:
+def say_if_first_run(say: Callable[[str], None] = say_stderr, market_folder: str = "",
+                     model_folder: str = "") -> bool:
     """A cache folder holding no ``process_batch`` at all is a first run: say so at once, before the
     engine state's key table and the market loader (jitted too) compile ahead of the steps, so
-    that a first run speaks in its first second. True when it said so."""
+    that a first run speaks in its first second, and start the compile workers for a run with
+    ``market_folder`` and ``model_folder`` now (start_workers_early). True when it said so."""
     if any(Path(cache_folder()).rglob("*.process_batch-*.nbi")):
         return False
     say(f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()}): "
         "its tables first, then the steps below")
+    start_workers_early(market_folder, model_folder)
     return True
+
+
+# workers started before compile_engine, by the market and model folders they were started for
+_early: dict[tuple[str, str], list[subprocess.Popen]] = {}
+
+
+def _workers_wanted(n_steps: int, workers: int | None = None) -> int:
+    return workers or max(1, min(os.cpu_count() or 1, WORKERS_MAX, n_steps))
+
+
+def start_workers_early(market_folder: str = "", model_folder: str = "") -> None:
+    """Start the compile workers of a first run now, while the caller still makes the engine state
+    (whose kernels compile on a first run too): a worker takes as long to import numba and the
+    engine as a step to compile, and does it beside the caller instead of after it. A worker
+    makes its own state only at its first step, when the caller's kernels are in the cache.
+    compile_engine takes them; discard_early_workers ends the ones it did not take."""
+    key = (market_folder or "", model_folder or "")
+    if key in _early:
+        return
+    n = _workers_wanted(len(engine_steps(bool(key[0]), bool(key[1]))))
+    _early[key] = [_worker(*key) for _ in range(n)]
+
+
+def discard_early_workers() -> None:
+    """End the workers started early that no compile took (the engine was in the cache after all)."""
+    while _early:
+        _, procs = _early.popitem()
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+atexit.register(discard_early_workers)
 
 
 LOCK_FILE = ".first-run.lock"    # in the cache folder: held by the process compiling the engine into it
@@ -226,11 +324,9 @@ class CompileReport(NamedTuple):
     failed: dict[str, str]                # step -> the worker's error (the caller compiles it then)
 
 
-def _worker(market_folder: str, model_folder: str, buf_readonly: bool) -> subprocess.Popen:
+def _worker(market_folder: str, model_folder: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "workbench.engine.precompile_child", f"--market={market_folder or ''}",
             f"--model={model_folder or ''}"]
-    if buf_readonly:
-        args.append("--readonly")
     # the worker imports this very package (a notebook or script may have put it on sys.path), so
     # it compiles the same sources into the same cache folder, with the same NUMBA_* settings
     root = str(Path(__file__).resolve().parents[2])
@@ -240,21 +336,28 @@ def _worker(market_folder: str, model_folder: str, buf_readonly: bool) -> subpro
 
 
 def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: str = "",
-                   say: Callable[[str], None] = say_stderr, final: tuple[str, ...] = ("the engine loop",),
-                   workers: int | None = None, stop: Callable[[], bool] | None = None) -> CompileReport:
-    """Compile the engine's steps (engine_steps) in worker processes, telling ``say`` each step as
-    it starts. ``final`` names the steps the caller does itself afterwards (counted and
-    announced here as the last ones: the caller then compiles them without a word).
+                   say: Callable[[str], None] = say_stderr, final: tuple[str, ...] = (),
+                   workers: int | None = None, stop: Callable[[], bool] | None = None,
+                   reader: str = "", loop: bool = True) -> CompileReport:
+    """Compile the engine's steps (engine_steps: ``reader`` and ``loop`` as there) in worker
+    processes, telling ``say`` each step as it starts. ``final`` names the steps the caller does
+    itself afterwards (counted and announced here as the last ones: the caller then compiles
+    them without a word).
     ``stop()`` true ends the workers and raises
     CompileStopped (looked at every STOP_POLL_S while the workers compile, and last before
     returning, so that the caller need not look again before its own final steps)."""
     t0 = time.perf_counter()
-    steps = engine_steps(bool(market_folder), bool(model_folder))
+    steps = engine_steps(bool(market_folder), bool(model_folder), reader, loop)
     total = len(steps) + len(final)
-    n = workers or max(1, min(os.cpu_count() or 1, WORKERS_MAX, len(steps)))
+    n = _workers_wanted(len(steps), workers)
     head = f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()})"
     say(f"{head}: {total} steps, {n} at a time")
-    procs = [_worker(market_folder, model_folder, buf_readonly) for _ in range(n)]
+    procs = _early.pop((market_folder or "", model_folder or ""), [])
+    _early[("", "-")] = procs[n:]         # (with any started for other folders: of no use here)
+    procs = procs[:n]
+    discard_early_workers()
+    procs += [_worker(market_folder, model_folder) for _ in range(n - len(procs))]
+    flag = " readonly" if buf_readonly else ""
     sel = selectors.DefaultSelector()
     for p in procs:
         sel.register(p.stdout, selectors.EVENT_READ, p)
@@ -276,7 +379,7 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
                     break
                 pending.remove(ready)
                 try:
-                    p.stdin.write(ready.name + "\n")
+                    p.stdin.write(ready.name + flag + "\n")
                     p.stdin.flush()
                 except OSError:           # the worker is gone: the step goes back to the queue
                     pending.insert(0, ready)
