@@ -129,7 +129,7 @@ def test_setup_compile_leaves_both_replay_modes_cached():
 # argument types from a step that typed them otherwise (each type is a compile of its own)
 WORKER_KERNELS = ("process_batch", "market_tx", "_sandwich", "_arb_two", "_arb_three", "_liquidations",
                   "decode_swaps", "decode_txn", "add_data_shred", "wp_swap_within_tick", "_scan_pcapng",
-                  "encode64_column")
+                  "encode64_column", "drain_ready", "_ip", "shred_kind")
 
 
 @pytest.mark.slow

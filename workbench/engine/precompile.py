@@ -88,21 +88,21 @@ def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True)
     market_parts = ("whirlpool_maths", "pool_maths", "swap_decoders", "sandwich", "arbitrage", "liquidation")
     steps = []
     if market:
-        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 10.0),
-                  Step("pool_maths", "the constant-product maths and the opportunity writer", (), 10.0),
-                  Step("swap_decoders", "the DEX instruction decoders", (), 8.0),
-                  Step("sandwich", "the sandwich detector", ("pool_maths",), 2.5),
-                  Step("arbitrage", "the arbitrage detectors", ("pool_maths",), 2.5),
-                  Step("liquidation", "the liquidation detector", ("pool_maths",), 1.0),
-                  Step("market", "the market's transaction step", market_parts, 8.0)]
-    steps += [Step("reassembly", "the shred reassembly", (), 10.0), Step("decoder", "the transaction decoder", (), 6.0)]
+        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 5.0),
+                  Step("pool_maths", "the constant-product maths and the opportunity writer", (), 4.5),
+                  Step("swap_decoders", "the DEX instruction decoders", (), 5.0),
+                  Step("sandwich", "the sandwich detector", ("pool_maths",), 1.5),
+                  Step("arbitrage", "the arbitrage detectors", ("pool_maths",), 1.5),
+                  Step("liquidation", "the liquidation detector", ("pool_maths",), 0.6),
+                  Step("market", "the market's transaction step", market_parts, 5.2)]
+    steps += [Step("reassembly", "the shred reassembly", (), 7.0), Step("decoder", "the transaction decoder", (), 3.4)]
     if model:
-        steps.append(Step("scorer", "the model's scorer", (), 6.0))
+        steps.append(Step("scorer", "the model's scorer", (), 3.0))
     if loop:
-        steps.append(Step("engine_loop", "the engine loop", tuple(s.name for s in steps), 12.0))
+        steps.append(Step("engine_loop", "the engine loop", tuple(s.name for s in steps), 7.4))
     if reader in READER_SCANS:
-        steps.append(Step(f"{reader}_scan", f"the {reader} reader", (), 5.0))
-    steps.append(Step("row_builders", "the Arrow row builders", (), 5.0 if market else 0.5))
+        steps.append(Step(f"{reader}_scan", f"the {reader} reader", (), 2.3))
+    steps.append(Step("row_builders", "the Arrow row builders", (), 2.8 if market else 0.3))
     return _by_longest_chain(steps)
 
 
@@ -123,12 +123,18 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
     i64, u64 = numba.int64, numba.uint64
     buf = _buf(buf_readonly)
     if name == "reassembly":
-        from .deshred import add_data_shred
+        from .deshred import add_data_shred, drain_ready
         add_data_shred(ds, buf, np.int64(0), np.int64(0), np.int64(0), np.int64(0))
+        drain_ready(ds, out.ready, 0, 0)
     elif name == "decoder":
         # process_batch decodes from the frame buffer or the reassembly slab (writable): one type
         decode_txn(buf, np.int64(0), np.int64(0), out.txn, np.int64(0), out.instrs, np.int64(0), out.luts,
                    np.int64(0))
+        # and walks the frame's headers (the IP layer is a call) and asks whether a payload is a shred
+        from ..wire.net import _ip
+        from ..wire.shred import shred_kind
+        _ip.compile((numba.typeof(buf), i64, i64, i64))
+        shred_kind.compile((numba.typeof(buf), i64, i64))
     elif name == "swap_decoders":
         from ..wire.programs.dispatch import decode_swaps
         decode_swaps.compile(_sig(buf, out.txn[0], out.instrs, out.luts, out.ins_pid, out.mscratch.events)
