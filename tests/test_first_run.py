@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine.precompile import compile_engine, engine_steps
+from workbench.engine.precompile import _finish_time, _workers_wanted, compile_engine, engine_steps, plan_order
 
 REPO = Path(__file__).resolve().parent.parent
 NOTE = "compiling the engine for this CPU, first run only"
@@ -149,7 +149,9 @@ def test_cold_market_replay_compiles_no_kernel_of_the_workers_again(tmp_path):
     again = [n for n in compiled.read_text().split() if n.rsplit(":", 1)[1] in WORKER_KERNELS]
     assert not again, again
     said = [ln.split(": ", 2)[2] for ln in p.stderr.splitlines() if re.search(r": step \d+ of \d+: ", ln)]
-    assert said[:2] == ["the constant-product maths and the opportunity writer", "the Whirlpool maths"], said
+    steps = engine_steps(True, False, "pcapng")
+    planned = plan_order(steps, _workers_wanted(len(steps)))
+    assert set(said[:2]) == {s.what for s in planned[:2]}, said
     assert "the pcapng reader" in said and said.index("the engine loop") > said.index("the market's transaction step")
 
 
@@ -172,3 +174,18 @@ def test_workers_started_early_are_ended_when_not_used(tmp_path):
     assert procs and all(p.poll() is None for p in procs)
     precompile.discard_early_workers()
     assert not precompile._early and all(p.poll() is not None for p in procs)
+
+
+def test_the_planned_order_keeps_dependencies_and_ends_no_later():
+    """plan_order (what compile_engine hands its workers): each step still after the steps it calls,
+    and by the steps' weights the planned order ends no later than the longest chain's order."""
+    for market in (False, True):
+        for model in (False, True):
+            for workers in (1, 2, 3):
+                steps = engine_steps(market, model, "pcapng")
+                planned = plan_order(steps, workers)
+                names = [s.name for s in planned]
+                assert sorted(names) == sorted(s.name for s in steps)
+                assert all(names.index(d) < i for i, s in enumerate(planned) for d in s.after), names
+                free = [0.0] * workers
+                assert _finish_time(planned, workers, free, {})[0] <= _finish_time(steps, workers, free, {})[0] + 1e-9

@@ -79,6 +79,50 @@ def _by_longest_chain(steps: list[Step]) -> list[Step]:
     return sorted(steps, key=cost, reverse=True)
 
 
+def _finish_time(order: list[Step], workers: int, free_at: list[float], done: dict[str, float]) -> tuple[float, list[Step]]:
+    """(when the last step ends, the order steps start in) if each free worker takes the first step of
+    ``order`` whose dependencies are done, steps taking their weight; workers free at ``free_at``,
+    ``done`` the steps already ended (name -> end)."""
+    done, free_at, pending, started = dict(done), list(free_at), list(order), []
+    running: list[tuple[float, str]] = []
+    while pending:
+        now = min(free_at)
+        ready = next((t for t in pending if all(d in done and done[d] <= now for d in t.after)), None)
+        if ready is None:           # wait for the next running step to end
+            later = [end for end, _ in running if end > now]
+            free_at[free_at.index(now)] = min(later)
+            continue
+        pending.remove(ready)
+        started.append(ready)
+        end = now + ready.weight
+        free_at[free_at.index(now)] = end
+        done[ready.name] = end
+        running.append((end, ready.name))
+    return max([0.0] + list(done.values())), started
+
+
+def plan_order(steps: list[Step], workers: int) -> list[Step]:
+    """The order for ``workers`` workers that take the first ready step: built one start at a time,
+    each time the ready step whose choice lets the rest (taken by the longest chain) end soonest.
+    The longest chain alone can leave the steps it waits on unevenly split between the workers (one
+    then still compiles a dependency of the engine loop when the other is free)."""
+    order: list[Step] = []
+    rest = list(steps)
+    while rest:
+        _, taken = _finish_time(order + rest, workers, [0.0] * workers, {})
+        # candidates: the steps that could start at the next start's time in some order
+        head = taken[len(order)]
+        best, best_end = head, None
+        for cand in rest:
+            trial = order + [cand] + [t for t in rest if t is not cand]
+            end, started = _finish_time(trial, workers, [0.0] * workers, {})
+            if started[len(order)] is cand and (best_end is None or end < best_end - 1e-9):
+                best, best_end = cand, end
+        order.append(best)
+        rest.remove(best)
+    return order
+
+
 def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True) -> list[Step]:
     """The compile steps of a run with/without a market and a model, in the order workers take
     them (``_by_longest_chain``). ``reader`` ('pcap', 'pcapng' or '') adds the capture reader's
@@ -88,21 +132,21 @@ def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True)
     market_parts = ("whirlpool_maths", "pool_maths", "swap_decoders", "sandwich", "arbitrage", "liquidation")
     steps = []
     if market:
-        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 5.0),
-                  Step("pool_maths", "the constant-product maths and the opportunity writer", (), 4.5),
-                  Step("swap_decoders", "the DEX instruction decoders", (), 5.0),
-                  Step("sandwich", "the sandwich detector", ("pool_maths",), 1.5),
-                  Step("arbitrage", "the arbitrage detectors", ("pool_maths",), 1.5),
-                  Step("liquidation", "the liquidation detector", ("pool_maths",), 0.6),
-                  Step("market", "the market's transaction step", market_parts, 5.2)]
-    steps += [Step("reassembly", "the shred reassembly", (), 7.0), Step("decoder", "the transaction decoder", (), 3.4)]
+        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 5.3),
+                  Step("pool_maths", "the constant-product maths and the opportunity writer", (), 5.3),
+                  Step("swap_decoders", "the DEX instruction decoders", (), 5.8),
+                  Step("sandwich", "the sandwich detector", ("pool_maths",), 1.8),
+                  Step("arbitrage", "the arbitrage detectors", ("pool_maths",), 2.0),
+                  Step("liquidation", "the liquidation detector", ("pool_maths",), 0.7),
+                  Step("market", "the market's transaction step", market_parts, 6.3)]
+    steps += [Step("reassembly", "the shred reassembly", (), 7.0), Step("decoder", "the transaction decoder", (), 4.6)]
     if model:
         steps.append(Step("scorer", "the model's scorer", (), 3.0))
     if loop:
-        steps.append(Step("engine_loop", "the engine loop", tuple(s.name for s in steps), 7.4))
+        steps.append(Step("engine_loop", "the engine loop", tuple(s.name for s in steps), 8.8))
     if reader in READER_SCANS:
-        steps.append(Step(f"{reader}_scan", f"the {reader} reader", (), 2.3))
-    steps.append(Step("row_builders", "the Arrow row builders", (), 2.8 if market else 0.3))
+        steps.append(Step(f"{reader}_scan", f"the {reader} reader", (), 3.0))
+    steps.append(Step("row_builders", "the Arrow row builders", (), 2.9 if market else 0.3))
     return _by_longest_chain(steps)
 
 
@@ -125,7 +169,8 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
     if name == "reassembly":
         from .deshred import add_data_shred, drain_ready
         add_data_shred(ds, buf, np.int64(0), np.int64(0), np.int64(0), np.int64(0))
-        drain_ready(ds, out.ready, 0, 0)
+        # process_batch drains into its rows from row 0: a literal 0, which numba types apart from int64
+        drain_ready.compile(_sig(ds, out.ready) + (numba.types.literal(0), i64))
     elif name == "decoder":
         # process_batch decodes from the frame buffer or the reassembly slab (writable): one type
         decode_txn(buf, np.int64(0), np.int64(0), out.txn, np.int64(0), out.instrs, np.int64(0), out.luts,
@@ -356,6 +401,7 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
     steps = engine_steps(bool(market_folder), bool(model_folder), reader, loop)
     total = len(steps) + len(final)
     n = _workers_wanted(len(steps), workers)
+    steps = plan_order(steps, n)
     head = f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()})"
     say(f"{head}: {total} steps, {n} at a time")
     procs = _early.pop((market_folder or "", model_folder or ""), [])
