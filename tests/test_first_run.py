@@ -127,8 +127,7 @@ def test_setup_compile_leaves_both_replay_modes_cached():
 
 # the engine's kernels the compile workers make: a caller that compiles one of them again got its
 # argument types from a step that typed them otherwise (each type is a compile of its own)
-WORKER_KERNELS = ("process_batch", "market_tx", "_sandwich", "_arb_two", "_arb_three", "_liquidations",
-                  "decode_swaps", "decode_txn", "add_data_shred", "wp_swap_within_tick", "_scan_pcapng",
+WORKER_KERNELS = ("process_batch", "market_tx", "decode_swaps", "decode_txn", "add_data_shred", "wp_swap_within_tick", "_scan_pcapng",
                   "encode64_column", "drain_ready", "_ip", "shred_kind")
 
 
@@ -156,7 +155,7 @@ def test_cold_market_replay_compiles_no_kernel_of_the_workers_again(tmp_path):
 
 
 def test_steps_take_the_longest_chain_first():
-    """Every step of the market's chain (maths, detectors, market_tx, the engine loop) comes before
+    """Every step of the market's chain (maths, market_tx, the engine loop) comes before
     the steps nothing waits on (the reader's scan, the row builders), which fill the other core."""
     names = [s.name for s in engine_steps(True, True, "pcap")]
     assert names[-2:] == ["pcap_scan", "row_builders"] or names[-2:] == ["row_builders", "pcap_scan"], names

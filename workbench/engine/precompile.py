@@ -3,17 +3,20 @@
 numba compiles one function at a time, in Python, on one core, and caches each
 ``cache=True`` function on its own: when a caller is compiled, a callee already in the
 cache (with the same argument types) is loaded, not compiled again. So on a cold cache
-``compile_engine`` starts a few worker processes (``python -m
-workbench.engine.precompile_child``, one per core) that compile the engine's big
-independent kernels into the cache, each step with exactly the argument types
-``process_batch`` passes, in the order their dependencies allow: with a market, the pool
-maths, the Whirlpool maths and the swap decoders, then the market's transaction step
-that calls them (the detectors are inlined into it: as calls they would cost the hot
-path a call per swap); the shred reassembly and the transaction decoder; with a model
-its scorer; last the Arrow row builders. The caller then compiles ``process_batch``
-itself, which finds every kernel in the cache (on two cores a third compile in the caller
-meanwhile would only slow the workers' longest chain). Each step
-is announced as it starts ("step 3 of 8"), with the cache folder named, so a first run
+``compile_engine`` hands the steps to a few worker processes (``python -m
+workbench.engine.precompile_child``, one per core, started as soon as a first run is
+known: ``say_if_first_run``) that compile the engine's kernels into the cache, each step
+with exactly the argument types its caller passes (a literal, a read-only or a
+differently laid out array is a compile of its own): with a market, the pool maths, the
+Whirlpool maths and the swap decoders, then the market's transaction step that calls
+them (the detectors are inlined into it: as calls they would cost the hot path a call
+per swap); the shred reassembly and the transaction decoder; with a model its scorer;
+then the engine loop, ``process_batch``, which loads all of these. Nothing waits on the
+capture reader's scan and the Arrow row builders (which a run compiled alone, after its
+warm-up, before they were steps): they fill a worker while the other compiles the engine
+loop. ``plan_order`` orders the steps by their weights so that both workers stay busy
+until the end; the caller then loads every kernel from the cache. Each step is
+announced as it starts ("step 3 of 9"), with the cache folder named, so a first run
 never sits silent. On a warm cache (``engine_cached``) nothing of this runs.
 
 A worker that fails is only an optimisation lost: the caller compiles what is missing.
@@ -129,16 +132,15 @@ def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True)
     scan; ``loop`` False leaves ``process_batch`` out (a caller whose own loop calls it with
     other types). Each step compiles what a later one calls, with the argument types it passes,
     so nothing is compiled twice and the steps' chains, not one big function, set the pace."""
-    market_parts = ("whirlpool_maths", "pool_maths", "swap_decoders", "sandwich", "arbitrage", "liquidation")
     steps = []
     if market:
+        # the detectors stay inlined into market_tx: as calls, each would take the market's thirty-odd
+        # arrays as arguments per swap, which a swap-heavy replay measurably pays for
         steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 5.3),
                   Step("pool_maths", "the constant-product maths and the opportunity writer", (), 5.3),
                   Step("swap_decoders", "the DEX instruction decoders", (), 5.8),
-                  Step("sandwich", "the sandwich detector", ("pool_maths",), 1.8),
-                  Step("arbitrage", "the arbitrage detectors", ("pool_maths",), 2.0),
-                  Step("liquidation", "the liquidation detector", ("pool_maths",), 0.7),
-                  Step("market", "the market's transaction step", market_parts, 6.3)]
+                  Step("market", "the market's transaction step and its detectors",
+                       ("whirlpool_maths", "pool_maths", "swap_decoders"), 13.5)]
     steps += [Step("reassembly", "the shred reassembly", (), 7.0), Step("decoder", "the transaction decoder", (), 4.6)]
     if model:
         steps.append(Step("scorer", "the model's scorer", (), 3.0))
@@ -188,7 +190,7 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         from .market.whirlpool import wp_swap_within_tick
         wp_swap_within_tick.compile((u64,) * 10 + (numba.boolean, numba.boolean))
     elif name == "pool_maths":
-        # the kernels the detectors call, with the types they pass
+        # the kernels the detectors (inlined into market_tx) call, with the types they pass
         from .market.arbitrage import _route_out
         from .market.constant_product import min_amount_in_for_out, optimal_two_pool_arb_in
         from .market.emit import _emit_row
@@ -201,22 +203,6 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         _in.compile((mkt, i64, u64, u64, u64))
         _route_out.compile((mkt,) + _sig(out.mscratch.route, out.mscratch.sides) + (u64,))
         _emit_row.compile((opps,) + (i64,) * 7 + (u64, u64, i64, f64, i64, i64, ctx, fx, mkt))
-    elif name in ("sandwich", "arbitrage", "liquidation"):
-        # market_tx's calls: pool p, direction and counts int64, a swap event's exact_in int8 and
-        # amounts uint64, the tip int64 (state.params)
-        mkt, opps, ctx, fx = _sig(mk, out.opps, out.ctx, out.mscratch.fx)
-        if name == "sandwich":
-            from .market.sandwich import _sandwich
-            _sandwich.compile((mkt, i64, i64, numba.int8, u64, u64, i64, opps, i64, ctx, fx))
-        elif name == "arbitrage":
-            from .market.arbitrage import _arb_three, _arb_two
-            _arb_two.compile((mkt, i64, numba.typeof(mk.sibs).dtype, i64, opps, i64, ctx, fx))
-            # the cycle index runs over range(cyc_first[p], cyc_first[p + 1]): cyc_first's integer type
-            cyc = numba.typeof(mk.cyc_first).dtype
-            _arb_three.compile((mkt, cyc, i64, opps, i64, ctx, fx) + _sig(out.mscratch.route, out.mscratch.sides))
-        else:
-            from .market.liquidation import _liquidations
-            _liquidations.compile((mkt, i64, i64, opps, i64, ctx, fx))
     elif name == "market":
         from .market.transaction import market_tx
         txn = out.txn[0]

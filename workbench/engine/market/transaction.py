@@ -19,12 +19,9 @@ without NRT (``_nrt=False``: nothing in them allocates), which makes a call cost
 its arguments. market_tx is one call per DEX transaction from process_batch, compiled
 on its own: inlined, its body made process_batch's compile several times longer, and a
 first run compiles market_tx in a process of its own while the rest of the engine
-compiles beside it (engine/precompile.py). Its small per-swap helpers are ``inline="always"``
-into it; the detectors (sandwich, arbitrage, liquidation), the exact sizings, the decoders
-and the opportunity row writer stay calls, compiled on their own: inlined, the detectors
-made market_tx the longest single compile of a first run, and as calls a first run
-compiles them in parallel (a call per swap costs its arguments, no reference counts:
-``_nrt=False``; benchmarks/bench_detect.py measures detection on and off).
+compiles beside it (engine/precompile.py). Its per-swap helpers are ``inline="always"``
+into it; the exact sizings, the decoders and the opportunity row writer stay calls
+(benchmarks/bench_detect.py measures detection on and off).
 """
 
 from __future__ import annotations
