@@ -151,7 +151,8 @@ def test_cold_market_replay_compiles_no_kernel_of_the_workers_again(tmp_path):
     steps = engine_steps(True, False, "pcapng")
     planned = plan_order(steps, _workers_wanted(len(steps)))
     assert set(said[:2]) == {s.what for s in planned[:2]}, said
-    assert "the pcapng reader" in said and said.index("the engine loop") > said.index("the market's transaction step")
+    what = {s.name: s.what for s in steps}
+    assert what["pcapng_scan"] in said and said.index(what["engine_loop"]) > said.index(what["market"]), said
 
 
 def test_steps_take_the_longest_chain_first():
