@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine.precompile import compile_engine, engine_steps
+from workbench.engine.precompile import _finish_time, _workers_wanted, compile_engine, engine_steps, plan_order
 
 REPO = Path(__file__).resolve().parent.parent
 NOTE = "compiling the engine for this CPU, first run only"
@@ -62,7 +62,7 @@ def test_a_failing_worker_is_reported_and_left_to_the_caller(tmp_path):
     rep = compile_engine(True, market_folder=str(tmp_path / "no-such-market"), say=said.append, workers=1)
     assert set(rep.failed) == {s.name for s in engine_steps(True, False)}
     assert any("compile step market failed in its worker; compiling it here instead" in s for s in said)
-    assert said[-1].endswith("the engine loop")
+    assert any("compile step engine_loop failed in its worker; compiling it here instead" in s for s in said)
 
 
 def test_a_second_first_run_waits_for_the_lock_and_says_so():
@@ -123,3 +123,69 @@ def test_setup_compile_leaves_both_replay_modes_cached():
         state = new_state(tip_lamports=0)
         mk = market_of(folder, state) if folder else None
         assert engine_cached(empty_batch(buf), state, new_deshred_state(), new_batch_out(1), mk, None)
+
+
+# the engine's kernels the compile workers make: a caller that compiles one of them again got its
+# argument types from a step that typed them otherwise (each type is a compile of its own)
+WORKER_KERNELS = ("process_batch", "market_tx", "decode_swaps", "decode_txn", "add_data_shred", "wp_swap_within_tick", "_scan_pcapng",
+                  "encode64_column", "drain_ready", "_ip", "shred_kind")
+
+
+@pytest.mark.slow
+def test_cold_market_replay_compiles_no_kernel_of_the_workers_again(tmp_path):
+    """A first replay with a market: every step's kernel is typed as the caller calls it, so the
+    caller (and the replay after its warm-up: the capture's scan, the opportunities' base58) loads
+    them from the cache; the steps' order runs the longest chain first."""
+    compiled = tmp_path / "compiled.txt"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), PYTHONPATH=str(REPO))
+    env.pop("NUMBA_BOUNDSCHECK", None)
+    cap = REPO / "captures" / "market.pcapng"
+    p = subprocess.run([sys.executable, str(REPO / "tests" / "compiles_in_caller.py"), str(compiled), "replay",
+                        str(cap), "--market", str(cap) + ".market", "--no-db", "--quiet", "--out",
+                        str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "failed" not in p.stderr, p.stderr[-3000:]
+    again = [n for n in compiled.read_text().split() if n.rsplit(":", 1)[1] in WORKER_KERNELS]
+    assert not again, again
+    said = [ln.split(": ", 2)[2] for ln in p.stderr.splitlines() if re.search(r": step \d+ of \d+: ", ln)]
+    steps = engine_steps(True, False, "pcapng")
+    planned = plan_order(steps, _workers_wanted(len(steps)))
+    assert set(said[:2]) == {s.what for s in planned[:2]}, said
+    what = {s.name: s.what for s in steps}
+    assert what["pcapng_scan"] in said and said.index(what["engine_loop"]) > said.index(what["market"]), said
+
+
+def test_steps_take_the_longest_chain_first():
+    """Every step of the market's chain (maths, market_tx, the engine loop) comes before
+    the steps nothing waits on (the reader's scan, the row builders), which fill the other core."""
+    names = [s.name for s in engine_steps(True, True, "pcap")]
+    assert names[-2:] == ["pcap_scan", "row_builders"] or names[-2:] == ["row_builders", "pcap_scan"], names
+    assert names.index("engine_loop") == len(names) - 3
+    assert "blocks_scan" not in [s.name for s in engine_steps(False, False, "blocks")]
+    assert "engine_loop" not in [s.name for s in engine_steps(False, False, loop=False)]
+
+
+def test_workers_started_early_are_ended_when_not_used(tmp_path):
+    """A first run starts its compile workers before its own tables compile; when the engine turns
+    out to be cached (another process compiled it meanwhile) they are ended, not left behind."""
+    from workbench.engine import precompile
+    precompile.start_workers_early(str(tmp_path / "market"), "")
+    procs = [p for ps in precompile._early.values() for p in ps]
+    assert procs and all(p.poll() is None for p in procs)
+    precompile.discard_early_workers()
+    assert not precompile._early and all(p.poll() is not None for p in procs)
+
+
+def test_the_planned_order_keeps_dependencies_and_ends_no_later():
+    """plan_order (what compile_engine hands its workers): each step still after the steps it calls,
+    and by the steps' weights the planned order ends no later than the longest chain's order."""
+    for market in (False, True):
+        for model in (False, True):
+            for workers in (1, 2, 3):
+                steps = engine_steps(market, model, "pcapng")
+                planned = plan_order(steps, workers)
+                names = [s.name for s in planned]
+                assert sorted(names) == sorted(s.name for s in steps)
+                assert all(names.index(d) < i for i, s in enumerate(planned) for d in s.after), names
+                free = [0.0] * workers
+                assert _finish_time(planned, workers, free, {})[0] <= _finish_time(steps, workers, free, {})[0] + 1e-9

@@ -3,17 +3,20 @@
 numba compiles one function at a time, in Python, on one core, and caches each
 ``cache=True`` function on its own: when a caller is compiled, a callee already in the
 cache (with the same argument types) is loaded, not compiled again. So on a cold cache
-``compile_engine`` starts a few worker processes (``python -m
-workbench.engine.precompile_child``, one per core) that compile the engine's big
-independent kernels into the cache, each step with exactly the argument types
-``process_batch`` passes, in the order their dependencies allow: with a market, the pool
-maths, the Whirlpool maths and the swap decoders, then the market's transaction step
-that calls them (the detectors are inlined into it: as calls they would cost the hot
-path a call per swap); the shred reassembly and the transaction decoder; with a model
-its scorer; last the Arrow row builders. The caller then compiles ``process_batch``
-itself, which finds every kernel in the cache (on two cores a third compile in the caller
-meanwhile would only slow the workers' longest chain). Each step
-is announced as it starts ("step 3 of 8"), with the cache folder named, so a first run
+``compile_engine`` hands the steps to a few worker processes (``python -m
+workbench.engine.precompile_child``, one per core, started as soon as a first run is
+known: ``say_if_first_run``) that compile the engine's kernels into the cache, each step
+with exactly the argument types its caller passes (a literal, a read-only or a
+differently laid out array is a compile of its own): with a market, the pool maths, the
+Whirlpool maths and the swap decoders, then the market's transaction step that calls
+them (the detectors are inlined into it: as calls they would cost the hot path a call
+per swap); the shred reassembly and the transaction decoder; with a model its scorer;
+then the engine loop, ``process_batch``, which loads all of these. Nothing waits on the
+capture reader's scan and the Arrow row builders (which a run compiled alone, after its
+warm-up, before they were steps): they fill a worker while the other compiles the engine
+loop. ``plan_order`` orders the steps by their weights so that both workers stay busy
+until the end; the caller then loads every kernel from the cache. Each step is
+announced as it starts ("step 3 of 9"), with the cache folder named, so a first run
 never sits silent. On a warm cache (``engine_cached``) nothing of this runs.
 
 A worker that fails is only an optimisation lost: the caller compiles what is missing.
@@ -21,6 +24,7 @@ A worker that fails is only an optimisation lost: the caller compiles what is mi
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import selectors
@@ -52,31 +56,100 @@ def _stop_if_asked(stop: Callable[[], bool] | None) -> None:
 
 
 WORKERS_MAX = 4              # more workers than independent steps would only load numba again
+READER_SCANS = ("pcap", "pcapng")   # capture readers (their ``format``) whose scan is a compile step
 
 
 class Step(NamedTuple):
     name: str                # the worker's name for it (precompile_child reads it)
     what: str                # what the user is told
     after: tuple[str, ...]   # steps whose kernels it calls (compiled first, so it loads them)
+    weight: float = 1.0      # its compile cost relative to the others (CompileReport's CPU per step)
 
 
-def engine_steps(market: bool, model: bool) -> list[Step]:
-    """The compile steps of a run with/without a market and a model, dependencies first; a worker
-    takes the first step whose dependencies are done, so the longest chain (the market's) leads."""
+def _by_longest_chain(steps: list[Step]) -> list[Step]:
+    """``steps`` ordered by the compile cost still ahead of each (its own weight plus the longest
+    chain of steps waiting on it), highest first: a free worker takes the first ready step, so the
+    chain that ends last starts first and the short independent steps fill the other core
+    meanwhile. A step always comes after the steps it waits on (their chains contain its own)."""
+    waiting = {s.name: [t for t in steps if s.name in t.after] for s in steps}
+    ahead: dict[str, float] = {}
+
+    def cost(s: Step) -> float:
+        if s.name not in ahead:
+            ahead[s.name] = s.weight + max((cost(t) for t in waiting[s.name]), default=0.0)
+        return ahead[s.name]
+
+    return sorted(steps, key=cost, reverse=True)
+
+
+def _finish_time(order: list[Step], workers: int, free_at: list[float], done: dict[str, float]) -> tuple[float, list[Step]]:
+    """(when the last step ends, the order steps start in) if each free worker takes the first step of
+    ``order`` whose dependencies are done, steps taking their weight; workers free at ``free_at``,
+    ``done`` the steps already ended (name -> end)."""
+    done, free_at, pending, started = dict(done), list(free_at), list(order), []
+    running: list[tuple[float, str]] = []
+    while pending:
+        now = min(free_at)
+        ready = next((t for t in pending if all(d in done and done[d] <= now for d in t.after)), None)
+        if ready is None:           # wait for the next running step to end
+            later = [end for end, _ in running if end > now]
+            free_at[free_at.index(now)] = min(later)
+            continue
+        pending.remove(ready)
+        started.append(ready)
+        end = now + ready.weight
+        free_at[free_at.index(now)] = end
+        done[ready.name] = end
+        running.append((end, ready.name))
+    return max([0.0] + list(done.values())), started
+
+
+def plan_order(steps: list[Step], workers: int) -> list[Step]:
+    """The order for ``workers`` workers that take the first ready step: built one start at a time,
+    each time the ready step whose choice lets the rest (taken by the longest chain) end soonest.
+    The longest chain alone can leave the steps it waits on unevenly split between the workers (one
+    then still compiles a dependency of the engine loop when the other is free)."""
+    order: list[Step] = []
+    rest = list(steps)
+    while rest:
+        _, taken = _finish_time(order + rest, workers, [0.0] * workers, {})
+        # candidates: the steps that could start at the next start's time in some order
+        head = taken[len(order)]
+        best, best_end = head, None
+        for cand in rest:
+            trial = order + [cand] + [t for t in rest if t is not cand]
+            end, started = _finish_time(trial, workers, [0.0] * workers, {})
+            if started[len(order)] is cand and (best_end is None or end < best_end - 1e-9):
+                best, best_end = cand, end
+        order.append(best)
+        rest.remove(best)
+    return order
+
+
+def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True) -> list[Step]:
+    """The compile steps of a run with/without a market and a model, in the order workers take
+    them (``_by_longest_chain``). ``reader`` ('pcap', 'pcapng' or '') adds the capture reader's
+    scan; ``loop`` False leaves ``process_batch`` out (a caller whose own loop calls it with
+    other types). Each step compiles what a later one calls, with the argument types it passes,
+    so nothing is compiled twice and the steps' chains, not one big function, set the pace."""
     steps = []
     if market:
-        steps += [Step("whirlpool_maths", "the Whirlpool maths", ()),
-                  Step("pool_maths", "the constant-product maths and the opportunity writer", ()),
-                  Step("swap_decoders", "the DEX instruction decoders", ())]
-    steps += [Step("reassembly", "the shred reassembly", ()), Step("decoder", "the transaction decoder", ())]
-    if market:
-        steps.insert(3, Step("market", "the market's transaction step and its detectors",
-                             ("whirlpool_maths", "pool_maths", "swap_decoders")))
+        # the detectors stay inlined into market_tx: as calls, each would take the market's thirty-odd
+        # arrays as arguments per swap, which a swap-heavy replay measurably pays for
+        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 5.3),
+                  Step("pool_maths", "the constant-product maths and the opportunity writer", (), 5.3),
+                  Step("swap_decoders", "the DEX instruction decoders", (), 5.8),
+                  Step("market", "the market's transaction step and its detectors",
+                       ("whirlpool_maths", "pool_maths", "swap_decoders"), 13.5)]
+    steps += [Step("reassembly", "the shred reassembly", (), 7.0), Step("decoder", "the transaction decoder", (), 4.6)]
     if model:
-        steps.insert(0, Step("scorer", "the model's scorer", ()))
-    # last: nothing waits for them, and a worker would otherwise idle while the market step ends
-    steps.append(Step("row_builders", "the Arrow row builders", ()))
-    return steps
+        steps.append(Step("scorer", "the model's scorer", (), 3.0))
+    if loop:
+        steps.append(Step("engine_loop", "the engine loop", tuple(s.name for s in steps), 8.8))
+    if reader in READER_SCANS:
+        steps.append(Step(f"{reader}_scan", f"the {reader} reader", (), 3.0))
+    steps.append(Step("row_builders", "the Arrow row builders", (), 2.9 if market else 0.3))
+    return _by_longest_chain(steps)
 
 
 # --- the steps (run in a worker; each compiles with process_batch's argument types) ------------
@@ -93,29 +166,36 @@ def _sig(*values) -> tuple:
 
 def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> None:
     """Compile step ``name`` (see engine_steps) into numba's cache."""
-    i64 = numba.int64
+    i64, u64 = numba.int64, numba.uint64
     buf = _buf(buf_readonly)
     if name == "reassembly":
-        from .deshred import add_data_shred
+        from .deshred import add_data_shred, drain_ready
         add_data_shred(ds, buf, np.int64(0), np.int64(0), np.int64(0), np.int64(0))
+        # process_batch drains into its rows from row 0: a literal 0, which numba types apart from int64
+        drain_ready.compile(_sig(ds, out.ready) + (numba.types.literal(0), i64))
     elif name == "decoder":
         # process_batch decodes from the frame buffer or the reassembly slab (writable): one type
         decode_txn(buf, np.int64(0), np.int64(0), out.txn, np.int64(0), out.instrs, np.int64(0), out.luts,
                    np.int64(0))
+        # and walks the frame's headers (the IP layer is a call) and asks whether a payload is a shred
+        from ..wire.net import _ip
+        from ..wire.shred import shred_kind
+        _ip.compile((numba.typeof(buf), i64, i64, i64))
+        shred_kind.compile((numba.typeof(buf), i64, i64))
     elif name == "swap_decoders":
         from ..wire.programs.dispatch import decode_swaps
         decode_swaps.compile(_sig(buf, out.txn[0], out.instrs, out.luts, out.ins_pid, out.mscratch.events)
                              + (i64,) + _sig(state.ev_rejects))
     elif name == "whirlpool_maths":
         from .market.whirlpool import wp_swap_within_tick
-        wp_swap_within_tick.compile((numba.uint64,) * 10 + (numba.boolean, numba.boolean))
+        wp_swap_within_tick.compile((u64,) * 10 + (numba.boolean, numba.boolean))
     elif name == "pool_maths":
         # the kernels the detectors (inlined into market_tx) call, with the types they pass
         from .market.arbitrage import _route_out
         from .market.constant_product import min_amount_in_for_out, optimal_two_pool_arb_in
         from .market.emit import _emit_row
         from .market.pools import _in, _out
-        u64, f64 = numba.uint64, numba.float64
+        f64 = numba.float64
         mkt, opps, ctx, fx = _sig(mk, out.opps, out.ctx, out.mscratch.fx)
         optimal_two_pool_arb_in.compile((u64,) * 8 + (i64,))
         min_amount_in_for_out.compile((u64,) * 5 + (i64,))
@@ -130,9 +210,28 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         market_tx(buf, txn, out.instrs, out.luts, out.ins_pid, out.tx[0], state.keys, state.key_slots, mk,
                   out.mscratch, out.swaps, np.int64(0), out.opps, np.int64(0), np.int64(0), state.dcount,
                   state.ev_rejects, out.ctx, np.int64(1))
+    elif name == "engine_loop":
+        # an empty batch over the run's buffer type, as the caller's warm-up passes it
+        from ..capture.frames import FrameBatch, empty_columns
+        from .pipeline import process_batch
+        process_batch(FrameBatch(buf, *empty_columns(0), 0), state, ds, out, 0, mk, model)
+    elif name == "pcap_scan":
+        from ..capture.frames import empty_columns
+        from ..capture.pcap import _scan_pcap
+        off, caplen, wirelen, ts_ns, _ = empty_columns(1)
+        # as PcapReader calls it: position, byte swap, ns per fraction, header size and count as Python values
+        _scan_pcap.compile(_sig(buf, 0, False, 1, 16, off, caplen, wirelen, ts_ns, 1))
+    elif name == "pcapng_scan":
+        from ..capture.frames import empty_columns
+        from ..capture.pcapng import IF_COLS, MAX_INTERFACES, ST_COLS, _scan_pcapng
+        st, ifaces = np.zeros(ST_COLS, np.int64), np.zeros((MAX_INTERFACES, IF_COLS), np.int64)
+        _scan_pcapng.compile(_sig(buf, 0, st, ifaces, *empty_columns(1), 1))
     elif name == "row_builders":
-        from .tables import KeyNames, tx_table
+        from ..wire.txn import SIGNATURE_SZ
+        from .tables import KeyNames, encode_strings, tx_table
         tx_table(out.tx[:0], out.prog_ids[:0], KeyNames(state.keys))
+        if mk is not None:            # the opportunities' signatures (opp_table), base58
+            encode_strings(np.zeros(SIGNATURE_SZ, np.uint8), np.zeros(1, np.int64), SIGNATURE_SZ)
     elif name == "scorer":
         from .score.kernels import score_opportunity
         features = numba.typeof(out.opps).dtype.typeof("features")   # a record's array field, as the engine has it
@@ -176,15 +275,51 @@ def say_stderr(text: str) -> None:
     sys.stderr.flush()
 
 
-def say_if_first_run(say: Callable[[str], None] = say_stderr) -> bool:
+def say_if_first_run(say: Callable[[str], None] = say_stderr, market_folder: str = "",
+                     model_folder: str = "") -> bool:
     """A cache folder holding no ``process_batch`` at all is a first run: say so at once, before the
     engine state's key table and the market loader (jitted too) compile ahead of the steps, so
-    that a first run speaks in its first second. True when it said so."""
+    that a first run speaks in its first second, and start the compile workers for a run with
+    ``market_folder`` and ``model_folder`` now (start_workers_early). True when it said so."""
     if any(Path(cache_folder()).rglob("*.process_batch-*.nbi")):
         return False
     say(f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()}): "
         "its tables first, then the steps below")
+    start_workers_early(market_folder, model_folder)
     return True
+
+
+# workers started before compile_engine, by the market and model folders they were started for
+_early: dict[tuple[str, str], list[subprocess.Popen]] = {}
+
+
+def _workers_wanted(n_steps: int, workers: int | None = None) -> int:
+    return workers or max(1, min(os.cpu_count() or 1, WORKERS_MAX, n_steps))
+
+
+def start_workers_early(market_folder: str = "", model_folder: str = "") -> None:
+    """Start the compile workers of a first run now, while the caller still makes the engine state
+    (whose kernels compile on a first run too): a worker takes as long to import numba and the
+    engine as a step to compile, and does it beside the caller instead of after it. A worker
+    makes its own state only at its first step, when the caller's kernels are in the cache.
+    compile_engine takes them; discard_early_workers ends the ones it did not take."""
+    key = (market_folder or "", model_folder or "")
+    if key in _early:
+        return
+    n = _workers_wanted(len(engine_steps(bool(key[0]), bool(key[1]))))
+    _early[key] = [_worker(*key) for _ in range(n)]
+
+
+def discard_early_workers() -> None:
+    """End the workers started early that no compile took (the engine was in the cache after all)."""
+    while _early:
+        _, procs = _early.popitem()
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+atexit.register(discard_early_workers)
 
 
 LOCK_FILE = ".first-run.lock"    # in the cache folder: held by the process compiling the engine into it
@@ -226,11 +361,9 @@ class CompileReport(NamedTuple):
     failed: dict[str, str]                # step -> the worker's error (the caller compiles it then)
 
 
-def _worker(market_folder: str, model_folder: str, buf_readonly: bool) -> subprocess.Popen:
+def _worker(market_folder: str, model_folder: str) -> subprocess.Popen:
     args = [sys.executable, "-m", "workbench.engine.precompile_child", f"--market={market_folder or ''}",
             f"--model={model_folder or ''}"]
-    if buf_readonly:
-        args.append("--readonly")
     # the worker imports this very package (a notebook or script may have put it on sys.path), so
     # it compiles the same sources into the same cache folder, with the same NUMBA_* settings
     root = str(Path(__file__).resolve().parents[2])
@@ -240,21 +373,29 @@ def _worker(market_folder: str, model_folder: str, buf_readonly: bool) -> subpro
 
 
 def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: str = "",
-                   say: Callable[[str], None] = say_stderr, final: tuple[str, ...] = ("the engine loop",),
-                   workers: int | None = None, stop: Callable[[], bool] | None = None) -> CompileReport:
-    """Compile the engine's steps (engine_steps) in worker processes, telling ``say`` each step as
-    it starts. ``final`` names the steps the caller does itself afterwards (counted and
-    announced here as the last ones: the caller then compiles them without a word).
+                   say: Callable[[str], None] = say_stderr, final: tuple[str, ...] = (),
+                   workers: int | None = None, stop: Callable[[], bool] | None = None,
+                   reader: str = "", loop: bool = True) -> CompileReport:
+    """Compile the engine's steps (engine_steps: ``reader`` and ``loop`` as there) in worker
+    processes, telling ``say`` each step as it starts. ``final`` names the steps the caller does
+    itself afterwards (counted and announced here as the last ones: the caller then compiles
+    them without a word).
     ``stop()`` true ends the workers and raises
     CompileStopped (looked at every STOP_POLL_S while the workers compile, and last before
     returning, so that the caller need not look again before its own final steps)."""
     t0 = time.perf_counter()
-    steps = engine_steps(bool(market_folder), bool(model_folder))
+    steps = engine_steps(bool(market_folder), bool(model_folder), reader, loop)
     total = len(steps) + len(final)
-    n = workers or max(1, min(os.cpu_count() or 1, WORKERS_MAX, len(steps)))
+    n = _workers_wanted(len(steps), workers)
+    steps = plan_order(steps, n)
     head = f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()})"
     say(f"{head}: {total} steps, {n} at a time")
-    procs = [_worker(market_folder, model_folder, buf_readonly) for _ in range(n)]
+    procs = _early.pop((market_folder or "", model_folder or ""), [])
+    _early[("", "-")] = procs[n:]         # (with any started for other folders: of no use here)
+    procs = procs[:n]
+    discard_early_workers()
+    procs += [_worker(market_folder, model_folder) for _ in range(n - len(procs))]
+    flag = " readonly" if buf_readonly else ""
     sel = selectors.DefaultSelector()
     for p in procs:
         sel.register(p.stdout, selectors.EVENT_READ, p)
@@ -276,7 +417,7 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
                     break
                 pending.remove(ready)
                 try:
-                    p.stdin.write(ready.name + "\n")
+                    p.stdin.write(ready.name + flag + "\n")
                     p.stdin.flush()
                 except OSError:           # the worker is gone: the step goes back to the queue
                     pending.insert(0, ready)

@@ -3,12 +3,15 @@ handed into numba's cache, with the argument types ``process_batch`` uses.
 
     python -m workbench.engine.precompile_child [--market FOLDER] [--model FOLDER] [--readonly]
 
-Reads one step name a line on stdin, compiles it, answers ``done NAME WALL_SECONDS CPU_SECONDS`` (or
+Reads one step name a line on stdin (followed by ``readonly`` when the run's frame buffer is
+read-only, as ``--readonly`` says for every step), compiles it, answers ``done NAME WALL_SECONDS CPU_SECONDS`` (or
 ``fail NAME ERROR``) on stdout; exits at the end of stdin. ``--market`` / ``--model``:
 the run's market snapshot and model folder (only their numba types matter; without them
 the steps that need them are refused). ``--readonly``: the run's frame buffer is
 read-only (a memory-mapped capture), which numba compiles apart from a writable one.
-The engine state is a default one: array types are what compiling needs, not sizes.
+The engine state is a default one: array types are what compiling needs, not sizes. It is
+made when the first step comes, not at start: a worker started early (while the caller
+compiles the state's own kernels) then loads those kernels instead of compiling them too.
 """
 
 from __future__ import annotations
@@ -28,18 +31,17 @@ def main(argv=None) -> None:
     from .deshred import new_deshred_state
     from .pipeline import new_batch_out
     from .state import market_of, model_of, new_state
-    state = new_state(tip_lamports=0)
-    ds = new_deshred_state()
-    out = new_batch_out(1)
-    mk = market_of(a.market, state)
-    model = model_of(a.model)
+    args = None
     for line in sys.stdin:
-        name = line.strip()
+        name, *flags = line.split() or [""]
         if not name:
             continue
         t, c = time.perf_counter(), time.process_time()
         try:
-            precompile.compile_step(name, a.readonly, state, ds, out, mk, model)
+            if args is None:
+                state = new_state(tip_lamports=0)
+                args = (state, new_deshred_state(), new_batch_out(1), market_of(a.market, state), model_of(a.model))
+            precompile.compile_step(name, a.readonly or "readonly" in flags, *args)
         except Exception as e:      # noqa: BLE001 - reported to the caller, which compiles the step itself
             msg = f"{type(e).__name__}: {e}".replace("\n", " ")[:1000]
             print(f"fail {name} {msg}", flush=True)

@@ -28,7 +28,8 @@ from ..config import Settings
 from ..errors import ConfigError
 from ..engine.market.counters import DETECT_COUNTER_NAMES
 from ..engine.pipeline import N_OPPS, N_SWAPS, new_batch_out, process_batch
-from ..engine.precompile import compile_engine, engine_cached, first_run_lock, say_if_first_run, say_stderr
+from ..engine.precompile import (compile_engine, discard_early_workers, engine_cached, first_run_lock,
+                                 say_if_first_run, say_stderr)
 from ..engine.state import (C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, HIST_DETECT_NS, HIST_NAMES,
                             HIST_PACKET_NS, HIST_SCORE_NS, EngineState)
 from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_table, empty_tx_table,
@@ -124,14 +125,16 @@ def empty_batch(buf: np.ndarray) -> FrameBatch:
 
 def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=None, market_folder: str = "",
             model_folder: str = "", say: Callable[[str], None] | None = say_stderr,
-            final: tuple[str, ...] = ("the engine loop",), stop: Callable[[], bool] | None = None) -> float:
+            final: tuple[str, ...] = (), stop: Callable[[], bool] | None = None, reader: str = "") -> float:
     """Compile (first run) or load from the numba cache every kernel the run will call,
     with the run's own array types, before the clock of the run starts. Returns seconds.
 
     A first run (process_batch not in the cache for these types) compiles the engine in
     steps, several processes at once, and tells ``say`` each step (engine/precompile.py);
-    ``final`` names what the caller compiles after (live mode: its loop). ``stop()`` true
-    (a signal) ends a first run's compile between steps: CompileStopped.
+    ``final`` names what the caller compiles after (live mode: its loop). ``reader`` (a capture
+    reader's ``format``) has a first run compile that reader's scan among the steps too, rather
+    than alone when the first batch is read. ``stop()`` true (a signal) ends a first run's
+    compile between steps: CompileStopped.
     """
     t = time.perf_counter()
     say = say or (lambda _text: None)
@@ -142,7 +145,9 @@ def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=No
     with first_run_lock(say, stop) if cold else nullcontext():
         if cold and not cached():
             compile_engine(not buf.flags.writeable, market_folder if market is not None else "",
-                           model_folder if model is not None else "", say=say, final=final, stop=stop)
+                           model_folder if model is not None else "", say=say, final=final, stop=stop,
+                           reader=reader)
+        discard_early_workers()          # (the engine was cached after all: started for nothing)
         process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
         tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))
     return time.perf_counter() - t
@@ -184,7 +189,9 @@ class EngineRun:
                  row_columns: Callable[[str, pa.Table], pa.Table] | None = None):
         self.settings = settings
         self.out = out_folder(out_dir)
-        say_if_first_run()       # before the state and the market load, which compile too on a first run
+        # before the state and the market load, which compile too on a first run (and the compile
+        # workers start meanwhile)
+        say_if_first_run(market_folder=settings.market or "", model_folder=settings.model or "")
         self.state = state if state is not None else engine_state(settings)
         self.ds = ds if ds is not None else deshred_state(settings)
         self.bout = new_batch_out(batch_frames or settings.batch_frames)
@@ -240,9 +247,9 @@ class EngineRun:
         self.engine_s = 0.0
         self._closed = False
 
-    def warm_up(self, buf: np.ndarray, stop: Callable[[], bool] | None = None) -> float:
+    def warm_up(self, buf: np.ndarray, stop: Callable[[], bool] | None = None, reader: str = "") -> float:
         return warm_up(buf, self.state, self.ds, self.bout, self.market, self.model, self.settings.market,
-                       self.settings.model, stop=stop)
+                       self.settings.model, stop=stop, reader=reader)
 
     def feed(self, batch: FrameBatch, pacer: Pacer | None = None) -> None:
         """Process every frame of ``batch`` (released as ``pacer`` says) and hand the rows on."""

@@ -42,7 +42,8 @@ def compile_modes(capture: Path, market: str, say=say_stderr) -> dict[str, float
     for mode, folder in (("replay --market", market), ("replay", "")):
         state = new_state(tip_lamports=0)
         mk = market_of(folder, state) if folder else None
-        seconds[mode] = warm_up(reader.buf, state, new_deshred_state(), new_batch_out(1), mk, None, folder, say=say)
+        seconds[mode] = warm_up(reader.buf, state, new_deshred_state(), new_batch_out(1), mk, None, folder, say=say,
+                                reader=getattr(reader, "format", ""))
     return seconds
 
 

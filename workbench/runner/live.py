@@ -26,7 +26,7 @@ from ..engine.live_mailbox import (LAT_RUN, LAT_WINDOW, Stage, active_stage, bus
                                    request_stop, reset_latency_window, reset_mailbox, set_returned, source_closed,
                                    stage_bytes, staged_rows)
 from ..engine.state import C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, EngineState
-from ..engine.precompile import compile_engine, first_run_lock
+from ..engine.precompile import compile_engine, discard_early_workers, first_run_lock
 from ..engine.tables import tx_table
 from ..errors import ConfigError
 from ..host import alloc_buffer, huge_backed_bytes
@@ -289,7 +289,8 @@ class LiveLoop:
             if cold and not src.loop_cached(*self.args, resync=self.resync):
                 compile_engine(not src.buf.flags.writeable, run.settings.market if run.market is not None else "",
                                run.settings.model if run.model is not None else "",
-                               final=("the live loop and the engine loop",), stop=stop)
+                               final=("the live loop",), stop=stop)
+            discard_early_workers()      # (the engine was cached after all: started for nothing)
             prefault(run.state, run.ds, run.bout, *self.stages, self.lat_counts, src.cols,
                      src.buf if src.kind != "afpacket" else ())
             request_abort(self.ex)

@@ -136,7 +136,8 @@ def replay(capture, out_dir, settings: Settings | None = None,
         pacer = Pacer(speed, sleep=stopper.sleep) if speed is not None else None
         capture_error = None
         try:
-            warmup_s = stopper.warm_up(lambda stop: run.warm_up(reader.buf, stop=stop))
+            warmup_s = stopper.warm_up(lambda stop: run.warm_up(reader.buf, stop=stop,
+                                                                reader=getattr(reader, "format", "")))
             warm = warmup_s is not None                # None: a stop came during the warm-up; no packet is read
             warmup_s = warmup_s or 0.0
             # the first batch is read before the clock: that read loads the reader's compiled scan from
