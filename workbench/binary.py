@@ -60,39 +60,31 @@ def prefetch_upto(buf, pf, pos):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _at(i, k):
-    """Index ``i + k`` as unsigned: a signed index gets a negative-index wraparound (a compare
-    and a select) on every byte read, which also stops LLVM from merging a multi-byte read into
-    one load. Callers check bounds first, so the index is never negative."""
-    return np.uint64(i) + np.uint64(k)
-
-
-@njit(cache=True, nogil=True, inline="always")
 def u16le(b, i):
-    return np.int64(b[_at(i, 0)]) | (np.int64(b[_at(i, 1)]) << 8)
+    return np.int64(b[i]) | (np.int64(b[i + 1]) << 8)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def u16be(b, i):
-    return (np.int64(b[_at(i, 0)]) << 8) | np.int64(b[_at(i, 1)])
+    return (np.int64(b[i]) << 8) | np.int64(b[i + 1])
 
 
 @njit(cache=True, nogil=True, inline="always")
 def u32le(b, i):
-    return (np.int64(b[_at(i, 0)]) | (np.int64(b[_at(i, 1)]) << 8) | (np.int64(b[_at(i, 2)]) << 16)
-            | (np.int64(b[_at(i, 3)]) << 24))
+    return (np.int64(b[i]) | (np.int64(b[i + 1]) << 8) | (np.int64(b[i + 2]) << 16)
+            | (np.int64(b[i + 3]) << 24))
 
 
 @njit(cache=True, nogil=True, inline="always")
 def u32be(b, i):
-    return ((np.int64(b[_at(i, 0)]) << 24) | (np.int64(b[_at(i, 1)]) << 16) | (np.int64(b[_at(i, 2)]) << 8)
-            | np.int64(b[_at(i, 3)]))
+    return ((np.int64(b[i]) << 24) | (np.int64(b[i + 1]) << 16) | (np.int64(b[i + 2]) << 8)
+            | np.int64(b[i + 3]))
 
 
 @njit(cache=True, nogil=True, inline="always")
 def u64le(b, i):
     """Unsigned 64-bit little-endian read, returned as uint64."""
-    return np.uint64(u32le(b, i)) | (np.uint64(u32le(b, np.int64(i) + 4)) << np.uint64(32))
+    return np.uint64(u32le(b, i)) | (np.uint64(u32le(b, i + 4)) << np.uint64(32))
 
 
 @njit(cache=True, nogil=True, inline="always")
