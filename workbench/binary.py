@@ -59,32 +59,46 @@ def prefetch_upto(buf, pf, pos):
     return prefetch_range(buf, pf, pos, buf.shape[0])
 
 
+# Byte reads index with an unsigned position: a signed index gets a negative-index wraparound
+# (a compare and a select) on every byte, which also keeps LLVM from merging a multi-byte read
+# into one load. Callers check bounds first, so the position is never negative. The position
+# is converted once per read: an inlined helper per byte made every caller's IR larger, and
+# the first run's compile with it.
+_B1 = np.uint64(1)
+_B2 = np.uint64(2)
+_B3 = np.uint64(3)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def u16le(b, i):
-    return np.int64(b[i]) | (np.int64(b[i + 1]) << 8)
+    j = np.uint64(i)
+    return np.int64(b[j]) | (np.int64(b[j + _B1]) << 8)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def u16be(b, i):
-    return (np.int64(b[i]) << 8) | np.int64(b[i + 1])
+    j = np.uint64(i)
+    return (np.int64(b[j]) << 8) | np.int64(b[j + _B1])
 
 
 @njit(cache=True, nogil=True, inline="always")
 def u32le(b, i):
-    return (np.int64(b[i]) | (np.int64(b[i + 1]) << 8) | (np.int64(b[i + 2]) << 16)
-            | (np.int64(b[i + 3]) << 24))
+    j = np.uint64(i)
+    return (np.int64(b[j]) | (np.int64(b[j + _B1]) << 8) | (np.int64(b[j + _B2]) << 16)
+            | (np.int64(b[j + _B3]) << 24))
 
 
 @njit(cache=True, nogil=True, inline="always")
 def u32be(b, i):
-    return ((np.int64(b[i]) << 24) | (np.int64(b[i + 1]) << 16) | (np.int64(b[i + 2]) << 8)
-            | np.int64(b[i + 3]))
+    j = np.uint64(i)
+    return ((np.int64(b[j]) << 24) | (np.int64(b[j + _B1]) << 16) | (np.int64(b[j + _B2]) << 8)
+            | np.int64(b[j + _B3]))
 
 
 @njit(cache=True, nogil=True, inline="always")
 def u64le(b, i):
     """Unsigned 64-bit little-endian read, returned as uint64."""
-    return np.uint64(u32le(b, i)) | (np.uint64(u32le(b, i + 4)) << np.uint64(32))
+    return np.uint64(u32le(b, i)) | (np.uint64(u32le(b, np.int64(i) + 4)) << np.uint64(32))
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -89,8 +89,9 @@ def _slot_of(buf, off, mask):
 
 @njit(cache=True, nogil=True, inline="always")
 def _same(keys, kid, buf, off):
-    for j in range(PUBKEY_SZ):
-        if keys[kid, j] != buf[off + j]:
+    row = keys[kid]
+    for j in range(0, PUBKEY_SZ, 8):            # four 8-byte compares, not 32 byte compares
+        if u64le(row, j) != u64le(buf, off + j):
             return False
     return True
 

@@ -265,9 +265,9 @@ def _decode(buf, off, end, exact, txns, t, instrs, i0, luts, l0):
         row = instrs[i0 + k]
         if row.program_idx == 0 or row.program_idx >= acct_cnt:
             return ERR_INDEX_OUT_OF_RANGE
-        a = row.acct_off
+        a = np.uint64(row.acct_off)           # unsigned: no negative-index wraparound per account byte
         for j in range(row.acct_cnt):
-            if buf[a + j] >= total:
+            if buf[a + np.uint64(j)] >= total:
                 return ERR_INDEX_OUT_OF_RANGE
     tr = txns[t]
     tr.payload_off = off
