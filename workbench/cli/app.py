@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -504,5 +503,12 @@ def version():
 
 
 def main():  # pragma: no cover
-    sys.exit(app())
+    """The ``workbench`` script and ``python -m workbench.cli``: the command, then an exit that skips
+    freeing the heap object by object (host/interpreter.py)."""
+    from ..host.interpreter import exit_without_teardown
+    try:
+        code = app()
+    except SystemExit as e:
+        code = e.code
+    exit_without_teardown(code)
 
