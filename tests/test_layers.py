@@ -23,6 +23,7 @@ RANK = {
     "errors": 0, "binary": 0, "config": 0,
     "linktypes": 0,                                     # link types and frame headers: sources write, wire reads
     "wide": 0,                                          # u128/u256 arithmetic: the engine's AMM maths, the chain's tick maths
+    "arrow_columns": 0,                                 # numpy <-> Arrow without pyarrow's pandas hooks
     "capture": 1,
     "host": 1,                                          # OS plumbing: cpu pinning, memory, NIC tuning
     "wire": 2, "metrics": 2,

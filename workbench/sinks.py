@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .arrow_columns import column, numbers
 from .engine.tables import (KeyNames, MarketNames, canonical_programs, opp_table, status_table, swap_table,
                             tx_table)
 
@@ -189,14 +190,14 @@ class OppSummary:
         if t.num_rows == 0:
             return
         types = t.column("type").to_pylist()
-        profit = t.column("expected_profit_sol").to_numpy()
+        profit = numbers(t.column("expected_profit_sol"))
         for k, p in zip(types, profit):
             self.by_type[k] = self.by_type.get(k, 0) + 1
             self.profit_sol[k] = self.profit_sol.get(k, 0.0) + float(p)
         best = np.argsort(-profit, kind="stable")[:self.TOP]
         cols = ("opportunity_id", "type", "ts_ns", "packet_index", "pools", "amount_in", "profit_quote",
                 "expected_profit_sol", "victim_signature")
-        sub = t.take(pa.array(best)).select(list(cols)).to_pylist()
+        sub = t.take(column(best)).select(list(cols)).to_pylist()
         self.top = sorted(self.top + sub, key=lambda r: (-r["expected_profit_sol"], r["ts_ns"]))[:self.TOP]
 
     def as_dict(self) -> dict:

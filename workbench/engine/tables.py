@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..arrow_columns import column, numbers, strings
 from ..wire.base58 import encode64_column, encode_column
 from ..wire.keys import key_to_base58
 from ..wire.txn import SIGNATURE_SZ
@@ -80,7 +81,7 @@ class KeyNames:
     def __init__(self, keys: np.ndarray):
         self.keys = keys
         self._names: list[str] = []
-        self._array = pa.array([], pa.string())
+        self._array = strings([])
 
     def names(self, upto: int) -> list[str]:
         while len(self._names) < upto:
@@ -90,12 +91,12 @@ class KeyNames:
     def array(self, upto: int) -> pa.StringArray:
         """The names of ids [0, upto) or more, as an Arrow array, rebuilt only when it must grow."""
         if len(self._array) < upto:
-            self._array = pa.array(self.names(upto), pa.string())
+            self._array = strings(self.names(upto))
         return self._array
 
 
 # the `version` column's text for each int8 code (index = code + 128): 'legacy' for -1, else the number
-_VERSION_NAMES = pa.array(["legacy" if c < 0 else str(c) for c in range(-128, 128)], pa.string())
+_VERSION_NAMES = strings(["legacy" if c < 0 else str(c) for c in range(-128, 128)])
 
 
 _TX_PLAIN = tuple(c for c in TX_COLUMNS if c not in ("signature", "version", "programs"))   # copied as they are
@@ -116,33 +117,33 @@ def programs_array(offsets: np.ndarray, ids: np.ndarray, key_names: KeyNames) ->
     used = np.zeros(top, np.bool_)
     used[ids] = True
     kid = np.flatnonzero(used)
-    names = key_names.array(top).take(pa.array(kid))
+    names = key_names.array(top).take(column(kid))
     return _sorted_dictionary(np.asarray(offsets, np.int32), ids, kid, names)
 
 
 def _sorted_dictionary(offsets: np.ndarray, codes: np.ndarray, used: np.ndarray, names: pa.Array) -> pa.ListArray:
     """List<dictionary> whose values are ``codes`` (each one of ``used``, ascending, named ``names``),
     with a dictionary of ``names`` sorted."""
-    order = np.asarray(names.to_numpy(zero_copy_only=False).argsort(kind="stable"), np.int64)
+    order = np.asarray(np.asarray(names.to_pylist(), dtype=str).argsort(kind="stable"), np.int64)
     remap = np.zeros(int(used[-1]) + 1 if used.size else 0, np.int32)
     remap[used[order]] = np.arange(order.shape[0], dtype=np.int32)
-    values = pa.DictionaryArray.from_arrays(pa.array(remap[codes] if codes.size else np.zeros(0, np.int32)),
-                                            names.take(pa.array(order)))
-    return pa.ListArray.from_arrays(pa.array(offsets), values, type=PROGRAMS_TYPE)
+    values = pa.DictionaryArray.from_arrays(column(remap[codes] if codes.size else np.zeros(0, np.int32)),
+                                            names.take(column(order)))
+    return pa.ListArray.from_arrays(column(offsets), values, type=PROGRAMS_TYPE)
 
 
 def canonical_programs(col) -> pa.ListArray:
     """A ``programs`` column (list<dictionary>, e.g. a slice or a join of several tables) with its
     dictionary cut to the names its rows use, sorted: as ``programs_array`` would build it."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    offsets = col.offsets.to_numpy()
+    offsets = numbers(col.offsets)
     offsets = (offsets - offsets[0]).astype(np.int32)
     values = col.flatten()
-    codes = values.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = numbers(values.indices).astype(np.int64)
     used = np.zeros(len(values.dictionary), np.bool_)
     used[codes] = True
     kept = np.flatnonzero(used)
-    return _sorted_dictionary(offsets, codes, kept, values.dictionary.take(pa.array(kept)))
+    return _sorted_dictionary(offsets, codes, kept, values.dictionary.take(column(kept)))
 
 
 def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Table:
@@ -154,7 +155,7 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
         if name == "signature":
             cols[name] = signature_array(tx["_sig"].copy())    # the table never views ``tx`` (sinks.py reuses it)
         elif name == "version":
-            cols[name] = _VERSION_NAMES.take(pa.array(tx["version"].astype(np.int16) + 128))
+            cols[name] = _VERSION_NAMES.take(column(tx["version"].astype(np.int16) + 128))
         elif name == "programs":
             counts = tx["num_programs"].astype(np.int32)
             offsets = np.zeros(n + 1, np.int32)
@@ -166,7 +167,7 @@ def tx_table(tx: np.ndarray, prog_ids: np.ndarray, key_names: KeyNames) -> pa.Ta
             ids = prog_ids[idx] if idx.size else np.zeros(0, np.int32)
             cols[name] = programs_array(offsets, ids, key_names)
         else:
-            cols[name] = pa.array(plain[name])
+            cols[name] = column(plain[name])
     return required_table(cols)
 
 
@@ -203,7 +204,7 @@ def empty_tx_table(key_names: KeyNames) -> pa.Table:
 
 
 _STATUS_CODES = sorted(STATUS_NAMES)
-_STATUS_DICT = pa.array([STATUS_NAMES[c] for c in _STATUS_CODES], pa.string())
+_STATUS_DICT = strings([STATUS_NAMES[c] for c in _STATUS_CODES])
 _STATUS_INDEX = np.zeros(256, np.int8)          # code (low byte of the int16) -> dictionary index
 for _i, _c in enumerate(_STATUS_CODES):
     _STATUS_INDEX[_c & 0xFF] = _i
@@ -213,9 +214,9 @@ def status_table(status: np.ndarray, first_index: int, ts_ns: np.ndarray) -> pa.
     """One row per packet: index, event time and status (dictionary-encoded names)."""
     idx = _STATUS_INDEX[status.astype(np.int64) & 0xFF]
     return required_table({
-        "packet_index": pa.array(np.arange(first_index, first_index + status.shape[0], dtype=np.int64)),
-        "ts_ns": pa.array(np.array(ts_ns, np.int64)),          # a copy: the caller may reuse ``ts_ns``
-        "status": pa.DictionaryArray.from_arrays(pa.array(idx), _STATUS_DICT),
+        "packet_index": column(np.arange(first_index, first_index + status.shape[0], dtype=np.int64)),
+        "ts_ns": column(np.array(ts_ns, np.int64)),          # a copy: the caller may reuse ``ts_ns``
+        "status": pa.DictionaryArray.from_arrays(column(idx), _STATUS_DICT),
     })
 
 
@@ -223,8 +224,8 @@ def status_table(status: np.ndarray, first_index: int, ts_ns: np.ndarray) -> pa.
 # swaps.parquet and opportunities.parquet (engine/opps.py rows)
 # ============================================================================================
 
-_SWAP_STATUS_DICT = pa.array(list(SWAP_STATUS_NAMES), pa.string())
-_PROGRAM_DICT = pa.array([PROGRAM_NAMES.get(k, "") for k in range(max(PROGRAM_NAMES) + 1)], pa.string())
+_SWAP_STATUS_DICT = strings(SWAP_STATUS_NAMES)
+_PROGRAM_DICT = strings([PROGRAM_NAMES.get(k, "") for k in range(max(PROGRAM_NAMES) + 1)])
 OPP_NAMESPACE = uuid.UUID("6f1c2d8e-5a4b-4c3d-9e2f-1a0b9c8d7e6f")   # uuid5 namespace of opportunity ids
 
 
@@ -235,8 +236,8 @@ class MarketNames:
         self.market = market
         kids = np.concatenate([market.pool_kid, market.token_kid]).astype(np.int64)
         names = key_names.names(int(kids.max()) + 1) if kids.size else []
-        self.pools = pa.array([names[k] for k in market.pool_kid], pa.string())
-        self.tokens = pa.array([names[k] for k in market.token_kid], pa.string())
+        self.pools = strings([names[k] for k in market.pool_kid])
+        self.tokens = strings([names[k] for k in market.token_kid])
 
 
 _SWAP_FIELDS = ("ts_ns", "packet_index", "tx_index", "slot", "instr_index", "pool_row", "program", "a_to_b",
@@ -246,14 +247,14 @@ _SWAP_FIELDS = ("ts_ns", "packet_index", "tx_index", "slot", "instr_index", "poo
 def swap_table(sw: np.ndarray, mn: MarketNames) -> pa.Table:
     """swaps.parquet rows (SWAP_DTYPE)."""
     v = record_columns(sw, _SWAP_FIELDS)
-    cols = {c: pa.array(v[c]) for c in ("ts_ns", "packet_index", "tx_index", "slot")}
-    cols["instr_index"] = pa.array(v["instr_index"])
-    cols["pool"] = mn.pools.take(pa.array(v["pool_row"].astype(np.int32)))
-    cols["pool_row"] = pa.array(v["pool_row"])
-    cols["program"] = _PROGRAM_DICT.take(pa.array(v["program"].astype(np.int32)))
+    cols = {c: column(v[c]) for c in ("ts_ns", "packet_index", "tx_index", "slot")}
+    cols["instr_index"] = column(v["instr_index"])
+    cols["pool"] = mn.pools.take(column(v["pool_row"].astype(np.int32)))
+    cols["pool_row"] = column(v["pool_row"])
+    cols["program"] = _PROGRAM_DICT.take(column(v["program"].astype(np.int32)))
     for c in ("a_to_b", "exact_in", "amount_in", "amount_out", "limit", "reserve_a", "reserve_b"):
-        cols[c] = pa.array(v[c])
-    cols["status"] = _SWAP_STATUS_DICT.take(pa.array(v["status"].astype(np.int32)))
+        cols[c] = column(v[c])
+    cols["status"] = _SWAP_STATUS_DICT.take(column(v["status"].astype(np.int32)))
     return required_table(cols)
 
 
@@ -270,33 +271,33 @@ def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     """opportunities.parquet rows (OPP_DTYPE)."""
     n = opps.shape[0]
     sigs = encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
-                          SIGNATURE_SZ) if n else pa.array([], pa.string())
+                          SIGNATURE_SZ) if n else strings([])
     sig_list = sigs.to_pylist()
-    cols = {"ts_ns": pa.array(np.ascontiguousarray(opps["ts_ns"])),
-            "opportunity_id": pa.array(opportunity_ids(capture_id, opps, sig_list), pa.string()),
-            "type": pa.array([OPP_TYPE_NAMES[k] for k in opps["kind"].tolist()], pa.string())}
+    cols = {"ts_ns": column(opps["ts_ns"]),
+            "opportunity_id": strings(opportunity_ids(capture_id, opps, sig_list)),
+            "type": strings([OPP_TYPE_NAMES[k] for k in opps["kind"].tolist()])}
     for c in ("packet_index", "tx_index", "slot"):
-        cols[c] = pa.array(np.ascontiguousarray(opps[c]))
+        cols[c] = column(opps[c])
     counts = opps["n_pools"].astype(np.int32)
     offsets = np.zeros(n + 1, np.int32)
     np.cumsum(counts, out=offsets[1:])
     rows = opps["pools"][np.arange(POOLS_PER_OPP)[None, :] < counts[:, None]] if n else np.zeros(0, np.int32)
-    cols["pools"] = pa.ListArray.from_arrays(pa.array(offsets), mn.pools.take(pa.array(rows.astype(np.int32))))
-    cols["victim_signature"] = pa.array(np.where(opps["kind"] == OPP_SANDWICH,
-                                                 np.asarray(sig_list, dtype=object), ""), pa.string())
+    cols["pools"] = pa.ListArray.from_arrays(column(offsets), mn.pools.take(column(rows.astype(np.int32))))
+    cols["victim_signature"] = strings(np.where(opps["kind"] == OPP_SANDWICH, np.asarray(sig_list, dtype=object), "")
+                                       .tolist())
     cols["trigger_signature"] = sigs
-    cols["profit_mint"] = mn.tokens.take(pa.array(opps["profit_token"].astype(np.int32)))
+    cols["profit_mint"] = mn.tokens.take(column(opps["profit_token"].astype(np.int32)))
     for c in ("amount_in", "amount_out", "profit_quote", "tip_lamports", "expected_profit_lamports",
               "expected_profit_sol"):
-        cols[c] = pa.array(np.ascontiguousarray(opps[c]))
+        cols[c] = column(opps[c])
     pos = opps["position_row"]
-    cols["position_id"] = pa.array(np.where(pos >= 0, mn.market.pos_id[np.maximum(pos, 0)] if mn.market.pos_id.size
+    cols["position_id"] = column(np.where(pos >= 0, mn.market.pos_id[np.maximum(pos, 0)] if mn.market.pos_id.size
                                             else -1, -1).astype(np.int64))
-    cols["detect_ns"] = pa.array(np.ascontiguousarray(opps["detect_ns"]))
-    cols["score"] = pa.array(np.ascontiguousarray(opps["score"]))
+    cols["detect_ns"] = column(opps["detect_ns"])
+    cols["score"] = column(opps["score"])
     feats = np.ascontiguousarray(opps["features"]).reshape(n, N_MODEL_FEATURES)
     for j, name in enumerate(MODEL_FEATURES):
-        cols[name] = pa.array(np.ascontiguousarray(feats[:, j]))
+        cols[name] = column(feats[:, j])
     return pa.table(cols)
 
 

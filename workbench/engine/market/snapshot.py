@@ -181,7 +181,7 @@ def _read(folder: Path, name: str, required: bool):
             raise MarketError(f"{path}: missing (a market snapshot needs {path.name})")
         return None, path.name
     try:
-        table = pq.read_table(path)
+        table = pq.ParquetFile(path).read()     # read_table would import pyarrow.dataset, and pandas with it
     except Exception as e:      # pyarrow raises several types for a damaged file
         raise MarketError(f"{path}: not a readable Parquet file ({e})") from None
     missing = [c for c in SNAPSHOT_FILES[name] if c not in table.column_names]
