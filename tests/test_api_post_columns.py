@@ -220,6 +220,7 @@ def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_
         store.note_stored(pa.chunked_array([pa.array([engine])]))                 # the run wrote this one
         g = check_group([(orjson.dumps([_short(opportunity_id=engine), fresh[0], _short()]), False)])
         assert store.insert_group(g).tolist() == [False, False, True]
+        store.wait_posts_inserted()             # (posted rows are inserted in the background: post_spool.py)
         assert store.count_opportunities() == 3 + 2 + 1
     finally:
         store.close()

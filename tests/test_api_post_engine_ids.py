@@ -46,6 +46,7 @@ def test_an_engine_row_handed_on_but_not_yet_stored_is_a_duplicate_for_a_post(tm
         late = str(uuid.uuid4())
         _hand_on(run, [late])
         assert _post(store, [_short(opportunity_id=late), _short(opportunity_id=early), fresh]) == [False] * 3
+        store.wait_posts_inserted()                             # (posted rows go in in the background: post_spool.py)
         assert store.count_opportunities() == 1                 # only the posted row: the engine's writer is behind
         assert len(run.take("opportunities")) == 2              # and the pump had taken neither table
         # rows the run's writer stores later, and the posted one, stay stored once each

@@ -18,13 +18,18 @@ groups it takes must stay as large as they were without the overlap). Inserts ru
 time and in arrival order, so the id look-up and the insert of a group always see every row of
 the groups before it.
 
+With a post spool (an embedded store on disk: post_spool.py) there is no insert to wait for: a
+group is checked, its new rows spooled and its ids noted in one step on the worker thread, one
+group at a time in arrival order, and the store's insert of many groups runs later on the
+spool's own thread.
+
 The answer of each request is what it would have been had the requests run one after the
 other in arrival order: a bad row gets 422 naming the row and field and nothing of its request
 is written (the other requests of the group go on); a row whose id the store holds, or an
 earlier request of the same group posted, counts as a duplicate. A store error fails every
 request of the group that passed its checks (each gets the error; nothing of the group was
-written: the insert is one statement).
-"""
+written: the insert is one statement). With a post spool that error is the spool's (its file
+is one write); an insert that fails later is tried again (post_spool.py)."""
 
 from __future__ import annotations
 
@@ -58,8 +63,15 @@ class GroupCommit:
         self._checked: list[tuple[list, CheckedGroup]] = []    # checked, waiting for the next insert
         self._worker: asyncio.Task | None = None               # checks what is queued
         self._storing: asyncio.Task | None = None              # the insert running
-        self.groups = 0                 # groups committed (for /v1/stats: requests per insert)
+        self._groups = 0                # groups committed
         self.requests = 0               # requests that passed their checks
+        # posts answered once spooled (post_spool.py): a group is checked and spooled in one step
+        self._spooled = bool(getattr(store, "spooled_inserts", False))
+
+    @property
+    def groups(self) -> int:
+        """Store inserts of posted rows (for /v1/stats: requests per insert)."""
+        return getattr(self._store, "post_inserts", self._groups)
 
     async def submit(self, body: bytes, arrow: bool = False) -> tuple[int, bytes]:
         fut = asyncio.get_running_loop().create_future()
@@ -71,6 +83,11 @@ class GroupCommit:
     async def _check_queued(self) -> None:
         while self._queued:
             group, self._queued = self._queued, []
+            if self._spooled:
+                # spooling costs little beside the check: both in one hop to the worker thread, in
+                # arrival order (this loop runs one group at a time)
+                await self._answer(group, self._checked_and_stored, [p for p, _ in group])
+                continue
             try:
                 checked = await anyio.to_thread.run_sync(check_group, [p for p, _ in group])
             except BaseException as e:          # (cancelled too: no request is left waiting)
@@ -80,6 +97,9 @@ class GroupCommit:
                 continue
             self._checked.append((group, checked))
             self._store_next()
+
+    def _checked_and_stored(self, posts: list[tuple[bytes, bool]]):
+        return self._stored(check_group(posts))
 
     def _store_next(self) -> None:
         """Start an insert of everything checked, unless one runs (its end starts the next)."""
@@ -110,18 +130,22 @@ class GroupCommit:
     async def _store_and_answer(self, taken: list[tuple[list, CheckedGroup]]) -> None:
         group = [req for g, _ in taken for req in g]
         try:
-            answers, rows, items, accepted = await anyio.to_thread.run_sync(
-                self._stored, joined_groups([c for _, c in taken]))
+            await self._answer(group, self._stored, joined_groups([c for _, c in taken]))
+        finally:
+            self._storing = None
+            self._store_next()                  # what was checked meanwhile: the next insert
+
+    async def _answer(self, group: list, stored, arg) -> None:
+        """Run ``stored(arg)`` on a worker thread, then answer every request of ``group``."""
+        try:
+            answers, rows, items, accepted = await anyio.to_thread.run_sync(stored, arg)
         except BaseException as e:              # (cancelled too: no request is left waiting)
             _fail(group, e)
             if not isinstance(e, Exception):
                 raise
             return
-        finally:
-            self._storing = None
-            self._store_next()                  # what was checked meanwhile: the next insert
         if accepted:
-            self.groups += 1
+            self._groups += 1
             self.requests += accepted
         if rows and self._on_stored is not None:
             try:

@@ -20,7 +20,8 @@ import pyarrow as pa
 from ..store import connect
 from .opportunity_rows import ID, TABLE, PostedBatch, dumps_rows
 from .post_columns import checked_group_of
-from .seen_ids import SeenIds, id_array
+from .post_spool import PostSpool, post_spool_dir
+from .seen_ids import ID_BYTES, SeenIds, id_array
 
 PAGE_ROWS_DEFAULT = 100
 PAGE_ROWS_MAX = 5_000
@@ -77,15 +78,41 @@ class StoreAccess:
         self.writer = connect(dsn)
         self.reader = connect(dsn, ensure_schema=False, read_only=True)
         self._read_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()    # (re-entered: the first id read inside insert_group)
         self._seen: SeenIds | None = None       # an embedded store's ids, read on the first post
         self._early: list[np.ndarray] = []      # engine ids handed on before that read (note_stored)
         self._seen_lock = threading.Lock()      # between note_stored (the run's sink thread) and that read
+        self._reserve_lock = threading.Lock()   # one spooled group at a time (look-up, spool, ids noted)
+        self._post_inserts = 0                  # store inserts of posted groups (without a post spool)
+        # an embedded store on disk: posts are answered once spooled and inserted in the background
+        # (post_spool.py); what an earlier server spooled goes in now, before any post looks ids up
+        spool_dir = post_spool_dir(self.writer.dsn)
+        self._post_spool = PostSpool(self.writer, spool_dir, self._write_lock) if spool_dir else None
+        if self._post_spool is not None:
+            self._post_spool.replay()
         self.columns = self._live_columns()
 
     def close(self) -> None:
+        if self._post_spool is not None:
+            self._post_spool.close()            # what waits is inserted (or stays spooled for the next start)
         self.reader.close()
         self.writer.close()
+
+    @property
+    def post_inserts(self) -> int:
+        """Store inserts of posted rows so far."""
+        return self._post_spool.inserts if self._post_spool is not None else self._post_inserts
+
+    def wait_posts_inserted(self) -> None:
+        """Wait until the posts answered so far are in the store (with a post spool they are
+        inserted in the background)."""
+        if self._post_spool is not None:
+            self._post_spool.wait_inserted()
+
+    @property
+    def spooled_inserts(self) -> bool:
+        """Whether posts are answered once spooled, before their insert (post_spool.py)."""
+        return self._post_spool is not None
 
     def _live_columns(self) -> list[tuple[str, str]]:
         rows = self.reader.query_rows(f"DESCRIBE TABLE {self.reader.table(TABLE)}")
@@ -188,7 +215,8 @@ class StoreAccess:
             stored = self.stored_ids([v.decode() for v in uniq])
             return np.isin(ids, id_array(stored)) if stored else np.zeros(len(ids), bool)
         if self._seen is None:
-            t = self.writer.query_arrow(f"SELECT toString(opportunity_id) AS id FROM {self.writer.table(TABLE)}")
+            with self._write_lock:
+                t = self.writer.query_arrow(f"SELECT toString(opportunity_id) AS id FROM {self.writer.table(TABLE)}")
             with self._seen_lock:
                 # the engine rows handed on so far are in the store or in _early (the store may not have
                 # them yet: its writer runs behind the hand-off); those handed on from here go to the set
@@ -212,23 +240,40 @@ class StoreAccess:
     def insert_group(self, group) -> np.ndarray:
         """Insert a group of posted rows (post_columns.py ``CheckedGroup``) with one look-up and one
         insert: which rows were inserted, as if the requests had come one after the other in order
-        (a row whose id the store holds, or an earlier row of the group has, is not)."""
+        (a row whose id the store holds, or an earlier row of the group has, is not). With a post
+        spool the rows are spooled instead, and inserted later (post_spool.py); their ids are noted
+        at once, so a later post of one of them is a duplicate."""
+        if self._post_spool is not None:
+            with self._reserve_lock:
+                ids, keep = self._new_rows(group)
+                if keep.any():
+                    # one file, so a failure spools nothing of the group
+                    self._post_spool.append(group.table if keep.all() else group.table.filter(pa.array(keep)))
+                    self._seen.add(ids[keep])
+                return keep
         with self._write_lock:
-            n = len(group.ids)
-            if not n:
-                return np.zeros(0, bool)
-            ids = id_array(group.ids)                       # canonical text: one id, one spelling
-            uniq, first = np.unique(ids, return_index=True)
-            keep = np.zeros(n, bool)
-            keep[first] = True                              # the first row of each id in the group
-            keep &= ~self._stored_mask(ids, uniq)
+            ids, keep = self._new_rows(group)
             if keep.any():
                 # one statement, so a failure writes nothing of the group; the batches were conformed to
                 # the live columns, so their schemas agree
                 self.writer.insert_arrow(TABLE, group.table if keep.all() else group.table.filter(pa.array(keep)))
+                self._post_inserts += 1
                 if self._seen is not None:
                     self._seen.add(ids[keep])
             return keep
+
+    def _new_rows(self, group) -> tuple[np.ndarray, np.ndarray]:
+        """The group's ids (``id_array``) and which of its rows are new: the first row of each id,
+        when the store (or the id set) lacks it."""
+        n = len(group.ids)
+        if not n:
+            return np.zeros(0, f"S{ID_BYTES}"), np.zeros(0, bool)
+        ids = id_array(group.ids)                       # canonical text: one id, one spelling
+        uniq, first = np.unique(ids, return_index=True)
+        keep = np.zeros(n, bool)
+        keep[first] = True                              # the first row of each id in the group
+        keep &= ~self._stored_mask(ids, uniq)
+        return ids, keep
 
     # -- runs
     def runs(self, limit: int) -> list[dict]:

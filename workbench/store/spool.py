@@ -225,8 +225,10 @@ class Spool:
     def rejected_dir(self) -> Path:
         return self.dir / REJECTED
 
-    def write(self, table: str, data: pa.Table, dedup_token: str, error: str = "") -> Path:
-        """Spool one (conformed) batch; durable when this returns."""
+    def write(self, table: str, data: pa.Table, dedup_token: str, error: str = "", *, fsync: bool = True,
+              compression: str | None = "zstd") -> Path:
+        """Spool one (conformed) batch; durable when this returns. Without ``fsync`` the file
+        survives a crash of this process (it is complete once renamed), not a power loss."""
         self.dir.mkdir(parents=True, exist_ok=True)
         now = time.time_ns()
         name = f"{now:020d}-{os.getpid()}-{next(_seq):06d}.{table}{SUFFIX}"
@@ -235,12 +237,13 @@ class Spool:
                 _META_ROWS: str(data.num_rows).encode(), _META_TARGET: self.target.encode()}
         data = data.replace_schema_metadata(meta)
         tmp = self.dir / f".{name}.tmp"
-        opts = pa.ipc.IpcWriteOptions(compression="zstd")
+        opts = pa.ipc.IpcWriteOptions(compression=compression)
         with open(tmp, "wb") as f:
             with pa.ipc.new_file(f, data.schema, options=opts) as w:
                 w.write_table(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         final = self.dir / name
         os.replace(tmp, final)
         return final

@@ -1,0 +1,92 @@
+"""Posts to an embedded store are answered once spooled and inserted in the background
+(api/post_spool.py): a clean stop inserts what waits; a server killed after answering leaves
+spool files that the next server on the store inserts before its first post, nothing lost and
+nothing doubled (not even the rows of a file whose insert landed before the kill). A real
+`workbench serve` on a free loopback port, killed with SIGKILL."""
+
+from __future__ import annotations
+
+import pytest
+
+from test_api_rest import _rows
+from test_api_serve import Server
+
+from workbench.api.opportunity_rows import TABLE, check_rows
+from workbench.api.post_spool import post_spool_dir
+from workbench.store import Spool, connect, parse_dsn
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _stored(tmp_path) -> tuple[int, set[str]]:
+    """(rows, distinct ids) of the store's opportunities (no server may have it open)."""
+    with connect(f"chdb://{tmp_path / 'db'}") as store:
+        rows = store.query_rows(f"SELECT toString(opportunity_id) FROM {store.table(TABLE)}")
+    return len(rows), {r[0] for r in rows}
+
+
+def _spool_dir(tmp_path):
+    return post_spool_dir(parse_dsn(f"chdb://{tmp_path / 'db'}"))
+
+
+def test_posts_answered_before_a_kill_are_stored_once_after_a_restart(tmp_path):
+    batches = [_rows(10, 0, 10_000, seed=500 + k) for k in range(40)]
+    answered = []
+    s = Server(tmp_path)
+    try:
+        for rows in batches:
+            r = s.post("/v1/opportunities", rows)
+            assert r.status_code == 201, r.text
+            answered += r.json()["ids"]
+    finally:
+        s.proc.kill()           # no clean stop: what was spooled and not inserted stays in the spool
+        s.proc.wait()
+        s.log.close()
+    assert len(answered) == 400
+    s = Server(tmp_path)        # inserts the spool before it answers
+    try:
+        assert not list(_spool_dir(tmp_path).glob("*.arrow"))
+        again = s.post("/v1/opportunities", batches[-1])        # stored before the kill or by the replay
+        assert again.status_code == 200 and again.json()["inserted"] == 0, again.text
+    finally:
+        s.stop()
+    n, ids = _stored(tmp_path)
+    assert n == len(answered) and ids == set(answered)
+
+
+def test_a_restart_inserts_spooled_rows_the_store_lacks_and_skips_those_it_has(tmp_path):
+    inserted, waiting = _rows(15, 0, 1000, seed=61), _rows(15, 1000, 2000, seed=62)
+    s = Server(tmp_path)
+    try:
+        assert s.post("/v1/opportunities", inserted).status_code == 201
+    finally:
+        s.stop()
+    spool_dir = _spool_dir(tmp_path)
+    assert not list(spool_dir.glob("*.arrow"))          # a clean stop inserted what waited
+    # what a kill can leave: a file whose insert landed before its removal, one never inserted,
+    # and a write cut short (its post was never answered)
+    spool = Spool(spool_dir, target=parse_dsn(f"chdb://{tmp_path / 'db'}"))
+    for rows in (inserted, waiting):
+        spool.write(TABLE, check_rows(rows).table, "", fsync=False, compression=None)
+    (spool_dir / ".00000000000000000000-1-000000.mev_opportunities.arrow.tmp").write_bytes(b"cut short")
+    s = Server(tmp_path)
+    try:
+        assert not any(spool_dir.iterdir())
+        r = s.post("/v1/opportunities", inserted + waiting)
+        assert r.status_code == 200 and r.json()["duplicates"] == 30, r.text
+    finally:
+        s.stop()
+    n, ids = _stored(tmp_path)
+    assert n == 30 and ids == {r["opportunity_id"] for r in inserted + waiting}
+
+
+def test_a_post_spool_that_cannot_be_written_answers_503_and_keeps_nothing(tmp_path):
+    _spool_dir(tmp_path).write_text("a file where the spool folder goes")
+    s = Server(tmp_path)
+    try:
+        r = s.post("/v1/opportunities", _rows(5, 0, 100, seed=71))
+        assert r.status_code == 503 and "post spool" in r.json()["error"], r.text
+        assert s.get("/v1/opportunities", params={"limit": 100}).json()["rows"] == []
+    finally:
+        s.stop()
+    assert _stored(tmp_path)[0] == 0
