@@ -73,3 +73,22 @@ def test_signature_blocks_match_one_at_a_time_at_every_block_edge():
         for i, o in enumerate(offs):
             k = encode64_into(src, o, one, 0, inter, digits)
             assert got[i] == one[:k].tobytes() == base58.b58encode(src[o:o + 64].tobytes())
+
+
+def test_many_keys_decode_at_once_as_base58_decodes_each():
+    """wire/base58.py decode32_texts: the snapshot's addresses, decoded side by side."""
+    import os
+
+    import base58
+
+    from workbench.wire.base58 import decode32_texts
+    rng = np.random.default_rng(5)
+    keys = [base58.b58encode(rng.bytes(32)).decode() for _ in range(500)]
+    keys += [base58.b58encode(b"\0" * k + b"\1" * (32 - k)).decode() for k in range(33)]   # leading zero bytes
+    keys += [base58.b58encode(b"\xff" * 32).decode(), "1" * 32]
+    others = [base58.b58encode(os.urandom(k)).decode() for k in (1, 31, 33, 40)]          # other lengths
+    others += ["", "0OIl" * 8, "é" * 40, None, 5, "1" * 33, "z" * 44, "z" * 45, b"bytes"]
+    raw, ok = decode32_texts(keys + others)
+    assert ok[:len(keys)].all() and not ok[len(keys):].any()
+    for i, k in enumerate(keys):
+        assert raw[i].tobytes() == base58.b58decode(k)

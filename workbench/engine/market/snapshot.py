@@ -39,6 +39,7 @@ import base58
 import numpy as np
 
 from ...errors import MarketError
+from ...wire.base58 import decode32_texts
 from ...wire.keys import MINT_USDC, MINT_WSOL, PUBKEY_SZ, intern
 from .layout import N_WP, PK_RAYDIUM_V4, PK_WHIRLPOOL, PROGRAMS, SWAP_HISTORY, Market
 from .prices import init_health
@@ -101,7 +102,10 @@ def _u128_text(v) -> int:
 
 def _absent_or(parse):
     """'' or null is absent (None): vaults of Raydium v4 pools, Whirlpool words of constant-product pools."""
-    return lambda v: None if v is None or v == "" else parse(v)
+    def absent_or(v):
+        return None if v is None or v == "" else parse(v)
+    absent_or.inner = parse
+    return absent_or
 
 
 def _text(v) -> str:
@@ -151,17 +155,40 @@ SNAPSHOT_COLUMNS = {
 SNAPSHOT_FILES = {name: tuple(cols) for name, cols in SNAPSHOT_COLUMNS.items()}
 
 
+def _decoded_addresses(cols: dict, parsers: dict) -> dict[str, bytes]:
+    """{text: 32 bytes} of every address in the address columns of ``cols`` that decodes (all at
+    once, wire/base58.py); the parsers still see the others, and say what is wrong with them."""
+    texts = []
+    for c, parse in parsers.items():
+        parse = getattr(parse, "inner", parse)
+        if parse is _address:
+            texts += cols[c]
+        elif parse is _addresses:
+            texts += [a for v in cols[c] if isinstance(v, list) for a in v]
+    raw, ok = decode32_texts(texts)
+    return {texts[i]: raw[i].tobytes() for i in np.flatnonzero(ok)}
+
+
 def _checked_rows(cols: dict, name: str, file: str) -> list[dict]:
     """Every row of snapshot file ``name`` as {column: parsed value}, each column through its
-    SNAPSHOT_COLUMNS parser; the first bad value raises MarketError naming file, row and column."""
+    SNAPSHOT_COLUMNS parser; the first bad value raises MarketError naming file, row and column.
+    Addresses that decode are taken from one decode of them all."""
     parsers = SNAPSHOT_COLUMNS[name]
     n = len(cols[next(iter(parsers))])
+    decoded = _decoded_addresses(cols, parsers)
     rows = []
     for r in range(n):
         row = {}
         for c, parse in parsers.items():
+            v = cols[c][r]
+            if isinstance(v, str) and v in decoded and getattr(parse, "inner", parse) is _address:
+                row[c] = decoded[v]
+                continue
+            if isinstance(v, list) and parse is _addresses and all(isinstance(a, str) and a in decoded for a in v):
+                row[c] = [decoded[a] for a in v]
+                continue
             try:
-                row[c] = parse(cols[c][r])
+                row[c] = parse(v)
             except _Bad as e:
                 raise MarketError(f"{file} row {r} column {c}: {e}") from None
         rows.append(row)
