@@ -132,6 +132,21 @@ def test_forms_the_column_checks_leave_to_check_rows_are_accepted_with_its_value
     assert group.rows[2]["profit"] == 3.0 and isinstance(group.rows[2]["profit"], float)
 
 
+def test_nulls_of_a_column_null_in_every_row_or_in_some_become_nan_as_check_batch_makes_them():
+    """A GET page posted back: optional floats null in every row of the group (one update per
+    row), or in some rows only (row by row)."""
+    random.seed(3)
+    none = {n: None for n in NAMES if n.startswith("f_")}
+    bodies = [orjson.dumps([_full(**none) for _ in range(3)]), orjson.dumps([_full(**none, score=0.5)]),
+              orjson.dumps([_full(**{**none, "f_tx_size": 7.0})])]
+    group = check_group([(b, False) for b in bodies])
+    assert group.spans == [(0, 3), (3, 4), (4, 5)]
+    for span, body in zip(group.spans, bodies):
+        _same_batch(group, span, body)
+    assert all(math.isnan(r["f_pool_depth_sol"]) for r in group.rows)
+    assert group.rows[4]["f_tx_size"] == 7.0 and math.isnan(group.rows[3]["f_tx_size"])
+
+
 def test_an_empty_request_and_the_rows_wrapper():
     rows = [_short(), _short()]
     group = check_group([(b"[]", False), (orjson.dumps({"rows": rows}), False)])

@@ -139,7 +139,7 @@ def _check_columns(rows: list[dict]):
             typed.append(col)
     if bad.any():
         return bad
-    arrays, nulls = [], []
+    arrays, nulls, all_null = [], [], []
     for rule, col in zip(RULES, typed):
         try:
             arr = pa.array(col, rule.arrow)
@@ -153,6 +153,9 @@ def _check_columns(rows: list[dict]):
             bad |= ~np.asarray(pc.match_substring_regex(arr, UUID_TEXT))
         elif rule.kind == "enum":
             bad |= ~np.asarray(pc.is_in(arr, value_set=pa.array(rule.labels, pa.string())))
+        elif rule.kind == "nan_float" and arr.null_count == n:
+            all_null.append(rule.name)      # (the usual case for an optional column: no row gives it)
+            arr = pa.array(np.full(n, math.nan), rule.arrow)
         elif rule.kind == "nan_float" and arr.null_count:
             nulls.append((rule.name, np.flatnonzero(np.asarray(arr.is_null()))))
             arr = pc.fill_null(arr, math.nan)
@@ -161,6 +164,10 @@ def _check_columns(rows: list[dict]):
         arrays.append(arr)
     if bad.any():
         return bad
+    if all_null:        # one update per row for every column null in all of them (keys already there: order kept)
+        nan_of = dict.fromkeys(all_null, math.nan)
+        for r in rows:
+            r.update(nan_of)
     for name, where in nulls:
         for i in where:
             rows[i][name] = math.nan
