@@ -10,8 +10,10 @@ date by the posts and the run, and a look-up is a binary search per id. A ClickH
 have other writers, so store_access.py asks the store for those instead.
 
 Ids are kept as their canonical text (lower-case, hyphenated: ``str(uuid.UUID(...))``), the
-form every checked row and the engine carry, as fixed-width bytes in one sorted numpy array
-plus a few sorted arrays added since, merged when they grow.
+form every checked row and the engine carry, as fixed-width bytes in one sorted numpy array,
+plus a Python set of the ids added since, merged into the array when it grows past a fraction
+of it: a look-up is one binary search of the array and one set test per id (a list of small
+sorted arrays cost a binary search call per array and per group, and held dozens).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import threading
 import numpy as np
 
 ID_BYTES = 36                   # canonical UUID text
-MERGE_FRACTION = 8              # recent arrays are merged into the main one past 1/8 of its size
+MERGE_FRACTION = 8              # the recent ids are merged into the main array past 1/8 of its size
 
 
 def id_array(ids) -> np.ndarray:
@@ -36,12 +38,11 @@ class SeenIds:
 
     def __init__(self, ids: np.ndarray | None = None):
         self._main = np.unique(ids) if ids is not None and len(ids) else np.zeros(0, f"S{ID_BYTES}")
-        self._recent: list[np.ndarray] = []
-        self._recent_n = 0
+        self._recent: set[bytes] = set()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._main) + self._recent_n       # (an id added twice counts twice until merged)
+        return len(self._main) + len(self._recent)     # (an id added again counts twice until merged)
 
     @staticmethod
     def _in(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -53,29 +54,26 @@ class SeenIds:
 
     def contains(self, ids: np.ndarray) -> np.ndarray:
         """Which of ``ids`` (``id_array``) are in the set."""
-        with self._lock:
-            main, recent = self._main, list(self._recent)
+        with self._lock:    # the pair as one merge left it (a merge swaps both; an add only grows the set)
+            main, recent = self._main, self._recent
         hit = self._in(main, ids)
-        for r in recent:
-            hit |= self._in(r, ids)
+        if recent:
+            hit |= np.fromiter(map(recent.__contains__, ids.tolist()), bool, len(ids))
         return hit
 
     def add(self, ids: np.ndarray, merge: bool = True) -> None:
-        """Add ``ids``; ``merge`` lets this call fold the recent arrays into the main one (a copy of
+        """Add ``ids``; ``merge`` lets this call fold the recent ids into the main array (a copy of
         it: called from the posts' worker thread, never from the event loop)."""
         if not len(ids):
             return
-        ids = np.sort(ids)
         with self._lock:
-            self._recent.append(ids)
-            self._recent_n += len(ids)
-            if not merge or (self._recent_n * MERGE_FRACTION <= len(self._main) and len(self._recent) <= 64):
+            self._recent.update(ids.tolist())
+            if not merge or len(self._recent) * MERGE_FRACTION <= len(self._main):
                 return
-            taken, main = list(self._recent), self._main
-        recent = np.sort(np.concatenate(taken))
+            taken, main = set(self._recent), self._main
+        recent = np.sort(np.array(list(taken), dtype=f"S{ID_BYTES}"))
         merged = np.insert(main, np.searchsorted(main, recent), recent)     # one pass: both are sorted
         with self._lock:
-            if self._main is main:          # (one merge at a time; arrays added meanwhile stay recent)
+            if self._main is main:          # (one merge at a time; ids added meanwhile stay recent)
                 self._main = merged
-                self._recent = self._recent[len(taken):]
-                self._recent_n = sum(len(r) for r in self._recent)
+                self._recent = self._recent - taken
