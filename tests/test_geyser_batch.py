@@ -29,6 +29,7 @@ from workbench.chain.geyser_stream import ChunkBuffer
 from workbench.chain.geyser_wire import ERR_COMPRESSED, ERR_PROTOBUF, ERR_TOO_LONG, grpc_frame, new_updates, walk_updates
 from workbench.chain.pool_updates_batch import sqrt_price_at_tick
 from workbench.runner.geyser_feed import GeyserChunks
+from workbench.engine.market.resync import resync_counters
 from workbench.runner.live_resync import AccountFeed, tracked_pools
 
 pytestmark = pytest.mark.timeout(300)
@@ -54,6 +55,25 @@ def _ring(feed):
     n = int(rs.ctl[0])
     return [(int(rs.q_pool[i]), int(rs.q_slot[i]), [int(x) for x in rs.q_res[i]], [int(x) for x in rs.q_wp[i]])
             for i in range(n)]
+
+
+def _handed(feed) -> int:
+    """States the feed handed on: queued, or coalesced away before the ring (engine/market/resync.py)."""
+    return resync_counters(feed.rs)["states_handed"]
+
+
+def _applied(feed, pools) -> dict:
+    """pool row -> (slot, reserves, Whirlpool words, fee) that draining the feed's ring leaves: what
+    every state queued leaves applied in order (a state older than the pool's is skipped, its fee too)."""
+    rs, held = feed.rs, {}
+    for i in range(int(rs.ctl[0])):
+        p, slot = int(rs.q_pool[i]), int(rs.q_slot[i])
+        if p in held and slot < held[p][0]:
+            continue
+        fee = [int(x) for x in rs.q_fee[i]]
+        wp_words = [int(x) for x in rs.q_wp[i]] if pools[p].program == "orca_whirlpool" else []
+        held[p] = (slot, [int(x) for x in rs.q_res[i]], wp_words, fee if fee[1] else held.get(p, (0, 0, 0, [0, 0]))[3])
+    return held
 
 
 def _fees(feed):
@@ -171,14 +191,10 @@ def test_the_jitted_tracker_equals_pool_tracker(snap, seed):  # noqa: F811
     assert jit.tracker.counters() == py.tracker.counters()
     assert py.tracker.rejected > 20 and py.tracker.stale > 20 and py.tracker.waiting > 0
     assert jit.notes == py.notes and jit.notes_dropped == py.notes_dropped
-    a, b = _ring(jit), _ring(py)
-    assert len(a) == len(b) > 25
-    for (pa, sa, ra, wa), (pb, sb, rb, wb) in zip(a, b):
-        assert (pa, sa, ra) == (pb, sb, rb)
-        if pools[pa].program == "orca_whirlpool":
-            assert wa == wb
-    assert _fees(jit) == _fees(py)
-    assert np.array_equal(jit.rs.ctl, py.rs.ctl)
+    # the jitted feed queues a chunk's newest state of each pool, the Python one every state: the same end
+    assert _handed(jit) == _handed(py) == len(_ring(py)) > 25
+    assert _applied(jit, pools) == _applied(py, pools)
+    assert resync_counters(jit.rs)["dropped_full"] == resync_counters(py.rs)["dropped_full"] == 0
 
 
 def test_fees_travel_with_the_states_and_a_fee_outside_0_1_is_refused_alike(snap):  # noqa: F811
@@ -206,7 +222,7 @@ def test_fees_travel_with_the_states_and_a_fee_outside_0_1_is_refused_alike(snap
     cb = ChunkBuffer()
     cb.append(b"".join(_msg(u) for u in ups))
     GeyserChunks(jit).on_chunk(cb.buf, cb.end, cb.base)
-    assert _ring(jit) == _ring(py) and _fees(jit) == _fees(py)
+    assert _applied(jit, pools) == _applied(py, pools) and _handed(jit) == _handed(py)
     last = {pools[p].address: [n, d] for p, n, d in _fees(py)}
     assert last[v4p.address] == [7, den] and last[wpp.address] == [4321, wp.FEE_RATE_DENOMINATOR]
     assert jit.notes == py.notes and any(f"fee {den}/{den} is not in [0, 1)" in n for n in py.notes), py.notes
@@ -224,7 +240,11 @@ def test_a_full_ring_drops_as_push_state_does(snap):  # noqa: F811
     cb = ChunkBuffer()
     cb.append(body)
     GeyserChunks(feeds[1]).on_chunk(cb.buf, cb.end, cb.base)
-    assert np.array_equal(feeds[0].rs.ctl, feeds[1].rs.ctl) and feeds[1].rs.ctl[4] == 3 * len(cases) - 2
+    one, newest = (resync_counters(f.rs) for f in feeds)
+    assert one["states_queued"] == newest["states_queued"] == 2 and one["dropped_full"] == 3 * len(cases) - 2
+    # the jitted feed hands on each pool's newest state of the chunk: the ring refuses those past its room
+    assert newest["dropped_full"] == len(cases) - 2
+    assert one["states_handed"] + one["dropped_full"] == newest["states_handed"] + newest["dropped_full"] == 3 * len(cases)
 
 
 # --- the walker on bad bytes ----------------------------------------------------------------------------
@@ -289,7 +309,7 @@ def test_messages_cut_across_data_frames_are_carried_over(snap, frame_sz):  # no
     script, final = phases(table, cases)
     body = _body(_phase_ups(table, cases, 0)) + _body(_phase_ups(table, cases, 1))
     feed, srv, ok = _run_feed(folder, len(cases), [[("data", body, frame_sz)]],
-                              lambda f: int(f.rs.ctl[0]) >= 3 * len(cases))
+                              lambda f: _handed(f) >= 3 * len(cases))
     assert ok and not feed.notes, feed.notes
     assert feed.tracker.counters() == {"account_updates": 5 * len(cases), "stale_account_updates": 0,
                                        "waiting_for_accounts": 2 * len(cases), "rejected_updates": 0}
@@ -309,7 +329,7 @@ def test_an_ended_stream_is_told_and_reopened(snap, ending, note):  # noqa: F811
     folder, table, cases = snap
     first = [("data", _body(_phase_ups(table, cases, 0)), 1 << 20), ending]
     again = [("data", _body(_phase_ups(table, cases, 1)), 1 << 20)]
-    feed, srv, ok = _run_feed(folder, len(cases), [first, again], lambda f: int(f.rs.ctl[0]) >= 3 * len(cases))
+    feed, srv, ok = _run_feed(folder, len(cases), [first, again], lambda f: _handed(f) >= 3 * len(cases))
     assert ok, feed.notes
     url = feed.url
     assert feed.notes[0] == f"{url}: {note}", feed.notes
@@ -326,7 +346,7 @@ def test_garbage_in_the_body_is_named_with_its_offset_and_the_stream_reopened(sn
     good = _body(_phase_ups(table, cases, 0))
     first = [("data", good + garbage + b"\x00" * 64, 1 << 20)]
     again = [("data", _body(_phase_ups(table, cases, 1)), 1 << 20)]
-    feed, srv, ok = _run_feed(folder, len(cases), [first, again], lambda f: int(f.rs.ctl[0]) >= 3 * len(cases))
+    feed, srv, ok = _run_feed(folder, len(cases), [first, again], lambda f: _handed(f) >= 3 * len(cases))
     assert ok, feed.notes
     assert feed.notes[0].startswith(f"{feed.url}: INTERNAL (") and said.format(n=len(good)) in feed.notes[0], feed.notes
     assert "reconnecting in 0.1 s" in feed.notes[0] and len(srv.requests) >= 2
@@ -338,7 +358,7 @@ def test_bytes_that_are_not_http2_are_told_and_the_stream_reopened(snap):  # noq
     good = _body(_phase_ups(table, cases, 0))
     first = [("data", good, 1 << 20), ("sleep", 0.3), ("raw", stream0_data)]
     again = [("data", _body(_phase_ups(table, cases, 1)), 1 << 20)]
-    feed, srv, ok = _run_feed(folder, len(cases), [first, again], lambda f: int(f.rs.ctl[0]) >= 3 * len(cases))
+    feed, srv, ok = _run_feed(folder, len(cases), [first, again], lambda f: _handed(f) >= 3 * len(cases))
     assert ok, feed.notes
     assert f"INTERNAL (not HTTP/2 after byte {len(good)} of the stream" in feed.notes[0], feed.notes
     assert feed.notes[0].startswith(feed.url) and len(srv.requests) >= 2
@@ -353,7 +373,7 @@ def test_a_flood_is_taken_whole(snap):  # noqa: F811
     assert ok and not feed.notes, feed.notes
     c = feed.tracker.counters()
     assert c["rejected_updates"] == 0 and c["stale_account_updates"] == 0
-    assert int(feed.rs.ctl[0]) + int(feed.rs.ctl[4]) == c["account_updates"] - c["waiting_for_accounts"]
+    assert _handed(feed) + int(feed.rs.ctl[4]) == c["account_updates"] - c["waiting_for_accounts"]
     assert c["waiting_for_accounts"] == 2 * len(cases)
 
 
@@ -376,7 +396,5 @@ def test_a_tracker_filled_before_the_stream_carries_on_in_the_arrays(snap):  # n
     used, _, err = GeyserChunks(jit).on_chunk(cb.buf, cb.end, cb.base)
     assert err is None and used == cb.end
     assert jit.tracker.counters() == py.tracker.counters() and jit.notes == py.notes
-    a, b = _ring(jit), _ring(py)
-    assert len(a) == len(b) > 0
-    for (pa, sa, ra, wa), (pb, sb, rb, wb) in zip(a, b):
-        assert (pa, sa, ra) == (pb, sb, rb) and (wa == wb or pools[pa].program != "orca_whirlpool")
+    assert _handed(jit) == _handed(py) == len(_ring(py)) > 0
+    assert _applied(jit, pools) == _applied(py, pools)

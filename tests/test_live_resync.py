@@ -32,7 +32,9 @@ from chain_rpc import CPMM, SLOT, TOKEN, V4, RpcServer, fixture_market
 from conftest import CAPTURES, fixtures_dir
 from workbench.chain.pool_updates import PoolTracker
 from workbench.cli import app
-from workbench.engine.market.resync import (DRAIN_MAX, Q_APPLIED, Q_DROPPED_FULL, Q_STALE, drain_resync, new_resync, push_state,
+from workbench.engine.market.layout import N_WP
+from workbench.engine.market.resync import (DRAIN_MAX, Q_APPLIED, Q_DROPPED_FULL, Q_STALE, drain_resync, new_feed_scratch,
+                                            new_resync, push_newest_states, push_state,
                                             resync_counters)
 from workbench.engine.market.snapshot import load_market
 from workbench.errors import ChainError
@@ -201,6 +203,58 @@ def test_a_drain_writes_each_pools_newest_state_with_the_newest_fee_and_takes_a_
     assert c["states_applied"] == 3 and c["superseded_states"] == 1 + n - 2 and c["still_queued"] == 0
 
 
+def test_a_feeds_batch_queues_each_pools_newest_state_and_leaves_what_states_one_by_one_leave(snap):
+    """push_newest_states (the Geyser feed's push): one ring entry per pool, the newest state with
+    the newest fee carried; superseded and stale counted as a drain counts them; after a drain the
+    pool table, slots and fees are those of pushing every state one by one and draining."""
+    folder, table, cases = snap
+    keys, slots, meta = new_key_table(1 << 12)
+    P = len(tracked_pools(folder))
+    rows = [  # pool, slot offset, reserves, fee (0, 0: none)
+        (0, 3, (5, 6), (17, 1_000)), (1, 1, (7, 9), (0, 0)), (0, 1, (1, 1), (99, 1_000)),   # pool 0: stale
+        (0, 4, (8, 8), (0, 0)), (1, 2, (10, 11), (0, 0)), (0, 4, (12, 13), (0, 0)),         # equal slot: newer
+    ]
+    n = len(rows)
+    pool = np.array([r[0] for r in rows], np.int32)
+    slot = np.array([SLOT + r[1] for r in rows], np.int64)
+    res = np.array([r[2] for r in rows], np.uint64)
+    fee = np.array([r[3] for r in rows], np.uint64)
+    wp = np.zeros((n, N_WP), np.uint64)
+    is_wp = np.zeros(n, np.bool_)
+    ends = []
+    for how in ("one by one", "newest"):
+        mk = load_market(folder, keys.copy(), slots.copy(), meta.copy())
+        rs = new_resync(P, queue=64)
+        if how == "newest":
+            assert push_newest_states(rs, pool, slot, res, wp, is_wp, fee, n, new_feed_scratch(P)) == 2
+            assert list(rs.q_pool[:2]) == [0, 1] and list(rs.q_slot[:2]) == [SLOT + 4, SLOT + 2]
+            assert [list(x) for x in rs.q_fee[:2]] == [[17, 1_000], [0, 0]]
+        else:
+            for j in range(n):
+                assert push_state(rs, int(pool[j]), int(slot[j]), int(res[j, 0]), int(res[j, 1]),
+                                  fee=tuple(int(x) for x in fee[j]) if fee[j, 1] else None)
+        drain_resync(mk, rs)
+        c = resync_counters(rs)
+        ends.append((mk.pool_res.tolist(), mk.pool_fee.tolist(), rs.pool_slot.tolist(), c["states_applied"],
+                     c["superseded_states"], c["stale_states"], c["still_queued"]))
+    assert ends[0] == ends[1]
+    assert ends[1][3:] == (2, 3, 1, 0)
+    assert ends[1][0][0] == [12, 13] and ends[1][1][0] == [17, 1_000]
+
+
+def test_a_feeds_batch_past_a_full_ring_is_refused_and_counted(snap):
+    folder, _, _ = snap
+    P = len(tracked_pools(folder))
+    rs = new_resync(P, queue=1)
+    k = min(P, 3)
+    pool = np.arange(k, dtype=np.int32)
+    args = (np.full(k, SLOT, np.int64), np.ones((k, 2), np.uint64), np.zeros((k, N_WP), np.uint64),
+            np.zeros(k, np.bool_), np.zeros((k, 2), np.uint64))
+    slot, res, wp, is_wp, fee = args
+    assert push_newest_states(rs, pool, slot, res, wp, is_wp, fee, k, new_feed_scratch(P)) == 1
+    assert resync_counters(rs)["dropped_full"] == k - 1 and resync_counters(rs)["still_queued"] == 1
+
+
 def test_the_store_gets_the_counters_and_the_drift_histogram(snap):
     """What runner/live.py hands the store: runs.counts ``resync_*`` and a latency_hist row of the drift."""
     from workbench.runner import engine_state
@@ -246,6 +300,11 @@ def test_a_bad_accounts_url_is_refused_naming_the_flag(snap, tmp_path):
     assert r.exit_code != 0 and "--market" in r.output and "Traceback" not in r.output
 
 
+def _states_in(rs) -> int:
+    """States the feed handed on: queued, or coalesced away before the ring."""
+    return resync_counters(rs)["states_handed"]
+
+
 @pytest.mark.parametrize("kind", ["grpc", "ws"])
 def test_feed_decodes_a_stream_on_loopback_into_queued_states(snap, tmp_path, kind):
     """The clients alone (no live run, no namespace): every update taken, one state per pool once its
@@ -262,7 +321,7 @@ def test_feed_decodes_a_stream_on_loopback_into_queued_states(snap, tmp_path, ki
         feed = AccountFeed(f"{kind}://127.0.0.1:{port_file.read_text()}", folder, len(cases))
         feed.start()
         deadline = time.monotonic() + 20
-        while int(feed.rs.ctl[0]) < 3 * len(cases) and time.monotonic() < deadline:
+        while _states_in(feed.rs) < 3 * len(cases) and time.monotonic() < deadline:
             time.sleep(0.05)
         feed.stop()
     finally:
@@ -270,8 +329,9 @@ def test_feed_decodes_a_stream_on_loopback_into_queued_states(snap, tmp_path, ki
         proc.wait(10)
     assert feed.tracker.counters() == {"account_updates": 5 * len(cases), "stale_account_updates": 0,
                                        "waiting_for_accounts": 2 * len(cases), "rejected_updates": 0}
+    # a chunk's states of one pool are coalesced by the gRPC feed before the ring (the ws client queues each)
+    assert _states_in(feed.rs) == 3 * len(cases) and not feed.notes
     n = int(feed.rs.ctl[0])
-    assert n == 3 * len(cases) and not feed.notes
     last = {}
     for i in range(n):
         last[int(feed.rs.q_pool[i])] = [int(x) for x in feed.rs.q_res[i]]

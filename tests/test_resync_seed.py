@@ -108,7 +108,7 @@ def test_one_vault_update_alone_yields_a_pool_state_once_seeded(snap, tmp_path, 
         assert last[q] == [SLOT + 1 if q == p else SLOT, ra, row["reserve_b"], row["fee_num"], row["fee_den"]], t
     assert feed.tracker.stale == 1                              # SLOT - 1 is older than the seeded vault
     assert feed.counts()["resync_seeded_accounts"] == 3 * len(pools)
-    assert int(feed.rs.ctl[0]) == len(pools) + 1
+    assert resync_counters(feed.rs)["states_handed"] == len(pools) + 1
 
 
 def test_a_failing_seed_is_a_note_naming_the_url_and_account_and_the_stream_still_works(snap, tmp_path):
@@ -133,7 +133,7 @@ def test_a_failing_seed_is_a_note_naming_the_url_and_account_and_the_stream_stil
         rpc.faults.append(("rpc_error", -32602, "Invalid params: too many keys"))     # not retried
         feed = AccountFeed(geyser.url, folder, len(pools), seed_rpc=rpc.url)
         feed.start()
-        _wait(lambda: int(feed.rs.ctl[0]) >= 1 and feed.seed.get("error"))
+        _wait(lambda: resync_counters(feed.rs)["states_handed"] >= 1 and feed.seed.get("error"))
         feed.stop()
     notes = " | ".join(feed.notes)
     assert rpc.url in notes and "-32602" in notes and pools[0].address in notes, notes

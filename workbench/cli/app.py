@@ -417,8 +417,9 @@ def _print_resync(rs: dict) -> None:
     """--accounts: what the live resync took, applied and ignored, and the drift it measured."""
     t = _kv_table()
     t.add_row("resync endpoint", escape(rs["endpoint"]))
-    for k in ("account_updates", "states_applied", "stale_account_updates", "stale_states", "waiting_for_accounts",
-              "rejected_updates", "superseded_states", "dropped_full", "still_queued", "fee_changes"):
+    for k in ("account_updates", "states_handed", "states_applied", "stale_account_updates", "stale_states",
+              "waiting_for_accounts", "rejected_updates", "superseded_states", "dropped_full", "still_queued",
+              "fee_changes"):
         t.add_row(f"resync {k.replace('_', ' ')}", _fmt_int(rs.get(k, 0)))
     seed = rs.get("seed") or {}
     if seed:

@@ -3,7 +3,7 @@
 For each chunk of the Subscribe response body (chain/geyser_stream.py) three jitted calls
 run, whatever the number of messages in it: ``walk_updates`` finds the account updates
 (chain/geyser_wire.py), ``track_updates`` turns them into pool states by PoolTracker's rule
-(chain/pool_updates_batch.py), ``push_states`` queues those for the live loop
+(chain/pool_updates_batch.py), ``push_newest_states`` queues each pool's newest for the live loop
 (engine/market/resync.py). Python touches only what is rare: a rejected update is named with
 PoolTracker's own ChainError and told once per account in the run's notes, as
 ``AccountFeed.on_account`` tells it; the tracker's counters (``AccountFeed.tracker``) are
@@ -25,7 +25,7 @@ from ..chain.geyser_wire import (ERR_NAMES, grpc_frame, U_OWNER_OFF, U_OWNER_SZ,
 from ..chain.pool_updates import POOL_LAYOUTS, ROLE_POOL
 from ..chain.pool_updates_batch import (C_REJECTED, C_STALE, C_UPDATES, C_WAITING, address_text, new_state_rows,
                                         reject_error, track_updates, tracker_arrays)
-from ..engine.market.resync import push_states
+from ..engine.market.resync import new_feed_scratch, push_newest_states
 from ..errors import ChainError
 
 UPDATES_PER_CALL = 16_384       # account updates walked and tracked per jitted call (a chunk may take several)
@@ -39,6 +39,7 @@ class GeyserChunks:
         self.tr = tracker_arrays(feed.tracker)
         self.upd = new_updates(UPDATES_PER_CALL)
         self.rows = new_state_rows(UPDATES_PER_CALL)
+        self.scratch = new_feed_scratch(feed.rs.pool_slot.shape[0])
 
     def on_chunk(self, buf: np.ndarray, end: int, base: int):
         """chain/geyser_stream.py's ``on_chunk``: (bytes consumed, account updates, error text or None)."""
@@ -96,7 +97,7 @@ class GeyserChunks:
         before = tr.counters.copy()
         s, r = track_updates(tr, view, self.upd, k, rows)
         if s:
-            push_states(feed.rs, rows.pool, rows.slot, rows.res, rows.wp, rows.is_wp, rows.fee, s)
+            push_newest_states(feed.rs, rows.pool, rows.slot, rows.res, rows.wp, rows.is_wp, rows.fee, s, self.scratch)
         d = tr.counters - before
         t = feed.tracker
         t.updates += int(d[C_UPDATES])

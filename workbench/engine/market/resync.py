@@ -35,6 +35,14 @@ makes drift what it says: our maths' prediction (moved by every swap since the p
 state) against the chain, never one chain state against the one just before it. A drain
 takes at most ``DRAIN_MAX`` entries; the rest wait for the next one, an iteration later.
 
+The Geyser feed coalesces the same way before the ring (``push_newest_states``): of a chunk's
+states it queues each pool's newest, with the newest fee, and counts the others superseded or
+stale on its own ctl words. A drain's cost is its walk over the entries, each written by the
+feed's thread on the other core and read across cores; a chunk of thousands of states of a
+few pools then costs the loop a few entries, not thousands, between two batches. The end
+state is the one applying every state in order gives: the loop never sees a chunk's states
+apart, as it never sees a drain's.
+
 Ring protocol (single producer, single consumer): Python writes entry ``head % Q`` and then
 ``ctl[Q_HEAD] = head + 1``; the loop reads entries up to head (load-acquire) and then
 stores ``ctl[Q_TAIL]`` (store-release), which frees them.
@@ -61,7 +69,9 @@ Q_DROPPED_FULL = 4      # Python: states refused because the ring was full
 Q_DRAINS = 5            # loop: drains that took at least one entry
 Q_FEE_CHANGES = 6       # loop: applied states whose fee differed from the pool row's (the row took it)
 Q_SUPERSEDED = 7        # loop: states a newer state of the same pool replaced within one drain (not written)
-N_Q = 8
+Q_FEED_SUPERSEDED = 8   # Python: states a newer state of the same pool replaced within one pushed batch (not queued)
+Q_FEED_STALE = 9        # Python: states of a pushed batch older than one before them of the same pool (not queued)
+N_Q = 10
 
 PPM = 1_000_000
 RESYNC_QUEUE_DEFAULT = 65_536   # entries of the ring (states waiting for the loop)
@@ -108,7 +118,10 @@ def _drift_ppm(predicted, chain):
     return np.int64(x) if x < 4.0e18 else np.int64(4_000_000_000_000_000_000)
 
 
-@njit(cache=True, nogil=True)
+# The loop calls a drain at every iteration, often with nothing queued: compiled without the
+# runtime's reference counting (_nrt=False; they allocate nothing), the call no longer increfs and
+# decrefs the forty-odd arrays of the market and the ring, which cost more than an empty drain.
+@njit(cache=True, nogil=True, _nrt=False)
 def _apply_state(mk, rs, i, f):
     """Write ring entry ``i`` (a state newer than the pool's) to its pool, with the fee of entry ``f``
     (-1: keep the row's)."""
@@ -140,7 +153,7 @@ def _apply_state(mk, rs, i, f):
     rs.ctl[Q_APPLIED] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def drain_resync(mk, rs):
     """Take what Python queued, at most ``DRAIN_MAX`` entries, and write each pool's newest state
     (the live loop, between two batches). Returns how many entries were taken."""
@@ -203,36 +216,92 @@ def push_state(rs: Resync, pool: int, slot: int, reserve_a: int, reserve_b: int,
     return True
 
 
-@njit(cache=True, nogil=True)
-def push_states(rs, pool, slot, res, wp, is_wp, fee, n):
-    """``push_state`` for the first ``n`` states of a batch (a Geyser chunk decoded in one call):
-    same ring, same protocol, one head store at the end. Returns how many were queued; the rest
-    are refused (counted ``dropped_full``), as ``push_state`` refuses them one by one."""
+@njit(cache=True, nogil=True, inline="always")
+def _put(rs, head, tail, pool, slot, res, wp, is_wp, fee, j, f):
+    """Write state ``j`` (with the fee of state ``f``, -1: none carried) at ring position ``head``;
+    returns (head, tail) after it: the head moved on, or not when the ring is full (counted)."""
     ctl = rs.ctl
+    q = rs.q_pool.shape[0]
+    if head - tail >= q:
+        tail = load_acquire_i64(ctl, Q_TAIL)        # the loop may have freed entries meanwhile
+        if head - tail >= q:
+            ctl[Q_DROPPED_FULL] += 1
+            return head, tail
+    i = head % q
+    rs.q_pool[i] = pool[j]
+    rs.q_slot[i] = slot[j]
+    rs.q_res[i, 0] = res[j, 0]
+    rs.q_res[i, 1] = res[j, 1]
+    if is_wp[j]:
+        for w in range(N_WP):
+            rs.q_wp[i, w] = wp[j, w]
+    # (0, 0): none carried; always written, the entry may be a reused one
+    rs.q_fee[i, 0] = fee[f, 0] if f >= 0 else np.uint64(0)
+    rs.q_fee[i, 1] = fee[f, 1] if f >= 0 else np.uint64(0)
+    return head + 1, tail
+
+
+class FeedScratch(NamedTuple):
+    """The producer's own per-pool scratch for ``push_newest_states`` (the loop's are Resync's)."""
+    mark: np.ndarray            # int64[P] the call that last saw a state of the pool (stamp[0] of it)
+    take: np.ndarray            # int64[P] that call: the batch row of the pool's newest state
+    fee_at: np.ndarray          # int64[P] that call: the row of the newest fee carried (-1: none)
+    order: np.ndarray           # int32[P] that call: the pools it saw, first seen first
+    stamp: np.ndarray           # int64[1] calls made
+    last_slot: np.ndarray       # int64[P] slot of the newest state queued for the pool (-1: none yet)
+
+
+def new_feed_scratch(n_pools: int) -> FeedScratch:
+    p = max(1, n_pools)
+    return FeedScratch(np.zeros(p, np.int64), np.full(p, -1, np.int64), np.full(p, -1, np.int64),
+                       np.zeros(p, np.int32), np.zeros(1, np.int64), np.full(p, -1, np.int64))
+
+
+@njit(cache=True, nogil=True)
+def push_newest_states(rs, pool, slot, res, wp, is_wp, fee, n, sc):
+    """``push_state`` for the first ``n`` states of a batch (a Geyser chunk decoded in one call),
+    with one head store at the end, and coalesced as a drain coalesces, before they reach the ring: each pool's newest state is
+    queued, with the newest fee any of its states carried; the states between are counted
+    ``superseded``, a state older than one before it ``stale``, neither queued. A chunk brings
+    thousands of states of a few hot pools at once: queued one by one, each is read again by
+    the loop, across cores, between two batches. Returns how many were queued; a full ring
+    refuses the rest (counted ``dropped_full``), as ``push_state`` does."""
+    sc.stamp[0] += 1
+    stamp = sc.stamp[0]
+    ctl = rs.ctl
+    n_seen = 0
+    for j in range(n):
+        p = pool[j]
+        if sc.mark[p] != stamp:
+            # older than a state already queued (or, from another producer, applied): stale, as the
+            # drain would find it; so its fee is not carried to a newer state of this batch either
+            if slot[j] < max(sc.last_slot[p], rs.pool_slot[p]):
+                ctl[Q_FEED_STALE] += 1
+                continue
+            sc.mark[p] = stamp
+            sc.take[p] = j
+            sc.fee_at[p] = j if fee[j, 1] != 0 else -1
+            sc.order[n_seen] = p
+            n_seen += 1
+            continue
+        if slot[j] < slot[sc.take[p]]:
+            ctl[Q_FEED_STALE] += 1
+            continue
+        ctl[Q_FEED_SUPERSEDED] += 1
+        sc.take[p] = j
+        if fee[j, 1] != 0:
+            sc.fee_at[p] = j
     head = ctl[Q_HEAD]
     tail = load_acquire_i64(ctl, Q_TAIL)
-    q = rs.q_pool.shape[0]
-    taken = 0
-    for j in range(n):
-        if head - tail >= q:
-            tail = load_acquire_i64(ctl, Q_TAIL)        # the loop may have freed entries meanwhile
-            if head - tail >= q:
-                ctl[Q_DROPPED_FULL] += 1
-                continue
-        i = head % q
-        rs.q_pool[i] = pool[j]
-        rs.q_slot[i] = slot[j]
-        rs.q_res[i, 0] = res[j, 0]
-        rs.q_res[i, 1] = res[j, 1]
-        if is_wp[j]:
-            for w in range(N_WP):
-                rs.q_wp[i, w] = wp[j, w]
-        rs.q_fee[i, 0] = fee[j, 0]          # (0, 0): none carried; always written, the entry may be a reused one
-        rs.q_fee[i, 1] = fee[j, 1]
-        head += 1
-        taken += 1
+    first = head
+    for k in range(n_seen):
+        p = sc.order[k]
+        queued = head
+        head, tail = _put(rs, head, tail, pool, slot, res, wp, is_wp, fee, sc.take[p], sc.fee_at[p])
+        if head != queued:
+            sc.last_slot[p] = slot[sc.take[p]]
     store_release_i64(ctl, Q_HEAD, head)
-    return taken
+    return head - first
 
 
 def queued(rs: Resync) -> int:
@@ -241,6 +310,9 @@ def queued(rs: Resync) -> int:
 
 def resync_counters(rs: Resync) -> dict:
     c = rs.ctl
-    return {"states_queued": int(c[Q_HEAD]), "states_applied": int(c[Q_APPLIED]), "stale_states": int(c[Q_STALE]), "dropped_full": int(c[Q_DROPPED_FULL]),
+    return {"states_queued": int(c[Q_HEAD]), "states_applied": int(c[Q_APPLIED]),
+            "stale_states": int(c[Q_STALE] + c[Q_FEED_STALE]), "dropped_full": int(c[Q_DROPPED_FULL]),
             "still_queued": int(c[Q_HEAD] - c[Q_TAIL]), "drains": int(c[Q_DRAINS]),
-            "fee_changes": int(c[Q_FEE_CHANGES]), "superseded_states": int(c[Q_SUPERSEDED])}
+            "fee_changes": int(c[Q_FEE_CHANGES]), "superseded_states": int(c[Q_SUPERSEDED] + c[Q_FEED_SUPERSEDED]),
+            # what the feed handed on: queued, or coalesced away before the ring (not those a full ring refused)
+            "states_handed": int(c[Q_HEAD] + c[Q_FEED_SUPERSEDED] + c[Q_FEED_STALE])}
