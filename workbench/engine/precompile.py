@@ -5,7 +5,8 @@ numba compiles one function at a time, in Python, on one core, and caches each
 cache (with the same argument types) is loaded, not compiled again. So on a cold cache
 ``compile_engine`` hands the steps to a few worker processes (``python -m
 workbench.engine.precompile_child``, one per core, started as soon as a first run is
-known: ``say_if_first_run``) that compile the engine's kernels into the cache, each step
+known: ``say_if_first_run``; with a market, one takes the Whirlpool maths at once, while the
+caller compiles its tables) that compile the engine's kernels into the cache, each step
 with exactly the argument types its caller passes (a literal, a read-only or a
 differently laid out array is a compile of its own): with a market, the pool maths, the sizing
 maths, the Whirlpool maths and the swap decoders, then the market's transaction step that calls
@@ -163,9 +164,10 @@ STATELESS_STEPS = ("whirlpool_maths", "sizing_maths")
 
 def early_steps(market: bool, workers: int) -> tuple[str, ...]:
     """The steps workers started early (start_workers_early) take at once, one each, while the caller
-    still compiles the engine state's kernels (a core otherwise idle then): stateless ones of the
-    market's chain, which waits on them."""
-    return STATELESS_STEPS[:workers] if market else ()
+    still compiles the engine state's kernels: the longest stateless step of the market's chain,
+    which waits on it, on the core otherwise idle then (a second would share the two cores with
+    the caller's own compile, which the other steps wait on)."""
+    return ("whirlpool_maths",)[:workers] if market else ()
 
 
 # --- the steps (run in a worker; each compiles with process_batch's argument types) ------------
@@ -320,9 +322,9 @@ def start_workers_early(market_folder: str = "", model_folder: str = "") -> None
     """Start the compile workers of a first run now, while the caller still makes the engine state
     (whose kernels compile on a first run too): a worker takes as long to import numba and the
     engine as a step to compile, and does it beside the caller instead of after it. A worker
-    makes its own state only at its first step, when the caller's kernels are in the cache.
-    compile_engine takes them; discard_early_workers ends the ones it did not take. With a market,
-    each takes one of the early_steps at once (the caller's tables compile on one core meanwhile)."""
+    makes its own state only at its first step that needs it, when the caller's kernels are in the
+    cache. compile_engine takes them; discard_early_workers ends the ones it did not take. With a
+    market, the first takes early_steps at once (the caller's tables compile on one core meanwhile)."""
     key = (market_folder or "", model_folder or "")
     if key in _early:
         return
