@@ -418,12 +418,14 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
     steps = engine_steps(bool(market_folder), bool(model_folder), reader, loop)
     total = len(steps) + len(final)
     n = _workers_wanted(len(steps), workers)
-    procs = _early.pop((market_folder or "", model_folder or ""), [])
-    _early[("", "-")] = procs[n:]         # (with any started for other folders: of no use here)
-    procs = procs[:n]
-    discard_early_workers()
     names = {s.name for s in steps}
-    given = {p.pid: _early_step.pop(p.pid) for p in procs if _early_step.get(p.pid) in names}
+    procs = _early.pop((market_folder or "", model_folder or ""), [])
+    # (a worker busy with a step this compile does not have would answer for it: of no use here)
+    usable = [p for p in procs if _early_step.get(p.pid, next(iter(names))) in names][:n]
+    _early[("", "-")] = [p for p in procs if p not in usable]   # (with any started for other folders)
+    procs = usable
+    given = {p.pid: _early_step.pop(p.pid) for p in procs if p.pid in _early_step}
+    discard_early_workers()
     steps = plan_order(steps, n, tuple(given.values()))
     head = f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()})"
     say(f"{head}: {total} steps, {n} at a time")
