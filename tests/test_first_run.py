@@ -175,6 +175,7 @@ def test_workers_started_early_are_ended_when_not_used(tmp_path):
     precompile.start_workers_early(str(tmp_path / "market"), "")
     procs = [p for ps in precompile._early.values() for p in ps]
     assert procs and all(p.poll() is None for p in procs)
+    assert list(precompile._early_step.values()) == list(early_steps(True, len(procs)))   # (busy with it already)
     precompile.discard_early_workers()
     assert not precompile._early and all(p.poll() is not None for p in procs)
     assert not precompile._early_step
@@ -193,3 +194,19 @@ def test_the_planned_order_keeps_dependencies_and_ends_no_later():
                 assert all(names.index(d) < i for i, s in enumerate(planned) for d in s.after), names
                 free = [0.0] * workers
                 assert _finish_time(planned, workers, free, {})[0] <= _finish_time(steps, workers, free, {})[0] + 1e-9
+
+
+def test_the_early_step_is_stateless_and_planned_first():
+    """A worker started early takes a step that needs no engine state (the caller is still making
+    it), one the market's chain waits on; the plan counts it as the first step started."""
+    assert early_steps(False, 2) == ()
+    for workers in (1, 2, 3):
+        first = early_steps(True, workers)
+        assert first and set(first) <= set(STATELESS_STEPS)
+        steps = engine_steps(True, False, "pcapng")
+        market = next(s for s in steps if s.name == "market")
+        assert set(first) <= set(market.after)
+        planned = plan_order(steps, workers, first)
+        assert [s.name for s in planned[:len(first)]] == list(first)
+        names = [s.name for s in planned]
+        assert all(names.index(d) < i for i, s in enumerate(planned) for d in s.after), names
