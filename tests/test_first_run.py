@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine.precompile import _finish_time, _workers_wanted, compile_engine, engine_steps, plan_order
+from workbench.engine.precompile import (STATELESS_STEPS, _finish_time, _workers_wanted, compile_engine, early_steps,
+                                         engine_steps, plan_order)
 
 REPO = Path(__file__).resolve().parent.parent
 NOTE = "compiling the engine for this CPU, first run only"
@@ -56,11 +57,12 @@ def test_steps_come_after_what_they_call():
 
 
 def test_a_failing_worker_is_reported_and_left_to_the_caller(tmp_path):
-    """Workers that cannot start (a market folder that is not there) fail every step they took:
-    each is reported, and the caller is told to compile it itself; no exception."""
+    """Workers that cannot make the engine state (a market folder that is not there) fail every step
+    that needs it: each is reported, and the caller is told to compile it itself; no exception. (The
+    stateless steps, plain integer maths, do not read the market.)"""
     said = []
     rep = compile_engine(True, market_folder=str(tmp_path / "no-such-market"), say=said.append, workers=1)
-    assert set(rep.failed) == {s.name for s in engine_steps(True, False)}
+    assert set(rep.failed) == {s.name for s in engine_steps(True, False)} - set(STATELESS_STEPS)
     assert any("compile step market failed in its worker; compiling it here instead" in s for s in said)
     assert any("compile step engine_loop failed in its worker; compiling it here instead" in s for s in said)
 
@@ -149,7 +151,8 @@ def test_cold_market_replay_compiles_no_kernel_of_the_workers_again(tmp_path):
     assert not again, again
     said = [ln.split(": ", 2)[2] for ln in p.stderr.splitlines() if re.search(r": step \d+ of \d+: ", ln)]
     steps = engine_steps(True, False, "pcapng")
-    planned = plan_order(steps, _workers_wanted(len(steps)))
+    n = _workers_wanted(len(steps))
+    planned = plan_order(steps, n, early_steps(True, n))        # the workers started early take theirs first
     assert set(said[:2]) == {s.what for s in planned[:2]}, said
     what = {s.name: s.what for s in steps}
     assert what["pcapng_scan"] in said and said.index(what["engine_loop"]) > said.index(what["market"]), said
@@ -172,8 +175,10 @@ def test_workers_started_early_are_ended_when_not_used(tmp_path):
     precompile.start_workers_early(str(tmp_path / "market"), "")
     procs = [p for ps in precompile._early.values() for p in ps]
     assert procs and all(p.poll() is None for p in procs)
+    assert list(precompile._early_step.values()) == list(early_steps(True, len(procs)))   # (busy with it already)
     precompile.discard_early_workers()
     assert not precompile._early and all(p.poll() is not None for p in procs)
+    assert not precompile._early_step
 
 
 def test_the_planned_order_keeps_dependencies_and_ends_no_later():
@@ -189,3 +194,19 @@ def test_the_planned_order_keeps_dependencies_and_ends_no_later():
                 assert all(names.index(d) < i for i, s in enumerate(planned) for d in s.after), names
                 free = [0.0] * workers
                 assert _finish_time(planned, workers, free, {})[0] <= _finish_time(steps, workers, free, {})[0] + 1e-9
+
+
+def test_the_early_step_is_stateless_and_planned_first():
+    """A worker started early takes a step that needs no engine state (the caller is still making
+    it), one the market's chain waits on; the plan counts it as the first step started."""
+    assert early_steps(False, 2) == ()
+    for workers in (1, 2, 3):
+        first = early_steps(True, workers)
+        assert first and set(first) <= set(STATELESS_STEPS)
+        steps = engine_steps(True, False, "pcapng")
+        market = next(s for s in steps if s.name == "market")
+        assert set(first) <= set(market.after)
+        planned = plan_order(steps, workers, first)
+        assert [s.name for s in planned[:len(first)]] == list(first)
+        names = [s.name for s in planned]
+        assert all(names.index(d) < i for i, s in enumerate(planned) for d in s.after), names

@@ -5,10 +5,11 @@ numba compiles one function at a time, in Python, on one core, and caches each
 cache (with the same argument types) is loaded, not compiled again. So on a cold cache
 ``compile_engine`` hands the steps to a few worker processes (``python -m
 workbench.engine.precompile_child``, one per core, started as soon as a first run is
-known: ``say_if_first_run``) that compile the engine's kernels into the cache, each step
+known: ``say_if_first_run``; with a market, one takes the Whirlpool maths at once, while the
+caller compiles its tables) that compile the engine's kernels into the cache, each step
 with exactly the argument types its caller passes (a literal, a read-only or a
-differently laid out array is a compile of its own): with a market, the pool maths, the
-Whirlpool maths and the swap decoders, then the market's transaction step that calls
+differently laid out array is a compile of its own): with a market, the pool maths, the sizing
+maths, the Whirlpool maths and the swap decoders, then the market's transaction step that calls
 them (the detectors are inlined into it: as calls they would cost the hot path a call
 per swap); the shred reassembly and the transaction decoder; with a model its scorer;
 then the engine loop, ``process_batch``, which loads all of these. Nothing waits on the
@@ -104,13 +105,14 @@ def _finish_time(order: list[Step], workers: int, free_at: list[float], done: di
     return max([0.0] + list(done.values())), started
 
 
-def plan_order(steps: list[Step], workers: int) -> list[Step]:
+def plan_order(steps: list[Step], workers: int, first: tuple[str, ...] = ()) -> list[Step]:
     """The order for ``workers`` workers that take the first ready step: built one start at a time,
     each time the ready step whose choice lets the rest (taken by the longest chain) end soonest.
     The longest chain alone can leave the steps it waits on unevenly split between the workers (one
-    then still compiles a dependency of the engine loop when the other is free)."""
-    order: list[Step] = []
-    rest = list(steps)
+    then still compiles a dependency of the engine loop when the other is free). The steps named in
+    ``first`` (given to workers started early: early_steps) come first, as they start first."""
+    order = [s for s in steps if s.name in first]
+    rest = [s for s in steps if s.name not in first]
     while rest:
         _, taken = _finish_time(order + rest, workers, [0.0] * workers, {})
         # candidates: the steps that could start at the next start's time in some order
@@ -137,10 +139,13 @@ def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True)
         # the detectors stay inlined into market_tx: as calls, each would take the market's thirty-odd
         # arrays as arguments per swap, which a swap-heavy replay measurably pays for
         steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 5.3),
-                  Step("pool_maths", "the constant-product maths and the opportunity writer", (), 5.3),
+                  # the market step waits on all of its maths: split in two, they even out the two
+                  # workers' loads before it (then it starts sooner)
+                  Step("sizing_maths", "the constant-product sizing maths", (), 2.8),
+                  Step("pool_maths", "the pool reads and the opportunity writer", (), 2.6),
                   Step("swap_decoders", "the DEX instruction decoders", (), 5.8),
                   Step("market", "the market's transaction step and its detectors",
-                       ("whirlpool_maths", "pool_maths", "swap_decoders"), 13.5)]
+                       ("whirlpool_maths", "sizing_maths", "pool_maths", "swap_decoders"), 13.5)]
     steps += [Step("reassembly", "the shred reassembly", (), 7.0), Step("decoder", "the transaction decoder", (), 4.6)]
     if model:
         steps.append(Step("scorer", "the model's scorer", (), 3.0))
@@ -150,6 +155,19 @@ def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True)
         steps.append(Step(f"{reader}_scan", f"the {reader} reader", (), 3.0))
     steps.append(Step("row_builders", "the Arrow row builders", (), 2.9 if market else 0.3))
     return _by_longest_chain(steps)
+
+
+# the steps that compile kernels of plain integer arguments: a worker compiles them without making the
+# engine state (whose own kernels the caller is compiling meanwhile on a first run)
+STATELESS_STEPS = ("whirlpool_maths", "sizing_maths")
+
+
+def early_steps(market: bool, workers: int) -> tuple[str, ...]:
+    """The steps workers started early (start_workers_early) take at once, one each, while the caller
+    still compiles the engine state's kernels: the longest stateless step of the market's chain,
+    which waits on it, on the core otherwise idle then (a second would share the two cores with
+    the caller's own compile, which the other steps wait on)."""
+    return ("whirlpool_maths",)[:workers] if market else ()
 
 
 # --- the steps (run in a worker; each compiles with process_batch's argument types) ------------
@@ -189,16 +207,18 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
     elif name == "whirlpool_maths":
         from .market.whirlpool import wp_swap_within_tick
         wp_swap_within_tick.compile((u64,) * 10 + (numba.boolean, numba.boolean))
-    elif name == "pool_maths":
-        # the kernels the detectors (inlined into market_tx) call, with the types they pass
-        from .market.arbitrage import _route_out
+    elif name == "sizing_maths":
+        # the exact sizings the detectors (inlined into market_tx) call, with the types they pass
         from .market.constant_product import min_amount_in_for_out, optimal_two_pool_arb_in
+        optimal_two_pool_arb_in.compile((u64,) * 8 + (i64,))
+        min_amount_in_for_out.compile((u64,) * 5 + (i64,))
+    elif name == "pool_maths":
+        # the pool reads and the row writer the detectors call, with the types they pass
+        from .market.arbitrage import _route_out
         from .market.emit import _emit_row
         from .market.pools import _in, _out
         f64 = numba.float64
         mkt, opps, ctx, fx = _sig(mk, out.opps, out.ctx, out.mscratch.fx)
-        optimal_two_pool_arb_in.compile((u64,) * 8 + (i64,))
-        min_amount_in_for_out.compile((u64,) * 5 + (i64,))
         _out.compile((mkt, i64, i64, u64, u64, u64))
         _in.compile((mkt, i64, u64, u64, u64))
         _route_out.compile((mkt,) + _sig(out.mscratch.route, out.mscratch.sides) + (u64,))
@@ -291,6 +311,7 @@ def say_if_first_run(say: Callable[[str], None] = say_stderr, market_folder: str
 
 # workers started before compile_engine, by the market and model folders they were started for
 _early: dict[tuple[str, str], list[subprocess.Popen]] = {}
+_early_step: dict[int, str] = {}     # worker pid -> the step it was given at its start (early_steps)
 
 
 def _workers_wanted(n_steps: int, workers: int | None = None) -> int:
@@ -301,13 +322,22 @@ def start_workers_early(market_folder: str = "", model_folder: str = "") -> None
     """Start the compile workers of a first run now, while the caller still makes the engine state
     (whose kernels compile on a first run too): a worker takes as long to import numba and the
     engine as a step to compile, and does it beside the caller instead of after it. A worker
-    makes its own state only at its first step, when the caller's kernels are in the cache.
-    compile_engine takes them; discard_early_workers ends the ones it did not take."""
+    makes its own state only at its first step that needs it, when the caller's kernels are in the
+    cache. compile_engine takes them; discard_early_workers ends the ones it did not take. With a
+    market, the first takes early_steps at once (the caller's tables compile on one core meanwhile)."""
     key = (market_folder or "", model_folder or "")
     if key in _early:
         return
     n = _workers_wanted(len(engine_steps(bool(key[0]), bool(key[1]))))
-    _early[key] = [_worker(*key) for _ in range(n)]
+    procs = [_worker(*key) for _ in range(n)]
+    for p, name in zip(procs, early_steps(bool(key[0]), n)):
+        try:
+            p.stdin.write(name + "\n")
+            p.stdin.flush()
+            _early_step[p.pid] = name
+        except OSError:                   # (a worker that died at once: compile_engine finds it gone)
+            pass
+    _early[key] = procs
 
 
 def discard_early_workers() -> None:
@@ -315,6 +345,7 @@ def discard_early_workers() -> None:
     while _early:
         _, procs = _early.popitem()
         for p in procs:
+            _early_step.pop(p.pid, None)
             p.kill()
             p.wait()
 
@@ -387,13 +418,17 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
     steps = engine_steps(bool(market_folder), bool(model_folder), reader, loop)
     total = len(steps) + len(final)
     n = _workers_wanted(len(steps), workers)
-    steps = plan_order(steps, n)
+    names = {s.name for s in steps}
+    procs = _early.pop((market_folder or "", model_folder or ""), [])
+    # (a worker busy with a step this compile does not have would answer for it: of no use here)
+    usable = [p for p in procs if _early_step.get(p.pid, next(iter(names))) in names][:n]
+    _early[("", "-")] = [p for p in procs if p not in usable]   # (with any started for other folders)
+    procs = usable
+    given = {p.pid: _early_step.pop(p.pid) for p in procs if p.pid in _early_step}
+    discard_early_workers()
+    steps = plan_order(steps, n, tuple(given.values()))
     head = f"compiling the engine for this CPU, first run only (numba cache: {cache_folder()})"
     say(f"{head}: {total} steps, {n} at a time")
-    procs = _early.pop((market_folder or "", model_folder or ""), [])
-    _early[("", "-")] = procs[n:]         # (with any started for other folders: of no use here)
-    procs = procs[:n]
-    discard_early_workers()
     procs += [_worker(market_folder, model_folder) for _ in range(n - len(procs))]
     flag = " readonly" if buf_readonly else ""
     sel = selectors.DefaultSelector()
@@ -407,6 +442,13 @@ def compile_engine(buf_readonly: bool, market_folder: str = "", model_folder: st
     failed: dict[str, str] = {}
     alive = list(procs)
     started = 0
+    for p in procs:                       # the steps workers started early took at once
+        if p.pid in given:
+            step = next(s for s in pending if s.name == given[p.pid])
+            pending.remove(step)
+            busy[p.pid] = step
+            started += 1
+            say(f"compiling the engine for this CPU, first run only: step {started} of {total}: {step.what}")
     try:
         while pending or busy:
             for p in list(alive):

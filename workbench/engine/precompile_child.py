@@ -10,8 +10,9 @@ the run's market snapshot and model folder (only their numba types matter; witho
 the steps that need them are refused). ``--readonly``: the run's frame buffer is
 read-only (a memory-mapped capture), which numba compiles apart from a writable one.
 The engine state is a default one: array types are what compiling needs, not sizes. It is
-made when the first step comes, not at start: a worker started early (while the caller
-compiles the state's own kernels) then loads those kernels instead of compiling them too.
+made when the first step that needs it comes (precompile.STATELESS_STEPS do not), not at start:
+a worker started early (while the caller compiles the state's own kernels) then loads those
+kernels instead of compiling them too.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def main(argv=None) -> None:
             continue
         t, c = time.perf_counter(), time.process_time()
         try:
-            if args is None:
+            if args is None and name not in precompile.STATELESS_STEPS:
                 state = new_state(tip_lamports=0)
                 args = (state, new_deshred_state(), new_batch_out(1), market_of(a.market, state), model_of(a.model))
-            precompile.compile_step(name, a.readonly or "readonly" in flags, *args)
+            precompile.compile_step(name, a.readonly or "readonly" in flags, *(args or (None,) * 5))
         except Exception as e:      # noqa: BLE001 - reported to the caller, which compiles the step itself
             msg = f"{type(e).__name__}: {e}".replace("\n", " ")[:1000]
             print(f"fail {name} {msg}", flush=True)
