@@ -18,18 +18,22 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pyarrow as pa
-from numba import njit
+from numba import njit, uint64
 
 ROW_END = 10                    # b"\n": ends each row in the buffer (never inside orjson's output)
 _COMMA = 44
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
+# The kernels index with unsigned integers: a signed index costs a negative-index wraparound (a
+# compare and a select) per byte, and these loops do little else per byte.
+
 @njit(cache=True, nogil=True)
 def _escaped_size(data, lo, hi):
     """Bytes of data[lo:hi] as a JSON string body (without the quotes)."""
     n = 0
-    for i in range(lo, hi):
+    i, hi = uint64(lo), uint64(hi)
+    while i < hi:
         c = data[i]
         if c == 34 or c == 92 or c == 8 or c == 9 or c == 10 or c == 12 or c == 13:
             n += 2
@@ -37,49 +41,52 @@ def _escaped_size(data, lo, hi):
             n += 6
         else:
             n += 1
+        i += uint64(1)
     return n
 
 
 @njit(cache=True, nogil=True)
 def _write_escaped(data, lo, hi, out, o, hexd):
-    """Write data[lo:hi] as a quoted JSON string at out[o:]; the offset after it."""
+    """Write data[lo:hi] as a quoted JSON string at out[o:] (``o`` unsigned); the offset after it."""
     out[o] = 34
-    o += 1
-    for i in range(lo, hi):
+    o += uint64(1)
+    i, hi = uint64(lo), uint64(hi)
+    while i < hi:
         c = data[i]
+        i += uint64(1)
         if c == 34 or c == 92:
             out[o] = 92
-            out[o + 1] = c
-            o += 2
+            out[o + uint64(1)] = c
+            o += uint64(2)
         elif c < 32:
             out[o] = 92
             if c == 8:
-                out[o + 1] = 98         # b
-                o += 2
+                out[o + uint64(1)] = 98         # b
+                o += uint64(2)
             elif c == 9:
-                out[o + 1] = 116        # t
-                o += 2
+                out[o + uint64(1)] = 116        # t
+                o += uint64(2)
             elif c == 10:
-                out[o + 1] = 110        # n
-                o += 2
+                out[o + uint64(1)] = 110        # n
+                o += uint64(2)
             elif c == 12:
-                out[o + 1] = 102        # f
-                o += 2
+                out[o + uint64(1)] = 102        # f
+                o += uint64(2)
             elif c == 13:
-                out[o + 1] = 114        # r
-                o += 2
+                out[o + uint64(1)] = 114        # r
+                o += uint64(2)
             else:
-                out[o + 1] = 117        # u00XX
-                out[o + 2] = 48
-                out[o + 3] = 48
-                out[o + 4] = hexd[c >> 4]
-                out[o + 5] = hexd[c & 15]
-                o += 6
+                out[o + uint64(1)] = 117        # u00XX
+                out[o + uint64(2)] = 48
+                out[o + uint64(3)] = 48
+                out[o + uint64(4)] = hexd[c >> 4]
+                out[o + uint64(5)] = hexd[c & 15]
+                o += uint64(6)
         else:
             out[o] = c
-            o += 1
+            o += uint64(1)
     out[o] = 34
-    return o + 1
+    return o + uint64(1)
 
 
 @njit(cache=True, nogil=True)
@@ -93,7 +100,7 @@ def _string_pieces(offs, data, hexd):
     out = np.empty(size, np.uint8)
     starts = np.empty(n, np.int64)
     ends = np.empty(n, np.int64)
-    o = 0
+    o = uint64(0)
     for i in range(n):
         starts[i] = o
         o = _write_escaped(data, offs[i], offs[i + 1], out, o, hexd)
@@ -115,52 +122,56 @@ def _string_list_pieces(list_offs, offs, data, hexd):
     out = np.empty(size, np.uint8)
     starts = np.empty(n, np.int64)
     ends = np.empty(n, np.int64)
-    o = 0
+    o = uint64(0)
     for i in range(n):
         starts[i] = o
         out[o] = 91             # [
-        o += 1
+        o += uint64(1)
         for j in range(list_offs[i], list_offs[i + 1]):
             if j > list_offs[i]:
                 out[o] = _COMMA
-                o += 1
+                o += uint64(1)
             o = _write_escaped(data, offs[j], offs[j + 1], out, o, hexd)
         out[o] = 93             # ]
-        o += 1
+        o += uint64(1)
         ends[i] = o
     return out, starts, ends
 
 
 @njit(cache=True, nogil=True)
 def _lay_out(pieces, starts, ends, keys, key_offs):
-    """Rows of ``starts.shape[0]`` columns: ``{`` key 0, piece, ``,`` key 1, piece, ... ``}`` and a
-    newline each. ``keys[key_offs[c]:key_offs[c + 1]]`` is column c's ``"name":``."""
-    ncol, n = starts.shape
-    size = n * (ncol + 2)       # braces, newline and commas (one more than needed, none fewer)
-    for c in range(ncol):
-        size += n * (key_offs[c + 1] - key_offs[c])
-        for i in range(n):
-            size += ends[c, i] - starts[c, i]
+    """Rows of ``starts.shape[1]`` columns (``starts``/``ends``: a row of piece bounds per table
+    row): ``{`` key 0, piece, ``,`` key 1, piece, ... ``}`` and a newline each.
+    ``keys[key_offs[c]:key_offs[c + 1]]`` is column c's ``"name":``."""
+    n, ncol = starts.shape
+    size = n * (ncol + 2 + key_offs[ncol])      # braces, newline, commas (one spare) and keys
+    for i in range(n):
+        for c in range(ncol):
+            size += ends[i, c] - starts[i, c]
     out = np.empty(size, np.uint8)
     row_offs = np.empty(n + 1, np.int64)
-    o = 0
+    o = uint64(0)
     for i in range(n):
         row_offs[i] = o
         out[o] = 123            # {
-        o += 1
+        o += uint64(1)
         for c in range(ncol):
             if c:
                 out[o] = _COMMA
-                o += 1
-            a, b = key_offs[c], key_offs[c + 1]
-            out[o:o + b - a] = keys[a:b]
-            o += b - a
-            a, b = starts[c, i], ends[c, i]
-            out[o:o + b - a] = pieces[a:b]
-            o += b - a
+                o += uint64(1)
+            a, b = uint64(key_offs[c]), uint64(key_offs[c + 1])
+            while a < b:
+                out[o] = keys[a]
+                o += uint64(1)
+                a += uint64(1)
+            a, b = uint64(starts[i, c]), uint64(ends[i, c])
+            while a < b:
+                out[o] = pieces[a]
+                o += uint64(1)
+                a += uint64(1)
         out[o] = 125            # }
-        out[o + 1] = ROW_END
-        o += 2
+        out[o + uint64(1)] = ROW_END
+        o += uint64(2)
     row_offs[n] = o
     return out[:o], row_offs
 
@@ -228,8 +239,8 @@ def rows_json(table: pa.Table) -> tuple[np.ndarray, np.ndarray] | None:
     if not n or not names:
         return None
     ncol = len(names)
-    starts = np.empty((ncol, n), np.int64)
-    ends = np.empty((ncol, n), np.int64)
+    starts = np.empty((n, ncol), np.int64)        # a row of piece bounds per table row: the layout reads it in order
+    ends = np.empty((n, ncol), np.int64)
     pieces, base = [], 0
     by_dtype: dict = {}                 # numpy dtype -> ([column index], [values])
     for c, col in enumerate(table.columns):
@@ -245,9 +256,9 @@ def rows_json(table: pa.Table) -> tuple[np.ndarray, np.ndarray] | None:
         got = _text_pieces(arr, n)
         if got is None:
             return None
-        text, starts[c], ends[c] = got
-        starts[c] += base
-        ends[c] += base
+        text, s, e = got
+        starts[:, c] = s + base
+        ends[:, c] = e + base
         pieces.append(text)
         base += len(text)
     for cols, values in by_dtype.values():
@@ -255,8 +266,8 @@ def rows_json(table: pa.Table) -> tuple[np.ndarray, np.ndarray] | None:
         if got is None:
             return None
         text, s, e = got
-        starts[cols] = s + base
-        ends[cols] = e + base
+        starts[:, cols] = (s + base).T
+        ends[:, cols] = (e + base).T
         pieces.append(text)
         base += len(text)
     keys = [orjson.dumps(name) + b":" for name in names]
