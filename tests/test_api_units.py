@@ -312,3 +312,44 @@ def test_engine_rows_wait_for_the_store_to_show_their_run_then_enter_memory_with
     assert source == "memory" and not pages.recent.held
     assert [r["run_id"] for r in rows] == [run_id, run_id]
     assert sorted(r["opportunity_id"] for r in rows) == sorted(engine_rows.column("opportunity_id").to_pylist())
+
+
+def test_uuid_text_and_enum_labels_are_the_per_row_values():
+    from workbench.api.recent import enum_labels, uuid_text
+    ids = [uuid.UUID(int=random.Random(7).getrandbits(128) ^ i) for i in range(40)]
+    arr = pa.array([u.bytes for u in ids], pa.binary(16))
+    for part in (arr, arr.slice(5, 20), arr.slice(0, 0)):
+        assert uuid_text(part).to_pylist() == [str(uuid.UUID(bytes=b)) for b in part.to_pylist()]
+    pairs = [("arbitrage", 1), ("sandwich", 2), ("liquidation", 3)]
+    codes = pa.array([3, 1, 2, 2, 1], pa.int8())
+    assert enum_labels(codes.slice(1), pairs, "t").to_pylist() == ["arbitrage", "sandwich", "sandwich", "arbitrage"]
+    for bad in ([0], [4], [1, 9]):
+        with pytest.raises(ValueError, match="outside the enum"):
+            enum_labels(pa.array(bad, pa.int8()), pairs, "t")
+
+
+def test_memory_taken_as_tables_answers_byte_for_byte_as_the_store(store):
+    """Rows entering memory as tables (UUIDs as 16 bytes, enums as codes, as the engine's conformed
+    batches come) give the store's pages and the store's row for a GET by id."""
+    rows = _index_rows(30, 3)
+    store.insert(check_batch(orjson.dumps(rows)))
+    schema = store.page_schema()
+    table = check_batch(orjson.dumps(rows)).table
+    ids = pa.array([uuid.UUID(s).bytes for s in table.column("opportunity_id").to_pylist()], pa.binary(16))
+    table = table.set_column(table.column_names.index("opportunity_id"), "opportunity_id", ids)
+    memory = RecentOpportunities(schema, None, capacity=25)
+    memory.add(page_table(table.slice(0, 12), schema))
+    assert memory.add(page_table(table.slice(6, 24), schema)) == 18          # ids held are skipped
+    assert len(memory) == 25 and memory.cover is not None
+    f, after = OpportunityFilter([]), memory.cover
+    while True:
+        a = memory.encode_json(*memory.page_from_memory(f, 4, after))
+        b = memory.encode_json(*memory.page_merged(f, 4, after, store.opportunity_rows(f, 5, after)))
+        assert a == b
+        if a[1] is None:
+            break
+        after = decode_cursor(a[1])
+    for r in rows:
+        held = memory.row(r["opportunity_id"])
+        assert held is None or held[1] == store.opportunity(r["opportunity_id"])
+    assert sum(memory.row(r["opportunity_id"]) is not None for r in rows) == 25

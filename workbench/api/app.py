@@ -147,7 +147,7 @@ def build_app(service: Service) -> Guard:
     @counted("/v1/opportunities/{id}")
     async def get_opportunity(request: Request) -> Response:
         oid = request.path_params["id"]
-        held = pages.recent.rows.get(oid)       # the newest rows, some not written to the store yet
+        held = pages.recent.row(oid)       # the newest rows, some not written to the store yet
         if held is not None:
             return Response(held[1], media_type=JSON)
         row = await anyio.to_thread.run_sync(store.opportunity, oid)

@@ -2,8 +2,11 @@
 
 GET /v1/opportunities pages by the key (timestamp, opportunity_id) (store_access.py). This
 index keeps the newest rows this process saw (the run the service pumps, and POSTs) sorted by
-that key, already in the page shape: each row as the dict and the JSON bytes the store's read
-would give, so a page read from memory is byte for byte the page read from the store.
+that key, in the page shape: each row as the dict and the JSON bytes the store's read would
+give, so a page read from memory is byte for byte the page read from the store. Rows come in
+as tables, kept as they are: a batch costs work over its columns (conform, the page shape, its
+keys); a batch's row dicts are made when a page first scans it, a row's JSON when a page or a
+GET by id first returns it.
 
 What memory may answer alone: the index records ``cover``, a key such that every row of the
 store with a greater key is in memory. It starts at the store's greatest key when the server
@@ -19,15 +22,22 @@ repeated GET while no row arrived costs a dict lookup.
 
 from __future__ import annotations
 
-import uuid
+import collections
+from itertools import repeat
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
 from ..store import schema as S
+from .frames import table_rows
 from .opportunity_rows import ID, REQUIRED, TABLE, enum_pairs, literal_default
 from .sorted_keys import SortedKeys
 from .store_access import OpportunityFilter, encode_cursor
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_UUID_DASH_AT = [8, 13, 18, 23]              # where the canonical text of a UUID has its dashes
+_UUID_HEX_AT = [i for i in range(36) if i not in _UUID_DASH_AT]
 
 MEMORY_ROWS = 200_000          # rows the index keeps; older pages come from the store
 CACHE_PAGES = 4_096            # encoded pages kept per data version
@@ -49,19 +59,39 @@ def page_table(conformed: pa.Table, schema: pa.Schema) -> pa.Table:
             default = literal_default(spec.column(base))
             if default is REQUIRED:
                 raise ValueError(f"{TABLE}.{base}: missing, and its DEFAULT is not a plain value")
-            arrays.append(pa.array([default] * conformed.num_rows, f.type))
+            arrays.append(pa.repeat(pa.scalar(default, f.type), conformed.num_rows))
             continue
         col = conformed.column(base).combine_chunks()
         if kind == S.TIME:
             col = col.view(pa.int64()) if pa.types.is_timestamp(col.type) else col
         elif kind == S.UUID_ and pa.types.is_fixed_size_binary(col.type):
-            col = pa.array([str(uuid.UUID(bytes=b)) for b in col.to_pylist()], pa.string())
+            col = uuid_text(col)
         elif kind == S.ENUM and pa.types.is_integer(col.type):
-            pairs = enum_pairs(spec.column(base))
-            labels = {code: lab for lab, code in pairs}
-            col = pa.array([labels[c] for c in col.to_pylist()], pa.string())
+            col = enum_labels(col, enum_pairs(spec.column(base)), f"{TABLE}.{base}")
         arrays.append(col if col.type == f.type else col.cast(f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def uuid_text(col: pa.Array) -> pa.Array:
+    """16-byte UUIDs as their canonical text (``str(uuid.UUID(bytes=b))``), for the whole column at once."""
+    raw = np.frombuffer(col.buffers()[1], np.uint8)[col.offset * 16:(col.offset + len(col)) * 16].reshape(-1, 16)
+    hexed = _HEX[np.stack([raw >> 4, raw & 15], axis=2).reshape(-1, 32)]
+    text = np.empty((len(col), 36), np.uint8)
+    text[:, _UUID_HEX_AT] = hexed
+    text[:, _UUID_DASH_AT] = ord("-")
+    offsets = np.arange(0, 36 * len(col) + 1, 36, dtype=np.int32)
+    return pa.StringArray.from_buffers(len(col), pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
+
+
+def enum_labels(col: pa.Array, pairs: list[tuple[str, int]], what: str) -> pa.Array:
+    """Enum codes as their labels; ValueError naming ``what`` on a code the enum lacks."""
+    codes = col.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort([code for _, code in pairs])
+    known = np.array([pairs[i][1] for i in order], np.int64)
+    at = np.searchsorted(known, codes)
+    if len(codes) and (at.max() >= len(known) or not np.array_equal(known[at], codes)):
+        raise ValueError(f"{what}: codes outside the enum {pairs}")
+    return pa.array([pairs[i][0] for i in order], pa.string()).take(pa.array(at))
 
 
 def matches(f: OpportunityFilter, r: dict) -> bool:
@@ -92,6 +122,39 @@ def window_start(f: OpportunityFilter, after: Key | None) -> tuple[Key | None, b
     return since, True
 
 
+class _Batch:
+    """Rows that entered memory together: their page-shape table, and each row's dict and JSON made
+    when a page (or a GET by id) first needs them: taking a batch in costs columns, not rows."""
+    __slots__ = ("table", "list_columns", "_dicts", "_json")
+
+    def __init__(self, table: pa.Table | None, list_columns: list[str], dicts: list[dict] | None = None,
+                 items: list[bytes] | None = None):
+        self.table = table
+        self.list_columns = list_columns
+        self._dicts = dicts
+        self._json = items
+
+    def dicts(self) -> list[dict]:
+        if self._dicts is None:
+            dicts = table_rows(self.table)
+            for r in dicts:
+                for name in self.list_columns:      # a tuple of str: the collector stops tracking the row
+                    r[name] = tuple(r[name])
+            self._dicts = dicts
+        return self._dicts
+
+    def row(self, i: int) -> tuple[dict, bytes]:
+        """Row ``i`` as (dict, JSON bytes): the bytes are ``orjson.dumps`` of the dict (a tuple is
+        written as the list it was)."""
+        r = self.dicts()[i]
+        if self._json is None:
+            self._json = [None] * len(self._dicts)
+        b = self._json[i]
+        if b is None:
+            b = self._json[i] = orjson.dumps(r)
+        return r, b
+
+
 class RecentOpportunities:
     """The newest rows by key, the cover below which the store answers, and the page cache."""
 
@@ -104,7 +167,7 @@ class RecentOpportunities:
         self.cache_pages = cache_pages
         self.held = False
         self.keys = SortedKeys()
-        self.rows: dict[str, tuple[dict, bytes]] = {}
+        self.rows: dict[str, tuple[_Batch, int]] = {}      # id -> its batch and row in it
         self.version = 0
         self._cache: dict = {}
         self._cache_version = 0
@@ -116,38 +179,62 @@ class RecentOpportunities:
 
     # -- rows in
     def add(self, table: pa.Table) -> int:
-        """Rows in the page shape (``page_table``); ids already held are skipped. Rows added."""
-        dicts = table.to_pylist()
-        return self.add_rows(dicts, [orjson.dumps(r) for r in dicts])
+        """Rows in the page shape (``page_table``); ids already held are skipped. Rows added. Costs
+        a few passes over the key columns: the rows' dicts and JSON are made when a page needs them."""
+        if not table.num_rows:
+            return 0
+        ids = table.column(ID).to_pylist()
+        held = self.rows.keys() & ids if self.rows else ()
+        if held or len(set(ids)) != len(ids):      # ids seen before (or twice here): the first is kept
+            keep = np.zeros(len(ids), bool)
+            seen = set(held)
+            for i, oid in enumerate(ids):
+                if oid not in seen:
+                    seen.add(oid)
+                    keep[i] = True
+            if not keep.any():
+                return 0
+            table = table.filter(pa.array(keep))
+            ids = table.column(ID).to_pylist()
+        return self._take(_Batch(table, self._list_columns), ids, table.column("timestamp_ns").to_pylist())
 
     def add_rows(self, dicts: list[dict], items: list[bytes]) -> int:
         """Rows already in the page shape as dicts (keys in the schema's order) and their JSON, as
         ``add`` makes them from a table; ids already held are skipped. Rows added."""
-        new: list[Key] = []
-        lists = self._list_columns
-        for r, b in zip(dicts, items):
-            oid = r[ID]
-            if oid in self.rows:
-                continue
-            for name in lists:      # a tuple of str: the collector then stops tracking the row (runtime_tuning.py)
-                r[name] = tuple(r[name])
-            self.rows[oid] = (r, b)
-            new.append((r["timestamp_ns"], oid))
-        if not new:
+        seen, keep = set(), []
+        for i, r in enumerate(dicts):
+            if r[ID] not in self.rows and r[ID] not in seen:
+                seen.add(r[ID])
+                keep.append(i)
+        if len(keep) != len(dicts):
+            dicts, items = [dicts[i] for i in keep], [items[i] for i in keep]
+        if not dicts:
             return 0
-        new.sort()
+        for r in dicts:
+            for name in self._list_columns:
+                r[name] = tuple(r[name])
+        return self._take(_Batch(None, self._list_columns, dicts, items), [r[ID] for r in dicts],
+                          [r["timestamp_ns"] for r in dicts])
+
+    def _take(self, batch: _Batch, ids: list[str], times: list[int]) -> int:
+        self.rows.update(zip(ids, zip(repeat(batch), range(len(ids)))))
+        new = sorted(zip(times, ids))
         # a new SortedKeys, never one changed in place: a page scanned on a worker thread keeps the one it took
         keys = self.keys.add(new)
         over = len(keys) - self.capacity
         if over > 0:
             keys, gone = keys.drop_first(over)
-            for _, oid in gone:
-                del self.rows[oid]
+            collections.deque(map(self.rows.__delitem__, [oid for _, oid in gone]), maxlen=0)
             if self.cover is None or gone[-1] > self.cover:
                 self.cover = gone[-1]
         self.keys = keys
         self.version += 1
         return len(new)
+
+    def row(self, oid: str) -> tuple[dict, bytes] | None:
+        """The held row ``oid`` as (dict, JSON bytes); None when memory does not hold it."""
+        entry = self.rows.get(oid)
+        return entry[0].row(entry[1]) if entry is not None else None
 
     def hold(self, held: bool) -> None:
         """Rows this process saw wait outside memory (``held``): meanwhile every page asks the store."""
@@ -184,8 +271,8 @@ class RecentOpportunities:
             if f.until_ns is not None and k[0] >= f.until_ns:
                 break
             entry = rows.get(k[1])          # None: dropped meanwhile (the data version moved on)
-            if entry is not None and matches(f, entry[0]):
-                out.append((k, entry))
+            if entry is not None and matches(f, entry[0].dicts()[entry[1]]):
+                out.append((k, entry[0].row(entry[1])))
                 if len(out) >= n:
                     break
         return out

@@ -106,6 +106,13 @@ class OpportunityPages:
             self.recent.hold(bool(self._pending))
             return
         pending, self._pending = self._pending, []
+        if len(pending) > 1:
+            # what waited for the run's id enters in one step: the work per batch is per column, so
+            # one table costs the loop one stall instead of one per batch held
+            try:
+                pending = [pa.concat_tables(pending)]
+            except pa.ArrowInvalid:        # tables of different schemas (not the engine's): as they came
+                pass
         for t in pending:
             self._add(t, self._run_id)
         self.recent.hold(False)

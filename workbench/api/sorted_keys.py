@@ -42,6 +42,11 @@ class SortedKeys:
         chunks, maxes = list(self.chunks), self.maxes
         if not chunks:
             return SortedKeys([new[i:i + CHUNK] for i in range(0, len(new), CHUNK)])
+        if new[0] > maxes[-1]:      # after every key held (rows arriving in time order): append, no search
+            tail = chunks[-1] + new if len(chunks[-1]) < CHUNK else new
+            start = len(chunks) - 1 if tail is not new else len(chunks)
+            chunks[start:] = [tail[i:i + CHUNK] for i in range(0, len(tail), CHUNK)]
+            return SortedKeys(chunks)
         # which chunk each new key joins: the first whose greatest key is above it (or the last)
         parts: dict[int, list[Key]] = {}
         j = 0

@@ -1,0 +1,68 @@
+"""Per-row cost of what the server's pump does with each engine opportunity row: its WebSocket
+JSON (frames.py ``row_items``) and the GET memory taking it (recent_route.py ``_add``: conform,
+page shape, recent.py ``add``). CPU time (time.process_time) per row over an engine run's
+opportunities.parquet, in batches of ``--batch`` rows as the pump takes them.
+
+Peer: ``orjson.dumps`` of each row dict (``table.to_pylist()``), the plain way to the same bytes.
+
+    python benchmarks/bench_ws_rows.py OPPORTUNITIES.parquet [--batch 1024] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+import orjson
+import pyarrow.parquet as pq
+
+
+def per_row_us(make, batches, repeat: int) -> float:
+    """Median CPU us per row of ``make()`` (a fresh function per repetition) over the batches."""
+    rows = sum(b.num_rows for b in batches)
+    out = []
+    for _ in range(repeat):
+        fn = make()
+        t0 = time.process_time()
+        for b in batches:
+            fn(b)
+        out.append((time.process_time() - t0) / rows * 1e6)
+    return statistics.median(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("parquet")
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args()
+    from workbench.api.frames import row_items
+    from workbench.api.opportunity_rows import TABLE
+    from workbench.api.recent import RecentOpportunities, page_table
+    from workbench.api.store_access import StoreAccess
+    from workbench.store.columns import conform, mev_opportunities_table
+
+    t = mev_opportunities_table(pq.read_table(a.parquet), "replay")
+    batches = [t.slice(i, a.batch) for i in range(0, t.num_rows, a.batch)]
+    print(f"{t.num_rows:,} rows in batches of {a.batch} [load {os.getloadavg()[0]:.2f}]")
+    peer = per_row_us(lambda: lambda b: [orjson.dumps(r) for r in b.to_pylist()], batches, a.repeat)
+    ours = per_row_us(lambda: row_items, batches, a.repeat)
+    print(f"WebSocket JSON: row_items {ours:.3f} us/row; peer orjson per dict {peer:.3f} us/row")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = StoreAccess(f"chdb://{tmp}/db")
+        schema = store.page_schema()
+        store.close()
+
+    def memory():
+        recent = RecentOpportunities(schema, None)
+        return lambda b: recent.add(page_table(conform(TABLE, b, "run-1"), schema))
+
+    mem = per_row_us(memory, batches, a.repeat)
+    print(f"GET memory: conform + page_table + add {mem:.3f} us/row [load {os.getloadavg()[0]:.2f}]")
+
+
+if __name__ == "__main__":
+    main()
