@@ -96,7 +96,7 @@ def _fee(price, limit):
     return q * limit + (r * limit + MICRO_LAMPORTS - 1) // MICRO_LAMPORTS
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False)
 def fill_features(buf, txn, instrs, keys, key_slots, key_meta, row, prog_ids, p0, prog_tx_counts, ins_pid):
     """Fill feature ``row`` for decoded ``txn``; write its program ids at ``prog_ids[p0:]``
     and the key id of each instruction's program at ``ins_pid[txn.instr_first + k]``.

@@ -200,6 +200,10 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         from ..wire.shred import shred_kind
         _ip.compile((numba.typeof(buf), i64, i64, i64))
         shred_kind.compile((numba.typeof(buf), i64, i64))
+        # the features of a decoded transaction, as process_batch calls them (a row of out.tx)
+        from .features import fill_features
+        fill_features.compile(_sig(buf, out.txn[0], out.instrs, state.keys, state.key_slots, state.key_meta, out.tx[0],
+                                   out.prog_ids) + (i64,) + _sig(state.prog_tx_counts, out.ins_pid))
     elif name == "swap_decoders":
         from ..wire.programs.dispatch import decode_swaps
         decode_swaps.compile(_sig(buf, out.txn[0], out.instrs, out.luts, out.ins_pid, out.mscratch.events)
