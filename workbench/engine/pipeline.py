@@ -20,7 +20,7 @@ from numba import njit
 
 from ..binary import prefetch, prefetch_range, u64le
 from ..capture.clock import monotonic_ns
-from ..metrics.hist import record
+from ..metrics.hist import record_call
 from ..linktypes import LINKTYPE_SOLANA_LANDED
 from ..wire.net import guess_txn_sig_off, landed_payload, udp_payload
 from ..wire.shred import KIND_NONE, shred_kind
@@ -284,11 +284,11 @@ def process_batch(batch, state, ds, out, start, mk, model):
                         o = out.opps[j]
                         for b in range(64):              # (a loop: a slice copy would need NRT)
                             o._sig[b] = row._sig[b]
-                        record(state.hist_counts, state.hist_stats, HIST_DETECT_NS, o.detect_ns)
+                        record_call(state.hist_counts, state.hist_stats, HIST_DETECT_NS, o.detect_ns)
                         if model is not None:
                             t_s = monotonic_ns()
                             o.score = score_opportunity(model, o.features, out.mscratch.xx)
-                            record(state.hist_counts, state.hist_stats, HIST_SCORE_NS, monotonic_ns() - t_s)
+                            record_call(state.hist_counts, state.hist_stats, HIST_SCORE_NS, monotonic_ns() - t_s)
                     state.dcount[D_OPPS] += n_opp - o0
                 n_tx += 1
         if not frame:
@@ -302,10 +302,10 @@ def process_batch(batch, state, ds, out, start, mk, model):
         out.pkt_status[i] = st
         state.status_counts[st - STATUS_MIN] += 1
         if timed:
-            record(state.hist_counts, state.hist_stats, HIST_PACKET_NS, monotonic_ns() - t0)
+            record_call(state.hist_counts, state.hist_stats, HIST_PACKET_NS, monotonic_ns() - t0)
         i += 1
     counts[N_SWAPS] = n_sw
     counts[N_OPPS] = n_opp
     queued = 1 if (counts[R_POS] < counts[R_N] or _has_queued(ds)) else 0
-    record(state.hist_counts, state.hist_stats, HIST_BATCH_NS, monotonic_ns() - t_batch)
+    record_call(state.hist_counts, state.hist_stats, HIST_BATCH_NS, monotonic_ns() - t_batch)
     return i, n_tx, n_prog, queued

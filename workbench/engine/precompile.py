@@ -201,7 +201,9 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         _ip.compile((numba.typeof(buf), i64, i64, i64))
         shred_kind.compile((numba.typeof(buf), i64, i64))
         # the features of a decoded transaction, as process_batch calls them (a row of out.tx)
+        from ..metrics.hist import record_call
         from .features import fill_features
+        record_call.compile(_sig(state.hist_counts, state.hist_stats) + (i64, i64))
         fill_features.compile(_sig(buf, out.txn[0], out.instrs, state.keys, state.key_slots, state.key_meta, out.tx[0],
                                    out.prog_ids) + (i64,) + _sig(state.prog_tx_counts, out.ins_pid))
     elif name == "swap_decoders":
