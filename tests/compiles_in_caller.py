@@ -30,10 +30,10 @@ def main() -> None:
     out, argv = Path(sys.argv[1]), sys.argv[2:]
     names = _Names()
     event.register("numba:compile", names)
-    from workbench.cli.app import main as cli_main
+    from workbench.cli.app import app       # the command itself (the script's main() ends the process)
     sys.argv = ["workbench"] + argv
     try:
-        cli_main()
+        app()
     except SystemExit as e:
         if e.code:
             raise
