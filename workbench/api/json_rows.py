@@ -23,6 +23,10 @@ from numba import njit, uint64
 ROW_END = 10                    # b"\n": ends each row in the buffer (never inside orjson's output)
 _COMMA = 44
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+# the control characters JSON writes as a backslash and a letter (orjson's choice too); the others as \u00XX
+_SHORT_ESCAPES = np.zeros(32, np.uint8)
+for _c, _letter in ((8, "b"), (9, "t"), (10, "n"), (12, "f"), (13, "r")):
+    _SHORT_ESCAPES[_c] = ord(_letter)
 
 
 # The kernels index with unsigned integers: a signed index costs a negative-index wraparound (a
@@ -35,7 +39,7 @@ def _escaped_size(data, lo, hi):
     i, hi = uint64(lo), uint64(hi)
     while i < hi:
         c = data[i]
-        if c == 34 or c == 92 or c == 8 or c == 9 or c == 10 or c == 12 or c == 13:
+        if c == 34 or c == 92 or (c < 32 and _SHORT_ESCAPES[c] != 0):
             n += 2
         elif c < 32:
             n += 6
@@ -60,20 +64,9 @@ def _write_escaped(data, lo, hi, out, o, hexd):
             o += uint64(2)
         elif c < 32:
             out[o] = 92
-            if c == 8:
-                out[o + uint64(1)] = 98         # b
-                o += uint64(2)
-            elif c == 9:
-                out[o + uint64(1)] = 116        # t
-                o += uint64(2)
-            elif c == 10:
-                out[o + uint64(1)] = 110        # n
-                o += uint64(2)
-            elif c == 12:
-                out[o + uint64(1)] = 102        # f
-                o += uint64(2)
-            elif c == 13:
-                out[o + uint64(1)] = 114        # r
+            e = _SHORT_ESCAPES[c]
+            if e != 0:                          # \b \t \n \f \r
+                out[o + uint64(1)] = e
                 o += uint64(2)
             else:
                 out[o + uint64(1)] = 117        # u00XX
@@ -89,6 +82,12 @@ def _write_escaped(data, lo, hi, out, o, hexd):
     return o + uint64(1)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _new_pieces(size, n):
+    """The text of ``n`` pieces (``size`` bytes) and each piece's start and end in it."""
+    return np.empty(size, np.uint8), np.empty(n, np.int64), np.empty(n, np.int64)
+
+
 @njit(cache=True, nogil=True)
 def _string_pieces(offs, data, hexd):
     """Each string of an Arrow string array (``offs``: n + 1 value offsets) as quoted JSON text:
@@ -97,9 +96,7 @@ def _string_pieces(offs, data, hexd):
     size = 0
     for i in range(n):
         size += 2 + _escaped_size(data, offs[i], offs[i + 1])
-    out = np.empty(size, np.uint8)
-    starts = np.empty(n, np.int64)
-    ends = np.empty(n, np.int64)
+    out, starts, ends = _new_pieces(size, n)
     o = uint64(0)
     for i in range(n):
         starts[i] = o
@@ -119,9 +116,7 @@ def _string_list_pieces(list_offs, offs, data, hexd):
         size += 2 + max(b - a - 1, 0)
         for j in range(a, b):
             size += 2 + _escaped_size(data, offs[j], offs[j + 1])
-    out = np.empty(size, np.uint8)
-    starts = np.empty(n, np.int64)
-    ends = np.empty(n, np.int64)
+    out, starts, ends = _new_pieces(size, n)
     o = uint64(0)
     for i in range(n):
         starts[i] = o
