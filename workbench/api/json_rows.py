@@ -278,3 +278,9 @@ def row_bytes(table: pa.Table) -> list[bytes] | None:
     if got is None:
         return None
     return got[0][:-1].tobytes().split(b"\n")
+
+
+def warm_up() -> None:
+    """Load the kernels from numba's cache (compile them, on a first run) before a server's first rows
+    arrive: otherwise the pump's first step waits for them, and every row handed on meanwhile with it."""
+    rows_json(pa.table({"n": pa.array([1], pa.int64()), "s": pa.array(["a\n"]), "l": pa.array([["a"]])}))

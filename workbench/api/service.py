@@ -31,6 +31,7 @@ from ..runner.background import BackgroundRun
 from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from .engine_placement import EnginePlacement, check_cpu
 from .frames import row_items
+from .json_rows import warm_up as json_warm_up
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
 from .hub import Hub
 from .seq_index import SeqIndex
@@ -135,6 +136,7 @@ class Service:
                         pass
 
             self.run.on_hand_off = on_hand_off
+            await asyncio.to_thread(json_warm_up)      # the rows' JSON kernels, before the run hands any on
             self.run.start()
             if self.placement is not None and self.placement.asked:
                 for note in self.placement.place(self.run._thread.native_id):
