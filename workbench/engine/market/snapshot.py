@@ -155,16 +155,17 @@ SNAPSHOT_COLUMNS = {
 SNAPSHOT_FILES = {name: tuple(cols) for name, cols in SNAPSHOT_COLUMNS.items()}
 
 
-def _decoded_addresses(cols: dict, parsers: dict) -> dict[str, bytes]:
+def _address_columns(parsers: dict) -> tuple[set, set]:
+    """The columns whose parser reads one address (absent allowed or not), and those reading a list."""
+    one = {c for c, parse in parsers.items() if getattr(parse, "inner", parse) is _address}
+    return one, {c for c, parse in parsers.items() if parse is _addresses}
+
+
+def _decoded_addresses(cols: dict, one: set, lists: set) -> dict[str, bytes]:
     """{text: 32 bytes} of every address in the address columns of ``cols`` that decodes (all at
     once, wire/base58.py); the parsers still see the others, and say what is wrong with them."""
-    texts = []
-    for c, parse in parsers.items():
-        parse = getattr(parse, "inner", parse)
-        if parse is _address:
-            texts += cols[c]
-        elif parse is _addresses:
-            texts += [a for v in cols[c] if isinstance(v, list) for a in v]
+    texts = [a for c in one for a in cols[c]]
+    texts += [a for c in lists for v in cols[c] if isinstance(v, list) for a in v]
     raw, ok = decode32_texts(texts)
     return {texts[i]: raw[i].tobytes() for i in np.flatnonzero(ok)}
 
@@ -175,16 +176,17 @@ def _checked_rows(cols: dict, name: str, file: str) -> list[dict]:
     Addresses that decode are taken from one decode of them all."""
     parsers = SNAPSHOT_COLUMNS[name]
     n = len(cols[next(iter(parsers))])
-    decoded = _decoded_addresses(cols, parsers)
+    one, lists = _address_columns(parsers)
+    decoded = _decoded_addresses(cols, one, lists)
     rows = []
     for r in range(n):
         row = {}
         for c, parse in parsers.items():
             v = cols[c][r]
-            if isinstance(v, str) and v in decoded and getattr(parse, "inner", parse) is _address:
+            if c in one and isinstance(v, str) and v in decoded:
                 row[c] = decoded[v]
                 continue
-            if isinstance(v, list) and parse is _addresses and all(isinstance(a, str) and a in decoded for a in v):
+            if c in lists and isinstance(v, list) and all(isinstance(a, str) and a in decoded for a in v):
                 row[c] = [decoded[a] for a in v]
                 continue
             try:
