@@ -260,8 +260,8 @@ def new_feed_scratch(n_pools: int) -> FeedScratch:
 @njit(cache=True, nogil=True)
 def push_newest_states(rs, pool, slot, res, wp, is_wp, fee, n, sc):
     """``push_state`` for the first ``n`` states of a batch (a Geyser chunk decoded in one call),
-    with one head store at the end, and coalesced as a drain coalesces, before they reach the ring: each pool's newest state is
-    queued, with the newest fee any of its states carried; the states between are counted
+    with one head store at the end, and coalesced as a drain coalesces, before they reach the
+    ring: each pool's newest state is queued, with the newest fee any of its states carried; the states between are counted
     ``superseded``, a state older than one before it ``stale``, neither queued. A chunk brings
     thousands of states of a few hot pools at once: queued one by one, each is read again by
     the loop, across cores, between two batches. Returns how many were queued; a full ring
