@@ -24,6 +24,7 @@ RANK = {
     "linktypes": 0,                                     # link types and frame headers: sources write, wire reads
     "wide": 0,                                          # u128/u256 arithmetic: the engine's AMM maths, the chain's tick maths
     "arrow_columns": 0,                                 # numpy <-> Arrow without pyarrow's pandas hooks
+    "numba_blas": 0,                                    # numba's BLAS probe without the whole of scipy.linalg
     "capture": 1,
     "host": 1,                                          # OS plumbing: cpu pinning, memory, NIC tuning
     "wire": 2, "metrics": 2,

@@ -2,7 +2,8 @@
 
 The ``workbench`` script skips the interpreter's object-by-object teardown, so these check
 that everything the interpreter does before it still happens, in order, with the right status;
-and that a replay without the store never imports pandas (pyarrow's pandas hooks would)."""
+and that a replay without the store never imports pandas (pyarrow's pandas hooks would) nor
+scipy.linalg (numba's BLAS probe would: numba_blas.py)."""
 
 from __future__ import annotations
 
@@ -68,13 +69,13 @@ def test_the_cli_exit_status_and_errors_are_those_of_the_command(tmp_path):
     assert "missing.pcap" in bad.stderr
 
 
-def test_a_replay_without_the_store_never_imports_pandas(tmp_path):
+def test_a_replay_without_the_store_never_imports_pandas_nor_scipy_linalg(tmp_path):
     code = ("import sys\n"
             "from workbench.runner import replay\n"
             "from workbench.config import Settings\n"
             f"replay({str(REPO / 'captures' / 'market.pcapng')!r}, {str(tmp_path / 'out')!r}, "
             f"Settings(market={str(REPO / 'captures' / 'market.pcapng.market')!r}))\n"
-            "print(sorted(m for m in ('pandas', 'pyarrow.dataset') if m in sys.modules))\n")
+            "print(sorted(m for m in ('pandas', 'pyarrow.dataset', 'scipy.linalg') if m in sys.modules))\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.strip().splitlines()[-1] == "[]"

@@ -39,6 +39,8 @@ def _configure_numba_cache() -> str:
     """
     import numba
 
+    from .numba_blas import load_cython_blas_alone
+    load_cython_blas_alone()
     base = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
         "solana-mev-workbench", "numba")
