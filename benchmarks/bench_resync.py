@@ -79,7 +79,7 @@ def make_snapshot(tmp: Path):
 
 
 def one_run(v: Veth, tmp: Path, snap: Path, updates, seconds: float, with_updates: bool, k: int, rate: int = 0,
-            live_args: tuple = (), elsewhere: bool = False) -> dict:
+            live_args: tuple = (), elsewhere: bool = False, flood_nice: int = 19) -> dict:
     """One live run at 50k packets/s; ``with_updates``: the flood runs, taken by the run itself, or with
     ``elsewhere`` by a process of its own (the same client, pinned off the engine's CPU) while the run
     takes none: the host's share of the flood's cost without the loop's."""
@@ -91,7 +91,7 @@ def one_run(v: Veth, tmp: Path, snap: Path, updates, seconds: float, with_update
                                                               "rate": rate}}))
         port_file = tmp / f"port{k}"
         # nice: the server stands in for a remote machine; here it shares the two CPUs with the run
-        srv = subprocess.Popen(["ip", "netns", "exec", v.ns, "nice", "-n", "19", sys.executable, str(REPO / "tests" /
+        srv = subprocess.Popen(["ip", "netns", "exec", v.ns, "nice", "-n", str(flood_nice), sys.executable, str(REPO / "tests" /
                                 "geyser_h2_server.py"), str(script), str(port_file)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
@@ -281,6 +281,9 @@ def main() -> None:
     ap.add_argument("--live-args", default="", help="more flags of `workbench live` in both variants, e.g. '--cpu 1'")
     ap.add_argument("--rate", type=int, default=250_000,
                     help="account updates per second the flood sends during live runs (0: as fast as taken)")
+    ap.add_argument("--flood-nice", type=int, default=19,
+                    help="niceness of the flood server (it stands in for a remote machine; at 19 it gets what "
+                         "the sender's pacing spin leaves of a CPU, which caps the updates it sends)")
     ap.add_argument("--elsewhere", action="store_true",
                     help="a third variant: the flood runs and another process takes it, the run takes none "
                          "(the host's share of the flood's cost, without the loop's)")
@@ -300,7 +303,7 @@ def main() -> None:
         for k in range(a.repeat):
             for j, arm in enumerate(arms):
                 runs[arm].append(one_run(v, tmp, snap, updates, a.seconds, arm != "without", len(arms) * k + j,
-                                         a.rate, live_args, elsewhere=arm == "elsewhere"))
+                                         a.rate, live_args, elsewhere=arm == "elsewhere", flood_nice=a.flood_nice))
     finally:
         v.close()
     med = lambda arm, key: statistics.median(r[key] for r in runs[arm])  # noqa: E731

@@ -299,3 +299,33 @@ def test_a_cpmm_pool_takes_its_fee_from_the_seeded_amm_config_and_its_creator_fe
 def base58_of(raw) -> str:
     import base58
     return base58.b58encode(bytes(raw)).decode()
+
+
+def test_a_run_that_stops_never_waits_on_a_seed_still_retrying(snap):
+    """An RPC that takes the connection and never answers (the seed retries with backoff for
+    minutes): the feed's stop abandons the seed's requests, so its thread has ended when ``stop``
+    returns (which waits up to JOIN_S for it, and the run's end with it), and the seed says stopped."""
+    import socket
+    import threading
+
+    folder, _table, _cases = snap
+    pools = tracked_pools(folder)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    held = []
+    taking = threading.Thread(target=lambda: [held.append(silent.accept()) for _ in range(4)], daemon=True)
+    taking.start()
+    try:
+        feed = AccountFeed("grpc://127.0.0.1:9", folder, len(pools),
+                           seed_rpc=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        feed.start()
+        _wait(lambda: held)                     # the seed's request is out
+        feed.stop()
+    finally:
+        silent.close()
+        for conn, _ in held:
+            conn.close()
+    assert not feed._seed_thread.is_alive()     # stop() joins it for up to JOIN_S
+    assert feed.seed["stopped"] is True and feed.seed["accounts"] == 0 and "error" not in feed.seed
+    assert list(_queued(feed)) == []

@@ -17,14 +17,19 @@ both into notes: the stream path works without the seed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import threading
 from dataclasses import dataclass, field
 
 from ..errors import ChainError
 from . import raydium_cpmm as cpmm
 from .account import Account, b58, decode
 from .rpc import RpcClient, run_sync
+
+
+STOP_POLL_S = 0.05          # how often a seed's fetch looks whether its caller asked it to stop
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class SeedResult:
     configs: list[SeedAccount] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     requests: int = 0
+    stopped: bool = False               # the caller asked to stop before every request came back
 
 
 def _account(address: str, value, slot: int) -> SeedAccount:
@@ -91,17 +97,34 @@ def cpmm_configs(accounts: list[SeedAccount], cpmm_pools: set[str]) -> list[str]
 
 
 def fetch_seed(url: str, addresses: list[str], cpmm_pools: set[str], *, commitment: str = "processed",
-               **client_kw) -> SeedResult:
+               stop: threading.Event | None = None, **client_kw) -> SeedResult:
     """The current ``addresses`` and the AmmConfigs of the ``cpmm_pools`` among them (see the module).
-    Blocking: the caller runs it on a thread of its own."""
+    Blocking: the caller runs it on a thread of its own. When ``stop`` is set the requests still
+    out (and their retries' waits) are abandoned within ``STOP_POLL_S``: the result then says
+    ``stopped`` and holds what came back before."""
     res = SeedResult()
 
-    async def run():
+    async def fetch():
         async with RpcClient(url, commitment=commitment, **client_kw) as client:
             try:
                 await _fetch(client, list(dict.fromkeys(addresses)), res.accounts, res.failed)
                 await _fetch(client, cpmm_configs(res.accounts, cpmm_pools), res.configs, res.failed)
             finally:
                 res.requests = client.stats.requests
+
+    async def run():
+        if stop is None:
+            return await fetch()
+        task = asyncio.ensure_future(fetch())
+        while not task.done():
+            await asyncio.wait({task}, timeout=STOP_POLL_S)
+            if stop.is_set() and not task.done():
+                task.cancel()
+                res.stopped = True
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not res.stopped:
+                raise
     run_sync(run())
     return res

@@ -424,7 +424,8 @@ def _print_resync(rs: dict) -> None:
     seed = rs.get("seed") or {}
     if seed:
         t.add_row("resync seed", escape(f"{seed.get('accounts', 0):,} accounts, {seed.get('configs', 0):,} AmmConfigs "
-                                        f"from {seed.get('rpc', '')}" + (" (failed)" if "error" in seed else "")))
+                                        f"from {seed.get('rpc', '')}" + (" (failed)" if "error" in seed else "")
+                                        + (" (the run stopped before it came back)" if seed.get("stopped") else "")))
     d = rs.get("drift_ppm", {})
     for k in ("p50", "p99", "max"):
         t.add_row(f"resync drift {k} (ppm, |predicted - chain| / chain)", _fmt_int(d.get(k, -1)))

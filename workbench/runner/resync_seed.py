@@ -8,7 +8,9 @@ fetches every pool account and vault, then the AmmConfig each CPMM pool names
 (chain/account_seed.py, getMultipleAccounts), and hands them to the feed's tracker at their
 request's context slot, holding the feed's lock (the stream thread queues states too). A
 request that fails after its retries, or an account the node does not have or that does not
-decode, is a note naming the URL and the account; the pools then wait for the stream.
+decode, is a note naming the URL and the account; the pools then wait for the stream. When the
+run stops first, the requests still out (an RPC that is slow or unreachable, retrying with
+backoff) are abandoned at once, so the run's end never waits on them; the seed says ``stopped``.
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ def seed_feed(feed) -> None:
     feed.seed = {"rpc": shown, "accounts": 0, "configs": 0, "failed": 0}
     try:
         res = fetch_seed(feed.seed_rpc, feed.tracker.addresses(),
-                         {t.address for t in feed.pools if t.program == "raydium_cpmm"})
+                         {t.address for t in feed.pools if t.program == "raydium_cpmm"}, stop=feed._stop)
     except Exception as e:  # noqa: BLE001 - a failed seed is told; the stream goes on without it
         why = f"{e.where}: {e.reason}" if isinstance(e, ChainError) else f"{shown}: {type(e).__name__}: {e}"
         feed.seed["error"] = why
         feed.note(f"resync seed: {why}; the pools wait for the stream")
         return
-    if feed._stop.is_set():
+    if res.stopped or feed._stop.is_set():
+        feed.seed.update(stopped=True, requests=res.requests, seconds=round(time.perf_counter() - t0, 3))
         return
     with feed._lock:
         if feed.chunks is not None:     # a Geyser stream is open: its jitted tracker takes the seed
