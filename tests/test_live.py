@@ -351,6 +351,29 @@ def test_split_mode_capture_and_engine_in_two_processes_keeps_parity(veth, tmp_p
     assert_parity(tmp_path / "live", tmp_path / "replay")
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-process", "split"])
+def test_an_interface_that_goes_away_ends_the_run_with_every_frame_it_delivered(veth, tmp_path, split):
+    """The veth is deleted mid-run (as a pulled NIC or a deleted namespace): the kernel unhooks the
+    socket for good, so the run ends by itself, saying why, with the frames sent before it written."""
+    live = Live(veth, tmp_path / "live", "--iface", veth.rx, *(["--split"] if split else []))
+    try:
+        send(veth.tx, CAPTURE, PPS, 1)
+        time.sleep(SETTLE_S)
+        _sh("ip", "link", "del", veth.tx)               # takes its peer, the capture's interface, with it
+        try:
+            out, _ = live.proc.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the run went on after its interface went away")
+    finally:
+        live.kill()
+    assert live.proc.returncode == 0, out + "".join(live.err)
+    summary = json.loads((tmp_path / "live" / "summary.json").read_text())
+    assert summary["stop_reason"] == f"interface {veth.rx} went away (its device was removed)"
+    assert summary["packets"] == 3996 and summary["drops"] == 0
+    replay(CAPTURE, tmp_path / "replay", Settings())
+    assert_parity(tmp_path / "live", tmp_path / "replay")
+
+
 def test_fanout_group_shares_the_interface_between_two_sockets(veth, tmp_path):
     """Two sockets in one PACKET_FANOUT hash group: every frame reaches exactly one of them."""
     from workbench.capture.afpacket import AfPacketSource

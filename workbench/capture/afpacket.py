@@ -269,6 +269,32 @@ def if_index(iface: str) -> int:
         raise CaptureError(iface, f"no network interface named {iface!r} (here: {names})") from None
 
 
+class InterfaceWatch:
+    """Whether the interface a live capture opened is still there under its name.
+
+    An AF_PACKET socket is bound to an interface index. When the device is unregistered (a
+    veth or its namespace deleted, a USB NIC pulled, a driver unloaded) the kernel unhooks the
+    socket and never hooks it again: the ring stays empty for good, and a run without
+    ``--duration`` would wait forever on a NIC that no longer exists. A device made again under
+    the same name has a new index, which the socket does not follow either. (A link that goes
+    down and up keeps its index, and the kernel hooks the socket again: that is not gone.)"""
+
+    def __init__(self, iface: str):
+        self.iface = iface
+        self.index = if_index(iface)
+
+    def gone(self) -> str | None:
+        """Why the capture can get no more frames from the interface, or None while it can."""
+        try:
+            now = socket.if_nametoindex(self.iface)
+        except OSError:
+            return f"interface {self.iface} went away (its device was removed)"
+        if now != self.index:
+            return (f"interface {self.iface} was made again (index {self.index} -> {now}): "
+                    "the capture's socket stays bound to the device that went away")
+        return None
+
+
 def if_hatype(iface: str) -> int:
     try:
         return int(open(f"/sys/class/net/{iface}/type").read())

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
+from ..capture.afpacket import InterfaceWatch
 from ..capture.pcapng import PcapngWriter, _pack_epb
 from ..config import Settings, check_duration
 from ..engine.market.counters import D_OPPS
@@ -43,6 +44,7 @@ from .thread_setup import go_realtime, pin_and_slack
 
 LIVE_RECORD_BYTES_MIN = 32 << 20      # bytes of the live loop's recording buffer (at least 4 polls' worth)
 LIVE_SINK_DEPTH = 64                  # slices of rows queued for the sink thread before the engine waits
+IFACE_CHECK_S = 0.5                   # how often the run looks whether its interface still exists
 LIVE_POLL_S = 0.002                   # the calling thread hands full Stages on and checks stop this often
 KERNEL_TO_SCORED = "kernel_to_scored_ns"   # latency_hist name of live mode's per-packet latency
 STOP_REQUESTED = "signal or stop request"   # stop_reason when ``stop`` ended the run ("signal SIGTERM": a signal)
@@ -107,6 +109,7 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
     # the source first: a wrong interface or a refused socket fails before any output is made
     src, notes = open_live_source(source, iface, settings, ports, split=split, cpu=cpu, capture_cpu=capture_cpu,
                                   rt=rt, hugepages=hugepages)
+    watch = InterfaceWatch(iface) if source == "afpacket" else None    # a NIC that goes away ends the run
     host_check = None
     if iface:                    # the host it ran on, in the summary and summary.json (host/tune, issue #20)
         from ..host.tune.check import quick_check, verdict_lines
@@ -160,7 +163,7 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
             if on_ready is not None:
                 on_ready(f"capturing on {iface or 'udp ports ' + ','.join(map(str, ports))} ({src.kind})")
             reason = _supervise(loop, engine, stop, t0 + duration if duration else None, on_status, status_every_s,
-                                t0)
+                                t0, watch)
             if stopper.signal_name and reason == STOP_REQUESTED:
                 reason = f"signal {stopper.signal_name}"
             loop.finish()
@@ -391,19 +394,26 @@ class EngineThread(threading.Thread):
 
 
 def _supervise(loop: LiveLoop, engine: EngineThread, stop: threading.Event, end_at: float | None,
-               on_status, status_every_s: float, t0: float) -> str | None:
+               on_status, status_every_s: float, t0: float, watch: InterfaceWatch | None = None) -> str | None:
     """While the engine thread runs: hand full Stages on, report status, and ask the loop to
-    stop (on ``stop``, or at ``end_at``). Returns why the run stopped (None: not asked)."""
+    stop (on ``stop``, at ``end_at``, or when ``watch``'s interface goes away: the frames it
+    delivered are processed and written as at any end). Returns why the run stopped (None: not
+    asked)."""
     ex = loop.ex
     last = (t0, 0, 0, 0)
     next_status = t0 + status_every_s
     reason = None
     stop_sent_at = None
+    next_watch = t0 + IFACE_CHECK_S
     while engine.is_alive():
         loop.hand_on_full()
         now = time.perf_counter()
-        if reason is None and (stop.is_set() or (end_at is not None and now >= end_at)):
-            reason = STOP_REQUESTED if stop.is_set() else "duration"
+        gone = None
+        if watch is not None and reason is None and now >= next_watch:
+            next_watch = now + IFACE_CHECK_S
+            gone = watch.gone()
+        if reason is None and (stop.is_set() or (end_at is not None and now >= end_at) or gone):
+            reason = gone or (STOP_REQUESTED if stop.is_set() else "duration")
             loop.src.request_stop()
             request_stop(ex)
             stop_sent_at = now
