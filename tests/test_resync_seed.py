@@ -329,3 +329,46 @@ def test_a_run_that_stops_never_waits_on_a_seed_still_retrying(snap):
     assert not feed._seed_thread.is_alive()     # stop() joins it for up to JOIN_S
     assert feed.seed["stopped"] is True and feed.seed["accounts"] == 0 and "error" not in feed.seed
     assert list(_queued(feed)) == []
+
+
+def test_the_seed_and_the_stream_walking_chunks_at_once_never_mix_their_updates(snap):
+    """The seed thread (take_seed) and the stream thread walk chunks through the same scratch
+    arrays, whose update offsets index the chunk they were walked from; the walks run without the
+    GIL. Two threads feeding chunks of different layouts at once: every update is taken, none is
+    read through the other's offsets (bounds-checked in the tests: an IndexError otherwise, and
+    garbage without bounds checks)."""
+    import threading
+
+    import base58
+    from workbench.chain.geyser_stream import account_message
+    from workbench.chain.geyser_wire import grpc_frame
+    from workbench.runner.geyser_feed import GeyserChunks
+    folder, table, _cases = snap
+    pools = tracked_pools(folder)
+    feed = AccountFeed("grpc://127.0.0.1:9", folder, len(pools))
+    chunks = GeyserChunks(feed)
+    accounts = [a for t in pools for a in (t.address, t.vault_a, t.vault_b)]
+
+    def body(order, slot):
+        return np.frombuffer(bytearray(b"".join(grpc_frame(account_message(
+            base58.b58decode(a), base58.b58decode(table[a]["owner"]), _data(table, a), slot)) for a in order)), np.uint8)
+
+    bodies = [body(accounts, SLOT), body(accounts[::-1] * 3, SLOT)]     # other lengths, other offsets
+    rounds = 400
+    errors = []
+
+    def feed_chunks(buf):
+        try:
+            for _ in range(rounds):
+                used, got, err = chunks.on_chunk(buf, len(buf), 0)
+                assert err is None and used == len(buf)
+        except BaseException as e:      # noqa: BLE001 - carried to the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=feed_chunks, args=(b,)) for b in bodies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert feed.tracker.updates == rounds * 4 * len(accounts) and feed.tracker.rejected == 0

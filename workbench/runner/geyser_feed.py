@@ -8,9 +8,10 @@ run, whatever the number of messages in it: ``walk_updates`` finds the account u
 PoolTracker's own ChainError and told once per account in the run's notes, as
 ``AccountFeed.on_account`` tells it; the tracker's counters (``AccountFeed.tracker``) are
 moved by what each chunk counted, so the summary reads the same whichever client ran.
-A chunk is taken under the feed's lock: the seed thread (runner/resync_seed.py) queues
-states too, and once the stream is open its accounts come through ``take_seed``, the same
-jitted calls over the seed's accounts written as the server would have sent them.
+A chunk is walked and taken under the feed's lock: the seed thread (runner/resync_seed.py)
+queues states too, and once the stream is open its accounts come through ``take_seed``, the
+same jitted calls, with the same scratch arrays, over the seed's accounts written as the
+server would have sent them.
 """
 
 from __future__ import annotations
@@ -42,14 +43,21 @@ class GeyserChunks:
         self.scratch = new_feed_scratch(feed.rs.pool_slot.shape[0])
 
     def on_chunk(self, buf: np.ndarray, end: int, base: int):
-        """chain/geyser_stream.py's ``on_chunk``: (bytes consumed, account updates, error text or None)."""
+        """chain/geyser_stream.py's ``on_chunk``: (bytes consumed, account updates, error text or None).
+        The walk and the take hold the feed's lock together: the seed thread (``take_seed``) walks its
+        accounts through the same scratch arrays, whose update offsets index the chunk they were
+        walked from."""
+        with self.feed._lock:
+            return self._on_chunk_locked(buf, end, base)
+
+    def _on_chunk_locked(self, buf: np.ndarray, end: int, base: int):
         off = 0
         got = 0
         while True:
             view = buf[off:end]
             k, used, _msgs, err, err_off = walk_updates(view, end - off, self.upd)
             if k:
-                self._take(view, k)
+                self._take_locked(view, k)
                 got += k
             if err:
                 return off + used, got, f"{ERR_NAMES[err]} at byte {base + off + err_off} of the stream"
@@ -87,10 +95,6 @@ class GeyserChunks:
         rejected = t.rejected
         self.on_chunk(buf, len(body), 0)
         return configs, len(res.accounts) - (t.rejected - rejected)
-
-    def _take(self, view: np.ndarray, k: int) -> None:
-        with self.feed._lock:
-            self._take_locked(view, k)
 
     def _take_locked(self, view: np.ndarray, k: int) -> None:
         feed, tr, rows = self.feed, self.tr, self.rows
