@@ -140,6 +140,9 @@ def main():
     print(f"\ngoals: end to end >= {GOAL_E2E_PPS:,} packets/s: {'met' if pps['e2e_s'] >= GOAL_E2E_PPS else 'NOT met'}; "
           f"whole process >= {GOAL_PROCESS_PPS:,} packets/s: "
           f"{'met' if pps['process_s'] >= GOAL_PROCESS_PPS else 'NOT met'}")
+    outside = statistics.median(r["process_s"] - r["e2e_s"] for r in runs)
+    print(f"time of the process outside the run (start-up: imports, numba's registries and cache loads, "
+          f"the market, the warm-up; then the summary and the exit): {outside:.2f} s, median")
     print(f"CPU of the whole process (all its threads): {med['cpu_s']:.2f} core-seconds, "
           f"{med['cpu_s'] / n * 1e9:,.0f} ns per packet (on a shared machine the steadier figure)")
     size = path.stat().st_size
