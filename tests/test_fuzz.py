@@ -96,6 +96,18 @@ def test_engine_on_garbage_batches(frames, linktype):
     assert all(int(s) in STATUS_NAMES for s in out.pkt_status[: len(frames)])
 
 
+def test_an_output_smaller_than_its_batch_is_refused_before_any_frame():
+    """Each frame's status is written at its index in the batch: an output made for fewer frames
+    would be written past its end (heap corruption without bounds checks), so the call refuses it
+    and counts nothing."""
+    frames = [bytes(60)] * 8
+    state, out = new_state(key_capacity=1 << 10, dedup_slots=1 << 6, tip_lamports=0), new_batch_out(4)
+    ds = new_deshred_state(n_slots=2, shreds_per_slot=64, queue_rows=64)
+    with pytest.raises(ValueError, match="new_batch_out"):
+        process_batch(batch_from_frames(frames, linktype=1), state, ds, out, 0, None, None)
+    assert state.status_counts.sum() == 0 and not out.pkt_status.any()
+
+
 def _pcap_header(order="<"):
     return struct.pack(order + "IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
 

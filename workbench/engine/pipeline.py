@@ -172,6 +172,9 @@ def process_batch(batch, state, ds, out, start, mk, model):
     buf = batch.buf
     slab = ds.slab
     n = batch.off.shape[0]
+    if n > out.pkt_status.shape[0]:     # each frame's status is written at its index in the batch
+        raise ValueError("process_batch: the batch holds more frames than its output has rows for; "
+                         "make the output with new_batch_out(frames) for at least batch.n frames")
     t_batch = monotonic_ns()
     sample_mask = state.params[P_SAMPLE_MASK]
     tip = state.params[P_TIP_LAMPORTS]
