@@ -163,6 +163,8 @@ def process_batch(batch, state, ds, out, start, mk, model):
 
     ``next_frame < batch.n`` (or transactions still queued) means the output rows filled
     up: hand them on and call again. An empty batch only drains queued shred transactions.
+    ``out`` (``new_batch_out(frames)``) must have rows for at least ``batch.n`` frames: each
+    frame's status is written at its index in the batch (ValueError otherwise, before any frame).
 
     One loop takes the next transaction from wherever it comes: first the shred
     transactions already drained, then the reassembly's queue, then the next frame. So
