@@ -138,10 +138,10 @@ def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True)
     if market:
         # the detectors are steps of their own (a worker each, beside the maths): LLVM inlines them
         # into market_tx when it links it (forceinline), so the hot path makes no call per swap
-        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 5.4),
+        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 4.0),
                   # the market step waits on all of its maths: split in two, they even out the two
                   # workers' loads before it (then it starts sooner)
-                  Step("sizing_maths", "the constant-product sizing maths", (), 2.2),
+                  Step("sizing_maths", "the constant-product sizing maths", (), 1.8),
                   Step("pool_maths", "the pool reads and the opportunity writer", (), 1.7),
                   Step("swap_decoders", "the DEX instruction decoders", (), 4.8),
                   Step("sandwich", "the sandwich detector", ("pool_maths",), 1.4),
@@ -152,7 +152,7 @@ def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True)
                         "liquidation"), 5.4)]
     steps += [Step("reassembly", "the shred reassembly", (), 4.3), Step("decoder", "the transaction decoder", (), 3.7)]
     if model:
-        steps.append(Step("scorer", "the model's scorer", (), 3.8))
+        steps.append(Step("scorer", "the model's scorer", (), 2.7))
     if loop:
         steps.append(Step("engine_loop", "the engine loop", tuple(s.name for s in steps), 5.4))
     if reader in READER_SCANS:
