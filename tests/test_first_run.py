@@ -129,8 +129,9 @@ def test_setup_compile_leaves_both_replay_modes_cached():
 
 # the engine's kernels the compile workers make: a caller that compiles one of them again got its
 # argument types from a step that typed them otherwise (each type is a compile of its own)
-WORKER_KERNELS = ("process_batch", "market_tx", "decode_swaps", "decode_txn", "add_data_shred", "wp_swap_within_tick", "_scan_pcapng",
-                  "encode64_column", "drain_ready", "_ip", "shred_kind")
+WORKER_KERNELS = ("process_batch", "market_tx", "_sandwich", "_arb_two", "_arb_three", "_liquidations",
+                  "decode_swaps", "decode_txn", "_decode", "add_data_shred", "wp_swap_within_tick", "_scan_pcapng",
+                  "encode64_column", "drain_ready", "_ip", "shred_kind", "fill_features", "record_call")
 
 
 @pytest.mark.slow

@@ -222,7 +222,9 @@ def ceil_div128(nh, nl, dh, dl, kind):
 
 # --- u256 --------------------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True, inline="always")
+# compiled once and inlined by LLVM (forceinline): numba's inline="always" copied its IR (four mul64
+# inlined in it) into each of its callers' compiles, the costliest inline of a first run
+@njit(cache=True, nogil=True, forceinline=True)
 def mul128(ah, al, bh, bl):
     """Full product of two u128: (w3, w2, w1, w0)."""
     p0h, p0l = mul64(al, bl)

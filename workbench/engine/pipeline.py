@@ -186,7 +186,7 @@ def process_batch(batch, state, ds, out, start, mk, model):
     txn = out.txn[0]
     counts = out.counts
     ctx = out.ctx
-    n_tx, n_prog, n_sw, n_opp = 0, 0, Z, Z     # (market_tx takes n_sw, n_opp: int64, never a literal)
+    n_tx, n_prog, n_sw, n_opp = 0, Z, Z, Z     # (market_tx and fill_features take them: int64, never a literal)
     i = start
     pf = batch.off[start] if start < n else 0
     # prefetch no further than the batch's last frame (a live ring block is much smaller
@@ -289,11 +289,13 @@ def process_batch(batch, state, ds, out, start, mk, model):
                         o = out.opps[j]
                         for b in range(64):              # (a loop: a slice copy would need NRT)
                             o._sig[b] = row._sig[b]
-                        record_call(state.hist_counts, state.hist_stats, HIST_DETECT_NS, o.detect_ns)
+                        # (each histogram an int64, not a literal: one compile of record_call for all)
+                        record_call(state.hist_counts, state.hist_stats, np.int64(HIST_DETECT_NS), o.detect_ns)
                         if model is not None:
                             t_s = monotonic_ns()
                             o.score = score_opportunity(model, o.features, out.mscratch.xx)
-                            record_call(state.hist_counts, state.hist_stats, HIST_SCORE_NS, monotonic_ns() - t_s)
+                            record_call(state.hist_counts, state.hist_stats, np.int64(HIST_SCORE_NS),
+                                        monotonic_ns() - t_s)
                     state.dcount[D_OPPS] += n_opp - o0
                 n_tx += 1
         if not frame:
@@ -307,10 +309,10 @@ def process_batch(batch, state, ds, out, start, mk, model):
         out.pkt_status[i] = st
         state.status_counts[st - STATUS_MIN] += 1
         if timed:
-            record_call(state.hist_counts, state.hist_stats, HIST_PACKET_NS, monotonic_ns() - t0)
+            record_call(state.hist_counts, state.hist_stats, np.int64(HIST_PACKET_NS), monotonic_ns() - t0)
         i += 1
     counts[N_SWAPS] = n_sw
     counts[N_OPPS] = n_opp
     queued = 1 if (counts[R_POS] < counts[R_N] or _has_queued(ds)) else 0
-    record_call(state.hist_counts, state.hist_stats, HIST_BATCH_NS, monotonic_ns() - t_batch)
+    record_call(state.hist_counts, state.hist_stats, np.int64(HIST_BATCH_NS), monotonic_ns() - t_batch)
     return i, n_tx, n_prog, queued

@@ -9,10 +9,10 @@ known: ``say_if_first_run``; with a market, one takes the Whirlpool maths at onc
 caller compiles its tables) that compile the engine's kernels into the cache, each step
 with exactly the argument types its caller passes (a literal, a read-only or a
 differently laid out array is a compile of its own): with a market, the pool maths, the sizing
-maths, the Whirlpool maths and the swap decoders, then the market's transaction step that calls
-them (the detectors are inlined into it: as calls they would cost the hot path a call
-per swap); the shred reassembly and the transaction decoder; with a model its scorer;
-then the engine loop, ``process_batch``, which loads all of these. Nothing waits on the
+maths, the Whirlpool maths, the swap decoders and the detectors, then the market's transaction
+step that calls them (LLVM inlines the detectors into it as it links them: ``forceinline``, so
+the hot path makes no call per swap); the shred reassembly and the transaction decoder; with a
+model its scorer; then the engine loop, ``process_batch``, which loads all of these. Nothing waits on the
 capture reader's scan and the Arrow row builders (which a run compiled alone, after its
 warm-up, before they were steps): they fill a worker while the other compiles the engine
 loop. ``plan_order`` orders the steps by their weights so that both workers stay busy
@@ -136,24 +136,28 @@ def engine_steps(market: bool, model: bool, reader: str = "", loop: bool = True)
     so nothing is compiled twice and the steps' chains, not one big function, set the pace."""
     steps = []
     if market:
-        # the detectors stay inlined into market_tx: as calls, each would take the market's thirty-odd
-        # arrays as arguments per swap, which a swap-heavy replay measurably pays for
-        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 5.3),
+        # the detectors are steps of their own (a worker each, beside the maths): LLVM inlines them
+        # into market_tx when it links it (forceinline), so the hot path makes no call per swap
+        steps += [Step("whirlpool_maths", "the Whirlpool maths", (), 4.0),
                   # the market step waits on all of its maths: split in two, they even out the two
                   # workers' loads before it (then it starts sooner)
-                  Step("sizing_maths", "the constant-product sizing maths", (), 2.8),
-                  Step("pool_maths", "the pool reads and the opportunity writer", (), 2.6),
-                  Step("swap_decoders", "the DEX instruction decoders", (), 5.8),
-                  Step("market", "the market's transaction step and its detectors",
-                       ("whirlpool_maths", "sizing_maths", "pool_maths", "swap_decoders"), 13.5)]
-    steps += [Step("reassembly", "the shred reassembly", (), 7.0), Step("decoder", "the transaction decoder", (), 4.6)]
+                  Step("sizing_maths", "the constant-product sizing maths", (), 1.8),
+                  Step("pool_maths", "the pool reads and the opportunity writer", (), 1.7),
+                  Step("swap_decoders", "the DEX instruction decoders", (), 4.8),
+                  Step("sandwich", "the sandwich detector", ("pool_maths",), 1.4),
+                  Step("arbitrage", "the arbitrage detectors", ("sizing_maths", "pool_maths"), 1.5),
+                  Step("liquidation", "the liquidation detector", ("pool_maths",), 0.6),
+                  Step("market", "the market's transaction step",
+                       ("whirlpool_maths", "sizing_maths", "pool_maths", "swap_decoders", "sandwich", "arbitrage",
+                        "liquidation"), 5.4)]
+    steps += [Step("reassembly", "the shred reassembly", (), 4.3), Step("decoder", "the transaction decoder", (), 3.7)]
     if model:
-        steps.append(Step("scorer", "the model's scorer", (), 3.0))
+        steps.append(Step("scorer", "the model's scorer", (), 2.7))
     if loop:
-        steps.append(Step("engine_loop", "the engine loop", tuple(s.name for s in steps), 8.8))
+        steps.append(Step("engine_loop", "the engine loop", tuple(s.name for s in steps), 5.4))
     if reader in READER_SCANS:
-        steps.append(Step(f"{reader}_scan", f"the {reader} reader", (), 3.0))
-    steps.append(Step("row_builders", "the Arrow row builders", (), 2.9 if market else 0.3))
+        steps.append(Step(f"{reader}_scan", f"the {reader} reader", (), 2.8 if reader == "pcapng" else 0.5))
+    steps.append(Step("row_builders", "the Arrow row builders", (), 2.5 if market else 0.3))
     return _by_longest_chain(steps)
 
 
@@ -214,7 +218,7 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         from .market.whirlpool import wp_swap_within_tick
         wp_swap_within_tick.compile((u64,) * 10 + (numba.boolean, numba.boolean))
     elif name == "sizing_maths":
-        # the exact sizings the detectors (inlined into market_tx) call, with the types they pass
+        # the exact sizings the detectors call, with the types they pass
         from .market.constant_product import min_amount_in_for_out, optimal_two_pool_arb_in
         optimal_two_pool_arb_in.compile((u64,) * 8 + (i64,))
         min_amount_in_for_out.compile((u64,) * 5 + (i64,))
@@ -229,6 +233,22 @@ def compile_step(name: str, buf_readonly: bool, state, ds, out, mk, model) -> No
         _in.compile((mkt, i64, u64, u64, u64))
         _route_out.compile((mkt,) + _sig(out.mscratch.route, out.mscratch.sides) + (u64,))
         _emit_row.compile((opps,) + (i64,) * 7 + (u64, u64, i64, f64, i64, i64, ctx, fx, mkt))
+    elif name in ("sandwich", "arbitrage", "liquidation"):
+        # market_tx's calls: pool p, direction and counts int64, a swap event's exact_in int8 and
+        # amounts uint64, the tip int64
+        mkt, opps, ctx, fx = _sig(mk, out.opps, out.ctx, out.mscratch.fx)
+        if name == "sandwich":
+            from .market.sandwich import _sandwich
+            _sandwich.compile((mkt, i64, i64, numba.int8, u64, u64, i64, opps, i64, ctx, fx))
+        elif name == "arbitrage":
+            from .market.arbitrage import _arb_three, _arb_two
+            _arb_two.compile((mkt, i64, numba.typeof(mk.sibs).dtype, i64, opps, i64, ctx, fx))
+            # the cycle index runs over range(cyc_first[p], cyc_first[p + 1]): cyc_first's integer type
+            cyc = numba.typeof(mk.cyc_first).dtype
+            _arb_three.compile((mkt, cyc, i64, opps, i64, ctx, fx) + _sig(out.mscratch.route, out.mscratch.sides))
+        else:
+            from .market.liquidation import _liquidations
+            _liquidations.compile((mkt, i64, i64, opps, i64, ctx, fx))
     elif name == "market":
         from .market.transaction import market_tx
         txn = out.txn[0]

@@ -131,7 +131,9 @@ def decode_txn_prefix(buf, off, limit, txns, t, instrs, i0, luts, l0):
     return _decode(buf, off, limit, False, txns, t, instrs, i0, luts, l0)
 
 
-@njit(cache=True, nogil=True, inline="always")
+# compiled once per buffer type and inlined by LLVM into both entry points (forceinline): numba's
+# own inline="always" copied and retyped its IR in each, which cost a first run seconds per copy
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _decode(buf, off, end, exact, txns, t, instrs, i0, luts, l0):
     sz = end - off
     if sz <= 0:

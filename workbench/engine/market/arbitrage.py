@@ -29,7 +29,7 @@ def _side(mk, p, t):
     return 0 if mk.pool_mint[p, 0] == t else 1
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _arb_two(mk, p, q, tip, opps, n, ctx, fx):
     """Best two-pool arbitrage between p and q (same pair), either order. Returns (n, sized)."""
     wsol = mk.meta[M_WSOL]
@@ -99,7 +99,7 @@ def _route_out(mk, route, sides, amount):
     return a
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _arb_three(mk, c, tip, opps, n, ctx, fx, route, sides):
     """Best direction of three-pool cycle ``mk.cycles[c]`` from its start token. Returns (n, sized)."""
     start = mk.cycles[c, 3]

@@ -18,7 +18,7 @@ from .prices import _health, price_sol
 LIQ_CLOSE_DIVISOR = 2        # one liquidation repays debt // this (a close factor of 1/2)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _liquidations(mk, p, tip, opps, n, ctx, fx):
     tipf = np.float64(tip)
     for k in range(2):

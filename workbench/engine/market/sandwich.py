@@ -35,7 +35,7 @@ def _victim_ok(mk, p, i, x, y, f, exact_in, amount, limit):
     return a != U0 and a <= limit
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def _sandwich(mk, p, a_to_b, exact_in, amount, limit, tip, opps, n, ctx, fx):
     """Detect a sandwich of the swap about to be applied on constant-product pool p."""
     i = 0 if a_to_b else 1

@@ -19,9 +19,14 @@ without NRT (``_nrt=False``: nothing in them allocates), which makes a call cost
 its arguments. market_tx is one call per DEX transaction from process_batch, compiled
 on its own: inlined, its body made process_batch's compile several times longer, and a
 first run compiles market_tx in a process of its own while the rest of the engine
-compiles beside it (engine/precompile.py). Its per-swap helpers are ``inline="always"``
+compiles beside it (engine/precompile.py). Its small per-swap helpers are ``inline="always"``
 into it; the exact sizings, the decoders and the opportunity row writer stay calls
-(benchmarks/bench_detect.py measures detection on and off).
+(benchmarks/bench_detect.py measures detection on and off). The detectors (sandwich,
+arbitrage, liquidation) are compiled on their own and ``forceinline``: numba types and
+lowers each once, in a first run's worker of its own, and LLVM inlines the machine-level
+function when it links market_tx, so the hot path makes no call per swap (numba's own
+``inline="always"`` copies and retypes the callee's IR inside market_tx's compile, which
+made that the longest single step of a first run).
 """
 
 from __future__ import annotations

@@ -217,7 +217,9 @@ def _margin_lanes_row(model, x, xx):
     return _margin_lanes(model, xb)
 
 
-@njit(cache=True, nogil=True, inline="always")
+# compiled on its own and inlined by LLVM (forceinline): numba's inline="always" copied its IR, with
+# the three layouts inlined in it, once more at each level of score_row_buf's inlining
+@njit(cache=True, nogil=True, _nrt=False, forceinline=True)
 def score_margin_buf(model, x, xx):
     """Raw margin of row ``x`` (float64[n_features], NaN = missing); ``xx``: a scratch of
     ``scratch_items(n_features)`` 4-byte items (int32 or float32: it is used through int32 and
