@@ -112,6 +112,8 @@ class OursCounter:
         stats["frames"] += 1
         stats["first_ns"] = stats["first_ns"] or now_ns
         stats["last_ns"] = now_ns
+        stats["handed_first"] = min(stats["handed_first"] or handed, handed)
+        stats["handed_last"] = max(stats["handed_last"], handed)
         if self.subscribed_ns is not None and handed >= self.subscribed_ns:
             stats["lat_us"].append((now_ns - handed) / 1e3)
 
@@ -181,7 +183,8 @@ def split_url(url: str) -> tuple[str, int, str]:
 def worker(kind: str, url: str, n: int, out: str) -> None:
     """``n`` clients of ``kind`` (ours-json, ours-arrow or peer) in this process, on one event loop;
     their counts as JSON in the file ``out``."""
-    all_stats = [{"rows": 0, "frames": 0, "missed": 0, "first_ns": 0, "last_ns": 0, "lat_us": []} for _ in range(n)]
+    all_stats = [{"rows": 0, "frames": 0, "missed": 0, "first_ns": 0, "last_ns": 0, "handed_first": 0, "handed_last": 0,
+                  "lat_us": []} for _ in range(n)]
 
     async def run():
         if kind == "peer":
@@ -223,7 +226,14 @@ def collect(procs: list[tuple[subprocess.Popen, Path]]) -> dict:
     t1 = max(s["last_ns"] for s in stats)
     lat = sorted(x for s in stats for x in s["lat_us"])
     pct = (lambda q: lat[min(len(lat) - 1, int(q / 100 * len(lat)))] / 1e3) if lat else (lambda q: float("nan"))
+    # the run's own pace: the rows one client got over the span of their hand-offs (first to last batch
+    # handed on); delivery cannot outpace it, so the delivered rate is read against it
+    h0 = min((s["handed_first"] for s in stats if s.get("handed_first")), default=0)
+    h1 = max((s.get("handed_last", 0) for s in stats), default=0)
+    produced = max(s["rows"] for s in stats) / max((h1 - h0) / 1e9, 1e-9) if h1 > h0 else float("nan")
     return {"rows": rows, "missed": sum(s["missed"] for s in stats), "per_s": rows / max((t1 - t0) / 1e9, 1e-9),
+            "produced_per_s": produced, "handed_span_s": (h1 - h0) / 1e9, "delivery_span_s": (t1 - t0) / 1e9,
+            "tail_ms": (t1 - h1) / 1e6 if h1 else float("nan"),
             "p50_ms": pct(50), "p99_ms": pct(99), "lat_n": len(lat), "clients": len(stats),
             "rows_min": min(s["rows"] for s in stats)}
 
@@ -249,8 +259,12 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
+        loop0, server0 = cpu_seconds(server.pid)
         clients = start_clients(f"ours-{a.format}", f"ws://127.0.0.1:{port}/ws", n, a.client_procs, client_cpus(a))
         res = collect(clients)
+        loop1, server1 = cpu_seconds(server.pid)
+        # CPU the server spent while its clients were served (start-up left out): loads move it less than wall time
+        res["loop_cpu_s"], res["server_cpu_s"] = loop1 - loop0, server1 - server0
         while httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()["run"]["phase"] not in ("done", "failed"):
             time.sleep(0.2)
         st = httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()
@@ -264,6 +278,16 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
     res["engine_pps"] = summary["engine_packets_per_s"]
     res["run_dir"] = out / "run"
     return res
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system, s) of the process's main thread (the event loop) and of the whole process."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(stat: str) -> float:
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick
+    return of(Path(f"/proc/{pid}/task/{pid}/stat").read_text()), of(Path(f"/proc/{pid}/stat").read_text())
 
 
 def placed_replay(capture: str, market: str, out: str, cpu: str, rt: str) -> None:
@@ -434,7 +458,8 @@ def main() -> None:
         for n in counts:
             ours = [run_ours(capture, market, n, tmp, a.speed, a) for _ in range(a.repeat)]
             o = {k: med([r[k] for r in ours]) for k in ("per_s", "p50_ms", "p99_ms", "engine_pps", "rows", "missed",
-                                                          "expected", "rows_min")}
+                                                          "expected", "rows_min", "produced_per_s", "handed_span_s",
+                                                          "delivery_span_s", "tail_ms", "loop_cpu_s", "server_cpu_s")}
             if not any(r["lat_n"] for r in ours):
                 print("  ours: no frame was handed on after a subscription (the server sends no handed_ns?): "
                       "throughput only")
@@ -443,6 +468,12 @@ def main() -> None:
                   f"{o['rows_min']:,.0f}; told missed {o['missed']:,.0f})  engine {o['engine_pps']:,.0f} packets/s "
                   + (f"({o['engine_pps'] / med(plain):.2f}x plain)" if not a.speed else "(paced: not a capacity)")
                   + f" [{load()}]", flush=True)
+            print(f"  the run handed its rows on over {o['handed_span_s']:.3f} s ({o['produced_per_s']:,.0f} rows/s to "
+                  f"each client, x{n} = {o['produced_per_s'] * n:,.0f} rows/s at most); delivered over "
+                  f"{o['delivery_span_s']:.3f} s, the last row {o['tail_ms']:.1f} ms after the last hand-off; "
+                  f"delivered / produced {o['per_s'] / (o['produced_per_s'] * n):.2f}; while serving: server CPU "
+                  f"{o['server_cpu_s']:.2f} s, its event loop {o['loop_cpu_s']:.2f} s "
+                  f"({o['loop_cpu_s'] * 1e9 / max(o['rows'], 1):.0f} ns a row delivered)", flush=True)
             for note in ours[0]["placement"]:
                 print(f"  {note}", flush=True)
             peer = [run_peer(ours[0]["run_dir"], n, a.peer_seconds, tmp, a) for _ in range(a.repeat)]
