@@ -372,3 +372,29 @@ def test_the_seed_and_the_stream_walking_chunks_at_once_never_mix_their_updates(
         t.join()
     assert not errors, errors
     assert feed.tracker.updates == rounds * 4 * len(accounts) and feed.tracker.rejected == 0
+
+
+def test_a_live_run_loads_the_stream_kernels_before_capture_with_the_types_a_chunk_gives_them(snap):
+    """``AccountFeed.warm_up`` (called by a live run before capture starts) takes nothing and leaves
+    every kernel a chunk goes through compiled for the types a real chunk gives it: the stream's
+    thread then compiles nothing mid-run (where a compile holds the GIL for seconds)."""
+    import base58
+    from workbench.chain.geyser_stream import account_message
+    from workbench.chain.geyser_wire import grpc_frame, walk_updates
+    from workbench.chain.pool_updates_batch import track_updates
+    from workbench.engine.market.resync import push_newest_states
+    from workbench.runner.geyser_feed import GeyserChunks
+    folder, table, _cases = snap
+    pools = tracked_pools(folder)
+    feed = AccountFeed("grpc://127.0.0.1:9", folder, len(pools))
+    feed.warm_up()
+    kernels = (walk_updates, track_updates, push_newest_states)
+    compiled = [len(k.signatures) for k in kernels]
+    assert all(compiled) and feed.tracker.updates == 0 and resync_counters(feed.rs)["states_handed"] == 0
+    accounts = [a for t in pools for a in (t.address, t.vault_a, t.vault_b)]
+    body = np.frombuffer(bytearray(b"".join(grpc_frame(account_message(
+        base58.b58decode(a), base58.b58decode(table[a]["owner"]), _data(table, a), SLOT + 1)) for a in accounts)),
+        np.uint8)
+    used, got, err = GeyserChunks(feed).on_chunk(body, len(body), 0)
+    assert err is None and got == len(accounts) and resync_counters(feed.rs)["states_handed"] == len(pools)
+    assert [len(k.signatures) for k in kernels] == compiled      # nothing compiled for the real chunk

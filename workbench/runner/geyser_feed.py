@@ -65,6 +65,19 @@ class GeyserChunks:
             if k < UPDATES_PER_CALL:
                 return off, got, None
 
+    def warm_up(self) -> None:
+        """Load (on a first run: compile) every kernel a chunk goes through, with the types a chunk
+        gives them, taking nothing. A live run calls it before capture starts: compiled in the
+        stream's thread on the first chunk, they would hold the GIL for seconds mid-run while the
+        run's Stages wait for the sinks."""
+        with self.feed._lock:
+            view = np.zeros(1, np.uint8)[0:0]           # the type of a chunk's ``buf[off:end]``
+            self._on_chunk_locked(view, 0, 0)           # the walk
+            self._take_locked(view, 0)                  # the tracker, over no update
+            rows = self.rows
+            push_newest_states(self.feed.rs, rows.pool, rows.slot, rows.res, rows.wp, rows.is_wp, rows.fee, 0,
+                               self.scratch)
+
     def take_seed(self, res) -> tuple[int, int]:
         """The seed's AmmConfigs and accounts (chain/account_seed.py ``fetch_seed``), taken holding the feed's
         lock: (configs, accounts) taken. A config goes to the tracker, and each seeded CPMM pool's fee to the

@@ -141,7 +141,7 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
             if seed_note:
                 feed.note(seed_note)
         loop = LiveLoop(stand_in or src, run, stages, ex, params, recorder, feed.rs if feed is not None else None)
-        warmup_s = stopper.warm_up(loop.warm_up)
+        warmup_s = stopper.warm_up(lambda stop: _warm_up(loop, feed, stop))
         if warmup_s is None:                         # a signal during the warm-up: stop before capture starts
             warmup_s, t0 = 0.0, time.perf_counter()
             reason, kernel = f"signal {stopper.signal_name}" if stopper.signal_name else STOP_REQUESTED, {}
@@ -391,6 +391,15 @@ class EngineThread(threading.Thread):
             self.error = e
         finally:
             self.ready.set()
+
+
+def _warm_up(loop: LiveLoop, feed, stop) -> float:
+    """The loop's warm-up, then the account feed's (its chunk kernels, before capture starts). Seconds."""
+    t = time.perf_counter()
+    loop.warm_up(stop)
+    if feed is not None:
+        feed.warm_up()
+    return time.perf_counter() - t
 
 
 def _supervise(loop: LiveLoop, engine: EngineThread, stop: threading.Event, end_at: float | None,

@@ -109,6 +109,13 @@ class AccountFeed:
         self._seed_thread: threading.Thread | None = None
 
     # --- the thread ---------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Before capture starts: a Geyser stream's chunk kernels loaded (compiled on a first run), so
+        the stream's thread never compiles them mid-run (geyser_feed.py ``GeyserChunks.warm_up``)."""
+        if self.kind == "grpc":
+            from .geyser_feed import GeyserChunks
+            GeyserChunks(self).warm_up()
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="workbench-resync", daemon=True)
         self._thread.start()
