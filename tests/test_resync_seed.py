@@ -76,6 +76,15 @@ def _queued(feed) -> dict[int, list]:
     return last
 
 
+
+def _chunk(table, accounts, slot) -> np.ndarray:
+    """A Subscribe body of one account update per address in ``accounts`` (the fixture's bytes), at ``slot``."""
+    import base58
+    from workbench.chain.geyser_stream import account_message
+    from workbench.chain.geyser_wire import grpc_frame
+    return np.frombuffer(bytearray(b"".join(grpc_frame(account_message(
+        base58.b58decode(a), base58.b58decode(table[a]["owner"]), _data(table, a), slot)) for a in accounts)), np.uint8)
+
 # --- seeding ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("seeded", [True, False])
 def test_one_vault_update_alone_yields_a_pool_state_once_seeded(snap, tmp_path, seeded):
@@ -339,21 +348,13 @@ def test_the_seed_and_the_stream_walking_chunks_at_once_never_mix_their_updates(
     garbage without bounds checks)."""
     import threading
 
-    import base58
-    from workbench.chain.geyser_stream import account_message
-    from workbench.chain.geyser_wire import grpc_frame
     from workbench.runner.geyser_feed import GeyserChunks
     folder, table, _cases = snap
     pools = tracked_pools(folder)
     feed = AccountFeed("grpc://127.0.0.1:9", folder, len(pools))
     chunks = GeyserChunks(feed)
     accounts = [a for t in pools for a in (t.address, t.vault_a, t.vault_b)]
-
-    def body(order, slot):
-        return np.frombuffer(bytearray(b"".join(grpc_frame(account_message(
-            base58.b58decode(a), base58.b58decode(table[a]["owner"]), _data(table, a), slot)) for a in order)), np.uint8)
-
-    bodies = [body(accounts, SLOT), body(accounts[::-1] * 3, SLOT)]     # other lengths, other offsets
+    bodies = [_chunk(table, accounts, SLOT), _chunk(table, accounts[::-1] * 3, SLOT)]     # other lengths, other offsets
     rounds = 400
     errors = []
 
@@ -378,9 +379,7 @@ def test_a_live_run_loads_the_stream_kernels_before_capture_with_the_types_a_chu
     """``AccountFeed.warm_up`` (called by a live run before capture starts) takes nothing and leaves
     every kernel a chunk goes through compiled for the types a real chunk gives it: the stream's
     thread then compiles nothing mid-run (where a compile holds the GIL for seconds)."""
-    import base58
-    from workbench.chain.geyser_stream import account_message
-    from workbench.chain.geyser_wire import grpc_frame, walk_updates
+    from workbench.chain.geyser_wire import walk_updates
     from workbench.chain.pool_updates_batch import track_updates
     from workbench.engine.market.resync import push_newest_states
     from workbench.runner.geyser_feed import GeyserChunks
@@ -392,9 +391,7 @@ def test_a_live_run_loads_the_stream_kernels_before_capture_with_the_types_a_chu
     compiled = [len(k.signatures) for k in kernels]
     assert all(compiled) and feed.tracker.updates == 0 and resync_counters(feed.rs)["states_handed"] == 0
     accounts = [a for t in pools for a in (t.address, t.vault_a, t.vault_b)]
-    body = np.frombuffer(bytearray(b"".join(grpc_frame(account_message(
-        base58.b58decode(a), base58.b58decode(table[a]["owner"]), _data(table, a), SLOT + 1)) for a in accounts)),
-        np.uint8)
+    body = _chunk(table, accounts, SLOT + 1)
     used, got, err = GeyserChunks(feed).on_chunk(body, len(body), 0)
     assert err is None and got == len(accounts) and resync_counters(feed.rs)["states_handed"] == len(pools)
     assert [len(k.signatures) for k in kernels] == compiled      # nothing compiled for the real chunk

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import os
 import sys
 
 CYTHON_BLAS = "scipy.linalg.cython_blas"
@@ -37,15 +38,15 @@ def load_cython_blas_alone() -> bool:
         return False
     try:
         import scipy
-        folder = [p + "/linalg" for p in scipy.__path__]
         finder = importlib.machinery.FileFinder(
-            folder[0], (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES))
+            os.path.join(scipy.__path__[0], "linalg"),
+            (importlib.machinery.ExtensionFileLoader, importlib.machinery.EXTENSION_SUFFIXES))
         spec = finder.find_spec(CYTHON_BLAS)
         if spec is None:
             return False
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    except (ImportError, OSError, IndexError):
+    except (ImportError, OSError, IndexError):       # (IndexError: a namespace package with no path)
         return False
     sys.modules[CYTHON_BLAS] = module
     return True
