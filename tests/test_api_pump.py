@@ -40,8 +40,8 @@ def test_frames_follow_the_runs_hand_off_without_a_tick(tmp_path):
         try:
             async with asyncio.timeout(60):
                 while len(lags) < 20:
-                    _ch, _first, _last, text = await client.queue.get()
-                    frame = orjson.loads(text)
+                    _ch, _first, _last, message = await client.queue.get()
+                    frame = orjson.loads(message.payload)
                     lags.append((time.time_ns() - frame["handed_ns"]) / 1e9)
                     handed.append(frame["handed_ns"])
         finally:

@@ -15,6 +15,7 @@ from workbench.api.hub import Hub
 from workbench.api.opportunity_rows import RowError, check_arrow_batch, check_batch
 from workbench.api.recent import RecentOpportunities, page_table, store_cover
 from workbench.api.security import Guard, is_loopback
+from workbench.api.shared_frame import Shared
 from workbench.api.service import ServeOptions
 from workbench.api.store_access import BadQuery, OpportunityFilter, StoreAccess, decode_cursor, encode_cursor
 from workbench.errors import ConfigError
@@ -72,9 +73,11 @@ def test_not_json_and_not_a_list_are_refused_with_a_message():
 
 
 def _drain(q):
+    """The queued (channel, first, last, content): a shared frame's payload, or text for one client."""
     out = []
     while not q.empty():
-        out.append(q.get_nowait())
+        ch, first, last, data = q.get_nowait()
+        out.append((ch, first, last, data.payload if isinstance(data, Shared) else data))
     return out
 
 

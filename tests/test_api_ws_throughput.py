@@ -19,7 +19,7 @@ import websockets
 
 from test_api_serve import CAPTURE, MARKET, RUN_S, Server, _run_rows
 from workbench.api.engine_placement import EnginePlacement, check_cpu, fifo_for
-from workbench.api.frames import frame_text, frame_text_of_rows, row_items, table_rows
+from workbench.api.frames import frame_bytes, frame_bytes_of_rows, row_items, table_rows
 from workbench.api.hub import Hub
 from workbench.api.service import ServeOptions, _coalesced
 from workbench.errors import ConfigError
@@ -51,11 +51,11 @@ def test_rows_encoded_in_one_call_are_the_bytes_of_one_call_per_row(table):
     expected = [orjson.dumps(r) for r in t.to_pylist()]
     assert row_items(t) == expected
     assert orjson.dumps(table_rows(t)) == orjson.dumps(t.to_pylist())
-    assert frame_text_of_rows("transactions", 7, table_rows(t), 9, None) == frame_text("transactions", 7, expected, 9)
+    assert frame_bytes_of_rows("transactions", 7, table_rows(t), 9, None) == frame_bytes("transactions", 7, expected, 9)
     seqs = list(range(10, 10 + 2 * t.num_rows, 2)) or None
     if seqs:
-        assert (frame_text_of_rows("transactions", 10, table_rows(t), 9, seqs)
-                == frame_text("transactions", 10, expected, 9, seqs))
+        assert (frame_bytes_of_rows("transactions", 10, table_rows(t), 9, seqs)
+                == frame_bytes("transactions", 10, expected, 9, seqs))
 
 
 def test_tables_a_pump_step_takes_together_go_out_as_one_in_order():
@@ -74,7 +74,7 @@ def test_tables_a_pump_step_takes_together_go_out_as_one_in_order():
         for table, handed_ns in _coalesced([(t1, 100), (t2, 200)]):
             hub.publish_transactions(table, handed_ns)
         (frame,) = [c.queue.get_nowait() for _ in range(c.queue.qsize())]
-        read = pa.ipc.open_stream(frame[3]).read_all()
+        read = pa.ipc.open_stream(frame[3].payload).read_all()
         header = orjson.loads(read.schema.metadata[b"frame"])
         assert (header["first_seq"], header["last_seq"], header["handed_ns"]) == (0, 2, 100)
         assert read.column("tx_index").to_pylist() == [1, 2, 3]

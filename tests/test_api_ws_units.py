@@ -14,6 +14,7 @@ import pytest
 from workbench.api.hub import Hub
 from workbench.api.resume import _queue_runs, parse_from
 from workbench.api.seq_index import SeqIndex
+from workbench.api.shared_frame import Shared
 from workbench.api.tx_channel import FilterError, TxFilter
 from workbench.wire.keys import program_address
 
@@ -29,6 +30,11 @@ def _txs(first_ts: int, fees: list[int], programs: list[list[str]]) -> pa.Table:
                      "ts_ns": pa.array([first_ts * 1000 + i for i in range(n)], pa.int64()),
                      "priority_fee_lamports": pa.array(fees, pa.int64()),
                      "programs": pa.array(programs, pa.list_(pa.string()))})
+
+
+def _payload(data) -> bytes | str:
+    """A queued message's content: a shared frame's payload, or the text queued for one client."""
+    return data.payload if isinstance(data, Shared) else data
 
 
 def _drain(q) -> list:
@@ -78,13 +84,13 @@ def test_transactions_frames_are_encoded_once_per_filter_and_carry_the_channels_
         hub.publish_transactions(_txs(9, [50_000, 0], [[RAY], [VOTE]]), 222)
         fa1, fa2, fb, fe = (_drain(c.queue) for c in (a1, a2, b, everything))
         assert [f[3] for f in fa1] == [f[3] for f in fa2]
-        assert all(x[3] is y[3] for x, y in zip(fa1, fa2))          # the same text object: encoded once
-        ja = [orjson.loads(f[3]) for f in fa1]
+        assert all(x[3] is y[3] for x, y in zip(fa1, fa2))          # the same message object: encoded once
+        ja = [orjson.loads(_payload(f[3])) for f in fa1]
         assert [j["seqs"] for j in ja] == [[0, 2], [4]]
         assert [(j["first_seq"], j["last_seq"], j["handed_ns"]) for j in ja] == [(0, 2, 111), (4, 4, 222)]
         assert [r["tx_index"] for j in ja for r in j["rows"]] == [1, 3, 9]
-        assert [orjson.loads(f[3])["seqs"] for f in fb] == [[3], [4]]
-        je = [orjson.loads(f[3]) for f in fe]
+        assert [orjson.loads(_payload(f[3]))["seqs"] for f in fb] == [[3], [4]]
+        je = [orjson.loads(_payload(f[3])) for f in fe]
         assert [(j["first_seq"], j["last_seq"]) for j in je] == [(0, 3), (4, 5)] and "seqs" not in je[0]
         assert hub.tx.next_seq == 6
     asyncio.run(go())
@@ -100,12 +106,12 @@ def test_transactions_memory_is_bounded_and_a_resume_filters_what_it_holds():
         assert 10 <= held < 10 + 4 and hub.tx.oldest_seq == 40 - held
         c = hub.new_client()
         hub.subscribe(c, ["transactions"], 0, TxFilter(RAY, 8000))
-        frames = [orjson.loads(f[3]) for f in _drain(c.queue)]
+        frames = [orjson.loads(_payload(f[3])) for f in _drain(c.queue)]
         assert frames[0]["type"] == "gap" and frames[0]["first_seq"] == 0
         assert frames[0]["last_seq"] == hub.tx.oldest_seq - 1
         assert [s for f in frames[1:] for s in f["seqs"]] == [32, 34, 36, 38]
         hub.publish_transactions(_txs(100, [9000, 9000], [[RAY], [VOTE]]), 99)
-        assert orjson.loads(_drain(c.queue)[0][3])["seqs"] == [40]
+        assert orjson.loads(_payload(_drain(c.queue)[0][3]))["seqs"] == [40]
         assert hub.tx.seq_at_time(90_000 + 2) == 38
     asyncio.run(go())
 
@@ -119,7 +125,7 @@ def test_a_slow_filtered_client_gets_a_gap_counting_its_own_items():
             hub.publish_transactions(_txs(10 * k, [0, 0, 0], [[RAY], [VOTE], [RAY]]), k)
         assert len(_drain(c.queue)) == 1
         hub.flush_gaps()
-        gap = orjson.loads(_drain(c.queue)[0][3])
+        gap = orjson.loads(_payload(_drain(c.queue)[0][3]))
         assert (gap["missed"], gap["first_seq"], gap["last_seq"]) == (4, 3, 8)
     asyncio.run(go())
 
@@ -173,7 +179,7 @@ def test_a_store_part_goes_out_as_frames_and_gaps_in_sequence_order():
         c = hub.new_client()
         rows = [b"1", b"2", None, None, b"5"] + [b"%d" % i for i in range(6, 2506)]
         _queue_runs(c, 100, rows, "not in the store", lambda seq: 7)
-        msgs = [orjson.loads(f[3]) for f in _drain(c.queue)]
+        msgs = [orjson.loads(_payload(f[3])) for f in _drain(c.queue)]
         spans = [(m["type"], m["first_seq"], m["last_seq"]) for m in msgs]
         assert spans == [("rows", 100, 101), ("gap", 102, 103), ("rows", 104, 1103), ("rows", 1104, 2103),
                          ("rows", 2104, 2604)]
@@ -189,7 +195,7 @@ def test_every_rows_frame_carries_the_handed_ns_of_its_first_items_batch():
         c = hub.new_client()
         hub.subscribe(c, ["opportunities"], 1)
         hub.publish("opportunities", [b"4"], 3_000)
-        frames = [orjson.loads(f[3]) for f in _drain(c.queue)]
+        frames = [orjson.loads(_payload(f[3])) for f in _drain(c.queue)]
         assert [(f["first_seq"], f["handed_ns"]) for f in frames] == [(1, 1_000), (4, 3_000)]
         assert [r for f in frames for r in f["rows"]] == [1, 2, 3, 4]
     asyncio.run(go())
@@ -205,10 +211,10 @@ def test_an_arrow_frame_holds_the_json_frames_rows_and_header_and_is_shared_per_
             hub.subscribe(c, ["transactions"], None, ray, "arrow")
         hub.publish_transactions(_txs(1, [0, 5000, 9000, 20000], [[RAY], [VOTE], [VOTE, RAY], []]), 111)
         (fj,), (fa1,), (fa2,) = (_drain(c.queue) for c in (j, a1, a2))
-        assert isinstance(fa1[3], bytes) and fa1[3] is fa2[3]             # encoded once for both
-        table = pa.ipc.open_stream(fa1[3]).read_all()
+        assert fa1[3].binary and fa1[3] is fa2[3]             # encoded once for both
+        table = pa.ipc.open_stream(fa1[3].payload).read_all()
         header = orjson.loads(table.schema.metadata[b"frame"])
-        as_json = orjson.loads(fj[3])
+        as_json = orjson.loads(_payload(fj[3]))
         assert header == {k: v for k, v in as_json.items() if k != "rows"}
         assert [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()] == as_json["rows"]
         hub.unsubscribe(a1, ["transactions"])

@@ -18,27 +18,32 @@ FORMATS = ("json", "arrow")      # how a subscription's rows frames are encoded
 ARROW_HEADER_KEY = b"frame"      # schema metadata key of an Arrow frame's header (the JSON frame's other fields)
 
 
-def frame_text(channel: str, first: int, items: list[bytes], handed_ns: int, seqs: list[int] | None = None) -> str:
-    """One frame of items ``first``.. of ``channel``. ``seqs``: the items' own sequence numbers when
-    they are not contiguous (a filtered subscription); ``last_seq`` is then the last of them."""
+def frame_bytes(channel: str, first: int, items: list[bytes], handed_ns: int, seqs: list[int] | None = None) -> bytes:
+    """One frame of items ``first``.. of ``channel`` (UTF-8 JSON). ``seqs``: the items' own sequence
+    numbers when they are not contiguous (a filtered subscription); ``last_seq`` is then the last of them."""
     last = seqs[-1] if seqs is not None else first + len(items) - 1
     return _frame(channel, first, last, handed_ns, seqs, b"[" + b",".join(items) + b"]")
 
 
-def frame_text_of_rows(channel: str, first: int, rows: list[dict], handed_ns: int,
-                       seqs: list[int] | None = None) -> str:
-    """``frame_text`` of rows not encoded yet: the whole array in one orjson call (the same bytes as
+def frame_text(channel: str, first: int, items: list[bytes], handed_ns: int, seqs: list[int] | None = None) -> str:
+    """``frame_bytes`` as text (a frame queued for one client)."""
+    return frame_bytes(channel, first, items, handed_ns, seqs).decode()
+
+
+def frame_bytes_of_rows(channel: str, first: int, rows: list[dict], handed_ns: int,
+                        seqs: list[int] | None = None) -> bytes:
+    """``frame_bytes`` of rows not encoded yet: the whole array in one orjson call (the same bytes as
     encoding row by row and joining, without a Python call per row)."""
     last = seqs[-1] if seqs is not None else first + len(rows) - 1
     return _frame(channel, first, last, handed_ns, seqs, orjson.dumps(rows))
 
 
-def _frame(channel: str, first: int, last: int, handed_ns: int, seqs: list[int] | None, rows_array: bytes) -> str:
+def _frame(channel: str, first: int, last: int, handed_ns: int, seqs: list[int] | None, rows_array: bytes) -> bytes:
     head = b'{"type":"rows","channel":"%s","first_seq":%d,"last_seq":%d,"handed_ns":%d,' % (
         channel.encode(), first, last, handed_ns)
     if seqs is not None:
         head += b'"seqs":' + orjson.dumps(seqs) + b","
-    return (head + b'"rows":' + rows_array + b"}").decode()
+    return b"".join((head, b'"rows":', rows_array, b"}"))
 
 
 def table_rows(table: pa.Table) -> list[dict]:

@@ -4,8 +4,8 @@ Everything here runs on the server's event loop: the engine's rows reach it by t
 pump (service.py), which the run wakes when it hands rows on, so the engine thread never
 waits on a socket. A channel numbers its items 0, 1, 2, ...; a frame carries a run of them
 (``first_seq`` .. ``last_seq``) and ``handed_ns``, the wall time (time.time_ns()) at which the
-run handed on the batch the frame's first item came from; it is encoded once and shared by
-every client. A client's queue holds at most ``queue_frames`` frames: a frame that does not
+run handed on the batch the frame's first item came from; it is encoded and framed once and
+shared by every client (shared_frame.py). A client's queue holds at most ``queue_frames`` frames: a frame that does not
 fit is dropped for that client alone and counted, and before the channel's next frame the
 client gets ``{"type": "gap", "channel", "missed", "first_seq", "last_seq"}`` saying exactly
 what it lost. A subscription with ``from`` first receives what the channel still holds in
@@ -26,7 +26,8 @@ import time
 from dataclasses import dataclass, field
 
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
-from .frames import FRAME_ITEMS_MAX, frame_text, gap_text
+from .frames import FRAME_ITEMS_MAX, frame_bytes, gap_text
+from .shared_frame import Shared
 from .tx_channel import TX_HISTORY_ITEMS, TxChannel, TxFilter
 
 CHANNELS = ("opportunities", "stats", "latency", "transactions")
@@ -62,15 +63,15 @@ class Channel:
         k = bisect.bisect_right(self._mark_seq, seq) - 1
         return self._mark_ns[max(k, 0)] if self._mark_ns else 0
 
-    def frames(self, begin: int) -> list[tuple[int, int, str]]:
-        """(first, last, text) frames of the items held from ``begin`` (>= oldest_seq) on."""
+    def frames(self, begin: int) -> list[tuple[int, int, Shared]]:
+        """(first, last, message) frames of the items held from ``begin`` (>= oldest_seq) on."""
         hist, out = self.history, []
         skip = begin - self.oldest_seq
         items = [hist[j] for j in range(skip, len(hist))]
         for i in range(0, len(items), FRAME_ITEMS_MAX):
             part = items[i:i + FRAME_ITEMS_MAX]
             out.append((begin + i, begin + i + len(part) - 1,
-                        frame_text(self.name, begin + i, part, self.handed_at(begin + i))))
+                        Shared(frame_bytes(self.name, begin + i, part, self.handed_at(begin + i)))))
         return out
 
 
@@ -80,8 +81,9 @@ class ClientGone(Exception):
 
 @dataclass(eq=False)          # identity: a client is one socket
 class Client:
-    """One socket: its queue of (channel, first, last, text), its pending gaps per channel and its
-    subscription filters (transactions)."""
+    """One socket: its queue of (channel, first, last, message), its pending gaps per channel and its
+    subscription filters (transactions). A message is text (a reply, a notice, a frame for this client
+    alone) or a ``Shared`` frame, the same object for every client that gets it."""
     queue_frames: int
     channels: set = field(default_factory=set)
     queue: asyncio.Queue = field(default=None)
@@ -107,7 +109,7 @@ class Client:
                                    gap_text(channel, gap[0], gap[1], gap[2], "the client read too slowly")))
             del self.gaps[channel]
 
-    def offer(self, channel: str, first: int, last: int, data: str | bytes, n: int | None = None) -> bool:
+    def offer(self, channel: str, first: int, last: int, data: str | Shared, n: int | None = None) -> bool:
         """Queue a frame of ``n`` items (default: ``last - first + 1``) unless the queue is full (then
         count them as missed); never waits."""
         self.flush_gap(channel)
@@ -178,7 +180,7 @@ class Hub:
         subs = [c for c in self.clients if channel in c.channels]
         for i in range(0, len(items), FRAME_ITEMS_MAX):
             part = items[i:i + FRAME_ITEMS_MAX]
-            data = frame_text(channel, first + i, part, handed_ns)
+            data = Shared(frame_bytes(channel, first + i, part, handed_ns))
             for c in subs:
                 c.offer(channel, first + i, first + i + len(part) - 1, data)
         return first

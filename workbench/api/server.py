@@ -13,13 +13,16 @@ def serve(opts: ServeOptions, announce=None) -> None:
     called once the store is open, just before the socket is bound."""
     import uvicorn    # deferred: the CLI imports this module for every command
 
+    from .ws_protocol import SharedFrameProtocol
+
     opts.checked()
     service = make_service(opts)
     app = build_app(service)
     if announce is not None:
         announce(f"serving on http://{opts.host}:{opts.port} (store {service.store.writer.dsn.redacted()})")
-    config = uvicorn.Config(app, host=opts.host, port=opts.port, loop="uvloop", http="httptools", ws="websockets-sansio",
+    config = uvicorn.Config(app, host=opts.host, port=opts.port, loop="uvloop", http="httptools", ws=SharedFrameProtocol,
                             log_level="warning", access_log=False, lifespan="on", ws_max_size=1 << 20,
-                            # a frame is encoded once for every client; per-client deflate would undo that
+                            # a frame is encoded and framed once for every client (websockets-sansio,
+                            # taking shared frames); per-client deflate would undo that
                             ws_per_message_deflate=False)
     uvicorn.Server(config).run()

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..wire.keys import KNOWN_PROGRAMS
-from .frames import FRAME_ITEMS_MAX, arrow_frame, frame_text_of_rows, gap_text, table_rows
+from .frames import FRAME_ITEMS_MAX, arrow_frame, frame_bytes_of_rows, gap_text, table_rows
+from .shared_frame import Shared
 
 TX_HISTORY_ITEMS = 100_000       # transaction rows kept for resumes (whole tables; the newest is always kept)
 FEE_COLUMN = "priority_fee_lamports"
@@ -153,7 +154,8 @@ class TxChannel:
 
 def _frames(b: _Batch, flt: TxFilter | None, skip: int, fmt: str = "json"):
     """(first, last, n, message) frames of batch ``b`` from row ``skip`` on, as ``flt`` keeps them:
-    JSON text, or with ``fmt`` 'arrow' Arrow IPC bytes (frames.py arrow_frame)."""
+    JSON text, or with ``fmt`` 'arrow' Arrow IPC bytes (frames.py arrow_frame), each a ``Shared``
+    message for every subscriber of the same filter and format."""
     t = b.table.slice(skip) if skip else b.table
     seqs = None
     if flt is not None:
@@ -169,6 +171,7 @@ def _frames(b: _Batch, flt: TxFilter | None, skip: int, fmt: str = "json"):
         first = s[0] if s is not None else base + i
         last = s[-1] if s is not None else base + i + n - 1
         if fmt == "json":
-            yield first, last, n, frame_text_of_rows("transactions", first, table_rows(t.slice(i, n)), b.handed_ns, s)
+            yield first, last, n, Shared(frame_bytes_of_rows("transactions", first, table_rows(t.slice(i, n)),
+                                                             b.handed_ns, s))
         else:
-            yield first, last, n, arrow_frame("transactions", t.slice(i, n), first, b.handed_ns, s)
+            yield first, last, n, Shared(arrow_frame("transactions", t.slice(i, n), first, b.handed_ns, s), binary=True)

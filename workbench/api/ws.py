@@ -17,6 +17,7 @@ from .frames import FORMATS
 from .hub import CHANNELS, ClientGone
 from .resume import catch_up, parse_from, stored_since
 from .service import Service
+from .shared_frame import WIRE_EXTENSION, WIRE_KEY
 from .tx_channel import FilterError, TxFilter
 
 TIMED_CHANNELS = ("opportunities", "transactions")     # channels whose items carry an event time
@@ -28,6 +29,8 @@ def ws_endpoint(service: Service):
     async def ws(socket: WebSocket) -> None:
         await socket.accept()
         client = service.hub.new_client()
+        # the server writes a shared frame's built bytes (ws_protocol.py); any other server gets its payload
+        wire = WIRE_EXTENSION in (socket.scope.get("extensions") or {})
 
         async def writer():
             try:
@@ -37,10 +40,14 @@ def ws_endpoint(service: Service):
                     if client.gaps and client.queue.qsize() < client.queue_frames:
                         for ch in list(client.gaps):    # a gap pending since the queue was full is told at once
                             client.flush_gap(ch)
-                    if isinstance(data, bytes):     # an Arrow frame (format 'arrow')
-                        await socket.send_bytes(data)
-                    else:
+                    if isinstance(data, str):
                         await socket.send_text(data)
+                    elif wire:
+                        await socket.send({"type": "websocket.send", WIRE_KEY: data.wire})
+                    elif data.binary:               # an Arrow frame (format 'arrow')
+                        await socket.send_bytes(data.payload)
+                    else:
+                        await socket.send_text(data.payload.decode())
                     client.sent += 1
                     service.hub.frames_sent += 1
             finally:                            # the socket is gone: a catch-up waiting for room stops
