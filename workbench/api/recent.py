@@ -242,6 +242,11 @@ class RecentOpportunities:
             self.held = held
             self.version += 1
 
+    def stale(self) -> None:
+        """Rows are on their way in: pages cached so far are not answered again (a page is made anew
+        once they are in)."""
+        self.version += 1
+
     def mark_uncovered(self) -> None:
         """Memory missed rows it should hold: from now on every page asks the store."""
         self.cover = (2**63, "")

@@ -5,11 +5,19 @@ posted rows enter the index in the page shape; a page is looked up in the cache,
 memory or from the store merged with memory. Concurrent requests for the same page at the same
 data version share one store read, so a burst right after a new row costs one query, not one
 per request.
+
+An engine batch is put in the page shape (conform, UUID text, enum labels: several Arrow calls a
+column, whatever the batch's size) on a worker thread of its own, one batch at a time in the
+run's order, and only the merge into memory runs on the event loop. On the loop, that shaping
+delayed every WebSocket frame behind it by milliseconds per hand-off (most of the loop's lags of a
+paced replay). A page or a GET by id first waits for the batches the pump already gave memory, so
+reading after a run's rows were handed on sees them as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 
@@ -40,6 +48,8 @@ class OpportunityPages:
         self._inflight: dict = {}
         self._asking = False                   # a run-id look-up is on a worker thread
         self._ask_task = None
+        self._shaper: concurrent.futures.ThreadPoolExecutor | None = None   # one thread: batches keep their order
+        self._shaping: asyncio.Future | None = None     # the last batch given to it, merged once shaped
 
     # -- rows in
     def add_posted(self, rows: list[dict], items: list[bytes]) -> None:
@@ -119,10 +129,38 @@ class OpportunityPages:
 
     def _add(self, t: pa.Table, run_id: str | None) -> None:
         try:
-            self.recent.add(page_table(conform(TABLE, t, run_id), self.recent.schema))
+            loop = asyncio.get_running_loop()
+        except RuntimeError:            # off the server's loop (a script, a test): shaped and merged here
+            self._merge(lambda: self._shape(t, run_id))
+            return
+        if self._shaper is None:
+            self._shaper = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="workbench-get-memory")
+        shaped = loop.run_in_executor(self._shaper, self._shape, t, run_id)
+        # one worker ends its batches in the order given, and their callbacks run on the loop in that order
+        shaped.add_done_callback(lambda f: f.cancelled() or self._merge(f.result))
+        self._shaping = shaped
+        self.recent.stale()             # a page cached before this batch is not answered while it is shaped
+
+    def _shape(self, t: pa.Table, run_id: str | None) -> pa.Table:
+        return page_table(conform(TABLE, t, run_id), self.recent.schema)
+
+    def _merge(self, shaped) -> None:
+        try:
+            self.recent.add(shaped())
         except Exception:       # noqa: BLE001 - memory is only a shortcut: the store answers every page instead
             log.exception("rows could not enter the GET index; pages now come from the store")
             self.recent.mark_uncovered()
+
+    async def settled(self) -> None:
+        """Until every batch memory was given is in it (merged, or failed and memory marked uncovered)."""
+        shaping = self._shaping
+        if shaping is not None and not shaping.done():
+            await asyncio.wait([shaping])
+            await asyncio.sleep(0)      # its merge is a done-callback, run in the step after it ended
+
+    def close(self) -> None:
+        if self._shaper is not None:
+            self._shaper.shutdown(wait=False, cancel_futures=True)
 
     def hook(self, shaped: pa.Table) -> None:
         try:
@@ -138,6 +176,7 @@ class OpportunityPages:
         if self._pending and self._run_id is None:
             self._run_id = await anyio.to_thread.run_sync(self._find_run_id)
             self._flush_pending()
+        await self.settled()
         key = (tuple(sorted(set(f.types))), f.since_ns, f.until_ns, f.min_profit, f.pool, f.run, f.min_score,
                limit, after, arrow)
         hit = recent.cached(key)
