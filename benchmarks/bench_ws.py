@@ -4,7 +4,7 @@
 Ours: `workbench serve --replay CAPTURE --market DIR` (the engine on its thread, the pump woken
 by each hand-off, a frame encoded once for every client). The clients (benchmarks/ws_lean_client.py,
 an RFC 6455 client that parses frames where they land; ``--client-procs`` processes, one event loop
-each) subscribe to the opportunities (JSON) and transactions (Arrow frames, ``--format``) channels
+each) subscribe to the opportunities (JSON, or Arrow frames with ``--opportunities-format arrow``) and transactions (Arrow frames, ``--format``) channels
 (``--channels``: the opportunities alone is the inherited load test's subscription) from
 sequence 0, so each gets every row of the run on them; they count rows (from an Arrow frame's batches,
 or ``last_seq - first_seq + 1`` per JSON frame, ``missed`` per gap message) until the run's
@@ -53,6 +53,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 CHANNELS_ENV = "BENCH_WS_CHANNELS"   # --channels, handed to the client processes
 CHANNELS = os.environ.get(CHANNELS_ENV, "opportunities,transactions").split(",")
+OPP_FORMAT_ENV = "BENCH_WS_OPP_FORMAT"   # --opportunities-format, handed to the client processes
 CLIENT_PROCS = 2                # client processes (the machine's cores)
 IDLE_END_S = 30.0               # a client that has had frames and then nothing this long gives up
 DONE_IDLE_S = 1.0               # after the run is done and its items are in: a last wait for stragglers
@@ -131,13 +132,13 @@ async def ours_client(url: str, stats: dict, fmt: str) -> None:
     counter = OursCounter(stats)
     host, port, path = split_url(url)
     ws = await connect(host, port, path, counter.on_message)
-    if fmt == "arrow" and "transactions" in CHANNELS:   # transactions in Arrow frames (its own subscription), the rest JSON
-        rest = [c for c in CHANNELS if c != "transactions"]
-        if rest:
-            ws.send_text(json.dumps({"type": "subscribe", "channels": rest, "from": 0}))
-        ws.send_text(json.dumps({"type": "subscribe", "channels": ["transactions"], "from": 0, "format": "arrow"}))
-    else:
-        ws.send_text(json.dumps({"type": "subscribe", "channels": CHANNELS, "from": 0}))
+    formats = {"transactions": fmt, "opportunities": os.environ.get(OPP_FORMAT_ENV, "json")}
+    by_format: dict[str, list[str]] = {}
+    for c in CHANNELS:                      # one subscription per format (Arrow frames or JSON)
+        by_format.setdefault(formats[c], []).append(c)
+    for f, chans in by_format.items():
+        ws.send_text(json.dumps({"type": "subscribe", "channels": chans, "from": 0,
+                                 **({"format": "arrow"} if f == "arrow" else {})}))
     ws.send_text(json.dumps({"type": "subscribe", "channels": ["stats"]}))
     await _until(ws, counter.finished)
 
@@ -415,7 +416,9 @@ def main() -> None:
                          "when the clients keep up")
     ap.add_argument("--peer-seconds", type=float, default=5.0, help="how long the peer is fed rows")
     ap.add_argument("--format", choices=("arrow", "json"), default="arrow",
-                    help="our clients' transactions frames (opportunities and stats are JSON either way)")
+                    help="our clients' transactions frames (stats are JSON either way)")
+    ap.add_argument("--opportunities-format", choices=("json", "arrow"), default="json",
+                    help="our clients' opportunities frames (JSON: the inherited load test's subscription)")
     ap.add_argument("--client-procs", type=int, default=CLIENT_PROCS, help="client processes (one event loop each)")
     ap.add_argument("--engine-cpu", type=int, default=None, help="serve --cpu: pin the engine thread to this CPU "
                                                                  "(the clients then stay off it)")
@@ -438,6 +441,7 @@ def main() -> None:
     if not CHANNELS or set(CHANNELS) - {"opportunities", "transactions"}:
         sys.exit(f"--channels {a.channels}: opportunities and/or transactions")
     os.environ[CHANNELS_ENV] = ",".join(CHANNELS)          # the client processes subscribe alike
+    os.environ[OPP_FORMAT_ENV] = a.opportunities_format
     from unique_capture import unique_capture
     capture = unique_capture(a.packets, base=REPO / "captures" / "market.pcapng")
     market = capture.with_name(capture.name + ".market")
@@ -451,7 +455,8 @@ def main() -> None:
               + (", engine thread placed alike" if a.engine_cpu is not None or a.rt else "")
               + f"): engine {med(plain):,.0f} packets/s "
               f"[{load()}]", flush=True)
-        print(f"ours: channels {', '.join(CHANNELS)} from 0, transactions in {a.format} frames; engine thread: "
+        print(f"ours: channels {', '.join(CHANNELS)} from 0, transactions in {a.format} frames, opportunities in "
+              f"{a.opportunities_format} frames; engine thread: "
               + (f"--cpu {a.engine_cpu}" if a.engine_cpu is not None else "not pinned") + (" --rt" if a.rt else "")
               + f"; {a.client_procs} client processes on CPUs {sorted(client_cpus(a) or os.sched_getaffinity(0))}",
               flush=True)

@@ -3,7 +3,8 @@
 once, in order, from the store and then memory; from a time; a reconnect mid-stream resumes
 without a hole or a repeat; after a server restart a time resumes from the store; the
 transactions channel delivers the run's tx_features rows, filtered per subscription with the
-channel's sequence numbers; every rows frame carries handed_ns."""
+channel's sequence numbers; every rows frame carries handed_ns; opportunities in Arrow frames
+hold the JSON frames' rows."""
 
 from __future__ import annotations
 
@@ -84,6 +85,45 @@ def test_from_zero_after_memory_rolled_over_comes_from_the_store_then_memory(don
     assert _rows_of(msgs) == expected                                     # every row once, in order
 
 
+def _arrow_frames(msgs: list) -> tuple[list[dict], list[dict]]:
+    """(headers, rows) of Arrow messages, as JSON would give the rows."""
+    heads, rows = [], []
+    for m in msgs:
+        t = pa.ipc.open_stream(m).read_all()
+        heads.append(orjson.loads(t.schema.metadata[b"frame"]))
+        rows += [orjson.loads(orjson.dumps(r)) for r in t.to_pylist()]
+    return heads, rows
+
+
+def test_opportunities_in_arrow_frames_hold_the_json_rows_from_the_store_and_memory(done):
+    """From 0 after memory rolled over: the store's part and memory's, each row once, in order, as Arrow
+    frames whose headers carry the JSON frames' sequence numbers and hand-off times."""
+    expected = _run_rows(done.out)
+
+    async def go():
+        async with websockets.connect(_url(done), max_size=None) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 0, "format": "arrow"}))
+            ack = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            assert ack["type"] == "subscribed"
+            msgs, n = [], 0
+            async with asyncio.timeout(120):
+                while n < len(expected):
+                    m = await ws.recv()
+                    assert isinstance(m, bytes), m[:200]        # a gap or an error would be text
+                    msgs.append(m)
+                    n += pa.ipc.open_stream(m).read_all().num_rows
+            return msgs
+
+    heads, rows = _arrow_frames(asyncio.run(go()))
+    assert rows == expected
+    seq = 0
+    for h in heads:
+        assert h["type"] == "rows" and h["channel"] == "opportunities" and h["first_seq"] == seq
+        assert isinstance(h["handed_ns"], int) and 0 < h["handed_ns"] <= time.time_ns()
+        seq = h["last_seq"] + 1
+    assert seq == len(expected)
+
+
 def test_from_a_time_starts_at_the_first_item_numbered_at_or_after_it(done):
     expected = _run_rows(done.out)
     k = len(expected) // 3
@@ -152,9 +192,9 @@ def test_the_transactions_channel_filters_per_subscription_with_the_channels_seq
             await asyncio.wait_for(ws.recv(), 30)
             whole = await _read(ws, lambda got: len(_rows_of(got)) >= len(rows))
         async with websockets.connect(_url(done), max_size=None) as ws:        # the binary option
-            await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "format": "arrow"}))
+            await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities", "stats"], "format": "arrow"}))
             err = json.loads(await asyncio.wait_for(ws.recv(), 30))
-            assert err["type"] == "error" and err["field"] == "format"
+            assert err["type"] == "error" and err["field"] == "format" and "stats" not in err["message"].split(" on ")[0]
             await ws.send(json.dumps({"type": "subscribe", "channels": ["transactions"], "from": 0, "format": "arrow",
                                       "filter": {"program": ray, "min_fee": min_fee}}))
             assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "subscribed"
@@ -190,10 +230,23 @@ def test_after_a_restart_numbering_starts_over_and_a_time_resumes_from_the_store
                 await asyncio.wait_for(ws.recv(), 30)
                 await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": {"time_ns": t}}))
                 assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "subscribed"
-                return await _read(ws, lambda got: len(_rows_of(got, "stored")) >= len(want))
+                stored = await _read(ws, lambda got: len(_rows_of(got, "stored")) >= len(want))
+            async with websockets.connect(_url(again), max_size=None) as ws:     # the same in Arrow frames
+                await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"],
+                                          "from": {"time_ns": t}, "format": "arrow"}))
+                assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "subscribed"
+                arrow, n = [], 0
+                async with asyncio.timeout(120):
+                    while n < len(want):
+                        arrow.append(await ws.recv())
+                        n += pa.ipc.open_stream(arrow[-1]).read_all().num_rows
+            return stored, arrow
 
-        msgs = asyncio.run(go())
+        msgs, arrow = asyncio.run(go())
         got = [(r["timestamp_ns"], r["opportunity_id"]) for r in _rows_of(msgs, "stored")]
         assert got == want                       # in the store's (time, id) order, each once
+        heads, rows = _arrow_frames(arrow)
+        assert all(h == {"type": "stored", "channel": "opportunities"} for h in heads)
+        assert rows == _rows_of(msgs, "stored")
     finally:
         again.stop()

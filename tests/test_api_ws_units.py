@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from workbench.api.hub import Hub
+from workbench.api.hub import Channel, Hub
 from workbench.api.resume import _queue_runs, parse_from
 from workbench.api.seq_index import SeqIndex
 from workbench.api.shared_frame import Shared
@@ -178,7 +178,9 @@ def test_a_store_part_goes_out_as_frames_and_gaps_in_sequence_order():
         hub = Hub()
         c = hub.new_client()
         rows = [b"1", b"2", None, None, b"5"] + [b"%d" % i for i in range(6, 2506)]
-        _queue_runs(c, 100, rows, "not in the store", lambda seq: 7)
+        ch = Channel("opportunities")
+        ch.add([b"0"], 7)                       # every item's batch was handed on at 7
+        _queue_runs(c, 100, rows, "not in the store", ch)
         msgs = [orjson.loads(_payload(f[3])) for f in _drain(c.queue)]
         spans = [(m["type"], m["first_seq"], m["last_seq"]) for m in msgs]
         assert spans == [("rows", 100, 101), ("gap", 102, 103), ("rows", 104, 1103), ("rows", 1104, 2103),
@@ -219,6 +221,42 @@ def test_an_arrow_frame_holds_the_json_frames_rows_and_header_and_is_shared_per_
         assert [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()] == as_json["rows"]
         hub.unsubscribe(a1, ["transactions"])
         assert "transactions" not in a1.formats
+    asyncio.run(go())
+
+
+def test_opportunities_in_arrow_frames_read_the_engine_table_live_and_its_types_from_memory():
+    """A live batch's Arrow frame is the engine's table (shared by every Arrow subscriber); a resume from
+    memory rebuilds frames from the JSON items with that table's types; JSON subscribers are unchanged."""
+    table = pa.table({"opportunity_id": ["a", "b", "c"], "amount_in": pa.array([1, 2**63 + 5, 3], pa.uint64()),
+                      "pools": [["p"], [], ["q", "r"]], "profit": [0.5, -1.0, 2.0]})
+    items = [orjson.dumps(r) for r in table.to_pylist()]
+
+    async def go():
+        hub = Hub(queue_frames=100)
+        j, a1, a2 = (hub.new_client() for _ in range(3))
+        hub.subscribe(j, ["opportunities"], None)
+        for c in (a1, a2):
+            hub.subscribe(c, ["opportunities"], None, fmt="arrow")
+        hub.publish("opportunities", items, 7, table=table)
+        (fj,), (fa1,), (fa2,) = (_drain(c.queue) for c in (j, a1, a2))
+        assert fa1[3].binary and fa1[3] is fa2[3] and not fj[3].binary
+        live = pa.ipc.open_stream(fa1[3].payload).read_all()
+        assert orjson.loads(live.schema.metadata[b"frame"]) == {k: v for k, v in orjson.loads(_payload(fj[3])).items()
+                                                               if k != "rows"}
+        assert live.replace_schema_metadata(None).equals(table)
+        late = hub.new_client()
+        hub.subscribe(late, ["opportunities"], 0, fmt="arrow")            # from memory: the JSON items
+        (fl,) = _drain(late.queue)
+        again = pa.ipc.open_stream(fl[3].payload).read_all()
+        assert again.schema.remove_metadata() == table.schema and again.replace_schema_metadata(None).equals(table)
+        posted = [orjson.dumps({"opportunity_id": "d", "note": "x"})]        # another shape: as JSON gives it
+        hub.publish("opportunities", posted, 8)
+        (fp,) = _drain(a1.queue)
+        assert pa.ipc.open_stream(fp[3].payload).read_all().to_pylist() == [{"opportunity_id": "d", "note": "x"}]
+        hub.publish("opportunities", [orjson.dumps({"amount_in": 2**64 - 1}), orjson.dumps({"amount_in": 1})], 9)
+        (fb,) = _drain(a1.queue)                    # past int64 with no table to follow: that column is uint64
+        big = pa.ipc.open_stream(fb[3].payload).read_all()
+        assert big.schema.field("amount_in").type == pa.uint64() and big.column("amount_in").to_pylist() == [2**64 - 1, 1]
     asyncio.run(go())
 
 

@@ -15,6 +15,7 @@ from .json_rows import row_bytes
 
 FRAME_ITEMS_MAX = 1_000          # items in one frame (a backlog goes out in frames this size)
 FORMATS = ("json", "arrow")      # how a subscription's rows frames are encoded
+ARROW_CHANNELS = ("opportunities", "transactions")     # channels that offer Arrow frames
 ARROW_HEADER_KEY = b"frame"      # schema metadata key of an Arrow frame's header (the JSON frame's other fields)
 
 
@@ -96,8 +97,39 @@ def arrow_frame(channel: str, table: pa.Table, first: int, handed_ns: int, seqs:
     header = {"type": "rows", "channel": channel, "first_seq": first, "last_seq": last, "handed_ns": handed_ns}
     if seqs is not None:
         header["seqs"] = seqs
+    return arrow_message(header, table)
+
+
+def arrow_message(header: dict, table: pa.Table) -> bytes:
+    """``table`` as one Arrow IPC stream, ``header`` (the JSON message's other fields) in its schema's
+    metadata under ``frame``."""
     table = table.replace_schema_metadata({ARROW_HEADER_KEY: orjson.dumps(header)})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+def items_table(items: list[bytes], schema: pa.Schema | None = None) -> pa.Table:
+    """Rows already encoded as JSON objects, as an Arrow table (for an Arrow subscriber's frames made
+    from a channel's memory or the store). With ``schema`` (the channel's engine table) and rows of
+    exactly its columns, the columns take its types, so such a frame reads like a live one (JSON
+    alone cannot tell a uint64 from an int64)."""
+    rows = [orjson.loads(i) for i in items]
+    if schema is not None and rows and list(rows[0]) == schema.names:
+        try:
+            return pa.Table.from_pylist(rows, schema=schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):   # a value outside its type: as JSON says
+            pass
+    try:
+        return pa.Table.from_pylist(rows)
+    except OverflowError:               # an unsigned 64-bit value past int64 (an amount): that column as uint64
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        return pa.table({k: _column([r.get(k) for r in rows]) for k in names})
+
+
+def _column(values: list) -> pa.Array:
+    try:
+        return pa.array(values)
+    except OverflowError:
+        return pa.array(values, pa.uint64())

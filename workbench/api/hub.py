@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
-from .frames import FRAME_ITEMS_MAX, frame_bytes, gap_text
+from .frames import FRAME_ITEMS_MAX, arrow_frame, frame_bytes, gap_text, items_table
 from .shared_frame import Shared
 from .tx_channel import TX_HISTORY_ITEMS, TxChannel, TxFilter
 
@@ -40,6 +40,7 @@ class Channel:
     name: str
     next_seq: int = 0
     history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_ITEMS))
+    schema: object = None       # the newest engine table's schema: Arrow frames made from JSON items take its types
     _mark_seq: list = field(default_factory=list)
     _mark_ns: list = field(default_factory=list)
 
@@ -63,16 +64,25 @@ class Channel:
         k = bisect.bisect_right(self._mark_seq, seq) - 1
         return self._mark_ns[max(k, 0)] if self._mark_ns else 0
 
-    def frames(self, begin: int) -> list[tuple[int, int, Shared]]:
-        """(first, last, message) frames of the items held from ``begin`` (>= oldest_seq) on."""
+    def frames(self, begin: int, fmt: str = "json") -> list[tuple[int, int, Shared]]:
+        """(first, last, message) frames of the items held from ``begin`` (>= oldest_seq) on, JSON or
+        (``fmt`` 'arrow') Arrow."""
         hist, out = self.history, []
         skip = begin - self.oldest_seq
         items = [hist[j] for j in range(skip, len(hist))]
         for i in range(0, len(items), FRAME_ITEMS_MAX):
             part = items[i:i + FRAME_ITEMS_MAX]
             out.append((begin + i, begin + i + len(part) - 1,
-                        Shared(frame_bytes(self.name, begin + i, part, self.handed_at(begin + i)))))
+                        self.frame(begin + i, part, self.handed_at(begin + i), fmt)))
         return out
+
+    def frame(self, first: int, items: list[bytes], handed_ns: int, fmt: str, table=None) -> Shared:
+        """One frame of ``items`` (numbered from ``first``); an Arrow one reads ``table`` (the same rows)
+        when given, else the items."""
+        if fmt == "arrow":
+            return Shared(arrow_frame(self.name, table if table is not None else items_table(items, self.schema),
+                                      first, handed_ns), binary=True)
+        return Shared(frame_bytes(self.name, first, items, handed_ns))
 
 
 class ClientGone(Exception):
@@ -89,7 +99,7 @@ class Client:
     queue: asyncio.Queue = field(default=None)
     gaps: dict = field(default_factory=dict)            # channel -> [first_missed, last_missed, count]
     filters: dict = field(default_factory=dict)         # channel -> TxFilter (transactions only)
-    formats: dict = field(default_factory=dict)         # channel -> 'arrow' (transactions only; default json)
+    formats: dict = field(default_factory=dict)         # channel -> 'json' or 'arrow' (opportunities, transactions)
     sent: int = 0
     missed: int = 0
     hub_missed: list = field(default_factory=lambda: [0])   # the hub's total, shared by its clients
@@ -168,21 +178,29 @@ class Hub:
     def subscribed(self, channel: str) -> bool:
         return any(channel in c.channels for c in self.clients)
 
-    def publish(self, channel: str, items: list[bytes], handed_ns: int | None = None) -> int:
+    def publish(self, channel: str, items: list[bytes], handed_ns: int | None = None, table=None) -> int:
         """Number ``items`` in ``channel``, keep them for resumes, queue them for its subscribers;
-        ``handed_ns``: when the run handed them on (default: now). Returns the first's number."""
+        ``handed_ns``: when the run handed them on (default: now); ``table``: the same rows as an
+        Arrow table (the engine's), read by Arrow subscribers' frames. Returns the first's number."""
         ch = self.channels[channel]
         if not items:
             return ch.next_seq
         handed_ns = time.time_ns() if handed_ns is None else handed_ns
         first = ch.add(items, handed_ns)
+        if table is not None:
+            ch.schema = table.schema
         self.items_published += len(items)
-        subs = [c for c in self.clients if channel in c.channels]
-        for i in range(0, len(items), FRAME_ITEMS_MAX):
-            part = items[i:i + FRAME_ITEMS_MAX]
-            data = Shared(frame_bytes(channel, first + i, part, handed_ns))
-            for c in subs:
-                c.offer(channel, first + i, first + i + len(part) - 1, data)
+        by_format: dict[str, list] = {}
+        for c in self.clients:
+            if channel in c.channels:
+                by_format.setdefault(c.formats.get(channel, "json"), []).append(c)
+        for fmt, subs in by_format.items():         # each frame encoded once per format, shared by its clients
+            for i in range(0, len(items), FRAME_ITEMS_MAX):
+                part = items[i:i + FRAME_ITEMS_MAX]
+                data = ch.frame(first + i, part, handed_ns, fmt,
+                                table.slice(i, len(part)) if table is not None else None)
+                for c in subs:
+                    c.offer(channel, first + i, first + i + len(part) - 1, data)
         return first
 
     def publish_transactions(self, table, handed_ns: int | None = None) -> None:
@@ -205,7 +223,7 @@ class Hub:
     def subscribe(self, c: Client, channels: list[str], start: int | None, tx_filter: TxFilter | None = None,
                   fmt: str = "json") -> dict:
         """Subscribe ``c``; with ``start`` queue the channel's items from that sequence first. ``tx_filter``
-        and ``fmt`` (json or arrow frames) apply to the transactions channel."""
+        applies to the transactions channel, ``fmt`` (json or arrow frames) to it and opportunities."""
         next_seq = {}
         for name in channels:
             if name == "transactions":
@@ -218,13 +236,15 @@ class Hub:
                 next_seq[name] = self.tx.next_seq
                 continue
             ch = self.channels[name]
+            if name not in c.channels:
+                c.formats[name] = fmt
             if start is not None and name not in c.channels:
                 begin = max(start, ch.oldest_seq)
                 if start < ch.oldest_seq:
                     missed = ch.oldest_seq - start
                     c.queue.put_nowait((name, start, ch.oldest_seq - 1, gap_text(
                         name, start, ch.oldest_seq - 1, missed, "older than the server's memory")))
-                for first, last, text in ch.frames(begin):
+                for first, last, text in ch.frames(begin, fmt):
                     c.offer(name, first, last, text)
             c.channels.add(name)
             next_seq[name] = ch.next_seq

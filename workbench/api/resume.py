@@ -19,7 +19,8 @@ import anyio
 import orjson
 
 from ..errors import StoreError
-from .frames import FRAME_ITEMS_MAX, frame_text, gap_text
+from .frames import FRAME_ITEMS_MAX, arrow_message, gap_text, items_table
+from .shared_frame import Shared
 from .store_access import OpportunityFilter
 from .tx_channel import FilterError
 
@@ -95,13 +96,14 @@ async def catch_up(service, client, start: int) -> int:
             rows, reason = [None] * (end - pos), f"the store could not answer: {e}"
         else:
             reason = "not in the store (not written yet, or written elsewhere)"
-        _queue_runs(client, pos, rows, reason, service.hub.channels[CHANNEL].handed_at)
+        _queue_runs(client, pos, rows, reason, service.hub.channels[CHANNEL])
         pos = end
     return pos
 
 
-def _queue_runs(client, first: int, rows: list, reason: str, handed_at) -> None:
-    """Frames of the found rows and gaps for the missing ones, in sequence order."""
+def _queue_runs(client, first: int, rows: list, reason: str, channel) -> None:
+    """Frames of the found rows (in the client's format) and gaps for the missing ones, in sequence order."""
+    handed_at = channel.handed_at
     n = len(rows)
     if not n:
         return
@@ -114,7 +116,8 @@ def _queue_runs(client, first: int, rows: list, reason: str, handed_at) -> None:
         for k in range(lo, hi, FRAME_ITEMS_MAX):
             top = min(hi, k + FRAME_ITEMS_MAX)
             client.queue.put_nowait((CHANNEL, first + k, first + top - 1,
-                                     frame_text(CHANNEL, first + k, rows[k:top], handed_at(first + k))))
+                                     channel.frame(first + k, rows[k:top], handed_at(first + k),
+                                                   client.formats.get(CHANNEL, "json"))))
 
 
 def _stored_only(store, index, t_ns: int, cursor):
@@ -136,9 +139,12 @@ async def stored_since(service, client, t_ns: int) -> None:
             client.queue.put_nowait(("", -1, -1, orjson.dumps(
                 {"type": "error", "field": "from", "message": f"the store could not answer: {e}"}).decode()))
             return
+        arrow = client.formats.get(CHANNEL) == "arrow"
         for i in range(0, len(rows), FRAME_ITEMS_MAX):
             part = rows[i:i + FRAME_ITEMS_MAX]
-            client.queue.put_nowait((CHANNEL, -1, -1, (b'{"type":"stored","channel":"opportunities","rows":['
-                                                       + b",".join(part) + b"]}").decode()))
+            client.queue.put_nowait((CHANNEL, -1, -1, Shared(arrow_message({"type": "stored", "channel": CHANNEL},
+                                                                           items_table(part)), binary=True) if arrow else
+                                     (b'{"type":"stored","channel":"opportunities","rows":['
+                                      + b",".join(part) + b"]}").decode()))
         if cursor is None:
             return

@@ -216,7 +216,7 @@ class Service:
             if not self.engine_keys:
                 self.engine_keys = frozenset(shaped.column_names)
             self.index.append(shaped.column("timestamp_ns").to_numpy(), shaped.column("opportunity_id"), engine=True)
-            self.hub.publish("opportunities", row_items(shaped), handed_ns)
+            self.hub.publish("opportunities", row_items(shaped), handed_ns, table=shaped)
             out.append(shaped)
         for t, handed_ns in _coalesced(self.run.take("tx_features")):
             self.hub.publish_transactions(t, handed_ns)

@@ -13,7 +13,7 @@ import contextlib
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .frames import FORMATS
+from .frames import ARROW_CHANNELS, FORMATS
 from .hub import CHANNELS, ClientGone
 from .resume import catch_up, parse_from, stored_since
 from .service import Service
@@ -110,9 +110,9 @@ async def _ws_command(service: Service, client, raw: str) -> dict | None:
     fmt = msg.get("format", "json")
     if fmt not in FORMATS:
         return _error(f"format {fmt!r}: expected one of {list(FORMATS)}", "format")
-    if fmt != "json" and channels != ["transactions"]:
-        return _error(f"format {fmt!r}: offered on the transactions channel only (subscribe to it on its own); "
-                      "the other channels send JSON", "format")
+    if fmt != "json" and any(c not in ARROW_CHANNELS for c in channels):
+        return _error(f"format {fmt!r}: offered on the {' and '.join(ARROW_CHANNELS)} channels (subscribe to "
+                      "the others on their own); the other channels send JSON", "format")
     hub = service.hub
     if t_ns is not None:
         untimed = [c for c in channels if c not in TIMED_CHANNELS]
@@ -136,6 +136,7 @@ async def _ws_command(service: Service, client, raw: str) -> dict | None:
         ack["first_seq"] = starts
     client.queue.put_nowait(("", -1, -1, orjson.dumps(ack).decode()))
     for c in fresh:
+        client.formats[c] = fmt         # before any catch-up below: its frames take the subscription's format
         begin = starts[c]
         if c == "opportunities" and t_ns is not None:
             await stored_since(service, client, t_ns)      # rows from before this server's numbering
