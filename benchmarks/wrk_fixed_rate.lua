@@ -11,18 +11,32 @@
 --
 -- GET: the URL's path as given. POST (WB_POST_TEMPLATE set): a JSON list of WB_POST_ROWS rows,
 -- each the template row with "__ID__" replaced by a fresh opportunity id (WB_NONCE, the thread,
--- a counter), so every posted row is new to the store.
+-- a counter), so every posted row is new to the store, and "__TS__" by its detection time: the
+-- wall clock in ns, made to rise by at least 1 ns a row within a thread, as a detector's rows
+-- carry their own increasing times (int64 cdata: a Lua number holds only 53 bits).
 
 local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } wb_timespec;
 int clock_gettime(int clk_id, wb_timespec *tp);
 ]]
+local CLOCK_REALTIME = 0
 local CLOCK_MONOTONIC = 1
 local ts = ffi.new("wb_timespec")
 local function now_ms()
    ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+
+local last_ns = 0LL
+local function detected_ns()
+   ffi.C.clock_gettime(CLOCK_REALTIME, ts)
+   local t = ffi.cast("int64_t", ts.tv_sec) * 1000000000LL + ts.tv_nsec
+   if t <= last_ns then
+      t = last_ns + 1
+   end
+   last_ns = t
+   return (tostring(t):gsub("LL$", ""))
 end
 
 local spacing_ms = tonumber(os.getenv("WB_THREADS") or "1") * 1000 / tonumber(os.getenv("WB_RATE") or "100")
@@ -73,7 +87,7 @@ function request()
    for i = 1, post_rows do
       counter = counter + 1
       local id = string.format("%08x-%04x-4000-8000-%012x", nonce, tid, counter)
-      rows[i] = string.gsub(template, "__ID__", id)
+      rows[i] = (string.gsub(string.gsub(template, "__ID__", id), "__TS__", detected_ns()))
    end
    return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"},
                      "[" .. table.concat(rows, ",") .. "]")
