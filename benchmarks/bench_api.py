@@ -16,8 +16,9 @@ falls behind gets fewer requests than offered: the achieved rate is printed besi
 one, and a row whose achieved rate falls short is the server saturating (its latencies then do
 not count the requests it never got). POST sends batches of ``--post-rows`` rows
 with fresh opportunity ids every request (the Lua script makes them), so every row is new to the
-store. Every figure is the median of ``--repeat`` runs. wrk runs on the same shared cores as the
-servers, loopback only.
+store, each with its own detection time (the wall clock, rising row by row, as a detector's rows
+come; ``--one-time`` posts every row at the template's one time instead). Every figure is the
+median of ``--repeat`` runs. wrk runs on the same shared cores as the servers, loopback only.
 
 ``--base DIR`` runs a second `workbench serve` from another checkout (e.g. a worktree of the
 commit before a change) beside ours, each on its own store filled by the same replay, and
@@ -132,7 +133,8 @@ def check_answer(url: str, template: Path | None) -> None:
     if template is None:
         r = httpx.get(url, timeout=30)
     else:
-        row = template.read_text().replace("__ID__", f"{secrets.randbelow(1 << 31):08x}-0000-4000-8000-000000000000")
+        row = (template.read_text().replace("__ID__", f"{secrets.randbelow(1 << 31):08x}-0000-4000-8000-000000000000")
+               .replace("__TS__", str(time.time_ns())))
         r = httpx.post(url, content=f"[{row}]", headers={"content-type": "application/json"}, timeout=30)
     if r.status_code >= 400:
         print(f"  {url} answers {r.status_code}: {r.text[:400]}", flush=True)
@@ -182,12 +184,15 @@ def start_ours(tmp: Path, name: str, tree: str | None) -> tuple[subprocess.Popen
     return proc, base
 
 
-def post_template(base: str, tmp: Path) -> Path:
-    """One stored row as the POST template, its id replaced by the Lua script's placeholder."""
+def post_template(base: str, tmp: Path, one_time: bool = False) -> Path:
+    """One stored row as the POST template, its id (and, unless ``one_time``, its time) replaced by
+    the Lua script's placeholders."""
     row = httpx.get(base + GET_PATH, timeout=30).json()["rows"][0]
     row["opportunity_id"] = "__ID__"
+    if not one_time:
+        row["timestamp_ns"] = "__TS__"
     path = tmp / "post_row.json"
-    path.write_text(json.dumps(row, separators=(",", ":")))
+    path.write_text(json.dumps(row, separators=(",", ":")).replace('"__TS__"', "__TS__"))
     return path
 
 
@@ -215,6 +220,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="each wrk run's length")
     ap.add_argument("--repeat", type=int, default=3, help="wrk runs per rate (figures: their medians)")
     ap.add_argument("--post-rows", type=int, default=10, help="rows per POST batch")
+    ap.add_argument("--one-time", action="store_true",
+                    help="every posted row at the template's one time (not each its own rising time)")
     ap.add_argument("--no-post", action="store_true", help="GET only")
     ap.add_argument("--routes", default="GET,POST", help="GET and/or POST, comma-separated")
     ap.add_argument("--base", metavar="DIR", help="also run `workbench serve` from this checkout, alternating with ours")
@@ -239,8 +246,9 @@ def main() -> None:
                 proc, servers[name] = start_ours(tmp, name, tree)
                 procs.append(proc)
             rows = len(httpx.get(servers["ours"] + GET_PATH).json()["rows"])
-            template = post_template(servers["ours"], tmp)
-            print(f"store: {rows} sandwich rows per GET answer; POST: {a.post_rows} rows per batch; "
+            template = post_template(servers["ours"], tmp, a.one_time)
+            times = "one time" if a.one_time else "rising times"
+            print(f"store: {rows} sandwich rows per GET answer; POST: {a.post_rows} rows per batch ({times}); "
                   f"wrk {WRK_THREADS} threads, rate/{round(1 / CONN_PER_RATE)} connections, {a.seconds:g} s x "
                   f"{a.repeat} per rate; servers: {', '.join(servers)}", flush=True)
             for route in routes:

@@ -11,18 +11,37 @@
 --
 -- GET: the URL's path as given. POST (WB_POST_TEMPLATE set): a JSON list of WB_POST_ROWS rows,
 -- each the template row with "__ID__" replaced by a fresh opportunity id (WB_NONCE, the thread,
--- a counter), so every posted row is new to the store.
+-- a counter), so every posted row is new to the store, and "__TS__" by its detection time: the
+-- wall clock in ns, made to rise by at least 1 ns a row within a thread, as a detector's rows
+-- carry their own increasing times (seconds and ns apart: a Lua number holds only 53 bits). The
+-- template is cut at its placeholders once, and a request's body is one concatenation of the
+-- pieces: wrk shares the server's cores, so what it spends per request is taken from the server.
 
 local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } wb_timespec;
 int clock_gettime(int clk_id, wb_timespec *tp);
 ]]
+local CLOCK_REALTIME = 0
 local CLOCK_MONOTONIC = 1
 local ts = ffi.new("wb_timespec")
 local function now_ms()
    ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+
+local last_sec, last_nsec = 0, 0
+local function detected_ns()
+   ffi.C.clock_gettime(CLOCK_REALTIME, ts)
+   local sec, nsec = tonumber(ts.tv_sec), tonumber(ts.tv_nsec)
+   if sec < last_sec or (sec == last_sec and nsec <= last_nsec) then
+      sec, nsec = last_sec, last_nsec + 1
+      if nsec >= 1000000000 then
+         sec, nsec = sec + 1, 0
+      end
+   end
+   last_sec, last_nsec = sec, nsec
+   return string.format("%d%09d", sec, nsec)
 end
 
 local spacing_ms = tonumber(os.getenv("WB_THREADS") or "1") * 1000 / tonumber(os.getenv("WB_RATE") or "100")
@@ -39,13 +58,27 @@ function setup(thread)
    table.insert(threads, thread)
 end
 
-local template = nil
+local template = nil         -- the template row cut at its placeholders: text, and "__ID__" / "__TS__"
 local counter = 0
+
+local function cut(text)
+   local pieces, at = {}, 1
+   while true do
+      local i, j, name = string.find(text, "(__[IT][DS]__)", at)
+      if i == nil then
+         table.insert(pieces, string.sub(text, at))
+         return pieces
+      end
+      table.insert(pieces, string.sub(text, at, i - 1))
+      table.insert(pieces, name)
+      at = j + 1
+   end
+end
 
 function init(args)
    if template_path ~= nil and template_path ~= "" then
       local f = assert(io.open(template_path, "r"))
-      template = f:read("*a")
+      template = cut(f:read("*a"))
       f:close()
    end
 end
@@ -69,14 +102,26 @@ function request()
    if template == nil then
       return wrk.format("GET", wrk.path)
    end
-   local rows = {}
+   local buf, n = {"["}, 1
    for i = 1, post_rows do
       counter = counter + 1
-      local id = string.format("%08x-%04x-4000-8000-%012x", nonce, tid, counter)
-      rows[i] = string.gsub(template, "__ID__", id)
+      if i > 1 then
+         n = n + 1
+         buf[n] = ","
+      end
+      for _, piece in ipairs(template) do
+         n = n + 1
+         if piece == "__ID__" then
+            buf[n] = string.format("%08x-%04x-4000-8000-%012x", nonce, tid, counter)
+         elseif piece == "__TS__" then
+            buf[n] = detected_ns()
+         else
+            buf[n] = piece
+         end
+      end
    end
-   return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"},
-                     "[" .. table.concat(rows, ",") .. "]")
+   buf[n + 1] = "]"
+   return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"}, table.concat(buf))
 end
 
 function done(summary, latency, requests)

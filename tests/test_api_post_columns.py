@@ -239,3 +239,51 @@ def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_
         assert store.count_opportunities() == 3 + 2 + 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("one_time", [True, False], ids=["one time", "rising times"])
+def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
+    """posted_rows.py made on the worker, taken in by the GET memory and the sequence index: the
+    keys in order whether every row carries one time (the memory's merge path) or each its own
+    rising time (its append path), items equal to a dumps per row, ids as 16 bytes equal to the
+    text's, eviction past the capacity, and ids memory holds left out."""
+    import pyarrow as pa
+
+    from workbench.api.post_columns import RULES
+    from workbench.api.posted_rows import posted_rows
+    from workbench.api.recent import RecentOpportunities
+    from workbench.api.seq_index import SeqIndex
+    from workbench.api.store_access import OpportunityFilter
+
+    random.seed(11)
+    mem = RecentOpportunities(pa.schema([(r.name, r.arrow) for r in RULES]), None, capacity=50)
+    idx, want, ids, t = SeqIndex(), [], [], T0
+    for _ in range(8):
+        rows = []
+        for _ in range(7):
+            t += 0 if one_time else random.randrange(1, 1000)
+            rows.append(_full(timestamp_ns=t))
+        group = check_group([(orjson.dumps(rows), False)])
+        p = posted_rows(group.rows, dumps_each(group.rows))
+        assert p.items == [orjson.dumps(r) for r in group.rows]         # a tuple encodes as the list it was
+        assert all(type(r["pools"]) is tuple for r in p.rows)
+        assert p.keys == sorted((r["timestamp_ns"], r["opportunity_id"]) for r in rows)
+        assert p.types == {"sandwich": 7} and p.times_ns.tolist() == [r["timestamp_ns"] for r in rows]
+        assert mem.add_posted(p.rows, p.items, p.ids, p.keys) == 7
+        idx.append(p.times_ns, p.id_bytes, engine=False)
+        want += p.keys
+        ids += p.ids
+    want = sorted(want)[-50:]
+    assert list(mem.keys) == want and len(mem.rows) == 50
+    page, more = mem.page_from_memory(OpportunityFilter([]), 10, None)
+    assert [k for k, _ in page] == want[:10] and more
+    assert [b for _, (_, b) in page] == [orjson.dumps(mem.row(k[1])[0]) for k, _ in page]
+    assert idx.ids(0, idx.n) == ids and idx.n == 56
+    gone = [i for i in p.ids if i not in mem.rows]                        # (one time: may be evicted by smaller ids)
+    assert mem.add_posted(p.rows, p.items, p.ids, p.keys) == len(gone)     # the ids held: left out
+    at = next(i for i, r in enumerate(p.rows) if r["opportunity_id"] in mem.rows)
+    g = check_group([(orjson.dumps([_full(timestamp_ns=t + 1), _full(timestamp_ns=t + 2)]), False)])
+    fresh = posted_rows(g.rows, dumps_each(g.rows))
+    both = posted_rows([p.rows[at], *fresh.rows], [p.items[at], *fresh.items])
+    assert mem.add_posted(both.rows, both.items, both.ids, both.keys) == 2  # the held one left out
+    assert list(mem.keys)[-2:] == fresh.keys and len(mem.keys) == 50

@@ -24,6 +24,7 @@ from ..store.schema import OPPORTUNITY_TYPES
 from .docs import ASSETS_PREFIX, DOCS_PATH, docs_routes
 from .fast_get import GZIP_MIN_BYTES, FastPages
 from .group_commit import GroupCommit
+from .posted_rows import PostedRows
 from .openapi import openapi_document
 from .fast_post import FastPosts
 from .runtime_tuning import settle_after_start
@@ -97,9 +98,9 @@ def build_app(service: Service) -> Guard:
     store = service.store
     pages = opportunity_pages(service)     # the newest rows in memory, merged with the store's
 
-    def posted(rows: list[dict], items: list[bytes]) -> None:       # a group's new rows: memory, then /ws
-        pages.add_posted(rows, items)
-        service.published_posted(rows, items)
+    def posted(rows: PostedRows) -> None:       # a group's new rows: memory, then /ws
+        pages.add_posted(rows)
+        service.published_posted(rows)
 
     posts = service.posts = GroupCommit(store, posted)    # concurrent posts share one check and one insert
     note_hand_offs(service.run, store)      # an engine row's id is known from its hand-off (idempotence)

@@ -8,7 +8,8 @@ whole group column by column (post_columns.py), looks up the ids already stored 
 inserts what is new with one insert, and encodes every answer; the event loop only queues a
 body and sends the answer. There is no timer: while a group is committed the next one gathers,
 so a lone request waits for its own insert only and a busy server inserts in large groups. The
-rows a group stored enter the GET route's memory and the WebSocket in one step (``on_stored``).
+rows a group stored enter the GET route's memory and the WebSocket in one step (``on_stored``),
+made ready for both on the worker thread (posted_rows.py).
 
 Checking is Python under the GIL; the embedded store's insert mostly runs in the engine's own
 code. So the two overlap: while one insert runs, what arrives meanwhile is checked on another
@@ -41,6 +42,7 @@ import numpy as np
 import orjson
 
 from .post_columns import CheckedGroup, check_group, dumps_each, joined_groups
+from .posted_rows import posted_rows
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class GroupCommit:
 
     def __init__(self, store, on_stored=None):
         self._store = store
-        self._on_stored = on_stored     # called on the loop with (row dicts, their JSON) of each group stored
+        self._on_stored = on_stored     # called on the loop with each group's stored rows (posted_rows.PostedRows)
         self._queued: list[tuple[tuple[bytes, bool], asyncio.Future]] = []
         self._checked: list[tuple[list, CheckedGroup]] = []    # checked, waiting for the next insert
         self._worker: asyncio.Task | None = None               # checks what is queued
@@ -109,12 +111,12 @@ class GroupCommit:
 
     def _stored(self, group: CheckedGroup):
         """On a worker thread, after ``check_group``: [(status, body) or the store's exception] per
-        request, and the rows stored with their JSON."""
+        request, the rows stored (PostedRows, None when none), and how many requests passed."""
         accepted = [s for s in group.spans if not isinstance(s, Exception)]
         try:
             keep = self._store.insert_group(group) if accepted else np.zeros(0, bool)
         except Exception as e:          # noqa: BLE001 - every request that reached the insert gets it
-            return [(422, refusal(s)) if isinstance(s, Exception) else e for s in group.spans], [], [], 0
+            return [(422, refusal(s)) if isinstance(s, Exception) else e for s in group.spans], None, 0
         answers = []
         for span in group.spans:
             if isinstance(span, Exception):
@@ -125,7 +127,7 @@ class GroupCommit:
             answers.append((201 if ids else 200,
                             orjson.dumps({"inserted": len(ids), "duplicates": hi - lo - len(ids), "ids": ids})))
         rows = [group.rows[i] for i in np.flatnonzero(keep).tolist()]
-        return answers, rows, dumps_each(rows), len(accepted)
+        return answers, (posted_rows(rows, dumps_each(rows)) if rows else None), len(accepted)
 
     async def _store_and_answer(self, taken: list[tuple[list, CheckedGroup]]) -> None:
         group = [req for g, _ in taken for req in g]
@@ -138,7 +140,7 @@ class GroupCommit:
     async def _answer(self, group: list, stored, arg) -> None:
         """Run ``stored(arg)`` on a worker thread, then answer every request of ``group``."""
         try:
-            answers, rows, items, accepted = await anyio.to_thread.run_sync(stored, arg)
+            answers, posted, accepted = await anyio.to_thread.run_sync(stored, arg)
         except BaseException as e:              # (cancelled too: no request is left waiting)
             _fail(group, e)
             if not isinstance(e, Exception):
@@ -147,9 +149,9 @@ class GroupCommit:
         if accepted:
             self._groups += 1
             self.requests += accepted
-        if rows and self._on_stored is not None:
+        if posted is not None and self._on_stored is not None:
             try:
-                self._on_stored(rows, items)
+                self._on_stored(posted)
             except Exception:       # noqa: BLE001 - the rows are stored; memory and the stream are extras
                 log.exception("posted rows were stored but could not enter memory or the WebSocket")
         for (_, fut), answer in zip(group, answers):

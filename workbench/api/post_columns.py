@@ -7,7 +7,11 @@ their rows laid side by side, and each column of the whole group is checked at o
 of Python types a column holds, then one Arrow conversion (which refuses an integer past its
 range), then vectorised tests (a time below 0, a UUID not in its canonical text form, an enum
 label not in the list). Rows that pass are already the canonical row dicts the GET memory and
-the WebSocket send, so a row is encoded once.
+the WebSocket send, so a row is encoded once. The checked columns are already the store's
+types but for the time (a view as timestamp) and the enums (their codes, from the same look-up
+that checked the labels), so the group's table is made in the store's shape here, as
+``conform`` would make it, without a second pass over its columns (test_api_post_columns.py
+compares the two).
 
 Only when a column fails is the failure traced to its rows, and so to their requests: such a
 request (and one whose rows are not objects, or that repeats an id) is checked again by
@@ -21,7 +25,6 @@ same values, and every refusal carries ``check_rows``'s message.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +34,6 @@ import pyarrow.compute as pc
 
 from ..errors import StoreError
 from ..store import schema as S
-from ..store.columns import conform
 from .opportunity_rows import (BATCH_ROWS_MAX, ID, REQUIRED, TABLE, PostedBatch, RowError, check_arrow_batch,
                                check_rows, enum_pairs, json_name, literal_default, parse_batch)
 
@@ -51,7 +53,9 @@ class _Rule:
     arrow: pa.DataType          # the type check_rows builds the column with (before conform)
     types: frozenset            # Python types a value may have here
     kind: str                   # time | uuid | enum | nan_float | plain | str_list
-    labels: tuple = ()          # enum labels
+    store: pa.DataType          # the column's type in the store's shape (conform's)
+    labels: pa.Array | None = None      # enum labels (string), and their codes (the store's int8)
+    codes: pa.Array | None = None
 
 
 def _rules() -> tuple[_Rule, ...]:
@@ -59,33 +63,37 @@ def _rules() -> tuple[_Rule, ...]:
     for col in S.TABLES[TABLE].columns:
         name, t = json_name(col), col.arrow
         if col.kind == S.TIME:
-            out.append(_Rule(name, pa.int64(), frozenset({int}), "time"))
+            out.append(_Rule(name, pa.int64(), frozenset({int}), "time", t))
         elif col.kind == S.UUID_:
-            out.append(_Rule(name, pa.string(), frozenset({str}), "uuid"))
+            out.append(_Rule(name, pa.string(), frozenset({str}), "uuid", pa.string()))   # the store parses the text
         elif col.kind == S.ENUM:
-            out.append(_Rule(name, pa.string(), frozenset({str}), "enum", tuple(lab for lab, _ in enum_pairs(col))))
+            pairs = enum_pairs(col)
+            out.append(_Rule(name, pa.string(), frozenset({str}), "enum", t, pa.array([lab for lab, _ in pairs], pa.string()),
+                             pa.array([code for _, code in pairs], t)))
         elif pa.types.is_floating(t):
             # an int is a float to check_rows (float(v)); the canonical row holds a float, so it goes there
             nan = col.default == "nan"
-            out.append(_Rule(name, t, frozenset({float, type(None)} if nan else {float}), "nan_float" if nan else "plain"))
+            out.append(_Rule(name, t, frozenset({float, type(None)} if nan else {float}), "nan_float" if nan else "plain",
+                             t))
         elif pa.types.is_integer(t):
-            out.append(_Rule(name, t, frozenset({int}), "plain"))
+            out.append(_Rule(name, t, frozenset({int}), "plain", t))
         elif pa.types.is_string(t):
-            out.append(_Rule(name, t, frozenset({str}), "plain"))
+            out.append(_Rule(name, t, frozenset({str}), "plain", t))
         elif pa.types.is_list(t) and pa.types.is_string(t.value_type):
-            out.append(_Rule(name, t, frozenset({list}), "str_list"))
+            out.append(_Rule(name, t, frozenset({list}), "str_list", t))
         else:
-            out.append(_Rule(name, t, frozenset(), "plain"))     # check_rows says what it cannot take
+            out.append(_Rule(name, t, frozenset(), "plain", t))     # check_rows says what it cannot take
     return tuple(out)
 
 
 RULES = _rules()
 NAMES = tuple(r.name for r in RULES)                 # the canonical row's keys, in the table's order
+# the store's shape of the table (store/columns.py ``conform``: every column, none nullable)
+STORE_SCHEMA = pa.schema([pa.field(c.name, r.store, nullable=False) for c, r in zip(S.TABLES[TABLE].columns, RULES)])
 _TEMPLATE = {}
 for _col in S.TABLES[TABLE].columns:
     _d = literal_default(_col)
     _TEMPLATE[json_name(_col)] = _MISSING if _d is REQUIRED else _d
-_VALUES = operator.itemgetter(*NAMES)
 
 
 @dataclass
@@ -94,7 +102,7 @@ class CheckedGroup:
 
     ``spans[k]`` is request k's rows ``[lo, hi)`` in ``ids`` / ``rows`` / ``table``, or the error
     that refused it (RowError, or conform's StoreError)."""
-    table: pa.Table | None                  # the store's shape (conform), every accepted row
+    table: pa.Table | None                  # the store's shape (as conform makes it), every accepted row
     ids: list[str]                          # canonical UUID text per row
     rows: list[dict]                        # the canonical row dicts (NAMES order), JSON-ready
     spans: list = field(default_factory=list)
@@ -124,11 +132,14 @@ def _bad_values(col, arrow: pa.DataType) -> np.ndarray:
 
 
 def _check_columns(rows: list[dict]):
-    """Check the group's rows column by column: (raw Arrow table, rows to fix None -> nan) when
-    every row passes, else a boolean array of the rows that fail."""
+    """Check the group's rows column by column: their table in the store's shape (``conform``'s)
+    when every row passes (None of a null float made nan in the rows too), else a boolean array
+    of the rows that fail."""
     n = len(rows)
     bad = np.fromiter(map(len, rows), np.int64, n) != len(NAMES)       # a key the table lacks
-    cols = list(zip(*map(_VALUES, rows))) if n else [()] * len(NAMES)
+    # every row's keys are NAMES in order (_rows_of), plus any extra after them (flagged above): the
+    # first len(NAMES) values of each row are its columns, read without a look-up per key
+    cols = list(zip(*map(dict.values, rows))) if n else [()] * len(NAMES)
     typed = []
     for rule, col in zip(RULES, cols):
         if not set(map(type, col)) <= rule.types:
@@ -149,10 +160,16 @@ def _check_columns(rows: list[dict]):
             continue
         if rule.kind == "time":
             bad |= np.asarray(pc.less(arr, 0))
+            arr = arr.view(rule.store)
         elif rule.kind == "uuid":
             bad |= ~np.asarray(pc.match_substring_regex(arr, UUID_TEXT))
         elif rule.kind == "enum":
-            bad |= ~np.asarray(pc.is_in(arr, value_set=pa.array(rule.labels, pa.string())))
+            at = pc.index_in(arr, value_set=rule.labels)
+            if at.null_count:
+                bad |= np.asarray(at.is_null())
+                arrays.append(None)
+                continue
+            arr = rule.codes.take(at)
         elif rule.kind == "nan_float" and arr.null_count == n:
             all_null.append(rule.name)      # (the usual case for an optional column: no row gives it)
             arr = pa.array(np.full(n, math.nan), rule.arrow)
@@ -171,7 +188,7 @@ def _check_columns(rows: list[dict]):
     for name, where in nulls:
         for i in where:
             rows[i][name] = math.nan
-    return pa.Table.from_arrays(arrays, names=list(NAMES))
+    return pa.Table.from_arrays(arrays, schema=STORE_SCHEMA)
 
 
 def _repeats_an_id(rows: list[dict]) -> bool:
@@ -241,7 +258,6 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
             errors[k] = e
     # lay the accepted rows out in arrival order: slices of the fast table between the slow batches
     tables, ids, out_rows, spans = [], [], [], [None] * k_total
-    fast_conformed = conform(TABLE, fast_table) if fast_table is not None else None
     fast_at = run_from = 0                  # the fast rows laid out so far; where the current run of them began
     for k in range(k_total):
         if k in errors:
@@ -254,7 +270,7 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
             ids += [r[ID] for r in rows]
         else:
             if fast_at > run_from:          # one slice per run of fast requests between slow ones
-                tables.append(fast_conformed.slice(run_from, fast_at - run_from))
+                tables.append(fast_table.slice(run_from, fast_at - run_from))
                 run_from = fast_at
             b: PostedBatch = slow[k]
             rows = b.rows
@@ -264,7 +280,7 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
         out_rows += rows
         spans[k] = (lo, len(ids))
     if fast_at > run_from:
-        tables.append(fast_conformed.slice(run_from, fast_at - run_from))
+        tables.append(fast_table.slice(run_from, fast_at - run_from))
     table = None
     if tables:
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")

@@ -198,27 +198,23 @@ class RecentOpportunities:
             ids = table.column(ID).to_pylist()
         return self._take(_Batch(table, self._list_columns), ids, table.column("timestamp_ns").to_pylist())
 
-    def add_rows(self, dicts: list[dict], items: list[bytes]) -> int:
-        """Rows already in the page shape as dicts (keys in the schema's order) and their JSON, as
-        ``add`` makes them from a table; ids already held are skipped. Rows added."""
-        seen, keep = set(), []
-        for i, r in enumerate(dicts):
-            if r[ID] not in self.rows and r[ID] not in seen:
-                seen.add(r[ID])
-                keep.append(i)
-        if len(keep) != len(dicts):
-            dicts, items = [dicts[i] for i in keep], [items[i] for i in keep]
+    def add_posted(self, dicts: list[dict], items: list[bytes], ids: list[str], keys: list[Key]) -> int:
+        """Rows already in the page shape as dicts (keys in the schema's order, list columns as
+        tuples: posted_rows.py), their JSON, their ids (distinct) and their keys sorted; ids already
+        held are skipped. Rows added."""
+        if self.rows.keys() & ids:          # (rare: a posted id the memory holds) those rows are left out
+            keep = [i for i, oid in enumerate(ids) if oid not in self.rows]
+            dicts, items, ids = [dicts[i] for i in keep], [items[i] for i in keep], [ids[i] for i in keep]
+            kept = set(ids)
+            keys = [k for k in keys if k[1] in kept]
         if not dicts:
             return 0
-        for r in dicts:
-            for name in self._list_columns:
-                r[name] = tuple(r[name])
-        return self._take(_Batch(None, self._list_columns, dicts, items), [r[ID] for r in dicts],
-                          [r["timestamp_ns"] for r in dicts])
+        return self._take(_Batch(None, self._list_columns, dicts, items), ids, None, keys)
 
-    def _take(self, batch: _Batch, ids: list[str], times: list[int]) -> int:
+    def _take(self, batch: _Batch, ids: list[str], times: list[int] | None, new: list[Key] | None = None) -> int:
+        """Take ``batch`` in: its rows' ids, and their times (or their keys ``new``, already sorted)."""
         self.rows.update(zip(ids, zip(repeat(batch), range(len(ids)))))
-        new = sorted(zip(times, ids))
+        new = sorted(zip(times, ids)) if new is None else new
         # a new SortedKeys, never one changed in place: a page scanned on a worker thread keeps the one it took
         keys = self.keys.add(new)
         over = len(keys) - self.capacity

@@ -52,15 +52,16 @@ class OpportunityPages:
         self._shaping: asyncio.Future | None = None     # the last batch given to it, merged once shaped
 
     # -- rows in
-    def add_posted(self, rows: list[dict], items: list[bytes]) -> None:
-        """The rows a group of posts stored, as canonical dicts (post_columns.py ``NAMES`` order) with
-        their JSON: one merge into memory a group. They are the page shape when the live table's
-        columns are the code's (else they go through the table path, as engine rows do)."""
+    def add_posted(self, posted) -> None:
+        """The rows a group of posts stored (posted_rows.PostedRows: canonical dicts in post_columns.py
+        ``NAMES`` order, their JSON and keys): one merge into memory a group. They are the page shape
+        when the live table's columns are the code's (else they go through the table path, as engine
+        rows do)."""
         if tuple(self.recent.schema.names) != NAMES:
-            self._add(pa.Table.from_pylist(rows), None)
+            self._add(pa.Table.from_pylist(posted.rows), None)
             return
         try:
-            self.recent.add_rows(rows, items)
+            self.recent.add_posted(posted.rows, posted.items, posted.ids, posted.keys)
         except Exception:       # noqa: BLE001 - as in _add
             log.exception("posted rows could not enter the GET index; pages now come from the store")
             self.recent.mark_uncovered()

@@ -52,7 +52,7 @@ class SeqIndex:
 
     def append(self, ts_ns, ids, engine: bool) -> None:
         """Items ``n``.. : their event times (ns) and opportunity ids (UUID text: a list of str or an
-        Arrow string array)."""
+        Arrow string array; or their 16 bytes already, a ``V16`` array)."""
         k = len(ids)
         if not k:
             return
@@ -65,7 +65,7 @@ class SeqIndex:
                 new[:self.n] = old[:self.n]
                 setattr(self, name, new)
         self._ts[self.n:need] = np.asarray(ts_ns, np.int64)
-        self._id[self.n:need] = uuid_bytes(ids)
+        self._id[self.n:need] = ids if isinstance(ids, np.ndarray) and ids.dtype == self._id.dtype else uuid_bytes(ids)
         self._engine[self.n:need] = engine
         self.n = need
 

@@ -222,11 +222,12 @@ class Service:
             self.hub.publish_transactions(t, handed_ns)
         return out
 
-    def published_posted(self, rows: list[dict], items: list[bytes]) -> None:
-        self.posted += len(rows)
-        self.opportunities_by_type.update(r["type"] for r in rows)
-        self.index.append([r["timestamp_ns"] for r in rows], [r["opportunity_id"] for r in rows], engine=False)
-        self.hub.publish("opportunities", items)
+    def published_posted(self, p) -> None:
+        """A group's stored posts (posted_rows.PostedRows) numbered and sent on the opportunities channel."""
+        self.posted += len(p)
+        self.opportunities_by_type.update(p.types)
+        self.index.append(p.times_ns, p.id_bytes, engine=False)
+        self.hub.publish("opportunities", p.items)
 
     # -- what the routes show
     def stats(self) -> dict:
