@@ -260,12 +260,12 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        loop0, server0 = cpu_seconds(server.pid)
+        loop0, sys0, server0 = cpu_seconds(server.pid)
         clients = start_clients(f"ours-{a.format}", f"ws://127.0.0.1:{port}/ws", n, a.client_procs, client_cpus(a))
         res = collect(clients)
-        loop1, server1 = cpu_seconds(server.pid)
+        loop1, sys1, server1 = cpu_seconds(server.pid)
         # CPU the server spent while its clients were served (start-up left out): loads move it less than wall time
-        res["loop_cpu_s"], res["server_cpu_s"] = loop1 - loop0, server1 - server0
+        res["loop_cpu_s"], res["loop_sys_s"], res["server_cpu_s"] = loop1 - loop0, sys1 - sys0, server1 - server0
         while httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()["run"]["phase"] not in ("done", "failed"):
             time.sleep(0.2)
         st = httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()
@@ -281,14 +281,17 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
     return res
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU time (user + system, s) of the process's main thread (the event loop) and of the whole process."""
+def cpu_seconds(pid: int) -> tuple[float, float, float]:
+    """CPU time (s) of the process's main thread (the event loop): user + system, and system alone (the
+    kernel's share: over loopback a socket write carries the bytes into the reader's socket); and of the
+    whole process."""
     tick = os.sysconf("SC_CLK_TCK")
 
-    def of(stat: str) -> float:
+    def of(stat: str) -> tuple[float, float]:
         fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
-    return of(Path(f"/proc/{pid}/task/{pid}/stat").read_text()), of(Path(f"/proc/{pid}/stat").read_text())
+        return (int(fields[11]) + int(fields[12])) / tick, int(fields[12]) / tick
+    loop, loop_sys = of(Path(f"/proc/{pid}/task/{pid}/stat").read_text())
+    return loop, loop_sys, of(Path(f"/proc/{pid}/stat").read_text())[0]
 
 
 def placed_replay(capture: str, market: str, out: str, cpu: str, rt: str) -> None:
@@ -464,7 +467,8 @@ def main() -> None:
             ours = [run_ours(capture, market, n, tmp, a.speed, a) for _ in range(a.repeat)]
             o = {k: med([r[k] for r in ours]) for k in ("per_s", "p50_ms", "p99_ms", "engine_pps", "rows", "missed",
                                                           "expected", "rows_min", "produced_per_s", "handed_span_s",
-                                                          "delivery_span_s", "tail_ms", "loop_cpu_s", "server_cpu_s")}
+                                                          "delivery_span_s", "tail_ms", "loop_cpu_s", "loop_sys_s",
+                                                          "server_cpu_s")}
             if not any(r["lat_n"] for r in ours):
                 print("  ours: no frame was handed on after a subscription (the server sends no handed_ns?): "
                       "throughput only")
@@ -477,7 +481,7 @@ def main() -> None:
                   f"each client, x{n} = {o['produced_per_s'] * n:,.0f} rows/s at most); delivered over "
                   f"{o['delivery_span_s']:.3f} s, the last row {o['tail_ms']:.1f} ms after the last hand-off; "
                   f"delivered / produced {o['per_s'] / (o['produced_per_s'] * n):.2f}; while serving: server CPU "
-                  f"{o['server_cpu_s']:.2f} s, its event loop {o['loop_cpu_s']:.2f} s "
+                  f"{o['server_cpu_s']:.2f} s, its event loop {o['loop_cpu_s']:.2f} s (system {o['loop_sys_s']:.2f} s) "
                   f"({o['loop_cpu_s'] * 1e9 / max(o['rows'], 1):.0f} ns a row delivered)", flush=True)
             for note in ours[0]["placement"]:
                 print(f"  {note}", flush=True)
