@@ -417,6 +417,7 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=None,
                     help="pace the replay (1.0 = as captured); unset: top speed. A paced run shows the latency "
                          "when the clients keep up")
+    ap.add_argument("--no-peer", action="store_true", help="ours alone (A/B runs of two trees)")
     ap.add_argument("--peer-seconds", type=float, default=5.0, help="how long the peer is fed rows")
     ap.add_argument("--format", choices=("arrow", "json"), default="arrow",
                     help="our clients' transactions frames (stats are JSON either way)")
@@ -485,6 +486,8 @@ def main() -> None:
                   f"({o['loop_cpu_s'] * 1e9 / max(o['rows'], 1):.0f} ns a row delivered)", flush=True)
             for note in ours[0]["placement"]:
                 print(f"  {note}", flush=True)
+            if a.no_peer:
+                continue
             peer = [run_peer(ours[0]["run_dir"], n, a.peer_seconds, tmp, a) for _ in range(a.repeat)]
             p = {k: med([r[k] for r in peer]) for k in ("per_s", "p50_ms", "p99_ms", "rows")}
             print(f"peer {n:4} clients: {p['per_s']:12,.0f} rows/s delivered  p50 {p['p50_ms']:7.2f} ms  "
