@@ -84,7 +84,6 @@ class OursCounter:
         import pyarrow as pa
         stats = self.stats
         now_ns = time.time_ns()
-        self.last_ns = time.monotonic_ns()
         head = msg[:160]
         if head.startswith(ARROW_STREAM_START):       # an Arrow frame: read in place, rows counted from its batches
             reader = pa.ipc.open_stream(pa.py_buffer(msg))
@@ -102,12 +101,16 @@ class OursCounter:
         elif head.startswith(b'{"type":"gap"'):
             gap = json.loads(msg)
             stats["missed"] += gap["missed"] if gap["channel"] in CHANNELS else 0
+            self.last_ns = time.monotonic_ns()
         elif head.startswith(b'{"type":"subscribed"') and self.subscribed_ns is None:
             self.subscribed_ns = now_ns
         elif head.startswith(b'{"type":"error"'):
             sys.exit(f"the server refused a subscription: {msg[:300]!r}")
 
     def _rows(self, n: int, handed: int, now_ns: int) -> None:
+        # idle is counted from the last rows (or gap), not from any message: the stats channel's item
+        # every second would otherwise keep a finished client waiting
+        self.last_ns = time.monotonic_ns()
         stats = self.stats
         stats["rows"] += n
         stats["frames"] += 1
@@ -119,7 +122,7 @@ class OursCounter:
             stats["lat_us"].append((now_ns - handed) / 1e3)
 
     def finished(self) -> bool:
-        """Every item of the run is in (then a last short wait for stragglers), or nothing came for long."""
+        """Every item of the run is in (then a last short wait for stragglers), or no rows came for long."""
         idle_s = (time.monotonic_ns() - self.last_ns) / 1e9
         st = self.stats
         if self.total is not None and st["rows"] + st["missed"] >= self.total:
