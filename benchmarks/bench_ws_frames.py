@@ -28,7 +28,7 @@ def main() -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from workbench.api.frames import arrow_frame, frame_text
+    from workbench.api.frames import arrow_frame, frame_bytes
     from workbench.config import Settings
     from workbench.engine.tables import read_tx_features
     from workbench.runner import replay
@@ -43,7 +43,7 @@ def main() -> None:
     for channel, t in channels:
         t = pa.concat_tables([t] * -(-ROWS // t.num_rows)).slice(0, ROWS).combine_chunks()
         cases = (
-            ("json (served today)", lambda: frame_text(channel, 0, [orjson.dumps(r) for r in t.to_pylist()], 1),
+            ("json (served today)", lambda: frame_bytes(channel, 0, [orjson.dumps(r) for r in t.to_pylist()], 1),
              None, lambda b: orjson.loads(b)["rows"]),
             ("msgpack", lambda: enc.encode({"rows": t.to_pylist()}), None,
              lambda b: msgspec.msgpack.decode(b)["rows"]),

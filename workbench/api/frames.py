@@ -1,4 +1,4 @@
-"""The text of the WebSocket messages a channel sends: rows frames and gap notices.
+"""The WebSocket messages a channel sends: rows frames (JSON or Arrow) and gap notices.
 
 A rows frame is built from items that are JSON already (joined, never re-encoded), once for
 every client that gets it. Its ``handed_ns`` is the wall time (time.time_ns()) at which the
@@ -24,11 +24,6 @@ def frame_bytes(channel: str, first: int, items: list[bytes], handed_ns: int, se
     numbers when they are not contiguous (a filtered subscription); ``last_seq`` is then the last of them."""
     last = seqs[-1] if seqs is not None else first + len(items) - 1
     return _frame(channel, first, last, handed_ns, seqs, b"[" + b",".join(items) + b"]")
-
-
-def frame_text(channel: str, first: int, items: list[bytes], handed_ns: int, seqs: list[int] | None = None) -> str:
-    """``frame_bytes`` as text (a frame queued for one client)."""
-    return frame_bytes(channel, first, items, handed_ns, seqs).decode()
 
 
 def frame_bytes_of_rows(channel: str, first: int, rows: list[dict], handed_ns: int,

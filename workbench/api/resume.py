@@ -142,9 +142,10 @@ async def stored_since(service, client, t_ns: int) -> None:
         arrow = client.formats.get(CHANNEL) == "arrow"
         for i in range(0, len(rows), FRAME_ITEMS_MAX):
             part = rows[i:i + FRAME_ITEMS_MAX]
-            client.queue.put_nowait((CHANNEL, -1, -1, Shared(arrow_message({"type": "stored", "channel": CHANNEL},
-                                                                           items_table(part)), binary=True) if arrow else
-                                     (b'{"type":"stored","channel":"opportunities","rows":['
-                                      + b",".join(part) + b"]}").decode()))
+            if arrow:
+                msg = Shared(arrow_message({"type": "stored", "channel": CHANNEL}, items_table(part)), binary=True)
+            else:
+                msg = (b'{"type":"stored","channel":"opportunities","rows":[' + b",".join(part) + b"]}").decode()
+            client.queue.put_nowait((CHANNEL, -1, -1, msg))
         if cursor is None:
             return
