@@ -4,8 +4,12 @@ page shape, recent.py ``add``). CPU time (time.process_time) per row over an eng
 opportunities.parquet, in batches of ``--batch`` rows as the pump takes them.
 
 Peer: ``orjson.dumps`` of each row dict (``table.to_pylist()``), the plain way to the same bytes.
+Then ``row_items``' two paths side by side at each of ``--sizes`` rows a batch: the column kernels
+(json_rows.py ``row_bytes``) and the row dicts in one orjson call; ``frames.KERNEL_ROWS_MIN`` is
+where the first starts to pay (measured alone here: on the server's event loop the kernels'
+calls also wait to take the GIL back).
 
-    python benchmarks/bench_ws_rows.py OPPORTUNITIES.parquet [--batch 1024] [--repeat 5]
+    python benchmarks/bench_ws_rows.py OPPORTUNITIES.parquet [--batch 1024] [--repeat 5] [--sizes 8,32,...]
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ def main() -> None:
     ap.add_argument("parquet")
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--sizes", default="8,32,128,256,512,1024", help="batch sizes of the two paths' comparison")
     a = ap.parse_args()
-    from workbench.api.frames import row_items
+    from workbench.api.frames import KERNEL_ROWS_MIN, row_items, table_rows
+    from workbench.api.json_rows import row_bytes
     from workbench.api.opportunity_rows import TABLE
     from workbench.api.recent import RecentOpportunities, page_table
     from workbench.api.store_access import StoreAccess
@@ -51,6 +57,13 @@ def main() -> None:
     peer = per_row_us(lambda: lambda b: [orjson.dumps(r) for r in b.to_pylist()], batches, a.repeat)
     ours = per_row_us(lambda: row_items, batches, a.repeat)
     print(f"WebSocket JSON: row_items {ours:.3f} us/row; peer orjson per dict {peer:.3f} us/row")
+    for size in (int(x) for x in a.sizes.split(",")):
+        part = [t.slice(i, size) for i in range(0, t.num_rows - size + 1, size)] or [t]
+        kern = per_row_us(lambda: row_bytes, part, a.repeat) * size
+        dicts = per_row_us(lambda: lambda b: orjson.dumps(table_rows(b)), part, a.repeat) * size
+        print(f"  {part[0].num_rows:5d} rows a batch: column kernels {kern:8.1f} us, row dicts + one orjson call "
+              f"{dicts:8.1f} us (kernels/dicts {kern / dicts:.2f}x; row_items takes the kernels from "
+              f"{KERNEL_ROWS_MIN} rows)")
     with tempfile.TemporaryDirectory() as tmp:
         store = StoreAccess(f"chdb://{tmp}/db")
         schema = store.page_schema()

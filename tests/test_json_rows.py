@@ -12,7 +12,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from workbench.api.frames import row_items
+from workbench.api.frames import KERNEL_ROWS_MIN, row_items
 from workbench.api.json_rows import row_bytes, rows_json
 
 pytestmark = pytest.mark.timeout(120)
@@ -79,6 +79,12 @@ def test_seeded_random_floats_ints_and_strings():
     lists = [[rnd.choice(strings) for _ in range(rnd.randrange(4))] for _ in range(n)]
     t = pa.table({"f": floats, "i": ints, "s": strings, "l": pa.array(lists, pa.list_(pa.string()))})
     assert row_bytes(t) == _twin(t)
+
+
+def test_row_items_gives_the_same_bytes_below_and_above_the_kernels_threshold():
+    for n in (1, KERNEL_ROWS_MIN - 1, KERNEL_ROWS_MIN, KERNEL_ROWS_MIN + 7):
+        t = _edge_table(n)
+        assert row_items(t) == _twin(t), n
 
 
 def test_nulls_other_types_and_empty_tables_go_back_to_orjson():

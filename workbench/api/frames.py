@@ -17,6 +17,12 @@ FRAME_ITEMS_MAX = 1_000          # items in one frame (a backlog goes out in fra
 FORMATS = ("json", "arrow")      # how a subscription's rows frames are encoded
 ARROW_CHANNELS = ("opportunities", "transactions")     # channels that offer Arrow frames
 ARROW_HEADER_KEY = b"frame"      # schema metadata key of an Arrow frame's header (the JSON frame's other fields)
+# Below this many rows a table's JSON is made from its row dicts in one orjson call, above it by the
+# column kernels (json_rows.py). The kernels cost a fixed share per column, which a small batch
+# does not repay, and every one of their Arrow and jitted calls gives the GIL up: on the event loop
+# each may then wait up to a switch interval to take it back from the run's sink thread, where the
+# row dicts' path holds the GIL throughout (benchmarks/bench_ws_rows.py measures both).
+KERNEL_ROWS_MIN = 256
 
 
 def frame_bytes(channel: str, first: int, items: list[bytes], handed_ns: int, seqs: list[int] | None = None) -> bytes:
@@ -52,8 +58,9 @@ def table_rows(table: pa.Table) -> list[dict]:
 def row_items(table: pa.Table) -> list[bytes]:
     """Each row of ``table`` as JSON bytes, the same bytes as ``orjson.dumps`` of each row dict.
 
-    Column by column, without Python per row (json_rows.py), when every column is of a type it
-    encodes (the engine's are). Otherwise the rows are encoded in ONE orjson call (a call per row
+    Column by column, without Python per row (json_rows.py), when the table has at least
+    ``KERNEL_ROWS_MIN`` rows and every column is of a type it encodes (the engine's are).
+    Otherwise the rows are encoded in ONE orjson call (a call per row
     costs several times more) and the array is cut between its rows: ``},{"<first column>":`` with an unescaped quote cannot occur
     inside a JSON string, so outside strings it marks the start of a row, unless a row holds
     objects of its own whose first key is the same; then the cut count is wrong and the rows are
@@ -64,7 +71,7 @@ def row_items(table: pa.Table) -> list[bytes]:
     names = table.column_names
     if not names:
         return [b"{}"] * n
-    fast = row_bytes(table)
+    fast = row_bytes(table) if n >= KERNEL_ROWS_MIN else None
     if fast is not None:
         return fast
     rows = table_rows(table)
