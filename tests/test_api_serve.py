@@ -7,6 +7,7 @@ a token guards every route but /healthz, the WebSocket included."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -27,6 +28,7 @@ import websockets
 from websockets.exceptions import InvalidStatus
 from prometheus_client.parser import text_string_to_metric_families
 
+from workbench.api.loop_priority import loop_fifo_priority
 from workbench.store.columns import mev_opportunities_table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -330,3 +332,26 @@ def test_stats_and_latency_channels_carry_numbered_items_and_a_bad_message_gets_
     summary = json.loads((server.out / "summary.json").read_text())
     assert latency["packet_processing_ns"]["p99"] == summary["packet_ns"]["p99"]
     assert seen["stats"]["first_seq"] == seen["stats"]["last_seq"] >= 0
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_FIFO"), reason="no SCHED_FIFO here")
+def test_loop_rt_raises_the_event_loop_thread_alone_or_says_why_not(tmp_path):
+    s = Server(tmp_path, "--loop-rt")
+    try:
+        assert s.get("/v1/opportunities?limit=1").status_code == 200     # a store query: a worker thread of the loop's
+        said = s.get("/v1/stats").json()["event_loop_thread"]
+        prio = loop_fifo_priority()
+        if "REFUSED" in said:                   # an unprivileged host: the reason, in words that say the fix
+            assert f"SCHED_FIFO priority {prio}: REFUSED (the host refused" in said
+            return
+        assert said.startswith(f"SCHED_FIFO priority {prio}: yes")
+        reset = getattr(os, "SCHED_RESET_ON_FORK", 0)
+        assert os.sched_getscheduler(s.proc.pid) & ~reset == os.SCHED_FIFO      # uvicorn's loop is the main thread
+        assert os.sched_getparam(s.proc.pid).sched_priority == prio
+        others = {}
+        for t in (int(t) for t in os.listdir(f"/proc/{s.proc.pid}/task") if int(t) != s.proc.pid):
+            with contextlib.suppress(ProcessLookupError):       # (a thread may end meanwhile)
+                others[t] = os.sched_getscheduler(t) & ~reset
+        assert others and set(others.values()) == {os.SCHED_OTHER}, others
+    finally:
+        s.stop()

@@ -18,7 +18,8 @@ import pytest
 import websockets
 
 from test_api_serve import CAPTURE, MARKET, RUN_S, Server, _run_rows
-from workbench.api.engine_placement import EnginePlacement, check_cpu, fifo_for
+from workbench.api.engine_placement import EnginePlacement, check_cpu
+from workbench.host import request_fifo
 from workbench.api.frames import frame_bytes, frame_bytes_of_rows, row_items, table_rows
 from workbench.api.hub import Hub
 from workbench.api.service import ServeOptions, _coalesced
@@ -145,7 +146,7 @@ def test_sched_fifo_is_asked_for_the_engine_thread_and_not_inherited_by_threads_
     try:
         while not tids:
             pass
-        g = fifo_for(tids[0], 10)
+        g = request_fifo(10, tids[0], reset_on_fork=True)
         if not g.granted:                       # an unprivileged host: the reason, in words that say the fix
             assert "refused" in g.detail and "SCHED_FIFO priority 10" in str(g)
             return

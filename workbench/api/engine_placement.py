@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from ..errors import ConfigError
-from ..host.cpu import Grant, pin_other_cpus, pin_thread, rt_throttle
+from ..host.cpu import pin_other_cpus, pin_thread, request_fifo
 
 TASKS_DIR = "/proc/self/task"
 
@@ -30,21 +30,6 @@ def check_cpu(cpu: int | None, flag: str = "--cpu") -> None:
         raise ConfigError(f"{flag} {cpu}: this process may run on CPUs {allowed} only")
     if len(allowed) < 2:
         raise ConfigError(f"{flag} {cpu}: the process has one CPU only, so nothing could be kept off the engine's")
-
-
-def fifo_for(tid: int, priority: int) -> Grant:
-    """SCHED_FIFO at ``priority`` for thread ``tid``; threads it starts later get the normal policy."""
-    asked = f"SCHED_FIFO priority {priority}"
-    if not hasattr(os, "SCHED_FIFO"):
-        return Grant(asked, False, "this platform has no SCHED_FIFO")
-    try:
-        os.sched_setscheduler(tid, os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0), os.sched_param(priority))
-    except PermissionError:
-        return Grant(asked, False, "the host refused (EPERM): run as root, grant CAP_SYS_NICE, or raise "
-                                   "RLIMIT_RTPRIO (ulimit -r); in a container also allow RT scheduling")
-    except OSError as e:
-        return Grant(asked, False, f"the host refused: {e.strerror or e}")
-    return Grant(asked, True, rt_throttle())
 
 
 class EnginePlacement:
@@ -67,7 +52,7 @@ class EnginePlacement:
         if self.cpu is not None:
             self.notes.append(f"engine thread: {pin_thread(self.cpu, engine_tid)}")
         if self.rt:
-            self.notes.append(f"engine thread: {fifo_for(engine_tid, self.priority)}")
+            self.notes.append(f"engine thread: {request_fifo(self.priority, engine_tid, reset_on_fork=True)}")
         self.keep_others_off()
         return self.notes
 

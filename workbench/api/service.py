@@ -32,6 +32,7 @@ from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from .engine_placement import EnginePlacement, check_cpu
 from .frames import row_items
 from .json_rows import warm_up as json_warm_up
+from .loop_priority import raise_loop
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
 from .hub import Hub
 from .seq_index import SeqIndex
@@ -65,6 +66,7 @@ class ServeOptions:
     settings: object = None                # the engine run's Settings (the CLI's: file < env < flags); None: defaults
     cpu: int | None = None                 # pin the engine thread to this CPU (the process's other threads stay off it)
     rt: bool = False                       # SCHED_FIFO for the engine thread (the live mode's live_fifo_priority)
+    loop_rt: bool = False                  # SCHED_FIFO for the event loop thread, one below the engine's (loop_priority.py)
 
     def checked(self) -> "ServeOptions":
         """Fill the token from the environment; refuse an address off loopback without one."""
@@ -116,6 +118,7 @@ class Service:
     engine_keys: frozenset = frozenset()                   # the columns of an engine row's JSON
     opportunity_hooks: list = field(default_factory=list)  # called with each engine batch the pump takes (GET index)
     placement: EnginePlacement | None = None             # --cpu / --rt of the engine thread
+    loop_policy: str | None = None                        # what --loop-rt was granted, in words
     _pump: asyncio.Task | None = None
     _wake: asyncio.Event | None = None
     _wake_pending: bool = False
@@ -123,6 +126,10 @@ class Service:
     # -- lifecycle (called on the event loop)
     async def start(self) -> None:
         self._wake = asyncio.Event()
+        if self.options.loop_rt:
+            grant = raise_loop(getattr(self.options.settings, "live_fifo_priority", FIFO_PRIORITY_DEFAULT))
+            self.loop_policy = str(grant)
+            (log.info if grant.granted else log.warning)("event loop thread: %s", grant)
         if self.run is not None:
             loop = asyncio.get_running_loop()
             wake = self._wake
@@ -239,6 +246,8 @@ class Service:
                "ws": {"clients": len(self.hub.clients), "frames_sent": self.hub.frames_sent,
                       "items_published": self.hub.items_published, "items_dropped": self.hub.missed,
                       "next_seq": {c: ch.next_seq for c, ch in self.hub.channels.items()}}}
+        if self.loop_policy is not None:
+            out["event_loop_thread"] = self.loop_policy
         if run is not None:
             r = run.update_rates()
             out["run"] = {"mode": run.mode, "phase": run.phase, "progress": round(run.progress, 4), "error": run.error,

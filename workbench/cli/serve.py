@@ -51,6 +51,9 @@ def serve(
                                                           "threads stay off it), as `workbench live --cpu`"),
     rt: bool = typer.Option(False, "--rt", help="ask for SCHED_FIFO for the engine thread (reported if the host "
                                                 "refuses), as `workbench live --rt`"),
+    loop_rt: bool = typer.Option(False, "--loop-rt", help="ask for SCHED_FIFO for the event loop thread, one below "
+                                                          "the engine's priority: frames and answers do not wait for "
+                                                          "a CPU behind the run's bulk threads (reported if refused)"),
 ):
     """Serve the store and (with --replay or --live) a running engine: REST /v1, WebSocket /ws, /metrics."""
     from ..api.server import ServeOptions, serve as run_server
@@ -64,7 +67,7 @@ def serve(
                             market=str(market) if market else None, model=str(model) if model else None,
                             out_dir=str(out), speed=speed, host=host, port=port, token=token,
                             rate_limit=rate_limit, queue_frames=ws_queue_frames,
-                            history_items=ws_history_items, settings=settings, cpu=cpu, rt=rt).checked()
+                            history_items=ws_history_items, settings=settings, cpu=cpu, rt=rt, loop_rt=loop_rt).checked()
         # checked here, where a mistake is a message: the engine thread could only log a traceback
         if replay is not None and not replay.is_file():
             raise ConfigError(f"--replay {replay}: no such capture file")

@@ -108,13 +108,16 @@ def rt_pace_ns(sleep_us: int, share: float | None, margin: float = 0.7) -> int:
     return max(1, round(margin * sleep_us * 1000 * share / (1.0 - share)))
 
 
-def request_fifo(priority: int = FIFO_PRIORITY_DEFAULT) -> Grant:
-    """Ask for ``SCHED_FIFO`` at ``priority`` for the calling thread."""
+def request_fifo(priority: int = FIFO_PRIORITY_DEFAULT, tid: int = 0, reset_on_fork: bool = False) -> Grant:
+    """Ask for ``SCHED_FIFO`` at ``priority`` for thread ``tid`` (0: the calling thread).
+    ``reset_on_fork``: threads it starts later get the normal policy (SCHED_RESET_ON_FORK), so
+    helpers it spawns do not inherit a priority meant for it alone."""
     asked = f"SCHED_FIFO priority {priority}"
     if not hasattr(os, "SCHED_FIFO"):
         return Grant(asked, False, "this platform has no SCHED_FIFO")
+    policy = os.SCHED_FIFO | (getattr(os, "SCHED_RESET_ON_FORK", 0) if reset_on_fork else 0)
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(tid, policy, os.sched_param(priority))
     except PermissionError:
         return Grant(asked, False, "the host refused (EPERM): run as root, grant CAP_SYS_NICE, or raise "
                                    "RLIMIT_RTPRIO (ulimit -r); in a container also allow RT scheduling")
