@@ -248,7 +248,8 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
     port = free_port()
     out = tmp / f"serve-{n}-{time.monotonic_ns()}"
     log = open(tmp / "serve.log", "ab")
-    placement = [*(["--cpu", str(a.engine_cpu)] if a.engine_cpu is not None else []), *(["--rt"] if a.rt else [])]
+    placement = [*(["--cpu", str(a.engine_cpu)] if a.engine_cpu is not None else []), *(["--rt"] if a.rt else []),
+                 *(["--loop-rt"] if a.loop_rt else [])]
     server = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(capture), "--market",
                                str(market), "--db", f"chdb://{out}/store", "-o", str(out / "run"), "--port",
                                str(port), *(["--speed", str(speed)] if speed else []), *placement],
@@ -273,7 +274,8 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
             time.sleep(0.2)
         st = httpx.get(f"http://127.0.0.1:{port}/v1/stats", timeout=30).json()
         next_seq = st["ws"]["next_seq"]
-        res["placement"] = st["run"].get("engine_thread", [])
+        res["placement"] = st["run"].get("engine_thread", []) + (
+            [f"event loop thread: {st['event_loop_thread']}"] if "event_loop_thread" in st else [])
         res["expected"] = n * sum(next_seq[c] for c in CHANNELS)
     finally:
         server.terminate()
@@ -430,6 +432,7 @@ def main() -> None:
     ap.add_argument("--engine-cpu", type=int, default=None, help="serve --cpu: pin the engine thread to this CPU "
                                                                  "(the clients then stay off it)")
     ap.add_argument("--rt", action="store_true", help="serve --rt: SCHED_FIFO for the engine thread")
+    ap.add_argument("--loop-rt", action="store_true", help="serve --loop-rt: SCHED_FIFO for the event loop thread")
     ap.add_argument("--client-cpus", default=None, help="CPUs of the client processes, comma-separated")
     ap.add_argument("--channels", default="opportunities,transactions",
                     help="channels each client subscribes to from 0: 'opportunities' is the inherited load test's "
@@ -465,6 +468,7 @@ def main() -> None:
         print(f"ours: channels {', '.join(CHANNELS)} from 0, transactions in {a.format} frames, opportunities in "
               f"{a.opportunities_format} frames; engine thread: "
               + (f"--cpu {a.engine_cpu}" if a.engine_cpu is not None else "not pinned") + (" --rt" if a.rt else "")
+              + ("; event loop thread: --loop-rt" if a.loop_rt else "")
               + f"; {a.client_procs} client processes on CPUs {sorted(client_cpus(a) or os.sched_getaffinity(0))}",
               flush=True)
         for n in counts:
