@@ -15,7 +15,8 @@ import orjson
 import pytest
 
 from workbench.api.opportunity_rows import RowError, check_batch
-from workbench.api.post_columns import NAMES, check_group, dumps_each
+from workbench.api.frames import dict_items
+from workbench.api.post_columns import NAMES, check_group
 from workbench.api.seen_ids import SeenIds, id_array
 from workbench.errors import StoreError
 
@@ -161,14 +162,14 @@ def test_a_conform_error_is_a_refusal_of_that_request_only():
     assert isinstance(group.spans[1], (RowError, StoreError))
 
 
-def test_dumps_each_equals_one_dumps_per_row_even_when_strings_hold_the_separator():
+def test_dict_items_equals_one_dumps_per_row_even_when_strings_hold_the_separator():
     random.seed(3)
     tricky = ['},{"timestamp_ns":1', '"}', '\\', '},{', "ü\u2028", '{"a":1}']
     rows = check_group([(orjson.dumps([_full(run_id=s, victim_signature=s[::-1]) for s in tricky] + [_full()]),
                          False)]).rows
-    assert dumps_each(rows) == [orjson.dumps(r) for r in rows]
-    assert dumps_each(rows[:1]) == [orjson.dumps(rows[0])]
-    assert dumps_each([]) == []
+    assert dict_items(rows) == [orjson.dumps(r) for r in rows]
+    assert dict_items(rows[:1]) == [orjson.dumps(rows[0])]
+    assert dict_items([]) == []
 
 
 def test_seen_ids_agree_with_a_python_set():
@@ -264,7 +265,7 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
             t += 0 if one_time else random.randrange(1, 1000)
             rows.append(_full(timestamp_ns=t))
         group = check_group([(orjson.dumps(rows), False)])
-        p = posted_rows(group.rows, dumps_each(group.rows))
+        p = posted_rows(group.rows, dict_items(group.rows))
         assert p.items == [orjson.dumps(r) for r in group.rows]         # a tuple encodes as the list it was
         assert all(type(r["pools"]) is tuple for r in p.rows)
         assert p.keys == sorted((r["timestamp_ns"], r["opportunity_id"]) for r in rows)
@@ -283,7 +284,7 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
     assert mem.add_posted(p.rows, p.items, p.ids, p.keys) == len(gone)     # the ids held: left out
     at = next(i for i, r in enumerate(p.rows) if r["opportunity_id"] in mem.rows)
     g = check_group([(orjson.dumps([_full(timestamp_ns=t + 1), _full(timestamp_ns=t + 2)]), False)])
-    fresh = posted_rows(g.rows, dumps_each(g.rows))
+    fresh = posted_rows(g.rows, dict_items(g.rows))
     both = posted_rows([p.rows[at], *fresh.rows], [p.items[at], *fresh.items])
     assert mem.add_posted(both.rows, both.items, both.ids, both.keys) == 2  # the held one left out
     assert list(mem.keys)[-2:] == fresh.keys and len(mem.keys) == 50

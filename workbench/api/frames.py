@@ -48,11 +48,17 @@ def _frame(channel: str, first: int, last: int, handed_ns: int, seqs: list[int] 
     return b"".join((head, b'"rows":', rows_array, b"}"))
 
 
-def table_rows(table: pa.Table) -> list[dict]:
+def table_rows(table: pa.Table, names: list[str] | None = None, extra: dict | None = None) -> list[dict]:
     """``table.to_pylist()``, read column by column and zipped into a dict per row (to_pylist
-    builds each row key by key in Python, several times slower on wide tables)."""
-    names = table.column_names
-    return [dict(zip(names, values)) for values in zip(*(table.column(i).to_pylist() for i in range(len(names))))]
+    builds each row key by key in Python, several times slower on wide tables). ``names``: the
+    rows' keys in place of the column names (as many); ``extra``: keys and values added to every
+    row, after the columns. Neither reads nor builds an Arrow table, so the GIL is held throughout."""
+    names = table.column_names if names is None else names
+    rows = [dict(zip(names, values)) for values in zip(*(table.column(i).to_pylist() for i in range(len(names))))]
+    if extra:
+        for r in rows:
+            r.update(extra)
+    return rows
 
 
 def row_items(table: pa.Table) -> list[bytes]:
@@ -60,29 +66,37 @@ def row_items(table: pa.Table) -> list[bytes]:
 
     Column by column, without Python per row (json_rows.py), when the table has at least
     ``KERNEL_ROWS_MIN`` rows and every column is of a type it encodes (the engine's are).
-    Otherwise the rows are encoded in ONE orjson call (a call per row
-    costs several times more) and the array is cut between its rows: ``},{"<first column>":`` with an unescaped quote cannot occur
-    inside a JSON string, so outside strings it marks the start of a row, unless a row holds
-    objects of its own whose first key is the same; then the cut count is wrong and the rows are
-    encoded one by one instead."""
+    Otherwise from its row dicts (``dict_items``)."""
     n = table.num_rows
     if not n:
         return []
-    names = table.column_names
-    if not names:
+    if not table.column_names:
         return [b"{}"] * n
     fast = row_bytes(table) if n >= KERNEL_ROWS_MIN else None
     if fast is not None:
         return fast
-    rows = table_rows(table)
+    return dict_items(table_rows(table))
+
+
+def dict_items(rows: list[dict]) -> list[bytes]:
+    """``[orjson.dumps(r) for r in rows]`` for rows of the same keys, in ONE orjson call (a call per
+    row costs several times more): the array is cut between its rows at ``},{"<first key>":``. An
+    unescaped quote cannot occur inside a JSON string, so outside strings that marks the start of
+    a row, unless a row holds objects of its own whose first key is the same; then the cut count
+    is wrong and the rows are encoded one by one instead."""
+    n = len(rows)
+    if not n:
+        return []
+    if not rows[0]:
+        return [b"{}"] * n
     body = orjson.dumps(rows)
-    sep = b'},{"' + orjson.dumps(names[0])[1:] + b":"
+    sep = b'},{"' + orjson.dumps(next(iter(rows[0])))[1:] + b":"
     parts = body[1:-1].split(sep)
     if len(parts) != n:
         return [orjson.dumps(r) for r in rows]
     if n == 1:
         return parts
-    head = sep[2:]                      # '{"<first column>":'
+    head = sep[2:]                      # '{"<first key>":'
     return [parts[0] + b"}"] + [head + p + b"}" for p in parts[1:-1]] + [head + parts[-1]]
 
 

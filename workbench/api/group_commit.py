@@ -41,7 +41,8 @@ import anyio
 import numpy as np
 import orjson
 
-from .post_columns import CheckedGroup, check_group, dumps_each, joined_groups
+from .frames import dict_items
+from .post_columns import CheckedGroup, check_group, joined_groups
 from .posted_rows import posted_rows
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ class GroupCommit:
             answers.append((201 if ids else 200,
                             orjson.dumps({"inserted": len(ids), "duplicates": hi - lo - len(ids), "ids": ids})))
         rows = [group.rows[i] for i in np.flatnonzero(keep).tolist()]
-        return answers, (posted_rows(rows, dumps_each(rows)) if rows else None), len(accepted)
+        return answers, (posted_rows(rows, dict_items(rows)) if rows else None), len(accepted)
 
     async def _store_and_answer(self, taken: list[tuple[list, CheckedGroup]]) -> None:
         group = [req for g, _ in taken for req in g]

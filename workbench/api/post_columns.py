@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -197,25 +196,6 @@ def _repeats_an_id(rows: list[dict]) -> bool:
         return len(set(ids)) != len(ids)
     except TypeError:           # an unhashable id: check_rows names it
         return True
-
-
-_ROW_START = b'{"' + NAMES[0].encode() + b'":'
-_ROW_SEP = b"}," + _ROW_START
-
-
-def dumps_each(rows: list[dict]) -> list[bytes]:
-    """``[orjson.dumps(r) for r in rows]`` for canonical rows, from one ``orjson.dumps`` of the list
-    (a call per row costs several times more). The list's text is split where a row object starts:
-    every row starts with the same first key, holds no nested object, and no string's text can
-    hold ``},{"`` (a quote inside a string is escaped), so the separator is found only there."""
-    if not rows:
-        return []
-    parts = orjson.dumps(rows)[1:-1].split(_ROW_SEP)
-    if len(parts) != len(rows):         # not canonical rows after all: one call each
-        return [orjson.dumps(r) for r in rows]
-    if len(parts) == 1:
-        return parts
-    return [parts[0] + b"}", *[_ROW_START + p + b"}" for p in parts[1:-1]], _ROW_START + parts[-1]]
 
 
 def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
