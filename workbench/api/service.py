@@ -21,16 +21,15 @@ from dataclasses import dataclass, field
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ..store.columns import mev_opportunities_table
+from ..store.columns import OPP_SOURCE, mev_opportunities_names, mev_opportunities_table
 
 from ..errors import ConfigError
 from ..host.cpu import FIFO_PRIORITY_DEFAULT
 from ..runner.background import BackgroundRun
 from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from .engine_placement import EnginePlacement, check_cpu
-from .frames import row_items
+from .frames import KERNEL_ROWS_MIN, dict_items, row_items, table_rows
 from .json_rows import warm_up as json_warm_up
 from .loop_priority import raise_loop
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
@@ -177,14 +176,14 @@ class Service:
             # the phase is read before the rows are taken: a run says "done" only after its last hand-off,
             # so a stats item saying "done" is published after every row of the run (a client may stop there)
             phase = self.run.phase if self.run is not None else None
-            shaped = []
+            published = []
             try:
-                shaped = self.publish_taken()
+                published = self.publish_taken()
             except Exception:               # noqa: BLE001 - the rows are in the run's files and store; the stream goes on
                 log.exception("the WebSocket pump could not publish a batch of the run's rows")
-            if shaped:
+            if published:
                 await asyncio.sleep(0)      # the socket writers send the frames before the GET memory takes the rows
-                self.remember(shaped)
+                self.remember(published)
             now = time.monotonic()
             if now >= next_stats:
                 self.hub.flush_gaps()
@@ -200,34 +199,51 @@ class Service:
         """Publish the rows the run handed on since the last call and let the GET memory take them."""
         self.remember(self.publish_taken())
 
-    def remember(self, shaped: list) -> None:
-        """The GET memory's hooks over the opportunity tables ``publish_taken`` published. The pump calls
+    def remember(self, published: list) -> None:
+        """The GET memory's hooks over the opportunity batches ``publish_taken`` published. The pump calls
         this after the socket writers had their turn: a client's frame does not wait for the memory's
-        per-row work (a GET in between reads the store and memory as before those rows came)."""
-        for t in shaped:
+        per-row work (a GET in between reads the store and memory as before those rows came). A batch
+        published from its row dicts gets its table in the store's column names here."""
+        for b in published:
+            if isinstance(b, tuple):
+                b = mev_opportunities_table(*b)
+                self.hub.note_schema("opportunities", b.schema)
             for hook in self.opportunity_hooks:
-                hook(t)
+                hook(b)
 
     def publish_taken(self) -> list:
         """Publish the rows the run handed on since the last call, in the run's order: opportunities,
         then transactions (the run's tables are taken, so the server holds only its bounded memory).
-        Returns the opportunity tables in the store's column names, for ``remember``."""
+        Returns, for ``remember``, each opportunity batch's table in the store's column names, or
+        (engine table, source) for a batch published from its row dicts."""
         if self.run is None:
             return []
         out = []
         source = self.run.mode if self.run.mode in ("replay", "live") else "replay"
         for t, handed_ns in _coalesced(self.run.take("opportunities")):
-            self.opportunities_by_type.update({d["values"]: d["counts"]
-                                               for d in pc.value_counts(t.column("type")).to_pylist()})
+            self.opportunities_by_type.update(t.column("type").to_pylist())
+            if t.num_rows < KERNEL_ROWS_MIN and not self.hub.arrow_subscribed("opportunities"):
+                # from its row dicts, with no Arrow table built before the frames go: each Arrow call gives
+                # the GIL up, and the loop may then wait a switch interval to take it back (frames.py)
+                rows = table_rows(t, mev_opportunities_names(t.column_names), {OPP_SOURCE: source})
+                self._number([r["timestamp_ns"] for r in rows], [r["opportunity_id"] for r in rows], rows[0])
+                self.hub.publish("opportunities", dict_items(rows), handed_ns)
+                out.append((t, source))
+                continue
             shaped = mev_opportunities_table(t, source)
-            if not self.engine_keys:
-                self.engine_keys = frozenset(shaped.column_names)
-            self.index.append(shaped.column("timestamp_ns").to_numpy(), shaped.column("opportunity_id"), engine=True)
+            self._number(shaped.column("timestamp_ns").to_numpy(), shaped.column("opportunity_id"),
+                         shaped.column_names)
             self.hub.publish("opportunities", row_items(shaped), handed_ns, table=shaped)
             out.append(shaped)
         for t, handed_ns in _coalesced(self.run.take("tx_features")):
             self.hub.publish_transactions(t, handed_ns)
         return out
+
+    def _number(self, times_ns, ids, keys) -> None:
+        """Engine rows enter the sequence index (``keys``: their JSON's columns, noted once)."""
+        if not self.engine_keys:
+            self.engine_keys = frozenset(keys)
+        self.index.append(times_ns, ids, engine=True)
 
     def published_posted(self, p) -> None:
         """A group's stored posts (posted_rows.PostedRows) numbered and sent on the opportunities channel."""

@@ -115,6 +115,7 @@ def conform(table_name: str, data: pa.Table, run_id: str | None = None) -> pa.Ta
 
 # opportunities.parquet column -> mev_opportunities column, where the names differ
 _OPP_RENAMES = {"ts_ns": "timestamp_ns", "expected_profit_sol": "profit", "detect_ns": "detect_latency_ns"}
+OPP_SOURCE = "source"       # the column mev_opportunities_table adds: where the run's packets came from
 # swaps.parquet column -> swaps column, where the names differ (LIMIT is an SQL keyword)
 _SWAP_RENAMES = {"limit": "amount_limit"}
 
@@ -130,7 +131,13 @@ def mev_opportunities_table(t: pa.Table, source: str) -> pa.Table:
     Every column of the file goes to the store (``conform`` refuses one the table lacks), so a
     column the engine adds later fails here until a migration adds it to the table."""
     out = _renamed(t, _OPP_RENAMES)
-    return out.append_column("source", pa.repeat(pa.scalar(source, pa.string()), t.num_rows))
+    return out.append_column(OPP_SOURCE, pa.repeat(pa.scalar(source, pa.string()), t.num_rows))
+
+
+def mev_opportunities_names(names: list[str]) -> list[str]:
+    """The store's names of opportunities.parquet's columns, in order (``mev_opportunities_table``
+    adds ``OPP_SOURCE`` after them)."""
+    return [_OPP_RENAMES.get(n, n) for n in names]
 
 
 def swaps_table(t: pa.Table) -> pa.Table:
