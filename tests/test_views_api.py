@@ -21,7 +21,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from views_helpers import APPS, launched_browser, new_page, served, text, wait_for
+from views_helpers import APPS, app_log, launched_browser, new_page, served, text, wait_for
 
 sys.path.insert(0, str(APPS))
 import _api_feed as F  # noqa: E402
@@ -201,4 +201,4 @@ def test_live_page_shows_the_servers_opportunities_and_stats(server, tmp_path):
             page.screenshot(path=str(tmp_path / "live-api.png"), full_page=True)
         finally:
             ctx.close()
-    assert "Traceback" not in log.read_text(), log.read_text()[-4000:]
+    assert "Traceback" not in app_log(log), app_log(log)[-4000:]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from views_helpers import UI_TIMEOUT_S, launched_browser, new_page, served as serve_apps, text, wait_for
+from views_helpers import UI_TIMEOUT_S, app_log, launched_browser, new_page, served as serve_apps, text, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURE = REPO / "captures" / "demo.pcapng"
@@ -67,7 +67,7 @@ def bokeh_source(pg, name: str) -> dict | None:
 
 
 def no_traceback(log: Path) -> None:
-    body = log.read_text()
+    body = app_log(log)
     assert "Traceback" not in body, f"the server printed a traceback:\n{body[-4000:]}"
 
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from workbench.engine.tables import readable_tx_table
-from views_helpers import (REPO, UI_TIMEOUT_S, deep_text, elements_with_id_prefix, launched_browser, new_page,  # noqa: F401
+from views_helpers import (REPO, UI_TIMEOUT_S, app_log, deep_text, elements_with_id_prefix, launched_browser, new_page,  # noqa: F401
                            served, text, wait_for)
 
 MARKET_CAPTURE = REPO / "captures" / "market.pcapng"
@@ -102,7 +102,7 @@ def test_live_page_shows_hostile_strings_as_text(page, tmp_path, hostile):
         wait_for(lambda: HOSTILE_MD in deep_text(page), UI_TIMEOUT_S, "the hostile signature shown as text")
         page.screenshot(path=str(tmp_path / "live-hostile.png"), full_page=True)
         assert_inert(page)
-    assert "Traceback" not in log.read_text()
+    assert "Traceback" not in app_log(log)
 
 
 def test_explorer_detail_shows_hostile_strings_as_text(page, tmp_path, hostile):
@@ -117,7 +117,7 @@ def test_explorer_detail_shows_hostile_strings_as_text(page, tmp_path, hostile):
         assert HOSTILE in deep_text(page) and HOSTILE_MD in deep_text(page), detail
         page.screenshot(path=str(tmp_path / "explorer-hostile.png"), full_page=True)
         assert_inert(page)
-    assert "Traceback" not in log.read_text()
+    assert "Traceback" not in app_log(log)
 
 
 @pytest.mark.parametrize("app", ["live", "explorer"])
@@ -136,4 +136,4 @@ def test_snapshot_refused_by_the_loader_is_said_as_text(page, tmp_path, hostile,
         page.screenshot(path=str(tmp_path / f"{app}-bad-market.png"), full_page=True)
         assert_inert(page)
         assert not (tmp_path / "out").exists()
-    assert "Traceback" not in log.read_text()
+    assert "Traceback" not in app_log(log)
