@@ -24,7 +24,8 @@ median of ``--repeat`` runs. wrk runs on the same shared cores as the servers, l
 commit before a change) beside ours, each on its own store filled by the same replay, and
 alternates the two run by run at every rate, so a before/after comparison shares the machine's
 load; the ratios ours/base are printed at the end. ``--routes`` picks GET and/or POST,
-``--no-peer`` leaves the peer out.
+``--no-peer`` leaves the peer out. ``--serve-args`` adds serve flags to ours alone (with ``--base .``
+the same checkout runs with and without them, alternating).
 
     python benchmarks/bench_api.py [--rates 100,1000,5000,10000] [--seconds 3] [--repeat 3]
                                    [--routes GET,POST] [--base DIR] [--no-peer]
@@ -164,15 +165,15 @@ def bench(servers: dict[str, str], route: str, rates: list[float], seconds: floa
     return out
 
 
-def start_ours(tmp: Path, name: str, tree: str | None) -> tuple[subprocess.Popen, str]:
+def start_ours(tmp: Path, name: str, tree: str | None, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
     """`workbench serve --replay` of the market capture on a store of its own (from ``tree`` when
-    given: PYTHONPATH), once its run is done: (process, base URL)."""
+    given: PYTHONPATH; ``extra``: more serve flags), once its run is done: (process, base URL)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, **({"PYTHONPATH": tree} if tree else {})}
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(CAPTURE),
                              "--market", str(MARKET), "--db", f"chdb://{tmp / name / 'store'}",
-                             "-o", str(tmp / name / "run"), "--port", str(port)],
+                             "-o", str(tmp / name / "run"), "--port", str(port), *extra],
                             cwd=tmp, env=env, stderr=subprocess.DEVNULL)
     try:
         wait_up(f"{base}/healthz", proc)
@@ -226,6 +227,8 @@ def main() -> None:
     ap.add_argument("--routes", default="GET,POST", help="GET and/or POST, comma-separated")
     ap.add_argument("--base", metavar="DIR", help="also run `workbench serve` from this checkout, alternating with ours")
     ap.add_argument("--no-peer", action="store_true", help="leave the FastAPI peer out")
+    ap.add_argument("--serve-args", default="", help="more `workbench serve` flags for ours (not base), e.g. "
+                                                      "--serve-args=--loop-rt; with --base . the A/B is of the flags")
     a = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit(INSTALL_HINT)
@@ -243,14 +246,15 @@ def main() -> None:
         procs, servers = [], {}
         try:
             for name, tree in [("ours", None)] + ([("base", str(Path(a.base).resolve()))] if a.base else []):
-                proc, servers[name] = start_ours(tmp, name, tree)
+                proc, servers[name] = start_ours(tmp, name, tree, a.serve_args.split() if name == "ours" else [])
                 procs.append(proc)
             rows = len(httpx.get(servers["ours"] + GET_PATH).json()["rows"])
             template = post_template(servers["ours"], tmp, a.one_time)
             times = "one time" if a.one_time else "rising times"
             print(f"store: {rows} sandwich rows per GET answer; POST: {a.post_rows} rows per batch ({times}); "
                   f"wrk {WRK_THREADS} threads, rate/{round(1 / CONN_PER_RATE)} connections, {a.seconds:g} s x "
-                  f"{a.repeat} per rate; servers: {', '.join(servers)}", flush=True)
+                  f"{a.repeat} per rate; servers: {', '.join(servers)}"
+                  + (f" (ours with {a.serve_args})" if a.serve_args else ""), flush=True)
             for route in routes:
                 for name, figures in bench(servers, route, rates, a.seconds, a.repeat,
                                            template if route == "POST" else None, a.post_rows).items():
