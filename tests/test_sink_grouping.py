@@ -121,3 +121,48 @@ def test_a_failing_consumer_is_raised_at_close(engine_calls, tmp_path):
         raised.append(e)
     assert raised and all("disk full writing" in str(e) for e in raised)
     assert not sinks.t.is_alive() and not sinks._wt.is_alive()
+
+
+class _Holding:
+    """A consumer that holds every table back until its ``flush`` (as runner/store_gather.py does)."""
+
+    def __init__(self, fail: bool = False):
+        self.held, self.flushed, self.fail = [], [], fail
+
+    def __call__(self, name, table):
+        self.held.append((name, table.num_rows))
+
+    def flush(self):
+        if self.fail:
+            raise OSError("the store refused the last rows")
+        self.flushed += self.held
+        self.held = []
+
+
+@pytest.mark.parametrize("group_rows", [0, 50])
+def test_a_consumer_holding_rows_back_is_flushed_after_the_last_rows(engine_calls, group_rows):
+    run, calls = engine_calls
+    holding = _Holding()
+    seen: dict[str, int] = {}
+    sinks = SinkThread(run.names, [holding, lambda n, t: seen.__setitem__(n, seen.get(n, 0) + t.num_rows)],
+                       market_names=run.market_names, capture_id=lambda: "c", group_rows=group_rows)
+    for c in calls:
+        sinks.put(*c)
+    sinks.close()
+    assert not holding.held
+    got: dict[str, int] = {}
+    for name, n in holding.flushed:
+        got[name] = got.get(name, 0) + n
+    assert got == seen and got["tx_features"] > 1000
+
+
+@pytest.mark.parametrize("group_rows", [0, 50])
+def test_a_flush_that_fails_is_raised_at_close(engine_calls, group_rows):
+    run, calls = engine_calls
+    sinks = SinkThread(run.names, [_Holding(fail=True)], market_names=run.market_names, capture_id=lambda: "c",
+                       group_rows=group_rows)
+    for c in calls:
+        sinks.put(*c)
+    with pytest.raises(OSError, match="refused the last rows"):
+        sinks.close()
+    assert not sinks.t.is_alive()

@@ -303,7 +303,8 @@ class SinkThread:
     seeds their deterministic UUIDs. ``group_rows`` > 0 (for a Parquet-only run, whose files
     take whole row groups of that many rows anyway): rows are gathered as engine rows and
     built into Arrow once per whole row groups, not per call, so that the Parquet writer gets
-    tables it writes without joining and copying them.
+    tables it writes without joining and copying them. A consumer with a ``flush`` method (one
+    that holds tables back, runner/store_gather.py) has it called after the last rows.
     """
 
     def __init__(self, key_names: KeyNames, consumers: list[Callable[[str, pa.Table], None]], depth: int = 4,
@@ -372,6 +373,8 @@ class SinkThread:
                             self.error = self.error or e
                     self._wq.put(_STOP)
                     self._wt.join()
+                else:
+                    self._flush_consumers()
                 return
             release = None
             if len(item) == 8:                # the engine's own arrays: give them back once copied
@@ -421,19 +424,29 @@ class SinkThread:
     def _consume(self, tables: list[tuple[str, pa.Table]]) -> None:
         for name, table in tables:
             for c in list(self.consumers):
-                try:
-                    c(name, table)
-                except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
-                    # a failed consumer (the store writer) gets no more rows; the others (the Parquet
-                    # files) go on getting every row, so the row files stay complete and agree
-                    self.consumers.remove(c)
-                    self.failed.append(c)
-                    self.error = self.error or e
+                self._call(c, c, name, table)
+
+    def _flush_consumers(self) -> None:
+        """After the last rows: consumers that hold rows back (a ``flush`` method) hand them on."""
+        for c in list(self.consumers):
+            if hasattr(c, "flush"):
+                self._call(c, c.flush)
+
+    def _call(self, c, fn, *args) -> None:
+        try:
+            fn(*args)
+        except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
+            # a failed consumer (the store writer) gets no more rows; the others (the Parquet
+            # files) go on getting every row, so the row files stay complete and agree
+            self.consumers.remove(c)
+            self.failed.append(c)
+            self.error = self.error or e
 
     def _write_run(self) -> None:
         while True:
             tables = self._wq.get()
             if tables is _STOP:
+                self._flush_consumers()
                 return
             self._consume(tables)
 

@@ -39,6 +39,7 @@ from ..metrics.hist import Histogram
 from ..sinks import ParquetSink, SinkThread
 from .from_settings import deshred_state, engine_state, market_for, model_for
 from .results import hist_summary
+from .store_gather import StoreGather
 from .stop import FAILED
 
 
@@ -233,7 +234,8 @@ class EngineRun:
                     writer.put("swaps", swaps_table(table))
                 elif name == "opportunities":
                     writer.put("mev_opportunities", mev_opportunities_table(table, source))
-            consumers.append(readable.wrap(to_store))
+            # a replay's tables wait a little to go to the store joined (store_gather.py)
+            consumers.append(StoreGather(readable.wrap(to_store)) if source == "replay" else readable.wrap(to_store))
         # opportunity ids are seeded by the replayed capture's fingerprint (read at the first opportunity);
         # a run with no capture file to read (live mode, whose --record file is still being written) by
         # the given sha256, else by the run id
