@@ -3,6 +3,7 @@ and a replay against an unreachable server loses nothing (spool, then one exact 
 
 from __future__ import annotations
 
+import pytest
 
 from conftest import CAPTURES
 from store_helpers import closed_port
@@ -23,10 +24,13 @@ def _store_rows(dsn, run_id):
     return t, runs, hist
 
 
-def test_replay_into_embedded_store_equals_parquet(tmp_path):
+# small batches: an unpaced replay's tables reach the store gathered (runner/store_gather.py), a
+# paced one's one call per table; the store holds the same rows either way
+@pytest.mark.parametrize("speed, batch_frames", [(None, 16384), (None, 64), (1000.0, 64)])
+def test_replay_into_embedded_store_equals_parquet(tmp_path, speed, batch_frames):
     dsn = f"chdb://{tmp_path / 'clickhouse'}"
-    settings = Settings(data_dir=str(tmp_path), progress=False)
-    res = replay(CAPTURES / "demo.pcapng", tmp_path / "out", settings, db=dsn)
+    settings = Settings(data_dir=str(tmp_path), progress=False, batch_frames=batch_frames)
+    res = replay(CAPTURES / "demo.pcapng", tmp_path / "out", settings, db=dsn, speed=speed)
     assert res.store["rows_inserted"] >= res.transactions and not res.store["rows_spooled"]
     parquet = read_tx_features(tmp_path / "out/tx_features.parquet")
     stored, runs, hist = _store_rows(dsn, res.run_id)

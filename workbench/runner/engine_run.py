@@ -187,7 +187,7 @@ class EngineRun:
                  sink: Callable[[str, pa.Table], None] | None = None, db: str | None = None,
                  source: str = "replay", capture_path: str = "", capture_sha256: str = "",
                  batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True,
-                 row_columns: Callable[[str, pa.Table], pa.Table] | None = None):
+                 row_columns: Callable[[str, pa.Table], pa.Table] | None = None, gather_store: bool = False):
         self.settings = settings
         self.out = out_folder(out_dir)
         # before the state and the market load, which compile too on a first run (and the compile
@@ -234,8 +234,8 @@ class EngineRun:
                     writer.put("swaps", swaps_table(table))
                 elif name == "opportunities":
                     writer.put("mev_opportunities", mev_opportunities_table(table, source))
-            # a replay's tables wait a little to go to the store joined (store_gather.py)
-            consumers.append(StoreGather(readable.wrap(to_store)) if source == "replay" else readable.wrap(to_store))
+            # gather_store (an unpaced replay): tables wait a little to go to the store joined (store_gather.py)
+            consumers.append(StoreGather(readable.wrap(to_store)) if gather_store else readable.wrap(to_store))
         # opportunity ids are seeded by the replayed capture's fingerprint (read at the first opportunity);
         # a run with no capture file to read (live mode, whose --record file is still being written) by
         # the given sha256, else by the run id

@@ -132,7 +132,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
         landed = reader.landed_columns() if hasattr(reader, "landed_columns") else None
         run = EngineRun(out_dir, settings, state=state, ds=ds, sink=sink, db=db, source="replay",
                         capture_path=str(capture.resolve()), capture_sha256=file_sha256(capture) if db else "",
-                        row_columns=landed)
+                        row_columns=landed, gather_store=speed is None)
         pacer = Pacer(speed, sleep=stopper.sleep) if speed is not None else None
         capture_error = None
         try:

@@ -1,4 +1,4 @@
-"""A replay's tables for the store, gathered a little before they are shaped and put.
+"""An unpaced replay's tables for the store, gathered a little before they are shaped and put.
 
 Each engine batch hands on a table of each kind (tx_features, swaps, opportunities). Making
 one ready for the store (the text columns, the store's names, ``StoreWriter.put``'s conform)
@@ -6,8 +6,10 @@ costs a fixed share per column and per call, so with small batches those calls, 
 set a replay's speed. Here each kind's tables wait until ``max_s`` after the first of them, or
 until ``max_rows`` rows, then go on joined, as one call; the store writer gathers them further
 into its inserts. The wait is checked whenever a table arrives, and ``flush`` puts what is left
-(the sink thread calls it after the run's last rows). A live run keeps one call per table: its
-traffic can pause, and with it the arrivals that would end a wait.
+(the sink thread calls it after the run's last rows). A paced replay and a live run keep one call
+per table: there the pace, not the sink thread, sets the speed, and joined tables would come in
+bursts that the server's event loop and the engine thread then wait behind (and a live run's
+traffic can pause, and with it the arrivals that would end a wait).
 """
 
 from __future__ import annotations
