@@ -120,9 +120,13 @@ OPP_SOURCE = "source"       # the column mev_opportunities_table adds: where the
 _SWAP_RENAMES = {"limit": "amount_limit"}
 
 
+def _store_names(names: list[str], renames: dict[str, str]) -> list[str]:
+    return [renames.get(n, n) for n in names]
+
+
 def _renamed(t: pa.Table, renames: dict[str, str]) -> pa.Table:
     """``t`` with its columns renamed to the store's names."""
-    return t.rename_columns([renames.get(n, n) for n in t.column_names])
+    return t.rename_columns(_store_names(t.column_names, renames))
 
 
 def mev_opportunities_table(t: pa.Table, source: str) -> pa.Table:
@@ -137,7 +141,7 @@ def mev_opportunities_table(t: pa.Table, source: str) -> pa.Table:
 def mev_opportunities_names(names: list[str]) -> list[str]:
     """The store's names of opportunities.parquet's columns, in order (``mev_opportunities_table``
     adds ``OPP_SOURCE`` after them)."""
-    return [_OPP_RENAMES.get(n, n) for n in names]
+    return _store_names(names, _OPP_RENAMES)
 
 
 def swaps_table(t: pa.Table) -> pa.Table:
