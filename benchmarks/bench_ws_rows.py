@@ -44,7 +44,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--sizes", default="8,32,128,256,512,1024", help="batch sizes of the two paths' comparison")
     a = ap.parse_args()
-    from workbench.api.frames import KERNEL_ROWS_MIN, row_items, table_rows
+    from workbench.api.frames import KERNEL_ROWS_MIN, dict_items, row_items, table_rows
     from workbench.api.json_rows import row_bytes
     from workbench.api.opportunity_rows import TABLE
     from workbench.api.recent import RecentOpportunities, page_table
@@ -60,7 +60,7 @@ def main() -> None:
     for size in (int(x) for x in a.sizes.split(",")):
         part = [t.slice(i, size) for i in range(0, t.num_rows - size + 1, size)] or [t]
         kern = per_row_us(lambda: row_bytes, part, a.repeat) * size
-        dicts = per_row_us(lambda: lambda b: orjson.dumps(table_rows(b)), part, a.repeat) * size
+        dicts = per_row_us(lambda: lambda b: dict_items(table_rows(b)), part, a.repeat) * size
         print(f"  {part[0].num_rows:5d} rows a batch: column kernels {kern:8.1f} us, row dicts + one orjson call "
               f"{dicts:8.1f} us (kernels/dicts {kern / dicts:.2f}x; row_items takes the kernels from "
               f"{KERNEL_ROWS_MIN} rows)")
