@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from test_api_post_columns import _short
-from workbench.api.post_columns import check_group
+from workbench.api.post_columns import check_group, store_table
 from workbench.api.store_access import StoreAccess, note_hand_offs
 from workbench.runner.background import BackgroundRun
 
@@ -50,8 +50,8 @@ def test_an_engine_row_handed_on_but_not_yet_stored_is_a_duplicate_for_a_post(tm
         assert store.count_opportunities() == 1                 # only the posted row: the engine's writer is behind
         assert len(run.take("opportunities")) == 2              # and the pump had taken neither table
         # rows the run's writer stores later, and the posted one, stay stored once each
-        store.writer.insert_arrow("mev_opportunities", check_group(
-            [(orjson.dumps([_short(opportunity_id=early), _short(opportunity_id=late)]), False)]).table)
+        store.writer.insert_arrow("mev_opportunities", store_table(check_group(
+            [(orjson.dumps([_short(opportunity_id=early), _short(opportunity_id=late)]), False)]).rows))
         assert _post(store, [_short(opportunity_id=early), _short(opportunity_id=late), fresh]) == [False] * 3
         assert store.count_opportunities() == 3
     finally:

@@ -6,6 +6,7 @@ nothing doubled (not even the rows of a file whose insert landed before the kill
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from test_api_rest import _rows
@@ -45,7 +46,7 @@ def test_posts_answered_before_a_kill_are_stored_once_after_a_restart(tmp_path):
     assert len(answered) == 400
     s = Server(tmp_path)        # inserts the spool before it answers
     try:
-        assert not list(_spool_dir(tmp_path).glob("*.arrow"))
+        assert not list(_spool_dir(tmp_path).glob("*.jsonl"))
         again = s.post("/v1/opportunities", batches[-1])        # stored before the kill or by the replay
         assert again.status_code == 200 and again.json()["inserted"] == 0, again.text
     finally:
@@ -54,30 +55,49 @@ def test_posts_answered_before_a_kill_are_stored_once_after_a_restart(tmp_path):
     assert n == len(answered) and ids == set(answered)
 
 
-def test_a_restart_inserts_spooled_rows_the_store_lacks_and_skips_those_it_has(tmp_path):
+def _two_batches_one_stored(tmp_path):
+    """Two batches of rows: the first posted and stored (a clean stop), the second not."""
     inserted, waiting = _rows(15, 0, 1000, seed=61), _rows(15, 1000, 2000, seed=62)
     s = Server(tmp_path)
     try:
         assert s.post("/v1/opportunities", inserted).status_code == 201
     finally:
         s.stop()
-    spool_dir = _spool_dir(tmp_path)
-    assert not list(spool_dir.glob("*.arrow"))          # a clean stop inserted what waited
-    # what a kill can leave: a file whose insert landed before its removal, one never inserted,
-    # and a write cut short (its post was never answered)
-    spool = Spool(spool_dir, target=parse_dsn(f"chdb://{tmp_path / 'db'}"))
-    for rows in (inserted, waiting):
-        spool.write(TABLE, check_rows(rows).table, "", fsync=False, compression=None)
-    (spool_dir / ".00000000000000000000-1-000000.mev_opportunities.arrow.tmp").write_bytes(b"cut short")
+    assert not any(_spool_dir(tmp_path).iterdir())      # a clean stop inserted what waited
+    return inserted, waiting
+
+
+def _restart_stores_both_once(tmp_path, inserted, waiting):
     s = Server(tmp_path)
     try:
-        assert not any(spool_dir.iterdir())
+        assert not any(_spool_dir(tmp_path).iterdir())
         r = s.post("/v1/opportunities", inserted + waiting)
         assert r.status_code == 200 and r.json()["duplicates"] == 30, r.text
     finally:
         s.stop()
     n, ids = _stored(tmp_path)
     assert n == 30 and ids == {r["opportunity_id"] for r in inserted + waiting}
+
+
+def test_a_restart_inserts_logged_rows_the_store_lacks_and_skips_those_it_has(tmp_path):
+    """What a kill can leave: a log whose insert landed before its removal, one never inserted,
+    and a line cut short (its post was never answered)."""
+    inserted, waiting = _two_batches_one_stored(tmp_path)
+    spool_dir = _spool_dir(tmp_path)
+    (spool_dir / "7.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in check_rows(inserted).rows) + b"\n")
+    (spool_dir / "12.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in check_rows(waiting).rows)
+                                        + orjson.dumps(check_rows(waiting).rows[0])[:50])
+    _restart_stores_both_once(tmp_path, inserted, waiting)
+
+
+def test_a_restart_inserts_an_earlier_versions_arrow_spool_files(tmp_path):
+    inserted, waiting = _two_batches_one_stored(tmp_path)
+    spool_dir = _spool_dir(tmp_path)
+    spool = Spool(spool_dir, target=parse_dsn(f"chdb://{tmp_path / 'db'}"))
+    for rows in (inserted, waiting):
+        spool.write(TABLE, check_rows(rows).table, "", fsync=False, compression=None)
+    (spool_dir / ".00000000000000000000-1-000000.mev_opportunities.arrow.tmp").write_bytes(b"cut short")
+    _restart_stores_both_once(tmp_path, inserted, waiting)
 
 
 def test_a_post_spool_that_cannot_be_written_answers_503_and_keeps_nothing(tmp_path):

@@ -240,6 +240,7 @@ def store(tmp_path):
 def test_memory_pages_equal_the_stores_and_a_merge_fills_what_the_store_lacks(store):
     stored, pending = _index_rows(40, 1), _index_rows(25, 2)
     store.insert(check_batch(orjson.dumps(stored)))
+    store.wait_posts_inserted()                 # (posted rows are inserted in the background: post_spool.py)
     schema = store.page_schema()
     memory = RecentOpportunities(schema, None)            # every row in memory
     for rows in (stored, pending):
@@ -336,6 +337,7 @@ def test_memory_taken_as_tables_answers_byte_for_byte_as_the_store(store):
     batches come) give the store's pages and the store's row for a GET by id."""
     rows = _index_rows(30, 3)
     store.insert(check_batch(orjson.dumps(rows)))
+    store.wait_posts_inserted()
     schema = store.page_schema()
     table = check_batch(orjson.dumps(rows)).table
     ids = pa.array([uuid.UUID(s).bytes for s in table.column("opportunity_id").to_pylist()], pa.binary(16))

@@ -170,6 +170,8 @@ def test_uuid_text_is_read_in_one_pass_as_uuid_would_read_it():
     assert [bytes(v) for v in uuid_bytes(pa.array([ids[5].upper(), ids[6]]))] == want[5:7]       # upper case: one pass too
     with pytest.raises(ValueError):
         uuid_bytes([ids[0], ids[1][:-1] + "g"])                  # not hex: refused as uuid.UUID refuses it
+    with pytest.raises(ValueError):
+        uuid_bytes([ids[0], ids[1][:4] + " " + ids[1][5:]])      # a space where a digit goes (fromhex would skip it)
     assert uuid_bytes([]).shape == (0,)
 
 

@@ -1,36 +1,37 @@
 """Posted batches share one check, one store insert and one merge into memory: a group commit.
 
 An embedded store's insert costs milliseconds whatever its size, so one insert per request
-caps POST /v1/opportunities at a few dozen requests a second; and checking a few rows value by
-value costs more than inserting them. Here each request's body joins a queue and waits; one
-worker at a time takes everything queued and, on a worker thread, checks the bodies of the
-whole group column by column (post_columns.py), looks up the ids already stored with one query,
-inserts what is new with one insert, and encodes every answer; the event loop only queues a
-body and sends the answer. There is no timer: while a group is committed the next one gathers,
-so a lone request waits for its own insert only and a busy server inserts in large groups. The
-rows a group stored enter the GET route's memory and the WebSocket in one step (``on_stored``),
-made ready for both on the worker thread (posted_rows.py).
-
-Checking is Python under the GIL; the embedded store's insert mostly runs in the engine's own
-code. So the two overlap: while one insert runs, what arrives meanwhile is checked on another
-thread, and the next insert takes every request checked by then (several checked groups, one
-insert: an insert costs the embedded store milliseconds of CPU whatever its size, so the
-groups it takes must stay as large as they were without the overlap). Inserts run one at a
-time and in arrival order, so the id look-up and the insert of a group always see every row of
-the groups before it.
+caps POST /v1/opportunities at a few dozen requests a second. Here each request's body joins a
+queue and waits; one worker at a time takes everything queued, checks the bodies of the whole
+group (post_columns.py: each JSON body decoded and checked in one C pass), looks up the ids
+already stored with one query, inserts what is new with one insert, and encodes every answer.
+There is no timer: while a group is committed the next one gathers, so a lone request waits
+for its own insert only and a busy server inserts in large groups. The rows a group stored
+enter the GET route's memory and the WebSocket in one step (``on_stored``), made ready for both
+beside the check (posted_rows.py).
 
 With a post spool (an embedded store on disk: post_spool.py) there is no insert to wait for: a
-group is checked, its new rows spooled and its ids noted in one step on the worker thread, one
-group at a time in arrival order, and the store's insert of many groups runs later on the
-spool's own thread.
+group is checked, its new rows logged and its ids noted in one step, one group at a time in
+arrival order, and the store's insert of many groups runs later on the spool's own thread. A
+group of up to ``INLINE_BYTES_MAX`` body bytes takes that step on the event loop itself: the
+check holds the GIL wherever it runs, and the hop to a worker thread and back cost more than a
+small group's check; a larger group goes to a worker thread, so that the loop goes on answering
+between the thread's turns at the GIL.
+
+Without a spool (a store in memory, or a ClickHouse server) the check and the insert run on
+worker threads and overlap: while one insert runs, what arrives meanwhile is checked on another
+thread, and the next insert takes every request checked by then (several checked groups, one
+insert: the groups an insert takes must stay as large as they were without the overlap).
+Inserts run one at a time and in arrival order, so the id look-up and the insert of a group
+always see every row of the groups before it.
 
 The answer of each request is what it would have been had the requests run one after the
 other in arrival order: a bad row gets 422 naming the row and field and nothing of its request
 is written (the other requests of the group go on); a row whose id the store holds, or an
 earlier request of the same group posted, counts as a duplicate. A store error fails every
 request of the group that passed its checks (each gets the error; nothing of the group was
-written: the insert is one statement). With a post spool that error is the spool's (its file
-is one write); an insert that fails later is tried again (post_spool.py)."""
+written: the insert is one statement). With a post spool that error is the log's (a group is
+one write); an insert that fails later is tried again (post_spool.py)."""
 
 from __future__ import annotations
 
@@ -41,12 +42,14 @@ import anyio
 import numpy as np
 import orjson
 
-from .frames import dict_items
 from .post_columns import CheckedGroup, check_group, joined_groups
 from .posted_rows import posted_rows
 
 log = logging.getLogger(__name__)
 
+# a spooled group of at most this many body bytes is checked and spooled on the loop itself: about
+# three hundred rows, a millisecond or two of the loop's time
+INLINE_BYTES_MAX = 512 * 1024
 REFUSED = "the batch does not fit the table; nothing of it was written"
 
 
@@ -87,9 +90,19 @@ class GroupCommit:
         while self._queued:
             group, self._queued = self._queued, []
             if self._spooled:
-                # spooling costs little beside the check: both in one hop to the worker thread, in
-                # arrival order (this loop runs one group at a time)
-                await self._answer(group, self._checked_and_stored, [p for p, _ in group])
+                # spooling costs little beside the check: both in one step, in arrival order (this
+                # loop runs one group at a time); a small group on the loop itself, where the check
+                # holds the GIL all the same and a hop to a thread and back costs more than it does
+                posts = [p for p, _ in group]
+                if getattr(self._store, "ids_loaded", False) and sum(len(b) for b, _ in posts) <= INLINE_BYTES_MAX:
+                    try:
+                        got = self._checked_and_stored(posts)
+                    except Exception as e:      # noqa: BLE001 - every request of the group gets it
+                        _fail(group, e)
+                        continue
+                    self._deliver(group, *got)
+                else:
+                    await self._answer(group, self._checked_and_stored, posts)
                 continue
             try:
                 checked = await anyio.to_thread.run_sync(check_group, [p for p, _ in group])
@@ -127,8 +140,8 @@ class GroupCommit:
             ids = [group.ids[lo + j] for j in np.flatnonzero(keep[lo:hi]).tolist()]
             answers.append((201 if ids else 200,
                             orjson.dumps({"inserted": len(ids), "duplicates": hi - lo - len(ids), "ids": ids})))
-        rows = [group.rows[i] for i in np.flatnonzero(keep).tolist()]
-        return answers, (posted_rows(rows, dict_items(rows)) if rows else None), len(accepted)
+        rows, items = group.kept(keep)
+        return answers, (posted_rows(rows, items) if rows else None), len(accepted)
 
     async def _store_and_answer(self, taken: list[tuple[list, CheckedGroup]]) -> None:
         group = [req for g, _ in taken for req in g]
@@ -141,12 +154,16 @@ class GroupCommit:
     async def _answer(self, group: list, stored, arg) -> None:
         """Run ``stored(arg)`` on a worker thread, then answer every request of ``group``."""
         try:
-            answers, posted, accepted = await anyio.to_thread.run_sync(stored, arg)
+            got = await anyio.to_thread.run_sync(stored, arg)
         except BaseException as e:              # (cancelled too: no request is left waiting)
             _fail(group, e)
             if not isinstance(e, Exception):
                 raise
             return
+        self._deliver(group, *got)
+
+    def _deliver(self, group: list, answers: list, posted, accepted: int) -> None:
+        """Hand a group's stored rows on and answer each of its requests (on the loop)."""
         if accepted:
             self._groups += 1
             self.requests += accepted

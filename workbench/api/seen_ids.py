@@ -62,13 +62,20 @@ class SeenIds:
         return hit
 
     def add(self, ids: np.ndarray, merge: bool = True) -> None:
-        """Add ``ids``; ``merge`` lets this call fold the recent ids into the main array (a copy of
-        it: called from the posts' worker thread, never from the event loop)."""
+        """Add ``ids``; ``merge`` lets this call fold the recent ids into the main array (``merge``:
+        never on the event loop)."""
         if not len(ids):
             return
         with self._lock:
             self._recent.update(ids.tolist())
-            if not merge or len(self._recent) * MERGE_FRACTION <= len(self._main):
+        if merge:
+            self.merge()
+
+    def merge(self) -> None:
+        """Fold the recent ids into the main array once they pass 1/MERGE_FRACTION of it: a copy of
+        the array, so run from a worker thread (the posts', or the post spool's after an insert)."""
+        with self._lock:
+            if len(self._recent) * MERGE_FRACTION <= len(self._main):
                 return
             taken, main = set(self._recent), self._main
         recent = np.sort(np.array(list(taken), dtype=f"S{ID_BYTES}"))

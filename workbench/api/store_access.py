@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ..store import connect
 from .opportunity_rows import ID, TABLE, PostedBatch, dumps_rows
-from .post_columns import checked_group_of
+from .post_columns import checked_group_of, store_table
 from .post_spool import PostSpool, post_spool_dir
 from .seen_ids import ID_BYTES, SeenIds, id_array
 
@@ -87,7 +87,8 @@ class StoreAccess:
         # an embedded store on disk: posts are answered once spooled and inserted in the background
         # (post_spool.py); what an earlier server spooled goes in now, before any post looks ids up
         spool_dir = post_spool_dir(self.writer.dsn)
-        self._post_spool = PostSpool(self.writer, spool_dir, self._write_lock) if spool_dir else None
+        self._post_spool = PostSpool(self.writer, spool_dir, self._write_lock, after_insert=self._merge_seen) \
+            if spool_dir else None
         if self._post_spool is not None:
             self._post_spool.replay()
         self.columns = self._live_columns()
@@ -224,6 +225,15 @@ class StoreAccess:
                 self._early = []
         return self._seen.contains(ids)
 
+    @property
+    def ids_loaded(self) -> bool:
+        """Whether a post's id look-up is answered from memory (an embedded store's ids were read)."""
+        return self._seen is not None
+
+    def _merge_seen(self) -> None:
+        if self._seen is not None:
+            self._seen.merge()
+
     def note_stored(self, ids) -> None:
         """Ids the server's engine run hands on, which its store writer is about to write (canonical
         text). Called on the run's sink thread when the run hands a table on, before the writer gets
@@ -247,16 +257,15 @@ class StoreAccess:
             with self._reserve_lock:
                 ids, keep = self._new_rows(group)
                 if keep.any():
-                    # one file, so a failure spools nothing of the group
-                    self._post_spool.append(group.table if keep.all() else group.table.filter(pa.array(keep)))
-                    self._seen.add(ids[keep])
+                    # one write, so a failure spools nothing of the group
+                    self._post_spool.append(*group.kept(keep))
+                    self._seen.add(ids[keep], merge=False)      # (merged on the spool's thread: may run on the loop)
                 return keep
         with self._write_lock:
             ids, keep = self._new_rows(group)
             if keep.any():
-                # one statement, so a failure writes nothing of the group; the batches were conformed to
-                # the live columns, so their schemas agree
-                self.writer.insert_arrow(TABLE, group.table if keep.all() else group.table.filter(pa.array(keep)))
+                # one statement, so a failure writes nothing of the group
+                self.writer.insert_arrow(TABLE, store_table(group.kept(keep)[0]))
                 self._post_inserts += 1
                 if self._seen is not None:
                     self._seen.add(ids[keep])

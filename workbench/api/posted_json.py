@@ -1,0 +1,109 @@
+"""A posted JSON body decoded and checked in one pass: msgspec, with a type made from the table.
+
+POST /v1/opportunities spent most of a request's time checking its rows: parsing the body,
+then testing each column of the group in Python and Arrow. Here the table's columns
+(store/schema.py) become a msgspec Struct whose field types are the checks themselves: an
+integer in its column's range, a float (an integer taken as one) or, where the column's
+DEFAULT is nan, null, a string, a list of strings, an enum label, a time in ns at or after the
+epoch, a UUID in its canonical text; a required field missing, or a field the table lacks,
+fails the Struct. msgspec checks all of that in C while it parses, and ``to_builtins`` gives
+the rows as dicts with the table's keys in its order.
+
+This is the fast way only: a body it refuses for any reason (a bad value, a form it does not
+take, such as an upper-case UUID or an id twice in one batch) is checked again by
+``check_rows``, value by value, which names the row and field of a refusal or accepts the form
+with the same values. So what is accepted here is a subset of what ``check_rows`` accepts, with
+the same values, and every refusal carries ``check_rows``'s message (test_api_post_columns.py).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Optional, Union
+
+import msgspec
+import pyarrow as pa
+
+from ..store import schema as S
+from .opportunity_rows import BATCH_ROWS_MAX, ID, REQUIRED, TABLE, enum_pairs, json_name, literal_default
+
+# canonical UUID text (``str(uuid.UUID(v)) == v``); \Z, not $, which would let a final newline by
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"
+_INT_BITS = {pa.int8(): 8, pa.int16(): 16, pa.int32(): 32, pa.int64(): 64}
+_UINT_BITS = {pa.uint8(): 8, pa.uint16(): 16, pa.uint32(): 32, pa.uint64(): 64}
+
+
+def _field_type(col: S.Column):
+    """The msgspec type of a column's JSON field, and the bound msgspec cannot say (an upper
+    bound past int64's: tested after decoding), or None."""
+    t = col.arrow
+    if col.kind == S.TIME:
+        return Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)], None
+    if col.kind == S.UUID_:
+        return Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)], None
+    if col.kind == S.ENUM:
+        return Literal[tuple(lab for lab, _ in enum_pairs(col))], None
+    if pa.types.is_floating(t):
+        return (Optional[float] if col.default == "nan" else float), None
+    if t in _INT_BITS:
+        bits = _INT_BITS[t]
+        return Annotated[int, msgspec.Meta(ge=-(1 << (bits - 1)), le=(1 << (bits - 1)) - 1)], None
+    if t in _UINT_BITS:
+        top = (1 << _UINT_BITS[t]) - 1
+        return (Annotated[int, msgspec.Meta(ge=0)], top) if top > 2**63 - 1 else \
+            (Annotated[int, msgspec.Meta(ge=0, le=top)], None)
+    if pa.types.is_string(t):
+        return str, None
+    if pa.types.is_list(t) and pa.types.is_string(t.value_type):
+        return list[str], None
+    return None, None       # a type the API cannot take yet: every body goes to check_rows, which says so
+
+
+def _row_type():
+    fields, nan_names, tops = [], [], []
+    for col in S.TABLES[TABLE].columns:
+        name = json_name(col)
+        ftype, top = _field_type(col)
+        if ftype is None:
+            return None, (), ()
+        default = literal_default(col)
+        fields.append((name, ftype) if default is REQUIRED else (name, ftype, default))
+        if col.default == "nan" and pa.types.is_floating(col.arrow):
+            nan_names.append(name)
+        if top is not None:
+            tops.append((name, top))
+    row = msgspec.defstruct("PostedRow", fields, forbid_unknown_fields=True)
+    return row, tuple(nan_names), tuple(tops)
+
+
+_Row, _NAN_NAMES, _TOPS = _row_type()
+if _Row is not None:
+    _Wrapped = msgspec.defstruct("PostedRows", [("rows", list[_Row])])
+    _DECODER = msgspec.json.Decoder(Union[list[_Row], _Wrapped])
+
+
+def decode_rows(body: bytes) -> list[dict] | None:
+    """The canonical row dicts of a JSON body (a list of rows, or ``{"rows": [...]}``) when every
+    row passes; None when anything fails (``check_rows`` then decides, and says why)."""
+    if _Row is None:
+        return None
+    try:
+        got = _DECODER.decode(body)
+    except msgspec.DecodeError:         # (ValidationError too)
+        return None
+    if type(got) is _Wrapped:
+        got = got.rows
+    if len(got) > BATCH_ROWS_MAX:
+        return None
+    rows = msgspec.to_builtins(got)
+    for r in rows:
+        for name in _NAN_NAMES:         # null is nan where the DEFAULT is nan, as check_rows makes it
+            if r[name] is None:
+                r[name] = math.nan
+        for name, top in _TOPS:
+            if r[name] > top:
+                return None
+    ids = [r[ID] for r in rows]
+    if len(set(ids)) != len(ids):       # check_rows names the repeat
+        return None
+    return rows
