@@ -21,8 +21,8 @@ MIDDLE_COLLECTIONS = 10         # young collections per middle one (CPython's)
 OLD_COLLECTIONS = 100           # middle collections per full one (CPython: 10): a full walk is the long pause
 
 
-def fewer_collections() -> None:
-    gc.set_threshold(YOUNG_ALLOCATIONS, MIDDLE_COLLECTIONS, OLD_COLLECTIONS)
+def fewer_collections(young: int = YOUNG_ALLOCATIONS) -> None:
+    gc.set_threshold(young, MIDDLE_COLLECTIONS, OLD_COLLECTIONS)
 
 
 def exit_without_teardown(code=0) -> NoReturn:
