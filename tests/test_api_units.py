@@ -358,3 +358,26 @@ def test_memory_taken_as_tables_answers_byte_for_byte_as_the_store(store):
         held = memory.row(r["opportunity_id"])
         assert held is None or held[1] == store.opportunity(r["opportunity_id"])
     assert sum(memory.row(r["opportunity_id"]) is not None for r in rows) == 25
+
+
+def test_memory_entries_leave_the_collector_and_a_batch_goes_with_its_last_row():
+    """Each held row's entry is two ints (its batch's number, its row): the cycle collector stops
+    tracking it, so a full memory does not lengthen full collections; a batch is let go when the
+    last of its rows is dropped."""
+    import gc
+
+    from workbench.api.posted_rows import posted_rows
+    from workbench.api.post_columns import RULES, check_group
+    memory = RecentOpportunities(pa.schema([(r.name, r.arrow) for r in RULES]), None, capacity=25)
+    groups = [_index_rows(10, 10 + k) for k in range(4)]
+    for rows in groups:
+        g = check_group([(orjson.dumps(rows), False)])
+        p = posted_rows(g.rows, g.items)
+        memory.add_posted(p.rows, p.items, p.ids, p.keys)
+    assert len(memory) == 25
+    gc.collect()
+    assert not any(gc.is_tracked(e) for e in memory.rows.values())
+    # the 25 newest keys are held: the batches of the others are gone, the rest still answer by id
+    held = {oid for _, oid in memory.keys.iter_from(None, True)}
+    assert len(memory._batches) == len({memory.rows[oid][0] for oid in held}) <= 4
+    assert all(memory.row(oid)[0]["opportunity_id"] == oid for oid in held)
