@@ -72,13 +72,15 @@ def _row_type():
             nan_names.append(name)
         if top is not None:
             tops.append((name, top))
-    row = msgspec.defstruct("PostedRow", fields, forbid_unknown_fields=True)
+    # gc=False: a decoded row holds no reference back to anything, so it can be in no cycle, and the
+    # collector need not track the rows of every post (they only live until ``to_builtins``)
+    row = msgspec.defstruct("PostedRow", fields, forbid_unknown_fields=True, gc=False)
     return row, tuple(nan_names), tuple(tops)
 
 
 _Row, _NAN_NAMES, _TOPS = _row_type()
 if _Row is not None:
-    _Wrapped = msgspec.defstruct("PostedRows", [("rows", list[_Row])])
+    _Wrapped = msgspec.defstruct("PostedRows", [("rows", list[_Row])], gc=False)
     _DECODER = msgspec.json.Decoder(Union[list[_Row], _Wrapped])
 
 
