@@ -110,3 +110,51 @@ def test_a_post_spool_that_cannot_be_written_answers_503_and_keeps_nothing(tmp_p
     finally:
         s.stop()
     assert _stored(tmp_path)[0] == 0
+
+
+_CUT_SHORT = r'''
+import logging, os, resource, signal, sys, threading
+from pathlib import Path
+import orjson
+from workbench.api.opportunity_rows import check_rows
+from workbench.api.post_spool import PostSpool
+from workbench.errors import StoreError
+logging.disable(logging.CRITICAL)       # (the spool's inserts have no store here: they fail, and say so)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+d = Path(sys.argv[1])
+groups = [check_rows(orjson.loads(a)).rows for a in sys.argv[2:5]]
+spool = PostSpool(None, d, threading.Lock())
+spool.append(groups[0], [orjson.dumps(r) for r in groups[0]])
+spool.wait_inserted()           # (its try failed) the insert thread took the rows and closed their file
+# the next group goes to a new file, whose write stops at 600 bytes: a partial write, then EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (600, resource.RLIM_INFINITY))
+try:
+    spool.append(groups[1], [orjson.dumps(r) for r in groups[1]])
+    print("no error")
+except StoreError as e:
+    print("refused:", e)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+spool.append(groups[2], [orjson.dumps(r) for r in groups[2]])
+print("pending", spool.pending_rows())
+'''
+
+
+def test_a_write_cut_short_leaves_no_part_of_its_group_and_the_next_group_is_logged_whole(tmp_path):
+    """A write the file size limit stops half way (as a full disk would): that group is refused
+    (503) and no part of it stays in the log, where it would have joined the next group's first
+    line; the groups before and after are logged whole."""
+    import subprocess
+    import sys
+
+    groups = [_rows(3, 100 * k, 100 * k + 50, seed=80 + k) for k in range(3)]
+    spool_dir = tmp_path / "db.posted"
+    got = subprocess.run([sys.executable, "-c", _CUT_SHORT, str(spool_dir), *(orjson.dumps(g) for g in groups)],
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert "refused: the post spool" in got.stdout and "pending 6" in got.stdout, got.stdout
+    logs = sorted(spool_dir.glob("*.jsonl"), key=lambda p: int(p.stem))
+    assert [p.stat().st_size == 0 for p in logs] == [False, True, False]     # the 600 bytes written were cut off
+    lines = b"".join(p.read_bytes() for p in logs)
+    assert lines.endswith(b"\n")
+    ids = [orjson.loads(line)["opportunity_id"] for line in lines.splitlines()]
+    assert ids == [r["opportunity_id"] for r in groups[0] + groups[2]]
