@@ -28,7 +28,7 @@ load; the ratios ours/base are printed at the end. ``--routes`` picks GET and/or
 the same checkout runs with and without them, alternating).
 
     python benchmarks/bench_api.py [--rates 100,1000,5000,10000] [--seconds 3] [--repeat 3]
-                                   [--routes GET,POST] [--base DIR] [--no-peer]
+                                   [--routes GET,POST] [--base DIR] [--no-peer] [--lone N]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -58,6 +59,7 @@ POST_PATH = "/v1/opportunities"
 CONN_PER_RATE = 1 / 100        # connections per offered request/s: each may take ~10 ms per request
 WRK_THREADS = 2               # the machine's cores
 WRK_TIMEOUT_S = 2             # a request unanswered this long counts as a timeout
+LONE_GAP_S = 0.005            # --lone: the pause between two posts
 INSTALL_HINT = "wrk is not installed: `apt-get install -y wrk` (Debian package)"
 
 PEER = textwrap.dedent('''
@@ -197,6 +199,34 @@ def post_template(base: str, tmp: Path, one_time: bool = False) -> Path:
     return path
 
 
+def lone_posts(servers: dict[str, str], template: Path, n: int, post_rows: int, repeat: int) -> None:
+    """``n`` posts one at a time (httpx, ``LONE_GAP_S`` apart), per server, ``repeat`` rounds
+    alternated: a post's round trip when nothing queues, beside a ``GET /healthz`` round trip."""
+    row = template.read_text()
+    for k in range(repeat):
+        for name, base in servers.items():
+            lat, health = [], []
+            with httpx.Client(base_url=base, timeout=30) as c:
+                for _ in range(n):
+                    t = time.time_ns()
+                    body = "[" + ",".join(row.replace("__ID__", str(uuid.uuid4())).replace("__TS__", str(t + j))
+                                          for j in range(post_rows)) + "]"
+                    t0 = time.perf_counter()
+                    r = c.post(POST_PATH, content=body.encode(), headers={"content-type": "application/json"})
+                    lat.append(time.perf_counter() - t0)
+                    if r.status_code != 201:
+                        sys.exit(f"{name}: a lone post got {r.status_code}: {r.text[:200]}")
+                    time.sleep(LONE_GAP_S)
+                for _ in range(100):
+                    t0 = time.perf_counter()
+                    c.get("/healthz")
+                    health.append(time.perf_counter() - t0)
+            lat.sort()
+            print(f"{name:5s} lone POST of {post_rows} rows, round {k + 1}: median {statistics.median(lat) * 1e3:.2f} ms  "
+                  f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.2f} ms  ({n} posts; GET /healthz median "
+                  f"{statistics.median(health) * 1e3:.2f} ms)", flush=True)
+
+
 def answered(m: dict) -> bool:
     """Whether a rate's runs were mostly answered (wrk's latencies cover answered requests only)."""
     return m["requests"] > 0 and 2 * m["errors"] < m["requests"]
@@ -227,6 +257,9 @@ def main() -> None:
     ap.add_argument("--routes", default="GET,POST", help="GET and/or POST, comma-separated")
     ap.add_argument("--base", metavar="DIR", help="also run `workbench serve` from this checkout, alternating with ours")
     ap.add_argument("--no-peer", action="store_true", help="leave the FastAPI peer out")
+    ap.add_argument("--lone", type=int, default=0, metavar="N",
+                    help="then N posts one at a time to ours (and base), --repeat rounds: the round trip "
+                         "when nothing queues")
     ap.add_argument("--serve-args", default="", help="more `workbench serve` flags for ours (not base), e.g. "
                                                       "--serve-args=--loop-rt; with --base . the A/B is of the flags")
     a = ap.parse_args()
@@ -259,6 +292,8 @@ def main() -> None:
                 for name, figures in bench(servers, route, rates, a.seconds, a.repeat,
                                            template if route == "POST" else None, a.post_rows).items():
                     res[(name, route)] = figures
+            if a.lone:
+                lone_posts(servers, template, a.lone, a.post_rows, a.repeat)
         finally:
             for proc in procs:
                 proc.terminate()
