@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pytest
 
 from test_api_post_columns import _canon, _full
-from workbench.api.post_columns import check_group
+from workbench.api.post_columns import check_group, store_table
 from workbench.errors import StoreError
 from workbench.store import clickhouse, connect
 
@@ -24,7 +24,7 @@ ROWS = 3_000
 
 
 def _batch() -> pa.Table:
-    return check_group([(orjson.dumps([_full() for _ in range(ROWS)]), False)]).table
+    return store_table(check_group([(orjson.dumps([_full() for _ in range(ROWS)]), False)]).rows)
 
 
 def _with_new_ids(t: pa.Table) -> pa.Table:
