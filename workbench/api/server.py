@@ -13,7 +13,6 @@ def serve(opts: ServeOptions, announce=None) -> None:
     called once the store is open, just before the socket is bound."""
     import uvicorn    # deferred: the CLI imports this module for every command
 
-    from .one_write import OneWriteHttpToolsProtocol
     from .ws_protocol import SharedFrameProtocol
 
     opts.checked()
@@ -21,8 +20,7 @@ def serve(opts: ServeOptions, announce=None) -> None:
     app = build_app(service)
     if announce is not None:
         announce(f"serving on http://{opts.host}:{opts.port} (store {service.store.writer.dsn.redacted()})")
-    config = uvicorn.Config(app, host=opts.host, port=opts.port, loop="uvloop", http=OneWriteHttpToolsProtocol,
-                            ws=SharedFrameProtocol,
+    config = uvicorn.Config(app, host=opts.host, port=opts.port, loop="uvloop", http="httptools", ws=SharedFrameProtocol,
                             log_level="warning", access_log=False, lifespan="on", ws_max_size=1 << 20,
                             # a frame is encoded and framed once for every client (websockets-sansio,
                             # taking shared frames); per-client deflate would undo that
