@@ -1,0 +1,163 @@
+"""The floor of a POST in Python: what the HTTP server alone costs per request, uvicorn beside granian.
+
+`workbench serve` answers POST /v1/opportunities on uvicorn (uvloop, httptools). Its event loop
+spends CPU per post on HTTP and on the post itself (check, log, memory, WebSocket); this bench
+measures the HTTP part alone, to say how far the rest could fall and whether another ASGI server
+would lower the floor: a raw ASGI app that reads the body and answers the small JSON a post gets,
+under uvicorn as the server runs it (uvloop, httptools) and under granian (Rust HTTP, one worker,
+one runtime thread) when it is installed (`pip install granian`: not a dependency). wrk offers
+the same 10-row bodies bench_api.py posts (benchmarks/wrk_fixed_rate.lua) at a fixed rate; the
+servers alternate run by run; each figure is the median of ``--repeat`` runs, with the CPU of the
+server's processes per request (from /proc) and the ratio to uvicorn.
+
+    python benchmarks/bench_http_floor.py [--rate 5000] [--seconds 4] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_api import INSTALL_HINT, POST_PATH, free_port, wrk_once  # noqa: E402
+
+APP = textwrap.dedent('''
+    import orjson
+    ANSWER = orjson.dumps({"inserted": 10, "duplicates": 0, "ids": ["00000000-0000-4000-8000-000000000000"] * 10})
+    HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(ANSWER)).encode())]
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                m = await receive()
+                if m["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        more = True
+        while more:
+            m = await receive()
+            more = m.get("more_body", False)
+        await send({"type": "http.response.start", "status": 201, "headers": HEADERS})
+        await send({"type": "http.response.body", "body": ANSWER})
+
+    if __name__ == "__main__":
+        import sys
+        import uvicorn
+        uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
+                    log_level="warning", access_log=False)
+''')
+
+# a row in the shape GET answers (every column of mev_opportunities), its id and time the Lua script's
+ROW = {"timestamp_ns": "__TS__", "opportunity_id": "__ID__", "type": "sandwich", "profit": 1.210770785,
+       "pools": ["6DB4LJVupwGmiLCveSmAGJLXy3oaQLZRneDq7BearUhW"], "run_id": "724eb392-0a87-44d5-a9b2-1a5764c14a8a",
+       "slot": -1, "victim_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
+       "score": None, "expected_profit_lamports": 1210770785, "tip_lamports": 10000, "detect_latency_ns": 1370,
+       "source": "replay", "packet_index": 382, "tx_index": 374,
+       "trigger_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
+       "amount_in": 107563860072, "amount_out": 108774640857, "profit_quote": 1210780785,
+       "profit_mint": "So11111111111111111111111111111111111111112", "position_id": -1,
+       "f_expected_profit_sol": 1.210770785, "f_pool_depth_sol": 4002.79188246, "f_victim_slippage": 0.0988964639,
+       "f_victim_priority_fee_lamports": 1004901.0, "f_victim_tip_lamports": 7858.0, "f_pool_swaps_10ms": 0.0,
+       "f_pool_swaps_100ms": 1.0, "f_pool_swaps_1000ms": 4.0, "f_ms_since_slot_start": 137.632882,
+       "f_tx_size": 486.0, "f_num_instructions": 4.0, "f_program_count": 3.0, "f_type": 2.0}
+
+
+def _start(kind: str, app_dir: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(app_dir)}
+    if kind == "granian":
+        cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1", "--runtime-threads", "1", "--loop", "uvloop", "--log-level", "warning", "--no-ws",
+               "floor_app:app"]
+    else:
+        cmd = [sys.executable, str(app_dir / "floor_app.py"), str(port)]
+    proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                sys.exit(f"{kind}: the server did not start")
+            time.sleep(0.05)
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU (user + system) so far of a process, its threads and its child processes (granian serves
+    from a worker process it starts)."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue            # (a process that ended meanwhile)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rate", type=float, default=5000.0, help="offered requests/s")
+    ap.add_argument("--seconds", type=float, default=4.0, help="each wrk run's length")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per server (figures: their medians)")
+    a = ap.parse_args()
+    if subprocess.run(["which", "wrk"], capture_output=True).returncode:
+        sys.exit(INSTALL_HINT)
+    kinds = ["uvicorn"] + (["granian"] if importlib.util.find_spec("granian") else [])
+    with tempfile.TemporaryDirectory(prefix="bench-http-floor-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "floor_app.py").write_text(APP)
+        template = tmp / "row.json"
+        template.write_text(json.dumps(ROW, separators=(",", ":")).replace('"__TS__"', "__TS__"))
+        procs, urls = {}, {}
+        try:
+            for kind in kinds:
+                port = free_port()
+                procs[kind] = _start(kind, tmp, port)
+                urls[kind] = f"http://127.0.0.1:{port}{POST_PATH}"
+                wrk_once(urls[kind], 1000, 1.0, template, 10)         # warm
+            runs = {k: [] for k in kinds}
+            for _ in range(a.repeat):
+                for kind in kinds:
+                    before = _cpu_s(procs[kind].pid)
+                    r = wrk_once(urls[kind], a.rate, a.seconds, template, 10)
+                    r["cpu_us"] = (_cpu_s(procs[kind].pid) - before) / max(r["requests"], 1) * 1e6
+                    runs[kind].append(r)
+        finally:
+            for p in procs.values():
+                p.terminate()
+                p.wait(30)
+    names = {"uvicorn": "uvicorn (uvloop, httptools: as served)", "granian": "granian (1 worker, 1 runtime thread)"}
+    print(f"POST of 10 rows (wrk at {a.rate:,.0f}/s offered, {a.seconds:g} s x {a.repeat}; load "
+          f"{os.getloadavg()[0]:.2f}); a raw ASGI app that reads the body and answers")
+    med = {k: {f: statistics.median(r[f] for r in runs[k]) for f in ("achieved", "p50_us", "p99_us", "cpu_us")}
+           for k in kinds}
+    for kind in kinds:
+        m = med[kind]
+        print(f"  {names[kind]:42s} achieved {m['achieved']:7,.0f}/s  p50 {m['p50_us'] / 1e3:6.2f} ms  "
+              f"p99 {m['p99_us'] / 1e3:6.2f} ms  CPU {m['cpu_us']:5.0f} µs a request")
+    for kind in kinds[1:]:
+        print(f"  CPU a request, {kind} / uvicorn: {med[kind]['cpu_us'] / med['uvicorn']['cpu_us']:.2f}x")
+    if "granian" not in kinds:
+        print("  (granian not installed: pip install granian to measure it too)")
+
+
+if __name__ == "__main__":
+    main()
