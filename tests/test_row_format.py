@@ -104,3 +104,23 @@ def test_files_of_one_table_or_many_are_the_same_bytes(tmp_path, row_group_rows)
         sink.close({"tx_features": tx_table(tx[:0], progs, kn)})
         files.append((out / "tx_features.parquet").read_bytes())
     assert files[0] == files[1]
+
+
+def test_opportunity_ids_are_the_uuid5_of_their_names():
+    """The ids made for all rows at once are ``str(uuid.uuid5(OPP_NAMESPACE, name))`` of each row's
+    name, as the uuid module makes them (ids written before stay the ids of the same rows)."""
+    import uuid
+
+    from workbench.engine.opps import OPP_DTYPE
+    from workbench.engine.tables import OPP_NAMESPACE, opportunity_ids
+    rng = np.random.default_rng(9)
+    opps = np.zeros(257, OPP_DTYPE)
+    for c in ("packet_index", "tx_index", "kind", "seq"):
+        opps[c] = rng.integers(0, 2**31 if c != "kind" else 4, opps.shape[0])
+    sigs = [base58.b58encode(rng.bytes(64)).decode() for _ in range(opps.shape[0])]
+    got = opportunity_ids("cap:ü", opps, sigs)
+    assert got.type == pa.string() and got.null_count == 0
+    assert got.to_pylist() == [str(uuid.uuid5(OPP_NAMESPACE, f"cap:ü:{p}:{t}:{k}:{s}:{sig}"))
+                               for p, t, k, s, sig in zip(opps["packet_index"].tolist(), opps["tx_index"].tolist(),
+                                                          opps["kind"].tolist(), opps["seq"].tolist(), sigs)]
+    assert opportunity_ids("c", opps[:0], []).to_pylist() == []
