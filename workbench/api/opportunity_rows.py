@@ -71,8 +71,17 @@ REQUIRED = _REQUIRED            # what ``literal_default`` gives for a column wi
 def literal_default(col: S.Column):
     """The column's DEFAULT as a Python value, or REQUIRED when it has none a row can take."""
     return _literal_default(col)
-_INT_RANGE = {pa.int8(): 8, pa.int16(): 16, pa.int32(): 32, pa.int64(): 64}
-_UINT_RANGE = {pa.uint8(): 8, pa.uint16(): 16, pa.uint32(): 32, pa.uint64(): 64}
+_INT_BITS = {pa.int8(): 8, pa.int16(): 16, pa.int32(): 32, pa.int64(): 64}
+_UINT_BITS = {pa.uint8(): 8, pa.uint16(): 16, pa.uint32(): 32, pa.uint64(): 64}
+
+
+def int_range(t: pa.DataType) -> tuple[int, int] | None:
+    """[lo, hi) of an Arrow integer type's values; None for any other type."""
+    if t in _INT_BITS:
+        return -(1 << (_INT_BITS[t] - 1)), 1 << (_INT_BITS[t] - 1)
+    if t in _UINT_BITS:
+        return 0, 1 << _UINT_BITS[t]
+    return None
 
 
 def _check_value(col: S.Column, v, row: int, name: str):
@@ -98,11 +107,11 @@ def _check_value(col: S.Column, v, row: int, name: str):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return _bad(row, name, "a number" + (" or null" if col.default == "nan" else ""), v)
         return float(v)
-    if t in _INT_RANGE or t in _UINT_RANGE:
+    bounds = int_range(t)
+    if bounds is not None:
         if isinstance(v, bool) or not isinstance(v, int):
             return _bad(row, name, "an integer", v)
-        bits = _INT_RANGE.get(t)
-        lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if bits else (0, 1 << _UINT_RANGE[t])
+        lo, hi = bounds
         if not lo <= v < hi:
             raise RowError(row, name, f"{v} is outside [{lo}, {hi}) of {col.ch_type}")
         return v

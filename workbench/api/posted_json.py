@@ -25,12 +25,11 @@ import msgspec
 import pyarrow as pa
 
 from ..store import schema as S
-from .opportunity_rows import BATCH_ROWS_MAX, ID, REQUIRED, TABLE, enum_pairs, json_name, literal_default
+from .opportunity_rows import BATCH_ROWS_MAX, ID, REQUIRED, TABLE, enum_pairs, int_range, json_name, literal_default
 
 # canonical UUID text (``str(uuid.UUID(v)) == v``); \Z, not $, which would let a final newline by
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"
-_INT_BITS = {pa.int8(): 8, pa.int16(): 16, pa.int32(): 32, pa.int64(): 64}
-_UINT_BITS = {pa.uint8(): 8, pa.uint16(): 16, pa.uint32(): 32, pa.uint64(): 64}
+_INT64_MAX = 2**63 - 1               # msgspec's bounds stop here
 
 
 def _field_type(col: S.Column):
@@ -38,20 +37,18 @@ def _field_type(col: S.Column):
     bound past int64's: tested after decoding), or None."""
     t = col.arrow
     if col.kind == S.TIME:
-        return Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)], None
+        return Annotated[int, msgspec.Meta(ge=0, le=_INT64_MAX)], None
     if col.kind == S.UUID_:
         return Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)], None
     if col.kind == S.ENUM:
         return Literal[tuple(lab for lab, _ in enum_pairs(col))], None
     if pa.types.is_floating(t):
         return (Optional[float] if col.default == "nan" else float), None
-    if t in _INT_BITS:
-        bits = _INT_BITS[t]
-        return Annotated[int, msgspec.Meta(ge=-(1 << (bits - 1)), le=(1 << (bits - 1)) - 1)], None
-    if t in _UINT_BITS:
-        top = (1 << _UINT_BITS[t]) - 1
-        return (Annotated[int, msgspec.Meta(ge=0)], top) if top > 2**63 - 1 else \
-            (Annotated[int, msgspec.Meta(ge=0, le=top)], None)
+    bounds = int_range(t)
+    if bounds is not None:
+        lo, top = bounds[0], bounds[1] - 1
+        return (Annotated[int, msgspec.Meta(ge=lo)], top) if top > _INT64_MAX else \
+            (Annotated[int, msgspec.Meta(ge=lo, le=top)], None)
     if pa.types.is_string(t):
         return str, None
     if pa.types.is_list(t) and pa.types.is_string(t.value_type):
