@@ -88,6 +88,7 @@ class PostSpool:
         self._store, self._write_lock = store, write_lock
         self._fd: int | None = None                 # the log file appended to
         self._path: Path | None = None
+        self._size = 0                              # its length: where a failed write is cut back to
         self._next = self._first_number()
         self._closed: list[Path] = []               # log files whose rows all wait in _pending
         self._pending: list[dict] = []              # logged, not yet inserted, in order
@@ -155,8 +156,8 @@ class PostSpool:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._path = self.dir / f"{self._next}{LOG_SUFFIX}"
             self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            self._size = os.fstat(self._fd).st_size     # (the file's length, kept here: no seek a group)
             self._next += 1
-        at = os.lseek(self._fd, 0, os.SEEK_END)
         try:
             view = memoryview(data)
             while view:
@@ -165,10 +166,11 @@ class PostSpool:
             # a part written would join the next group's first line: cut it off, and start a new file
             # for the next group all the same (should the cut fail too, the part ends that file)
             try:
-                os.ftruncate(self._fd, at)
+                os.ftruncate(self._fd, self._size)
             finally:
                 self._close_file()
             raise
+        self._size += len(data)
 
     def _close_file(self) -> None:
         """Close the log file appended to; its rows wait in _pending (caller holds _cond)."""
