@@ -19,17 +19,16 @@ import argparse
 import importlib.util
 import json
 import os
-import socket
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import INSTALL_HINT, POST_PATH, free_port, wrk_once  # noqa: E402
+from bench_api import INSTALL_HINT, POST_PATH, free_port, wait_up, wrk_once  # noqa: E402
 
 APP = textwrap.dedent('''
     import orjson
@@ -83,16 +82,12 @@ def _start(kind: str, app_dir: Path, port: int) -> subprocess.Popen:
     else:
         cmd = [sys.executable, str(app_dir / "floor_app.py"), str(port)]
     proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                sys.exit(f"{kind}: the server did not start")
-            time.sleep(0.05)
+    try:
+        wait_up(f"http://127.0.0.1:{port}/", proc, 30)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
 
 
 def _cpu_s(pid: int) -> float:
@@ -118,7 +113,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="each wrk run's length")
     ap.add_argument("--repeat", type=int, default=3, help="runs per server (figures: their medians)")
     a = ap.parse_args()
-    if subprocess.run(["which", "wrk"], capture_output=True).returncode:
+    if shutil.which("wrk") is None:
         sys.exit(INSTALL_HINT)
     kinds = ["uvicorn"] + (["granian"] if importlib.util.find_spec("granian") else [])
     with tempfile.TemporaryDirectory(prefix="bench-http-floor-") as tmp:
