@@ -15,10 +15,12 @@ import numpy as np
 import orjson
 import pytest
 
+import msgspec
+
 from workbench.api.opportunity_rows import RowError, check_batch
 from workbench.api.frames import dict_items
 from workbench.api.post_columns import NAMES, check_group, store_table
-from workbench.api.posted_json import decode_rows
+from workbench.api.posted_json import NAN_NAMES, decode_rows, row_dicts, row_items
 from workbench.api.seen_ids import SeenIds, id_array
 from workbench.errors import StoreError
 
@@ -57,15 +59,28 @@ def _canon(v):
     return list(v) if isinstance(v, tuple) else v
 
 
+def _dict(row) -> dict:
+    """A checked row (``PostedRow``) as check_rows's dict: its None is nan."""
+    d = msgspec.structs.asdict(row)
+    return {k: math.nan if v is None and k in NAN_NAMES else v for k, v in d.items()}
+
+
+def _values(r: dict) -> dict:
+    return {k: _canon(v) for k, v in r.items()}
+
+
 def _same_batch(group, span, body: bytes) -> None:
-    """The rows of ``span`` in ``group`` are what check_batch makes of ``body``."""
+    """The rows of ``span`` in ``group`` are what check_batch makes of ``body``; their JSON items
+    are its rows' JSON (the same values, keys in the same order)."""
     want = check_batch(body)
     lo, hi = span
     assert group.ids[lo:hi] == want.ids
-    got_rows = group.rows[lo:hi]
-    assert [{k: _canon(v) for k, v in r.items()} for r in got_rows] == \
-           [{k: _canon(v) for k, v in r.items()} for r in want.rows]
+    got_rows = [_dict(r) for r in group.rows[lo:hi]]
+    assert [_values(r) for r in got_rows] == [_values(r) for r in want.rows]
     assert [list(r) for r in got_rows] == [list(r) for r in want.rows]       # key order too
+    items = row_dicts(group.items[lo:hi])
+    assert [_values(r) for r in items] == [_values(r) for r in want.rows]
+    assert [list(r) for r in items] == [list(r) for r in want.rows]
     t = store_table(group.rows[lo:hi])
     assert t.schema == want.table.schema
     assert repr(t.to_pydict()) == repr(want.table.to_pydict())
@@ -132,8 +147,8 @@ def test_forms_the_column_checks_leave_to_check_rows_are_accepted_with_its_value
     assert group.spans == [(0, 1), (1, 4), (4, 6)]
     for span, body in zip(group.spans, bodies):
         _same_batch(group, span, body)
-    assert group.rows[1]["opportunity_id"] == odd[0]["opportunity_id"].strip("{}").lower()
-    assert group.rows[2]["profit"] == 3.0 and isinstance(group.rows[2]["profit"], float)
+    assert group.rows[1].opportunity_id == odd[0]["opportunity_id"].strip("{}").lower()
+    assert group.rows[2].profit == 3.0 and isinstance(group.rows[2].profit, float)
 
 
 def test_nulls_of_a_column_null_in_every_row_or_in_some_become_nan_as_check_batch_makes_them():
@@ -147,8 +162,9 @@ def test_nulls_of_a_column_null_in_every_row_or_in_some_become_nan_as_check_batc
     assert group.spans == [(0, 3), (3, 4), (4, 5)]
     for span, body in zip(group.spans, bodies):
         _same_batch(group, span, body)
-    assert all(math.isnan(r["f_pool_depth_sol"]) for r in group.rows)
-    assert group.rows[4]["f_tx_size"] == 7.0 and math.isnan(group.rows[3]["f_tx_size"])
+    rows = [_dict(r) for r in group.rows]
+    assert all(math.isnan(r["f_pool_depth_sol"]) for r in rows)
+    assert rows[4]["f_tx_size"] == 7.0 and math.isnan(rows[3]["f_tx_size"])
 
 
 def test_an_empty_request_and_the_rows_wrapper():
@@ -167,8 +183,9 @@ def test_the_one_pass_decoder_takes_the_usual_forms_with_check_batchs_values():
             got = decode_rows(body)
             assert got is not None
             want = check_batch(body).rows
-            assert [orjson.dumps(r) for r in got] == [orjson.dumps(r) for r in want]
-            assert [list(r) for r in got] == [list(r) for r in want]
+            assert [_values(_dict(r)) for r in got] == [_values(r) for r in want]
+            assert [list(_dict(r)) for r in got] == [list(r) for r in want]
+            assert [_values(r) for r in row_dicts(row_items(got))] == [_values(r) for r in want]
 
 
 @pytest.mark.parametrize("field, value", BAD_ROWS, ids=[f"{f}={v!r}" for f, v in BAD_ROWS])
@@ -202,7 +219,8 @@ def test_what_the_one_pass_decoder_takes_check_rows_takes_with_the_same_values()
             continue
         if got is not None:
             taken += 1
-            assert [orjson.dumps(x) for x in got] == [orjson.dumps(x) for x in want], r
+            assert [_values(_dict(x)) for x in got] == [_values(x) for x in want], r
+            assert [_values(x) for x in row_dicts(row_items(got))] == [_values(x) for x in want], r
     assert taken > 50
 
 
@@ -213,14 +231,28 @@ def test_a_conform_error_is_a_refusal_of_that_request_only():
     assert isinstance(group.spans[1], (RowError, StoreError))
 
 
-def test_dict_items_equals_one_dumps_per_row_even_when_strings_hold_the_separator():
+def test_dict_items_and_row_items_equal_one_encode_per_row_even_when_strings_hold_the_separator():
     random.seed(3)
     tricky = ['},{"timestamp_ns":1', '"}', '\\', '},{', "ü\u2028", '{"a":1}']
-    rows = check_group([(orjson.dumps([_full(run_id=s, victim_signature=s[::-1]) for s in tricky] + [_full()]),
-                         False)]).rows
-    assert dict_items(rows) == [orjson.dumps(r) for r in rows]
-    assert dict_items(rows[:1]) == [orjson.dumps(rows[0])]
+    dicts = [_full(run_id=s, victim_signature=s[::-1]) for s in tricky] + [_full()]
+    assert dict_items(dicts) == [orjson.dumps(r) for r in dicts]
+    assert dict_items(dicts[:1]) == [orjson.dumps(dicts[0])]
     assert dict_items([]) == []
+    rows = check_group([(orjson.dumps(dicts), False)]).rows
+    assert row_items(rows) == [msgspec.json.encode(r) for r in rows]
+    assert row_items(rows[:1]) == [msgspec.json.encode(rows[0])]
+    assert row_items([]) == []
+
+
+def test_row_items_differ_from_orjson_only_in_a_positive_exponents_sign():
+    """msgspec writes 1e16 where orjson writes 1e+16: the same value, the same text otherwise."""
+    random.seed(8)
+    dicts = [_full(profit=v, score=v) for v in (1e16, 1.5e300, 2.0**70, 0.1, -1e-300, 123.0, 5e-324)]
+    rows = check_group([(orjson.dumps(dicts), False)]).rows
+    for item, d in zip(row_items(rows), dicts):
+        want = orjson.dumps(d)
+        assert item == want.replace(b"e+", b"e")        # (no string of these rows holds "e+")
+        assert orjson.loads(item) == orjson.loads(want)
 
 
 def test_seen_ids_agree_with_a_python_set():
@@ -297,8 +329,9 @@ def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_
 def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
     """posted_rows.py made on the worker, taken in by the GET memory and the sequence index: the
     keys in order whether every row carries one time (the memory's merge path) or each its own
-    rising time (its append path), items equal to a dumps per row, ids as 16 bytes equal to the
-    text's, eviction past the capacity, and ids memory holds left out."""
+    rising time (its append path), items of the rows' values, ids as 16 bytes equal to the
+    text's, eviction past the capacity, and ids memory holds left out; a page's dicts made from the
+    rows' JSON."""
     import pyarrow as pa
 
     from workbench.api.post_columns import RULES
@@ -316,12 +349,11 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
             t += 0 if one_time else random.randrange(1, 1000)
             rows.append(_full(timestamp_ns=t))
         group = check_group([(orjson.dumps(rows), False)])
-        p = posted_rows(group.rows, dict_items(group.rows))
-        assert p.items == [orjson.dumps(r) for r in group.rows]         # a tuple encodes as the list it was
-        assert all(type(r["pools"]) is tuple for r in p.rows)
+        p = posted_rows(group.rows, group.items)
+        assert [_values(r) for r in row_dicts(p.items)] == [_values(check_batch(orjson.dumps([r])).rows[0]) for r in rows]
         assert p.keys == sorted((r["timestamp_ns"], r["opportunity_id"]) for r in rows)
         assert p.types == {"sandwich": 7} and p.times_ns.tolist() == [r["timestamp_ns"] for r in rows]
-        assert mem.add_posted(p.rows, p.items, p.ids, p.keys) == 7
+        assert mem.add_posted(p.items, p.ids, p.keys, row_dicts) == 7
         idx.append(p.times_ns, p.id_bytes, engine=False)
         want += p.keys
         ids += p.ids
@@ -329,13 +361,15 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
     assert list(mem.keys) == want and len(mem.rows) == 50
     page, more = mem.page_from_memory(OpportunityFilter([]), 10, None)
     assert [k for k, _ in page] == want[:10] and more
-    assert [b for _, (_, b) in page] == [orjson.dumps(mem.row(k[1])[0]) for k, _ in page]
+    for k, (d, b) in page:                  # a page's dict is its JSON's (nan for null), list columns as tuples
+        assert (d, b) == mem.row(k[1]) and type(d["pools"]) is tuple
+        assert _values(d) == _values(row_dicts([b])[0]) and orjson.loads(orjson.dumps(d)) == orjson.loads(b)
     assert idx.ids(0, idx.n) == ids and idx.n == 56
     gone = [i for i in p.ids if i not in mem.rows]                        # (one time: may be evicted by smaller ids)
-    assert mem.add_posted(p.rows, p.items, p.ids, p.keys) == len(gone)     # the ids held: left out
-    at = next(i for i, r in enumerate(p.rows) if r["opportunity_id"] in mem.rows)
+    assert mem.add_posted(p.items, p.ids, p.keys, row_dicts) == len(gone)  # the ids held: left out
+    at = next(i for i, oid in enumerate(p.ids) if oid in mem.rows)
     g = check_group([(orjson.dumps([_full(timestamp_ns=t + 1), _full(timestamp_ns=t + 2)]), False)])
-    fresh = posted_rows(g.rows, dict_items(g.rows))
-    both = posted_rows([p.rows[at], *fresh.rows], [p.items[at], *fresh.items])
-    assert mem.add_posted(both.rows, both.items, both.ids, both.keys) == 2  # the held one left out
+    fresh = posted_rows(g.rows, g.items)
+    both = posted_rows([group.rows[at], *g.rows], [p.items[at], *fresh.items])
+    assert mem.add_posted(both.items, both.ids, both.keys, row_dicts) == 2  # the held one left out
     assert list(mem.keys)[-2:] == fresh.keys and len(mem.keys) == 50

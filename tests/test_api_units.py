@@ -366,6 +366,7 @@ def test_memory_entries_leave_the_collector_and_a_batch_goes_with_its_last_row()
     last of its rows is dropped."""
     import gc
 
+    from workbench.api.posted_json import row_dicts
     from workbench.api.posted_rows import posted_rows
     from workbench.api.post_columns import RULES, check_group
     memory = RecentOpportunities(pa.schema([(r.name, r.arrow) for r in RULES]), None, capacity=25)
@@ -373,7 +374,7 @@ def test_memory_entries_leave_the_collector_and_a_batch_goes_with_its_last_row()
     for rows in groups:
         g = check_group([(orjson.dumps(rows), False)])
         p = posted_rows(g.rows, g.items)
-        memory.add_posted(p.rows, p.items, p.ids, p.keys)
+        memory.add_posted(p.items, p.ids, p.keys, row_dicts)
     assert len(memory) == 25
     gc.collect()
     assert not any(gc.is_tracked(e) for e in memory.rows.values())

@@ -2,12 +2,12 @@
 
 A POST of a few rows costs little to insert once posts share an insert (group_commit.py); what
 was left was the check. Here each JSON body of a group is decoded and checked in one C pass
-(posted_json.py), which gives the canonical row dicts the GET memory and the WebSocket send, so
-a row is encoded once, for the whole group (``dict_items``). A body that pass refuses (a bad
+(posted_json.py) into rows (``PostedRow`` structs), whose JSON the GET memory and the WebSocket
+send is encoded once, for the whole group (``row_items``). A body that pass refuses (a bad
 value, or a form it leaves to ``check_rows``, such as an upper-case UUID or an integer profit),
 and every Arrow body, is checked by ``check_rows``, value by value, which either names the first
 bad row and field (422, nothing of that request written) or accepts it with the same values as
-the fast pass would. The other requests of the group are unaffected.
+the fast pass would (as the same structs). The other requests of the group are unaffected.
 
 The store's table of the rows is made only where it is needed: for an insert, once for many
 groups (``store_table``, in the store's shape as ``conform`` makes it: test_api_post_columns.py
@@ -17,9 +17,10 @@ table on its own thread, once for every group of its insert.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -27,17 +28,16 @@ import pyarrow.compute as pc
 
 from ..errors import StoreError
 from ..store import schema as S
-from .frames import dict_items
 from .opportunity_rows import ID, TABLE, PostedBatch, RowError, check_arrow_batch, check_rows, enum_pairs, json_name, \
     parse_batch
-from .posted_json import decode_rows
+from .posted_json import NAN_NAMES, as_rows, decode_rows, row_items
 
 
 @dataclass(frozen=True)
 class _Rule:
     name: str                   # JSON field name
     arrow: pa.DataType          # the type of the JSON values' column (check_rows's, before conform)
-    kind: str                   # time | enum | str_list | plain
+    kind: str                   # time | enum | str_list | nan | plain
     store: pa.DataType          # the column's type in the store's shape (conform's)
     labels: pa.Array | None = None      # enum labels (string), and their codes (the store's int8)
     codes: pa.Array | None = None
@@ -57,20 +57,23 @@ def _rules() -> tuple[_Rule, ...]:
                              pa.array([code for _, code in pairs], t)))
         elif pa.types.is_list(t):
             out.append(_Rule(name, t, "str_list", t))
+        elif name in NAN_NAMES:
+            out.append(_Rule(name, t, "nan", t))
         else:
             out.append(_Rule(name, t, "plain", t))
     return tuple(out)
 
 
 RULES = _rules()
+_id = attrgetter(ID)
 NAMES = tuple(r.name for r in RULES)                 # the canonical row's keys, in the table's order
 # the store's shape of the table (store/columns.py ``conform``: every column, none nullable)
 STORE_SCHEMA = pa.schema([pa.field(c.name, r.store, nullable=False) for c, r in zip(S.TABLES[TABLE].columns, RULES)])
 
 
-def store_table(rows: list[dict], pause_s: float = 0.0) -> pa.Table:
-    """Checked rows (canonical dicts: ``decode_rows``'s or ``check_rows``'s, list columns as lists
-    or tuples) as the store's table, in the shape ``conform`` gives ``check_rows``'s table.
+def store_table(rows: list, pause_s: float = 0.0) -> pa.Table:
+    """Checked rows (``PostedRow``s) as the store's table, in the shape ``conform`` gives
+    ``check_rows``'s table.
 
     ``pause_s``: sleep that long after each column. A column's conversion holds the GIL, and
     ``pa.array`` gives the GIL up and takes it back at once, too fast for a waiting thread to get
@@ -78,8 +81,10 @@ def store_table(rows: list[dict], pause_s: float = 0.0) -> pa.Table:
     thread building a large table in the background holds the GIL one column at a time."""
     arrays = []
     for rule in RULES:
-        arr = pa.array(list(map(itemgetter(rule.name), rows)), rule.arrow)
-        if rule.kind == "time":
+        arr = pa.array(list(map(attrgetter(rule.name), rows)), rule.arrow)
+        if rule.kind == "nan":
+            arr = arr.fill_null(math.nan)       # (a row's None is nan)
+        elif rule.kind == "time":
             arr = arr.view(rule.store)
         elif rule.kind == "enum":
             arr = rule.codes.take(pc.index_in(arr, value_set=rule.labels))
@@ -96,11 +101,11 @@ class CheckedGroup:
     ``spans[k]`` is request k's rows ``[lo, hi)`` in ``ids`` / ``rows`` / ``items``, or the error
     that refused it (RowError, or conform's StoreError)."""
     ids: list[str]                          # canonical UUID text per row
-    rows: list[dict]                        # the canonical row dicts (NAMES order), JSON-ready
-    items: list[bytes]                      # each row's JSON (``orjson.dumps`` of its dict)
+    rows: list                              # the rows (posted_json.py ``PostedRow``)
+    items: list[bytes]                      # each row's JSON (posted_json.py ``row_items``)
     spans: list = field(default_factory=list)
 
-    def kept(self, keep: np.ndarray) -> tuple[list[dict], list[bytes]]:
+    def kept(self, keep: np.ndarray) -> tuple[list, list[bytes]]:
         """The rows (and their JSON) where ``keep`` is true."""
         if keep.all():
             return self.rows, self.items
@@ -120,12 +125,12 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
             except (RowError, StoreError) as e:      # conform's StoreError names the column too
                 spans.append(e)
                 continue
-            got = b.rows
+            got = as_rows(b.rows)
         lo = len(ids)
-        ids += [r[ID] for r in got]
+        ids += map(_id, got)
         rows += got
         spans.append((lo, len(ids)))
-    return CheckedGroup(ids, rows, dict_items(rows), spans)
+    return CheckedGroup(ids, rows, row_items(rows), spans)
 
 
 def checked_group_of(batches: list[PostedBatch]) -> CheckedGroup:
@@ -134,8 +139,8 @@ def checked_group_of(batches: list[PostedBatch]) -> CheckedGroup:
     for b in batches:
         spans.append((len(ids), len(ids) + len(b.ids)))
         ids += b.ids
-        rows += b.rows
-    return CheckedGroup(ids, rows, dict_items(rows), spans)
+        rows += as_rows(b.rows)
+    return CheckedGroup(ids, rows, row_items(rows), spans)
 
 
 def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:

@@ -41,6 +41,7 @@ from ..store.clickhouse import EMBEDDED_STREAM_ROWS_MAX
 from ..store.spool import missing_rows
 from .opportunity_rows import TABLE, RowError, check_rows
 from .post_columns import store_table
+from .posted_json import as_rows
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,13 @@ def post_spool_dir(dsn) -> Path | None:
     return path.with_name(path.name + SPOOL_SUFFIX)
 
 
-def read_log(path: Path) -> tuple[list[dict], int]:
-    """The rows of a log file, checked as posted rows, and how many lines were skipped (cut short
-    by a crash, or refused by the checks)."""
+def read_log(path: Path) -> tuple[list, int]:
+    """The rows (posted_json.py ``PostedRow``s) of a log file, checked as posted rows, and how many
+    lines were skipped (cut short by a crash, or refused by the checks)."""
     rows, skipped = [], 0
     for at, line in enumerate(path.read_bytes().splitlines()):
         try:
-            rows += check_rows([orjson.loads(line)]).rows
+            rows += as_rows(check_rows([orjson.loads(line)]).rows)
         except (orjson.JSONDecodeError, RowError, StoreError) as e:
             skipped += 1
             log.warning("%s line %d is not a posted row, skipped: %s", path, at + 1, e)
@@ -76,7 +77,7 @@ def read_log(path: Path) -> tuple[list[dict], int]:
 
 
 class PostSpool:
-    """``append(rows, items)`` logs a group's new rows (canonical dicts and their JSON); a thread
+    """``append(rows, items)`` logs a group's new rows (``PostedRow``s and their JSON); a thread
     inserts them later.
 
     ``write_lock`` is held around each use of ``store`` (the connection the posts share);
@@ -91,7 +92,7 @@ class PostSpool:
         self._size = 0                              # its length: where a failed write is cut back to
         self._next = self._first_number()
         self._closed: list[Path] = []               # log files whose rows all wait in _pending
-        self._pending: list[dict] = []              # logged, not yet inserted, in order
+        self._pending: list = []              # logged, not yet inserted, in order
         self._cond = threading.Condition(threading.Lock())     # (never re-entered)
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -135,7 +136,7 @@ class PostSpool:
                             "stored), %d left, %d set aside", stats.files, stats.rows_inserted, stats.rows_skipped,
                             stats.files_left, len(stats.rejected))
 
-    def append(self, rows: list[dict], items: list[bytes]) -> None:
+    def append(self, rows: list, items: list[bytes]) -> None:
         """Log ``rows`` (``items``: their JSON; written, not fsynced, when this returns) for the
         next insert. A failed write keeps nothing of them (StoreError)."""
         data = b"\n".join(items) + b"\n"

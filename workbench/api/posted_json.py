@@ -14,17 +14,27 @@ take, such as an upper-case UUID or an id twice in one batch) is checked again b
 ``check_rows``, value by value, which names the row and field of a refusal or accepts the form
 with the same values. So what is accepted here is a subset of what ``check_rows`` accepts, with
 the same values, and every refusal carries ``check_rows``'s message (test_api_post_columns.py).
+
+The rows stay msgspec Structs (``PostedRow``: gc=False, no dict per row): the group's JSON items
+are encoded from them in one msgspec call (``row_items``), the store's table is made from their
+attributes (post_columns.py ``store_table``), and the GET memory makes dicts only of the rows a
+page reads (``row_dicts``, from the items). A field whose column's DEFAULT is nan holds None
+for nan, written as null, as ``orjson`` writes nan. msgspec writes a float's positive exponent
+without its sign (``1e16`` where orjson writes ``1e+16``): the same value.
 """
 
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from typing import Annotated, Literal, Optional, Union
 
 import msgspec
+import orjson
 import pyarrow as pa
 
 from ..store import schema as S
+from .frames import split_rows
 from .opportunity_rows import BATCH_ROWS_MAX, ID, REQUIRED, TABLE, enum_pairs, int_range, json_name, literal_default
 
 # canonical UUID text (``str(uuid.UUID(v)) == v``); \Z, not $, which would let a final newline by
@@ -52,8 +62,8 @@ def _field_type(col: S.Column):
     if pa.types.is_string(t):
         return str, None
     if pa.types.is_list(t) and pa.types.is_string(t.value_type):
-        return list[str], None
-    return None, None       # a type the API cannot take yet: every body goes to check_rows, which says so
+        return tuple[str, ...], None        # (a tuple of str: the collector stops tracking it)
+    raise TypeError(f"the API cannot take {col.name}'s {col.ch_type} values yet")
 
 
 def _row_type():
@@ -61,8 +71,6 @@ def _row_type():
     for col in S.TABLES[TABLE].columns:
         name = json_name(col)
         ftype, top = _field_type(col)
-        if ftype is None:
-            return None, (), ()
         default = literal_default(col)
         fields.append((name, ftype) if default is REQUIRED else (name, ftype, default))
         if col.default == "nan" and pa.types.is_floating(col.arrow):
@@ -70,22 +78,22 @@ def _row_type():
         if top is not None:
             tops.append((name, top))
     # gc=False: a decoded row holds no reference back to anything, so it can be in no cycle, and the
-    # collector need not track the rows of every post (they only live until ``to_builtins``)
+    # collector need not track the rows that wait in the post spool for their insert
     row = msgspec.defstruct("PostedRow", fields, forbid_unknown_fields=True, gc=False)
     return row, tuple(nan_names), tuple(tops)
 
 
-_Row, _NAN_NAMES, _TOPS = _row_type()
-if _Row is not None:
-    _Wrapped = msgspec.defstruct("PostedRows", [("rows", list[_Row])], gc=False)
-    _DECODER = msgspec.json.Decoder(Union[list[_Row], _Wrapped])
+PostedRow, NAN_NAMES, _TOPS = _row_type()
+FIRST = msgspec.structs.fields(PostedRow)[0].name     # every row's JSON starts with this key
+_Wrapped = msgspec.defstruct("PostedRows", [("rows", list[PostedRow])], gc=False)
+_DECODER = msgspec.json.Decoder(Union[list[PostedRow], _Wrapped])
+_ENCODER = msgspec.json.Encoder()
+_ids = attrgetter(ID)
 
 
-def decode_rows(body: bytes) -> list[dict] | None:
-    """The canonical row dicts of a JSON body (a list of rows, or ``{"rows": [...]}``) when every
+def decode_rows(body: bytes) -> list | None:
+    """The rows (``PostedRow``) of a JSON body (a list of rows, or ``{"rows": [...]}``) when every
     row passes; None when anything fails (``check_rows`` then decides, and says why)."""
-    if _Row is None:
-        return None
     try:
         got = _DECODER.decode(body)
     except msgspec.DecodeError:         # (ValidationError too)
@@ -94,15 +102,30 @@ def decode_rows(body: bytes) -> list[dict] | None:
         got = got.rows
     if len(got) > BATCH_ROWS_MAX:
         return None
-    rows = msgspec.to_builtins(got)
-    for r in rows:
-        for name in _NAN_NAMES:         # null is nan where the DEFAULT is nan, as check_rows makes it
+    for name, top in _TOPS:
+        if any(v > top for v in map(attrgetter(name), got)):
+            return None
+    if len(set(map(_ids, got))) != len(got):       # check_rows names the repeat
+        return None
+    return got
+
+
+def as_rows(dicts: list[dict]) -> list:
+    """``check_rows``'s canonical dicts (values already checked) as ``PostedRow``s."""
+    return msgspec.convert(dicts, list[PostedRow])
+
+
+def row_items(rows: list) -> list[bytes]:
+    """Each row's JSON, from one msgspec call for them all (frames.py ``split_rows``)."""
+    got = split_rows(_ENCODER.encode(rows), len(rows), FIRST)
+    return got if got is not None else [_ENCODER.encode(r) for r in rows]
+
+
+def row_dicts(items: list[bytes]) -> list[dict]:
+    """The canonical dicts (``check_rows``'s values: nan, not null) of rows' JSON ``items``."""
+    dicts = orjson.loads(b"[" + b",".join(items) + b"]")
+    for r in dicts:
+        for name in NAN_NAMES:
             if r[name] is None:
                 r[name] = math.nan
-        for name, top in _TOPS:
-            if r[name] > top:
-                return None
-    ids = [r[ID] for r in rows]
-    if len(set(ids)) != len(ids):       # check_rows names the repeat
-        return None
-    return rows
+    return dicts

@@ -1,33 +1,32 @@
-"""A group's stored posts made ready for the GET memory and the WebSocket, on the worker thread.
+"""A group's stored posts made ready for the GET memory and the WebSocket, beside the check.
 
 The rows a group of posts stored enter the GET memory (recent.py) and the opportunities channel
 (hub.py, numbered in seq_index.py) on the event loop, which also answers every HTTP request.
-What those steps need that depends on the rows alone is made here, once per group and on the
-worker thread that checked them (group_commit.py): each row's key (time, id) in key order, the
-ids as 16 bytes for the sequence index, the count of each type, and the list columns as tuples
-(the memory's row form: a dict of only strings, numbers and tuples stops being tracked by the
-cycle collector). The loop is left with what orders the rows among others: the memory's merge
-and the channel's numbering.
+What those steps need that depends on the rows alone is made here, once per group, where the
+group was checked (group_commit.py): each row's JSON (made with the check), its key (time, id)
+in key order, the ids as 16 bytes for the sequence index, and the count of each type. No row
+becomes a dict: the memory makes the dicts of a group's rows from their JSON when a page first
+reads them (posted_json.py ``row_dicts``). The loop is left with what orders the rows among
+others: the memory's merge and the channel's numbering.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 
 from .opportunity_rows import ID
-from .post_columns import RULES
 from .seq_index import uuid_bytes
 
-_LIST_COLUMNS = tuple(r.name for r in RULES if r.kind == "str_list")
+_ids, _times, _types = attrgetter(ID), attrgetter("timestamp_ns"), attrgetter("type")
 
 
 @dataclass
 class PostedRows:
-    rows: list[dict]            # the canonical row dicts (post_columns.NAMES order), list columns as tuples
-    items: list[bytes]          # each row's JSON (as ``orjson.dumps`` of its dict)
+    items: list[bytes]          # each row's JSON (posted_json.py ``row_items``), in row order
     ids: list[str]              # opportunity ids, in row order
     times_ns: np.ndarray        # int64 ``timestamp_ns``, in row order
     id_bytes: np.ndarray        # ``V16``: the ids' 16 bytes, in row order
@@ -35,16 +34,12 @@ class PostedRows:
     types: Counter              # rows per opportunity type
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.items)
 
 
-def posted_rows(rows: list[dict], items: list[bytes]) -> PostedRows:
-    """``rows`` (canonical dicts, distinct ids) and their JSON, made ready; changes ``rows``' list
-    columns into tuples in place (their JSON is the same)."""
-    for r in rows:
-        for name in _LIST_COLUMNS:
-            r[name] = tuple(r[name])
-    ids = [r[ID] for r in rows]
-    times = [r["timestamp_ns"] for r in rows]
-    return PostedRows(rows, items, ids, np.array(times, np.int64), uuid_bytes(ids), sorted(zip(times, ids)),
-                      Counter(r["type"] for r in rows))
+def posted_rows(rows: list, items: list[bytes]) -> PostedRows:
+    """``rows`` (posted_json.py ``PostedRow``s, distinct ids) and their JSON, made ready."""
+    ids = list(map(_ids, rows))
+    times = list(map(_times, rows))
+    return PostedRows(items, ids, np.array(times, np.int64), uuid_bytes(ids), sorted(zip(times, ids)),
+                      Counter(map(_types, rows)))

@@ -123,20 +123,22 @@ def window_start(f: OpportunityFilter, after: Key | None) -> tuple[Key | None, b
 
 
 class _Batch:
-    """Rows that entered memory together: their page-shape table, and each row's dict and JSON made
-    when a page (or a GET by id) first needs them: taking a batch in costs columns, not rows."""
-    __slots__ = ("table", "list_columns", "_dicts", "_json")
+    """Rows that entered memory together: their page-shape table (or, for posted rows, their JSON
+    and how to read it back), and each row's dict and JSON made when a page (or a GET by id) first
+    needs them: taking a batch in costs columns, not rows."""
+    __slots__ = ("table", "list_columns", "_dicts", "_json", "_loads")
 
-    def __init__(self, table: pa.Table | None, list_columns: list[str], dicts: list[dict] | None = None,
-                 items: list[bytes] | None = None):
+    def __init__(self, table: pa.Table | None, list_columns: list[str], items: list[bytes] | None = None,
+                 loads=None):
         self.table = table
         self.list_columns = list_columns
-        self._dicts = dicts
+        self._dicts = None
         self._json = items
+        self._loads = loads             # the rows' dicts from ``items`` (when there is no table)
 
     def dicts(self) -> list[dict]:
         if self._dicts is None:
-            dicts = table_rows(self.table)
+            dicts = table_rows(self.table) if self.table is not None else self._loads(self._json)
             for r in dicts:
                 for name in self.list_columns:      # a tuple of str: the collector stops tracking the row
                     r[name] = tuple(r[name])
@@ -204,18 +206,18 @@ class RecentOpportunities:
             ids = table.column(ID).to_pylist()
         return self._take(_Batch(table, self._list_columns), ids, table.column("timestamp_ns").to_pylist())
 
-    def add_posted(self, dicts: list[dict], items: list[bytes], ids: list[str], keys: list[Key]) -> int:
-        """Rows already in the page shape as dicts (keys in the schema's order, list columns as
-        tuples: posted_rows.py), their JSON, their ids (distinct) and their keys sorted; ids already
-        held are skipped. Rows added."""
+    def add_posted(self, items: list[bytes], ids: list[str], keys: list[Key], loads) -> int:
+        """Rows in the page shape as their JSON (keys in the schema's order), their ids (distinct)
+        and their keys sorted; ``loads(items)``: their dicts, made when a page first reads them.
+        Ids already held are skipped. Rows added."""
         if self.rows.keys() & ids:          # (rare: a posted id the memory holds) those rows are left out
             keep = [i for i, oid in enumerate(ids) if oid not in self.rows]
-            dicts, items, ids = [dicts[i] for i in keep], [items[i] for i in keep], [ids[i] for i in keep]
+            items, ids = [items[i] for i in keep], [ids[i] for i in keep]
             kept = set(ids)
             keys = [k for k in keys if k[1] in kept]
-        if not dicts:
+        if not items:
             return 0
-        return self._take(_Batch(None, self._list_columns, dicts, items), ids, None, keys)
+        return self._take(_Batch(None, self._list_columns, items, loads), ids, None, keys)
 
     def _take(self, batch: _Batch, ids: list[str], times: list[int] | None, new: list[Key] | None = None) -> int:
         """Take ``batch`` in: its rows' ids, and their times (or their keys ``new``, already sorted)."""

@@ -27,6 +27,7 @@ import pyarrow as pa
 from ..store.columns import conform
 from .opportunity_rows import TABLE
 from .post_columns import NAMES
+from .posted_json import row_dicts
 from .recent import RecentOpportunities, page_table, store_cover
 from .store_access import OpportunityFilter
 
@@ -53,15 +54,15 @@ class OpportunityPages:
 
     # -- rows in
     def add_posted(self, posted) -> None:
-        """The rows a group of posts stored (posted_rows.PostedRows: canonical dicts in post_columns.py
-        ``NAMES`` order, their JSON and keys): one merge into memory a group. They are the page shape
+        """The rows a group of posts stored (posted_rows.PostedRows: their JSON, keys in post_columns.py
+        ``NAMES`` order, their ids and keys): one merge into memory a group. They are the page shape
         when the live table's columns are the code's (else they go through the table path, as engine
         rows do)."""
         if tuple(self.recent.schema.names) != NAMES:
-            self._add(pa.Table.from_pylist(posted.rows), None)
+            self._add(pa.Table.from_pylist(row_dicts(posted.items)), None)
             return
         try:
-            self.recent.add_posted(posted.rows, posted.items, posted.ids, posted.keys)
+            self.recent.add_posted(posted.items, posted.ids, posted.keys, row_dicts)
         except Exception:       # noqa: BLE001 - as in _add
             log.exception("posted rows could not enter the GET index; pages now come from the store")
             self.recent.mark_uncovered()
