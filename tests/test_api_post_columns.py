@@ -290,6 +290,7 @@ def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
             assert gone == twin[:len(twin) - 5_000]
             twin = twin[len(twin) - 5_000:]
         assert len(keys) == len(twin) and keys.last() == twin[-1]
+        assert keys.maxes == [c[-1] for c in keys.chunks]       # (kept by add and drop_first, not walked)
         assert all(len(c) <= SK.CHUNK for c in keys.chunks)
         if step % 10 == 0:
             assert list(keys) == twin

@@ -13,7 +13,7 @@ import pytest
 
 from workbench.api.hub import Hub
 from workbench.api.opportunity_rows import RowError, check_arrow_batch, check_batch
-from workbench.api.recent import RecentOpportunities, page_table, store_cover
+from workbench.api.recent import ROW_BITS, RecentOpportunities, page_table, store_cover
 from workbench.api.security import Guard, is_loopback
 from workbench.api.shared_frame import Shared
 from workbench.api.service import ServeOptions
@@ -361,7 +361,7 @@ def test_memory_taken_as_tables_answers_byte_for_byte_as_the_store(store):
 
 
 def test_memory_entries_leave_the_collector_and_a_batch_goes_with_its_last_row():
-    """Each held row's entry is two ints (its batch's number, its row): the cycle collector stops
+    """Each held row's entry is one int (its batch's number and its row): the cycle collector stops
     tracking it, so a full memory does not lengthen full collections; a batch is let go when the
     last of its rows is dropped."""
     import gc
@@ -380,5 +380,5 @@ def test_memory_entries_leave_the_collector_and_a_batch_goes_with_its_last_row()
     assert not any(gc.is_tracked(e) for e in memory.rows.values())
     # the 25 newest keys are held: the batches of the others are gone, the rest still answer by id
     held = {oid for _, oid in memory.keys.iter_from(None, True)}
-    assert len(memory._batches) == len({memory.rows[oid][0] for oid in held}) <= 4
+    assert len(memory._batches) == len({memory.rows[oid] >> ROW_BITS for oid in held}) <= 4
     assert all(memory.row(oid)[0]["opportunity_id"] == oid for oid in held)

@@ -23,7 +23,6 @@ repeated GET while no row arrived costs a dict lookup.
 from __future__ import annotations
 
 import collections
-from itertools import repeat
 
 import numpy as np
 import orjson
@@ -40,6 +39,8 @@ _UUID_DASH_AT = [8, 13, 18, 23]              # where the canonical text of a UUI
 _UUID_HEX_AT = [i for i in range(36) if i not in _UUID_DASH_AT]
 
 MEMORY_ROWS = 200_000          # rows the index keeps; older pages come from the store
+ROW_BITS = 32                  # a memory entry: its batch's number above these bits, its row in them
+ROW_MASK = (1 << ROW_BITS) - 1
 CACHE_PAGES = 4_096            # encoded pages kept per data version
 
 Key = tuple  # (timestamp_ns, opportunity_id)
@@ -169,10 +170,11 @@ class RecentOpportunities:
         self.cache_pages = cache_pages
         self.held = False
         self.keys = SortedKeys()
-        # id -> (its batch's number, its row in it): two ints, so the cycle collector stops tracking
-        # each entry (a tuple holding the batch itself stays tracked: 200,000 rows in memory made a
-        # full collection walk 260,000 objects); the batches by number, and their rows still held
-        self.rows: dict[str, tuple[int, int]] = {}
+        # id -> its batch's number and its row in it, as one int (number << ROW_BITS | row): no object
+        # the cycle collector tracks (a tuple holding the batch itself stays tracked: 200,000 rows in
+        # memory made a full collection walk 260,000 objects), and no tuple made per row; the batches
+        # by number, and their rows still held
+        self.rows: dict[str, int] = {}
         self._batches: dict[int, _Batch] = {}
         self._held_rows: dict[int, int] = {}
         self._next_batch = 0
@@ -225,7 +227,8 @@ class RecentOpportunities:
         self._next_batch += 1
         self._batches[number] = batch
         self._held_rows[number] = len(ids)
-        self.rows.update(zip(ids, zip(repeat(number), range(len(ids)))))
+        base = number << ROW_BITS
+        self.rows.update(zip(ids, range(base, base + len(ids))))
         new = sorted(zip(times, ids)) if new is None else new
         # a new SortedKeys, never one changed in place: a page scanned on a worker thread keeps the one it took
         keys = self.keys.add(new)
@@ -233,7 +236,7 @@ class RecentOpportunities:
         if over > 0:
             keys, gone = keys.drop_first(over)
             pop, held = self.rows.pop, self._held_rows
-            for number, k in collections.Counter(pop(oid)[0] for _, oid in gone).items():
+            for number, k in collections.Counter(pop(oid) >> ROW_BITS for _, oid in gone).items():
                 held[number] -= k
                 if not held[number]:
                     del held[number], self._batches[number]
@@ -246,8 +249,8 @@ class RecentOpportunities:
     def row(self, oid: str) -> tuple[dict, bytes] | None:
         """The held row ``oid`` as (dict, JSON bytes); None when memory does not hold it."""
         entry = self.rows.get(oid)
-        batch = self._batches.get(entry[0]) if entry is not None else None
-        return batch.row(entry[1]) if batch is not None else None
+        batch = self._batches.get(entry >> ROW_BITS) if entry is not None else None
+        return batch.row(entry & ROW_MASK) if batch is not None else None
 
     def hold(self, held: bool) -> None:
         """Rows this process saw wait outside memory (``held``): meanwhile every page asks the store."""
@@ -289,9 +292,9 @@ class RecentOpportunities:
             if f.until_ns is not None and k[0] >= f.until_ns:
                 break
             entry = rows.get(k[1])          # None: dropped meanwhile (the data version moved on)
-            batch = batches.get(entry[0]) if entry is not None else None
-            if batch is not None and matches(f, batch.dicts()[entry[1]]):
-                out.append((k, batch.row(entry[1])))
+            batch = batches.get(entry >> ROW_BITS) if entry is not None else None
+            if batch is not None and matches(f, batch.dicts()[entry & ROW_MASK]):
+                out.append((k, batch.row(entry & ROW_MASK)))
                 if len(out) >= n:
                     break
         return out

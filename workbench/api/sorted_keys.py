@@ -24,10 +24,12 @@ Key = tuple             # (timestamp_ns, opportunity_id)
 class SortedKeys:
     __slots__ = ("chunks", "maxes", "n")
 
-    def __init__(self, chunks: list[list[Key]] | None = None):
+    def __init__(self, chunks: list[list[Key]] | None = None, maxes: list[Key] | None = None, n: int | None = None):
+        """``maxes`` and ``n``, when the caller knows them (each chunk's last key, the keys in all):
+        walking a full memory's chunks for them cost more than the rest of a small batch's add."""
         self.chunks = chunks or []
-        self.maxes = [c[-1] for c in self.chunks]
-        self.n = sum(len(c) for c in self.chunks)
+        self.maxes = [c[-1] for c in self.chunks] if maxes is None else maxes
+        self.n = sum(map(len, self.chunks)) if n is None else n
 
     def __len__(self) -> int:
         return self.n
@@ -45,8 +47,8 @@ class SortedKeys:
         if new[0] > maxes[-1]:      # after every key held (rows arriving in time order): append, no search
             tail = chunks[-1] + new if len(chunks[-1]) < CHUNK else new
             start = len(chunks) - 1 if tail is not new else len(chunks)
-            chunks[start:] = [tail[i:i + CHUNK] for i in range(0, len(tail), CHUNK)]
-            return SortedKeys(chunks)
+            chunks[start:] = parts = [tail[i:i + CHUNK] for i in range(0, len(tail), CHUNK)]
+            return SortedKeys(chunks, maxes[:start] + [c[-1] for c in parts], self.n + len(new))
         # which chunk each new key joins: the first whose greatest key is above it (or the last)
         parts: dict[int, list[Key]] = {}
         j = 0
@@ -58,23 +60,22 @@ class SortedKeys:
             merged = chunks[j] + parts[j]
             merged.sort()                           # two sorted runs: one merge pass
             chunks[j:j + 1] = [merged[i:i + CHUNK] for i in range(0, len(merged), CHUNK)]
-        return SortedKeys(chunks)
+        return SortedKeys(chunks, n=self.n + len(new))
 
     def drop_first(self, count: int) -> tuple["SortedKeys", list[Key]]:
         """A new SortedKeys without the ``count`` smallest keys, and those keys in order."""
         gone: list[Key] = []
-        chunks = list(self.chunks)
-        while count > 0 and chunks:
-            c = chunks[0]
-            if len(c) <= count:
-                gone += c
-                count -= len(c)
-                chunks.pop(0)
-            else:
-                gone += c[:count]
-                chunks[0] = c[count:]
-                count = 0
-        return SortedKeys(chunks), gone
+        chunks = self.chunks
+        whole = 0                   # chunks dropped whole
+        while count > 0 and whole < len(chunks) and len(chunks[whole]) <= count:
+            gone += chunks[whole]
+            count -= len(chunks[whole])
+            whole += 1
+        chunks = chunks[whole:]
+        if count > 0 and chunks:    # the rest from the first chunk left (its last key stays)
+            gone += chunks[0][:count]
+            chunks[0] = chunks[0][count:]
+        return SortedKeys(chunks, self.maxes[whole:], self.n - len(gone)), gone
 
     def iter_from(self, start: Key | None, inclusive: bool = True):
         """The keys from ``start`` on (at ``start`` itself when ``inclusive``), in order."""
