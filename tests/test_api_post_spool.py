@@ -124,17 +124,17 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 d = Path(sys.argv[1])
 groups = [check_rows(orjson.loads(a)).rows for a in sys.argv[2:5]]
 spool = PostSpool(None, d, threading.Lock())
-spool.append(groups[0], [orjson.dumps(r) for r in groups[0]])
+spool.append([orjson.dumps(r) for r in groups[0]])
 spool.wait_inserted()           # (its try failed) the insert thread took the rows and closed their file
 # the next group goes to a new file, whose write stops at 600 bytes: a partial write, then EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (600, resource.RLIM_INFINITY))
 try:
-    spool.append(groups[1], [orjson.dumps(r) for r in groups[1]])
+    spool.append([orjson.dumps(r) for r in groups[1]])
     print("no error")
 except StoreError as e:
     print("refused:", e)
 resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-spool.append(groups[2], [orjson.dumps(r) for r in groups[2]])
+spool.append([orjson.dumps(r) for r in groups[2]])
 print("pending", spool.pending_rows())
 '''
 
@@ -158,3 +158,63 @@ def test_a_write_cut_short_leaves_no_part_of_its_group_and_the_next_group_is_log
     assert lines.endswith(b"\n")
     ids = [orjson.loads(line)["opportunity_id"] for line in lines.splitlines()]
     assert ids == [r["opportunity_id"] for r in groups[0] + groups[2]]
+
+
+def _fuzzed_rows(n: int, seed: int) -> list[dict]:
+    """Rows whose floats are random bit patterns (huge, tiny, subnormal, negative zero), strings that
+    need escapes, UInt64's top, nulls where the column's DEFAULT is nan."""
+    import random
+    import struct
+    import uuid
+
+    from workbench.api.post_columns import NAMES
+    from workbench.api.posted_json import NAN_NAMES
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        r = {"timestamp_ns": 1_750_000_000_000_000_000 + i, "opportunity_id": str(uuid.UUID(int=rng.getrandbits(128))),
+             "type": rng.choice(["arbitrage", "sandwich", "liquidation"]), "pools": ["P\u00e9\"\\\n", "\x01\u2028\U0001d11e"][:i % 3],
+             "victim_signature": "".join(rng.choice("ab\"\\\n\t\u00e9\U0001d11e{}[],:") for _ in range(rng.randrange(20))),
+             "amount_in": rng.choice([0, 2**64 - 1, rng.getrandbits(64)]), "slot": rng.choice([-2**63, 2**63 - 1, -1]),
+             "source": rng.choice(["unknown", "replay", "live"])}
+        for name in NAMES:
+            if name == "profit" or name in NAN_NAMES:
+                x = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+                x = x if x == x and abs(x) != float("inf") else rng.choice([0.0, -0.0, 5e-324, 1e16, 1.7976931348623157e308])
+                r[name] = None if name in NAN_NAMES and rng.random() < 0.2 else x
+        rows.append(r)
+    return rows
+
+
+def _exact(t) -> list[dict]:
+    """A table's rows with each float as its bits (nan as one value)."""
+    import math
+    return [{k: ("nan" if math.isnan(v) else v.hex()) if isinstance(v, float) else v for k, v in r.items()}
+            for r in t.to_pylist()]
+
+
+def test_a_log_file_is_stored_as_its_rows_arrow_table_is_to_the_bit(tmp_path):
+    """insert_log (the store reads the log's JSON lines itself, with file()) stores what the Arrow
+    route (store_table, then insert_arrow) stores: every float to the bit, strings with escapes,
+    UInt64's top, null as nan. A folder whose name file() would read as a glob takes the Arrow way."""
+    from workbench.api.post_columns import check_group, store_table
+    from workbench.api.post_spool import insert_log
+
+    group = check_group([(orjson.dumps(_fuzzed_rows(600, seed=9)), False)])
+    assert group.spans == [(0, 600)]
+    ways = {}
+    with connect(f"chdb://{tmp_path / 'db'}") as store:
+        for way, folder in (("arrow", None), ("file", "log"), ("glob", "lo{g}*")):
+            if folder is None:
+                store.insert_arrow(TABLE, store_table(group.rows))
+            else:
+                path = tmp_path / folder / "1.jsonl"
+                path.parent.mkdir()
+                path.write_bytes(b"\n".join(group.items) + b"\n")
+                insert_log(store, path)
+            ways[way] = _exact(store.query_arrow(f"SELECT * FROM {store.table(TABLE)} ORDER BY opportunity_id"))
+            store.command(f"TRUNCATE TABLE {store.table(TABLE)}")
+    assert len(ways["arrow"]) == 600
+    assert ways["file"] == ways["arrow"]
+    assert ways["glob"] == ways["arrow"]

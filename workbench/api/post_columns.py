@@ -94,6 +94,34 @@ def store_table(rows: list, pause_s: float = 0.0) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=STORE_SCHEMA)
 
 
+def _log_select() -> tuple[list[str], list[str], str]:
+    """How the store reads a post log's JSON lines (post_spool.py) with file(): the table's columns,
+    the SELECT that makes each from its JSON field, and the file's structure. A time travels as int
+    ns, a UUID and an enum label as text (converted by the INSERT, as the Arrow route's enum codes
+    and UUID text are), a nan as null."""
+    names, select, structure = [], [], []
+    for col, rule in zip(S.TABLES[TABLE].columns, RULES):
+        q = f"`{rule.name}`"
+        names.append(col.name)
+        if rule.kind == "time":
+            select.append(f"fromUnixTimestamp64Nano({q})")
+            structure.append(f"{q} Int64")
+        elif rule.kind == "nan":
+            select.append(f"ifNull({q}, nan)")
+            structure.append(f"{q} Nullable({col.ch_type})")
+        else:
+            select.append(q)
+            plain = "String" if col.kind in (S.UUID_, S.ENUM) or col.ch_type == "LowCardinality(String)" else col.ch_type
+            structure.append(f"{q} {plain}")
+    return names, select, ", ".join(structure)
+
+
+LOG_COLUMNS, LOG_SELECT, LOG_STRUCTURE = _log_select()
+# floats parsed exactly (ClickHouse's default fast parse may miss by an ulp); one thread per file:
+# a parallel parse of an insert's few MB costs more CPU than it saves time
+LOG_SETTINGS = {"precise_float_parsing": 1, "input_format_parallel_parsing": 0}
+
+
 @dataclass
 class CheckedGroup:
     """The accepted rows of a group of posts, in arrival order, and each request's share.

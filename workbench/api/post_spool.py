@@ -6,10 +6,14 @@ its group's insert waited for that insert (and for the one before it), and many 
 made many small parts to merge. Here a group's new rows are appended to the spool's log (one
 JSON row a line, the rows' own JSON, made once for the WebSocket too: one ``write`` a group)
 and the posts are answered; a thread inserts everything logged since its last insert at most
-every ``INSERT_INTERVAL_S`` (sooner when ``INSERT_ROWS`` rows wait), one statement for all of
-it, and removes the log files it covered. So an insert serves hundreds of posts, the store
-writes few, large parts, and the store's table is made once an insert, on that thread
-(post_columns.py ``store_table``), not once a group under the posts' GIL.
+every ``INSERT_INTERVAL_S`` (sooner when ``INSERT_ROWS`` rows wait), and removes the log files
+it covered. So an insert serves hundreds of posts and the store writes few, large parts. The
+store reads the log file itself (``insert_log``: ``INSERT ... SELECT ... FROM file()``, JSON
+parsed and converted in ClickHouse, floats exactly), so the thread holds no GIL while it
+inserts: a table made in Python (post_columns.py ``store_table``, a few microseconds a row with
+the GIL held) kept the event loop waiting for the GIL whenever the loop let it go, at every
+write of a group. That table is made only after a failed insert and at a restart, where every
+line is checked again.
 
 What an answered post promises is what a chDB insert promised: the line is written but not
 fsynced (chDB does not fsync its parts either), so the rows survive a crash of the server's
@@ -33,14 +37,13 @@ import time
 from pathlib import Path
 
 import orjson
-import pyarrow as pa
 
 from ..errors import StoreError
 from ..store import Spool
-from ..store.clickhouse import EMBEDDED_STREAM_ROWS_MAX
+from ..store.clickhouse import EMBEDDED_STREAM_ROWS_MAX, file_path_plain
 from ..store.spool import missing_rows
 from .opportunity_rows import TABLE, RowError, check_rows
-from .post_columns import store_table
+from .post_columns import LOG_COLUMNS, LOG_SELECT, LOG_SETTINGS, LOG_STRUCTURE, store_table
 from .posted_json import as_rows
 
 log = logging.getLogger(__name__)
@@ -50,7 +53,7 @@ LOG_SUFFIX = ".jsonl"                       # a log file: one posted row's JSON 
 INSERT_INTERVAL_S = 0.25                    # the background insert's pace: few, large parts
 INSERT_ROWS = EMBEDDED_STREAM_ROWS_MAX      # rows waiting that start an insert before the interval ends
 RETRY_S = 1.0                               # wait after a failed insert
-HANDOVER_S = 1e-3                           # store_table's pause after each column: the GIL to the loop
+HANDOVER_S = 1e-3                           # store_table's pause after each column (the GIL to the loop)
 
 
 def post_spool_dir(dsn) -> Path | None:
@@ -77,8 +80,7 @@ def read_log(path: Path) -> tuple[list, int]:
 
 
 class PostSpool:
-    """``append(rows, items)`` logs a group's new rows (``PostedRow``s and their JSON); a thread
-    inserts them later.
+    """``append(items)`` logs a group's new rows (their JSON); a thread inserts them later.
 
     ``write_lock`` is held around each use of ``store`` (the connection the posts share);
     ``after_insert`` runs on the spool's thread after each insert (the id set's merge)."""
@@ -91,8 +93,8 @@ class PostSpool:
         self._path: Path | None = None
         self._size = 0                              # its length: where a failed write is cut back to
         self._next = self._first_number()
-        self._closed: list[Path] = []               # log files whose rows all wait in _pending
-        self._pending: list = []              # logged, not yet inserted, in order
+        self._closed: list[Path] = []               # closed log files, not yet taken by an insert
+        self._pending = 0                           # rows logged, not yet inserted
         self._cond = threading.Condition(threading.Lock())     # (never re-entered)
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -121,7 +123,7 @@ class PostSpool:
                 rows += got
                 skipped += bad
             if rows:
-                data = missing_rows(self._store, TABLE, store_table(rows))
+                data = missing_rows(self._store, TABLE, store_table(rows, pause_s=HANDOVER_S))
                 if data.num_rows:
                     self._store.insert_arrow(TABLE, data)
                 inserted = data.num_rows
@@ -136,9 +138,9 @@ class PostSpool:
                             "stored), %d left, %d set aside", stats.files, stats.rows_inserted, stats.rows_skipped,
                             stats.files_left, len(stats.rejected))
 
-    def append(self, rows: list, items: list[bytes]) -> None:
-        """Log ``rows`` (``items``: their JSON; written, not fsynced, when this returns) for the
-        next insert. A failed write keeps nothing of them (StoreError)."""
+    def append(self, items: list[bytes]) -> None:
+        """Log rows (``items``: their JSON; written, not fsynced, when this returns) for the next
+        insert. A failed write keeps nothing of them (StoreError)."""
         data = b"\n".join(items) + b"\n"
         with self._cond:
             try:
@@ -148,8 +150,8 @@ class PostSpool:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="post-inserts", daemon=True)
                 self._thread.start()
-            self._pending += rows
-            if len(self._pending) >= INSERT_ROWS or len(self._pending) == len(rows):
+            self._pending += len(items)
+            if self._pending >= INSERT_ROWS or self._pending == len(items):
                 self._cond.notify()
 
     def _write(self, data: bytes) -> None:
@@ -182,7 +184,7 @@ class PostSpool:
 
     def pending_rows(self) -> int:
         with self._cond:
-            return len(self._pending)
+            return self._pending
 
     def wait_inserted(self) -> None:
         """Wait until every row logged so far is inserted (or a try failed)."""
@@ -206,48 +208,45 @@ class PostSpool:
     def _run(self) -> None:
         last = float("-inf")        # the first insert goes at once: a lone post waits for none
         retry = False               # the last try failed: only the rows the store lacks go in
-        table, taken_rows, files = None, 0, []
+        files, taken = [], 0        # the log files of the next insert, and their rows
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending or self._closing)
                 if not self._pending:
                     return
                 # gather until the interval since the last insert ends (a lone post waits at most that)
-                self._cond.wait_for(lambda: self._closing or len(self._pending) >= INSERT_ROWS,
+                self._cond.wait_for(lambda: self._closing or self._pending >= INSERT_ROWS,
                                     timeout=max(0.0, last + (RETRY_S if retry else INSERT_INTERVAL_S) - time.monotonic()))
-                # every row of the files taken is in the rows taken: the file appended to is closed
+                # the file appended to is closed: every row logged so far is in the files taken
                 self._close_file()
                 files += self._closed
                 self._closed = []
-                new = self._pending[taken_rows:]
+                taken = self._pending
                 closing = self._closing
             last = time.monotonic()
             try:
-                if new:         # (after a failed try, the table of the rows taken so far is kept)
-                    part = store_table(new, pause_s=HANDOVER_S)
-                    table = part if table is None else pa.concat_tables([table, part])
-                    taken_rows += len(new)
-                data = table
                 with self._write_lock:
                     if retry:
-                        data = missing_rows(self._store, TABLE, data)
-                    self._store.insert_arrow(TABLE, data)
+                        self._insert_missing(files)
+                    else:
+                        for path in files:
+                            insert_log(self._store, path)
             except Exception as e:      # noqa: BLE001 - the rows stay logged: tried again, or at the next start
                 with self._cond:
                     self.failures += 1
                     self._cond.notify_all()
                 retry = True
                 log.error("posted rows (%d, answered) could not be inserted; they stay in %s and are tried again: %s",
-                          taken_rows, self.dir, e)
+                          taken, self.dir, e)
                 if closing:
                     return
                 continue
             retry = False
             self.inserts += 1
             with self._cond:
-                del self._pending[:taken_rows]
+                self._pending -= taken
                 self._cond.notify_all()
-            table, taken_rows = None, 0
+            taken = 0
             for path in files:
                 path.unlink(missing_ok=True)
             files = []
@@ -256,3 +255,22 @@ class PostSpool:
                     self._after_insert()
                 except Exception:       # noqa: BLE001 - an extra: the insert itself is done
                     log.exception("after a posted rows' insert")
+
+    def _insert_missing(self, files: list[Path]) -> None:
+        """After a failed try (which may have inserted some files): the rows of ``files`` the store
+        lacks, checked again, in one insert."""
+        rows = [r for path in files for r in read_log(path)[0]]
+        if rows:
+            data = missing_rows(self._store, TABLE, store_table(rows, pause_s=HANDOVER_S))
+            if data.num_rows:
+                self._store.insert_arrow(TABLE, data)
+
+
+def insert_log(store, path: Path) -> None:
+    """Insert a log file's rows (our own JSON lines, each checked when posted): the store reads the
+    file itself (``Store.insert_file``), parsing and converting without the GIL, so the event loop
+    keeps it while the store works. A path file() would read as a glob goes the Arrow way."""
+    if not file_path_plain(path):
+        store.insert_arrow(TABLE, store_table(read_log(path)[0], pause_s=HANDOVER_S))
+        return
+    store.insert_file(TABLE, LOG_COLUMNS, LOG_SELECT, path, "JSONEachRow", LOG_STRUCTURE, LOG_SETTINGS)

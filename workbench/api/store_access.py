@@ -258,7 +258,7 @@ class StoreAccess:
                 ids, keep = self._new_rows(group)
                 if keep.any():
                     # one write, so a failure spools nothing of the group
-                    self._post_spool.append(*group.kept(keep))
+                    self._post_spool.append(group.kept(keep)[1])
                     self._seen.add(ids[keep], merge=False)      # (merged on the spool's thread: may run on the loop)
                 return keep
         with self._write_lock:

@@ -132,6 +132,14 @@ def _what(doing: str) -> str:
     return f" while {doing}" if doing else ""
 
 
+_GLOB = re.compile(r"[*?{}\[\]]")
+
+
+def file_path_plain(path) -> bool:
+    """Whether file() reads ``path`` as itself: no glob character in it."""
+    return not _GLOB.search(os.fspath(path))
+
+
 def _quote(text: str) -> str:
     """A ClickHouse string literal."""
     return "'" + str(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -304,6 +312,21 @@ class Store:
                 os.unlink(path)
             except OSError:
                 pass
+
+    def insert_file(self, table: str, columns: list[str], select: list[str], path, fmt: str, structure: str,
+                    settings: dict | None = None) -> None:
+        """``INSERT INTO table (columns) SELECT select FROM file(path, fmt, structure)``: the engine
+        reads, parses and converts a file of this machine itself, one statement, without the GIL
+        (embedded chDB only: a server's file() reads the server's files). ``path`` may hold no glob
+        character, which file() would expand (``file_path_plain``)."""
+        if not self.dsn.embedded:
+            raise StoreError(f"{self.dsn.redacted()} is a ClickHouse server: it cannot read {path} with file()")
+        if not file_path_plain(path):
+            raise ValueError(f"{path} holds a character file() reads as a glob (* ? {{ }} [ ])")
+        sql = (f"INSERT INTO {self.table(table)} ({', '.join(f'`{c}`' for c in columns)}) SELECT {', '.join(select)} "
+               f"FROM file({_quote(os.fspath(path))}, {_quote(fmt)}, {_quote(structure)})"
+               + _settings_clause(settings or {}))
+        self._call(f"inserting {os.fspath(path)} into {table}", self.client.command, sql)
 
     def insert_batch(self, table: str, data: pa.Table, dedup_token: str | None = None,
                      run_id: str | None = None) -> int:
