@@ -256,15 +256,22 @@ def test_row_items_differ_from_orjson_only_in_a_positive_exponents_sign():
 
 
 def test_seen_ids_agree_with_a_python_set():
+    """Random ids, and runs of ids that share their first 64 bits, some of them added twice: the
+    set answers as a Python set does, through adds and merges."""
     rnd = random.Random(4)
-    ids = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(3000)]
+    ids = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(2400)]
+    heads = [rnd.getrandbits(64) for _ in range(30)]
+    ids += [str(uuid.UUID(int=rnd.choice(heads) << 64 | rnd.getrandbits(64))) for _ in range(600)]
+    rnd.shuffle(ids)
+    ids += rnd.sample(ids, 40)
     start = set(ids[:500])
     seen, twin = SeenIds(id_array(sorted(start))), set(start)
-    for k in range(500, 3000, 37):
+    for k in range(500, len(ids), 37):
         chunk = ids[k:k + 37]
         seen.add(id_array(chunk), merge=bool(k % 3))
         twin.update(chunk)
-        probe = rnd.sample(ids, 50) + [str(uuid.uuid4()) for _ in range(5)]
+        probe = rnd.sample(ids, 50) + [str(uuid.uuid4()) for _ in range(5)] + \
+            [str(uuid.UUID(int=rnd.choice(heads) << 64 | rnd.getrandbits(64))) for _ in range(5)]
         assert seen.contains(id_array(probe)).tolist() == [p in twin for p in probe]
     assert SeenIds().contains(id_array(ids[:3])).tolist() == [False] * 3
     assert SeenIds(id_array([])).contains(np.zeros(0, "S36")).tolist() == []
