@@ -3,7 +3,7 @@
 A POST of a few rows costs little to insert once posts share an insert (group_commit.py); what
 was left was the check. Here each JSON body of a group is decoded and checked in one C pass
 (posted_json.py) into rows (``PostedRow`` structs), whose JSON the GET memory and the WebSocket
-send is encoded once, for the whole group (``row_items``). A body that pass refuses (a bad
+send is encoded once (``posted_items``). A body that pass refuses (a bad
 value, or a form it leaves to ``check_rows``, such as an upper-case UUID or an integer profit),
 and every Arrow body, is checked by ``check_rows``, value by value, which either names the first
 bad row and field (422, nothing of that request written) or accepts it with the same values as
@@ -30,7 +30,7 @@ from ..errors import StoreError
 from ..store import schema as S
 from .opportunity_rows import ID, TABLE, PostedBatch, RowError, check_arrow_batch, check_rows, enum_pairs, json_name, \
     parse_batch
-from .posted_json import NAN_NAMES, as_rows, decode_rows, row_items
+from .posted_json import NAN_NAMES, as_rows, decode_rows, posted_items
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class CheckedGroup:
     that refused it (RowError, or conform's StoreError)."""
     ids: list[str]                          # canonical UUID text per row
     rows: list                              # the rows (posted_json.py ``PostedRow``)
-    items: list[bytes]                      # each row's JSON (posted_json.py ``row_items``)
+    items: list[bytes]                      # each row's JSON (posted_json.py ``posted_items``)
     spans: list = field(default_factory=list)
 
     def kept(self, keep: np.ndarray) -> tuple[list, list[bytes]]:
@@ -158,7 +158,7 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
         ids += map(_id, got)
         rows += got
         spans.append((lo, len(ids)))
-    return CheckedGroup(ids, rows, row_items(rows), spans)
+    return CheckedGroup(ids, rows, posted_items(rows), spans)
 
 
 def checked_group_of(batches: list[PostedBatch]) -> CheckedGroup:
@@ -168,7 +168,7 @@ def checked_group_of(batches: list[PostedBatch]) -> CheckedGroup:
         spans.append((len(ids), len(ids) + len(b.ids)))
         ids += b.ids
         rows += as_rows(b.rows)
-    return CheckedGroup(ids, rows, row_items(rows), spans)
+    return CheckedGroup(ids, rows, posted_items(rows), spans)
 
 
 def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:

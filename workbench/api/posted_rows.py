@@ -26,7 +26,7 @@ _ids, _times, _types = attrgetter(ID), attrgetter("timestamp_ns"), attrgetter("t
 
 @dataclass
 class PostedRows:
-    items: list[bytes]          # each row's JSON (posted_json.py ``row_items``), in row order
+    items: list[bytes]          # each row's JSON (posted_json.py ``posted_items``), in row order
     ids: list[str]              # opportunity ids, in row order
     times_ns: np.ndarray        # int64 ``timestamp_ns``, in row order
     id_bytes: np.ndarray        # ``V16``: the ids' 16 bytes, in row order
