@@ -132,12 +132,13 @@ class GroupCommit:
         except Exception as e:          # noqa: BLE001 - every request that reached the insert gets it
             return [(422, refusal(s)) if isinstance(s, Exception) else e for s in group.spans], None, 0
         answers = []
+        every = bool(keep.all())            # (the usual group: no duplicate, no per-request mask)
         for span in group.spans:
             if isinstance(span, Exception):
                 answers.append((422, refusal(span)))
                 continue
             lo, hi = span
-            ids = [group.ids[lo + j] for j in np.flatnonzero(keep[lo:hi]).tolist()]
+            ids = group.ids[lo:hi] if every else [group.ids[lo + j] for j in np.flatnonzero(keep[lo:hi]).tolist()]
             answers.append((201 if ids else 200,
                             orjson.dumps({"inserted": len(ids), "duplicates": hi - lo - len(ids), "ids": ids})))
         rows, items = group.kept(keep)

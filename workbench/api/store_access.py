@@ -278,9 +278,12 @@ class StoreAccess:
         if not n:
             return np.zeros(0, f"S{ID_BYTES}"), np.zeros(0, bool)
         ids = id_array(group.ids)                       # canonical text: one id, one spelling
-        uniq, first = np.unique(ids, return_index=True)
-        keep = np.zeros(n, bool)
-        keep[first] = True                              # the first row of each id in the group
+        if len(set(group.ids)) == n:                    # (the usual group: no id twice; no sort to find out)
+            uniq, keep = ids, np.ones(n, bool)
+        else:
+            uniq, first = np.unique(ids, return_index=True)
+            keep = np.zeros(n, bool)
+            keep[first] = True                          # the first row of each id in the group
         keep &= ~self._stored_mask(ids, uniq)
         return ids, keep
 
