@@ -277,6 +277,42 @@ def test_seen_ids_agree_with_a_python_set():
     assert SeenIds(id_array([])).contains(np.zeros(0, "S36")).tolist() == []
 
 
+def test_seen_ids_grow_on_another_thread_while_ids_are_added_and_looked_up():
+    """The table grows (merge) on one thread while another adds and looks up: ids that share all
+    but their last digits (a load test's counter), the nil id; every answer is a Python set's."""
+    import threading
+
+    from workbench.api import seen_ids as S
+
+    ids = [f"{7:08x}-{t:04x}-4000-8000-{c:012x}" for t in range(3) for c in range(12_000)]
+    ids.append("00000000-0000-0000-0000-000000000000")
+    random.Random(6).shuffle(ids)
+    seen, twin = S.SeenIds(id_array(ids[:100])), set(ids[:100])
+    stop = threading.Event()
+
+    def grow():
+        while not stop.is_set():
+            seen.merge()
+
+    t = threading.Thread(target=grow)
+    t.start()
+    try:
+        slots = {len(seen._tab)}
+        for k in range(100, len(ids), 250):
+            chunk = ids[k:k + 250]
+            probe = ids[max(0, k - 300):k + 300]
+            assert seen.contains(id_array(probe)).tolist() == [p in twin for p in probe]
+            seen.add(id_array(chunk), merge=False)
+            twin.update(chunk)
+            slots.add(len(seen._tab))
+    finally:
+        stop.set()
+        t.join()
+    assert seen.contains(id_array(ids)).all() and len(seen) == len(ids)
+    assert len(slots) >= 3                      # it grew, more than once
+    assert not seen.contains(id_array([f"{7:08x}-{3:04x}-4000-8000-{1:012x}"])).any()
+
+
 def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
     """api/sorted_keys.py against its twin, a plain sorted list: interleaved adds (one time, ids
     from two writers, as a load test posts), evictions, and scans from any start."""
