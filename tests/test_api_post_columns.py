@@ -417,3 +417,20 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
     both = posted_rows([group.rows[at], *g.rows], [p.items[at], *fresh.items])
     assert mem.add_posted(both.items, both.ids, both.keys, row_dicts) == 2  # the held one left out
     assert list(mem.keys)[-2:] == fresh.keys and len(mem.keys) == 50
+
+
+def test_a_post_log_is_read_in_one_pass_unless_a_line_fails():
+    """posted_json.decode_log: a log's lines as rows with check_batch's values; a line cut short,
+    a UInt64 past its top or a bad value make it give up (post_spool.read_log then goes line by
+    line, naming the line)."""
+    from workbench.api.posted_json import decode_log
+
+    random.seed(12)
+    rows = [_full(), _short(), _full(score=0.25)]
+    lines = [orjson.dumps(r) for r in rows]
+    got = decode_log(b"\n".join(lines) + b"\n")
+    assert [_values(_dict(r)) for r in got] == [_values(r) for r in check_batch(orjson.dumps(rows)).rows]
+    assert decode_log(b"") == []
+    assert decode_log(b"\n".join(lines) + b"\n" + lines[0][:40]) is None
+    assert decode_log(json.dumps(_full(amount_in=2**64)).encode()) is None
+    assert decode_log(orjson.dumps(_full(type="frontrun"))) is None
