@@ -257,7 +257,7 @@ def test_posted_items_differ_from_orjson_only_in_a_positive_exponents_sign():
 
 def test_seen_ids_agree_with_a_python_set():
     """Random ids, and runs of ids that share their first 64 bits, some of them added twice: the
-    set answers as a Python set does, through adds and merges."""
+    set answers as a Python set does, through adds and growths."""
     rnd = random.Random(4)
     ids = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(2400)]
     heads = [rnd.getrandbits(64) for _ in range(30)]
@@ -268,7 +268,7 @@ def test_seen_ids_agree_with_a_python_set():
     seen, twin = SeenIds(id_array(sorted(start))), set(start)
     for k in range(500, len(ids), 37):
         chunk = ids[k:k + 37]
-        seen.add(id_array(chunk), merge=bool(k % 3))
+        seen.add(id_array(chunk), grow=bool(k % 3))
         twin.update(chunk)
         probe = rnd.sample(ids, 50) + [str(uuid.uuid4()) for _ in range(5)] + \
             [str(uuid.UUID(int=rnd.choice(heads) << 64 | rnd.getrandbits(64))) for _ in range(5)]
@@ -278,7 +278,7 @@ def test_seen_ids_agree_with_a_python_set():
 
 
 def test_seen_ids_grow_on_another_thread_while_ids_are_added_and_looked_up():
-    """The table grows (merge) on one thread while another adds and looks up: ids that share all
+    """The table grows (``grow``) on one thread while another adds and looks up: ids that share all
     but their last digits (a load test's counter), the nil id; every answer is a Python set's."""
     import threading
 
@@ -292,7 +292,7 @@ def test_seen_ids_grow_on_another_thread_while_ids_are_added_and_looked_up():
 
     def grow():
         while not stop.is_set():
-            seen.merge()
+            seen.grow()
 
     t = threading.Thread(target=grow)
     t.start()
@@ -302,7 +302,7 @@ def test_seen_ids_grow_on_another_thread_while_ids_are_added_and_looked_up():
             chunk = ids[k:k + 250]
             probe = ids[max(0, k - 300):k + 300]
             assert seen.contains(id_array(probe)).tolist() == [p in twin for p in probe]
-            seen.add(id_array(chunk), merge=False)
+            seen.add(id_array(chunk), grow=False)
             twin.update(chunk)
             slots.add(len(seen._tab))
     finally:

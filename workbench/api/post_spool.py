@@ -88,7 +88,7 @@ class PostSpool:
     """``append(items)`` logs a group's new rows (their JSON); a thread inserts them later.
 
     ``write_lock`` is held around each use of ``store`` (the connection the posts share);
-    ``after_insert`` runs on the spool's thread after each insert (the id set's merge)."""
+    ``after_insert`` runs on the spool's thread after each insert (the id set's growth)."""
 
     def __init__(self, store, directory: Path, write_lock: threading.Lock, after_insert=None):
         self.dir = Path(directory)

@@ -17,7 +17,7 @@ now and then, compared texts through numpy's generic string routine: ids that sh
 prefix (a counter in the tail, as a load test's are; time-ordered UUIDs) made each comparison
 long, and a merge into 800,000 ids held the GIL for up to half a second of the event loop's
 time. The table grows (twice the slots) on the post spool's thread before it is half full
-(``merge``), or, should that thread be behind, on the add that passes three quarters.
+(``grow``), or, should that thread be behind, on the add that passes three quarters.
 """
 
 from __future__ import annotations
@@ -167,8 +167,8 @@ class SeenIds:
                     out |= np.fromiter(map(self._waiting_set.__contains__, ids.tolist()), bool, len(ids))
         return out
 
-    def add(self, ids: np.ndarray, merge: bool = True) -> None:
-        """Add ``ids``; ``merge`` lets this call grow the table ahead of need (``merge``: never on the
+    def add(self, ids: np.ndarray, grow: bool = True) -> None:
+        """Add ``ids``; ``grow`` lets this call grow the table ahead of need (``grow``: never on the
         event loop: a growth allocates and fills a table twice the size)."""
         if not len(ids):
             return
@@ -183,11 +183,11 @@ class SeenIds:
                 ids = None
         if ids is not None:         # past three quarters: grow here first, on whatever thread adds
             self._grow(len(ids))
-            self.add(ids, merge=False)
-        elif merge:
-            self.merge()
+            self.add(ids, grow=False)
+        elif grow:
+            self.grow()
 
-    def merge(self) -> None:
+    def grow(self) -> None:
         """Grow the table once it is half full: call off the event loop, after adds."""
         if self._n * 2 > len(self._tab):
             self._grow(0)

@@ -87,7 +87,7 @@ class StoreAccess:
         # an embedded store on disk: posts are answered once spooled and inserted in the background
         # (post_spool.py); what an earlier server spooled goes in now, before any post looks ids up
         spool_dir = post_spool_dir(self.writer.dsn)
-        self._post_spool = PostSpool(self.writer, spool_dir, self._write_lock, after_insert=self._merge_seen) \
+        self._post_spool = PostSpool(self.writer, spool_dir, self._write_lock, after_insert=self._grow_seen) \
             if spool_dir else None
         if self._post_spool is not None:
             self._post_spool.replay()
@@ -230,9 +230,9 @@ class StoreAccess:
         """Whether a post's id look-up is answered from memory (an embedded store's ids were read)."""
         return self._seen is not None
 
-    def _merge_seen(self) -> None:
+    def _grow_seen(self) -> None:
         if self._seen is not None:
-            self._seen.merge()
+            self._seen.grow()
 
     def note_stored(self, ids) -> None:
         """Ids the server's engine run hands on, which its store writer is about to write (canonical
@@ -245,7 +245,7 @@ class StoreAccess:
                 if self.writer.dsn.embedded and len(ids):
                     self._early.append(ids)
                 return
-        self._seen.add(ids, merge=False)
+        self._seen.add(ids, grow=False)
 
     def insert_group(self, group) -> np.ndarray:
         """Insert a group of posted rows (post_columns.py ``CheckedGroup``) with one look-up and one
@@ -259,7 +259,7 @@ class StoreAccess:
                 if keep.any():
                     # one write, so a failure spools nothing of the group
                     self._post_spool.append(group.kept(keep)[1])
-                    self._seen.add(ids[keep], merge=False)      # (merged on the spool's thread: may run on the loop)
+                    self._seen.add(ids[keep], grow=False)       # (grown on the spool's thread: this may run on the loop)
                 return keep
         with self._write_lock:
             ids, keep = self._new_rows(group)
