@@ -220,3 +220,11 @@ class SeenIds:
                             self._nil = self._nil or bool((ids == _NIL).any())
                         self._tab, self._n = tab, n
                         self._waiting, self._waiting_set = [], set()
+
+
+def warm_up() -> None:
+    """Load the kernels from numba's cache (compile them, on a first run), so that the first post does
+    not wait for them."""
+    seen = SeenIds(id_array(["00000000-0000-4000-8000-000000000001"]))
+    seen.contains(id_array(["00000000-0000-4000-8000-000000000002"]))
+    seen._grow(len(seen._tab))

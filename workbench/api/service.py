@@ -34,6 +34,7 @@ from .json_rows import warm_up as json_warm_up
 from .loop_priority import raise_loop
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
 from .hub import Hub
+from .seen_ids import warm_up as ids_warm_up
 from .seq_index import SeqIndex
 from .security import TOKEN_ENV, is_loopback
 from .store_access import StoreAccess
@@ -119,6 +120,7 @@ class Service:
     placement: EnginePlacement | None = None             # --cpu / --rt of the engine thread
     loop_policy: str | None = None                        # what --loop-rt was granted, in words
     _pump: asyncio.Task | None = None
+    _warm: asyncio.Task | None = None           # the id set's kernels loading (seen_ids.warm_up)
     _wake: asyncio.Event | None = None
     _wake_pending: bool = False
 
@@ -148,6 +150,8 @@ class Service:
                 for note in self.placement.place(self.run._thread.native_id):
                     (log.warning if "REFUSED" in note else log.info)("%s", note)
         self._pump = asyncio.create_task(self._pump_loop())
+        if self.store.writer.dsn.embedded:      # the posts' id set (seen_ids.py), off the loop meanwhile
+            self._warm = asyncio.create_task(asyncio.to_thread(ids_warm_up))
 
     async def stop(self) -> None:
         if self._pump is not None:
