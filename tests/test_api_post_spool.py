@@ -2,7 +2,8 @@
 (api/post_spool.py): a clean stop inserts what waits; a server killed after answering leaves
 spool files that the next server on the store inserts before its first post, nothing lost and
 nothing doubled (not even the rows of a file whose insert landed before the kill). A real
-`workbench serve` on a free loopback port, killed with SIGKILL."""
+`workbench serve` on a free loopback port, killed with SIGKILL. Also: the store's own read of a
+log file against the Arrow route, to the bit, and a failed insert tried again without doubling."""
 
 from __future__ import annotations
 
@@ -218,3 +219,44 @@ def test_a_log_file_is_stored_as_its_rows_arrow_table_is_to_the_bit(tmp_path):
     assert len(ways["arrow"]) == 600
     assert ways["file"] == ways["arrow"]
     assert ways["glob"] == ways["arrow"]
+
+
+def test_a_failed_insert_is_tried_again_with_only_the_rows_the_store_lacks(tmp_path):
+    """An insert that landed but answered with an error (the store is real; the error is put after
+    its insert returns): the spool tries again after RETRY_S, with that file and the one logged
+    meanwhile, through the checked route, and the store holds every row once; the files go."""
+    import threading
+
+    from workbench.api.post_columns import check_group
+    from workbench.api.post_spool import PostSpool
+    from workbench.errors import StoreError
+
+    class AnswerLost:
+        """The real store, whose first file insert fails after it has landed."""
+
+        def __init__(self, store):
+            self._store, self.file_inserts = store, 0
+
+        def insert_file(self, *args, **kwargs):
+            self._store.insert_file(*args, **kwargs)
+            self.file_inserts += 1
+            if self.file_inserts == 1:
+                raise StoreError("the connection dropped before the answer (put by the test)")
+
+        def __getattr__(self, name):
+            return getattr(self._store, name)
+
+    first, second = _rows(20, 0, 1_000, seed=81), _rows(15, 0, 1_000, seed=82)
+    with connect(f"chdb://{tmp_path / 'db'}") as real:
+        store = AnswerLost(real)
+        spool = PostSpool(store, tmp_path / "spool", threading.RLock())
+        spool.append(check_group([(orjson.dumps(first), False)]).items)
+        spool.wait_inserted()                       # (returns at the failure)
+        assert spool.failures == 1 and spool.pending_rows() == 20
+        spool.append(check_group([(orjson.dumps(second), False)]).items)
+        spool.wait_inserted()                       # the retry: both files, the rows the store lacks
+        assert spool.pending_rows() == 0 and spool.inserts == 1 and store.file_inserts == 1
+        spool.close()
+        ids = [r[0] for r in real.query_rows(f"SELECT toString(opportunity_id) FROM {real.table(TABLE)}")]
+    assert sorted(ids) == sorted(r["opportunity_id"] for r in first + second)
+    assert not list((tmp_path / "spool").glob("*.jsonl"))
