@@ -99,11 +99,8 @@ def decode_rows(body: bytes) -> list | None:
         return None
     if type(got) is _Wrapped:
         got = got.rows
-    if len(got) > BATCH_ROWS_MAX:
+    if len(got) > BATCH_ROWS_MAX or _over_top(got):
         return None
-    for name, top in _TOPS:
-        if any(v > top for v in map(attrgetter(name), got)):
-            return None
     if len(set(map(_ids, got))) != len(got):       # check_rows names the repeat
         return None
     return got
@@ -116,10 +113,12 @@ def decode_log(data: bytes) -> list | None:
         got = _LINES.decode_lines(data)
     except msgspec.DecodeError:
         return None
-    for name, top in _TOPS:
-        if any(v > top for v in map(attrgetter(name), got)):
-            return None
-    return got
+    return None if _over_top(got) else got
+
+
+def _over_top(rows: list) -> bool:
+    """Whether a value passes its column's upper bound where msgspec cannot say it (past int64)."""
+    return any(any(v > top for v in map(attrgetter(name), rows)) for name, top in _TOPS)
 
 
 def as_rows(dicts: list[dict]) -> list:
