@@ -80,27 +80,20 @@ def row_items(table: pa.Table) -> list[bytes]:
 
 def dict_items(rows: list[dict]) -> list[bytes]:
     """``[orjson.dumps(r) for r in rows]`` for rows of the same keys, in ONE orjson call (a call per
-    row costs several times more), cut by ``split_rows``."""
+    row costs several times more): the array is cut between its rows at ``},{"<first key>":``. An
+    unescaped quote cannot occur inside a JSON string, so outside strings that marks the start of
+    a row, unless a row holds objects of its own whose first key is the same; then the cut count
+    is wrong and the rows are encoded one by one instead."""
     n = len(rows)
     if not n:
         return []
     if not rows[0]:
         return [b"{}"] * n
-    got = split_rows(orjson.dumps(rows), n, next(iter(rows[0])))
-    return got if got is not None else [orjson.dumps(r) for r in rows]
-
-
-def split_rows(body: bytes, n: int, first_key: str) -> list[bytes] | None:
-    """The ``n`` objects of the JSON array ``body`` (each starting with ``first_key``), cut between
-    them at ``},{"<first key>":``. An unescaped quote cannot occur inside a JSON string, so outside
-    strings that marks the start of a row, unless a row holds objects of its own whose first key is
-    the same; then the cut count is wrong: None (encode the rows one by one instead)."""
-    if not n:
-        return []
-    sep = b'},{"' + orjson.dumps(first_key)[1:] + b":"
+    body = orjson.dumps(rows)
+    sep = b'},{"' + orjson.dumps(next(iter(rows[0])))[1:] + b":"
     parts = body[1:-1].split(sep)
     if len(parts) != n:
-        return None
+        return [orjson.dumps(r) for r in rows]
     if n == 1:
         return parts
     head = sep[2:]                      # '{"<first key>":'
