@@ -9,10 +9,11 @@ and every Arrow body, is checked by ``check_rows``, value by value, which either
 bad row and field (422, nothing of that request written) or accepts it with the same values as
 the fast pass would (as the same structs). The other requests of the group are unaffected.
 
-The store's table of the rows is made only where it is needed: for an insert, once for many
-groups (``store_table``, in the store's shape as ``conform`` makes it: test_api_post_columns.py
-compares the two). A post spool (post_spool.py) keeps the rows and their JSON, and makes the
-table on its own thread, once for every group of its insert.
+The store's table of the rows is made only where it is needed: for an insert without a post
+spool, once for the groups of the insert (``store_table``, in the store's shape as ``conform``
+makes it: test_api_post_columns.py compares the two). A post spool (post_spool.py) logs the
+rows' JSON and the store reads the log itself (``LOG_SELECT``); it makes the table only after a
+failed insert and at a restart.
 """
 
 from __future__ import annotations

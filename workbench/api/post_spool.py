@@ -121,22 +121,13 @@ class PostSpool:
         for p in self.dir.glob(".*.tmp"):           # an earlier version's unfinished writes: never answered
             p.unlink(missing_ok=True)
         logs = sorted(self.dir.glob("*" + LOG_SUFFIX), key=lambda p: (len(p.stem), p.stem))
-        rows, skipped, inserted = [], 0, 0
         with self._write_lock:
-            for p in logs:
-                got, bad = read_log(p)
-                rows += got
-                skipped += bad
-            if rows:
-                data = missing_rows(self._store, TABLE, store_table(rows, pause_s=HANDOVER_S))
-                if data.num_rows:
-                    self._store.insert_arrow(TABLE, data)
-                inserted = data.num_rows
+            read, inserted, skipped = self._insert_missing(logs)
             for p in logs:
                 p.unlink()
             if logs:
                 log.warning("posted rows logged by an earlier server: %d files, %d rows inserted, %d already stored, "
-                            "%d lines skipped", len(logs), inserted, len(rows) - inserted, skipped)
+                            "%d lines skipped", len(logs), inserted, read - inserted, skipped)
             if any(self.dir.glob("*.arrow")):       # an earlier version's spool files
                 stats = Spool(self.dir, target=self._store.dsn).flush(self._store)
                 log.warning("posted rows spooled by an earlier server: %d files inserted (%d rows, %d already "
@@ -261,14 +252,21 @@ class PostSpool:
                 except Exception:       # noqa: BLE001 - an extra: the insert itself is done
                     log.exception("after a posted rows' insert")
 
-    def _insert_missing(self, files: list[Path]) -> None:
-        """After a failed try (which may have inserted some files): the rows of ``files`` the store
-        lacks, checked again, in one insert."""
-        rows = [r for path in files for r in read_log(path)[0]]
+    def _insert_missing(self, files: list[Path]) -> tuple[int, int, int]:
+        """The rows of ``files`` the store lacks, checked again, in one insert: after a failed try
+        (which may have inserted some files), or at a restart. (Rows read, inserted, lines skipped.)"""
+        rows, skipped = [], 0
+        for path in files:
+            got, bad = read_log(path)
+            rows += got
+            skipped += bad
+        inserted = 0
         if rows:
             data = missing_rows(self._store, TABLE, store_table(rows, pause_s=HANDOVER_S))
             if data.num_rows:
                 self._store.insert_arrow(TABLE, data)
+            inserted = data.num_rows
+        return len(rows), inserted, skipped
 
 
 def insert_log(store, path: Path) -> None:
