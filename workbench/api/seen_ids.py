@@ -71,20 +71,29 @@ def _slot(hi, lo, mask):
 
 
 @njit(cache=True, nogil=True)
-def _put(tab, hi, lo):
-    """Insert (hi, lo), not all zero, into ``tab`` (slots x 2 words); whether it was new."""
+def _find(tab, hi, lo):
+    """The slot of (hi, lo), not all zero, in ``tab`` (slots x 2 words), or of the empty slot where
+    it would go; and whether it is there."""
     last = tab.shape[0] - 1
     i = _slot(hi, lo, np.uint64(last))
     while True:
         h = tab[i, 0]
         g = tab[i, 1]
         if h == hi and g == lo:
-            return False
+            return i, True
         if h == 0 and g == 0:
-            tab[i, 0] = hi
-            tab[i, 1] = lo
-            return True
+            return i, False
         i = (i + 1) & last
+
+
+@njit(cache=True, nogil=True)
+def _put(tab, hi, lo):
+    """Insert (hi, lo), not all zero; whether it was new."""
+    i, held = _find(tab, hi, lo)
+    if not held:
+        tab[i, 0] = hi
+        tab[i, 1] = lo
+    return not held
 
 
 @njit(cache=True, nogil=True)
@@ -100,23 +109,9 @@ def _add(tab, texts):
 
 @njit(cache=True, nogil=True)
 def _contains(tab, texts, nil, out):
-    last = tab.shape[0] - 1
     for j in range(texts.shape[0]):
         hi, lo = _key(texts[j])
-        if hi == 0 and lo == 0:
-            out[j] = nil
-            continue
-        i = _slot(hi, lo, np.uint64(last))
-        while True:
-            h = tab[i, 0]
-            g = tab[i, 1]
-            if h == hi and g == lo:
-                out[j] = True
-                break
-            if h == 0 and g == 0:
-                out[j] = False
-                break
-            i = (i + 1) & last
+        out[j] = nil if hi == 0 and lo == 0 else _find(tab, hi, lo)[1]
 
 
 @njit(cache=True, nogil=True)
