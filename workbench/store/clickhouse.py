@@ -295,18 +295,15 @@ class Store:
         """
         spec = S.TABLES.get(table) or (S.VERSION_SPEC if table == S.VERSION_TABLE else None)
         types = {c.name: c.ch_type for c in spec.columns} if spec else {}
-        fmt = "'Arrow'"
-        if all(n in types for n in data.column_names):
-            fmt += ", " + _quote(", ".join(f"`{n}` {types[n]}" for n in data.column_names))
+        structure = ", ".join(f"`{n}` {types[n]}" for n in data.column_names) \
+            if all(n in types for n in data.column_names) else None
         fd, path = tempfile.mkstemp(prefix="workbench-insert-", suffix=".arrow")
         os.close(fd)
         try:
             with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, data.schema) as w:
                 w.write_table(data)
-            cols = ", ".join(f"`{n}`" for n in data.column_names)
-            sql = (f"INSERT INTO {self.table(table)} ({cols}) SELECT * FROM file({_quote(path)}, {fmt})"
-                   + _settings_clause(settings))
-            self.client.command(sql)
+            self.client.command(self._file_insert_sql(table, data.column_names, ["*"], path, "Arrow", structure,
+                                                      settings))
         finally:
             try:
                 os.unlink(path)
@@ -323,10 +320,15 @@ class Store:
             raise StoreError(f"{self.dsn.redacted()} is a ClickHouse server: it cannot read {path} with file()")
         if not file_path_plain(path):
             raise ValueError(f"{path} holds a character file() reads as a glob (* ? {{ }} [ ])")
-        sql = (f"INSERT INTO {self.table(table)} ({', '.join(f'`{c}`' for c in columns)}) SELECT {', '.join(select)} "
-               f"FROM file({_quote(os.fspath(path))}, {_quote(fmt)}, {_quote(structure)})"
-               + _settings_clause(settings or {}))
-        self._call(f"inserting {os.fspath(path)} into {table}", self.client.command, sql)
+        self._call(f"inserting {os.fspath(path)} into {table}", self.client.command,
+                   self._file_insert_sql(table, columns, select, path, fmt, structure, settings or {}))
+
+    def _file_insert_sql(self, table: str, columns: list[str], select: list[str], path, fmt: str,
+                         structure: str | None, settings: dict) -> str:
+        """``INSERT INTO table (columns) SELECT select FROM file(path, fmt[, structure])``."""
+        source = ", ".join(_quote(x) for x in (os.fspath(path), fmt, structure) if x is not None)
+        return (f"INSERT INTO {self.table(table)} ({', '.join(f'`{c}`' for c in columns)}) "
+                f"SELECT {', '.join(select)} FROM file({source})" + _settings_clause(settings))
 
     def insert_batch(self, table: str, data: pa.Table, dedup_token: str | None = None,
                      run_id: str | None = None) -> int:
