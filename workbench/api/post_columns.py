@@ -29,9 +29,9 @@ import pyarrow.compute as pc
 
 from ..errors import StoreError
 from ..store import schema as S
-from .opportunity_rows import ID, TABLE, PostedBatch, RowError, check_arrow_batch, check_rows, enum_pairs, json_name, \
+from .opportunity_rows import TABLE, PostedBatch, RowError, check_arrow_batch, check_rows, enum_pairs, json_name, \
     parse_batch
-from .posted_json import NAN_NAMES, as_rows, decode_rows, posted_items
+from .posted_json import NAN_NAMES, as_rows, decode_rows, posted_items, row_id
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,6 @@ def _rules() -> tuple[_Rule, ...]:
 
 
 RULES = _rules()
-_id = attrgetter(ID)
 NAMES = tuple(r.name for r in RULES)                 # the canonical row's keys, in the table's order
 # the store's shape of the table (store/columns.py ``conform``: every column, none nullable)
 STORE_SCHEMA = pa.schema([pa.field(c.name, r.store, nullable=False) for c, r in zip(S.TABLES[TABLE].columns, RULES)])
@@ -156,7 +155,7 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
                 continue
             got = as_rows(b.rows)
         lo = len(ids)
-        ids += map(_id, got)
+        ids += map(row_id, got)
         rows += got
         spans.append((lo, len(ids)))
     return CheckedGroup(ids, rows, posted_items(rows), spans)

@@ -87,7 +87,7 @@ _Wrapped = msgspec.defstruct("PostedRows", [("rows", list[PostedRow])], gc=False
 _DECODER = msgspec.json.Decoder(Union[list[PostedRow], _Wrapped])
 _LINES = msgspec.json.Decoder(PostedRow)
 _ENCODER = msgspec.json.Encoder()
-_ids = attrgetter(ID)
+row_id = attrgetter(ID)           # a PostedRow's opportunity id
 
 
 def decode_rows(body: bytes) -> list | None:
@@ -101,7 +101,7 @@ def decode_rows(body: bytes) -> list | None:
         got = got.rows
     if len(got) > BATCH_ROWS_MAX or _over_top(got):
         return None
-    if len(set(map(_ids, got))) != len(got):       # check_rows names the repeat
+    if len(set(map(row_id, got))) != len(got):       # check_rows names the repeat
         return None
     return got
 

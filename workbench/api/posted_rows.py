@@ -18,10 +18,10 @@ from operator import attrgetter
 
 import numpy as np
 
-from .opportunity_rows import ID
+from .posted_json import row_id
 from .seq_index import uuid_bytes
 
-_ids, _times, _types = attrgetter(ID), attrgetter("timestamp_ns"), attrgetter("type")
+_times, _types = attrgetter("timestamp_ns"), attrgetter("type")
 
 
 @dataclass
@@ -39,7 +39,7 @@ class PostedRows:
 
 def posted_rows(rows: list, items: list[bytes]) -> PostedRows:
     """``rows`` (posted_json.py ``PostedRow``s, distinct ids) and their JSON, made ready."""
-    ids = list(map(_ids, rows))
+    ids = list(map(row_id, rows))
     times = list(map(_times, rows))
     return PostedRows(items, ids, np.array(times, np.int64), uuid_bytes(ids), sorted(zip(times, ids)),
                       Counter(map(_types, rows)))
