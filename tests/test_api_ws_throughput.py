@@ -1,5 +1,6 @@
 """What the WebSocket's faster paths keep: rows encoded in one call are the bytes a call per row
-makes; tables a pump step takes together go out as one, in order; the engine thread of
+makes; tables a pump step takes together go out as one, in order; an engine batch made ready on
+the run's sink thread is the rows the pump would have made, timed from its hand-off; the engine thread of
 `serve --cpu/--rt` is placed as asked (the other threads kept off its CPU, threads it starts
 not inheriting SCHED_FIFO), a bad flag is a message, and a placed server still streams every
 row of its run in order."""
@@ -10,6 +11,9 @@ import asyncio
 import json
 import os
 import threading
+import time
+import uuid
+from collections import Counter
 
 import orjson
 import pyarrow as pa
@@ -18,12 +22,16 @@ import pytest
 import websockets
 
 from test_api_serve import CAPTURE, MARKET, RUN_S, Server, _run_rows
+from workbench.api.engine_batches import engine_batch, joined, preparer
 from workbench.api.engine_placement import EnginePlacement, check_cpu
+from workbench.api.seq_index import uuid_bytes
 from workbench.host import request_fifo
 from workbench.api.frames import frame_bytes, frame_bytes_of_rows, row_items, table_rows
 from workbench.api.hub import Hub
 from workbench.api.service import ServeOptions, _coalesced
 from workbench.errors import ConfigError
+from workbench.runner.background import BackgroundRun
+from workbench.store.columns import mev_opportunities_table
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -80,6 +88,59 @@ def test_tables_a_pump_step_takes_together_go_out_as_one_in_order():
         assert (header["first_seq"], header["last_seq"], header["handed_ns"]) == (0, 2, 100)
         assert read.column("tx_index").to_pylist() == [1, 2, 3]
     asyncio.run(go())
+
+
+def _engine_opportunities(n: int, t0: int = 1_000) -> pa.Table:
+    """Rows in opportunities.parquet's names (the engine's: ts_ns, expected_profit_sol, detect_ns)."""
+    return pa.table({"type": pa.array(["sandwich", "arbitrage"] * (n // 2) + ["sandwich"] * (n % 2)),
+                     "ts_ns": pa.array(range(t0, t0 + n), pa.int64()),
+                     "opportunity_id": [str(uuid.uuid4()) for _ in range(n)],
+                     "expected_profit_sol": pa.array([0.5 * i for i in range(n)], pa.float64()),
+                     "detect_ns": pa.array([7] * n, pa.int64())})
+
+
+def test_an_engine_batch_made_ready_on_the_sink_thread_is_what_the_pump_publishes():
+    t = _engine_opportunities(5)
+    b = engine_batch(t, "live")
+    shaped = mev_opportunities_table(t, "live")
+    assert b.table.equals(shaped) and len(b) == 5
+    assert b.items == [orjson.dumps(r) for r in shaped.to_pylist()]
+    assert b.times_ns.tolist() == list(range(1_000, 1_005))
+    assert (b.id_bytes == uuid_bytes(t.column("opportunity_id").to_pylist())).all()
+    assert b.types == Counter({"sandwich": 3, "arbitrage": 2})
+
+    # a pump step that took several goes out as one batch, in order, with the first's hand-off time
+    b2 = engine_batch(_engine_opportunities(2, t0=2_000), "live")
+    ((one, handed),) = joined([(b, 100), (b2, 200)])
+    assert handed == 100 and one.items == b.items + b2.items and one.table.num_rows == 7
+    assert one.times_ns.tolist() == b.times_ns.tolist() + b2.times_ns.tolist()
+    assert one.id_bytes.tolist() == b.id_bytes.tolist() + b2.id_bytes.tolist()
+    assert one.types == Counter({"sandwich": 4, "arbitrage": 3})
+    assert joined([(b, 100)]) == [(b, 100)]
+    odd = engine_batch(_engine_opportunities(1).append_column("x", pa.array([1])), "live")
+    assert joined([(b, 100), (odd, 200)]) == [(b, 100), (odd, 200)]      # schemas differ: as they came
+
+
+def test_the_run_times_a_batch_from_its_hand_off_and_keeps_what_prepare_made(caplog):
+    run = BackgroundRun("replay")
+    entered = []
+
+    def prepare(table):
+        entered.append(time.time_ns())
+        time.sleep(0.01)
+        return ("made", table.num_rows)
+
+    run.prepare["opportunities"] = prepare
+    run.sink("opportunities", _engine_opportunities(3))
+    run.sink("tx_features", pa.table({"a": [1]}))
+    ((got, handed_ns),) = run.take("opportunities")
+    assert got == ("made", 3) and handed_ns <= entered[0]      # the preparation counts in the latency
+    assert run.rows("opportunities") == 3 and run.take("tx_features")[0][0].num_rows == 1
+
+    # a table it cannot make ready is kept as it came (the pump makes it ready, or says why)
+    bad = pa.table({"type": ["sandwich"]})
+    assert preparer("replay")(bad) is bad
+    assert "could not be made ready" in caplog.text
 
 
 def test_a_cpu_the_process_may_not_use_or_a_placement_without_an_engine_is_refused():

@@ -207,11 +207,6 @@ class Hub:
         """Whether a client takes ``channel`` in Arrow frames (a publish then needs the rows' table)."""
         return any(channel in c.channels and c.formats.get(channel) == "arrow" for c in self.clients)
 
-    def note_schema(self, channel: str, schema) -> None:
-        """The schema of rows published without their table (Arrow frames made later from their JSON
-        items take its types)."""
-        self.channels[channel].schema = schema
-
     def publish_transactions(self, table, handed_ns: int | None = None) -> None:
         """Number the rows of a tx_features table; encode them once per distinct filter of its subscribers."""
         n = table.num_rows

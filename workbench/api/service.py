@@ -22,14 +22,12 @@ from dataclasses import dataclass, field
 import orjson
 import pyarrow as pa
 
-from ..store.columns import OPP_SOURCE, mev_opportunities_names, mev_opportunities_table
-
 from ..errors import ConfigError
 from ..host.cpu import FIFO_PRIORITY_DEFAULT
 from ..runner.background import BackgroundRun
 from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from .engine_placement import EnginePlacement, check_cpu
-from .frames import KERNEL_ROWS_MIN, dict_items, row_items, table_rows
+from .engine_batches import EngineBatch, engine_batch, joined, preparer
 from .json_rows import warm_up as json_warm_up
 from .loop_priority import raise_loop
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
@@ -144,6 +142,8 @@ class Service:
                         pass
 
             self.run.on_hand_off = on_hand_off
+            # each opportunities batch is shaped and encoded on the run's sink thread as it is handed on
+            self.run.prepare["opportunities"] = preparer(self._source)
             await asyncio.to_thread(json_warm_up)      # the rows' JSON kernels, before the run hands any on
             self.run.start()
             if self.placement is not None and self.placement.asked:
@@ -204,50 +204,39 @@ class Service:
         self.remember(self.publish_taken())
 
     def remember(self, published: list) -> None:
-        """The GET memory's hooks over the opportunity batches ``publish_taken`` published. The pump calls
-        this after the socket writers had their turn: a client's frame does not wait for the memory's
-        per-row work (a GET in between reads the store and memory as before those rows came). A batch
-        published from its row dicts gets its table in the store's column names here."""
-        for b in published:
-            if isinstance(b, tuple):
-                b = mev_opportunities_table(*b)
-                self.hub.note_schema("opportunities", b.schema)
+        """The GET memory's hooks over the opportunity batches ``publish_taken`` published (their tables in
+        the store's column names). The pump calls this after the socket writers had their turn: a
+        client's frame does not wait for the memory's work (a GET in between reads the store and memory
+        as before those rows came)."""
+        for table in published:
             for hook in self.opportunity_hooks:
-                hook(b)
+                hook(table)
+
+    @property
+    def _source(self) -> str:
+        """The store's ``source`` of the run's opportunities."""
+        return self.run.mode if self.run.mode in ("replay", "live") else "replay"
 
     def publish_taken(self) -> list:
         """Publish the rows the run handed on since the last call, in the run's order: opportunities,
         then transactions (the run's tables are taken, so the server holds only its bounded memory).
-        Returns, for ``remember``, each opportunity batch's table in the store's column names, or
-        (engine table, source) for a batch published from its row dicts."""
+        An opportunities batch comes made ready by the run's sink thread (engine_batches.py); here
+        it is numbered and queued. Returns, for ``remember``, each opportunity batch's table."""
         if self.run is None:
             return []
         out = []
-        source = self.run.mode if self.run.mode in ("replay", "live") else "replay"
-        for t, handed_ns in _coalesced(self.run.take("opportunities")):
-            self.opportunities_by_type.update(t.column("type").to_pylist())
-            if t.num_rows < KERNEL_ROWS_MIN and not self.hub.arrow_subscribed("opportunities"):
-                # from its row dicts, with no Arrow table built before the frames go: each Arrow call gives
-                # the GIL up, and the loop may then wait a switch interval to take it back (frames.py)
-                rows = table_rows(t, mev_opportunities_names(t.column_names), {OPP_SOURCE: source})
-                self._number([r["timestamp_ns"] for r in rows], [r["opportunity_id"] for r in rows], rows[0])
-                self.hub.publish("opportunities", dict_items(rows), handed_ns)
-                out.append((t, source))
-                continue
-            shaped = mev_opportunities_table(t, source)
-            self._number(shaped.column("timestamp_ns").to_numpy(), shaped.column("opportunity_id"),
-                         shaped.column_names)
-            self.hub.publish("opportunities", row_items(shaped), handed_ns, table=shaped)
-            out.append(shaped)
+        taken = [(b if isinstance(b, EngineBatch) else engine_batch(b, self._source), handed_ns)
+                 for b, handed_ns in self.run.take("opportunities")]
+        for b, handed_ns in joined(taken):
+            self.opportunities_by_type.update(b.types)
+            if not self.engine_keys:
+                self.engine_keys = frozenset(b.table.column_names)    # the columns of an engine row's JSON
+            self.index.append(b.times_ns, b.id_bytes, engine=True)
+            self.hub.publish("opportunities", b.items, handed_ns, table=b.table)
+            out.append(b.table)
         for t, handed_ns in _coalesced(self.run.take("tx_features")):
             self.hub.publish_transactions(t, handed_ns)
         return out
-
-    def _number(self, times_ns, ids, keys) -> None:
-        """Engine rows enter the sequence index (``keys``: their JSON's columns, noted once)."""
-        if not self.engine_keys:
-            self.engine_keys = frozenset(keys)
-        self.index.append(times_ns, ids, engine=True)
 
     def published_posted(self, p) -> None:
         """A group's stored posts (posted_rows.PostedRows) numbered and sent on the opportunities channel."""

@@ -125,15 +125,23 @@ class BackgroundRun:
     # called (from the thread that hands tables to ``sink``) after rows were collected: a server wakes its
     # reader with it instead of polling. It must not block: it runs on the run's sink thread
     on_hand_off: object = None
+    # name -> f(table): called on the thread that hands a table of that name on, after its hand-off time
+    # is taken; what it returns is kept (and given by ``take`` / ``tables``) in place of the table. A
+    # reader's per-table work runs there, beside the engine, not on the reader's thread. It must not
+    # raise for a table it cannot use: it returns the table then (it runs on the run's sink thread)
+    prepare: dict = field(default_factory=dict)
     _handed: dict = field(default_factory=dict)     # name -> time.time_ns() each table was handed on
 
     # -- collecting ---------------------------------------------------------------------
     def sink(self, name: str, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
+        handed_ns = time.time_ns()
+        prepare = self.prepare.get(name)
+        kept = table if prepare is None else prepare(table)
         with self._lock:
-            self._tables.setdefault(name, []).append(table)
-            self._handed.setdefault(name, []).append(time.time_ns())
+            self._tables.setdefault(name, []).append(kept)
+            self._handed.setdefault(name, []).append(handed_ns)
             self._rows[name] = self._rows.get(name, 0) + table.num_rows
             if self.first_data_at is None and name in ("tx_features", "opportunities"):
                 self.first_data_at = time.monotonic()
@@ -149,8 +157,8 @@ class BackgroundRun:
             return lst[start:], len(lst)
 
     def take(self, name: str) -> list[tuple[pa.Table, int]]:
-        """Remove and return the tables of ``name`` collected so far, each with the time.time_ns() it was
-        handed on: for a single reader that keeps what it needs itself (the server), so that a long
+        """Remove and return the tables of ``name`` collected so far (or what ``prepare`` made of them),
+        each with the time.time_ns() it was handed on: for a single reader that keeps what it needs itself (the server), so that a long
         live run does not keep every table in memory. Positions of ``tables`` readers do not survive it."""
         with self._lock:
             tables, handed = self._tables.pop(name, []), self._handed.pop(name, [])
