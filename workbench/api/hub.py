@@ -203,10 +203,6 @@ class Hub:
                     c.offer(channel, first + i, first + i + len(part) - 1, data)
         return first
 
-    def arrow_subscribed(self, channel: str) -> bool:
-        """Whether a client takes ``channel`` in Arrow frames (a publish then needs the rows' table)."""
-        return any(channel in c.channels and c.formats.get(channel) == "arrow" for c in self.clients)
-
     def publish_transactions(self, table, handed_ns: int | None = None) -> None:
         """Number the rows of a tx_features table; encode them once per distinct filter of its subscribers."""
         n = table.num_rows

@@ -120,13 +120,9 @@ OPP_SOURCE = "source"       # the column mev_opportunities_table adds: where the
 _SWAP_RENAMES = {"limit": "amount_limit"}
 
 
-def _store_names(names: list[str], renames: dict[str, str]) -> list[str]:
-    return [renames.get(n, n) for n in names]
-
-
 def _renamed(t: pa.Table, renames: dict[str, str]) -> pa.Table:
     """``t`` with its columns renamed to the store's names."""
-    return t.rename_columns(_store_names(t.column_names, renames))
+    return t.rename_columns([renames.get(n, n) for n in t.column_names])
 
 
 def mev_opportunities_table(t: pa.Table, source: str) -> pa.Table:
@@ -136,12 +132,6 @@ def mev_opportunities_table(t: pa.Table, source: str) -> pa.Table:
     column the engine adds later fails here until a migration adds it to the table."""
     out = _renamed(t, _OPP_RENAMES)
     return out.append_column(OPP_SOURCE, pa.repeat(pa.scalar(source, pa.string()), t.num_rows))
-
-
-def mev_opportunities_names(names: list[str]) -> list[str]:
-    """The store's names of opportunities.parquet's columns, in order (``mev_opportunities_table``
-    adds ``OPP_SOURCE`` after them)."""
-    return _store_names(names, _OPP_RENAMES)
 
 
 def swaps_table(t: pa.Table) -> pa.Table:
