@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections import Counter
 
 import orjson
 import pyarrow as pa
 import pytest
 
+from workbench.api.engine_batches import EngineBatch
 from workbench.api.hub import Hub
 from workbench.api.opportunity_rows import RowError, check_arrow_batch, check_batch
 from workbench.api.recent import ROW_BITS, RecentOpportunities, page_table, store_cover
 from workbench.api.security import Guard, is_loopback
+from workbench.api.seq_index import uuid_bytes
 from workbench.api.shared_frame import Shared
 from workbench.api.service import ServeOptions
 from workbench.api.store_access import BadQuery, OpportunityFilter, StoreAccess, decode_cursor, encode_cursor
@@ -303,7 +306,7 @@ def test_engine_rows_wait_for_the_store_to_show_their_run_then_enter_memory_with
     svc = SimpleNamespace(store=store, opportunity_hooks=[])
     pages = opportunity_pages(svc)
     engine_rows = pa.Table.from_pylist([_row(), _row(type="arbitrage")])  # an engine batch carries no run id
-    svc.opportunity_hooks[0](engine_rows)
+    svc.opportunity_hooks[0](_engine_batch(engine_rows))
     assert pages.recent.held and len(pages.recent) == 0
     body, _, source = asyncio.run(pages.page(OpportunityFilter([]), 10, None, False))
     assert source == "store+memory" and orjson.loads(body)["rows"] == []    # held back: the store answers
@@ -316,6 +319,25 @@ def test_engine_rows_wait_for_the_store_to_show_their_run_then_enter_memory_with
     assert source == "memory" and not pages.recent.held
     assert [r["run_id"] for r in rows] == [run_id, run_id]
     assert sorted(r["opportunity_id"] for r in rows) == sorted(engine_rows.column("opportunity_id").to_pylist())
+
+    # a batch whose rows cannot be put in the page shape (conform refuses a column the table lacks) enters
+    # memory by its keys; the first page that reads it leaves it out and asks the store from then on
+    later = [_row(timestamp_ns=T_IDX + 5), _row(timestamp_ns=T_IDX + 6)]
+    good, bad = pa.Table.from_pylist(later[:1]), pa.Table.from_pylist(later[1:]).append_column("colour", pa.array(["red"]))
+    svc.opportunity_hooks[0](_engine_batch(good))
+    svc.opportunity_hooks[0](_engine_batch(bad))
+    body, _, source = asyncio.run(pages.page(OpportunityFilter([]), 10, None, False))
+    got = [r["opportunity_id"] for r in orjson.loads(body)["rows"]]
+    assert source == "store+memory" and later[0]["opportunity_id"] in got and later[1]["opportunity_id"] not in got
+    assert pages.recent.row(later[1]["opportunity_id"]) is None
+    assert pages.recent.row(later[0]["opportunity_id"])[0]["run_id"] == run_id
+
+
+def _engine_batch(t: pa.Table) -> EngineBatch:
+    """A batch as the run's sink thread makes it ready (engine_batches.py), of rows in the store's names."""
+    ids = t.column("opportunity_id").to_pylist()
+    return EngineBatch(t, [orjson.dumps(r) for r in t.to_pylist()], t.column("timestamp_ns").to_numpy(), ids,
+                       uuid_bytes(ids), Counter(t.column("type").to_pylist()))
 
 
 def test_uuid_text_and_enum_labels_are_the_per_row_values():

@@ -148,7 +148,6 @@ def build_app(service: Service) -> Guard:
     @counted("/v1/opportunities/{id}")
     async def get_opportunity(request: Request) -> Response:
         oid = request.path_params["id"]
-        await pages.settled()
         held = pages.recent.row(oid)       # the newest rows, some not written to the store yet
         if held is not None:
             return Response(held[1], media_type=JSON)
@@ -228,7 +227,6 @@ def build_app(service: Service) -> Guard:
             yield
         finally:
             await service.stop()
-            pages.close()
 
     routes = [
         Route("/v1/opportunities", list_opportunities, methods=["GET"]),

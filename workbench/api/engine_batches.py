@@ -7,7 +7,8 @@ row's JSON cost the loop up to milliseconds a batch, and every frame of every cl
 behind that work. The run's sink thread does it instead, as it hands the batch on
 (runner/background.py ``prepare``), after the batch's hand-off time is taken, so a frame's
 ``handed_ns`` still counts it. The loop is left with what orders the rows among others: their
-numbers and the frames.
+numbers and the frames. The GET memory takes the batch's ids and times, and puts its rows in the
+page shape only when a page first reads them (recent_route.py).
 """
 
 from __future__ import annotations

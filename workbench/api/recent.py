@@ -3,10 +3,11 @@
 GET /v1/opportunities pages by the key (timestamp, opportunity_id) (store_access.py). This
 index keeps the newest rows this process saw (the run the service pumps, and POSTs) sorted by
 that key, in the page shape: each row as the dict and the JSON bytes the store's read would
-give, so a page read from memory is byte for byte the page read from the store. Rows come in
-as tables, kept as they are: a batch costs work over its columns (conform, the page shape, its
-keys); a batch's row dicts are made when a page first scans it, a row's JSON when a page or a
-GET by id first returns it.
+give, so a page read from memory is byte for byte the page read from the store. A batch comes
+in by its rows' ids and times (keys) and a way to make its rows (an engine batch's shaping, a
+posted group's JSON): its row dicts are made when a page first scans it, a row's JSON when a page
+or a GET by id first returns it. A batch whose rows cannot be made is left out of every later
+scan, and memory stops answering alone (``MemoryMiss``).
 
 What memory may answer alone: the index records ``cover``, a key such that every row of the
 store with a greater key is in memory. It starts at the store's greatest key when the server
@@ -123,27 +124,32 @@ def window_start(f: OpportunityFilter, after: Key | None) -> tuple[Key | None, b
     return since, True
 
 
-class _Batch:
-    """Rows that entered memory together: their page-shape table (or, for posted rows, their JSON
-    and how to read it back), and each row's dict and JSON made when a page (or a GET by id) first
-    needs them: taking a batch in costs columns, not rows."""
-    __slots__ = ("table", "list_columns", "_dicts", "_json", "_loads")
+class MemoryMiss(Exception):
+    """Memory could not make a batch's rows (``add_lazy``'s ``loads`` failed): the batch is left out
+    of every later scan and memory no longer answers alone; the page asked for is to be made again."""
 
-    def __init__(self, table: pa.Table | None, list_columns: list[str], items: list[bytes] | None = None,
-                 loads=None):
-        self.table = table
+
+class _Batch:
+    """Rows that entered memory together, and each row's dict and JSON made when a page (or a GET
+    by id) first needs them (``make()``: the dicts; ``items``: posted rows' JSON, kept): taking a
+    batch in costs no work per row."""
+    __slots__ = ("list_columns", "_make", "_dicts", "_json", "failed")
+
+    def __init__(self, list_columns: list[str], make, items: list[bytes] | None = None):
         self.list_columns = list_columns
+        self._make = make
         self._dicts = None
         self._json = items
-        self._loads = loads             # the rows' dicts from ``items`` (when there is no table)
+        self.failed = False             # ``make`` raised: the batch's rows are skipped
 
     def dicts(self) -> list[dict]:
         if self._dicts is None:
-            dicts = table_rows(self.table) if self.table is not None else self._loads(self._json)
+            dicts = self._make()
             for r in dicts:
                 for name in self.list_columns:      # a tuple of str: the collector stops tracking the row
                     r[name] = tuple(r[name])
             self._dicts = dicts
+            self._make = None
         return self._dicts
 
     def row(self, i: int) -> tuple[dict, bytes]:
@@ -189,24 +195,11 @@ class RecentOpportunities:
 
     # -- rows in
     def add(self, table: pa.Table) -> int:
-        """Rows in the page shape (``page_table``); ids already held are skipped. Rows added. Costs
-        a few passes over the key columns: the rows' dicts and JSON are made when a page needs them."""
+        """Rows in the page shape (``page_table``); ids already held are skipped. Rows added."""
         if not table.num_rows:
             return 0
-        ids = table.column(ID).to_pylist()
-        held = self.rows.keys() & ids if self.rows else ()
-        if held or len(set(ids)) != len(ids):      # ids seen before (or twice here): the first is kept
-            keep = np.zeros(len(ids), bool)
-            seen = set(held)
-            for i, oid in enumerate(ids):
-                if oid not in seen:
-                    seen.add(oid)
-                    keep[i] = True
-            if not keep.any():
-                return 0
-            table = table.filter(pa.array(keep))
-            ids = table.column(ID).to_pylist()
-        return self._take(_Batch(table, self._list_columns), ids, table.column("timestamp_ns").to_pylist())
+        return self.add_lazy(table.column(ID).to_pylist(), table.column("timestamp_ns").to_pylist(),
+                             lambda: table_rows(table))
 
     def add_posted(self, items: list[bytes], ids: list[str], keys: list[Key], loads) -> int:
         """Rows in the page shape as their JSON (keys in the schema's order), their ids (distinct)
@@ -219,16 +212,34 @@ class RecentOpportunities:
             keys = [k for k in keys if k[1] in kept]
         if not items:
             return 0
-        return self._take(_Batch(None, self._list_columns, items, loads), ids, None, keys)
+        return self._take(_Batch(self._list_columns, lambda: loads(items), items), ids, None, keys)
 
-    def _take(self, batch: _Batch, ids: list[str], times: list[int] | None, new: list[Key] | None = None) -> int:
-        """Take ``batch`` in: its rows' ids, and their times (or their keys ``new``, already sorted)."""
+    def add_lazy(self, ids: list[str], times: list[int], loads) -> int:
+        """Rows known by their ids and times (ns), whose page-shape dicts ``loads()`` makes when a page
+        first reads them (an engine batch: its shaping costs several Arrow calls a column, which a
+        batch no page reads never pays). Ids already held (or twice here) are skipped. Rows added."""
+        at = None
+        if len(set(ids)) != len(ids) or (self.rows and self.rows.keys() & ids):
+            seen, at = set(self.rows.keys() & ids), []
+            for i, oid in enumerate(ids):
+                if oid not in seen:
+                    seen.add(oid)
+                    at.append(i)
+            if not at:
+                return 0
+            ids, times = [ids[i] for i in at], [times[i] for i in at]
+        return self._take(_Batch(self._list_columns, loads), ids, times, at=at)
+
+    def _take(self, batch: _Batch, ids: list[str], times: list[int] | None, new: list[Key] | None = None,
+              at: list[int] | None = None) -> int:
+        """Take ``batch`` in: its rows' ids, and their times (or their keys ``new``, already sorted);
+        ``at``: the rows' places in the batch, when not 0, 1, 2, ..."""
         number = self._next_batch
         self._next_batch += 1
         self._batches[number] = batch
         self._held_rows[number] = len(ids)
         base = number << ROW_BITS
-        self.rows.update(zip(ids, range(base, base + len(ids))))
+        self.rows.update(zip(ids, range(base, base + len(ids)) if at is None else (base + i for i in at)))
         new = sorted(zip(times, ids)) if new is None else new
         # a new SortedKeys, never one changed in place: a page scanned on a worker thread keeps the one it took
         keys = self.keys.add(new)
@@ -250,7 +261,13 @@ class RecentOpportunities:
         """The held row ``oid`` as (dict, JSON bytes); None when memory does not hold it."""
         entry = self.rows.get(oid)
         batch = self._batches.get(entry >> ROW_BITS) if entry is not None else None
-        return batch.row(entry & ROW_MASK) if batch is not None else None
+        if batch is None or batch.failed:
+            return None
+        try:
+            self._dicts(batch)
+        except MemoryMiss:
+            return None
+        return batch.row(entry & ROW_MASK)
 
     def hold(self, held: bool) -> None:
         """Rows this process saw wait outside memory (``held``): meanwhile every page asks the store."""
@@ -293,11 +310,21 @@ class RecentOpportunities:
                 break
             entry = rows.get(k[1])          # None: dropped meanwhile (the data version moved on)
             batch = batches.get(entry >> ROW_BITS) if entry is not None else None
-            if batch is not None and matches(f, batch.dicts()[entry & ROW_MASK]):
+            if batch is not None and not batch.failed and matches(f, self._dicts(batch)[entry & ROW_MASK]):
                 out.append((k, batch.row(entry & ROW_MASK)))
                 if len(out) >= n:
                     break
         return out
+
+    def _dicts(self, batch: _Batch) -> list[dict]:
+        """The batch's dicts; when they cannot be made, the batch is left out of later scans, memory
+        stops answering alone, and MemoryMiss says the page is to be made again."""
+        try:
+            return batch.dicts()
+        except Exception as e:
+            batch.failed = True
+            self.mark_uncovered()
+            raise MemoryMiss(f"rows in memory could not be put in the page shape: {e}") from e
 
     def page_from_memory(self, f: OpportunityFilter, limit: int, after: Key | None):
         """The page's rows [(key, (dict, bytes))] and whether more follow: memory alone."""

@@ -6,18 +6,17 @@ memory or from the store merged with memory. Concurrent requests for the same pa
 data version share one store read, so a burst right after a new row costs one query, not one
 per request.
 
-An engine batch is put in the page shape (conform, UUID text, enum labels: several Arrow calls a
-column, whatever the batch's size) on a worker thread of its own, one batch at a time in the
-run's order, and only the merge into memory runs on the event loop. On the loop, that shaping
-delayed every WebSocket frame behind it by milliseconds per hand-off (most of the loop's lags of a
-paced replay). A page or a GET by id first waits for the batches the pump already gave memory, so
-reading after a run's rows were handed on sees them as before.
+An engine batch enters memory by its ids and times alone, on the event loop; its rows are put in
+the page shape (conform, UUID text, enum labels: several Arrow calls a column, whatever the
+batch's size) when a page or a GET by id first reads them. Shaping every batch as it came, on a
+worker thread of its own, took a fifth of a CPU through a paced replay and the GIL with it, and the
+WebSocket's frames waited for both; a run nobody pages through never pays it now. A batch that
+cannot be shaped is left out and the page is made from the store (recent.py ``MemoryMiss``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import time
 
@@ -28,7 +27,8 @@ from ..store.columns import conform
 from .opportunity_rows import TABLE
 from .post_columns import NAMES
 from .posted_json import row_dicts
-from .recent import RecentOpportunities, page_table, store_cover
+from .frames import table_rows
+from .recent import MemoryMiss, RecentOpportunities, page_table, store_cover
 from .store_access import OpportunityFilter
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,11 @@ class OpportunityPages:
         self.store = store
         self.recent = RecentOpportunities(store.page_schema(), store_cover(store.last_key()))
         self._run_id: str | None = None
-        self._pending: list[pa.Table] = []     # engine batches waiting for the store to show their run
+        self._pending: list = []               # engine batches waiting for the store to show their run
         self.started_ns = time.time_ns()
         self._inflight: dict = {}
         self._asking = False                   # a run-id look-up is on a worker thread
         self._ask_task = None
-        self._shaper: concurrent.futures.ThreadPoolExecutor | None = None   # one thread: batches keep their order
-        self._shaping: asyncio.Future | None = None     # the last batch given to it, merged once shaped
 
     # -- rows in
     def add_posted(self, posted) -> None:
@@ -59,7 +57,7 @@ class OpportunityPages:
         when the live table's columns are the code's (else they go through the table path, as engine
         rows do)."""
         if tuple(self.recent.schema.names) != NAMES:
-            self._add(pa.Table.from_pylist(row_dicts(posted.items)), None)
+            self._add(pa.Table.from_pylist(row_dicts(posted.items)), posted.ids, posted.times_ns.tolist(), None)
             return
         try:
             self.recent.add_posted(posted.items, posted.ids, posted.keys, row_dicts)
@@ -76,13 +74,14 @@ class OpportunityPages:
                 return str(r["run_id"])
         return None
 
-    def add_engine(self, shaped: pa.Table) -> None:
-        """An engine batch in the store's column names (service.py's pump). Its run id comes from the
-        store; until the store shows the run, batches wait (and pages ask the store)."""
-        if "run_id" in shaped.column_names:
-            self._add(shaped, None)
+    def add_engine(self, batch) -> None:
+        """An engine batch (engine_batches.py EngineBatch: its table in the store's column names, its
+        ids and times) from service.py's pump. Its run id comes from the store; until the store shows
+        the run, batches wait (and pages ask the store)."""
+        if "run_id" in batch.table.column_names:
+            self._add(batch.table, batch.ids, batch.times_ns.tolist(), None)
             return
-        self._pending.append(shaped)
+        self._pending.append(batch)
         if self._run_id is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -118,55 +117,24 @@ class OpportunityPages:
             self.recent.hold(bool(self._pending))
             return
         pending, self._pending = self._pending, []
-        if len(pending) > 1:
-            # what waited for the run's id enters in one step: the work per batch is per column, so
-            # one table costs the loop one stall instead of one per batch held
-            try:
-                pending = [pa.concat_tables(pending)]
-            except pa.ArrowInvalid:        # tables of different schemas (not the engine's): as they came
-                pass
-        for t in pending:
-            self._add(t, self._run_id)
+        for b in pending:
+            self._add(b.table, b.ids, b.times_ns.tolist(), self._run_id)
         self.recent.hold(False)
 
-    def _add(self, t: pa.Table, run_id: str | None) -> None:
+    def _add(self, t: pa.Table, ids: list[str], times: list[int], run_id: str | None) -> None:
+        """Rows (``t``: the store's column names; their ids and times) into memory, shaped when read."""
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:            # off the server's loop (a script, a test): shaped and merged here
-            self._merge(lambda: self._shape(t, run_id))
-            return
-        if self._shaper is None:
-            self._shaper = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="workbench-get-memory")
-        shaped = loop.run_in_executor(self._shaper, self._shape, t, run_id)
-        # one worker ends its batches in the order given, and their callbacks run on the loop in that order
-        shaped.add_done_callback(lambda f: f.cancelled() or self._merge(f.result))
-        self._shaping = shaped
-        self.recent.stale()             # a page cached before this batch is not answered while it is shaped
-
-    def _shape(self, t: pa.Table, run_id: str | None) -> pa.Table:
-        return page_table(conform(TABLE, t, run_id), self.recent.schema)
-
-    def _merge(self, shaped) -> None:
-        try:
-            self.recent.add(shaped())
+            self.recent.add_lazy(ids, times, lambda: table_rows(self._shape(t, run_id)))
         except Exception:       # noqa: BLE001 - memory is only a shortcut: the store answers every page instead
             log.exception("rows could not enter the GET index; pages now come from the store")
             self.recent.mark_uncovered()
 
-    async def settled(self) -> None:
-        """Until every batch memory was given is in it (merged, or failed and memory marked uncovered)."""
-        shaping = self._shaping
-        if shaping is not None and not shaping.done():
-            await asyncio.wait([shaping])
-            await asyncio.sleep(0)      # its merge is a done-callback, run in the step after it ended
+    def _shape(self, t: pa.Table, run_id: str | None) -> pa.Table:
+        return page_table(conform(TABLE, t, run_id), self.recent.schema)
 
-    def close(self) -> None:
-        if self._shaper is not None:
-            self._shaper.shutdown(wait=False, cancel_futures=True)
-
-    def hook(self, shaped: pa.Table) -> None:
+    def hook(self, batch) -> None:
         try:
-            self.add_engine(shaped)
+            self.add_engine(batch)
         except Exception:       # noqa: BLE001 - as in _add
             log.exception("the run's rows could not enter the GET index; pages now come from the store")
             self.recent.mark_uncovered()
@@ -174,11 +142,17 @@ class OpportunityPages:
     # -- pages out
     async def page(self, f: OpportunityFilter, limit: int, after, arrow: bool) -> tuple[bytes, str | None, str]:
         """The encoded page, its next cursor, and where it was read: ``memory`` or ``store+memory``."""
-        recent = self.recent
         if self._pending and self._run_id is None:
             self._run_id = await anyio.to_thread.run_sync(self._find_run_id)
             self._flush_pending()
-        await self.settled()
+        while True:
+            try:
+                return await self._page(f, limit, after, arrow)
+            except MemoryMiss:          # that batch is left out from now on, and memory no longer answers alone
+                log.exception("rows in the GET index could not be read; pages now come from the store")
+
+    async def _page(self, f: OpportunityFilter, limit: int, after, arrow: bool) -> tuple[bytes, str | None, str]:
+        recent = self.recent
         key = (tuple(sorted(set(f.types))), f.since_ns, f.until_ns, f.min_profit, f.pool, f.run, f.min_score,
                limit, after, arrow)
         hit = recent.cached(key)

@@ -114,7 +114,7 @@ class Service:
     started_at: float = field(default_factory=time.monotonic)
     index: SeqIndex = field(default_factory=SeqIndex)     # every opportunity numbered: seq -> (time, id)
     engine_keys: frozenset = frozenset()                   # the columns of an engine row's JSON
-    opportunity_hooks: list = field(default_factory=list)  # called with each engine batch the pump takes (GET index)
+    opportunity_hooks: list = field(default_factory=list)  # called with each EngineBatch the pump takes (GET index)
     placement: EnginePlacement | None = None             # --cpu / --rt of the engine thread
     loop_policy: str | None = None                        # what --loop-rt was granted, in words
     _pump: asyncio.Task | None = None
@@ -204,13 +204,12 @@ class Service:
         self.remember(self.publish_taken())
 
     def remember(self, published: list) -> None:
-        """The GET memory's hooks over the opportunity batches ``publish_taken`` published (their tables in
-        the store's column names). The pump calls this after the socket writers had their turn: a
-        client's frame does not wait for the memory's work (a GET in between reads the store and memory
-        as before those rows came)."""
-        for table in published:
+        """The GET memory's hooks over the opportunity batches ``publish_taken`` published (EngineBatch).
+        The pump calls this after the socket writers had their turn: a client's frame does not wait
+        for the memory's work (a GET in between reads the store and memory as before those rows came)."""
+        for batch in published:
             for hook in self.opportunity_hooks:
-                hook(table)
+                hook(batch)
 
     @property
     def _source(self) -> str:
@@ -221,7 +220,7 @@ class Service:
         """Publish the rows the run handed on since the last call, in the run's order: opportunities,
         then transactions (the run's tables are taken, so the server holds only its bounded memory).
         An opportunities batch comes made ready by the run's sink thread (engine_batches.py); here
-        it is numbered and queued. Returns, for ``remember``, each opportunity batch's table."""
+        it is numbered and queued. Returns, for ``remember``, each opportunity batch."""
         if self.run is None:
             return []
         out = []
@@ -233,7 +232,7 @@ class Service:
                 self.engine_keys = frozenset(b.table.column_names)    # the columns of an engine row's JSON
             self.index.append(b.times_ns, b.id_bytes, engine=True)
             self.hub.publish("opportunities", b.items, handed_ns, table=b.table)
-            out.append(b.table)
+            out.append(b)
         for t, handed_ns in _coalesced(self.run.take("tx_features")):
             self.hub.publish_transactions(t, handed_ns)
         return out
