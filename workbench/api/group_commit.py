@@ -5,8 +5,9 @@ caps POST /v1/opportunities at a few dozen requests a second. Here each request'
 queue and waits; one worker at a time takes everything queued, checks the bodies of the whole
 group (post_columns.py: each JSON body decoded and checked in one C pass), looks up the ids
 already stored with one query, inserts what is new with one insert, and encodes every answer.
-There is no timer: while a group is committed the next one gathers, so a lone request waits
-for its own insert only and a busy server inserts in large groups. The rows a group stored
+There is no timer: a group is taken one turn of the event loop after its first request (the
+requests read in that turn join it), and while a group is committed the next one gathers, so a
+lone request waits for its own insert only and a busy server inserts in large groups. The rows a group stored
 enter the GET route's memory and the WebSocket in one step (``on_stored``), made ready for both
 beside the check (posted_rows.py).
 
@@ -87,6 +88,9 @@ class GroupCommit:
         return await fut
 
     async def _check_queued(self) -> None:
+        # one turn of the loop first: the requests whose bodies it reads meanwhile join this group (a group
+        # costs a fixed share beside its rows' work, and under load the groups grow without a timer)
+        await asyncio.sleep(0)
         while self._queued:
             group, self._queued = self._queued, []
             if self._spooled:
