@@ -1,6 +1,7 @@
-"""Per-row cost of what the server's pump does with each engine opportunity row: its WebSocket
-JSON (frames.py ``row_items``) and the GET memory taking it (recent_route.py ``_add``: conform,
-page shape, recent.py ``add``). CPU time (time.process_time) per row over an engine run's
+"""Per-row cost of what the server does with each engine opportunity row: its WebSocket
+JSON (frames.py ``row_items``, made on the run's sink thread) and the GET memory taking it (recent.py
+``add_lazy``: its keys) and shaping it when a page first reads it (recent_route.py ``_shape``: conform,
+page shape; then its row dicts). CPU time (time.process_time) per row over an engine run's
 opportunities.parquet, in batches of ``--batch`` rows as the pump takes them.
 
 Peer: ``orjson.dumps`` of each row dict (``table.to_pylist()``), the plain way to the same bytes.
@@ -69,12 +70,17 @@ def main() -> None:
         schema = store.page_schema()
         store.close()
 
-    def memory():
+    def keys_in():
         recent = RecentOpportunities(schema, None)
-        return lambda b: recent.add(page_table(conform(TABLE, b, "run-1"), schema))
+        return lambda b: recent.add_lazy(b.column("opportunity_id").to_pylist(), b.column("timestamp_ns").to_pylist(),
+                                         lambda: table_rows(page_table(conform(TABLE, b, "run-1"), schema)))
 
-    mem = per_row_us(memory, batches, a.repeat)
-    print(f"GET memory: conform + page_table + add {mem:.3f} us/row [load {os.getloadavg()[0]:.2f}]")
+    def first_read():
+        return lambda b: table_rows(page_table(conform(TABLE, b, "run-1"), schema))
+
+    keys, shaped = per_row_us(keys_in, batches, a.repeat), per_row_us(first_read, batches, a.repeat)
+    print(f"GET memory: a batch in by its keys {keys:.3f} us/row; shaped when a page first reads it (conform + "
+          f"page_table + row dicts) {shaped:.3f} us/row [load {os.getloadavg()[0]:.2f}]")
 
 
 if __name__ == "__main__":
