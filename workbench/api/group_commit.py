@@ -7,9 +7,9 @@ group (post_columns.py: each JSON body decoded and checked in one C pass), looks
 already stored with one query, inserts what is new with one insert, and encodes every answer.
 There is no timer: a group is taken one turn of the event loop after its first request (the
 requests read in that turn join it), and while a group is committed the next one gathers, so a
-lone request waits for its own insert only and a busy server inserts in large groups. The rows a group stored
-enter the GET route's memory and the WebSocket in one step (``on_stored``), made ready for both
-beside the check (posted_rows.py).
+lone request waits for its own insert only and a busy server inserts in large groups. The rows a
+group stored enter the GET route's memory and the WebSocket in one step (``on_stored``), made
+ready for both beside the check (posted_rows.py).
 
 With a post spool (an embedded store on disk: post_spool.py) there is no insert to wait for: a
 group is checked, its new rows logged and its ids noted in one step, one group at a time in

@@ -219,8 +219,9 @@ class RecentOpportunities:
         first reads them (an engine batch: its shaping costs several Arrow calls a column, which a
         batch no page reads never pays). Ids already held (or twice here) are skipped. Rows added."""
         at = None
-        if len(set(ids)) != len(ids) or (self.rows and self.rows.keys() & ids):
-            seen, at = set(self.rows.keys() & ids), []
+        held = self.rows.keys() & ids if self.rows else set()
+        if held or len(set(ids)) != len(ids):      # ids seen before (or twice here): the first is kept
+            seen, at = held, []
             for i, oid in enumerate(ids):
                 if oid not in seen:
                     seen.add(oid)
