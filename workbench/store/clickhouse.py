@@ -62,6 +62,9 @@ logging.getLogger("clickhouse_connect.driver._backend.http_sync").setLevel(loggi
 # An embedded insert of at most this many rows is pushed from memory as an Arrow stream; a larger
 # one is written to a file the engine parses in parallel (Store._insert_arrow_embedded).
 EMBEDDED_STREAM_ROWS_MAX = 65_536
+# ...in pieces of this many bytes: each piece's copy into a bytes object holds the GIL, and a whole
+# stream of a few MB held it for milliseconds (the server's event loop waited that long)
+EMBEDDED_STREAM_PIECE_BYTES = 256 * 1024
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -279,9 +282,11 @@ class Store:
             w.write_table(data)
         cols = ", ".join(f"`{n}`" for n in data.column_names)
         sql = f"INSERT INTO {self.table(table)} ({cols})" + _settings_clause(settings)
+        stream, piece = sink.getvalue(), EMBEDDED_STREAM_PIECE_BYTES
         with handle.lock:           # the client's calls on this handle are serialised by it
             with handle.conn.send_insert(sql, "ArrowStream") as ins:    # (leaving it unfinished cancels)
-                ins.append(sink.getvalue().to_pybytes())
+                for at in range(0, stream.size, piece):
+                    ins.append(stream.slice(at, min(piece, stream.size - at)).to_pybytes())
                 ins.finish()
 
     def _insert_arrow_file(self, table: str, data: pa.Table, settings: dict) -> None:
