@@ -1,6 +1,6 @@
 """The embedded store's two insert paths (store/clickhouse.py ``_insert_arrow_embedded``): a small
-batch pushed from memory as one ArrowStream INSERT (in pieces), a large one through an Arrow file read with
-``file()``. Both store the same values, and each is one statement: a value the store refuses
+batch pushed from memory as one ArrowStream INSERT (in pieces), a large one through an Arrow file
+read with ``file()``. Both store the same values, and each is one statement: a value the store refuses
 anywhere in the batch writes nothing of it (a posted group's 422/503 promise rests on that)."""
 
 from __future__ import annotations

@@ -19,9 +19,8 @@ ARROW_CHANNELS = ("opportunities", "transactions")     # channels that offer Arr
 ARROW_HEADER_KEY = b"frame"      # schema metadata key of an Arrow frame's header (the JSON frame's other fields)
 # Below this many rows a table's JSON is made from its row dicts in one orjson call, above it by the
 # column kernels (json_rows.py). The kernels cost a fixed share per column, which a small batch
-# does not repay, and every one of their Arrow and jitted calls gives the GIL up: on the event loop
-# each may then wait up to a switch interval to take it back from the run's sink thread, where the
-# row dicts' path holds the GIL throughout (benchmarks/bench_ws_rows.py measures both).
+# does not repay (benchmarks/bench_ws_rows.py measures both); and each of their Arrow and jitted
+# calls gives the GIL up, then waits to take it back from the server's other threads.
 KERNEL_ROWS_MIN = 256
 
 

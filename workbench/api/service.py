@@ -126,8 +126,8 @@ class Service:
     # -- lifecycle (called on the event loop)
     async def start(self) -> None:
         self._wake = asyncio.Event()
-        # anyio imports its asyncio backend at its first call (some 20 ms on the event loop): here, not
-        # under the run's first rows (the GET memory's run-id look-up) or the first GET
+        # anyio imports its asyncio backend at its first call, on the event loop: here, not under the
+        # run's first rows (the GET memory's run-id look-up) or the first GET
         await anyio.to_thread.run_sync(lambda: None)
         if self.options.loop_rt:
             grant = raise_loop(getattr(self.options.settings, "live_fifo_priority", FIFO_PRIORITY_DEFAULT))
