@@ -43,6 +43,9 @@ class OpportunityPages:
         store = service.store
         self.store = store
         self.recent = RecentOpportunities(store.page_schema(), store_cover(store.last_key()))
+        # posted rows' JSON is the page shape when the live table's columns are the code's (asked
+        # once: a schema's names are a new list at each call)
+        self._posted_shape = tuple(self.recent.schema.names) == NAMES
         self._run_id: str | None = None
         self._pending: list = []               # engine batches waiting for the store to show their run
         self.started_ns = time.time_ns()
@@ -56,7 +59,7 @@ class OpportunityPages:
         ``NAMES`` order, their ids and keys): one merge into memory a group. They are the page shape
         when the live table's columns are the code's (else they go through the table path, as engine
         rows do)."""
-        if tuple(self.recent.schema.names) != NAMES:
+        if not self._posted_shape:
             self._add(pa.Table.from_pylist(row_dicts(posted.items)), posted.ids, posted.times_ns.tolist(), None)
             return
         try:
