@@ -247,5 +247,6 @@ def build_app(service: Service) -> Guard:
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)])
     fast = FastPages(app, pages, service.http_requests)
-    return Guard(FastPosts(fast, posts, service.http_requests), service.options.token, rate=service.options.rate_limit)
+    service.post_layer = FastPosts(fast, posts, service.http_requests)
+    return Guard(service.post_layer, service.options.token, rate=service.options.rate_limit)
 

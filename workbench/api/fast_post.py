@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 PATH = "/v1/opportunities"
 ROUTE = "POST /v1/opportunities"
 _ARROW = ARROW_STREAM.encode()
+JSON = b"application/json"
 
 
 class FastPosts:
     def __init__(self, app, posts, counts, body_max: int = BODY_MAX_BYTES):
         self.app, self.posts, self.counts, self.body_max = app, posts, counts, body_max
+        self.in_protocol = 0            # posts taken below ASGI (post_protocol.py)
 
     async def __call__(self, scope, receive, send):
         if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH):
@@ -39,9 +41,9 @@ class FastPosts:
         arrow = gz = False
         for k, v in scope.get("headers", ()):
             if k == b"content-type":
-                arrow = v.split(b";")[0].strip() == _ARROW
+                arrow = is_arrow(v)
             elif k == b"accept-encoding":
-                gz = b"gzip" in v
+                gz = takes_gzip(v)
         parts, seen = [], 0
         while True:
             msg = await receive()
@@ -50,28 +52,53 @@ class FastPosts:
             chunk = msg.get("body", b"")
             seen += len(chunk)
             if seen > self.body_max:
-                return await self._answer(send, 413, orjson.dumps({"error": f"request body over {self.body_max} bytes"}),
-                                          gz)
+                return await self._answer(send, *too_large(self.body_max), gz)
             parts.append(chunk)
             if not msg.get("more_body", False):
                 break
         try:
             status, body = await self.posts.submit(b"".join(parts), arrow)
-        except StoreError as e:
-            status, body = 503, orjson.dumps({"error": f"the store cannot answer: {e}"})
-        except Exception:       # noqa: BLE001 - as Starlette's ServerErrorMiddleware: logged, a plain 500
-            log.exception("POST /v1/opportunities failed")
-            return await self._answer(send, 500, b"Internal Server Error", gz, b"text/plain; charset=utf-8")
+        except Exception as e:      # noqa: BLE001 - the store's error is a 503, anything else a logged 500
+            return await self._answer(send, *failure(e), gz)
         await self._answer(send, status, body, gz)
 
-    async def _answer(self, send, status: int, body: bytes, gz: bool, ctype: bytes = b"application/json") -> None:
-        headers = [(b"content-type", ctype)]
-        if len(body) >= GZIP_MIN_BYTES:         # as Starlette's GZipMiddleware answers
-            if gz:
-                body = gzip.compress(body, GZIP_LEVEL, mtime=0)
-                headers.append((b"content-encoding", b"gzip"))
-            headers.append((b"vary", b"Accept-Encoding"))
-        headers.insert(0, (b"content-length", str(len(body)).encode()))
+    async def _answer(self, send, status: int, body: bytes, gz: bool, ctype: bytes = JSON) -> None:
+        body, headers = answer(body, gz, ctype)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         self.counts[(ROUTE, status)] += 1
+
+
+def is_arrow(content_type: bytes) -> bool:
+    """Whether a request's Content-Type says its body is an Arrow IPC stream."""
+    return content_type.split(b";")[0].strip() == _ARROW
+
+
+def takes_gzip(accept_encoding: bytes) -> bool:
+    return b"gzip" in accept_encoding
+
+
+def too_large(body_max: int) -> tuple[int, bytes]:
+    """The answer to a body that passed the limit as it streamed."""
+    return 413, orjson.dumps({"error": f"request body over {body_max} bytes"})
+
+
+def failure(e: BaseException) -> tuple[int, bytes, bytes]:
+    """The answer to a post whose group failed: 503 when the store failed, else (logged, as
+    Starlette's ServerErrorMiddleware does) a plain 500."""
+    if isinstance(e, StoreError):
+        return 503, orjson.dumps({"error": f"the store cannot answer: {e}"}), JSON
+    log.error("POST /v1/opportunities failed", exc_info=e)
+    return 500, b"Internal Server Error", b"text/plain; charset=utf-8"
+
+
+def answer(body: bytes, gz: bool, ctype: bytes = JSON) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """An answer's body and headers, compressed as Starlette's GZipMiddleware would when large."""
+    headers = [(b"content-type", ctype)]
+    if len(body) >= GZIP_MIN_BYTES:
+        if gz:
+            body = gzip.compress(body, GZIP_LEVEL, mtime=0)
+            headers.append((b"content-encoding", b"gzip"))
+        headers.append((b"vary", b"Accept-Encoding"))
+    headers.insert(0, (b"content-length", str(len(body)).encode()))
+    return body, headers

@@ -66,7 +66,7 @@ class GroupCommit:
     def __init__(self, store, on_stored=None):
         self._store = store
         self._on_stored = on_stored     # called on the loop with each group's stored rows (posted_rows.PostedRows)
-        self._queued: list[tuple[tuple[bytes, bool], asyncio.Future]] = []
+        self._queued: list[tuple[tuple[bytes, bool], asyncio.Future]] = []     # (or any waiter: enqueue)
         self._checked: list[tuple[list, CheckedGroup]] = []    # checked, waiting for the next insert
         self._worker: asyncio.Task | None = None               # checks what is queued
         self._storing: asyncio.Task | None = None              # the insert running
@@ -82,10 +82,16 @@ class GroupCommit:
 
     async def submit(self, body: bytes, arrow: bool = False) -> tuple[int, bytes]:
         fut = asyncio.get_running_loop().create_future()
-        self._queued.append(((body, arrow), fut))
+        self.enqueue(body, arrow, fut)
+        return await fut
+
+    def enqueue(self, body: bytes, arrow: bool, waiter) -> None:
+        """Queue a body for the next group (on the loop). ``waiter`` gets the answer as a future
+        does: ``done()`` is asked first (a waiter done is skipped), then ``set_result((status,
+        body))`` or ``set_exception(error)`` is called, on the loop."""
+        self._queued.append(((body, arrow), waiter))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._check_queued())
-        return await fut
 
     async def _check_queued(self) -> None:
         # one turn of the loop first: the requests whose bodies it reads meanwhile join this group (a group

@@ -34,11 +34,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-async def _plain(send, status: int, text: str, extra: list | None = None) -> None:
+def plain_answer(text: str, extra: list | None = None) -> tuple[bytes, list]:
+    """A refusal's JSON body and headers."""
     body = ('{"error":"%s"}' % text.replace('"', "'")).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(extra or [])]})
+    return body, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(extra or [])]
+
+
+async def _plain(send, status: int, text: str, extra: list | None = None) -> None:
+    body, headers = plain_answer(text, extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -77,12 +81,12 @@ class Guard:
         self.token = token.encode() if token else None
         self.limit = RateLimit(rate) if rate else None
 
-    def _authorised(self, scope) -> int:
-        """0 when allowed, else the HTTP status to refuse with."""
-        path = scope.get("path", "")
+    def authorised(self, path: str, headers) -> int:
+        """0 when a request for ``path`` with ``headers`` (lower-case names) is allowed, else the
+        HTTP status to refuse it with."""
         if self.token is None or path in OPEN_PATHS or path in TOKEN_FREE or path.startswith(TOKEN_FREE_PREFIXES):
             return 0
-        for k, v in scope.get("headers", ()):
+        for k, v in headers:
             if k == b"authorization":
                 scheme, _, given = v.partition(b" ")
                 if scheme.lower() != b"bearer":
@@ -94,7 +98,7 @@ class Guard:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        refused = self._authorised(scope)
+        refused = self.authorised(scope.get("path", ""), scope.get("headers", ()))
         if refused:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1008})    # uvicorn answers the handshake with 403
@@ -102,22 +106,35 @@ class Guard:
             text = "a bearer token is required (Authorization: Bearer <token>)" if refused == 401 else "wrong token"
             return await _plain(send, refused, text, [(b"www-authenticate", b"Bearer")] if refused == 401 else [])
         if self.limit is not None and scope.get("path") not in OPEN_PATHS:
-            wait = self.limit.wait_s((scope.get("client") or ("?",))[0])
-            if wait:
-                retry = str(max(1, math.ceil(wait))).encode()
+            retry = self.over_rate((scope.get("client") or ("?",))[0])
+            if retry:
                 if kind == "websocket":
                     await send({"type": "websocket.http.response.start", "status": 429,
                                 "headers": [(b"retry-after", retry)]})
                     await send({"type": "websocket.http.response.body", "body": b""})
                     return
-                return await _plain(send, 429, f"over {self.limit.rate:g} requests/s from this address",
-                                    [(b"retry-after", retry)])
+                return await _plain(send, 429, self.over_rate_text(), [(b"retry-after", retry)])
         if kind == "websocket":
             return await self.app(scope, receive, send)
-        for k, v in scope.get("headers", ()):
-            if k == b"content-length" and v.isdigit() and int(v) > self.body_max:
-                return await _plain(send, 413, f"request body over {self.body_max} bytes")
+        if self.announced_over(scope.get("headers", ())):
+            return await _plain(send, 413, f"request body over {self.body_max} bytes")
         return await self.app(scope, receive, send)
+
+    def announced_over(self, headers) -> bool:
+        """Whether the request's Content-Length says its body passes the limit."""
+        for k, v in headers:
+            if k == b"content-length":
+                return v.isdigit() and int(v) > self.body_max
+        return False
+
+    def over_rate(self, who: str) -> bytes | None:
+        """None when client ``who`` may make a request now (it is counted), else the Retry-After
+        value (whole seconds) of its 429. Only with a rate limit."""
+        wait = self.limit.wait_s(who)
+        return str(max(1, math.ceil(wait))).encode() if wait else None
+
+    def over_rate_text(self) -> str:
+        return f"over {self.limit.rate:g} requests/s from this address"
 
 
 async def read_body(request, body_max: int = BODY_MAX_BYTES) -> bytes:

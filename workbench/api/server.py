@@ -13,6 +13,7 @@ def serve(opts: ServeOptions, announce=None) -> None:
     called once the store is open, just before the socket is bound."""
     import uvicorn    # deferred: the CLI imports this module for every command
 
+    from .post_protocol import post_protocol
     from .ws_protocol import SharedFrameProtocol
 
     opts.checked()
@@ -20,7 +21,8 @@ def serve(opts: ServeOptions, announce=None) -> None:
     app = build_app(service)
     if announce is not None:
         announce(f"serving on http://{opts.host}:{opts.port} (store {service.store.writer.dsn.redacted()})")
-    config = uvicorn.Config(app, host=opts.host, port=opts.port, loop="uvloop", http="httptools", ws=SharedFrameProtocol,
+    config = uvicorn.Config(app, host=opts.host, port=opts.port, loop="uvloop", http=post_protocol(app),
+                            ws=SharedFrameProtocol,
                             log_level="warning", access_log=False, lifespan="on", ws_max_size=1 << 20,
                             # a frame is encoded and framed once for every client (websockets-sansio,
                             # taking shared frames); per-client deflate would undo that

@@ -112,6 +112,7 @@ class Service:
     opportunities_by_type: Counter = field(default_factory=Counter)
     posted: int = 0
     posts: object = None                   # the routes' GroupCommit (its counts go in /v1/stats)
+    post_layer: object = None              # the POST route's layer (fast_post.py: posts taken below ASGI)
     started_at: float = field(default_factory=time.monotonic)
     index: SeqIndex = field(default_factory=SeqIndex)     # every opportunity numbered: seq -> (time, id)
     engine_keys: frozenset = frozenset()                   # the columns of an engine row's JSON
@@ -253,7 +254,8 @@ class Service:
         run = self.run
         out = {"uptime_s": round(time.monotonic() - self.started_at, 3), "posted_opportunities": self.posted,
                "post_inserts": {"requests": getattr(self.posts, "requests", 0),
-                                "store_inserts": getattr(self.posts, "groups", 0)},
+                                "store_inserts": getattr(self.posts, "groups", 0),
+                                "in_protocol": getattr(self.post_layer, "in_protocol", 0)},
                "opportunities_by_type": dict(self.opportunities_by_type),
                "ws": {"clients": len(self.hub.clients), "frames_sent": self.hub.frames_sent,
                       "items_published": self.hub.items_published, "items_dropped": self.hub.missed,

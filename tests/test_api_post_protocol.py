@@ -1,0 +1,183 @@
+"""POST /v1/opportunities taken inside uvicorn's HTTP protocol (api/post_protocol.py): a real
+`workbench serve` on a free loopback port, real sockets. A plain post goes below ASGI (counted in
+/v1/stats) and gets what the ASGI path gives the same post (status, headers, body, gzip, 422);
+requests pipelined on one connection, posts and others mixed, are answered in order; HTTP/1.0 and
+``Connection: close`` close after the answer; a client that leaves before its answer still has its
+rows stored and the server goes on; forwarded headers take the ASGI path, whose proxy middleware
+gives the address the rate limit counts."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import time
+import uuid
+
+import orjson
+import pytest
+
+from test_api_post_fast import _row
+from test_api_serve import Server
+
+pytestmark = pytest.mark.timeout(600)
+
+PATH = "/v1/opportunities"
+
+
+def _request(method: str, target: str, body: bytes = b"", headers: list | None = None, version: str = "1.1") -> bytes:
+    head = [f"{method} {target} HTTP/{version}", "host: 127.0.0.1"]
+    if method == "POST":
+        head += ["content-type: application/json", f"content-length: {len(body)}"]
+    head += [f"{k}: {v}" for k, v in headers or ()]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def _answers(sock: socket.socket, n: int, closed_wait_s: float | None = 1.0) -> tuple[list, bool | None]:
+    """``n`` answers read from ``sock`` in order (status, headers, body: every answer here has a
+    Content-Length), and whether the server closed the connection after them (within
+    ``closed_wait_s``, well inside uvicorn's keep-alive timeout of 5 s; None: not asked)."""
+    sock.settimeout(60)
+    buf, out = b"", []
+
+    def more() -> bytes:
+        data = sock.recv(1 << 16)
+        assert data, f"the server closed the connection after {len(out)} answers"
+        return data
+
+    while len(out) < n:
+        while b"\r\n\r\n" not in buf:
+            buf += more()
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        size = int(headers["content-length"])
+        while len(buf) < size:
+            buf += more()
+        out.append((status, headers, buf[:size]))
+        buf = buf[size:]
+    assert buf == b""
+    if closed_wait_s is None:
+        return out, None
+    sock.settimeout(closed_wait_s)
+    try:
+        closed = sock.recv(1) == b""
+    except TimeoutError:
+        closed = False
+    return out, closed
+
+
+def _one(s: Server, raw: bytes, closed_wait_s: float | None = 1.0) -> tuple[tuple[int, dict, bytes], bool | None]:
+    with socket.create_connection(("127.0.0.1", s.port)) as sock:
+        sock.sendall(raw)
+        got, closed = _answers(sock, 1, closed_wait_s)
+    return got[0], closed
+
+
+def _below_asgi(s: Server) -> int:
+    return s.get("/v1/stats").json()["post_inserts"]["in_protocol"]
+
+
+def _rows(n: int, start: int = 0) -> list[dict]:
+    return [_row(start + i) for i in range(n)]
+
+
+def test_a_plain_post_goes_below_asgi_and_answers_as_the_asgi_path(tmp_path):
+    s = Server(tmp_path)
+    try:
+        for rows, expect in ((_rows(3), 201), ([{**_row(9), "slot": "soon"}], 422)):
+            plain = orjson.dumps(rows)
+            twin = orjson.dumps([{**r, "opportunity_id": str(uuid.uuid4())} for r in rows])
+            before = _below_asgi(s)
+            (st, h, body), closed = _one(s, _request("POST", PATH, plain))
+            assert _below_asgi(s) == before + 1 and not closed
+            (st2, h2, body2), _ = _one(s, _request("POST", PATH + "?via=asgi", twin))   # a query: the ASGI path
+            assert _below_asgi(s) == before + 1
+            assert st == st2 == expect, (body, body2)
+            assert set(h) == set(h2) and {k: v for k, v in h.items() if k != "date" and k != "content-length"} == \
+                {k: v for k, v in h2.items() if k != "date" and k != "content-length"}
+            a, b = orjson.loads(body), orjson.loads(body2)
+            if expect == 201:
+                assert a == {"inserted": 3, "duplicates": 0, "ids": [r["opportunity_id"] for r in rows]}
+                assert b["inserted"] == 3 and b["duplicates"] == 0
+            else:
+                assert a == b and a["row"] == 0 and a["field"] == "slot"
+        # a large answer, gzipped as Starlette's GZipMiddleware would (and not without Accept-Encoding)
+        many = _rows(2_000, 100)
+        raw = _request("POST", PATH, orjson.dumps(many), [("accept-encoding", "gzip")])
+        (st, h, body), _ = _one(s, raw)
+        assert st == 201 and h["content-encoding"] == "gzip" and h["vary"] == "Accept-Encoding"
+        assert orjson.loads(gzip.decompress(body))["ids"] == [r["opportunity_id"] for r in many]
+        (st, h, body), _ = _one(s, _request("POST", PATH, orjson.dumps(many)))
+        assert st == 200 and "content-encoding" not in h and orjson.loads(body)["duplicates"] == 2_000
+    finally:
+        s.stop()
+
+
+def test_pipelined_requests_are_answered_in_order_and_close_is_kept(tmp_path):
+    s = Server(tmp_path)
+    try:
+        a, b, c = _rows(2, 0), _rows(2, 10), _rows(2, 20)
+        raw = (_request("POST", PATH, orjson.dumps(a)) + _request("GET", "/healthz")
+               + _request("POST", PATH, orjson.dumps(b)) + _request("POST", PATH + "?x=1", orjson.dumps(c))
+               + _request("GET", "/v1/opportunities/" + b[1]["opportunity_id"]))
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            sock.sendall(raw)
+            got, closed = _answers(sock, 5)
+        assert [g[0] for g in got] == [201, 200, 201, 201, 200] and not closed
+        assert orjson.loads(got[0][2])["ids"] == [r["opportunity_id"] for r in a]
+        assert orjson.loads(got[1][2]) == {"ok": True}
+        assert orjson.loads(got[2][2])["ids"] == [r["opportunity_id"] for r in b]
+        assert orjson.loads(got[3][2])["ids"] == [r["opportunity_id"] for r in c]
+        assert orjson.loads(got[4][2])["opportunity_id"] == b[1]["opportunity_id"]
+
+        # HTTP/1.0, and Connection: close on 1.1: the answer says so and the connection is closed
+        for version, extra in (("1.0", []), ("1.1", [("connection", "close")])):
+            (st, h, body), closed = _one(s, _request("POST", PATH, orjson.dumps(_rows(1, 40 + len(extra))), extra,
+                                                     version))
+            assert st == 201 and h.get("connection") == "close" and closed, (version, h)
+    finally:
+        s.stop()
+
+
+def test_a_client_that_leaves_before_its_answer_has_its_rows_stored(tmp_path):
+    s = Server(tmp_path)
+    try:
+        rows = _rows(5, 200)
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", s.port)) as sock:
+                sock.sendall(_request("POST", PATH, orjson.dumps(rows)))
+            rows = [{**r, "opportunity_id": str(uuid.uuid4())} for r in rows]
+        deadline = time.monotonic() + 30
+        while s.get("/v1/stats").json()["posted_opportunities"] < 15:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        r = s.post(PATH, _rows(1, 300))
+        assert r.status_code == 201
+        assert s.get("/v1/stats").json()["posted_opportunities"] == 16
+    finally:
+        s.stop()
+
+
+def test_forwarded_headers_take_the_asgi_path_and_its_client_address(tmp_path):
+    # uvicorn trusts forwarded headers from loopback: the rate limit counts the address they give.
+    # One request a second per address (the stats reads count too: a second's wait before each)
+    s = Server(tmp_path, "--rate-limit", "1")
+    try:
+        time.sleep(1.1)
+        before = _below_asgi(s)
+        codes = []
+        for k in range(3):
+            (st, _, _), _ = _one(s, _request("POST", PATH, orjson.dumps(_rows(1, 500 + k)),
+                                             [("x-forwarded-for", f"10.0.0.{k + 1}")]), None)
+            codes.append(st)
+        assert codes == [201, 201, 201]             # three addresses, one request each
+        time.sleep(1.1)
+        (st1, _, _), _ = _one(s, _request("POST", PATH, orjson.dumps(_rows(1, 600))), None)
+        (st2, h2, body2), _ = _one(s, _request("POST", PATH, orjson.dumps(_rows(1, 601))), None)
+        assert st1 == 201 and st2 == 429 and int(h2["retry-after"]) >= 1 and "requests/s" in orjson.loads(body2)["error"]
+        assert h2["content-type"] == "application/json"
+        time.sleep(1.1)
+        assert _below_asgi(s) == before + 2         # the two without forwarded headers (the 429 one too)
+    finally:
+        s.stop()

@@ -1,0 +1,166 @@
+"""POST /v1/opportunities taken inside uvicorn's HTTP protocol, below ASGI.
+
+Through ASGI, every request costs uvicorn a scope, a cycle with its event, a task that runs the
+app (the proxy-headers middleware, the Guard, fast_post.py's layer), a future the task awaits,
+and two writes (the head, then the body); bench_http_floor.py measures that floor beside a bare
+protocol. Posts come in thousands a second, each a small share of a group's check
+(group_commit.py), so that floor was a large part of a post. Here uvicorn's httptools protocol
+(subclassed: ``http=`` of uvicorn.Config, imported when the server starts, as ws_protocol.py)
+takes a plain POST to the route itself: it gathers the body as the parser hands it over, queues
+it with the request as the group's waiter (no task, no future), and writes the answer in one
+write when the group answers.
+
+"Plain" means nothing about it needs the ASGI path, which stays the reference and answers
+everything else, unchanged: other routes and methods, a query string, a request behind another
+on its connection (uvicorn answers pipelined requests in order), ``Expect: 100-continue``, an
+upgrade, forwarded headers (uvicorn's proxy middleware decides what address they give, which
+the rate limit counts), a refused token (the Guard's 401/403), a body announced past the limit
+(the Guard's 413). What a plain post gets is what the ASGI path would give it: the Guard's rate
+limit (its 429 and Retry-After) on the same buckets, fast_post.py's answers (413 when a streamed
+body passes the limit, the group's 201/200/422, 503 or 500 on failure, gzip when large), the
+count per route and code, uvicorn's default headers (server, date), keep-alive or
+``connection: close`` as uvicorn's cycle writes them, and uvicorn's handling of the connection
+(keep-alive timer, shutdown, a client that leaves: its rows are stored all the same, and
+nothing is written back).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from .fast_post import JSON, PATH, ROUTE, FastPosts, answer, failure, is_arrow, takes_gzip, too_large
+from .security import Guard, plain_answer
+
+log = logging.getLogger(__name__)
+
+_PATH = PATH.encode()
+_FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")     # what uvicorn's proxy middleware reads
+
+
+class _NoEvent:
+    def set(self) -> None:      # uvicorn sets a cycle's event when its connection is lost: nobody waits here
+        pass
+
+
+class _Post:
+    """A post taken by the protocol: the connection's current cycle for uvicorn (what the protocol
+    reads of one: ``response_complete``, ``keep_alive``, ``disconnected``, ``message_event``) and
+    the group's waiter for its answer (``done``, ``set_result``, ``set_exception``)."""
+
+    __slots__ = ("proto", "gz", "arrow", "parts", "seen", "keep_alive", "disconnected", "response_complete")
+    message_event = _NoEvent()
+
+    def __init__(self, proto: PostProtocol, gz: bool, arrow: bool, keep_alive: bool):
+        self.proto, self.gz, self.arrow, self.keep_alive = proto, gz, arrow, keep_alive
+        self.parts: list[bytes] = []
+        self.seen = 0
+        self.disconnected = self.response_complete = False
+
+    def done(self) -> bool:
+        return self.response_complete or self.disconnected
+
+    def set_result(self, got: tuple[int, bytes]) -> None:
+        self.proto.answer(self, *got)
+
+    def set_exception(self, e: BaseException) -> None:
+        self.proto.answer(self, *failure(e))
+
+
+class PostProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, taking plain posts to the route (``post_protocol`` binds the
+    server's Guard and post layer)."""
+
+    guard: Guard
+    layer: FastPosts            # fast_post.py's layer: the group commit, the counts, the body limit
+
+    def on_headers_complete(self) -> None:
+        if self.parser.get_method() == b"POST" and self.url == _PATH and self._take_post():
+            return
+        super().on_headers_complete()
+
+    def _take_post(self) -> bool:
+        """Take the request if it is a plain post (see the module's text); False leaves it to ASGI."""
+        if (self.cycle is not None and not self.cycle.response_complete) or self.expect_100_continue \
+                or self.limit_concurrency is not None or self.parser.should_upgrade():
+            return False
+        guard = self.guard
+        headers = self.headers
+        arrow = gz = False
+        for k, v in headers:
+            if k == b"content-type":
+                arrow = is_arrow(v)
+            elif k == b"accept-encoding":
+                gz = takes_gzip(v)
+            elif k in _FORWARDED:
+                return False
+        if guard.authorised(PATH, headers) or guard.announced_over(headers):
+            return False
+        post = self.cycle = _Post(self, gz, arrow, self.parser.get_http_version() != "1.0"
+                                  and self.parser.should_keep_alive())
+        self.layer.in_protocol += 1
+        if guard.limit is not None:
+            retry = guard.over_rate(self.client[0] if self.client else "?")
+            if retry:
+                body, head = plain_answer(guard.over_rate_text(), [(b"retry-after", retry)])
+                self._write(post, 429, head, body)          # (the body that follows is read and dropped)
+        return True
+
+    def on_body(self, body: bytes) -> None:
+        post = self.cycle
+        if type(post) is not _Post:
+            return super().on_body(body)
+        if post.response_complete:
+            return
+        post.seen += len(body)
+        if post.seen > self.layer.body_max:
+            self.answer(post, *too_large(self.layer.body_max))
+            return
+        post.parts.append(body)
+
+    def on_message_complete(self) -> None:
+        post = self.cycle
+        if type(post) is not _Post:
+            return super().on_message_complete()
+        if post.response_complete:
+            return
+        parts, post.parts = post.parts, []
+        self.layer.posts.enqueue(parts[0] if len(parts) == 1 else b"".join(parts), post.arrow, post)
+
+    def answer(self, post: _Post, status: int, body: bytes, ctype: bytes = JSON) -> None:
+        """Answer ``post`` (on the loop), as fast_post.py answers through ASGI."""
+        self.layer.counts[(ROUTE, status)] += 1
+        if post.done():             # (its client left)
+            return
+        try:
+            body, head = answer(body, post.gz, ctype)
+            self._write(post, status, head, body)
+        except Exception:           # noqa: BLE001 - never into the group's loop over its waiters
+            log.exception("a POST answer could not be written")
+            self.transport.close()
+
+    def _write(self, post: _Post, status: int, head: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """The answer in one write, as uvicorn's cycle writes it; then the connection goes on (the
+        next pipelined request, or the keep-alive timer) or is closed."""
+        out = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            out += (name, b": ", value, b"\r\n")
+        for name, value in head:
+            out += (name, b": ", value, b"\r\n")
+        if not post.keep_alive:
+            out.append(b"connection: close\r\n")
+        out += (b"\r\n", body)
+        self.transport.write(b"".join(out))
+        post.response_complete = True
+        if not post.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+
+def post_protocol(app: Guard) -> type[PostProtocol]:
+    """The protocol class for uvicorn.Config(http=...), bound to the app api/app.py built (its Guard,
+    in front of the post layer)."""
+    if not isinstance(app, Guard) or not isinstance(app.app, FastPosts):
+        raise TypeError("post_protocol takes the app build_app makes: the Guard in front of FastPosts")
+    return type("PostProtocol", (PostProtocol,), {"guard": app, "layer": app.app})
