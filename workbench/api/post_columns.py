@@ -118,8 +118,11 @@ def _log_select() -> tuple[list[str], list[str], str]:
 
 LOG_COLUMNS, LOG_SELECT, LOG_STRUCTURE = _log_select()
 # floats parsed exactly (ClickHouse's default fast parse may miss by an ulp); one thread per file:
-# a parallel parse of an insert's few MB costs more CPU than it saves time
-LOG_SETTINGS = {"precise_float_parsing": 1, "input_format_parallel_parsing": 0}
+# a parallel parse of an insert's few MB costs more CPU than it saves time; the insert's threads at
+# the lowest CPU priority (nice 19; ClickHouse ignores it without CAP_SYS_NICE): they run in the
+# background of posts already answered, and on a small host they took CPU time from the event loop
+# (and the clients) for milliseconds at a time
+LOG_SETTINGS = {"precise_float_parsing": 1, "input_format_parallel_parsing": 0, "os_threads_nice_value_query": 19}
 
 
 @dataclass
