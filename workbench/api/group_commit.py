@@ -174,15 +174,12 @@ class GroupCommit:
         self._deliver(group, *got)
 
     def _deliver(self, group: list, answers: list, posted, accepted: int) -> None:
-        """Hand a group's stored rows on and answer each of its requests (on the loop)."""
+        """Answer each request of a group, then hand its stored rows on (on the loop). A waiter that
+        writes its answer at once (post_protocol.py) does not wait for the hand-on; no request reaches
+        the loop before both are done, so a client that reads after its answer finds its rows."""
         if accepted:
             self._groups += 1
             self.requests += accepted
-        if posted is not None and self._on_stored is not None:
-            try:
-                self._on_stored(posted)
-            except Exception:       # noqa: BLE001 - the rows are stored; memory and the stream are extras
-                log.exception("posted rows were stored but could not enter memory or the WebSocket")
         for (_, fut), answer in zip(group, answers):
             if fut.done():                  # (its client may have gone: the rows are stored all the same)
                 continue
@@ -190,6 +187,11 @@ class GroupCommit:
                 fut.set_exception(answer)
             else:
                 fut.set_result(answer)
+        if posted is not None and self._on_stored is not None:
+            try:
+                self._on_stored(posted)
+            except Exception:       # noqa: BLE001 - the rows are stored; memory and the stream are extras
+                log.exception("posted rows were stored but could not enter memory or the WebSocket")
 
 
 def _fail(group, e: BaseException) -> None:
