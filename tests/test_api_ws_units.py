@@ -144,16 +144,24 @@ def test_from_is_a_sequence_a_time_in_ns_or_an_iso_time():
         assert e.value.field == field
 
 
-def test_the_index_maps_sequences_to_time_and_id_and_back():
+@pytest.mark.parametrize("chunk", [1 << 16, 1_000])
+def test_the_index_maps_sequences_to_time_and_id_and_back(chunk, monkeypatch):
+    import workbench.api.seq_index as seq_index
+    monkeypatch.setattr(seq_index, "CHUNK", chunk)      # (1,000: appends and reads cross chunks)
     idx = SeqIndex()
     ids = [str(uuid.uuid4()) for _ in range(10_000)]
     ts = [1000 + (i // 3) for i in range(10_000)]
     idx.append(ts[:7], ids[:7], engine=True)
-    idx.append(ts[7:], ids[7:], engine=False)
+    idx.append(ts[7:2_500], seq_index.uuid_bytes(ids[7:2_500]), engine=False)       # (the 16 bytes already)
+    idx.append(ts[2_500:], ids[2_500:], engine=True)
     assert idx.n == 10_000 and idx.ids(5, 9) == ids[5:9] and idx.ts(5, 9).tolist() == ts[5:9]
     assert idx.engine(5, 9).tolist() == [True, True, False, False]
+    for lo, hi in ((0, 10_000), (995, 1_005), (2_499, 2_501), (9_999, 10_000), (9_990, 20_000)):
+        assert idx.ids(lo, hi) == ids[lo:hi] and idx.ts(lo, hi).tolist() == ts[lo:hi]
+        assert idx.engine(lo, hi).tolist() == [i < 7 or i >= 2_500 for i in range(lo, min(hi, 10_000))]
     assert idx.first_at_or_after(1002) == 6 and idx.first_at_or_after(10**9) == 10_000
-    assert idx.has_ids([ids[42], str(uuid.uuid4())]).tolist() == [True, False]
+    assert idx.first_at_or_after(4_000) == 9_000
+    assert idx.has_ids([ids[42], str(uuid.uuid4()), ids[9_999], ids[1_500]]).tolist() == [True, False, True, True]
 
 
 def test_uuid_text_is_read_in_one_pass_as_uuid_would_read_it():

@@ -14,7 +14,7 @@ import uuid
 import numpy as np
 import pyarrow as pa
 
-_START = 1 << 12
+CHUNK = 1 << 16                     # items a chunk (1.6 MB)
 _TEXT_SZ = 36                       # a UUID's canonical text: 8-4-4-4-12 hex digits
 _DASHES = (8, 13, 18, 23)
 _DIGITS = np.array([i for i in range(_TEXT_SZ) if i not in _DASHES])
@@ -52,11 +52,15 @@ def uuid_bytes(ids) -> np.ndarray:
 
 
 class SeqIndex:
+    """Items in chunks of ``CHUNK``: an append never reallocates what is held. (Arrays doubled in
+    place copied the whole index on the event loop at each doubling: tens of milliseconds at a
+    million items, under posts.)"""
+
     def __init__(self):
         self.n = 0
-        self._ts = np.zeros(_START, np.int64)
-        self._id = np.zeros(_START, "V16")
-        self._engine = np.zeros(_START, bool)
+        self._ts: list[np.ndarray] = []         # int64 event times, CHUNK a chunk
+        self._id: list[np.ndarray] = []         # V16 ids
+        self._engine: list[np.ndarray] = []     # bool: the engine made it
 
     def append(self, ts_ns, ids, engine: bool) -> None:
         """Items ``n``.. : their event times (ns) and opportunity ids (UUID text: a list of str or an
@@ -64,36 +68,61 @@ class SeqIndex:
         k = len(ids)
         if not k:
             return
-        need = self.n + k
-        if need > self._ts.shape[0]:
-            cap = max(need, 2 * self._ts.shape[0])
-            for name in ("_ts", "_id", "_engine"):
-                old = getattr(self, name)
-                new = np.zeros(cap, old.dtype)
-                new[:self.n] = old[:self.n]
-                setattr(self, name, new)
-        self._ts[self.n:need] = np.asarray(ts_ns, np.int64)
-        self._id[self.n:need] = ids if isinstance(ids, np.ndarray) and ids.dtype == self._id.dtype else uuid_bytes(ids)
-        self._engine[self.n:need] = engine
-        self.n = need
+        ts = np.asarray(ts_ns, np.int64)
+        raw = ids if isinstance(ids, np.ndarray) and ids.dtype == np.dtype("V16") else uuid_bytes(ids)
+        done = 0
+        while done < k:
+            at = self.n % CHUNK
+            if at == 0:                 # (np.empty: pages are touched as items fill them, not all at once)
+                self._ts.append(np.empty(CHUNK, np.int64))
+                self._id.append(np.empty(CHUNK, "V16"))
+                self._engine.append(np.empty(CHUNK, bool))
+            take = min(k - done, CHUNK - at)
+            self._ts[-1][at:at + take] = ts[done:done + take]
+            self._id[-1][at:at + take] = raw[done:done + take]
+            self._engine[-1][at:at + take] = engine
+            done += take
+            self.n += take
+
+    def _range(self, chunks: list[np.ndarray], lo: int, hi: int) -> np.ndarray:
+        """Items ``lo``..``hi - 1`` of one column (a view when they lie in one chunk)."""
+        hi = min(hi, self.n)
+        if lo >= hi:
+            return chunks[0][:0] if chunks else np.zeros(0)
+        first, last = lo // CHUNK, (hi - 1) // CHUNK
+        if first == last:
+            return chunks[first][lo % CHUNK:lo % CHUNK + hi - lo]
+        parts = [chunks[first][lo % CHUNK:]] + chunks[first + 1:last] + [chunks[last][:(hi - 1) % CHUNK + 1]]
+        return np.concatenate(parts)
+
+    def _held(self, chunks: list[np.ndarray]):
+        """Each chunk's items held so far."""
+        for j, c in enumerate(chunks):
+            yield c[:min(CHUNK, self.n - j * CHUNK)]
 
     def ts(self, lo: int, hi: int) -> np.ndarray:
-        return self._ts[lo:hi]
+        return self._range(self._ts, lo, hi)
 
     def ids(self, lo: int, hi: int) -> list[str]:
-        return [str(uuid.UUID(bytes=bytes(v))) for v in self._id[lo:hi]]
+        return [str(uuid.UUID(bytes=bytes(v))) for v in self._range(self._id, lo, hi)]
 
     def engine(self, lo: int, hi: int) -> np.ndarray:
-        return self._engine[lo:hi]
+        return self._range(self._engine, lo, hi)
 
     def has_ids(self, ids: list[str]) -> np.ndarray:
         """Which of ``ids`` this server numbered."""
+        out = np.zeros(len(ids), bool)
         if not ids or not self.n:
-            return np.zeros(len(ids), bool)
-        want = uuid_bytes(ids)
-        return np.isin(want.view("S16"), self._id[:self.n].view("S16"))
+            return out
+        want = uuid_bytes(ids).view("S16")
+        for held in self._held(self._id):
+            out |= np.isin(want, held.view("S16"))
+        return out
 
     def first_at_or_after(self, t_ns: int) -> int:
         """Sequence of the first item whose event time is at or after ``t_ns`` (``n`` if none)."""
-        hit = np.flatnonzero(self._ts[:self.n] >= t_ns)
-        return int(hit[0]) if hit.size else self.n
+        for j, held in enumerate(self._held(self._ts)):
+            hit = np.flatnonzero(held >= t_ns)
+            if hit.size:
+                return j * CHUNK + int(hit[0])
+        return self.n
