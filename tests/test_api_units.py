@@ -404,3 +404,25 @@ def test_memory_entries_leave_the_collector_and_a_batch_goes_with_its_last_row()
     held = {oid for _, oid in memory.keys.iter_from(None, True)}
     assert len(memory._batches) == len({memory.rows[oid] >> ROW_BITS for oid in held}) <= 4
     assert all(memory.row(oid)[0]["opportunity_id"] == oid for oid in held)
+
+
+def test_the_memory_id_map_answers_as_one_dict_would():
+    import random
+
+    from workbench.api.id_entries import IdEntries
+    rnd = random.Random(5)
+    ids = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(3_000)]
+    m, want = IdEntries(), {}
+    assert not m and len(m) == 0 and m.get(ids[0]) is None and m.held(ids[:5]) == set()
+    for step in range(300):
+        new = rnd.sample(ids, 20)
+        pairs = [(oid, step * 100 + k) for k, oid in enumerate(new)]
+        m.update(pairs)
+        want.update(pairs)
+        for oid in rnd.sample(sorted(want), min(len(want), 15)):
+            assert m.pop(oid) == want.pop(oid)
+        probe = rnd.sample(ids, 30)
+        assert m.held(probe) == want.keys() & probe
+        assert all((oid in m) == (oid in want) and m.get(oid) == want.get(oid) for oid in probe)
+        assert len(m) == len(want) and bool(m) == bool(want) and sorted(m.values()) == sorted(want.values())
+    assert all(m[oid] == e for oid, e in want.items())

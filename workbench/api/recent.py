@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from ..store import schema as S
 from .frames import table_rows
+from .id_entries import IdEntries
 from .opportunity_rows import ID, REQUIRED, TABLE, enum_pairs, literal_default
 from .sorted_keys import SortedKeys
 from .store_access import OpportunityFilter, encode_cursor
@@ -180,7 +181,7 @@ class RecentOpportunities:
         # the cycle collector tracks (a tuple holding the batch itself stays tracked: 200,000 rows in
         # memory made a full collection walk 260,000 objects), and no tuple made per row; the batches
         # by number, and their rows still held
-        self.rows: dict[str, int] = {}
+        self.rows = IdEntries()         # (a dict in shards: id_entries.py)
         self._batches: dict[int, _Batch] = {}
         self._held_rows: dict[int, int] = {}
         self._next_batch = 0
@@ -205,7 +206,7 @@ class RecentOpportunities:
         """Rows in the page shape as their JSON (keys in the schema's order), their ids (distinct)
         and their keys sorted; ``loads(items)``: their dicts, made when a page first reads them.
         Ids already held are skipped. Rows added."""
-        if self.rows.keys() & ids:          # (rare: a posted id the memory holds) those rows are left out
+        if self.rows.held(ids):             # (rare: a posted id the memory holds) those rows are left out
             keep = [i for i, oid in enumerate(ids) if oid not in self.rows]
             items, ids = [items[i] for i in keep], [ids[i] for i in keep]
             kept = set(ids)
@@ -219,7 +220,7 @@ class RecentOpportunities:
         first reads them (an engine batch: its shaping costs several Arrow calls a column, which a
         batch no page reads never pays). Ids already held (or twice here) are skipped. Rows added."""
         at = None
-        held = self.rows.keys() & ids if self.rows else set()
+        held = self.rows.held(ids)
         if held or len(set(ids)) != len(ids):      # ids seen before (or twice here): the first is kept
             seen, at = held, []
             for i, oid in enumerate(ids):
@@ -247,8 +248,9 @@ class RecentOpportunities:
         over = len(keys) - self.capacity
         if over > 0:
             keys, gone = keys.drop_first(over)
-            pop, held = self.rows.pop, self._held_rows
-            for number, k in collections.Counter(pop(oid) >> ROW_BITS for _, oid in gone).items():
+            held = self._held_rows
+            entries = self.rows.pop_many(oid for _, oid in gone)
+            for number, k in collections.Counter(e >> ROW_BITS for e in entries).items():
                 held[number] -= k
                 if not held[number]:
                     del held[number], self._batches[number]
