@@ -1,4 +1,5 @@
-"""The floor of a POST in Python: what the HTTP server alone costs per request, uvicorn beside granian.
+"""The floor of a POST in Python: what the HTTP server alone costs per request, uvicorn beside granian
+and beside a bare protocol.
 
 `workbench serve` answers POST /v1/opportunities on uvicorn (uvloop, httptools). Its event loop
 spends CPU per post on HTTP and on the post itself (check, log, memory, WebSocket); this bench
@@ -8,7 +9,9 @@ under uvicorn as the server runs it (uvloop, httptools) and under granian (Rust 
 one runtime thread) when it is installed (`pip install granian`: not a dependency). wrk offers
 the same 10-row bodies bench_api.py posts (benchmarks/wrk_fixed_rate.lua) at a fixed rate; the
 servers alternate run by run; each figure is the median of ``--repeat`` runs, with the CPU of the
-server's processes per request (from /proc) and the ratio to uvicorn.
+server's processes per request (from /proc) and the ratio to uvicorn. The third server is no ASGI
+server at all: an asyncio protocol on uvloop with httptools' parser that gathers the body and
+writes the answer in one write, the floor under which api/post_protocol.py takes plain posts.
 
     python benchmarks/bench_http_floor.py [--rate 5000] [--seconds 4] [--repeat 3]
 """
@@ -58,6 +61,36 @@ APP = textwrap.dedent('''
                     log_level="warning", access_log=False)
 ''')
 
+# the same answer from a bare protocol: no ASGI scope, cycle, task or middleware, one write
+PROTOCOL_APP = textwrap.dedent('''
+    import asyncio, sys
+    import httptools, orjson, uvloop
+    ANSWER = orjson.dumps({"inserted": 10, "duplicates": 0, "ids": ["00000000-0000-4000-8000-000000000000"] * 10})
+    WIRE = (b"HTTP/1.1 201 Created\\r\\ncontent-type: application/json\\r\\ncontent-length: "
+            + str(len(ANSWER)).encode() + b"\\r\\n\\r\\n" + ANSWER)
+
+    class Floor(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport, self.parser, self.body = transport, httptools.HttpRequestParser(self), []
+
+        def data_received(self, data):
+            self.parser.feed_data(data)
+
+        def on_body(self, body):
+            self.body.append(body)
+
+        def on_message_complete(self):
+            self.body = []
+            self.transport.write(WIRE)
+
+    async def main():
+        server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", int(sys.argv[1]))
+        await server.serve_forever()
+
+    if __name__ == "__main__":
+        uvloop.run(main())
+''')
+
 # a row in the shape GET answers (every column of mev_opportunities), its id and time the Lua script's
 ROW = {"timestamp_ns": "__TS__", "opportunity_id": "__ID__", "type": "sandwich", "profit": 1.210770785,
        "pools": ["6DB4LJVupwGmiLCveSmAGJLXy3oaQLZRneDq7BearUhW"], "run_id": "724eb392-0a87-44d5-a9b2-1a5764c14a8a",
@@ -79,6 +112,8 @@ def _start(kind: str, app_dir: Path, port: int) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1", "--runtime-threads", "1", "--loop", "uvloop", "--log-level", "warning", "--no-ws",
                "floor_app:app"]
+    elif kind == "protocol":
+        cmd = [sys.executable, str(app_dir / "protocol_app.py"), str(port)]
     else:
         cmd = [sys.executable, str(app_dir / "floor_app.py"), str(port)]
     proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -115,10 +150,11 @@ def main() -> None:
     a = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit(INSTALL_HINT)
-    kinds = ["uvicorn"] + (["granian"] if importlib.util.find_spec("granian") else [])
+    kinds = ["uvicorn", "protocol"] + (["granian"] if importlib.util.find_spec("granian") else [])
     with tempfile.TemporaryDirectory(prefix="bench-http-floor-") as tmp:
         tmp = Path(tmp)
         (tmp / "floor_app.py").write_text(APP)
+        (tmp / "protocol_app.py").write_text(PROTOCOL_APP)
         template = tmp / "row.json"
         template.write_text(json.dumps(ROW, separators=(",", ":")).replace('"__TS__"', "__TS__"))
         procs, urls = {}, {}
@@ -139,9 +175,10 @@ def main() -> None:
             for p in procs.values():
                 p.terminate()
                 p.wait(30)
-    names = {"uvicorn": "uvicorn (uvloop, httptools: as served)", "granian": "granian (1 worker, 1 runtime thread)"}
+    names = {"uvicorn": "uvicorn (uvloop, httptools: ASGI)", "granian": "granian (1 worker, 1 runtime thread)",
+             "protocol": "bare protocol (uvloop, httptools)"}
     print(f"POST of 10 rows (wrk at {a.rate:,.0f}/s offered, {a.seconds:g} s x {a.repeat}; load "
-          f"{os.getloadavg()[0]:.2f}); a raw ASGI app that reads the body and answers")
+          f"{os.getloadavg()[0]:.2f}); an app that reads the body and answers")
     med = {k: {f: statistics.median(r[f] for r in runs[k]) for f in ("achieved", "p50_us", "p99_us", "cpu_us")}
            for k in kinds}
     for kind in kinds:
