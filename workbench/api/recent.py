@@ -206,8 +206,9 @@ class RecentOpportunities:
         """Rows in the page shape as their JSON (keys in the schema's order), their ids (distinct)
         and their keys sorted; ``loads(items)``: their dicts, made when a page first reads them.
         Ids already held are skipped. Rows added."""
-        if self.rows.held(ids):             # (rare: a posted id the memory holds) those rows are left out
-            keep = [i for i, oid in enumerate(ids) if oid not in self.rows]
+        held = self.rows.held(ids)
+        if held:                            # (rare: a posted id the memory holds) those rows are left out
+            keep = [i for i, oid in enumerate(ids) if oid not in held]
             items, ids = [items[i] for i in keep], [ids[i] for i in keep]
             kept = set(ids)
             keys = [k for k in keys if k[1] in kept]
