@@ -420,7 +420,7 @@ def test_the_memory_id_map_answers_as_one_dict_would():
         m.update(pairs)
         want.update(pairs)
         for oid in rnd.sample(sorted(want), min(len(want), 15)):
-            assert m.pop(oid) == want.pop(oid)
+            assert m.pop_many([oid]) == [want.pop(oid)]
         probe = rnd.sample(ids, 30)
         assert m.held(probe) == want.keys() & probe
         assert all((oid in m) == (oid in want) and m.get(oid) == want.get(oid) for oid in probe)

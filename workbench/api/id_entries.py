@@ -28,9 +28,6 @@ class IdEntries:
     def __contains__(self, oid: str) -> bool:
         return oid in self._shards[hash(oid) & _MASK]
 
-    def pop(self, oid: str) -> int:
-        return self._shards[hash(oid) & _MASK].pop(oid)
-
     def pop_many(self, oids) -> list[int]:
         """The entries of ``oids`` (all held), taken out."""
         shards = self._shards
@@ -52,6 +49,3 @@ class IdEntries:
 
     def __len__(self) -> int:
         return sum(map(len, self._shards))
-
-    def __bool__(self) -> bool:
-        return any(self._shards)
