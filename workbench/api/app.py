@@ -7,6 +7,7 @@ Store queries run on worker threads (the store client blocks); everything else o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 
@@ -27,7 +28,7 @@ from .group_commit import GroupCommit
 from .posted_rows import PostedRows
 from .openapi import openapi_document
 from .fast_post import FastPosts
-from .runtime_tuning import settle_after_start
+from .runtime_tuning import collect_young_every, settle_after_start
 from .opportunity_rows import ARROW_STREAM
 from .recent_route import opportunity_pages
 from .prometheus import CONTENT_TYPE, ServerMetrics
@@ -223,9 +224,11 @@ def build_app(service: Service) -> Guard:
     async def lifespan(app):
         await service.start()
         settle_after_start()        # the start-up heap is never walked by the collector again
+        stop_collecting = collect_young_every(asyncio.get_running_loop())
         try:
             yield
         finally:
+            stop_collecting()
             await service.stop()
 
     routes = [

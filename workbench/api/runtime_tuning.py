@@ -13,6 +13,14 @@ several milliseconds under posts, and the middle collections ten times that; the
 CPython's middle and old pace but collects the young generation every ``YOUNG_ALLOCATIONS``
 (posts at 2,000/s: p99 about half, README).
 
+That threshold counts allocations net of deallocations, and a server under steady load keeps
+the count near zero: the GET memory takes as many new rows as it evicts, so its new keys (tuples,
+tracked until a collection finds they hold only strings and numbers) are balanced by the old keys
+it frees, and no young collection starts while they pile up in the young generation. When one
+finally started it walked them all: a pause of tens of milliseconds, and a middle collection
+after it as long. ``collect_young_every`` runs a young collection on the event loop at a fixed
+pace instead, so each walks what a short interval allocated.
+
 Worker threads (a large group of posts, group_commit.py; the post spool's inserts; GET pages
 shaped from memory) need the GIL while the event loop answers requests. A thread that wants it
 waits up to the switch interval for a busy one to yield (CPython's default: 5 ms), so a request
@@ -28,6 +36,7 @@ from ..host.interpreter import fewer_collections
 
 GIL_SWITCH_S = 0.0005           # the longest a thread holds the GIL while another waits (CPython: 0.005)
 YOUNG_ALLOCATIONS = 2_000       # net container allocations between young collections (CPython: 700)
+YOUNG_EVERY_S = 0.02            # the pace of the event loop's own young collections
 
 
 def settle_after_start() -> None:
@@ -37,3 +46,21 @@ def settle_after_start() -> None:
     gc.freeze()
     fewer_collections(YOUNG_ALLOCATIONS)
     sys.setswitchinterval(GIL_SWITCH_S)
+
+
+def collect_young_every(loop, every_s: float = YOUNG_EVERY_S):
+    """Run a young collection on ``loop`` every ``every_s`` (see the module's text), from now until
+    the function returned is called."""
+    handle = None
+
+    def tick() -> None:
+        nonlocal handle
+        gc.collect(0)
+        handle = loop.call_later(every_s, tick)
+
+    handle = loop.call_later(every_s, tick)
+
+    def stop() -> None:
+        handle.cancel()
+
+    return stop
