@@ -347,7 +347,8 @@ def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
 
 def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_run(tmp_path):
     """store_access.py with seen_ids.py: ids stored before the first post, posted ones, and ones the
-    engine run writes (note_stored) all count as duplicates; the group's own repeats too."""
+    engine run writes (note_stored) all count as duplicates; the group's own repeats too. So what a
+    post finds new is new to the GET memory too (``knows_every_id``: its look-up is skipped)."""
     import pyarrow as pa
 
     from workbench.api.store_access import StoreAccess
@@ -365,6 +366,7 @@ def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_
         assert store.insert_group(g).tolist() == [False, False, True]
         store.wait_posts_inserted()             # (posted rows are inserted in the background: post_spool.py)
         assert store.count_opportunities() == 3 + 2 + 1
+        assert store.knows_every_id
     finally:
         store.close()
 
@@ -417,6 +419,10 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
     both = posted_rows([group.rows[at], *g.rows], [p.items[at], *fresh.items])
     assert mem.add_posted(both.items, both.ids, both.keys, row_dicts) == 2  # the held one left out
     assert list(mem.keys)[-2:] == fresh.keys and len(mem.keys) == 50
+    g = check_group([(orjson.dumps([_full(timestamp_ns=t + 3)]), False)])
+    known = posted_rows(g.rows, g.items, new=True)          # (the id set vouched for it: no look-up)
+    assert known.new and mem.add_posted(known.items, known.ids, known.keys, row_dicts, known.new) == 1
+    assert mem.row(known.ids[0])[1] == known.items[0] and len(mem.keys) == 50
 
 
 def test_a_post_log_is_read_in_one_pass_unless_a_line_fails():

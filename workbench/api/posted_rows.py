@@ -32,14 +32,16 @@ class PostedRows:
     id_bytes: np.ndarray        # ``V16``: the ids' 16 bytes, in row order
     keys: list[tuple]           # (timestamp_ns, id) of every row, sorted
     types: Counter              # rows per opportunity type
+    new: bool = False           # the ids are known new to the GET memory (store_access.py ``knows_every_id``)
 
     def __len__(self) -> int:
         return len(self.items)
 
 
-def posted_rows(rows: list, items: list[bytes]) -> PostedRows:
-    """``rows`` (posted_json.py ``PostedRow``s, distinct ids) and their JSON, made ready."""
+def posted_rows(rows: list, items: list[bytes], new: bool = False) -> PostedRows:
+    """``rows`` (posted_json.py ``PostedRow``s, distinct ids) and their JSON, made ready; ``new``: their
+    ids are known new to the GET memory."""
     ids = list(map(row_id, rows))
     times = list(map(_times, rows))
     return PostedRows(items, ids, np.array(times, np.int64), uuid_bytes(ids), sorted(zip(times, ids)),
-                      Counter(map(_types, rows)))
+                      Counter(map(_types, rows)), new)

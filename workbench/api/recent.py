@@ -202,11 +202,11 @@ class RecentOpportunities:
         return self.add_lazy(table.column(ID).to_pylist(), table.column("timestamp_ns").to_pylist(),
                              lambda: table_rows(table))
 
-    def add_posted(self, items: list[bytes], ids: list[str], keys: list[Key], loads) -> int:
+    def add_posted(self, items: list[bytes], ids: list[str], keys: list[Key], loads, new: bool = False) -> int:
         """Rows in the page shape as their JSON (keys in the schema's order), their ids (distinct)
         and their keys sorted; ``loads(items)``: their dicts, made when a page first reads them.
-        Ids already held are skipped. Rows added."""
-        held = self.rows.held(ids)
+        Ids already held are skipped, unless the caller knows them ``new`` (no look-up). Rows added."""
+        held = None if new else self.rows.held(ids)
         if held:                            # (rare: a posted id the memory holds) those rows are left out
             keep = [i for i, oid in enumerate(ids) if oid not in held]
             items, ids = [items[i] for i in keep], [ids[i] for i in keep]

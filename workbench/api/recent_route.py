@@ -63,7 +63,7 @@ class OpportunityPages:
             self._add(pa.Table.from_pylist(row_dicts(posted.items)), posted.ids, posted.times_ns.tolist(), None)
             return
         try:
-            self.recent.add_posted(posted.items, posted.ids, posted.keys, row_dicts)
+            self.recent.add_posted(posted.items, posted.ids, posted.keys, row_dicts, posted.new)
         except Exception:       # noqa: BLE001 - as in _add
             log.exception("posted rows could not enter the GET index; pages now come from the store")
             self.recent.mark_uncovered()
