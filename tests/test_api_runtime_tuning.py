@@ -52,12 +52,12 @@ def test_the_young_generation_piles_up_without_the_pace_and_not_with_it(young_th
     assert _young_peak(0.005) < 20_000
 
 
-def test_the_pace_stops_when_asked():
+def test_the_pace_runs_middle_collections_too_and_stops_when_asked():
     starts = []
 
     def seen(phase, info):
-        if phase == "start" and info["generation"] == 0:
-            starts.append(info)
+        if phase == "start":
+            starts.append(info["generation"])
 
     async def main() -> tuple[int, int]:
         stop = collect_young_every(asyncio.get_running_loop(), 0.005)
@@ -68,12 +68,13 @@ def test_the_pace_stops_when_asked():
         return ran, len(starts)
 
     old = gc.get_threshold()
-    gc.set_threshold(10**9, *old[1:])           # no young collection but the pace's
+    gc.set_threshold(10**9, 10, 10**9)          # no collection but the pace's
     gc.callbacks.append(seen)
     try:
         ran, after = asyncio.run(main())
     finally:
         gc.callbacks.remove(seen)
         gc.set_threshold(*old)
-    assert ran >= 5
+    assert ran >= 20 and 0 in starts and 2 not in starts
+    assert 0 < starts.count(1) <= ran // 10 + 1         # a middle one every tenth
     assert after == ran

@@ -132,11 +132,16 @@ class MemoryMiss(Exception):
 
 class _Batch:
     """Rows that entered memory together, and each row's dict and JSON made when a page (or a GET
-    by id) first needs them (``make()``: the dicts; ``items``: posted rows' JSON, kept): taking a
-    batch in costs no work per row."""
+    by id) first needs them (the dicts: ``make(items)`` for posted rows, whose JSON ``items`` is
+    kept, else ``make()``): taking a batch in costs no work per row.
+
+    Posted rows' JSON is kept as a tuple, and their ``make`` is a module's function, not a closure
+    made per batch: a tuple of bytes is no longer tracked by the cycle collector once a collection
+    has seen it, so a batch of posts adds one object to every later full collection's walk, not
+    six (with a closure, its cells and a list, a full memory was most of what such a walk met)."""
     __slots__ = ("list_columns", "_make", "_dicts", "_json", "failed")
 
-    def __init__(self, list_columns: list[str], make, items: list[bytes] | None = None):
+    def __init__(self, list_columns: list[str], make, items: tuple[bytes, ...] | None = None):
         self.list_columns = list_columns
         self._make = make
         self._dicts = None
@@ -145,7 +150,7 @@ class _Batch:
 
     def dicts(self) -> list[dict]:
         if self._dicts is None:
-            dicts = self._make()
+            dicts = self._make() if self._json is None else self._make(self._json)
             for r in dicts:
                 for name in self.list_columns:      # a tuple of str: the collector stops tracking the row
                     r[name] = tuple(r[name])
@@ -214,7 +219,7 @@ class RecentOpportunities:
             keys = [k for k in keys if k[1] in kept]
         if not items:
             return 0
-        return self._take(_Batch(self._list_columns, lambda: loads(items), items), ids, None, keys)
+        return self._take(_Batch(self._list_columns, loads, tuple(items)), ids, None, keys)
 
     def add_lazy(self, ids: list[str], times: list[int], loads) -> int:
         """Rows known by their ids and times (ns), whose page-shape dicts ``loads()`` makes when a page

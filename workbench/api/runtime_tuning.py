@@ -19,7 +19,8 @@ tracked until a collection finds they hold only strings and numbers) are balance
 it frees, and no young collection starts while they pile up in the young generation. When one
 finally started it walked them all: a pause of tens of milliseconds, and a middle collection
 after it as long. ``collect_young_every`` runs a young collection on the event loop at a fixed
-pace instead, so each walks what a short interval allocated.
+pace instead (and a middle one every so many of those), so each walks what a short interval
+allocated.
 
 Worker threads (a large group of posts, group_commit.py; the post spool's inserts; GET pages
 shaped from memory) need the GIL while the event loop answers requests. A thread that wants it
@@ -55,7 +56,10 @@ def collect_young_every(loop, every_s: float = YOUNG_EVERY_S):
 
     def tick() -> None:
         nonlocal handle
-        gc.collect(0)
+        # a collection started here counts toward the next generation's but never starts it: the
+        # older ones at the collector's own pace (their thresholds), or survivors and cycles pile up
+        counts, limits = gc.get_count(), gc.get_threshold()
+        gc.collect(2 if counts[2] >= limits[2] else 1 if counts[1] >= limits[1] else 0)
         handle = loop.call_later(every_s, tick)
 
     handle = loop.call_later(every_s, tick)
