@@ -5,6 +5,7 @@ encoder that splits one JSON list, and the in-memory id set against a Python set
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
@@ -423,6 +424,8 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
     known = posted_rows(g.rows, g.items, new=True)          # (the id set vouched for it: no look-up)
     assert known.new and mem.add_posted(known.items, known.ids, known.keys, row_dicts, known.new) == 1
     assert mem.row(known.ids[0])[1] == known.items[0] and len(mem.keys) == 50
+    gc.collect()            # a posted batch held is one object the collector walks: its JSON is not tracked
+    assert not gc.is_tracked(mem._batches[max(mem._batches)]._json)
 
 
 def test_a_post_log_is_read_in_one_pass_unless_a_line_fails():
