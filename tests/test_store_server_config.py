@@ -60,6 +60,9 @@ def test_the_embedded_session_runs_with_the_specification_limits(store, dsn):
         assert width > (os.cpu_count() or 1), pipeline
     merge = dict(store.query_rows("SELECT name, value FROM system.merge_tree_settings WHERE changed"))
     assert {k: int(merge[k]) for k in C.MERGE_TREE} == C.MERGE_TREE
+    own = dict(store.query_rows("SELECT name, value FROM system.server_settings WHERE name IN "
+                                "('os_threads_nice_value_merge_mutate')"))
+    assert {k: int(v) for k, v in own.items()} == C.EMBEDDED_SERVER     # merges at nice 19, embedded only
     # new parts of a column without a CODEC are compressed with zstd, not ClickHouse's default LZ4
     store.command("CREATE TABLE plain_codec (x UInt64, s String) ENGINE = MergeTree ORDER BY x")
     store.command("INSERT INTO plain_codec SELECT number, toString(number % 97) FROM numbers(10000)")

@@ -17,6 +17,12 @@ compression of new parts take effect), and the two query limits are set on the s
 like a server, chDB ignores them at the top level of a config file.
 tests/test_store_server_config.py checks each of these on chDB and that the shipped files
 say what the specification says.
+
+The embedded store also runs its background merges at the lowest CPU priority
+(``EMBEDDED_SERVER``): they run inside the workbench's own process, beside the engine and the
+server's event loop, and on a small host a merge took a core from the loop for tens of
+milliseconds at a time. A server runs on its own host or cores, so its files stay the
+specification's.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ MERGE_TREE = {
 }
 # default compression of new parts (<compression><case>): columns without a CODEC
 COMPRESSION = {"method": "zstd", "level": 3}
+# the embedded store's own server settings (not the specification's): merges at nice 19, which takes
+# the CPU the process's other threads leave (ClickHouse ignores it without CAP_SYS_NICE)
+EMBEDDED_SERVER = {"os_threads_nice_value_merge_mutate": 19}
 
 _HEADER = "<!-- solana-mev-workbench: the specification's ClickHouse settings (deploy/spec/clickhouse-config.xml). -->"
 
@@ -46,12 +55,13 @@ def _lines(d: dict, indent: str) -> list[str]:
     return [f"{indent}<{k}>{v}</{k}>" for k, v in d.items()]
 
 
-def server_config_xml() -> str:
-    """config.d/workbench.xml: the server settings (merges, default compression)."""
+def server_config_xml(extra: dict | None = None) -> str:
+    """config.d/workbench.xml: the server settings (merges, default compression); ``extra``: more
+    top-level server settings (the embedded store's)."""
     return "\n".join([
         _HEADER,
         "<!-- Goes in /etc/clickhouse-server/config.d/ (the query limits are in users.d/workbench.xml). -->",
-        "<clickhouse>",
+        "<clickhouse>", *_lines(extra or {}, "    "),
         "    <merge_tree>", *_lines(MERGE_TREE, "        "), "    </merge_tree>",
         "    <compression>", "        <case>", *_lines(COMPRESSION, "            "), "        </case>",
         "    </compression>",
@@ -74,7 +84,7 @@ def embedded_config_file() -> str:
 
     Not in the store's folder: a read-only session must not write there, and the file holds
     nothing of the store."""
-    text = server_config_xml()
+    text = server_config_xml(EMBEDDED_SERVER)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = os.path.join(tempfile.gettempdir(), f"workbench-chdb-config-{os.getuid()}-{digest}.xml")
     if not os.path.isfile(path):
