@@ -17,10 +17,10 @@ That threshold counts allocations net of deallocations, and a server under stead
 the count near zero: the GET memory takes as many new rows as it evicts, so its new keys (tuples,
 tracked until a collection finds they hold only strings and numbers) are balanced by the old keys
 it frees, and no young collection starts while they pile up in the young generation. When one
-finally started it walked them all: a pause of tens of milliseconds, and a middle collection
-after it as long. ``collect_young_every`` runs a young collection on the event loop at a fixed
-pace instead (and a middle one every so many of those), so each walks what a short interval
-allocated.
+finally started it walked them all, and the middle collection after it what survived: the loop's
+longest pauses under posts. ``collect_young_every`` runs a young collection on the event loop at
+a fixed pace instead (and middle and full ones at the collector's thresholds), so each walks what
+a short interval allocated.
 
 Worker threads (a large group of posts, group_commit.py; the post spool's inserts; GET pages
 shaped from memory) need the GIL while the event loop answers requests. A thread that wants it
