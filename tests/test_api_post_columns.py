@@ -335,7 +335,7 @@ def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
             twin = twin[len(twin) - 5_000:]
         assert len(keys) == len(twin) and keys.last() == twin[-1]
         assert keys.maxes == [c[-1] for c in keys.chunks]       # (kept by add and drop_first, not walked)
-        assert all(len(c) <= SK.CHUNK for c in keys.chunks)
+        assert all(len(c) <= SK.CHUNK and type(c) is tuple for c in keys.chunks)
         if step % 10 == 0:
             assert list(keys) == twin
             for start in rnd.sample(twin, 3) + [(T0 - 1, ""), (T0, "0002"), (T0 + 10**7, "")]:
@@ -344,6 +344,8 @@ def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
                     assert list(islice(keys.iter_from(start, inclusive), 50)) == want[:50]
             assert list(islice(keys.iter_from(None), 7)) == twin[:7]
     assert list(SK.SortedKeys().iter_from(None)) == [] and SK.SortedKeys().last() is None
+    gc.collect()            # keys and their chunks are tuples of atoms: a full collection no longer walks them
+    assert not any(map(gc.is_tracked, keys.chunks))
 
 
 def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_run(tmp_path):

@@ -9,6 +9,10 @@ keys are chunks of at most ``CHUNK`` keys with each chunk's greatest key beside 
 copies only the chunks its keys fall into (and the short list of chunks), so an insert costs
 the size of a chunk, not of memory. A ``SortedKeys`` is never changed once made: ``add`` and
 ``drop_first`` return a new one that shares the untouched chunks.
+
+A chunk is a tuple, not a list. A key holds only a number and a string, so the cycle collector
+stops tracking it at its first collection, and then a tuple of keys too; a list stays tracked,
+and every full collection walked each key of every chunk (cache misses for a full memory).
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ Key = tuple             # (timestamp_ns, opportunity_id)
 class SortedKeys:
     __slots__ = ("chunks", "maxes", "n")
 
-    def __init__(self, chunks: list[list[Key]] | None = None, maxes: list[Key] | None = None, n: int | None = None):
+    def __init__(self, chunks: list[tuple[Key, ...]] | None = None, maxes: list[Key] | None = None,
+                 n: int | None = None):
         """``maxes`` and ``n``, when the caller knows them (each chunk's last key, the keys in all):
         walking a full memory's chunks for them cost more than the rest of a small batch's add."""
         self.chunks = chunks or []
@@ -43,11 +48,11 @@ class SortedKeys:
             return self
         chunks, maxes = list(self.chunks), self.maxes
         if not chunks:
-            return SortedKeys([new[i:i + CHUNK] for i in range(0, len(new), CHUNK)])
+            return SortedKeys(_cut(new))
         if new[0] > maxes[-1]:      # after every key held (rows arriving in time order): append, no search
-            tail = chunks[-1] + new if len(chunks[-1]) < CHUNK else new
-            start = len(chunks) - 1 if tail is not new else len(chunks)
-            chunks[start:] = parts = [tail[i:i + CHUNK] for i in range(0, len(tail), CHUNK)]
+            appended = len(chunks[-1]) < CHUNK
+            start = len(chunks) - 1 if appended else len(chunks)
+            chunks[start:] = parts = _cut([*chunks[-1], *new] if appended else new)
             return SortedKeys(chunks, maxes[:start] + [c[-1] for c in parts], self.n + len(new))
         # which chunk each new key joins: the first whose greatest key is above it (or the last)
         parts: dict[int, list[Key]] = {}
@@ -57,9 +62,9 @@ class SortedKeys:
             j = min(bisect.bisect_left(maxes, k, j), last)
             parts.setdefault(j, []).append(k)
         for j in sorted(parts, reverse=True):       # from the back: a split shifts only later indices
-            merged = chunks[j] + parts[j]
+            merged = [*chunks[j], *parts[j]]
             merged.sort()                           # two sorted runs: one merge pass
-            chunks[j:j + 1] = [merged[i:i + CHUNK] for i in range(0, len(merged), CHUNK)]
+            chunks[j:j + 1] = _cut(merged)
         return SortedKeys(chunks, n=self.n + len(new))
 
     def drop_first(self, count: int) -> tuple["SortedKeys", list[Key]]:
@@ -98,3 +103,8 @@ class SortedKeys:
 
     def __iter__(self):
         return self._walk(0, 0) if self.chunks else iter(())
+
+
+def _cut(keys: list[Key]) -> list[tuple[Key, ...]]:
+    """Sorted keys as chunks of at most ``CHUNK``."""
+    return [tuple(keys[i:i + CHUNK]) for i in range(0, len(keys), CHUNK)]
