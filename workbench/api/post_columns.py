@@ -136,12 +136,12 @@ class CheckedGroup:
     items: list[bytes]                      # each row's JSON (posted_json.py ``posted_items``)
     spans: list = field(default_factory=list)
 
-    def kept(self, keep: np.ndarray) -> tuple[list, list[bytes]]:
-        """The rows (and their JSON) where ``keep`` is true."""
+    def kept(self, keep: np.ndarray) -> tuple[list, list[bytes], list[str]]:
+        """The rows (and their JSON, and their ids) where ``keep`` is true."""
         if keep.all():
-            return self.rows, self.items
+            return self.rows, self.items, self.ids
         at = np.flatnonzero(keep).tolist()
-        return [self.rows[i] for i in at], [self.items[i] for i in at]
+        return [self.rows[i] for i in at], [self.items[i] for i in at], [self.ids[i] for i in at]
 
 
 def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:

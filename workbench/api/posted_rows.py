@@ -38,10 +38,11 @@ class PostedRows:
         return len(self.items)
 
 
-def posted_rows(rows: list, items: list[bytes], new: bool = False) -> PostedRows:
+def posted_rows(rows: list, items: list[bytes], new: bool = False, ids: list[str] | None = None) -> PostedRows:
     """``rows`` (posted_json.py ``PostedRow``s, distinct ids) and their JSON, made ready; ``new``: their
-    ids are known new to the GET memory."""
-    ids = list(map(row_id, rows))
+    ids are known new to the GET memory; ``ids``: theirs, when the caller has them (the check's)."""
+    if ids is None:
+        ids = list(map(row_id, rows))
     times = list(map(_times, rows))
     return PostedRows(items, ids, np.array(times, np.int64), uuid_bytes(ids), sorted(zip(times, ids)),
                       Counter(map(_types, rows)), new)
