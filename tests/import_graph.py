@@ -291,13 +291,13 @@ class _Reader(ast.NodeVisitor):
                     for t in _from_target(_resolve(v, self.mods), items, self.mods):
                         self._add(t, node, how, importlib=True)
 
-    def _is_interpreter(self, e) -> bool:
+    def _is_interpreter(self, e, seen: frozenset = frozenset()) -> bool:
         if isinstance(e, ast.Attribute) and e.attr == "executable":
             return True                                 # sys.executable
         if isinstance(e, ast.Constant) and isinstance(e.value, str):
             return Path(e.value).name.startswith("python")
-        if isinstance(e, ast.Name):
-            return any(self._is_interpreter(v) for v in self.strings.bound.get(e.id, []))
+        if isinstance(e, ast.Name) and e.id not in seen:        # (names bound to each other: ``i = k``, ``k = i``)
+            return any(self._is_interpreter(v, seen | {e.id}) for v in self.strings.bound.get(e.id, []))
         return False
 
     def _command(self, node):
