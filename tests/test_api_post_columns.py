@@ -316,15 +316,18 @@ def test_seen_ids_grow_on_another_thread_while_ids_are_added_and_looked_up():
 
 def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
     """api/sorted_keys.py against its twin, a plain sorted list: interleaved adds (one time, ids
-    from two writers, as a load test posts), evictions, and scans from any start."""
+    from two writers, as a load test posts), evictions, and scans from any start. Keys carry a
+    third item, as the GET memory's do (the row's entry); a scan starts at a (time, id)."""
     from workbench.api import sorted_keys as SK
+    from itertools import count
 
     rnd = random.Random(5)
     keys, twin = SK.SortedKeys(), []
+    entry = count(10**9, -1)            # (entries that fall as keys rise: an order they must never decide)
     for step in range(300):
         t = T0 + rnd.choice([0, 0, 0, rnd.randrange(10**6)])       # mostly one time: ids interleave
-        new = sorted({(t, f"{rnd.randrange(4):04d}-{rnd.randrange(10**6):07d}") for _ in range(rnd.randrange(1, 900))}
-                     - set(twin))
+        fresh = {(t, f"{rnd.randrange(4):04d}-{rnd.randrange(10**6):07d}") for _ in range(rnd.randrange(1, 900))}
+        new = sorted((*k, next(entry)) for k in fresh - {k[:2] for k in twin})
         before = keys
         keys = keys.add(new)
         twin = sorted(twin + new)
@@ -338,9 +341,9 @@ def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
         assert all(len(c) <= SK.CHUNK and type(c) is tuple for c in keys.chunks)
         if step % 10 == 0:
             assert list(keys) == twin
-            for start in rnd.sample(twin, 3) + [(T0 - 1, ""), (T0, "0002"), (T0 + 10**7, "")]:
+            for start in [k[:2] for k in rnd.sample(twin, 3)] + [(T0 - 1, ""), (T0, "0002"), (T0 + 10**7, "")]:
                 for inclusive in (True, False):
-                    want = [k for k in twin if (k >= start if inclusive else k > start)]
+                    want = [k for k in twin if (k[:2] >= start if inclusive else k[:2] > start)]
                     assert list(islice(keys.iter_from(start, inclusive), 50)) == want[:50]
             assert list(islice(keys.iter_from(None), 7)) == twin[:7]
     assert list(SK.SortedKeys().iter_from(None)) == [] and SK.SortedKeys().last() is None
@@ -400,14 +403,14 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
         group = check_group([(orjson.dumps(rows), False)])
         p = posted_rows(group.rows, group.items)
         assert [_values(r) for r in row_dicts(p.items)] == [_values(check_batch(orjson.dumps([r])).rows[0]) for r in rows]
-        assert p.keys == sorted((r["timestamp_ns"], r["opportunity_id"]) for r in rows)
+        assert p.times == [r["timestamp_ns"] for r in rows] and p.ids == [r["opportunity_id"] for r in rows]
         assert p.types == {"sandwich": 7} and p.times_ns.tolist() == [r["timestamp_ns"] for r in rows]
-        assert mem.add_posted(p.items, p.ids, p.keys, row_dicts) == 7
+        assert mem.add_posted(p.items, p.ids, p.times, row_dicts) == 7
         idx.append(p.times_ns, p.id_bytes, engine=False)
-        want += p.keys
+        want += zip(p.times, p.ids)
         ids += p.ids
     want = sorted(want)[-50:]
-    assert list(mem.keys) == want and len(mem.rows) == 50
+    assert [k[:2] for k in mem.keys] == want and len(mem.rows) == 50
     page, more = mem.page_from_memory(OpportunityFilter([]), 10, None)
     assert [k for k, _ in page] == want[:10] and more
     for k, (d, b) in page:                  # a page's dict is its JSON's (nan for null), list columns as tuples
@@ -415,19 +418,66 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
         assert _values(d) == _values(row_dicts([b])[0]) and orjson.loads(orjson.dumps(d)) == orjson.loads(b)
     assert idx.ids(0, idx.n) == ids and idx.n == 56
     gone = [i for i in p.ids if i not in mem.rows]                        # (one time: may be evicted by smaller ids)
-    assert mem.add_posted(p.items, p.ids, p.keys, row_dicts) == len(gone)  # the ids held: left out
+    assert mem.add_posted(p.items, p.ids, p.times, row_dicts) == len(gone)  # the ids held: left out
     at = next(i for i, oid in enumerate(p.ids) if oid in mem.rows)
     g = check_group([(orjson.dumps([_full(timestamp_ns=t + 1), _full(timestamp_ns=t + 2)]), False)])
     fresh = posted_rows(g.rows, g.items)
     both = posted_rows([group.rows[at], *g.rows], [p.items[at], *fresh.items])
-    assert mem.add_posted(both.items, both.ids, both.keys, row_dicts) == 2  # the held one left out
-    assert list(mem.keys)[-2:] == fresh.keys and len(mem.keys) == 50
+    assert mem.add_posted(both.items, both.ids, both.times, row_dicts) == 2  # the held one left out
+    assert [k[:2] for k in mem.keys][-2:] == sorted(zip(fresh.times, fresh.ids)) and len(mem.keys) == 50
     g = check_group([(orjson.dumps([_full(timestamp_ns=t + 3)]), False)])
     known = posted_rows(g.rows, g.items, new=True)          # (the id set vouched for it: no look-up)
-    assert known.new and mem.add_posted(known.items, known.ids, known.keys, row_dicts, known.new) == 1
+    assert known.new and mem.add_posted(known.items, known.ids, known.times, row_dicts, known.new) == 1
     assert mem.row(known.ids[0])[1] == known.items[0] and len(mem.keys) == 50
     gc.collect()            # a posted batch held is one object the collector walks: its JSON is not tracked
     assert not gc.is_tracked(mem._batches[max(mem._batches)]._json)
+
+
+def test_queued_posts_enter_memory_together_before_any_read():
+    """recent.py ``queue_posted``: groups wait and go in together, at the first read of memory (a page,
+    a GET by id, an engine batch) or past SETTLE_ROWS; the data version moves when a group is queued
+    and not again when the queue is taken in, so a page made after the read stays cached."""
+    import pyarrow as pa
+
+    from workbench.api import recent as R
+    from workbench.api.post_columns import RULES
+    from workbench.api.posted_rows import posted_rows
+    from workbench.api.store_access import OpportunityFilter
+
+    random.seed(13)
+    mem = R.RecentOpportunities(pa.schema([(r.name, r.arrow) for r in RULES]), None, capacity=40)
+    twin = R.RecentOpportunities(mem.schema, None, capacity=40)       # the same groups added one by one
+    t, groups = T0, []
+    for _ in range(9):
+        rows = []
+        for _ in range(5):
+            t += random.randrange(1, 1000)
+            rows.append(_full(timestamp_ns=t))
+        g = check_group([(orjson.dumps(rows), False)])
+        groups.append(posted_rows(g.rows, g.items, new=True))
+    f = OpportunityFilter([])
+    for k, p in enumerate(groups):
+        version = mem.version
+        mem.queue_posted(p.items, p.ids, p.times, p.new)
+        twin.add_posted(p.items, p.ids, p.times, row_dicts, p.new)
+        assert mem.version == version + 1 and len(mem.keys) == 0      # waiting, pages cached before it stale
+    version = mem.version
+    assert mem.covers(f, None) == twin.covers(f, None) and mem.version == version     # the read takes the queue in
+    assert list(mem.keys) != [] and [k[:2] for k in mem.keys] == [k[:2] for k in twin.keys]
+    assert mem.page_from_memory(f, 50, None) == twin.page_from_memory(f, 50, None)
+    assert mem.cover == twin.cover and len(mem) == 40 and len(mem.rows) == 40
+    page = mem.page_from_memory(f, 10, None)
+    mem.remember("page", page, mem.version)
+    assert mem.cached("page") == page                               # (not dropped by the settle)
+    # a GET by id reads the queue in as well; past SETTLE_ROWS it goes in unread
+    g = check_group([(orjson.dumps([_full(timestamp_ns=t + 1)]), False)])
+    one = posted_rows(g.rows, g.items, new=True)
+    mem.queue_posted(one.items, one.ids, one.times, True)
+    assert mem.cached("page") is None and mem.row(one.ids[0])[1] == one.items[0]
+    big = check_group([(orjson.dumps([_full(timestamp_ns=t + 2 + j) for j in range(R.SETTLE_ROWS)]), False)])
+    many = posted_rows(big.rows, big.items, new=True)
+    mem.queue_posted(many.items, many.ids, many.times, True)
+    assert not mem._queued and [k[1] for k in mem.keys][-40:] == many.ids[-40:]
 
 
 def test_a_post_log_is_read_in_one_pass_unless_a_line_fails():

@@ -396,33 +396,47 @@ def test_memory_entries_leave_the_collector_and_a_batch_goes_with_its_last_row()
     for rows in groups:
         g = check_group([(orjson.dumps(rows), False)])
         p = posted_rows(g.rows, g.items)
-        memory.add_posted(p.items, p.ids, p.keys, row_dicts)
+        memory.add_posted(p.items, p.ids, p.times, row_dicts)
     assert len(memory) == 25
     gc.collect()
-    assert not any(gc.is_tracked(e) for e in memory.rows.values())
+    gc.collect()            # (a chunk is untracked by the collection after the one that untracked its keys)
+    assert not any(map(gc.is_tracked, memory.keys.chunks))      # keys (time, id, entry): atoms only
     # the 25 newest keys are held: the batches of the others are gone, the rest still answer by id
-    held = {oid for _, oid in memory.keys.iter_from(None, True)}
+    held = {k[1] for k in memory.keys.iter_from(None, True)}
+    assert all(memory.rows[k[1]] == k[2] for k in memory.keys)
     assert len(memory._batches) == len({memory.rows[oid] >> ROW_BITS for oid in held}) <= 4
     assert all(memory.row(oid)[0]["opportunity_id"] == oid for oid in held)
 
 
 def test_the_memory_id_map_answers_as_one_dict_would():
+    """api/id_entries.py against a dict under random adds, pops and look-ups: from a table made small
+    (grown as ids come, runs of probes long, each pop's backward shift moving others) and one made
+    for its size; ids of one prefix and a counter (a load test's), random ones, and the nil id."""
     import random
 
-    from workbench.api.id_entries import IdEntries
+    from workbench.api.id_entries import SLOTS_MIN, IdEntries
     rnd = random.Random(5)
-    ids = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(3_000)]
-    m, want = IdEntries(), {}
-    assert not m and len(m) == 0 and m.get(ids[0]) is None and m.held(ids[:5]) == set()
-    for step in range(300):
-        new = rnd.sample(ids, 20)
-        pairs = [(oid, step * 100 + k) for k, oid in enumerate(new)]
-        m.update(pairs)
-        want.update(pairs)
-        for oid in rnd.sample(sorted(want), min(len(want), 15)):
-            assert m.pop_many([oid]) == [want.pop(oid)]
-        probe = rnd.sample(ids, 30)
-        assert m.held(probe) == want.keys() & probe
-        assert all((oid in m) == (oid in want) and m.get(oid) == want.get(oid) for oid in probe)
-        assert len(m) == len(want) and bool(m) == bool(want) and sorted(m.values()) == sorted(want.values())
-    assert all(m[oid] == e for oid, e in want.items())
+    ids = [str(uuid.UUID(int=rnd.getrandbits(128))) for _ in range(2_000)]
+    ids += [f"0000000{k % 3}-0000-4000-8000-{k:012x}" for k in range(2_000)] + [str(uuid.UUID(int=0))]
+    for m in (IdEntries(), IdEntries(5_000)):
+        want, slots = {}, len(m._tab)
+        assert not len(m) and m.get(ids[0]) is None and m.held(ids[:5]) == set() and ids[0] not in m
+        for step in range(400):
+            new = rnd.sample(ids, 40)
+            entries = [step * 100 + k for k in range(len(new))]
+            m.update(new, entries)
+            want.update(zip(new, entries))
+            gone = rnd.sample(sorted(want), min(len(want), 30)) + rnd.sample(ids, 3)
+            assert m.pop_many(gone).tolist() == [want.pop(oid, -1) for oid in gone]
+            probe = rnd.sample(ids, 30)
+            assert m.held(probe) == want.keys() & probe
+            assert m.entries(probe).tolist() == [want.get(oid, -1) for oid in probe]
+            assert all((oid in m) == (oid in want) and m.get(oid) == want.get(oid) for oid in probe)
+            assert len(m) == len(want)
+        assert all(m[oid] == e for oid, e in want.items()) and m.entries(list(want)).min() >= 0
+        assert (len(m._tab) > slots) == (slots == SLOTS_MIN)        # the small one grew; the other, made at its size, not
+    # what is not a canonical id is never looked up (upper case, other forms, other types)
+    some = next(iter(want))
+    assert m.get(some.upper()) is None and m.get(some.replace("-", "")) is None and m.get(None) is None
+    with pytest.raises(KeyError):
+        m[some.upper()]

@@ -1,51 +1,187 @@
-"""The GET memory's map from an opportunity id to its row's place, in shards.
+"""The GET memory's map from an opportunity id to its row's place (an int), jitted.
 
-A Python dict that keeps about the same size while ids come and go (memory evicts its oldest
-rows as new ones enter) is rebuilt whenever the slots its deleted entries leave fill it up: at
-200,000 ids that rebuild stopped the event loop for over 10 ms, every few seconds under posts.
-Here the ids are spread by their hash over ``SHARDS`` dicts, so a rebuild costs a shard's size.
-Only what recent.py asks of the map is here.
+recent.py keeps up to 200,000 rows, and under posts ids come and go in thousands a second: each
+group of posts enters its ids and takes out as many evicted ones. A Python dict keyed by the ids'
+text paid a few cache misses an id (the slot, the key's string, its hash), and rebuilt itself
+whenever the slots its deleted entries left filled it. Here the map is an open-addressing table
+of the ids' 128 bits and their entries, three words a slot (linear probing, seen_ids.py's hash),
+sized for the memory once, with deletion by backward shift (no deleted slots to fill it); a
+group's ids go in or out in one jitted call, and the table holds no Python object.
+
+Ids are canonical UUID text (seen_ids.py ``id_array``): every id memory takes in is (the check,
+the engine and the store write it so). An id asked for from outside (``get``) is matched
+against the canonical form first, so that no other text reaches the table.
 """
 
 from __future__ import annotations
 
-SHARDS = 64                 # a power of two
-_MASK = SHARDS - 1
+import re
+
+import numpy as np
+from numba import njit
+
+from .seen_ids import _key, _slot, _texts, id_array
+
+_EMPTY = np.uint64(2**64 - 1)       # a slot's entry word when the slot is free (entries are >= 0)
+_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+SLOTS_MIN = 1 << 10
+
+
+@njit(cache=True, nogil=True)
+def _find(tab, hi, lo):
+    """The slot of (hi, lo) in ``tab`` (slots x 3 words: the id's two, its entry), or of the free
+    slot where it would go; and whether it is there."""
+    last = tab.shape[0] - 1
+    i = _slot(hi, lo, np.uint64(last))
+    while True:
+        if tab[i, 2] == _EMPTY:
+            return i, False
+        if tab[i, 0] == hi and tab[i, 1] == lo:
+            return i, True
+        i = (i + 1) & last
+
+
+@njit(cache=True, nogil=True)
+def _put(tab, hi, lo, entry):
+    """Enter (or replace) the id's entry; whether the id was new."""
+    i, held = _find(tab, hi, lo)
+    tab[i, 0] = hi
+    tab[i, 1] = lo
+    tab[i, 2] = entry
+    return not held
+
+
+@njit(cache=True, nogil=True)
+def _put_texts(tab, texts, entries):
+    new = 0
+    for j in range(texts.shape[0]):
+        hi, lo = _key(texts[j])
+        new += _put(tab, hi, lo, np.uint64(entries[j]))
+    return new
+
+
+@njit(cache=True, nogil=True)
+def _get_texts(tab, texts, out):
+    """Each id's entry in ``out`` (-1: not held)."""
+    for j in range(texts.shape[0]):
+        hi, lo = _key(texts[j])
+        i, held = _find(tab, hi, lo)
+        out[j] = np.int64(tab[i, 2]) if held else -1
+
+
+@njit(cache=True, nogil=True)
+def _pop_texts(tab, texts, out):
+    """Take each id out, its entry in ``out`` (-1: not held); how many were held. A slot freed is
+    filled again from the run after it (backward shift), so a probe never crosses a stale slot."""
+    mask = tab.shape[0] - 1
+    gone = 0
+    for j in range(texts.shape[0]):
+        hi, lo = _key(texts[j])
+        i, held = _find(tab, hi, lo)
+        if not held:
+            out[j] = -1
+            continue
+        out[j] = np.int64(tab[i, 2])
+        gone += 1
+        k = i
+        while True:
+            k = (k + 1) & mask
+            if tab[k, 2] == _EMPTY:
+                break
+            home = _slot(tab[k, 0], tab[k, 1], np.uint64(mask))
+            if ((k - home) & mask) >= ((k - i) & mask):     # its home is at or before the hole: it moves up
+                tab[i, 0] = tab[k, 0]
+                tab[i, 1] = tab[k, 1]
+                tab[i, 2] = tab[k, 2]
+                i = k
+        tab[i, 2] = _EMPTY
+    return gone
+
+
+@njit(cache=True, nogil=True)
+def _rehash(old, tab):
+    for i in range(old.shape[0]):
+        if old[i, 2] != _EMPTY:
+            _put(tab, old[i, 0], old[i, 1], old[i, 2])
+
+
+def _table(slots: int) -> np.ndarray:
+    tab = np.zeros((slots, 3), np.uint64)
+    tab[:, 2] = _EMPTY
+    return tab
+
+
+def _slots_for(n: int) -> int:
+    return max(SLOTS_MIN, 1 << (2 * n - 1).bit_length()) if n else SLOTS_MIN     # at most half full
 
 
 class IdEntries:
-    __slots__ = ("_shards",)
+    """Canonical id -> entry (an int >= 0). ``expected``: the ids it will hold at most, so that the
+    table is made once at its size (it grows, should more come)."""
 
-    def __init__(self):
-        self._shards: list[dict[str, int]] = [{} for _ in range(SHARDS)]
+    __slots__ = ("_tab", "_n")
 
-    def get(self, oid: str, default=None):
-        return self._shards[hash(oid) & _MASK].get(oid, default)
-
-    def __getitem__(self, oid: str) -> int:
-        return self._shards[hash(oid) & _MASK][oid]
-
-    def __contains__(self, oid: str) -> bool:
-        return oid in self._shards[hash(oid) & _MASK]
-
-    def pop_many(self, oids) -> list[int]:
-        """The entries of ``oids`` (all held), taken out."""
-        shards = self._shards
-        return [shards[hash(oid) & _MASK].pop(oid) for oid in oids]
-
-    def update(self, pairs) -> None:
-        shards = self._shards
-        for oid, entry in pairs:
-            shards[hash(oid) & _MASK][oid] = entry
-
-    def held(self, ids) -> set[str]:
-        """Those of ``ids`` the map holds."""
-        shards = self._shards
-        return {oid for oid in ids if oid in shards[hash(oid) & _MASK]}
-
-    def values(self):
-        for shard in self._shards:
-            yield from shard.values()
+    def __init__(self, expected: int = 0):
+        self._tab = _table(_slots_for(expected))
+        self._n = 0
 
     def __len__(self) -> int:
-        return sum(map(len, self._shards))
+        return self._n
+
+    def update(self, ids, entries) -> None:
+        """Enter ``ids`` (a list of str, or ``id_array``) with their ``entries`` (as many ints)."""
+        texts = _texts(id_array(ids))
+        if (self._n + len(texts)) * 2 > len(self._tab):
+            self._grow(self._n + len(texts))
+        self._n += _put_texts(self._tab, texts, np.asarray(entries, np.int64))
+
+    def pop_many(self, ids) -> np.ndarray:
+        """The entries of ``ids``, taken out (-1 for an id not held)."""
+        texts = _texts(id_array(ids))
+        out = np.empty(len(texts), np.int64)
+        self._n -= _pop_texts(self._tab, texts, out)
+        return out
+
+    def entries(self, ids) -> np.ndarray:
+        """The entries of ``ids`` (-1 for an id not held)."""
+        texts = _texts(id_array(ids))
+        out = np.empty(len(texts), np.int64)
+        _get_texts(self._tab, texts, out)
+        return out
+
+    def held(self, ids: list[str]) -> set[str]:
+        """Those of ``ids`` the map holds."""
+        if not ids or not self._n:
+            return set()
+        return {ids[i] for i in np.flatnonzero(self.entries(ids) >= 0).tolist()}
+
+    def get(self, oid: str, default=None):
+        """The entry of ``oid`` (any text: only a canonical id can be held), else ``default``."""
+        if not isinstance(oid, str) or not _CANONICAL.fullmatch(oid):
+            return default
+        e = int(self.entries([oid])[0])
+        return default if e < 0 else e
+
+    def __getitem__(self, oid: str) -> int:
+        e = self.get(oid)
+        if e is None:
+            raise KeyError(oid)
+        return e
+
+    def __contains__(self, oid: str) -> bool:
+        return self.get(oid) is not None
+
+    def _grow(self, n: int) -> None:
+        tab = _table(_slots_for(n))
+        _rehash(self._tab, tab)
+        self._tab = tab
+
+
+def warm_up() -> None:
+    """Load the kernels from numba's cache (compile them, on a first run), so that the first rows into
+    memory do not wait for them."""
+    m = IdEntries()
+    m.update(["00000000-0000-4000-8000-000000000001"], [1])
+    m.held(["00000000-0000-4000-8000-000000000001"])
+    m.pop_many(["00000000-0000-4000-8000-000000000001"])
+    m._grow(SLOTS_MIN)

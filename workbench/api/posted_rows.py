@@ -3,8 +3,8 @@
 The rows a group of posts stored enter the GET memory (recent.py) and the opportunities channel
 (hub.py, numbered in seq_index.py) on the event loop, which also answers every HTTP request.
 What those steps need that depends on the rows alone is made here, once per group, where the
-group was checked (group_commit.py): each row's JSON (made with the check), its key (time, id)
-in key order, the ids as 16 bytes for the sequence index, and the count of each type. No row
+group was checked (group_commit.py): each row's JSON (made with the check), the times, the ids
+as 16 bytes for the sequence index, and the count of each type. No row
 becomes a dict: the memory makes the dicts of a group's rows from their JSON when a page first
 reads them (posted_json.py ``row_dicts``). The loop is left with what orders the rows among
 others: the memory's merge and the channel's numbering.
@@ -28,9 +28,9 @@ _times, _types = attrgetter("timestamp_ns"), attrgetter("type")
 class PostedRows:
     items: list[bytes]          # each row's JSON (posted_json.py ``posted_items``), in row order
     ids: list[str]              # opportunity ids, in row order
-    times_ns: np.ndarray        # int64 ``timestamp_ns``, in row order
+    times: list[int]            # ``timestamp_ns``, in row order
+    times_ns: np.ndarray        # the same, int64
     id_bytes: np.ndarray        # ``V16``: the ids' 16 bytes, in row order
-    keys: list[tuple]           # (timestamp_ns, id) of every row, sorted
     types: Counter              # rows per opportunity type
     new: bool = False           # the ids are known new to the GET memory (store_access.py ``knows_every_id``)
 
@@ -44,5 +44,4 @@ def posted_rows(rows: list, items: list[bytes], new: bool = False, ids: list[str
     if ids is None:
         ids = list(map(row_id, rows))
     times = list(map(_times, rows))
-    return PostedRows(items, ids, np.array(times, np.int64), uuid_bytes(ids), sorted(zip(times, ids)),
-                      Counter(map(_types, rows)), new)
+    return PostedRows(items, ids, times, np.array(times, np.int64), uuid_bytes(ids), Counter(map(_types, rows)), new)

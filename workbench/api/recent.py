@@ -24,6 +24,7 @@ repeated GET while no row arrived costs a dict lookup.
 from __future__ import annotations
 
 import collections
+import logging
 
 import numpy as np
 import orjson
@@ -32,9 +33,12 @@ import pyarrow as pa
 from ..store import schema as S
 from .frames import table_rows
 from .id_entries import IdEntries
+from .posted_json import row_dicts
 from .opportunity_rows import ID, REQUIRED, TABLE, enum_pairs, literal_default
 from .sorted_keys import SortedKeys
 from .store_access import OpportunityFilter, encode_cursor
+
+log = logging.getLogger(__name__)
 
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 _UUID_DASH_AT = [8, 13, 18, 23]              # where the canonical text of a UUID has its dashes
@@ -44,8 +48,10 @@ MEMORY_ROWS = 200_000          # rows the index keeps; older pages come from the
 ROW_BITS = 32                  # a memory entry: its batch's number above these bits, its row in them
 ROW_MASK = (1 << ROW_BITS) - 1
 CACHE_PAGES = 4_096            # encoded pages kept per data version
+SETTLE_ROWS = 512              # queued posted rows taken in together at most, unless memory is read first
 
-Key = tuple  # (timestamp_ns, opportunity_id)
+Key = tuple  # (timestamp_ns, opportunity_id); a held key has the row's entry third (``_take``)
+_PAST = float("inf")           # a held key's third item is below it: (t, id, _PAST) is past the key (t, id)
 
 
 def page_table(conformed: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -181,12 +187,15 @@ class RecentOpportunities:
         self.capacity = capacity
         self.cache_pages = cache_pages
         self.held = False
+        # each row's entry is its batch's number and its row in it, as one int (number << ROW_BITS | row):
+        # no object the cycle collector tracks (a tuple holding the batch itself stays tracked: 200,000
+        # rows in memory made a full collection walk 260,000 objects). A held key is (time, id, entry),
+        # so that a page's scan finds its rows without a look-up an id; the id map answers a GET by id
+        # and which ids are held. The batches by number, and their rows still held
         self.keys = SortedKeys()
-        # id -> its batch's number and its row in it, as one int (number << ROW_BITS | row): no object
-        # the cycle collector tracks (a tuple holding the batch itself stays tracked: 200,000 rows in
-        # memory made a full collection walk 260,000 objects), and no tuple made per row; the batches
-        # by number, and their rows still held
-        self.rows = IdEntries()         # (a dict in shards: id_entries.py)
+        self.rows = IdEntries(capacity)         # (jitted: id_entries.py)
+        self._queued: list[tuple] = []          # posted rows waiting to go in (``queue_posted``)
+        self._queued_rows = 0
         self._batches: dict[int, _Batch] = {}
         self._held_rows: dict[int, int] = {}
         self._next_batch = 0
@@ -207,24 +216,61 @@ class RecentOpportunities:
         return self.add_lazy(table.column(ID).to_pylist(), table.column("timestamp_ns").to_pylist(),
                              lambda: table_rows(table))
 
-    def add_posted(self, items: list[bytes], ids: list[str], keys: list[Key], loads, new: bool = False) -> int:
+    def queue_posted(self, items: list[bytes], ids: list[str], times: list[int], new: bool = False) -> None:
+        """``add_posted``'s rows (with ``row_dicts`` as their ``loads``), taken in with the rows queued
+        before them at the next read of memory (a page, a GET by id, an engine batch) or once
+        ``SETTLE_ROWS`` wait. Posted groups come a few rows at a time, thousands a second, and each
+        merge pays a fixed share (the key chunks it copies, its calls into the id map), so the rows
+        of many groups go in together. The data version moves now: no page cached before them is
+        answered again."""
+        self._queued.append((items, ids, times, new))
+        self._queued_rows += len(items)
+        self.version += 1
+        if self._queued_rows >= SETTLE_ROWS:
+            self.settle()
+
+    def settle(self) -> None:
+        """Take the queued posted rows in (on the thread that adds rows: the event loop's)."""
+        if not self._queued:
+            return
+        queued, self._queued, self._queued_rows = self._queued, [], 0
+        if len(queued) == 1:
+            items, ids, times, new = queued[0]
+        else:
+            items = [b for q in queued for b in q[0]]
+            ids = [i for q in queued for i in q[1]]
+            times = [t for q in queued for t in q[2]]
+            new = all(q[3] for q in queued)
+        version = self.version
+        try:
+            self._add_posted(items, ids, times, row_dicts, new)
+        except Exception:       # noqa: BLE001 - memory is a shortcut: the store answers every page instead
+            log.exception("posted rows could not enter the GET memory; pages now come from the store")
+            self.mark_uncovered()
+            return
+        self.version = version          # (moved when they were queued: pages made since hold them)
+
+    def add_posted(self, items: list[bytes], ids: list[str], times: list[int], loads, new: bool = False) -> int:
         """Rows in the page shape as their JSON (keys in the schema's order), their ids (distinct)
-        and their keys sorted; ``loads(items)``: their dicts, made when a page first reads them.
-        Ids already held are skipped, unless the caller knows them ``new`` (no look-up). Rows added."""
+        and times (ns); ``loads(items)``: their dicts, made when a page first reads them. Ids
+        already held are skipped, unless the caller knows them ``new`` (no look-up). Rows added."""
+        self.settle()
+        return self._add_posted(items, ids, times, loads, new)
+
+    def _add_posted(self, items: list[bytes], ids: list[str], times: list[int], loads, new: bool) -> int:
         held = None if new else self.rows.held(ids)
         if held:                            # (rare: a posted id the memory holds) those rows are left out
             keep = [i for i, oid in enumerate(ids) if oid not in held]
-            items, ids = [items[i] for i in keep], [ids[i] for i in keep]
-            kept = set(ids)
-            keys = [k for k in keys if k[1] in kept]
+            items, ids, times = [items[i] for i in keep], [ids[i] for i in keep], [times[i] for i in keep]
         if not items:
             return 0
-        return self._take(_Batch(self._list_columns, loads, tuple(items)), ids, None, keys)
+        return self._take(_Batch(self._list_columns, loads, tuple(items)), ids, times)
 
     def add_lazy(self, ids: list[str], times: list[int], loads) -> int:
         """Rows known by their ids and times (ns), whose page-shape dicts ``loads()`` makes when a page
         first reads them (an engine batch: its shaping costs several Arrow calls a column, which a
         batch no page reads never pays). Ids already held (or twice here) are skipped. Rows added."""
+        self.settle()
         at = None
         held = self.rows.held(ids)
         if held or len(set(ids)) != len(ids):      # ids seen before (or twice here): the first is kept
@@ -236,38 +282,39 @@ class RecentOpportunities:
             if not at:
                 return 0
             ids, times = [ids[i] for i in at], [times[i] for i in at]
-        return self._take(_Batch(self._list_columns, loads), ids, times, at=at)
+        return self._take(_Batch(self._list_columns, loads), ids, times, at)
 
-    def _take(self, batch: _Batch, ids: list[str], times: list[int] | None, new: list[Key] | None = None,
-              at: list[int] | None = None) -> int:
-        """Take ``batch`` in: its rows' ids, and their times (or their keys ``new``, already sorted);
-        ``at``: the rows' places in the batch, when not 0, 1, 2, ..."""
+    def _take(self, batch: _Batch, ids: list[str], times: list[int], at: list[int] | None = None) -> int:
+        """Take ``batch`` in: its rows' ids and times; ``at``: the rows' places in the batch, when not
+        0, 1, 2, ..."""
         number = self._next_batch
         self._next_batch += 1
         self._batches[number] = batch
         self._held_rows[number] = len(ids)
         base = number << ROW_BITS
-        self.rows.update(zip(ids, range(base, base + len(ids)) if at is None else (base + i for i in at)))
-        new = sorted(zip(times, ids)) if new is None else new
+        entries = range(base, base + len(ids)) if at is None else [base + i for i in at]
+        self.rows.update(ids, np.arange(base, base + len(ids)) if at is None else entries)
+        new = sorted(zip(times, ids, entries))
         # a new SortedKeys, never one changed in place: a page scanned on a worker thread keeps the one it took
         keys = self.keys.add(new)
         over = len(keys) - self.capacity
         if over > 0:
             keys, gone = keys.drop_first(over)
+            self.rows.pop_many([k[1] for k in gone])
             held = self._held_rows
-            entries = self.rows.pop_many(oid for _, oid in gone)
-            for number, k in collections.Counter(e >> ROW_BITS for e in entries).items():
+            for number, k in collections.Counter(k[2] >> ROW_BITS for k in gone).items():
                 held[number] -= k
                 if not held[number]:
                     del held[number], self._batches[number]
-            if self.cover is None or gone[-1] > self.cover:
-                self.cover = gone[-1]
+            if self.cover is None or gone[-1][:2] > self.cover:
+                self.cover = gone[-1][:2]
         self.keys = keys
         self.version += 1
         return len(new)
 
     def row(self, oid: str) -> tuple[dict, bytes] | None:
         """The held row ``oid`` as (dict, JSON bytes); None when memory does not hold it."""
+        self.settle()
         entry = self.rows.get(oid)
         batch = self._batches.get(entry >> ROW_BITS) if entry is not None else None
         if batch is None or batch.failed:
@@ -296,6 +343,9 @@ class RecentOpportunities:
 
     # -- pages
     def covers(self, f: OpportunityFilter, after: Key | None) -> bool:
+        """Whether memory alone answers the page (asked on the loop before a page is made: the
+        queued rows go in first)."""
+        self.settle()
         start, inclusive = window_start(f, after)
         if self.held:
             return False
@@ -309,18 +359,20 @@ class RecentOpportunities:
         """Up to ``n`` memory rows matching ``f`` after the window start (and under ``below``)."""
         start, inclusive = window_start(f, after)
         out = []
-        rows, batches = self.rows, self._batches
+        batches = self._batches
         if n <= 0:
             return out
+        if below is not None:
+            below = (*below, _PAST)         # a held key is (time, id, entry): its entry never decides
         for k in self.keys.iter_from(start, inclusive):
             if below is not None and k > below:
                 break
             if f.until_ns is not None and k[0] >= f.until_ns:
                 break
-            entry = rows.get(k[1])          # None: dropped meanwhile (the data version moved on)
-            batch = batches.get(entry >> ROW_BITS) if entry is not None else None
+            entry = k[2]
+            batch = batches.get(entry >> ROW_BITS)      # None: dropped meanwhile (the data version moved on)
             if batch is not None and not batch.failed and matches(f, self._dicts(batch)[entry & ROW_MASK]):
-                out.append((k, batch.row(entry & ROW_MASK)))
+                out.append((k[:2], batch.row(entry & ROW_MASK)))
                 if len(out) >= n:
                     break
         return out

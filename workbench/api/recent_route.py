@@ -56,14 +56,14 @@ class OpportunityPages:
     # -- rows in
     def add_posted(self, posted) -> None:
         """The rows a group of posts stored (posted_rows.PostedRows: their JSON, keys in post_columns.py
-        ``NAMES`` order, their ids and keys): one merge into memory a group. They are the page shape
-        when the live table's columns are the code's (else they go through the table path, as engine
-        rows do)."""
+        ``NAMES`` order, their ids and times), queued to go into memory with the next groups'
+        (recent.py ``queue_posted``). They are the page shape when the live table's columns are the
+        code's (else they go through the table path at once, as engine rows do)."""
         if not self._posted_shape:
             self._add(pa.Table.from_pylist(row_dicts(posted.items)), posted.ids, posted.times_ns.tolist(), None)
             return
         try:
-            self.recent.add_posted(posted.items, posted.ids, posted.keys, row_dicts, posted.new)
+            self.recent.queue_posted(posted.items, posted.ids, posted.times, posted.new)
         except Exception:       # noqa: BLE001 - as in _add
             log.exception("posted rows could not enter the GET index; pages now come from the store")
             self.recent.mark_uncovered()

@@ -29,6 +29,7 @@ from ..runner.background import BackgroundRun
 from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from .engine_placement import EnginePlacement, check_cpu
 from .engine_batches import EngineBatch, engine_batch, joined, preparer
+from .id_entries import warm_up as entries_warm_up
 from .json_rows import warm_up as json_warm_up
 from .loop_priority import raise_loop
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
@@ -130,6 +131,7 @@ class Service:
         # anyio imports its asyncio backend at its first call, on the event loop: here, not under the
         # run's first rows (the GET memory's run-id look-up) or the first GET
         await anyio.to_thread.run_sync(lambda: None)
+        await asyncio.to_thread(entries_warm_up)   # the GET memory's id map kernels, before any row enters it
         if self.options.loop_rt:
             grant = raise_loop(getattr(self.options.settings, "live_fifo_priority", FIFO_PRIORITY_DEFAULT))
             self.loop_policy = str(grant)

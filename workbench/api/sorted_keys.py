@@ -1,4 +1,4 @@
-"""The GET memory's keys (timestamp_ns, opportunity_id) in order, as sorted chunks.
+"""The GET memory's keys (timestamp_ns, opportunity_id, ...) in order, as sorted chunks.
 
 recent.py kept one sorted list of up to 200,000 keys and made a new one for every batch of rows
 (a page scanned on a worker thread keeps the list it took, so the list is never changed in
@@ -10,9 +10,12 @@ copies only the chunks its keys fall into (and the short list of chunks), so an 
 the size of a chunk, not of memory. A ``SortedKeys`` is never changed once made: ``add`` and
 ``drop_first`` return a new one that shares the untouched chunks.
 
-A chunk is a tuple, not a list. A key holds only a number and a string, so the cycle collector
+A chunk is a tuple, not a list. A key holds only numbers and a string, so the cycle collector
 stops tracking it at its first collection, and then a tuple of keys too; a list stays tracked,
 and every full collection walked each key of every chunk (cache misses for a full memory).
+
+A key may carry more after its time and id (recent.py: the row's place); no two keys held share a
+time and id, so what follows them never decides an order, and a start is a (time, id).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from itertools import islice
 
 CHUNK = 2_048           # keys per chunk at most: a batch copies the chunks it touches
 
-Key = tuple             # (timestamp_ns, opportunity_id)
+Key = tuple             # (timestamp_ns, opportunity_id, ...)
+_PAST = float("inf")    # (t, id, _PAST) is past every key (t, id, ...) and before every later one
 
 
 class SortedKeys:
@@ -82,17 +86,20 @@ class SortedKeys:
             chunks[0] = chunks[0][count:]
         return SortedKeys(chunks, self.maxes[whole:], self.n - len(gone)), gone
 
-    def iter_from(self, start: Key | None, inclusive: bool = True):
-        """The keys from ``start`` on (at ``start`` itself when ``inclusive``), in order."""
+    def iter_from(self, start: tuple | None, inclusive: bool = True):
+        """The keys from ``start`` (a time and id) on, in order: with the key of that time and id
+        when ``inclusive``. (A key (t, id, ...) is above (t, id), and below (t, id, _PAST).)"""
         if not self.chunks:
             return iter(())
         if start is None:
             j, i = 0, 0
         else:
+            if not inclusive:
+                start = (*start, _PAST)
             j = bisect.bisect_left(self.maxes, start)
             if j == len(self.chunks):
                 return iter(())
-            i = (bisect.bisect_left if inclusive else bisect.bisect_right)(self.chunks[j], start)
+            i = bisect.bisect_left(self.chunks[j], start)
         return self._walk(j, i)
 
     def _walk(self, j: int, i: int):
