@@ -137,7 +137,7 @@ class PostSpool:
     def append(self, items: list[bytes]) -> None:
         """Log rows (``items``: their JSON; written, not fsynced, when this returns) for the next
         insert. A failed write keeps nothing of them (StoreError)."""
-        data = b"\n".join(items) + b"\n"
+        data = b"\n".join([*items, b""])        # (one copy of the rows: ``+ b"\n"`` would be a second)
         with self._cond:
             try:
                 self._write(data)
