@@ -19,7 +19,7 @@ from operator import attrgetter
 import numpy as np
 
 from .posted_json import row_id
-from .seq_index import uuid_bytes
+from .seq_index import canonical_uuid_bytes
 
 _times, _types = attrgetter("timestamp_ns"), attrgetter("type")
 
@@ -44,4 +44,4 @@ def posted_rows(rows: list, items: list[bytes], new: bool = False, ids: list[str
     if ids is None:
         ids = list(map(row_id, rows))
     times = list(map(_times, rows))
-    return PostedRows(items, ids, times, np.array(times, np.int64), uuid_bytes(ids), Counter(map(_types, rows)), new)
+    return PostedRows(items, ids, times, np.array(times, np.int64), canonical_uuid_bytes(ids), Counter(map(_types, rows)), new)

@@ -29,7 +29,6 @@ from numba import njit
 
 ID_BYTES = 36                   # canonical UUID text
 SLOTS_MIN = 1 << 12
-_NIL = b"00000000-0000-0000-0000-000000000000"     # all bits zero: an empty slot's value, so kept apart
 
 
 def id_array(ids) -> np.ndarray:
@@ -98,13 +97,17 @@ def _put(tab, hi, lo):
 
 @njit(cache=True, nogil=True)
 def _add(tab, texts):
-    """Add each id (rows of 36 bytes); how many were new. The nil id is left to the caller."""
+    """Add each id (rows of 36 bytes); how many were new, and whether the nil id was among them (it is
+    left to the caller)."""
     new = 0
+    nil = False
     for j in range(texts.shape[0]):
         hi, lo = _key(texts[j])
-        if (hi != 0 or lo != 0) and _put(tab, hi, lo):
+        if hi == 0 and lo == 0:
+            nil = True
+        elif _put(tab, hi, lo):
             new += 1
-    return new
+    return new, nil
 
 
 @njit(cache=True, nogil=True)
@@ -146,8 +149,7 @@ class SeenIds:
         self._lock = threading.Lock()
         self._grow_lock = threading.Lock()          # one growth at a time
         if n:
-            self._n = _add(self._tab, _texts(ids))
-            self._nil = bool((ids == _NIL).any())
+            self._n, self._nil = _add(self._tab, _texts(ids))
 
     def __len__(self) -> int:
         return self._n + self._nil + len(self._waiting_set)     # (an id added again while growing: twice)
@@ -173,8 +175,9 @@ class SeenIds:
                 self._waiting_set.update(ids.tolist())
                 return
             if (self._n + len(ids)) * 4 <= len(self._tab) * 3:
-                self._n += _add(self._tab, _texts(ids))
-                self._nil = self._nil or bool((ids == _NIL).any())
+                new, nil = _add(self._tab, _texts(ids))
+                self._n += new
+                self._nil = self._nil or nil
                 ids = None
         if ids is not None:         # past three quarters: grow here first, on whatever thread adds
             self._grow(len(ids))
@@ -211,8 +214,9 @@ class SeenIds:
                     if tab is not None:     # (else the ids that waited stay in the set, still looked up)
                         n = self._n
                         for ids in self._waiting:
-                            n += _add(tab, _texts(ids))
-                            self._nil = self._nil or bool((ids == _NIL).any())
+                            new, nil = _add(tab, _texts(ids))
+                            n += new
+                            self._nil = self._nil or nil
                         self._tab, self._n = tab, n
                         self._waiting, self._waiting_set = [], set()
 

@@ -264,10 +264,11 @@ class StoreAccess:
         if self._post_spool is not None:
             with self._reserve_lock:
                 ids, keep = self._new_rows(group)
-                if keep.any():
+                every = keep.all()              # (the usual group: every row new, nothing to pick out)
+                if every or keep.any():
                     # one write, so a failure spools nothing of the group
-                    self._post_spool.append(group.kept(keep)[1])
-                    self._seen.add(ids[keep], grow=False)       # (grown on the spool's thread: this may run on the loop)
+                    self._post_spool.append(group.items if every else group.kept(keep)[1])
+                    self._seen.add(ids if every else ids[keep], grow=False)     # (grown on the spool's thread: this may run on the loop)
                 return keep
         with self._write_lock:
             ids, keep = self._new_rows(group)
@@ -287,11 +288,10 @@ class StoreAccess:
             return np.zeros(0, f"S{ID_BYTES}"), np.zeros(0, bool)
         ids = id_array(group.ids)                       # canonical text: one id, one spelling
         if len(set(group.ids)) == n:                    # (the usual group: no id twice; no sort to find out)
-            uniq, keep = ids, np.ones(n, bool)
-        else:
-            uniq, first = np.unique(ids, return_index=True)
-            keep = np.zeros(n, bool)
-            keep[first] = True                          # the first row of each id in the group
+            return ids, ~self._stored_mask(ids, ids)
+        uniq, first = np.unique(ids, return_index=True)
+        keep = np.zeros(n, bool)
+        keep[first] = True                              # the first row of each id in the group
         keep &= ~self._stored_mask(ids, uniq)
         return ids, keep
 
