@@ -181,3 +181,32 @@ def test_forwarded_headers_take_the_asgi_path_and_its_client_address(tmp_path):
         assert _below_asgi(s) == before + 2         # the two without forwarded headers (the 429 one too)
     finally:
         s.stop()
+
+
+def test_the_usual_answer_is_written_as_every_other_answer_is():
+    """A small JSON answer kept alive goes out through a head kept per status (post_protocol.py
+    ``_head``): byte for byte what the general writer makes of the same answer, and made anew when
+    uvicorn's default headers change (the date, each second)."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from workbench.api.fast_post import JSON, answer
+    from workbench.api.post_protocol import PostProtocol, _Post
+
+    class Proto(PostProtocol):          # (the protocol's answer path alone: no server, no socket)
+        layer = SimpleNamespace(counts=Counter(), heads={}, heads_of=None)
+
+        def on_response_complete(self):
+            pass
+
+    proto = object.__new__(Proto)
+    sent = []
+    proto.transport = SimpleNamespace(write=sent.append, close=lambda: None)
+    for second in (b"Sat, 05 Dec 2026 21:00:00 GMT", b"Sat, 05 Dec 2026 21:00:01 GMT"):
+        proto.server_state = SimpleNamespace(default_headers=[(b"server", b"uvicorn"), (b"date", second)])
+        for status, body in ((201, b'{"inserted":1}'), (200, b'{"inserted":0,"duplicates":1}'), (422, b"{}" * 40)):
+            proto.answer(_Post(proto, False, False, True), status, body)
+            body2, head = answer(body, False, JSON)
+            proto._write(_Post(proto, False, False, True), status, head, body2)
+            assert sent[-2] == sent[-1] and second in sent[-1] and sent[-1].endswith(b"\r\n\r\n" + body)
+    assert Proto.layer.counts[("POST /v1/opportunities", 201)] == 2

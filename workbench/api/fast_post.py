@@ -34,6 +34,8 @@ class FastPosts:
     def __init__(self, app, posts, counts, body_max: int = BODY_MAX_BYTES):
         self.app, self.posts, self.counts, self.body_max = app, posts, counts, body_max
         self.in_protocol = 0            # posts taken below ASGI (post_protocol.py)
+        self.heads: dict[int, bytes] = {}   # post_protocol.py's answer heads by status, for the default headers
+        self.heads_of = None                # ... in heads_of (uvicorn's list, new each second)
 
     async def __call__(self, scope, receive, send):
         if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH):

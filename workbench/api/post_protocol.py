@@ -30,6 +30,7 @@ import logging
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from .fast_get import GZIP_MIN_BYTES
 from .fast_post import JSON, PATH, ROUTE, FastPosts, answer, failure, is_arrow, takes_gzip, too_large
 from .security import Guard, plain_answer
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _PATH = PATH.encode()
 _FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")     # what uvicorn's proxy middleware reads
+_JSON_END = b"\r\ncontent-type: " + JSON + b"\r\n\r\n"        # a small JSON answer's head after its length
 
 
 class _NoEvent:
@@ -134,11 +136,30 @@ class PostProtocol(HttpToolsProtocol):
         if post.done():             # (its client left)
             return
         try:
+            if len(body) < GZIP_MIN_BYTES and ctype is JSON and post.keep_alive:
+                # the usual answer: its head up to the length is the same for every post of a status
+                # while the server's default headers (the date's second) stay
+                self._send(post, b"%s%d%s%s" % (self._head(status), len(body), _JSON_END, body))
+                return
             body, head = answer(body, post.gz, ctype)
             self._write(post, status, head, body)
         except Exception:           # noqa: BLE001 - never into the group's loop over its waiters
             log.exception("a POST answer could not be written")
             self.transport.close()
+
+    def _head(self, status: int) -> bytes:
+        """``_write``'s head of a small JSON answer kept alive, up to its content-length's value."""
+        defaults = self.server_state.default_headers        # (a new list each second: the date)
+        layer = self.layer
+        if layer.heads_of is not defaults:
+            layer.heads_of, layer.heads = defaults, {}
+        head = layer.heads.get(status)
+        if head is None:
+            out = [STATUS_LINE[status]]
+            for name, value in defaults:
+                out += (name, b": ", value, b"\r\n")
+            head = layer.heads[status] = b"".join(out) + b"content-length: "
+        return head
 
     def _write(self, post: _Post, status: int, head: list[tuple[bytes, bytes]], body: bytes) -> None:
         """The answer in one write, as uvicorn's cycle writes it; then the connection goes on (the
@@ -151,7 +172,10 @@ class PostProtocol(HttpToolsProtocol):
         if not post.keep_alive:
             out.append(b"connection: close\r\n")
         out += (b"\r\n", body)
-        self.transport.write(b"".join(out))
+        self._send(post, b"".join(out))
+
+    def _send(self, post: _Post, data: bytes) -> None:
+        self.transport.write(data)
         post.response_complete = True
         if not post.keep_alive:
             self.transport.close()
