@@ -84,6 +84,7 @@ def unique_capture(packets: int, tx_share: float = 0.84, base: Path | None = Non
     market = out.with_name(out.name + ".market")
     base_market = base.with_name(base.name + ".market")
     if base_market.is_dir() and not market.exists():
+        market.parent.mkdir(parents=True, exist_ok=True)       # (a fresh clone has no runs/ yet)
         os.symlink(base_market.resolve(), market)
     if out.exists():
         return out
