@@ -426,6 +426,13 @@ def test_the_memory_id_map_answers_as_one_dict_would():
             entries = [step * 100 + k for k in range(len(new))]
             m.update(new, entries)
             want.update(zip(new, entries))
+            some = rnd.sample(ids, 10)
+            some += some[:2]                        # (twice in one call: the first goes in)
+            fresh = m.add_new(some, 10**6 + step * 100)
+            for k, oid in enumerate(some):
+                assert fresh[k] == (oid not in want)
+                if fresh[k]:
+                    want[oid] = 10**6 + step * 100 + k
             gone = rnd.sample(sorted(want), min(len(want), 30)) + rnd.sample(ids, 3)
             assert m.pop_many(gone).tolist() == [want.pop(oid, -1) for oid in gone]
             probe = rnd.sample(ids, 30)

@@ -61,6 +61,23 @@ def _put_texts(tab, texts, entries):
 
 
 @njit(cache=True, nogil=True)
+def _add_new_texts(tab, texts, base, fresh):
+    """Enter each id not held yet with the entry ``base`` + its place; ``fresh``: which went in (an id
+    held, or met earlier in ``texts``, did not). How many went in."""
+    new = 0
+    for j in range(texts.shape[0]):
+        hi, lo = _key(texts[j])
+        i, held = _find(tab, hi, lo)
+        fresh[j] = not held
+        if not held:
+            tab[i, 0] = hi
+            tab[i, 1] = lo
+            tab[i, 2] = np.uint64(base + j)
+            new += 1
+    return new
+
+
+@njit(cache=True, nogil=True)
 def _get_texts(tab, texts, out):
     """Each id's entry in ``out`` (-1: not held)."""
     for j in range(texts.shape[0]):
@@ -135,6 +152,16 @@ class IdEntries:
             self._grow(self._n + len(texts))
         self._n += _put_texts(self._tab, texts, np.asarray(entries, np.int64))
 
+    def add_new(self, ids, base: int) -> np.ndarray:
+        """Enter those of ``ids`` not held yet (the first, of an id given twice) with the entry ``base``
+        + their place in ``ids``; which went in (a bool array)."""
+        texts = _texts(id_array(ids))
+        if (self._n + len(texts)) * 2 > len(self._tab):
+            self._grow(self._n + len(texts))
+        fresh = np.empty(len(texts), np.bool_)
+        self._n += _add_new_texts(self._tab, texts, base, fresh)
+        return fresh
+
     def pop_many(self, ids) -> np.ndarray:
         """The entries of ``ids``, taken out (-1 for an id not held)."""
         texts = _texts(id_array(ids))
@@ -182,6 +209,7 @@ def warm_up() -> None:
     memory do not wait for them."""
     m = IdEntries()
     m.update(["00000000-0000-4000-8000-000000000001"], [1])
+    m.add_new(["00000000-0000-4000-8000-000000000001"], 2)
     m.held(["00000000-0000-4000-8000-000000000001"])
     m.pop_many(["00000000-0000-4000-8000-000000000001"])
     m._grow(SLOTS_MIN)

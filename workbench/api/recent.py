@@ -258,13 +258,18 @@ class RecentOpportunities:
         return self._add_posted(items, ids, times, loads, new)
 
     def _add_posted(self, items: list[bytes], ids: list[str], times: list[int], loads, new: bool) -> int:
-        held = None if new else self.rows.held(ids)
-        if held:                            # (rare: a posted id the memory holds) those rows are left out
-            keep = [i for i, oid in enumerate(ids) if oid not in held]
-            items, ids, times = [items[i] for i in keep], [ids[i] for i in keep], [times[i] for i in keep]
-        if not items:
-            return 0
-        return self._take(_Batch(self._list_columns, loads, tuple(items)), ids, times)
+        base = self._next_batch << ROW_BITS
+        at = None
+        if new:
+            self.rows.update(ids, np.arange(base, base + len(ids)))
+        else:
+            fresh = self.rows.add_new(ids, base)
+            if not fresh.all():             # (rare: a posted id the memory holds) those rows are left out
+                at = np.flatnonzero(fresh).tolist()
+                if not at:
+                    return 0
+                ids, times = [ids[i] for i in at], [times[i] for i in at]
+        return self._take(_Batch(self._list_columns, loads, tuple(items)), ids, times, at)
 
     def add_lazy(self, ids: list[str], times: list[int], loads) -> int:
         """Rows known by their ids and times (ns), whose page-shape dicts ``loads()`` makes when a page
@@ -272,28 +277,24 @@ class RecentOpportunities:
         batch no page reads never pays). Ids already held (or twice here) are skipped. Rows added."""
         self.settle()
         at = None
-        held = self.rows.held(ids)
-        if held or len(set(ids)) != len(ids):      # ids seen before (or twice here): the first is kept
-            seen, at = held, []
-            for i, oid in enumerate(ids):
-                if oid not in seen:
-                    seen.add(oid)
-                    at.append(i)
+        fresh = self.rows.add_new(ids, self._next_batch << ROW_BITS)
+        if not fresh.all():                 # ids seen before (or twice here): the first is kept
+            at = np.flatnonzero(fresh).tolist()
             if not at:
                 return 0
             ids, times = [ids[i] for i in at], [times[i] for i in at]
         return self._take(_Batch(self._list_columns, loads), ids, times, at)
 
     def _take(self, batch: _Batch, ids: list[str], times: list[int], at: list[int] | None = None) -> int:
-        """Take ``batch`` in: its rows' ids and times; ``at``: the rows' places in the batch, when not
-        0, 1, 2, ..."""
+        """Take ``batch`` in, its ids already in the id map (entries: the batch's number, then each
+        row's place): its rows' ids and times; ``at``: the rows' places in the batch, when not 0, 1,
+        2, ..."""
         number = self._next_batch
         self._next_batch += 1
         self._batches[number] = batch
         self._held_rows[number] = len(ids)
         base = number << ROW_BITS
         entries = range(base, base + len(ids)) if at is None else [base + i for i in at]
-        self.rows.update(ids, np.arange(base, base + len(ids)) if at is None else entries)
         new = sorted(zip(times, ids, entries))
         # a new SortedKeys, never one changed in place: a page scanned on a worker thread keeps the one it took
         keys = self.keys.add(new)
