@@ -176,12 +176,6 @@ class IdEntries:
         _get_texts(self._tab, texts, out)
         return out
 
-    def held(self, ids: list[str]) -> set[str]:
-        """Those of ``ids`` the map holds."""
-        if not ids or not self._n:
-            return set()
-        return {ids[i] for i in np.flatnonzero(self.entries(ids) >= 0).tolist()}
-
     def get(self, oid: str, default=None):
         """The entry of ``oid`` (any text: only a canonical id can be held), else ``default``."""
         if not isinstance(oid, str) or not _CANONICAL.fullmatch(oid):
@@ -210,6 +204,6 @@ def warm_up() -> None:
     m = IdEntries()
     m.update(["00000000-0000-4000-8000-000000000001"], [1])
     m.add_new(["00000000-0000-4000-8000-000000000001"], 2)
-    m.held(["00000000-0000-4000-8000-000000000001"])
+    m.entries(["00000000-0000-4000-8000-000000000001"])
     m.pop_many(["00000000-0000-4000-8000-000000000001"])
     m._grow(SLOTS_MIN)

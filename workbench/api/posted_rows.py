@@ -44,4 +44,5 @@ def posted_rows(rows: list, items: list[bytes], new: bool = False, ids: list[str
     if ids is None:
         ids = list(map(row_id, rows))
     times = list(map(_times, rows))
-    return PostedRows(items, ids, times, np.array(times, np.int64), canonical_uuid_bytes(ids), Counter(map(_types, rows)), new)
+    return PostedRows(items, ids, times, np.array(times, np.int64), canonical_uuid_bytes(ids),
+                      Counter(map(_types, rows)), new)

@@ -188,8 +188,8 @@ class RecentOpportunities:
         self.cache_pages = cache_pages
         self.held = False
         # each row's entry is its batch's number and its row in it, as one int (number << ROW_BITS | row):
-        # no object the cycle collector tracks (a tuple holding the batch itself stays tracked: 200,000
-        # rows in memory made a full collection walk 260,000 objects). A held key is (time, id, entry),
+        # no object the cycle collector tracks (a tuple holding the batch itself would stay tracked, and
+        # every full collection would walk a full memory's rows). A held key is (time, id, entry),
         # so that a page's scan finds its rows without a look-up an id; the id map answers a GET by id
         # and which ids are held. The batches by number, and their rows still held
         self.keys = SortedKeys()

@@ -268,7 +268,8 @@ class StoreAccess:
                 if every or keep.any():
                     # one write, so a failure spools nothing of the group
                     self._post_spool.append(group.items if every else group.kept(keep)[1])
-                    self._seen.add(ids if every else ids[keep], grow=False)     # (grown on the spool's thread: this may run on the loop)
+                    # (grown on the spool's thread: this may run on the loop)
+                    self._seen.add(ids if every else ids[keep], grow=False)
                 return keep
         with self._write_lock:
             ids, keep = self._new_rows(group)
