@@ -48,7 +48,7 @@ MEMORY_ROWS = 200_000          # rows the index keeps; older pages come from the
 ROW_BITS = 32                  # a memory entry: its batch's number above these bits, its row in them
 ROW_MASK = (1 << ROW_BITS) - 1
 CACHE_PAGES = 4_096            # encoded pages kept per data version
-SETTLE_ROWS = 512              # queued posted rows taken in together at most, unless memory is read first
+SETTLE_ROWS = 256              # queued posted rows taken in together at most, unless memory is read first
 
 Key = tuple  # (timestamp_ns, opportunity_id); a held key has the row's entry third (``_take``)
 _PAST = float("inf")           # a held key's third item is below it: (t, id, _PAST) is past the key (t, id)
