@@ -35,7 +35,7 @@ from .frames import table_rows
 from .id_entries import IdEntries
 from .posted_json import row_dicts
 from .opportunity_rows import ID, REQUIRED, TABLE, enum_pairs, literal_default
-from .sorted_keys import SortedKeys
+from .sorted_keys import PAST, SortedKeys
 from .store_access import OpportunityFilter, encode_cursor
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ CACHE_PAGES = 4_096            # encoded pages kept per data version
 SETTLE_ROWS = 256              # queued posted rows taken in together at most, unless memory is read first
 
 Key = tuple  # (timestamp_ns, opportunity_id); a held key has the row's entry third (``_take``)
-_PAST = float("inf")           # a held key's third item is below it: (t, id, _PAST) is past the key (t, id)
 
 
 def page_table(conformed: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -364,7 +363,7 @@ class RecentOpportunities:
         if n <= 0:
             return out
         if below is not None:
-            below = (*below, _PAST)         # a held key is (time, id, entry): its entry never decides
+            below = (*below, PAST)          # a held key is (time, id, entry): its entry never decides
         for k in self.keys.iter_from(start, inclusive):
             if below is not None and k > below:
                 break

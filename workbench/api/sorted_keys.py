@@ -26,7 +26,7 @@ from itertools import islice
 CHUNK = 2_048           # keys per chunk at most: a batch copies the chunks it touches
 
 Key = tuple             # (timestamp_ns, opportunity_id, ...)
-_PAST = float("inf")    # (t, id, _PAST) is past every key (t, id, ...) and before every later one
+PAST = float("inf")     # (t, id, PAST) is past every key (t, id, ...) and before every later one
 
 
 class SortedKeys:
@@ -88,14 +88,14 @@ class SortedKeys:
 
     def iter_from(self, start: tuple | None, inclusive: bool = True):
         """The keys from ``start`` (a time and id) on, in order: with the key of that time and id
-        when ``inclusive``. (A key (t, id, ...) is above (t, id), and below (t, id, _PAST).)"""
+        when ``inclusive``. (A key (t, id, ...) is above (t, id), and below (t, id, PAST).)"""
         if not self.chunks:
             return iter(())
         if start is None:
             j, i = 0, 0
         else:
             if not inclusive:
-                start = (*start, _PAST)
+                start = (*start, PAST)
             j = bisect.bisect_left(self.maxes, start)
             if j == len(self.chunks):
                 return iter(())
