@@ -353,8 +353,7 @@ def test_sorted_keys_agree_with_a_sorted_list_through_adds_drops_and_scans():
 
 def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_run(tmp_path):
     """store_access.py with seen_ids.py: ids stored before the first post, posted ones, and ones the
-    engine run writes (note_stored) all count as duplicates; the group's own repeats too. So what a
-    post finds new is new to the GET memory too (``knows_every_id``: its look-up is skipped)."""
+    engine run writes (note_stored) all count as duplicates; the group's own repeats too."""
     import pyarrow as pa
 
     from workbench.api.store_access import StoreAccess
@@ -372,7 +371,6 @@ def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_
         assert store.insert_group(g).tolist() == [False, False, True]
         store.wait_posts_inserted()             # (posted rows are inserted in the background: post_spool.py)
         assert store.count_opportunities() == 3 + 2 + 1
-        assert store.knows_every_id
     finally:
         store.close()
 
@@ -426,8 +424,8 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
     assert mem.add_posted(both.items, both.ids, both.times, row_dicts) == 2  # the held one left out
     assert [k[:2] for k in mem.keys][-2:] == sorted(zip(fresh.times, fresh.ids)) and len(mem.keys) == 50
     g = check_group([(orjson.dumps([_full(timestamp_ns=t + 3)]), False)])
-    known = posted_rows(g.rows, g.items, new=True)          # (the id set vouched for it: no look-up)
-    assert known.new and mem.add_posted(known.items, known.ids, known.times, row_dicts, known.new) == 1
+    known = posted_rows(g.rows, g.items)
+    assert mem.add_posted(known.items, known.ids, known.times, row_dicts) == 1
     assert mem.row(known.ids[0])[1] == known.items[0] and len(mem.keys) == 50
     gc.collect()            # a posted batch held is one object the collector walks: its JSON is not tracked
     assert not gc.is_tracked(mem._batches[max(mem._batches)]._json)
@@ -454,12 +452,12 @@ def test_queued_posts_enter_memory_together_before_any_read():
             t += random.randrange(1, 1000)
             rows.append(_full(timestamp_ns=t))
         g = check_group([(orjson.dumps(rows), False)])
-        groups.append(posted_rows(g.rows, g.items, new=True))
+        groups.append(posted_rows(g.rows, g.items))
     f = OpportunityFilter([])
     for k, p in enumerate(groups):
         version = mem.version
-        mem.queue_posted(p.items, p.ids, p.times, p.new)
-        twin.add_posted(p.items, p.ids, p.times, row_dicts, p.new)
+        mem.queue_posted(p.items, p.ids, p.times)
+        twin.add_posted(p.items, p.ids, p.times, row_dicts)
         assert mem.version == version + 1 and len(mem.keys) == 0      # waiting, pages cached before it stale
     version = mem.version
     assert mem.covers(f, None) == twin.covers(f, None) and mem.version == version     # the read takes the queue in
@@ -471,12 +469,12 @@ def test_queued_posts_enter_memory_together_before_any_read():
     assert mem.cached("page") == page                               # (not dropped by the settle)
     # a GET by id reads the queue in as well; past SETTLE_ROWS it goes in unread
     g = check_group([(orjson.dumps([_full(timestamp_ns=t + 1)]), False)])
-    one = posted_rows(g.rows, g.items, new=True)
-    mem.queue_posted(one.items, one.ids, one.times, True)
+    one = posted_rows(g.rows, g.items)
+    mem.queue_posted(one.items, one.ids, one.times)
     assert mem.cached("page") is None and mem.row(one.ids[0])[1] == one.items[0]
     big = check_group([(orjson.dumps([_full(timestamp_ns=t + 2 + j) for j in range(R.SETTLE_ROWS)]), False)])
-    many = posted_rows(big.rows, big.items, new=True)
-    mem.queue_posted(many.items, many.ids, many.times, True)
+    many = posted_rows(big.rows, big.items)
+    mem.queue_posted(many.items, many.ids, many.times)
     assert not mem._queued and [k[1] for k in mem.keys][-40:] == many.ids[-40:]
 
 

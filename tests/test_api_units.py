@@ -422,10 +422,9 @@ def test_the_memory_id_map_answers_as_one_dict_would():
         want, slots = {}, len(m._tab)
         assert not len(m) and m.get(ids[0]) is None and (m.entries(ids[:5]) == -1).all() and ids[0] not in m
         for step in range(400):
-            new = rnd.sample(ids, 40)
-            entries = [step * 100 + k for k in range(len(new))]
-            m.update(new, entries)
-            want.update(zip(new, entries))
+            some = rnd.sample(ids, 40)
+            fresh = m.add_new(some, step * 100)
+            want.update((oid, step * 100 + k) for k, oid in enumerate(some) if fresh[k])
             some = rnd.sample(ids, 10)
             some += some[:2]                        # (twice in one call: the first goes in)
             fresh = m.add_new(some, 10**6 + step * 100)

@@ -152,8 +152,7 @@ class GroupCommit:
             answers.append((201 if ids else 200,
                             orjson.dumps({"inserted": len(ids), "duplicates": hi - lo - len(ids), "ids": ids})))
         rows, items, ids = group.kept(keep)
-        new = getattr(self._store, "knows_every_id", False)
-        return answers, (posted_rows(rows, items, new, ids) if rows else None), len(accepted)
+        return answers, (posted_rows(rows, items, ids) if rows else None), len(accepted)
 
     async def _store_and_answer(self, taken: list[tuple[list, CheckedGroup]]) -> None:
         group = [req for g, _ in taken for req in g]

@@ -52,15 +52,6 @@ def _put(tab, hi, lo, entry):
 
 
 @njit(cache=True, nogil=True)
-def _put_texts(tab, texts, entries):
-    new = 0
-    for j in range(texts.shape[0]):
-        hi, lo = _key(texts[j])
-        new += _put(tab, hi, lo, np.uint64(entries[j]))
-    return new
-
-
-@njit(cache=True, nogil=True)
 def _add_new_texts(tab, texts, base, fresh):
     """Enter each id not held yet with the entry ``base`` + its place; ``fresh``: which went in (an id
     held, or met earlier in ``texts``, did not). How many went in."""
@@ -145,13 +136,6 @@ class IdEntries:
     def __len__(self) -> int:
         return self._n
 
-    def update(self, ids, entries) -> None:
-        """Enter ``ids`` (a list of str, or ``id_array``) with their ``entries`` (as many ints)."""
-        texts = _texts(id_array(ids))
-        if (self._n + len(texts)) * 2 > len(self._tab):
-            self._grow(self._n + len(texts))
-        self._n += _put_texts(self._tab, texts, np.asarray(entries, np.int64))
-
     def add_new(self, ids, base: int) -> np.ndarray:
         """Enter those of ``ids`` not held yet (the first, of an id given twice) with the entry ``base``
         + their place in ``ids``; which went in (a bool array)."""
@@ -202,7 +186,6 @@ def warm_up() -> None:
     """Load the kernels from numba's cache (compile them, on a first run), so that the first rows into
     memory do not wait for them."""
     m = IdEntries()
-    m.update(["00000000-0000-4000-8000-000000000001"], [1])
     m.add_new(["00000000-0000-4000-8000-000000000001"], 2)
     m.entries(["00000000-0000-4000-8000-000000000001"])
     m.pop_many(["00000000-0000-4000-8000-000000000001"])

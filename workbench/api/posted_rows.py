@@ -32,17 +32,16 @@ class PostedRows:
     times_ns: np.ndarray        # the same, int64
     id_bytes: np.ndarray        # ``V16``: the ids' 16 bytes, in row order
     types: Counter              # rows per opportunity type
-    new: bool = False           # the ids are known new to the GET memory (store_access.py ``knows_every_id``)
 
     def __len__(self) -> int:
         return len(self.items)
 
 
-def posted_rows(rows: list, items: list[bytes], new: bool = False, ids: list[str] | None = None) -> PostedRows:
-    """``rows`` (posted_json.py ``PostedRow``s, distinct ids) and their JSON, made ready; ``new``: their
-    ids are known new to the GET memory; ``ids``: theirs, when the caller has them (the check's)."""
+def posted_rows(rows: list, items: list[bytes], ids: list[str] | None = None) -> PostedRows:
+    """``rows`` (posted_json.py ``PostedRow``s, distinct ids) and their JSON, made ready; ``ids``: theirs,
+    when the caller has them (the check's)."""
     if ids is None:
         ids = list(map(row_id, rows))
     times = list(map(_times, rows))
     return PostedRows(items, ids, times, np.array(times, np.int64), canonical_uuid_bytes(ids),
-                      Counter(map(_types, rows)), new)
+                      Counter(map(_types, rows)))

@@ -215,14 +215,14 @@ class RecentOpportunities:
         return self.add_lazy(table.column(ID).to_pylist(), table.column("timestamp_ns").to_pylist(),
                              lambda: table_rows(table))
 
-    def queue_posted(self, items: list[bytes], ids: list[str], times: list[int], new: bool = False) -> None:
+    def queue_posted(self, items: list[bytes], ids: list[str], times: list[int]) -> None:
         """``add_posted``'s rows (with ``row_dicts`` as their ``loads``), taken in with the rows queued
         before them at the next read of memory (a page, a GET by id, an engine batch) or once
         ``SETTLE_ROWS`` wait. Posted groups come a few rows at a time, thousands a second, and each
         merge pays a fixed share (the key chunks it copies, its calls into the id map), so the rows
         of many groups go in together. The data version moves now: no page cached before them is
         answered again."""
-        self._queued.append((items, ids, times, new))
+        self._queued.append((items, ids, times))
         self._queued_rows += len(items)
         self.version += 1
         if self._queued_rows >= SETTLE_ROWS:
@@ -234,40 +234,35 @@ class RecentOpportunities:
             return
         queued, self._queued, self._queued_rows = self._queued, [], 0
         if len(queued) == 1:
-            items, ids, times, new = queued[0]
+            items, ids, times = queued[0]
         else:
             items = [b for q in queued for b in q[0]]
             ids = [i for q in queued for i in q[1]]
             times = [t for q in queued for t in q[2]]
-            new = all(q[3] for q in queued)
         version = self.version
         try:
-            self._add_posted(items, ids, times, row_dicts, new)
+            self._add_posted(items, ids, times, row_dicts)
         except Exception:       # noqa: BLE001 - memory is a shortcut: the store answers every page instead
             log.exception("posted rows could not enter the GET memory; pages now come from the store")
             self.mark_uncovered()
             return
         self.version = version          # (moved when they were queued: pages made since hold them)
 
-    def add_posted(self, items: list[bytes], ids: list[str], times: list[int], loads, new: bool = False) -> int:
+    def add_posted(self, items: list[bytes], ids: list[str], times: list[int], loads) -> int:
         """Rows in the page shape as their JSON (keys in the schema's order), their ids (distinct)
         and times (ns); ``loads(items)``: their dicts, made when a page first reads them. Ids
-        already held are skipped, unless the caller knows them ``new`` (no look-up). Rows added."""
+        already held are skipped. Rows added."""
         self.settle()
-        return self._add_posted(items, ids, times, loads, new)
+        return self._add_posted(items, ids, times, loads)
 
-    def _add_posted(self, items: list[bytes], ids: list[str], times: list[int], loads, new: bool) -> int:
-        base = self._next_batch << ROW_BITS
+    def _add_posted(self, items: list[bytes], ids: list[str], times: list[int], loads) -> int:
         at = None
-        if new:
-            self.rows.update(ids, np.arange(base, base + len(ids)))
-        else:
-            fresh = self.rows.add_new(ids, base)
-            if not fresh.all():             # (rare: a posted id the memory holds) those rows are left out
-                at = np.flatnonzero(fresh).tolist()
-                if not at:
-                    return 0
-                ids, times = [ids[i] for i in at], [times[i] for i in at]
+        fresh = self.rows.add_new(ids, self._next_batch << ROW_BITS)     # (the look-up is the insert's probe)
+        if not fresh.all():             # (rare: a posted id the memory holds) those rows are left out
+            at = np.flatnonzero(fresh).tolist()
+            if not at:
+                return 0
+            ids, times = [ids[i] for i in at], [times[i] for i in at]
         return self._take(_Batch(self._list_columns, loads, tuple(items)), ids, times, at)
 
     def add_lazy(self, ids: list[str], times: list[int], loads) -> int:

@@ -63,7 +63,7 @@ class OpportunityPages:
             self._add(pa.Table.from_pylist(row_dicts(posted.items)), posted.ids, posted.times_ns.tolist(), None)
             return
         try:
-            self.recent.queue_posted(posted.items, posted.ids, posted.times, posted.new)
+            self.recent.queue_posted(posted.items, posted.ids, posted.times)
         except Exception:       # noqa: BLE001 - as in _add
             log.exception("posted rows could not enter the GET index; pages now come from the store")
             self.recent.mark_uncovered()

@@ -226,14 +226,6 @@ class StoreAccess:
         return self._seen.contains(ids)
 
     @property
-    def knows_every_id(self) -> bool:
-        """Whether a post's id look-up sees every id this process holds anywhere: an embedded store's id
-        set holds the store's ids, the posts' and every id the run handed on (``note_stored``, before
-        the GET memory gets them), so a posted row it finds new is new to the memory too. A server's
-        look-up asks the store, which may not have the run's latest rows yet."""
-        return bool(self.writer.dsn.embedded)
-
-    @property
     def ids_loaded(self) -> bool:
         """Whether a post's id look-up is answered from memory (an embedded store's ids were read)."""
         return self._seen is not None

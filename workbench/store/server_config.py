@@ -20,8 +20,8 @@ say what the specification says.
 
 The embedded store also runs its background merges at the lowest CPU priority
 (``EMBEDDED_SERVER``): they run inside the workbench's own process, beside the engine and the
-server's event loop, and on a small host a merge took a core from the loop for long stretches. A server runs on its own host or cores, so its files stay the
-specification's.
+server's event loop, and on a small host a merge took a core from the loop for long stretches. A
+server runs on its own host or cores, so its files stay the specification's.
 """
 
 from __future__ import annotations
