@@ -173,6 +173,10 @@ class ApiFeed:
 
     # -- the thread ----------------------------------------------------------------------------------
     def start(self) -> "ApiFeed":
+        # httpx imported here, not first on the feed's thread: importing it tries httpcore's trio backend,
+        # whose failed import leaves sys.modules again, and Panel's module record (panel/io/reload.py),
+        # walking what the page's module imported meanwhile, met that name gone (a KeyError, a 500)
+        import httpx  # noqa: F401
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="api-feed", daemon=True)
         self._thread.start()
         return self
