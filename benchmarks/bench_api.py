@@ -19,6 +19,9 @@ with fresh opportunity ids every request (the Lua script makes them), so every r
 store, each with its own detection time (the wall clock, rising row by row, as a detector's rows
 come; ``--one-time`` posts every row at the template's one time instead). Every figure is the
 median of ``--repeat`` runs. wrk runs on the same shared cores as the servers, loopback only.
+Beside wrk's latencies, a POST row of ours prints the server's own (``server``: its
+``post_answer_ns`` histogram read before and after each run, from a post's last bytes read to its
+answer written), which leaves out the time a request waits in wrk and in the socket's buffers.
 
 ``--base DIR`` runs a second `workbench serve` from another checkout (e.g. a worktree of the
 commit before a change) beside ours, each on its own store filled by the same replay, and
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import shutil
@@ -60,6 +64,7 @@ CONN_PER_RATE = 1 / 100        # connections per offered request/s: each may tak
 WRK_THREADS = 2               # the machine's cores
 WRK_TIMEOUT_S = 2             # a request unanswered this long counts as a timeout
 LONE_GAP_S = 0.005            # --lone: the pause between two posts
+SERVER_KEYS = ("server_p50_us", "server_p99_us", "server_p99.9_us")   # the server's own timing of a run's posts
 INSTALL_HINT = "wrk is not installed: `apt-get install -y wrk` (Debian package)"
 
 PEER = textwrap.dedent('''
@@ -143,6 +148,31 @@ def check_answer(url: str, template: Path | None) -> None:
         print(f"  {url} answers {r.status_code}: {r.text[:400]}", flush=True)
 
 
+def answer_buckets(base: str) -> dict[int, int] | None:
+    """The server's own timing of POST answers (``post_answer_ns`` in /v1/latency: a post's last bytes
+    read to its answer written), {bucket's high end (ns): count}; None from a server without it."""
+    try:
+        got = httpx.get(base + "/v1/latency", timeout=30).json().get("post_answer_ns")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return {} if got is None else {hi: n for _, hi, n in got["buckets"]}
+
+
+def run_percentiles(before: dict[int, int], after: dict[int, int], qs=(50, 99, 99.9)) -> dict[str, float]:
+    """Percentiles (µs, each the high end of its bucket) of the answers timed between two readings."""
+    delta = sorted((hi, n - before.get(hi, 0)) for hi, n in after.items() if n > before.get(hi, 0))
+    total = sum(n for _, n in delta)
+    out = {}
+    for q in qs:
+        rank, seen = max(1, math.ceil(q / 100 * total)), 0
+        for hi, n in delta:
+            seen += n
+            if seen >= rank:
+                out[f"server_p{q:g}_us"] = hi / 1e3
+                break
+    return out
+
+
 def bench(servers: dict[str, str], route: str, rates: list[float], seconds: float, repeat: int,
           template: Path | None, post_rows: int) -> dict[str, dict]:
     """Median figures per server and rate over ``repeat`` wrk runs; the servers' runs alternate."""
@@ -155,15 +185,24 @@ def bench(servers: dict[str, str], route: str, rates: list[float], seconds: floa
         runs: dict[str, list] = {name: [] for name in servers}
         for _ in range(repeat):
             for name, url in urls.items():
-                runs[name].append(wrk_once(url, rate, seconds, template, post_rows))
+                timed = template is not None and name != "peer"
+                before = answer_buckets(servers[name]) if timed else None
+                got = wrk_once(url, rate, seconds, template, post_rows)
+                if before is not None:
+                    got.update(run_percentiles(before, answer_buckets(servers[name]) or {}))
+                runs[name].append(got)
         for name in servers:
-            med = {k: statistics.median(r[k] for r in runs[name]) for k in ("achieved", "p50_us", "p99_us", "p999_us")}
+            keys = ["achieved", "p50_us", "p99_us", "p999_us"]
+            keys += [k for k in SERVER_KEYS if all(k in r for r in runs[name])]
+            med = {k: statistics.median(r[k] for r in runs[name]) for k in keys}
             med["errors"] = sum(r["errors"] for r in runs[name])
             med["requests"] = sum(r["requests"] for r in runs[name])
             out[name][rate] = med
+            own = ("  server " + " ".join(f"{k[7:-3]} {med[k] / 1e3:.2f}" for k in SERVER_KEYS) + " ms") \
+                if all(k in med for k in SERVER_KEYS) else ""
             print(f"{name:5} {route:4} offered {rate:7,.0f}/s  achieved {med['achieved']:8,.0f}/s  "
                   f"p50 {med['p50_us'] / 1e3:8.2f} ms  p99 {med['p99_us'] / 1e3:8.2f} ms  "
-                  f"p99.9 {med['p999_us'] / 1e3:8.2f} ms  errors {med['errors']}/{med['requests']}", flush=True)
+                  f"p99.9 {med['p999_us'] / 1e3:8.2f} ms  errors {med['errors']}/{med['requests']}{own}", flush=True)
     return out
 
 

@@ -9,6 +9,7 @@ gives the address the rate limit counts."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import socket
 import time
 import uuid
@@ -210,3 +211,40 @@ def test_the_usual_answer_is_written_as_every_other_answer_is():
             proto._write(_Post(proto, False, False, True), status, head, body2)
             assert sent[-2] == sent[-1] and second in sent[-1] and sent[-1].endswith(b"\r\n\r\n" + body)
     assert Proto.layer.counts[("POST /v1/opportunities", 201)] == 2
+
+
+def test_each_answered_post_is_timed_in_latency_and_metrics(tmp_path):
+    """Every post a group answers, below ASGI or through it, 201 or 422, is timed once
+    (fast_post.py ``answer_ns``): /v1/latency shows the count and percentiles from the same buckets
+    that /metrics exposes as a Prometheus histogram; a post cut short by the body limit is not."""
+    import math
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    s = Server(tmp_path)
+    try:
+        assert "post_answer_ns" not in s.get("/v1/latency").json()      # (nothing answered yet)
+        answered = 0
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:   # below ASGI, kept alive
+            for k in range(5):
+                sock.sendall(_request("POST", PATH, orjson.dumps(_rows(3, 10 * k))))
+                [(st, _, _)], _ = _answers(sock, 1, None)
+                assert st == 201
+                answered += 1
+        for target, rows, code in ((PATH + "?via=asgi", _rows(2, 100), 201), (PATH, [{**_row(200), "slot": "x"}], 422)):
+            (st, _, _), _ = _one(s, _request("POST", target, orjson.dumps(rows)))
+            assert st == code
+            answered += 1
+        r = httpx.post(s.base + PATH, content=b"[" + b" " * (17 << 20) + b"]", timeout=60)   # over the body limit
+        assert r.status_code == 413
+        lat = s.get("/v1/latency").json()["post_answer_ns"]
+        assert lat["count"] == answered == sum(c for _, _, c in lat["buckets"])
+        assert 0 < lat["p50"] <= lat["p99"] <= lat["p99.9"] <= lat["buckets"][-1][1]
+        fam = next(f for f in text_string_to_metric_families(s.get("/metrics").text) if f.name == "post_answer_ns")
+        buckets = [(float(x.labels["le"]), x.value) for x in fam.samples if x.name == "post_answer_ns_bucket"]
+        assert buckets[-1] == (math.inf, answered)
+        assert [le for le, _ in buckets[:-1]] == [hi for _, hi, _ in lat["buckets"]]
+        assert [c for _, c in buckets[:-1]] == list(itertools.accumulate(c for _, _, c in lat["buckets"]))
+    finally:
+        s.stop()

@@ -27,6 +27,7 @@ nothing is written back).
 from __future__ import annotations
 
 import logging
+import time
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -51,13 +52,14 @@ class _Post:
     reads of one: ``response_complete``, ``keep_alive``, ``disconnected``, ``message_event``) and
     the group's waiter for its answer (``done``, ``set_result``, ``set_exception``)."""
 
-    __slots__ = ("proto", "gz", "arrow", "parts", "seen", "keep_alive", "disconnected", "response_complete")
+    __slots__ = ("proto", "gz", "arrow", "parts", "seen", "keep_alive", "disconnected", "response_complete",
+                 "read_ns")
     message_event = _NoEvent()
 
     def __init__(self, proto: PostProtocol, gz: bool, arrow: bool, keep_alive: bool):
         self.proto, self.gz, self.arrow, self.keep_alive = proto, gz, arrow, keep_alive
         self.parts: list[bytes] = []
-        self.seen = 0
+        self.seen = self.read_ns = 0     # read_ns: when its body was read whole (0: not yet)
         self.disconnected = self.response_complete = False
 
     def done(self) -> bool:
@@ -128,6 +130,7 @@ class PostProtocol(HttpToolsProtocol):
         if post.response_complete:
             return
         parts, post.parts = post.parts, []
+        post.read_ns = time.perf_counter_ns()
         self.layer.posts.enqueue(parts[0] if len(parts) == 1 else b"".join(parts), post.arrow, post)
 
     def answer(self, post: _Post, status: int, body: bytes, ctype: bytes = JSON) -> None:
@@ -140,12 +143,15 @@ class PostProtocol(HttpToolsProtocol):
                 # the usual answer: its head up to the length is the same for every post of a status
                 # while the server's default headers (the date's second) stay
                 self._send(post, b"%s%d%s%s" % (self._head(status), len(body), _JSON_END, body))
-                return
-            body, head = answer(body, post.gz, ctype)
-            self._write(post, status, head, body)
+            else:
+                body, head = answer(body, post.gz, ctype)
+                self._write(post, status, head, body)
         except Exception:           # noqa: BLE001 - never into the group's loop over its waiters
             log.exception("a POST answer could not be written")
             self.transport.close()
+            return
+        if post.read_ns:            # (a group's answer: not a 413 cut short)
+            self.layer.answered(post.read_ns)
 
     def _head(self, status: int) -> bytes:
         """``_write``'s head of a small JSON answer kept alive, up to its content-length's value."""

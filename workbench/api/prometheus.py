@@ -4,7 +4,7 @@ The engine's log-linear histograms (metrics/hist.py) are exposed as Prometheus h
 whose bucket bounds are the engine's own: one ``le`` per non-empty engine bucket, at that
 bucket's highest value, so counts are exact (no resampling) and a quantile computed from the
 exposition lands in the same bucket the engine's own percentile does. Values stay in ns, as
-the names say. ``bundle_submission_ms`` and ``success_rate`` are not exposed until bundles
+the names say. The server's own histograms (a post's answer: fast_post.py) are exposed the same way. ``bundle_submission_ms`` and ``success_rate`` are not exposed until bundles
 exist (README, "Service: workbench serve").
 """
 
@@ -23,15 +23,17 @@ from ..wire.status import counts_by_name
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def engine_histogram(name: str, counts: np.ndarray, stats: np.ndarray, h: int) -> HistogramMetricFamily:
-    """Histogram ``h`` of an engine histogram set as a Prometheus histogram on the engine's buckets."""
+def engine_histogram(name: str, counts: np.ndarray, stats: np.ndarray, h: int,
+                     about: str = "engine histogram") -> HistogramMetricFamily:
+    """Histogram ``h`` of an engine histogram set as a Prometheus histogram on the engine's buckets
+    (``about``: whose it is, for the help text)."""
     row = counts[h]
     idx = np.nonzero(row)[0]
     cum = np.cumsum(row[idx])
     buckets = [(repr(float(bucket_high(int(i)))), float(c)) for i, c in zip(idx, cum)]
     total = int(stats[h, ST_COUNT])
     buckets.append(("+Inf", float(total)))
-    fam = HistogramMetricFamily(name, f"engine histogram {name} (ns), on the engine's own log-linear buckets")
+    fam = HistogramMetricFamily(name, f"{about} {name} (ns), on the engine's own log-linear buckets")
     fam.add_metric([], buckets, sum_value=float(stats[h, ST_SUM]))
     return fam
 
@@ -62,6 +64,8 @@ class ServerMetrics:
                                       value=int(state.counters[C_TRANSACTIONS]))
             yield GaugeMetricFamily("workbench_engine_packets_seen", "packets seen by the engine so far",
                                     value=int(state.counters[C_PACKETS]))
+        for name, counts, stats, h in s.get("server_histograms", ()):
+            yield engine_histogram(name, counts, stats, h, "server histogram")
         opp = CounterMetricFamily("workbench_opportunities", "opportunities found by the engine or posted, by type",
                                   labels=["type"])
         for t, n in sorted(s.get("opportunities_by_type", {}).items()):

@@ -25,10 +25,12 @@ import pyarrow as pa
 
 from ..errors import ConfigError
 from ..host.cpu import FIFO_PRIORITY_DEFAULT
+from ..metrics.hist import Histogram
 from ..runner.background import BackgroundRun
 from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from .engine_placement import EnginePlacement, check_cpu
 from .engine_batches import EngineBatch, engine_batch, joined, preparer
+from .fast_post import warm_up as answers_warm_up
 from .id_entries import warm_up as entries_warm_up
 from .json_rows import warm_up as json_warm_up
 from .loop_priority import raise_loop
@@ -132,6 +134,7 @@ class Service:
         # run's first rows (the GET memory's run-id look-up) or the first GET
         await anyio.to_thread.run_sync(lambda: None)
         await asyncio.to_thread(entries_warm_up)   # the GET memory's id map kernels, before any row enters it
+        await asyncio.to_thread(answers_warm_up)   # the posts' answer timer, before the first post
         if self.options.loop_rt:
             grant = raise_loop(getattr(self.options.settings, "live_fifo_priority", FIFO_PRIORITY_DEFAULT))
             self.loop_policy = str(grant)
@@ -276,10 +279,14 @@ class Service:
         return out
 
     def latency(self) -> dict:
-        if self.run is None:
-            return {}
+        """{histogram: {count, p50, p99, p99.9, buckets}} (ns): the run's engine histograms, then the
+        server's own (``server_histograms``), each once it holds a value."""
+        hists = self.run.histograms() if self.run is not None else {}
+        for h in self.server_histograms():
+            if h.count:
+                hists[h.name] = (*h.buckets(), h.percentiles((50, 99, 99.9)))
         out = {}
-        for name, (lows, highs, counts, pct) in self.run.histograms().items():
+        for name, (lows, highs, counts, pct) in hists.items():
             out[name] = {"count": int(counts.sum()), **{k: int(v) for k, v in pct.items()},
                          "buckets": [[int(lo), int(hi), int(c)] for lo, hi, c in zip(lows, highs, counts)]}
         return out
@@ -288,6 +295,10 @@ class Service:
         """{histogram: {count, p50, p99, p99.9}} (ns), without buckets: one item of the latency channel."""
         return {name: {k: v for k, v in h.items() if k != "buckets"} for name, h in self.latency().items()}
 
+    def server_histograms(self) -> list[Histogram]:
+        """The server's own latency histograms (on the event loop): a post's answer (fast_post.py)."""
+        return [self.post_layer.answer_ns] if self.post_layer is not None else []
+
     def metrics_snapshot(self) -> dict:
         run = self.run
         rates = run.rates if run is not None else None
@@ -295,7 +306,8 @@ class Service:
                 "opportunities_per_sec": rates.opportunities_per_s if rates else 0.0,
                 "drops": rates.drops if rates else 0, "ws_clients": len(self.hub.clients),
                 "ws_frames_sent": self.hub.frames_sent, "ws_items_dropped": self.hub.missed,
-                "http_requests": dict(self.http_requests)}
+                "http_requests": dict(self.http_requests),
+                "server_histograms": [(h.name, h.counts.copy(), h.stats.copy(), h.h) for h in self.server_histograms()]}
 
 
 def _coalesced(taken: list) -> list:
