@@ -28,6 +28,9 @@ when they keep up. The capture is a long one of unique transactions made from th
 (benchmarks/unique_capture.py, cached under runs/bench/). Goals from issue 19: >= 1M messages/s
 delivered, p99 engine-to-client < 5 ms at 10 clients, the engine's packets/s within 10 % of a
 replay without the server. Every figure is the median of ``--repeat`` runs; loopback only.
+Ours also prints the server's own share of the latency (``ws_frame_ns`` in /v1/latency: from the
+hand-on to each live frame's write on a client's socket, over the whole run), so that what the
+clients' reading adds shows apart.
 
     python benchmarks/bench_ws.py [--packets 300000] [--clients 10,100] [--repeat 1] [--rt] [--engine-cpu N]
 """
@@ -277,6 +280,9 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
         res["placement"] = st["run"].get("engine_thread", []) + (
             [f"event loop thread: {st['event_loop_thread']}"] if "event_loop_thread" in st else [])
         res["expected"] = n * sum(next_seq[c] for c in CHANNELS)
+        own = httpx.get(f"http://127.0.0.1:{port}/v1/latency", timeout=30).json().get("ws_frame_ns")
+        if own:         # the server's own share (hand-on to socket write), from a tree that times it
+            res["server_p50_ms"], res["server_p99_ms"] = own["p50"] / 1e6, own["p99"] / 1e6
     finally:
         server.terminate()
         server.wait(120)
@@ -491,6 +497,10 @@ def main() -> None:
                   f"delivered / produced {o['per_s'] / (o['produced_per_s'] * n):.2f}; while serving: server CPU "
                   f"{o['server_cpu_s']:.2f} s, its event loop {o['loop_cpu_s']:.2f} s (system {o['loop_sys_s']:.2f} s) "
                   f"({o['loop_cpu_s'] * 1e9 / max(o['rows'], 1):.0f} ns a row delivered)", flush=True)
+            if all("server_p99_ms" in r for r in ours):
+                print(f"  the server's own share of the latency (ws_frame_ns: hand-on to each frame's write on a "
+                      f"socket): p50 {med([r['server_p50_ms'] for r in ours]):.2f} ms  "
+                      f"p99 {med([r['server_p99_ms'] for r in ours]):.2f} ms", flush=True)
             for note in ours[0]["placement"]:
                 print(f"  {note}", flush=True)
             if a.no_peer:

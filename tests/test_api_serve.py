@@ -153,6 +153,9 @@ def test_replay_through_serve_streams_exactly_its_opportunities_in_order(server)
     for f in frames:                                          # contiguous sequence numbers from 0
         assert f["first_seq"] == seq and f["last_seq"] == seq + len(f["rows"]) - 1
         seq = f["last_seq"] + 1
+    # the frames written as the run handed their rows on were timed by the server (catch-ups not)
+    own, sent = server.get("/v1/latency").json()["ws_frame_ns"], server.get("/v1/stats").json()["ws"]["frames_sent"]
+    assert 0 < own["count"] < sent and 0 < own["p50"] <= own["p99"]
     # a late subscriber resumes from the middle without a hole or a repeat
     _, frames2, rows2 = asyncio.run(_collect(url, {"type": "subscribe", "channels": ["opportunities"], "from": 50},
                                              server))

@@ -5,6 +5,7 @@ opportunities; the store part of a resume (frames and gaps in order); handed_ns 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import orjson
@@ -210,6 +211,30 @@ def test_every_rows_frame_carries_the_handed_ns_of_its_first_items_batch():
         frames = [orjson.loads(_payload(f[3])) for f in _drain(c.queue)]
         assert [(f["first_seq"], f["handed_ns"]) for f in frames] == [(1, 1_000), (4, 3_000)]
         assert [r for f in frames for r in f["rows"]] == [1, 2, 3, 4]
+    asyncio.run(go())
+
+
+def test_only_live_frames_are_timed_and_a_write_records_their_age():
+    """A frame published as its rows are handed on carries their hand-on time (``live_ns``); a
+    catch-up frame from memory carries 0 and is not timed (its age is the subscriber's choice); the
+    socket writer's ``sent_live`` records the age of a live frame at its write in ``ws_frame_ns``."""
+    async def go():
+        hub = Hub(history_items=100)
+        hub.publish("opportunities", [b"0"], 1_000)
+        opp, tx = hub.new_client(), hub.new_client()
+        hub.subscribe(opp, ["opportunities"], 0)
+        hub.subscribe(tx, ["transactions"], 0)
+        handed = time.time_ns() - 2_000_000
+        hub.publish("opportunities", [b"1"], handed)
+        hub.publish_transactions(_txs(1, [0], [[RAY]]), handed)
+        catch_up, live = (f[3] for f in _drain(opp.queue) if isinstance(f[3], Shared))
+        (tx_live,) = (f[3] for f in _drain(tx.queue) if isinstance(f[3], Shared))
+        assert (catch_up.live_ns, live.live_ns, tx_live.live_ns) == (0, handed, handed)
+        assert hub.frame_ns.name == "ws_frame_ns" and hub.frame_ns.count == 0
+        hub.sent_live(live.live_ns)
+        hub.sent_live(time.time_ns() + 10**9)           # a wall clock stepped back: recorded as 0, not refused
+        assert hub.frame_ns.count == 2 and hub.frame_ns.min == 0
+        assert 2_000_000 <= hub.frame_ns.max < 60 * 10**9
     asyncio.run(go())
 
 

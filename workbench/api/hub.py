@@ -11,7 +11,9 @@ client gets ``{"type": "gap", "channel", "missed", "first_seq", "last_seq"}`` sa
 what it lost. A subscription with ``from`` first receives what the channel still holds in
 memory from that sequence (older items: from the store for opportunities, resume.py; a gap
 message otherwise), then the live stream, without a hole or a repeat: the memory part and
-joining the live stream happen in one step of the loop.
+joining the live stream happen in one step of the loop. Each live frame written to a socket is
+timed from its rows' hand-on (``frame_ns``: /v1/latency and /metrics as ``ws_frame_ns``): the
+server's share of the engine-to-client latency that a client reads from ``handed_ns``.
 
 The ``transactions`` channel (tx_channel.py) keeps Arrow tables rather than encoded items and
 encodes each batch once per distinct subscription filter.
@@ -25,6 +27,7 @@ import collections
 import time
 from dataclasses import dataclass, field
 
+from ..metrics.hist import Histogram, record_call
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
 from .frames import FRAME_ITEMS_MAX, arrow_frame, frame_bytes, gap_text, items_table
 from .shared_frame import Shared
@@ -148,6 +151,9 @@ class Client:
             raise ClientGone
 
 
+FRAME_HIST = "ws_frame_ns"      # a live frame's rows handed on to its write on a client's socket (ns)
+
+
 class Hub:
     """The channels and the subscribed clients."""
 
@@ -162,6 +168,12 @@ class Hub:
         self.frames_sent = 0            # counted by the socket writers
         self.items_published = 0
         self._missed = [0]              # items dropped for slow clients, over every client ever connected
+        self.frame_ns = Histogram(name=FRAME_HIST)
+
+    def sent_live(self, live_ns: int) -> None:
+        """Time a live frame written to a socket now, its rows handed on at ``live_ns`` (time.time_ns)."""
+        h = self.frame_ns
+        record_call(h.counts, h.stats, h.h, max(0, time.time_ns() - live_ns))     # (the wall clock may step back)
 
     def new_client(self) -> Client:
         c = Client(self.queue_frames, hub_missed=self._missed)
@@ -199,6 +211,7 @@ class Hub:
                 part = items[i:i + FRAME_ITEMS_MAX]
                 data = ch.frame(first + i, part, handed_ns, fmt,
                                 table.slice(i, len(part)) if table is not None else None)
+                data.live_ns = handed_ns
                 for c in subs:
                     c.offer(channel, first + i, first + i + len(part) - 1, data)
         return first

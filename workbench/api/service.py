@@ -296,8 +296,9 @@ class Service:
         return {name: {k: v for k, v in h.items() if k != "buckets"} for name, h in self.latency().items()}
 
     def server_histograms(self) -> list[Histogram]:
-        """The server's own latency histograms (on the event loop): a post's answer (fast_post.py)."""
-        return [self.post_layer.answer_ns] if self.post_layer is not None else []
+        """The server's own latency histograms (on the event loop): a post's answer (fast_post.py), a
+        live WebSocket frame's delivery to a socket (hub.py)."""
+        return ([self.post_layer.answer_ns] if self.post_layer is not None else []) + [self.hub.frame_ns]
 
     def metrics_snapshot(self) -> dict:
         run = self.run

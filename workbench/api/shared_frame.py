@@ -27,12 +27,13 @@ class Shared:
     """One message's payload (JSON text, or binary: an Arrow IPC stream) for every socket that
     gets it; ``wire``: the whole frame, built on first use and kept."""
 
-    __slots__ = ("payload", "binary", "_wire")
+    __slots__ = ("payload", "binary", "_wire", "live_ns")
 
     def __init__(self, payload: bytes, binary: bool = False):
         self.payload = payload
         self.binary = binary
         self._wire = None
+        self.live_ns = 0        # a live frame: when its rows were handed on (time.time_ns); 0: a catch-up
 
     @property
     def wire(self) -> bytes:

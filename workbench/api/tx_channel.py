@@ -127,6 +127,7 @@ class TxChannel:
             groups.setdefault((c.filters.get(self.name), c.formats.get(self.name, "json")), []).append(c)
         for (flt, fmt), members in groups.items():
             for first, last, n, data in _frames(b, flt, 0, fmt):
+                data.live_ns = handed_ns
                 for c in members:
                     c.offer(self.name, first, last, data, n)
 

@@ -17,7 +17,7 @@ from .frames import ARROW_CHANNELS, FORMATS
 from .hub import CHANNELS, ClientGone
 from .resume import catch_up, parse_from, stored_since
 from .service import Service
-from .shared_frame import WIRE_EXTENSION, WIRE_KEY
+from .shared_frame import WIRE_EXTENSION, WIRE_KEY, Shared
 from .tx_channel import FilterError, TxFilter
 
 TIMED_CHANNELS = ("opportunities", "transactions")     # channels whose items carry an event time
@@ -31,6 +31,8 @@ def ws_endpoint(service: Service):
         client = service.hub.new_client()
         # the server writes a shared frame's built bytes (ws_protocol.py); any other server gets its payload
         wire = WIRE_EXTENSION in (socket.scope.get("extensions") or {})
+
+        hub = service.hub
 
         async def writer():
             try:
@@ -49,7 +51,9 @@ def ws_endpoint(service: Service):
                     else:
                         await socket.send_text(data.payload.decode())
                     client.sent += 1
-                    service.hub.frames_sent += 1
+                    hub.frames_sent += 1
+                    if type(data) is Shared and data.live_ns:
+                        hub.sent_live(data.live_ns)
             finally:                            # the socket is gone: a catch-up waiting for room stops
                 client.closed = True
                 client.room.set()
