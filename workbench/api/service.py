@@ -124,12 +124,11 @@ class Service:
     loop_policy: str | None = None                        # what --loop-rt was granted, in words
     _pump: asyncio.Task | None = None
     _warm: asyncio.Task | None = None           # the id set's kernels loading (seen_ids.warm_up)
-    _wake: asyncio.Event | None = None
-    _wake_pending: bool = False
+    _wake: asyncio.Future | None = None         # what the pump awaits: a hand-off, or the next stats item
+    _wake_pending: bool = False                 # a hand-off since the pump last took the run's rows
 
     # -- lifecycle (called on the event loop)
     async def start(self) -> None:
-        self._wake = asyncio.Event()
         # anyio imports its asyncio backend at its first call, on the event loop: here, not under the
         # run's first rows (the GET memory's run-id look-up) or the first GET
         await anyio.to_thread.run_sync(lambda: None)
@@ -141,13 +140,12 @@ class Service:
             (log.info if grant.granted else log.warning)("event loop thread: %s", grant)
         if self.run is not None:
             loop = asyncio.get_running_loop()
-            wake = self._wake
 
             def on_hand_off():          # on the run's sink thread: one pending wake at a time, never blocks
                 if not self._wake_pending:
                     self._wake_pending = True
                     try:
-                        loop.call_soon_threadsafe(wake.set)
+                        loop.call_soon_threadsafe(self._woken)
                     except RuntimeError:    # the loop has closed: nobody is left to wake (never fail the run)
                         pass
 
@@ -176,14 +174,25 @@ class Service:
             self.pump_once()            # what the run handed on while it stopped (clients still connected get it)
         self.store.close()
 
+    def _woken(self) -> None:
+        """(on the loop) A hand-off: the pump goes on if it waits; if it is busy, it sees ``_wake_pending``."""
+        _resolve(self._wake)
+
     async def _pump_loop(self) -> None:
+        # the pump awaits one future, resolved by the hand-off's callback or by the stats item's timer: a
+        # wait through an Event and wait_for took a task and two more turns of the loop for each wake
+        loop = asyncio.get_running_loop()
         next_stats = time.monotonic()
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_stats - time.monotonic()))
-            except TimeoutError:
-                pass
-            self._wake.clear()
+            delay = next_stats - time.monotonic()
+            if delay > 0 and not self._wake_pending:
+                self._wake = loop.create_future()
+                timer = loop.call_later(delay, _resolve, self._wake)
+                try:
+                    await self._wake
+                finally:
+                    timer.cancel()
+                    self._wake = None
             self._wake_pending = False      # before taking: rows handed on from here wake the pump again
             if self.placement is not None:
                 self.placement.keep_others_off()    # threads the run started since (they inherit the engine's CPU)
@@ -309,6 +318,11 @@ class Service:
                 "ws_frames_sent": self.hub.frames_sent, "ws_items_dropped": self.hub.missed,
                 "http_requests": dict(self.http_requests),
                 "server_histograms": [(h.name, h.counts.copy(), h.stats.copy(), h.h) for h in self.server_histograms()]}
+
+
+def _resolve(fut: asyncio.Future | None) -> None:
+    if fut is not None and not fut.done():
+        fut.set_result(None)
 
 
 def _coalesced(taken: list) -> list:
