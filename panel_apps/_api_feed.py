@@ -159,9 +159,15 @@ class ApiFeed:
         return self.rates
 
     def histograms(self) -> dict:
-        """{name: (lows, highs, counts, {'p50','p99','p99.9'} ns)} from the last /v1/latency answer."""
+        """{name: (lows, highs, counts, {'p50','p99','p99.9'} ns)} of the engine's histograms in the last
+        /v1/latency answer. The server's own (a post's answer, a frame's delivery) are left to /metrics:
+        the page makes a plot per engine histogram at its start, and a plot added while data stream
+        makes the browser chase models it does not know yet."""
+        from workbench.engine.state import HIST_NAMES      # (as _plots.py reads them: not at the page's import)
         out = {}
         for name, h in self._latency.items():
+            if name not in HIST_NAMES:
+                continue
             b = np.asarray(h.get("buckets") or [], dtype=np.int64).reshape(-1, 3)
             if not len(b) or not h.get("count"):
                 continue

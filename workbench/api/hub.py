@@ -151,7 +151,7 @@ class Client:
             raise ClientGone
 
 
-FRAME_HIST = "ws_frame_ns"      # a live frame's rows handed on to its write on a client's socket (ns)
+FRAME_HIST = "ws_frame_ns"      # a live frame's rows handed on (or published) to its write on a client's socket (ns)
 
 
 class Hub:
