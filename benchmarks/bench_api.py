@@ -150,7 +150,8 @@ def check_answer(url: str, template: Path | None) -> None:
 
 def answer_buckets(base: str) -> dict[int, int] | None:
     """The server's own timing of POST answers (``post_answer_ns`` in /v1/latency: a post's last bytes
-    read to its answer written), {bucket's high end (ns): count}; None from a server without it."""
+    read to its answer written), {bucket's high end (ns): count}: empty from a server that keeps none
+    (an older checkout), None when /v1/latency cannot be read."""
     try:
         got = httpx.get(base + "/v1/latency", timeout=30).json().get("post_answer_ns")
     except (httpx.HTTPError, ValueError, AttributeError):

@@ -179,8 +179,8 @@ class Service:
         _resolve(self._wake)
 
     async def _pump_loop(self) -> None:
-        # the pump awaits one future, resolved by the hand-off's callback or by the stats item's timer: a
-        # wait through an Event and wait_for took a task and two more turns of the loop for each wake
+        # the pump awaits one future, resolved by the hand-off's callback or by the stats item's timer:
+        # wait_for on an Event made a task for each wait, and a wake reached the pump turns of the loop later
         loop = asyncio.get_running_loop()
         next_stats = time.monotonic()
         while True:
