@@ -4,8 +4,9 @@ The engine's log-linear histograms (metrics/hist.py) are exposed as Prometheus h
 whose bucket bounds are the engine's own: one ``le`` per non-empty engine bucket, at that
 bucket's highest value, so counts are exact (no resampling) and a quantile computed from the
 exposition lands in the same bucket the engine's own percentile does. Values stay in ns, as
-the names say. The server's own histograms (a post's answer: fast_post.py) are exposed the same way. ``bundle_submission_ms`` and ``success_rate`` are not exposed until bundles
-exist (README, "Service: workbench serve").
+the names say. The server's own histograms (a post's answer, fast_post.py; a WebSocket frame's
+delivery, hub.py) are exposed the same way. ``bundle_submission_ms`` and ``success_rate`` are not
+exposed until bundles exist (README, "Service: workbench serve").
 """
 
 from __future__ import annotations
