@@ -42,13 +42,15 @@ def _find(tab, hi, lo):
 
 
 @njit(cache=True, nogil=True)
-def _put(tab, hi, lo, entry):
-    """Enter (or replace) the id's entry; whether the id was new."""
+def _put_new(tab, hi, lo, entry):
+    """Enter the id with ``entry`` unless it is held (its entry stays); whether it went in."""
     i, held = _find(tab, hi, lo)
+    if held:
+        return False
     tab[i, 0] = hi
     tab[i, 1] = lo
     tab[i, 2] = entry
-    return not held
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -58,13 +60,8 @@ def _add_new_texts(tab, texts, base, fresh):
     new = 0
     for j in range(texts.shape[0]):
         hi, lo = _key(texts[j])
-        i, held = _find(tab, hi, lo)
-        fresh[j] = not held
-        if not held:
-            tab[i, 0] = hi
-            tab[i, 1] = lo
-            tab[i, 2] = np.uint64(base + j)
-            new += 1
+        fresh[j] = _put_new(tab, hi, lo, np.uint64(base + j))
+        new += fresh[j]
     return new
 
 
@@ -110,7 +107,7 @@ def _pop_texts(tab, texts, out):
 def _rehash(old, tab):
     for i in range(old.shape[0]):
         if old[i, 2] != _EMPTY:
-            _put(tab, old[i, 0], old[i, 1], old[i, 2])
+            _put_new(tab, old[i, 0], old[i, 1], old[i, 2])     # (the old table's ids are distinct)
 
 
 def _table(slots: int) -> np.ndarray:

@@ -256,28 +256,28 @@ class RecentOpportunities:
         return self._add_posted(items, ids, times, loads)
 
     def _add_posted(self, items: list[bytes], ids: list[str], times: list[int], loads) -> int:
-        at = None
-        fresh = self.rows.add_new(ids, self._next_batch << ROW_BITS)     # (the look-up is the insert's probe)
-        if not fresh.all():             # (rare: a posted id the memory holds) those rows are left out
-            at = np.flatnonzero(fresh).tolist()
-            if not at:
-                return 0
-            ids, times = [ids[i] for i in at], [times[i] for i in at]
-        return self._take(_Batch(self._list_columns, loads, tuple(items)), ids, times, at)
+        got = self._enter_ids(ids, times)
+        return self._take(_Batch(self._list_columns, loads, tuple(items)), *got) if got else 0
 
     def add_lazy(self, ids: list[str], times: list[int], loads) -> int:
         """Rows known by their ids and times (ns), whose page-shape dicts ``loads()`` makes when a page
         first reads them (an engine batch: its shaping costs several Arrow calls a column, which a
         batch no page reads never pays). Ids already held (or twice here) are skipped. Rows added."""
         self.settle()
-        at = None
+        got = self._enter_ids(ids, times)
+        return self._take(_Batch(self._list_columns, loads), *got) if got else 0
+
+    def _enter_ids(self, ids: list[str], times: list[int]):
+        """Enter the next batch's ids in the id map (the look-up is the insert's probe): the ids and
+        times of its rows to take, and their places in the batch (None: all, in order); None when
+        none is new. An id held already, or met earlier in ``ids``, is left out (rare for posts)."""
         fresh = self.rows.add_new(ids, self._next_batch << ROW_BITS)
-        if not fresh.all():                 # ids seen before (or twice here): the first is kept
-            at = np.flatnonzero(fresh).tolist()
-            if not at:
-                return 0
-            ids, times = [ids[i] for i in at], [times[i] for i in at]
-        return self._take(_Batch(self._list_columns, loads), ids, times, at)
+        if fresh.all():
+            return ids, times, None
+        at = np.flatnonzero(fresh).tolist()
+        if not at:
+            return None
+        return [ids[i] for i in at], [times[i] for i in at], at
 
     def _take(self, batch: _Batch, ids: list[str], times: list[int], at: list[int] | None = None) -> int:
         """Take ``batch`` in, its ids already in the id map (entries: the batch's number, then each
