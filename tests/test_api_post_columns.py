@@ -1,7 +1,9 @@
 """Posts checked a group at a time (api/post_columns.py) against the value-by-value twin
 (``check_batch``): the same rows, values and table for good requests, the same 422 (row, field,
-message) for a bad one, and a bad request leaves the others of its group alone. Also the row
-encoder that splits one JSON list, and the in-memory id set against a Python set."""
+message) for a bad one, and a bad request leaves the others of its group alone; the same for a
+body parsed by orjson first (``PARSED_FIRST_BYTES``), and floats msgspec parses slowly never reach
+its parser in a large body. Also the row encoder that splits one JSON list, and the in-memory id
+set against a Python set."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import json
 import math
 import random
 import uuid
-from itertools import islice
+from itertools import cycle, islice
 
 import numpy as np
 import orjson
@@ -19,6 +21,7 @@ import pytest
 import msgspec
 
 from workbench.api.opportunity_rows import RowError, check_batch
+from workbench.api import posted_json
 from workbench.api.frames import dict_items
 from workbench.api.post_columns import NAMES, check_group, store_table
 from workbench.api.posted_json import NAN_NAMES, decode_rows, posted_items, row_dicts
@@ -28,6 +31,14 @@ from workbench.errors import StoreError
 pytestmark = pytest.mark.timeout(120)
 
 T0 = 1_750_000_000_000_000_000
+
+
+@pytest.fixture(params=["one pass", "parsed first"])
+def decoder(request, monkeypatch):
+    """Each body decoded by msgspec's one pass, or (every body past the limit) parsed by orjson first."""
+    if request.param == "parsed first":
+        monkeypatch.setattr(posted_json, "PARSED_FIRST_BYTES", 0)
+    return request.param
 
 
 def _full(**over) -> dict:
@@ -97,7 +108,7 @@ BAD_ROWS = [
 
 
 @pytest.mark.parametrize("field, value", BAD_ROWS, ids=[f"{f}={v!r}" for f, v in BAD_ROWS])
-def test_a_bad_request_gets_check_batchs_error_and_the_others_of_its_group_land(field, value):
+def test_a_bad_request_gets_check_batchs_error_and_the_others_of_its_group_land(field, value, decoder):
     random.seed(1)
     good = [orjson.dumps([_full(), _short()]), orjson.dumps([_full() for _ in range(5)])]
     bad_rows = [_full(), _full(), _full(**{field: value}), _full()]
@@ -118,7 +129,7 @@ def test_a_bad_request_gets_check_batchs_error_and_the_others_of_its_group_land(
     b"{nope", b'{"a": 1}', b"3", orjson.dumps([1, 2]), orjson.dumps([_short(), "row"]),
     orjson.dumps([_short()] * 10_001),
 ], ids=["not-json", "object", "number", "not-objects", "a-string-row", "too-many"])
-def test_bodies_refused_whole_get_the_same_message(body):
+def test_bodies_refused_whole_get_the_same_message(body, decoder):
     group = check_group([(body, False), (orjson.dumps([_short()]), False)])
     with pytest.raises(RowError) as want:
         check_batch(body)
@@ -139,7 +150,7 @@ def test_an_id_twice_in_one_request_is_refused_there_and_across_requests_is_left
     assert group.ids == [r["opportunity_id"]] * 2
 
 
-def test_forms_the_column_checks_leave_to_check_rows_are_accepted_with_its_values():
+def test_forms_the_column_checks_leave_to_check_rows_are_accepted_with_its_values(decoder):
     """An upper-case or brace UUID, an integer profit: accepted, canonical, in arrival order."""
     random.seed(2)
     odd = [_full(opportunity_id="{" + str(uuid.uuid4()).upper() + "}"), _full(profit=3), _short(score=1)]
@@ -175,7 +186,7 @@ def test_an_empty_request_and_the_rows_wrapper():
     _same_batch(group, (0, 2), orjson.dumps(rows))
 
 
-def test_the_one_pass_decoder_takes_the_usual_forms_with_check_batchs_values():
+def test_the_one_pass_decoder_takes_the_usual_forms_with_check_batchs_values(decoder):
     """GET's rows posted back (nulls and all), the required columns alone, the rows wrapper: the
     fast pass takes them (else every test above would pass through check_rows alone)."""
     random.seed(4)
@@ -190,7 +201,7 @@ def test_the_one_pass_decoder_takes_the_usual_forms_with_check_batchs_values():
 
 
 @pytest.mark.parametrize("field, value", BAD_ROWS, ids=[f"{f}={v!r}" for f, v in BAD_ROWS])
-def test_the_one_pass_decoder_leaves_every_bad_row_to_check_rows(field, value):
+def test_the_one_pass_decoder_leaves_every_bad_row_to_check_rows(field, value, decoder):
     assert decode_rows(json.dumps([_full(), _full(**{field: value})]).encode()) is None
 
 
@@ -201,7 +212,7 @@ ODD = {"timestamp_ns": [0, 2**63 - 1, 2**63, -1, 1.0, True, "1"], "opportunity_i
        "source": ["live", "LIVE", 1], "run_id": ["", "\u2028", 1, None], "victim_signature": ["\n", []]}
 
 
-def test_what_the_one_pass_decoder_takes_check_rows_takes_with_the_same_values():
+def test_what_the_one_pass_decoder_takes_check_rows_takes_with_the_same_values(decoder):
     """Random rows of edge values: the fast pass accepts a subset of what check_rows accepts."""
     rng = random.Random(5)
     taken = 0
@@ -223,6 +234,28 @@ def test_what_the_one_pass_decoder_takes_check_rows_takes_with_the_same_values()
             assert [_values(_dict(x)) for x in got] == [_values(x) for x in want], r
             assert [_values(x) for x in row_dicts(posted_items(got))] == [_values(x) for x in want], r
     assert taken > 50
+
+
+def test_a_large_body_of_huge_floats_is_parsed_by_orjson_with_check_batchs_values(monkeypatch):
+    """Floats of 1e289 and more take msgspec's slow exact parse: a body past ``PARSED_FIRST_BYTES``
+    never reaches msgspec's JSON parser, and its rows are check_batch's."""
+    random.seed(6)
+    floats = [n for n in NAMES if n.startswith("f_")]
+    huge = dict(zip(floats, cycle([1e300, -1.7976931348623157e308, 1e289])))
+    rows = [_full(**huge, profit=1e300) for _ in range(40)]
+    body = orjson.dumps(rows)
+    assert len(body) > posted_json.PARSED_FIRST_BYTES
+
+    class OnePassRefused:
+        def decode(self, data):
+            raise AssertionError(f"a body of {len(data)} bytes reached msgspec's parser")
+
+    monkeypatch.setattr(posted_json, "_DECODER", OnePassRefused())
+    got = decode_rows(body)
+    assert got is not None
+    want = check_batch(body).rows
+    assert [_values(_dict(r)) for r in got] == [_values(r) for r in want]
+    assert [_values(r) for r in row_dicts(posted_items(got))] == [_values(r) for r in want]
 
 
 def test_a_conform_error_is_a_refusal_of_that_request_only():

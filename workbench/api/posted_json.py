@@ -8,6 +8,13 @@ DEFAULT is nan, null, a string, a list of strings, an enum label, a time in ns a
 epoch, a UUID in its canonical text; a required field missing, or a field the table lacks,
 fails the Struct. msgspec checks all of that in C while it parses.
 
+A body of more than ``PARSED_FIRST_BYTES`` is parsed by orjson first and then checked by msgspec
+against the same type (``msgspec.convert``, the same checks from Python values): msgspec's own
+parse of a float of about 1e289 or more takes an exact slow path, many times a usual float's cost
+and all of it with the GIL held, so one large body of such values held the event loop for
+seconds; orjson parses them at its usual speed. A smaller body keeps the faster single pass, its
+worst case bounded by its size (benchmarks/bench_post_floats.py measures both).
+
 This is the fast way only: a body it refuses for any reason (a bad value, a form it does not
 take, such as an upper-case UUID or an id twice in one batch) is checked again by
 ``check_rows``, value by value, which names the row and field of a refusal or accepts the form
@@ -43,6 +50,7 @@ from .opportunity_rows import BATCH_ROWS_MAX, ID, REQUIRED, TABLE, enum_pairs, i
 UUID_TEXT = 36
 _UUIDS = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})*")
 _INT64_MAX = 2**63 - 1               # msgspec's bounds stop here
+PARSED_FIRST_BYTES = 16 * 1024       # a larger body is parsed by orjson, then checked (see the module's text)
 
 
 def _field_type(col: S.Column):
@@ -90,7 +98,8 @@ def _row_type():
 
 PostedRow, NAN_NAMES, _TOPS, _UUID_NAMES = _row_type()
 _Wrapped = msgspec.defstruct("PostedRows", [("rows", list[PostedRow])], gc=False)
-_DECODER = msgspec.json.Decoder(Union[list[PostedRow], _Wrapped])
+_BODY = Union[list[PostedRow], _Wrapped]
+_DECODER = msgspec.json.Decoder(_BODY)
 _LINES = msgspec.json.Decoder(PostedRow)
 _ENCODER = msgspec.json.Encoder()
 row_id = attrgetter(ID)           # a PostedRow's opportunity id
@@ -100,8 +109,8 @@ def decode_rows(body: bytes) -> list | None:
     """The rows (``PostedRow``) of a JSON body (a list of rows, or ``{"rows": [...]}``) when every
     row passes; None when anything fails (``check_rows`` then decides, and says why)."""
     try:
-        got = _DECODER.decode(body)
-    except msgspec.DecodeError:         # (ValidationError too)
+        got = single_pass(body) if len(body) <= PARSED_FIRST_BYTES else parsed_first(body)
+    except (msgspec.DecodeError, orjson.JSONDecodeError):         # (ValidationError too)
         return None
     if type(got) is _Wrapped:
         got = got.rows
@@ -110,6 +119,18 @@ def decode_rows(body: bytes) -> list | None:
     if len(set(map(row_id, got))) != len(got):       # check_rows names the repeat
         return None
     return got
+
+
+def single_pass(body: bytes):
+    """A body's rows (a list, or the rows wrapper) by msgspec's one pass: parsed and checked in C
+    (msgspec.DecodeError when refused)."""
+    return _DECODER.decode(body)
+
+
+def parsed_first(body: bytes):
+    """The same by orjson's parse, then msgspec's check of the values (orjson.JSONDecodeError or
+    msgspec.ValidationError when refused)."""
+    return msgspec.convert(orjson.loads(body), _BODY)
 
 
 def decode_log(data: bytes) -> list | None:
