@@ -30,8 +30,14 @@ load; the ratios ours/base are printed at the end. ``--routes`` picks GET and/or
 ``--no-peer`` leaves the peer out. ``--serve-args`` adds serve flags to ours alone (with ``--base .``
 the same checkout runs with and without them, alternating).
 
+``--cpus SERVER/CLIENT`` (CPU lists, e.g. ``0/1``) keeps the servers, every thread of theirs (the
+store's included), on the first CPUs and wrk on the others, so the load generator no longer takes
+CPU time from the server it measures, as on a machine whose clients are elsewhere; without it
+everything shares every CPU. With ``--base`` both servers share the servers' CPUs, the one not
+measured included (its store's background work after its own run): compare the two one at a time.
+
     python benchmarks/bench_api.py [--rates 100,1000,5000,10000] [--seconds 3] [--repeat 3]
-                                   [--routes GET,POST] [--base DIR] [--no-peer] [--lone N]
+                                   [--routes GET,POST] [--base DIR] [--no-peer] [--lone N] [--cpus 0/1]
 """
 
 from __future__ import annotations
@@ -66,6 +72,24 @@ WRK_TIMEOUT_S = 2             # a request unanswered this long counts as a timeo
 LONE_GAP_S = 0.005            # --lone: the pause between two posts
 SERVER_KEYS = ("server_p50_us", "server_p99_us", "server_p99.9_us")   # the server's own timing of a run's posts
 INSTALL_HINT = "wrk is not installed: `apt-get install -y wrk` (Debian package)"
+# --cpus: the CPUs of the servers and of wrk (None: every CPU, shared); set by main
+SERVER_CPUS: set[int] | None = None
+CLIENT_CPUS: set[int] | None = None
+
+
+def cpu_list(text: str) -> set[int]:
+    """A CPU list as taskset reads it ("0", "0,2", "0-3")."""
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def pinned(cpus: set[int] | None):
+    """A ``preexec_fn`` binding a child (and every thread it starts) to ``cpus``; None: no binding."""
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
 
 PEER = textwrap.dedent('''
     import sys
@@ -125,7 +149,8 @@ def wrk_once(url: str, rate: float, seconds: float, template: Path | None, post_
            "WB_NONCE": str(secrets.randbelow(1 << 31)), "WB_POST_TEMPLATE": str(template or "")}
     cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds:g}s",
            "--timeout", f"{WRK_TIMEOUT_S}s", "-s", str(LUA), url]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60,
+                       preexec_fn=pinned(CLIENT_CPUS))
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("{")), None)
     if r.returncode != 0 or line is None:
         sys.exit(f"wrk failed ({r.returncode}): {r.stderr.strip() or r.stdout.strip()}")
@@ -216,7 +241,7 @@ def start_ours(tmp: Path, name: str, tree: str | None, extra: list[str] = ()) ->
     proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(CAPTURE),
                              "--market", str(MARKET), "--db", f"chdb://{tmp / name / 'store'}",
                              "-o", str(tmp / name / "run"), "--port", str(port), *extra],
-                            cwd=tmp, env=env, stderr=subprocess.DEVNULL)
+                            cwd=tmp, env=env, stderr=subprocess.DEVNULL, preexec_fn=pinned(SERVER_CPUS))
     try:
         wait_up(f"{base}/healthz", proc)
         while httpx.get(f"{base}/v1/stats").json()["run"]["phase"] not in ("done", "failed"):
@@ -286,6 +311,7 @@ def ratios(label: str, ours: dict, peer: dict, rates: list[float], peer_name: st
 
 
 def main() -> None:
+    global SERVER_CPUS, CLIENT_CPUS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rates", default="100,1000,5000,10000", help="offered requests/s, comma-separated")
     ap.add_argument("--seconds", type=float, default=3.0, help="each wrk run's length")
@@ -300,6 +326,8 @@ def main() -> None:
     ap.add_argument("--lone", type=int, default=0, metavar="N",
                     help="then N posts one at a time to ours (and base), --repeat rounds: the round trip "
                          "when nothing queues")
+    ap.add_argument("--cpus", metavar="SERVER/CLIENT",
+                    help="CPU lists for the servers and for wrk, e.g. 0/1 (default: all share every CPU)")
     ap.add_argument("--serve-args", default="", help="more `workbench serve` flags for ours (not base), e.g. "
                                                       "--serve-args=--loop-rt; with --base . the A/B is of the flags")
     a = ap.parse_args()
@@ -311,6 +339,15 @@ def main() -> None:
         routes = [r for r in routes if r != "POST"]
     if not routes or set(routes) - {"GET", "POST"}:
         sys.exit(f"--routes {a.routes!r}: expected GET, POST or both")
+    if a.cpus:
+        try:
+            server, _, client = a.cpus.partition("/")
+            SERVER_CPUS, CLIENT_CPUS = cpu_list(server), cpu_list(client)
+        except ValueError:
+            sys.exit(f"--cpus {a.cpus!r}: expected SERVER/CLIENT CPU lists, e.g. 0/1")
+        have = os.sched_getaffinity(0)
+        if not SERVER_CPUS or not CLIENT_CPUS or SERVER_CPUS & CLIENT_CPUS or not (SERVER_CPUS | CLIENT_CPUS) <= have:
+            sys.exit(f"--cpus {a.cpus!r}: two disjoint, non-empty lists of this machine's CPUs {sorted(have)}")
     if a.base and not (Path(a.base) / "workbench" / "cli").exists():
         sys.exit(f"--base {a.base}: not a checkout of this repository (no workbench/cli there)")
     res: dict[tuple[str, str], dict] = {}
@@ -327,7 +364,9 @@ def main() -> None:
             print(f"store: {rows} sandwich rows per GET answer; POST: {a.post_rows} rows per batch ({times}); "
                   f"wrk {WRK_THREADS} threads, rate/{round(1 / CONN_PER_RATE)} connections, {a.seconds:g} s x "
                   f"{a.repeat} per rate; servers: {', '.join(servers)}"
-                  + (f" (ours with {a.serve_args})" if a.serve_args else ""), flush=True)
+                  + (f" (ours with {a.serve_args})" if a.serve_args else "")
+                  + (f"; servers on CPUs {sorted(SERVER_CPUS)}, wrk on {sorted(CLIENT_CPUS)}" if a.cpus else ""),
+                  flush=True)
             for route in routes:
                 for name, figures in bench(servers, route, rates, a.seconds, a.repeat,
                                            template if route == "POST" else None, a.post_rows).items():
@@ -344,7 +383,7 @@ def main() -> None:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             peer = subprocess.Popen([sys.executable, str(peer_py), str(tmp / "ours" / "store"), str(port)], cwd=tmp,
-                                    stderr=subprocess.DEVNULL)
+                                    stderr=subprocess.DEVNULL, preexec_fn=pinned(SERVER_CPUS))
             try:
                 wait_up(base + GET_PATH, peer)
                 for route in routes:
