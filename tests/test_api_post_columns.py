@@ -511,7 +511,7 @@ def test_queued_posts_enter_memory_together_before_any_read():
     assert not mem._queued and [k[1] for k in mem.keys][-40:] == many.ids[-40:]
 
 
-def test_a_post_log_is_read_in_one_pass_unless_a_line_fails():
+def test_a_post_log_is_read_in_one_pass_unless_a_line_fails(decoder):
     """posted_json.decode_log: a log's lines as rows with check_batch's values; a line cut short,
     a UInt64 past its top or a bad value make it give up (post_spool.read_log then goes line by
     line, naming the line)."""
@@ -526,3 +526,22 @@ def test_a_post_log_is_read_in_one_pass_unless_a_line_fails():
     assert decode_log(b"\n".join(lines) + b"\n" + lines[0][:40]) is None
     assert decode_log(json.dumps(_full(amount_in=2**64)).encode()) is None
     assert decode_log(orjson.dumps(_full(type="frontrun"))) is None
+    assert decode_log(b"\n".join(lines) + b"\n{}\n") is None
+
+
+def test_a_large_post_log_of_huge_floats_is_parsed_by_orjson(monkeypatch):
+    from workbench.api.posted_json import decode_log
+
+    random.seed(13)
+    rows = [_full(profit=1e300, score=-1e299) for _ in range(40)]
+    data = b"\n".join(orjson.dumps(r) for r in rows) + b"\n"
+    assert len(data) > posted_json.PARSED_FIRST_BYTES
+
+    class OnePassRefused:
+        def decode_lines(self, data):
+            raise AssertionError(f"a log of {len(data)} bytes reached msgspec's parser")
+
+    monkeypatch.setattr(posted_json, "_LINES", OnePassRefused())
+    got = decode_log(data)
+    assert [_values(_dict(r)) for r in got] == [_values(r) for r in check_batch(orjson.dumps(rows)).rows]
+    assert decode_log(data + orjson.dumps(rows[0])[:40]) is None        # a line cut short

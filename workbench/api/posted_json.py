@@ -101,6 +101,7 @@ _Wrapped = msgspec.defstruct("PostedRows", [("rows", list[PostedRow])], gc=False
 _BODY = Union[list[PostedRow], _Wrapped]
 _DECODER = msgspec.json.Decoder(_BODY)
 _LINES = msgspec.json.Decoder(PostedRow)
+_LOG = list[PostedRow]
 _ENCODER = msgspec.json.Encoder()
 row_id = attrgetter(ID)           # a PostedRow's opportunity id
 
@@ -135,10 +136,15 @@ def parsed_first(body: bytes):
 
 def decode_log(data: bytes) -> list | None:
     """The rows of a post log's JSON lines (one row a line) when every line passes; None when any
-    fails (a line cut short by a crash: ``check_rows`` then goes line by line)."""
+    fails (a line cut short by a crash: ``check_rows`` then goes line by line). A log of more than
+    ``PARSED_FIRST_BYTES`` is parsed by orjson first, as a body is (it is read with the GIL held, on
+    the spool's thread)."""
     try:
-        got = _LINES.decode_lines(data)
-    except msgspec.DecodeError:
+        if len(data) <= PARSED_FIRST_BYTES:
+            got = _LINES.decode_lines(data)
+        else:
+            got = msgspec.convert(orjson.loads(b"[%s]" % b",".join(ln for ln in data.splitlines() if ln)), _LOG)
+    except (msgspec.DecodeError, orjson.JSONDecodeError):
         return None
     return None if _over_top(got) or not _canonical(got) else got
 
