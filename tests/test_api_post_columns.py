@@ -236,21 +236,29 @@ def test_what_the_one_pass_decoder_takes_check_rows_takes_with_the_same_values(d
     assert taken > 50
 
 
-def test_a_large_body_of_huge_floats_is_parsed_by_orjson_with_check_batchs_values(monkeypatch):
-    """Floats of 1e289 and more take msgspec's slow exact parse: a body past ``PARSED_FIRST_BYTES``
-    never reaches msgspec's JSON parser, and its rows are check_batch's."""
-    random.seed(6)
-    floats = [n for n in NAMES if n.startswith("f_")]
+class _ParserRefused:
+    """In place of msgspec's JSON decoders: the test fails if any data reaches them."""
+
+    def decode(self, data):
+        raise AssertionError(f"{len(data)} bytes reached msgspec's parser")
+
+    decode_lines = decode
+
+
+def _huge_rows(n: int) -> list[dict]:
+    """Rows whose floats are 1e289 and more: msgspec's slow exact parse."""
+    floats = [name for name in NAMES if name.startswith("f_")]
     huge = dict(zip(floats, cycle([1e300, -1.7976931348623157e308, 1e289])))
-    rows = [_full(**huge, profit=1e300) for _ in range(40)]
-    body = orjson.dumps(rows)
+    return [_full(**huge, profit=1e300) for _ in range(n)]
+
+
+def test_a_large_body_of_huge_floats_is_parsed_by_orjson_with_check_batchs_values(monkeypatch):
+    """A body past ``PARSED_FIRST_BYTES`` never reaches msgspec's JSON parser, and its rows are
+    check_batch's."""
+    random.seed(6)
+    body = orjson.dumps(_huge_rows(40))
     assert len(body) > posted_json.PARSED_FIRST_BYTES
-
-    class OnePassRefused:
-        def decode(self, data):
-            raise AssertionError(f"a body of {len(data)} bytes reached msgspec's parser")
-
-    monkeypatch.setattr(posted_json, "_DECODER", OnePassRefused())
+    monkeypatch.setattr(posted_json, "_DECODER", _ParserRefused())
     got = decode_rows(body)
     assert got is not None
     want = check_batch(body).rows
@@ -533,15 +541,10 @@ def test_a_large_post_log_of_huge_floats_is_parsed_by_orjson(monkeypatch):
     from workbench.api.posted_json import decode_log
 
     random.seed(13)
-    rows = [_full(profit=1e300, score=-1e299) for _ in range(40)]
+    rows = _huge_rows(40)
     data = b"\n".join(orjson.dumps(r) for r in rows) + b"\n"
     assert len(data) > posted_json.PARSED_FIRST_BYTES
-
-    class OnePassRefused:
-        def decode_lines(self, data):
-            raise AssertionError(f"a log of {len(data)} bytes reached msgspec's parser")
-
-    monkeypatch.setattr(posted_json, "_LINES", OnePassRefused())
+    monkeypatch.setattr(posted_json, "_LINES", _ParserRefused())
     got = decode_log(data)
     assert [_values(_dict(r)) for r in got] == [_values(r) for r in check_batch(orjson.dumps(rows)).rows]
     assert decode_log(data + orjson.dumps(rows[0])[:40]) is None        # a line cut short
