@@ -1,9 +1,9 @@
 """Posts checked a group at a time (api/post_columns.py) against the value-by-value twin
 (``check_batch``): the same rows, values and table for good requests, the same 422 (row, field,
-message) for a bad one, and a bad request leaves the others of its group alone; the same for a
-body parsed by orjson first (``PARSED_FIRST_BYTES``), and floats msgspec parses slowly never reach
-its parser in a large body. Also the row encoder that splits one JSON list, and the in-memory id
-set against a Python set."""
+message) for a bad one, and a bad request leaves the others of its group alone; the same for bodies
+parsed by orjson first and for bodies decoded in pieces, and a slow pass (floats of 1e289 and more)
+sends the next bodies and pieces to orjson. Also the row encoder that splits one JSON list, and the
+in-memory id set against a Python set."""
 
 from __future__ import annotations
 
@@ -33,11 +33,20 @@ pytestmark = pytest.mark.timeout(120)
 T0 = 1_750_000_000_000_000_000
 
 
-@pytest.fixture(params=["one pass", "parsed first"])
+@pytest.fixture(autouse=True)
+def _no_window(monkeypatch):
+    """No window of parsed-first bodies left open by another test."""
+    monkeypatch.setattr(posted_json, "parsed_first_until", 0.0)
+
+
+@pytest.fixture(params=["one pass", "parsed first", "in pieces"])
 def decoder(request, monkeypatch):
-    """Each body decoded by msgspec's one pass, or (every body past the limit) parsed by orjson first."""
+    """Each body decoded by msgspec's one pass, parsed by orjson first (a window open), or cut into
+    pieces of one row each."""
     if request.param == "parsed first":
-        monkeypatch.setattr(posted_json, "PARSED_FIRST_BYTES", 0)
+        monkeypatch.setattr(posted_json, "parsed_first_until", math.inf)
+    elif request.param == "in pieces":
+        monkeypatch.setattr(posted_json, "PIECE_BYTES", 1)
     return request.param
 
 
@@ -252,18 +261,35 @@ def _huge_rows(n: int) -> list[dict]:
     return [_full(**huge, profit=1e300) for _ in range(n)]
 
 
-def test_a_large_body_of_huge_floats_is_parsed_by_orjson_with_check_batchs_values(monkeypatch):
-    """A body past ``PARSED_FIRST_BYTES`` never reaches msgspec's JSON parser, and its rows are
-    check_batch's."""
+class _CountedDecoder:
+    """msgspec's decoder, its calls counted."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+
+    def decode(self, data):
+        self.calls += 1
+        return self.real.decode(data)
+
+
+def test_a_slow_pass_sends_the_next_bodies_and_pieces_to_orjson(monkeypatch, caplog):
+    """Every pass counted slow (the thresholds at 0): a large body's first piece goes through msgspec's
+    parser, every later piece and the next body through orjson's, with check_batch's values."""
     random.seed(6)
+    monkeypatch.setattr(posted_json, "SLOW_MIN_NS", 0)
+    monkeypatch.setattr(posted_json, "SLOW_NS_PER_KIB", 0)
+    counted = _CountedDecoder(posted_json._DECODER)
+    monkeypatch.setattr(posted_json, "_DECODER", counted)
     body = orjson.dumps(_huge_rows(40))
-    assert len(body) > posted_json.PARSED_FIRST_BYTES
-    monkeypatch.setattr(posted_json, "_DECODER", _ParserRefused())
+    assert len(body) > 2 * posted_json.PIECE_BYTES
     got = decode_rows(body)
-    assert got is not None
     want = check_batch(body).rows
     assert [_values(_dict(r)) for r in got] == [_values(r) for r in want]
     assert [_values(r) for r in row_dicts(posted_items(got))] == [_values(r) for r in want]
+    assert counted.calls == 1 and "parsed by orjson first" in caplog.text
+    monkeypatch.setattr(posted_json, "_DECODER", _ParserRefused())
+    again = orjson.dumps([_full(), _short()])
+    assert [_values(_dict(r)) for r in decode_rows(again)] == [_values(r) for r in check_batch(again).rows]
 
 
 def test_a_conform_error_is_a_refusal_of_that_request_only():
@@ -543,7 +569,7 @@ def test_a_large_post_log_of_huge_floats_is_parsed_by_orjson(monkeypatch):
     random.seed(13)
     rows = _huge_rows(40)
     data = b"\n".join(orjson.dumps(r) for r in rows) + b"\n"
-    assert len(data) > posted_json.PARSED_FIRST_BYTES
+    assert len(data) > posted_json.PIECE_BYTES
     monkeypatch.setattr(posted_json, "_LINES", _ParserRefused())
     got = decode_log(data)
     assert [_values(_dict(r)) for r in got] == [_values(r) for r in check_batch(orjson.dumps(rows)).rows]

@@ -8,12 +8,16 @@ DEFAULT is nan, null, a string, a list of strings, an enum label, a time in ns a
 epoch, a UUID in its canonical text; a required field missing, or a field the table lacks,
 fails the Struct. msgspec checks all of that in C while it parses.
 
-A body of more than ``PARSED_FIRST_BYTES`` is parsed by orjson first and then checked by msgspec
-against the same type (``msgspec.convert``, the same checks from Python values): msgspec's own
-parse of a float of about 1e289 or more takes an exact slow path, many times a usual float's cost
-and all of it with the GIL held, so one large body of such values held the event loop for
-seconds; orjson parses them at its usual speed. A smaller body keeps the faster single pass, its
-worst case bounded by its size (benchmarks/bench_post_floats.py measures both).
+msgspec parses a float of about 1e289 or more by an exact slow path, many times a usual float's
+cost and all of it with the GIL held: one large body of such values held the event loop for
+seconds. orjson parses them at its usual speed, and ``msgspec.convert`` makes the same checks from
+Python values (``parsed_first``), but costs several times the single pass on usual rows. So each
+body is decoded by the single pass, timed; one that took far longer than its size explains
+(``SLOW_NS_PER_KIB``) opens a window of ``PARSED_FIRST_S`` in which every body is parsed by orjson
+first. A body of more than ``PIECE_BYTES`` is first cut into its rows (msgspec's ``Raw``, which
+skips numbers without converting them) and decoded a piece of about that size at a time, so that
+no single call holds the GIL for longer than a piece takes, and a body of huge floats costs one
+slow piece before the window opens (benchmarks/bench_post_floats.py).
 
 This is the fast way only: a body it refuses for any reason (a bad value, a form it does not
 take, such as an upper-case UUID or an id twice in one batch) is checked again by
@@ -32,8 +36,10 @@ without its sign (``1e16`` where orjson writes ``1e+16``): the same value.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import time
 from operator import attrgetter
 from typing import Annotated, Literal, Optional, Union
 
@@ -44,13 +50,18 @@ import pyarrow as pa
 from ..store import schema as S
 from .opportunity_rows import BATCH_ROWS_MAX, ID, REQUIRED, TABLE, enum_pairs, int_range, json_name, literal_default
 
+log = logging.getLogger(__name__)
+
 # canonical UUID text (``str(uuid.UUID(v)) == v``), any number end to end: msgspec takes a UUID field
 # of 36 characters, and a body's ids are then matched in one call (a pattern in the field's type
 # made msgspec run one match a row, each with its call's cost)
 UUID_TEXT = 36
 _UUIDS = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})*")
 _INT64_MAX = 2**63 - 1               # msgspec's bounds stop here
-PARSED_FIRST_BYTES = 16 * 1024       # a larger body is parsed by orjson, then checked (see the module's text)
+PIECE_BYTES = 16 * 1024              # a larger body is decoded a piece of about this size at a time
+SLOW_NS_PER_KIB = 10_000             # a single pass slower than this per KiB of body met huge floats ...
+SLOW_MIN_NS = 2_000_000              # ... when it took at least this long (not a scheduling pause)
+PARSED_FIRST_S = 10.0                # then bodies are parsed by orjson first for this long
 
 
 def _field_type(col: S.Column):
@@ -100,8 +111,10 @@ PostedRow, NAN_NAMES, _TOPS, _UUID_NAMES = _row_type()
 _Wrapped = msgspec.defstruct("PostedRows", [("rows", list[PostedRow])], gc=False)
 _BODY = Union[list[PostedRow], _Wrapped]
 _DECODER = msgspec.json.Decoder(_BODY)
+_RAWS = msgspec.json.Decoder(Union[list[msgspec.Raw], msgspec.defstruct("PostedRaws", [("rows", list[msgspec.Raw])])])
 _LINES = msgspec.json.Decoder(PostedRow)
 _LOG = list[PostedRow]
+parsed_first_until = 0.0            # (time.monotonic) until then every body is parsed by orjson first (0: closed)
 _ENCODER = msgspec.json.Encoder()
 row_id = attrgetter(ID)           # a PostedRow's opportunity id
 
@@ -110,7 +123,7 @@ def decode_rows(body: bytes) -> list | None:
     """The rows (``PostedRow``) of a JSON body (a list of rows, or ``{"rows": [...]}``) when every
     row passes; None when anything fails (``check_rows`` then decides, and says why)."""
     try:
-        got = single_pass(body) if len(body) <= PARSED_FIRST_BYTES else parsed_first(body)
+        got = _decoded(body) if len(body) <= PIECE_BYTES else _in_pieces(body)
     except (msgspec.DecodeError, orjson.JSONDecodeError):         # (ValidationError too)
         return None
     if type(got) is _Wrapped:
@@ -120,6 +133,38 @@ def decode_rows(body: bytes) -> list | None:
     if len(set(map(row_id, got))) != len(got):       # check_rows names the repeat
         return None
     return got
+
+
+def _decoded(body: bytes):
+    """``single_pass``, timed, or ``parsed_first`` while a window opened by a slow pass lasts."""
+    global parsed_first_until
+    if time.monotonic() < parsed_first_until:
+        return parsed_first(body)
+    t = time.perf_counter_ns()
+    got = single_pass(body)
+    took = time.perf_counter_ns() - t
+    if took >= SLOW_MIN_NS and took * 1024 > SLOW_NS_PER_KIB * len(body):
+        parsed_first_until = time.monotonic() + PARSED_FIRST_S
+        log.warning("a posted body of %d bytes took %.1f ms to decode (floats of 1e289 and more?): bodies are "
+                    "parsed by orjson first for %g s", len(body), took / 1e6, PARSED_FIRST_S)
+    return got
+
+
+def _in_pieces(body: bytes) -> list:
+    """A large body's rows, decoded (``_decoded``) a piece of about ``PIECE_BYTES`` at a time."""
+    raws = _RAWS.decode(body)
+    if not isinstance(raws, list):
+        raws = raws.rows
+    rows, piece, size = [], [], 0
+    for raw in raws:
+        piece.append(raw)
+        size += len(raw)
+        if size >= PIECE_BYTES:
+            rows += _decoded(b"[%s]" % b",".join(piece))
+            piece, size = [], 0
+    if piece:
+        rows += _decoded(b"[%s]" % b",".join(piece))
+    return rows
 
 
 def single_pass(body: bytes):
@@ -137,10 +182,10 @@ def parsed_first(body: bytes):
 def decode_log(data: bytes) -> list | None:
     """The rows of a post log's JSON lines (one row a line) when every line passes; None when any
     fails (a line cut short by a crash: ``check_rows`` then goes line by line). A log of more than
-    ``PARSED_FIRST_BYTES`` is parsed by orjson first, as a body is (it is read with the GIL held, on
-    the spool's thread)."""
+    ``PIECE_BYTES`` is parsed by orjson first: it is read rarely (after a failed insert, at a
+    restart), on the spool's thread with the GIL held, and may hold huge floats."""
     try:
-        if len(data) <= PARSED_FIRST_BYTES:
+        if len(data) <= PIECE_BYTES:
             got = _LINES.decode_lines(data)
         else:
             got = msgspec.convert(orjson.loads(b"[%s]" % b",".join(ln for ln in data.splitlines() if ln)), _LOG)
