@@ -12,7 +12,7 @@ msgspec parses a float of about 1e289 or more by an exact slow path, many times 
 cost and all of it with the GIL held: one large body of such values held the event loop for
 seconds. orjson parses them at its usual speed, and ``msgspec.convert`` makes the same checks from
 Python values (``parsed_first``), but costs several times the single pass on usual rows. So each
-body is decoded by the single pass, timed; one that took far longer than its size explains
+body is decoded by the single pass, its CPU time taken; one that took far more than its size explains
 (``SLOW_NS_PER_KIB``) opens a window of ``PARSED_FIRST_S`` in which every body is parsed by orjson
 first. A body of more than ``PIECE_BYTES`` is first cut into its rows (msgspec's ``Raw``, which
 skips numbers without converting them) and decoded a piece of about that size at a time, so that
@@ -59,8 +59,8 @@ UUID_TEXT = 36
 _UUIDS = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})*")
 _INT64_MAX = 2**63 - 1               # msgspec's bounds stop here
 PIECE_BYTES = 16 * 1024              # a larger body is decoded a piece of about this size at a time
-SLOW_NS_PER_KIB = 10_000             # a single pass slower than this per KiB of body met huge floats ...
-SLOW_MIN_NS = 2_000_000              # ... when it took at least this long (not a scheduling pause)
+SLOW_NS_PER_KIB = 10_000             # a single pass taking more CPU than this per KiB of body met huge floats ...
+SLOW_MIN_NS = 2_000_000              # ... when it took at least this much in all
 PARSED_FIRST_S = 10.0                # then bodies are parsed by orjson first for this long
 
 
@@ -136,13 +136,14 @@ def decode_rows(body: bytes) -> list | None:
 
 
 def _decoded(body: bytes):
-    """``single_pass``, timed, or ``parsed_first`` while a window opened by a slow pass lasts."""
+    """``single_pass``, its CPU time taken (a pause of the thread does not count), or ``parsed_first``
+    while a window opened by a slow pass lasts."""
     global parsed_first_until
     if time.monotonic() < parsed_first_until:
         return parsed_first(body)
-    t = time.perf_counter_ns()
+    t = time.thread_time_ns()
     got = single_pass(body)
-    took = time.perf_counter_ns() - t
+    took = time.thread_time_ns() - t
     if took >= SLOW_MIN_NS and took * 1024 > SLOW_NS_PER_KIB * len(body):
         parsed_first_until = time.monotonic() + PARSED_FIRST_S
         log.warning("a posted body of %d bytes took %.1f ms to decode (floats of 1e289 and more?): bodies are "
