@@ -60,6 +60,9 @@ from pathlib import Path
 
 import httpx
 
+from workbench.errors import TuneError
+from workbench.host.tune.paths import parse_cpu_list
+
 REPO = Path(__file__).resolve().parents[1]
 CAPTURE = REPO / "captures" / "market.pcapng"
 MARKET = REPO / "captures" / "market.pcapng.market"
@@ -75,15 +78,6 @@ INSTALL_HINT = "wrk is not installed: `apt-get install -y wrk` (Debian package)"
 # --cpus: the CPUs of the servers and of wrk (None: every CPU, shared); set by main
 SERVER_CPUS: set[int] | None = None
 CLIENT_CPUS: set[int] | None = None
-
-
-def cpu_list(text: str) -> set[int]:
-    """A CPU list as taskset reads it ("0", "0,2", "0-3")."""
-    out: set[int] = set()
-    for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def pinned(cpus: set[int] | None):
@@ -340,11 +334,11 @@ def main() -> None:
     if not routes or set(routes) - {"GET", "POST"}:
         sys.exit(f"--routes {a.routes!r}: expected GET, POST or both")
     if a.cpus:
+        server, _, client = a.cpus.partition("/")
         try:
-            server, _, client = a.cpus.partition("/")
-            SERVER_CPUS, CLIENT_CPUS = cpu_list(server), cpu_list(client)
-        except ValueError:
-            sys.exit(f"--cpus {a.cpus!r}: expected SERVER/CLIENT CPU lists, e.g. 0/1")
+            SERVER_CPUS, CLIENT_CPUS = set(parse_cpu_list(server, "--cpus")), set(parse_cpu_list(client, "--cpus"))
+        except TuneError as e:
+            sys.exit(f"{e} (expected SERVER/CLIENT CPU lists, e.g. 0/1)")
         have = os.sched_getaffinity(0)
         if not SERVER_CPUS or not CLIENT_CPUS or SERVER_CPUS & CLIENT_CPUS or not (SERVER_CPUS | CLIENT_CPUS) <= have:
             sys.exit(f"--cpus {a.cpus!r}: two disjoint, non-empty lists of this machine's CPUs {sorted(have)}")

@@ -113,7 +113,6 @@ _BODY = Union[list[PostedRow], _Wrapped]
 _DECODER = msgspec.json.Decoder(_BODY)
 _RAWS = msgspec.json.Decoder(Union[list[msgspec.Raw], msgspec.defstruct("PostedRaws", [("rows", list[msgspec.Raw])])])
 _LINES = msgspec.json.Decoder(PostedRow)
-_LOG = list[PostedRow]
 parsed_first_until = 0.0            # (time.monotonic) until then every body is parsed by orjson first (0: closed)
 _ENCODER = msgspec.json.Encoder()
 row_id = attrgetter(ID)           # a PostedRow's opportunity id
@@ -189,7 +188,7 @@ def decode_log(data: bytes) -> list | None:
         if len(data) <= PIECE_BYTES:
             got = _LINES.decode_lines(data)
         else:
-            got = msgspec.convert(orjson.loads(b"[%s]" % b",".join(ln for ln in data.splitlines() if ln)), _LOG)
+            got = parsed_first(b"[%s]" % b",".join(ln for ln in data.splitlines() if ln))
     except (msgspec.DecodeError, orjson.JSONDecodeError):
         return None
     return None if _over_top(got) or not _canonical(got) else got
