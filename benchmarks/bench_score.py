@@ -273,7 +273,7 @@ def mode_portable(d: Path, here: dict, a) -> None:
     """The lane layout without AVX-512 VBMI (a child pinned to x86-64-v3) beside this host's figures."""
     env = {**os.environ, "NUMBA_CPU_NAME": "x86-64-v3", "NUMBA_CPU_FEATURES": "",
            "NUMBA_CACHE_DIR": str(BENCH_DIR / "numba-x86-64-v3")}
-    print("\n# --portable: the child compiles the scorer for x86-64-v3 first (a minute or two)", flush=True)
+    print("\n# --portable: the child compiles the scorer for x86-64-v3 first", flush=True)
     r = subprocess.run([sys.executable, __file__, "--portable-child", str(d), "--batch", str(a.batch),
                         "--repeat", str(a.repeat)], env=env, capture_output=True, text=True)
     if r.returncode != 0:
