@@ -5,7 +5,6 @@ page loads the document only once the user types the token."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from test_api_serve import Server
@@ -19,14 +18,14 @@ TOKEN = "docs-test-token-7f3a"
 def test_docs_render_every_operation_offline_and_the_token_stays_out_of_the_page(tmp_path):
     s = Server(tmp_path, token=TOKEN)
     try:
-        page = httpx.get(s.base + "/docs", timeout=30)
+        page = s.http.get(s.base + "/docs", timeout=30)
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert TOKEN not in page.text and "http://" not in page.text and "https://" not in page.text
         for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
-            r = httpx.get(f"{s.base}/docs/assets/{asset}", timeout=30)
+            r = s.http.get(f"{s.base}/docs/assets/{asset}", timeout=30)
             assert r.status_code == 200 and len(r.content) > 10_000 and TOKEN.encode() not in r.content
-        assert httpx.get(s.base + "/docs/assets/../openapi.json", timeout=30).status_code in (401, 404)
-        assert httpx.get(s.base + "/openapi.json", timeout=30).status_code == 401
+        assert s.http.get(s.base + "/docs/assets/../openapi.json", timeout=30).status_code in (401, 404)
+        assert s.http.get(s.base + "/openapi.json", timeout=30).status_code == 401
         spec = s.get("/openapi.json").json()
         want = sorted((m.upper(), p) for p, ops in spec["paths"].items() for m in ops)
         outside = []

@@ -91,11 +91,11 @@ def test_a_client_that_stops_reading_gets_a_counted_gap_and_the_others_lose_noth
 def test_past_the_rate_limit_the_server_answers_429_with_retry_after(tmp_path):
     s = Server(tmp_path, "--rate-limit", "5")
     try:
-        codes = [httpx.get(s.base + "/v1/stats", timeout=10) for _ in range(12)]
+        codes = [s.http.get(s.base + "/v1/stats", timeout=10) for _ in range(12)]
         refused = [r for r in codes if r.status_code == 429]
         assert refused and all(int(r.headers["retry-after"]) >= 1 for r in refused)
         assert codes[0].status_code == 200
-        assert httpx.get(s.base + "/healthz", timeout=10).status_code == 200     # never limited
+        assert s.http.get(s.base + "/healthz", timeout=10).status_code == 200     # never limited
     finally:
         s.stop()
 

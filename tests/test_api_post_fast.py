@@ -116,14 +116,14 @@ def test_the_fast_path_keeps_the_token_rate_limit_and_body_rules(tmp_path):
     try:
         body = orjson.dumps([_row(0)])
         url = s.base + "/v1/opportunities"
-        assert httpx.post(url, content=body, timeout=30).status_code == 401
-        assert httpx.post(url, content=body, headers={"Authorization": "Bearer nope"}, timeout=30).status_code == 403
+        assert s.http.post(url, content=body, timeout=30).status_code == 401
+        assert s.http.post(url, content=body, headers={"Authorization": "Bearer nope"}, timeout=30).status_code == 403
         assert _stored_ids(s) == []
 
         def streamed():                                  # no Content-Length: the limit is counted as it streams
             for _ in range(17):
                 yield b" " * (1024 * 1024)
-        big = httpx.post(url, content=streamed(), headers=s.headers, timeout=60)
+        big = s.http.post(url, content=streamed(), headers=s.headers, timeout=60)
         assert big.status_code == 413 and "over" in big.json()["error"]
         codes = asyncio.run(_post_all(s, [orjson.dumps([_row(i)]) for i in range(40)]))    # at once: past the rate
         assert {r.status_code for r in codes} <= {201, 429}

@@ -219,7 +219,6 @@ def test_each_answered_post_is_timed_in_latency_and_metrics(tmp_path):
     that /metrics exposes as a Prometheus histogram; a post cut short by the body limit is not."""
     import math
 
-    import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
     s = Server(tmp_path)
@@ -236,7 +235,7 @@ def test_each_answered_post_is_timed_in_latency_and_metrics(tmp_path):
             (st, _, _), _ = _one(s, _request("POST", target, orjson.dumps(rows)))
             assert st == code
             answered += 1
-        r = httpx.post(s.base + PATH, content=b"[" + b" " * (17 << 20) + b"]", timeout=60)   # over the body limit
+        r = s.http.post(s.base + PATH, content=b"[" + b" " * (17 << 20) + b"]", timeout=60)   # over the body limit
         assert r.status_code == 413
         lat = s.get("/v1/latency").json()["post_answer_ns"]
         assert lat["count"] == answered == sum(c for _, _, c in lat["buckets"])

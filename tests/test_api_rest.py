@@ -67,7 +67,7 @@ def _post(server: Server, rows: list[dict], arrow: bool = False) -> httpx.Respon
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, t.schema) as w:
             w.write_table(t)
-        return httpx.post(server.base + "/v1/opportunities", content=sink.getvalue().to_pybytes(),
+        return server.http.post(server.base + "/v1/opportunities", content=sink.getvalue().to_pybytes(),
                           headers={**server.headers, "content-type": ARROW}, timeout=60)
     return server.post("/v1/opportunities", rows)
 
@@ -165,7 +165,7 @@ def test_arrow_post_round_trips_is_idempotent_and_refuses_bad_batches(tmp_path):
             assert {k: got[want["opportunity_id"]][k] for k in want} == want
         arrow_page = s.get("/v1/opportunities", params={"limit": 100}, headers={"accept": ARROW}).content
         # a page read as Arrow posts back unchanged: every id is a duplicate now
-        again = httpx.post(s.base + "/v1/opportunities", content=arrow_page, headers={"content-type": ARROW})
+        again = s.http.post(s.base + "/v1/opportunities", content=arrow_page, headers={"content-type": ARROW})
         assert again.status_code == 200 and again.json() == {"inserted": 0, "duplicates": 20, "ids": []}
         half = _rows(4, 100, 200, seed=6)
         mixed = _post(s, rows[:2] + half, arrow=True)
@@ -174,7 +174,7 @@ def test_arrow_post_round_trips_is_idempotent_and_refuses_bad_batches(tmp_path):
         def refused(body_rows=None, raw: bytes | None = None):
             if raw is None:
                 return _post(s, body_rows, arrow=True)
-            return httpx.post(s.base + "/v1/opportunities", content=raw, headers={"content-type": ARROW})
+            return s.http.post(s.base + "/v1/opportunities", content=raw, headers={"content-type": ARROW})
 
         fresh = _rows(3, 200, 300, seed=7)
         bad_type = [dict(r, profit=str(r["profit"])) for r in fresh]
@@ -190,7 +190,7 @@ def test_arrow_post_round_trips_is_idempotent_and_refuses_bad_batches(tmp_path):
         assert r.status_code == 422 and "Arrow IPC" in r.json()["message"] and "byte" in r.json()["message"]
         for row in fresh:                  # nothing of any refused batch was written
             assert s.get(f"/v1/opportunities/{row['opportunity_id']}").status_code == 404
-        big = httpx.post(s.base + "/v1/opportunities", content=b"\0" * (16 * 1024 * 1024 + 1),
+        big = s.http.post(s.base + "/v1/opportunities", content=b"\0" * (16 * 1024 * 1024 + 1),
                          headers={"content-type": ARROW}, timeout=60)
         assert big.status_code == 413
     finally:
@@ -250,7 +250,7 @@ def test_a_repeated_get_is_answered_from_the_cache_with_the_same_bytes_rules_and
                     assert r.headers.get(h) == first.headers.get(h), h
         big = s.get("/v1/opportunities", params={"limit": 100})
         assert big.headers["content-encoding"] == "gzip" and len(big.json()["rows"]) == 100
-        assert httpx.get(s.base + "/v1/opportunities", params={"limit": 100}).status_code == 401     # the guard first
+        assert s.http.get(s.base + "/v1/opportunities", params={"limit": 100}).status_code == 401     # the guard first
         newer = _rows(1, 500, 501, seed=9)
         assert _post(s, newer).status_code == 201           # a new row: the next answer is made again
         fresh = s.get("/v1/opportunities", params={"limit": 100})

@@ -52,6 +52,9 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.out = tmp / "out"
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # one client for the server's life: a new httpx client a request (httpx.get) builds a TLS
+        # context from certifi's bundle each time, tens of ms, even for http://
+        self.http = httpx.Client(timeout=30)
         env = {**os.environ, "WORKBENCH_DATA_DIR": str(tmp / "data")}
         env.pop("WORKBENCH_API_TOKEN", None)
         self.log = open(tmp / "serve.log", "wb")
@@ -63,7 +66,7 @@ class Server:
         while True:
             assert self.proc.poll() is None, (tmp / "serve.log").read_text()
             try:
-                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
+                if self.http.get(self.base + "/healthz", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -71,10 +74,10 @@ class Server:
             time.sleep(0.2)
 
     def get(self, path: str, headers: dict | None = None, **kw) -> httpx.Response:
-        return httpx.get(self.base + path, headers={**self.headers, **(headers or {})}, timeout=30, **kw)
+        return self.http.get(self.base + path, headers={**self.headers, **(headers or {})}, **kw)
 
     def post(self, path: str, body) -> httpx.Response:
-        return httpx.post(self.base + path, content=orjson.dumps(body), headers=self.headers, timeout=60)
+        return self.http.post(self.base + path, content=orjson.dumps(body), headers=self.headers, timeout=60)
 
     def wait_done(self) -> dict:
         deadline = time.monotonic() + RUN_S
@@ -94,6 +97,7 @@ class Server:
             self.proc.kill()
             self.proc.wait(10)
         self.log.close()
+        self.http.close()
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +193,7 @@ def test_rest_pages_the_stored_rows_by_keyset_and_filters(server):
     assert [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()] == got[:40]     # the JSON page's rows
     assert arrow.headers["x-next-cursor"] == server.get("/v1/opportunities", params={"limit": 40}).json()[
         "next_cursor"]
-    big = httpx.get(server.base + "/v1/opportunities", params={"limit": 5000}, headers={"Accept-Encoding": "gzip"})
+    big = server.http.get(server.base + "/v1/opportunities", params={"limit": 5000}, headers={"Accept-Encoding": "gzip"})
     assert big.headers.get("content-encoding") == "gzip" and len(big.json()["rows"]) == len(got)
     one = expected[7]
     r = server.get(f"/v1/opportunities/{one['opportunity_id']}")
@@ -273,9 +277,9 @@ def test_metrics_parse_and_the_histograms_equal_the_runs_summary(server):
 def test_a_token_guards_every_route_but_healthz_the_websocket_too(tmp_path):
     s = Server(tmp_path, token="sekrit")
     try:
-        assert httpx.get(s.base + "/healthz", timeout=10).status_code == 200
-        assert httpx.get(s.base + "/v1/stats", timeout=10).status_code == 401
-        assert httpx.get(s.base + "/metrics", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 403
+        assert s.http.get(s.base + "/healthz", timeout=10).status_code == 200
+        assert s.http.get(s.base + "/v1/stats", timeout=10).status_code == 401
+        assert s.http.get(s.base + "/metrics", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 403
         assert s.get("/v1/stats").status_code == 200
 
         async def ws(headers):
@@ -286,7 +290,7 @@ def test_a_token_guards_every_route_but_healthz_the_websocket_too(tmp_path):
         with pytest.raises(InvalidStatus):
             asyncio.run(ws({}))
         assert asyncio.run(ws(s.headers))["type"] == "subscribed"
-        r = httpx.post(s.base + "/v1/opportunities", content=b"x" * (17 * 1024 * 1024), headers=s.headers, timeout=30)
+        r = s.http.post(s.base + "/v1/opportunities", content=b"x" * (17 * 1024 * 1024), headers=s.headers, timeout=30)
         assert r.status_code == 413
     finally:
         s.stop()

@@ -52,6 +52,7 @@ class Serve:
         self.out = tmp / "out"
         self.log_path = tmp / "serve.log"
         self.log = open(self.log_path, "wb")
+        self.http = httpx.Client(timeout=30)        # one client: each httpx.get builds a TLS context
         env = {**os.environ, "WORKBENCH_DATA_DIR": str(tmp / "data")}
         env.pop("WORKBENCH_API_TOKEN", None)
         self.proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--db", f"chdb://{tmp / 'db'}",
@@ -61,7 +62,7 @@ class Serve:
         while True:
             assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
             try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                if self.http.get(self.url + "/healthz", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -70,7 +71,7 @@ class Serve:
 
     def stats(self, token: str | None = None) -> dict:
         h = {"authorization": f"Bearer {token}"} if token else {}
-        return httpx.get(self.url + "/v1/stats", headers=h, timeout=30).json()
+        return self.http.get(self.url + "/v1/stats", headers=h).json()
 
     def wait_done(self) -> dict:
         st = wait_for(lambda: (s := self.stats())["run"]["phase"] in ("done", "failed") and s, RUN_S, "the replay")
@@ -85,6 +86,7 @@ class Serve:
             self.proc.kill()
             self.proc.wait(10)
         self.log.close()
+        self.http.close()
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +123,7 @@ def test_feed_streams_every_row_of_the_run_with_its_stats_and_latency(server):
         r = feed.update_rates()
         assert (r.packets, r.transactions, r.opportunities) == (summary["packets"], summary["transactions"], len(want))
         assert feed.error is None
-        lat = httpx.get(server.url + "/v1/latency", timeout=30).json()
+        lat = server.http.get(server.url + "/v1/latency").json()
         hists = feed.histograms()
         assert "packet_processing_ns" in hists
         lows, highs, counts, marks = hists["packet_processing_ns"]
