@@ -52,8 +52,8 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.out = tmp / "out"
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
-        # one client for the server's life: a new httpx client a request (httpx.get) builds a TLS
-        # context from certifi's bundle each time, tens of ms, even for http://
+        # one client for the server's life: httpx.get builds a new client for each request, and with
+        # it a TLS context from certifi's bundle, even for http://: far more than the request costs
         self.http = httpx.Client(timeout=30)
         env = {**os.environ, "WORKBENCH_DATA_DIR": str(tmp / "data")}
         env.pop("WORKBENCH_API_TOKEN", None)

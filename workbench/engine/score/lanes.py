@@ -74,8 +74,9 @@ def _permute(builder, tab, idx, tab_at):
         fn = builder.module.declare_intrinsic("llvm.x86.avx512.permvar.qi.512",
                                               fnty=ir.FunctionType(_V64, [_V64, _V64]))
         return builder.call(fn, [tab, idx])
-    # a loop over the lanes, a byte load each from the table in memory: extracting lanes at a
-    # variable index from the register, unrolled, made LLVM spend most of a minute on a kernel
+    # a loop over the lanes, a byte load each from the table in memory: 64 lanes extracted at a
+    # variable index from the register, unrolled, took LLVM many times longer to compile and ran
+    # slower (bench_score.py --portable)
     ip, op = cgutils.alloca_once(builder, _V64), cgutils.alloca_once(builder, _V64)
     builder.store(idx, ip)
     i8p = _I8.as_pointer()
