@@ -68,7 +68,7 @@ def _post(server: Server, rows: list[dict], arrow: bool = False) -> httpx.Respon
         with pa.ipc.new_stream(sink, t.schema) as w:
             w.write_table(t)
         return server.http.post(server.base + "/v1/opportunities", content=sink.getvalue().to_pybytes(),
-                          headers={**server.headers, "content-type": ARROW}, timeout=60)
+                                headers={**server.headers, "content-type": ARROW}, timeout=60)
     return server.post("/v1/opportunities", rows)
 
 
@@ -191,7 +191,7 @@ def test_arrow_post_round_trips_is_idempotent_and_refuses_bad_batches(tmp_path):
         for row in fresh:                  # nothing of any refused batch was written
             assert s.get(f"/v1/opportunities/{row['opportunity_id']}").status_code == 404
         big = s.http.post(s.base + "/v1/opportunities", content=b"\0" * (16 * 1024 * 1024 + 1),
-                         headers={"content-type": ARROW}, timeout=60)
+                          headers={"content-type": ARROW}, timeout=60)
         assert big.status_code == 413
     finally:
         s.stop()

@@ -193,7 +193,8 @@ def test_rest_pages_the_stored_rows_by_keyset_and_filters(server):
     assert [orjson.loads(orjson.dumps(r)) for r in table.to_pylist()] == got[:40]     # the JSON page's rows
     assert arrow.headers["x-next-cursor"] == server.get("/v1/opportunities", params={"limit": 40}).json()[
         "next_cursor"]
-    big = server.http.get(server.base + "/v1/opportunities", params={"limit": 5000}, headers={"Accept-Encoding": "gzip"})
+    big = server.http.get(server.base + "/v1/opportunities", params={"limit": 5000},
+                          headers={"Accept-Encoding": "gzip"})
     assert big.headers.get("content-encoding") == "gzip" and len(big.json()["rows"]) == len(got)
     one = expected[7]
     r = server.get(f"/v1/opportunities/{one['opportunity_id']}")
