@@ -122,11 +122,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_up(url: str, proc: subprocess.Popen, budget_s: float = 180) -> None:
+def wait_up(url: str, proc: subprocess.Popen, budget_s: float = 180, log: Path | None = None) -> None:
+    """Wait until ``url`` answers; a server that exits first ends the bench, with the tail of its
+    ``log`` (its stderr) when given."""
     end = time.monotonic() + budget_s
     while time.monotonic() < end:
         if proc.poll() is not None:
-            sys.exit(f"the server at {url} exited with {proc.returncode}")
+            tail = log.read_text(errors="replace").strip().splitlines()[-15:] if log else []
+            sys.exit("\n".join([f"the server at {url} exited with {proc.returncode}"
+                                + (f"; the end of {log}:" if tail else ""), *tail]))
         try:
             httpx.get(url, timeout=2)
             return
@@ -232,12 +236,14 @@ def start_ours(tmp: Path, name: str, tree: str | None, extra: list[str] = ()) ->
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, **({"PYTHONPATH": tree} if tree else {})}
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(CAPTURE),
-                             "--market", str(MARKET), "--db", f"chdb://{tmp / name / 'store'}",
-                             "-o", str(tmp / name / "run"), "--port", str(port), *extra],
-                            cwd=tmp, env=env, stderr=subprocess.DEVNULL, preexec_fn=pinned(SERVER_CPUS))
+    log = tmp / f"{name}.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "serve", "--replay", str(CAPTURE),
+                                 "--market", str(MARKET), "--db", f"chdb://{tmp / name / 'store'}",
+                                 "-o", str(tmp / name / "run"), "--port", str(port), *extra],
+                                cwd=tmp, env=env, stderr=err, preexec_fn=pinned(SERVER_CPUS))
     try:
-        wait_up(f"{base}/healthz", proc)
+        wait_up(f"{base}/healthz", proc, log=log)
         while httpx.get(f"{base}/v1/stats").json()["run"]["phase"] not in ("done", "failed"):
             time.sleep(0.2)
     except BaseException:
@@ -376,10 +382,12 @@ def main() -> None:
             peer_py.write_text(PEER)
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            peer = subprocess.Popen([sys.executable, str(peer_py), str(tmp / "ours" / "store"), str(port)], cwd=tmp,
-                                    stderr=subprocess.DEVNULL, preexec_fn=pinned(SERVER_CPUS))
+            peer_log = tmp / "peer.log"
+            with open(peer_log, "wb") as err:
+                peer = subprocess.Popen([sys.executable, str(peer_py), str(tmp / "ours" / "store"), str(port)],
+                                        cwd=tmp, stderr=err, preexec_fn=pinned(SERVER_CPUS))
             try:
-                wait_up(base + GET_PATH, peer)
+                wait_up(base + GET_PATH, peer, log=peer_log)
                 for route in routes:
                     res[("peer", route)] = bench({"peer": base}, route, rates, a.seconds, a.repeat,
                                                  template if route == "POST" else None, a.post_rows)["peer"]

@@ -6,7 +6,7 @@ spends CPU per post on HTTP and on the post itself (check, log, memory, WebSocke
 measures the HTTP part alone, to say how far the rest could fall and whether another ASGI server
 would lower the floor: a raw ASGI app that reads the body and answers the small JSON a post gets,
 under uvicorn as the server runs it (uvloop, httptools) and under granian (Rust HTTP, one worker,
-one runtime thread) when it is installed (`pip install granian`: not a dependency). wrk offers
+one runtime thread; a dev dependency, left out when missing). wrk offers
 the same 10-row bodies bench_api.py posts (benchmarks/wrk_fixed_rate.lua) at a fixed rate; the
 servers alternate run by run; each figure is the median of ``--repeat`` runs, with the CPU of the
 server's processes per request (from /proc) and the ratio to uvicorn. The third server is no ASGI
