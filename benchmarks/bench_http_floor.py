@@ -106,23 +106,35 @@ ROW = {"timestamp_ns": "__TS__", "opportunity_id": "__ID__", "type": "sandwich",
        "f_tx_size": 486.0, "f_num_instructions": 4.0, "f_program_count": 3.0, "f_type": 2.0}
 
 
-def _start(kind: str, app_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(app_dir)}
-    if kind == "granian":
-        cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1", "--runtime-threads", "1", "--loop", "uvloop", "--log-level", "warning", "--no-ws",
-               "floor_app:app"]
-    elif kind == "protocol":
-        cmd = [sys.executable, str(app_dir / "protocol_app.py"), str(port)]
-    else:
-        cmd = [sys.executable, str(app_dir / "floor_app.py"), str(port)]
-    proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def granian_cmd(port: int, app: str) -> list[str]:
+    """granian serving the ASGI ``app`` ("module:attribute") on loopback: one worker, one runtime
+    thread, uvloop, no WebSocket."""
+    return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--runtime-threads", "1", "--loop", "uvloop", "--log-level", "warning", "--no-ws", app]
+
+
+def start_app(cmd: list[str], app_dir: Path, url: str, budget_s: float) -> subprocess.Popen:
+    """``cmd`` run in ``app_dir`` (on its PYTHONPATH, its stderr in a log there), once ``url`` answers."""
+    log = app_dir / f"server-{len(list(app_dir.glob('server-*.log')))}.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, cwd=app_dir, env={**os.environ, "PYTHONPATH": str(app_dir)},
+                                stdout=subprocess.DEVNULL, stderr=err)
     try:
-        wait_up(f"http://127.0.0.1:{port}/", proc, 30)
+        wait_up(url, proc, budget_s, log=log)
     except BaseException:
         proc.kill()
         raise
     return proc
+
+
+def _start(kind: str, app_dir: Path, port: int) -> subprocess.Popen:
+    if kind == "granian":
+        cmd = granian_cmd(port, "floor_app:app")
+    elif kind == "protocol":
+        cmd = [sys.executable, str(app_dir / "protocol_app.py"), str(port)]
+    else:
+        cmd = [sys.executable, str(app_dir / "floor_app.py"), str(port)]
+    return start_app(cmd, app_dir, f"http://127.0.0.1:{port}/", 30)
 
 
 def _cpu_s(pid: int) -> float:

@@ -18,6 +18,7 @@ import argparse
 import importlib.util
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from bench_api import free_port, wait_up
+from bench_api import INSTALL_HINT, free_port
+from bench_http_floor import granian_cmd, start_app
 
 ROWS = 100
 CHOICE = "starlette + orjson"
@@ -95,22 +97,9 @@ STACKS = {
 
 
 def _start(kind: str, app_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(app_dir)}
-    if kind == "granian":
-        cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1", "--runtime-threads", "1", "--loop", "uvloop", "--log-level", "warning", "--no-ws",
-               "granian_app:app"]
-    else:
-        cmd = [sys.executable, str(app_dir / "app.py"), kind, str(port)]
-    log = app_dir / f"{kind}.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    try:
-        wait_up(f"http://127.0.0.1:{port}/rows", proc, 60, log=log)
-    except BaseException:
-        proc.kill()
-        raise
-    return proc
+    cmd = (granian_cmd(port, "granian_app:app") if kind == "granian"
+           else [sys.executable, str(app_dir / "app.py"), kind, str(port)])
+    return start_app(cmd, app_dir, f"http://127.0.0.1:{port}/rows", 60)
 
 
 def _installed(kind: str) -> bool:
@@ -139,6 +128,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=8, help="wrk's keep-alive connections")
     ap.add_argument("--repeat", type=int, default=3, help="runs per stack (figures: their medians)")
     a = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit(INSTALL_HINT)
     stacks = {n: k for n, k in STACKS.items() if _installed(k)}
     got: dict[str, list[tuple[float, float]]] = {n: [] for n in stacks}
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
