@@ -10,7 +10,10 @@ Then ``row_items``' two paths side by side at each of ``--sizes`` rows a batch: 
 where the first starts to pay (measured alone here: on the server's event loop the kernels'
 calls also wait to take the GIL back).
 
-    python benchmarks/bench_ws_rows.py OPPORTUNITIES.parquet [--batch 1024] [--repeat 5] [--sizes 8,32,...]
+    python benchmarks/bench_ws_rows.py [OPPORTUNITIES.parquet] [--batch 1024] [--repeat 5] [--sizes 8,32,...]
+
+Without a file it uses the opportunities of a replay of bench_ws.py's capture (the 300k-packet
+unique capture, made once under runs/bench/), replayed once and kept beside it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
@@ -38,9 +44,27 @@ def per_row_us(make, batches, repeat: int) -> float:
     return statistics.median(out)
 
 
+UNIQUE_PACKETS = 300_000           # bench_ws.py's default capture
+
+
+def default_opportunities() -> Path:
+    """opportunities.parquet of a replay (no store) of bench_ws.py's capture: made on first use."""
+    from common import REPO
+    from unique_capture import unique_capture
+    capture = unique_capture(UNIQUE_PACKETS, base=REPO / "captures" / "market.pcapng")
+    run = capture.with_name(capture.stem + "-run")
+    out = run / "opportunities.parquet"
+    if not out.exists() or out.stat().st_mtime < capture.stat().st_mtime:
+        print(f"replaying {capture.name} once for its opportunities ({run})", flush=True)
+        subprocess.run([sys.executable, "-m", "workbench.cli", "replay", str(capture), "--market",
+                        str(capture.with_name(capture.name + ".market")), "--no-db", "--out", str(run), "-q"],
+                       check=True, timeout=1800)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("parquet")
+    ap.add_argument("parquet", nargs="?", help="an engine run's opportunities.parquet (default: see above)")
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--sizes", default="8,32,128,256,512,1024", help="batch sizes of the two paths' comparison")
@@ -52,7 +76,7 @@ def main() -> None:
     from workbench.api.store_access import StoreAccess
     from workbench.store.columns import conform, mev_opportunities_table
 
-    t = mev_opportunities_table(pq.read_table(a.parquet), "replay")
+    t = mev_opportunities_table(pq.read_table(a.parquet or default_opportunities()), "replay")
     batches = [t.slice(i, a.batch) for i in range(0, t.num_rows, a.batch)]
     print(f"{t.num_rows:,} rows in batches of {a.batch} [load {os.getloadavg()[0]:.2f}]")
     peer = per_row_us(lambda: lambda b: [orjson.dumps(r) for r in b.to_pylist()], batches, a.repeat)
