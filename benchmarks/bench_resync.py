@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -288,6 +289,9 @@ def main() -> None:
                     help="a third variant: the flood runs and another process takes it, the run takes none "
                          "(the host's share of the flood's cost, without the loop's)")
     a = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench_resync.py: skipped, it needs root (network namespaces, AF_PACKET)")
+        return
     print("# the machine is shared with other agents and loaded: figures move run to run; medians of "
           f"{a.repeat} alternating runs")
     print(f"# uptime at start: {sh('uptime').stdout.strip()}")
