@@ -161,8 +161,6 @@ def feed_only(url: str, snap: str, n_pools: int, out: str, off_cpu: int) -> None
     writes the updates it took and over how long. Nothing drains its ring, so once the ring is full
     the states are refused there: the stream's decode costs what it costs in the run, the ring's
     writes stop."""
-    import os
-
     from workbench.runner.live_resync import AccountFeed
     if off_cpu >= 0:
         os.sched_setaffinity(0, set(os.sched_getaffinity(0)) - {off_cpu} or {0})
