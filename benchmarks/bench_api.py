@@ -75,6 +75,14 @@ WRK_TIMEOUT_S = 2             # a request unanswered this long counts as a timeo
 LONE_GAP_S = 0.005            # --lone: the pause between two posts
 SERVER_KEYS = ("server_p50_us", "server_p99_us", "server_p99.9_us")   # the server's own timing of a run's posts
 INSTALL_HINT = "wrk is not installed: `apt-get install -y wrk` (Debian package)"
+
+
+def need_wrk() -> None:
+    """End the bench with the install hint when wrk is missing."""
+    if shutil.which("wrk") is None:
+        sys.exit(INSTALL_HINT)
+
+
 # --cpus: the CPUs of the servers and of wrk (None: every CPU, shared); set by main
 SERVER_CPUS: set[int] | None = None
 CLIENT_CPUS: set[int] | None = None
@@ -331,8 +339,7 @@ def main() -> None:
     ap.add_argument("--serve-args", default="", help="more `workbench serve` flags for ours (not base), e.g. "
                                                       "--serve-args=--loop-rt; with --base . the A/B is of the flags")
     a = ap.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit(INSTALL_HINT)
+    need_wrk()
     rates = [float(r) for r in a.rates.split(",")]
     routes = [r.strip().upper() for r in a.routes.split(",") if r.strip()]
     if a.no_post:

@@ -22,7 +22,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_api import INSTALL_HINT, POST_PATH, free_port, wait_up, wrk_once  # noqa: E402
+from bench_api import POST_PATH, free_port, need_wrk, wait_up, wrk_once  # noqa: E402
 
 APP = textwrap.dedent('''
     import orjson
@@ -160,8 +159,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="each wrk run's length")
     ap.add_argument("--repeat", type=int, default=3, help="runs per server (figures: their medians)")
     a = ap.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit(INSTALL_HINT)
+    need_wrk()
     kinds = ["uvicorn", "protocol"] + (["granian"] if importlib.util.find_spec("granian") else [])
     with tempfile.TemporaryDirectory(prefix="bench-http-floor-") as tmp:
         tmp = Path(tmp)

@@ -18,7 +18,6 @@ import argparse
 import importlib.util
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from bench_api import INSTALL_HINT, free_port
+from bench_api import free_port, need_wrk
 from bench_http_floor import granian_cmd, start_app
 
 ROWS = 100
@@ -128,8 +127,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=8, help="wrk's keep-alive connections")
     ap.add_argument("--repeat", type=int, default=3, help="runs per stack (figures: their medians)")
     a = ap.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit(INSTALL_HINT)
+    need_wrk()
     stacks = {n: k for n, k in STACKS.items() if _installed(k)}
     got: dict[str, list[tuple[float, float]]] = {n: [] for n in stacks}
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
