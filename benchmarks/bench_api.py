@@ -260,6 +260,25 @@ def start_ours(tmp: Path, name: str, tree: str | None, extra: list[str] = ()) ->
     return proc, base
 
 
+def start_peer(store: Path, tmp: Path) -> tuple[subprocess.Popen, str]:
+    """The peer (``PEER``, written to ``tmp``) on the embedded ``store``, once it answers: (process,
+    base URL). Its stderr goes to ``tmp``/peer.log, whose tail is said if it exits first."""
+    peer_py = tmp / "peer.py"
+    peer_py.write_text(PEER)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp / "peer.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, str(peer_py), str(store), str(port)], cwd=tmp, stderr=err,
+                                preexec_fn=pinned(SERVER_CPUS))
+    try:
+        wait_up(base + GET_PATH, proc, log=log)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, base
+
+
 def post_template(base: str, tmp: Path, one_time: bool = False) -> Path:
     """One stored row as the POST template, its id (and, unless ``one_time``, its time) replaced by
     the Lua script's placeholders."""
@@ -385,16 +404,8 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(60)
         if not a.no_peer:
-            peer_py = tmp / "peer.py"
-            peer_py.write_text(PEER)
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            peer_log = tmp / "peer.log"
-            with open(peer_log, "wb") as err:
-                peer = subprocess.Popen([sys.executable, str(peer_py), str(tmp / "ours" / "store"), str(port)],
-                                        cwd=tmp, stderr=err, preexec_fn=pinned(SERVER_CPUS))
+            peer, base = start_peer(tmp / "ours" / "store", tmp)
             try:
-                wait_up(base + GET_PATH, peer, log=peer_log)
                 for route in routes:
                     res[("peer", route)] = bench({"peer": base}, route, rates, a.seconds, a.repeat,
                                                  template if route == "POST" else None, a.post_rows)["peer"]

@@ -112,9 +112,10 @@ def granian_cmd(port: int, app: str) -> list[str]:
             "--workers", "1", "--runtime-threads", "1", "--loop", "uvloop", "--log-level", "warning", "--no-ws", app]
 
 
-def start_app(cmd: list[str], app_dir: Path, url: str, budget_s: float) -> subprocess.Popen:
-    """``cmd`` run in ``app_dir`` (on its PYTHONPATH, its stderr in a log there), once ``url`` answers."""
-    log = app_dir / f"server-{len(list(app_dir.glob('server-*.log')))}.log"
+def start_app(name: str, cmd: list[str], app_dir: Path, url: str, budget_s: float) -> subprocess.Popen:
+    """``cmd`` run in ``app_dir`` (on its PYTHONPATH, its stderr in ``name``.log there), once ``url``
+    answers."""
+    log = app_dir / f"{name}.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen(cmd, cwd=app_dir, env={**os.environ, "PYTHONPATH": str(app_dir)},
                                 stdout=subprocess.DEVNULL, stderr=err)
@@ -133,7 +134,7 @@ def _start(kind: str, app_dir: Path, port: int) -> subprocess.Popen:
         cmd = [sys.executable, str(app_dir / "protocol_app.py"), str(port)]
     else:
         cmd = [sys.executable, str(app_dir / "floor_app.py"), str(port)]
-    return start_app(cmd, app_dir, f"http://127.0.0.1:{port}/", 30)
+    return start_app(kind, cmd, app_dir, f"http://127.0.0.1:{port}/", 30)
 
 
 def _cpu_s(pid: int) -> float:

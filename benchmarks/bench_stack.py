@@ -98,7 +98,7 @@ STACKS = {
 def _start(kind: str, app_dir: Path, port: int) -> subprocess.Popen:
     cmd = (granian_cmd(port, "granian_app:app") if kind == "granian"
            else [sys.executable, str(app_dir / "app.py"), kind, str(port)])
-    return start_app(cmd, app_dir, f"http://127.0.0.1:{port}/rows", 60)
+    return start_app(kind, cmd, app_dir, f"http://127.0.0.1:{port}/rows", 60)
 
 
 def _installed(kind: str) -> bool:

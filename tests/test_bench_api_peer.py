@@ -26,15 +26,8 @@ def test_the_peer_posts_rows_and_pages_them_back(tmp_path):
     # the schema, made in a process of its own: one chDB folder opens in one process at a time
     subprocess.run([sys.executable, "-c", f"from workbench.store.clickhouse import connect; connect('chdb://{store}')"],
                    check=True, timeout=120)
-    (tmp_path / "peer.py").write_text(B.PEER)
-    port = B.free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "peer.log"
-    with open(log, "wb") as err:
-        peer = subprocess.Popen([sys.executable, str(tmp_path / "peer.py"), str(store), str(port)], cwd=tmp_path,
-                                stderr=err)
+    peer, base = B.start_peer(store, tmp_path)
     try:
-        B.wait_up(base + B.GET_PATH, peer, 120, log=log)
         rows = [{"timestamp_ns": T0 + i, "opportunity_id": str(uuid.uuid4()), "type": ("sandwich", "arbitrage")[i % 2],
                  "profit": 0.5 + i, "pools": [f"Pool{i}"]} for i in range(4)]
         with httpx.Client(base_url=base, timeout=60) as http:
