@@ -68,23 +68,23 @@ def _node_position(context, builder, aryty, nodes, off):
     return sv, builder.load(_vec_ptr(context, builder, aryty, nodes, koff), align=1)
 
 
-def _permute(builder, tab, idx, tab_at):
-    """<64 x i8>: tab[idx[j] & 63] per lane (``tab_at``: an i8* to the same 64 bytes in memory)."""
+def _permute(builder, tab, idx):
+    """<64 x i8>: tab[idx[j] & 63] per lane, ``tab`` the table's 64 bytes in memory (<64 x i8>*)."""
     if HAVE_VBMI:
         fn = builder.module.declare_intrinsic("llvm.x86.avx512.permvar.qi.512",
                                               fnty=ir.FunctionType(_V64, [_V64, _V64]))
-        return builder.call(fn, [tab, idx])
+        return builder.call(fn, [builder.load(tab, align=1), idx])
     # a loop over the lanes, a byte load each from the table in memory: 64 lanes extracted at a
     # variable index from the register, unrolled, took LLVM many times longer to compile and ran
     # slower (bench_score.py --portable)
     ip, op = cgutils.alloca_once(builder, _V64), cgutils.alloca_once(builder, _V64)
     builder.store(idx, ip)
     i8p = _I8.as_pointer()
-    ib, ob = builder.bitcast(ip, i8p), builder.bitcast(op, i8p)
+    tb, ib, ob = builder.bitcast(tab, i8p), builder.bitcast(ip, i8p), builder.bitcast(op, i8p)
     with cgutils.for_range(builder, ir.Constant(_I32, LANES)) as loop:
         j = loop.index
         i = builder.and_(builder.load(builder.gep(ib, [j])), ir.Constant(_I8, LANES - 1))
-        builder.store(builder.load(builder.gep(tab_at, [builder.zext(i, _I32)])), builder.gep(ob, [j]))
+        builder.store(builder.load(builder.gep(tb, [builder.zext(i, _I32)])), builder.gep(ob, [j]))
     return builder.load(op)
 
 
@@ -100,8 +100,7 @@ def lane_mask(typingctx, tab, nodes, off):
         zero = ir.Constant(ir.IntType(64), 0)
         tp = _vec_ptr(context, builder, sig.args[0], t, zero)
         sv, kv = _node_position(context, builder, sig.args[1], nd, o)
-        got = _permute(builder, builder.load(tp, align=1), sv, builder.bitcast(tp, _I8.as_pointer()))
-        ge = builder.icmp_unsigned(">=", got, kv)
+        ge = builder.icmp_unsigned(">=", _permute(builder, tp, sv), kv)
         return builder.bitcast(ge, ir.IntType(64))
     return sig, codegen
 
@@ -188,13 +187,12 @@ def lane_group_depth6(typingctx, xb, nodes, base, out_off):
         xbv, nd, b, oo = args
         i64 = ir.IntType(64)
         tp = _vec_ptr(context, builder, sig.args[0], xbv, ir.Constant(i64, 0))
-        tv, t8 = builder.load(tp, align=1), builder.bitcast(tp, _I8.as_pointer())
         one = ir.Constant(_V64, [1] * LANES)
         usub_sat, umin = _vector_intrinsic(builder, "llvm.usub.sat.v64i8"), _vector_intrinsic(builder, "llvm.umin.v64i8")
 
         def left(p):                                      # 1 where node p sends the tree left (rank < key)
             sv, kv = _node_position(context, builder, sig.args[1], nd, builder.add(b, ir.Constant(i64, (p - 1) * NODE)))
-            return builder.call(umin, [builder.call(usub_sat, [kv, _permute(builder, tv, sv, t8)]), one])
+            return builder.call(umin, [builder.call(usub_sat, [kv, _permute(builder, tp, sv)]), one])
 
         def mux(bit, if_left, if_right):
             return builder.or_(builder.and_(bit, if_left), builder.and_(builder.xor(bit, one), if_right))
