@@ -106,6 +106,10 @@ def _check_value(col: S.Column, v, row: int, name: str):
             return math.nan
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return _bad(row, name, "a number" + (" or null" if col.default == "nan" else ""), v)
+        # (only an Arrow body can carry these: JSON has no literal for them, and a row's JSON, which the
+        # post log and the WebSocket carry, would turn them into null)
+        if not math.isfinite(v) and not (col.default == "nan" and math.isnan(v)):
+            return _bad(row, name, "a finite number" + (", NaN or null" if col.default == "nan" else ""), v)
         return float(v)
     bounds = int_range(t)
     if bounds is not None:
@@ -190,24 +194,38 @@ def read_arrow_stream(body: bytes) -> pa.Table:
 def check_arrow_batch(body: bytes) -> PostedBatch:
     """Check a posted Arrow IPC stream exactly as a JSON batch: its columns are the JSON shape's
     (a GET with Accept: application/vnd.apache.arrow.stream gives one), and each value goes
-    through the same checks, so a bad one is named by row and field. A ``timestamp[ns]`` column
-    ``<name>_ns`` is taken as its ns; every other type must give the JSON value's type."""
-    t = read_arrow_stream(body)
-    cols = []
-    for name, col in zip(t.column_names, t.columns):
-        try:
-            if pa.types.is_timestamp(col.type) and name.endswith("_ns"):
-                col = col.cast(pa.timestamp(col.type.unit)).cast(pa.timestamp("ns")).cast(pa.int64())
-            elif pa.types.is_dictionary(col.type):
-                col = col.cast(col.type.value_type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-            raise RowError(None, name, f"column {name!r} of type {col.type} cannot be read: {e}") from None
-        cols.append(col)
+    through the same checks, so a bad one is named by row and field (``arrow_json_shape``)."""
     try:
-        rows = pa.Table.from_arrays(cols, names=t.column_names).to_pylist()
+        rows = arrow_json_shape(body).to_pylist()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
         raise RowError(None, None, f"the Arrow columns cannot be read as rows: {e}") from None
     return check_rows(rows)
+
+
+def arrow_json_shape(body: bytes) -> pa.Table:
+    """A posted Arrow IPC stream's table with the JSON shape's values: a ``timestamp`` column
+    ``<name>_ns`` as its int ns, a dictionary column as its values; every other column as sent
+    (the checks decide). RowError when the stream or a column cannot be read."""
+    t = read_arrow_stream(body)
+    for at, typ in enumerate(t.schema.types):
+        if typ.id not in _RESHAPED:         # (the usual column: left alone)
+            continue
+        name, col = t.column_names[at], t.column(at)
+        try:
+            if typ.id == _TIMESTAMP and name.endswith("_ns"):
+                col = col.cast(pa.timestamp(typ.unit)).cast(pa.timestamp("ns")).cast(pa.int64())
+            elif typ.id == _DICTIONARY:
+                col = col.cast(typ.value_type)
+            else:
+                continue
+            t = t.set_column(at, name, col)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+            raise RowError(None, name, f"column {name!r} of type {typ} cannot be read: {e}") from None
+    return t
+
+
+_TIMESTAMP, _DICTIONARY = pa.timestamp("ns").id, pa.dictionary(pa.int8(), pa.string()).id
+_RESHAPED = frozenset((_TIMESTAMP, _DICTIONARY))
 
 
 def check_rows(data: list) -> PostedBatch:
