@@ -2,12 +2,13 @@
 
 A POST of a few rows costs little to insert once posts share an insert (group_commit.py); what
 was left was the check. Here each JSON body of a group is decoded and checked in one C pass
-(posted_json.py) into rows (``PostedRow`` structs), whose JSON the GET memory and the WebSocket
-send is encoded once (``posted_items``). A body that pass refuses (a bad
-value, or a form it leaves to ``check_rows``, such as an upper-case UUID or an integer profit),
-and every Arrow body, is checked by ``check_rows``, value by value, which either names the first
-bad row and field (422, nothing of that request written) or accepts it with the same values as
-the fast pass would (as the same structs). The other requests of the group are unaffected.
+(posted_json.py), and each Arrow body's table converted in one (posted_arrow.py), into rows
+(``PostedRow`` structs), whose JSON the GET memory and the WebSocket send is encoded once
+(``posted_items``). A body that pass refuses (a bad value, or a form it leaves to ``check_rows``,
+such as an upper-case UUID or an integer profit) is checked by ``check_rows``, value by value,
+which either names the first bad row and field (422, nothing of that request written) or accepts
+it with the same values as the fast pass would (as the same structs). The other requests of the
+group are unaffected.
 
 The store's table of the rows is made only where it is needed: for an insert without a post
 spool, once for the groups of the insert (``store_table``, in the store's shape as ``conform``
@@ -31,6 +32,7 @@ from ..errors import StoreError
 from ..store import schema as S
 from .opportunity_rows import TABLE, PostedBatch, RowError, check_arrow_batch, check_rows, enum_pairs, json_name, \
     parse_batch
+from .posted_arrow import decode_arrow
 from .posted_json import NAN_NAMES, as_rows, decode_rows, posted_items, row_id
 
 
@@ -149,7 +151,7 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
     rows out in that order. Runs on a worker thread, or on the loop for a small group."""
     ids, rows, spans = [], [], []
     for body, arrow in posts:
-        got = None if arrow else decode_rows(body)
+        got = decode_arrow(body) if arrow else decode_rows(body)
         if got is None:
             try:
                 b: PostedBatch = check_arrow_batch(body) if arrow else check_rows(parse_batch(body))

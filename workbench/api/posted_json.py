@@ -125,13 +125,18 @@ def decode_rows(body: bytes) -> list | None:
         got = _decoded(body) if len(body) <= PIECE_BYTES else _in_pieces(body)
     except (msgspec.DecodeError, orjson.JSONDecodeError):         # (ValidationError too)
         return None
-    if type(got) is _Wrapped:
-        got = got.rows
-    if len(got) > BATCH_ROWS_MAX or _over_top(got) or not _canonical(got):
+    return accepted(got.rows if type(got) is _Wrapped else got)
+
+
+def accepted(rows: list) -> list | None:
+    """Decoded rows (``PostedRow``) when what msgspec's types cannot say passes too: the batch's
+    size, the bounds past int64, canonical UUIDs, each id once; None when anything fails
+    (``check_rows`` then names it)."""
+    if len(rows) > BATCH_ROWS_MAX or _over_top(rows) or not _canonical(rows):
         return None
-    if len(set(map(row_id, got))) != len(got):       # check_rows names the repeat
+    if len(set(map(row_id, rows))) != len(rows):
         return None
-    return got
+    return rows
 
 
 def _decoded(body: bytes):

@@ -1,0 +1,165 @@
+"""Arrow bodies checked in one pass (api/posted_arrow.py) against the value-by-value twin
+(``check_arrow_batch``): what the pass takes, the twin takes with the same values; what it refuses
+(a bad value, a column type it leaves alone) the twin decides, and a group's answer is the twin's
+(the same 422 row, field and message); GET's Arrow shape (times as timestamps, dictionary labels,
+several record batches) takes the pass."""
+
+from __future__ import annotations
+
+import decimal
+import math
+import random
+import uuid
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from test_api_post_columns import BAD_ROWS, ODD, _dict, _full, _short, _values
+from workbench.api import posted_arrow
+from workbench.api.opportunity_rows import RowError, check_arrow_batch
+from workbench.api.post_columns import RULES, check_group
+from workbench.api.posted_arrow import decode_arrow
+from workbench.api.posted_json import posted_items, row_dicts
+
+pytestmark = pytest.mark.timeout(120)
+
+_TYPES = {r.name: r.arrow for r in RULES}       # each field's Arrow type in the JSON shape
+
+
+@pytest.fixture(params=["one piece", "a row a piece"])
+def pieces(request, monkeypatch):
+    if request.param == "a row a piece":
+        monkeypatch.setattr(posted_arrow, "PIECE_ROWS", 1)
+    return request.param
+
+
+def _stream(table: pa.Table, chunk: int | None = None) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table, max_chunksize=chunk)
+    return sink.getvalue().to_pybytes()
+
+
+def _table(rows: list[dict], types: dict | None = None) -> pa.Table | None:
+    """``rows`` as columns (a key some rows lack is null there), each of its field's type where its
+    values fit it (``types`` first, then the JSON shape's), else of the type Arrow infers; None when
+    a column fits no type."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    cols = []
+    for name in names:
+        values = [r.get(name) for r in rows]
+        for t in ((types or {}).get(name), _TYPES.get(name), None):
+            try:
+                col = pa.array(values, t)
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                continue
+            # the values themselves (not a string taken as a list of its characters; NaN is NaN)
+            if all(a == b or a != a and b != b for a, b in zip(col.to_pylist(), values)):
+                cols.append(col)
+                break
+        else:
+            return None
+    return pa.Table.from_arrays(cols, names=names)
+
+
+def _same_as_the_twin(got: list, body: bytes) -> None:
+    want = check_arrow_batch(body).rows
+    assert [_values(_dict(r)) for r in got] == [_values(r) for r in want]
+    assert [list(_dict(r)) for r in got] == [list(r) for r in want]      # key order too
+    assert [_values(r) for r in row_dicts(posted_items(got))] == [_values(r) for r in want]
+
+
+def test_gets_shape_and_the_usual_forms_take_the_one_pass_with_the_twins_values(pieces):
+    random.seed(11)
+    full = [_full() for _ in range(5)]
+    shapes = {
+        "every column": _table(full),
+        "required columns only": _table([_short(), _short()]),
+        "times as timestamps, labels as a dictionary": _table(full).set_column(
+            0, "timestamp_ns", pa.array([r["timestamp_ns"] for r in full], pa.timestamp("ns"))).set_column(
+            2, "type", pa.array([r["type"] for r in full]).dictionary_encode()),
+        "large strings, columns in another order": _table(full, {"opportunity_id": pa.large_string(),
+                                                                "pools": pa.large_list(pa.large_string())}
+                                                          ).select(list(reversed(list(full[0])))),
+        "a time in µs": _table([_short(timestamp_ns=1_750_000_000_000_001_000)]).set_column(
+            0, "timestamp_ns", pa.array([1_750_000_000_000_001], pa.timestamp("us"))),
+    }
+    for what, table in shapes.items():
+        for chunk in (None, 2):
+            body = _stream(table, chunk)
+            got = decode_arrow(body)
+            assert got is not None, what
+            _same_as_the_twin(got, body)
+    body = _stream(shapes["every column"])
+    group = check_group([(orjson.dumps(full), False), (body, True)])      # the same rows as JSON and as Arrow
+    assert group.spans == [(0, 5), (5, 10)] and group.items[:5] == group.items[5:]
+
+
+# the JSON tests' bad values that an Arrow column can hold beside good ones, and floats only Arrow can carry
+# (a row's JSON in the post log and on the WebSocket would make them null)
+ARROW_BAD = [(f, v) for f, v in BAD_ROWS if _table([_full(), _full(**{f: v})]) is not None] + [
+    ("profit", math.inf), ("profit", math.nan), ("score", -math.inf), ("f_tx_size", math.inf)]
+
+
+@pytest.mark.parametrize("field, value", ARROW_BAD, ids=[f"{f}={v!r}" for f, v in ARROW_BAD])
+def test_every_bad_row_arrow_can_carry_is_left_to_the_twin_and_answered_as_it_refuses(field, value, pieces):
+    random.seed(12)
+    body = _stream(_table([_full(), _full(), _full(**{field: value}), _full()]))
+    assert decode_arrow(body) is None
+    with pytest.raises(RowError) as want:
+        check_arrow_batch(body)
+    good = _stream(_table([_full()]))
+    group = check_group([(good, True), (body, True), (good, True)])
+    got = group.spans[1]
+    assert isinstance(got, RowError) and got.as_dict() == want.value.as_dict()
+    assert group.spans[0] == (0, 1) and group.spans[2] == (1, 2)     # (the same id twice in a group: the insert decides)
+
+
+@pytest.mark.parametrize("field, column, fast", [
+    ("profit", pa.array([decimal.Decimal("1.5")] * 2), False),     # msgspec would take a decimal for a float
+    ("slot", pa.array([True, False]), False),
+    ("run_id", pa.array([b"r1", b"r2"]), False),
+    ("pools", pa.array([[], []]), True),                            # list<null>: empty lists
+], ids=["decimal", "bool", "binary", "empty lists"])
+def test_a_column_of_another_type_goes_to_the_twin(field, column, fast, pieces):
+    random.seed(13)
+    table = _table([_full(), _full()])
+    body = _stream(table.set_column(table.column_names.index(field), field, column))
+    assert (decode_arrow(body) is not None) == fast
+    group = check_group([(body, True)])
+    try:
+        want = check_arrow_batch(body)
+    except RowError as e:
+        assert isinstance(group.spans[0], RowError) and group.spans[0].as_dict() == e.as_dict()
+        return
+    assert group.spans == [(0, 2)] and group.ids == want.ids
+    _same_as_the_twin(group.rows, body)
+
+
+def test_what_the_one_pass_takes_the_twin_takes_with_the_same_values(pieces):
+    """Random rows of edge values in columns of every type Arrow gives them: a subset, same values."""
+    rng = random.Random(14)
+    taken = tried = 0
+    for _ in range(600):
+        rows = [_full() if rng.random() < 0.5 else _short() for _ in range(rng.randrange(1, 4))]
+        r = rows[-1]
+        for name in rng.sample(list(ODD), rng.randrange(1, 4)):
+            r[name] = rng.choice(ODD[name])
+        if rng.random() < 0.2:
+            r["opportunity_id"] = str(uuid.uuid4()).upper()
+        table = _table(rows)
+        if table is None:
+            continue
+        tried += 1
+        body = _stream(table)
+        got = decode_arrow(body)
+        try:
+            check_arrow_batch(body)
+        except RowError:
+            assert got is None, rows
+            continue
+        if got is not None:
+            taken += 1
+            _same_as_the_twin(got, body)
+    assert tried > 300 and taken > 40, (tried, taken)
