@@ -14,10 +14,10 @@ ready for both beside the check (posted_rows.py).
 With a post spool (an embedded store on disk: post_spool.py) there is no insert to wait for: a
 group is checked, its new rows logged and its ids noted in one step, one group at a time in
 arrival order, and the store's insert of many groups runs later on the spool's own thread. A
-group of up to ``INLINE_BYTES_MAX`` body bytes takes that step on the event loop itself: the
-check holds the GIL wherever it runs, and the hop to a worker thread and back cost more than a
-small group's check; a larger group goes to a worker thread, so that the loop goes on answering
-between the thread's turns at the GIL.
+group of up to ``INLINE_BYTES_MAX`` body bytes (an Arrow body's weighed by ``ARROW_BYTE_WEIGHT``)
+takes that step on the event loop itself: the check holds the GIL wherever it runs, and the hop to
+a worker thread and back cost more than a small group's check; a larger group goes to a worker
+thread, so that the loop goes on answering between the thread's turns at the GIL.
 
 Without a spool (a store in memory, or a ClickHouse server) the check and the insert run on
 worker threads and overlap: while one insert runs, what arrives meanwhile is checked on another
@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 # a spooled group of at most this many body bytes is checked and spooled on the loop itself: about
 # three hundred rows, a millisecond or two of the loop's time
 INLINE_BYTES_MAX = 512 * 1024
+# an Arrow body's byte weighs this many JSON bytes there: its rows are about half the size, and its
+# check costs about twice a JSON row's, more on small bodies (benchmarks/bench_post_check.py)
+ARROW_BYTE_WEIGHT = 4
 REFUSED = "the batch does not fit the table; nothing of it was written"
 
 
@@ -104,7 +107,7 @@ class GroupCommit:
                 # loop runs one group at a time); a small group on the loop itself, where the check
                 # holds the GIL all the same and a hop to a thread and back costs more than it does
                 posts = [p for p, _ in group]
-                if getattr(self._store, "ids_loaded", False) and sum(len(b) for b, _ in posts) <= INLINE_BYTES_MAX:
+                if getattr(self._store, "ids_loaded", False) and _weight(posts) <= INLINE_BYTES_MAX:
                     try:
                         got = self._checked_and_stored(posts)
                     except Exception as e:      # noqa: BLE001 - every request of the group gets it
@@ -192,6 +195,11 @@ class GroupCommit:
                 self._on_stored(posted)
             except Exception:       # noqa: BLE001 - the rows are stored; memory and the stream are extras
                 log.exception("posted rows were stored but could not enter memory or the WebSocket")
+
+
+def _weight(posts: list[tuple[bytes, bool]]) -> int:
+    """A group's check cost, in JSON body bytes."""
+    return sum(len(body) * ARROW_BYTE_WEIGHT if arrow else len(body) for body, arrow in posts)
 
 
 def _fail(group, e: BaseException) -> None:
