@@ -194,21 +194,21 @@ def read_arrow_stream(body: bytes) -> pa.Table:
 def check_arrow_batch(body: bytes) -> PostedBatch:
     """Check a posted Arrow IPC stream exactly as a JSON batch: its columns are the JSON shape's
     (a GET with Accept: application/vnd.apache.arrow.stream gives one), and each value goes
-    through the same checks, so a bad one is named by row and field (``arrow_json_shape``)."""
+    through the same checks, so a bad one is named by row and field (``json_shaped``)."""
+    t = json_shaped(read_arrow_stream(body))
     try:
-        rows = arrow_json_shape(body).to_pylist()
+        rows = t.to_pylist()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
         raise RowError(None, None, f"the Arrow columns cannot be read as rows: {e}") from None
     return check_rows(rows)
 
 
-def arrow_json_shape(body: bytes) -> pa.Table:
-    """A posted Arrow IPC stream's table with the JSON shape's values: a ``timestamp`` column
-    ``<name>_ns`` as its int ns, a dictionary column as its values; every other column as sent
-    (the checks decide). RowError when the stream or a column cannot be read."""
-    t = read_arrow_stream(body)
-    for at, typ in enumerate(t.schema.types):
-        if typ.id not in _RESHAPED:         # (the usual column: left alone)
+def json_shaped(t: pa.Table, types: list[pa.DataType] | None = None) -> pa.Table:
+    """``t`` with the JSON shape's values: a ``timestamp`` column ``<name>_ns`` as its int ns, a
+    dictionary column as its values; every other column as sent (the checks decide). ``types``:
+    ``t.schema.types``, when the caller has them. RowError naming a column that cannot be read."""
+    for at, typ in enumerate(t.schema.types if types is None else types):
+        if typ.id not in RESHAPED:          # (the usual column: left alone)
             continue
         name, col = t.column_names[at], t.column(at)
         try:
@@ -225,7 +225,7 @@ def arrow_json_shape(body: bytes) -> pa.Table:
 
 
 _TIMESTAMP, _DICTIONARY = pa.timestamp("ns").id, pa.dictionary(pa.int8(), pa.string()).id
-_RESHAPED = frozenset((_TIMESTAMP, _DICTIONARY))
+RESHAPED = frozenset((_TIMESTAMP, _DICTIONARY))     # type ids (``DataType.id``) json_shaped converts
 
 
 def check_rows(data: list) -> PostedBatch:

@@ -1,12 +1,12 @@
 """A posted Arrow IPC body checked in one pass, as a JSON body is (posted_json.py).
 
 ``check_arrow_batch`` (opportunity_rows.py) turns the stream's table into row dicts and sends every
-value through ``check_rows`` in Python, then the rows through ``msgspec.convert``: an Arrow body,
-the form a detector in pandas or Polars sends most easily, cost many times a JSON body of the same
-rows (benchmarks/bench_post_check.py). Here the table in the JSON shape (``arrow_json_shape``:
-times as int ns, dictionaries decoded) goes straight to ``msgspec.convert`` into ``PostedRow``,
-whose field types are the column checks, so msgspec makes them in C; then the checks its types
-cannot say (posted_json.py ``accepted``).
+value through ``check_rows`` in Python, and post_columns.py converts the checked rows again: an
+Arrow body, the form a detector in pandas or Polars sends most easily, cost many times a JSON body
+of the same rows (benchmarks/bench_post_check.py). Here the table in the JSON shape
+(``json_shaped``: times as int ns, dictionaries decoded) goes straight to ``msgspec.convert`` into
+``PostedRow``, whose field types are the column checks, so msgspec makes them in C; then the checks
+its types cannot say (posted_json.py ``accepted``, and ``_finite``).
 
 That holds only where a column's Python values are ones that ``msgspec.convert`` and
 ``check_rows`` judge alike: integers, floats, strings, lists of strings, nulls (``_plain``).
@@ -27,7 +27,7 @@ import msgspec
 import pyarrow as pa
 
 from ..store import schema as S
-from .opportunity_rows import TABLE, RowError, arrow_json_shape, json_name
+from .opportunity_rows import RESHAPED, TABLE, RowError, json_name, json_shaped, read_arrow_stream
 from .posted_json import NAN_NAMES, PostedRow, accepted
 
 PIECE_ROWS = 64                     # rows per msgspec.convert call
@@ -53,10 +53,14 @@ def decode_arrow(body: bytes) -> list | None:
     """The rows (``PostedRow``) of an Arrow IPC body when every row passes; None when anything
     fails or a column's type is not plain (``check_arrow_batch`` then decides, and says why)."""
     try:
-        table = arrow_json_shape(body)
+        table = read_arrow_stream(body)
+        types = table.schema.types
+        if any(t.id in RESHAPED for t in types):
+            table = json_shaped(table, types)
+            types = table.schema.types
     except RowError:
         return None
-    if not all(_plain(t) for t in table.schema.types):
+    if not all(map(_plain, types)):
         return None
     rows = []
     try:
