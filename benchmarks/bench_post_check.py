@@ -1,0 +1,157 @@
+"""A posted batch's check, JSON and Arrow IPC bodies: ours beside pydantic (FastAPI's way) and the
+value-by-value check, in one run.
+
+Ours: ``check_group`` of one body (api/post_columns.py), the server's work from a post's bytes to
+its rows checked and each row's JSON made (for the post log, the GET memory and the WebSocket).
+A JSON body takes msgspec's one pass (posted_json.py), an Arrow body its table converted by msgspec
+(posted_arrow.py). Beside it, in the same run:
+
+- "value by value": the same ``check_group`` with the one-pass decoders turned off, so every body
+  goes through ``check_rows`` (for Arrow: ``check_arrow_batch``), the path every Arrow body took
+  before posted_arrow.py and every body its pass refuses still takes;
+- pydantic: a model of the table's columns (the same bounds, labels, canonical UUIDs and defaults,
+  strict, extra fields forbidden), ``TypeAdapter(list[Row]).validate_json`` of a JSON body or
+  ``validate_python`` of an Arrow body's ``to_pylist()``, then each row's JSON (``dump_json``): what
+  a FastAPI route taking ``list[Row]`` does.
+
+The rows are one row of the bundled market capture's replay (every column filled, as the engine
+writes it), with a fresh id and time each. Each figure is the median of ``--repeat`` timings of
+``--number`` calls, in µs per row.
+
+    python benchmarks/bench_post_check.py [--rows 1,10,100,1000] [--repeat 7] [--number 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from typing import Annotated, Literal, Optional
+
+import orjson
+import pyarrow as pa
+import pydantic
+
+from common import table
+from workbench.api import post_columns
+from workbench.api.opportunity_rows import REQUIRED, TABLE, enum_pairs, int_range, json_name, literal_default
+from workbench.api.post_columns import check_group
+from workbench.store import schema as S
+
+# one opportunity of the bundled market capture's replay, as GET gives it (id and time replaced per row)
+ROW = {
+    "timestamp_ns": 0, "opportunity_id": "", "type": "sandwich", "profit": 1.210770785,
+    "pools": ["6DB4LJVupwGmiLCveSmAGJLXy3oaQLZRneDq7BearUhW"], "run_id": "d95546ef-08b7-466f-b4b3-8bedaa0c13c6",
+    "slot": -1, "victim_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
+    "score": None, "expected_profit_lamports": 1210770785, "tip_lamports": 10000, "detect_latency_ns": 1637,
+    "source": "replay", "packet_index": 382, "tx_index": 374,
+    "trigger_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
+    "amount_in": 107563860072, "amount_out": 108774640857, "profit_quote": 1210780785,
+    "profit_mint": "So11111111111111111111111111111111111111112", "position_id": -1,
+    "f_expected_profit_sol": 1.210770785, "f_pool_depth_sol": 4002.79188246, "f_victim_slippage": 0.09889646392079499,
+    "f_victim_priority_fee_lamports": 1004901.0, "f_victim_tip_lamports": 7858.0, "f_pool_swaps_10ms": 0.0,
+    "f_pool_swaps_100ms": 1.0, "f_pool_swaps_1000ms": 4.0, "f_ms_since_slot_start": 137.632882, "f_tx_size": 486.0,
+    "f_num_instructions": 4.0, "f_program_count": 3.0, "f_type": 2.0,
+}
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+def rows(n: int) -> list[dict]:
+    t0 = time.time_ns()
+    return [{**ROW, "timestamp_ns": t0 + i, "opportunity_id": str(uuid.uuid4())} for i in range(n)]
+
+
+def arrow_body(batch: list[dict]) -> bytes:
+    """The rows as an Arrow IPC stream in GET's shape (each column of the JSON shape's type)."""
+    types = {r.name: r.arrow for r in post_columns.RULES}
+    t = pa.table({k: pa.array([r[k] for r in batch], types[k]) for k in batch[0]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, t.schema) as w:
+        w.write_table(t)
+    return sink.getvalue().to_pybytes()
+
+
+def pydantic_row():
+    """The table's columns as a strict pydantic model with the same checks as ours."""
+    fields = {}
+    for col in S.TABLES[TABLE].columns:
+        name, t = json_name(col), col.arrow
+        if col.kind == S.TIME:
+            typ = Annotated[int, pydantic.Field(ge=0, le=2**63 - 1)]
+        elif col.kind == S.UUID_:
+            typ = Annotated[str, pydantic.Field(pattern=_UUID)]
+        elif col.kind == S.ENUM:
+            typ = Literal[tuple(lab for lab, _ in enum_pairs(col))]
+        elif pa.types.is_floating(t):
+            typ = Optional[float] if col.default == "nan" else float
+        elif int_range(t) is not None:
+            lo, hi = int_range(t)
+            typ = Annotated[int, pydantic.Field(ge=lo, le=hi - 1)]
+        elif pa.types.is_list(t):
+            typ = list[str]
+        else:
+            typ = str
+        default = literal_default(col)
+        fields[name] = (typ, ... if default is REQUIRED else (None if col.default == "nan" else default))
+    return pydantic.create_model("Row", __config__=pydantic.ConfigDict(strict=True, extra="forbid"), **fields)
+
+
+def per_row(fn, n: int, repeat: int, number: int) -> float:
+    """Median µs per row of ``fn()`` over ``repeat`` timings of ``number`` calls."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t) / number / n * 1e6)
+    return statistics.median(times)
+
+
+def value_by_value(fn):
+    """``fn`` with the one-pass decoders turned off: every body through ``check_rows``."""
+    def call():
+        fast = post_columns.decode_rows, post_columns.decode_arrow
+        post_columns.decode_rows = post_columns.decode_arrow = lambda body: None
+        try:
+            return fn()
+        finally:
+            post_columns.decode_rows, post_columns.decode_arrow = fast
+    return call
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", default="1,10,100,1000", help="rows per body, comma-separated")
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--number", type=int, default=0, help="calls per timing (0: about 20 ms of rows)")
+    a = ap.parse_args()
+    row_type = pydantic_row()
+    many, one = pydantic.TypeAdapter(list[row_type]), pydantic.TypeAdapter(row_type)
+    out = []
+    for n in (int(x) for x in a.rows.split(",")):
+        batch = rows(n)
+        js, ab = orjson.dumps(batch), arrow_body(batch)
+        number = a.number or max(1, 4000 // n)
+        ours_json, ours_arrow = (lambda: check_group([(js, False)])), (lambda: check_group([(ab, True)]))
+        assert ours_json().items == ours_arrow().items == value_by_value(ours_arrow)().items
+        got = {
+            "ours JSON": per_row(ours_json, n, a.repeat, number),
+            "ours Arrow": per_row(ours_arrow, n, a.repeat, number),
+            "value by value, JSON": per_row(value_by_value(ours_json), n, a.repeat, number),
+            "value by value, Arrow": per_row(value_by_value(ours_arrow), n, a.repeat, number),
+            "pydantic JSON": per_row(lambda: [one.dump_json(r) for r in many.validate_json(js)], n, a.repeat, number),
+            "pydantic Arrow": per_row(lambda: [one.dump_json(r) for r in many.validate_python(
+                pa.ipc.open_stream(ab).read_all().to_pylist())], n, a.repeat, number),
+        }
+        out.append((f"{n:,}", f"{len(js):,} / {len(ab):,}", *(f"{v:.2f}" for v in got.values()),
+                    f"{got['value by value, Arrow'] / got['ours Arrow']:.1f}x",
+                    f"{got['pydantic JSON'] / got['ours JSON']:.1f}x / {got['pydantic Arrow'] / got['ours Arrow']:.1f}x"))
+        print(f"# {n:,} rows done", flush=True)
+    table("a posted body checked, µs a row (median)", out,
+          ("rows", "bytes JSON / Arrow", *got, "Arrow: value by value / ours", "pydantic / ours (JSON / Arrow)"))
+
+
+if __name__ == "__main__":
+    main()
