@@ -163,3 +163,18 @@ def test_what_the_one_pass_takes_the_twin_takes_with_the_same_values(pieces):
             taken += 1
             _same_as_the_twin(got, body)
     assert tried > 300 and taken > 40, (tried, taken)
+
+
+def test_text_that_is_not_utf8_is_a_422_naming_its_column_and_the_others_of_the_group_land():
+    """The stream reader checks the buffers' bounds only: bytes that are not UTF-8 in a string
+    column failed the whole group when the values were read."""
+    random.seed(15)
+    table = _table([_full(), _full()])
+    at = table.column_names.index("run_id")
+    body = _stream(table.set_column(at, "run_id", pa.array([b"r1", b"\xff\xfe"], pa.binary()).view(pa.string())))
+    with pytest.raises(RowError) as want:
+        check_arrow_batch(body)
+    assert want.value.field == "run_id" and "UTF8" in want.value.message
+    group = check_group([(orjson.dumps([_short()]), False), (body, True), (_stream(_table([_full()])), True)])
+    assert group.spans[0] == (0, 1) and group.spans[2] == (1, 2)
+    assert isinstance(group.spans[1], RowError) and group.spans[1].as_dict() == want.value.as_dict()

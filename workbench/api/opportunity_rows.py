@@ -188,7 +188,19 @@ def read_arrow_stream(body: bytes) -> pa.Table:
     rows = sum(b.num_rows for b in batches)
     if rows > BATCH_ROWS_MAX:
         raise RowError(None, None, f"{rows} rows in one batch; at most {BATCH_ROWS_MAX}: split it")
-    return pa.Table.from_batches(batches, schema=reader.schema)
+    t = pa.Table.from_batches(batches, schema=reader.schema)
+    try:
+        # the reader checks the buffers' bounds only; text that is not UTF-8, or offsets out of order,
+        # would fail (or read astray) when the values are read, for the whole group of posts
+        t.validate(full=True)
+    except pa.ArrowInvalid as whole:
+        for name, col in zip(t.column_names, t.columns):
+            try:
+                col.validate(full=True)
+            except pa.ArrowInvalid as e:
+                raise RowError(None, name, f"column {name!r} does not hold valid Arrow data: {e}") from None
+        raise RowError(None, None, f"the Arrow stream does not hold valid data: {whole}") from None
+    return t
 
 
 def check_arrow_batch(body: bytes) -> PostedBatch:
