@@ -190,6 +190,10 @@ def read_arrow_stream(body: bytes) -> pa.Table:
         raise RowError(None, None, f"{rows} rows in one batch; at most {BATCH_ROWS_MAX}: split it")
     t = pa.Table.from_batches(batches, schema=reader.schema)
     try:
+        t.column_names                  # (read as text at every use)
+    except UnicodeDecodeError as e:
+        raise RowError(None, None, f"a column's name in the Arrow stream is not UTF-8: {e}") from None
+    try:
         # the reader checks the buffers' bounds only; text that is not UTF-8, or offsets out of order,
         # would fail (or read astray) when the values are read, for the whole group of posts
         t.validate(full=True)
