@@ -9,6 +9,7 @@ from __future__ import annotations
 import decimal
 import math
 import random
+import struct
 import uuid
 
 import orjson
@@ -200,3 +201,16 @@ def test_mutated_arrow_bodies_are_refused_or_taken_never_a_failure_of_the_group(
         span = check_group([(bytes(b), True)]).spans[0]
         refused += isinstance(span, RowError)
     assert refused > 500
+
+
+def test_offsets_out_of_order_are_a_422_naming_the_column_not_a_crash():
+    """A string column whose offsets point before its data: reading the values read astray (the
+    scratch fuzz crashed the process with such a body), so the server died with every connection."""
+    random.seed(17)
+    table = _table([_full(), _full()])
+    offsets = pa.py_buffer(struct.pack("<3i", 0, -1_395_458_048, 4))
+    bad = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"abcd")])
+    body = _stream(table.set_column(table.column_names.index("victim_signature"), "victim_signature", bad))
+    group = check_group([(body, True), (_stream(_table([_full()])), True)])
+    assert isinstance(group.spans[0], RowError) and group.spans[0].field == "victim_signature"
+    assert "offset" in group.spans[0].message.lower() and group.spans[1] == (0, 1)
