@@ -139,7 +139,7 @@ def test_from_is_a_sequence_a_time_in_ns_or_an_iso_time():
     assert parse_from("2025-06-15T17:06:40.5+02:00") == (None, 1_750_000_000_500_000_000)
     assert parse_from("2025-06-15T15:06:40") == (None, 1_750_000_000 * 10**9)        # no zone: UTC
     for bad, field in ((-1, "from"), ({"time_ns": -5}, "from.time_ns"), ("yesterday", "from"), (True, "from"),
-                       ({"time": 1}, "from"), (1.5, "from")):
+                       ({"time": 1}, "from"), (1.5, "from"), ("9999-01-01", "from"), ("2262-04-12", "from")):
         with pytest.raises(FilterError) as e:
             parse_from(bad)
         assert e.value.field == field

@@ -53,6 +53,8 @@ def parse_from(raw) -> tuple[int | None, int | None]:
         ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
         if ns < 0:
             raise FilterError("from", f"from {raw!r}: before 1970")
+        if ns >= 2**63:         # (past 2262-04-11: a time in ns no longer fits the store's Int64)
+            raise FilterError("from", f"from {raw!r}: after 2262-04-11, the last time in int64 ns")
         return None, ns
     raise FilterError("from", f"from {raw!r}: expected a sequence number, {{\"time_ns\": T}} or an ISO-8601 time")
 
