@@ -78,11 +78,25 @@ class PostProtocol(HttpToolsProtocol):
 
     guard: Guard
     layer: FastPosts            # fast_post.py's layer: the group commit, the counts, the body limit
+    _behind: list = []          # requests still running that a pipelined request became the newest behind
 
     def on_headers_complete(self) -> None:
         if self.parser.get_method() == b"POST" and self.url == _PATH and self._take_post():
             return
+        earlier = self.cycle
         super().on_headers_complete()
+        if earlier is not None and earlier is not self.cycle and not earlier.response_complete:
+            self._behind = [c for c in self._behind if not c.response_complete] + [earlier]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # uvicorn marks only the connection's newest request gone; one still running before it (a post
+        # waiting for its group, or a route through ASGI) would write its answer to the closed socket
+        for cycle in self._behind:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+        self._behind = []
+        super().connection_lost(exc)
 
     def _take_post(self) -> bool:
         """Take the request if it is a plain post (see the module's text); False leaves it to ASGI."""
@@ -136,9 +150,7 @@ class PostProtocol(HttpToolsProtocol):
     def answer(self, post: _Post, status: int, body: bytes, ctype: bytes = JSON) -> None:
         """Answer ``post`` (on the loop), as fast_post.py answers through ASGI."""
         self.layer.counts[(ROUTE, status)] += 1
-        # (its client left; or the connection was closed while the post waited: uvicorn closes it on a
-        # bad request pipelined behind the post, and marks only the connection's newest request gone)
-        if post.done() or self.transport.is_closing():
+        if post.done():             # (its client left)
             return
         try:
             if len(body) < GZIP_MIN_BYTES and ctype is JSON and post.keep_alive:
