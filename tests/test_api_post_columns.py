@@ -442,6 +442,25 @@ def test_an_embedded_stores_ids_are_read_once_then_kept_by_posts_and_the_engine_
         store.close()
 
 
+def test_empty_posts_first_to_a_fresh_store_insert_nothing_and_fail_nothing(tmp_path):
+    """A group of empty posts ([] and {"rows": []}) before any other: the id set is not read yet, and
+    noting the group's no ids in it failed every post of the group with 500."""
+    from workbench.api.store_access import StoreAccess
+
+    store = StoreAccess(f"chdb://{tmp_path / 'db'}")
+    try:
+        assert store.insert_group(check_group([(b"[]", False), (b'{"rows": []}', False)])).tolist() == []
+        assert not store.ids_loaded
+        row = _short()
+        assert store.insert_group(check_group([(orjson.dumps([row]), False), (b"[]", False)])).tolist() == [True]
+        assert store.insert_group(check_group([(b"[]", False)])).tolist() == []
+        assert store.insert_group(check_group([(orjson.dumps([row]), False)])).tolist() == [False]
+        store.wait_posts_inserted()
+        assert store.count_opportunities() == 1
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("one_time", [True, False], ids=["one time", "rising times"])
 def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
     """posted_rows.py made on the worker, taken in by the GET memory and the sequence index: the

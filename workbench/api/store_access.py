@@ -257,7 +257,7 @@ class StoreAccess:
             with self._reserve_lock:
                 ids, keep = self._new_rows(group)
                 every = keep.all()              # (the usual group: every row new, nothing to pick out)
-                if every or keep.any():
+                if keep.any():                  # (a group of empty posts: nothing to log, no ids read yet)
                     # one write, so a failure spools nothing of the group
                     self._post_spool.append(group.items if every else group.kept(keep)[1])
                     # (grown on the spool's thread: this may run on the loop)
