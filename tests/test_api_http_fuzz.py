@@ -4,8 +4,8 @@ bodies (some with a byte changed), chunked bodies (some cut), lengths announced 
 headers (Expect, Connection: close, forwarded, upgrade, a huge one), requests pipelined on one
 connection, sent in random pieces, some connections left early. Afterwards the server is alive,
 answers a post and a page, counted no 500 and logged no traceback. A scratch version of this found
-three faults: an empty first post answered 500, and an answer written to a connection closed behind
-a pipelined bad request logged an error (below ASGI and through it)."""
+two faults: an empty first post answered 500, and an answer written to a connection closed behind a
+pipelined bad request logged an error (below ASGI and through it)."""
 
 from __future__ import annotations
 
