@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_api import POST_PATH, free_port, need_wrk, wait_up, wrk_once  # noqa: E402
+from common import REPLAY_ROW  # noqa: E402
 
 APP = textwrap.dedent('''
     import orjson
@@ -90,19 +91,8 @@ PROTOCOL_APP = textwrap.dedent('''
         uvloop.run(main())
 ''')
 
-# a row in the shape GET answers (every column of mev_opportunities), its id and time the Lua script's
-ROW = {"timestamp_ns": "__TS__", "opportunity_id": "__ID__", "type": "sandwich", "profit": 1.210770785,
-       "pools": ["6DB4LJVupwGmiLCveSmAGJLXy3oaQLZRneDq7BearUhW"], "run_id": "724eb392-0a87-44d5-a9b2-1a5764c14a8a",
-       "slot": -1, "victim_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
-       "score": None, "expected_profit_lamports": 1210770785, "tip_lamports": 10000, "detect_latency_ns": 1370,
-       "source": "replay", "packet_index": 382, "tx_index": 374,
-       "trigger_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
-       "amount_in": 107563860072, "amount_out": 108774640857, "profit_quote": 1210780785,
-       "profit_mint": "So11111111111111111111111111111111111111112", "position_id": -1,
-       "f_expected_profit_sol": 1.210770785, "f_pool_depth_sol": 4002.79188246, "f_victim_slippage": 0.0988964639,
-       "f_victim_priority_fee_lamports": 1004901.0, "f_victim_tip_lamports": 7858.0, "f_pool_swaps_10ms": 0.0,
-       "f_pool_swaps_100ms": 1.0, "f_pool_swaps_1000ms": 4.0, "f_ms_since_slot_start": 137.632882,
-       "f_tx_size": 486.0, "f_num_instructions": 4.0, "f_program_count": 3.0, "f_type": 2.0}
+# the row of every post, its id and time the Lua script's
+ROW = {**REPLAY_ROW, "timestamp_ns": "__TS__", "opportunity_id": "__ID__"}
 
 
 def granian_cmd(port: int, app: str) -> list[str]:

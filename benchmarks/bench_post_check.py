@@ -33,33 +33,18 @@ import orjson
 import pyarrow as pa
 import pydantic
 
-from common import table
+from common import REPLAY_ROW, table
 from workbench.api import post_columns
 from workbench.api.opportunity_rows import REQUIRED, TABLE, enum_pairs, int_range, json_name, literal_default
 from workbench.api.post_columns import check_group
 from workbench.store import schema as S
 
-# one opportunity of the bundled market capture's replay, as GET gives it (id and time replaced per row)
-ROW = {
-    "timestamp_ns": 0, "opportunity_id": "", "type": "sandwich", "profit": 1.210770785,
-    "pools": ["6DB4LJVupwGmiLCveSmAGJLXy3oaQLZRneDq7BearUhW"], "run_id": "d95546ef-08b7-466f-b4b3-8bedaa0c13c6",
-    "slot": -1, "victim_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
-    "score": None, "expected_profit_lamports": 1210770785, "tip_lamports": 10000, "detect_latency_ns": 1637,
-    "source": "replay", "packet_index": 382, "tx_index": 374,
-    "trigger_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
-    "amount_in": 107563860072, "amount_out": 108774640857, "profit_quote": 1210780785,
-    "profit_mint": "So11111111111111111111111111111111111111112", "position_id": -1,
-    "f_expected_profit_sol": 1.210770785, "f_pool_depth_sol": 4002.79188246, "f_victim_slippage": 0.09889646392079499,
-    "f_victim_priority_fee_lamports": 1004901.0, "f_victim_tip_lamports": 7858.0, "f_pool_swaps_10ms": 0.0,
-    "f_pool_swaps_100ms": 1.0, "f_pool_swaps_1000ms": 4.0, "f_ms_since_slot_start": 137.632882, "f_tx_size": 486.0,
-    "f_num_instructions": 4.0, "f_program_count": 3.0, "f_type": 2.0,
-}
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
 def rows(n: int) -> list[dict]:
     t0 = time.time_ns()
-    return [{**ROW, "timestamp_ns": t0 + i, "opportunity_id": str(uuid.uuid4())} for i in range(n)]
+    return [{**REPLAY_ROW, "timestamp_ns": t0 + i, "opportunity_id": str(uuid.uuid4())} for i in range(n)]
 
 
 def arrow_body(batch: list[dict]) -> bytes:

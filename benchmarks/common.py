@@ -18,6 +18,23 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 BENCH_DIR = Path(os.environ.get("WORKBENCH_BENCH_DIR", REPO / "runs" / "bench"))
 
+# one opportunity of the bundled market capture's replay (every column of mev_opportunities), in the shape GET
+# answers; its time and id are each user's to set
+REPLAY_ROW = {
+    "timestamp_ns": 0, "opportunity_id": "", "type": "sandwich", "profit": 1.210770785,
+    "pools": ["6DB4LJVupwGmiLCveSmAGJLXy3oaQLZRneDq7BearUhW"], "run_id": "d95546ef-08b7-466f-b4b3-8bedaa0c13c6",
+    "slot": -1, "victim_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
+    "score": None, "expected_profit_lamports": 1210770785, "tip_lamports": 10000, "detect_latency_ns": 1637,
+    "source": "replay", "packet_index": 382, "tx_index": 374,
+    "trigger_signature": "2EBHDgg9WpUuuYaqoqAUdjgSRDeUYTT8JnQgfZqF8FLRxGsuGk31NxzGEyvwZ5KvxmdBXPXngixBZbvbArBmEk3g",
+    "amount_in": 107563860072, "amount_out": 108774640857, "profit_quote": 1210780785,
+    "profit_mint": "So11111111111111111111111111111111111111112", "position_id": -1,
+    "f_expected_profit_sol": 1.210770785, "f_pool_depth_sol": 4002.79188246, "f_victim_slippage": 0.09889646392079499,
+    "f_victim_priority_fee_lamports": 1004901.0, "f_victim_tip_lamports": 7858.0, "f_pool_swaps_10ms": 0.0,
+    "f_pool_swaps_100ms": 1.0, "f_pool_swaps_1000ms": 4.0, "f_ms_since_slot_start": 137.632882, "f_tx_size": 486.0,
+    "f_num_instructions": 4.0, "f_program_count": 3.0, "f_type": 2.0,
+}
+
 
 def sh(*args, check=True, timeout=120):
     """Run a command; its CompletedProcess (text), CalledProcessError when ``check`` and it fails."""

@@ -13,23 +13,15 @@ import random
 import socket
 
 import orjson
-import pyarrow as pa
 import pytest
 
 from test_api_post_fast import _row
 from test_api_serve import Server
+from test_api_units import _arrow
 
 pytestmark = pytest.mark.timeout(600)
 
 CONNECTIONS = 120
-
-
-def _arrow(rows: list[dict]) -> bytes:
-    t = pa.Table.from_pylist(rows)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, t.schema) as w:
-        w.write_table(t)
-    return sink.getvalue().to_pybytes()
 
 
 def _body(rng: random.Random) -> bytes:

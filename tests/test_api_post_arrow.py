@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 from test_api_post_columns import BAD_ROWS, ODD, _dict, _full, _short, _values
+from test_api_units import _arrow
 from workbench.api import posted_arrow
 from workbench.api.opportunity_rows import RowError, check_arrow_batch
 from workbench.api.post_columns import RULES, check_group
@@ -33,13 +34,6 @@ def pieces(request, monkeypatch):
     if request.param == "a row a piece":
         monkeypatch.setattr(posted_arrow, "PIECE_ROWS", 1)
     return request.param
-
-
-def _stream(table: pa.Table, chunk: int | None = None) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table, max_chunksize=chunk)
-    return sink.getvalue().to_pybytes()
 
 
 def _table(rows: list[dict], types: dict | None = None) -> pa.Table | None:
@@ -88,11 +82,11 @@ def test_gets_shape_and_the_usual_forms_take_the_one_pass_with_the_twins_values(
     }
     for what, table in shapes.items():
         for chunk in (None, 2):
-            body = _stream(table, chunk)
+            body = _arrow(table, chunk)
             got = decode_arrow(body)
             assert got is not None, what
             _same_as_the_twin(got, body)
-    body = _stream(shapes["every column"])
+    body = _arrow(shapes["every column"])
     group = check_group([(orjson.dumps(full), False), (body, True)])      # the same rows as JSON and as Arrow
     assert group.spans == [(0, 5), (5, 10)] and group.items[:5] == group.items[5:]
 
@@ -106,11 +100,11 @@ ARROW_BAD = [(f, v) for f, v in BAD_ROWS if _table([_full(), _full(**{f: v})]) i
 @pytest.mark.parametrize("field, value", ARROW_BAD, ids=[f"{f}={v!r}" for f, v in ARROW_BAD])
 def test_every_bad_row_arrow_can_carry_is_left_to_the_twin_and_answered_as_it_refuses(field, value, pieces):
     random.seed(12)
-    body = _stream(_table([_full(), _full(), _full(**{field: value}), _full()]))
+    body = _arrow(_table([_full(), _full(), _full(**{field: value}), _full()]))
     assert decode_arrow(body) is None
     with pytest.raises(RowError) as want:
         check_arrow_batch(body)
-    good = _stream(_table([_full()]))
+    good = _arrow(_table([_full()]))
     group = check_group([(good, True), (body, True), (good, True)])
     got = group.spans[1]
     assert isinstance(got, RowError) and got.as_dict() == want.value.as_dict()
@@ -126,7 +120,7 @@ def test_every_bad_row_arrow_can_carry_is_left_to_the_twin_and_answered_as_it_re
 def test_a_column_of_another_type_goes_to_the_twin(field, column, fast, pieces):
     random.seed(13)
     table = _table([_full(), _full()])
-    body = _stream(table.set_column(table.column_names.index(field), field, column))
+    body = _arrow(table.set_column(table.column_names.index(field), field, column))
     assert (decode_arrow(body) is not None) == fast
     group = check_group([(body, True)])
     try:
@@ -153,7 +147,7 @@ def test_what_the_one_pass_takes_the_twin_takes_with_the_same_values(pieces):
         if table is None:
             continue
         tried += 1
-        body = _stream(table)
+        body = _arrow(table)
         got = decode_arrow(body)
         try:
             check_arrow_batch(body)
@@ -172,11 +166,11 @@ def test_text_that_is_not_utf8_is_a_422_naming_its_column_and_the_others_of_the_
     random.seed(15)
     table = _table([_full(), _full()])
     at = table.column_names.index("run_id")
-    body = _stream(table.set_column(at, "run_id", pa.array([b"r1", b"\xff\xfe"], pa.binary()).view(pa.string())))
+    body = _arrow(table.set_column(at, "run_id", pa.array([b"r1", b"\xff\xfe"], pa.binary()).view(pa.string())))
     with pytest.raises(RowError) as want:
         check_arrow_batch(body)
     assert want.value.field == "run_id" and "UTF8" in want.value.message
-    group = check_group([(orjson.dumps([_short()]), False), (body, True), (_stream(_table([_full()])), True)])
+    group = check_group([(orjson.dumps([_short()]), False), (body, True), (_arrow(_table([_full()])), True)])
     assert group.spans[0] == (0, 1) and group.spans[2] == (1, 2)
     assert isinstance(group.spans[1], RowError) and group.spans[1].as_dict() == want.value.as_dict()
 
@@ -186,7 +180,7 @@ def test_mutated_arrow_bodies_are_refused_or_taken_never_a_failure_of_the_group(
     its rows; nothing escapes the group's check (that would be a 500 for every post of the group)."""
     rng = random.Random(16)
     random.seed(16)
-    bodies = [_stream(_table([_full() for _ in range(k)]), chunk) for k in (1, 3, 8) for chunk in (None, 2)]
+    bodies = [_arrow(_table([_full() for _ in range(k)]), chunk) for k in (1, 3, 8) for chunk in (None, 2)]
     refused = 0
     for _ in range(1500):
         b = bytearray(rng.choice(bodies))
@@ -210,7 +204,7 @@ def test_offsets_out_of_order_are_a_422_naming_the_column_not_a_crash():
     table = _table([_full(), _full()])
     offsets = pa.py_buffer(struct.pack("<3i", 0, -1_395_458_048, 4))
     bad = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"abcd")])
-    body = _stream(table.set_column(table.column_names.index("victim_signature"), "victim_signature", bad))
-    group = check_group([(body, True), (_stream(_table([_full()])), True)])
+    body = _arrow(table.set_column(table.column_names.index("victim_signature"), "victim_signature", bad))
+    group = check_group([(body, True), (_arrow(_table([_full()])), True)])
     assert isinstance(group.spans[0], RowError) and group.spans[0].field == "victim_signature"
     assert "offset" in group.spans[0].message.lower() and group.spans[1] == (0, 1)

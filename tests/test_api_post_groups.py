@@ -10,11 +10,11 @@ import random
 import time
 
 import httpx
-import pyarrow as pa
 import pytest
 
 from test_api_rest import ARROW, _rows
 from test_api_serve import Server
+from test_api_units import _arrow
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -22,19 +22,11 @@ REQUESTS = 48
 ROWS = 12
 
 
-def _arrow_body(rows: list[dict]) -> bytes:
-    t = pa.Table.from_pylist(rows)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, t.schema) as w:
-        w.write_table(t)
-    return sink.getvalue().to_pybytes()
-
-
 async def _post_all(server: Server, bodies: list[list[dict]]) -> list[httpx.Response]:
     async with httpx.AsyncClient(base_url=server.base, headers=server.headers, timeout=120) as c:
         async def one(k: int, rows: list[dict]):
             if k % 2:
-                return await c.post("/v1/opportunities", content=_arrow_body(rows), headers={"content-type": ARROW})
+                return await c.post("/v1/opportunities", content=_arrow(rows), headers={"content-type": ARROW})
             return await c.post("/v1/opportunities", json=rows)
         return await asyncio.gather(*(one(k, rows) for k, rows in enumerate(bodies)))
 

@@ -188,11 +188,12 @@ def test_cursor_round_trips_and_a_foreign_one_is_refused():
 
 
 # --- Arrow IPC bodies (POST) and the GET index (api/recent.py) ----------------------------------------
-def _arrow(rows: list[dict] | pa.Table) -> bytes:
+def _arrow(rows: list[dict] | pa.Table, chunk: int | None = None) -> bytes:
+    """Rows (or a table) as an Arrow IPC stream, in record batches of ``chunk`` rows at most."""
     t = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, t.schema) as w:
-        w.write_table(t)
+        w.write_table(t, max_chunksize=chunk)
     return sink.getvalue().to_pybytes()
 
 
