@@ -86,14 +86,19 @@ class BlockFileReader:
         self.size = int(self.buf.shape[0])
         try:
             self._ipc = ipc.open_file(pa.BufferReader(pa.py_buffer(self.buf)))
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+            schema = self._ipc.schema
+            names = schema.names            # (text: a damaged name is not UTF-8)
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
             raise CaptureError(self.path, f"not a complete blocks file ({self.size} bytes; the Arrow footer "
                                           f"at the end is missing or damaged: {e})", self.size) from None
-        schema = self._ipc.schema
-        missing = [f.name for f in SCHEMA if f.name not in schema.names]
-        if missing or schema.field("frame").type != pa.large_binary():
-            raise CaptureError(self.path, f"an Arrow file but not a blocks file (missing columns {missing} "
-                                          f"or frame not large_binary)", 0)
+        wrong = []
+        for f in SCHEMA:
+            if names.count(f.name) != 1:        # (twice is as bad as never: which one?)
+                wrong.append(f"column {f.name} {'missing' if f.name not in names else 'repeated'}")
+            elif schema.field(f.name).type != f.type:
+                wrong.append(f"column {f.name} is {schema.field(f.name).type}, not {f.type}")
+        if wrong:
+            raise CaptureError(self.path, f"an Arrow file but not a blocks file: {'; '.join(wrong)}", 0)
         try:
             self.meta = json.loads((schema.metadata or {}).get(META_KEY, b"{}"))
         except ValueError as e:
@@ -107,8 +112,12 @@ class BlockFileReader:
 
     def _record_batch(self, k: int) -> pa.RecordBatch:
         try:
-            return self._ipc.get_batch(k)
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+            rb = self._ipc.get_batch(k)
+            # the reader checks that the buffers lie inside the file, not what they hold (offsets in
+            # order, text that is UTF-8): a damaged batch would be read astray
+            rb.validate(full=True)
+            return rb
+        except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
             raise CaptureError(self.path, f"record batch {k} does not read: {e}") from None
 
     def __iter__(self):
@@ -123,7 +132,7 @@ class BlockFileReader:
             if col.null_count:
                 raise CaptureError(self.path, f"record batch {k}: {col.null_count} null frames", None, first)
             _, offs_buf, data_buf = col.buffers()
-            offs = np.frombuffer(offs_buf, np.int64)[col.offset:col.offset + n + 1]
+            offs = np.frombuffer(offs_buf, np.int64, count=col.offset + n + 1)[col.offset:]    # (a buffer may be longer)
             data_off = data_buf.address - self._base
             if data_off < 0 or data_off + data_buf.size > self.size:
                 raise CaptureError(self.path, f"record batch {k}: frame data outside the file", data_off, first)
