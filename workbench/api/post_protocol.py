@@ -150,7 +150,9 @@ class PostProtocol(HttpToolsProtocol):
     def answer(self, post: _Post, status: int, body: bytes, ctype: bytes = JSON) -> None:
         """Answer ``post`` (on the loop), as fast_post.py answers through ASGI."""
         self.layer.counts[(ROUTE, status)] += 1
-        if post.done():             # (its client left)
+        # (its client left; or the connection is closing and its loss not yet told: uvloop tells it a
+        # turn of the loop after the close, uvicorn's on a bad request pipelined behind the post)
+        if post.done() or self.transport.is_closing():
             return
         try:
             if len(body) < GZIP_MIN_BYTES and ctype is JSON and post.keep_alive:
