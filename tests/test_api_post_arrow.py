@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
+from byte_damage import damaged
 from test_api_post_columns import BAD_ROWS, ODD, _dict, _full, _short, _values
 from test_api_units import _arrow
 from workbench.api import posted_arrow
@@ -183,16 +184,7 @@ def test_mutated_arrow_bodies_are_refused_or_taken_never_a_failure_of_the_group(
     bodies = [_arrow(_table([_full() for _ in range(k)]), chunk) for k in (1, 3, 8) for chunk in (None, 2)]
     refused = 0
     for _ in range(1500):
-        b = bytearray(rng.choice(bodies))
-        for _ in range(rng.randrange(1, 6)):
-            at, how = rng.randrange(len(b)), rng.random()
-            if how < 0.6:
-                b[at] = rng.randrange(256)
-            elif how < 0.8:
-                del b[at:at + rng.randrange(1, 16)]
-            else:
-                b[at:at] = rng.randbytes(rng.randrange(1, 8))
-        span = check_group([(bytes(b), True)]).spans[0]
+        span = check_group([(damaged(rng.choice(bodies), rng), True)]).spans[0]
         refused += isinstance(span, RowError)
     assert refused > 500
 
