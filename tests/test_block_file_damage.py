@@ -7,6 +7,7 @@ not UTF-8 or is repeated, an offsets buffer of an odd length) and batches it did
 from __future__ import annotations
 
 import random
+import struct
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -52,3 +53,20 @@ def test_a_damaged_blocks_file_reads_or_says_capture_error(tmp_path):
             assert str(path) in str(e)
             refused += 1
     assert refused > 300
+
+
+def test_frame_offsets_out_of_order_are_named_by_frame_and_byte(tmp_path):
+    """The frames' offsets are the reader's own check (not Arrow's validation), which says which
+    frame and where in the file."""
+    offsets = pa.py_buffer(struct.pack("<4q", 0, 40, 20, 60))
+    cols = {f.name: pa.array([1, 2, 3], f.type) if pa.types.is_integer(f.type) else pa.nulls(3, f.type)
+            for f in SCHEMA}
+    cols["frame"] = pa.Array.from_buffers(pa.large_binary(), 3, [None, offsets, pa.py_buffer(bytes(60))])
+    table = pa.table(cols, schema=schema_with({}))
+    path = tmp_path / "backwards.arrow"
+    with ipc.new_file(path, table.schema) as w:
+        w.write_table(table)
+    with pytest.raises(CaptureError) as e:
+        for _ in BlockFileReader(path):
+            pass
+    assert e.value.frame == 1 and e.value.offset is not None and "out of order" in e.value.reason

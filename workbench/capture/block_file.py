@@ -62,7 +62,9 @@ SCHEMA = pa.schema([
     ("pre_token_balances", pa.string()),
     ("post_token_balances", pa.string()),
 ])
-_READ = ("frame", "block_time_s", "index_in_block", "err")     # the columns this reader reads
+# the columns this reader reads that it does not check itself (``__iter__`` checks the frames' offsets,
+# and says which frame and where)
+_VALIDATED = ("block_time_s", "index_in_block", "err")
 LANDED_NAMES = ("success", "failed")      # the ``landed`` column the rows of a backfill replay carry
 
 
@@ -117,7 +119,7 @@ class BlockFileReader:
             # the reader checks that the buffers lie inside the file, not what they hold (offsets in
             # order, text that is UTF-8): a damaged column would be read astray. Only the columns read
             # here: the others (token balances' JSON) are the user's, and long
-            for name in _READ:
+            for name in _VALIDATED:
                 rb.column(name).validate(full=True)
             return rb
         except (pa.ArrowException, OSError, UnicodeDecodeError) as e:
