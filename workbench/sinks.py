@@ -7,13 +7,21 @@ second thread. On a 2-core machine the two overlap, so a replay runs at the spee
 of the two rather than their sum. The queue is bounded: a slow sink slows the engine
 (backpressure) instead of growing memory. An exception in the thread is re-raised in the
 engine thread at the next ``put`` or at ``close``.
+
+Opportunities go first (``SinkThread``'s ``hurry``). A paced replay or a live run hands on many
+small calls, each of whose tables cost a fixed share per column and per consumer; built call by
+call, in the order transactions, packets, swaps, opportunities, they kept a server's
+opportunities waiting behind the transactions of their own call and of every call queued before
+it (tens of milliseconds, more in bursts; benchmarks/bench_ws.py ``--speed``).
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +34,17 @@ from .engine.tables import (KeyNames, MarketNames, canonical_programs, opp_table
                             tx_table)
 
 _STOP = object()
+DRAIN_CALLS = 64        # engine calls the sink thread takes together at most (those queued when it comes back)
+# while more calls wait, the rows other than opportunities are held at most this long, or this many
+BULK_NS = 50_000_000
+BULK_ROWS = 65_536
+_delivering = threading.local()     # .ns: the hand-off time of the table a sink thread's consumers get now
+
+
+def engine_handed_ns() -> int | None:
+    """Called by a consumer on a SinkThread's thread: when the engine handed on the oldest rows of the
+    table it is being given (``time.time_ns()``, taken in ``put``); None on any other thread."""
+    return getattr(_delivering, "ns", None)
 
 # Parquet: dictionary only where values repeat, delta encoding for the ordered integers,
 # statistics only where readers filter: smaller files, written faster; the packet_status
@@ -224,6 +243,20 @@ class _Gathered:
         self.bufs: tuple | None = None
         self.n = 0                   # rows kept
         self._taken = 0              # rows at the front given out by the last take (dropped at the next add)
+        # when the engine handed on the calls of the rows kept (time.time_ns()): (first row, time) of
+        # each call, oldest first; ``handed_ns`` is the oldest's
+        self._handed: collections.deque = collections.deque()
+        self._dropped = 0            # rows taken since the first row of ``_handed``'s counting
+
+    def note(self, handed_ns: int, k: int) -> None:
+        """The last ``k`` rows added came from a call the engine handed on at ``handed_ns``."""
+        if k:
+            self._handed.append((self._dropped + self.n - k, handed_ns))
+
+    @property
+    def handed_ns(self) -> int:
+        """When the engine handed on the oldest row kept (0 when none is)."""
+        return self._handed[0][1] if self._handed else 0
 
     def _compact(self) -> None:
         if self._taken:
@@ -257,6 +290,13 @@ class _Gathered:
     def take_n(self, cut: int) -> tuple:
         self._compact()
         self._taken, self.n = cut, self.n - cut
+        self._dropped += cut
+        # calls whose rows were all taken: the next call's first row is at or before the first row kept
+        h = self._handed
+        while len(h) > 1 and h[1][0] <= self._dropped:
+            h.popleft()
+        if not self.n:
+            h.clear()
         return tuple(b[:cut] for b in self.bufs)
 
 
@@ -305,12 +345,24 @@ class SinkThread:
     built into Arrow once per whole row groups, not per call, so that the Parquet writer gets
     tables it writes without joining and copying them. A consumer with a ``flush`` method (one
     that holds tables back, runner/store_gather.py) has it called after the last rows.
+
+    Each time the thread comes back it takes every call queued (up to ``DRAIN_CALLS``). The
+    opportunities among them go first, as one table, to the consumers in ``hurry`` (one of
+    ``consumers``: a server or a live view, which waits for them). The other rows, and the
+    opportunities for the other consumers (row files, the store), follow when no call waits,
+    joined, or once held ``BULK_NS`` or ``BULK_ROWS``: each table costs a fixed share per column
+    and per consumer, so a thread behind the engine builds few large ones and is back sooner.
+    A consumer that asks ``engine_handed_ns()`` learns when the engine handed on a table's oldest
+    rows, so the time they waited here counts in a latency it measures.
     """
 
     def __init__(self, key_names: KeyNames, consumers: list[Callable[[str, pa.Table], None]], depth: int = 4,
                  market_names: MarketNames | None = None, capture_id: Callable[[], str] | None = None,
-                 group_rows: int = 0):
+                 group_rows: int = 0, hurry: list[Callable[[str, pa.Table], None]] = ()):
         self.group_rows = group_rows
+        self.hurry = list(hurry)
+        self._opps_later: list[pa.Table] = []    # opportunities given to ``hurry``, not yet to the others
+        self._opps_later_ns = 0
         self._tx = _GatheredTx(group_rows)
         self._status = _Gathered(group_rows)
         self._status_first = self._status_next = 0
@@ -344,15 +396,16 @@ class SinkThread:
         engine's thread) and calls ``release()`` once it no longer reads them. With no consumer only
         the opportunities travel (the run's opportunity summary needs them). A consumer's error is
         raised AFTER the rows are queued: rows the engine made are never left out."""
+        handed_ns = time.time_ns()
         if not self.consumers:
             if opps is not None and opps.shape[0]:
-                self.q.put((None, None, None, first_index, None, None, opps.copy()))
+                self.q.put(((None, None, None, first_index, None, None, opps.copy()), None, handed_ns))
             if release is not None:
                 release()
         elif release is not None:
-            self.q.put((tx, prog_ids, status, first_index, ts_ns, swaps, opps, release))
+            self.q.put(((tx, prog_ids, status, first_index, ts_ns, swaps, opps), release, handed_ns))
         else:
-            self.q.put(_copies(tx, prog_ids, status, first_index, ts_ns, swaps, opps))
+            self.q.put((_copies(tx, prog_ids, status, first_index, ts_ns, swaps, opps), None, handed_ns))
         self._raise()
 
     def capture_id(self) -> str:
@@ -363,55 +416,77 @@ class SinkThread:
     def _run(self):
         broken = False                        # building tables failed: nothing more can be built
         while True:
-            item = self.q.get()
-            if item is _STOP:
-                if self.group_rows:
+            items = self._queued()
+            stop = items[-1] is _STOP
+            if stop:
+                items.pop()
+            for rows, release, handed_ns in items:
+                try:
                     if not broken:
-                        try:
-                            self._deliver(self._grouped(final=True))
-                        except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
-                            self.error = self.error or e
+                        self._gather(handed_ns, *rows)          # copies the rows in
+                except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
+                    self.error, broken = self.error or e, True
+                finally:
+                    if release is not None:
+                        release()
+            if not broken:
+                # a Parquet-only run builds whole row groups; any other builds what it took, at once
+                final = stop or not self.group_rows
+                try:
+                    # the opportunities go on before the other tables are built: they are few, a
+                    # searcher waits for them, and the transactions of the same calls cost far more
+                    opps = self._opportunity_tables(final)
+                    if self.hurry and opps:
+                        self._consume(opps, self._hurried())
+                        self._opps_later += [t for _, t, _ in opps]
+                        self._opps_later_ns = self._opps_later_ns or opps[0][2]
+                        opps = []
+                    if self.group_rows or stop or self.q.empty() or self._bulk_due():
+                        self._deliver(self._later() + opps + self._row_tables(final))
+                    elif opps:
+                        self._deliver(opps)
+                except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
+                    self.error, broken = self.error or e, True
+            if stop:
+                if self._wq is not None:
                     self._wq.put(_STOP)
                     self._wt.join()
                 else:
                     self._flush_consumers()
                 return
-            release = None
-            if len(item) == 8:                # the engine's own arrays: give them back once copied
-                release, item = item[7], item[:7]
-                if broken or not self.group_rows:
-                    try:
-                        item = None if broken else _copies(*item)
-                    except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
-                        self.error, broken = self.error or e, True
-                    finally:
-                        release()
-                        release = None
-            if broken:
-                continue                      # drain without work after a failure
-            try:
-                tx, prog_ids, status, first, ts, swaps, opps = item
-                if self.group_rows:
-                    try:
-                        self._gather(tx, prog_ids, status, first, ts, swaps, opps)   # copies the rows in
-                    finally:
-                        if release is not None:
-                            release()
-                    tables = self._grouped(final=False)
-                else:
-                    tables = ([("tx_features", tx_table(tx, prog_ids, self.names)),
-                               ("packet_status", status_table(status, first, ts))] if tx is not None else [])
-                    if swaps is not None and self.market_names is not None:
-                        tables.append(("swaps", swap_table(swaps, self.market_names)))
-                    if opps is not None and self.market_names is not None:
-                        tables.append(("opportunities", opp_table(opps, self.market_names, self.capture_id())))
-            except BaseException as e:        # noqa: BLE001 - re-raised in the engine thread
-                self.error, broken = self.error or e, True
-                continue
-            self._deliver(tables)
 
-    def _deliver(self, tables: list[tuple[str, pa.Table]]) -> None:
-        for name, table in tables:
+    def _bulk_due(self) -> bool:
+        """Whether the rows held back have waited long enough, or are many."""
+        held = [g.handed_ns for g in (self._tx, self._status, self._swaps) if g.n] + \
+            ([self._opps_later_ns] if self._opps_later else [])
+        return bool(held) and (time.time_ns() - min(held) >= BULK_NS or self._tx.n + self._status.n >= BULK_ROWS)
+
+    def _hurried(self) -> list:
+        return [c for c in self.hurry if c in self.consumers]      # (not one that failed)
+
+    def _later(self) -> list[tuple[str, pa.Table, int, list | None]]:
+        """The opportunities ``hurry`` had, joined, for the other consumers (the summary, the counts)."""
+        if not self._opps_later:
+            return []
+        t, handed = pa.concat_tables(self._opps_later), self._opps_later_ns
+        self._opps_later, self._opps_later_ns = [], 0
+        return [("opportunities", t, handed, [c for c in self.consumers if c not in self.hurry])]
+
+    def _queued(self) -> list:
+        """The next call's rows (waiting for them), and every call queued behind them, up to
+        ``DRAIN_CALLS``; ``_STOP`` comes last when it was queued."""
+        items = [self.q.get()]
+        while items[-1] is not _STOP and len(items) < DRAIN_CALLS:
+            try:
+                items.append(self.q.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _deliver(self, tables: list[tuple]) -> None:
+        """Count ``tables`` ((name, table, handed_ns[, its consumers when not all]) each) and pass
+        them on."""
+        for name, table, *_ in tables:
             if name == "opportunities":
                 self.opps.add(table)
             self.rows[name] += table.num_rows
@@ -421,10 +496,16 @@ class SinkThread:
         else:
             self._consume(tables)
 
-    def _consume(self, tables: list[tuple[str, pa.Table]]) -> None:
-        for name, table in tables:
-            for c in list(self.consumers):
-                self._call(c, c, name, table)
+    def _consume(self, tables: list[tuple], consumers: list | None = None) -> None:
+        """Each table to ``consumers`` (default: its own list, else every consumer)."""
+        try:
+            for name, table, handed_ns, *only in tables:
+                _delivering.ns = handed_ns
+                for c in list(consumers if consumers is not None else only[0] if only else self.consumers):
+                    if c in self.consumers:             # (not one that failed meanwhile)
+                        self._call(c, c, name, table)
+        finally:
+            _delivering.ns = None
 
     def _flush_consumers(self) -> None:
         """After the last rows: consumers that hold rows back (a ``flush`` method) hand them on."""
@@ -450,22 +531,27 @@ class SinkThread:
                 return
             self._consume(tables)
 
-    def _gather(self, tx, prog_ids, status, first, ts, swaps, opps) -> None:
+    def _gather(self, handed_ns: int, tx, prog_ids, status, first, ts, swaps, opps) -> None:
         if tx is not None:
             self._tx.add_tx(tx, prog_ids)
+            self._tx.note(handed_ns, tx.shape[0])
             if status.shape[0]:
                 if self._status.n and first != self._status_next:
                     # not the packets that follow: the gathered ones are built on their own
-                    self._deliver([("packet_status", status_table(*self._status_rows(True)))])
+                    handed = self._status.handed_ns
+                    self._deliver([("packet_status", status_table(*self._status_rows(True)), handed)])
                 if not self._status.n:
                     self._status_first = first
                 self._status.add(status, ts)
+                self._status.note(handed_ns, status.shape[0])
                 self._status_next = first + status.shape[0]
         if self.market_names is not None:
             if swaps is not None:
                 self._swaps.add(swaps)
+                self._swaps.note(handed_ns, swaps.shape[0])
             if opps is not None:
                 self._opps.add(opps)
+                self._opps.note(handed_ns, opps.shape[0])
 
     def _status_rows(self, final: bool) -> tuple[np.ndarray, int, np.ndarray]:
         first = self._status_first
@@ -473,18 +559,27 @@ class SinkThread:
         self._status_first = first + status.shape[0]
         return status, first, ts
 
-    def _grouped(self, final: bool) -> list[tuple[str, pa.Table]]:
-        """Tables of the gathered rows that fill whole row groups (every gathered row when ``final``)."""
+    def _opportunity_tables(self, final: bool) -> list[tuple[str, pa.Table, int]]:
+        """The gathered opportunities as a table (with when the engine handed on the oldest of them),
+        when they fill whole row groups (or all of them, when ``final``)."""
+        if not self._opps.ready(final):
+            return []
+        handed = self._opps.handed_ns
+        return [("opportunities", opp_table(self._opps.take(final)[0].copy(), self.market_names, self.capture_id()),
+                 handed)]
+
+    def _row_tables(self, final: bool) -> list[tuple[str, pa.Table, int]]:
+        """The other gathered rows' tables, as ``_opportunity_tables``."""
         tables = []
         if self._tx.ready(final):
-            tables.append(("tx_features", tx_table(*self._tx.take_tx(final), self.names)))
+            handed = self._tx.handed_ns
+            tables.append(("tx_features", tx_table(*self._tx.take_tx(final), self.names), handed))
         if self._status.ready(final):
-            tables.append(("packet_status", status_table(*self._status_rows(final))))
+            handed = self._status.handed_ns
+            tables.append(("packet_status", status_table(*self._status_rows(final)), handed))
         if self._swaps.ready(final):
-            tables.append(("swaps", swap_table(self._swaps.take(final)[0], self.market_names)))
-        if self._opps.ready(final):
-            tables.append(("opportunities", opp_table(self._opps.take(final)[0].copy(), self.market_names,
-                                                      self.capture_id())))
+            handed = self._swaps.handed_ns
+            tables.append(("swaps", swap_table(self._swaps.take(final)[0], self.market_names), handed))
         return tables
 
     def _raise(self):

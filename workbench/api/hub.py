@@ -4,7 +4,8 @@ Everything here runs on the server's event loop: the engine's rows reach it by t
 pump (service.py), which the run wakes when it hands rows on, so the engine thread never
 waits on a socket. A channel numbers its items 0, 1, 2, ...; a frame carries a run of them
 (``first_seq`` .. ``last_seq``) and ``handed_ns``, the wall time (time.time_ns()) at which the
-run handed on the batch the frame's first item came from; it is encoded and framed once and
+engine handed on the rows of the batch the frame's first item came from (to the run's sink
+thread: sinks.py ``engine_handed_ns``, so the sink's work counts); it is encoded and framed once and
 shared by every client (shared_frame.py). A client's queue holds at most ``queue_frames`` frames: a frame that does not
 fit is dropped for that client alone and counted, and before the channel's next frame the
 client gets ``{"type": "gap", "channel", "missed", "first_seq", "last_seq"}`` saying exactly
@@ -12,8 +13,8 @@ what it lost. A subscription with ``from`` first receives what the channel still
 memory from that sequence (older items: from the store for opportunities, resume.py; a gap
 message otherwise), then the live stream, without a hole or a repeat: the memory part and
 joining the live stream happen in one step of the loop. Each live frame written to a socket is
-timed from its rows' hand-on (``frame_ns``: /v1/latency and /metrics as ``ws_frame_ns``): the
-server's share of the engine-to-client latency that a client reads from ``handed_ns``.
+timed from its rows' hand-off (``frame_ns``: /v1/latency and /metrics as ``ws_frame_ns``): the
+server process's share of the engine-to-client latency that a client reads from ``handed_ns``.
 
 The ``transactions`` channel (tx_channel.py) keeps Arrow tables rather than encoded items and
 encodes each batch once per distinct subscription filter.
@@ -151,7 +152,7 @@ class Client:
             raise ClientGone
 
 
-FRAME_HIST = "ws_frame_ns"      # a live frame's rows handed on (or published) to its write on a client's socket (ns)
+FRAME_HIST = "ws_frame_ns"      # a live frame's rows handed off by the engine (or published) to its write on a socket (ns)
 
 
 class Hub:
@@ -192,7 +193,7 @@ class Hub:
 
     def publish(self, channel: str, items: list[bytes], handed_ns: int | None = None, table=None) -> int:
         """Number ``items`` in ``channel``, keep them for resumes, queue them for its subscribers;
-        ``handed_ns``: when the run handed them on (default: now); ``table``: the same rows as an
+        ``handed_ns``: when the engine handed them on (default: now); ``table``: the same rows as an
         Arrow table (the engine's), read by Arrow subscribers' frames. Returns the first's number."""
         ch = self.channels[channel]
         if not items:

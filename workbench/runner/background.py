@@ -27,6 +27,7 @@ from ..config import Settings, parse_ports
 from ..engine.state import C_PACKETS, C_TRANSACTIONS, HIST_NAMES
 from ..engine.tables import readable_tx_table
 from ..metrics.hist import Histogram, bucket_high, bucket_of
+from ..sinks import engine_handed_ns
 from .from_settings import engine_state
 from .live import live
 from .replay import replay
@@ -136,7 +137,9 @@ class BackgroundRun:
     def sink(self, name: str, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        handed_ns = time.time_ns()
+        # on the run's sink thread: when the engine handed the rows on (so the time they waited there
+        # for their table counts); a table handed on from elsewhere (a finished run's files): now
+        handed_ns = engine_handed_ns() or time.time_ns()
         prepare = self.prepare.get(name)
         kept = table if prepare is None else prepare(table)
         with self._lock:

@@ -218,7 +218,8 @@ class EngineRun:
         readable = _Readable()
         if sink is not None:
             sink = readable.wrap(sink)
-        consumers = ([self.parquet.write] if self.parquet is not None else []) + ([sink] if sink is not None else [])
+        # ``sink`` (the server, a live view) first: it waits for the rows, the row files do not
+        consumers = ([sink] if sink is not None else []) + ([self.parquet.write] if self.parquet is not None else [])
         # row_columns (a backfilled-blocks source: index_in_block, landed) widens the rows of Parquet and
         # ``sink``; the store keeps its own schema
         self.row_columns = row_columns
@@ -245,7 +246,8 @@ class EngineRun:
         # a Parquet-only run gets its rows built into Arrow once per row group (sinks.py SinkThread)
         group_rows = self.parquet.rg if self.parquet is not None and len(consumers) == 1 else 0
         self.sinks = SinkThread(self.names, consumers, depth=sink_depth, market_names=self.market_names,
-                                capture_id=capture_id, group_rows=group_rows)
+                                capture_id=capture_id, group_rows=group_rows,
+                                hurry=consumers[:1] if sink is not None else [])
         self.engine_s = 0.0
         self._closed = False
 
