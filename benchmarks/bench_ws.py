@@ -9,9 +9,9 @@ each) subscribe to the opportunities (JSON, or Arrow frames with ``--opportuniti
 sequence 0, so each gets every row of the run on them; they count rows (from an Arrow frame's batches,
 or ``last_seq - first_seq + 1`` per JSON frame, ``missed`` per gap message) until the run's
 ``stats`` say it is done and every item it numbered is in, and take engine-to-client latency per
-frame as their own time.time_ns() at receipt minus the frame's ``handed_ns`` (when the run handed the
-batch on; frames sent again from memory after a late subscription keep their original time, so only
-frames handed on after the subscription count). The engine's own packets/s with the server comes
+frame as their own time.time_ns() at receipt minus the frame's ``handed_ns`` (when the engine handed
+the rows on to the run's sink thread; frames sent again from memory after a late subscription keep
+their original time, so only frames handed on after the subscription count). The engine's own packets/s with the server comes
 from the run's summary.json, beside a replay of the same capture without the server (``workbench
 replay``; with ``--engine-cpu``/``--rt`` the same runner with its engine thread placed alike, and
 ``serve --cpu/--rt``; a pinned engine's CPU is kept free of the clients).
@@ -28,9 +28,9 @@ when they keep up. The capture is a long one of unique transactions made from th
 (benchmarks/unique_capture.py, cached under runs/bench/). Goals from issue 19: >= 1M messages/s
 delivered, p99 engine-to-client < 5 ms at 10 clients, the engine's packets/s within 10 % of a
 replay without the server. Every figure is the median of ``--repeat`` runs; loopback only.
-Ours also prints the server's own share of the latency (``ws_frame_ns`` in /v1/latency: from the
-hand-on to each live frame's write on a client's socket, over the whole run), so that what the
-clients' reading adds shows apart.
+Ours also prints the server process's share of the latency (``ws_frame_ns`` in /v1/latency: from
+the engine's hand-off to each live frame's write on a client's socket, over the whole run), so that
+what the clients' reading adds shows apart.
 
     python benchmarks/bench_ws.py [--packets 300000] [--clients 10,100] [--repeat 1] [--rt] [--engine-cpu N]
 """
@@ -281,7 +281,7 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
             [f"event loop thread: {st['event_loop_thread']}"] if "event_loop_thread" in st else [])
         res["expected"] = n * sum(next_seq[c] for c in CHANNELS)
         own = httpx.get(f"http://127.0.0.1:{port}/v1/latency", timeout=30).json().get("ws_frame_ns")
-        if own:         # the server's own share (hand-on to socket write), from a tree that times it
+        if own:         # the server process's share (the engine's hand-off to socket write), from a tree that times it
             res["server_p50_ms"], res["server_p99_ms"] = own["p50"] / 1e6, own["p99"] / 1e6
     finally:
         server.terminate()
@@ -498,8 +498,8 @@ def main() -> None:
                   f"{o['server_cpu_s']:.2f} s, its event loop {o['loop_cpu_s']:.2f} s (system {o['loop_sys_s']:.2f} s) "
                   f"({o['loop_cpu_s'] * 1e9 / max(o['rows'], 1):.0f} ns a row delivered)", flush=True)
             if all("server_p99_ms" in r for r in ours):
-                print(f"  the server's own share of the latency (ws_frame_ns: hand-on to each frame's write on a "
-                      f"socket): p50 {med([r['server_p50_ms'] for r in ours]):.2f} ms  "
+                print(f"  the server process's share of the latency (ws_frame_ns: the engine's hand-off to each "
+                      f"frame's write on a socket): p50 {med([r['server_p50_ms'] for r in ours]):.2f} ms  "
                       f"p99 {med([r['server_p99_ms'] for r in ours]):.2f} ms", flush=True)
             for note in ours[0]["placement"]:
                 print(f"  {note}", flush=True)
