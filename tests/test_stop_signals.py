@@ -397,14 +397,16 @@ def test_a_failing_consumer_fails_the_run_with_every_row_in_parquet_and_store(tm
     from workbench.runner import replay
     from workbench.store import connect
     dsn = f"chdb://{tmp_path / 'db'}"
+    # (it fails at its second table; the sink thread holds the rows of queued calls back and joins them,
+    # so that may come only once the engine has handed on the whole capture: packets <= 3996)
     with pytest.raises(OSError, match="No space left") as err:
-        replay(DEMO, tmp_path / "out", Settings(data_dir=str(tmp_path), batch_frames=256), sink=_BrokenSink(4),
+        replay(DEMO, tmp_path / "out", Settings(data_dir=str(tmp_path), batch_frames=256), sink=_BrokenSink(1),
                db=dsn)
     assert any("Parquet files under" in n for n in getattr(err.value, "__notes__", []))
     tx, st = _check_outputs_agree(tmp_path / "out")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["status"] == "failed" and "No space left" in summary["error"]
-    assert 0 < st.num_rows == summary["packets"] < 3996 and tx.num_rows == summary["transactions"]
+    assert 0 < st.num_rows == summary["packets"] <= 3996 and tx.num_rows == summary["transactions"]
     with connect(dsn) as s:
         stored = s.count("tx_features", "run_id = {r:String}", {"r": summary["run_id"]})
         runs = s.query_rows("SELECT status, counts['packets'] FROM runs FINAL WHERE run_id = {r:String}",
