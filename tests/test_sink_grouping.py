@@ -63,12 +63,17 @@ def _through_sinks(run, calls, group_rows, out, row_group_rows):
     for c in calls:
         sinks.put(*c)
     sinks.close()
+    return seen, closed_files(run, parquet, out), sinks.opps.as_dict(), dict(sinks.rows)
+
+
+def closed_files(run, parquet: ParquetSink, out) -> dict[str, str]:
+    """Close ``parquet`` (writing empty files for tables that got no row) and say the sha256 of each
+    row file under ``out``."""
     parquet.close({"tx_features": empty_tx_table(run.names),
                    "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)),
                    "swaps": empty_swap_table(run.market_names), "opportunities": empty_opp_table(run.market_names)})
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.parquet"))
-             if p.name != "opportunity_costs.parquet"}
-    return seen, files, sinks.opps.as_dict(), dict(sinks.rows)
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.parquet"))
+            if p.name != "opportunity_costs.parquet"}
 
 
 @pytest.mark.parametrize("group_rows", [1, 97, 1000, 65536])

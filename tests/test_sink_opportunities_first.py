@@ -8,16 +8,13 @@ when the engine handed the oldest rows of a table on."""
 from __future__ import annotations
 
 import bisect
-import hashlib
 import threading
 import time
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
-from test_sink_grouping import _through_sinks, engine_calls  # noqa: F401  (the module's fixture)
-from workbench.engine.tables import empty_opp_table, empty_swap_table, empty_tx_table, status_table
+from test_sink_grouping import _through_sinks, closed_files, engine_calls  # noqa: F401  (the module's fixture)
 from workbench.sinks import ParquetSink, SinkThread, engine_handed_ns
 
 
@@ -67,12 +64,7 @@ def _run(run, calls, out, *, gate=None, hurry_fail=None, depth=None, spaced=Fals
         sinks.close()
     except OSError as e:
         raised.append(e)
-    parquet.close({"tx_features": empty_tx_table(run.names),
-                   "packet_status": status_table(np.zeros(0, np.int16), 0, np.zeros(0, np.int64)),
-                   "swaps": empty_swap_table(run.market_names), "opportunities": empty_opp_table(run.market_names)})
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("*.parquet"))
-             if p.name != "opportunity_costs.parquet"}
-    return sinks, hurry, other, files, put_ns, raised
+    return sinks, hurry, other, closed_files(run, parquet, out), put_ns, raised
 
 
 def _same_rows(tables, want):

@@ -12,7 +12,7 @@ Opportunities go first (``SinkThread``'s ``hurry``). A paced replay or a live ru
 small calls, each of whose tables cost a fixed share per column and per consumer; built call by
 call, in the order transactions, packets, swaps, opportunities, they kept a server's
 opportunities waiting behind the transactions of their own call and of every call queued before
-it (tens of milliseconds, more in bursts; benchmarks/bench_ws.py ``--speed``).
+it (README: *Opportunities first*; benchmarks/bench_ws.py ``--speed``).
 """
 
 from __future__ import annotations
@@ -437,7 +437,7 @@ class SinkThread:
                     # searcher waits for them, and the transactions of the same calls cost far more
                     opps = self._opportunity_tables(final)
                     if self.hurry and opps:
-                        self._consume(opps, self._hurried())
+                        self._consume([(*t, self.hurry) for t in opps])
                         self._opps_later += [t for _, t, _ in opps]
                         self._opps_later_ns = self._opps_later_ns or opps[0][2]
                         opps = []
@@ -460,9 +460,6 @@ class SinkThread:
         held = [g.handed_ns for g in (self._tx, self._status, self._swaps) if g.n] + \
             ([self._opps_later_ns] if self._opps_later else [])
         return bool(held) and (time.time_ns() - min(held) >= BULK_NS or self._tx.n + self._status.n >= BULK_ROWS)
-
-    def _hurried(self) -> list:
-        return [c for c in self.hurry if c in self.consumers]      # (not one that failed)
 
     def _later(self) -> list[tuple[str, pa.Table, int, list | None]]:
         """The opportunities ``hurry`` had, joined, for the other consumers (the summary, the counts)."""
@@ -496,13 +493,13 @@ class SinkThread:
         else:
             self._consume(tables)
 
-    def _consume(self, tables: list[tuple], consumers: list | None = None) -> None:
-        """Each table to ``consumers`` (default: its own list, else every consumer)."""
+    def _consume(self, tables: list[tuple]) -> None:
+        """Each table to its own consumers when it names them, else to every consumer."""
         try:
             for name, table, handed_ns, *only in tables:
                 _delivering.ns = handed_ns
-                for c in list(consumers if consumers is not None else only[0] if only else self.consumers):
-                    if c in self.consumers:             # (not one that failed meanwhile)
+                for c in list(only[0] if only else self.consumers):
+                    if c in self.consumers:             # (not one that failed)
                         self._call(c, c, name, table)
         finally:
             _delivering.ns = None
