@@ -15,6 +15,8 @@ encodes it row by row with orjson instead.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -265,10 +267,24 @@ def rows_json(table: pa.Table) -> tuple[np.ndarray, np.ndarray] | None:
         ends[:, cols] = (e + base).T
         pieces.append(text)
         base += len(text)
+    keys, key_offs = keys_text(tuple(names))
+    return _lay_out(np.concatenate(pieces), starts, ends, keys, key_offs)
+
+
+@functools.lru_cache(maxsize=64)
+def keys_text(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's ``"name":`` one after another, and where each starts and ends (``key_offs[c]``
+    to ``key_offs[c + 1]``): a table's columns seldom change, so batches share them."""
     keys = [orjson.dumps(name) + b":" for name in names]
-    key_offs = np.zeros(ncol + 1, np.int64)
+    key_offs = np.zeros(len(names) + 1, np.int64)
     key_offs[1:] = np.cumsum([len(k) for k in keys])
-    return _lay_out(np.concatenate(pieces), starts, ends, np.frombuffer(b"".join(keys), np.uint8), key_offs)
+    return np.frombuffer(b"".join(keys), np.uint8), key_offs
+
+
+def text_pieces(arr: pa.Array):
+    """The JSON text of each value of a string or list<string> array: (text, starts, ends), value
+    ``i`` being ``text[starts[i]:ends[i]]``; None for another type, or nulls in a list's strings."""
+    return _text_pieces(arr, len(arr))
 
 
 def row_bytes(table: pa.Table) -> list[bytes] | None:

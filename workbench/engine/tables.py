@@ -262,14 +262,21 @@ def swap_table(sw: np.ndarray, mn: MarketNames) -> pa.Table:
 _UUID_TEXT_HEX = np.r_[0:8, 9:13, 14:18, 19:23, 24:36]     # where a UUID's 32 hex digits go in its text
 
 
-def opportunity_ids(capture_id: str, opps: np.ndarray, trigger_signatures: list[str]) -> pa.StringArray:
-    """Deterministic UUIDs: uuid5 of the capture id, packet, transaction row, kind, rank in the
-    transaction and the trigger transaction's signature (so that two captures alike in what
-    seeds ``capture_id`` still give their own transactions' opportunities their own ids).
+def signature_texts(opps: np.ndarray) -> pa.StringArray:
+    """The base58 text of each opportunity's trigger signature."""
+    n = opps.shape[0]
+    return encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
+                          SIGNATURE_SZ) if n else strings([])
 
-    ``str(uuid.uuid5(OPP_NAMESPACE, name))`` for each, made without a UUID object per row: the
-    SHA-1 digests (hashlib, one call a row), then the version and variant bits and the canonical
-    text for all rows at once (the sink thread holds the GIL for a sixth of the time)."""
+
+def opportunity_uuids(capture_id: str, opps: np.ndarray, trigger_signatures: list[str]) -> np.ndarray:
+    """Deterministic UUIDs (uint8 [n, 16]): uuid5 of the capture id, packet, transaction row, kind,
+    rank in the transaction and the trigger transaction's signature (so that two captures alike in
+    what seeds ``capture_id`` still give their own transactions' opportunities their own ids).
+
+    ``uuid.uuid5(OPP_NAMESPACE, name).bytes`` for each, made without a UUID object per row: the
+    SHA-1 digests (hashlib, one call a row), then the version and variant bits for all rows at once
+    (the sink thread holds the GIL for a sixth of the time)."""
     n = opps.shape[0]
     ns, sha1 = OPP_NAMESPACE.bytes, hashlib.sha1
     digests = b"".join([sha1(ns + f"{capture_id}:{p}:{t}:{k}:{s}:{sig}".encode()).digest()[:16]
@@ -278,17 +285,36 @@ def opportunity_ids(capture_id: str, opps: np.ndarray, trigger_signatures: list[
     raw = np.frombuffer(digests, np.uint8).reshape(n, 16).copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x50           # version 5
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80           # the RFC 4122 variant
+    return raw
+
+
+def uuid_texts(raw: np.ndarray) -> np.ndarray:
+    """The canonical text (uint8 [n, 36], lower-case hex with dashes) of UUIDs ``raw`` (uint8 [n, 16])."""
+    n = raw.shape[0]
     text = np.full((n, 36), ord("-"), np.uint8)
     text[:, _UUID_TEXT_HEX] = np.frombuffer(raw.tobytes().hex().encode(), np.uint8).reshape(n, 32)
+    return text
+
+
+def opportunity_ids(capture_id: str, opps: np.ndarray, trigger_signatures: list[str]) -> pa.StringArray:
+    """``str(uuid.uuid5(...))`` of each opportunity (``opportunity_uuids``), as an Arrow array."""
+    n = opps.shape[0]
+    text = uuid_texts(opportunity_uuids(capture_id, opps, trigger_signatures))
     offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
+
+
+def position_ids(opps: np.ndarray, mn: MarketNames) -> np.ndarray:
+    """The lending position id of each opportunity (int64; -1: none, as for every non-liquidation)."""
+    pos = opps["position_row"]
+    return np.where(pos >= 0, mn.market.pos_id[np.maximum(pos, 0)] if mn.market.pos_id.size else -1,
+                    -1).astype(np.int64)
 
 
 def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     """opportunities.parquet rows (OPP_DTYPE)."""
     n = opps.shape[0]
-    sigs = encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
-                          SIGNATURE_SZ) if n else strings([])
+    sigs = signature_texts(opps)
     sig_list = sigs.to_pylist()
     cols = {"ts_ns": column(opps["ts_ns"]),
             "opportunity_id": opportunity_ids(capture_id, opps, sig_list),
@@ -307,9 +333,7 @@ def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     for c in ("amount_in", "amount_out", "profit_quote", "tip_lamports", "expected_profit_lamports",
               "expected_profit_sol"):
         cols[c] = column(opps[c])
-    pos = opps["position_row"]
-    cols["position_id"] = column(np.where(pos >= 0, mn.market.pos_id[np.maximum(pos, 0)] if mn.market.pos_id.size
-                                            else -1, -1).astype(np.int64))
+    cols["position_id"] = column(position_ids(opps, mn))
     cols["detect_ns"] = column(opps["detect_ns"])
     cols["score"] = column(opps["score"])
     feats = np.ascontiguousarray(opps["features"]).reshape(n, N_MODEL_FEATURES)
