@@ -144,12 +144,46 @@ async def _collect(url: str, sub: dict, server: "Server", headers=None, budget_s
     return ack, frames, rows
 
 
+async def _collect_arrow(url: str, server: "Server", budget_s: float = RUN_S):
+    """As ``_collect``, from 0 in Arrow frames: (the ack's time.time_ns(), each frame's header, the rows
+    as JSON would give them)."""
+    heads, rows = [], []
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "channels": ["opportunities"], "from": 0, "format": "arrow"}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        assert ack["type"] == "subscribed"
+        acked_ns = time.time_ns()
+        async with asyncio.timeout(budget_s):
+            while True:
+                try:
+                    m = await asyncio.wait_for(ws.recv(), 1.0)
+                except TimeoutError:
+                    st = (await asyncio.to_thread(server.get, "/v1/stats")).json()
+                    if st["run"]["phase"] == "done" and len(rows) == st["ws"]["next_seq"]["opportunities"]:
+                        break
+                    continue
+                assert isinstance(m, bytes), m[:200]            # a gap or an error would be text
+                t = pa.ipc.open_stream(m).read_all()
+                heads.append(orjson.loads(t.schema.metadata[b"frame"]))
+                rows += [orjson.loads(orjson.dumps(r)) for r in t.to_pylist()]
+    return acked_ns, heads, rows
+
+
 def test_replay_through_serve_streams_exactly_its_opportunities_in_order(server):
     url = f"ws://127.0.0.1:{server.port}/ws"
-    ack, frames, rows = asyncio.run(_collect(url, {"type": "subscribe", "channels": ["opportunities"], "from": 0},
-                                             server))
+
+    async def both():       # a JSON and an Arrow subscriber at once, while the paced run goes on
+        return await asyncio.gather(
+            _collect(url, {"type": "subscribe", "channels": ["opportunities"], "from": 0}, server),
+            _collect_arrow(url, server))
+    (ack, frames, rows), (acked_ns, heads, arrow_rows) = asyncio.run(both())
     assert ack["type"] == "subscribed"
     expected = _run_rows(server.out)
+    # the Arrow frames hold the same rows, those sent as the run handed them on (their tables made
+    # from the engine's records when the frame was) as well as those from memory
+    assert arrow_rows == expected
+    assert any(h["handed_ns"] > acked_ns for h in heads) and [h["first_seq"] for h in heads] == sorted(
+        {h["first_seq"] for h in heads})
     assert len(expected) > 50
     assert ack["next_seq"]["opportunities"] < len(expected)   # subscribed while the paced run went on
     assert rows == expected                                   # every row once, in order, as written

@@ -8,11 +8,14 @@ of the two rather than their sum. The queue is bounded: a slow sink slows the en
 (backpressure) instead of growing memory. An exception in the thread is re-raised in the
 engine thread at the next ``put`` or at ``close``.
 
-Opportunities go first (``SinkThread``'s ``hurry``). A paced replay or a live run hands on many
-small calls, each of whose tables cost a fixed share per column and per consumer; built call by
-call, in the order transactions, packets, swaps, opportunities, they kept a server's
-opportunities waiting behind the transactions of their own call and of every call queued before
-it (README: *Opportunities first*; benchmarks/bench_ws.py ``--speed``).
+Opportunities go first. A paced replay or a live run hands on many small calls, each of whose
+tables cost a fixed share per column and per consumer; built call by call, in the order
+transactions, packets, swaps, opportunities, they kept a server's opportunities waiting behind
+the transactions of their own call and of every call queued before it. A server now takes each
+call's opportunity records as they are put (``SinkThread.on_opportunities``), before the queue,
+and this thread builds every table for the others in few, large rounds; a live view still gets
+the opportunities first from this thread (``hurry``). README: *Opportunities first* and *The
+engine's opportunities straight to the server*; benchmarks/bench_ws.py ``--speed``.
 """
 
 from __future__ import annotations
@@ -354,6 +357,12 @@ class SinkThread:
     and per consumer, so a thread behind the engine builds few large ones and is back sooner.
     A consumer that asks ``engine_handed_ns()`` learns when the engine handed on a table's oldest
     rows, so the time they waited here counts in a latency it measures.
+
+    ``on_opportunities`` (set by a server's run, runner/engine_run.py ``opportunity_feed``) gets a
+    copy of each call's opportunity records and the call's hand-off time in ``put``, on the caller's
+    thread, before a full queue can hold it. Nobody then waits for this thread's tables, so it holds
+    every row, queue empty or not, until held ``BULK_NS`` or ``BULK_ROWS``: fewer rounds, each with
+    its fixed costs, on a machine whose cores the server's event loop needs.
     """
 
     def __init__(self, key_names: KeyNames, consumers: list[Callable[[str, pa.Table], None]], depth: int = 4,
@@ -361,6 +370,10 @@ class SinkThread:
                  group_rows: int = 0, hurry: list[Callable[[str, pa.Table], None]] = ()):
         self.group_rows = group_rows
         self.hurry = list(hurry)
+        # called on the engine's thread with a copy of each call's opportunity records and their hand-off
+        # time (EngineRun ``opportunity_feed``: a server, which must not wait for this thread); never blocks
+        self.on_opportunities: Callable[[np.ndarray, int], None] | None = None
+        self._broken = False        # building tables failed: nothing more can be built
         self._opps_later: list[pa.Table] = []    # opportunities given to ``hurry``, not yet to the others
         self._opps_later_ns = 0
         self._tx = _GatheredTx(group_rows)
@@ -397,6 +410,8 @@ class SinkThread:
         the opportunities travel (the run's opportunity summary needs them). A consumer's error is
         raised AFTER the rows are queued: rows the engine made are never left out."""
         handed_ns = time.time_ns()
+        if self.on_opportunities is not None and opps is not None and opps.shape[0]:
+            self.on_opportunities(opps.copy(), handed_ns)       # before a full queue can hold the engine
         if not self.consumers:
             if opps is not None and opps.shape[0]:
                 self.q.put(((None, None, None, first_index, None, None, opps.copy()), None, handed_ns))
@@ -414,39 +429,36 @@ class SinkThread:
         return self._capture_id
 
     def _run(self):
-        broken = False                        # building tables failed: nothing more can be built
         while True:
             items = self._queued()
-            stop = items[-1] is _STOP
+            stop = bool(items) and items[-1] is _STOP
             if stop:
                 items.pop()
             for rows, release, handed_ns in items:
                 try:
-                    if not broken:
+                    if not self._broken:
                         self._gather(handed_ns, *rows)          # copies the rows in
                 except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
-                    self.error, broken = self.error or e, True
+                    self.error, self._broken = self.error or e, True
                 finally:
                     if release is not None:
                         release()
-            if not broken:
+            if not self._broken:
                 # a Parquet-only run builds whole row groups; any other builds what it took, at once
                 final = stop or not self.group_rows
                 try:
                     # the opportunities go on before the other tables are built: they are few, a
                     # searcher waits for them, and the transactions of the same calls cost far more
-                    opps = self._opportunity_tables(final)
-                    if self.hurry and opps:
+                    opps = self._opportunity_tables(final) if self.hurry else []
+                    if opps:
                         self._consume([(*t, self.hurry) for t in opps])
                         self._opps_later += [t for _, t, _ in opps]
                         self._opps_later_ns = self._opps_later_ns or opps[0][2]
-                        opps = []
-                    if self.group_rows or stop or self.q.empty() or self._bulk_due():
-                        self._deliver(self._later() + opps + self._row_tables(final))
-                    elif opps:
-                        self._deliver(opps)
+                    if (self.group_rows or stop or not items or self._bulk_due()
+                            or self.q.empty() and self.on_opportunities is None):
+                        self._deliver(self._later() + self._opportunity_tables(final) + self._row_tables(final))
                 except BaseException as e:    # noqa: BLE001 - re-raised in the engine thread
-                    self.error, broken = self.error or e, True
+                    self.error, self._broken = self.error or e, True
             if stop:
                 if self._wq is not None:
                     self._wq.put(_STOP)
@@ -455,10 +467,21 @@ class SinkThread:
                     self._flush_consumers()
                 return
 
+    def _held_for(self) -> float | None:
+        """How long the thread may wait for the next call before the rows it holds must go (s);
+        None when it holds none, or holds rows only while calls are queued."""
+        if self.on_opportunities is None or self.group_rows or self._broken:
+            return None
+        held = self._held()
+        return max(0.0, (min(held) + BULK_NS - time.time_ns()) / 1e9) if held else None
+
+    def _held(self) -> list[int]:
+        return [g.handed_ns for g in (self._tx, self._status, self._swaps, self._opps) if g.n] + \
+            ([self._opps_later_ns] if self._opps_later else [])
+
     def _bulk_due(self) -> bool:
         """Whether the rows held back have waited long enough, or are many."""
-        held = [g.handed_ns for g in (self._tx, self._status, self._swaps) if g.n] + \
-            ([self._opps_later_ns] if self._opps_later else [])
+        held = self._held()
         return bool(held) and (time.time_ns() - min(held) >= BULK_NS or self._tx.n + self._status.n >= BULK_ROWS)
 
     def _later(self) -> list[tuple[str, pa.Table, int, list | None]]:
@@ -471,8 +494,13 @@ class SinkThread:
 
     def _queued(self) -> list:
         """The next call's rows (waiting for them), and every call queued behind them, up to
-        ``DRAIN_CALLS``; ``_STOP`` comes last when it was queued."""
-        items = [self.q.get()]
+        ``DRAIN_CALLS``; ``_STOP`` comes last when it was queued. Nothing, when rows are held
+        (``_held_for``) and their time came first."""
+        wait = self._held_for()
+        try:
+            items = [self.q.get(timeout=wait) if wait is not None else self.q.get()]
+        except queue.Empty:             # rows held (``on_opportunities``) whose time is up, and no call came
+            return []
         while items[-1] is not _STOP and len(items) < DRAIN_CALLS:
             try:
                 items.append(self.q.get_nowait())

@@ -4,9 +4,9 @@ Everything here runs on the server's event loop: the engine's rows reach it by t
 pump (service.py), which the run wakes when it hands rows on, so the engine thread never
 waits on a socket. A channel numbers its items 0, 1, 2, ...; a frame carries a run of them
 (``first_seq`` .. ``last_seq``) and ``handed_ns``, the wall time (time.time_ns()) at which the
-engine handed on the rows of the batch the frame's first item came from (to the run's sink
-thread: sinks.py ``engine_handed_ns``, so the sink's work counts); it is encoded and framed once and
-shared by every client (shared_frame.py). A client's queue holds at most ``queue_frames`` frames: a frame that does not
+engine handed on the rows of the batch the frame's first item came from (sinks.py ``SinkThread.put``:
+what waits after that counts); it is encoded and framed once and shared by every client
+(shared_frame.py). A client's queue holds at most ``queue_frames`` frames: a frame that does not
 fit is dropped for that client alone and counted, and before the channel's next frame the
 client gets ``{"type": "gap", "channel", "missed", "first_seq", "last_seq"}`` saying exactly
 what it lost. A subscription with ``from`` first receives what the channel still holds in
@@ -27,6 +27,8 @@ import bisect
 import collections
 import time
 from dataclasses import dataclass, field
+
+import pyarrow as pa
 
 from ..metrics.hist import Histogram, record_call
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
@@ -191,27 +193,31 @@ class Hub:
     def subscribed(self, channel: str) -> bool:
         return any(channel in c.channels for c in self.clients)
 
-    def publish(self, channel: str, items: list[bytes], handed_ns: int | None = None, table=None) -> int:
+    def publish(self, channel: str, items: list[bytes], handed_ns: int | None = None, table=None,
+                schema: pa.Schema | None = None) -> int:
         """Number ``items`` in ``channel``, keep them for resumes, queue them for its subscribers;
         ``handed_ns``: when the engine handed them on (default: now); ``table``: the same rows as an
-        Arrow table (the engine's), read by Arrow subscribers' frames. Returns the first's number."""
+        Arrow table (the engine's), or what makes it (called only if an Arrow subscriber reads it);
+        ``schema``: its schema (default: the table's). Returns the first's number."""
         ch = self.channels[channel]
         if not items:
             return ch.next_seq
         handed_ns = time.time_ns() if handed_ns is None else handed_ns
         first = ch.add(items, handed_ns)
-        if table is not None:
-            ch.schema = table.schema
+        if schema is not None or isinstance(table, pa.Table):
+            ch.schema = schema if schema is not None else table.schema
         self.items_published += len(items)
         by_format: dict[str, list] = {}
         for c in self.clients:
             if channel in c.channels:
                 by_format.setdefault(c.formats.get(channel, "json"), []).append(c)
+        if "arrow" in by_format and callable(table):
+            table = table()
         for fmt, subs in by_format.items():         # each frame encoded once per format, shared by its clients
             for i in range(0, len(items), FRAME_ITEMS_MAX):
                 part = items[i:i + FRAME_ITEMS_MAX]
                 data = ch.frame(first + i, part, handed_ns, fmt,
-                                table.slice(i, len(part)) if table is not None else None)
+                                table.slice(i, len(part)) if isinstance(table, pa.Table) else None)
                 data.live_ns = handed_ns
                 for c in subs:
                     c.offer(channel, first + i, first + i + len(part) - 1, data)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 import anyio
 import pyarrow as pa
@@ -60,7 +61,8 @@ class OpportunityPages:
         (recent.py ``queue_posted``). They are the page shape when the live table's columns are the
         code's (else they go through the table path at once, as engine rows do)."""
         if not self._posted_shape:
-            self._add(pa.Table.from_pylist(row_dicts(posted.items)), posted.ids, posted.times_ns.tolist(), None)
+            t = pa.Table.from_pylist(row_dicts(posted.items))
+            self._add(lambda: t, posted.ids, posted.times_ns.tolist(), None)
             return
         try:
             self.recent.queue_posted(posted.items, posted.ids, posted.times)
@@ -81,8 +83,8 @@ class OpportunityPages:
         """An engine batch (engine_batches.py EngineBatch: its table in the store's column names, its
         ids and times) from service.py's pump. Its run id comes from the store; until the store shows
         the run, batches wait (and pages ask the store)."""
-        if "run_id" in batch.table.column_names:
-            self._add(batch.table, batch.ids, batch.times_ns.tolist(), None)
+        if "run_id" in batch.column_names:
+            self._add(lambda: batch.table, batch.ids, batch.times_ns.tolist(), None)
             return
         self._pending.append(batch)
         if self._run_id is None:
@@ -121,13 +123,14 @@ class OpportunityPages:
             return
         pending, self._pending = self._pending, []
         for b in pending:
-            self._add(b.table, b.ids, b.times_ns.tolist(), self._run_id)
+            self._add(lambda b=b: b.table, b.ids, b.times_ns.tolist(), self._run_id)
         self.recent.hold(False)
 
-    def _add(self, t: pa.Table, ids: list[str], times: list[int], run_id: str | None) -> None:
-        """Rows (``t``: the store's column names; their ids and times) into memory, shaped when read."""
+    def _add(self, table_of: Callable[[], pa.Table], ids: list[str], times: list[int], run_id: str | None) -> None:
+        """Rows (``table_of()``: their table, in the store's column names; their ids and times) into
+        memory; the table is made and shaped when a page first reads them."""
         try:
-            self.recent.add_lazy(ids, times, lambda: table_rows(self._shape(t, run_id)))
+            self.recent.add_lazy(ids, times, lambda: table_rows(self._shape(table_of(), run_id)))
         except Exception:       # noqa: BLE001 - memory is only a shortcut: the store answers every page instead
             log.exception("rows could not enter the GET index; pages now come from the store")
             self.recent.mark_uncovered()

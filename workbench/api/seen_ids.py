@@ -185,9 +185,13 @@ class SeenIds:
         elif grow:
             self.grow()
 
+    def half_full(self) -> bool:
+        """Whether ``grow`` would grow the table now."""
+        return self._n * 2 > len(self._tab)
+
     def grow(self) -> None:
         """Grow the table once it is half full: call off the event loop, after adds."""
-        if self._n * 2 > len(self._tab):
+        if self.half_full():
             self._grow(0)
 
     def _grow(self, more: int) -> None:

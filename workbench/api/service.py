@@ -4,15 +4,18 @@ One process owns the store connections (so other processes read an embedded stor
 it while a run writes) and, with ``replay`` or ``live``, runs the engine on a background thread
 with the same runner as ``workbench replay`` / ``workbench live`` (runner/background.py
 ``BackgroundRun``: same rows, same outputs, the same store writer). The pump, a task on the
-event loop, publishes the rows the run collected on the WebSocket channels. The run's sink
-thread wakes it (``loop.call_soon_threadsafe``, which never blocks) when it hands rows on, at
-most one wake pending at a time, so a row waits for no tick; the engine hands rows to a list
-and goes on; only the pump and the sockets wait.
+event loop, publishes the rows the run collected on the WebSocket channels. The run wakes it
+(``loop.call_soon_threadsafe``, which never blocks) when it hands rows on, at most one wake
+pending at a time, so a row waits for no tick: the engine's thread as it hands on a call's
+opportunity records (the run's ``opportunity_feed``, made ready here by opportunity_records.py),
+the run's sink thread as it hands on the other tables. The engine hands rows to a list and goes
+on; only the pump and the sockets wait.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import time
@@ -20,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import anyio
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -34,6 +38,8 @@ from .fast_post import warm_up as answers_warm_up
 from .id_entries import warm_up as entries_warm_up
 from .json_rows import warm_up as json_warm_up
 from .loop_priority import raise_loop
+from .opportunity_records import OpportunityRecords
+from .opportunity_records import warm_up as records_warm_up
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
 from .hub import Hub
 from .seen_ids import warm_up as ids_warm_up
@@ -126,6 +132,11 @@ class Service:
     _warm: asyncio.Task | None = None           # the id set's kernels loading (seen_ids.warm_up)
     _wake: asyncio.Future | None = None         # what the pump awaits: a hand-off, or the next stats item
     _wake_pending: bool = False                 # a hand-off since the pump last took the run's rows
+    # the engine's opportunity records as the run hands them on (the run's opportunity_feed): (records,
+    # hand-off time) each, made ready by ``_records`` when the pump takes them
+    _fed: collections.deque = field(default_factory=collections.deque)
+    _records: OpportunityRecords | None = None
+    _growing: asyncio.Future | None = None      # the posts' id set growing off the loop (_note_streamed)
 
     # -- lifecycle (called on the event loop)
     async def start(self) -> None:
@@ -150,9 +161,23 @@ class Service:
                         pass
 
             self.run.on_hand_off = on_hand_off
-            # each opportunities batch is shaped and encoded on the run's sink thread as it is handed on
+
+            def opportunity_feed(market_names, capture_id):     # (the run's, as it starts)
+                self._records = OpportunityRecords(market_names, capture_id, self._source)
+
+                def fed(recs, handed_ns):       # on the thread that hands the engine's rows on: never blocks
+                    self._fed.append((recs, handed_ns))
+                    on_hand_off()
+                    # the GIL to the loop just woken, now rather than after this thread's next stretch of
+                    # Python (sleep(0) gives it up): a frame's wait halves at the median (README)
+                    time.sleep(0)
+                return fed
+
+            self.run.opportunity_feed = opportunity_feed
+            # a finished run's re-streamed opportunities are shaped and encoded on the run's thread
             self.run.prepare["opportunities"] = preparer(self._source)
             await asyncio.to_thread(json_warm_up)      # the rows' JSON kernels, before the run hands any on
+            await asyncio.to_thread(records_warm_up)   # the engine's opportunities' JSON kernel, likewise
             self.run.start()
             if self.placement is not None and self.placement.asked:
                 for note in self.placement.place(self.run._thread.native_id):
@@ -242,19 +267,28 @@ class Service:
         it is numbered and queued. Returns, for ``remember``, each opportunity batch."""
         if self.run is None:
             return []
-        out = []
+        out, fed = [], []
         taken = [(b if isinstance(b, EngineBatch) else engine_batch(b, self._source), handed_ns)
                  for b, handed_ns in self.run.take("opportunities")]
+        if self._fed:
+            fed = [self._fed.popleft() for _ in range(len(self._fed))]
+            taken.append((self._records.ready(np.concatenate([r for r, _ in fed])), fed[0][1]))
         for b, handed_ns in joined(taken):
+            if fed:             # ids known to the posts' id set before anyone sees them (store_access.py)
+                self._note_streamed(b.ids)
             self.opportunities_by_type.update(b.types)
             if not self.engine_keys:
-                self.engine_keys = frozenset(b.table.column_names)    # the columns of an engine row's JSON
+                self.engine_keys = frozenset(b.column_names)    # the columns of an engine row's JSON
             self.index.append(b.times_ns, b.id_bytes, engine=True)
-            self.hub.publish("opportunities", b.items, handed_ns, table=b.table)
+            self.hub.publish("opportunities", b.items, handed_ns, table=lambda b=b: b.table, schema=b.schema)
             out.append(b)
         for t, handed_ns in _coalesced(self.run.take("tx_features")):
             self.hub.publish_transactions(t, handed_ns)
         return out
+
+    def _note_streamed(self, ids: list[str]) -> None:
+        if self.store.note_streamed(ids) and (self._growing is None or self._growing.done()):
+            self._growing = asyncio.get_running_loop().run_in_executor(None, self.store.grow_seen)
 
     def published_posted(self, p) -> None:
         """A group's stored posts (posted_rows.PostedRows) numbered and sent on the opportunities channel."""

@@ -87,7 +87,7 @@ class StoreAccess:
         # an embedded store on disk: posts are answered once spooled and inserted in the background
         # (post_spool.py); what an earlier server spooled goes in now, before any post looks ids up
         spool_dir = post_spool_dir(self.writer.dsn)
-        self._post_spool = PostSpool(self.writer, spool_dir, self._write_lock, after_insert=self._grow_seen) \
+        self._post_spool = PostSpool(self.writer, spool_dir, self._write_lock, after_insert=self.grow_seen) \
             if spool_dir else None
         if self._post_spool is not None:
             self._post_spool.replay()
@@ -230,9 +230,19 @@ class StoreAccess:
         """Whether a post's id look-up is answered from memory (an embedded store's ids were read)."""
         return self._seen is not None
 
-    def _grow_seen(self) -> None:
+    def grow_seen(self) -> None:
+        """Grow the id set if it is half full (off the event loop: a growth copies it whole)."""
         if self._seen is not None:
             self._seen.grow()
+
+    def note_streamed(self, ids) -> bool:
+        """``note_stored`` for ids the server streams before its run hands their table on (its own
+        engine's opportunities, made ready from the engine's records: service.py), called on the
+        event loop before anyone can see them. True when the id set is half full: the caller then
+        has ``grow_seen`` run off the loop."""
+        self.note_stored(ids)
+        seen = self._seen
+        return seen is not None and seen.half_full()
 
     def note_stored(self, ids) -> None:
         """Ids the server's engine run hands on, which its store writer is about to write (canonical
@@ -323,7 +333,9 @@ def note_hand_offs(run, store: StoreAccess) -> None:
     BackgroundRun) hands on, at the hand-off itself, on the run's sink thread.
 
     The run's sink hands a table to the server before its store writer gets the same table, and
-    the writer stores it later on its own thread; the server's pump takes the table later still.
+    the writer stores it later on its own thread. (The server's pump streams the engine's own
+    opportunities before that, from the engine's records, and notes their ids first:
+    ``note_streamed``.)
     Noting ids when the pump took them left a moment in which an engine row was stored, or about
     to be, while a post of its id found it neither in the id set nor (read earlier) in the store,
     and stored it a second time. Noting them at the hand-off closes that moment."""

@@ -132,6 +132,9 @@ class BackgroundRun:
     # raise for a table it cannot use: it returns the table then (it runs on the run's sink thread)
     prepare: dict = field(default_factory=dict)
     _handed: dict = field(default_factory=dict)     # name -> time.time_ns() each table was handed on
+    # a replay's or live run's EngineRun ``opportunity_feed`` (a server's): the engine's opportunity records go
+    # to what it makes as they are handed on, and the engine's opportunities tables are only counted here
+    opportunity_feed: object = None
 
     # -- collecting ---------------------------------------------------------------------
     def sink(self, name: str, table: pa.Table) -> None:
@@ -139,18 +142,21 @@ class BackgroundRun:
             return
         # on the run's sink thread: when the engine handed the rows on (so the time they waited there
         # for their table counts); a table handed on from elsewhere (a finished run's files): now
-        handed_ns = engine_handed_ns() or time.time_ns()
-        prepare = self.prepare.get(name)
+        engine_ns = engine_handed_ns()
+        handed_ns = engine_ns or time.time_ns()
+        fed = name == "opportunities" and engine_ns is not None and self.opportunity_feed is not None
+        prepare = None if fed else self.prepare.get(name)
         kept = table if prepare is None else prepare(table)
         with self._lock:
-            self._tables.setdefault(name, []).append(kept)
-            self._handed.setdefault(name, []).append(handed_ns)
+            if not fed:
+                self._tables.setdefault(name, []).append(kept)
+                self._handed.setdefault(name, []).append(handed_ns)
             self._rows[name] = self._rows.get(name, 0) + table.num_rows
             if self.first_data_at is None and name in ("tx_features", "opportunities"):
                 self.first_data_at = time.monotonic()
                 if self.phase.startswith("compiling"):
                     self.phase = "replaying"
-        if self.on_hand_off is not None and name in ("tx_features", "opportunities"):
+        if self.on_hand_off is not None and (name == "tx_features" or name == "opportunities" and not fed):
             self.on_hand_off()
 
     def tables(self, name: str, start: int = 0) -> tuple[list[pa.Table], int]:
@@ -233,7 +239,8 @@ class BackgroundRun:
 
             self.result = replay(self.capture, out / f"lap{lap}" if self.loop > 1 else out, settings,
                                  progress=progress, sink=self.sink, state=self.state, speed=self.speed,
-                                 db=self.db, stop=self._stop)   # a paced replay stops mid-batch too
+                                 db=self.db, stop=self._stop,   # (a paced replay stops mid-batch too)
+                                 opportunity_feed=self.opportunity_feed)
             if self.result.status == "interrupted":    # stopped from the page: its rows are written
                 self.phase = "stopped"
                 return
@@ -341,7 +348,7 @@ class BackgroundRun:
         self.state = engine_state(settings)       # the page reads its histograms while the run goes on
         self.result = live(self.iface, self.out_dir, settings, sink=self.sink, on_status=on_status,
                            stop=self._stop, duration=self.duration, db=self.db, state=self.state, cpu=self.cpu,
-                           rt=self.rt, **kw)
+                           rt=self.rt, opportunity_feed=self.opportunity_feed, **kw)
         self._load_after(Path(self.out_dir))
 
     # -- what the pages show ------------------------------------------------------------

@@ -178,7 +178,11 @@ class EngineRun:
     Holds the engine state, the reusable output rows, and the sinks (Parquet, the
     optional ClickHouse store, an optional extra ``sink`` callable) behind one SinkThread.
     ``feed`` is the replay loop over one FrameBatch (optionally paced); live mode runs its
-    loop in nopython code and hands its staged rows to ``put_rows``. ``drain`` moves the
+    loop in nopython code and hands its staged rows to ``put_rows``. ``opportunity_feed`` (a
+    server's, with a market): ``opportunity_feed(market_names, capture_id)`` gives the callable that
+    gets each call's opportunity records (a copy, OPP_DTYPE) and their hand-off time as they are
+    handed on, on the thread that hands them (sinks.py ``on_opportunities``), so that the server
+    makes them ready itself instead of waiting for the sink thread's tables. ``drain`` moves the
     shred transactions still queued at the end; ``finish`` writes the latency histograms,
     the final ``runs`` row and ``summary.json``.
     """
@@ -187,7 +191,8 @@ class EngineRun:
                  sink: Callable[[str, pa.Table], None] | None = None, db: str | None = None,
                  source: str = "replay", capture_path: str = "", capture_sha256: str = "",
                  batch_frames: int | None = None, sink_depth: int = 4, market=None, parquet: bool = True,
-                 row_columns: Callable[[str, pa.Table], pa.Table] | None = None, gather_store: bool = False):
+                 row_columns: Callable[[str, pa.Table], pa.Table] | None = None, gather_store: bool = False,
+                 opportunity_feed=None):
         self.settings = settings
         self.out = out_folder(out_dir)
         # before the state and the market load, which compile too on a first run (and the compile
@@ -245,9 +250,13 @@ class EngineRun:
                       else (lambda: capture_sha256) if capture_sha256 else (lambda: self.run_id))
         # a Parquet-only run gets its rows built into Arrow once per row group (sinks.py SinkThread)
         group_rows = self.parquet.rg if self.parquet is not None and len(consumers) == 1 else 0
+        # (``sink`` still gets the opportunities tables: the same rows, for whatever else reads them)
+        feed = opportunity_feed if self.market_names is not None else None
         self.sinks = SinkThread(self.names, consumers, depth=sink_depth, market_names=self.market_names,
                                 capture_id=capture_id, group_rows=group_rows,
-                                hurry=consumers[:1] if sink is not None else [])
+                                hurry=consumers[:1] if sink is not None and feed is None else [])
+        if feed is not None:
+            self.sinks.on_opportunities = feed(self.market_names, self.sinks.capture_id)
         self.engine_s = 0.0
         self._closed = False
 

@@ -57,7 +57,7 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
          on_status: Callable[[LiveStatus], None] | None = None, on_ready: Callable[[str], None] | None = None,
          stop: threading.Event | None = None, status_every_s: float = 0.25, parquet: bool = True,
          state: EngineState | None = None, accounts: str | None = None, rpc: str | None = None,
-         seed: bool = True) -> LiveResult:
+         seed: bool = True, opportunity_feed=None) -> LiveResult:
     """Capture from ``iface`` (AF_PACKET) or UDP ``ports`` and run the engine until stopped.
 
     Stops after ``duration`` seconds of capture, when ``stop`` is set, or on SIGINT / SIGTERM /
@@ -77,6 +77,7 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
     needs a market): the snapshot's pools are kept in sync from that account stream
     (runner/live_resync.py), counted in ``result.resync``; at start they are seeded with their current
     accounts from ``rpc`` (default: the snapshot's meta.json rpc_url) unless ``seed`` is False.
+    ``opportunity_feed``: as ``replay``'s (a server's).
     """
     settings, ports = _checked(iface, settings, source, ports, duration)
     if accounts:
@@ -98,12 +99,12 @@ def live(iface: str | None, out_dir, settings: Settings | None = None, *, source
                          hugepages=hugepages, record=record, duration=duration, split=split,
                          capture_cpu=capture_cpu, db=db, sink=sink, on_status=on_status, on_ready=on_ready,
                          status_every_s=status_every_s, parquet=parquet, state=state, accounts=accounts, rpc=rpc,
-                         seed=seed)
+                         seed=seed, opportunity_feed=opportunity_feed)
 
 
 def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, source, ports, cpu, rt, hugepages, record,
               duration, split, capture_cpu, db, sink, on_status, on_ready, status_every_s, parquet, state,
-              accounts=None, rpc=None, seed=True) -> LiveResult:
+              accounts=None, rpc=None, seed=True, opportunity_feed=None) -> LiveResult:
     """live() once its arguments are checked and the stop signals are caught."""
     stop = stopper.event
     # the source first: a wrong interface or a refused socket fails before any output is made
@@ -130,7 +131,8 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
         params = live_loop_params(settings, bool(record), src.max_batch_bytes)
         where = record if record else f"{src.kind}://{iface or ','.join(map(str, ports))}"
         run = EngineRun(out_dir, settings, state=state, sink=sink, db=db, source="live", capture_path=str(where),
-                        batch_frames=settings.live_batch_frames, sink_depth=LIVE_SINK_DEPTH, parquet=parquet)
+                        batch_frames=settings.live_batch_frames, sink_depth=LIVE_SINK_DEPTH, parquet=parquet,
+                        opportunity_feed=opportunity_feed)
         if record:
             recorder = PcapngWriter(out_file(record, "--record"), linktype=src.linktype)
         if accounts:

@@ -106,14 +106,15 @@ def replay(capture, out_dir, settings: Settings | None = None,
            progress: Callable[[int, int], None] | None = None,
            sink: Callable[[str, pa.Table], None] | None = None,
            state: EngineState | None = None, speed: float | None = None, ds=None,
-           db: str | None = None, stop: threading.Event | None = None) -> ReplayResult:
+           db: str | None = None, stop: threading.Event | None = None, opportunity_feed=None) -> ReplayResult:
     """Replay ``capture``; write Parquet under ``out_dir``.
 
     ``speed`` None runs as fast as the machine allows; 1.0 releases frames as they were
     captured (event-time pacing), 2.0 twice as fast. ``sink(table_name, arrow_table)``
-    receives every table too. ``db`` (a DSN) also writes the run to ClickHouse: its
-    ``runs`` row, every ``tx_features`` batch and the latency histograms; a store that
-    cannot be reached gets the rows spooled to disk, never dropped.
+    receives every table too, ``opportunity_feed`` each call's opportunity records (runner/
+    engine_run.py EngineRun). ``db`` (a DSN) also writes the run to ClickHouse: its ``runs``
+    row, every ``tx_features`` batch and the latency histograms; a store that cannot be
+    reached gets the rows spooled to disk, never dropped.
 
     Stops early when ``stop`` is set, on SIGINT / SIGTERM / SIGHUP (called from the main
     thread), or when ``progress`` raises KeyboardInterrupt: every row processed until then is
@@ -132,7 +133,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
         landed = reader.landed_columns() if hasattr(reader, "landed_columns") else None
         run = EngineRun(out_dir, settings, state=state, ds=ds, sink=sink, db=db, source="replay",
                         capture_path=str(capture.resolve()), capture_sha256=file_sha256(capture) if db else "",
-                        row_columns=landed, gather_store=speed is None)
+                        row_columns=landed, gather_store=speed is None, opportunity_feed=opportunity_feed)
         pacer = Pacer(speed, sleep=stopper.sleep) if speed is not None else None
         capture_error = None
         try:
