@@ -24,7 +24,7 @@ import time
 import orjson
 
 from ..errors import StoreError
-from ..metrics.hist import Histogram, record_call
+from ..metrics.hist import Histogram, record_held
 from .fast_get import GZIP_LEVEL, GZIP_MIN_BYTES
 from .opportunity_rows import ARROW_STREAM
 from .security import BODY_MAX_BYTES
@@ -50,7 +50,7 @@ class FastPosts:
         """Time a group's answer written now to a post whose body was read whole at ``read_ns``
         (``time.perf_counter_ns``)."""
         h = self.answer_ns
-        record_call(h.counts, h.stats, h.h, time.perf_counter_ns() - read_ns)
+        record_held(h.counts, h.stats, h.h, time.perf_counter_ns() - read_ns)
 
     async def __call__(self, scope, receive, send):
         if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH):
@@ -92,7 +92,7 @@ class FastPosts:
 def warm_up() -> None:
     """Load the answers' timer kernel from numba's cache, so that the first post does not wait for it."""
     h = Histogram()
-    record_call(h.counts, h.stats, h.h, 0)
+    record_held(h.counts, h.stats, h.h, 0)
 
 
 def is_arrow(content_type: bytes) -> bool:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ..metrics.hist import Histogram, record_call
+from ..metrics.hist import Histogram, record_held
 from .defaults import HISTORY_ITEMS, QUEUE_FRAMES
 from .frames import FRAME_ITEMS_MAX, arrow_frame, frame_bytes, gap_text, items_table
 from .shared_frame import Shared
@@ -111,6 +111,10 @@ class Client:
     hub_missed: list = field(default_factory=lambda: [0])   # the hub's total, shared by its clients
     room: asyncio.Event = field(default=None)           # set by the socket writer each time it takes a frame
     closed: bool = False                                # the socket writer has ended
+    # the socket's write of a built frame at once (ws_protocol.py; None under another server): False when
+    # something would hold it back; ``busy``: the socket writer holds a frame (later ones queue behind it)
+    write_now: object = None
+    busy: bool = False
 
     def __post_init__(self):
         # unbounded for replies and notices; ``offer`` keeps the frames within ``queue_frames``
@@ -142,6 +146,17 @@ class Client:
         self.queue.put_nowait((channel, first, last, data))
         return True
 
+    def send_now(self, data: Shared) -> bool:
+        """Write a live frame to the socket at once when nothing is ahead of it (no frame queued or
+        in the writer's hands, no gap to tell) and the socket takes it now; False: ``offer`` it.
+        A frame written here skips the writer task's turn of the loop and the ASGI send's calls."""
+        if self.write_now is None or self.busy or self.gaps or not self.queue.empty():
+            return False
+        if not self.write_now(data.wire):
+            return False
+        self.sent += 1
+        return True
+
     async def wait_room(self) -> None:
         """Until the queue holds fewer than ``queue_frames`` frames (a backlog waits for its reader
         instead of being dropped: only this client's own catch-up waits)."""
@@ -168,7 +183,7 @@ class Hub:
         self.channels["transactions"] = self.tx
         self.clients: set[Client] = set()
         self.queue_frames = queue_frames
-        self.frames_sent = 0            # counted by the socket writers
+        self.frames_sent = 0            # counted by the socket writers, and by publish for those it writes
         self.items_published = 0
         self._missed = [0]              # items dropped for slow clients, over every client ever connected
         self.frame_ns = Histogram(name=FRAME_HIST)
@@ -176,7 +191,7 @@ class Hub:
     def sent_live(self, live_ns: int) -> None:
         """Time a live frame written to a socket now, its rows handed on at ``live_ns`` (time.time_ns)."""
         h = self.frame_ns
-        record_call(h.counts, h.stats, h.h, max(0, time.time_ns() - live_ns))     # (the wall clock may step back)
+        record_held(h.counts, h.stats, h.h, max(0, time.time_ns() - live_ns))     # (the wall clock may step back)
 
     def new_client(self) -> Client:
         c = Client(self.queue_frames, hub_missed=self._missed)
@@ -220,7 +235,11 @@ class Hub:
                                 table.slice(i, len(part)) if isinstance(table, pa.Table) else None)
                 data.live_ns = handed_ns
                 for c in subs:
-                    c.offer(channel, first + i, first + i + len(part) - 1, data)
+                    if c.send_now(data):
+                        self.frames_sent += 1
+                        self.sent_live(handed_ns)
+                    else:
+                        c.offer(channel, first + i, first + i + len(part) - 1, data)
         return first
 
     def publish_transactions(self, table, handed_ns: int | None = None) -> None:

@@ -152,13 +152,15 @@ class Service:
         if self.run is not None:
             loop = asyncio.get_running_loop()
 
-            def on_hand_off():          # on the run's sink thread: one pending wake at a time, never blocks
-                if not self._wake_pending:
-                    self._wake_pending = True
-                    try:
-                        loop.call_soon_threadsafe(self._woken)
-                    except RuntimeError:    # the loop has closed: nobody is left to wake (never fail the run)
-                        pass
+            def on_hand_off() -> bool:  # on the run's threads: one pending wake at a time, never blocks
+                if self._wake_pending:
+                    return False
+                self._wake_pending = True
+                try:
+                    loop.call_soon_threadsafe(self._woken)
+                except RuntimeError:        # the loop has closed: nobody is left to wake (never fail the run)
+                    return False
+                return True
 
             self.run.on_hand_off = on_hand_off
 
@@ -167,10 +169,11 @@ class Service:
 
                 def fed(recs, handed_ns):       # on the thread that hands the engine's rows on: never blocks
                     self._fed.append((recs, handed_ns))
-                    on_hand_off()
-                    # the GIL to the loop just woken, now rather than after this thread's next stretch of
-                    # Python (sleep(0) gives it up): a frame's wait halves at the median (README)
-                    time.sleep(0)
+                    if on_hand_off():
+                        # the GIL to the loop just woken, now rather than after this thread's next stretch
+                        # of Python (sleep(0) gives it up); not when the pump has yet to take earlier rows
+                        # (a run at top speed), which would only make the engine wait for the loop
+                        time.sleep(0)
                 return fed
 
             self.run.opportunity_feed = opportunity_feed

@@ -30,14 +30,18 @@ def ws_endpoint(service: Service):
         await socket.accept()
         client = service.hub.new_client()
         # the server writes a shared frame's built bytes (ws_protocol.py); any other server gets its payload
-        wire = WIRE_EXTENSION in (socket.scope.get("extensions") or {})
+        offered = (socket.scope.get("extensions") or {}).get(WIRE_EXTENSION)
+        wire = offered is not None
+        client.write_now = (offered or {}).get("write_now")      # live frames written from publish (hub.py)
 
         hub = service.hub
 
         async def writer():
             try:
                 while True:
+                    client.busy = False
                     _channel, _first, _last, data = await client.queue.get()
+                    client.busy = True          # (a frame in hand: the hub queues the next, keeping the order)
                     client.room.set()           # a catch-up waiting for room in this queue goes on
                     if client.gaps and client.queue.qsize() < client.queue_frames:
                         for ch in list(client.gaps):    # a gap pending since the queue was full is told at once
