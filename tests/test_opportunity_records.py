@@ -120,3 +120,17 @@ def test_a_batch_the_kernel_cannot_lay_out_goes_through_the_table(records, monke
     got = enc.ready(recs[:9].copy())
     assert got.items == _twin(recs[:9], run.market_names, "capture").items
     assert "made from their table instead" in caplog.text
+
+
+@pytest.mark.parametrize("field, value", [("pools", 10**6), ("profit_token", -1), ("kind", 9), ("n_pools", 4)])
+def test_an_index_out_of_range_is_refused_before_anything_is_read_through_it(records, field, value):
+    run, recs = records
+    enc = R.OpportunityRecords(run.market_names, lambda: "capture", "replay")
+    bad = recs[:3].copy()
+    if field == "pools":
+        bad["n_pools"][1] = 1
+        bad["pools"][1, 0] = value
+    else:
+        bad[field][1] = value
+    with pytest.raises(ValueError, match="out of range"):
+        enc.batch(bad)

@@ -7,10 +7,11 @@ event loop, where every step holds up the frames of every client, and where a st
 the GIL up may wait as long again to get it back on a busy machine. So a batch is one jitted
 layout of every row (``_rows``) over the records' memory, with the floats' text from one orjson
 call, the ids' SHA-1 from hashlib and the signatures' base58 from the engine's kernel, both
-kernels keeping the GIL: no Arrow table, no Python object per value. The bytes are those ``row_items`` writes for the
-same rows in the store's shape (``mev_opportunities_table`` of ``opp_table``, which stays the
-definition: tests/test_opportunity_records.py holds the two together); that table is built only
-when something reads it (the GET memory's pages, an Arrow subscriber).
+kernels keeping the GIL: no Arrow table, no Python object per value. The bytes are those
+``row_items`` writes for the same rows in the store's shape (``mev_opportunities_table`` of
+``opp_table``, which stays the definition: tests/test_opportunity_records.py holds the two
+together); that table is built only when something reads it (the GET memory's pages, an Arrow
+subscriber).
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ log = logging.getLogger(__name__)
 (K_INT, K_UINT, K_FLOAT, K_ID, K_TYPE, K_POOLS, K_VICTIM, K_TRIGGER, K_MINT, K_POSITION, K_SOURCE) = range(11)
 # the columns that are not one number field of the record as it is
 _MADE = {"opportunity_id": K_ID, "type": K_TYPE, "pools": K_POOLS, "victim_signature": K_VICTIM,
-               "trigger_signature": K_TRIGGER, "profit_mint": K_MINT, "position_id": K_POSITION,
-               OPP_SOURCE: K_SOURCE}
+         "trigger_signature": K_TRIGGER, "profit_mint": K_MINT, "position_id": K_POSITION, OPP_SOURCE: K_SOURCE}
 _NUMBER_KINDS = {"i": K_INT, "u": K_UINT, "f": K_FLOAT}
 # where _rows finds the fields that are not numbers, in the record's int32 / int8 view (``at``)
 AT_KIND, AT_N_POOLS, AT_POOLS, AT_TOKEN, AT_POSITION = range(5)
@@ -127,6 +127,14 @@ def _rows(plan, keys, key_offs, words, w32, w8, at, pos_ids, float_text, n_float
             p += 1
         f_end[k] = p
         k += 1
+    for i in range(n):          # the engine's indices, checked before any is read through
+        if (not 0 <= w8[i, at[AT_KIND]] < len(types[1]) or not 0 <= w8[i, at[AT_N_POOLS]] <= POOLS_PER_OPP
+                or not 0 <= w32[i, at[AT_TOKEN]] < len(tokens[1])
+                or len(pos_ids) and w32[i, at[AT_POSITION]] >= len(pos_ids)):
+            raise ValueError("an opportunity record's type, pool count, token or position is out of range")
+        for t in range(w8[i, at[AT_N_POOLS]]):
+            if not 0 <= w32[i, at[AT_POOLS] + t] < len(names[1]):
+                raise ValueError("an opportunity record's pool is out of range")
     out = np.empty(size, np.uint8)
     o = 0
     for i in range(n):
@@ -242,7 +250,7 @@ class OpportunityRecords:
         sig_data = np.empty(n * 2 * SIGNATURE_SZ, np.uint8)
         sig_offs = np.empty(n + 1, np.int32)
         used = _signatures(recs.view(np.uint8), np.arange(n, dtype=np.int64) * OPP_DTYPE.itemsize + _SIG_AT,
-                               sig_data, sig_offs)
+                           sig_data, sig_offs)
         sig_text = sig_data[:used].tobytes().decode()
         raw = opportunity_uuids(self.capture_id(), recs, [sig_text[sig_offs[i]:sig_offs[i + 1]] for i in range(n)])
         ids = uuid_texts(raw)
@@ -253,12 +261,11 @@ class OpportunityRecords:
                     len(self.floats), ids, sig_data, sig_offs, self._types, self._pools, self._tokens,
                     self._source, n * self._row_room + len(floats))
         id_text = ids.tobytes().decode()
-        kinds = np.bincount(recs["kind"])
+        types = Counter({OPP_TYPE_NAMES[k]: int(c) for k, c in enumerate(np.bincount(recs["kind"])) if c})
         names, capture_id, source = self.names, self.capture_id, self.source
         return EngineBatch(None, buf[:-1].tobytes().split(b"\n"), np.ascontiguousarray(recs["ts_ns"]),
                            [id_text[i:i + _UUID_TEXT] for i in range(0, n * _UUID_TEXT, _UUID_TEXT)],
-                           raw.view("V16").ravel(), Counter({OPP_TYPE_NAMES[k]: int(c) for k, c in enumerate(kinds) if c}),
-                           schema=self.schema,
+                           raw.view("V16").ravel(), types, schema=self.schema,
                            make_table=lambda: mev_opportunities_table(opp_table(recs, names, capture_id()), source))
 
 
