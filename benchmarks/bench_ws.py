@@ -10,7 +10,7 @@ sequence 0, so each gets every row of the run on them; they count rows (from an 
 or ``last_seq - first_seq + 1`` per JSON frame, ``missed`` per gap message) until the run's
 ``stats`` say it is done and every item it numbered is in, and take engine-to-client latency per
 frame as their own time.time_ns() at receipt minus the frame's ``handed_ns`` (when the engine handed
-the rows on to the run's sink thread; frames sent again from memory after a late subscription keep
+the rows on: sinks.py ``SinkThread.put``; frames sent again from memory after a late subscription keep
 their original time, so only frames handed on after the subscription count). The engine's own packets/s with the server comes
 from the run's summary.json, beside a replay of the same capture without the server (``workbench
 replay``; with ``--engine-cpu``/``--rt`` the same runner with its engine thread placed alike, and
