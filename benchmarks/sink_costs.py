@@ -51,6 +51,7 @@ def instrument():
     """Wrap each step where its callers look it up (module globals), keeping the originals."""
     import workbench.engine.tables as tables
     import workbench.runner.engine_run as engine_run
+    import workbench.row_files as row_files
     import workbench.sinks as sinks
 
     engine_run.process_batch = timed("engine: process_batch", engine_run.process_batch)
@@ -59,7 +60,7 @@ def instrument():
     for name in ("tx_table", "status_table", "swap_table", "opp_table"):
         setattr(sinks, name, timed(f"sink: {name} (Arrow)", getattr(sinks, name)))
     sinks.SinkThread._gather = timed("sink: gather engine rows", sinks.SinkThread._gather)
-    sinks.ParquetSink._flush = timed("write: regroup + write (all files)", sinks.ParquetSink._flush)
+    row_files.ParquetSink._flush = timed("write: regroup + write (all files)", row_files.ParquetSink._flush)
     orig = pq.ParquetWriter.write_table
 
     def write_table(self, t, *a, **k):
@@ -99,16 +100,16 @@ def main():
 
     from workbench.config import Settings
     from workbench.runner.replay import replay
-    from workbench import sinks
+    from workbench import row_files
     orig_write = instrument()
     groups: dict[str, pa.Table] = {}
-    keep = sinks.ParquetSink.write
+    keep = row_files.ParquetSink.write
 
     def write(self, name, t):          # keep one whole row group of each table for the settings table
-        if t.num_rows >= sinks.ROW_GROUP_ROWS // 2 and name not in groups:
+        if t.num_rows >= row_files.ROW_GROUP_ROWS // 2 and name not in groups:
             groups[name] = t
         return keep(self, name, t)
-    sinks.ParquetSink.write = write
+    row_files.ParquetSink.write = write
     settings = Settings(market=str(market)) if market.is_dir() else Settings()
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
@@ -120,9 +121,7 @@ def main():
     table(f"thread CPU per step, {n:,} packets of {path.name} ({r.transactions:,} transactions), "
           f"call wall {wall:.1f} s", rows, ("step", "CPU s", "ns/packet", "calls"))
     for name, t in groups.items():
-        # (a tree from before writer_options, e.g. to compare with main, has the options as they are)
-        opts = (sinks.writer_options(name, t.schema) if hasattr(sinks, "writer_options")
-                else sinks.PARQUET_OPTIONS[name])
+        opts = row_files.writer_options(name, t.schema)
         rows = [(label, f"{s * 1e3:.1f}", f"{s / t.num_rows * 1e9:,.0f}")
                 for label, s in settings_variants(t, opts, orig_write)]
         cols = []

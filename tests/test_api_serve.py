@@ -115,7 +115,7 @@ def _json_rows(table) -> list[dict]:
 
 def _run_rows(out: Path) -> list[dict]:
     """opportunities.parquet in the server's shape, with the wall-clock detection cost the run keeps
-    apart in opportunity_costs.parquet (sinks.py WALL_CLOCK) put back by id."""
+    apart in opportunity_costs.parquet (row_files.py WALL_CLOCK) put back by id."""
     rows = _json_rows(mev_opportunities_table(pq.read_table(out / "opportunities.parquet"), "replay"))
     costs = {r["opportunity_id"]: r["detect_ns"] for r in pq.read_table(out / "opportunity_costs.parquet").to_pylist()}
     return [dict(r, detect_latency_ns=costs[r["opportunity_id"]]) for r in rows]

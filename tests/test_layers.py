@@ -33,7 +33,7 @@ RANK = {
     "synth": 4,                                         # writes captures with the engine's AMM maths as truth
     "model": 5,
     "store": 6,
-    "sinks": 7,
+    "sinks": 7, "row_files": 7,
     "dissect": 8, "frame_report": 8,                    # the Python faces
     "runner": 8,
     "api": 9,

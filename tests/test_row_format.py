@@ -13,7 +13,7 @@ import pytest
 from workbench.engine.features import TX_DTYPE
 from workbench.engine.tables import (PROGRAMS_TYPE, SIGNATURE_TYPE, KeyNames, base58_signatures, canonical_programs,
                                      read_tx_features, readable_tx_table, tx_table)
-from workbench.sinks import ParquetSink
+from workbench.row_files import ParquetSink
 
 
 def _keys(n: int, seed: int = 3) -> np.ndarray:

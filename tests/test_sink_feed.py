@@ -15,7 +15,8 @@ import pytest
 
 from test_sink_grouping import _through_sinks, closed_files, engine_calls  # noqa: F401  (the module's fixture)
 from test_sink_opportunities_first import _Recorder, _same_rows
-from workbench.sinks import BULK_NS, ParquetSink, SinkThread
+from workbench.row_files import ParquetSink
+from workbench.sinks import BULK_NS, SinkThread
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -15,7 +15,8 @@ from workbench.capture import open_capture
 from workbench.config import Settings
 from workbench.engine.tables import empty_opp_table, empty_swap_table, empty_tx_table, status_table
 from workbench.runner.engine_run import EngineRun
-from workbench.sinks import ParquetSink, SinkThread
+from workbench.row_files import ParquetSink
+from workbench.sinks import SinkThread
 
 MARKET = CAPTURES / "market.pcapng"
 

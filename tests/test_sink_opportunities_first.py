@@ -15,7 +15,8 @@ import pyarrow as pa
 import pytest
 
 from test_sink_grouping import _through_sinks, closed_files, engine_calls  # noqa: F401  (the module's fixture)
-from workbench.sinks import ParquetSink, SinkThread, engine_handed_ns
+from workbench.row_files import ParquetSink
+from workbench.sinks import SinkThread, engine_handed_ns
 
 
 class _Recorder:

@@ -36,7 +36,8 @@ from ..engine.tables import (KeyNames, MarketNames, empty_opp_table, empty_swap_
                              readable_tx_table, status_table, tx_table)
 from ..store.columns import mev_opportunities_table, swaps_table
 from ..metrics.hist import Histogram
-from ..sinks import ParquetSink, SinkThread
+from ..row_files import ParquetSink
+from ..sinks import SinkThread
 from .from_settings import deshred_state, engine_state, market_for, model_for
 from .results import hist_summary
 from .store_gather import StoreGather
