@@ -12,7 +12,8 @@ or ``last_seq - first_seq + 1`` per JSON frame, ``missed`` per gap message) unti
 frame as their own time.time_ns() at receipt minus the frame's ``handed_ns`` (when the engine handed
 the rows on: sinks.py ``SinkThread.put``; frames sent again from memory after a late subscription keep
 their original time, so only frames handed on after the subscription count). The engine's own packets/s with the server comes
-from the run's summary.json, beside a replay of the same capture without the server (``workbench
+from the run's summary.json (with the share of its calls' time its thread spent off a CPU: waiting
+for the GIL as a call returned, or for a CPU), beside a replay of the same capture without the server (``workbench
 replay``; with ``--engine-cpu``/``--rt`` the same runner with its engine thread placed alike, and
 ``serve --cpu/--rt``; a pinned engine's CPU is kept free of the clients).
 
@@ -288,6 +289,7 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
         server.wait(120)
     summary = json.loads((out / "run" / "summary.json").read_text())
     res["engine_pps"] = summary["engine_packets_per_s"]
+    res["engine_waited"] = waited(summary)
     res["run_dir"] = out / "run"
     return res
 
@@ -323,7 +325,15 @@ def placed_replay(capture: str, market: str, out: str, cpu: str, rt: str) -> Non
         sys.exit(run.error)
 
 
-def plain_replay(capture: Path, market: Path, tmp: Path, speed: float | None, a=None) -> float:
+def waited(summary: dict) -> float:
+    """The share of the engine's calls' wall time its thread was not on a CPU (runner/engine_run.py
+    ``engine_cpu_s``): waiting for the GIL as a call returned, or for a CPU; NaN from a tree without it."""
+    cpu = summary.get("engine_cpu_s")
+    return (summary["engine_s"] - cpu) / summary["engine_s"] if cpu and summary["engine_s"] else float("nan")
+
+
+def plain_replay(capture: Path, market: Path, tmp: Path, speed: float | None, a=None) -> dict:
+    """The summary of a replay of ``capture`` without the server."""
     out = tmp / f"plain-{time.monotonic_ns()}"
     if a is not None and (a.engine_cpu is not None or a.rt):
         r = subprocess.run([sys.executable, __file__, "--placed-replay", str(capture), str(market), str(out),
@@ -331,14 +341,14 @@ def plain_replay(capture: Path, market: Path, tmp: Path, speed: float | None, a=
                            cwd=tmp, capture_output=True, text=True, timeout=900)
         if r.returncode != 0:
             sys.exit(f"the placed replay failed ({r.returncode}): {r.stderr[-2000:]}")
-        return json.loads((out / "run" / "summary.json").read_text())["engine_packets_per_s"]
+        return json.loads((out / "run" / "summary.json").read_text())
     r = subprocess.run([sys.executable, "-m", "workbench.cli", "replay", str(capture), "--market", str(market),
                         "--db", f"chdb://{out}/store", "--out", str(out / "run"), "-q",
                         *(["--speed", str(speed)] if speed else [])], cwd=tmp,
                        capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
         sys.exit(f"workbench replay failed ({r.returncode}): {r.stderr[-2000:]}")
-    return json.loads((out / "run" / "summary.json").read_text())["engine_packets_per_s"]
+    return json.loads((out / "run" / "summary.json").read_text())
 
 
 # --- the peer ------------------------------------------------------------------------------------
@@ -465,12 +475,13 @@ def main() -> None:
     med = lambda xs: statistics.median(xs)                                  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="bench-ws-") as tmp:
         tmp = Path(tmp)
-        plain = [plain_replay(capture, market, tmp, a.speed, a) for _ in range(a.repeat)]
+        plains = [plain_replay(capture, market, tmp, a.speed, a) for _ in range(a.repeat)]
+        plain = [p["engine_packets_per_s"] for p in plains]
         pace = f"at speed {a.speed:g}" if a.speed else "at top speed"
         print(f"capture {capture.name} {pace}; plain replay (no server"
               + (", engine thread placed alike" if a.engine_cpu is not None or a.rt else "")
-              + f"): engine {med(plain):,.0f} packets/s "
-              f"[{load()}]", flush=True)
+              + f"): engine {med(plain):,.0f} packets/s (its calls waited "
+              f"{med([waited(p) for p in plains]):.1%} of their time) [{load()}]", flush=True)
         print(f"ours: channels {', '.join(CHANNELS)} from 0, transactions in {a.format} frames, opportunities in "
               f"{a.opportunities_format} frames; engine thread: "
               + (f"--cpu {a.engine_cpu}" if a.engine_cpu is not None else "not pinned") + (" --rt" if a.rt else "")
@@ -479,7 +490,8 @@ def main() -> None:
               flush=True)
         for n in counts:
             ours = [run_ours(capture, market, n, tmp, a.speed, a) for _ in range(a.repeat)]
-            o = {k: med([r[k] for r in ours]) for k in ("per_s", "p50_ms", "p99_ms", "engine_pps", "rows", "missed",
+            o = {k: med([r[k] for r in ours]) for k in ("per_s", "p50_ms", "p99_ms", "engine_pps", "engine_waited",
+                                                          "rows", "missed",
                                                           "expected", "rows_min", "produced_per_s", "handed_span_s",
                                                           "delivery_span_s", "tail_ms", "loop_cpu_s", "loop_sys_s",
                                                           "server_cpu_s")}
@@ -489,8 +501,8 @@ def main() -> None:
             print(f"ours {n:4} clients: {o['per_s']:12,.0f} rows/s delivered  p50 {o['p50_ms']:7.2f} ms  "
                   f"p99 {o['p99_ms']:7.2f} ms  rows {o['rows']:,.0f} of {o['expected']:,.0f} (fewest per client "
                   f"{o['rows_min']:,.0f}; told missed {o['missed']:,.0f})  engine {o['engine_pps']:,.0f} packets/s "
-                  + (f"({o['engine_pps'] / med(plain):.2f}x plain)" if not a.speed else "(paced: not a capacity)")
-                  + f" [{load()}]", flush=True)
+                  + (f"({o['engine_pps'] / med(plain):.2f}x plain" if not a.speed else "(paced: not a capacity")
+                  + f"; its calls waited {o['engine_waited']:.1%} of their time) [{load()}]", flush=True)
             print(f"  the run handed its rows on over {o['handed_span_s']:.3f} s ({o['produced_per_s']:,.0f} rows/s to "
                   f"each client, x{n} = {o['produced_per_s'] * n:,.0f} rows/s at most); delivered over "
                   f"{o['delivery_span_s']:.3f} s, the last row {o['tail_ms']:.1f} ms after the last hand-off; "

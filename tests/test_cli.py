@@ -24,6 +24,8 @@ def test_replay_prints_summary_and_writes_outputs(tmp_path):
         assert word in r.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["packets"] == 998 and summary["by_status"]["transaction"] == summary["transactions"]
+    # the engine thread's CPU time in its calls: some, and within their wall time (a clock's rounding apart)
+    assert 0 < summary["engine_cpu_s"] <= summary["engine_s"] + 1e-3
     cols = pq.read_schema(out / "tx_features.parquet").names
     for c in ("packet_index", "ts_ns", "signature", "version", "num_signatures", "num_account_keys",
               "num_instructions", "num_lookup_tables", "compute_unit_limit", "compute_unit_price",

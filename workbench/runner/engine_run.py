@@ -259,6 +259,9 @@ class EngineRun:
         if feed is not None:
             self.sinks.on_opportunities = feed(self.market_names, self.sinks.capture_id)
         self.engine_s = 0.0
+        # the engine thread's CPU time in those calls: what the wall time has beyond it the thread spent
+        # waiting (for the GIL as a call returns, or for a CPU), not processing
+        self.engine_cpu_s = 0.0
         self._closed = False
 
     def warm_up(self, buf: np.ndarray, stop: Callable[[], bool] | None = None, reader: str = "") -> float:
@@ -279,13 +282,14 @@ class EngineRun:
                                           linktype=batch.linktype[:end])
             k = self._take_out()             # an output set the sink thread is done with (backpressure)
             bout = self.bouts[k]
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.thread_time()
             try:
                 nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start, self.market, self.model)
             except BaseException:
                 self._free.put(k)
                 raise
             self.engine_s += time.perf_counter() - t
+            self.engine_cpu_s += time.thread_time() - cpu
             if nxt == start and n_tx == 0:   # cannot happen with new_batch_out's sizes; never spin
                 self._free.put(k)
                 raise RuntimeError(f"process_batch made no progress at frame {batch.first_index + start}")

@@ -48,6 +48,7 @@ class RunResult:
 class ReplayResult(RunResult):
     capture: str
     engine_s: float
+    engine_cpu_s: float = 0.0        # the engine thread's CPU time in engine_s: the rest it waited (GIL, a CPU)
     capture_error: str | None = None
     pace_max_lag_ns: int | None = None
     stop_signal: str = ""            # the signal that stopped the replay early (SIGINT, SIGTERM, SIGHUP); "" none
