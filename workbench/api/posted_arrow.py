@@ -6,7 +6,7 @@ Arrow body, the form a detector in pandas or Polars sends most easily, cost many
 of the same rows (benchmarks/bench_post_check.py). Here the table in the JSON shape
 (``json_shaped``: times as int ns, dictionaries decoded) goes straight to ``msgspec.convert`` into
 ``PostedRow``, whose field types are the column checks, so msgspec makes them in C; then the checks
-its types cannot say (posted_json.py ``accepted``, and ``_finite``).
+its types cannot say (posted_json.py ``accepted``, and ``_no_infinity``).
 
 That holds only where a column's Python values are ones that ``msgspec.convert`` and
 ``check_rows`` judge alike: integers, floats, strings, lists of strings, nulls (``_plain``).
@@ -26,8 +26,7 @@ from operator import attrgetter
 import msgspec
 import pyarrow as pa
 
-from ..store import schema as S
-from .opportunity_rows import RESHAPED, TABLE, RowError, json_name, json_shaped, read_arrow_stream
+from .opportunity_rows import RESHAPED, RowError, json_shaped, read_arrow_stream
 from .posted_json import NAN_NAMES, PostedRow, accepted
 
 PIECE_ROWS = 64                     # rows per msgspec.convert call
@@ -37,9 +36,7 @@ _STRINGS = frozenset(t.id for t in (pa.string(), pa.large_string(), pa.null()))
 _PLAIN = frozenset(t.id for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(),
                                   pa.uint32(), pa.uint64(), pa.float16(), pa.float32(), pa.float64())) | _STRINGS
 _LISTS = frozenset(t.id for t in (pa.list_(pa.string()), pa.large_list(pa.string())))
-# float fields that must be finite (NAN_NAMES' may be NaN or null, never infinite)
-_FINITE = tuple(attrgetter(json_name(c)) for c in S.TABLES[TABLE].columns
-                if pa.types.is_floating(c.arrow) and json_name(c) not in NAN_NAMES)
+# float fields that may be NaN or null, never infinite
 _MAY_BE_NAN = tuple(map(attrgetter, NAN_NAMES))
 
 
@@ -68,15 +65,12 @@ def decode_arrow(body: bytes) -> list | None:
             rows += msgspec.convert(piece.to_pylist(), _ROWS)
     except (msgspec.ValidationError, pa.ArrowException):
         return None
-    return accepted(rows) if _finite(rows) else None
+    return accepted(rows) if _no_infinity(rows) else None
 
 
-def _finite(rows: list) -> bool:
-    """Whether every float is finite, but NaN where the column's DEFAULT is nan (as ``check_rows``
-    says: msgspec takes any float). A sum is finite only when all its terms are; one of finite terms
-    that overflows is a false alarm, which ``check_arrow_batch`` then clears."""
-    if not all(math.isfinite(sum(map(get, rows))) for get in _FINITE):
-        return False
+def _no_infinity(rows: list) -> bool:
+    """Whether no float whose column's DEFAULT is nan is infinite (``check_rows`` takes NaN there, and
+    so does msgspec, but refuses the infinities; every other float's finiteness is in its type)."""
     for get in _MAY_BE_NAN:
         values = list(map(get, rows))
         if math.inf in values or -math.inf in values:

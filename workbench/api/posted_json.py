@@ -3,8 +3,8 @@
 POST /v1/opportunities spent most of a request's time checking its rows: parsing the body,
 then testing each column of the group in Python and Arrow. Here the table's columns
 (store/schema.py) become a msgspec Struct whose field types are the checks themselves: an
-integer in its column's range, a float (an integer taken as one) or, where the column's
-DEFAULT is nan, null, a string, a list of strings, an enum label, a time in ns at or after the
+integer in its column's range, a finite float (an integer taken as one) or, where the column's
+DEFAULT is nan, null or any float, a string, a list of strings, an enum label, a time in ns at or after the
 epoch, a UUID in its canonical text; a required field missing, or a field the table lacks,
 fails the Struct. msgspec checks all of that in C while it parses.
 
@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import sys
 import time
 from operator import attrgetter
 from typing import Annotated, Literal, Optional, Union
@@ -58,6 +59,9 @@ log = logging.getLogger(__name__)
 UUID_TEXT = 36
 _UUIDS = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})*")
 _INT64_MAX = 2**63 - 1               # msgspec's bounds stop here
+# a float between these is finite: msgspec refuses NaN and the infinities against them (JSON has no
+# literal for either, and a number past them is refused as out of range; an Arrow body can carry both)
+_FINITE = msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)
 PIECE_BYTES = 16 * 1024              # a larger body is decoded a piece of about this size at a time
 SLOW_NS_PER_KIB = 10_000             # a single pass taking more CPU than this per KiB of body met huge floats ...
 SLOW_MIN_NS = 2_000_000              # ... when it took at least this much in all
@@ -75,7 +79,7 @@ def _field_type(col: S.Column):
     if col.kind == S.ENUM:
         return Literal[tuple(lab for lab, _ in enum_pairs(col))], None
     if pa.types.is_floating(t):
-        return (Optional[float] if col.default == "nan" else float), None
+        return (Optional[float] if col.default == "nan" else Annotated[float, _FINITE]), None
     bounds = int_range(t)
     if bounds is not None:
         lo, top = bounds[0], bounds[1] - 1
