@@ -120,3 +120,34 @@ def test_pacer_schedules_from_one_start_instant():
         assert now[0] >= p.release_time_ns(int(ts[i]))
         i = j
     assert abs(now[0] - 4_500_000_000) < 10_000_000 and p.max_lag_ns < 2_000_000
+
+
+def test_a_pacer_with_a_quantum_releases_at_most_once_a_quantum_and_no_frame_later_than_that():
+    from workbench.capture.pace import Pacer
+    now = [0]
+
+    def sleep(s):
+        now[0] += int(s * 1e9) + 1000          # oversleep by 1 us every time: must not accumulate
+
+    quantum = 1_000_000
+    p = Pacer(1.0, clock=lambda: now[0], sleep=sleep, quantum_ns=quantum)
+    # 0.1 ms apart for 50 ms, a gap of 20 ms, then 0.1 ms apart again
+    ts = np.concatenate([np.arange(0, 50_000_000, 100_000), 70_000_000 + np.arange(0, 50_000_000, 100_000)])
+    releases, i = [], 0
+    while i < ts.size:
+        j = p.wait_due(ts, i)
+        releases.append((now[0], i, j))
+        assert all(now[0] >= p.release_time_ns(int(t)) for t in ts[i:j])       # none early
+        assert now[0] - p.release_time_ns(int(ts[i])) <= quantum + 2_000         # none later than a quantum
+        i = j
+    gaps = np.diff([r[0] for r in releases])
+    assert gaps.min() >= quantum and len(releases) <= 102           # not one call a frame: one a quantum
+    after_gap = [at for at, first, _ in releases if first == 500]
+    assert after_gap and after_gap[0] - 70_000_000 < 2_000          # the first frame after the gap on time
+    assert p.max_lag_ns <= quantum + 2_000
+    plain = Pacer(1.0, clock=lambda: now[0], sleep=sleep)
+    now[0], i, n = 0, 0, 0
+    while i < ts.size:
+        i = plain.wait_due(ts, i)
+        n += 1
+    assert n == ts.size                                             # without one: a release a frame

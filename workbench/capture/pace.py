@@ -1,5 +1,13 @@
 """Pacing: release frames when their capture timestamps say, scaled by a speed factor.
 
+A pacer with a ``quantum`` releases frames at most once a quantum: a frame that falls due
+sooner after the last release waits for the quantum's end, and goes with every frame due by
+then. A replay's engine takes each release as one call, and each call has a fixed cost in Python
+(the dispatch, which unboxes the engine's state with the GIL held, and the hand-off of its rows):
+released one small run at a time, a paced replay of tens of thousands of frames a second made
+thousands of calls a second, each taking and giving up the GIL that a server's event loop needs
+for its frames. A frame is then late by at most a quantum (``max_lag_ns`` says by how much).
+
 Every frame's release time is computed from ONE fixed start instant,
 ``t_wall0 + (ts - ts0) / speed``, never by summing gaps (summed sleeps drift, as
 tcpreplay learned). Frames without a timestamp (TS_MISSING) are released at once.
@@ -16,6 +24,7 @@ from ..errors import ConfigError
 from .frames import TS_MISSING
 
 SLEEP_SLICE_S = 0.05          # longest single sleep, so a stop request is seen quickly
+REPLAY_QUANTUM_NS = 1_000_000   # a paced replay's releases (the engine's calls): at most one a millisecond
 # Pacing rates a run accepts. Past MAX_SPEED a day of capture is released in under 0.1 s, the same
 # as unpaced; below MIN_SPEED a second of capture takes more than 11 days. MAX_PPS is above the
 # 148.8 Mpps of minimum-size frames on 100 GbE; below MIN_PPS one frame takes over 16 minutes.
@@ -47,11 +56,13 @@ def check_pps(pps) -> float:
 
 
 class Pacer:
-    def __init__(self, speed: float, clock=time.monotonic_ns, sleep=time.sleep):
+    def __init__(self, speed: float, clock=time.monotonic_ns, sleep=time.sleep, quantum_ns: int = 0):
         self.speed = check_speed(speed, "no pacing: no speed")
         self.clock, self.sleep = clock, sleep
+        self.quantum_ns = quantum_ns     # the least time between two releases (0: each run of frames as it falls due)
         self.ts0: int | None = None
         self.wall0 = 0
+        self.released_ns: int | None = None     # when the last release was
         self.max_lag_ns = 0          # worst lateness of a release, for the summary
 
     def release_time_ns(self, ts: int) -> int:
@@ -63,12 +74,16 @@ class Pacer:
         if self.ts0 is None and ts != TS_MISSING:
             self.ts0, self.wall0 = ts, self.clock()
         if ts != TS_MISSING and self.ts0 is not None:
+            due = self.release_time_ns(ts)
+            if self.released_ns is not None:
+                due = max(due, self.released_ns + self.quantum_ns)
             while True:
-                lag = self.clock() - self.release_time_ns(ts)
-                if lag >= 0:
-                    self.max_lag_ns = max(self.max_lag_ns, lag)
+                now = self.clock()
+                if now >= due:
+                    self.max_lag_ns = max(self.max_lag_ns, now - self.release_time_ns(ts))
                     break
-                self.sleep(min(-lag / 1e9, SLEEP_SLICE_S))
+                self.sleep(min((due - now) / 1e9, SLEEP_SLICE_S))
+            self.released_ns = now
         if self.ts0 is None:
             return start + 1
         now_ts = self.ts0 + int((self.clock() - self.wall0) * self.speed)

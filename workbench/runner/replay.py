@@ -17,7 +17,7 @@ from typing import Callable
 import pyarrow as pa
 
 from ..capture import open_capture
-from ..capture.pace import Pacer, check_speed
+from ..capture.pace import REPLAY_QUANTUM_NS, Pacer, check_speed
 from ..config import Settings
 from ..engine.state import C_PACKETS, C_TRANSACTIONS, C_TS_FIRST, C_TS_LAST, EngineState
 from ..errors import CaptureError
@@ -134,7 +134,7 @@ def replay(capture, out_dir, settings: Settings | None = None,
         run = EngineRun(out_dir, settings, state=state, ds=ds, sink=sink, db=db, source="replay",
                         capture_path=str(capture.resolve()), capture_sha256=file_sha256(capture) if db else "",
                         row_columns=landed, gather_store=speed is None, opportunity_feed=opportunity_feed)
-        pacer = Pacer(speed, sleep=stopper.sleep) if speed is not None else None
+        pacer = Pacer(speed, sleep=stopper.sleep, quantum_ns=REPLAY_QUANTUM_NS) if speed is not None else None
         capture_error = None
         try:
             warmup_s = stopper.warm_up(lambda stop: run.warm_up(reader.buf, stop=stop,
