@@ -10,6 +10,7 @@ with what orders the rows among others: their numbers and the frames. The GET me
 batch's ids and times, and puts its rows in the page shape only when a page first reads them
 (recent_route.py); a batch made from records builds its table only then too.
 """
+
 from __future__ import annotations
 
 import logging

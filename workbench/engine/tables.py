@@ -262,13 +262,6 @@ def swap_table(sw: np.ndarray, mn: MarketNames) -> pa.Table:
 _UUID_TEXT_HEX = np.r_[0:8, 9:13, 14:18, 19:23, 24:36]     # where a UUID's 32 hex digits go in its text
 
 
-def signature_texts(opps: np.ndarray) -> pa.StringArray:
-    """The base58 text of each opportunity's trigger signature."""
-    n = opps.shape[0]
-    return encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
-                          SIGNATURE_SZ) if n else strings([])
-
-
 def opportunity_uuids(capture_id: str, opps: np.ndarray, trigger_signatures: list[str]) -> np.ndarray:
     """Deterministic UUIDs (uint8 [n, 16]): uuid5 of the capture id, packet, transaction row, kind,
     rank in the transaction and the trigger transaction's signature (so that two captures alike in
@@ -304,17 +297,11 @@ def opportunity_ids(capture_id: str, opps: np.ndarray, trigger_signatures: list[
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
 
 
-def position_ids(opps: np.ndarray, mn: MarketNames) -> np.ndarray:
-    """The lending position id of each opportunity (int64; -1: none, as for every non-liquidation)."""
-    pos = opps["position_row"]
-    return np.where(pos >= 0, mn.market.pos_id[np.maximum(pos, 0)] if mn.market.pos_id.size else -1,
-                    -1).astype(np.int64)
-
-
 def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     """opportunities.parquet rows (OPP_DTYPE)."""
     n = opps.shape[0]
-    sigs = signature_texts(opps)
+    sigs = encode_strings(np.ascontiguousarray(opps["_sig"]).reshape(-1), np.arange(n, dtype=np.int64) * SIGNATURE_SZ,
+                          SIGNATURE_SZ) if n else strings([])
     sig_list = sigs.to_pylist()
     cols = {"ts_ns": column(opps["ts_ns"]),
             "opportunity_id": opportunity_ids(capture_id, opps, sig_list),
@@ -333,7 +320,9 @@ def opp_table(opps: np.ndarray, mn: MarketNames, capture_id: str) -> pa.Table:
     for c in ("amount_in", "amount_out", "profit_quote", "tip_lamports", "expected_profit_lamports",
               "expected_profit_sol"):
         cols[c] = column(opps[c])
-    cols["position_id"] = column(position_ids(opps, mn))
+    pos = opps["position_row"]
+    cols["position_id"] = column(np.where(pos >= 0, mn.market.pos_id[np.maximum(pos, 0)] if mn.market.pos_id.size
+                                            else -1, -1).astype(np.int64))
     cols["detect_ns"] = column(opps["detect_ns"])
     cols["score"] = column(opps["score"])
     feats = np.ascontiguousarray(opps["features"]).reshape(n, N_MODEL_FEATURES)
