@@ -132,7 +132,11 @@ def _begin(ex, n):
     ex[E_POLLS] += 1
 
 
-@njit(cache=True, nogil=True)
+# _work and _step_pending are inlined by numba into each loop that calls them (``inline="always"``):
+# a jitted callee is otherwise compiled as a library of its own, with the whole engine linked in
+# and emitted as machine code, and then linked and emitted once more in each caller, so each
+# level between process_batch and a live loop cost a first run another compile of the engine.
+@njit(cache=True, nogil=True, inline="always")
 def _work(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st, lat_counts, lat_stats, ex):
     """Process the pending batch as far as Stage ``st`` has room. True when it is done."""
     c = st.ctl
@@ -213,7 +217,7 @@ def _stop_due(ex, stop):
     return now - ex[E_STOP_SEEN_NS] > STOP_GRACE_NS
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _step_pending(buf, off, caplen, wirelen, ts, lt, state, ds, out, mk, model, st0, st1, lat_counts, lat_stats, ex, params):
     """Work on the pending batch, handing Stages over as they fill. True when it is done;
     False when both Stages are full (the caller retries) or an abort was asked."""
