@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/workbench replay captures/market.pcapng --market captures/market.pcapng.market --out runs/demo
 
+# One worker process per core (pytest-xdist); each test file stays on one worker, so a module's fixtures
+# (a replay, a server) are made once.
 test: $(STAMP)
-	$(TEST_ENV) $(BIN)/python -m pytest
+	$(TEST_ENV) $(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: setup
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

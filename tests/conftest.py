@@ -60,9 +60,21 @@ def pytest_sessionstart(session):
     from workbench.runner import warm_up
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     say = reporter.write_line if reporter is not None else print
+    if hasattr(session.config, "workerinput"):
+        # a pytest-xdist worker: the controller says it on the terminal; a worker compiling first
+        # holds the cache's lock and the others wait for it, then load (runner warm_up)
+        say = None
     cap = CAPTURES / "market.pcapng"
     reader = open_capture(cap)
     state = new_state(tip_lamports=0)
     market = str(cap) + ".market"
     warm_up(reader.buf, state, new_deshred_state(), new_batch_out(4096), market_of(market, state), None, market,
             say=say)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The files that hold slow suites first, each file's tests in their order: with a worker per
+    core (``make test``: pytest-xdist, a file to a worker) the long files start early and the workers
+    end together, rather than one worker running the last long file alone."""
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)
