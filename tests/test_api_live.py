@@ -129,7 +129,8 @@ def test_serve_live_udp_streams_exactly_the_runs_opportunities(tmp_path, monkeyp
 
 
 # the WebSocket client inside the namespace: waits for the run to capture, subscribes from 0, says
-# READY, then prints every message until none came for QUIET_S after the first rows
+# READY, then prints every message it gets until, after QUIET_S without one, the engine has taken
+# every frame sent (their count comes on stdin once sent) and every row it published came
 _NS_CLIENT = textwrap.dedent("""
     import asyncio, json, sys, time
     import httpx, websockets
@@ -150,11 +151,18 @@ _NS_CLIENT = textwrap.dedent("""
             await ws.recv()
             print("READY", flush=True)
             msgs = [json.loads(await asyncio.wait_for(ws.recv(), 120))]
+            rows, sent = len(msgs[0].get("rows", ())), None
             while True:
                 try:
                     msgs.append(json.loads(await asyncio.wait_for(ws.recv(), quiet)))
+                    rows += len(msgs[-1].get("rows", ()))
                 except TimeoutError:
-                    return msgs
+                    if sent is None:
+                        sent = int(await asyncio.to_thread(sys.stdin.readline))
+                    st = httpx.get(base + "/v1/stats", timeout=5).json()
+                    if st["run"]["packets"] == sent and st["ws"]["next_seq"].get("opportunities", 0) == rows:
+                        return msgs
+                    assert time.monotonic() < deadline, st
     print(json.dumps(asyncio.run(go())), flush=True)
 """)
 
@@ -173,10 +181,11 @@ def test_serve_live_afpacket_streams_exactly_the_runs_opportunities(tmp_path):
                                    f"chdb://{tmp_path / 'db'}", "-o", str(out), "--port", str(port)],
                                   cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
         client = subprocess.Popen(["ip", "netns", "exec", v.ns, sys.executable, "-c", _NS_CLIENT, str(port),
-                                   str(QUIET_S)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   str(QUIET_S)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
         assert client.stdout.readline().strip() == "READY", client.stderr.read() + (tmp_path / "serve.log").read_text()
         res = send(v.tx, CAPTURE, 50_000, 1)
-        msgs = json.loads(client.communicate(timeout=300)[0])
+        msgs = json.loads(client.communicate(f"{res['packets']}\n", timeout=300)[0])
         server.send_signal(signal.SIGINT)
         server.wait(120)
         log.close()
