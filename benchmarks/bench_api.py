@@ -22,6 +22,9 @@ median of ``--repeat`` runs. wrk runs on the same shared cores as the servers, l
 Beside wrk's latencies, a POST row of ours prints the server's own (``server``: its
 ``post_answer_ns`` histogram read before and after each run, from a post's last bytes read to its
 answer written), which leaves out the time a request waits in wrk and in the socket's buffers.
+Every row also prints the server's CPU a request answered, all its threads and its event loop
+(from /proc around each run): the share of a core a rate takes, which does not depend on how busy
+the machine is, and the budget a faster server would have to fit.
 
 ``--base DIR`` runs a second `workbench serve` from another checkout (e.g. a worktree of the
 commit before a change) beside ours, each on its own store filled by the same replay, and
@@ -74,6 +77,7 @@ WRK_THREADS = 2               # the machine's cores
 WRK_TIMEOUT_S = 2             # a request unanswered this long counts as a timeout
 LONE_GAP_S = 0.005            # --lone: the pause between two posts
 SERVER_KEYS = ("server_p50_us", "server_p99_us", "server_p99.9_us")   # the server's own timing of a run's posts
+CPU_KEYS = ("cpu_us", "loop_cpu_us")     # the server's CPU a request answered: all its threads, its event loop
 INSTALL_HINT = "wrk is not installed: `apt-get install -y wrk` (Debian package)"
 
 
@@ -205,9 +209,33 @@ def run_percentiles(before: dict[int, int], after: dict[int, int], qs=(50, 99, 9
     return out
 
 
+def cpu_seconds(pid: int) -> tuple[float, float] | None:
+    """CPU seconds (user and system) of process ``pid``, every thread of it, and of its main thread,
+    which is the server's event loop (uvicorn runs it there); None when /proc cannot say."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read(path: str) -> float:
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()     # (after the command's name)
+        return (int(fields[11]) + int(fields[12])) / tick               # utime, stime
+
+    try:
+        return read(f"/proc/{pid}/stat"), read(f"/proc/{pid}/task/{pid}/stat")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def cpu_per_request(before, after, requests: int) -> dict[str, float]:
+    """µs of the server's CPU (all threads; its event loop's) per request answered in a run."""
+    if before is None or after is None or requests <= 0:
+        return {}
+    return {"cpu_us": (after[0] - before[0]) / requests * 1e6, "loop_cpu_us": (after[1] - before[1]) / requests * 1e6}
+
+
 def bench(servers: dict[str, str], route: str, rates: list[float], seconds: float, repeat: int,
-          template: Path | None, post_rows: int) -> dict[str, dict]:
-    """Median figures per server and rate over ``repeat`` wrk runs; the servers' runs alternate."""
+          template: Path | None, post_rows: int, pids: dict[str, int]) -> dict[str, dict]:
+    """Median figures per server and rate over ``repeat`` wrk runs; the servers' runs alternate.
+    Beside wrk's figures, each server's CPU per request answered (read from /proc around each run:
+    the budget a rate leaves the server, whatever the machine's speed)."""
     urls = {name: base + (POST_PATH if template else GET_PATH) for name, base in servers.items()}
     for url in urls.values():
         check_answer(url, template)
@@ -219,19 +247,23 @@ def bench(servers: dict[str, str], route: str, rates: list[float], seconds: floa
             for name, url in urls.items():
                 timed = template is not None and name != "peer"
                 before = answer_buckets(servers[name]) if timed else None
+                cpu = cpu_seconds(pids[name])
                 got = wrk_once(url, rate, seconds, template, post_rows)
+                got.update(cpu_per_request(cpu, cpu_seconds(pids[name]), got["requests"]))
                 if before is not None:
                     got.update(run_percentiles(before, answer_buckets(servers[name]) or {}))
                 runs[name].append(got)
         for name in servers:
             keys = ["achieved", "p50_us", "p99_us", "p999_us"]
-            keys += [k for k in SERVER_KEYS if all(k in r for r in runs[name])]
+            keys += [k for k in SERVER_KEYS + CPU_KEYS if all(k in r for r in runs[name])]
             med = {k: statistics.median(r[k] for r in runs[name]) for k in keys}
             med["errors"] = sum(r["errors"] for r in runs[name])
             med["requests"] = sum(r["requests"] for r in runs[name])
             out[name][rate] = med
             own = ("  server " + " ".join(f"{k[7:-3]} {med[k] / 1e3:.2f}" for k in SERVER_KEYS) + " ms") \
                 if all(k in med for k in SERVER_KEYS) else ""
+            own += (f"  CPU a request {med['cpu_us']:.0f} µs (event loop {med['loop_cpu_us']:.0f})"
+                    if all(k in med for k in CPU_KEYS) else "")
             print(f"{name:5} {route:4} offered {rate:7,.0f}/s  achieved {med['achieved']:8,.0f}/s  "
                   f"p50 {med['p50_us'] / 1e3:8.2f} ms  p99 {med['p99_us'] / 1e3:8.2f} ms  "
                   f"p99.9 {med['p999_us'] / 1e3:8.2f} ms  errors {med['errors']}/{med['requests']}{own}", flush=True)
@@ -379,11 +411,12 @@ def main() -> None:
     res: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         tmp = Path(tmp)
-        procs, servers = [], {}
+        procs, servers, pids = [], {}, {}
         try:
             for name, tree in [("ours", None)] + ([("base", str(Path(a.base).resolve()))] if a.base else []):
                 proc, servers[name] = start_ours(tmp, name, tree, a.serve_args.split() if name == "ours" else [])
                 procs.append(proc)
+                pids[name] = proc.pid
             rows = len(httpx.get(servers["ours"] + GET_PATH).json()["rows"])
             template = post_template(servers["ours"], tmp, a.one_time)
             times = "one time" if a.one_time else "rising times"
@@ -395,7 +428,7 @@ def main() -> None:
                   flush=True)
             for route in routes:
                 for name, figures in bench(servers, route, rates, a.seconds, a.repeat,
-                                           template if route == "POST" else None, a.post_rows).items():
+                                           template if route == "POST" else None, a.post_rows, pids).items():
                     res[(name, route)] = figures
             if a.lone:
                 lone_posts(servers, template, a.lone, a.post_rows, a.repeat)
@@ -408,7 +441,8 @@ def main() -> None:
             try:
                 for route in routes:
                     res[("peer", route)] = bench({"peer": base}, route, rates, a.seconds, a.repeat,
-                                                 template if route == "POST" else None, a.post_rows)["peer"]
+                                                 template if route == "POST" else None, a.post_rows,
+                                                 {"peer": peer.pid})["peer"]
             finally:
                 peer.terminate()
                 peer.wait(60)
