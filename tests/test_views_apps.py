@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from views_helpers import UI_TIMEOUT_S, app_log, launched_browser, new_page, served as serve_apps, text, wait_for
+from views_helpers import (UI_TIMEOUT_S, app_log, launched_browser, new_page, page_errors, served as serve_apps, text,
+                           wait_for)
 
 REPO = Path(__file__).resolve().parent.parent
 CAPTURE = REPO / "captures" / "demo.pcapng"
@@ -42,8 +43,8 @@ def browser():
 @pytest.fixture
 def page(browser):
     ctx, pg = new_page(browser)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
+    errors: list[tuple[str, str]] = []
+    pg.on("pageerror", lambda e: errors.append((e.message, e.stack)))
     pg.errors = errors
     yield pg
     ctx.close()
@@ -134,7 +135,7 @@ def test_live_replay_demo_transactions(page, tmp_path):
                              .all()[:10]) and rows.count() > 0, UI_TIMEOUT_S, "filtered rows")
         page.screenshot(path=str(tmp_path / "live.png"), full_page=True)
         assert (tmp_path / "live.png").stat().st_size > 10_000
-        assert not page.errors, page.errors
+        assert not (errs := page_errors(page.errors)), errs
     no_traceback(log)
 
 
@@ -212,7 +213,7 @@ def test_live_market_with_model_streams_opportunities(page, tmp_path, market_run
         assert reserves and all(INTEGER.match(r) for r in reserves), reserves
         detail.screenshot(path=str(tmp_path / "explorer-from-link.png"), full_page=True)
         page.screenshot(path=str(tmp_path / "live-market.png"), full_page=True)
-        assert not page.errors, page.errors
+        assert not (errs := page_errors(page.errors)), errs
     no_traceback(log)
 
 
@@ -302,7 +303,7 @@ def test_explorer_replays_and_explains_an_opportunity(page, tmp_path, market_run
                  UI_TIMEOUT_S, "feature contributions")
         wait_for(lambda: page.locator(".wb-instr-table .tabulator-row").count() > 0, UI_TIMEOUT_S, "instructions")
         page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
-        assert not page.errors, page.errors
+        assert not (errs := page_errors(page.errors)), errs
     no_traceback(log)
 
 
@@ -356,5 +357,5 @@ def test_live_udp_source_streams_what_arrives(page, tmp_path):
         page.locator(".bk-tab", has_text="Transactions").first.click()
         wait_for(lambda: page.locator(".wb-tx-table .tabulator-row").count() > 0, UI_TIMEOUT_S, "rows")
         page.screenshot(path=str(tmp_path / "live-udp.png"), full_page=True)
-        assert not page.errors, page.errors
+        assert not (errs := page_errors(page.errors)), errs
     no_traceback(log)

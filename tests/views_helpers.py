@@ -30,6 +30,29 @@ _CLOSED_WRITE = re.compile(r"[^\n]*Task exception was never retrieved\nfuture: <
                            r"\ntornado\.websocket\.WebSocketClosedError\n", re.S)
 
 
+# A layout pass of the libraries Panel serves (Tabulator's, Bokeh's) that measures an element a redraw
+# has just taken away throws this in the page. It was seen once (CI of session 29, a page that showed
+# every row right all the same) and did not come back in six runs of the same test. It is the
+# libraries' race, not the app's: a page error is left out only when it is this message and every
+# frame of its stack lies in what Panel and Bokeh serve under /static/ (the app's own JavaScript, a
+# tick formatter, runs from an eval and never matches).
+VENDOR_RACES = ("Cannot read properties of null (reading 'offsetWidth')",)
+_FRAME_URL = re.compile(r"^\s*at .*?\(?(\S+?):\d+:\d+\)?$", re.M)
+
+
+def page_errors(errors: list[tuple[str, str]]) -> list[str]:
+    """The page errors ((message, stack) each, from Playwright's ``pageerror``) that count: all but
+    the vendored libraries' layout race above, which is printed instead."""
+    out = []
+    for message, stack in errors:
+        frames = _FRAME_URL.findall(stack or "")
+        if message in VENDOR_RACES and frames and all("/static/" in url for url in frames):
+            print(f"left out, the served libraries' own race: {stack}")
+            continue
+        out.append(f"{message}\n{stack}")
+    return out
+
+
 def app_log(log: Path) -> str:
     """The text of a ``served`` app's log, without tornado's failed writes to a closed browser socket."""
     return _CLOSED_WRITE.sub("", log.read_text())
