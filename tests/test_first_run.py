@@ -19,34 +19,6 @@ NOTE = "compiling the engine for this CPU, first run only"
 RUN_TIMEOUT_S = 900
 
 
-def _replay(cache: Path, out: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "workbench.cli", "replay", str(REPO / "captures" / "small.pcap"),
-                           "--no-db", "--quiet", "--out", str(out)], env=env, capture_output=True, text=True,
-                          timeout=RUN_TIMEOUT_S)
-
-
-@pytest.mark.slow
-def test_cold_replay_names_the_cache_and_counts_the_steps(tmp_path):
-    cache = tmp_path / "numba"
-    p = _replay(cache, tmp_path / "cold")
-    assert p.returncode == 0, p.stderr[-3000:]
-    lines = [ln for ln in p.stderr.splitlines() if NOTE in ln]
-    # the first line on stderr says it is a first run and names the cache folder (the source-hash
-    # folder inside NUMBA_CACHE_DIR), before anything compiles
-    assert p.stderr.splitlines()[0] == lines[0]
-    assert re.search(re.escape(str(cache)) + r"/[0-9a-f]{16}\)", lines[0]), lines[0]
-    steps = [m for ln in lines if (m := re.search(r"step (\d+) of (\d+): (.+)$", ln))]
-    assert steps and len(steps) == len(lines) - 2, lines      # the first-run line, the step count, the steps
-    total = int(steps[0].group(2))
-    assert [int(m.group(1)) for m in steps] == list(range(1, total + 1))
-    assert {m.group(3) for m in steps} >= {"the shred reassembly", "the transaction decoder", "the engine loop"}
-    assert "failed" not in p.stderr
-    warm = _replay(cache, tmp_path / "warm")
-    assert warm.returncode == 0, warm.stderr[-3000:]
-    assert NOTE not in warm.stderr
-
-
 def test_steps_come_after_what_they_call():
     for market in (False, True):
         for model in (False, True):
@@ -136,18 +108,31 @@ WORKER_KERNELS = ("process_batch", "market_tx", "_sandwich", "_arb_two", "_arb_t
 
 @pytest.mark.slow
 def test_cold_market_replay_compiles_no_kernel_of_the_workers_again(tmp_path):
-    """A first replay with a market: every step's kernel is typed as the caller calls it, so the
-    caller (and the replay after its warm-up: the capture's scan, the opportunities' base58) loads
-    them from the cache; the steps' order runs the longest chain first."""
+    """A first replay with a market: it says so first, naming the cache folder, and counts its
+    steps; every step's kernel is typed as the caller calls it, so the caller (and the replay after
+    its warm-up: the capture's scan, the opportunities' base58) loads them from the cache; the
+    steps' order runs the longest chain first; the next replay is warm and says nothing of it.
+    (One first run for all of it: each costs a whole compile of the engine.)"""
     compiled = tmp_path / "compiled.txt"
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), PYTHONPATH=str(REPO))
+    cache = tmp_path / "numba"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(REPO))
     env.pop("NUMBA_BOUNDSCHECK", None)
     cap = REPO / "captures" / "market.pcapng"
-    p = subprocess.run([sys.executable, str(REPO / "tests" / "compiles_in_caller.py"), str(compiled), "replay",
-                        str(cap), "--market", str(cap) + ".market", "--no-db", "--quiet", "--out",
+    args = ["replay", str(cap), "--market", str(cap) + ".market", "--no-db", "--quiet", "--out"]
+    p = subprocess.run([sys.executable, str(REPO / "tests" / "compiles_in_caller.py"), str(compiled), *args,
                         str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "failed" not in p.stderr, p.stderr[-3000:]
+    lines = [ln for ln in p.stderr.splitlines() if NOTE in ln]
+    # the first line on stderr says it is a first run and names the cache folder (the source-hash
+    # folder inside NUMBA_CACHE_DIR), before anything compiles
+    assert p.stderr.splitlines()[0] == lines[0]
+    assert re.search(re.escape(str(cache)) + r"/[0-9a-f]{16}\)", lines[0]), lines[0]
+    steps = [m for ln in lines if (m := re.search(r"step (\d+) of (\d+): (.+)$", ln))]
+    assert steps and len(steps) == len(lines) - 2, lines      # the first-run line, the step count, the steps
+    total = int(steps[0].group(2))
+    assert [int(m.group(1)) for m in steps] == list(range(1, total + 1))
+    assert {m.group(3) for m in steps} >= {"the shred reassembly", "the transaction decoder", "the engine loop"}
     again = [n for n in compiled.read_text().split() if n.rsplit(":", 1)[1] in WORKER_KERNELS]
     assert not again, again
     said = [ln.split(": ", 2)[2] for ln in p.stderr.splitlines() if re.search(r": step \d+ of \d+: ", ln)]
@@ -157,6 +142,10 @@ def test_cold_market_replay_compiles_no_kernel_of_the_workers_again(tmp_path):
     assert set(said[:2]) == {s.what for s in planned[:2]}, said
     what = {s.name: s.what for s in steps}
     assert what["pcapng_scan"] in said and said.index(what["engine_loop"]) > said.index(what["market"]), said
+    warm = subprocess.run([sys.executable, "-m", "workbench.cli", *args, str(tmp_path / "warm")], env=env,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    assert NOTE not in warm.stderr
 
 
 def test_steps_take_the_longest_chain_first():
