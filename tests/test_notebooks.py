@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,29 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
             os.environ.pop("WORKBENCH_NOTEBOOK_OUT", None)
         else:
             os.environ["WORKBENCH_NOTEBOOK_OUT"] = env_before
+        _say_slow_cells(path, nb)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "the notebook printed nothing"
+
+
+SLOW_CELL_S = 60              # a cell this slow is named in a warning (the suite's summary shows it)
+
+
+def _say_slow_cells(path: Path, nb) -> None:
+    """Warn of each cell that ran ``SLOW_CELL_S`` or longer, with its time and first line, from the
+    times nbclient records in the cell's metadata: a notebook's time once went from 14 s to 617 s in
+    a CI run (2026-12-07) and nothing said which cell held it."""
+    from datetime import datetime
+    slow = []
+    for i, cell in enumerate(nb.cells):
+        t = cell.get("metadata", {}).get("execution", {})
+        start, end = t.get("iopub.execute_input"), t.get("shell.execute_reply")
+        if cell.cell_type != "code" or not (start and end):
+            continue
+        took = (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+        if took >= SLOW_CELL_S:
+            slow.append(f"cell {i} took {took:.0f} s: {cell.source.splitlines()[0] if cell.source else ''}")
+    if slow:
+        warnings.warn(f"{path.name}: " + "; ".join(slow), stacklevel=2)
