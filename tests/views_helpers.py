@@ -30,12 +30,12 @@ _CLOSED_WRITE = re.compile(r"[^\n]*Task exception was never retrieved\nfuture: <
                            r"\ntornado\.websocket\.WebSocketClosedError\n", re.S)
 
 
-# A layout pass of the libraries Panel serves (Tabulator's, Bokeh's) that measures an element a redraw
-# has just taken away throws this in the page. It was seen once (CI of session 29, a page that showed
-# every row right all the same) and did not come back in six runs of the same test. It is the
-# libraries' race, not the app's: a page error is left out only when it is this message and every
-# frame of its stack lies in what Panel and Bokeh serve under /static/ (the app's own JavaScript, a
-# tick formatter, runs from an eval and never matches).
+# The libraries Panel serves (Tabulator's, Bokeh's) threw this in the page once (CI of session 29, a
+# page that showed every row right all the same): a measurement of an element no longer there, most
+# likely a redraw racing a layout pass (its stack was not kept then; six runs of the same test did not
+# bring it back). The app's own JavaScript is a tick formatter that runs from an eval, so a page error
+# is left out only when it is this message and every frame of its stack lies in what Panel and Bokeh
+# serve under /static/.
 VENDOR_RACES = ("Cannot read properties of null (reading 'offsetWidth')",)
 _FRAME_URL = re.compile(r"^\s*at .*?\(?(\S+?):\d+:\d+\)?$", re.M)
 
