@@ -40,17 +40,14 @@ VENDOR_RACES = ("Cannot read properties of null (reading 'offsetWidth')",)
 _FRAME_URL = re.compile(r"^\s*at .*?\(?(\S+?):\d+:\d+\)?$", re.M)
 
 
-def page_errors(errors: list[tuple[str, str]]) -> list[str]:
-    """The page errors ((message, stack) each, from Playwright's ``pageerror``) that count: all but
-    the vendored libraries' layout race above, which is printed instead."""
-    out = []
-    for message, stack in errors:
-        frames = _FRAME_URL.findall(stack or "")
-        if message in VENDOR_RACES and frames and all("/static/" in url for url in frames):
-            print(f"left out, the served libraries' own race: {stack}")
-            continue
-        out.append(f"{message}\n{stack}")
-    return out
+def page_error(error) -> str | None:
+    """A Playwright ``pageerror`` as the text a test keeps (its message and stack), or None for the
+    served libraries' race above, which is printed instead."""
+    frames = _FRAME_URL.findall(error.stack or "")
+    if error.message in VENDOR_RACES and frames and all("/static/" in url for url in frames):
+        print(f"left out, the served libraries' own race: {error.stack}")
+        return None
+    return f"{error.message}\n{error.stack}"
 
 
 def app_log(log: Path) -> str:
