@@ -227,7 +227,7 @@ class LivePage:
         self.feed = C.run_again(self.feed, C.restart_out(self.feed, ARGS, self.restarts)).start()
         self.own = True
         self._reset()
-        self.status.object = "**restarting**"
+        self.status.object = f"**restarting** · restart {self.restarts}"
         self._poll()
 
     def stop_own(self):
