@@ -52,7 +52,7 @@ def table_rows(table: pa.Table, names: list[str] | None = None, extra: dict | No
     builds each row key by key in Python, several times slower on wide tables). ``names``: the
     rows' keys in place of the column names (as many); ``extra``: keys and values added to every
     row, after the columns. Neither reads nor builds an Arrow table, so the GIL is held throughout."""
-    names = table.column_names if names is None else names
+    names = table.schema.names if names is None else names
     rows = [dict(zip(names, values)) for values in zip(*(table.column(i).to_pylist() for i in range(len(names))))]
     if extra:
         for r in rows:
@@ -69,7 +69,7 @@ def row_items(table: pa.Table) -> list[bytes]:
     n = table.num_rows
     if not n:
         return []
-    if not table.column_names:
+    if not table.schema.names:
         return [b"{}"] * n
     fast = row_bytes(table) if n >= KERNEL_ROWS_MIN else None
     if fast is not None:

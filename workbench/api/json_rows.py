@@ -232,7 +232,7 @@ def rows_json(table: pa.Table) -> tuple[np.ndarray, np.ndarray] | None:
     Number columns of one dtype are written by one orjson call, so a batch costs a call per
     dtype and per text column, whatever its width."""
     n = table.num_rows
-    names = table.column_names
+    names = table.schema.names
     if not n or not names:
         return None
     ncol = len(names)

@@ -190,7 +190,7 @@ def read_arrow_stream(body: bytes) -> pa.Table:
         raise RowError(None, None, f"{rows} rows in one batch; at most {BATCH_ROWS_MAX}: split it")
     t = pa.Table.from_batches(batches, schema=reader.schema)
     try:
-        t.column_names                  # (read as text at every use)
+        t.schema.names                  # (read as text at every use)
     except UnicodeDecodeError as e:
         raise RowError(None, None, f"a column's name in the Arrow stream is not UTF-8: {e}") from None
     try:
@@ -226,7 +226,7 @@ def json_shaped(t: pa.Table, types: list[pa.DataType] | None = None) -> pa.Table
     for at, typ in enumerate(t.schema.types if types is None else types):
         if typ.id not in RESHAPED:          # (the usual column: left alone)
             continue
-        name, col = t.column_names[at], t.column(at)
+        name, col = t.schema.names[at], t.column(at)
         try:
             if typ.id == _TIMESTAMP and name.endswith("_ns"):
                 col = col.cast(pa.timestamp(typ.unit)).cast(pa.timestamp("ns")).cast(pa.int64())

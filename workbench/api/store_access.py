@@ -344,7 +344,7 @@ def note_hand_offs(run, store: StoreAccess) -> None:
     hand_on = run.sink
 
     def sink(name, table):
-        if name == "opportunities" and table.num_rows and "opportunity_id" in table.column_names:
+        if name == "opportunities" and table.num_rows and "opportunity_id" in table.schema.names:
             store.note_stored(table.column("opportunity_id"))
         hand_on(name, table)
 
