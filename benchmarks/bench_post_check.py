@@ -3,8 +3,12 @@ value-by-value check, in one run.
 
 Ours: ``check_group`` of one body (api/post_columns.py), the server's work from a post's bytes to
 its rows checked and each row's JSON made (for the post log, the GET memory and the WebSocket).
-A JSON body takes msgspec's one pass (posted_json.py), an Arrow body its table converted by msgspec
-(posted_arrow.py). Beside it, in the same run:
+A JSON body takes msgspec's one pass (posted_json.py), an Arrow body its columns checked one by
+one (posted_arrow.py ``by_columns``). Beside it, in the same run:
+
+- "Arrow converted": the same with the column check turned off, so the Arrow body's table is
+  converted by msgspec row dict by row dict (its way before ``by_columns``, and still the way of a
+  table whose columns are not of GET's types);
 
 - "value by value": the same ``check_group`` with the one-pass decoders turned off, so every body
   goes through ``check_rows`` (for Arrow: ``check_arrow_batch``), the path every Arrow body took
@@ -16,7 +20,7 @@ A JSON body takes msgspec's one pass (posted_json.py), an Arrow body its table c
 
 The rows are one row of the bundled market capture's replay (every column filled, as the engine
 writes it), with a fresh id and time each. Each figure is the median of ``--repeat`` timings of
-``--number`` calls, in µs per row.
+``--number`` calls, the ways timed in turn, in µs per row.
 
     python benchmarks/bench_post_check.py [--rows 1,10,100,1000] [--repeat 7] [--number 0]
 """
@@ -34,7 +38,7 @@ import pyarrow as pa
 import pydantic
 
 from common import REPLAY_ROW, table
-from workbench.api import post_columns
+from workbench.api import post_columns, posted_arrow
 from workbench.api.opportunity_rows import REQUIRED, TABLE, enum_pairs, int_range, json_name, literal_default
 from workbench.api.post_columns import check_group
 from workbench.store import schema as S
@@ -82,16 +86,20 @@ def pydantic_row():
     return pydantic.create_model("Row", __config__=pydantic.ConfigDict(strict=True, extra="forbid"), **fields)
 
 
-def per_row(fn, n: int, repeat: int, number: int) -> float:
-    """Median µs per row of ``fn()`` over ``repeat`` timings of ``number`` calls."""
-    fn()
-    times = []
+def per_row(fns: dict, n: int, repeat: int, number: int) -> dict[str, float]:
+    """Median µs per row of each of ``fns``' calls over ``repeat`` timings of ``number`` calls, the
+    timings taken in turn (one of each, then again), so that a noisy machine's slow spells fall on
+    every way alike."""
+    times = {name: [] for name in fns}
+    for fn in fns.values():
+        fn()
     for _ in range(repeat):
-        t = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t) / number / n * 1e6)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times[name].append((time.perf_counter() - t) / number / n * 1e6)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def value_by_value(fn):
@@ -103,6 +111,19 @@ def value_by_value(fn):
             return fn()
         finally:
             post_columns.decode_rows, post_columns.decode_arrow = fast
+    return call
+
+
+def converted(fn):
+    """``fn`` with the Arrow body's column-by-column check turned off: its table converted by msgspec
+    (posted_arrow.py), every Arrow body's way before ``by_columns``."""
+    def call():
+        by_columns = posted_arrow.by_columns
+        posted_arrow.by_columns = lambda table, types: None
+        try:
+            return fn()
+        finally:
+            posted_arrow.by_columns = by_columns
     return call
 
 
@@ -120,22 +141,26 @@ def main() -> None:
         js, ab = orjson.dumps(batch), arrow_body(batch)
         number = a.number or max(1, 4000 // n)
         ours_json, ours_arrow = (lambda: check_group([(js, False)])), (lambda: check_group([(ab, True)]))
-        assert ours_json().items == ours_arrow().items == value_by_value(ours_arrow)().items
-        got = {
-            "ours JSON": per_row(ours_json, n, a.repeat, number),
-            "ours Arrow": per_row(ours_arrow, n, a.repeat, number),
-            "value by value, JSON": per_row(value_by_value(ours_json), n, a.repeat, number),
-            "value by value, Arrow": per_row(value_by_value(ours_arrow), n, a.repeat, number),
-            "pydantic JSON": per_row(lambda: [one.dump_json(r) for r in many.validate_json(js)], n, a.repeat, number),
-            "pydantic Arrow": per_row(lambda: [one.dump_json(r) for r in many.validate_python(
-                pa.ipc.open_stream(ab).read_all().to_pylist())], n, a.repeat, number),
-        }
+        assert ours_json().items == ours_arrow().items == value_by_value(ours_arrow)().items == \
+            converted(ours_arrow)().items
+        got = per_row({
+            "ours JSON": ours_json,
+            "ours Arrow": ours_arrow,
+            "Arrow converted": converted(ours_arrow),
+            "value by value, JSON": value_by_value(ours_json),
+            "value by value, Arrow": value_by_value(ours_arrow),
+            "pydantic JSON": lambda: [one.dump_json(r) for r in many.validate_json(js)],
+            "pydantic Arrow": lambda: [one.dump_json(r) for r in many.validate_python(
+                pa.ipc.open_stream(ab).read_all().to_pylist())],
+        }, n, a.repeat, number)
         out.append((f"{n:,}", f"{len(js):,} / {len(ab):,}", *(f"{v:.2f}" for v in got.values()),
+                    f"{got['Arrow converted'] / got['ours Arrow']:.1f}x",
                     f"{got['value by value, Arrow'] / got['ours Arrow']:.1f}x",
                     f"{got['pydantic JSON'] / got['ours JSON']:.1f}x / {got['pydantic Arrow'] / got['ours Arrow']:.1f}x"))
         print(f"# {n:,} rows done", flush=True)
     table("a posted body checked, µs a row (median)", out,
-          ("rows", "bytes JSON / Arrow", *got, "Arrow: value by value / ours", "pydantic / ours (JSON / Arrow)"))
+          ("rows", "bytes JSON / Arrow", *got, "Arrow: converted / ours", "Arrow: value by value / ours",
+           "pydantic / ours (JSON / Arrow)"))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from byte_damage import damaged
 from test_api_post_columns import BAD_ROWS, ODD, _dict, _full, _short, _values
 from test_api_units import _arrow
 from workbench.api import posted_arrow
-from workbench.api.opportunity_rows import RowError, check_arrow_batch
+from workbench.api.opportunity_rows import RowError, check_arrow_batch, json_shaped, read_arrow_stream
 from workbench.api.post_columns import RULES, check_group
 from workbench.api.posted_arrow import decode_arrow
 from workbench.api.posted_json import posted_items, row_dicts
@@ -30,11 +30,22 @@ pytestmark = pytest.mark.timeout(120)
 _TYPES = {r.name: r.arrow for r in RULES}       # each field's Arrow type in the JSON shape
 
 
-@pytest.fixture(params=["one piece", "a row a piece"])
+@pytest.fixture(params=["by columns", "by columns, a row a piece", "converted", "converted, a row a piece"])
 def pieces(request, monkeypatch):
-    if request.param == "a row a piece":
+    """Each way an Arrow body takes to its rows: column by column (``by_columns``, first), or
+    converted by msgspec (where the columns' types are not GET's), in one piece or a row a piece."""
+    if "a row a piece" in request.param:
         monkeypatch.setattr(posted_arrow, "PIECE_ROWS", 1)
+        monkeypatch.setattr(posted_arrow, "COLUMN_PIECE_ROWS", 1)
+    if request.param.startswith("converted"):
+        monkeypatch.setattr(posted_arrow, "by_columns", lambda table, types: None)
     return request.param
+
+
+def _by_columns(body: bytes, by_columns=posted_arrow.by_columns) -> list | None:
+    """The body's rows column by column, or None (whichever way the test's ``pieces`` sends bodies)."""
+    table = json_shaped(read_arrow_stream(body))
+    return by_columns(table, table.schema.types)
 
 
 def _table(rows: list[dict], types: dict | None = None) -> pa.Table | None:
@@ -87,6 +98,8 @@ def test_gets_shape_and_the_usual_forms_take_the_one_pass_with_the_twins_values(
             got = decode_arrow(body)
             assert got is not None, what
             _same_as_the_twin(got, body)
+            if pieces.startswith("by columns"):     # every shape here is GET's types: none falls through
+                assert _by_columns(body) is not None, what
     body = _arrow(shapes["every column"])
     group = check_group([(orjson.dumps(full), False), (body, True)])      # the same rows as JSON and as Arrow
     assert group.spans == [(0, 5), (5, 10)] and group.items[:5] == group.items[5:]
@@ -123,6 +136,7 @@ def test_a_column_of_another_type_goes_to_the_twin(field, column, fast, pieces):
     table = _table([_full(), _full()])
     body = _arrow(table.set_column(table.column_names.index(field), field, column))
     assert (decode_arrow(body) is not None) == fast
+    assert _by_columns(body) is None                                # not GET's types: the conversion decides
     group = check_group([(body, True)])
     try:
         want = check_arrow_batch(body)
@@ -133,10 +147,52 @@ def test_a_column_of_another_type_goes_to_the_twin(field, column, fast, pieces):
     _same_as_the_twin(group.rows, body)
 
 
+def _ids_that_join_as_canonical() -> tuple[str, str]:
+    """Two ids of 35 and 37 characters whose text, read as one, is two canonical UUIDs."""
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    return a[:-1], a[-1] + b
+
+
+# values the column checks leave to the twin that GET's types carry as well as odd ones: a wider integer
+# type's value past the field's range, a null in a column with a default, ids read as one text, an
+# id in a form the twin takes (upper case)
+BY_COLUMNS_LEAVE = {
+    "amount_in -1 (int64 for uint64)": ([_full(amount_in=5), _full(amount_in=-1)], {}),
+    "slot 2**63 (uint64 for int64)": ([_full(), _full(slot=2**63)], {"slot": pa.uint64()}),
+    "detect_latency_ns past int64": ([_full(detect_latency_ns=2**64 - 1)], {"detect_latency_ns": pa.uint64()}),
+    "run_id null": ([_full(), _full(run_id=None)], {}),
+    "an upper-case id": ([_full(opportunity_id=str(uuid.uuid4()).upper())], {}),
+    "ids of 35 and 37 characters": ([_full(opportunity_id=i) for i in _ids_that_join_as_canonical()], {}),
+    "an id twice": ([_full(opportunity_id="00000000-0000-4000-8000-000000000001")] * 2, {}),
+    "pools with a null": ([_full(pools=["A", None])], {}),
+}
+
+
+@pytest.mark.parametrize("what", list(BY_COLUMNS_LEAVE))
+def test_what_the_column_checks_leave_the_twin_decides(what, pieces):
+    random.seed(15)
+    rows, types = BY_COLUMNS_LEAVE[what]
+    table = _table(rows, types)
+    assert table is not None and table.num_rows == len(rows)
+    body = _arrow(table)
+    assert _by_columns(body) is None
+    assert decode_arrow(body) is None
+    group = check_group([(body, True)])
+    try:
+        want = check_arrow_batch(body)
+    except RowError as e:
+        assert isinstance(group.spans[0], RowError) and group.spans[0].as_dict() == e.as_dict()
+    else:
+        assert group.spans == [(0, len(rows))] and group.ids == want.ids
+        _same_as_the_twin(group.rows, body)
+    ok = _arrow(_table([_full()], types))
+    assert _by_columns(ok) is not None                  # (the same column types with good values are taken)
+
+
 def test_what_the_one_pass_takes_the_twin_takes_with_the_same_values(pieces):
     """Random rows of edge values in columns of every type Arrow gives them: a subset, same values."""
     rng = random.Random(14)
-    taken = tried = 0
+    taken = tried = by_columns = 0
     for _ in range(600):
         rows = [_full() if rng.random() < 0.5 else _short() for _ in range(rng.randrange(1, 4))]
         r = rows[-1]
@@ -158,7 +214,11 @@ def test_what_the_one_pass_takes_the_twin_takes_with_the_same_values(pieces):
         if got is not None:
             taken += 1
             _same_as_the_twin(got, body)
-    assert tried > 300 and taken > 40, (tried, taken)
+            columns = _by_columns(body)
+            if columns is not None:
+                by_columns += 1
+                assert posted_items(columns) == posted_items(got)
+    assert tried > 300 and taken > 40 and by_columns > 20, (tried, taken, by_columns)
 
 
 def test_text_that_is_not_utf8_is_a_422_naming_its_column_and_the_others_of_the_group_land():

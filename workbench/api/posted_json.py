@@ -205,7 +205,12 @@ def decode_log(data: bytes) -> list | None:
 
 def _canonical(rows: list) -> bool:
     """Whether every UUID field of ``rows`` (36 characters each, as decoded) is canonical text."""
-    return all(_UUIDS.fullmatch("".join(map(attrgetter(name), rows))) for name in _UUID_NAMES)
+    return all(canonical_ids(map(attrgetter(name), rows)) for name in _UUID_NAMES)
+
+
+def canonical_ids(ids) -> bool:
+    """Whether UUIDs of 36 characters each are all canonical text (read as one text: one match)."""
+    return _UUIDS.fullmatch("".join(ids)) is not None
 
 
 def _over_top(rows: list) -> bool:
