@@ -102,29 +102,29 @@ def per_row(fns: dict, n: int, repeat: int, number: int) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def value_by_value(fn):
-    """``fn`` with the one-pass decoders turned off: every body through ``check_rows``."""
+def turned_off(fn, module, names: tuple[str, ...], off):
+    """``fn`` with ``module``'s functions ``names`` replaced by ``off`` while it runs."""
     def call():
-        fast = post_columns.decode_rows, post_columns.decode_arrow
-        post_columns.decode_rows = post_columns.decode_arrow = lambda body: None
+        kept = [getattr(module, name) for name in names]
+        for name in names:
+            setattr(module, name, off)
         try:
             return fn()
         finally:
-            post_columns.decode_rows, post_columns.decode_arrow = fast
+            for name, f in zip(names, kept):
+                setattr(module, name, f)
     return call
+
+
+def value_by_value(fn):
+    """``fn`` with the one-pass decoders turned off: every body through ``check_rows``."""
+    return turned_off(fn, post_columns, ("decode_rows", "decode_arrow"), lambda body: None)
 
 
 def converted(fn):
     """``fn`` with the Arrow body's column-by-column check turned off: its table converted by msgspec
     (posted_arrow.py), every Arrow body's way before ``by_columns``."""
-    def call():
-        by_columns = posted_arrow.by_columns
-        posted_arrow.by_columns = lambda table, types: None
-        try:
-            return fn()
-        finally:
-            posted_arrow.by_columns = by_columns
-    return call
+    return turned_off(fn, posted_arrow, ("by_columns",), lambda table, types: None)
 
 
 def main() -> None:
