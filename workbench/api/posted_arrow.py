@@ -37,17 +37,18 @@ import msgspec
 import pyarrow as pa
 
 from ..store import schema as S
-from .opportunity_rows import (BATCH_ROWS_MAX, ID, REQUIRED, RESHAPED, TABLE, RowError, enum_pairs, int_range,
-                               json_name, json_shaped, literal_default, read_arrow_stream)
-from .posted_json import NAN_NAMES, UUID_TEXT, PostedRow, accepted, canonical_ids
+from .opportunity_rows import (BATCH_ROWS_MAX, ID, REQUIRED, RESHAPED, TABLE, RowError, int_range, json_name,
+                               json_shaped, literal_default, read_arrow_stream)
+from .posted_json import (ENUM, FLOAT, INT, NAN_FLOAT, NAN_NAMES, TEXTS, TIME, UUID, UUID_TEXT, PostedRow, accepted,
+                          canonical_ids, field_kind)
 
 PIECE_ROWS = 64                     # rows per msgspec.convert call
 COLUMN_PIECE_ROWS = 1024            # rows per piece checked column by column (a column's read holds the GIL)
 _ROWS = list[PostedRow]
 # Arrow type ids (``DataType.id``) whose Python values both checks judge alike
 _STRINGS = frozenset(t.id for t in (pa.string(), pa.large_string(), pa.null()))
-_PLAIN = frozenset(t.id for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(),
-                                  pa.uint32(), pa.uint64(), pa.float16(), pa.float32(), pa.float64())) | _STRINGS
+_INTS = (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64())
+_PLAIN = frozenset(t.id for t in (*_INTS, pa.float16(), pa.float32(), pa.float64())) | _STRINGS
 _LISTS = frozenset(t.id for t in (pa.list_(pa.string()), pa.large_list(pa.string())))
 # float fields that may be NaN or null, never infinite
 _MAY_BE_NAN = tuple(map(attrgetter, NAN_NAMES))
@@ -95,37 +96,21 @@ def _no_infinity(rows: list) -> bool:
 
 
 # -- column by column --------------------------------------------------------------------------------
-_TIME, _UUID, _ENUM, _FLOAT, _NAN_FLOAT, _INT, _TEXT, _TEXTS = range(8)
 _FLOATS = frozenset(t.id for t in (pa.float32(), pa.float64()))      # (a float16's Python value is numpy's)
 _NAN_FLOATS = _FLOATS | {pa.null().id}
 _TEXT_IDS = frozenset(t.id for t in (pa.string(), pa.large_string()))
 _INT64 = pa.int64().id
 # [lo, hi) of each Arrow integer type by its id (a DataType's hash costs microseconds: int_range's lookup)
-_INT_RANGES = {t.id: int_range(t) for t in (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(),
-                                            pa.uint32(), pa.uint64())}
+_INT_RANGES = {t.id: int_range(t) for t in _INTS}
 
 
 def _field_plan() -> list[tuple]:
-    """(field name, check, default or REQUIRED, what the check needs) of each ``PostedRow`` field, in
-    its order: the column checks ``posted_json._field_type`` makes through msgspec's types."""
+    """(field name, kind, default or REQUIRED, what the check needs) of each ``PostedRow`` field, in
+    its order (an enum's labels as a set)."""
     plan = []
     for col in S.TABLES[TABLE].columns:
-        t, arg = col.arrow, None
-        if col.kind == S.TIME:
-            kind = _TIME
-        elif col.kind == S.UUID_:
-            kind = _UUID
-        elif col.kind == S.ENUM:
-            kind, arg = _ENUM, frozenset(lab for lab, _ in enum_pairs(col))
-        elif pa.types.is_floating(t):
-            kind = _NAN_FLOAT if col.default == "nan" else _FLOAT
-        elif int_range(t) is not None:
-            kind, arg = _INT, int_range(t)
-        elif pa.types.is_string(t):
-            kind = _TEXT
-        else:
-            kind = _TEXTS
-        plan.append((json_name(col), kind, literal_default(col), arg))
+        kind, arg = field_kind(col)
+        plan.append((json_name(col), kind, literal_default(col), frozenset(arg) if kind == ENUM else arg))
     assert tuple(f[0] for f in plan) == PostedRow.__struct_fields__
     return plan
 
@@ -167,27 +152,27 @@ def _checked(v: list, typ: pa.DataType, kind: int, arg) -> list | None:
     """A column's values ``v`` (of Arrow type ``typ``) as the field's, when the type is the field's
     and every value passes its check; None otherwise."""
     tid = typ.id
-    if kind == _NAN_FLOAT:              # null (nan) or any float but the infinities; a column of nulls only
+    if kind == NAN_FLOAT:              # null (nan) or any float but the infinities; a column of nulls only
         return v if tid in _NAN_FLOATS and math.inf not in v and -math.inf not in v else None
     if None in v:
         return None
-    if kind == _FLOAT:
+    if kind == FLOAT:
         return v if tid in _FLOATS and all(map(math.isfinite, v)) else None
-    if kind == _INT:
+    if kind == INT:
         own = _INT_RANGES.get(tid)
         if own is None or own[0] < arg[0] and min(v) < arg[0] or own[1] > arg[1] and max(v) >= arg[1]:
             return None
         return v
-    if kind == _TIME:                   # int ns at or after the epoch (json_shaped made a timestamp one)
+    if kind == TIME:                   # int ns at or after the epoch (json_shaped made a timestamp one)
         return v if tid == _INT64 and min(v) >= 0 else None
-    if kind == _TEXTS:
+    if kind == TEXTS:
         if tid not in _LISTS or typ.value_type.id not in _TEXT_IDS or None in chain.from_iterable(v):
             return None
         return list(map(tuple, v))
     if tid not in _TEXT_IDS:
         return None
-    if kind == _ENUM:
+    if kind == ENUM:
         return v if arg.issuperset(v) else None
-    if kind == _UUID:                   # canonical text: 36 characters each, then read as one text
+    if kind == UUID:                   # canonical text: 36 characters each, then read as one text
         return v if set(map(len, v)) == {UUID_TEXT} and canonical_ids(v) else None
     return v

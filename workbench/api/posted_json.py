@@ -68,28 +68,52 @@ SLOW_MIN_NS = 2_000_000              # ... when it took at least this much in al
 PARSED_FIRST_S = 10.0                # then bodies are parsed by orjson first for this long
 
 
+# what a column's JSON field holds, as both checks of a posted row see it: the msgspec type here, the
+# column check of an Arrow body (posted_arrow.py ``by_columns``)
+TIME, UUID, ENUM, FLOAT, NAN_FLOAT, INT, TEXT, TEXTS = range(8)
+
+
+def field_kind(col: S.Column) -> tuple[int, object]:
+    """The kind of a column's JSON field, and what its check needs: an enum's labels, an integer
+    type's [lo, hi); None for the others. TypeError for a column the API cannot take."""
+    t = col.arrow
+    if col.kind == S.TIME:
+        return TIME, None
+    if col.kind == S.UUID_:
+        return UUID, None
+    if col.kind == S.ENUM:
+        return ENUM, tuple(lab for lab, _ in enum_pairs(col))
+    if pa.types.is_floating(t):
+        return (NAN_FLOAT if col.default == "nan" else FLOAT), None
+    bounds = int_range(t)
+    if bounds is not None:
+        return INT, bounds
+    if pa.types.is_string(t):
+        return TEXT, None
+    if pa.types.is_list(t) and pa.types.is_string(t.value_type):
+        return TEXTS, None
+    raise TypeError(f"the API cannot take {col.name}'s {col.ch_type} values yet")
+
+
 def _field_type(col: S.Column):
     """The msgspec type of a column's JSON field, and the bound msgspec cannot say (an upper
     bound past int64's: tested after decoding), or None."""
-    t = col.arrow
-    if col.kind == S.TIME:
+    kind, arg = field_kind(col)
+    if kind == TIME:
         return Annotated[int, msgspec.Meta(ge=0, le=_INT64_MAX)], None
-    if col.kind == S.UUID_:
+    if kind == UUID:
         return Annotated[str, msgspec.Meta(min_length=UUID_TEXT, max_length=UUID_TEXT)], None
-    if col.kind == S.ENUM:
-        return Literal[tuple(lab for lab, _ in enum_pairs(col))], None
-    if pa.types.is_floating(t):
-        return (Optional[float] if col.default == "nan" else Annotated[float, _FINITE]), None
-    bounds = int_range(t)
-    if bounds is not None:
-        lo, top = bounds[0], bounds[1] - 1
+    if kind == ENUM:
+        return Literal[arg], None
+    if kind in (FLOAT, NAN_FLOAT):
+        return (Optional[float] if kind == NAN_FLOAT else Annotated[float, _FINITE]), None
+    if kind == INT:
+        lo, top = arg[0], arg[1] - 1
         return (Annotated[int, msgspec.Meta(ge=lo)], top) if top > _INT64_MAX else \
             (Annotated[int, msgspec.Meta(ge=lo, le=top)], None)
-    if pa.types.is_string(t):
+    if kind == TEXT:
         return str, None
-    if pa.types.is_list(t) and pa.types.is_string(t.value_type):
-        return tuple[str, ...], None        # (a tuple of str: the collector stops tracking it)
-    raise TypeError(f"the API cannot take {col.name}'s {col.ch_type} values yet")
+    return tuple[str, ...], None            # (a tuple of str: the collector stops tracking it)
 
 
 def _row_type():
@@ -101,7 +125,7 @@ def _row_type():
         ftype, top = _field_type(col)
         default = literal_default(col)
         fields.append((name, ftype) if default is REQUIRED else (name, ftype, default))
-        if col.default == "nan" and pa.types.is_floating(col.arrow):
+        if field_kind(col)[0] == NAN_FLOAT:
             nan_names.append(name)
         if top is not None:
             tops.append((name, top))
