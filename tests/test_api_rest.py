@@ -148,8 +148,60 @@ def test_memory_pages_equal_store_pages_byte_for_byte_across_the_boundary_and_in
             arrow = body[:1] != b"{"
             assert c.get("/v1/opportunities", params={"limit": LIMIT, "cursor": cur},
                          headers={"accept": ARROW} if arrow else {}).content == body
+        # a walk's pages come from a store read that read ahead (store_read_ahead.py): a query every
+        # few pages; the Arrow walk of a query found the JSON walk's rows kept
+        walked = sum(len(pages) for pages in later.values()) + len(tail) + len(tail_arrow)
+        counts = c.get("/v1/stats").json()["pages"]
+        assert counts["store_queries"] + counts["store_read_ahead_hits"] == walked, counts
+        assert counts["store_queries"] * 6 < walked, counts
     finally:
         c.stop()
+
+
+def test_a_store_read_ahead_gives_the_stores_rows_after_any_key(tmp_path, monkeypatch):
+    """store_read_ahead.py against the store itself: for cursors at rows, between rows and past the
+    end, and page sizes from 1 to past the read's size, the rows it gives are the store's own read
+    of them; a data version read before is never answered from. (Reads of 40 rows here, so that a
+    read ends both before the store's last row and at it.)"""
+    from workbench.api import store_read_ahead
+    from workbench.api.store_access import OpportunityFilter, StoreAccess
+    from workbench.api.store_read_ahead import StoreReadAhead
+    monkeypatch.setattr(store_read_ahead, "READ_AHEAD_ROWS", 40)
+    rows = _rows(200, 0, 150, seed=11)         # times repeat: keys of one time ordered by id
+    s = Server(tmp_path)
+    try:
+        assert _post(s, rows).status_code == 201
+    finally:
+        s.stop()
+    store = StoreAccess(f"chdb://{tmp_path / 'db'}")
+    try:
+        ahead = StoreReadAhead(store.opportunity_rows)
+        rnd = random.Random(12)
+        keys = sorted((r["timestamp_ns"], r["opportunity_id"]) for r in rows)
+
+        def same(a, b):                         # (the float columns' DEFAULT is nan: Table.equals says no)
+            return a.schema == b.schema and orjson.dumps(a.to_pylist()) == orjson.dumps(b.to_pylist())
+        for f, fkey in ((OpportunityFilter([]), ("all",)), (OpportunityFilter(["sandwich"], min_profit=0.2), ("s",))):
+            for version in (1, 2):
+                after = None
+                while True:                     # a walk: each read after the last row given
+                    n = rnd.choice([1, 2, 8, 50])
+                    got = ahead.rows(fkey, f, n, after, version)
+                    assert same(got, store.opportunity_rows(f, n, after)), (fkey, after, n)
+                    if got.num_rows < n:
+                        break
+                    after = tuple(got.slice(n - 1).to_pylist()[0][k] for k in ("timestamp_ns", "opportunity_id"))
+                for _ in range(40):             # jumps: at a key, just before one, past the end
+                    k = rnd.choice(keys)
+                    after = rnd.choice([k, (k[0], k[1][:-1]), (k[0] + 1, ""), (keys[-1][0] + 1, "")])
+                    n = rnd.choice([1, 8, 300])
+                    assert same(ahead.rows(fkey, f, n, after, version), store.opportunity_rows(f, n, after))
+        assert ahead.hits > 50, (ahead.hits, ahead.queries)        # (the walks' small pages, mostly)
+        before = ahead.queries
+        ahead.rows(("s",), OpportunityFilter(["sandwich"], min_profit=0.2), 8, None, 1)   # an older version: read again
+        assert ahead.queries == before + 1
+    finally:
+        store.close()
 
 
 def test_arrow_post_round_trips_is_idempotent_and_refuses_bad_batches(tmp_path):

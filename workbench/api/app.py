@@ -186,7 +186,9 @@ def build_app(service: Service) -> Guard:
 
     @counted("/v1/stats")
     async def stats(request: Request) -> Response:
-        return _json(service.stats())
+        return _json({**service.stats(), "pages": {"cache_hits": pages.recent.cache_hits,
+                                                   "store_queries": pages.store_rows.queries,
+                                                   "store_read_ahead_hits": pages.store_rows.hits}})
 
     @counted("/v1/latency")
     async def latency(request: Request) -> Response:

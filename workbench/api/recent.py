@@ -202,7 +202,6 @@ class RecentOpportunities:
         self._cache: dict = {}
         self._cache_version = 0
         self.cache_hits = 0
-        self.store_reads = 0
 
     def __len__(self) -> int:
         return len(self.keys)

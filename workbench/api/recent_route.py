@@ -31,6 +31,7 @@ from .posted_json import row_dicts
 from .frames import table_rows
 from .recent import MemoryMiss, RecentOpportunities, page_table, store_cover
 from .store_access import OpportunityFilter
+from .store_read_ahead import StoreReadAhead
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class OpportunityPages:
         store = service.store
         self.store = store
         self.recent = RecentOpportunities(store.page_schema(), store_cover(store.last_key()))
+        self.store_rows = StoreReadAhead(store.opportunity_rows)
         # posted rows' JSON is the page shape when the live table's columns are the code's (asked
         # once: a schema's names are a new list at each call)
         self._posted_shape = tuple(self.recent.schema.names) == NAMES
@@ -160,7 +162,7 @@ class OpportunityPages:
     async def _page(self, f: OpportunityFilter, limit: int, after, arrow: bool) -> tuple[bytes, str | None, str]:
         recent = self.recent
         key = (tuple(sorted(set(f.types))), f.since_ns, f.until_ns, f.min_profit, f.pool, f.run, f.min_score,
-               limit, after, arrow)
+               limit, after, arrow)             # (the filter's part, key[:7], keys the store's read-ahead)
         hit = recent.cached(key)
         if hit is not None:
             return hit
@@ -177,7 +179,7 @@ class OpportunityPages:
             fut = asyncio.get_running_loop().create_future()
             self._inflight[(key, version)] = fut
             try:
-                rows, more = await anyio.to_thread.run_sync(self._store_page, f, limit, after)
+                rows, more = await anyio.to_thread.run_sync(self._store_page, key[:7], f, limit, after, version)
                 out = (*await self._encode(rows, more, arrow), "store+memory")
             except BaseException as e:
                 if isinstance(e, Exception):
@@ -195,10 +197,10 @@ class OpportunityPages:
         recent.remember(key, out, version)
         return out
 
-    def _store_page(self, f: OpportunityFilter, limit: int, after):
-        """On a worker thread: the store's rows of the window merged with memory's."""
-        stored = self.store.opportunity_rows(f, limit + 1, after)
-        self.recent.store_reads += 1
+    def _store_page(self, fkey: tuple, f: OpportunityFilter, limit: int, after, version: int):
+        """On a worker thread: the store's rows of the window (read ahead: store_read_ahead.py) merged
+        with memory's."""
+        stored = self.store_rows.rows(fkey, f, limit + 1, after, version)
         return self.recent.page_merged(f, limit, after, stored)
 
     async def _encode(self, rows, more: bool, arrow: bool):
