@@ -33,8 +33,8 @@ from conftest import CAPTURES, fixtures_dir
 from workbench.chain.pool_updates import PoolTracker
 from workbench.cli import app
 from workbench.engine.market.layout import N_WP
-from workbench.engine.market.resync import (DRAIN_MAX, Q_APPLIED, Q_DROPPED_FULL, Q_STALE, drain_resync, new_feed_scratch,
-                                            new_resync, push_newest_states, push_state,
+from workbench.engine.market.resync import (DRAIN_MAX, Q_APPLIED, Q_DROPPED_FULL, Q_STALE, drain_resync, idle_resync,
+                                            new_feed_scratch, new_resync, push_newest_states, push_state,
                                             resync_counters)
 from workbench.engine.market.snapshot import load_market
 from workbench.errors import ChainError
@@ -168,6 +168,20 @@ def test_engine_applies_states_counts_stale_drift_and_a_full_queue(snap):
     assert 9_000 < want < 10_000
     assert rs.ctl[Q_APPLIED] == 2 and rs.ctl[Q_STALE] == 1 and rs.ctl[Q_DROPPED_FULL] == 1
     assert push_state(rs, 1, SLOT + 6, 8, 9) and drain_resync(mk, rs) == 1 and mk.pool_res[1, 0] == 8  # room again
+
+
+def test_a_run_without_resync_passes_an_idle_ring_of_the_same_type_that_changes_nothing(snap):
+    """A live run with a market and no --accounts gives the loop ``idle_resync()``: numba types it as
+    the --accounts ring (one compiled loop for both), and its drains take nothing and write nothing."""
+    import numba
+    folder, _, _ = snap
+    keys, slots, meta = new_key_table(1 << 12)
+    mk = load_market(folder, keys, slots, meta)
+    idle = idle_resync()
+    assert numba.typeof(idle) == numba.typeof(new_resync(len(tracked_pools(folder))))
+    before = mk.pool_res.copy()
+    assert drain_resync(mk, idle) == 0 and drain_resync(mk, idle) == 0
+    assert np.array_equal(mk.pool_res, before) and not idle.ctl.any()
 
 
 def test_a_drain_writes_each_pools_newest_state_with_the_newest_fee_and_takes_a_bounded_share(snap):

@@ -22,6 +22,7 @@ from ..capture.afpacket import InterfaceWatch
 from ..capture.pcapng import PcapngWriter, _pack_epb
 from ..config import Settings, check_duration
 from ..engine.market.counters import D_OPPS
+from ..engine.market.resync import idle_resync
 from ..engine.live_mailbox import (LAT_RUN, LAT_WINDOW, Stage, active_stage, busy_ns, clear_stop, free_stage,
                                    full_stages, loop_counters, new_ex, new_latency, new_stage, request_abort,
                                    request_stop, reset_latency_window, reset_mailbox, set_returned, source_closed,
@@ -142,7 +143,8 @@ def _run_live(iface, out_dir, settings: Settings, stopper: StopSignals, *, sourc
             feed = AccountFeed(accounts, settings.market, int(run.market.pool_kind.shape[0]), seed_rpc=seed_rpc)
             if seed_note:
                 feed.note(seed_note)
-        loop = LiveLoop(stand_in or src, run, stages, ex, params, recorder, feed.rs if feed is not None else None)
+        resync = feed.rs if feed is not None else idle_resync() if run.market is not None else None
+        loop = LiveLoop(stand_in or src, run, stages, ex, params, recorder, resync)
         warmup_s = stopper.warm_up(lambda stop: _warm_up(loop, feed, stop))
         if warmup_s is None:                         # a signal during the warm-up: stop before capture starts
             warmup_s, t0 = 0.0, time.perf_counter()
@@ -271,7 +273,7 @@ class LiveLoop:
     def __init__(self, src: LiveSource, run: EngineRun, stages: list[Stage], ex: np.ndarray, params: np.ndarray,
                  recorder: PcapngWriter | None, resync=None):
         self.src, self.run, self.stages, self.ex, self.params, self.recorder = src, run, stages, ex, params, recorder
-        self.resync = resync             # engine/market/resync.py Resync (--accounts), else None
+        self.resync = resync             # engine/market/resync.py Resync (--accounts; idle with a market), else None
         self.lat_counts, self.lat_stats = new_latency()
         self.finished = False            # finish() has run: the Stages are handed on
         st0, st1 = stages

@@ -107,6 +107,14 @@ def new_resync(n_pools: int, queue: int = RESYNC_QUEUE_DEFAULT) -> Resync:
                   np.zeros(max(1, n_pools), np.int32))
 
 
+def idle_resync() -> Resync:
+    """A ring nobody pushes to, for a live run with a market and no resync: the live loop's
+    ``rs`` is then a ``Resync`` in both, one signature, and a first run with --accounts after one
+    without (or the other way) loads the loop numba compiled for the other instead of compiling
+    the whole engine into it again. Its drain finds it empty: one load a loop iteration."""
+    return new_resync(1, 1)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _drift_ppm(predicted, chain):
     if chain == 0:
