@@ -78,3 +78,12 @@ def pytest_collection_modifyitems(config, items):
     end together, rather than one worker running the last long file alone."""
     slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
     items.sort(key=lambda item: item.path not in slow)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test (``item.rep_setup``, ``rep_call``, ...): a fixture's teardown
+    reads whether the test failed (the browser tests' page keeps what it showed then)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

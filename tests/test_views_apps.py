@@ -41,16 +41,27 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request, tmp_path):
     ctx, pg = new_page(browser)
     errors: list[str] = []
+    console: list[str] = []
 
     def keep(e):
         if (kept := page_error(e)) is not None:
             errors.append(kept)
     pg.on("pageerror", keep)
+    pg.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
     pg.errors = errors
     yield pg
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:     # what the page showed and said, for a failure seldom seen
+        shot = tmp_path / "failed.png"
+        try:
+            pg.screenshot(path=str(shot), full_page=True)
+        except Exception as e:                    # noqa: BLE001 - the page may be gone
+            shot = f"no screenshot: {e}"
+        print(f"the page at the failure: {shot}; its errors: {errors or 'none'}; its console's errors and "
+              f"warnings: {console[-30:] or 'none'}")
     ctx.close()
 
 
