@@ -200,6 +200,10 @@ def test_a_store_read_ahead_gives_the_stores_rows_after_any_key(tmp_path, monkey
         before = ahead.queries
         ahead.rows(("s",), OpportunityFilter(["sandwich"], min_profit=0.2), 8, None, 1)   # an older version: read again
         assert ahead.queries == before + 1
+        f, hits = OpportunityFilter([]), ahead.hits
+        for _ in range(2):              # no version (rows held outside memory): each read alone, none kept
+            assert same(ahead.rows(("none",), f, 8, None, None), store.opportunity_rows(f, 8, None))
+        assert ahead.queries == before + 3 and ahead.hits == hits
     finally:
         store.close()
 

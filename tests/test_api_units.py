@@ -292,6 +292,12 @@ def test_a_cached_page_lives_until_the_next_row():
     assert idx.cached("q") is None
     idx.remember("q", (b"stale", None), idx.version - 1)    # made before the row arrived: not kept
     assert idx.cached("q") is None
+    idx.hold(True)                  # the run's rows wait outside memory and reach the store unseen: not kept
+    idx.remember("q", (b"held", None), idx.version)
+    assert idx.cached("q") is None
+    idx.hold(False)
+    idx.remember("q", (b"page", None), idx.version)
+    assert idx.cached("q") == (b"page", None)
 
 
 def test_engine_rows_wait_for_the_store_to_show_their_run_then_enter_memory_with_its_id(store, tmp_path):

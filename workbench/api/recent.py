@@ -415,6 +415,8 @@ class RecentOpportunities:
     def remember(self, key, value, version: int) -> None:
         if version != self.version:          # a row arrived while the page was made: it may be stale
             return
+        if self.held:                        # held rows reach the store without moving the version
+            return
         if self._cache_version != version:
             self._cache.clear()
             self._cache_version = version

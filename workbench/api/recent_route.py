@@ -179,7 +179,9 @@ class OpportunityPages:
             fut = asyncio.get_running_loop().create_future()
             self._inflight[(key, version)] = fut
             try:
-                rows, more = await anyio.to_thread.run_sync(self._store_page, key[:7], f, limit, after, version)
+                # (rows held outside memory reach the store unseen by the version: no read kept then)
+                ahead = None if recent.held else version
+                rows, more = await anyio.to_thread.run_sync(self._store_page, key[:7], f, limit, after, ahead)
                 out = (*await self._encode(rows, more, arrow), "store+memory")
             except BaseException as e:
                 if isinstance(e, Exception):
@@ -197,7 +199,7 @@ class OpportunityPages:
         recent.remember(key, out, version)
         return out
 
-    def _store_page(self, fkey: tuple, f: OpportunityFilter, limit: int, after, version: int):
+    def _store_page(self, fkey: tuple, f: OpportunityFilter, limit: int, after, version: int | None):
         """On a worker thread: the store's rows of the window (read ahead: store_read_ahead.py) merged
         with memory's."""
         stored = self.store_rows.rows(fkey, f, limit + 1, after, version)

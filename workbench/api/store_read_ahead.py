@@ -4,14 +4,17 @@ A page the store answers costs one query (store_access.py ``opportunity_rows``),
 query is ClickHouse's own: parsing and planning a SELECT of the table's every column, whatever the
 rows. A client that walks a filter's pages with their cursors (a notebook reading a day back, the
 tests' walks) paid it for every page. So a store read asks for at least ``READ_AHEAD_ROWS`` rows
-(several pages' unless the pages are that large) and keeps them under the filter; the next page's read, whose cursor lies inside them, is answered from
-those rows when they hold the page's rows (or the store has no more).
+(several pages' unless the pages are that large) and keeps them under the filter; the next page's
+read, whose cursor lies inside them, is answered from those rows when they hold the page's rows (or
+the store has no more).
 
 Kept rows are the store's as it was at the read: they serve only while memory's data version is
 the one they were read at (recent.py: every row that enters memory moves it, as for the cached
 pages). Rows the server inserts enter memory first, and a page merges memory's rows into the
 store's; the store changes by another process only on a ClickHouse server, and cached pages
-already wait for the next row to see those.
+already wait for the next row to see those. While the run's rows wait outside memory (recent.py
+``hold``: its id is not known yet) the store gets rows the version does not count, so no read is
+kept or used then (``version`` None).
 """
 
 from __future__ import annotations
@@ -49,9 +52,12 @@ class StoreReadAhead:
         self.queries = 0
         self.hits = 0
 
-    def rows(self, fkey: tuple, f, n: int, after: Key | None, version: int) -> pa.Table:
+    def rows(self, fkey: tuple, f, n: int, after: Key | None, version: int | None) -> pa.Table:
         """The store's first ``n`` rows of filter ``f`` (``fkey``: its hashable form) after ``after``,
-        as of data version ``version``."""
+        as of data version ``version`` (None: the store's now, read alone)."""
+        if version is None:
+            self.queries += 1
+            return self._read_rows(f, n, after)
         with self._lock:
             got = self._reads.get(fkey)
         if got is not None and got.version == version and _within(got.after, after):
