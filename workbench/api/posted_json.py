@@ -105,8 +105,10 @@ def _field_type(col: S.Column):
         return Annotated[str, msgspec.Meta(min_length=UUID_TEXT, max_length=UUID_TEXT)], None
     if kind == ENUM:
         return Literal[arg], None
-    if kind in (FLOAT, NAN_FLOAT):
-        return (Optional[float] if kind == NAN_FLOAT else Annotated[float, _FINITE]), None
+    if kind == NAN_FLOAT:
+        return Optional[float], None
+    if kind == FLOAT:
+        return Annotated[float, _FINITE], None
     if kind == INT:
         lo, top = arg[0], arg[1] - 1
         return (Annotated[int, msgspec.Meta(ge=lo)], top) if top > _INT64_MAX else \

@@ -161,8 +161,8 @@ class OpportunityPages:
 
     async def _page(self, f: OpportunityFilter, limit: int, after, arrow: bool) -> tuple[bytes, str | None, str]:
         recent = self.recent
-        key = (tuple(sorted(set(f.types))), f.since_ns, f.until_ns, f.min_profit, f.pool, f.run, f.min_score,
-               limit, after, arrow)             # (the filter's part, key[:7], keys the store's read-ahead)
+        fkey = (tuple(sorted(set(f.types))), f.since_ns, f.until_ns, f.min_profit, f.pool, f.run, f.min_score)
+        key = (*fkey, limit, after, arrow)
         hit = recent.cached(key)
         if hit is not None:
             return hit
@@ -181,7 +181,7 @@ class OpportunityPages:
             try:
                 # (rows held outside memory reach the store unseen by the version: no read kept then)
                 ahead = None if recent.held else version
-                rows, more = await anyio.to_thread.run_sync(self._store_page, key[:7], f, limit, after, ahead)
+                rows, more = await anyio.to_thread.run_sync(self._store_page, fkey, f, limit, after, ahead)
                 out = (*await self._encode(rows, more, arrow), "store+memory")
             except BaseException as e:
                 if isinstance(e, Exception):
