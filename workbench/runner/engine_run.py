@@ -40,6 +40,7 @@ from ..row_files import ParquetSink
 from ..sinks import SinkThread
 from .from_settings import deshred_state, engine_state, market_for, model_for
 from .results import hist_summary
+from .steady_call import SteadyCall
 from .store_gather import StoreGather
 from .stop import FAILED
 
@@ -127,7 +128,8 @@ def empty_batch(buf: np.ndarray) -> FrameBatch:
 
 def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=None, market_folder: str = "",
             model_folder: str = "", say: Callable[[str], None] | None = say_stderr,
-            final: tuple[str, ...] = (), stop: Callable[[], bool] | None = None, reader: str = "") -> float:
+            final: tuple[str, ...] = (), stop: Callable[[], bool] | None = None, reader: str = "",
+            process: Callable = process_batch) -> float:
     """Compile (first run) or load from the numba cache every kernel the run will call,
     with the run's own array types, before the clock of the run starts. Returns seconds.
 
@@ -136,7 +138,8 @@ def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=No
     ``final`` names what the caller compiles after (live mode: its loop). ``reader`` (a capture
     reader's ``format``) has a first run compile that reader's scan among the steps too, rather
     than alone when the first batch is read. ``stop()`` true (a signal) ends a first run's
-    compile between steps: CompileStopped.
+    compile between steps: CompileStopped. ``process`` makes the last, empty call (a run's
+    SteadyCall learns its arguments there, off the run's clock).
     """
     t = time.perf_counter()
     say = say or (lambda _text: None)
@@ -150,7 +153,7 @@ def warm_up(buf: np.ndarray, state: EngineState, ds, bout, market=None, model=No
                            model_folder if model is not None else "", say=say, final=final, stop=stop,
                            reader=reader)
         discard_early_workers()          # (the engine was cached after all: started for nothing)
-        process_batch(empty_batch(buf), state, ds, bout, 0, market, model)
+        process(empty_batch(buf), state, ds, bout, 0, market, model)
         tx_table(bout.tx[:0], bout.prog_ids[:0], KeyNames(state.keys))
     return time.perf_counter() - t
 
@@ -262,11 +265,13 @@ class EngineRun:
         # the engine thread's CPU time in those calls: what the wall time has beyond it the thread spent
         # waiting (for the GIL as a call returns, or for a CPU), not processing
         self.engine_cpu_s = 0.0
+        # process_batch called at its compiled entry while the arguments keep their types (steady_call.py)
+        self._process = SteadyCall(process_batch)
         self._closed = False
 
     def warm_up(self, buf: np.ndarray, stop: Callable[[], bool] | None = None, reader: str = "") -> float:
         return warm_up(buf, self.state, self.ds, self.bout, self.market, self.model, self.settings.market,
-                       self.settings.model, stop=stop, reader=reader)
+                       self.settings.model, stop=stop, reader=reader, process=self._process)
 
     def feed(self, batch: FrameBatch, pacer: Pacer | None = None) -> None:
         """Process every frame of ``batch`` (released as ``pacer`` says) and hand the rows on."""
@@ -284,7 +289,7 @@ class EngineRun:
             bout = self.bouts[k]
             t, cpu = time.perf_counter(), time.thread_time()
             try:
-                nxt, n_tx, n_prog, queued = process_batch(part, state, ds, bout, start, self.market, self.model)
+                nxt, n_tx, n_prog, queued = self._process(part, state, ds, bout, start, self.market, self.model)
             except BaseException:
                 self._free.put(k)
                 raise
@@ -327,7 +332,7 @@ class EngineRun:
             k = self._take_out()
             b = self.bouts[k]
             try:
-                _, n_tx, n_prog, queued = process_batch(drain, self.state, self.ds, b, 0, self.market, self.model)
+                _, n_tx, n_prog, queued = self._process(drain, self.state, self.ds, b, 0, self.market, self.model)
                 self.sinks.put(b.tx[:n_tx], b.prog_ids[:n_prog], b.pkt_status[:0], 0, drain.ts_ns,
                                b.swaps[:b.counts[N_SWAPS]], b.opps[:b.counts[N_OPPS]])
             finally:
