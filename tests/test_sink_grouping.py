@@ -10,47 +10,19 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+import engine_helpers
 from conftest import CAPTURES
-from workbench.capture import open_capture
-from workbench.config import Settings
 from workbench.engine.tables import empty_opp_table, empty_swap_table, empty_tx_table, status_table
-from workbench.runner.engine_run import EngineRun
 from workbench.row_files import ParquetSink
 from workbench.sinks import SinkThread
 
 MARKET = CAPTURES / "market.pcapng"
 
 
-class _Rows:
-    """Stands in for the SinkThread while the engine runs: keeps copies of every call's rows."""
-
-    def __init__(self):
-        self.calls = []
-
-    def put(self, tx, prog_ids, status, first, ts, swaps=None, opps=None, release=None):
-        self.calls.append((tx.copy(), prog_ids.copy(), status.copy(), first, ts.copy(),
-                           None if swaps is None or not swaps.shape[0] else swaps.copy(),
-                           None if opps is None or not opps.shape[0] else opps.copy()))
-        if release is not None:
-            release()
-
-    def close(self):
-        pass
-
-
 @pytest.fixture(scope="module")
 def engine_calls(tmp_path_factory):
     """Every call's rows of the market capture replayed in small batches (many calls per row group)."""
-    settings = Settings(progress=False, batch_frames=700, market=str(MARKET) + ".market").validate()
-    run = EngineRun(tmp_path_factory.mktemp("run"), settings, capture_path=str(MARKET))
-    run.sinks.close()
-    run.sinks = rows = _Rows()
-    reader = open_capture(MARKET, settings.batch_frames)
-    run.warm_up(reader.buf)
-    for batch in reader:
-        run.feed(batch)
-    run.drain(reader.buf)
-    return run, rows.calls
+    return engine_helpers.engine_calls(tmp_path_factory.mktemp("run"), MARKET, 700)
 
 
 def _through_sinks(run, calls, group_rows, out, row_group_rows):

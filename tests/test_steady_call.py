@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import CAPTURES
-from workbench.capture import open_capture
-from workbench.config import Settings
+from engine_helpers import engine_calls
 from workbench.runner import engine_run
-from workbench.runner.engine_run import EngineRun
 from workbench.runner.steady_call import SteadyCall
 
 MARKET = CAPTURES / "market.pcapng"
@@ -79,41 +77,11 @@ def test_errors_are_the_dispatchers():
         call(pair(), "one")
 
 
-class _Rows:
-    """Stands in for the SinkThread: keeps copies of every call's rows."""
-
-    def __init__(self):
-        self.calls = []
-
-    def put(self, tx, prog_ids, status, first, ts, swaps=None, opps=None, release=None):
-        self.calls.append([x.copy() for x in (tx, prog_ids, status, ts)] + [first] +
-                          [None if x is None else x.copy() for x in (swaps, opps)])
-        if release is not None:
-            release()
-
-    def close(self):
-        pass
-
-
-def _engine_calls(tmp_path, monkeypatch, steady: bool):
-    if not steady:
-        monkeypatch.setattr(engine_run, "SteadyCall", lambda dispatcher: dispatcher)
-    settings = Settings(progress=False, batch_frames=700, market=str(MARKET) + ".market").validate()
-    run = EngineRun(tmp_path / ("steady" if steady else "dispatched"), settings, capture_path=str(MARKET))
-    run.sinks.close()
-    run.sinks = rows = _Rows()
-    reader = open_capture(MARKET, settings.batch_frames)
-    run.warm_up(reader.buf)
-    for batch in reader:
-        run.feed(batch)
-    run.drain(reader.buf)
-    monkeypatch.undo()
-    return run, rows.calls
-
-
 def test_a_run_calls_the_engine_through_the_dispatcher_once_and_gets_the_same_rows(tmp_path, monkeypatch):
-    run, steady = _engine_calls(tmp_path, monkeypatch, True)
-    _, dispatched = _engine_calls(tmp_path, monkeypatch, False)
+    run, steady = engine_calls(tmp_path / "steady", MARKET, 700)
+    with monkeypatch.context() as m:
+        m.setattr(engine_run, "SteadyCall", lambda dispatcher: dispatcher)
+        _, dispatched = engine_calls(tmp_path / "dispatched", MARKET, 700)
     assert len(steady) == len(dispatched) > 12           # (700-frame batches: many calls)
     assert sum(c[0].shape[0] for c in steady) > 1000     # transactions
     assert sum(c[6].shape[0] for c in steady if c[6] is not None) > 0    # opportunities
