@@ -72,27 +72,43 @@ def one_call(calls: int, repeat: int) -> None:
             run.close_sinks()
 
 
+class Counted:
+    """The run's engine call, counted (both ways alike)."""
+
+    def __init__(self, call):
+        self.call, self.n = call, 0
+
+    def __call__(self, *args):
+        self.n += 1
+        return self.call(*args)
+
+
 def replays(capture, speed: float | None, repeat: int) -> None:
     settings = Settings(market=str(capture.with_name(capture.name + ".market")), progress=False).validate()
     got: dict[str, list] = {"SteadyCall": [], "dispatcher (peer)": []}
     for _ in range(repeat):
         for name in got:
-            engine_run.SteadyCall = SteadyCall if name == "SteadyCall" else (lambda d: d)
+            calls = []
+            engine_run.SteadyCall = lambda d, steady=name == "SteadyCall": calls.append(
+                Counted(SteadyCall(d) if steady else d)) or calls[-1]
             try:
                 with tempfile.TemporaryDirectory() as out:
                     r = replay(capture, out, settings, speed=speed)
             finally:
                 engine_run.SteadyCall = SteadyCall
-            got[name].append((r.engine_s, r.engine_cpu_s, r.packets))
+            got[name].append((r.engine_s, r.engine_cpu_s, r.packets, calls[0].n))
     rows = []
     peer_s = statistics.median(g[0] for g in got["dispatcher (peer)"])
     for name, runs in got.items():
         s = statistics.median(g[0] for g in runs)
         cpu = statistics.median(g[1] for g in runs)
-        rows.append((name, f"{s * 1000:.1f}", f"{cpu * 1000:.1f}", f"{runs[0][2]:,}", f"{peer_s / s:.2f}x"))
+        n = statistics.median(g[3] for g in runs)
+        rows.append((name, f"{runs[0][2]:,}", f"{n:,.0f}", f"{s * 1000:.1f}", f"{cpu * 1000:.1f}",
+                     f"{(peer_s - s) / n * 1e6:.1f}" if n >= 1000 else "-", f"{peer_s / s:.2f}x"))
     pace = f"--speed {speed:g}" if speed else "top speed"
     table(f"a replay of {capture.name} ({pace}): the time inside the engine's calls, median of {repeat}",
-          rows, ("engine called through", "engine_s (ms)", "engine_cpu_s (ms)", "packets", "engine_s: peer / this"))
+          rows, ("engine called through", "packets", "calls", "engine_s (ms)", "engine_cpu_s (ms)",
+                 "µs saved a call", "engine_s: peer / this"))
 
 
 def main() -> None:
