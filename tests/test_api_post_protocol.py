@@ -282,3 +282,98 @@ def test_each_answered_post_is_timed_in_latency_and_metrics(tmp_path):
         assert [c for _, c in buckets[:-1]] == list(itertools.accumulate(c for _, _, c in lat["buckets"]))
     finally:
         s.stop()
+
+
+# -- a GET of a page answered before ------------------------------------------------------------------
+def _pages(s: Server) -> dict:
+    return s.get("/v1/stats").json()["pages"]
+
+
+def _same_answer(a: tuple[int, dict, bytes], b: tuple[int, dict, bytes]) -> None:
+    """Status, headers (but the date) and body alike."""
+    drop = lambda h: {k: v for k, v in h.items() if k != "date"}       # noqa: E731
+    assert (a[0], drop(a[1]), a[2]) == (b[0], drop(b[1]), b[2])
+
+
+def test_a_page_asked_again_is_answered_below_asgi_as_the_asgi_path_answers_it(tmp_path):
+    s = Server(tmp_path)
+    try:
+        assert s.post(PATH, _rows(2_000, 1_000)).status_code == 201
+        forwarded = [("x-forwarded-for", "127.0.0.1")]       # (the same address: takes the ASGI path)
+        for target, extra in ((PATH + "?type=sandwich&limit=7", []),
+                              (PATH + "?type=sandwich&limit=7", [("accept", "application/vnd.apache.arrow.stream")]),
+                              (PATH, []),
+                              (PATH + "?limit=1000", [("accept-encoding", "gzip")]),       # large: gzipped
+                              (PATH + "?limit=999", [])):                                   # large, not gzipped
+            before = _pages(s)
+            first, _ = _one(s, _request("GET", target, headers=extra))      # made by the route, kept
+            again, closed = _one(s, _request("GET", target, headers=extra))
+            via_asgi, _ = _one(s, _request("GET", target, headers=extra + forwarded))
+            after = _pages(s)
+            assert after["answered_below_asgi"] == before["answered_below_asgi"] + 1, (target, extra)
+            assert after["answered_again"] == before["answered_again"] + 2
+            assert first[0] == 200 and not closed
+            _same_answer(again, via_asgi)
+            plain = lambda a: gzip.decompress(a[2]) if a[1].get("content-encoding") == "gzip" else a[2]   # noqa: E731
+            assert plain(again) == plain(first) and first[1]["x-cache"] == "miss" and again[1]["x-cache"] == "hit"
+            if "limit=99" in target or "limit=1000" in target:
+                gz = bool(extra)
+                assert again[1]["vary"] == "Accept-Encoding" and (again[1].get("content-encoding") == "gzip") == gz
+                body = gzip.decompress(again[2]) if gz else again[2]
+                assert len(orjson.loads(body)["rows"]) == (1000 if gz else 999)
+        # a new row moves the data version: the next ask of a kept page is the route's, and shows it
+        for _ in range(2):
+            (st, _, body), _ = _one(s, _request("GET", PATH + "?limit=3000"))
+        new = _rows(1, 5_000)
+        assert s.post(PATH, new).status_code == 201
+        before = _pages(s)
+        (st, h, body), _ = _one(s, _request("GET", PATH + "?limit=3000"))
+        assert _pages(s)["answered_below_asgi"] == before["answered_below_asgi"] and h["x-cache"] == "miss"
+        assert new[0]["opportunity_id"] in {r["opportunity_id"] for r in orjson.loads(body)["rows"]}
+        (st, h, body), _ = _one(s, _request("GET", PATH + "?limit=3000"))
+        assert _pages(s)["answered_below_asgi"] == before["answered_below_asgi"] + 1 and h["x-cache"] == "hit"
+        # HTTP/1.0 and Connection: close: answered below ASGI, and the connection closed
+        for version, extra in (("1.0", []), ("1.1", [("connection", "close")])):
+            before = _pages(s)["answered_below_asgi"]
+            (st, h, body), closed = _one(s, _request("GET", PATH + "?limit=3000", headers=extra, version=version))
+            assert st == 200 and h.get("connection") == "close" and closed, (version, h)
+            assert _pages(s)["answered_below_asgi"] == before + 1
+        # pipelined behind a post: answered in order (the GET by the ASGI path, behind the running post)
+        more = _rows(1, 6_000)
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            sock.sendall(_request("POST", PATH, orjson.dumps(more)) + _request("GET", PATH + "?limit=3000"))
+            got, _ = _answers(sock, 2)
+        assert [g[0] for g in got] == [201, 200]
+        assert more[0]["opportunity_id"] in {r["opportunity_id"] for r in orjson.loads(got[1][2])["rows"]}
+    finally:
+        s.stop()
+
+
+def test_a_page_asked_again_keeps_the_token_and_the_rate_limit(tmp_path):
+    s = Server(tmp_path, "--rate-limit", "50", token="sesame")
+    try:
+        assert s.post(PATH, _rows(20, 7_000)).status_code == 201
+        target = PATH + "?limit=5"
+        ok = [("authorization", "Bearer sesame")]
+        assert _one(s, _request("GET", target, headers=ok))[0][0] == 200
+        assert _one(s, _request("GET", target, headers=ok))[0][0] == 200          # now kept
+        assert _one(s, _request("GET", target))[0][0] == 401
+        assert _one(s, _request("GET", target, headers=[("authorization", "Bearer open")]))[0][0] == 403
+        before = _pages(s)["answered_below_asgi"]
+        time.sleep(1.1)
+        codes, retry = [], None
+        with socket.create_connection(("127.0.0.1", s.port)) as sock:
+            for _ in range(80):             # past the burst of 50
+                sock.sendall(_request("GET", target, headers=ok))
+                (st, h, body), = _answers(sock, 1, None)[0]
+                codes.append(st)
+                if st == 429:
+                    retry = (h, body)
+        assert codes.count(200) >= 50 and codes.count(429) >= 20, codes
+        h, body = retry
+        assert int(h["retry-after"]) >= 1 and "requests/s" in orjson.loads(body)["error"]
+        assert h["content-type"] == "application/json"
+        time.sleep(1.1)
+        assert _pages(s)["answered_below_asgi"] >= before + 50
+    finally:
+        s.stop()

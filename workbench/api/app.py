@@ -187,6 +187,8 @@ def build_app(service: Service) -> Guard:
     @counted("/v1/stats")
     async def stats(request: Request) -> Response:
         return _json({**service.stats(), "pages": {"cache_hits": pages.recent.cache_hits,
+                                                   "answered_again": fast.hits,
+                                                   "answered_below_asgi": fast.in_protocol,
                                                    "store_queries": pages.store_rows.queries,
                                                    "store_read_ahead_hits": pages.store_rows.hits}})
 

@@ -5,7 +5,9 @@ a Request, routes, and runs the response through the gzip middleware, which unde
 more than the lookup. This layer sits behind the Guard (same token, rate-limit and size rules)
 and in front of Starlette: when the exact query string and the same Accept (JSON or Arrow) were
 answered at the current data version, it sends those bytes itself; anything else goes on to the
-route, which records what it answered here. The route counter is counted the same way.
+route, which records what it answered here. The route counter is counted the same way. A plain
+request for such a page does not even reach ASGI: post_protocol.py answers it in uvicorn's HTTP
+protocol from the same answers (``answer_of``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class FastPages:
     def __init__(self, app, pages, counts):
         self.app, self.pages, self.counts = app, pages, counts
         self.answers: dict[tuple[bytes, bool], Answer] = {}
-        self.hits = 0
+        self.hits = 0                   # pages answered again, here or below ASGI
+        self.in_protocol = 0            # ... of them below ASGI (post_protocol.py)
 
     @staticmethod
     def wants(scope) -> tuple[bool, bool]:
@@ -66,16 +69,23 @@ class FastPages:
             got = self.answers.get((scope.get("query_string", b""), arrow))
             if got is not None and got.version == self.pages.recent.version:
                 self.hits += 1
-                body = got.body
-                headers = list(got.headers)
-                if len(body) >= GZIP_MIN_BYTES:      # as Starlette's GZipMiddleware answers
-                    if gz:
-                        body = got.gzipped()
-                        headers.append((b"content-encoding", b"gzip"))
-                    headers.append((b"vary", b"Accept-Encoding"))
-                headers.append((b"content-length", str(len(body)).encode()))
+                body, headers = self.answer_of(got, gz)
                 await send({"type": "http.response.start", "status": 200, "headers": headers})
                 await send({"type": "http.response.body", "body": body})
                 self.counts[(ROUTE, 200)] += 1
                 return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def answer_of(got: Answer, gz: bool) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """A kept page's body and headers, compressed as Starlette's GZipMiddleware answers when large
+        and ``gz`` (the client accepts gzip)."""
+        body = got.body
+        headers = list(got.headers)
+        if len(body) >= GZIP_MIN_BYTES:
+            if gz:
+                body = got.gzipped()
+                headers.append((b"content-encoding", b"gzip"))
+            headers.append((b"vary", b"Accept-Encoding"))
+        headers.append((b"content-length", str(len(body)).encode()))
+        return body, headers

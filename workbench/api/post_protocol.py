@@ -22,6 +22,14 @@ count per route and code, uvicorn's default headers (server, date), keep-alive o
 ``connection: close`` as uvicorn's cycle writes them, and uvicorn's handling of the connection
 (keep-alive timer, shutdown, a client that leaves: its rows are stored all the same, and
 nothing is written back).
+
+A GET of the route whose exact query string and form (JSON or Arrow) fast_get.py answered at the
+current data version is taken the same way: the page is the one the fast layer holds, and the
+answer is the one it would send (its bytes, gzip when large and accepted, Vary), after the same
+Guard (the token, or the ASGI path's 401/403; the rate limit's 429). Dashboards and bots poll the
+same page, and such a GET's work is the dict lookup: the ASGI floor was most of it. Anything else
+(the first ask of a page, a page a new row made stale, a body, a fragment) goes through ASGI, whose
+route makes the page and records it for the next ask.
 """
 
 from __future__ import annotations
@@ -31,13 +39,18 @@ import time
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from .fast_get import GZIP_MIN_BYTES
+from .fast_get import GZIP_MIN_BYTES, FastPages
+from .fast_get import ROUTE as PAGES_ROUTE
 from .fast_post import JSON, PATH, ROUTE, FastPosts, answer, failure, is_arrow, takes_gzip, too_large
+from .opportunity_rows import ARROW_STREAM
 from .security import Guard, plain_answer
 
 log = logging.getLogger(__name__)
 
 _PATH = PATH.encode()
+_PAGE = _PATH + b"?"                    # a GET of the route with its query string
+_ARROW_ACCEPT = ARROW_STREAM.encode()
+_NOT_PLAIN_GET = (b"content-length", b"transfer-encoding", b"expect")     # a GET with a body (or asking for one)
 _FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")     # what uvicorn's proxy middleware reads
 _JSON_END = b"\r\ncontent-type: " + JSON + b"\r\n\r\n"        # a small JSON answer's head after its length
 
@@ -78,10 +91,15 @@ class PostProtocol(HttpToolsProtocol):
 
     guard: Guard
     layer: FastPosts            # fast_post.py's layer: the group commit, the counts, the body limit
+    pages: FastPages            # fast_get.py's layer: the pages answered at the current data version
     _behind: list = []          # requests still running that a pipelined request became the newest behind
 
     def on_headers_complete(self) -> None:
-        if self.parser.get_method() == b"POST" and self.url == _PATH and self._take_post():
+        method = self.parser.get_method()
+        if method == b"POST":
+            if self.url == _PATH and self._take_post():
+                return
+        elif method == b"GET" and (self.url == _PATH or self.url.startswith(_PAGE)) and self._answer_page():
             return
         earlier = self.cycle
         super().on_headers_complete()
@@ -98,10 +116,55 @@ class PostProtocol(HttpToolsProtocol):
         self._behind = []
         super().connection_lost(exc)
 
+    def _plain(self) -> bool:
+        """Whether nothing about the connection's state needs the ASGI path: no request before this one
+        still running, no 100-continue, no concurrency limit, no upgrade."""
+        return (self.cycle is None or self.cycle.response_complete) and not self.expect_100_continue \
+            and self.limit_concurrency is None and not self.parser.should_upgrade()
+
+    def _keep_alive(self) -> bool:
+        return self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+
+    def _answer_page(self) -> bool:
+        """Answer a GET of a page fast_get.py holds at the current data version, as it would (see the
+        module's text); False leaves the request to ASGI."""
+        if not self._plain():
+            return False
+        arrow = gz = False
+        headers = self.headers
+        for k, v in headers:
+            if k == b"accept":
+                arrow = _ARROW_ACCEPT in v
+            elif k == b"accept-encoding":
+                gz = takes_gzip(v)
+            elif k in _FORWARDED or k in _NOT_PLAIN_GET:
+                return False
+        url = self.url
+        if b"#" in url:
+            return False
+        pages = self.pages
+        got = pages.answers.get((url[len(_PAGE):], arrow))
+        if got is None or got.version != pages.pages.recent.version:
+            return False
+        guard = self.guard
+        if guard.authorised(PATH, headers):
+            return False
+        page = self.cycle = _Post(self, gz, arrow, self._keep_alive())
+        retry = guard.over_rate(self.client[0] if self.client else "?") if guard.limit is not None else None
+        if retry:
+            body, head = plain_answer(guard.over_rate_text(), [(b"retry-after", retry)])
+            self._write(page, 429, head, body)
+            return True
+        body, head = pages.answer_of(got, gz)
+        pages.hits += 1
+        pages.in_protocol += 1
+        pages.counts[(PAGES_ROUTE, 200)] += 1
+        self._write(page, 200, head, body)
+        return True
+
     def _take_post(self) -> bool:
         """Take the request if it is a plain post (see the module's text); False leaves it to ASGI."""
-        if (self.cycle is not None and not self.cycle.response_complete) or self.expect_100_continue \
-                or self.limit_concurrency is not None or self.parser.should_upgrade():
+        if not self._plain():
             return False
         guard = self.guard
         headers = self.headers
@@ -115,8 +178,7 @@ class PostProtocol(HttpToolsProtocol):
                 return False
         if guard.authorised(PATH, headers) or guard.announced_over(headers):
             return False
-        post = self.cycle = _Post(self, gz, arrow, self.parser.get_http_version() != "1.0"
-                                  and self.parser.should_keep_alive())
+        post = self.cycle = _Post(self, gz, arrow, self._keep_alive())
         self.layer.in_protocol += 1
         if guard.limit is not None:
             retry = guard.over_rate(self.client[0] if self.client else "?")
@@ -206,7 +268,8 @@ class PostProtocol(HttpToolsProtocol):
 
 def post_protocol(app: Guard) -> type[PostProtocol]:
     """The protocol class for uvicorn.Config(http=...), bound to the app api/app.py built (its Guard,
-    in front of the post layer)."""
-    if not isinstance(app, Guard) or not isinstance(app.app, FastPosts):
-        raise TypeError("post_protocol takes the app build_app makes: the Guard in front of FastPosts")
-    return type("PostProtocol", (PostProtocol,), {"guard": app, "layer": app.app})
+    in front of the post layer, in front of the page layer)."""
+    if not isinstance(app, Guard) or not isinstance(app.app, FastPosts) or not isinstance(app.app.app, FastPages):
+        raise TypeError("post_protocol takes the app build_app makes: the Guard in front of FastPosts, "
+                        "in front of FastPages")
+    return type("PostProtocol", (PostProtocol,), {"guard": app, "layer": app.app, "pages": app.app.app})
