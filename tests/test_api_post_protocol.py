@@ -377,3 +377,31 @@ def test_a_page_asked_again_keeps_the_token_and_the_rate_limit(tmp_path):
         assert _pages(s)["answered_below_asgi"] >= before + 50
     finally:
         s.stop()
+
+
+def test_a_request_behind_a_page_answered_below_asgi_is_not_cut_by_the_keep_alive_timer(tmp_path):
+    """A page answered while uvicorn parses arms the keep-alive timer (5 s) as any finished answer
+    does; a request pipelined behind it in the same packet must disarm it, or a slow body (here one
+    that pauses 6 s) has its connection closed under it, below ASGI or through it."""
+    s = Server(tmp_path)
+    try:
+        assert s.post(PATH, _rows(5, 9_000)).status_code == 201
+        target = PATH + "?limit=3"
+        _one(s, _request("GET", target))                    # kept
+        socks, bodies = [], []
+        for k, post_target in enumerate((PATH, PATH + "?x=1")):
+            body = orjson.dumps(_rows(2, 9_100 + 10 * k))
+            raw = _request("GET", target) + _request("POST", post_target, body)
+            cut = len(raw) - len(body) + 10                 # the post's head and its body's first bytes
+            sock = socket.create_connection(("127.0.0.1", s.port))
+            sock.sendall(raw[:cut])
+            socks.append(sock)
+            bodies.append(raw[cut:])
+        time.sleep(6)
+        for sock, rest in zip(socks, bodies):
+            sock.sendall(rest)
+            got, _ = _answers(sock, 2, None)
+            assert [g[0] for g in got] == [200, 201]
+            sock.close()
+    finally:
+        s.stop()

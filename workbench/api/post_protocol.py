@@ -95,6 +95,9 @@ class PostProtocol(HttpToolsProtocol):
     _behind: list = []          # requests still running that a pipelined request became the newest behind
 
     def on_headers_complete(self) -> None:
+        # no keep-alive timer while a request runs: an answer written here while uvicorn parses (a page
+        # asked again, a 429) armed it, and a request behind it in the same packet would be cut at 5 s
+        self._unset_keepalive_if_required()
         method = self.parser.get_method()
         if method == b"POST":
             if self.url == _PATH and self._take_post():
