@@ -101,24 +101,13 @@ class Explorer:
         self.type_sel = pn.widgets.Select(name="type", options=["all", *C.OPPORTUNITY_TYPES], value="all", width=160)
         self.min_profit = pn.widgets.FloatInput(name="min expected profit (SOL)", value=None, width=180,
                                                 placeholder="any")
-        self.opp_table = pn.widgets.Tabulator(C.browser_safe(self.opp_df), pagination="remote",
-                                              page_size=C.TABLE_PAGE_SIZE, show_index=False, disabled=True,
-                                              selectable=1, height=420, layout="fit_data_table",
-                                              css_classes=["wb-opp-table"])
-        self.opp_table.add_filter(pn.bind(C.filter_opps, type_=self.type_sel, score=(0.0, 1.0),
-                                          min_profit=self.min_profit))
         self.prog_sel = pn.widgets.Select(name="program", options={"all": "all"}, value="all", width=220)
-        self.tx_table = pn.widgets.Tabulator(C.browser_safe(self.tx_df), pagination="remote",
-                                             page_size=C.TABLE_PAGE_SIZE, show_index=False, disabled=True,
-                                             selectable=1, height=420, layout="fit_data_table",
-                                             css_classes=["wb-tx-table"])
-        self.tx_table.add_filter(pn.bind(C.filter_txs, program=self.prog_sel, min_fee=0))
+        self.opp_table = self._opp_table(self.opp_df)
+        self.tx_table = self._tx_table(self.tx_df)
         self.opp_count = pn.pane.Markdown("", css_classes=["wb-opp-count"])
         self.tx_count = pn.pane.Markdown("", css_classes=["wb-tx-count"])
         for w in (self.type_sel, self.min_profit, self.prog_sel):
             w.param.watch(lambda *_: self._counts(), "value")
-        self.opp_table.param.watch(self._opp_selected, "selection")
-        self.tx_table.param.watch(self._tx_selected, "selection")
         self.hists: dict[str, C.HistPlot] = {}
         self.hist_row = pn.GridBox(ncols=4)
         for name in C.engine_hist_names():
@@ -126,11 +115,40 @@ class Explorer:
             self.hist_row.append(pn.pane.Bokeh(self.hists[name].figure, sizing_mode="fixed",
                                                width=C.PLOT_W * 3 // 4, height=C.PLOT_H))
         self.detail = pn.Column(pn.pane.Markdown("Select a row of a table to see it here.", css_classes=["wb-detail"]))
-        self.tabs = pn.Tabs(
-            ("Opportunities", pn.Column(pn.Row(self.type_sel, self.min_profit), self.opp_count, self.opp_table)),
-            ("Transactions", pn.Column(self.prog_sel, self.tx_count, self.tx_table)),
-            ("Detail", self.detail), dynamic=False)
+        self.opp_col = pn.Column(pn.Row(self.type_sel, self.min_profit), self.opp_count, self.opp_table)
+        self.tx_col = pn.Column(self.prog_sel, self.tx_count, self.tx_table)
+        self.tabs = pn.Tabs(("Opportunities", self.opp_col), ("Transactions", self.tx_col),
+                            ("Detail", self.detail), dynamic=False)
         self._check_inputs()
+
+    # -- tables -------------------------------------------------------------------------
+    def _opp_table(self, df: pd.DataFrame) -> pn.widgets.Tabulator:
+        t = _table(df, "wb-opp-table")
+        t.add_filter(pn.bind(C.filter_opps, type_=self.type_sel, score=(0.0, 1.0), min_profit=self.min_profit))
+        t.param.watch(self._opp_selected, "selection")
+        return t
+
+    def _tx_table(self, df: pd.DataFrame) -> pn.widgets.Tabulator:
+        t = _table(df, "wb-tx-table")
+        t.add_filter(pn.bind(C.filter_txs, program=self.prog_sel, min_fee=0))
+        t.param.watch(self._tx_selected, "selection")
+        return t
+
+    def _show_tables(self) -> None:
+        """The loaded rows into the tables. A table whose columns change type (the first load: the
+        empty tables' columns have none) is made anew: Panel rebuilds a Tabulator whose column
+        configuration changes, and rows and page count sent while it rebuilds were sometimes lost (an
+        empty table under a full page count)."""
+        for df, attr, col, make in ((self.tx_df, "tx_table", self.tx_col, self._tx_table),
+                                    (self.opp_df, "opp_table", self.opp_col, self._opp_table)):
+            value = C.browser_safe(df)
+            old = getattr(self, attr)
+            if list(value.dtypes.items()) == list(old.value.dtypes.items()):
+                old.value = value
+            else:
+                new = make(df)
+                setattr(self, attr, new)
+                col[col.objects.index(old)] = new
 
     # -- inputs -------------------------------------------------------------------------
     @staticmethod
@@ -226,8 +244,7 @@ class Explorer:
         opp_table = pa.concat_tables(opps, promote_options="permissive") if opps else _empty()
         self.opp_df = C.opp_frame(opp_table, self.names)
         self.opp_raw = opp_table.to_pandas()          # row for row with opp_df: exact integers for the detail
-        self.tx_table.value = C.browser_safe(self.tx_df)
-        self.opp_table.value = C.browser_safe(self.opp_df)
+        self._show_tables()
         progs = {p for s in self.tx_df.get("programs", []) for p in s.split(", ") if p}
         self.prog_sel.options = {"all": "all", **dict(sorted({C.program_label(p): p for p in progs}.items()))}
         self._hists()
@@ -454,6 +471,12 @@ def _instr_frame(tx) -> pd.DataFrame:
                      "accounts": ", ".join(keys[a] if a < len(keys) else f"lookup[{a}]" for a in ins.accounts),
                      "data bytes": len(ins.data)})
     return pd.DataFrame(rows)
+
+
+def _table(df: pd.DataFrame, css_class: str) -> pn.widgets.Tabulator:
+    return pn.widgets.Tabulator(C.browser_safe(df), pagination="remote", page_size=C.TABLE_PAGE_SIZE,
+                                show_index=False, disabled=True, selectable=1, height=420,
+                                layout="fit_data_table", css_classes=[css_class])
 
 
 def _empty():
