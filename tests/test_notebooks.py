@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -40,22 +41,41 @@ def test_notebook_runs_top_to_bottom(path, tmp_path):
     env_before = os.environ.get("WORKBENCH_NOTEBOOK_OUT")
     os.environ["WORKBENCH_NOTEBOOK_OUT"] = str(tmp_path)      # the kernel inherits the environment
     os.environ.setdefault("MPLBACKEND", "agg")
+    marks = [("starting the kernel", time.monotonic())]     # (what comes next, when): the client's own clock
+
+    def mark(what):
+        return lambda **kw: marks.append((what.format(**kw), time.monotonic()))
     try:
         client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", startup_timeout=KERNEL_START_S,
-                                resources={"metadata": {"path": str(path.parent)}})
+                                resources={"metadata": {"path": str(path.parent)}},
+                                on_notebook_start=mark("before the first cell"),
+                                on_cell_start=mark("cell {cell_index}, as the client waited for it"),
+                                on_cell_executed=mark("after cell {cell_index}"),   # (its reply came)
+                                on_notebook_complete=mark("shutting the kernel down"))
         client.execute()                                       # raises CellExecutionError on any error
     finally:
+        marks.append(("", time.monotonic()))
         if env_before is None:
             os.environ.pop("WORKBENCH_NOTEBOOK_OUT", None)
         else:
             os.environ["WORKBENCH_NOTEBOOK_OUT"] = env_before
         _say_slow_cells(path, nb)
+        _say_slow_steps(path, marks)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), "the notebook printed nothing"
 
 
 SLOW_CELL_S = 60              # a cell this slow is named in a warning (the suite's summary shows it)
+
+
+def _say_slow_steps(path: Path, marks: list[tuple[str, float]]) -> None:
+    """Warn of each step of the client's run (the kernel's start, each cell as the client waited for
+    it, the gaps between, the kernel's shutdown) that took ``SLOW_CELL_S`` or longer: a notebook once
+    took 613 s where no cell had, by the kernel's own times (2026-12-07)."""
+    slow = [f"{what} took {t1 - t0:.0f} s" for (what, t0), (_, t1) in zip(marks, marks[1:]) if t1 - t0 >= SLOW_CELL_S]
+    if slow:
+        warnings.warn(f"{path.name}: " + "; ".join(slow), stacklevel=2)
 
 
 def _say_slow_cells(path: Path, nb) -> None:
