@@ -95,3 +95,18 @@ def test_a_run_calls_the_engine_through_the_dispatcher_once_and_gets_the_same_ro
             else:
                 assert x == y
     assert run._process.dispatched == 1                  # the warm-up's call
+
+
+def test_types_that_keep_changing_stop_being_learnt():
+    """Learning types every argument in Python; a caller alternating types pays it LEARN_MAX times at
+    most, and still gets the dispatcher's results."""
+    from workbench.runner.steady_call import LEARN_MAX
+    call = SteadyCall(weighted)
+    for i in range(2 * LEARN_MAX + 4):
+        p = pair(np.float64 if i % 2 else np.int64)
+        assert call(p, i) == weighted(p, i)
+    version = call._version
+    for i in range(4):
+        p = pair(np.float64 if i % 2 else np.int64)
+        assert call(p, i) == weighted(p, i)
+        assert call._version is version             # no longer learnt

@@ -30,6 +30,10 @@ except ImportError:                     # pragma: no cover - a numba without it:
 
 # objects kept per argument position: the output sets a replay cycles through (engine_run.py) fit
 KNOWN_MAX = 16
+# dispatched calls learnt from at most: learning types every argument in Python (milliseconds for the
+# engine's), which a caller whose types keep changing, or that numba runs by conversion, must not pay
+# at every call
+LEARN_MAX = 16
 
 
 class SteadyCall:
@@ -58,7 +62,7 @@ class SteadyCall:
 
     def _learn(self, args: tuple) -> None:
         """After a dispatched call: the version it ran, and its arguments as known ones."""
-        if _fingerprint is None:
+        if _fingerprint is None or self.dispatched > LEARN_MAX:
             return
         try:
             types = tuple(self.dispatcher.typeof_pyval(a) for a in args)
