@@ -50,8 +50,9 @@ log = logging.getLogger(__name__)
 _PATH = PATH.encode()
 _PAGE = _PATH + b"?"                    # a GET of the route with its query string
 _ARROW_ACCEPT = ARROW_STREAM.encode()
-_NOT_PLAIN_GET = (b"content-length", b"transfer-encoding", b"expect")     # a GET with a body (or asking for one)
 _FORWARDED = (b"x-forwarded-for", b"x-forwarded-proto")     # what uvicorn's proxy middleware reads
+# a GET that takes the ASGI path for one of its headers: a body, or forwarded addresses
+_NOT_PLAIN_GET = frozenset((b"content-length", b"transfer-encoding", *_FORWARDED))
 _JSON_END = b"\r\ncontent-type: " + JSON + b"\r\n\r\n"        # a small JSON answer's head after its length
 
 
@@ -140,7 +141,7 @@ class PostProtocol(HttpToolsProtocol):
                 arrow = _ARROW_ACCEPT in v
             elif k == b"accept-encoding":
                 gz = takes_gzip(v)
-            elif k in _FORWARDED or k in _NOT_PLAIN_GET:
+            elif k in _NOT_PLAIN_GET:
                 return False
         url = self.url
         if b"#" in url:
