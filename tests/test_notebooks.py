@@ -81,10 +81,10 @@ def recheck_after_sends(channel) -> None:
     write; pyzmq, which waits for that edge, then misses the message until its poll times out. nbclient
     sends on the shell channel while it waits there for a cell's reply: its mimic of an ipywidgets
     Output widget answers each output of the widget with a comm message. So a cell showing an
-    ``interactive`` got its reply only at the cell's timeout (600 s here, yet the test passed, as the
-    timeout's last poll found the reply): 2 to 3 cells in 100 of ``test_widget_cells_get_their_replies``
-    without this, two CI runs of the suite (2026-12-07). A get of ``zmq.EVENTS`` on pyzmq's asyncio socket
-    has it look again (jupyter/jupyter_client#1059 is the open upstream fix)."""
+    ``interactive`` got its reply only at the cell's timeout: 2 to 3 cells in 100 such cells (a scratch
+    run, 2026-12-07), and in two CI runs a notebook's widget cell waited 600 s yet passed, as the
+    timeout's last poll found the reply. A get of ``zmq.EVENTS`` on pyzmq's asyncio socket has it look
+    again (jupyter/jupyter_client#1059 is the open upstream fix)."""
     import zmq
     send = channel.send
 
