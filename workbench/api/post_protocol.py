@@ -154,10 +154,7 @@ class PostProtocol(HttpToolsProtocol):
         if guard.authorised(PATH, headers):
             return False
         page = self.cycle = _Post(self, gz, arrow, self._keep_alive())
-        retry = guard.over_rate(self.client[0] if self.client else "?") if guard.limit is not None else None
-        if retry:
-            body, head = plain_answer(guard.over_rate_text(), [(b"retry-after", retry)])
-            self._write(page, 429, head, body)
+        if self._refused_over_rate(page):
             return True
         body, head = pages.answer_of(got, gz)
         pages.hits += 1
@@ -184,12 +181,19 @@ class PostProtocol(HttpToolsProtocol):
             return False
         post = self.cycle = _Post(self, gz, arrow, self._keep_alive())
         self.layer.in_protocol += 1
-        if guard.limit is not None:
-            retry = guard.over_rate(self.client[0] if self.client else "?")
-            if retry:
-                body, head = plain_answer(guard.over_rate_text(), [(b"retry-after", retry)])
-                self._write(post, 429, head, body)          # (the body that follows is read and dropped)
+        self._refused_over_rate(post)                       # (a refused post's body is read and dropped)
         return True
+
+    def _refused_over_rate(self, cycle: _Post) -> bool:
+        """Answer the Guard's 429 (with Retry-After) when the client is over its rate; whether it was."""
+        guard = self.guard
+        if guard.limit is None:
+            return False
+        retry = guard.over_rate(self.client[0] if self.client else "?")
+        if retry:
+            body, head = plain_answer(guard.over_rate_text(), [(b"retry-after", retry)])
+            self._write(cycle, 429, head, body)
+        return bool(retry)
 
     def on_body(self, body: bytes) -> None:
         post = self.cycle
