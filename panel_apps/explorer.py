@@ -135,20 +135,17 @@ class Explorer:
         return t
 
     def _show_tables(self) -> None:
-        """The loaded rows into the tables. A table whose columns change type (the first load: the
-        empty tables' columns have none) is made anew: Panel rebuilds a Tabulator whose column
-        configuration changes, and rows and page count sent while it rebuilds were sometimes lost (an
-        empty table under a full page count)."""
+        """The loaded rows into the tables; a table whose columns change type (the first load) is made
+        anew (``C.retyped_table``)."""
         for df, attr, col, make in ((self.tx_df, "tx_table", self.tx_col, self._tx_table),
                                     (self.opp_df, "opp_table", self.opp_col, self._opp_table)):
             value = C.browser_safe(df)
             old = getattr(self, attr)
-            if list(value.dtypes.items()) == list(old.value.dtypes.items()):
+            new = C.retyped_table(old, value, col, make)
+            if new is old:
                 old.value = value
             else:
-                new = make(df)
                 setattr(self, attr, new)
-                col[col.objects.index(old)] = new
 
     # -- inputs -------------------------------------------------------------------------
     @staticmethod

@@ -156,42 +156,45 @@ class LivePage:
                                                 value=(0.0, 1.0), step=0.01, width=240)
         self.min_profit = pn.widgets.FloatInput(name="min expected profit (SOL)", value=None, step=0.001,
                                                 width=180, placeholder="any")
-        empty_opp = C.opp_frame(pa_empty())
-        self.opp_table = pn.widgets.Tabulator(C.browser_safe(empty_opp), pagination=PAGINATION,
-                                              page_size=C.TABLE_PAGE_SIZE,
-                                              show_index=False, disabled=True, height=520, layout="fit_data_table",
-                                              hidden_columns=self._hidden(empty_opp, C.OPP_SHOWN),
-                                              formatters=C.OPP_FORMATTERS, text_align=C.INT_ALIGN,
-                                              css_classes=["wb-opp-table"], sortable=True)
-        self.opp_table.add_filter(pn.bind(C.filter_opps, type_=self.type_sel, score=self.score_rng,
-                                          min_profit=self.min_profit))
+        self.opp_table = self._opp_table(C.browser_safe(C.opp_frame(pa_empty())))
         self.opp_count = pn.pane.Markdown("", css_classes=["wb-opp-count"])
         self.prog_sel = pn.widgets.Select(name="program", options=["all"], value="all", width=220)
         self.min_fee = pn.widgets.IntInput(name="min priority fee (lamports)", value=0, start=0, width=180)
-        empty_tx = C.tx_frame(pa_empty())
-        self.tx_table = pn.widgets.Tabulator(C.browser_safe(empty_tx), pagination=PAGINATION,
-                                             page_size=C.TABLE_PAGE_SIZE,
-                                             show_index=False, disabled=True, height=520, layout="fit_data_table",
-                                             hidden_columns=self._hidden(empty_tx, C.TX_SHOWN),
-                                             css_classes=["wb-tx-table"])
-        self.tx_table.add_filter(pn.bind(C.filter_txs, program=self.prog_sel, min_fee=self.min_fee))
+        self.tx_table = self._tx_table(C.browser_safe(C.tx_frame(pa_empty())))
         self.tx_count = pn.pane.Markdown("", css_classes=["wb-tx-count"])
         for w in (self.type_sel, self.score_rng, self.min_profit):
             w.param.watch(lambda *_: self._counts(), "value")
         for w in (self.prog_sel, self.min_fee):
             w.param.watch(lambda *_: self._counts(), "value")
         self.opp_note = pn.pane.Alert("", alert_type="info", visible=False, css_classes=["wb-opp-note"])
+        self.opp_col = pn.Column(pn.Row(self.type_sel, self.score_rng, self.min_profit), self.opp_count,
+                                 self.opp_note, self.opp_table)
+        self.tx_col = pn.Column(pn.Row(self.prog_sel, self.min_fee), self.tx_count, self.tx_table)
+
+    def _opp_table(self, value: pd.DataFrame) -> pn.widgets.Tabulator:
+        """The opportunities' table showing ``value`` (browser-safe), with the page's filter."""
+        t = pn.widgets.Tabulator(value, pagination=PAGINATION, page_size=C.TABLE_PAGE_SIZE,
+                                 show_index=False, disabled=True, height=520, layout="fit_data_table",
+                                 hidden_columns=self._hidden(value, C.OPP_SHOWN),
+                                 formatters=C.OPP_FORMATTERS, text_align=C.INT_ALIGN,
+                                 css_classes=["wb-opp-table"], sortable=True)
+        t.add_filter(pn.bind(C.filter_opps, type_=self.type_sel, score=self.score_rng, min_profit=self.min_profit))
+        return t
+
+    def _tx_table(self, value: pd.DataFrame) -> pn.widgets.Tabulator:
+        """The transactions' table showing ``value`` (browser-safe), with the page's filter."""
+        t = pn.widgets.Tabulator(value, pagination=PAGINATION, page_size=C.TABLE_PAGE_SIZE,
+                                 show_index=False, disabled=True, height=520, layout="fit_data_table",
+                                 hidden_columns=self._hidden(value, C.TX_SHOWN), css_classes=["wb-tx-table"])
+        t.add_filter(pn.bind(C.filter_txs, program=self.prog_sel, min_fee=self.min_fee))
+        return t
 
     @staticmethod
     def _hidden(df: pd.DataFrame, shown) -> list[str]:
         return [c for c in df.columns if c not in shown]
 
     def layout(self):
-        tables = pn.Tabs(
-            ("Opportunities", pn.Column(pn.Row(self.type_sel, self.score_rng, self.min_profit), self.opp_count,
-                                        self.opp_note, self.opp_table)),
-            ("Transactions", pn.Column(pn.Row(self.prog_sel, self.min_fee), self.tx_count, self.tx_table)),
-            dynamic=False)
+        tables = pn.Tabs(("Opportunities", self.opp_col), ("Transactions", self.tx_col), dynamic=False)
         return pn.Column(
             pn.pane.Markdown(f"# Solana MEV workbench: live\n\nSource: {D.message_md(SOURCE)}"),
             pn.Row(self.status, self.progress, self.restart_btn, self.loop_box),
@@ -321,7 +324,7 @@ class LivePage:
             if progs - known:
                 opts = {C.program_label(p): p for p in progs | (known - {"all"})}
                 self.prog_sel.options = {"all": "all", **dict(sorted(opts.items()))}
-            self._stream(self.tx_table, df)
+            self.tx_table = self._stream(self.tx_table, df, self.tx_col, self._tx_table, C.TX_SHOWN)
         t = self._new_rows("opportunities")
         got = got or t is not None
         if t is not None:
@@ -329,7 +332,7 @@ class LivePage:
             if self.t0_ns is None and len(df):
                 self.t0_ns = int(df["ts_ns"].iloc[0])
             self.opp_df = df if self.opp_df.empty else pd.concat([self.opp_df, df], ignore_index=True)
-            self._stream(self.opp_table, df)
+            self.opp_table = self._stream(self.opp_table, df, self.opp_col, self._opp_table, C.OPP_SHOWN)
             for typ, (ts, cum) in C.profit_lines(df, self.t0_ns or 0).items():
                 if typ in self.profit_src:
                     base = self.profit_sum.get(typ, 0.0)
@@ -351,13 +354,17 @@ class LivePage:
             self.opp_note.visible = False
         return got
 
-    def _stream(self, table, df):
+    def _stream(self, table, df, column, make, shown):
+        """New rows into a table; the table that shows them (a new one when the first rows change the
+        columns' types: ``C.retyped_table``)."""
         df = C.browser_safe(df)
-        if table.value is None or table.value.empty:
-            table.param.update(value=df, hidden_columns=self._hidden(
-                df, C.OPP_SHOWN if table is self.opp_table else C.TX_SHOWN))
-        else:
+        if not table.value.empty:
             table.stream(df, follow=False)
+            return table
+        new = C.retyped_table(table, df, column, make)
+        if new is table:
+            table.param.update(value=df, hidden_columns=self._hidden(df, shown))
+        return new
 
     def _hists(self):
         for name, (data, marks) in C.hist_views(self.feed).items():

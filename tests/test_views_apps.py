@@ -322,8 +322,7 @@ def test_explorer_replays_and_explains_an_opportunity(page, tmp_path, market_run
         wait_for(lambda: page.locator(".wb-instr-table .tabulator-row").count() > 0, UI_TIMEOUT_S, "instructions")
         page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
         assert not page.errors, page.errors
-        # a table rebuilt under the rows sent to it (its column types changed) lost them at times
-        assert not [m for m in page.console if "Table Not Initialized" in m], page.console
+        _no_table_rebuilt_under_its_rows(page)
     no_traceback(log)
 
 
@@ -378,4 +377,11 @@ def test_live_udp_source_streams_what_arrives(page, tmp_path):
         wait_for(lambda: page.locator(".wb-tx-table .tabulator-row").count() > 0, UI_TIMEOUT_S, "rows")
         page.screenshot(path=str(tmp_path / "live-udp.png"), full_page=True)
         assert not page.errors, page.errors
+        _no_table_rebuilt_under_its_rows(page)
     no_traceback(log)
+
+
+def _no_table_rebuilt_under_its_rows(page) -> None:
+    """A table rebuilt by Panel under the rows sent to it (its column types changed) lost them at
+    times, and the browser's console said so (panel_apps/_common.py ``retyped_table``)."""
+    assert not [m for m in page.console if "Table Not Initialized" in m], page.console
