@@ -28,7 +28,9 @@ latency measured is then mostly their own backlog; ``--speed`` paces the replay 
 when they keep up. The capture is a long one of unique transactions made from the bundled market capture
 (benchmarks/unique_capture.py, cached under runs/bench/). Goals from issue 19: >= 1M messages/s
 delivered, p99 engine-to-client < 5 ms at 10 clients, the engine's packets/s within 10 % of a
-replay without the server. Every figure is the median of ``--repeat`` runs; loopback only.
+replay without the server. Every figure is the median of ``--repeat`` runs, a plain replay run before
+each round of ours (so that a ratio compares runs minutes apart, the machine's speed drifting), and
+each round's ratio is printed too; loopback only.
 Ours also prints the server process's share of the latency (``ws_frame_ns`` in /v1/latency: from
 the engine's hand-off to each live frame's write on a client's socket, over the whole run), so that
 what the clients' reading adds shows apart.
@@ -290,6 +292,7 @@ def run_ours(capture: Path, market: Path, n: int, tmp: Path, speed: float | None
     summary = json.loads((out / "run" / "summary.json").read_text())
     res["engine_pps"] = summary["engine_packets_per_s"]
     res["engine_waited"] = waited(summary)
+    res["engine_cpu_pps"] = cpu_pps(summary)
     res["run_dir"] = out / "run"
     return res
 
@@ -330,6 +333,14 @@ def waited(summary: dict) -> float:
     ``engine_cpu_s``): waiting for the GIL as a call returned, or for a CPU; NaN from a tree without it."""
     cpu = summary.get("engine_cpu_s")
     return (summary["engine_s"] - cpu) / summary["engine_s"] if cpu and summary["engine_s"] else float("nan")
+
+
+def cpu_pps(summary: dict) -> float:
+    """The engine's packets per second of its thread's CPU time in its calls (``engine_cpu_s``): its
+    speed had it waited for nothing, which shows whether the server slowed its work or only kept it
+    waiting; NaN from a tree without it."""
+    cpu = summary.get("engine_cpu_s")
+    return summary["engine_packets_per_s"] * summary["engine_s"] / cpu if cpu else float("nan")
 
 
 def plain_replay(capture: Path, market: Path, tmp: Path, speed: float | None, a=None) -> dict:
@@ -475,13 +486,20 @@ def main() -> None:
     med = lambda xs: statistics.median(xs)                                  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="bench-ws-") as tmp:
         tmp = Path(tmp)
-        plains = [plain_replay(capture, market, tmp, a.speed, a) for _ in range(a.repeat)]
+        # the machine's speed drifts over minutes (other work shares it): each round runs a plain
+        # replay, then ours at every client count, so a ratio compares runs minutes apart at most
+        plains, runs = [], {n: [] for n in counts}
+        for _ in range(a.repeat):
+            plains.append(plain_replay(capture, market, tmp, a.speed, a))
+            for n in counts:
+                runs[n].append(run_ours(capture, market, n, tmp, a.speed, a))
         plain = [p["engine_packets_per_s"] for p in plains]
         pace = f"at speed {a.speed:g}" if a.speed else "at top speed"
         print(f"capture {capture.name} {pace}; plain replay (no server"
               + (", engine thread placed alike" if a.engine_cpu is not None or a.rt else "")
-              + f"): engine {med(plain):,.0f} packets/s (its calls waited "
-              f"{med([waited(p) for p in plains]):.1%} of their time) [{load()}]", flush=True)
+              + f"; {a.repeat} runs, each before its round of ours): engine {med(plain):,.0f} packets/s "
+              f"({', '.join(f'{x:,.0f}' for x in plain)}; its calls waited {med([waited(p) for p in plains]):.1%} "
+              f"of their time; by its CPU time alone {med([cpu_pps(p) for p in plains]):,.0f}) [{load()}]", flush=True)
         print(f"ours: channels {', '.join(CHANNELS)} from 0, transactions in {a.format} frames, opportunities in "
               f"{a.opportunities_format} frames; engine thread: "
               + (f"--cpu {a.engine_cpu}" if a.engine_cpu is not None else "not pinned") + (" --rt" if a.rt else "")
@@ -489,8 +507,9 @@ def main() -> None:
               + f"; {a.client_procs} client processes on CPUs {sorted(client_cpus(a) or os.sched_getaffinity(0))}",
               flush=True)
         for n in counts:
-            ours = [run_ours(capture, market, n, tmp, a.speed, a) for _ in range(a.repeat)]
+            ours = runs[n]
             o = {k: med([r[k] for r in ours]) for k in ("per_s", "p50_ms", "p99_ms", "engine_pps", "engine_waited",
+                                                          "engine_cpu_pps",
                                                           "rows", "missed",
                                                           "expected", "rows_min", "produced_per_s", "handed_span_s",
                                                           "delivery_span_s", "tail_ms", "loop_cpu_s", "loop_sys_s",
@@ -501,8 +520,11 @@ def main() -> None:
             print(f"ours {n:4} clients: {o['per_s']:12,.0f} rows/s delivered  p50 {o['p50_ms']:7.2f} ms  "
                   f"p99 {o['p99_ms']:7.2f} ms  rows {o['rows']:,.0f} of {o['expected']:,.0f} (fewest per client "
                   f"{o['rows_min']:,.0f}; told missed {o['missed']:,.0f})  engine {o['engine_pps']:,.0f} packets/s "
-                  + (f"({o['engine_pps'] / med(plain):.2f}x plain" if not a.speed else "(paced: not a capacity")
-                  + f"; its calls waited {o['engine_waited']:.1%} of their time) [{load()}]", flush=True)
+                  + (f"({o['engine_pps'] / med(plain):.2f}x plain; by round "
+                     + ", ".join(f"{r['engine_pps'] / p:.2f}x" for r, p in zip(ours, plain))
+                     if not a.speed else "(paced: not a capacity")
+                  + f"; its calls waited {o['engine_waited']:.1%} of their time; by its CPU time alone "
+                  f"{o['engine_cpu_pps']:,.0f}) [{load()}]", flush=True)
             print(f"  the run handed its rows on over {o['handed_span_s']:.3f} s ({o['produced_per_s']:,.0f} rows/s to "
                   f"each client, x{n} = {o['produced_per_s'] * n:,.0f} rows/s at most); delivered over "
                   f"{o['delivery_span_s']:.3f} s, the last row {o['tail_ms']:.1f} ms after the last hand-off; "
