@@ -441,6 +441,12 @@ def load() -> str:
     return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def loads(runs: list[dict]) -> str:
+    """The 1-minute load averages seen as ``runs`` ended (the machine may be shared), lowest to highest."""
+    xs = [r["load1"] for r in runs]
+    return f"load {min(xs):.2f}-{max(xs):.2f} as its runs ended"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--packets", type=int, default=300_000, help="packets of the unique-transactions capture")
@@ -490,16 +496,17 @@ def main() -> None:
         # replay, then ours at every client count, so a ratio compares runs minutes apart at most
         plains, runs = [], {n: [] for n in counts}
         for _ in range(a.repeat):
-            plains.append(plain_replay(capture, market, tmp, a.speed, a))
+            plains.append({**plain_replay(capture, market, tmp, a.speed, a), "load1": os.getloadavg()[0]})
             for n in counts:
-                runs[n].append(run_ours(capture, market, n, tmp, a.speed, a))
+                runs[n].append({**run_ours(capture, market, n, tmp, a.speed, a), "load1": os.getloadavg()[0]})
         plain = [p["engine_packets_per_s"] for p in plains]
         pace = f"at speed {a.speed:g}" if a.speed else "at top speed"
         print(f"capture {capture.name} {pace}; plain replay (no server"
               + (", engine thread placed alike" if a.engine_cpu is not None or a.rt else "")
-              + f"; {a.repeat} runs, each before its round of ours): engine {med(plain):,.0f} packets/s "
+              + f"; {a.repeat} run{'s' if a.repeat != 1 else ''}, each before its round of ours): engine {med(plain):,.0f} packets/s "
               f"({', '.join(f'{x:,.0f}' for x in plain)}; its calls waited {med([waited(p) for p in plains]):.1%} "
-              f"of their time; by its CPU time alone {med([cpu_pps(p) for p in plains]):,.0f}) [{load()}]", flush=True)
+              f"of their time; by its CPU time alone {med([cpu_pps(p) for p in plains]):,.0f}) [{loads(plains)}]",
+              flush=True)
         print(f"ours: channels {', '.join(CHANNELS)} from 0, transactions in {a.format} frames, opportunities in "
               f"{a.opportunities_format} frames; engine thread: "
               + (f"--cpu {a.engine_cpu}" if a.engine_cpu is not None else "not pinned") + (" --rt" if a.rt else "")
@@ -524,7 +531,7 @@ def main() -> None:
                      + ", ".join(f"{r['engine_pps'] / p:.2f}x" for r, p in zip(ours, plain))
                      if not a.speed else "(paced: not a capacity")
                   + f"; its calls waited {o['engine_waited']:.1%} of their time; by its CPU time alone "
-                  f"{o['engine_cpu_pps']:,.0f}) [{load()}]", flush=True)
+                  f"{o['engine_cpu_pps']:,.0f}) [{loads(ours)}]", flush=True)
             print(f"  the run handed its rows on over {o['handed_span_s']:.3f} s ({o['produced_per_s']:,.0f} rows/s to "
                   f"each client, x{n} = {o['produced_per_s'] * n:,.0f} rows/s at most); delivered over "
                   f"{o['delivery_span_s']:.3f} s, the last row {o['tail_ms']:.1f} ms after the last hand-off; "
