@@ -247,9 +247,20 @@ def test_spool_lost_mid_run_fails_the_run_with_parquet_files_that_agree(tmp_path
     proc = _start(tmp_path, dsn)
     _mid_run(proc, tmp_path / "out")
     spool = tmp_path / "data" / "spool"
-    # moved away in one step (a rename), not emptied file by file: the writer keeps adding files to it
-    spool.rename(tmp_path / "data" / "spool-taken")
-    spool.write_text("in the way")
+    # moved away in one step (a rename), not emptied file by file: the writer keeps adding files to it;
+    # the file is made only where nothing is (O_EXCL), as the writer makes the folder again for its next
+    # file and may do so between the two steps (then that folder is taken away too)
+    for k in range(50):
+        spool.rename(tmp_path / "data" / f"spool-taken-{k}")
+        try:
+            fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            continue
+        os.write(fd, b"in the way")
+        os.close(fd)
+        break
+    else:
+        pytest.fail("the writer made its spool folder again before every one of 50 tries to put a file there")
     try:
         out, err = proc.communicate(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
