@@ -244,13 +244,13 @@ def browser_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def retyped_table(table, value: pd.DataFrame, column, make):
-    """``table``, or, when ``value``'s columns (names and types) differ from the ones it shows, a new
-    table ``make(value)`` put in its place in the layout ``column``; the caller gives ``table`` its
-    value when it is kept. Panel rebuilds a Tabulator whose column configuration changes (its sorters
+    """``table`` showing ``value``, or, when ``value``'s columns (names and types) differ from the ones
+    it shows, a new table ``make(value)`` put in its place in the layout ``column``. Panel rebuilds a Tabulator whose column configuration changes (its sorters
     follow the types; an empty table's columns have none), and the rows and page count sent while it
     rebuilds were sometimes lost: an empty table under a full page count, in the explorer's and the
     live page's browser tests (2026-12-07)."""
     if list(value.dtypes.items()) == list(table.value.dtypes.items()):
+        table.value = value
         return table
     new = make(value)
     column[column.objects.index(table)] = new

@@ -139,13 +139,7 @@ class Explorer:
         anew (``C.retyped_table``)."""
         for df, attr, col, make in ((self.tx_df, "tx_table", self.tx_col, self._tx_table),
                                     (self.opp_df, "opp_table", self.opp_col, self._opp_table)):
-            value = C.browser_safe(df)
-            old = getattr(self, attr)
-            new = C.retyped_table(old, value, col, make)
-            if new is old:
-                old.value = value
-            else:
-                setattr(self, attr, new)
+            setattr(self, attr, C.retyped_table(getattr(self, attr), C.browser_safe(df), col, make))
 
     # -- inputs -------------------------------------------------------------------------
     @staticmethod

@@ -324,7 +324,7 @@ class LivePage:
             if progs - known:
                 opts = {C.program_label(p): p for p in progs | (known - {"all"})}
                 self.prog_sel.options = {"all": "all", **dict(sorted(opts.items()))}
-            self.tx_table = self._stream(self.tx_table, df, self.tx_col, self._tx_table, C.TX_SHOWN)
+            self.tx_table = self._stream(self.tx_table, df, self.tx_col, self._tx_table)
         t = self._new_rows("opportunities")
         got = got or t is not None
         if t is not None:
@@ -332,7 +332,7 @@ class LivePage:
             if self.t0_ns is None and len(df):
                 self.t0_ns = int(df["ts_ns"].iloc[0])
             self.opp_df = df if self.opp_df.empty else pd.concat([self.opp_df, df], ignore_index=True)
-            self.opp_table = self._stream(self.opp_table, df, self.opp_col, self._opp_table, C.OPP_SHOWN)
+            self.opp_table = self._stream(self.opp_table, df, self.opp_col, self._opp_table)
             for typ, (ts, cum) in C.profit_lines(df, self.t0_ns or 0).items():
                 if typ in self.profit_src:
                     base = self.profit_sum.get(typ, 0.0)
@@ -354,17 +354,15 @@ class LivePage:
             self.opp_note.visible = False
         return got
 
-    def _stream(self, table, df, column, make, shown):
-        """New rows into a table; the table that shows them (a new one when the first rows change the
-        columns' types: ``C.retyped_table``)."""
+    def _stream(self, table, df, column, make):
+        """New rows into a table; the table that shows them (the first rows replace the empty value,
+        in a new table when they change the columns' types: ``C.retyped_table``; kept, its columns and
+        so its hidden ones are the same)."""
         df = C.browser_safe(df)
-        if not table.value.empty:
-            table.stream(df, follow=False)
-            return table
-        new = C.retyped_table(table, df, column, make)
-        if new is table:
-            table.param.update(value=df, hidden_columns=self._hidden(df, shown))
-        return new
+        if table.value.empty:
+            return C.retyped_table(table, df, column, make)
+        table.stream(df, follow=False)
+        return table
 
     def _hists(self):
         for name, (data, marks) in C.hist_views(self.feed).items():
