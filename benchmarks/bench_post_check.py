@@ -3,14 +3,18 @@ value-by-value check, in one run.
 
 Ours: ``check_group`` of one body (api/post_columns.py), the server's work from a post's bytes to
 its rows checked and each row's JSON made (for the post log, the GET memory and the WebSocket).
-A JSON body takes msgspec's one pass (posted_json.py), an Arrow body its columns checked one by
+A JSON body takes the jitted scan (posted_scan.py), an Arrow body its columns checked one by
 one (posted_arrow.py ``by_columns``). Beside it, in the same run:
+
+- "msgspec's pass": the same with the scan turned off, so the JSON body is decoded by msgspec into
+  one Struct a row, and each row's JSON encoded from it (posted_json.py: the way before the scan,
+  and still the way of a body outside the scan's subset);
 
 - "Arrow converted": the same with the column check turned off, so the Arrow body's table is
   converted by msgspec row dict by row dict (its way before ``by_columns``, and still the way of a
   table whose columns are not of GET's types);
 
-- "value by value": the same ``check_group`` with the one-pass decoders turned off, so every body
+- "value by value": the same ``check_group`` with the scan and the one-pass decoders turned off, so every body
   goes through ``check_rows`` (for Arrow: ``check_arrow_batch``), the path every Arrow body took
   before posted_arrow.py and every body its pass refuses still takes;
 - pydantic: a model of the table's columns (the same bounds, labels, canonical UUIDs and defaults,
@@ -43,6 +47,7 @@ from workbench.api.opportunity_rows import REQUIRED, TABLE, enum_pairs, int_rang
 from workbench.api.post_columns import check_group
 from workbench.store import schema as S
 
+MSGSPEC = "msgspec's pass, JSON"
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 
 
@@ -116,9 +121,14 @@ def turned_off(fn, module, names: tuple[str, ...], off):
     return call
 
 
+def msgspec_pass(fn):
+    """``fn`` with the scan turned off: a JSON body through msgspec's one pass."""
+    return turned_off(fn, post_columns, ("scan",), lambda body: None)
+
+
 def value_by_value(fn):
-    """``fn`` with the one-pass decoders turned off: every body through ``check_rows``."""
-    return turned_off(fn, post_columns, ("decode_rows", "decode_arrow"), lambda body: None)
+    """``fn`` with the scan and the one-pass decoders turned off: every body through ``check_rows``."""
+    return turned_off(fn, post_columns, ("scan", "decode_rows", "decode_arrow"), lambda body: None)
 
 
 def converted(fn):
@@ -141,10 +151,11 @@ def main() -> None:
         js, ab = orjson.dumps(batch), arrow_body(batch)
         number = a.number or max(1, 4000 // n)
         ours_json, ours_arrow = (lambda: check_group([(js, False)])), (lambda: check_group([(ab, True)]))
-        assert ours_json().items == ours_arrow().items == value_by_value(ours_arrow)().items == \
-            converted(ours_arrow)().items
+        assert ours_json().items == msgspec_pass(ours_json)().items == ours_arrow().items == \
+            value_by_value(ours_arrow)().items == converted(ours_arrow)().items
         got = per_row({
             "ours JSON": ours_json,
+            MSGSPEC: msgspec_pass(ours_json),
             "ours Arrow": ours_arrow,
             "Arrow converted": converted(ours_arrow),
             "value by value, JSON": value_by_value(ours_json),
@@ -154,12 +165,13 @@ def main() -> None:
                 pa.ipc.open_stream(ab).read_all().to_pylist())],
         }, n, a.repeat, number)
         out.append((f"{n:,}", f"{len(js):,} / {len(ab):,}", *(f"{v:.2f}" for v in got.values()),
+                    f"{got[MSGSPEC] / got['ours JSON']:.1f}x",
                     f"{got['Arrow converted'] / got['ours Arrow']:.1f}x",
                     f"{got['value by value, Arrow'] / got['ours Arrow']:.1f}x",
                     f"{got['pydantic JSON'] / got['ours JSON']:.1f}x / {got['pydantic Arrow'] / got['ours Arrow']:.1f}x"))
         print(f"# {n:,} rows done", flush=True)
     table("a posted body checked, µs a row (median)", out,
-          ("rows", "bytes JSON / Arrow", *got, "Arrow: converted / ours", "Arrow: value by value / ours",
+          ("rows", "bytes JSON / Arrow", *got, "JSON: msgspec's pass / ours", "Arrow: converted / ours", "Arrow: value by value / ours",
            "pydantic / ours (JSON / Arrow)"))
 
 

@@ -21,9 +21,9 @@ import pytest
 import msgspec
 
 from workbench.api.opportunity_rows import RowError, check_batch
-from workbench.api import posted_json
+from workbench.api import post_columns, posted_json
 from workbench.api.frames import dict_items
-from workbench.api.post_columns import NAMES, check_group, store_table
+from workbench.api.post_columns import NAMES, check_group, joined_groups, store_table
 from workbench.api.posted_json import NAN_NAMES, decode_rows, posted_items, row_dicts
 from workbench.api.seen_ids import SeenIds, id_array
 from workbench.errors import StoreError
@@ -39,10 +39,13 @@ def _no_window(monkeypatch):
     monkeypatch.setattr(posted_json, "parsed_first_until", 0.0)
 
 
-@pytest.fixture(params=["one pass", "parsed first", "in pieces"])
+@pytest.fixture(params=["scanned", "one pass", "parsed first", "in pieces"])
 def decoder(request, monkeypatch):
-    """Each body decoded by msgspec's one pass, parsed by orjson first (a window open), or cut into
+    """Each body scanned (posted_scan.py: msgspec's pass for a body outside its subset), or, the scan
+    turned off, decoded by msgspec's one pass, parsed by orjson first (a window open), or cut into
     pieces of one row each."""
+    if request.param != "scanned":
+        monkeypatch.setattr(post_columns, "scan", lambda body: None)
     if request.param == "parsed first":
         monkeypatch.setattr(posted_json, "parsed_first_until", math.inf)
     elif request.param == "in pieces":
@@ -485,7 +488,7 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
             t += 0 if one_time else random.randrange(1, 1000)
             rows.append(_full(timestamp_ns=t))
         group = check_group([(orjson.dumps(rows), False)])
-        p = posted_rows(group.rows, group.items)
+        p = posted_rows(group)
         assert [_values(r) for r in row_dicts(p.items)] == [_values(check_batch(orjson.dumps([r])).rows[0]) for r in rows]
         assert p.times == [r["timestamp_ns"] for r in rows] and p.ids == [r["opportunity_id"] for r in rows]
         assert p.types == {"sandwich": 7} and p.times_ns.tolist() == [r["timestamp_ns"] for r in rows]
@@ -505,12 +508,12 @@ def test_posted_groups_enter_memory_and_the_index_in_key_order(one_time):
     assert mem.add_posted(p.items, p.ids, p.times, row_dicts) == len(gone)  # the ids held: left out
     at = next(i for i, oid in enumerate(p.ids) if oid in mem.rows)
     g = check_group([(orjson.dumps([_full(timestamp_ns=t + 1), _full(timestamp_ns=t + 2)]), False)])
-    fresh = posted_rows(g.rows, g.items)
-    both = posted_rows([group.rows[at], *g.rows], [p.items[at], *fresh.items])
+    fresh = posted_rows(g)
+    both = posted_rows(joined_groups([group.kept(np.arange(len(group.ids)) == at), g]))
     assert mem.add_posted(both.items, both.ids, both.times, row_dicts) == 2  # the held one left out
     assert [k[:2] for k in mem.keys][-2:] == sorted(zip(fresh.times, fresh.ids)) and len(mem.keys) == 50
     g = check_group([(orjson.dumps([_full(timestamp_ns=t + 3)]), False)])
-    known = posted_rows(g.rows, g.items)
+    known = posted_rows(g)
     assert mem.add_posted(known.items, known.ids, known.times, row_dicts) == 1
     assert mem.row(known.ids[0])[1] == known.items[0] and len(mem.keys) == 50
     gc.collect()            # a posted batch held is one object the collector walks: its JSON is not tracked
@@ -538,7 +541,7 @@ def test_queued_posts_enter_memory_together_before_any_read():
             t += random.randrange(1, 1000)
             rows.append(_full(timestamp_ns=t))
         g = check_group([(orjson.dumps(rows), False)])
-        groups.append(posted_rows(g.rows, g.items))
+        groups.append(posted_rows(g))
     f = OpportunityFilter([])
     for k, p in enumerate(groups):
         version = mem.version
@@ -555,11 +558,11 @@ def test_queued_posts_enter_memory_together_before_any_read():
     assert mem.cached("page") == page                               # (not dropped by the settle)
     # a GET by id reads the queue in as well; past SETTLE_ROWS it goes in unread
     g = check_group([(orjson.dumps([_full(timestamp_ns=t + 1)]), False)])
-    one = posted_rows(g.rows, g.items)
+    one = posted_rows(g)
     mem.queue_posted(one.items, one.ids, one.times)
     assert mem.cached("page") is None and mem.row(one.ids[0])[1] == one.items[0]
     big = check_group([(orjson.dumps([_full(timestamp_ns=t + 2 + j) for j in range(R.SETTLE_ROWS)]), False)])
-    many = posted_rows(big.rows, big.items)
+    many = posted_rows(big)
     mem.queue_posted(many.items, many.ids, many.times)
     assert not mem._queued and [k[1] for k in mem.keys][-40:] == many.ids[-40:]
 

@@ -402,7 +402,7 @@ def test_memory_entries_leave_the_collector_and_a_batch_goes_with_its_last_row()
     groups = [_index_rows(10, 10 + k) for k in range(4)]
     for rows in groups:
         g = check_group([(orjson.dumps(rows), False)])
-        p = posted_rows(g.rows, g.items)
+        p = posted_rows(g)
         memory.add_posted(p.items, p.ids, p.times, row_dicts)
     assert len(memory) == 25
     gc.collect()

@@ -154,8 +154,8 @@ class GroupCommit:
             ids = group.ids[lo:hi] if every else [group.ids[lo + j] for j in np.flatnonzero(keep[lo:hi]).tolist()]
             answers.append((201 if ids else 200,
                             orjson.dumps({"inserted": len(ids), "duplicates": hi - lo - len(ids), "ids": ids})))
-        rows, items, ids = group.kept(keep)
-        return answers, (posted_rows(rows, items, ids) if rows else None), len(accepted)
+        kept = group.kept(keep)
+        return answers, (posted_rows(kept) if kept.ids else None), len(accepted)
 
     async def _store_and_answer(self, taken: list[tuple[list, CheckedGroup]]) -> None:
         group = [req for g, _ in taken for req in g]

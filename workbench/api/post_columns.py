@@ -33,7 +33,8 @@ from ..store import schema as S
 from .opportunity_rows import TABLE, PostedBatch, RowError, check_arrow_batch, check_rows, enum_pairs, json_name, \
     parse_batch
 from .posted_arrow import decode_arrow
-from .posted_json import NAN_NAMES, as_rows, decode_rows, posted_items, row_id
+from .posted_json import NAN_NAMES, as_rows, decode_items, decode_rows, posted_items, row_id
+from .posted_scan import scan
 
 
 @dataclass(frozen=True)
@@ -131,49 +132,85 @@ LOG_SETTINGS = {"precise_float_parsing": 1, "input_format_parallel_parsing": 0, 
 class CheckedGroup:
     """The accepted rows of a group of posts, in arrival order, and each request's share.
 
-    ``spans[k]`` is request k's rows ``[lo, hi)`` in ``ids`` / ``rows`` / ``items``, or the error
-    that refused it (RowError, or conform's StoreError)."""
+    ``spans[k]`` is request k's rows ``[lo, hi)`` in ``ids`` / ``items`` / ``times`` / ``types``, or
+    the error that refused it (RowError, or conform's StoreError). ``rows`` (posted_json.py
+    ``PostedRow``s) are decoded from ``items`` when first asked for (to make the store's table
+    without a post spool), unless the check made them."""
     ids: list[str]                          # canonical UUID text per row
-    rows: list                              # the rows (posted_json.py ``PostedRow``)
-    items: list[bytes]                      # each row's JSON (posted_json.py ``posted_items``)
+    items: list[bytes]                      # each row's JSON line (posted_json.py ``posted_items``, posted_scan.py)
+    times: list[int]                        # ``timestamp_ns`` per row
+    types: list[str]                        # the opportunity type's label per row
     spans: list = field(default_factory=list)
+    made: list | None = None                # the rows, when the check made them
 
-    def kept(self, keep: np.ndarray) -> tuple[list, list[bytes], list[str]]:
-        """The rows (and their JSON, and their ids) where ``keep`` is true."""
+    @property
+    def rows(self) -> list:
+        if self.made is None:
+            self.made = decode_items(self.items)
+        return self.made
+
+    def kept(self, keep: np.ndarray) -> CheckedGroup:
+        """The rows where ``keep`` is true (no spans)."""
         if keep.all():
-            return self.rows, self.items, self.ids
+            return self
         at = np.flatnonzero(keep).tolist()
-        return [self.rows[i] for i in at], [self.items[i] for i in at], [self.ids[i] for i in at]
+        return CheckedGroup([self.ids[i] for i in at], [self.items[i] for i in at], [self.times[i] for i in at],
+                            [self.types[i] for i in at], [],
+                            None if self.made is None else [self.made[i] for i in at])
+
+
+_times, _types = attrgetter("timestamp_ns"), attrgetter("type")
+
+
+def _of_rows(rows: list, spans: list) -> CheckedGroup:
+    return CheckedGroup(list(map(row_id, rows)), posted_items(rows), list(map(_times, rows)),
+                        list(map(_types, rows)), spans, rows)
 
 
 def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
     """Check a group of posted bodies ((body, is Arrow) each, in arrival order) and lay the accepted
-    rows out in that order. Runs on a worker thread, or on the loop for a small group."""
-    ids, rows, spans = [], [], []
+    rows out in that order. Runs on a worker thread, or on the loop for a small group.
+
+    A JSON body is scanned first (posted_scan.py: checked and made into its lines in one jitted pass);
+    one outside the scan's subset goes to msgspec's pass, and one that pass refuses to ``check_rows``."""
+    ids, items, times, types, spans = [], [], [], [], []
+    rows: list | None = []              # (the rows, while every body's were made: none was scanned)
     for body, arrow in posts:
-        got = decode_arrow(body) if arrow else decode_rows(body)
-        if got is None:
+        got = None if arrow else scan(body)
+        if got is not None:
+            ids += got.ids
+            items += got.items
+            times += got.times
+            types += got.types
+            spans.append((len(ids) - len(got.ids), len(ids)))
+            rows = None
+            continue
+        made = decode_arrow(body) if arrow else decode_rows(body)
+        if made is None:
             try:
                 b: PostedBatch = check_arrow_batch(body) if arrow else check_rows(parse_batch(body))
             except (RowError, StoreError) as e:      # conform's StoreError names the column too
                 spans.append(e)
                 continue
-            got = as_rows(b.rows)
+            made = as_rows(b.rows)
         lo = len(ids)
-        ids += map(row_id, got)
-        rows += got
+        ids += map(row_id, made)
+        items += posted_items(made)
+        times += map(_times, made)
+        types += map(_types, made)
         spans.append((lo, len(ids)))
-    return CheckedGroup(ids, rows, posted_items(rows), spans)
+        if rows is not None:
+            rows += made
+    return CheckedGroup(ids, items, times, types, spans, rows)
 
 
 def checked_group_of(batches: list[PostedBatch]) -> CheckedGroup:
     """Batches already checked (``check_rows``) as one group, in order."""
-    ids, rows, spans = [], [], []
+    rows, spans = [], []
     for b in batches:
-        spans.append((len(ids), len(ids) + len(b.ids)))
-        ids += b.ids
+        spans.append((len(rows), len(rows) + len(b.ids)))
         rows += as_rows(b.rows)
-    return CheckedGroup(ids, rows, posted_items(rows), spans)
+    return _of_rows(rows, spans)
 
 
 def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:
@@ -181,11 +218,14 @@ def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:
     span moved by the rows before its group."""
     if len(groups) == 1:
         return groups[0]
-    ids, rows, items, spans = [], [], [], []
+    ids, items, times, types, spans = [], [], [], [], []
+    rows: list | None = []
     for g in groups:
         at = len(ids)
         spans += [s if isinstance(s, Exception) else (s[0] + at, s[1] + at) for s in g.spans]
         ids += g.ids
-        rows += g.rows
         items += g.items
-    return CheckedGroup(ids, rows, items, spans)
+        times += g.times
+        types += g.types
+        rows = None if rows is None or g.made is None else rows + g.made
+    return CheckedGroup(ids, items, times, types, spans, rows)

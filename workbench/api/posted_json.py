@@ -249,6 +249,16 @@ def as_rows(dicts: list[dict]) -> list:
     return msgspec.convert(dicts, list[PostedRow])
 
 
+def encoded_default(value) -> bytes:
+    """A column's DEFAULT as a row's JSON holds it (posted_scan.py writes it for a field left out)."""
+    return _ENCODER.encode(value)
+
+
+def decode_items(items: list[bytes]) -> list:
+    """Rows' JSON (``posted_items``'s, or posted_scan.py's lines) as ``PostedRow``s again."""
+    return _LINES.decode_lines(b"\n".join(items)) if items else []
+
+
 def posted_items(rows: list) -> list[bytes]:
     """Each row's JSON. One msgspec call a row: one call for the whole list, cut between the rows as
     frames.py ``dict_items`` cuts orjson's, cost half as much again, in the cut."""

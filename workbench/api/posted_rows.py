@@ -14,15 +14,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from operator import attrgetter
 
 import numpy as np
 
-from .posted_json import row_id
 from .seq_index import canonical_uuid_bytes
-
-_times, _types = attrgetter("timestamp_ns"), attrgetter("type")
-
 
 @dataclass
 class PostedRows:
@@ -37,11 +32,8 @@ class PostedRows:
         return len(self.items)
 
 
-def posted_rows(rows: list, items: list[bytes], ids: list[str] | None = None) -> PostedRows:
-    """``rows`` (posted_json.py ``PostedRow``s, distinct ids) and their JSON, made ready; ``ids``: theirs,
-    when the caller has them (the check's)."""
-    if ids is None:
-        ids = list(map(row_id, rows))
-    times = list(map(_times, rows))
-    return PostedRows(items, ids, times, np.array(times, np.int64), canonical_uuid_bytes(ids),
-                      Counter(map(_types, rows)))
+def posted_rows(group) -> PostedRows:
+    """A checked group's rows (post_columns.py ``CheckedGroup``: distinct ids), made ready."""
+    times = group.times
+    return PostedRows(group.items, group.ids, times, np.array(times, np.int64), canonical_uuid_bytes(group.ids),
+                      Counter(group.types))

@@ -35,6 +35,7 @@ from .defaults import DEFAULT_HOST, DEFAULT_OUT_DIR, DEFAULT_PORT
 from .engine_placement import EnginePlacement, check_cpu
 from .engine_batches import EngineBatch, engine_batch, joined, preparer
 from .fast_post import warm_up as answers_warm_up
+from .posted_scan import warm_up as scan_warm_up
 from .id_entries import warm_up as entries_warm_up
 from .json_rows import warm_up as json_warm_up
 from .loop_priority import raise_loop
@@ -145,6 +146,7 @@ class Service:
         await anyio.to_thread.run_sync(lambda: None)
         await asyncio.to_thread(entries_warm_up)   # the GET memory's id map kernels, before any row enters it
         await asyncio.to_thread(answers_warm_up)   # the posts' answer timer, before the first post
+        await asyncio.to_thread(scan_warm_up)      # the posted bodies' scan, likewise
         if self.options.loop_rt:
             grant = raise_loop(getattr(self.options.settings, "live_fifo_priority", FIFO_PRIORITY_DEFAULT))
             self.loop_policy = str(grant)

@@ -269,7 +269,7 @@ class StoreAccess:
                 every = keep.all()              # (the usual group: every row new, nothing to pick out)
                 if keep.any():                  # (a group of empty posts: nothing to log, no ids read yet)
                     # one write, so a failure spools nothing of the group
-                    self._post_spool.append(group.items if every else group.kept(keep)[1])
+                    self._post_spool.append(group.kept(keep).items)
                     # (grown on the spool's thread: this may run on the loop)
                     self._seen.add(ids if every else ids[keep], grow=False)
                 return keep
@@ -277,7 +277,7 @@ class StoreAccess:
             ids, keep = self._new_rows(group)
             if keep.any():
                 # one statement, so a failure writes nothing of the group
-                self.writer.insert_arrow(TABLE, store_table(group.kept(keep)[0]))
+                self.writer.insert_arrow(TABLE, store_table(group.kept(keep).rows))
                 self._post_inserts += 1
                 if self._seen is not None:
                     self._seen.add(ids[keep])
