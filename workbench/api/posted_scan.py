@@ -150,10 +150,10 @@ def _same(b, s, e, flat, lo, hi):
     if e - s != hi - lo:
         return False
     us, ul = np.uint64(s), np.uint64(lo)
-    for k in range(np.uint64(e - s)):
-        if b[us + k] != flat[ul + k]:
-            return False
-    return True
+    differ = 0
+    for k in range(np.uint64(e - s)):       # (no early exit: the loop is vectorised)
+        differ |= b[us + k] ^ flat[ul + k]
+    return differ == 0
 
 
 @njit(cache=True, nogil=True, inline="always")
