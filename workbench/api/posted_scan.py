@@ -104,6 +104,7 @@ TEXT_, SPEC, LABEL_OFFS, CONSTS, ROW_BYTES_MIN, TYPE_LABELS = _table()
 # (several times slower: benchmarks/bench_post_check.py times the whole pass). A uint64 mixed with an
 # int64 makes a float in numba, so every constant they add is a uint64 (``_1``).
 _0, _1 = np.uint64(0), np.uint64(1)
+MORE, CLOSED = 1, 2             # _after_item: another item follows; the list or object ends
 _CHUNK = np.uint64(16)
 
 
@@ -246,13 +247,30 @@ def _uuid(b, s, e):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _after_item(b, i, n, close):
+    """What follows an item that ends at ``i``: (the next item's start, MORE) past a comma, (the index
+    past ``close``, CLOSED), or (i, 0) for anything else; and whether whitespace was skipped."""
+    j = _ws(b, i, n)
+    spaced = j != i
+    if j >= n:
+        return j, 0, spaced
+    c = b[np.uint64(j)]
+    if c == close:
+        return j + 1, CLOSED, spaced
+    if c != _COMMA:
+        return j, 0, spaced
+    k = _ws(b, j + 1, n)
+    return k, MORE, spaced or k != j + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _strings(b, i, n, spaced):
     """The end of a list of plain strings at ``b[i]``; -1 when it is not one. ``spaced[0]`` is set
     when it holds whitespace."""
     if i >= n or b[np.uint64(i)] != _LBRACKET:
         return -1
     j = _ws(b, i + 1, n)
-    gaps = j - i - 1
+    gaps = j != i + 1
     if j < n and b[np.uint64(j)] == _RBRACKET:
         spaced[0] = gaps
         return j + 1
@@ -260,18 +278,13 @@ def _strings(b, i, n, spaced):
         j = _plain_string(b, j, n)
         if j < 0:
             return -1
-        i = _ws(b, j, n)
-        gaps += i - j
-        if i >= n:
-            return -1
-        c = b[np.uint64(i)]
-        if c == _RBRACKET:
+        j, state, more_gaps = _after_item(b, j, n, _RBRACKET)
+        gaps = gaps or more_gaps
+        if state == CLOSED:
             spaced[0] = gaps
-            return i + 1
-        if c != _COMMA:
+            return j
+        if state != MORE:
             return -1
-        j = _ws(b, i + 1, n)
-        gaps += j - i - 1
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -419,20 +432,13 @@ def scan_body(b, text, spec, label_offs, consts, out, info):
                     ends[c] = i
                     expect = c + 1
                     size += i - s
-                    j = _ws(b, i, n)
-                    if j != i:
+                    i, state, spaced = _after_item(b, i, n, _RBRACE)
+                    if spaced:
                         canon = False
-                    i = j
-                    if i >= n:
-                        return FALLBACK
-                    if b[i] == _RBRACE:
-                        i += 1
+                    if state == CLOSED:
                         break
-                    if b[i] != _COMMA:
+                    if state != MORE:
                         return FALLBACK
-                    i = _ws(b, i + 1, n)
-                    if b[i - 1] != _COMMA:
-                        canon = False
             if o + size + row_extra > len(out):
                 return OUT_FULL
             if canon and expect == ncol:        # every field, in order, as the line writes it: the row itself
@@ -467,15 +473,11 @@ def scan_body(b, text, spec, label_offs, consts, out, info):
             info[rows, ROW_TIME] = code[time_col]
             info[rows, ROW_TYPE] = code[type_col]
             rows += 1
-            i = _ws(b, i, n)
-            if i >= n:
-                return FALLBACK
-            if b[i] == _RBRACKET:
-                i += 1
+            i, state, _ = _after_item(b, i, n, _RBRACKET)
+            if state == CLOSED:
                 break
-            if b[i] != _COMMA:
+            if state != MORE:
                 return FALLBACK
-            i = _ws(b, i + 1, n)
     if wrapped:
         i = _ws(b, i, n)
         if i >= n or b[i] != _RBRACE:
