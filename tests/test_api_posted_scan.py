@@ -9,6 +9,7 @@ import json
 import random
 import uuid
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -183,3 +184,14 @@ def test_byte_edits_of_a_real_body_never_make_the_scan_take_what_msgspec_would_n
         else:
             del body[at]
     _same_as_msgspec(bytes(body))
+
+
+def test_a_group_of_scanned_and_decoded_bodies_gives_the_stores_rows_of_both():
+    scanned, huge = [_row() for _ in range(3)], [_row(profit=1e300)]       # 1e300: msgspec's pass
+    group = check_group([(orjson.dumps(scanned), False), (orjson.dumps(huge), False)])
+    assert group.made[:3] == [None] * 3 and group.made[3] is not None      # the pass's row kept as it made it
+    kept_row = group.made[3]
+    rows = group.rows
+    assert rows[3] is kept_row
+    assert [r.opportunity_id for r in rows] == [r["opportunity_id"] for r in scanned + huge]
+    assert list(map(msgspec.to_builtins, rows)) == list(map(msgspec.to_builtins, decode_rows(orjson.dumps(scanned + huge))))

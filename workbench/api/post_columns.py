@@ -1,10 +1,12 @@
 """Posted batches checked a group at a time, and the store's table made from checked rows.
 
 A POST of a few rows costs little to insert once posts share an insert (group_commit.py); what
-was left was the check. Here each JSON body of a group is decoded and checked in one C pass
+was left was the check. Here each JSON body of a group is scanned by one jitted pass (posted_scan.py)
+into its rows' JSON lines (for the post log, the GET memory and the WebSocket), with each row's id,
+time and type. A body outside the scan's subset is decoded and checked in one C pass
 (posted_json.py), and each Arrow body's table converted in one (posted_arrow.py), into rows
-(``PostedRow`` structs), whose JSON the GET memory and the WebSocket send is encoded once
-(``posted_items``). A body that pass refuses (a bad value, or a form it leaves to ``check_rows``,
+(``PostedRow`` structs), whose JSON is encoded once (``posted_items``). A body that pass refuses (a
+bad value, or a form it leaves to ``check_rows``,
 such as an upper-case UUID or an integer profit) is checked by ``check_rows``, value by value,
 which either names the first bad row and field (422, nothing of that request written) or accepts
 it with the same values as the fast pass would (as the same structs). The other requests of the
@@ -34,7 +36,7 @@ from .opportunity_rows import TABLE, PostedBatch, RowError, check_arrow_batch, c
     parse_batch
 from .posted_arrow import decode_arrow
 from .posted_json import NAN_NAMES, as_rows, decode_items, decode_rows, posted_items, row_id
-from .posted_scan import scan
+from .posted_scan import TIME_NAME, TYPE_NAME, scan
 
 
 @dataclass(frozen=True)
@@ -134,19 +136,22 @@ class CheckedGroup:
 
     ``spans[k]`` is request k's rows ``[lo, hi)`` in ``ids`` / ``items`` / ``times`` / ``types``, or
     the error that refused it (RowError, or conform's StoreError). ``rows`` (posted_json.py
-    ``PostedRow``s) are decoded from ``items`` when first asked for (to make the store's table
-    without a post spool), unless the check made them."""
+    ``PostedRow``s, for the store's table without a post spool) are those msgspec's pass made, and
+    the scanned rows' decoded from their lines when first asked for (floats below 10^288 there:
+    msgspec's fast path; a body of larger ones went to its pass, whose rows are kept)."""
     ids: list[str]                          # canonical UUID text per row
     items: list[bytes]                      # each row's JSON line (posted_json.py ``posted_items``, posted_scan.py)
     times: list[int]                        # ``timestamp_ns`` per row
     types: list[str]                        # the opportunity type's label per row
     spans: list = field(default_factory=list)
-    made: list | None = None                # the rows, when the check made them
+    made: list = field(default_factory=list)    # per row, its PostedRow, or None (scanned: not made yet)
 
     @property
     def rows(self) -> list:
-        if self.made is None:
-            self.made = decode_items(self.items)
+        missing = [i for i, r in enumerate(self.made) if r is None]
+        if missing:
+            for i, r in zip(missing, decode_items([self.items[i] for i in missing])):
+                self.made[i] = r
         return self.made
 
     def kept(self, keep: np.ndarray) -> CheckedGroup:
@@ -155,11 +160,10 @@ class CheckedGroup:
             return self
         at = np.flatnonzero(keep).tolist()
         return CheckedGroup([self.ids[i] for i in at], [self.items[i] for i in at], [self.times[i] for i in at],
-                            [self.types[i] for i in at], [],
-                            None if self.made is None else [self.made[i] for i in at])
+                            [self.types[i] for i in at], [], [self.made[i] for i in at])
 
 
-_times, _types = attrgetter("timestamp_ns"), attrgetter("type")
+_times, _types = attrgetter(TIME_NAME), attrgetter(TYPE_NAME)
 
 
 def _of_rows(rows: list, spans: list) -> CheckedGroup:
@@ -173,8 +177,7 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
 
     A JSON body is scanned first (posted_scan.py: checked and made into its lines in one jitted pass);
     one outside the scan's subset goes to msgspec's pass, and one that pass refuses to ``check_rows``."""
-    ids, items, times, types, spans = [], [], [], [], []
-    rows: list | None = []              # (the rows, while every body's were made: none was scanned)
+    ids, items, times, types, spans, rows = [], [], [], [], [], []
     for body, arrow in posts:
         got = None if arrow else scan(body)
         if got is not None:
@@ -182,8 +185,8 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
             items += got.items
             times += got.times
             types += got.types
+            rows += [None] * len(got.ids)
             spans.append((len(ids) - len(got.ids), len(ids)))
-            rows = None
             continue
         made = decode_arrow(body) if arrow else decode_rows(body)
         if made is None:
@@ -198,9 +201,8 @@ def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
         items += posted_items(made)
         times += map(_times, made)
         types += map(_types, made)
+        rows += made
         spans.append((lo, len(ids)))
-        if rows is not None:
-            rows += made
     return CheckedGroup(ids, items, times, types, spans, rows)
 
 
@@ -218,8 +220,7 @@ def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:
     span moved by the rows before its group."""
     if len(groups) == 1:
         return groups[0]
-    ids, items, times, types, spans = [], [], [], [], []
-    rows: list | None = []
+    ids, items, times, types, spans, rows = [], [], [], [], [], []
     for g in groups:
         at = len(ids)
         spans += [s if isinstance(s, Exception) else (s[0] + at, s[1] + at) for s in g.spans]
@@ -227,5 +228,5 @@ def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:
         items += g.items
         times += g.times
         types += g.types
-        rows = None if rows is None or g.made is None else rows + g.made
+        rows += g.made
     return CheckedGroup(ids, items, times, types, spans, rows)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .seq_index import canonical_uuid_bytes
 
+
 @dataclass
 class PostedRows:
     items: list[bytes]          # each row's JSON (posted_json.py ``posted_items``), in row order

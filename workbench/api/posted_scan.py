@@ -30,7 +30,7 @@ from ..store import schema as S
 from .opportunity_rows import BATCH_ROWS_MAX, ID, REQUIRED, TABLE, json_name, literal_default
 from .posted_json import ENUM, FLOAT, INT, NAN_FLOAT, TEXT, TEXTS, TIME, UUID, UUID_TEXT, encoded_default, field_kind
 
-_TIME_NAME, _TYPE_NAME = "timestamp_ns", "type"
+TIME_NAME, TYPE_NAME = "timestamp_ns", "type"   # the fields read out of every row besides its id
 DIGITS_MAX = 19                 # an integer of at most this many digits fits uint64 (a time in ns has 19)
 # a float column's number below 10^288 only: finite, and read by msgspec's fast path when its line is
 # decoded again (decode_items); msgspec reads larger ones by a path a thousand times slower
@@ -90,10 +90,10 @@ def _table():
             shortest = {UUID: 38, ENUM: 2 + min(map(len, labels), default=0), TEXT: 2, TEXTS: 2}.get(kind, 1)
             row_min += prefix[1] - prefix[0] + shortest + 1
     # (label_offs: each label's start, then after a column's labels the end of its last)
-    consts = (names.index(ID), names.index(_TIME_NAME), names.index(_TYPE_NAME), row_extra)
+    consts = (names.index(ID), names.index(TIME_NAME), names.index(TYPE_NAME), row_extra)
     return (np.frombuffer(bytes(text), np.uint8).copy(), np.array(spec, np.int64),
             np.array(label_offs, np.int64), np.array(consts, np.int64), row_min,
-            tuple(field_kind(cols[names.index(_TYPE_NAME)])[1]))
+            tuple(field_kind(cols[names.index(TYPE_NAME)])[1]))
 
 
 TEXT_, SPEC, LABEL_OFFS, CONSTS, ROW_BYTES_MIN, TYPE_LABELS = _table()
