@@ -173,46 +173,32 @@ def _of_rows(rows: list, spans: list) -> CheckedGroup:
 
 def check_group(posts: list[tuple[bytes, bool]]) -> CheckedGroup:
     """Check a group of posted bodies ((body, is Arrow) each, in arrival order) and lay the accepted
-    rows out in that order. Runs on a worker thread, or on the loop for a small group.
+    rows out in that order. Runs on a worker thread, or on the loop for a small group."""
+    return joined_groups([_checked_body(body, arrow) for body, arrow in posts])
+
+
+def _checked_body(body: bytes, arrow: bool) -> CheckedGroup:
+    """One posted body's rows as a group of one request (its span, or the error that refused it).
 
     A JSON body is scanned first (posted_scan.py: checked and made into its lines in one jitted pass);
     one outside the scan's subset goes to msgspec's pass, and one that pass refuses to ``check_rows``."""
-    ids, items, times, types, spans, rows = [], [], [], [], [], []
-    for body, arrow in posts:
-        got = None if arrow else scan(body)
-        if got is not None:
-            ids += got.ids
-            items += got.items
-            times += got.times
-            types += got.types
-            rows += [None] * len(got.ids)
-            spans.append((len(ids) - len(got.ids), len(ids)))
-            continue
-        made = decode_arrow(body) if arrow else decode_rows(body)
-        if made is None:
-            try:
-                b: PostedBatch = check_arrow_batch(body) if arrow else check_rows(parse_batch(body))
-            except (RowError, StoreError) as e:      # conform's StoreError names the column too
-                spans.append(e)
-                continue
-            made = as_rows(b.rows)
-        lo = len(ids)
-        ids += map(row_id, made)
-        items += posted_items(made)
-        times += map(_times, made)
-        types += map(_types, made)
-        rows += made
-        spans.append((lo, len(ids)))
-    return CheckedGroup(ids, items, times, types, spans, rows)
+    got = None if arrow else scan(body)
+    if got is not None:
+        n = len(got.ids)
+        return CheckedGroup(got.ids, got.items, got.times, got.types, [(0, n)], [None] * n)
+    made = decode_arrow(body) if arrow else decode_rows(body)
+    if made is None:
+        try:
+            b: PostedBatch = check_arrow_batch(body) if arrow else check_rows(parse_batch(body))
+        except (RowError, StoreError) as e:      # conform's StoreError names the column too
+            return CheckedGroup([], [], [], [], [e], [])
+        made = as_rows(b.rows)
+    return _of_rows(made, [(0, len(made))])
 
 
 def checked_group_of(batches: list[PostedBatch]) -> CheckedGroup:
     """Batches already checked (``check_rows``) as one group, in order."""
-    rows, spans = [], []
-    for b in batches:
-        spans.append((len(rows), len(rows) + len(b.ids)))
-        rows += as_rows(b.rows)
-    return _of_rows(rows, spans)
+    return joined_groups([_of_rows(as_rows(b.rows), [(0, len(b.ids))]) for b in batches])
 
 
 def joined_groups(groups: list[CheckedGroup]) -> CheckedGroup:
