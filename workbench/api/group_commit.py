@@ -145,7 +145,7 @@ class GroupCommit:
         except Exception as e:          # noqa: BLE001 - every request that reached the insert gets it
             return [(422, refusal(s)) if isinstance(s, Exception) else e for s in group.spans], None, 0
         answers = []
-        every = bool(keep.all())            # (the usual group: no duplicate, no per-request mask)
+        every = np.count_nonzero(keep) == keep.size     # (the usual group: no duplicate, no per-request mask)
         for span in group.spans:
             if isinstance(span, Exception):
                 answers.append((422, refusal(span)))

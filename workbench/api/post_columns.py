@@ -156,7 +156,7 @@ class CheckedGroup:
 
     def kept(self, keep: np.ndarray) -> CheckedGroup:
         """The rows where ``keep`` is true (no spans)."""
-        if keep.all():
+        if np.count_nonzero(keep) == keep.size:        # (ndarray.all costs several times as much)
             return self
         at = np.flatnonzero(keep).tolist()
         return CheckedGroup([self.ids[i] for i in at], [self.items[i] for i in at], [self.times[i] for i in at],

@@ -271,7 +271,7 @@ class RecentOpportunities:
         times of its rows to take, and their places in the batch (None: all, in order); None when
         none is new. An id held already, or met earlier in ``ids``, is left out (rare for posts)."""
         fresh = self.rows.add_new(ids, self._next_batch << ROW_BITS)
-        if fresh.all():
+        if np.count_nonzero(fresh) == fresh.size:
             return ids, times, None
         at = np.flatnonzero(fresh).tolist()
         if not at:
