@@ -35,7 +35,7 @@ Ours also prints the server process's share of the latency (``ws_frame_ns`` in /
 the engine's hand-off to each live frame's write on a client's socket, over the whole run), so that
 what the clients' reading adds shows apart.
 
-    python benchmarks/bench_ws.py [--packets 300000] [--clients 10,100] [--repeat 1] [--rt] [--engine-cpu N]
+    python benchmarks/bench_ws.py [--packets N] [--clients 10,100] [--repeat 1] [--rt] [--engine-cpu N]
 """
 
 from __future__ import annotations
@@ -61,6 +61,13 @@ CHANNELS_ENV = "BENCH_WS_CHANNELS"   # --channels, handed to the client processe
 CHANNELS = os.environ.get(CHANNELS_ENV, "opportunities,transactions").split(",")
 OPP_FORMAT_ENV = "BENCH_WS_OPP_FORMAT"   # --opportunities-format, handed to the client processes
 CLIENT_PROCS = 2                # client processes (the machine's cores)
+# the capture at top speed: about a second of the engine's work, long enough for a round's ratio to the
+# plain replay to hold still (a fifth of it left single rounds far apart: docs/serve-performance.md,
+# session 36)
+TOP_SPEED_PACKETS = 1_500_000
+# paced: at --speed 50 seconds of the capture's time, frames enough for a p99, and a run well within
+# a client's budget (CLIENT_BUDGET_S)
+PACED_PACKETS = 300_000
 IDLE_END_S = 30.0               # a client that has had frames and then nothing this long gives up
 DONE_IDLE_S = 1.0               # after the run is done and its items are in: a last wait for stragglers
 CLIENT_BUDGET_S = 120.0         # a client gives up after this long in any case
@@ -449,7 +456,9 @@ def loads(runs: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--packets", type=int, default=300_000, help="packets of the unique-transactions capture")
+    ap.add_argument("--packets", type=int, default=None,
+                    help=f"packets of the unique-transactions capture (default: {TOP_SPEED_PACKETS:,} at top speed, "
+                         f"{PACED_PACKETS:,} paced)")
     ap.add_argument("--clients", default="10,100", help="numbers of subscribed clients, comma-separated")
     ap.add_argument("--repeat", type=int, default=1, help="runs per client count (figures: their medians)")
     ap.add_argument("--speed", type=float, default=None,
@@ -486,7 +495,8 @@ def main() -> None:
     os.environ[CHANNELS_ENV] = ",".join(CHANNELS)          # the client processes subscribe alike
     os.environ[OPP_FORMAT_ENV] = a.opportunities_format
     from unique_capture import unique_capture
-    capture = unique_capture(a.packets, base=REPO / "captures" / "market.pcapng")
+    packets = a.packets or (PACED_PACKETS if a.speed else TOP_SPEED_PACKETS)
+    capture = unique_capture(packets, base=REPO / "captures" / "market.pcapng")
     market = capture.with_name(capture.name + ".market")
     counts = [int(c) for c in a.clients.split(",")]
     med = lambda xs: statistics.median(xs)                                  # noqa: E731
