@@ -65,8 +65,8 @@ CLIENT_PROCS = 2                # client processes (the machine's cores)
 # plain replay to hold still (a fifth of it left single rounds far apart: docs/serve-performance.md,
 # session 36)
 TOP_SPEED_PACKETS = 1_500_000
-# paced: at --speed 50 seconds of the capture's time, frames enough for a p99, and a run well within
-# a client's budget (CLIENT_BUDGET_S)
+# paced: at --speed 50 a run of a few seconds, frames enough for a p99, well within a client's budget
+# (CLIENT_BUDGET_S)
 PACED_PACKETS = 300_000
 IDLE_END_S = 30.0               # a client that has had frames and then nothing this long gives up
 DONE_IDLE_S = 1.0               # after the run is done and its items are in: a last wait for stragglers
